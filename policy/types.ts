@@ -1,0 +1,72 @@
+/**
+ * Shared vocabulary of policy/: who is asking (Principal), what they may do (ScopeGrant over API families), and what
+ * was decided (Decision). Pure types; the gateway maps requests onto them and knows nothing of how they are stored.
+ */
+
+/** API families a scope grant can name. Every S3 operation maps to exactly one of these in gateway/routes.ts. */
+export const FAMILIES = [
+  'object:read',
+  'object:write',
+  'object:delete',
+  'object:list',
+  'bucket:read',
+  'bucket:admin',
+  'tuples:read',
+  'tuples:write',
+  'check',
+  'watch',
+  'admin',
+] as const;
+
+/** One API family. */
+export type Family = (typeof FAMILIES)[number];
+
+/** A grant: these families on this bucket (or every bucket of the tenant, `*`), optionally under a key prefix. */
+export interface ScopeGrant {
+  families: Family[];
+  bucket: string;
+  /** Key prefix the grant is limited to; absent or empty means the whole bucket. */
+  prefix?: string;
+}
+
+/** The layers a request passes, in order; a denial names the one that refused it. */
+export type DenialLayer =
+  | 'signature'
+  | 'credential'
+  | 'scope'
+  | 'tenant'
+  | 'reserved_namespace'
+  | 'relationship'
+  | 'caveat'
+  | 'capability';
+
+/** An authenticated caller. */
+export interface Principal {
+  tenant: string;
+  accessKeyId: string;
+  /** The subject relationship checks use, e.g. `user:amy` or `app:<accessKeyId>`. */
+  subject: string;
+  /** The bootstrap root credential: all families on all buckets of all tenants (the reserved prefix still applies). */
+  isRoot: boolean;
+  scopes: ScopeGrant[];
+}
+
+/** The outcome of one authorization question. */
+export type Decision = { allowed: true } | { allowed: false; layer: DenialLayer; reason: string };
+
+/** One line of the denial log. Never holds a secret or a signature. */
+export interface DenialRecord {
+  time: string;
+  requestId: string;
+  tenant?: string;
+  accessKeyId?: string;
+  subject?: string;
+  action: string;
+  bucket?: string;
+  key?: string;
+  copySource?: string;
+  layer: DenialLayer;
+  reason: string;
+  remoteAddress?: string;
+  userAgent?: string;
+}

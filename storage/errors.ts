@@ -1,0 +1,101 @@
+/**
+ * Neutral storage errors. Backends throw these (the upstream backend translates SDK exceptions into them); only
+ * gateway/ maps them to S3 error codes.
+ */
+
+/** Base class of every error a backend throws on purpose. */
+export class StorageError extends Error {
+  override name = 'StorageError';
+}
+
+/** The bucket does not exist. */
+export class NoSuchBucketError extends StorageError {
+  override name = 'NoSuchBucketError';
+}
+
+/** The bucket name is already taken. */
+export class BucketAlreadyExistsError extends StorageError {
+  override name = 'BucketAlreadyExistsError';
+}
+
+/** The bucket still holds objects or uploads. */
+export class BucketNotEmptyError extends StorageError {
+  override name = 'BucketNotEmptyError';
+}
+
+/** The key does not exist. */
+export class NoSuchKeyError extends StorageError {
+  override name = 'NoSuchKeyError';
+}
+
+/** The multipart upload does not exist (never did, completed or aborted). */
+export class NoSuchUploadError extends StorageError {
+  override name = 'NoSuchUploadError';
+}
+
+/** A part named in CompleteMultipartUpload is missing or its ETag does not match. */
+export class InvalidPartError extends StorageError {
+  override name = 'InvalidPartError';
+}
+
+/** Parts in CompleteMultipartUpload are not in ascending order. */
+export class InvalidPartOrderError extends StorageError {
+  override name = 'InvalidPartOrderError';
+}
+
+/** A part other than the last is smaller than MIN_PART_SIZE. */
+export class EntityTooSmallError extends StorageError {
+  override name = 'EntityTooSmallError';
+}
+
+/** The requested range cannot be satisfied; carries the object size for Content-Range. */
+export class InvalidRangeError extends StorageError {
+  override name = 'InvalidRangeError';
+  constructor(readonly size: number) {
+    super('The requested range is not satisfiable');
+  }
+}
+
+/** An If-Match / If-Unmodified-Since (or copy-source form) condition failed. */
+export class PreconditionFailedError extends StorageError {
+  override name = 'PreconditionFailedError';
+}
+
+/** An If-None-Match / If-Modified-Since condition says the client's copy is current (GET/HEAD only). */
+export class NotModifiedError extends StorageError {
+  override name = 'NotModifiedError';
+  constructor(readonly etag: string, readonly lastModified: Date) {
+    super('Not Modified');
+  }
+}
+
+/** The body's MD5 does not match Content-MD5. */
+export class BadDigestError extends StorageError {
+  override name = 'BadDigestError';
+}
+
+/** The body ended before (or ran past) its declared length. */
+export class IncompleteBodyError extends StorageError {
+  override name = 'IncompleteBodyError';
+}
+
+/** A request storage cannot honour as asked (for example a bad part number or range on a copy). */
+export class InvalidRequestError extends StorageError {
+  override name = 'InvalidRequestError';
+}
+
+/** The backing service is unreachable or failing; the client should retry after `retryAfterSeconds`. */
+export class ServiceUnavailableError extends StorageError {
+  override name = 'ServiceUnavailableError';
+  constructor(message: string, readonly retryAfterSeconds = 1) {
+    super(message);
+  }
+}
+
+/** The backing service is throttling; the client should slow down. */
+export class SlowDownError extends StorageError {
+  override name = 'SlowDownError';
+  constructor(message: string, readonly retryAfterSeconds = 1) {
+    super(message);
+  }
+}
