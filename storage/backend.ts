@@ -70,6 +70,11 @@ export interface BodyInput {
   size?: number;
   /** Content-MD5 as the raw 16-byte digest; a mismatch is BadDigestError and nothing is stored. */
   contentMd5?: Buffer;
+  /**
+   * The checksum the gateway verified (x-amz-checksum-* header or trailer), known only once the body has ended;
+   * storage calls it after the body is consumed and keeps the value with the object.
+   */
+  finalChecksum?: () => StoredChecksum | undefined;
 }
 
 export interface PutObjectInput extends BodyInput {

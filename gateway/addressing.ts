@@ -1,0 +1,67 @@
+/**
+ * Addressing: turns the request target into bucket and key, path-style or virtual-hosted-style. The key is the
+ * path decoded exactly once, as S3 does; nothing normalizes dot segments or slashes, so the key seen by policy is
+ * the key storage will store.
+ */
+import { S3Error, type S3ErrorCode } from './errors.ts';
+
+/** Longest key S3 accepts, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
+/** Where a request points. */
+export interface Target {
+  bucket: string;
+  key: string;
+  /** Path as received, still percent-encoded (what SigV4 signs). */
+  rawPath: string;
+  rawQuery: string;
+  query: URLSearchParams;
+}
+
+/** Decodes a path once; malformed escapes or bytes that are not UTF-8 are InvalidURI. */
+function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new S3Error('InvalidURI');
+  }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** The error a key deserves, or undefined when S3 would accept it. */
+export function keyError(key: string): { code: S3ErrorCode; message: string } | undefined {
+  if (key.length === 0) return { code: 'InvalidArgument', message: 'Object key must not be empty' };
+  if (Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) return { code: 'KeyTooLongError', message: 'Your key is too long' };
+  // Lone surrogates cannot be stored as UTF-8; decodeURIComponent already rejects them, XML bodies may not.
+  if (LONE_SURROGATE.test(key)) return { code: 'InvalidArgument', message: 'Object key is not valid UTF-8' };
+  return undefined;
+}
+
+/** Splits the request target (req.url) and Host into bucket, key and query. */
+export function resolveTarget(url: string, host: string | undefined, domain: string): Target {
+  const q = url.indexOf('?');
+  const rawPath = q >= 0 ? url.slice(0, q) : url;
+  const rawQuery = q >= 0 ? url.slice(q + 1) : '';
+  if (!rawPath.startsWith('/')) throw new S3Error('InvalidURI');
+  const query = new URLSearchParams(rawQuery);
+
+  let bucket = '';
+  let keyPath: string;
+  const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
+  if (domain && hostname.endsWith(`.${domain}`)) {
+    bucket = hostname.slice(0, -(domain.length + 1));
+    keyPath = rawPath.slice(1);
+  } else {
+    const rest = rawPath.slice(1);
+    const slash = rest.indexOf('/');
+    bucket = decodePath(slash >= 0 ? rest.slice(0, slash) : rest);
+    keyPath = slash >= 0 ? rest.slice(slash + 1) : '';
+  }
+  const key = decodePath(keyPath);
+  if (key !== '') {
+    const bad = keyError(key);
+    if (bad) throw new S3Error(bad.code, bad.message);
+  }
+  return { bucket, key, rawPath, rawQuery, query };
+}

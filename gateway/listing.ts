@@ -1,0 +1,97 @@
+/**
+ * The one listing filter every listing goes through (v1, v2, versions, uploads), for every backend: it pages the
+ * backend's ordered entries, keeps only what the caller may see, and resumes past hidden subtrees, so KeyCount,
+ * IsTruncated and the markers are computed over visible entries only and never leak a hidden name.
+ */
+import { S3Error } from './errors.ts';
+import type { ListingFilter } from './operation.ts';
+
+/** Largest page S3 returns. */
+export const MAX_LIST_KEYS = 1000;
+
+/** An entry of an ordered listing: an item (with the key it shows and the cursor it resumes from), or a prefix. */
+export type Listed<T> = { kind: 'prefix'; prefix: string } | { kind: 'item'; name: string; key: string; item: T };
+
+/** A page of raw backend entries after `cursor`. */
+export type PageFetcher<T> = (cursor: string | undefined, limit: number) => Promise<{ entries: Listed<T>[]; isTruncated: boolean }>;
+
+/** The visible page: at most maxKeys entries, and whether visible entries follow. */
+export interface VisiblePage<T> {
+  entries: Listed<T>[];
+  isTruncated: boolean;
+}
+
+/** The name an entry sorts by. */
+export function nameOf<T>(e: Listed<T>): string {
+  return e.kind === 'prefix' ? e.prefix : e.name;
+}
+
+/** Parses max-keys (and its cousins); S3 caps at 1000 and refuses what is not a non-negative integer. */
+export function parseMaxKeys(value: string | null, argument = 'max-keys'): number {
+  if (value === null) return MAX_LIST_KEYS;
+  if (!/^\d+$/.test(value)) {
+    throw new S3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', {
+      fields: { ArgumentName: argument, ArgumentValue: value },
+    });
+  }
+  return Math.min(Number(value), MAX_LIST_KEYS);
+}
+
+/**
+ * Collects up to maxKeys visible entries after startAfter. One entry beyond maxKeys is looked for, so IsTruncated
+ * is true only when something visible follows.
+ */
+export async function listVisible<T>(opts: {
+  fetch: PageFetcher<T>;
+  filter: ListingFilter;
+  probe: (prefix: string) => Promise<boolean>;
+  startAfter?: string;
+  maxKeys: number;
+}): Promise<VisiblePage<T>> {
+  const { fetch, filter, probe, maxKeys } = opts;
+  const wanted = maxKeys + 1;
+  const out: Listed<T>[] = [];
+  let cursor = opts.startAfter;
+  let exhausted = false;
+  while (out.length < wanted && !exhausted) {
+    // Ask for more than needed: filtered listings would otherwise crawl one small page at a time.
+    const page = await fetch(cursor, Math.min(MAX_LIST_KEYS, Math.max(wanted - out.length, 100)));
+    exhausted = !page.isTruncated;
+    for (const entry of page.entries) {
+      const name = nameOf(entry);
+      cursor = name;
+      const visible =
+        entry.kind === 'prefix' ? await filter.prefixVisible(entry.prefix, probe) : filter.keyVisible(entry.key);
+      if (visible) {
+        out.push(entry);
+        if (out.length === wanted) break;
+        continue;
+      }
+      const skip = filter.skipPast(entry.kind === 'prefix' ? entry.prefix : entry.key);
+      if (skip !== undefined && skip > name) {
+        cursor = skip;
+        exhausted = false;
+        break;
+      }
+    }
+    if (page.entries.length === 0) exhausted = true;
+  }
+  return { entries: out.slice(0, maxKeys), isTruncated: out.length > maxKeys };
+}
+
+/** S3's encoding-type=url: percent-encode names, keeping '/' readable. */
+export function urlEncodeName(name: string): string {
+  return encodeURIComponent(name).replace(/%2F/g, '/');
+}
+
+/** Validates encoding-type: only `url` exists. */
+export function encodingOf(query: URLSearchParams): ((s: string) => string) | undefined {
+  const v = query.get('encoding-type');
+  if (v === null) return undefined;
+  if (v.toLowerCase() !== 'url') {
+    throw new S3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', {
+      fields: { ArgumentName: 'encoding-type', ArgumentValue: v },
+    });
+  }
+  return urlEncodeName;
+}

@@ -1,0 +1,81 @@
+/**
+ * What an S3 operation sees and returns. Operations are small functions from an OpContext to an OpResult; the
+ * responder writes the result (XML string, buffer or stream) and the error middleware renders what they throw.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Family, Principal } from '../policy/types.ts';
+import type { Backend, StoredChecksum } from '../storage/backend.ts';
+import type { GatewayConfig } from './config.ts';
+import type { HeaderMap } from './s3-headers.ts';
+import { xmlDocument } from './xml.ts';
+
+/** What an operation answers: status (200 by default), headers and an optional body. */
+export interface OpResult {
+  status?: number;
+  headers?: HeaderMap;
+  body?: string | Buffer | Readable;
+}
+
+/** The per-request authorizer operations consult for decisions that depend on data (per key, per listing). */
+export interface Access {
+  /** Throws AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key. */
+  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string }): void;
+  /** The same decision without throwing, for per-key results (DeleteObjects); a denial line is written. */
+  allows(family: Family, bucket: string, key: string): boolean;
+  /** Which listing entries the caller may see under `prefix`; throws AccessDenied when it may see none. */
+  listing(bucket: string, prefix: string): ListingFilter;
+  /** Buckets the caller may learn the names of. */
+  visibleBuckets(names: string[]): string[];
+  /** Records a new bucket as the caller's tenant's (CreateBucket) or forgets it (DeleteBucket). */
+  bucketCreated(bucket: string): void;
+  bucketDeleted(bucket: string): void;
+  /** Whether the bucket already belongs to the caller's tenant (BucketAlreadyOwnedByYou vs BucketAlreadyExists). */
+  ownsBucket(bucket: string): boolean;
+}
+
+/** Decides visibility of listing entries; a seek hint lets the listing skip a subtree that is wholly hidden. */
+export interface ListingFilter {
+  keyVisible(key: string): boolean;
+  /**
+   * Whether a rolled-up common prefix may be shown. `probe` lists one key under a narrower prefix, so a prefix is
+   * shown only when something visible actually lies beneath it.
+   */
+  prefixVisible(prefix: string, probe: (narrower: string) => Promise<boolean>): Promise<boolean>;
+  /** A key after which listing may resume when `key` starts a hidden subtree, or undefined. */
+  skipPast(key: string): string | undefined;
+}
+
+/** Services shared by every request, built once by the composition root. */
+export interface Services {
+  backend: Backend;
+  config: GatewayConfig;
+}
+
+/** Everything an operation may use for one request. */
+export interface OpContext {
+  requestId: string;
+  bucket: string;
+  key: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  services: Services;
+  principal: Principal;
+  access: Access;
+  /** The decoded, verified request body; errors with an S3Error if verification fails at any point. */
+  body(): Readable;
+  /** Decoded body length when the client declared one. */
+  bodyLength: number | undefined;
+  /** The checksum the body verifier confirmed, once body() has been fully consumed. */
+  bodyChecksum(): StoredChecksum | undefined;
+  /** Reads a small body (XML documents) whole, refusing more than `limit` bytes. */
+  readText(limit?: number): Promise<string>;
+}
+
+/** An S3 operation. */
+export type Operation = (op: OpContext) => Promise<OpResult>;
+
+/** An XML response with S3's content type. */
+export function xmlResult(root: string, content: Record<string, unknown>, status = 200): OpResult {
+  return { status, headers: { 'content-type': 'application/xml' }, body: xmlDocument(root, content) };
+}

@@ -1,0 +1,40 @@
+/** CreateBucket: S3's naming rules, an optional LocationConstraint that must name our region, tenant ownership. */
+import { BucketAlreadyExistsError } from '../../storage/errors.ts';
+import { S3Error } from '../errors.ts';
+import type { Operation } from '../operation.ts';
+import { parseXmlBody, text } from '../xml.ts';
+
+/** S3's bucket naming rules for new buckets (general purpose buckets, current rules). */
+export function validBucketName(name: string): boolean {
+  if (name.length < 3 || name.length > 63) return false;
+  if (!/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/.test(name)) return false;
+  if (name.includes('..') || name.includes('.-') || name.includes('-.')) return false;
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return false;
+  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name) || /(-s3alias|--ol-s3|\.mrap|--x-s3)$/.test(name)) return false;
+  return true;
+}
+
+export const CreateBucket: Operation = async (op) => {
+  if (!validBucketName(op.bucket)) throw new S3Error('InvalidBucketName', undefined, { fields: { BucketName: op.bucket } });
+  const body = await op.readText(64 * 1024);
+  if (body.trim() !== '') {
+    const conf = parseXmlBody(body, 'CreateBucketConfiguration');
+    const location = text(conf, 'LocationConstraint');
+    if (location && location !== op.services.config.region) {
+      throw new S3Error('InvalidLocationConstraint');
+    }
+  }
+  try {
+    await op.services.backend.createBucket(op.bucket);
+  } catch (err) {
+    if (err instanceof BucketAlreadyExistsError) {
+      if (op.access.ownsBucket(op.bucket)) {
+        throw new S3Error('BucketAlreadyOwnedByYou', undefined, { fields: { BucketName: op.bucket } });
+      }
+      throw new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: op.bucket } });
+    }
+    throw err;
+  }
+  op.access.bucketCreated(op.bucket);
+  return { headers: { location: `/${op.bucket}` } };
+};

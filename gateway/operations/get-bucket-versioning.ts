@@ -1,0 +1,7 @@
+/** GetBucketVersioning: buckets here are never versioned, which S3 spells as an empty configuration. */
+import { xmlResult, type Operation } from '../operation.ts';
+
+export const GetBucketVersioning: Operation = async (op) => {
+  await op.services.backend.headBucket(op.bucket);
+  return xmlResult('VersioningConfiguration', {});
+};

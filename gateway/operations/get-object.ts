@@ -1,0 +1,51 @@
+/** GetObject and HeadObject: ranges, partNumber, conditional headers, response-* overrides. */
+import { S3Error } from '../errors.ts';
+import type { OpContext, Operation, OpResult } from '../operation.ts';
+import { applyResponseOverrides, conditionsFromHeaders, header, objectHeaders, parseRange } from '../s3-headers.ts';
+
+function partNumberOf(op: OpContext): number | undefined {
+  const v = op.query.get('partNumber');
+  if (v === null) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 10000) {
+    throw new S3Error('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
+      fields: { ArgumentName: 'partNumber', ArgumentValue: v },
+    });
+  }
+  return n;
+}
+
+async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
+  const partNumber = partNumberOf(op);
+  const range = parseRange(header(op.headers, 'range'));
+  if (partNumber !== undefined && range !== undefined) {
+    throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
+  }
+  const res = await op.services.backend.getObject({
+    bucket: op.bucket,
+    key: op.key,
+    range,
+    partNumber,
+    conditions: conditionsFromHeaders(op.headers),
+  });
+  const headers = objectHeaders(res.meta, {
+    checksumMode: header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && !res.range,
+  });
+  applyResponseOverrides(headers, op.query);
+  let status = 200;
+  let length = res.meta.size;
+  if (res.range) {
+    status = 206;
+    length = res.range.end - res.range.start + 1;
+    headers['content-range'] = `bytes ${res.range.start}-${res.range.end}/${res.meta.size}`;
+  }
+  headers['content-length'] = String(length);
+  if (!withBody) {
+    res.body.destroy();
+    return { status, headers };
+  }
+  return { status, headers, body: res.body };
+}
+
+export const GetObject: Operation = (op) => read(op, true);
+export const HeadObject: Operation = (op) => read(op, false);

@@ -1,0 +1,37 @@
+/** PutObject: the verified body streams into storage; it becomes visible only once complete and durable. */
+import { S3Error } from '../errors.ts';
+import type { OpContext, Operation } from '../operation.ts';
+import { header, parseTaggingHeader, writeMetaFromHeaders } from '../s3-headers.ts';
+
+/** Largest single PUT S3 accepts. */
+export const MAX_PUT_SIZE = 5 * 1024 ** 3;
+
+/** Content-MD5 as raw bytes; anything that is not base64 of 16 bytes is InvalidDigest. */
+export function contentMd5(op: OpContext): Buffer | undefined {
+  const v = header(op.headers, 'content-md5');
+  if (v === undefined) return undefined;
+  const raw = Buffer.from(v, 'base64');
+  if (raw.length !== 16 || raw.toString('base64') !== v.trim()) throw new S3Error('InvalidDigest');
+  return raw;
+}
+
+export const PutObject: Operation = async (op) => {
+  if (op.bodyLength !== undefined && op.bodyLength > MAX_PUT_SIZE) throw new S3Error('EntityTooLarge');
+  const meta = writeMetaFromHeaders(op.headers);
+  const tags = parseTaggingHeader(header(op.headers, 'x-amz-tagging'));
+  const md5 = contentMd5(op);
+  const stored = await op.services.backend.putObject({
+    bucket: op.bucket,
+    key: op.key,
+    meta,
+    tags,
+    body: op.body(),
+    size: op.bodyLength,
+    contentMd5: md5,
+    finalChecksum: () => op.bodyChecksum(),
+  });
+  const out: Record<string, string | undefined> = { etag: `"${stored.etag}"` };
+  const sum = op.bodyChecksum();
+  if (sum) out[`x-amz-checksum-${sum.algorithm.toLowerCase()}`] = sum.value;
+  return { headers: out };
+};

@@ -1,0 +1,185 @@
+/**
+ * Translation between S3's HTTP headers and storage's neutral types: object metadata in and out, conditional
+ * headers, Range, tagging headers. Shared by every operation that reads or writes an object.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest } from '../storage/backend.ts';
+import { S3Error } from './errors.ts';
+
+/** Response headers as operations return them; undefined entries are skipped. */
+export type HeaderMap = Record<string, string | undefined>;
+
+const SYSTEM_HEADERS: Array<[keyof ObjectHeaders, string]> = [
+  ['contentType', 'content-type'],
+  ['contentEncoding', 'content-encoding'],
+  ['contentDisposition', 'content-disposition'],
+  ['contentLanguage', 'content-language'],
+  ['cacheControl', 'cache-control'],
+  ['expires', 'expires'],
+];
+
+/** Most user metadata S3 accepts (keys + values), in bytes. */
+const MAX_USER_METADATA = 2048;
+
+/** One header value as a string (Node joins most repeats already; arrays only for set-cookie and the like). */
+export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** Metadata a PUT, copy (REPLACE) or multipart create sets on the object. */
+export function writeMetaFromHeaders(headers: IncomingHttpHeaders): ObjectWriteMeta {
+  const out: ObjectHeaders = {};
+  for (const [field, name] of SYSTEM_HEADERS) {
+    const v = header(headers, name);
+    if (v !== undefined) out[field] = v;
+  }
+  // aws-chunked is a transfer detail of SigV4 streaming, not part of the object's Content-Encoding.
+  if (out.contentEncoding !== undefined) {
+    const kept = out.contentEncoding
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s && s.toLowerCase() !== 'aws-chunked');
+    out.contentEncoding = kept.length ? kept.join(', ') : undefined;
+    if (out.contentEncoding === undefined) delete out.contentEncoding;
+  }
+  const userMetadata: Record<string, string> = {};
+  let size = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
+    const key = name.slice('x-amz-meta-'.length);
+    const v = Array.isArray(value) ? value.join(',') : value;
+    userMetadata[key] = v;
+    size += Buffer.byteLength(key) + Buffer.byteLength(v);
+  }
+  if (size > MAX_USER_METADATA) {
+    throw new S3Error('MetadataTooLarge');
+  }
+  return { headers: out, userMetadata };
+}
+
+/** RFC 7231 date, as S3 sends Last-Modified. */
+export function httpDate(d: Date): string {
+  return d.toUTCString();
+}
+
+/** Headers describing a stored object on GET and HEAD. */
+export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean } = {}): HeaderMap {
+  const out: HeaderMap = {
+    etag: `"${meta.etag}"`,
+    'last-modified': httpDate(meta.lastModified),
+    'accept-ranges': 'bytes',
+    'content-type': meta.headers.contentType ?? 'binary/octet-stream',
+  };
+  for (const [field, name] of SYSTEM_HEADERS) {
+    if (field !== 'contentType' && meta.headers[field] !== undefined) out[name] = meta.headers[field];
+  }
+  for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = v;
+  if (meta.partSizes) out['x-amz-mp-parts-count'] = String(meta.partSizes.length);
+  if (opts.checksumMode && meta.checksum) {
+    out[`x-amz-checksum-${meta.checksum.algorithm.toLowerCase()}`] = meta.checksum.value;
+  }
+  return out;
+}
+
+/** The response-* query overrides S3 allows on GET (signed requests only, which every request here is). */
+const RESPONSE_OVERRIDES: Array<[string, string]> = [
+  ['response-content-type', 'content-type'],
+  ['response-content-language', 'content-language'],
+  ['response-expires', 'expires'],
+  ['response-cache-control', 'cache-control'],
+  ['response-content-disposition', 'content-disposition'],
+  ['response-content-encoding', 'content-encoding'],
+];
+
+/** Applies response-* query parameters to GET response headers. */
+export function applyResponseOverrides(out: HeaderMap, query: URLSearchParams): void {
+  for (const [param, name] of RESPONSE_OVERRIDES) {
+    const v = query.get(param);
+    if (v !== null) out[name] = v;
+  }
+}
+
+function parseDate(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const t = Date.parse(value);
+  // S3 ignores an unparseable date condition rather than failing the request.
+  return Number.isNaN(t) ? undefined : new Date(t);
+}
+
+/** Conditional headers of a GET/HEAD (prefix '') or of a copy source (prefix 'x-amz-copy-source-'). */
+export function conditionsFromHeaders(headers: IncomingHttpHeaders, prefix = ''): Conditions | undefined {
+  const c: Conditions = {
+    ifMatch: header(headers, `${prefix}if-match`),
+    ifNoneMatch: header(headers, `${prefix}if-none-match`),
+    ifModifiedSince: parseDate(header(headers, `${prefix}if-modified-since`)),
+    ifUnmodifiedSince: parseDate(header(headers, `${prefix}if-unmodified-since`)),
+  };
+  return Object.values(c).some((v) => v !== undefined) ? c : undefined;
+}
+
+/**
+ * Parses a Range header. Only one `bytes=` range is served; anything S3 would ignore (another unit, several ranges,
+ * garbage) yields undefined and the whole object, as S3 does.
+ */
+export function parseRange(value: string | undefined): RangeRequest | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(value);
+  if (!m) return undefined;
+  const [, a, b] = m;
+  if (a === '' && b === '') return undefined;
+  if (a === '') return { kind: 'suffix', length: Number(b) };
+  if (b === '') return { kind: 'open', start: Number(a) };
+  const start = Number(a);
+  const end = Number(b);
+  if (end < start) return undefined;
+  return { kind: 'bounded', start, end };
+}
+
+/** Parses a URL-encoded tag set (x-amz-tagging header) and checks S3's limits. */
+export function parseTaggingHeader(value: string | undefined): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const tags: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(value)) {
+    if (k in tags) throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
+    tags[k] = v;
+  }
+  validateTags(tags);
+  return tags;
+}
+
+/** S3's tag rules: at most 10 tags, keys 1–128 characters, values up to 256. */
+export function validateTags(tags: Record<string, string>): void {
+  const keys = Object.keys(tags);
+  if (keys.length > 10) throw new S3Error('InvalidTag', 'Object tags cannot be greater than 10');
+  for (const k of keys) {
+    if (k.length === 0 || k.length > 128) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
+    if (tags[k]!.length > 256) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
+  }
+}
+
+/** Parses `x-amz-copy-source`: `bucket/key` or `/bucket/key`, URL-encoded, optionally `?versionId=`. */
+export function parseCopySource(value: string): { bucket: string; key: string; versionId?: string } {
+  let raw = value;
+  let versionId: string | undefined;
+  const q = raw.indexOf('?');
+  if (q >= 0) {
+    const params = new URLSearchParams(raw.slice(q + 1));
+    versionId = params.get('versionId') ?? undefined;
+    raw = raw.slice(0, q);
+  }
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new S3Error('InvalidArgument', 'Invalid copy source encoding', { fields: { ArgumentName: 'x-amz-copy-source' } });
+  }
+  if (decoded.startsWith('/')) decoded = decoded.slice(1);
+  const slash = decoded.indexOf('/');
+  if (slash <= 0 || slash === decoded.length - 1) {
+    throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', {
+      fields: { ArgumentName: 'x-amz-copy-source' },
+    });
+  }
+  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
+}
