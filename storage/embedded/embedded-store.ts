@@ -1,0 +1,258 @@
+/**
+ * The embedded backend: bodies in durable blob files, everything else in one SQLite index. A write becomes visible
+ * only with its index commit, after its blob is fsynced and renamed, so a crash leaves the old object or the new one.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type {
+  Backend,
+  BucketInfo,
+  CompleteUploadInput,
+  CopyObjectInput,
+  CreateUploadInput,
+  GetObjectInput,
+  ListObjectsInput,
+  ListObjectsResult,
+  ListPartsResult,
+  ListUploadsInput,
+  ListUploadsResult,
+  ObjectMeta,
+  ObjectRead,
+  PartInfo,
+  PutObjectInput,
+  UploadInfo,
+  UploadPartCopyInput,
+  UploadPartInput,
+} from '../backend.ts';
+import { checkConditions } from '../conditions.ts';
+import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidRequestError, NoSuchBucketError } from '../errors.ts';
+import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
+import { BlobStore } from './blobs.ts';
+import { openIndex, type NewObject, type ObjectRow } from './index-db.ts';
+import { successor, walk, type WalkSource } from './listing.ts';
+import * as multipart from './multipart.ts';
+import { StoreContext, cleanMeta, keyBytes, parseTags, rowToMeta } from './store-context.ts';
+
+/** Options of openEmbeddedStore. */
+export interface EmbeddedStoreOptions {
+  /** Directory holding index.db, blobs/ and tmp/; created when missing. One process owns it at a time. */
+  dataDir: string;
+}
+
+/** Opens (creating if needed) the store in `dataDir`, first removing temp files and unreferenced blobs. */
+export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+  const blobs = new BlobStore(options.dataDir);
+  await mkdir(options.dataDir, { recursive: true });
+  const index = openIndex(join(options.dataDir, 'index.db'));
+  await blobs.sweep((id) => index.isReferenced(id));
+  return new EmbeddedStore(new StoreContext(index, blobs));
+}
+
+function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
+  return { name: row.name, createdAt: new Date(row.created_at) };
+}
+
+/** The embedded store; see openEmbeddedStore. */
+export class EmbeddedStore implements Backend {
+  readonly kind = 'embedded';
+
+  constructor(private readonly ctx: StoreContext) {}
+
+  private get q() {
+    return this.ctx.index.q;
+  }
+
+  async listBuckets(): Promise<BucketInfo[]> {
+    return this.q.listBuckets.all().map(bucketInfo);
+  }
+
+  async createBucket(name: string): Promise<BucketInfo> {
+    const createdAt = Date.now();
+    if (this.q.insertBucket.run(name, createdAt).changes === 0) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
+    return { name, createdAt: new Date(createdAt) };
+  }
+
+  async deleteBucket(name: string): Promise<void> {
+    this.ctx.index.transaction(() => {
+      this.ctx.requireBucket(name);
+      if (this.q.anyObject.get(name) || this.q.anyUpload.get(name)) throw new BucketNotEmptyError(`bucket ${name} not empty`);
+      this.q.deleteBucket.run(name);
+    });
+  }
+
+  async headBucket(name: string): Promise<BucketInfo> {
+    const row = this.q.getBucket.get(name);
+    if (!row) throw new NoSuchBucketError(`no bucket ${name}`);
+    return bucketInfo(row);
+  }
+
+  async putObject(input: PutObjectInput): Promise<ObjectMeta> {
+    const { ctx } = this;
+    ctx.requireBucket(input.bucket);
+    const blob = await ctx.blobs.write(input.body, input.size, input.contentMd5);
+    const obj: NewObject = {
+      bucket: input.bucket,
+      key: keyBytes(input.key),
+      size: blob.size,
+      etag: blob.md5.toString('hex'),
+      lastModified: Date.now(),
+      meta: cleanMeta(input.meta),
+      tags: input.tags,
+    };
+    let released: string[];
+    try {
+      released = ctx.index.transaction(() => {
+        ctx.requireBucket(input.bucket);
+        return ctx.index.replaceObject(obj, [{ blob: blob.id, size: blob.size }]);
+      });
+    } catch (err) {
+      ctx.blobs.discard([blob.id]);
+      throw err;
+    }
+    ctx.release(released);
+    return { key: input.key, size: obj.size, etag: obj.etag, lastModified: new Date(obj.lastModified), ...obj.meta };
+  }
+
+  async getObject(input: GetObjectInput): Promise<ObjectRead> {
+    // No await from lookup to read(): the blobs are pinned in the same tick the index named them.
+    const row = this.ctx.requireObject(input.bucket, input.key);
+    const meta = rowToMeta(row);
+    checkConditions(input.conditions, meta, 'read');
+    let range: ResolvedRange | undefined;
+    if (input.partNumber !== undefined) {
+      range = partRange(meta.partSizes ?? [meta.size], input.partNumber);
+      if (!range) throw new InvalidRequestError(`no part ${input.partNumber}`);
+      if (range.end < range.start) range = undefined; // part 1 of an empty object: nothing to range over
+    } else if (input.range) {
+      range = resolveRange(input.range, meta.size);
+    }
+    const segments = this.q.segments.all(row.id);
+    const body = this.ctx.blobs.read(segments, range?.start ?? 0, range?.end ?? meta.size - 1);
+    return range ? { meta, range, body } : { meta, body };
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectMeta> {
+    return rowToMeta(this.ctx.requireObject(bucket, key));
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    await this.deleteObjects(bucket, [key]);
+  }
+
+  async deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
+    const { ctx } = this;
+    const released = ctx.index.transaction(() => {
+      ctx.requireBucket(bucket);
+      const out: string[] = [];
+      for (const key of keys) {
+        const row = this.q.getObject.get(bucket, keyBytes(key));
+        if (row) out.push(...ctx.index.removeObject(row));
+      }
+      return out;
+    });
+    ctx.release(released);
+    return keys.map((key) => ({ key }));
+  }
+
+  async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
+    const { ctx } = this;
+    // The copy shares the source's blobs: one synchronous transaction, no bytes moved.
+    const { meta, released } = ctx.index.transaction(() => {
+      const src = ctx.requireObject(input.source.bucket, input.source.key);
+      const srcMeta = rowToMeta(src);
+      checkConditions(input.source.conditions, srcMeta, 'copy');
+      ctx.requireBucket(input.dest.bucket);
+      const segments = this.q.segments.all(src.id);
+      const obj: NewObject = {
+        bucket: input.dest.bucket,
+        key: keyBytes(input.dest.key),
+        size: src.size,
+        etag: src.etag,
+        lastModified: Date.now(),
+        meta: input.replaceMeta ? cleanMeta(input.replaceMeta) : JSON.parse(src.meta),
+        partSizes: srcMeta.partSizes,
+        tags: input.replaceTags ?? parseTags(src.tags),
+      };
+      const released = ctx.index.replaceObject(obj, segments);
+      return { meta: rowToMeta(this.q.getObject.get(obj.bucket, obj.key)!), released };
+    });
+    ctx.release(released);
+    return meta;
+  }
+
+  async listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
+    this.ctx.requireBucket(input.bucket);
+    type Row = Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'>;
+    const source: WalkSource<Row> = {
+      fetch: (from, below, n) => this.q.listObjects.all(input.bucket, from.key, below, n),
+      next: (row) => ({ key: successor(row.key) }),
+    };
+    const { entries, isTruncated } = walk(source, {
+      prefix: keyBytes(input.prefix ?? ''),
+      delimiter: input.delimiter ? keyBytes(input.delimiter) : undefined,
+      start: input.startAfter !== undefined ? { key: keyBytes(input.startAfter) } : undefined,
+      limit: input.limit,
+    });
+    return {
+      entries: entries.map((e) =>
+        e.kind === 'prefix'
+          ? { kind: 'prefix' as const, prefix: e.prefix.toString('utf8') }
+          : {
+              kind: 'object' as const,
+              key: e.row.key.toString('utf8'),
+              size: e.row.size,
+              etag: e.row.etag,
+              lastModified: new Date(e.row.last_modified),
+            },
+      ),
+      isTruncated,
+    };
+  }
+
+  async getObjectTagging(bucket: string, key: string): Promise<Record<string, string>> {
+    return parseTags(this.ctx.requireObject(bucket, key).tags);
+  }
+
+  async putObjectTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
+    this.ctx.index.transaction(() => {
+      const row = this.ctx.requireObject(bucket, key);
+      this.q.setTags.run(Object.keys(tags).length > 0 ? JSON.stringify(tags) : null, row.id);
+    });
+  }
+
+  async deleteObjectTagging(bucket: string, key: string): Promise<void> {
+    await this.putObjectTagging(bucket, key, {});
+  }
+
+  async createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo> {
+    return multipart.createMultipartUpload(this.ctx, input);
+  }
+
+  async uploadPart(input: UploadPartInput): Promise<PartInfo> {
+    return multipart.uploadPart(this.ctx, input);
+  }
+
+  async uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
+    return multipart.uploadPartCopy(this.ctx, input);
+  }
+
+  async completeMultipartUpload(input: CompleteUploadInput): Promise<ObjectMeta> {
+    return multipart.completeMultipartUpload(this.ctx, input);
+  }
+
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    multipart.abortMultipartUpload(this.ctx, bucket, key, uploadId);
+  }
+
+  async listParts(input: { bucket: string; key: string; uploadId: string; partNumberMarker?: number; limit: number }): Promise<ListPartsResult> {
+    return multipart.listParts(this.ctx, input);
+  }
+
+  async listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult> {
+    return multipart.listMultipartUploads(this.ctx, input);
+  }
+
+  async close(): Promise<void> {
+    if (this.ctx.index.db.open) this.ctx.index.db.close();
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The SQLite index of the embedded store: buckets, objects (as lists of blob segments), uploads and parts. Keys are
+ * stored as BLOBs of their UTF-8 bytes so SQLite orders them exactly as S3 lists them (memcmp), never as JS strings.
+ */
+import Database from 'better-sqlite3';
+import type { ObjectWriteMeta, StoredChecksum } from '../backend.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS buckets (
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS objects (
+  id INTEGER PRIMARY KEY,
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  meta TEXT NOT NULL,
+  part_sizes TEXT,
+  tags TEXT,
+  UNIQUE (bucket, key)
+);
+CREATE TABLE IF NOT EXISTS segments (
+  object_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  blob TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  PRIMARY KEY (object_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS segments_blob ON segments (blob);
+CREATE TABLE IF NOT EXISTS uploads (
+  upload_id TEXT PRIMARY KEY,
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  initiated INTEGER NOT NULL,
+  meta TEXT NOT NULL,
+  tags TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_key ON uploads (bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts (
+  upload_id TEXT NOT NULL,
+  part_number INTEGER NOT NULL,
+  blob TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  checksum TEXT,
+  PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_blob ON parts (blob);
+`;
+
+/** An object row as stored. */
+export interface ObjectRow {
+  id: number;
+  bucket: string;
+  key: Buffer;
+  size: number;
+  etag: string;
+  last_modified: number;
+  meta: string;
+  part_sizes: string | null;
+  tags: string | null;
+}
+
+/** One stretch of an object's body: a blob and its length. */
+export interface Segment {
+  blob: string;
+  size: number;
+}
+
+/** An upload row as stored. */
+export interface UploadRow {
+  upload_id: string;
+  bucket: string;
+  key: Buffer;
+  initiated: number;
+  meta: string;
+  tags: string | null;
+}
+
+/** A part row as stored. */
+export interface PartRow {
+  upload_id: string;
+  part_number: number;
+  blob: string;
+  size: number;
+  etag: string;
+  last_modified: number;
+  checksum: string | null;
+}
+
+/** A new object row, before it has an id. */
+export interface NewObject {
+  bucket: string;
+  key: Buffer;
+  size: number;
+  etag: string;
+  lastModified: number;
+  meta: ObjectWriteMeta;
+  partSizes?: number[];
+  tags?: Record<string, string>;
+}
+
+/** Opens the index with the durability the store relies on, and prepares every statement once. */
+export function openIndex(file: string) {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(SCHEMA);
+  const q = {
+    listBuckets: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM buckets ORDER BY name'),
+    getBucket: db.prepare<[string], { name: string; created_at: number }>('SELECT name, created_at FROM buckets WHERE name = ?'),
+    insertBucket: db.prepare<[string, number]>('INSERT OR IGNORE INTO buckets (name, created_at) VALUES (?, ?)'),
+    deleteBucket: db.prepare<[string]>('DELETE FROM buckets WHERE name = ?'),
+    anyObject: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM objects WHERE bucket = ? LIMIT 1'),
+    anyUpload: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM uploads WHERE bucket = ? LIMIT 1'),
+    getObject: db.prepare<[string, Buffer], ObjectRow>('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+    insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null]>(
+      'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    deleteObject: db.prepare<[number]>('DELETE FROM objects WHERE id = ?'),
+    setTags: db.prepare<[string | null, number]>('UPDATE objects SET tags = ? WHERE id = ?'),
+    segments: db.prepare<[number], Segment>('SELECT blob, size FROM segments WHERE object_id = ? ORDER BY seq'),
+    insertSegment: db.prepare<[number, number, string, number]>('INSERT INTO segments (object_id, seq, blob, size) VALUES (?, ?, ?, ?)'),
+    deleteSegments: db.prepare<[number]>('DELETE FROM segments WHERE object_id = ?'),
+    listObjects: db.prepare<[string, Buffer, Buffer, number], Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'>>(
+      'SELECT key, size, etag, last_modified FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?',
+    ),
+    blobInSegments: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM segments WHERE blob = ? LIMIT 1'),
+    blobInParts: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM parts WHERE blob = ? LIMIT 1'),
+    getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
+    insertUpload: db.prepare<[string, string, Buffer, number, string, string | null]>(
+      'INSERT INTO uploads (upload_id, bucket, key, initiated, meta, tags) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    deleteUpload: db.prepare<[string]>('DELETE FROM uploads WHERE upload_id = ?'),
+    listUploadsFrom: db.prepare<[string, Buffer, Buffer, number], UploadRow>(
+      'SELECT * FROM uploads WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key, upload_id LIMIT ?',
+    ),
+    listUploadsAfter: db.prepare<[string, Buffer, string, Buffer, number], UploadRow>(
+      'SELECT * FROM uploads WHERE bucket = ? AND (key, upload_id) > (?, ?) AND key < ? ORDER BY key, upload_id LIMIT ?',
+    ),
+    getPart: db.prepare<[string, number], PartRow>('SELECT * FROM parts WHERE upload_id = ? AND part_number = ?'),
+    allParts: db.prepare<[string], PartRow>('SELECT * FROM parts WHERE upload_id = ? ORDER BY part_number'),
+    listParts: db.prepare<[string, number, number], PartRow>(
+      'SELECT * FROM parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?',
+    ),
+    upsertPart: db.prepare<[string, number, string, number, string, number, string | null]>(
+      `INSERT INTO parts (upload_id, part_number, blob, size, etag, last_modified, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (upload_id, part_number) DO UPDATE SET blob = excluded.blob, size = excluded.size,
+         etag = excluded.etag, last_modified = excluded.last_modified, checksum = excluded.checksum`,
+    ),
+    deleteParts: db.prepare<[string]>('DELETE FROM parts WHERE upload_id = ?'),
+  };
+
+  /** Removes an object row and its segments; returns the blobs it referenced (to release after commit). */
+  function removeObject(row: ObjectRow): string[] {
+    const blobs = q.segments.all(row.id).map((s) => s.blob);
+    q.deleteSegments.run(row.id);
+    q.deleteObject.run(row.id);
+    return blobs;
+  }
+
+  /** Replaces (bucket, key) with a new object made of `segments`; returns the blobs the old one referenced. */
+  function replaceObject(obj: NewObject, segments: readonly Segment[]): string[] {
+    const old = q.getObject.get(obj.bucket, obj.key);
+    const released = old ? removeObject(old) : [];
+    const { lastInsertRowid } = q.insertObject.run(
+      obj.bucket,
+      obj.key,
+      obj.size,
+      obj.etag,
+      obj.lastModified,
+      JSON.stringify(obj.meta),
+      obj.partSizes ? JSON.stringify(obj.partSizes) : null,
+      obj.tags && Object.keys(obj.tags).length > 0 ? JSON.stringify(obj.tags) : null,
+    );
+    const id = Number(lastInsertRowid);
+    segments.forEach((s, i) => q.insertSegment.run(id, i, s.blob, s.size));
+    return released;
+  }
+
+  /** True while any object or part still points at the blob. */
+  function isReferenced(blob: string): boolean {
+    return q.blobInSegments.get(blob) !== undefined || q.blobInParts.get(blob) !== undefined;
+  }
+
+  return { db, q, removeObject, replaceObject, isReferenced, transaction: <T>(fn: () => T): T => db.transaction(fn)() };
+}
+
+/** The opened index: the database, its prepared statements and the few multi-statement helpers. */
+export type Index = ReturnType<typeof openIndex>;
+
+/** Serialises a checksum for the parts table. */
+export function encodeChecksum(c: StoredChecksum | undefined): string | null {
+  return c ? JSON.stringify(c) : null;
+}
+
+/** Reads a checksum back from the parts table. */
+export function decodeChecksum(s: string | null): StoredChecksum | undefined {
+  return s ? (JSON.parse(s) as StoredChecksum) : undefined;
+}

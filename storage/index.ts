@@ -1,0 +1,6 @@
+/** Where bytes live: the one storage contract, its neutral errors, shared helpers and the embedded backend. */
+export * from './backend.ts';
+export * from './errors.ts';
+export { checkConditions, etagMatches, normalizeEtag, type ConditionMode, type ConditionTarget } from './conditions.ts';
+export { partRange, resolveRange, type ResolvedRange } from './range.ts';
+export { EmbeddedStore, openEmbeddedStore, type EmbeddedStoreOptions } from './embedded/embedded-store.ts';
