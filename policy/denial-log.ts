@@ -1,0 +1,109 @@
+/**
+ * The denial log: one JSON line per refused request in dataDir/denials.log (rotated by size), optionally echoed to a
+ * stream. It never holds a secret or a signature: the record type has none, and free-text fields are scrubbed of
+ * anything shaped like one.
+ */
+
+import { join } from 'node:path';
+import { followJsonLines, JsonLinesWriter, readJsonLines } from './json-lines.ts';
+import type { DenialLayer, DenialRecord } from './types.ts';
+
+/** The denial log's file name inside the data directory. */
+export const DENIAL_LOG_FILE = 'denials.log';
+
+/** Where and how denials are written. */
+export interface DenialLogOptions {
+  dataDir: string;
+  maxBytes?: number;
+  keep?: number;
+  /** Also write each line here (for example process.stdout). */
+  stream?: { write(chunk: string): unknown };
+}
+
+/** Which denials a query or a follow returns. */
+export interface DenialFilter {
+  since?: Date;
+  until?: Date;
+  tenant?: string;
+  accessKeyId?: string;
+  layer?: DenialLayer;
+  bucket?: string;
+  keyPrefix?: string;
+  /** Keep only the newest `limit` matches. */
+  limit?: number;
+}
+
+const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
+const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
+
+/** Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker. */
+export function scrubSecrets(text: string): string {
+  return text.replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
+}
+
+/**
+ * A record safe to write: free-text fields scrubbed. Bucket, key and copy source are resource names logged exactly
+ * (content-addressed keys are often sha256 hex, and a signature never travels in the path).
+ */
+export function sanitizeDenial(record: DenialRecord): DenialRecord {
+  const clean: DenialRecord = { ...record, reason: scrubSecrets(record.reason), action: scrubSecrets(record.action) };
+  clean.requestId = scrubSecrets(record.requestId);
+  if (record.userAgent !== undefined) clean.userAgent = scrubSecrets(record.userAgent);
+  if (record.subject !== undefined) clean.subject = scrubSecrets(record.subject);
+  return clean;
+}
+
+/** Appends denial records to dataDir/denials.log. */
+export class DenialLog {
+  private readonly writer: JsonLinesWriter;
+  private readonly stream: DenialLogOptions['stream'];
+
+  constructor(options: DenialLogOptions) {
+    this.writer = new JsonLinesWriter({ path: join(options.dataDir, DENIAL_LOG_FILE), maxBytes: options.maxBytes, keep: options.keep });
+    this.stream = options.stream;
+  }
+
+  /** Records one denial; never throws (a full disk must not turn a 403 into a 500). */
+  write(record: DenialRecord): void {
+    const clean = sanitizeDenial(record);
+    try {
+      this.writer.append(clean);
+      this.stream?.write(JSON.stringify(clean) + '\n');
+    } catch {
+      // Losing a log line beats failing the request; the gateway's own logging reports disk trouble.
+    }
+  }
+}
+
+/** Whether a record passes a filter (limit aside). */
+export function denialMatches(record: DenialRecord, filter: DenialFilter): boolean {
+  const time = Date.parse(record.time);
+  if (filter.since !== undefined && !(time >= filter.since.getTime())) return false;
+  if (filter.until !== undefined && !(time <= filter.until.getTime())) return false;
+  if (filter.tenant !== undefined && record.tenant !== filter.tenant) return false;
+  if (filter.accessKeyId !== undefined && record.accessKeyId !== filter.accessKeyId) return false;
+  if (filter.layer !== undefined && record.layer !== filter.layer) return false;
+  if (filter.bucket !== undefined && record.bucket !== filter.bucket) return false;
+  if (filter.keyPrefix !== undefined && !(record.key ?? '').startsWith(filter.keyPrefix)) return false;
+  return true;
+}
+
+/** The denials matching `filter`, from the rotated files and the live one, oldest first (newest last). */
+export function queryDenials(dataDir: string, filter: DenialFilter = {}): Promise<DenialRecord[]> {
+  return readJsonLines<DenialRecord>(join(dataDir, DENIAL_LOG_FILE), (record) => denialMatches(record, filter), filter.limit);
+}
+
+/** Streams denials appended from now on that match `filter` (limit ignored) until `signal` aborts. */
+export function followDenials(
+  dataDir: string,
+  filter: DenialFilter,
+  onRecord: (record: DenialRecord) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  return followJsonLines<DenialRecord>({
+    path: join(dataDir, DENIAL_LOG_FILE),
+    match: (record) => denialMatches(record, filter),
+    onValue: onRecord,
+    signal,
+  });
+}

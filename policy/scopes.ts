@@ -1,0 +1,171 @@
+/**
+ * Token scopes: pure decisions over a Principal's grants. Tenant isolation comes first (a bucket of another tenant is
+ * refused at layer 'tenant'), then a grant must cover family × bucket × key prefix (layer 'scope'). The reserved
+ * namespace is refused here too, so every backend gets the same rule from one place.
+ */
+
+import { isReservedKey, listPrefixTouchesReserved, RESERVED_PREFIX } from './reserved.ts';
+import { DeniedError } from './errors.ts';
+import { FAMILIES, type Decision, type Family, type Principal, type ScopeGrant } from './types.ts';
+
+/** What a request asks for, as the gateway's route table names it. */
+export interface AccessRequest {
+  family: Family;
+  bucket?: string;
+  /** The decoded object key, for object-level operations. */
+  key?: string;
+  /** The tenant owning `bucket`; absent when the bucket has no owner (does not exist yet). */
+  bucketOwner?: string;
+}
+
+/** Families whose grant prefix restricts keys; every other family is bucket-level and ignores the prefix. */
+export const KEY_FAMILIES: ReadonlySet<Family> = new Set(['object:read', 'object:write', 'object:delete', 'object:list']);
+
+/** How a listing must be filtered: everything, nothing, or only keys under some grant prefixes. */
+export type ListingPlan =
+  | { kind: 'all' }
+  | { kind: 'none'; layer: 'scope' | 'reserved_namespace'; reason: string }
+  | { kind: 'filtered'; grantPrefixes: string[] };
+
+const ALLOWED: Decision = { allowed: true };
+
+/** The grant's bucket applies to the named bucket (`*` means every bucket of the tenant). */
+function grantsBucket(grant: ScopeGrant, bucket: string | undefined): boolean {
+  return bucket === undefined || grant.bucket === '*' || grant.bucket === bucket;
+}
+
+/** Whether one grant covers family × bucket × key; bucket:read is implied by any grant on the bucket. */
+export function grantCovers(grant: ScopeGrant, request: Omit<AccessRequest, 'bucketOwner'>): boolean {
+  if (!grantsBucket(grant, request.bucket)) return false;
+  // HeadBucket and GetBucketLocation succeed in any bucket the credential holds a grant in.
+  if (request.family !== 'bucket:read' && !grant.families.includes(request.family)) return false;
+  if (!KEY_FAMILIES.has(request.family) || request.key === undefined) return true;
+  return request.key.startsWith(grant.prefix ?? '');
+}
+
+/** Decides one request: reserved namespace, then tenant isolation, then scope. Root skips only the latter two. */
+export function authorize(principal: Principal, request: AccessRequest): Decision {
+  if (request.key !== undefined && isReservedKey(request.key)) {
+    return { allowed: false, layer: 'reserved_namespace', reason: `keys under ${RESERVED_PREFIX} are reserved` };
+  }
+  if (principal.isRoot) return ALLOWED;
+  if (request.bucket !== undefined) {
+    const creating = request.bucketOwner === undefined && request.family === 'bucket:admin';
+    if (!creating && request.bucketOwner !== principal.tenant) {
+      return { allowed: false, layer: 'tenant', reason: `bucket ${request.bucket} is not owned by tenant ${principal.tenant}` };
+    }
+  }
+  if (principal.scopes.some((grant) => grantCovers(grant, request))) return ALLOWED;
+  const where = request.bucket === undefined ? 'any bucket' : `bucket ${request.bucket}`;
+  const under = KEY_FAMILIES.has(request.family) && request.key !== undefined ? ` for key ${request.key}` : '';
+  return { allowed: false, layer: 'scope', reason: `no grant of ${request.family} on ${where}${under}` };
+}
+
+/** Throws DeniedError unless the decision allows. */
+export function assertAllowed(decision: Decision): void {
+  if (!decision.allowed) throw new DeniedError(decision.layer, decision.reason);
+}
+
+/**
+ * How to filter an object:list of `bucket` under `listPrefix`. Call after authorize (which checks the tenant).
+ * 'all' when a grant covers the whole prefix; 'filtered' when the prefix is broader than some grants.
+ */
+export function listingPlan(principal: Principal, bucket: string, listPrefix: string): ListingPlan {
+  if (listPrefix.startsWith(RESERVED_PREFIX)) {
+    return { kind: 'none', layer: 'reserved_namespace', reason: `listing under ${RESERVED_PREFIX} is reserved` };
+  }
+  if (principal.isRoot) return { kind: 'all' };
+  const prefixes = principal.scopes
+    .filter((grant) => grantsBucket(grant, bucket) && grant.families.includes('object:list'))
+    .map((grant) => grant.prefix ?? '');
+  if (prefixes.some((prefix) => listPrefix.startsWith(prefix))) return { kind: 'all' };
+  const narrower = [...new Set(prefixes.filter((prefix) => prefix.startsWith(listPrefix) && !isReservedKey(prefix)))];
+  if (narrower.length > 0) return { kind: 'filtered', grantPrefixes: narrower.sort() };
+  return { kind: 'none', layer: 'scope', reason: `no grant of object:list on bucket ${bucket} under prefix "${listPrefix}"` };
+}
+
+/** Whether a listed key may be shown under the plan; reserved keys never are. */
+export function keyVisible(plan: ListingPlan, key: string): boolean {
+  if (isReservedKey(key)) return false;
+  if (plan.kind === 'all') return true;
+  if (plan.kind === 'none') return false;
+  return plan.grantPrefixes.some((prefix) => key.startsWith(prefix));
+}
+
+/** Whether a common prefix may be shown: it lies inside a grant prefix or leads to one; `_anvil/` never is. */
+export function prefixVisible(plan: ListingPlan, commonPrefix: string): boolean {
+  if (listPrefixTouchesReserved(commonPrefix)) return false;
+  if (plan.kind === 'all') return true;
+  if (plan.kind === 'none') return false;
+  return plan.grantPrefixes.some((prefix) => commonPrefix.startsWith(prefix) || prefix.startsWith(commonPrefix));
+}
+
+/** The buckets ListBuckets shows: the principal's tenant's buckets it holds any grant in (root sees all). */
+export function visibleBuckets(
+  principal: Principal,
+  allBucketNames: Iterable<string>,
+  ownerOf: (bucket: string) => string | undefined,
+): string[] {
+  const names = [...allBucketNames];
+  if (principal.isRoot) return names;
+  return names.filter(
+    (bucket) => ownerOf(bucket) === principal.tenant && principal.scopes.some((grant) => grantsBucket(grant, bucket)),
+  );
+}
+
+/** Whether `holder` holds every family × bucket × prefix in `requested`: nobody can grant more than they hold. */
+export function grantWithin(holder: Principal, requested: ScopeGrant[]): Decision {
+  if (holder.isRoot) return ALLOWED;
+  for (const want of requested) {
+    const wantPrefix = want.prefix ?? '';
+    for (const family of want.families) {
+      const held = holder.scopes.some(
+        (grant) =>
+          grant.families.includes(family) &&
+          (grant.bucket === '*' || grant.bucket === want.bucket) &&
+          wantPrefix.startsWith(grant.prefix ?? ''),
+      );
+      if (!held) {
+        const prefix = wantPrefix === '' ? '' : ` under prefix "${wantPrefix}"`;
+        return { allowed: false, layer: 'scope', reason: `cannot grant ${family} on bucket ${want.bucket}${prefix}: not held` };
+      }
+    }
+  }
+  return ALLOWED;
+}
+
+/**
+ * Whether `actor` may manage credentials of `tenant`: root may anywhere; otherwise the actor needs the admin family,
+ * its own tenant, and (when `scopes` is given: the scopes to grant, or those of the credential to rotate) to hold them.
+ */
+export function authorizeCredentialAdmin(actor: Principal, target: { tenant: string; scopes?: ScopeGrant[]; isRoot?: boolean }): Decision {
+  if (actor.isRoot) return ALLOWED;
+  if (target.isRoot) return { allowed: false, layer: 'scope', reason: 'only root may manage the root credential' };
+  if (target.tenant !== actor.tenant) {
+    return { allowed: false, layer: 'tenant', reason: `tenant ${target.tenant} is not tenant ${actor.tenant}` };
+  }
+  if (!actor.scopes.some((grant) => grant.families.includes('admin'))) {
+    return { allowed: false, layer: 'scope', reason: 'no grant of admin' };
+  }
+  return target.scopes === undefined ? ALLOWED : grantWithin(actor, target.scopes);
+}
+
+/** Whether `actor` may create, disable or delete tenants: root only. */
+export function authorizeTenantAdmin(actor: Principal): Decision {
+  return actor.isRoot ? ALLOWED : { allowed: false, layer: 'scope', reason: 'only root may manage tenants' };
+}
+
+/** Why a grant list is malformed, or undefined when every grant is well-formed. */
+export function invalidGrantReason(scopes: unknown): string | undefined {
+  if (!Array.isArray(scopes)) return 'scopes must be an array';
+  for (const grant of scopes as Partial<ScopeGrant>[]) {
+    if (typeof grant !== 'object' || grant === null) return 'each grant must be an object';
+    if (typeof grant.bucket !== 'string' || grant.bucket === '') return 'each grant needs a bucket (or "*")';
+    if (grant.prefix !== undefined && typeof grant.prefix !== 'string') return 'a grant prefix must be a string';
+    if (!Array.isArray(grant.families) || grant.families.length === 0) return 'each grant needs at least one family';
+    const unknown = grant.families.find((family) => !(FAMILIES as readonly string[]).includes(family));
+    if (unknown !== undefined) return `unknown family ${String(unknown)}`;
+    if (grant.prefix !== undefined && isReservedKey(grant.prefix)) return `prefix ${grant.prefix} is reserved`;
+  }
+  return undefined;
+}

@@ -1,0 +1,161 @@
+/**
+ * The policy database's schema (applied as numbered migrations) and the row shapes store.ts reads. Times are epoch
+ * milliseconds; scopes are JSON; secrets are AES-256-GCM ciphertext, iv and tag columns, never plaintext.
+ */
+
+import type Database from 'better-sqlite3';
+import type { ScopeGrant } from './types.ts';
+
+/** The system tenant the root credential (and buckets it creates) belong to. */
+export const ROOT_TENANT = 'root';
+
+/** Ordered schema changes; an entry, once released, is never edited, only followed by a new one. */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
+   INSERT INTO meta (key, value) VALUES ('revision', 0);
+   CREATE TABLE tenants (
+     name TEXT PRIMARY KEY,
+     description TEXT NOT NULL DEFAULT '',
+     disabled INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   INSERT INTO tenants (name, description, created_at) VALUES ('${ROOT_TENANT}', 'system tenant of the root credential', unixepoch() * 1000);
+   CREATE TABLE credentials (
+     access_key_id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     description TEXT NOT NULL DEFAULT '',
+     is_root INTEGER NOT NULL DEFAULT 0,
+     scopes TEXT NOT NULL,
+     secret_ct BLOB NOT NULL, secret_iv BLOB NOT NULL, secret_tag BLOB NOT NULL,
+     prev_ct BLOB, prev_iv BLOB, prev_tag BLOB, prev_until INTEGER,
+     expires_at INTEGER,
+     created_at INTEGER NOT NULL,
+     rotated_at INTEGER,
+     last_used_at INTEGER,
+     revoked_at INTEGER
+   ) STRICT;
+   CREATE INDEX credentials_tenant ON credentials (tenant);
+   CREATE TABLE buckets (
+     name TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL REFERENCES tenants(name),
+     assigned_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX buckets_tenant ON buckets (tenant);`,
+];
+
+/** Applies the migrations not yet recorded in the migrations table, in one immediate transaction. */
+export function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
+  db.transaction(() => {
+    const applied = db.prepare('SELECT coalesce(max(version), 0) FROM migrations').pluck().get() as number;
+    MIGRATIONS.slice(applied).forEach((sql, index) => {
+      db.exec(sql);
+      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(applied + index + 1, Date.now());
+    });
+  }).immediate();
+}
+
+/** A credentials row. */
+export interface CredentialRow {
+  access_key_id: string;
+  tenant: string;
+  name: string;
+  description: string;
+  is_root: number;
+  scopes: string;
+  secret_ct: Buffer;
+  secret_iv: Buffer;
+  secret_tag: Buffer;
+  prev_ct: Buffer | null;
+  prev_iv: Buffer | null;
+  prev_tag: Buffer | null;
+  prev_until: number | null;
+  expires_at: number | null;
+  created_at: number;
+  rotated_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** A tenants row with its counts. */
+export interface TenantRow {
+  name: string;
+  description: string;
+  disabled: number;
+  created_at: number;
+  bucket_count: number;
+  credential_count: number;
+}
+
+/** A tenant as the store shows it. */
+export interface TenantInfo {
+  name: string;
+  description: string;
+  disabled: boolean;
+  createdAt: string;
+  bucketCount: number;
+  credentialCount: number;
+}
+
+/** Whether a credential works now, and if not why. */
+export type CredentialStatus = 'active' | 'revoked' | 'expired';
+
+/** A credential as the store shows it: everything but the secret. */
+export interface CredentialInfo {
+  accessKeyId: string;
+  tenant: string;
+  name: string;
+  description: string;
+  isRoot: boolean;
+  scopes: ScopeGrant[];
+  status: CredentialStatus;
+  createdAt: string;
+  expiresAt?: string;
+  rotatedAt?: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+  /** Until when the secret replaced by the last rotation still verifies. */
+  previousSecretValidUntil?: string;
+}
+
+function iso(ms: number | null): string | undefined {
+  return ms === null ? undefined : new Date(ms).toISOString();
+}
+
+/** A credentials row shown without its secrets. */
+export function credentialInfo(row: CredentialRow, nowMs: number): CredentialInfo {
+  const status: CredentialStatus =
+    row.revoked_at !== null ? 'revoked' : row.expires_at !== null && row.expires_at <= nowMs ? 'expired' : 'active';
+  const info: CredentialInfo = {
+    accessKeyId: row.access_key_id,
+    tenant: row.tenant,
+    name: row.name,
+    description: row.description,
+    isRoot: row.is_root === 1,
+    scopes: JSON.parse(row.scopes) as ScopeGrant[],
+    status,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+  const optional = {
+    expiresAt: iso(row.expires_at),
+    rotatedAt: iso(row.rotated_at),
+    lastUsedAt: iso(row.last_used_at),
+    revokedAt: iso(row.revoked_at),
+    previousSecretValidUntil: row.prev_until !== null && row.prev_until > nowMs ? iso(row.prev_until) : undefined,
+  };
+  for (const [name, value] of Object.entries(optional)) if (value !== undefined) Object.assign(info, { [name]: value });
+  return info;
+}
+
+/** A tenants row as the store shows it. */
+export function tenantInfo(row: TenantRow): TenantInfo {
+  return {
+    name: row.name,
+    description: row.description,
+    disabled: row.disabled === 1,
+    createdAt: new Date(row.created_at).toISOString(),
+    bucketCount: row.bucket_count,
+    credentialCount: row.credential_count,
+  };
+}
