@@ -1,0 +1,399 @@
+/**
+ * AWS Signature Version 4 as S3 checks it: canonicalization (no path normalization, path decoded once and encoded
+ * once, payload hash from x-amz-content-sha256 or UNSIGNED-PAYLOAD) and verification of header and presigned auth.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { S3Error } from '../errors.ts';
+
+/** The parts of an HTTP request SigV4 covers, as received on the wire. */
+export interface SignedRequest {
+  method: string;
+  /** request target path exactly as received, percent-encoded, without query */
+  rawPath: string;
+  /** raw query string without '?' ('' if none) */
+  rawQuery: string;
+  /** Node's req.rawHeaders as [name, value] pairs (names in original case, repeated headers kept) */
+  headers: Array<[string, string]>;
+}
+
+/** How verifySigV4 finds secrets and what it accepts. */
+export interface VerifyOptions {
+  /** returns the secret(s) valid for this access key id (several during a rotation grace period), or undefined if unknown */
+  lookupSecrets: (accessKeyId: string) => Promise<string[] | undefined>;
+  now: Date;
+  /** region the gateway answers for; another region in the scope is AuthorizationHeaderMalformed / AuthorizationQueryParametersError */
+  region: string;
+  /** services accepted in the credential scope: ['s3'] for S3 (the default), ['sts'] for STS requests */
+  services?: string[];
+  /** allowed clock difference for header auth; default 15 minutes */
+  maxSkewMs?: number;
+}
+
+/** How the request body is protected, as announced by x-amz-content-sha256. */
+export type PayloadMode =
+  | { mode: 'signed'; sha256Hex: string }
+  | { mode: 'unsigned' }
+  | { mode: 'streaming-signed'; trailer: boolean }
+  | { mode: 'streaming-unsigned-trailer' };
+
+/** A request whose SigV4 signature checked out. */
+export interface VerifiedAuth {
+  accessKeyId: string;
+  location: 'header' | 'query';
+  payload: PayloadMode;
+  /** seed signature (never log it) */
+  signature: string;
+  /** derived key, for chunk signatures */
+  signingKey: Buffer;
+  /** e.g. 20130524/us-east-1/s3/aws4_request */
+  scope: string;
+  /** YYYYMMDDTHHMMSSZ */
+  amzDate: string;
+  /** X-Amz-Security-Token, which is always covered by the signature when present */
+  sessionToken?: string;
+}
+
+/** Inputs of the S3 canonical request. */
+export interface CanonicalRequestInput extends SignedRequest {
+  /** lower-case names from SignedHeaders, in the order given */
+  signedHeaders: string[];
+  /** last line of the canonical request: hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-* literal */
+  payloadHash: string;
+  /** presigned: leave X-Amz-Signature out of the canonical query */
+  presigned?: boolean;
+}
+
+/** The algorithm name SigV4 uses in headers, query parameters and the string to sign. */
+export const ALGORITHM = 'AWS4-HMAC-SHA256';
+/** SHA-256 of the empty string, the hash of every chunk-signature's empty "headers" line. */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+const DEFAULT_SKEW_MS = 15 * 60 * 1000;
+const MAX_EXPIRES_S = 604800;
+const UNRESERVED = /^[A-Za-z0-9\-._~/]*$/;
+
+/** Percent-decodes to bytes without touching '+', because S3 keys may contain a literal '+'. */
+function percentDecode(s: string): Buffer {
+  if (!s.includes('%')) return Buffer.from(s, 'utf8');
+  const out: number[] = [];
+  const raw = Buffer.from(s, 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    const hex = raw[i] === 0x25 && i + 2 < raw.length ? raw.toString('latin1', i + 1, i + 3) : '';
+    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else out.push(raw[i]);
+  }
+  return Buffer.from(out);
+}
+
+// One string per byte, so encoding a key is a table lookup instead of a regex test per character.
+const ENCODED = Array.from({ length: 256 }, (_, b) => {
+  const c = String.fromCharCode(b);
+  return /[A-Za-z0-9\-._~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+});
+
+/** Encodes every byte except A-Z a-z 0-9 - . _ ~ (and '/' when keepSlash), upper-case hex. */
+function uriEncode(bytes: Buffer, keepSlash: boolean): string {
+  let out = '';
+  for (const b of bytes) out += keepSlash && b === 0x2f ? '/' : ENCODED[b];
+  return out;
+}
+
+/** S3's canonical URI: decode the wire path once, encode it once, keep '/', '.', '..' and '//' as they are. */
+export function canonicalUri(rawPath: string): string {
+  if (UNRESERVED.test(rawPath)) return rawPath || '/';
+  return uriEncode(percentDecode(rawPath), true) || '/';
+}
+
+/** Splits a raw query into decoded [name, value] pairs; '+' means space, as in form encoding. */
+export function parseQuery(rawQuery: string): Array<[string, string]> {
+  if (!rawQuery) return [];
+  return rawQuery.split('&').filter(Boolean).map((part) => {
+    const eq = part.indexOf('=');
+    const [n, v] = eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
+    return [percentDecode(n.replaceAll('+', ' ')).toString('utf8'), percentDecode(v.replaceAll('+', ' ')).toString('utf8')];
+  });
+}
+
+/** The canonical query string: decoded, re-encoded with '/' encoded, sorted by name then value. */
+export function canonicalQuery(rawQuery: string, presigned = false): string {
+  const pairs = parseQuery(rawQuery)
+    .filter(([n]) => !(presigned && n === 'X-Amz-Signature'))
+    .map(([n, v]) => [uriEncode(Buffer.from(n), false), uriEncode(Buffer.from(v), false)]);
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+}
+
+/** Values of a header in arrival order, trimmed with inner whitespace runs (and obs-folds) collapsed. */
+function headerValues(headers: Array<[string, string]>, lowerName: string): string[] {
+  return headers.filter(([n]) => n.toLowerCase() === lowerName).map(([, v]) => v.trim().replace(/\s+/g, ' '));
+}
+
+/** First value of a header (case-insensitive), or undefined. */
+export function getHeader(headers: Array<[string, string]>, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  const found = headers.find(([n]) => n.toLowerCase() === lower);
+  return found?.[1].trim();
+}
+
+/** Builds S3's canonical request; repeated headers are joined with ',' exactly as received. */
+export function canonicalRequest(input: CanonicalRequestInput): string {
+  const lines = input.signedHeaders.map((h) => `${h}:${headerValues(input.headers, h).join(',')}\n`).join('');
+  return [
+    input.method.toUpperCase(),
+    canonicalUri(input.rawPath),
+    canonicalQuery(input.rawQuery, input.presigned),
+    lines,
+    input.signedHeaders.join(';'),
+    input.payloadHash,
+  ].join('\n');
+}
+
+/** Hex SHA-256 of a string or bytes. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The string to sign for a canonical request. */
+export function stringToSign(amzDate: string, scope: string, canonical: string): string {
+  return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonical)}`;
+}
+
+/** Derives the signing key for one day, region and service. */
+export function deriveSigningKey(secret: string, scope: { date: string; region: string; service: string }): Buffer {
+  const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
+  return hmac(hmac(hmac(hmac(`AWS4${secret}`, scope.date), scope.region), scope.service), 'aws4_request');
+}
+
+/** Hex HMAC-SHA256 of a string to sign with a signing key. */
+export function sign(signingKey: Buffer, toSign: string): string {
+  return createHmac('sha256', signingKey).update(toSign).digest('hex');
+}
+
+/** Constant-time comparison of two hex signatures. */
+export function signaturesEqual(expected: string, provided: string): boolean {
+  const a = Buffer.from(expected, 'latin1');
+  const b = Buffer.from(provided, 'latin1');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Verification. Kept in this file because the auth folder's file list is fixed; canonicalization above is pure.
+
+interface ParsedAuth {
+  location: 'header' | 'query';
+  accessKeyId: string;
+  scope: { date: string; region: string; service: string };
+  signedHeaders: string[];
+  signature: string;
+  amzDate: string;
+  payloadHash: string;
+  sessionToken?: string;
+}
+
+type ErrorFactory = (detail: string, fields?: Record<string, string>) => S3Error;
+
+const headerMalformed: ErrorFactory = (detail, fields) =>
+  new S3Error('AuthorizationHeaderMalformed', `The authorization header is malformed; ${detail}`, { fields });
+const queryMalformed: ErrorFactory = (detail, fields) =>
+  new S3Error('AuthorizationQueryParametersError', detail, { fields });
+
+const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
+
+/** Parses YYYYMMDDTHHMMSSZ into epoch milliseconds, or NaN. */
+function parseAmzDate(s: string): number {
+  const m = AMZ_DATE.exec(s);
+  if (!m) return NaN;
+  const t = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  return new Date(t).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '') === s ? t : NaN;
+}
+
+/** Formats a time as YYYYMMDDTHHMMSSZ. */
+export function formatAmzDate(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+/** Parses an x-amz-content-sha256 value into a payload mode; undefined if it is none S3 accepts here. */
+export function parsePayloadHash(value: string): PayloadMode | undefined {
+  switch (value) {
+    case 'UNSIGNED-PAYLOAD':
+      return { mode: 'unsigned' };
+    case 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD':
+      return { mode: 'streaming-signed', trailer: false };
+    case 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER':
+      return { mode: 'streaming-signed', trailer: true };
+    case 'STREAMING-UNSIGNED-PAYLOAD-TRAILER':
+      return { mode: 'streaming-unsigned-trailer' };
+  }
+  return /^[0-9a-fA-F]{64}$/.test(value) ? { mode: 'signed', sha256Hex: value.toLowerCase() } : undefined;
+}
+
+function parseCredential(value: string, opts: VerifyOptions, fail: ErrorFactory): ParsedAuth['scope'] & { ak: string } {
+  const parts = value.split('/');
+  if (parts.length !== 5 || !parts[0] || !/^\d{8}$/.test(parts[1]) || parts[4] !== 'aws4_request') {
+    throw fail('the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".');
+  }
+  const [ak, date, region, service] = parts;
+  if (region !== opts.region) {
+    throw fail(`the region '${region}' is wrong; expecting '${opts.region}'`, { Region: opts.region });
+  }
+  const services = opts.services ?? ['s3'];
+  if (!services.includes(service)) throw fail(`incorrect service "${service}". This endpoint belongs to "${services[0]}".`);
+  return { ak, date, region, service };
+}
+
+function parseSignedHeaders(value: string, fail: ErrorFactory): string[] {
+  const names = value.split(';');
+  if (names.some((n) => !n || n !== n.toLowerCase())) throw fail('SignedHeaders must be lower-case names separated by ";".');
+  // Without Host, a signature could be replayed against another bucket addressed by virtual host.
+  if (!names.includes('host')) throw fail('the host header must be signed.');
+  return names;
+}
+
+function payloadFromHeader(headers: Array<[string, string]>, required: boolean): string {
+  const value = getHeader(headers, 'x-amz-content-sha256');
+  if (value === undefined) {
+    if (!required) return 'UNSIGNED-PAYLOAD';
+    throw new S3Error('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
+  }
+  if (!parsePayloadHash(value)) {
+    throw new S3Error('InvalidArgument', 'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, ' +
+      'STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid sha256 value.',
+      { fields: { ArgumentName: 'x-amz-content-sha256', ArgumentValue: value } });
+  }
+  return value;
+}
+
+function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions): ParsedAuth {
+  if (!auth.startsWith(`${ALGORITHM} `)) {
+    if (/^AWS4?-?[A-Z0-9-]* /.test(auth)) {
+      throw new S3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
+    }
+    throw new S3Error('InvalidArgument', 'Unsupported Authorization Type', { fields: { ArgumentName: 'Authorization' } });
+  }
+  const parts = new Map<string, string>();
+  for (const item of auth.slice(ALGORITHM.length + 1).split(',')) {
+    const eq = item.indexOf('=');
+    const key = item.slice(0, eq).trim();
+    if (eq < 0 || parts.has(key)) throw headerMalformed('the authorization header requires three components: Credential, SignedHeaders, and Signature.');
+    parts.set(key, item.slice(eq + 1).trim());
+  }
+  const credential = parts.get('Credential');
+  const signedHeaders = parts.get('SignedHeaders');
+  const signature = parts.get('Signature');
+  if (credential === undefined || signedHeaders === undefined || signature === undefined || parts.size !== 3) {
+    throw headerMalformed('the authorization header requires three components: Credential, SignedHeaders, and Signature.');
+  }
+  const { ak, ...scope } = parseCredential(credential, opts, headerMalformed);
+  const names = parseSignedHeaders(signedHeaders, headerMalformed);
+
+  const amzHeader = getHeader(req.headers, 'x-amz-date');
+  const dateHeader = getHeader(req.headers, 'date');
+  const time = amzHeader !== undefined ? parseAmzDate(amzHeader) : dateHeader !== undefined ? Date.parse(dateHeader) : NaN;
+  if (Number.isNaN(time)) throw new S3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
+  const amzDate = formatAmzDate(new Date(time));
+  if (amzDate.slice(0, 8) !== scope.date) throw headerMalformed('Invalid credential date. Date is not the same as X-Amz-Date.');
+  const maxSkew = opts.maxSkewMs ?? DEFAULT_SKEW_MS;
+  if (Math.abs(opts.now.getTime() - time) > maxSkew) {
+    throw new S3Error('RequestTimeTooSkewed', undefined, {
+      fields: { RequestTime: amzHeader ?? dateHeader ?? '', ServerTime: opts.now.toISOString(), MaxAllowedSkewMilliseconds: String(maxSkew) },
+    });
+  }
+  const sessionToken = getHeader(req.headers, 'x-amz-security-token');
+  // An unsigned token could be swapped in transit for another principal's token bound to the same key.
+  if (sessionToken !== undefined && !names.includes('x-amz-security-token')) {
+    throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
+      fields: { HeadersNotSigned: 'x-amz-security-token' },
+    });
+  }
+  const payloadHash = payloadFromHeader(req.headers, true);
+  return { location: 'header', accessKeyId: ak, scope, signedHeaders: names, signature, amzDate, payloadHash, sessionToken };
+}
+
+function parseQueryAuth(q: (name: string) => string | undefined, req: SignedRequest, opts: VerifyOptions): ParsedAuth {
+  if (q('X-Amz-Algorithm') !== ALGORITHM) throw queryMalformed('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"');
+  const [credential, date, expires, signedHeaders, signature] =
+    ['X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'].map(q);
+  if (credential === undefined || date === undefined || expires === undefined || signedHeaders === undefined || signature === undefined) {
+    throw queryMalformed('Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, ' +
+      'X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.');
+  }
+  const { ak, ...scope } = parseCredential(credential, opts, (d, f) => queryMalformed(`Error parsing the X-Amz-Credential parameter; ${d}`, f));
+  const names = parseSignedHeaders(signedHeaders, queryMalformed);
+  const time = parseAmzDate(date);
+  if (Number.isNaN(time)) throw queryMalformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
+  if (date.slice(0, 8) !== scope.date) throw queryMalformed('Invalid credential date. Date is not the same as X-Amz-Date.');
+  if (/^-\d+$/.test(expires)) throw queryMalformed('X-Amz-Expires must be non-negative');
+  if (!/^\d{1,10}$/.test(expires)) throw queryMalformed('X-Amz-Expires should be a number');
+  if (Number(expires) > MAX_EXPIRES_S) throw queryMalformed('X-Amz-Expires must be less than a week (in seconds) that is 604800');
+  const now = opts.now.getTime();
+  if (now < time - (opts.maxSkewMs ?? DEFAULT_SKEW_MS)) throw new S3Error('AccessDenied', 'Request is not valid yet');
+  if (now > time + Number(expires) * 1000) {
+    throw new S3Error('AccessDenied', 'Request has expired', {
+      fields: { 'X-Amz-Expires': expires, Expires: new Date(time + Number(expires) * 1000).toISOString(), ServerTime: opts.now.toISOString() },
+    });
+  }
+  // Whoever holds a presigned URL must not be able to add x-amz-* headers (ACLs, copy sources, tokens) to it.
+  const unsigned = [...new Set(req.headers.map(([n]) => n.toLowerCase()))].filter((n) => n.startsWith('x-amz-') && !names.includes(n));
+  if (unsigned.length > 0) {
+    throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
+      fields: { HeadersNotSigned: unsigned.join(', ') },
+    });
+  }
+  const payloadHash = payloadFromHeader(req.headers, false);
+  return { location: 'query', accessKeyId: ak, scope, signedHeaders: names, signature, amzDate: date, payloadHash, sessionToken: q('X-Amz-Security-Token') };
+}
+
+/** Which kind of auth a request carries, without checking it: 'header', 'query' or undefined (anonymous). */
+export function authLocation(req: Pick<SignedRequest, 'headers' | 'rawQuery'>): 'header' | 'query' | undefined {
+  if (getHeader(req.headers, 'authorization') !== undefined) return 'header';
+  return /(^|&)(X-Amz-Algorithm|X-Amz-Signature|X-Amz-Credential|AWSAccessKeyId|Signature)=/.test(req.rawQuery) ? 'query' : undefined;
+}
+
+/** Returns undefined when the request carries no SigV4 auth at all (anonymous), throws S3Error on any bad auth. */
+export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Promise<VerifiedAuth | undefined> {
+  const auth = getHeader(req.headers, 'authorization');
+  const query = parseQuery(req.rawQuery);
+  const q = (name: string) => query.find(([n]) => n === name)?.[1];
+  const v4Query = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'].some((n) => q(n) !== undefined);
+  const v2Query = q('AWSAccessKeyId') !== undefined || q('Signature') !== undefined;
+  if (auth !== undefined && (v4Query || v2Query)) {
+    throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, ' +
+      'Signature query string parameter or the Authorization header should be specified', { fields: { ArgumentName: 'Authorization' } });
+  }
+  let parsed: ParsedAuth;
+  if (auth !== undefined) parsed = parseHeaderAuth(auth, req, opts);
+  else if (v4Query) parsed = parseQueryAuth(q, req, opts);
+  else if (v2Query) {
+    throw new S3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
+  } else return undefined;
+
+  const secrets = await opts.lookupSecrets(parsed.accessKeyId);
+  if (!secrets || secrets.length === 0) {
+    throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: parsed.accessKeyId } });
+  }
+  const canonical = canonicalRequest({ ...req, signedHeaders: parsed.signedHeaders, payloadHash: parsed.payloadHash, presigned: parsed.location === 'query' });
+  const scope = `${parsed.scope.date}/${parsed.scope.region}/${parsed.scope.service}/aws4_request`;
+  const toSign = stringToSign(parsed.amzDate, scope, canonical);
+  // Every secret is tried even after a match would be found, so timing does not reveal which one is current.
+  let signingKey: Buffer | undefined;
+  for (const secret of secrets) {
+    const key = deriveSigningKey(secret, parsed.scope);
+    if (signaturesEqual(sign(key, toSign), parsed.signature) && !signingKey) signingKey = key;
+  }
+  if (!signingKey) {
+    throw new S3Error('SignatureDoesNotMatch', undefined, {
+      fields: { AWSAccessKeyId: parsed.accessKeyId, StringToSign: toSign, CanonicalRequest: canonical },
+    });
+  }
+  return {
+    accessKeyId: parsed.accessKeyId,
+    location: parsed.location,
+    payload: parsePayloadHash(parsed.payloadHash)!,
+    signature: parsed.signature,
+    signingKey,
+    scope,
+    amzDate: parsed.amzDate,
+    ...(parsed.sessionToken !== undefined ? { sessionToken: parsed.sessionToken } : {}),
+  };
+}
