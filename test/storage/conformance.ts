@@ -1,0 +1,499 @@
+/**
+ * The storage conformance suite: contract behaviour every Backend must show, registered as ava tests against any
+ * backend factory. Only the contract is tested here; engine specifics live beside each engine's test file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ExecutionContext, TestFn } from 'ava';
+import {
+  BadDigestError,
+  BucketAlreadyExistsError,
+  BucketNotEmptyError,
+  EntityTooSmallError,
+  IncompleteBodyError,
+  InvalidPartError,
+  InvalidPartOrderError,
+  InvalidRangeError,
+  InvalidRequestError,
+  MIN_PART_SIZE,
+  NoSuchBucketError,
+  NoSuchKeyError,
+  NoSuchUploadError,
+  NotModifiedError,
+  PreconditionFailedError,
+  type Backend,
+  type ListObjectsInput,
+  type ListEntry,
+  type ObjectWriteMeta,
+} from '../../storage/index.ts';
+
+/** A fresh backend for one test, and how to dispose of it. */
+export interface BackendHandle {
+  backend: Backend;
+  cleanup: () => Promise<void>;
+  /** Engine-specific leftovers after a failed write (for example temp files); empty means clean. */
+  leftovers?: () => Promise<string[]>;
+}
+
+/** Creates a backend for one test. */
+export type BackendFactory = () => Promise<BackendHandle>;
+
+/** A body stream of exactly these bytes. */
+export function bodyOf(data: Buffer | string): Readable {
+  return Readable.from([Buffer.from(data)], { objectMode: false });
+}
+
+/** Reads a whole stream into memory (tests only). */
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+const md5hex = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+const META: ObjectWriteMeta = { headers: { contentType: 'text/plain' }, userMetadata: { color: 'blue' } };
+
+type Ctx = { b: Backend; bucket: string; handle: BackendHandle };
+
+/** Registers the conformance tests under `name` for the backend `makeBackend` creates. */
+export function conformance(test: TestFn, name: string, makeBackend: BackendFactory): void {
+  const it = (title: string, fn: (t: ExecutionContext, c: Ctx) => Promise<void>): void => {
+    test(`${name}: ${title}`, async (t) => {
+      const handle = await makeBackend();
+      try {
+        const bucket = `conf-${randomBytes(6).toString('hex')}`;
+        await handle.backend.createBucket(bucket);
+        await fn(t, { b: handle.backend, bucket, handle });
+      } finally {
+        await handle.cleanup();
+      }
+    });
+  };
+  const put = (c: Ctx, key: string, data: Buffer | string, extra: { tags?: Record<string, string>; meta?: ObjectWriteMeta } = {}) =>
+    c.b.putObject({ bucket: c.bucket, key, body: bodyOf(data), size: Buffer.byteLength(data), meta: extra.meta ?? META, tags: extra.tags });
+  const get = async (c: Ctx, key: string, bucket = c.bucket) => readAll((await c.b.getObject({ bucket, key })).body);
+  const names = (entries: ListEntry[]) => entries.map((e) => (e.kind === 'object' ? e.key : `P:${e.prefix}`));
+  const list = async (c: Ctx, input: Omit<ListObjectsInput, 'bucket' | 'limit'> & { limit?: number }) => {
+    const r = await c.b.listObjects({ bucket: c.bucket, limit: 1000, ...input });
+    return { names: names(r.entries), isTruncated: r.isTruncated };
+  };
+  const assertFailedWriteLeftNothing = async (t: ExecutionContext, c: Ctx, key: string) => {
+    await t.throwsAsync(c.b.headObject(c.bucket, key), { instanceOf: NoSuchKeyError });
+    if (c.handle.leftovers) t.deepEqual(await c.handle.leftovers(), []);
+  };
+
+  it('buckets: create, head, list, duplicate, delete', async (t, c) => {
+    const info = await c.b.headBucket(c.bucket);
+    t.is(info.name, c.bucket);
+    t.true((await c.b.listBuckets()).some((x) => x.name === c.bucket));
+    await t.throwsAsync(c.b.createBucket(c.bucket), { instanceOf: BucketAlreadyExistsError });
+    await c.b.deleteBucket(c.bucket);
+    await t.throwsAsync(c.b.headBucket(c.bucket), { instanceOf: NoSuchBucketError });
+    await t.throwsAsync(c.b.deleteBucket(c.bucket), { instanceOf: NoSuchBucketError });
+    await c.b.createBucket(c.bucket);
+  });
+
+  it('put, get, head round-trip metadata and body', async (t, c) => {
+    const data = Buffer.from('hello world');
+    const meta = await c.b.putObject({
+      bucket: c.bucket,
+      key: 'dir/hello.txt',
+      body: bodyOf(data),
+      size: data.length,
+      contentMd5: createHash('md5').update(data).digest(),
+      meta: { headers: { contentType: 'text/plain', cacheControl: 'no-cache' }, userMetadata: { a: '1', b: 'two' } },
+    });
+    t.is(meta.etag, md5hex(data));
+    t.is(meta.size, data.length);
+    const read = await c.b.getObject({ bucket: c.bucket, key: 'dir/hello.txt' });
+    t.deepEqual(await readAll(read.body), data);
+    t.is(read.range, undefined);
+    const head = await c.b.headObject(c.bucket, 'dir/hello.txt');
+    t.is(head.etag, md5hex(data));
+    t.is(head.key, 'dir/hello.txt');
+    t.is(head.headers.contentType, 'text/plain');
+    t.is(head.headers.cacheControl, 'no-cache');
+    t.deepEqual(head.userMetadata, { a: '1', b: 'two' });
+    t.true(Math.abs(head.lastModified.getTime() - Date.now()) < 60_000);
+  });
+
+  it('empty objects and missing keys or buckets', async (t, c) => {
+    const meta = await put(c, 'empty', '');
+    t.is(meta.etag, 'd41d8cd98f00b204e9800998ecf8427e');
+    t.is((await get(c, 'empty')).length, 0);
+    await t.throwsAsync(c.b.getObject({ bucket: c.bucket, key: 'nope' }), { instanceOf: NoSuchKeyError });
+    await t.throwsAsync(c.b.headObject(c.bucket, 'nope'), { instanceOf: NoSuchKeyError });
+    await t.throwsAsync(c.b.getObject({ bucket: `${c.bucket}-missing`, key: 'x' }), { instanceOf: NoSuchBucketError });
+    await t.throwsAsync(put({ ...c, bucket: `${c.bucket}-missing` }, 'x', 'x'), { instanceOf: NoSuchBucketError });
+  });
+
+  it('overwrite replaces body, metadata and tags', async (t, c) => {
+    await put(c, 'k', 'first version', { tags: { v: '1' } });
+    await put(c, 'k', 'second', { meta: { headers: {}, userMetadata: { new: 'yes' } } });
+    t.is((await get(c, 'k')).toString(), 'second');
+    const head = await c.b.headObject(c.bucket, 'k');
+    t.deepEqual(head.userMetadata, { new: 'yes' });
+    t.is(head.size, 6);
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 'k'), {});
+    await put(c, 'k', 'third', { tags: { v: '3' } });
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 'k'), { v: '3' });
+  });
+
+  it('delete and deleteObjects', async (t, c) => {
+    await put(c, 'a', 'a');
+    await put(c, 'b', 'b');
+    await c.b.deleteObject(c.bucket, 'a');
+    await t.throwsAsync(c.b.headObject(c.bucket, 'a'), { instanceOf: NoSuchKeyError });
+    await c.b.deleteObject(c.bucket, 'a');
+    const res = await c.b.deleteObjects(c.bucket, ['b', 'never']);
+    t.deepEqual(res.map((r) => [r.key, r.error]), [['b', undefined], ['never', undefined]]);
+    t.deepEqual((await list(c, {})).names, []);
+  });
+
+  it('ranges: bounded, clamped, open, suffix, unsatisfiable', async (t, c) => {
+    const data = Buffer.from('0123456789');
+    await put(c, 'r', data);
+    const range = async (r: Parameters<Backend['getObject']>[0]['range']) => {
+      const read = await c.b.getObject({ bucket: c.bucket, key: 'r', range: r });
+      return { range: read.range, body: (await readAll(read.body)).toString() };
+    };
+    t.deepEqual(await range({ kind: 'bounded', start: 2, end: 4 }), { range: { start: 2, end: 4 }, body: '234' });
+    t.deepEqual(await range({ kind: 'bounded', start: 8, end: 100 }), { range: { start: 8, end: 9 }, body: '89' });
+    t.deepEqual(await range({ kind: 'open', start: 7 }), { range: { start: 7, end: 9 }, body: '789' });
+    t.deepEqual(await range({ kind: 'suffix', length: 3 }), { range: { start: 7, end: 9 }, body: '789' });
+    t.deepEqual(await range({ kind: 'suffix', length: 50 }), { range: { start: 0, end: 9 }, body: '0123456789' });
+    const err = await t.throwsAsync(range({ kind: 'bounded', start: 10, end: 20 }), { instanceOf: InvalidRangeError });
+    t.is((err as InvalidRangeError).size, 10);
+    await t.throwsAsync(range({ kind: 'open', start: 11 }), { instanceOf: InvalidRangeError });
+  });
+
+  it('conditions on get', async (t, c) => {
+    const meta = await put(c, 'c', 'conditional');
+    const when = meta.lastModified;
+    const past = new Date(when.getTime() - 3600_000);
+    const future = new Date(when.getTime() + 3600_000);
+    const get = (conditions: NonNullable<Parameters<Backend['getObject']>[0]['conditions']>) =>
+      c.b.getObject({ bucket: c.bucket, key: 'c', conditions }).then((r) => readAll(r.body));
+    t.is((await get({ ifMatch: `"${meta.etag}"` })).toString(), 'conditional');
+    t.is((await get({ ifMatch: '*' })).toString(), 'conditional');
+    await t.throwsAsync(get({ ifMatch: '"0000"' }), { instanceOf: PreconditionFailedError });
+    await t.throwsAsync(get({ ifNoneMatch: `"${meta.etag}"` }), { instanceOf: NotModifiedError });
+    await t.throwsAsync(get({ ifNoneMatch: '*' }), { instanceOf: NotModifiedError });
+    t.truthy(await get({ ifNoneMatch: '"0000"' }));
+    await t.throwsAsync(get({ ifModifiedSince: future }), { instanceOf: NotModifiedError });
+    t.truthy(await get({ ifModifiedSince: past }));
+    await t.throwsAsync(get({ ifUnmodifiedSince: past }), { instanceOf: PreconditionFailedError });
+    t.truthy(await get({ ifUnmodifiedSince: future }));
+    // S3 precedence: a true If-Match wins over a false If-Unmodified-Since; a false If-None-Match wins over If-Modified-Since.
+    t.truthy(await get({ ifMatch: meta.etag, ifUnmodifiedSince: past }));
+    t.truthy(await get({ ifNoneMatch: '"0000"', ifModifiedSince: future }));
+  });
+
+  it('copy: metadata and tags copied or replaced, source conditions, copy onto itself', async (t, c) => {
+    const src = await put(c, 'src', 'copy me', { tags: { t: 'src' } });
+    const copied = await c.b.copyObject({ source: { bucket: c.bucket, key: 'src' }, dest: { bucket: c.bucket, key: 'dst' } });
+    t.is(copied.etag, src.etag);
+    t.is((await get(c, 'dst')).toString(), 'copy me');
+    t.deepEqual((await c.b.headObject(c.bucket, 'dst')).userMetadata, META.userMetadata);
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 'dst'), { t: 'src' });
+
+    await c.b.copyObject({
+      source: { bucket: c.bucket, key: 'src' },
+      dest: { bucket: c.bucket, key: 'dst2' },
+      replaceMeta: { headers: { contentType: 'application/x-new' }, userMetadata: { fresh: '1' } },
+      replaceTags: { t: 'new' },
+    });
+    const head = await c.b.headObject(c.bucket, 'dst2');
+    t.deepEqual(head.userMetadata, { fresh: '1' });
+    t.is(head.headers.contentType, 'application/x-new');
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 'dst2'), { t: 'new' });
+
+    await t.throwsAsync(
+      c.b.copyObject({ source: { bucket: c.bucket, key: 'src', conditions: { ifMatch: '"bad"' } }, dest: { bucket: c.bucket, key: 'x' } }),
+      { instanceOf: PreconditionFailedError },
+    );
+    await t.throwsAsync(
+      c.b.copyObject({ source: { bucket: c.bucket, key: 'src', conditions: { ifNoneMatch: src.etag } }, dest: { bucket: c.bucket, key: 'x' } }),
+      { instanceOf: PreconditionFailedError },
+    );
+    await t.throwsAsync(c.b.copyObject({ source: { bucket: c.bucket, key: 'missing' }, dest: { bucket: c.bucket, key: 'x' } }), {
+      instanceOf: NoSuchKeyError,
+    });
+    await t.throwsAsync(c.b.headObject(c.bucket, 'x'), { instanceOf: NoSuchKeyError });
+
+    await c.b.copyObject({
+      source: { bucket: c.bucket, key: 'src' },
+      dest: { bucket: c.bucket, key: 'src' },
+      replaceMeta: { headers: {}, userMetadata: { self: 'yes' } },
+    });
+    t.deepEqual((await c.b.headObject(c.bucket, 'src')).userMetadata, { self: 'yes' });
+    t.is((await get(c, 'src')).toString(), 'copy me');
+
+    // The copy is independent of the source's later life.
+    await put(c, 'src', 'overwritten');
+    await c.b.deleteObject(c.bucket, 'src');
+    t.is((await get(c, 'dst')).toString(), 'copy me');
+  });
+
+  it('copy across buckets', async (t, c) => {
+    const other = `${c.bucket}-b`;
+    await c.b.createBucket(other);
+    await put(c, 'k', 'across');
+    await c.b.copyObject({ source: { bucket: c.bucket, key: 'k' }, dest: { bucket: other, key: 'k2' } });
+    t.is((await get(c, 'k2', other)).toString(), 'across');
+    await c.b.deleteObject(other, 'k2');
+    await c.b.deleteBucket(other);
+  });
+
+  it('listing: prefix, delimiter and byte order around "/"', async (t, c) => {
+    for (const k of ['a/b', 'a.b', 'a-b', 'a0', 'a', 'a/c/d', 'b', 'ab']) await put(c, k, k);
+    t.deepEqual((await list(c, {})).names, ['a', 'a-b', 'a.b', 'a/b', 'a/c/d', 'a0', 'ab', 'b']);
+    t.deepEqual((await list(c, { delimiter: '/' })).names, ['a', 'a-b', 'a.b', 'P:a/', 'a0', 'ab', 'b']);
+    t.deepEqual((await list(c, { prefix: 'a/', delimiter: '/' })).names, ['a/b', 'P:a/c/']);
+    t.deepEqual((await list(c, { prefix: 'a/' })).names, ['a/b', 'a/c/d']);
+    t.deepEqual((await list(c, { prefix: 'zz' })).names, []);
+    t.deepEqual((await list(c, { prefix: 'a', delimiter: '.' })).names, ['a', 'a-b', 'P:a.', 'a/b', 'a/c/d', 'a0', 'ab']);
+  });
+
+  it('listing: startAfter, resuming from a common prefix, limit counts prefixes', async (t, c) => {
+    for (const k of ['a', 'b/1', 'b/2', 'b/3', 'c', 'd/x', 'e']) await put(c, k, k);
+    t.deepEqual((await list(c, { startAfter: 'b/2' })).names, ['b/3', 'c', 'd/x', 'e']);
+    t.deepEqual((await list(c, { startAfter: 'b/2', delimiter: '/' })).names, ['c', 'P:d/', 'e']);
+    t.deepEqual((await list(c, { startAfter: 'b/', delimiter: '/' })).names, ['c', 'P:d/', 'e']);
+    t.deepEqual((await list(c, { startAfter: 'b', delimiter: '/' })).names, ['P:b/', 'c', 'P:d/', 'e']);
+    t.deepEqual((await list(c, { startAfter: 'a', prefix: 'b/' })).names, ['b/1', 'b/2', 'b/3']);
+    t.deepEqual((await list(c, { startAfter: 'zzz' })).names, []);
+    t.deepEqual(await list(c, { delimiter: '/', limit: 2 }), { names: ['a', 'P:b/'], isTruncated: true });
+    t.deepEqual(await list(c, { delimiter: '/', limit: 2, startAfter: 'b/' }), { names: ['c', 'P:d/'], isTruncated: true });
+    t.deepEqual(await list(c, { delimiter: '/', limit: 1, startAfter: 'd/' }), { names: ['e'], isTruncated: false });
+    t.deepEqual(await list(c, { delimiter: '/', limit: 5 }), { names: ['a', 'P:b/', 'c', 'P:d/', 'e'], isTruncated: false });
+  });
+
+  it('listing: unicode keys in UTF-8 byte order, astral characters included', async (t, c) => {
+    // UTF-16 order would put the astral 😀 (D83D…) before U+FFFD and U+E000; UTF-8 byte order puts it after.
+    const keys = ['z', 'é', '\u{E000}', '\u{FFFD}', '😀', 'x/😀', 'x/\u{FFFD}'];
+    for (const k of keys) await put(c, k, k);
+    t.deepEqual((await list(c, {})).names, ['x/\u{FFFD}', 'x/😀', 'z', 'é', '\u{E000}', '\u{FFFD}', '😀']);
+    t.deepEqual((await list(c, { startAfter: '\u{FFFD}' })).names, ['😀']);
+    t.deepEqual((await list(c, { prefix: 'x/', startAfter: 'x/\u{FFFD}' })).names, ['x/😀']);
+    t.is((await get(c, '😀')).toString(), '😀');
+  });
+
+  it('listing: 1,200 keys paginated with limit 1000', async (t, c) => {
+    const keys = Array.from({ length: 1200 }, (_, i) => `k/${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => put(c, k, 'x')));
+    const page1 = await c.b.listObjects({ bucket: c.bucket, limit: 1000 });
+    t.is(page1.entries.length, 1000);
+    t.true(page1.isTruncated);
+    const last = page1.entries[999]!;
+    const page2 = await c.b.listObjects({ bucket: c.bucket, limit: 1000, startAfter: last.kind === 'object' ? last.key : '' });
+    t.is(page2.entries.length, 200);
+    t.false(page2.isTruncated);
+    t.deepEqual([...names(page1.entries), ...names(page2.entries)], keys);
+    const rolled = await c.b.listObjects({ bucket: c.bucket, limit: 1000, delimiter: '/' });
+    t.deepEqual(names(rolled.entries), ['P:k/']);
+  });
+
+  it('tagging: put, get, delete, missing key', async (t, c) => {
+    await put(c, 't', 'tagged');
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 't'), {});
+    await c.b.putObjectTagging(c.bucket, 't', { a: '1', b: '2' });
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 't'), { a: '1', b: '2' });
+    await c.b.putObjectTagging(c.bucket, 't', { c: '3' });
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 't'), { c: '3' });
+    await c.b.deleteObjectTagging(c.bucket, 't');
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 't'), {});
+    await t.throwsAsync(c.b.getObjectTagging(c.bucket, 'nope'), { instanceOf: NoSuchKeyError });
+    await t.throwsAsync(c.b.putObjectTagging(c.bucket, 'nope', { a: '1' }), { instanceOf: NoSuchKeyError });
+    await c.b.putObjectTagging(c.bucket, 't', { gone: 'soon' });
+    await c.b.deleteObject(c.bucket, 't');
+    await put(c, 't', 'again');
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 't'), {});
+  });
+
+  it('deleteBucket refuses objects and in-progress uploads', async (t, c) => {
+    await put(c, 'o', 'o');
+    await t.throwsAsync(c.b.deleteBucket(c.bucket), { instanceOf: BucketNotEmptyError });
+    await c.b.deleteObject(c.bucket, 'o');
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'm', meta: META });
+    await t.throwsAsync(c.b.deleteBucket(c.bucket), { instanceOf: BucketNotEmptyError });
+    await c.b.abortMultipartUpload(c.bucket, 'm', up.uploadId);
+    await c.b.deleteBucket(c.bucket);
+    await c.b.createBucket(c.bucket);
+  });
+
+  it('failed writes store nothing: erroring body, short body, long body, bad Content-MD5', async (t, c) => {
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.alloc(1024, 1));
+        setImmediate(() => this.destroy(new Error('client went away')));
+      },
+    });
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 'e', body: failing, size: 1 << 20, meta: META }));
+    await assertFailedWriteLeftNothing(t, c, 'e');
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 's', body: bodyOf('short'), size: 10, meta: META }), {
+      instanceOf: IncompleteBodyError,
+    });
+    await assertFailedWriteLeftNothing(t, c, 's');
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 'l', body: bodyOf('longer than said'), size: 3, meta: META }), {
+      instanceOf: IncompleteBodyError,
+    });
+    await assertFailedWriteLeftNothing(t, c, 'l');
+    const digest = createHash('md5').update('other').digest();
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 'd', body: bodyOf('body'), size: 4, contentMd5: digest, meta: META }), {
+      instanceOf: BadDigestError,
+    });
+    await assertFailedWriteLeftNothing(t, c, 'd');
+    // A failed overwrite leaves the old object in place.
+    await put(c, 'keep', 'old');
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 'keep', body: bodyOf('x'), size: 5, meta: META }));
+    t.is((await get(c, 'keep')).toString(), 'old');
+  });
+
+  it('a body stream error that is not about length propagates unchanged', async (t, c) => {
+    class SignatureError extends Error {}
+    const bad = new Readable({
+      read() {
+        this.destroy(new SignatureError('bad chunk signature'));
+      },
+    });
+    await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key: 'sig', body: bad, size: 10, meta: META }), { instanceOf: SignatureError });
+    await assertFailedWriteLeftNothing(t, c, 'sig');
+  });
+
+  multipartTests(it, put, get);
+}
+
+type It = (title: string, fn: (t: ExecutionContext, c: Ctx) => Promise<void>) => void;
+type Put = (c: Ctx, key: string, data: Buffer | string, extra?: { tags?: Record<string, string>; meta?: ObjectWriteMeta }) => Promise<unknown>;
+type Get = (c: Ctx, key: string) => Promise<Buffer>;
+
+function multipartTests(it: It, put: Put, get: Get): void {
+  const big = (fill: number) => Buffer.alloc(MIN_PART_SIZE, fill);
+  const part = (c: Ctx, key: string, uploadId: string, partNumber: number, data: Buffer) =>
+    c.b.uploadPart({ bucket: c.bucket, key, uploadId, partNumber, body: bodyOf(data), size: data.length });
+
+  it('multipart: complete, etag, partNumber reads, unused and re-uploaded parts', async (t, c) => {
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'mp', meta: META, tags: { from: 'upload' } });
+    const p1 = big(1);
+    const p2 = Buffer.from('tail');
+    await part(c, 'mp', up.uploadId, 1, Buffer.alloc(MIN_PART_SIZE, 9)); // replaced below
+    const r1 = await part(c, 'mp', up.uploadId, 1, p1);
+    t.is(r1.etag, md5hex(p1));
+    const r2 = await part(c, 'mp', up.uploadId, 3, p2);
+    await part(c, 'mp', up.uploadId, 2, Buffer.from('never used'));
+    const done = await c.b.completeMultipartUpload({
+      bucket: c.bucket,
+      key: 'mp',
+      uploadId: up.uploadId,
+      parts: [{ partNumber: 1, etag: `"${r1.etag}"` }, { partNumber: 3, etag: r2.etag }],
+    });
+    const expected = createHash('md5').update(Buffer.concat([Buffer.from(r1.etag, 'hex'), Buffer.from(r2.etag, 'hex')])).digest('hex') + '-2';
+    t.is(done.etag, expected);
+    t.is(done.size, p1.length + p2.length);
+    const head = await c.b.headObject(c.bucket, 'mp');
+    t.is(head.etag, expected);
+    t.deepEqual(head.partSizes, [p1.length, p2.length]);
+    t.deepEqual(head.userMetadata, META.userMetadata);
+    t.deepEqual(await c.b.getObjectTagging(c.bucket, 'mp'), { from: 'upload' });
+    t.true((await get(c, 'mp')).equals(Buffer.concat([p1, p2])));
+    const second = await c.b.getObject({ bucket: c.bucket, key: 'mp', partNumber: 2 });
+    t.deepEqual(second.range, { start: p1.length, end: p1.length + 3 });
+    t.is((await readAll(second.body)).toString(), 'tail');
+    const across = await c.b.getObject({ bucket: c.bucket, key: 'mp', range: { kind: 'bounded', start: p1.length - 2, end: p1.length + 1 } });
+    t.deepEqual(await readAll(across.body), Buffer.from([1, 1, 0x74, 0x61]));
+    const err = await t.throwsAsync(c.b.getObject({ bucket: c.bucket, key: 'mp', partNumber: 3 }));
+    t.true(err instanceof InvalidRequestError || err instanceof InvalidRangeError);
+    await t.throwsAsync(c.b.listParts({ bucket: c.bucket, key: 'mp', uploadId: up.uploadId, limit: 10 }), { instanceOf: NoSuchUploadError });
+  });
+
+  it('multipart: order, missing part, wrong etag, too small, abort', async (t, c) => {
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'bad', meta: META });
+    const r1 = await part(c, 'bad', up.uploadId, 1, Buffer.from('small'));
+    const r2 = await part(c, 'bad', up.uploadId, 2, Buffer.from('small too'));
+    const complete = (parts: Array<{ partNumber: number; etag: string }>) =>
+      c.b.completeMultipartUpload({ bucket: c.bucket, key: 'bad', uploadId: up.uploadId, parts });
+    await t.throwsAsync(complete([{ partNumber: 2, etag: r2.etag }, { partNumber: 1, etag: r1.etag }]), { instanceOf: InvalidPartOrderError });
+    await t.throwsAsync(complete([{ partNumber: 1, etag: r1.etag }, { partNumber: 4, etag: r2.etag }]), { instanceOf: InvalidPartError });
+    await t.throwsAsync(complete([{ partNumber: 1, etag: r2.etag }]), { instanceOf: InvalidPartError });
+    await t.throwsAsync(complete([{ partNumber: 1, etag: r1.etag }, { partNumber: 2, etag: r2.etag }]), { instanceOf: EntityTooSmallError });
+    t.is((await c.b.listParts({ bucket: c.bucket, key: 'bad', uploadId: up.uploadId, limit: 10 })).parts.length, 2);
+    const single = await complete([{ partNumber: 2, etag: r2.etag }]);
+    t.is(single.size, 9);
+    t.is((await get(c, 'bad')).toString(), 'small too');
+
+    const up2 = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'gone', meta: META });
+    await part(c, 'gone', up2.uploadId, 1, Buffer.from('x'));
+    await t.throwsAsync(c.b.abortMultipartUpload(c.bucket, 'other-key', up2.uploadId), { instanceOf: NoSuchUploadError });
+    await c.b.abortMultipartUpload(c.bucket, 'gone', up2.uploadId);
+    await t.throwsAsync(c.b.abortMultipartUpload(c.bucket, 'gone', up2.uploadId), { instanceOf: NoSuchUploadError });
+    await t.throwsAsync(part(c, 'gone', up2.uploadId, 1, Buffer.from('x')), { instanceOf: NoSuchUploadError });
+    await t.throwsAsync(c.b.headObject(c.bucket, 'gone'), { instanceOf: NoSuchKeyError });
+  });
+
+  it('multipart: listParts and listMultipartUploads with markers and limits', async (t, c) => {
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'lp', meta: META });
+    for (const n of [1, 2, 3, 5]) await part(c, 'lp', up.uploadId, n, Buffer.from(`part ${n}`));
+    const page1 = await c.b.listParts({ bucket: c.bucket, key: 'lp', uploadId: up.uploadId, limit: 2 });
+    t.deepEqual(page1.parts.map((p) => p.partNumber), [1, 2]);
+    t.true(page1.isTruncated);
+    t.is(page1.upload.key, 'lp');
+    t.deepEqual(page1.upload.meta.userMetadata, META.userMetadata);
+    t.is(page1.parts[0]!.size, 6);
+    t.is(page1.parts[0]!.etag, md5hex(Buffer.from('part 1')));
+    const page2 = await c.b.listParts({ bucket: c.bucket, key: 'lp', uploadId: up.uploadId, limit: 2, partNumberMarker: 2 });
+    t.deepEqual(page2.parts.map((p) => p.partNumber), [3, 5]);
+    t.false(page2.isTruncated);
+
+    const other = await Promise.all(['a/1', 'a/2', 'b', 'lp'].map((key) => c.b.createMultipartUpload({ bucket: c.bucket, key, meta: META })));
+    const lpIds = [up.uploadId, other[3]!.uploadId].sort();
+    const all = await c.b.listMultipartUploads({ bucket: c.bucket, limit: 100 });
+    const show = (es: typeof all.entries) => es.map((e) => (e.kind === 'upload' ? `${e.key}#${e.uploadId}` : `P:${e.prefix}`));
+    t.deepEqual(show(all.entries), [
+      `a/1#${other[0]!.uploadId}`,
+      `a/2#${other[1]!.uploadId}`,
+      `b#${other[2]!.uploadId}`,
+      `lp#${lpIds[0]}`,
+      `lp#${lpIds[1]}`,
+    ]);
+    const rolled = await c.b.listMultipartUploads({ bucket: c.bucket, delimiter: '/', limit: 2 });
+    t.deepEqual(show(rolled.entries), ['P:a/', `b#${other[2]!.uploadId}`]);
+    t.true(rolled.isTruncated);
+    const afterB = await c.b.listMultipartUploads({ bucket: c.bucket, keyMarker: 'b', limit: 100 });
+    t.deepEqual(show(afterB.entries), [`lp#${lpIds[0]}`, `lp#${lpIds[1]}`]);
+    const afterFirstLp = await c.b.listMultipartUploads({ bucket: c.bucket, keyMarker: 'lp', uploadIdMarker: lpIds[0], limit: 100 });
+    t.deepEqual(show(afterFirstLp.entries), [`lp#${lpIds[1]}`]);
+    const prefixed = await c.b.listMultipartUploads({ bucket: c.bucket, prefix: 'a/', limit: 1 });
+    t.deepEqual(show(prefixed.entries), [`a/1#${other[0]!.uploadId}`]);
+    t.true(prefixed.isTruncated);
+    for (const u of [up, ...other]) await c.b.abortMultipartUpload(c.bucket, u.key, u.uploadId);
+  });
+
+  it('multipart: uploadPartCopy whole and ranged', async (t, c) => {
+    await put(c, 'source', '0123456789');
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'pc', meta: META });
+    const whole = await c.b.uploadPartCopy({ bucket: c.bucket, key: 'pc', uploadId: up.uploadId, partNumber: 1, source: { bucket: c.bucket, key: 'source' } });
+    t.is(whole.etag, md5hex(Buffer.from('0123456789')));
+    t.is(whole.size, 10);
+    const ranged = await c.b.uploadPartCopy({
+      bucket: c.bucket,
+      key: 'pc',
+      uploadId: up.uploadId,
+      partNumber: 2,
+      source: { bucket: c.bucket, key: 'source', range: { start: 2, end: 4 } },
+    });
+    t.is(ranged.etag, md5hex(Buffer.from('234')));
+    await t.throwsAsync(
+      c.b.uploadPartCopy({
+        bucket: c.bucket,
+        key: 'pc',
+        uploadId: up.uploadId,
+        partNumber: 3,
+        source: { bucket: c.bucket, key: 'source', conditions: { ifMatch: '"nope"' } },
+      }),
+      { instanceOf: PreconditionFailedError },
+    );
+    await c.b.completeMultipartUpload({ bucket: c.bucket, key: 'pc', uploadId: up.uploadId, parts: [{ partNumber: 2, etag: ranged.etag }] });
+    t.is((await get(c, 'pc')).toString(), '234');
+  });
+}
