@@ -207,13 +207,13 @@ export class PolicyStore {
       this.db
         .prepare(
           `UPDATE credentials SET
-             prev_ct = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_ct END,
-             prev_iv = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_iv END,
-             prev_tag = CASE WHEN ?1 IS NULL THEN NULL ELSE secret_tag END,
-             prev_until = ?1, secret_ct = ?2, secret_iv = ?3, secret_tag = ?4, rotated_at = ?5
-           WHERE access_key_id = ?6`,
+             prev_ct = CASE WHEN @until IS NULL THEN NULL ELSE secret_ct END,
+             prev_iv = CASE WHEN @until IS NULL THEN NULL ELSE secret_iv END,
+             prev_tag = CASE WHEN @until IS NULL THEN NULL ELSE secret_tag END,
+             prev_until = @until, secret_ct = @ct, secret_iv = @iv, secret_tag = @tag, rotated_at = @now
+           WHERE access_key_id = @id`,
         )
-        .run(until, sealed.ciphertext, sealed.iv, sealed.tag, now, accessKeyId),
+        .run({ until, ct: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag, now, id: accessKeyId }),
     );
     const result: { accessKeyId: string; secretKey: string; previousSecretValidUntil?: string } = { accessKeyId, secretKey };
     if (until !== null) result.previousSecretValidUntil = new Date(until).toISOString();
