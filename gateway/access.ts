@@ -1,0 +1,104 @@
+/**
+ * The per-request authorizer: binds the caller, the policy store and the denial log, so operations ask one-line
+ * questions and every refusal is logged the same way, with the client told only AccessDenied.
+ */
+import {
+  authorize,
+  keyVisible,
+  listingPlan,
+  prefixVisible,
+  RESERVED_PREFIX,
+  visibleBuckets,
+  type DenialLog,
+  type PolicyStore,
+} from '../policy/index.ts';
+import type { Decision, DenialLayer, Family, Principal } from '../policy/types.ts';
+import { accessDenied } from './errors.ts';
+import type { Access, ListingFilter } from './operation.ts';
+
+/** What a denial line needs to know about the request besides the decision. */
+export interface RequestFacts {
+  requestId: string;
+  action: string;
+  remoteAddress?: string;
+  userAgent?: string;
+}
+
+/** Writes one denial line for this request. */
+export function logDenial(
+  denials: DenialLog,
+  facts: RequestFacts,
+  d: { layer: DenialLayer; reason: string; principal?: Principal; accessKeyId?: string; bucket?: string; key?: string; copySource?: string },
+): void {
+  denials.write({
+    time: new Date().toISOString(),
+    requestId: facts.requestId,
+    tenant: d.principal?.tenant,
+    accessKeyId: d.principal?.accessKeyId ?? d.accessKeyId,
+    subject: d.principal?.subject,
+    action: facts.action,
+    bucket: d.bucket || undefined,
+    key: d.key || undefined,
+    copySource: d.copySource,
+    layer: d.layer,
+    reason: d.reason,
+    remoteAddress: facts.remoteAddress,
+    userAgent: facts.userAgent,
+  });
+}
+
+/** Just past every key that starts with the reserved prefix, for listings to resume from. */
+const PAST_RESERVED = RESERVED_PREFIX + '\uffff';
+
+/** Builds the Access object for one authenticated request. */
+export function createAccess(opts: { principal: Principal; policy: PolicyStore; denials: DenialLog; facts: RequestFacts }): Access {
+  const { principal, policy, denials, facts } = opts;
+  const decide = (family: Family, bucket: string, key?: string): Decision =>
+    authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined });
+  const deny = (layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }) =>
+    logDenial(denials, facts, { layer, reason, principal, ...where });
+
+  return {
+    require(family, bucket, key, extra = {}) {
+      const d = decide(family, bucket, key);
+      if (!d.allowed) {
+        deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
+        throw accessDenied();
+      }
+    },
+    allows(family, bucket, key) {
+      const d = decide(family, bucket, key);
+      if (!d.allowed) deny(d.layer, d.reason, { bucket, key });
+      return d.allowed;
+    },
+    listing(bucket, prefix): ListingFilter {
+      const plan = listingPlan(principal, bucket, prefix);
+      if (plan.kind === 'none') {
+        deny(plan.layer, plan.reason, { bucket, key: prefix });
+        throw accessDenied();
+      }
+      return {
+        keyVisible: (key) => keyVisible(plan, key),
+        async prefixVisible(p, probe) {
+          if (!prefixVisible(plan, p)) return false;
+          if (plan.kind === 'all') return true;
+          // The prefix only leads towards a grant: show it when a granted key really lies beneath it.
+          for (const g of plan.grantPrefixes) {
+            if (p.startsWith(g)) return true;
+            if (g.startsWith(p) && (await probe(g))) return true;
+          }
+          return false;
+        },
+        skipPast: (key) => (key === '_anvil' || key.startsWith(RESERVED_PREFIX) ? PAST_RESERVED : undefined),
+      };
+    },
+    visibleBuckets: (names) => visibleBuckets(principal, names, (b) => policy.bucketOwner(b)),
+    bucketCreated(bucket) {
+      policy.assignBucket(bucket, principal.tenant, { actor: principal.accessKeyId });
+    },
+    bucketDeleted(bucket) {
+      policy.releaseBucket(bucket, { actor: principal.accessKeyId });
+    },
+    ownsBucket: (bucket) => principal.isRoot || policy.bucketOwner(bucket) === principal.tenant,
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * The Koa app: only the middleware, in the order every request passes them. No logic lives here.
+ */
+import Koa from 'koa';
+import type { DenialLog, PolicyStore } from '../policy/index.ts';
+import { addressing } from './middleware/addressing.ts';
+import { authenticate } from './middleware/authenticate.ts';
+import { authorizeRequest } from './middleware/authorize.ts';
+import { runOperation } from './middleware/operation.ts';
+import { requestId } from './middleware/request-id.ts';
+import { respond } from './middleware/respond.ts';
+import type { Services } from './operation.ts';
+import type { GatewayState } from './state.ts';
+
+/** Everything the app needs, built by the composition root (server.ts). */
+export interface AppDeps extends Services {
+  policy: PolicyStore;
+  denials: DenialLog;
+  log: (line: string) => void;
+}
+
+export function createApp(deps: AppDeps): Koa<GatewayState> {
+  const app = new Koa<GatewayState>();
+  app.silent = true;
+  app.on('error', (err: Error & { code?: string }) => {
+    // Client disconnects mid-stream are routine; anything else is worth a line (never with request secrets).
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    deps.log(`stream error: ${err.message}`);
+  });
+  app.use(requestId());
+  app.use(respond({ log: deps.log }));
+  app.use(addressing(deps.config.domain));
+  app.use(authenticate({ policy: deps.policy, denials: deps.denials, region: deps.config.region }));
+  app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials }));
+  app.use(runOperation({ backend: deps.backend, config: deps.config }));
+  return app;
+}

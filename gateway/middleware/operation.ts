@@ -1,0 +1,56 @@
+/** Runs the matched operation with its OpContext; the body, when the operation reads one, is verified as it streams. */
+import type { Middleware } from 'koa';
+import { pipeline, type Readable } from 'node:stream';
+import type { StoredChecksum } from '../../storage/backend.ts';
+import { planBody } from '../auth/body-verifier.ts';
+import { S3Error } from '../errors.ts';
+import type { OpContext, Services } from '../operation.ts';
+import type { GatewayState } from '../state.ts';
+
+/** Largest XML request body read whole. */
+const DEFAULT_TEXT_LIMIT = 1024 * 1024;
+
+export function runOperation(services: Services): Middleware<GatewayState> {
+  return async function operationMiddleware(ctx, next) {
+    const { route, target, principal, access, auth } = ctx.state;
+    const hasLength = ctx.get('content-length') !== '' || ctx.get('transfer-encoding') !== '';
+    if (route!.body && ['PUT', 'POST'].includes(ctx.method) && !hasLength) throw new S3Error('MissingContentLength');
+    const plan = planBody({ auth, headers: ctx.headers });
+    let stream: Readable | undefined;
+    const body = (): Readable => {
+      if (!stream) {
+        stream = plan.stream;
+        pipeline(ctx.req, plan.stream, () => {
+          // Errors reach the consumer through plan.stream; nothing else to do here.
+        });
+      }
+      return stream;
+    };
+    const op: OpContext = {
+      requestId: ctx.state.requestId,
+      bucket: target!.bucket,
+      key: target!.key,
+      query: target!.query,
+      headers: ctx.headers,
+      services,
+      principal: principal!,
+      access: access!,
+      body,
+      bodyLength: plan.decodedLength,
+      bodyChecksum: (): StoredChecksum | undefined => plan.checksum(),
+      async readText(limit = DEFAULT_TEXT_LIMIT) {
+        if (plan.decodedLength !== undefined && plan.decodedLength > limit) throw new S3Error('MalformedXML');
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of body()) {
+          size += (chunk as Buffer).length;
+          if (size > limit) throw new S3Error('MalformedXML');
+          chunks.push(chunk as Buffer);
+        }
+        return Buffer.concat(chunks).toString('utf8');
+      },
+    };
+    ctx.state.result = await route!.run(op);
+    await next();
+  };
+}

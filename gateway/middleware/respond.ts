@@ -1,0 +1,82 @@
+/**
+ * The one place responses are written: an operation's result (XML, buffer or stream), or anything thrown turned
+ * into S3's XML error with the request id. Unknown errors become InternalError and expose nothing.
+ */
+import type { Middleware } from 'koa';
+import * as storage from '../../storage/errors.ts';
+import { S3Error } from '../errors.ts';
+import { httpDate } from '../s3-headers.ts';
+import type { GatewayState } from '../state.ts';
+import { xmlDocument } from '../xml.ts';
+
+/** Maps a neutral storage error to the S3 error a client expects. */
+export function toS3Error(err: unknown): S3Error | undefined {
+  if (err instanceof S3Error) return err;
+  if (err instanceof storage.NoSuchBucketError) return new S3Error('NoSuchBucket');
+  if (err instanceof storage.NoSuchKeyError) return new S3Error('NoSuchKey');
+  if (err instanceof storage.BucketAlreadyExistsError) return new S3Error('BucketAlreadyExists');
+  if (err instanceof storage.BucketNotEmptyError) return new S3Error('BucketNotEmpty');
+  if (err instanceof storage.NoSuchUploadError) return new S3Error('NoSuchUpload');
+  if (err instanceof storage.InvalidPartError) return new S3Error('InvalidPart');
+  if (err instanceof storage.InvalidPartOrderError) return new S3Error('InvalidPartOrder');
+  if (err instanceof storage.EntityTooSmallError) return new S3Error('EntityTooSmall');
+  if (err instanceof storage.InvalidRangeError) {
+    return new S3Error('InvalidRange', undefined, { headers: { 'content-range': `bytes */${err.size}` }, fields: { ActualObjectSize: String(err.size) } });
+  }
+  if (err instanceof storage.PreconditionFailedError) return new S3Error('PreconditionFailed', undefined, { fields: { Condition: 'If-Match' } });
+  if (err instanceof storage.NotModifiedError) {
+    return new S3Error('NotModified', undefined, { headers: { etag: `"${err.etag}"`, 'last-modified': httpDate(err.lastModified) } });
+  }
+  if (err instanceof storage.BadDigestError) return new S3Error('BadDigest');
+  if (err instanceof storage.IncompleteBodyError) return new S3Error('IncompleteBody');
+  if (err instanceof storage.InvalidRequestError) return new S3Error('InvalidRequest', err.message);
+  if (err instanceof storage.ServiceUnavailableError) {
+    return new S3Error('ServiceUnavailable', undefined, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
+  }
+  if (err instanceof storage.SlowDownError) {
+    return new S3Error('SlowDown', undefined, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
+  }
+  return undefined;
+}
+
+/** Writes S3's error document (no body for HEAD or 304). */
+export function errorBody(err: S3Error, requestId: string, resource: string): string {
+  return xmlDocument(
+    'Error',
+    { Code: err.code, Message: err.message, ...err.fields, Resource: resource, RequestId: requestId, HostId: Buffer.from(requestId).toString('base64') },
+    false,
+  );
+}
+
+export function respond(opts: { log: (line: string) => void }): Middleware<GatewayState> {
+  return async function respondMiddleware(ctx, next) {
+    try {
+      await next();
+      const result = ctx.state.result;
+      if (!result) return;
+      ctx.status = result.status ?? 200;
+      for (const [k, v] of Object.entries(result.headers ?? {})) if (v !== undefined) ctx.set(k, v);
+      if (result.body !== undefined) ctx.body = result.body;
+      else if (ctx.status === 200 && ctx.method !== 'HEAD') ctx.body = '';
+    } catch (thrown) {
+      let err = toS3Error(thrown);
+      if (!err) {
+        // Log the cause server-side only; the client learns nothing beyond InternalError and the request id.
+        opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
+        err = new S3Error('InternalError');
+      }
+      const consumed = ctx.req.readableEnded || ctx.req.headers['content-length'] === '0' || ctx.req.headers['content-length'] === undefined && ctx.req.headers['transfer-encoding'] === undefined;
+      // A refused upload still streaming: close the connection rather than read gigabytes we will not store.
+      if (!consumed) ctx.set('connection', 'close');
+      ctx.status = err.status;
+      for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+      if (ctx.method === 'HEAD' || err.status === 304) {
+        // Koa would turn a null body into 204; an unset body keeps the status and HEAD sends no bytes anyway.
+        if (err.status !== 304) ctx.set('x-amz-error-code', err.code);
+        return;
+      }
+      ctx.type = 'application/xml';
+      ctx.body = errorBody(err, ctx.state.requestId, ctx.path);
+    }
+  };
+}

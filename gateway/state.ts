@@ -1,0 +1,18 @@
+/** Typed per-request state carried through the middleware, in the order the middleware fills it. */
+import type { Principal } from '../policy/types.ts';
+import type { Target } from './addressing.ts';
+import type { VerifiedAuth } from './auth/sigv4.ts';
+import type { Access, OpResult } from './operation.ts';
+import type { Route } from './routes.ts';
+
+/** Koa's ctx.state for the gateway. */
+export interface GatewayState {
+  requestId: string;
+  startedAt: number;
+  target?: Target;
+  route?: Route;
+  auth?: VerifiedAuth;
+  principal?: Principal;
+  access?: Access;
+  result?: OpResult;
+}
