@@ -4,6 +4,8 @@
  */
 
 import type Database from 'better-sqlite3';
+import { MasterKeyMismatchError } from './errors.ts';
+import { open, seal } from './secret-box.ts';
 import type { ScopeGrant } from './types.ts';
 
 /** The system tenant the root credential (and buckets it creates) belong to. */
@@ -54,6 +56,24 @@ export function migrate(db: Database.Database): void {
       db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(applied + index + 1, Date.now());
     });
   }).immediate();
+}
+
+/** Verifies the master key against a sealed marker written on first open, so a wrong key fails at start. */
+export function verifyMasterKey(db: Database.Database, key: Buffer): void {
+  const read = db.prepare("SELECT value FROM meta WHERE key = 'key_check'").pluck();
+  if (read.get() === undefined) {
+    const sealed = seal(key, 'anvil-key-check', 'key_check');
+    const value = JSON.stringify({ ct: sealed.ciphertext.toString('base64'), iv: sealed.iv.toString('base64'), tag: sealed.tag.toString('base64') });
+    // OR IGNORE: another process starting at the same moment may have written its marker first; that one wins.
+    db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)").run(value);
+  }
+  const parts = JSON.parse(read.get() as string) as { ct: string; iv: string; tag: string };
+  try {
+    const sealed = { ciphertext: Buffer.from(parts.ct, 'base64'), iv: Buffer.from(parts.iv, 'base64'), tag: Buffer.from(parts.tag, 'base64') };
+    open(key, sealed, 'key_check');
+  } catch {
+    throw new MasterKeyMismatchError('the master key does not match the one the stored secrets were sealed with');
+  }
 }
 
 /** A credentials row. */

@@ -249,3 +249,31 @@ test('changes are audited without secrets', async (t) => {
   t.false(raw.includes(rotated.secretKey));
   t.deepEqual((await queryAudit(dir, { accessKeyId: created.accessKeyId, action: 'credential.revoke' })).length, 1);
 });
+
+test('unowned buckets are adopted by root, owned ones left alone', (t) => {
+  const { store } = setup(t);
+  store.assignBucket('backups', 'acme');
+  t.deepEqual(store.adoptUnownedBuckets(['backups', 'legacy', 'old']), ['legacy', 'old']);
+  t.is(store.bucketOwner('legacy'), 'root');
+  t.is(store.bucketOwner('backups'), 'acme');
+  t.deepEqual(store.adoptUnownedBuckets(['legacy']), []);
+});
+
+test('ensureRoot refuses to take over an application credential id', (t) => {
+  const { store } = setup(t);
+  const app = store.createCredential({ tenant: 'acme', name: 'a', scopes: SCOPES });
+  t.throws(() => store.ensureRoot({ accessKeyId: app.accessKeyId, secretKey: 'whatever-secret' }), { instanceOf: ConflictError });
+  t.true(store.resolveAccessKey(app.accessKeyId).ok);
+});
+
+test('two stores opening one fresh directory agree on the master key and one root', (t) => {
+  const dir = tempDataDir(t);
+  const a = PolicyStore.open({ dataDir: dir });
+  const b = PolicyStore.open({ dataDir: dir });
+  t.teardown(() => { a.close(); b.close(); });
+  const rootA = a.ensureRoot();
+  const rootB = b.ensureRoot();
+  t.is(rootB.accessKeyId, rootA.accessKeyId);
+  t.false(rootB.created);
+  t.deepEqual(secretsOf(b.resolveAccessKey(rootA.accessKeyId)), [rootA.secretKey!]);
+});
