@@ -1,4 +1,7 @@
-/** policy/: who may do what — tenants, credentials, token scopes, the reserved prefix, and the denial and audit logs; knows nothing of HTTP. */
+/**
+ * policy/: who may do what — tenants, credentials, token scopes, the reserved prefix, and the denial and audit logs.
+ * Pure decisions over its own store; knows nothing of HTTP and never imports gateway/ or storage/.
+ */
 
 export * from './types.ts';
 export { PolicyError, NotFoundError, ConflictError, InvalidInputError, MasterKeyMismatchError, DeniedError } from './errors.ts';
@@ -19,9 +22,19 @@ export {
   type AccessRequest,
   type ListingPlan,
 } from './scopes.ts';
-export { PolicyStore, type PolicyStoreOptions, type Actor, type CreatedCredential } from './store.ts';
+export { PolicyStore, type PolicyStoreOptions, type Actor, type CreatedCredential, type RootResult, type RotatedCredential } from './store.ts';
 export { ROOT_TENANT, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
 export type { ResolveResult, CredentialFailure } from './credential-cache.ts';
 export { MASTER_KEY_FILE, parseMasterKey } from './secret-box.ts';
-export { DenialLog, DENIAL_LOG_FILE, queryDenials, followDenials, sanitizeDenial, scrubSecrets, denialMatches, type DenialFilter, type DenialLogOptions } from './denial-log.ts';
+export {
+  DenialLog,
+  DENIAL_LOG_FILE,
+  queryDenials,
+  followDenials,
+  sanitizeDenial,
+  scrubSecrets,
+  denialMatches,
+  type DenialFilter,
+  type DenialLogOptions,
+} from './denial-log.ts';
 export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';

@@ -1,18 +1,20 @@
 /**
- * The policy store: tenants, application credentials (secrets sealed at rest) and bucket ownership in
- * dataDir/policy.db (SQLite, WAL, shared by every gateway process on the data directory). Each change bumps a
- * revision row in its own transaction, which is how other processes know to drop their caches.
+ * The policy store: application credentials (secrets sealed at rest), the root bootstrap and the per-request lookup,
+ * on top of tenants and bucket ownership (tenancy.ts), all in dataDir/policy.db (SQLite, WAL, shared by every gateway
+ * process on the data directory). Each change bumps a revision row, which is how other processes drop their caches.
  */
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { AuditLog, type AuditRecord } from './audit-log.ts';
+import { AuditLog } from './audit-log.ts';
 import { CredentialCache, type ResolveResult } from './credential-cache.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { invalidGrantReason } from './scopes.ts';
 import { loadMasterKey, newAccessKeyId, newSecretKey, open, seal } from './secret-box.ts';
+import type { Actor, Change } from './store-base.ts';
 import * as schema from './store-schema.ts';
+import { TenancyStore } from './tenancy.ts';
 import { FAMILIES, type ScopeGrant } from './types.ts';
 
 /** How to open a store. */
@@ -26,10 +28,7 @@ export interface PolicyStoreOptions {
   cacheSize?: number;
 }
 
-/** Who made a change, for the audit log (an access key id, `operator` for the CLI, …). */
-export interface Actor {
-  actor?: string;
-}
+export type { Actor } from './store-base.ts';
 
 /** A newly created credential: its details and, this once, its secret. */
 export type CreatedCredential = schema.CredentialInfo & { secretKey: string };
@@ -49,27 +48,18 @@ export interface RotatedCredential {
   previousSecretValidUntil?: string;
 }
 
-type Change = Omit<AuditRecord, 'time' | 'actor'> & Actor;
-
-const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const ROOT_KEY_ID = /^[A-Za-z0-9]{3,128}$/;
 const ROOT_SCOPES: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
-const TENANT_SELECT = `SELECT t.*,
-    (SELECT count(*) FROM buckets b WHERE b.tenant = t.name) AS bucket_count,
-    (SELECT count(*) FROM credentials c WHERE c.tenant = t.name) AS credential_count
-  FROM tenants t`;
 
 /** Tenants, credentials and bucket ownership, with the per-request lookups cached. */
-export class PolicyStore {
-  private readonly cache: CredentialCache;
-
+export class PolicyStore extends TenancyStore {
   private constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     private readonly masterKey: Buffer,
-    private readonly audit: AuditLog | undefined,
+    audit: AuditLog | undefined,
     cacheSize: number | undefined,
   ) {
-    this.cache = new CredentialCache(db, masterKey, cacheSize);
+    super(db, new CredentialCache(db, masterKey, cacheSize), audit);
   }
 
   /** Opens (creating and migrating when needed) the store of a data directory. */
@@ -97,41 +87,11 @@ export class PolicyStore {
     this.db.close();
   }
 
-  /**
-   * Runs `fn` in one immediate transaction that also bumps the revision, then drops this process's caches and
-   * audits what `fn` reports changed (nothing when it returns no change).
-   */
-  private commit<T>(fn: () => { result: T; change?: Change }): T {
-    const { result, change } = this.db.transaction(() => {
-      const outcome = fn();
-      if (outcome.change) this.db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'revision'").run();
-      return outcome;
-    }).immediate();
-    if (change) {
-      this.cache.invalidate();
-      this.audit?.write({ ...change, actor: change.actor ?? 'operator' });
-    }
-    return result;
-  }
-
-  /** Shorthand of commit for changes that always happen. */
-  private change(change: Change, fn: () => unknown): void {
-    this.commit(() => {
-      fn();
-      return { result: undefined, change };
-    });
-  }
-
   // ── hot path ───────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** The secrets and Principal of an access key, or why it cannot be used ('unknown', 'revoked', …). */
   resolveAccessKey(accessKeyId: string, now: Date = new Date()): ResolveResult {
     return this.cache.resolve(accessKeyId, now);
-  }
-
-  /** The tenant owning a bucket, or undefined when no tenant does. */
-  bucketOwner(bucket: string): string | undefined {
-    return this.cache.bucketOwner(bucket);
   }
 
   // ── root ───────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -300,112 +260,6 @@ export class PolicyStore {
     );
   }
 
-  // ── tenants ────────────────────────────────────────────────────────────────────────────────────────────────────
-
-  /** Creates a tenant (lowercase letters, digits, `.`, `_`, `-`; up to 63 characters). */
-  createTenant(options: { name: string; description?: string } & Actor): schema.TenantInfo {
-    const { name } = options;
-    const description = options.description ?? '';
-    if (!TENANT_NAME.test(name)) throw new InvalidInputError('tenant name must be 1-63 lowercase letters, digits, ".", "_" or "-"');
-    if (this.showTenant(name) !== undefined) throw new ConflictError(`tenant ${name} exists`);
-    this.change({ actor: options.actor, action: 'tenant.create', tenant: name, details: { description } }, () =>
-      this.db.prepare('INSERT INTO tenants (name, description, created_at) VALUES (?, ?, ?)').run(name, description, Date.now()),
-    );
-    return this.requireTenant(name);
-  }
-
-  /** Every tenant, the system tenant included. */
-  listTenants(): schema.TenantInfo[] {
-    return (this.db.prepare(`${TENANT_SELECT} ORDER BY t.name`).all() as schema.TenantRow[]).map(schema.tenantInfo);
-  }
-
-  /** One tenant with its bucket and credential counts, or undefined. */
-  showTenant(name: string): schema.TenantInfo | undefined {
-    const row = this.db.prepare(`${TENANT_SELECT} WHERE t.name = ?`).get(name);
-    return row === undefined ? undefined : schema.tenantInfo(row as schema.TenantRow);
-  }
-
-  private requireTenant(name: string): schema.TenantInfo {
-    const info = this.showTenant(name);
-    if (info === undefined) throw new NotFoundError(`no tenant ${name}`);
-    return info;
-  }
-
-  /** Disables (or with `disabled: false` re-enables) a tenant; a disabled tenant's credentials stop working. */
-  disableTenant(name: string, options: { disabled?: boolean } & Actor = {}): void {
-    const disabled = options.disabled ?? true;
-    if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be disabled');
-    this.requireTenant(name);
-    this.change({ actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name }, () =>
-      this.db.prepare('UPDATE tenants SET disabled = ? WHERE name = ?').run(disabled ? 1 : 0, name),
-    );
-  }
-
-  /** Deletes a tenant and its credentials; refused while it owns buckets. */
-  deleteTenant(name: string, options: Actor = {}): void {
-    if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be deleted');
-    this.requireTenant(name);
-    this.commit(() => {
-      const buckets = this.db.prepare('SELECT count(*) FROM buckets WHERE tenant = ?').pluck().get(name) as number;
-      if (buckets > 0) throw new ConflictError(`tenant ${name} still owns ${buckets} bucket(s)`);
-      this.db.prepare('DELETE FROM credentials WHERE tenant = ?').run(name);
-      this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
-      return { result: undefined, change: { actor: options.actor, action: 'tenant.delete', tenant: name } };
-    });
-  }
-
-  // ── buckets ────────────────────────────────────────────────────────────────────────────────────────────────────
-
-  /** Records that a tenant owns a bucket; refused when another tenant owns it, unless `reassign` (an operator move). */
-  assignBucket(bucket: string, tenant: string, options: { reassign?: boolean } & Actor = {}): void {
-    this.requireTenant(tenant);
-    this.commit(() => {
-      const current = this.ownerRow(bucket);
-      if (current === tenant) return { result: undefined };
-      if (current !== undefined && options.reassign !== true) throw new ConflictError(`bucket ${bucket} is owned by another tenant`);
-      this.db
-        .prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant, assigned_at = excluded.assigned_at')
-        .run(bucket, tenant, Date.now());
-      const action = current === undefined ? 'bucket.assign' : 'bucket.reassign';
-      return { result: undefined, change: { actor: options.actor, action, tenant, bucket, details: current ? { from: current } : undefined } };
-    });
-  }
-
-  /** Gives every bucket in `names` that has no owner to `tenant` (root by default), e.g. an upstream's existing buckets. */
-  adoptUnownedBuckets(names: Iterable<string>, tenant: string = schema.ROOT_TENANT, options: Actor = {}): string[] {
-    this.requireTenant(tenant);
-    return this.commit(() => {
-      const insert = this.db.prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING');
-      const adopted = [...names].filter((name) => insert.run(name, tenant, Date.now()).changes > 0);
-      const change = adopted.length > 0 ? { actor: options.actor ?? 'system', action: 'bucket.adopt', tenant, details: { buckets: adopted } } : undefined;
-      return { result: adopted, change };
-    });
-  }
-
-  /** Forgets a bucket's owner (after DeleteBucket). */
-  releaseBucket(bucket: string, options: Actor = {}): void {
-    this.commit(() => {
-      const current = this.ownerRow(bucket);
-      if (current === undefined) return { result: undefined };
-      this.db.prepare('DELETE FROM buckets WHERE name = ?').run(bucket);
-      return { result: undefined, change: { actor: options.actor, action: 'bucket.release', tenant: current, bucket } };
-    });
-  }
-
-  private ownerRow(bucket: string): string | undefined {
-    return this.db.prepare('SELECT tenant FROM buckets WHERE name = ?').pluck().get(bucket) as string | undefined;
-  }
-
-  /** The buckets a tenant owns, by name. */
-  listTenantBuckets(tenant: string): string[] {
-    return this.db.prepare('SELECT name FROM buckets WHERE tenant = ? ORDER BY name').pluck().all(tenant) as string[];
-  }
-
-  /** Every owned bucket and its tenant. */
-  bucketOwners(): Map<string, string> {
-    const rows = this.db.prepare('SELECT name, tenant FROM buckets').all() as { name: string; tenant: string }[];
-    return new Map(rows.map((row) => [row.name, row.tenant]));
-  }
 }
 
 function rootChange(action: string, accessKeyId: string): Change {

@@ -1,0 +1,129 @@
+/**
+ * Tenants and bucket ownership. A tenant is the isolation boundary: every bucket belongs to exactly one, and a
+ * disabled tenant's credentials stop working on every process at their next request.
+ */
+
+import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
+import { StoreBase, type Actor } from './store-base.ts';
+import * as schema from './store-schema.ts';
+
+const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const TENANT_SELECT = `SELECT t.*,
+    (SELECT count(*) FROM buckets b WHERE b.tenant = t.name) AS bucket_count,
+    (SELECT count(*) FROM credentials c WHERE c.tenant = t.name) AS credential_count
+  FROM tenants t`;
+
+/** The tenant and bucket-ownership half of the policy store. */
+export abstract class TenancyStore extends StoreBase {
+  /** The tenant owning a bucket, or undefined when no tenant does; cached, so cheap on every request. */
+  bucketOwner(bucket: string): string | undefined {
+    return this.cache.bucketOwner(bucket);
+  }
+
+  // ── tenants ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Creates a tenant (lowercase letters, digits, `.`, `_`, `-`; up to 63 characters). */
+  createTenant(options: { name: string; description?: string } & Actor): schema.TenantInfo {
+    const { name } = options;
+    const description = options.description ?? '';
+    if (!TENANT_NAME.test(name)) throw new InvalidInputError('tenant name must be 1-63 lowercase letters, digits, ".", "_" or "-"');
+    if (this.showTenant(name) !== undefined) throw new ConflictError(`tenant ${name} exists`);
+    this.change({ actor: options.actor, action: 'tenant.create', tenant: name, details: { description } }, () =>
+      this.db.prepare('INSERT INTO tenants (name, description, created_at) VALUES (?, ?, ?)').run(name, description, Date.now()),
+    );
+    return this.requireTenant(name);
+  }
+
+  /** Every tenant, the system tenant included. */
+  listTenants(): schema.TenantInfo[] {
+    return (this.db.prepare(`${TENANT_SELECT} ORDER BY t.name`).all() as schema.TenantRow[]).map(schema.tenantInfo);
+  }
+
+  /** One tenant with its bucket and credential counts, or undefined. */
+  showTenant(name: string): schema.TenantInfo | undefined {
+    const row = this.db.prepare(`${TENANT_SELECT} WHERE t.name = ?`).get(name);
+    return row === undefined ? undefined : schema.tenantInfo(row as schema.TenantRow);
+  }
+
+  protected requireTenant(name: string): schema.TenantInfo {
+    const info = this.showTenant(name);
+    if (info === undefined) throw new NotFoundError(`no tenant ${name}`);
+    return info;
+  }
+
+  /** Disables (or with `disabled: false` re-enables) a tenant; a disabled tenant's credentials stop working. */
+  disableTenant(name: string, options: { disabled?: boolean } & Actor = {}): void {
+    const disabled = options.disabled ?? true;
+    if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be disabled');
+    this.requireTenant(name);
+    this.change({ actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name }, () =>
+      this.db.prepare('UPDATE tenants SET disabled = ? WHERE name = ?').run(disabled ? 1 : 0, name),
+    );
+  }
+
+  /** Deletes a tenant and its credentials; refused while it owns buckets. */
+  deleteTenant(name: string, options: Actor = {}): void {
+    if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be deleted');
+    this.requireTenant(name);
+    this.commit(() => {
+      const buckets = this.db.prepare('SELECT count(*) FROM buckets WHERE tenant = ?').pluck().get(name) as number;
+      if (buckets > 0) throw new ConflictError(`tenant ${name} still owns ${buckets} bucket(s)`);
+      this.db.prepare('DELETE FROM credentials WHERE tenant = ?').run(name);
+      this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
+      return { result: undefined, change: { actor: options.actor, action: 'tenant.delete', tenant: name } };
+    });
+  }
+
+  // ── buckets ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Records that a tenant owns a bucket; refused when another tenant owns it, unless `reassign` (an operator move). */
+  assignBucket(bucket: string, tenant: string, options: { reassign?: boolean } & Actor = {}): void {
+    this.requireTenant(tenant);
+    this.commit(() => {
+      const current = this.ownerRow(bucket);
+      if (current === tenant) return { result: undefined };
+      if (current !== undefined && options.reassign !== true) throw new ConflictError(`bucket ${bucket} is owned by another tenant`);
+      this.db
+        .prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant, assigned_at = excluded.assigned_at')
+        .run(bucket, tenant, Date.now());
+      const action = current === undefined ? 'bucket.assign' : 'bucket.reassign';
+      return { result: undefined, change: { actor: options.actor, action, tenant, bucket, details: current ? { from: current } : undefined } };
+    });
+  }
+
+  /** Gives every bucket in `names` that has no owner to `tenant` (root by default), e.g. an upstream's existing buckets. */
+  adoptUnownedBuckets(names: Iterable<string>, tenant: string = schema.ROOT_TENANT, options: Actor = {}): string[] {
+    this.requireTenant(tenant);
+    return this.commit(() => {
+      const insert = this.db.prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING');
+      const adopted = [...names].filter((name) => insert.run(name, tenant, Date.now()).changes > 0);
+      const change = adopted.length > 0 ? { actor: options.actor ?? 'system', action: 'bucket.adopt', tenant, details: { buckets: adopted } } : undefined;
+      return { result: adopted, change };
+    });
+  }
+
+  /** Forgets a bucket's owner (after DeleteBucket). */
+  releaseBucket(bucket: string, options: Actor = {}): void {
+    this.commit(() => {
+      const current = this.ownerRow(bucket);
+      if (current === undefined) return { result: undefined };
+      this.db.prepare('DELETE FROM buckets WHERE name = ?').run(bucket);
+      return { result: undefined, change: { actor: options.actor, action: 'bucket.release', tenant: current, bucket } };
+    });
+  }
+
+  private ownerRow(bucket: string): string | undefined {
+    return this.db.prepare('SELECT tenant FROM buckets WHERE name = ?').pluck().get(bucket) as string | undefined;
+  }
+
+  /** The buckets a tenant owns, by name. */
+  listTenantBuckets(tenant: string): string[] {
+    return this.db.prepare('SELECT name FROM buckets WHERE tenant = ? ORDER BY name').pluck().all(tenant) as string[];
+  }
+
+  /** Every owned bucket and its tenant. */
+  bucketOwners(): Map<string, string> {
+    const rows = this.db.prepare('SELECT name, tenant FROM buckets').all() as { name: string; tenant: string }[];
+    return new Map(rows.map((row) => [row.name, row.tenant]));
+  }
+}
