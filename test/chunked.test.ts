@@ -315,3 +315,15 @@ test('throughput: 64 MiB of signed 64 KiB chunks in 16 KiB packets, with CRC32C'
   t.log(`${(size / 1048576 / (ms / 1000)).toFixed(0)} MiB/s`);
   t.true(ms < 20_000);
 });
+
+test('table-driven CRC-32C agrees with @aws-crypto/crc32c, whole and incrementally', async (t) => {
+  const { crc32c: reference } = await import('@aws-crypto/crc32c');
+  const { crc32c } = await import('../gateway/auth/checksums.ts');
+  const r = rng(42);
+  for (const n of [0, 1, 7, 8, 9, 63, 64, 65, 1000, 65537]) {
+    const data = Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
+    t.is(crc32c(data), reference(data), `length ${n}`);
+    const cut = Math.floor(n / 3);
+    t.is(crc32c(data.subarray(cut), crc32c(data.subarray(0, cut))), reference(data), `split ${n}`);
+  }
+});

@@ -3,6 +3,7 @@
  * expectations, and the S3 error each malformed request must produce.
  */
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -261,4 +262,22 @@ test('canonical URI: no normalization, decode once, encode once', (t) => {
   t.deepEqual(cr('/a%2fb'), ['/a/b', '']);
   t.deepEqual(cr('/', 'b=2&a=%2F&a=1&c'), ['/', 'a=%2F&a=1&b=2&c=']);
   t.deepEqual(cr('/', 'prefix=a+b&x=%7e'), ['/', 'prefix=a%20b&x=~']);
+});
+
+test('UTF-8 header values arrive latin1-decoded from Node and still verify', async (t) => {
+  const secret = 'secret';
+  const now = new Date('2024-01-02T03:04:05Z');
+  const amzDate = formatAmzDate(now);
+  const scope = `${amzDate.slice(0, 8)}/us-east-1/s3/aws4_request`;
+  const clientHeaders: Array<[string, string]> = [['host', 'h'], ['x-amz-content-sha256', 'UNSIGNED-PAYLOAD'], ['x-amz-date', amzDate], ['x-amz-meta-name', 'café ☃']];
+  const signedHeaders = clientHeaders.map(([n]) => n);
+  const req = { method: 'PUT', rawPath: '/b/%E2%98%83', rawQuery: '', headers: clientHeaders };
+  // The client hashes the canonical request as UTF-8.
+  const canonical = canonicalRequest({ ...req, signedHeaders, payloadHash: 'UNSIGNED-PAYLOAD' });
+  const sts = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+  const sig = sign(deriveSigningKey(secret, { date: amzDate.slice(0, 8), region: 'us-east-1', service: 's3' }), sts);
+  const asNode = clientHeaders.map(([n, v]) => [n, Buffer.from(v, 'utf8').toString('latin1')] as [string, string]);
+  asNode.push(['Authorization', `AWS4-HMAC-SHA256 Credential=AK/${scope}, SignedHeaders=${signedHeaders.join(';')}, Signature=${sig}`]);
+  const auth = await verifySigV4({ ...req, headers: asNode }, { lookupSecrets: async () => [secret], now, region: 'us-east-1' });
+  t.is(auth?.accessKeyId, 'AK');
 });

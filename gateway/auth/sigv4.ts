@@ -154,9 +154,13 @@ export function sha256Hex(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** The string to sign for a canonical request. */
+/**
+ * The string to sign for a canonical request. Node decodes header bytes as latin1, so a canonical request that fits
+ * in latin1 is hashed as latin1 to recover the bytes the client signed (UTF-8 x-amz-meta-* values included).
+ */
 export function stringToSign(amzDate: string, scope: string, canonical: string): string {
-  return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonical)}`;
+  const bytes = Buffer.from(canonical, /[^\x00-\xff]/.test(canonical) ? 'utf8' : 'latin1');
+  return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(bytes)}`;
 }
 
 /** Derives the signing key for one day, region and service. */
