@@ -4,7 +4,7 @@
  * process on the data directory). Each change bumps a revision row, which is how other processes drop their caches.
  */
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AuditLog } from './audit-log.ts';
@@ -66,8 +66,11 @@ export class PolicyStore extends TenancyStore {
   static open(options: PolicyStoreOptions): PolicyStore {
     mkdirSync(options.dataDir, { recursive: true });
     const masterKey = loadMasterKey(options.dataDir, options.masterKey);
-    const db = new Database(join(options.dataDir, 'policy.db'));
+    const path = join(options.dataDir, 'policy.db');
+    const db = new Database(path);
     try {
+      chmodSync(path, 0o600); // ciphertexts only, but no reason for anyone else to read them; WAL files inherit it
+
       db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 5000');
       db.pragma('foreign_keys = ON');

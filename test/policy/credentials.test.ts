@@ -115,6 +115,7 @@ test('secrets are encrypted at rest and master.key is 0600', (t) => {
   const created = store.createCredential({ tenant: 'acme', name: 'backup', scopes: SCOPES });
   const rotated = store.rotateCredential(created.accessKeyId, { graceSeconds: 60 });
   t.is(statSync(join(dir, 'master.key')).mode & 0o777, 0o600);
+  t.is(statSync(join(dir, 'policy.db')).mode & 0o777, 0o600);
   const files = readdirSync(dir);
   t.true(files.includes('policy.db'));
   for (const file of files) {
