@@ -59,6 +59,8 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
   const backend = await openBackend(config);
+  // Buckets that predate the policy store (an existing upstream, say) belong to root, never to the first claimant.
+  policy.adoptUnownedBuckets((await backend.listBuckets()).map((b) => b.name));
   const app = createApp({ backend, config, policy, denials, log });
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, app.callback());
   server.on('clientError', answerClientError);
