@@ -56,6 +56,14 @@ export function send(opts: {
   });
 }
 
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 /** What to sign. */
 export interface SignOptions {
   url: string;
@@ -80,7 +88,8 @@ export async function signRequest(opts: SignOptions): Promise<{ path: string; he
     region: 'us-east-1',
     service: 's3',
     sha256: NodeSha256,
-    uriEscapePath: false,
+    // Sign S3's canonical form (the path decoded once, encoded once) while the wire keeps the spelling under test.
+    uriEscapePath: true,
     applyChecksum: false,
   });
   const payloadHash = opts.payloadHash ?? createHash('sha256').update(body).digest('hex');
@@ -90,7 +99,7 @@ export async function signRequest(opts: SignOptions): Promise<{ path: string; he
     ...opts.headers,
   };
   const signed = await signer.sign(
-    { method: opts.method, protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: opts.path, query: opts.query ?? {}, headers, body },
+    { method: opts.method, protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: safeDecode(opts.path), query: opts.query ?? {}, headers, body },
     { signingDate: opts.signingDate },
   );
   const qs = new URLSearchParams(opts.query ?? {}).toString().replace(/\+/g, '%20');
