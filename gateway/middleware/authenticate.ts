@@ -38,7 +38,7 @@ export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; re
       userAgent: ctx.get('user-agent') || undefined,
     };
     const target = ctx.state.target!;
-    let failure: { layer: DenialLayer; reason: string } | undefined;
+    let failure: { layer: DenialLayer; reason: string; accessKeyId?: string } | undefined;
     let principal: import('../../policy/types.ts').Principal | undefined;
     const refuse = (layer: DenialLayer, reason: string, accessKeyId?: string) =>
       logDenial(denials, facts, { layer, reason, accessKeyId, bucket: target.bucket, key: target.key });
@@ -50,7 +50,7 @@ export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; re
         lookupSecrets: async (accessKeyId) => {
           const r = policy.resolveAccessKey(accessKeyId);
           if (!r.ok) {
-            failure = { layer: 'credential', reason: `credential ${r.reason}` };
+            failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId };
             return undefined;
           }
           principal = r.principal;
@@ -65,7 +65,7 @@ export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; re
       ctx.state.principal = principal;
     } catch (err) {
       if (err instanceof S3Error && err.code !== 'AccessDenied') {
-        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`);
+        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, failure?.accessKeyId ?? principal?.accessKeyId);
       } else if (err instanceof S3Error && /expired/i.test(err.message)) {
         refuse('signature', err.message);
       }
