@@ -3,6 +3,7 @@
  */
 import Koa from 'koa';
 import type { DenialLog, PolicyStore } from '../policy/index.ts';
+import { adminApi, adminErrors } from './admin/index.ts';
 import { addressing } from './middleware/addressing.ts';
 import { authenticate } from './middleware/authenticate.ts';
 import { authorizeRequest } from './middleware/authorize.ts';
@@ -30,7 +31,9 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(requestId());
   app.use(respond({ log: deps.log }));
   app.use(addressing(deps.config.domain));
+  app.use(adminErrors({ log: deps.log })); // admin requests only: errors as JSON
   app.use(authenticate({ policy: deps.policy, denials: deps.denials, region: deps.config.region }));
+  app.use(adminApi({ policy: deps.policy, denials: deps.denials, dataDir: deps.config.dataDir })); // admin requests end here
   app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials }));
   app.use(runOperation({ backend: deps.backend, config: deps.config }));
   return app;

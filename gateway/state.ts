@@ -1,5 +1,6 @@
 /** Typed per-request state carried through the middleware, in the order the middleware fills it. */
 import type { Principal } from '../policy/types.ts';
+import type { AdminTarget } from './admin/index.ts';
 import type { Target } from './addressing.ts';
 import type { VerifiedAuth } from './auth/sigv4.ts';
 import type { Access, OpResult } from './operation.ts';
@@ -10,6 +11,8 @@ export interface GatewayState {
   requestId: string;
   startedAt: number;
   target?: Target;
+  /** Set instead of route when the request addresses the admin API. */
+  admin?: AdminTarget;
   route?: Route;
   auth?: VerifiedAuth;
   principal?: Principal;

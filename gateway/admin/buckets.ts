@@ -1,0 +1,32 @@
+/** Admin handlers for bucket ownership: root sees and assigns every bucket; a tenant admin sees its tenant's. */
+import { authorizeTenantAdmin, RESERVED_NAME } from '../../policy/index.ts';
+import { onlyFields, requiredString, type AdminCall } from './call.ts';
+import { invalidInput } from './errors.ts';
+
+/**
+ * Names an operator may assign: looser than CreateBucket's rules, because buckets adopted from an existing upstream
+ * may predate them (capitals, underscores).
+ */
+const ANY_BUCKET_NAME = /^[A-Za-z0-9._-]{1,255}$/;
+
+/** GET /buckets: bucket names and owning tenants. */
+export function listBuckets(call: AdminCall): unknown {
+  const { principal, policy } = call;
+  const owners = principal.isRoot
+    ? [...policy.bucketOwners()].map(([name, tenant]) => ({ name, tenant }))
+    : policy.listTenantBuckets(principal.tenant).map((name) => ({ name, tenant: principal.tenant }));
+  return { buckets: owners.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
+}
+
+/** PUT /buckets/{bucket}/owner {tenant, reassign}: root-only; moving a bucket another tenant owns needs reassign. */
+export function assignBucket(call: AdminCall): unknown {
+  const { bucket } = call.params;
+  call.require(authorizeTenantAdmin(call.principal), { bucket });
+  onlyFields(call.body, ['tenant', 'reassign']);
+  const tenant = requiredString(call.body, 'tenant');
+  const reassign = call.body.reassign ?? false;
+  if (typeof reassign !== 'boolean') throw invalidInput('"reassign" must be true or false');
+  if (!ANY_BUCKET_NAME.test(bucket!) || bucket === RESERVED_NAME) throw invalidInput(`${bucket} is not a valid bucket name`);
+  call.policy.assignBucket(bucket!, tenant, { reassign, actor: call.principal.accessKeyId });
+  return { name: bucket, tenant };
+}

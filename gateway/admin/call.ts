@@ -1,0 +1,84 @@
+/**
+ * What an admin handler sees (AdminCall) and the small input readers every handler uses, so each one checks its
+ * JSON body and query the same way and refuses unknown fields instead of ignoring a typo.
+ */
+import type { Decision, PolicyStore, Principal } from '../../policy/index.ts';
+import { AdminError, invalidInput } from './errors.ts';
+
+/** One admin request, parsed: the path after `/_anvil/admin/v1`, decoded once, and the query. */
+export interface AdminTarget {
+  path: string;
+  query: URLSearchParams;
+}
+
+/** A refusal to record in the denial log (the dispatcher adds the action and the principal). */
+export interface AdminRefusal {
+  layer: Exclude<Decision, { allowed: true }>['layer'];
+  reason: string;
+  bucket?: string;
+}
+
+/** What a handler gets: who asks, the stores, the path parameters, the query and the JSON body. */
+export interface AdminCall {
+  principal: Principal;
+  policy: PolicyStore;
+  dataDir: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: Record<string, unknown>;
+  /** Throws 403 with the decision's reason (after a denial line) unless the decision allows. */
+  require(decision: Decision, where?: { bucket?: string }): void;
+}
+
+/** The message a caller without the admin family gets. */
+export const NEEDS_ADMIN = 'this operation needs the admin family';
+
+/** Throws unless the body holds only the named fields. */
+export function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).find((name) => !allowed.includes(name));
+  if (unknown !== undefined) throw invalidInput(`unknown field "${unknown}" (expected ${allowed.join(', ')})`);
+}
+
+/** A required non-empty string field. */
+export function requiredString(body: Record<string, unknown>, name: string): string {
+  const value = body[name];
+  if (typeof value !== 'string' || value === '') throw invalidInput(`"${name}" must be a non-empty string`);
+  return value;
+}
+
+/** An optional string field. */
+export function optionalString(body: Record<string, unknown>, name: string): string | undefined {
+  const value = body[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalidInput(`"${name}" must be a string`);
+  return value;
+}
+
+/** A time given as an ISO 8601 string (query parameter or field), or undefined. */
+export function optionalTime(value: unknown, name: string): Date | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const date = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value) ? new Date(value) : new Date(NaN);
+  if (Number.isNaN(date.getTime())) throw invalidInput(`"${name}" must be an ISO 8601 time, e.g. 2027-01-01T00:00:00Z`);
+  return date;
+}
+
+/** A non-negative integer (query parameter or field) up to `max`, or undefined. */
+export function optionalInteger(value: unknown, name: string, max: number): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > max) {
+    throw invalidInput(`"${name}" must be an integer from 0 to ${max}`);
+  }
+  return n;
+}
+
+/** A query parameter, undefined when absent or empty. */
+export function queryParam(query: URLSearchParams, name: string): string | undefined {
+  const value = query.get(name);
+  return value === null || value === '' ? undefined : value;
+}
+
+/** A 404 for a path that names nothing. */
+export function notFound(message: string): AdminError {
+  return new AdminError('NotFound', message);
+}

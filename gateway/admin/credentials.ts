@@ -1,0 +1,74 @@
+/**
+ * Admin handlers for credentials. Root may manage any; a tenant admin only its own tenant's, and only credentials
+ * whose scopes it holds itself (grantWithin), so no credential it creates, rotates or revokes can exceed its own.
+ * The secret leaves the gateway in exactly two responses: create and rotate.
+ */
+import { authorizeCredentialAdmin, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
+import { notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
+import { invalidInput } from './errors.ts';
+
+/** Longest rotation grace period: an old secret that never dies would defeat the rotation. */
+export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+/** GET /credentials?tenant=: root sees all (or one tenant's); a tenant admin its own tenant's. */
+export function listCredentials(call: AdminCall): unknown {
+  const { principal } = call;
+  const tenant = queryParam(call.query, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
+  if (tenant !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant }));
+  return { credentials: call.policy.listCredentials(tenant === undefined ? {} : { tenant }) };
+}
+
+/** POST /credentials {tenant, name, description, scopes, expiresAt}: answers with the secret, this once. */
+export function createCredential(call: AdminCall): unknown {
+  const { principal, body } = call;
+  onlyFields(body, ['tenant', 'name', 'description', 'scopes', 'expiresAt']);
+  const tenant = optionalString(body, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
+  if (tenant === undefined) throw invalidInput('"tenant" is required');
+  const name = requiredString(body, 'name');
+  const description = optionalString(body, 'description');
+  const invalid = invalidGrantReason(body.scopes);
+  if (invalid !== undefined) throw invalidInput(invalid);
+  const scopes = body.scopes as ScopeGrant[];
+  const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
+  if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
+  call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
+  return call.policy.createCredential({ tenant, name, description, scopes, expiresAt, actor: principal.accessKeyId });
+}
+
+/** The credential a path names, after checking the caller may see it (and, for changes, holds its scopes). */
+function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
+  const id = call.params.id!;
+  const info = call.policy.showCredential(id);
+  if (info === undefined) throw notFound(`no credential ${id}`);
+  const target = { tenant: info.tenant, isRoot: info.isRoot, scopes: change ? info.scopes : undefined };
+  call.require(authorizeCredentialAdmin(call.principal, target));
+  return info;
+}
+
+/** GET /credentials/{id} */
+export function showCredential(call: AdminCall): unknown {
+  return targetCredential(call, false);
+}
+
+/** POST /credentials/{id}/rotate {graceSeconds}: the new secret, this once. */
+export function rotateCredential(call: AdminCall): unknown {
+  const info = targetCredential(call, true);
+  onlyFields(call.body, ['graceSeconds']);
+  const graceSeconds = optionalInteger(call.body.graceSeconds, 'graceSeconds', MAX_GRACE_SECONDS) ?? 0;
+  return call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });
+}
+
+/** POST /credentials/{id}/revoke: refused on the credential's next request, on every process. */
+export function revokeCredential(call: AdminCall): unknown {
+  const info = targetCredential(call, true);
+  onlyFields(call.body, []);
+  call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  return call.policy.showCredential(info.accessKeyId);
+}
+
+/** DELETE /credentials/{id} */
+export function deleteCredential(call: AdminCall): unknown {
+  const info = targetCredential(call, true);
+  call.policy.deleteCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  return { deleted: info.accessKeyId };
+}

@@ -1,0 +1,55 @@
+/**
+ * Admin handlers for the denial and audit logs. Both need the admin family (checked by the dispatcher); a tenant
+ * admin reads only its own tenant's lines: the tenant filter is forced, and asking for another tenant is refused.
+ */
+import { authorizeCredentialAdmin, queryAudit, queryDenials, type DenialFilter, type DenialLayer } from '../../policy/index.ts';
+import { optionalInteger, optionalTime, queryParam, type AdminCall } from './call.ts';
+import { invalidInput } from './errors.ts';
+
+/** Most lines one query returns; the newest are kept. */
+export const MAX_LOG_LIMIT = 10_000;
+
+/** Lines a query returns when it names no limit. */
+export const DEFAULT_LOG_LIMIT = 1000;
+
+const LAYERS: readonly DenialLayer[] = ['signature', 'credential', 'scope', 'tenant', 'reserved_namespace', 'relationship', 'caveat', 'capability'];
+
+/** The time window, limit and tenant every log query shares, with the tenant forced for non-root callers. */
+function commonFilter(call: AdminCall): { since?: Date; until?: Date; tenant?: string; limit: number } {
+  const { principal, query } = call;
+  const asked = queryParam(query, 'tenant');
+  if (asked !== undefined && !principal.isRoot) call.require(authorizeCredentialAdmin(principal, { tenant: asked }));
+  return {
+    since: optionalTime(queryParam(query, 'since'), 'since'),
+    until: optionalTime(queryParam(query, 'until'), 'until'),
+    tenant: principal.isRoot ? asked : principal.tenant,
+    limit: optionalInteger(queryParam(query, 'limit'), 'limit', MAX_LOG_LIMIT) ?? DEFAULT_LOG_LIMIT,
+  };
+}
+
+/** GET /denials?since=&until=&tenant=&accessKey=&layer=&bucket=&keyPrefix=&limit= (oldest first). */
+export async function listDenials(call: AdminCall): Promise<unknown> {
+  const layer = queryParam(call.query, 'layer');
+  if (layer !== undefined && !(LAYERS as readonly string[]).includes(layer)) {
+    throw invalidInput(`"layer" must be one of ${LAYERS.join(', ')}`);
+  }
+  const filter: DenialFilter = {
+    ...commonFilter(call),
+    accessKeyId: queryParam(call.query, 'accessKey'),
+    layer: layer as DenialLayer | undefined,
+    bucket: queryParam(call.query, 'bucket'),
+    keyPrefix: queryParam(call.query, 'keyPrefix'),
+  };
+  return { denials: await queryDenials(call.dataDir, filter) };
+}
+
+/** GET /audit?since=&until=&tenant=&actor=&action=&accessKey=&limit= (oldest first). */
+export async function listAudit(call: AdminCall): Promise<unknown> {
+  const filter = {
+    ...commonFilter(call),
+    actor: queryParam(call.query, 'actor'),
+    action: queryParam(call.query, 'action'),
+    accessKeyId: queryParam(call.query, 'accessKey'),
+  };
+  return { audit: await queryAudit(call.dataDir, filter) };
+}

@@ -1,0 +1,98 @@
+/**
+ * The admin API's two middleware: adminErrors (before authenticate) renders anything thrown during an admin request
+ * as JSON, and adminApi (after authenticate) answers admin requests; S3 requests pass both untouched.
+ */
+import type { Middleware } from 'koa';
+import { pipeline } from 'node:stream';
+import type { DenialLog, PolicyStore } from '../../policy/index.ts';
+import { logDenial } from '../access.ts';
+import { planBody } from '../auth/body-verifier.ts';
+import type { OpResult } from '../operation.ts';
+import type { GatewayState } from '../state.ts';
+import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
+import { dispatchAdmin } from './routes.ts';
+
+/** Largest JSON body an admin request may carry. */
+export const MAX_ADMIN_BODY = 64 * 1024;
+
+/** A JSON answer; admin responses may hold a secret, so nothing may cache them. */
+function jsonResult(status: number, body: string): OpResult {
+  return { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body };
+}
+
+export function adminErrors(opts: { log: (line: string) => void }): Middleware<GatewayState> {
+  return async function adminErrorsMiddleware(ctx, next) {
+    if (!ctx.state.admin) return next();
+    try {
+      await next();
+    } catch (thrown) {
+      let err = toAdminError(thrown);
+      if (!err) {
+        // The cause goes to the server log only (it never holds a request body); the caller gets the request id.
+        opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
+        err = new AdminError('InternalError', 'internal error; the request id identifies it in the gateway log');
+      }
+      if (!ctx.req.readableEnded) ctx.set('connection', 'close');
+      ctx.state.result = jsonResult(err.status, adminErrorBody(err, ctx.state.requestId));
+    }
+  };
+}
+
+/** Reads the whole body through the SigV4 payload verifier, refusing more than MAX_ADMIN_BODY bytes. */
+async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0]): Promise<string> {
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > MAX_ADMIN_BODY) throw new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
+  const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers });
+  pipeline(ctx.req, plan.stream, () => {
+    // Errors reach the reader below through plan.stream.
+  });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of plan.stream) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_ADMIN_BODY) throw new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJsonObject(text: string, contentType: string): Record<string, unknown> {
+  if (text.trim() === '') return {};
+  if (contentType !== '' && !/^application\/json\b/i.test(contentType)) throw invalidInput('admin requests send application/json');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalidInput('the body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidInput('the body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDir: string }): Middleware<GatewayState> {
+  return async function adminApiMiddleware(ctx, next) {
+    const admin = ctx.state.admin;
+    if (!admin) return next();
+    const { auth, principal } = ctx.state;
+    // A presigned admin URL or an unsigned body would let whoever holds the request replay or alter a change.
+    if (auth?.location !== 'header') throw invalidInput('admin requests must be signed in the Authorization header');
+    if (auth.payload.mode !== 'signed') throw invalidInput('admin requests must sign their payload (x-amz-content-sha256: SHA-256 of the body)');
+    const body = parseJsonObject(await readVerifiedBody(ctx), ctx.get('content-type'));
+    const facts = {
+      requestId: ctx.state.requestId,
+      remoteAddress: ctx.req.socket.remoteAddress,
+      userAgent: ctx.get('user-agent') || undefined,
+    };
+    const answer = await dispatchAdmin(
+      { method: ctx.method, path: admin.path, query: admin.query, body },
+      {
+        principal: principal!,
+        policy: opts.policy,
+        dataDir: opts.dataDir,
+        deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),
+      },
+    );
+    ctx.state.result = jsonResult(answer.status, JSON.stringify(answer.body));
+    // S3's authorize and operation steps never see an admin request.
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
+ * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
+ */
+import type { PolicyStore, Principal } from '../../policy/index.ts';
+import { assignBucket, listBuckets } from './buckets.ts';
+import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminTarget } from './call.ts';
+import { createCredential, deleteCredential, listCredentials, revokeCredential, rotateCredential, showCredential } from './credentials.ts';
+import { AdminError } from './errors.ts';
+import { listAudit, listDenials } from './logs.ts';
+import { createTenant, deleteTenant, listTenants, setTenantDisabled, showTenant } from './tenants.ts';
+
+/** The URL path every admin endpoint lives under; `_anvil` is no valid S3 bucket name, so it never collides. */
+export const ADMIN_PREFIX = '/_anvil/admin/v1';
+
+/** One row of the table. */
+export interface AdminRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Segments; `:name` captures one. */
+  pattern: string;
+  /** The action named in denial lines, e.g. `Admin:CreateCredential`. */
+  action: string;
+  /** Status of a success (201 for creations). */
+  status?: number;
+  run: (call: AdminCall) => unknown;
+}
+
+/** Every admin endpoint. */
+export const ADMIN_ROUTES: AdminRoute[] = [
+  { method: 'GET', pattern: '/tenants', action: 'Admin:ListTenants', run: listTenants },
+  { method: 'POST', pattern: '/tenants', action: 'Admin:CreateTenant', status: 201, run: createTenant },
+  { method: 'GET', pattern: '/tenants/:name', action: 'Admin:GetTenant', run: showTenant },
+  { method: 'DELETE', pattern: '/tenants/:name', action: 'Admin:DeleteTenant', run: deleteTenant },
+  { method: 'POST', pattern: '/tenants/:name/disable', action: 'Admin:DisableTenant', run: setTenantDisabled(true) },
+  { method: 'POST', pattern: '/tenants/:name/enable', action: 'Admin:EnableTenant', run: setTenantDisabled(false) },
+
+  { method: 'GET', pattern: '/credentials', action: 'Admin:ListCredentials', run: listCredentials },
+  { method: 'POST', pattern: '/credentials', action: 'Admin:CreateCredential', status: 201, run: createCredential },
+  { method: 'GET', pattern: '/credentials/:id', action: 'Admin:GetCredential', run: showCredential },
+  { method: 'DELETE', pattern: '/credentials/:id', action: 'Admin:DeleteCredential', run: deleteCredential },
+  { method: 'POST', pattern: '/credentials/:id/rotate', action: 'Admin:RotateCredential', run: rotateCredential },
+  { method: 'POST', pattern: '/credentials/:id/revoke', action: 'Admin:RevokeCredential', run: revokeCredential },
+
+  { method: 'GET', pattern: '/buckets', action: 'Admin:ListBuckets', run: listBuckets },
+  { method: 'PUT', pattern: '/buckets/:bucket/owner', action: 'Admin:AssignBucket', run: assignBucket },
+
+  { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', run: listDenials },
+  { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', run: listAudit },
+];
+
+/** A request to dispatch: the path after ADMIN_PREFIX, decoded once. */
+export interface AdminRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  body: Record<string, unknown>;
+}
+
+/** What the dispatcher needs besides the request. */
+export interface AdminContext {
+  principal: Principal;
+  policy: PolicyStore;
+  dataDir: string;
+  /** Records one refused admin request (a denial line). */
+  deny(action: string, refusal: AdminRefusal): void;
+}
+
+/** A successful answer. */
+export interface AdminResponse {
+  status: number;
+  body: unknown;
+}
+
+function matchPattern(pattern: string, segments: string[]): Record<string, string> | undefined {
+  const parts = pattern.split('/').slice(1);
+  if (parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [i, part] of parts.entries()) {
+    if (part.startsWith(':')) {
+      if (segments[i] === '') return undefined;
+      params[part.slice(1)] = segments[i]!;
+    } else if (part !== segments[i]) return undefined;
+  }
+  return params;
+}
+
+/** The route and parameters a method and path name; 404 for no path, 405 for a path without that method. */
+export function matchAdminRoute(method: string, path: string): { route: AdminRoute; params: Record<string, string> } {
+  const segments = path.split('/').slice(1);
+  let pathKnown = false;
+  for (const route of ADMIN_ROUTES) {
+    const params = matchPattern(route.pattern, segments);
+    if (params === undefined) continue;
+    if (route.method === method) return { route, params };
+    pathKnown = true;
+  }
+  if (pathKnown) throw new AdminError('MethodNotAllowed', `${method} is not allowed on ${ADMIN_PREFIX}${path}`);
+  throw new AdminError('NotFound', `no admin endpoint ${ADMIN_PREFIX}${path}`);
+}
+
+/** Runs one admin request for an authenticated principal. */
+export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promise<AdminResponse> {
+  const { route, params } = matchAdminRoute(req.method, req.path);
+  const refuse = (refusal: AdminRefusal, message: string): never => {
+    ctx.deny(route.action, refusal);
+    throw new AdminError('AccessDenied', message);
+  };
+  const { principal } = ctx;
+  // Every endpoint needs the admin family: an ordinary credential learns nothing here, not even its own tenant.
+  if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.includes('admin'))) {
+    refuse({ layer: 'scope', reason: 'no grant of admin' }, NEEDS_ADMIN);
+  }
+  const call: AdminCall = {
+    principal,
+    policy: ctx.policy,
+    dataDir: ctx.dataDir,
+    params,
+    query: req.query,
+    body: req.body,
+    require(decision, where = {}) {
+      if (!decision.allowed) refuse({ layer: decision.layer, reason: decision.reason, ...where }, decision.reason);
+    },
+  };
+  const body = await route.run(call);
+  return { status: route.status ?? 200, body };
+}
+
+/** The admin target when a request addresses ADMIN_PREFIX (path-style), else undefined. */
+export function adminTargetOf(target: { bucket: string; key: string; query: URLSearchParams }): AdminTarget | undefined {
+  const [, bucket, ...rest] = ADMIN_PREFIX.split('/');
+  const base = rest.join('/');
+  if (target.bucket !== bucket || (target.key !== base && !target.key.startsWith(`${base}/`))) return undefined;
+  return { path: target.key.slice(base.length), query: target.query };
+}

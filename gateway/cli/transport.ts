@@ -1,0 +1,173 @@
+/**
+ * How the CLI reaches the admin API: locally, by running the same dispatcher in-process on the data directory's
+ * policy store as the operator, or remotely, as SigV4-signed HTTP requests. Commands see only AdminTransport.
+ */
+import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import {
+  FAMILIES,
+  followAudit,
+  followDenials,
+  PolicyStore,
+  ROOT_TENANT,
+  type AuditFilter,
+  type DenialFilter,
+  type Principal,
+} from '../../policy/index.ts';
+import { ADMIN_PREFIX, dispatchAdmin, toAdminError } from '../admin/index.ts';
+import { signRequest, type Credentials } from './sign.ts';
+
+/** Query parameters; undefined ones are left out. */
+export type Query = Record<string, string | undefined>;
+
+/** An admin API refusal or failure, as the API worded it. */
+export class AdminRequestError extends Error {
+  override name = 'AdminRequestError';
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** Which log to follow, and the filter (time window and limit ignored). */
+export type FollowRequest =
+  | { kind: 'denials'; filter: DenialFilter }
+  | { kind: 'audit'; filter: AuditFilter };
+
+/** One way of sending admin requests. */
+export interface AdminTransport {
+  /** Sends one request; resolves with the JSON answer or rejects with AdminRequestError. */
+  call(method: string, path: string, options?: { query?: Query; body?: Record<string, unknown> }): Promise<any>;
+  /** Calls onRecord for each new matching log line until the signal aborts. */
+  follow(request: FollowRequest, onRecord: (record: any) => void, signal: AbortSignal): Promise<void>;
+  close(): void;
+}
+
+function searchParams(query: Query = {}): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, value);
+  return params;
+}
+
+/** The operator on the machine: root's powers, recorded in the audit log as `operator`. */
+const OPERATOR: Principal = {
+  tenant: ROOT_TENANT,
+  accessKeyId: 'operator',
+  subject: 'operator',
+  isRoot: true,
+  scopes: [{ families: [...FAMILIES], bucket: '*' }],
+};
+
+/** Opens the policy store of a data directory; `create` allows a fresh one (bootstrap). */
+export function localTransport(options: { dataDir: string; masterKey?: string; create: boolean }): AdminTransport {
+  const { dataDir } = options;
+  if (!options.create && !existsSync(join(dataDir, 'policy.db'))) {
+    throw new AdminRequestError(404, 'NotFound', `no policy store in ${dataDir} (start the gateway there or run anvil bootstrap first)`);
+  }
+  const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
+  return {
+    async call(method, path, { query, body = {} } = {}) {
+      try {
+        const answer = await dispatchAdmin(
+          { method, path, query: searchParams(query), body },
+          { principal: OPERATOR, policy, dataDir, deny: () => {} },
+        );
+        return answer.body;
+      } catch (err) {
+        const known = toAdminError(err);
+        if (!known) throw err;
+        throw new AdminRequestError(known.status, known.code, known.message);
+      }
+    },
+    follow(req, onRecord, signal) {
+      return req.kind === 'denials'
+        ? followDenials(dataDir, req.filter, onRecord, signal)
+        : followAudit(dataDir, req.filter, onRecord, signal);
+    },
+    close: () => policy.close(),
+  };
+}
+
+/** Signs requests to a gateway's admin API. */
+export function remoteTransport(options: { endpoint: string; credentials: Credentials; region: string }): AdminTransport {
+  const base = new URL(options.endpoint);
+  const send = (method: string, path: string, query: Query | undefined, body: Record<string, unknown> | undefined): Promise<any> => {
+    const url = new URL(base.pathname.replace(/\/$/, '') + ADMIN_PREFIX + path, base);
+    url.search = searchParams(query).toString().replace(/\+/g, '%20');
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const headers = signRequest({
+      method,
+      url,
+      body: text,
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) },
+      credentials: options.credentials,
+      region: options.region,
+    });
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          let json: any;
+          try {
+            json = JSON.parse(raw);
+          } catch {
+            json = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300 && json !== undefined) return resolve(json);
+          const error = json?.error ?? { code: `HTTP${status}`, message: /<Message>([^<]*)<\/Message>/.exec(raw)?.[1] ?? `HTTP ${status}` };
+          reject(new AdminRequestError(status, String(error.code), String(error.message)));
+        });
+      });
+      req.on('error', reject);
+      req.end(text);
+    });
+  };
+  return {
+    call: (method, path, { query, body } = {}) => send(method, path, query, body ?? (method === 'GET' ? undefined : {})),
+    async follow(req, onRecord, signal) {
+      // The API answers queries, not streams: poll from the newest time seen, skipping lines already printed.
+      const { filter } = req;
+      let since = new Date().toISOString();
+      let seen = new Set<string>();
+      while (!signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+        });
+        if (signal.aborted) break;
+        const query: Query = { ...stringFilter(filter), since };
+        const answer = await send('GET', `/${req.kind}`, query, undefined);
+        const records = (answer[req.kind] ?? []) as Array<{ time: string }>;
+        const next = new Set<string>();
+        for (const record of records) {
+          const id = JSON.stringify(record);
+          if (record.time === records.at(-1)?.time) next.add(id);
+          if (!seen.has(id)) onRecord(record);
+        }
+        if (records.length > 0) since = records.at(-1)!.time;
+        seen = records.length > 0 ? next : seen;
+      }
+    },
+    close: () => {},
+  };
+}
+
+/** A log filter as admin API query parameters. */
+export function stringFilter(filter: DenialFilter | AuditFilter): Query {
+  const f = filter as DenialFilter & AuditFilter;
+  return {
+    tenant: f.tenant,
+    accessKey: f.accessKeyId,
+    layer: f.layer,
+    bucket: f.bucket,
+    keyPrefix: f.keyPrefix,
+    actor: f.actor,
+    action: f.action,
+  };
+}
