@@ -1,0 +1,299 @@
+/**
+ * The check engine: does `subject` hold `permission` on `resource` under the tenant's schema and tuples? Evaluation
+ * walks the permission expression with one indexed query per step (exact subject and wildcard are point lookups;
+ * usersets and arrow bases are key ranges), with a per-call memo, cycle cut-off and depth limit, and an LRU across
+ * calls keyed by (tenant, tenant revision, resource, name, subject). The revision is re-read (via data_version) on
+ * every call, so a committed delete is never served from cache by any process. Caveated results are never cached
+ * across calls, since they depend on request context such as `now`.
+ */
+
+import { LRUCache } from 'lru-cache';
+import type { CaveatOutcome } from './caveats.ts';
+import type { CompiledSchema } from './schema.ts';
+import type { PermissionExpr } from './schema-parser.ts';
+import type { RelationshipStore } from './store.ts';
+import type { TupleRow } from './store-schema.ts';
+import { formatObject, formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
+import { rowTuple } from './store-schema.ts';
+
+/** The answer of a check; `missing` names caveat parameters the context lacked; `path` is the granting chain (explain). */
+export interface CheckResult {
+  result: 'allowed' | 'denied' | 'conditional';
+  reason: string;
+  missing?: string[];
+  path?: string[];
+}
+
+/** Facts of the request the gateway supplies: `now` and `client_ip` at least; fill caveat params of those names. */
+export type RequestContext = { now?: Date; client_ip?: string } & Record<string, unknown>;
+
+/** Computed parents of an object (e.g. an S3 key's folder), treated as tuples of the parent relation. */
+export type ImplicitParents = (resource: ObjectRef) => ObjectRef[];
+
+/** Per-call options of check and the listing helpers. */
+export interface CheckOptions {
+  context?: RequestContext;
+  /** Overrides the engine's implicit parents for this call. */
+  implicitParents?: ImplicitParents;
+}
+
+/** How to build an engine. */
+export interface EngineOptions {
+  store: RelationshipStore;
+  cacheSize?: number;
+  /** Nesting beyond this many steps is denied ("depth limit exceeded"); 50 by default. */
+  maxDepth?: number;
+  implicitParents?: ImplicitParents;
+  /** The relation implicit parents stand for; `parent` by default. */
+  parentRelation?: string;
+}
+
+/** 0 denied, 1 conditional, 2 allowed. */
+type Level = 0 | 1 | 2;
+interface Eval {
+  level: Level;
+  missing?: string[];
+  reason?: string;
+  path?: string[];
+  /** Depends on request context (a caveat was evaluated). */
+  contextual?: boolean;
+  /** Cut short by a cycle or the depth limit; not memoized. */
+  provisional?: boolean;
+}
+
+/** One evaluation's state. */
+export interface EvalState {
+  tenant: string;
+  revision: number;
+  schema: CompiledSchema;
+  context: RequestContext;
+  implicit?: ImplicitParents;
+  memo: Map<string, Eval>;
+  active: Set<string>;
+  prefetch?: { type: string; rows: Map<string, TupleRow[]> };
+}
+
+const DENIED: Eval = { level: 0 };
+const LABEL = ['denied', 'conditional', 'allowed'] as const;
+
+/** Answers checks over a RelationshipStore. */
+export class RelationshipEngine {
+  readonly store: RelationshipStore;
+  private readonly cache: LRUCache<string, Eval>;
+  private readonly maxDepth: number;
+  private readonly implicit?: ImplicitParents;
+  private readonly parentRelation: string;
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.cache = new LRUCache({ max: options.cacheSize ?? 100_000 });
+    this.maxDepth = options.maxDepth ?? 50;
+    this.implicit = options.implicitParents;
+    this.parentRelation = options.parentRelation ?? 'parent';
+  }
+
+  /** A fresh evaluation state for one request, or undefined when the tenant has no schema. */
+  begin(tenant: string, options: CheckOptions = {}): EvalState | undefined {
+    const revision = this.store.revision(tenant);
+    const schema = this.store.schema(tenant);
+    if (!schema) return undefined;
+    const implicit = options.implicitParents ?? this.implicit;
+    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set() };
+  }
+
+  /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
+  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): CheckResult {
+    const res = typeof resource === 'string' ? parseSubject(resource) : resource;
+    const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
+    const state = this.begin(tenant, options);
+    if (!state) return { result: 'denied', reason: `tenant ${tenant} has no schema` };
+    if (!state.schema.definitions.get(res.type)) return { result: 'denied', reason: `unknown type ${res.type}` };
+    return toResult(this.store.snapshot(() => this.evalName(state, { type: res.type, id: res.id }, permission, sub, 0)), res, permission);
+  }
+
+  /** Like check, always with the path that granted or the reason it did not. */
+  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): CheckResult {
+    const result = this.check(tenant, resource, permission, subject, options);
+    return { ...result, path: result.path ?? [] };
+  }
+
+  /** Evaluates `name` on a resource inside an existing state (shared memo, for listings and guards). */
+  evaluate(state: EvalState, resource: ObjectRef, name: string, subject: SubjectRef): CheckResult {
+    return toResult(this.evalName(state, resource, name, subject, 0), resource, name);
+  }
+
+  private evalName(s: EvalState, res: ObjectRef, name: string, subject: SubjectRef, depth: number): Eval {
+    const key = `${res.type}:${res.id}#${name}@${subject.type}:${subject.id}#${subject.relation ?? ''}`;
+    const memo = s.memo.get(key);
+    if (memo) return memo;
+    if (s.active.has(key)) return { level: 0, reason: 'cycle', provisional: true };
+    if (depth > this.maxDepth) return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
+    const cacheKey = `${s.tenant}\u0000${s.revision}\u0000${key}`;
+    const cached = s.prefetch ? undefined : this.cache.get(cacheKey);
+    if (cached) return cached;
+    const def = s.schema.definitions.get(res.type);
+    let out: Eval;
+    if (subject.relation === name && subject.type === res.type && subject.id === res.id) out = { level: 2, path: [key] };
+    else if (!def) out = { level: 0, reason: `unknown type ${res.type}` };
+    else {
+      s.active.add(key);
+      try {
+        const expr = def.permissions.get(name);
+        if (expr) out = prefix(`${formatObject(res)}#${name}`, this.evalExpr(s, res, expr, subject, depth));
+        else if (def.relations.has(name)) out = this.evalRelation(s, res, name, subject, depth);
+        else out = { level: 0, reason: `${res.type} has no relation or permission ${name}` };
+      } finally {
+        s.active.delete(key);
+      }
+    }
+    if (!out.provisional) {
+      s.memo.set(key, out);
+      if (!out.contextual) this.cache.set(cacheKey, out);
+    }
+    return out;
+  }
+
+  private evalExpr(s: EvalState, res: ObjectRef, expr: PermissionExpr, subject: SubjectRef, depth: number): Eval {
+    switch (expr.kind) {
+      case 'nil':
+        return DENIED;
+      case 'ref':
+        return this.evalName(s, res, expr.name, subject, depth + 1);
+      case 'arrow': {
+        let best: Eval = DENIED;
+        for (const base of this.arrowBases(s, res, expr.relation)) {
+          const target = s.schema.definitions.get(base.object.type);
+          if (!target || (!target.relations.has(expr.target) && !target.permissions.has(expr.target))) continue;
+          const sub = this.evalName(s, base.object, expr.target, subject, depth + 1);
+          best = union(best, base.row ? and(this.caveat(s, base.row), sub, formatTuple(rowTuple(base.row))) : prefix(`${formatObject(res)}#${expr.relation}@${formatObject(base.object)} (implicit)`, sub));
+          if (best.level === 2) break;
+        }
+        return best;
+      }
+      case 'union': {
+        const left = this.evalExpr(s, res, expr.left, subject, depth);
+        return left.level === 2 ? left : union(left, this.evalExpr(s, res, expr.right, subject, depth));
+      }
+      case 'intersection': {
+        const left = this.evalExpr(s, res, expr.left, subject, depth);
+        if (left.level === 0) return left;
+        const right = this.evalExpr(s, res, expr.right, subject, depth);
+        return and(left, right);
+      }
+      case 'exclusion': {
+        const left = this.evalExpr(s, res, expr.left, subject, depth);
+        if (left.level === 0) return left;
+        const right = this.evalExpr(s, res, expr.right, subject, depth);
+        const flags = merged(left, right);
+        if (right.level === 2) return { level: 0, reason: 'excluded', ...flags };
+        if (right.level === 0 && !right.provisional) return { ...left, ...flags };
+        if (right.level === 0) return { level: 0, reason: right.reason, ...flags };
+        return { level: 1, missing: [...(left.missing ?? []), ...(right.missing ?? [])], ...flags };
+      }
+    }
+  }
+
+  private evalRelation(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef, depth: number): Eval {
+    let best: Eval = DENIED;
+    const direct = this.exact(s, res, relation, subject);
+    if (direct) best = and(this.caveat(s, direct), { level: 2 }, formatTuple(rowTuple(direct)));
+    if (best.level === 2) return best;
+    if (subject.relation === undefined && subject.id !== '*') {
+      const wildcard = this.exact(s, res, relation, { type: subject.type, id: '*' });
+      if (wildcard) best = union(best, and(this.caveat(s, wildcard), { level: 2 }, formatTuple(rowTuple(wildcard))));
+      if (best.level === 2) return best;
+    }
+    if (relation === this.parentRelation && subject.relation === undefined && s.implicit) {
+      if (s.implicit(res).some((p) => p.type === subject.type && p.id === subject.id)) return { level: 2, path: [`${formatObject(res)}#${relation}@${formatSubject(subject)} (implicit)`] };
+    }
+    for (const row of this.rows(s, res, relation, 'usersets')) {
+      const sub = this.evalName(s, { type: row.subject_type, id: row.subject_id }, row.subject_relation, subject, depth + 1);
+      if (sub.level === 0 && !sub.provisional && !sub.reason) continue;
+      best = union(best, and(this.caveat(s, row), sub, formatTuple(rowTuple(row))));
+      if (best.level === 2) break;
+    }
+    return best;
+  }
+
+  private caveat(s: EvalState, row: TupleRow): Eval {
+    if (row.caveat_name === null) return { level: 2 };
+    const compiled = s.schema.caveats.get(row.caveat_name);
+    if (!compiled || compiled.hash !== row.caveat_hash) return { level: 0, reason: 'invalid caveat hash' };
+    const tupleContext = row.caveat_context === null ? {} : (JSON.parse(row.caveat_context) as Record<string, unknown>);
+    // SpiceDB's rule: the tuple's own context wins; tuples may not set the request's facts (now, client_ip) at all.
+    const outcome: CaveatOutcome = compiled.evaluate({ ...s.context, ...tupleContext });
+    if (outcome.result === 'conditional') return { level: 1, missing: outcome.missing, contextual: true };
+    return { level: outcome.result === 'allowed' ? 2 : 0, reason: outcome.reason, contextual: true };
+  }
+
+  private exact(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef): TupleRow | undefined {
+    if (s.prefetch?.type !== res.type) return this.store.exact(s.tenant, res, relation, subject);
+    const srel = subject.relation ?? '';
+    return s.prefetch.rows.get(res.id)?.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel);
+  }
+
+  private rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects'): TupleRow[] {
+    if (s.prefetch?.type !== res.type) return which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : this.store.objects(s.tenant, res, relation);
+    const rows = s.prefetch.rows.get(res.id) ?? [];
+    return rows.filter((r) => r.relation === relation && (which === 'usersets') === (r.subject_relation !== ''));
+  }
+
+  private arrowBases(s: EvalState, res: ObjectRef, relation: string): Array<{ object: ObjectRef; row?: TupleRow }> {
+    const bases: Array<{ object: ObjectRef; row?: TupleRow }> = this.rows(s, res, relation, 'objects')
+      .filter((r) => r.subject_id !== '*')
+      .map((row) => ({ object: { type: row.subject_type, id: row.subject_id }, row }));
+    if (relation === this.parentRelation && s.implicit) for (const object of s.implicit(res)) bases.push({ object });
+    return bases;
+  }
+
+  /** Loads every tuple of `type` with ids in [from, to] into the state, so a page of checks costs one range query. */
+  prefetch(state: EvalState, type: string, from: string, to: string): void {
+    const rows = new Map<string, TupleRow[]>();
+    for (const row of this.store.range(state.tenant, type, from, `${to}\u0000`)) {
+      const list = rows.get(row.resource_id);
+      if (list) list.push(row);
+      else rows.set(row.resource_id, [row]);
+    }
+    state.prefetch = { type, rows };
+  }
+}
+
+function prefix(step: string, e: Eval): Eval {
+  return e.level === 0 ? e : { ...e, path: [step, ...(e.path ?? [])] };
+}
+
+function merged(a: Eval, b: Eval): Pick<Eval, 'contextual' | 'provisional'> {
+  const flags: Pick<Eval, 'contextual' | 'provisional'> = {};
+  if (a.contextual || b.contextual) flags.contextual = true;
+  if (a.provisional || b.provisional) flags.provisional = true;
+  return flags;
+}
+
+function union(a: Eval, b: Eval): Eval {
+  const flags = merged(a, b);
+  if (a.level === 2 || b.level === 2) return { ...(a.level === 2 ? a : b), ...(a.level === 2 ? { contextual: a.contextual, provisional: a.provisional } : { contextual: b.contextual, provisional: b.provisional }) };
+  if (a.level === 1 || b.level === 1) {
+    return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path: a.level === 1 ? a.path : b.path, ...flags };
+  }
+  const reason = a.reason === 'invalid caveat hash' || b.reason === undefined ? a.reason : b.reason;
+  return reason === undefined ? { level: 0, ...flags } : { level: 0, reason, ...flags };
+}
+
+/** Both must hold (a tuple's caveat and what its subject reaches; or an intersection); `step` prefixes the path. */
+function and(a: Eval, b: Eval, step?: string): Eval {
+  const flags = merged(a, b);
+  if (a.level === 0 || b.level === 0) return { level: 0, reason: a.level === 0 ? a.reason : b.reason, ...flags };
+  const path = step === undefined ? [...(a.path ?? []), ...(b.path ?? [])] : [step, ...(b.path ?? [])];
+  if (a.level === 2 && b.level === 2) return { level: 2, path, ...flags };
+  return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path, ...flags };
+}
+
+function toResult(e: Eval, res: ObjectRef, name: string): CheckResult {
+  const result = LABEL[e.level];
+  if (e.level === 2) return { result, reason: `granted via ${e.path?.join(' → ') ?? name}`, path: e.path ?? [] };
+  if (e.level === 1) {
+    const missing = [...new Set(e.missing ?? [])].sort();
+    return { result, missing, reason: `caveat context missing: ${missing.join(', ')}`, path: e.path ?? [] };
+  }
+  return { result, reason: e.reason ?? `no relationship grants ${formatObject(res)}#${name}` };
+}

@@ -1,0 +1,38 @@
+/**
+ * policy/relationships/: the Zanzibar/SpiceDB-style relationship engine — per-tenant schemas with caveats, validated
+ * tuples in their own SQLite store, checks with explain, listing filters, lookups, audited writes and a watch feed.
+ */
+
+export { Relationships, s3ParentOf, type RelationshipsOptions } from './relationships.ts';
+export { RelationshipEngine, type CheckResult, type CheckOptions, type RequestContext, type ImplicitParents, type EngineOptions } from './engine.ts';
+export {
+  RelationshipStore,
+  type AuditContext,
+  type TupleUpdate,
+  type TupleFilter,
+  type Precondition,
+  type WriteOptions,
+  type ChangeEvent,
+  type RelationshipAuditRecord,
+  type ImportSource,
+} from './store.ts';
+export { appWriteGuard, type AppScope } from './guard.ts';
+export { compileSchema, DEFAULT_OBJECT_SCHEMA, type CompiledSchema } from './schema.ts';
+export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type PermissionReach } from './schema-diff.ts';
+export { caveatHash, REQUEST_CONTEXT_PARAMS } from './caveats.ts';
+export {
+  parseTuple,
+  formatTuple,
+  tupleFromJson,
+  tupleToJson,
+  parseSubject,
+  formatSubject,
+  escapeId,
+  unescapeId,
+  type Tuple,
+  type ObjectRef,
+  type SubjectRef,
+  type CaveatRef,
+} from './tuples.ts';
+export { encodeRevision, decodeRevision } from './store-schema.ts';
+export { SchemaValidationError, SchemaConflictError, TupleValidationError, PreconditionFailedError, ImportError } from './errors.ts';

@@ -1,0 +1,139 @@
+/**
+ * The gateway-facing facade: one store plus one engine, with checks, listing filters, lookups, writes (operator or
+ * tenant application), schema writes, imports and the watch feed. Also the S3 hierarchy as implicit parents.
+ */
+
+import { DeniedError } from '../errors.ts';
+import { RelationshipEngine, type CheckOptions, type CheckResult, type ImplicitParents } from './engine.ts';
+import { appWriteGuard, type AppScope } from './guard.ts';
+import { schemaDiff, type SchemaDiff } from './schema-diff.ts';
+import { RelationshipStore, type AuditContext, type ChangeEvent, type ImportSource, type Precondition, type TupleUpdate } from './store.ts';
+import { parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
+
+/**
+ * Parents of the S3 objects of DEFAULT_OBJECT_SCHEMA: object `b/a/c.txt` → folder `b/a/`; folder `b/a/x/` → folder
+ * `b/a/`; folder `b/a/` (top) and object `b/k` → bucket `b`.
+ */
+export function s3ParentOf(resource: ObjectRef): ObjectRef[] {
+  const { type, id } = resource;
+  if (type !== 'object' && type !== 'folder') return [];
+  const slash = id.indexOf('/');
+  if (slash <= 0) return [];
+  const bucket = id.slice(0, slash);
+  const inner = type === 'folder' ? id.slice(0, -1) : id;
+  const last = inner.lastIndexOf('/');
+  return last <= slash ? [{ type: 'bucket', id: bucket }] : [{ type: 'folder', id: inner.slice(0, last + 1) }];
+}
+
+/** How to open the facade. */
+export interface RelationshipsOptions {
+  dataDir: string;
+  cacheSize?: number;
+  maxDepth?: number;
+  /** Computed parents; defaults to s3ParentOf. */
+  implicitParents?: ImplicitParents;
+}
+
+/** Schemas, tuples and checks of every tenant. */
+export class Relationships {
+  readonly store: RelationshipStore;
+  readonly engine: RelationshipEngine;
+
+  private constructor(options: RelationshipsOptions) {
+    this.store = RelationshipStore.open({ dataDir: options.dataDir });
+    this.engine = new RelationshipEngine({ store: this.store, cacheSize: options.cacheSize, maxDepth: options.maxDepth, implicitParents: options.implicitParents ?? s3ParentOf });
+  }
+
+  /** Opens dataDir/relationships.db. */
+  static open(options: RelationshipsOptions): Relationships {
+    return new Relationships(options);
+  }
+
+  /** Closes the store. */
+  close(): void {
+    this.store.close();
+  }
+
+  /** Decides one permission: allowed, denied or conditional (with the missing caveat parameters). */
+  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): CheckResult {
+    return this.engine.check(tenant, resource, permission, subject, options);
+  }
+
+  /** Check with the granting path or the reason for the denial. */
+  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): CheckResult {
+    return this.engine.explain(tenant, resource, permission, subject, options);
+  }
+
+  /**
+   * The ids (of a page the storage listed) the subject holds `permission` on, in the given order; conditional
+   * results are left out. One range query prefetches the page's tuples; folders and buckets are memoized.
+   */
+  filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): string[] {
+    const state = this.engine.begin(tenant, options);
+    if (!state || ids.length === 0) return [];
+    const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
+    return this.store.snapshot(() => {
+      if (ids.length > 4) {
+        const sorted = [...ids].sort();
+        this.engine.prefetch(state, type, sorted[0] as string, sorted[sorted.length - 1] as string);
+      }
+      return ids.filter((id) => this.engine.evaluate(state, { type, id }, permission, sub).result === 'allowed');
+    });
+  }
+
+  /**
+   * Ids of `resourceType` under `idPrefix` that have tuples and that the subject reaches, sorted. Objects known only
+   * to storage (no tuple of their own, reachable through implicit parents) are not enumerated: list storage and use
+   * filterResources for those.
+   */
+  lookupResources(tenant: string, resourceType: string, permission: string, subject: SubjectRef | string, options: CheckOptions & { idPrefix?: string; limit?: number } = {}): string[] {
+    const prefix = options.idPrefix ?? '';
+    const rows = this.store.range(tenant, resourceType, prefix, `${prefix}\u{10FFFF}`);
+    const ids = [...new Set(rows.map((r) => r.resource_id))].filter((id) => id.startsWith(prefix));
+    const found = this.filterResources(tenant, resourceType, ids, permission, subject, options);
+    return options.limit === undefined ? found : found.slice(0, options.limit);
+  }
+
+  /** Subjects (ids of `subjectType` that appear in the tenant's tuples) holding the permission on a resource. */
+  lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): string[] {
+    const res = typeof resource === 'string' ? parseSubject(resource) : resource;
+    const state = this.engine.begin(tenant, options);
+    if (!state) return [];
+    return this.store.snapshot(() =>
+      this.store
+        .subjectIds(tenant, subjectType)
+        .filter((id) => this.engine.evaluate(state, res, permission, { type: subjectType, id }).result === 'allowed'),
+    );
+  }
+
+  /**
+   * Writes a batch atomically and returns its revision token. Without `scope` it is an operator write; with it, a
+   * tenant application's, refused (DeniedError, layer relationship) outside its scope or when it would enlarge the
+   * writer's own authority.
+   */
+  write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): string {
+    const guard = options.scope ? appWriteGuard(this.engine, tenant, options.scope) : undefined;
+    return this.store.write(tenant, updates, { ...options, guard });
+  }
+
+  /** Writes a tenant's schema (and caveats); applications (`scope` given) are always refused. */
+  writeSchema(tenant: string, text: string, options: AuditContext & { scope?: AppScope }): string {
+    if (options.scope) throw new DeniedError('relationship', 'tenant applications cannot write schemas or caveats');
+    return this.store.writeSchema(tenant, text, options);
+  }
+
+  /** What the proposed schema would change against the tenant's deployed one. */
+  diffSchema(tenant: string, proposed: string): SchemaDiff {
+    return schemaDiff(proposed, this.store.readSchema(tenant)?.text);
+  }
+
+  /** Bulk import, all or nothing; applications may not import. */
+  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+    return this.store.importTuples(tenant, text, options);
+  }
+
+  /** The tenant's change events after a revision token (`''` for all), oldest first. */
+  changesSince(tenant: string, revision: string, options?: { limit?: number }): ChangeEvent[] {
+    return this.store.changesSince(tenant, revision, options);
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * Parser of the schema language subset (SpiceDB's): `definition` blocks of `relation` and `permission` lines, and
+ * `caveat` definitions whose CEL body is kept as text for caveats.ts. Operator precedence, loosest first: `+`, `-`,
+ * `&`, then `->`; all left-associative; parentheses group. Produces syntax only; schema.ts validates meaning.
+ */
+
+import { SchemaValidationError } from './errors.ts';
+
+/** One allowed subject type of a relation: `user`, `group#member`, `user:*`, optionally `with caveat`. */
+export interface AllowedSubject {
+  type: string;
+  relation?: string;
+  wildcard?: boolean;
+  caveat?: string;
+}
+
+/** A permission expression. */
+export type PermissionExpr =
+  | { kind: 'ref'; name: string }
+  | { kind: 'arrow'; relation: string; target: string }
+  | { kind: 'union' | 'intersection' | 'exclusion'; left: PermissionExpr; right: PermissionExpr }
+  | { kind: 'nil' };
+
+/** A parsed `definition`. */
+export interface DefinitionAst {
+  name: string;
+  line: number;
+  relations: Map<string, AllowedSubject[]>;
+  permissions: Map<string, PermissionExpr>;
+}
+
+/** A parsed `caveat`: parameters in declared order and the CEL body as written. */
+export interface CaveatAst {
+  name: string;
+  line: number;
+  params: Array<{ name: string; type: string }>;
+  expression: string;
+}
+
+/** A parsed schema text. */
+export interface SchemaAst {
+  definitions: Map<string, DefinitionAst>;
+  caveats: Map<string, CaveatAst>;
+}
+
+const IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
+const SYMBOLS = ['->', '{', '}', '(', ')', ':', '|', '#', '*', '+', '&', '-', '=', ',', '<', '>'];
+
+class Cursor {
+  pos = 0;
+  constructor(readonly text: string) {}
+
+  line(at = this.pos): number {
+    let n = 1;
+    for (let i = 0; i < at && i < this.text.length; i++) if (this.text.charCodeAt(i) === 10) n++;
+    return n;
+  }
+
+  fail(message: string, at = this.pos): never {
+    throw new SchemaValidationError([`line ${this.line(at)}: ${message}`]);
+  }
+
+  skip(): void {
+    const t = this.text;
+    for (;;) {
+      while (this.pos < t.length && /\s/.test(t[this.pos] as string)) this.pos++;
+      if (t.startsWith('//', this.pos)) {
+        const end = t.indexOf('\n', this.pos);
+        this.pos = end < 0 ? t.length : end;
+      } else if (t.startsWith('/*', this.pos)) {
+        const end = t.indexOf('*/', this.pos + 2);
+        if (end < 0) this.fail('unterminated comment');
+        this.pos = end + 2;
+      } else return;
+    }
+  }
+
+  peek(): string | undefined {
+    this.skip();
+    if (this.pos >= this.text.length) return undefined;
+    IDENT.lastIndex = this.pos;
+    const ident = IDENT.exec(this.text);
+    if (ident) return ident[0];
+    return SYMBOLS.find((s) => this.text.startsWith(s, this.pos)) ?? this.text[this.pos];
+  }
+
+  next(): string {
+    const token = this.peek();
+    if (token === undefined) this.fail('unexpected end of schema');
+    this.pos += token.length;
+    return token;
+  }
+
+  expect(token: string): void {
+    const at = this.pos;
+    const got = this.next();
+    if (got !== token) this.fail(`expected "${token}" but found "${got}"`, at);
+  }
+
+  ident(what: string): string {
+    this.skip();
+    const at = this.pos;
+    const got = this.next();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(got)) this.fail(`expected ${what} but found "${got}"`, at);
+    return got;
+  }
+
+  /** The raw text up to the `}` closing an already consumed `{`, skipping braces inside CEL string literals. */
+  block(): string {
+    const start = this.pos;
+    let depth = 1;
+    for (let i = start; i < this.text.length; i++) {
+      const c = this.text[i];
+      if (c === '"' || c === "'") {
+        for (i++; i < this.text.length && this.text[i] !== c; i++) if (this.text[i] === '\\') i++;
+      } else if (c === '{') depth++;
+      else if (c === '}' && --depth === 0) {
+        this.pos = i + 1;
+        return this.text.slice(start, i).trim();
+      }
+    }
+    return this.fail('unterminated caveat body', start);
+  }
+}
+
+/** Parses a schema text; throws SchemaValidationError naming the line of the first syntax error. */
+export function parseSchema(text: string): SchemaAst {
+  const c = new Cursor(text);
+  const ast: SchemaAst = { definitions: new Map(), caveats: new Map() };
+  while (c.peek() !== undefined) {
+    const at = c.pos;
+    const keyword = c.next();
+    if (keyword === 'definition') {
+      const def = parseDefinition(c, at);
+      if (ast.definitions.has(def.name) || ast.caveats.has(def.name)) c.fail(`duplicate name "${def.name}"`, at);
+      ast.definitions.set(def.name, def);
+    } else if (keyword === 'caveat') {
+      const caveat = parseCaveat(c, at);
+      if (ast.definitions.has(caveat.name) || ast.caveats.has(caveat.name)) c.fail(`duplicate name "${caveat.name}"`, at);
+      ast.caveats.set(caveat.name, caveat);
+    } else c.fail(`expected "definition" or "caveat" but found "${keyword}"`, at);
+  }
+  return ast;
+}
+
+function parseDefinition(c: Cursor, at: number): DefinitionAst {
+  const def: DefinitionAst = { name: c.ident('a definition name'), line: c.line(at), relations: new Map(), permissions: new Map() };
+  c.expect('{');
+  for (;;) {
+    const start = c.pos;
+    const keyword = c.next();
+    if (keyword === '}') return def;
+    if (keyword !== 'relation' && keyword !== 'permission') c.fail(`expected "relation", "permission" or "}" but found "${keyword}"`, start);
+    const name = c.ident(`a ${keyword} name`);
+    if (def.relations.has(name) || def.permissions.has(name)) c.fail(`duplicate relation or permission "${def.name}#${name}"`, start);
+    if (keyword === 'relation') {
+      c.expect(':');
+      const allowed = [parseAllowed(c)];
+      while (c.peek() === '|') {
+        c.next();
+        allowed.push(parseAllowed(c));
+      }
+      def.relations.set(name, allowed);
+    } else {
+      c.expect('=');
+      def.permissions.set(name, parseUnion(c));
+    }
+  }
+}
+
+function parseAllowed(c: Cursor): AllowedSubject {
+  const subject: AllowedSubject = { type: c.ident('a subject type') };
+  const next = c.peek();
+  if (next === '#') {
+    c.next();
+    subject.relation = c.ident('a relation name');
+  } else if (next === ':') {
+    c.next();
+    c.expect('*');
+    subject.wildcard = true;
+  }
+  if (c.peek() === 'with') {
+    c.next();
+    subject.caveat = c.ident('a caveat name');
+  }
+  return subject;
+}
+
+function parseUnion(c: Cursor): PermissionExpr {
+  let left = parseExclusion(c);
+  while (c.peek() === '+') {
+    c.next();
+    left = { kind: 'union', left, right: parseExclusion(c) };
+  }
+  return left;
+}
+
+function parseExclusion(c: Cursor): PermissionExpr {
+  let left = parseIntersection(c);
+  while (c.peek() === '-') {
+    c.next();
+    left = { kind: 'exclusion', left, right: parseIntersection(c) };
+  }
+  return left;
+}
+
+function parseIntersection(c: Cursor): PermissionExpr {
+  let left = parseTerm(c);
+  while (c.peek() === '&') {
+    c.next();
+    left = { kind: 'intersection', left, right: parseTerm(c) };
+  }
+  return left;
+}
+
+function parseTerm(c: Cursor): PermissionExpr {
+  if (c.peek() === '(') {
+    c.next();
+    const inner = parseUnion(c);
+    c.expect(')');
+    return inner;
+  }
+  const name = c.ident('a relation, permission or "("');
+  if (name === 'nil') return { kind: 'nil' };
+  if (c.peek() === '->') {
+    c.next();
+    return { kind: 'arrow', relation: name, target: c.ident('a permission name after "->"') };
+  }
+  return { kind: 'ref', name };
+}
+
+function parseCaveat(c: Cursor, at: number): CaveatAst {
+  const caveat: CaveatAst = { name: c.ident('a caveat name'), line: c.line(at), params: [], expression: '' };
+  c.expect('(');
+  while (c.peek() !== ')') {
+    if (caveat.params.length > 0) c.expect(',');
+    const name = c.ident('a parameter name');
+    if (caveat.params.some((p) => p.name === name)) c.fail(`duplicate caveat parameter "${name}"`);
+    caveat.params.push({ name, type: parseParamType(c) });
+  }
+  c.expect(')');
+  c.expect('{');
+  caveat.expression = c.block();
+  if (caveat.expression === '') c.fail(`caveat "${caveat.name}" has an empty expression`);
+  return caveat;
+}
+
+function parseParamType(c: Cursor): string {
+  const base = c.ident('a parameter type');
+  if (c.peek() !== '<') return base;
+  c.next();
+  const args = [parseParamType(c)];
+  while (c.peek() === ',') {
+    c.next();
+    args.push(parseParamType(c));
+  }
+  c.expect('>');
+  return `${base}<${args.join(', ')}>`;
+}

@@ -1,0 +1,423 @@
+/**
+ * The relationship store: per-tenant schemas, tuples, the changelog (which is also the audit trail: request id,
+ * actor, tuple, caveat reference and reason of every change) and import sources, in dataDir/relationships.db (SQLite,
+ * WAL, shared by every gateway process). Every write is one immediate transaction that bumps the global revision and
+ * the tenant's; readers notice other processes' commits through `PRAGMA data_version`, read on every revision() call.
+ */
+
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { ImportError, PreconditionFailedError, SchemaConflictError, TupleValidationError } from './errors.ts';
+import { compileSchema, type CompiledSchema } from './schema.ts';
+import * as db from './store-schema.ts';
+import { assertTupleFits, formatTuple, parseTuple, tupleFromJson, tupleProblem, type Tuple } from './tuples.ts';
+
+/** Who changes something and why; the reason is required, the request id ties it to the gateway's logs. */
+export interface AuditContext {
+  actor: string;
+  reason: string;
+  requestId?: string;
+}
+
+/** One update of a batch: create fails if the tuple exists, touch upserts, delete removes (absent is fine). */
+export interface TupleUpdate {
+  op: 'create' | 'touch' | 'delete';
+  tuple: Tuple | string;
+}
+
+/** Tuples a precondition looks for; absent fields match anything. */
+export interface TupleFilter {
+  resourceType: string;
+  resourceId?: string;
+  relation?: string;
+  subjectType?: string;
+  subjectId?: string;
+  subjectRelation?: string;
+}
+
+/** A batch precondition: some tuple matching the filter must (not) exist. */
+export interface Precondition {
+  op: 'must_exist' | 'must_not_exist';
+  filter: TupleFilter;
+}
+
+/** Options of a tuple write; `guard` runs inside the transaction, after validation, before anything is written. */
+export interface WriteOptions extends AuditContext {
+  preconditions?: Precondition[];
+  guard?: (updates: Array<{ op: TupleUpdate['op']; tuple: Tuple }>, schema: CompiledSchema) => void;
+}
+
+/** One change event of the watch stream. */
+export interface ChangeEvent {
+  revision: string;
+  kind: 'tuple.create' | 'tuple.touch' | 'tuple.delete' | 'schema.write' | 'caveat.write';
+  tuple?: Tuple;
+  caveat?: { name: string; hash: string | null };
+  at: string;
+}
+
+/** One audited change: a change event plus who, why and the request. */
+export interface RelationshipAuditRecord extends ChangeEvent {
+  actor: string;
+  reason: string;
+  requestId?: string;
+}
+
+/** The record an accepted import leaves. */
+export interface ImportSource {
+  id: number;
+  revision: string;
+  name: string;
+  digest: string;
+  count: number;
+  actor: string;
+  reason: string;
+  at: string;
+}
+
+type Row = db.TupleRow;
+
+/** Schemas, tuples and their history; the engine reads through the query methods at the bottom. */
+export class RelationshipStore {
+  private readonly dataVersion: Database.Statement;
+  private readonly tenantRow: Database.Statement;
+  private readonly exactRow: Database.Statement;
+  private readonly usersetRows: Database.Statement;
+  private readonly objectRows: Database.Statement;
+  private readonly rangeRows: Database.Statement;
+  private lastDataVersion = -1;
+  private readonly revisions = new Map<string, { revision: number; schemaRevision: number }>();
+  private readonly schemas = new Map<string, { schemaRevision: number; schema: CompiledSchema }>();
+
+  private constructor(private readonly db: Database.Database) {
+    this.dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.tenantRow = db.prepare('SELECT revision, schema_revision AS schemaRevision FROM tenant_revisions WHERE tenant = ?');
+    const cols = 'resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, caveat_hash, caveat_context';
+    const key = 'tenant = ? AND resource_type = ? AND resource_id = ? AND relation = ?';
+    this.exactRow = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ? AND subject_type = ? AND subject_id = ?`);
+    this.usersetRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation > ''`);
+    this.objectRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ''`);
+    this.rangeRows = db.prepare(`SELECT ${cols} FROM tuples WHERE tenant = ? AND resource_type = ? AND resource_id >= ? AND resource_id < ?`);
+  }
+
+  /** Opens (creating and migrating when needed) dataDir/relationships.db. */
+  static open(options: { dataDir: string }): RelationshipStore {
+    mkdirSync(options.dataDir, { recursive: true });
+    const path = join(options.dataDir, 'relationships.db');
+    const conn = new Database(path);
+    try {
+      chmodSync(path, 0o600);
+      conn.pragma('journal_mode = WAL');
+      conn.pragma('busy_timeout = 5000');
+      conn.pragma('synchronous = NORMAL');
+      db.migrate(conn);
+    } catch (error) {
+      conn.close();
+      throw error;
+    }
+    return new RelationshipStore(conn);
+  }
+
+  /** Closes the database connection. */
+  close(): void {
+    this.db.close();
+  }
+
+  // ── revisions and schemas ──────────────────────────────────────────────────────────────────────────────────────
+
+  private tenantState(tenant: string): { revision: number; schemaRevision: number } {
+    const version = this.dataVersion.get() as number;
+    if (version !== this.lastDataVersion) {
+      this.lastDataVersion = version;
+      this.revisions.clear();
+    }
+    let state = this.revisions.get(tenant);
+    if (state === undefined) {
+      state = (this.tenantRow.get(tenant) as typeof state | undefined) ?? { revision: 0, schemaRevision: 0 };
+      this.revisions.set(tenant, state);
+    }
+    return state;
+  }
+
+  /** The tenant's current revision (0 before its first write); cheap, and never stale across processes. */
+  revision(tenant: string): number {
+    return this.tenantState(tenant).revision;
+  }
+
+  /** The tenant's compiled schema, or undefined when none was written. */
+  schema(tenant: string): CompiledSchema | undefined {
+    const { schemaRevision } = this.tenantState(tenant);
+    if (schemaRevision === 0) return undefined;
+    const cached = this.schemas.get(tenant);
+    if (cached?.schemaRevision === schemaRevision) return cached.schema;
+    const text = this.db.prepare('SELECT text FROM schemas WHERE tenant = ? AND revision = ?').pluck().get(tenant, schemaRevision) as string;
+    const schema = compileSchema(text);
+    this.schemas.set(tenant, { schemaRevision, schema });
+    return schema;
+  }
+
+  /** The tenant's schema text and the revision that wrote it. */
+  readSchema(tenant: string): { text: string; revision: string } | undefined {
+    const row = this.db.prepare('SELECT text, revision FROM schemas WHERE tenant = ? ORDER BY revision DESC LIMIT 1').get(tenant) as
+      | { text: string; revision: number }
+      | undefined;
+    return row && { text: row.text, revision: db.encodeRevision(row.revision) };
+  }
+
+  /**
+   * Validates and stores a tenant's schema (caveats included). Refused, listing them, when existing tuples would no
+   * longer fit; tuples whose caveat definition changed stay and fail closed at check time.
+   */
+  writeSchema(tenant: string, text: string, audit: AuditContext): string {
+    requireReason(audit);
+    const schema = compileSchema(text);
+    const previous = this.schema(tenant);
+    return this.commit(tenant, audit, (revision, log) => {
+      const bad = this.invalidTuples(tenant, schema);
+      if (bad.total > 0) throw new SchemaConflictError(bad.tuples, bad.total);
+      this.db.prepare('INSERT INTO schemas (tenant, revision, text, actor, written_at) VALUES (?, ?, ?, ?, ?)').run(tenant, revision, text, audit.actor, Date.now());
+      this.db.prepare('UPDATE tenant_revisions SET schema_revision = ? WHERE tenant = ?').run(revision, tenant);
+      log({ kind: 'schema.write', details: { digest: sha256(text) } });
+      const names = new Set([...schema.caveats.keys(), ...(previous?.caveats.keys() ?? [])]);
+      for (const name of names) {
+        const hash = schema.caveats.get(name)?.hash ?? null;
+        if (hash !== (previous?.caveats.get(name)?.hash ?? null)) log({ kind: 'caveat.write', caveat: { name, hash } });
+      }
+    });
+  }
+
+  private invalidTuples(tenant: string, schema: CompiledSchema): { tuples: string[]; total: number } {
+    const shapes = this.db
+      .prepare(
+        `SELECT resource_type, relation, subject_type, subject_relation, subject_id = '*' AS wildcard, caveat_name, count(*) AS n
+         FROM tuples WHERE tenant = ? GROUP BY 1, 2, 3, 4, 5, 6`,
+      )
+      .all(tenant) as Array<{ resource_type: string; relation: string; subject_type: string; subject_relation: string; wildcard: number; caveat_name: string | null; n: number }>;
+    const tuples: string[] = [];
+    let total = 0;
+    for (const s of shapes) {
+      const probe: Tuple = { resource: { type: s.resource_type, id: 'x' }, relation: s.relation, subject: { type: s.subject_type, id: s.wildcard ? '*' : 'x' } };
+      if (s.subject_relation !== '') probe.subject.relation = s.subject_relation;
+      const caveat = s.caveat_name === null ? undefined : schema.caveats.get(s.caveat_name);
+      if (s.caveat_name !== null) probe.caveat = { name: s.caveat_name, hash: caveat?.hash ?? '0000000000000000' };
+      if (tupleProblem(schema, probe) === undefined) continue;
+      total += s.n;
+      if (tuples.length >= 100) continue;
+      const rows = this.db
+        .prepare(
+          `SELECT * FROM tuples WHERE tenant = ? AND resource_type = ? AND relation = ? AND subject_type = ? AND subject_relation = ?
+             AND (subject_id = '*') = ? AND caveat_name IS ? LIMIT ?`,
+        )
+        .all(tenant, s.resource_type, s.relation, s.subject_type, s.subject_relation, s.wildcard, s.caveat_name, 100 - tuples.length) as Row[];
+      tuples.push(...rows.map((r) => formatTuple(db.rowTuple(r))));
+    }
+    return { tuples, total };
+  }
+
+  // ── tuple writes ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Applies a batch atomically: every tuple validated, preconditions checked, then all or nothing; returns the revision token. */
+  write(tenant: string, updates: TupleUpdate[], options: WriteOptions): string {
+    requireReason(options);
+    if (updates.length === 0) throw new InvalidInputError('a write needs at least one update');
+    const parsed = updates.map((u) => ({ op: u.op, tuple: typeof u.tuple === 'string' ? parseTuple(u.tuple) : tupleFromJson(u.tuple) }));
+    const keys = new Set<string>();
+    for (const u of parsed) {
+      if (!['create', 'touch', 'delete'].includes(u.op)) throw new InvalidInputError(`unknown update operation ${String(u.op)}`);
+      const key = formatTuple({ ...u.tuple, caveat: undefined });
+      if (keys.has(key)) throw new InvalidInputError(`tuple ${key} appears twice in one batch`);
+      keys.add(key);
+    }
+    return this.commit(tenant, options, (revision, log) => {
+      const schema = this.schema(tenant);
+      if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
+      for (const u of parsed) if (u.op !== 'delete') assertTupleFits(schema, u.tuple);
+      for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p);
+      options.guard?.(parsed, schema);
+      for (const u of parsed) {
+        const params = { ...db.tupleParams(tenant, u.tuple), rev: revision };
+        if (u.op === 'delete') {
+          this.db.prepare(DELETE_TUPLE).run(params);
+        } else if (u.op === 'create') {
+          if (this.db.prepare(`SELECT 1 FROM tuples WHERE ${KEY}`).get(params)) throw new PreconditionFailedError(`tuple ${formatTuple(u.tuple)} already exists`);
+          this.db.prepare(UPSERT_TUPLE).run(params);
+        } else this.db.prepare(UPSERT_TUPLE).run(params);
+        log({ kind: `tuple.${u.op}`, tuple: u.tuple });
+      }
+    });
+  }
+
+  private checkPrecondition(tenant: string, p: Precondition): void {
+    const f = p.filter;
+    const clauses = ['tenant = @tenant', 'resource_type = @resourceType'];
+    for (const [field, column] of FILTER_COLUMNS) if (f[field] !== undefined) clauses.push(`${column} = @${field}`);
+    const found = this.db.prepare(`SELECT 1 FROM tuples WHERE ${clauses.join(' AND ')} LIMIT 1`).get({ ...f, tenant }) !== undefined;
+    if (found !== (p.op === 'must_exist')) throw new PreconditionFailedError(`precondition ${p.op} failed for ${JSON.stringify(f)}`);
+  }
+
+  /**
+   * Imports a text of tuples (one per line, `#` comments and blank lines ignored) as touches in one batch. Every line
+   * is validated first; any bad line refuses the whole import (ImportError lists the line numbers). An accepted import
+   * leaves an import source record (who, when, sha256 of the text, count).
+   */
+  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+    requireReason(options);
+    const schema = this.schema(tenant);
+    if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
+    const tuples: Tuple[] = [];
+    const bad: Array<{ line: number; error: string }> = [];
+    text.split(/\r?\n/).forEach((raw, index) => {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) return;
+      try {
+        const tuple = parseTuple(line);
+        assertTupleFits(schema, tuple);
+        tuples.push(tuple);
+      } catch (error) {
+        bad.push({ line: index + 1, error: error instanceof TupleValidationError ? error.message : String(error) });
+      }
+    });
+    if (bad.length > 0) throw new ImportError(bad);
+    const digest = sha256(text);
+    let id = 0;
+    const token = this.commit(tenant, options, (revision, log) => {
+      if (this.schema(tenant)?.text !== schema.text) throw new PreconditionFailedError('the schema changed during the import; retry');
+      const upsert = this.db.prepare(UPSERT_TUPLE);
+      for (const tuple of tuples) {
+        upsert.run({ ...db.tupleParams(tenant, tuple), rev: revision });
+        log({ kind: 'tuple.touch', tuple });
+      }
+      id = Number(
+        this.db
+          .prepare('INSERT INTO import_sources (tenant, revision, name, digest, count, actor, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(tenant, revision, options.name ?? '', digest, tuples.length, options.actor, options.reason, options.requestId ?? null, Date.now()).lastInsertRowid,
+      );
+    });
+    return this.importSources(tenant).find((s) => s.id === id) ?? { id, revision: token, name: '', digest, count: tuples.length, actor: options.actor, reason: options.reason, at: '' };
+  }
+
+  /** The tenant's import records, oldest first. */
+  importSources(tenant: string): ImportSource[] {
+    const rows = this.db.prepare('SELECT * FROM import_sources WHERE tenant = ? ORDER BY id').all(tenant) as Array<Omit<ImportSource, 'revision' | 'at'> & { revision: number; at: number }>;
+    return rows.map((r) => ({ id: r.id, revision: db.encodeRevision(r.revision), name: r.name, digest: r.digest, count: r.count, actor: r.actor, reason: r.reason, at: new Date(r.at).toISOString() }));
+  }
+
+  private commit(tenant: string, audit: AuditContext, fn: (revision: number, log: (entry: LogEntry) => void) => void): string {
+    const revision = this.db.transaction(() => {
+      const next = (this.db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value").pluck().get() as number);
+      this.db
+        .prepare('INSERT INTO tenant_revisions (tenant, revision) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision')
+        .run(tenant, next);
+      const insert = this.db.prepare(
+        `INSERT INTO changelog (tenant, revision, kind, tuple, caveat_name, caveat_hash, details, request_id, actor, reason, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const at = Date.now();
+      fn(next, (e) => {
+        const caveat = e.tuple?.caveat ?? e.caveat;
+        insert.run(tenant, next, e.kind, e.tuple ? formatTuple(e.tuple) : null, caveat?.name ?? null, caveat?.hash ?? null,
+          e.details ? JSON.stringify(e.details) : null, audit.requestId ?? null, audit.actor, audit.reason, at);
+      });
+      return next;
+    }).immediate();
+    // Our own commits do not move our connection's data_version, so forget the tenant's cached state here.
+    this.revisions.delete(tenant);
+    return db.encodeRevision(revision);
+  }
+
+  // ── watch and audit ────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** The tenant's changes after a revision token (or from the start with `''`), oldest first. */
+  changesSince(tenant: string, token: string, options: { limit?: number } = {}): ChangeEvent[] {
+    return this.auditRecords(tenant, { since: token, limit: options.limit }).map(({ actor: _a, reason: _r, requestId: _q, ...event }) => event);
+  }
+
+  /** The tenant's audit trail after a revision token, oldest first. */
+  auditRecords(tenant: string, options: { since?: string; limit?: number } = {}): RelationshipAuditRecord[] {
+    const since = options.since ? db.decodeRevision(options.since) : 0;
+    const limit = Math.min(Math.max(options.limit ?? 1000, 1), 10_000);
+    const rows = this.db.prepare('SELECT * FROM changelog WHERE tenant = ? AND revision > ? ORDER BY seq LIMIT ?').all(tenant, since, limit) as ChangelogRow[];
+    return rows.map((r) => {
+      const record: RelationshipAuditRecord = { revision: db.encodeRevision(r.revision), kind: r.kind as ChangeEvent['kind'], at: new Date(r.at).toISOString(), actor: r.actor, reason: r.reason };
+      if (r.tuple !== null) record.tuple = parseTuple(r.tuple);
+      else if (r.caveat_name !== null) record.caveat = { name: r.caveat_name, hash: r.caveat_hash };
+      if (r.request_id !== null) record.requestId = r.request_id;
+      return record;
+    });
+  }
+
+  // ── engine reads ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** The one tuple (resource, relation, exact subject), or undefined. */
+  exact(tenant: string, resource: { type: string; id: string }, relation: string, subject: { type: string; id: string; relation?: string }): Row | undefined {
+    return this.exactRow.get(tenant, resource.type, resource.id, relation, subject.relation ?? '', subject.type, subject.id) as Row | undefined;
+  }
+
+  /** Tuples of (resource, relation) whose subject is a userset. */
+  usersets(tenant: string, resource: { type: string; id: string }, relation: string): Row[] {
+    return this.usersetRows.all(tenant, resource.type, resource.id, relation) as Row[];
+  }
+
+  /** Tuples of (resource, relation) whose subject is a plain object or wildcard. */
+  objects(tenant: string, resource: { type: string; id: string }, relation: string): Row[] {
+    return this.objectRows.all(tenant, resource.type, resource.id, relation) as Row[];
+  }
+
+  /** Every tuple on resources of a type with ids in [from, to). */
+  range(tenant: string, type: string, from: string, to: string): Row[] {
+    return this.rangeRows.all(tenant, type, from, to) as Row[];
+  }
+
+  /** Tuples whose subject is exactly this (the reverse index), optionally on one resource type. */
+  bySubject(tenant: string, subject: { type: string; id: string; relation?: string }, resourceType?: string): Row[] {
+    const sql = `SELECT * FROM tuples WHERE tenant = ? AND subject_type = ? AND subject_id = ? AND subject_relation = ?${resourceType ? ' AND resource_type = ?' : ''}`;
+    const args = [tenant, subject.type, subject.id, subject.relation ?? '', ...(resourceType ? [resourceType] : [])];
+    return this.db.prepare(sql).all(...args) as Row[];
+  }
+
+  /** Distinct subject ids of a type in the tenant's tuples (wildcards excluded). */
+  subjectIds(tenant: string, subjectType: string): string[] {
+    return this.db.prepare("SELECT DISTINCT subject_id FROM tuples WHERE tenant = ? AND subject_type = ? AND subject_id != '*'").pluck().all(tenant, subjectType) as string[];
+  }
+
+  /** Tuples matching a filter (forward index), up to `limit`. */
+  readTuples(tenant: string, filter: TupleFilter, limit = 1000): Tuple[] {
+    const clauses = ['tenant = @tenant', 'resource_type = @resourceType'];
+    for (const [field, column] of FILTER_COLUMNS) if (filter[field] !== undefined) clauses.push(`${column} = @${field}`);
+    const rows = this.db.prepare(`SELECT * FROM tuples WHERE ${clauses.join(' AND ')} LIMIT @limit`).all({ ...filter, tenant, limit }) as Row[];
+    return rows.map(db.rowTuple);
+  }
+
+  /** Runs `fn` inside one read transaction, so a multi-query evaluation sees one snapshot. */
+  snapshot<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.db.transaction(fn).deferred();
+  }
+}
+
+type LogEntry = { kind: ChangeEvent['kind']; tuple?: Tuple; caveat?: { name: string; hash: string | null }; details?: Record<string, unknown> };
+type ChangelogRow = { revision: number; kind: string; tuple: string | null; caveat_name: string | null; caveat_hash: string | null; request_id: string | null; actor: string; reason: string; at: number };
+
+const KEY = 'tenant = @tenant AND resource_type = @rt AND resource_id = @rid AND relation = @rel AND subject_relation = @srel AND subject_type = @st AND subject_id = @sid';
+const DELETE_TUPLE = `DELETE FROM tuples WHERE ${KEY}`;
+const UPSERT_TUPLE = `INSERT INTO tuples (tenant, resource_type, resource_id, relation, subject_relation, subject_type, subject_id, caveat_name, caveat_hash, caveat_context, created_revision)
+  VALUES (@tenant, @rt, @rid, @rel, @srel, @st, @sid, @cn, @ch, @cc, @rev)
+  ON CONFLICT DO UPDATE SET caveat_name = excluded.caveat_name, caveat_hash = excluded.caveat_hash, caveat_context = excluded.caveat_context, created_revision = excluded.created_revision`;
+const FILTER_COLUMNS: Array<[keyof TupleFilter, string]> = [
+  ['resourceId', 'resource_id'],
+  ['relation', 'relation'],
+  ['subjectType', 'subject_type'],
+  ['subjectId', 'subject_id'],
+  ['subjectRelation', 'subject_relation'],
+];
+
+function requireReason(audit: AuditContext): void {
+  if (typeof audit.actor !== 'string' || audit.actor.trim() === '') throw new InvalidInputError('a write needs an actor');
+  if (typeof audit.reason !== 'string' || audit.reason.trim() === '') throw new InvalidInputError('a write needs a source reason');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

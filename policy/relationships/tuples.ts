@@ -1,0 +1,221 @@
+/**
+ * Tuples and their two wire forms, and their validation against a schema.
+ *
+ * String form: `type:id#relation@subject_type:subject_id[#subject_relation]`, optionally followed by a caveat
+ * `[name:hash]` or `[name:hash:{"json":"object"}]`, e.g. `object:photos/a%20b.jpg#reader@user:amy[ip_allowlist:
+ * a07946243f735a2f:{"allowed":["10.0.0.1"]}]`. Ids percent-encode (UTF-8, uppercase hex) `%`, `#`, `@`, `:`, `[`,
+ * `]`, `*`, whitespace and control characters; everything else, `/` and non-ASCII letters included, is written raw.
+ * A raw `*` as the whole subject id is the wildcard; `%2A` is a literal id "*". Names are `[A-Za-z_][A-Za-z0-9_]*`.
+ * JSON form: `{resource:{type,id}, relation, subject:{type,id,relation?}, caveat?:{name,hash,context?}}`, raw ids.
+ * A namespace label is data only: a tuple about `bucket:x` creates no bucket and grants nothing outside the engine.
+ */
+
+import { REQUEST_CONTEXT_PARAMS } from './caveats.ts';
+import { TupleValidationError } from './errors.ts';
+import type { CompiledSchema } from './schema.ts';
+import { subjectTypeLabel } from './schema.ts';
+
+/** An object: a type (namespace) and an id. */
+export interface ObjectRef {
+  type: string;
+  id: string;
+}
+
+/** A subject: an object, a userset (`group:eng#member`) or a wildcard (`user:*`, id `*`). */
+export interface SubjectRef extends ObjectRef {
+  relation?: string;
+}
+
+/** The caveat a tuple carries: its name, the hash of the definition it was written against, and fixed context. */
+export interface CaveatRef {
+  name: string;
+  hash: string;
+  context?: Record<string, unknown>;
+}
+
+/** One relationship. */
+export interface Tuple {
+  resource: ObjectRef;
+  relation: string;
+  subject: SubjectRef;
+  caveat?: CaveatRef;
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const ESCAPED = /[%#@:[\]*\s\u0000-\u001f\u007f-\u009f]/gu;
+const MAX_ID = 4096;
+
+/** Percent-encodes the characters the string form reserves. */
+export function escapeId(id: string): string {
+  return id.replace(ESCAPED, (c) => encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`));
+}
+
+/** Decodes an escaped id; throws on raw reserved characters or bad escapes. */
+export function unescapeId(text: string): string {
+  if (/[#@:[\]*\s]/u.test(text)) throw new TupleValidationError(`id "${text}" has an unescaped reserved character`);
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new TupleValidationError(`id "${text}" has an invalid percent escape`);
+  }
+}
+
+/** Formats a subject as `type:id[#relation]`. */
+export function formatSubject(s: SubjectRef): string {
+  const id = s.id === '*' && s.relation === undefined ? '*' : escapeId(s.id);
+  return `${s.type}:${id}${s.relation !== undefined ? `#${s.relation}` : ''}`;
+}
+
+/** Formats an object as `type:id`. */
+export function formatObject(o: ObjectRef): string {
+  return `${o.type}:${escapeId(o.id)}`;
+}
+
+/** Parses `type:id[#relation]`, e.g. the Principal subject `app:AKIA…` or `group:eng#member`. */
+export function parseSubject(text: string): SubjectRef {
+  const colon = text.indexOf(':');
+  if (colon < 0) throw new TupleValidationError(`subject "${text}" must be type:id`);
+  const type = name(text.slice(0, colon), 'subject type');
+  const rest = text.slice(colon + 1);
+  const hash = rest.indexOf('#');
+  const rawId = hash < 0 ? rest : rest.slice(0, hash);
+  const id = rawId === '*' ? '*' : checkId(unescapeId(rawId));
+  return hash < 0 ? { type, id } : { type, id, relation: name(rest.slice(hash + 1), 'subject relation') };
+}
+
+/** Parses the string form (see the file comment). */
+export function parseTuple(text: string): Tuple {
+  const line = text.trim();
+  let main = line;
+  let caveat: CaveatRef | undefined;
+  const open = line.indexOf('[');
+  if (open >= 0) {
+    if (!line.endsWith(']')) throw new TupleValidationError('caveat must be written [name:hash] or [name:hash:{...}] at the end');
+    main = line.slice(0, open);
+    caveat = parseCaveatRef(line.slice(open + 1, -1));
+  }
+  const at = main.indexOf('@');
+  if (at < 0 || main.indexOf('@', at + 1) >= 0) throw new TupleValidationError(`tuple "${text}" must have exactly one "@"`);
+  const left = main.slice(0, at);
+  const colon = left.indexOf(':');
+  const hash = left.lastIndexOf('#');
+  if (colon < 0 || hash < colon) throw new TupleValidationError(`tuple "${text}" must start with type:id#relation`);
+  const rawId = left.slice(colon + 1, hash);
+  const tuple: Tuple = {
+    resource: { type: name(left.slice(0, colon), 'resource type'), id: checkId(unescapeId(rawId)) },
+    relation: name(left.slice(hash + 1), 'relation'),
+    subject: parseSubject(main.slice(at + 1)),
+  };
+  if (caveat) tuple.caveat = caveat;
+  return tuple;
+}
+
+function parseCaveatRef(inner: string): CaveatRef {
+  const first = inner.indexOf(':');
+  if (first < 0) throw new TupleValidationError('caveat must be [name:hash]');
+  const second = inner.indexOf(':', first + 1);
+  const ref: CaveatRef = { name: name(inner.slice(0, first), 'caveat name'), hash: inner.slice(first + 1, second < 0 ? undefined : second) };
+  if (second >= 0) {
+    let context: unknown;
+    try {
+      context = JSON.parse(inner.slice(second + 1));
+    } catch {
+      throw new TupleValidationError('caveat context must be a JSON object');
+    }
+    ref.context = context as Record<string, unknown>;
+  }
+  return checkCaveatRef(ref);
+}
+
+function checkCaveatRef(ref: CaveatRef): CaveatRef {
+  if (!/^[0-9a-f]{16}$/.test(ref.hash)) throw new TupleValidationError('caveat hash must be 16 lowercase hex characters');
+  const c = ref.context;
+  if (c !== undefined && (c === null || typeof c !== 'object' || Array.isArray(c))) throw new TupleValidationError('caveat context must be a JSON object');
+  return ref;
+}
+
+/** Formats a tuple in the string form; parseTuple(formatTuple(t)) deep-equals t. */
+export function formatTuple(t: Tuple): string {
+  const caveat = t.caveat ? `[${t.caveat.name}:${t.caveat.hash}${t.caveat.context ? `:${JSON.stringify(t.caveat.context)}` : ''}]` : '';
+  return `${formatObject(t.resource)}#${t.relation}@${formatSubject(t.subject)}${caveat}`;
+}
+
+/** Reads the JSON form (raw ids), copying only the known fields. */
+export function tupleFromJson(value: unknown): Tuple {
+  const v = value as { resource?: ObjectRef; relation?: string; subject?: SubjectRef; caveat?: CaveatRef } | null;
+  if (typeof v !== 'object' || v === null || typeof v.resource !== 'object' || typeof v.subject !== 'object' || v.resource === null || v.subject === null) {
+    throw new TupleValidationError('tuple must be {resource:{type,id}, relation, subject:{type,id,relation?}, caveat?}');
+  }
+  const str = (x: unknown, what: string): string => {
+    if (typeof x !== 'string') throw new TupleValidationError(`${what} must be a string`);
+    return x;
+  };
+  const tuple: Tuple = {
+    resource: { type: name(str(v.resource.type, 'resource.type'), 'resource type'), id: checkId(str(v.resource.id, 'resource.id')) },
+    relation: name(str(v.relation, 'relation'), 'relation'),
+    subject: { type: name(str(v.subject.type, 'subject.type'), 'subject type'), id: checkId(str(v.subject.id, 'subject.id')) },
+  };
+  if (v.subject.relation !== undefined) tuple.subject.relation = name(str(v.subject.relation, 'subject.relation'), 'subject relation');
+  if (v.caveat !== undefined) {
+    const c = v.caveat as CaveatRef;
+    const ref: CaveatRef = { name: name(str(c.name, 'caveat.name'), 'caveat name'), hash: str(c.hash, 'caveat.hash') };
+    if (c.context !== undefined) ref.context = c.context;
+    tuple.caveat = checkCaveatRef(ref);
+  }
+  return tuple;
+}
+
+/** The JSON form of a tuple. */
+export function tupleToJson(t: Tuple): Tuple {
+  return structuredClone(t);
+}
+
+function name(text: string, what: string): string {
+  if (!NAME.test(text)) throw new TupleValidationError(`${what} "${text}" must match [A-Za-z_][A-Za-z0-9_]*`);
+  return text;
+}
+
+function checkId(id: string): string {
+  if (id.length === 0 || id.length > MAX_ID) throw new TupleValidationError(`ids must be 1-${MAX_ID} characters`);
+  return id;
+}
+
+/** Why a tuple does not fit the schema, or undefined when it does. */
+export function tupleProblem(schema: CompiledSchema, t: Tuple): string | undefined {
+  const def = schema.definitions.get(t.resource.type);
+  if (!def) return `unknown type "${t.resource.type}"`;
+  const allowed = def.relations.get(t.relation);
+  if (!allowed) {
+    return def.permissions.has(t.relation)
+      ? `${t.resource.type}#${t.relation} is a permission; tuples name relations`
+      : `unknown relation "${t.resource.type}#${t.relation}"`;
+  }
+  const s = t.subject;
+  const wildcard = s.id === '*' && s.relation === undefined;
+  const shapes = allowed.filter((a) => a.type === s.type && !!a.wildcard === wildcard && a.relation === s.relation);
+  if (shapes.length === 0) {
+    const label = `${s.type}${wildcard ? ':*' : ''}${s.relation !== undefined ? `#${s.relation}` : ''}`;
+    return `subject ${label} not allowed on ${t.resource.type}#${t.relation} (allowed: ${allowed.map(subjectTypeLabel).join(' | ')})`;
+  }
+  if (!t.caveat) return shapes.some((a) => a.caveat === undefined) ? undefined : `${t.resource.type}#${t.relation} requires a caveat for ${s.type}`;
+  if (!shapes.some((a) => a.caveat === t.caveat?.name)) return `caveat ${t.caveat.name} not allowed for ${s.type} on ${t.resource.type}#${t.relation}`;
+  const caveat = schema.caveats.get(t.caveat.name);
+  if (!caveat) return `unknown caveat "${t.caveat.name}"`;
+  if (caveat.hash !== t.caveat.hash) return 'invalid caveat hash';
+  for (const [key, value] of Object.entries(t.caveat.context ?? {})) {
+    if ((REQUEST_CONTEXT_PARAMS as readonly string[]).includes(key)) return `caveat context may not set ${key}; the request supplies it`;
+    if (!caveat.params.some((p) => p.name === key)) return `caveat ${caveat.name} has no parameter ${key}`;
+    try {
+      caveat.convert(key, value);
+    } catch (error) {
+      return `caveat ${caveat.name}: ${(error as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+/** Throws TupleValidationError when a tuple does not fit the schema. */
+export function assertTupleFits(schema: CompiledSchema, t: Tuple): void {
+  const problem = tupleProblem(schema, t);
+  if (problem !== undefined) throw new TupleValidationError(`${formatTuple(t)}: ${problem}`);
+}
