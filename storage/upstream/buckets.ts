@@ -1,0 +1,136 @@
+/**
+ * Gateway buckets upstream: real upstream buckets (bucket mapping) or marker objects in the shared bucket (prefix
+ * mapping, see layout.ts). Deleting a bucket checks emptiness the contract's way (objects outside `_anvil/`, upload
+ * records) and then clears the backend's own records before removing the bucket.
+ */
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import type { BucketInfo } from '../backend.ts';
+import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
+import type { UpstreamClients } from './client.ts';
+import { faultCode, faultStatus, translate } from './errors.ts';
+import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
+
+/** How long a bucket seen to exist is trusted without asking again (prefix mapping checks it before writes). */
+const EXISTS_TTL_MS = 5_000;
+
+/** True when an SDK error says "not found" (HEAD answers carry no error code, only 404). */
+export function isNotFound(err: unknown): boolean {
+  return faultStatus(err) === 404 || ['NotFound', 'NoSuchKey', 'NoSuchBucket'].includes(faultCode(err) ?? '');
+}
+
+/** Bucket operations for one layout. */
+export class Buckets {
+  private readonly seen = new Map<string, { info: BucketInfo; at: number }>();
+
+  constructor(
+    private readonly clients: UpstreamClients,
+    private readonly layout: Layout,
+  ) {}
+
+  async list(): Promise<BucketInfo[]> {
+    const s3 = this.clients.retrying;
+    try {
+      if (this.layout.mapping === 'bucket') {
+        const out = await s3.send(new ListBucketsCommand({}));
+        return (out.Buckets ?? []).map((b) => ({ name: b.Name ?? '', createdAt: b.CreationDate ?? new Date(0) }));
+      }
+      const found: BucketInfo[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(
+          new ListObjectsV2Command({ Bucket: this.layout.shared, Prefix: BUCKET_MARKERS, ContinuationToken: token }),
+        );
+        for (const o of page.Contents ?? []) found.push({ name: o.Key!.slice(BUCKET_MARKERS.length), createdAt: o.LastModified ?? new Date(0) });
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return found;
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  async create(name: string): Promise<BucketInfo> {
+    this.seen.delete(name);
+    try {
+      if (this.layout.mapping === 'bucket') {
+        await this.clients.retrying.send(new CreateBucketCommand({ Bucket: name }));
+      } else {
+        // If-None-Match: * makes the marker's creation the atomic "name is free" check.
+        await this.clients.retrying.send(new PutObjectCommand({ ...this.layout.marker(name), Body: '', IfNoneMatch: '*' }));
+      }
+    } catch (err) {
+      if (faultStatus(err) === 412 || faultStatus(err) === 409) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
+      throw translate(err);
+    }
+    return this.head(name);
+  }
+
+  /** Throws NoSuchBucketError unless the bucket exists; answers from a short-lived cache when it can. */
+  async head(name: string): Promise<BucketInfo> {
+    const cached = this.seen.get(name);
+    if (cached && Date.now() - cached.at < EXISTS_TTL_MS) return cached.info;
+    const s3 = this.clients.retrying;
+    let info: BucketInfo;
+    try {
+      if (this.layout.mapping === 'bucket') {
+        await s3.send(new HeadBucketCommand({ Bucket: name }));
+        // HeadBucket carries no creation date; the listing does (and may be refused: then the epoch).
+        const listed = await this.list().catch(() => []);
+        info = { name, createdAt: listed.find((b) => b.name === name)?.createdAt ?? new Date(0) };
+      } else {
+        const out = await s3.send(new HeadObjectCommand(this.layout.marker(name)));
+        info = { name, createdAt: out.LastModified ?? new Date(0) };
+      }
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSuchBucketError(`bucket ${name} does not exist`);
+      throw translate(err);
+    }
+    this.seen.set(name, { info, at: Date.now() });
+    return info;
+  }
+
+  /** Refuses with BucketNotEmptyError while objects or uploads remain; removes the backend's records, then the bucket. */
+  async delete(name: string): Promise<void> {
+    await this.head(name);
+    this.seen.delete(name);
+    const s3 = this.clients.retrying;
+    const Bucket = this.layout.bucketOf(name);
+    const base = this.layout.prefixOf(name);
+    try {
+      // With "/" as delimiter the reserved namespace is one entry at most, so two entries decide emptiness.
+      const top = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: base, Delimiter: '/', MaxKeys: 2 }));
+      const others = [...(top.Contents ?? []).map((o) => o.Key), ...(top.CommonPrefixes ?? []).map((p) => p.Prefix)];
+      if (others.some((k) => k !== base + RESERVED)) throw new BucketNotEmptyError(`bucket ${name} is not empty`);
+      const uploads = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: base + UPLOADS, MaxKeys: 1 }));
+      if ((uploads.Contents ?? []).length > 0) throw new BucketNotEmptyError(`bucket ${name} has uploads in progress`);
+      await this.purge(Bucket, base + RESERVED);
+      if (this.layout.mapping === 'bucket') await s3.send(new DeleteBucketCommand({ Bucket }));
+      else await s3.send(new DeleteObjectCommand(this.layout.marker(name)));
+    } catch (err) {
+      if (faultCode(err) === 'NoSuchBucket') throw new NoSuchBucketError(`bucket ${name} does not exist`);
+      throw translate(err);
+    }
+  }
+
+  /** Deletes every upstream object under `prefix`, a thousand per call. */
+  private async purge(Bucket: string, prefix: string): Promise<void> {
+    const s3 = this.clients.retrying;
+    for (;;) {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+      if (keys.length === 0) return;
+      await s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+      if (!page.IsTruncated) return;
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Upstream faults → neutral storage errors. Every SDK call goes through translate(), so no SDK exception ever
+ * leaves storage/upstream: codes S3 documents map to their neutral class, network trouble and 5xx answers become
+ * ServiceUnavailableError, throttling becomes SlowDownError, and anything else a plain StorageError (InternalError).
+ */
+import {
+  BadDigestError,
+  BucketAlreadyExistsError,
+  BucketNotEmptyError,
+  EntityTooSmallError,
+  IncompleteBodyError,
+  InvalidPartError,
+  InvalidPartOrderError,
+  InvalidRequestError,
+  NoSuchBucketError,
+  NoSuchKeyError,
+  NoSuchUploadError,
+  PreconditionFailedError,
+  ServiceUnavailableError,
+  SlowDownError,
+  StorageError,
+} from '../errors.ts';
+
+/** Seconds a client is told to wait when the upstream is unreachable or failing. */
+export const RETRY_AFTER_SECONDS = 2;
+
+/** What an SDK exception or a Node network error looks like from here. */
+interface UpstreamFault {
+  name?: string;
+  code?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const BY_CODE: Record<string, (message: string) => StorageError> = {
+  NoSuchKey: (m) => new NoSuchKeyError(m),
+  NoSuchBucket: (m) => new NoSuchBucketError(m),
+  NoSuchUpload: (m) => new NoSuchUploadError(m),
+  InvalidPart: (m) => new InvalidPartError(m),
+  InvalidPartOrder: (m) => new InvalidPartOrderError(m),
+  EntityTooSmall: (m) => new EntityTooSmallError(m),
+  PreconditionFailed: (m) => new PreconditionFailedError(m),
+  BucketNotEmpty: (m) => new BucketNotEmptyError(m),
+  BucketAlreadyExists: (m) => new BucketAlreadyExistsError(m),
+  BucketAlreadyOwnedByYou: (m) => new BucketAlreadyExistsError(m),
+  BadDigest: (m) => new BadDigestError(m),
+  InvalidDigest: (m) => new BadDigestError(m),
+  XAmzContentChecksumMismatch: (m) => new BadDigestError(m),
+  IncompleteBody: (m) => new IncompleteBodyError(m),
+  InvalidRequest: (m) => new InvalidRequestError(m),
+  InvalidArgument: (m) => new InvalidRequestError(m),
+};
+
+const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'RequestThrottled']);
+
+/** Node and SDK signs that the upstream could not be reached or stopped answering. */
+const NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+
+/** The S3 error code of an SDK exception (`name`), or a Node error's `code`. */
+export function faultCode(err: unknown): string | undefined {
+  const e = err as UpstreamFault;
+  return e?.Code ?? (e?.$metadata ? e.name : (e?.code ?? e?.name));
+}
+
+/** The HTTP status the upstream answered with, when it answered. */
+export function faultStatus(err: unknown): number | undefined {
+  return (err as UpstreamFault)?.$metadata?.httpStatusCode;
+}
+
+/** Turns anything an SDK call threw into a neutral storage error; neutral errors pass through unchanged. */
+export function translate(err: unknown): Error {
+  if (err instanceof StorageError) return err;
+  const code = faultCode(err) ?? '';
+  const status = faultStatus(err);
+  const message = `upstream: ${code || 'error'}${(err as UpstreamFault)?.message ? ` (${(err as UpstreamFault).message})` : ''}`;
+  if (THROTTLING.has(code) || status === 429) return new SlowDownError(message, RETRY_AFTER_SECONDS);
+  const known = BY_CODE[code];
+  if (known) return known(message);
+  if (status === 412) return new PreconditionFailedError(message);
+  if (NETWORK.has(code) || (status !== undefined && status >= 500) || isNetworkError(err)) {
+    return new ServiceUnavailableError(message, RETRY_AFTER_SECONDS);
+  }
+  return new StorageError(message);
+}
+
+/** Errors thrown before any HTTP status existed: refused or reset sockets, DNS failures, aborted streams. */
+function isNetworkError(err: unknown): boolean {
+  const e = err as UpstreamFault & { cause?: UpstreamFault; errno?: number };
+  if (e?.$metadata?.httpStatusCode !== undefined) return false;
+  if (typeof e?.errno === 'number' || (e?.cause && NETWORK.has(e.cause.code ?? ''))) return true;
+  return /socket hang up|ECONNREFUSED|ECONNRESET|connect/i.test(e?.message ?? '');
+}

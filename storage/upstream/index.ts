@@ -1,0 +1,18 @@
+/** The upstream backend: the storage contract served by another S3 service (AWS S3, MinIO, …) through the AWS SDK. */
+import type { Backend } from '../backend.ts';
+import { createClients, type UpstreamConfig } from './client.ts';
+import { Layout } from './layout.ts';
+import { UpstreamBackend } from './upstream-backend.ts';
+
+export type { UpstreamConfig } from './client.ts';
+export { UpstreamBackend } from './upstream-backend.ts';
+
+/**
+ * Opens the upstream backend. Nothing is sent upstream yet, so the gateway starts even while the upstream is down;
+ * requests then fail with ServiceUnavailableError until it is back.
+ */
+export async function openUpstreamBackend(config: UpstreamConfig): Promise<Backend> {
+  if (config.mapping === 'prefix' && !config.bucket) throw new Error('ANVIL_UPSTREAM_MAPPING=prefix needs ANVIL_UPSTREAM_BUCKET');
+  const layout = new Layout(config.mapping, config.bucket ?? '');
+  return new UpstreamBackend(createClients(config), layout);
+}

@@ -1,0 +1,101 @@
+/**
+ * Where gateway buckets, keys and the backend's own records live upstream.
+ *
+ * - `bucket` mapping: gateway bucket B is upstream bucket B; key K is K.
+ * - `prefix` mapping: everything lives in one upstream bucket; key K of gateway bucket B is `B/K`, and bucket B
+ *   itself is the empty marker object `_anvil/buckets/B` (its Last-Modified is the bucket's creation date). Bucket
+ *   names cannot contain `_`, so no gateway bucket's prefix ever meets `_anvil/`.
+ *
+ * Records the backend keeps for itself sit under the gateway bucket's reserved `_anvil/` namespace (`B/_anvil/…`
+ * with prefix mapping), which no client can read, write or list through the gateway:
+ * - `_anvil/uploads/<hex(key)>/<uploadId>`: one JSON record per multipart upload in progress ({key, uploadId,
+ *   initiated, meta}), written at create and removed at complete or abort. Upstream ListParts does not return an
+ *   upload's metadata, and MinIO lists uploads of one exact key only, so listMultipartUploads reads these records.
+ *   Hex of the UTF-8 bytes keeps byte order and turns key prefixes into name prefixes, so the upstream's own sorted
+ *   listing pages uploads by key then uploadId. Keys over LONG_KEY_BYTES keep order only on their first
+ *   LONG_KEY_BYTES bytes (`<hex(head)>~<sha256(key)>`), to stay under the upstream's 1024-byte key limit.
+ */
+import { createHash } from 'node:crypto';
+
+/** The reserved namespace inside every gateway bucket. */
+export const RESERVED = '_anvil/';
+/** Where upload records live, relative to a gateway bucket. */
+export const UPLOADS = `${RESERVED}uploads/`;
+/** Where bucket markers live in the shared upstream bucket (prefix mapping). */
+export const BUCKET_MARKERS = `${RESERVED}buckets/`;
+/** Longest key, in UTF-8 bytes, whose record name is its full hex form. */
+export const LONG_KEY_BYTES = 400;
+
+/** An upstream object address. */
+export interface Location {
+  Bucket: string;
+  Key: string;
+}
+
+/** How gateway names translate to upstream names for one mapping mode. */
+export class Layout {
+  constructor(
+    readonly mapping: 'bucket' | 'prefix',
+    /** The shared upstream bucket (prefix mapping only). */
+    readonly shared = '',
+  ) {
+    if (mapping === 'prefix' && !shared) throw new Error('upstream mapping "prefix" needs ANVIL_UPSTREAM_BUCKET');
+  }
+
+  /** The upstream bucket holding gateway bucket `bucket`. */
+  bucketOf(bucket: string): string {
+    return this.mapping === 'bucket' ? bucket : this.shared;
+  }
+
+  /** The upstream key prefix every key of `bucket` carries ('' with bucket mapping). */
+  prefixOf(bucket: string): string {
+    return this.mapping === 'bucket' ? '' : `${bucket}/`;
+  }
+
+  /** The upstream address of key `key` in gateway bucket `bucket`. */
+  object(bucket: string, key: string): Location {
+    return { Bucket: this.bucketOf(bucket), Key: this.prefixOf(bucket) + key };
+  }
+
+  /** The gateway key of an upstream key listed under `bucket`. */
+  keyOf(bucket: string, upstreamKey: string): string {
+    return upstreamKey.slice(this.prefixOf(bucket).length);
+  }
+
+  /** The x-amz-copy-source value naming key `key` of gateway bucket `bucket`. */
+  copySource(bucket: string, key: string): string {
+    const loc = this.object(bucket, key);
+    return `${loc.Bucket}/${loc.Key.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  /** The marker object of a gateway bucket (prefix mapping). */
+  marker(bucket: string): Location {
+    return { Bucket: this.shared, Key: BUCKET_MARKERS + bucket };
+  }
+
+  /** The upstream address of the record of upload `uploadId` of `key`. */
+  uploadRecord(bucket: string, key: string, uploadId: string): Location {
+    return this.object(bucket, `${UPLOADS}${recordName(key)}/${uploadId}`);
+  }
+}
+
+/** The order-keeping name of a key inside the uploads namespace. */
+export function recordName(key: string): string {
+  const bytes = Buffer.from(key, 'utf8');
+  if (bytes.length <= LONG_KEY_BYTES) return bytes.toString('hex');
+  return `${bytes.subarray(0, LONG_KEY_BYTES).toString('hex')}~${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** The name prefix every record of a key starting with `prefix` carries (bounded for long prefixes). */
+export function recordPrefix(prefix: string): string {
+  return Buffer.from(prefix, 'utf8').subarray(0, LONG_KEY_BYTES).toString('hex');
+}
+
+/** Splits a record name (after UPLOADS) into its key, when the name holds it whole, and its uploadId. */
+export function parseRecordName(name: string): { key?: string; uploadId: string } {
+  const slash = name.indexOf('/');
+  const head = name.slice(0, slash);
+  const uploadId = name.slice(slash + 1);
+  if (head.includes('~')) return { uploadId };
+  return { key: Buffer.from(head, 'hex').toString('utf8'), uploadId };
+}

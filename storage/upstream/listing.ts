@@ -1,0 +1,122 @@
+/**
+ * Listings paged from the upstream. Objects: ListObjectsV2 with prefix, delimiter and start-after passed through,
+ * then the contract's rule S3 does not follow: a common prefix <= startAfter is dropped (S3 rolls the keys after
+ * startAfter up into the prefix that contains it). Uploads: the upload records of layout.ts, rolled up here.
+ */
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { ListEntry, ListObjectsInput, ListObjectsResult, ListUploadsInput, ListUploadsResult, UploadListEntry } from '../backend.ts';
+import type { UpstreamClients } from './client.ts';
+import { translate } from './errors.ts';
+import { UPLOADS, parseRecordName, recordName, recordPrefix, type Layout } from './layout.ts';
+
+/** Largest page S3 returns. */
+const MAX_PAGE = 1000;
+
+/** Compares strings in UTF-8 byte order, the order S3 lists in. */
+export function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** One page of objects in the contract's terms. */
+export async function listObjects(clients: UpstreamClients, layout: Layout, input: ListObjectsInput): Promise<ListObjectsResult> {
+  const base = layout.prefixOf(input.bucket);
+  const Bucket = layout.bucketOf(input.bucket);
+  const entries: ListEntry[] = [];
+  const after = input.startAfter;
+  let token: string | undefined;
+  if (input.limit <= 0) return { entries, isTruncated: false };
+  for (;;) {
+    const page = await clients.retrying
+      .send(
+        new ListObjectsV2Command({
+          Bucket,
+          Prefix: base + (input.prefix ?? ''),
+          Delimiter: input.delimiter || undefined,
+          StartAfter: token === undefined && after ? base + after : undefined,
+          ContinuationToken: token,
+          MaxKeys: Math.min(MAX_PAGE, input.limit - entries.length + 1),
+        }),
+      )
+      .catch((err: unknown) => {
+        throw translate(err);
+      });
+    const batch: ListEntry[] = [
+      ...(page.Contents ?? []).map(
+        (o): ListEntry => ({
+          kind: 'object',
+          key: layout.keyOf(input.bucket, o.Key ?? ''),
+          size: o.Size ?? 0,
+          etag: (o.ETag ?? '').replace(/^"|"$/g, ''),
+          lastModified: o.LastModified ?? new Date(0),
+        }),
+      ),
+      ...(page.CommonPrefixes ?? []).map((p): ListEntry => ({ kind: 'prefix', prefix: layout.keyOf(input.bucket, p.Prefix ?? '') })),
+    ];
+    batch.sort((a, b) => compareUtf8(nameOf(a), nameOf(b)));
+    for (const e of batch) {
+      if (after !== undefined && compareUtf8(nameOf(e), after) <= 0) continue;
+      if (entries.length === input.limit) return { entries, isTruncated: true };
+      entries.push(e);
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    if (!token) return { entries, isTruncated: false };
+  }
+}
+
+function nameOf(e: ListEntry): string {
+  return e.kind === 'object' ? e.key : e.prefix;
+}
+
+/** One page of multipart uploads, read from the upload records. */
+export async function listUploads(clients: UpstreamClients, layout: Layout, input: ListUploadsInput): Promise<ListUploadsResult> {
+  const { Bucket, Key: root } = layout.object(input.bucket, UPLOADS);
+  const prefix = input.prefix ?? '';
+  const entries: UploadListEntry[] = [];
+  let startAfter: string | undefined;
+  if (input.keyMarker !== undefined && input.keyMarker !== '') {
+    // After one upload of the marker key, or past every upload of it.
+    startAfter =
+      input.uploadIdMarker !== undefined && input.uploadIdMarker !== ''
+        ? `${root}${recordName(input.keyMarker)}/${input.uploadIdMarker}`
+        : `${root}${recordName(input.keyMarker)}/\u{10FFFF}`;
+  }
+  let token: string | undefined;
+  let lastPrefix: string | undefined;
+  if (input.limit <= 0) return { entries, isTruncated: false };
+  for (;;) {
+    const page = await clients.retrying
+      .send(new ListObjectsV2Command({ Bucket, Prefix: root + recordPrefix(prefix), StartAfter: token ? undefined : startAfter, ContinuationToken: token }))
+      .catch((err: unknown) => {
+        throw translate(err);
+      });
+    for (const o of page.Contents ?? []) {
+      const parsed = parseRecordName(o.Key!.slice(root.length));
+      const key = parsed.key ?? (await recordKey(clients, Bucket, o.Key!));
+      if (!key.startsWith(prefix)) continue;
+      if (input.keyMarker && !input.uploadIdMarker && compareUtf8(key, input.keyMarker) <= 0) continue;
+      const cut = input.delimiter ? key.indexOf(input.delimiter, prefix.length) : -1;
+      if (cut >= 0) {
+        const p = key.slice(0, cut + input.delimiter!.length);
+        if (p === lastPrefix || (input.keyMarker && compareUtf8(p, input.keyMarker) <= 0)) continue;
+        if (entries.length === input.limit) return { entries, isTruncated: true };
+        entries.push({ kind: 'prefix', prefix: p });
+        lastPrefix = p;
+        continue;
+      }
+      if (entries.length === input.limit) return { entries, isTruncated: true };
+      entries.push({ kind: 'upload', key, uploadId: parsed.uploadId, initiated: o.LastModified ?? new Date(0) });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    if (!token) return { entries, isTruncated: false };
+  }
+}
+
+/** The key of a long-key record, which its name holds only in part. */
+async function recordKey(clients: UpstreamClients, Bucket: string, Key: string): Promise<string> {
+  try {
+    const out = await clients.retrying.send(new GetObjectCommand({ Bucket, Key }));
+    return (JSON.parse(await out.Body!.transformToString()) as { key: string }).key;
+  } catch (err) {
+    throw translate(err);
+  }
+}

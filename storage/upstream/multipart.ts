@@ -1,0 +1,224 @@
+/**
+ * Multipart uploads mapped one-to-one onto upstream uploads: the upstream uploadId is ours. Each upload also has a
+ * record (layout.ts) holding what the upstream will not tell: its metadata for ListParts, and its place in the
+ * listing of uploads.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import type {
+  CompleteUploadInput,
+  CreateUploadInput,
+  ListPartsResult,
+  ObjectWriteMeta,
+  PartInfo,
+  UploadInfo,
+  UploadPartCopyInput,
+  UploadPartInput,
+} from '../backend.ts';
+import { normalizeEtag } from '../conditions.ts';
+import { InvalidPartOrderError, InvalidRangeError, InvalidRequestError, NoSuchKeyError } from '../errors.ts';
+import { sendBody } from './body.ts';
+import type { Buckets } from './buckets.ts';
+import { isNotFound } from './buckets.ts';
+import type { UpstreamClients } from './client.ts';
+import { faultCode, faultStatus, translate } from './errors.ts';
+import type { Layout } from './layout.ts';
+import { checksumOf, copyConditionFields, taggingHeader, writeFields } from './wire.ts';
+
+/** What an upload record holds. */
+interface UploadRecord {
+  key: string;
+  uploadId: string;
+  initiated: string;
+  meta: ObjectWriteMeta;
+}
+
+/** The multipart half of the upstream backend. */
+export class Multipart {
+  constructor(
+    private readonly clients: UpstreamClients,
+    private readonly layout: Layout,
+    private readonly buckets: Buckets,
+  ) {}
+
+  private async call<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw translate(err);
+    }
+  }
+
+  async create(input: CreateUploadInput): Promise<UploadInfo> {
+    await this.buckets.head(input.bucket);
+    const s3 = this.clients.retrying;
+    const out = await this.call(() =>
+      s3.send(
+        new CreateMultipartUploadCommand({
+          ...this.layout.object(input.bucket, input.key),
+          ...writeFields(input.meta),
+          Tagging: taggingHeader(input.tags),
+        }),
+      ),
+    );
+    const uploadId = out.UploadId!;
+    const initiated = new Date();
+    const record: UploadRecord = { key: input.key, uploadId, initiated: initiated.toISOString(), meta: input.meta };
+    try {
+      await s3.send(
+        new PutObjectCommand({ ...this.layout.uploadRecord(input.bucket, input.key, uploadId), Body: JSON.stringify(record), ContentType: 'application/json' }),
+      );
+    } catch (err) {
+      // An upload nobody can list or describe would linger unseen: give it up.
+      await s3.send(new AbortMultipartUploadCommand({ ...this.layout.object(input.bucket, input.key), UploadId: uploadId })).catch(() => {});
+      throw translate(err);
+    }
+    return { key: input.key, uploadId, initiated };
+  }
+
+  async uploadPart(input: UploadPartInput): Promise<PartInfo> {
+    if (input.size === undefined) {
+      throw new InvalidRequestError('the upstream backend needs the part length: send Content-Length or x-amz-decoded-content-length');
+    }
+    const size = input.size;
+    const out = await sendBody({
+      body: input.body,
+      size,
+      send: (Body, abortSignal) =>
+        this.clients.streaming.send(
+          new UploadPartCommand({
+            ...this.layout.object(input.bucket, input.key),
+            UploadId: input.uploadId,
+            PartNumber: input.partNumber,
+            Body,
+            ContentLength: size,
+            ContentMD5: input.contentMd5?.toString('base64'),
+          }),
+          { abortSignal },
+        ),
+    });
+    return { partNumber: input.partNumber, etag: normalizeEtag(out.ETag ?? ''), size, lastModified: new Date(), checksum: input.checksum };
+  }
+
+  async uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
+    const s3 = this.clients.retrying;
+    const src = input.source;
+    // The source's size: the part's size for a whole-object copy, and InvalidRange's size for a bad range.
+    const head = await s3.send(new HeadObjectCommand(this.layout.object(src.bucket, src.key))).catch(async (err: unknown) => {
+      if (!isNotFound(err)) throw translate(err);
+      await this.buckets.head(src.bucket);
+      throw new NoSuchKeyError(`no such key ${src.key}`);
+    });
+    const total = head.ContentLength ?? 0;
+    if (src.range && (src.range.start > src.range.end || src.range.end >= total)) throw new InvalidRangeError(total);
+    try {
+      const out = await s3.send(
+        new UploadPartCopyCommand({
+          ...this.layout.object(input.bucket, input.key),
+          UploadId: input.uploadId,
+          PartNumber: input.partNumber,
+          CopySource: this.layout.copySource(src.bucket, src.key),
+          CopySourceRange: src.range ? `bytes=${src.range.start}-${src.range.end}` : undefined,
+          ...copyConditionFields(src.conditions),
+        }),
+      );
+      const size = src.range ? src.range.end - src.range.start + 1 : total;
+      return {
+        partNumber: input.partNumber,
+        etag: normalizeEtag(out.CopyPartResult?.ETag ?? ''),
+        size,
+        lastModified: out.CopyPartResult?.LastModified ?? new Date(),
+      };
+    } catch (err) {
+      if (faultStatus(err) === 416) throw new InvalidRangeError(total);
+      throw translate(err);
+    }
+  }
+
+  /** Completes upstream and drops the record; the caller reads the new object's metadata. */
+  async complete(input: CompleteUploadInput): Promise<void> {
+    for (let i = 1; i < input.parts.length; i++) {
+      if (input.parts[i]!.partNumber <= input.parts[i - 1]!.partNumber) throw new InvalidPartOrderError('parts are not in ascending order');
+    }
+    await this.call(() =>
+      this.clients.retrying.send(
+        new CompleteMultipartUploadCommand({
+          ...this.layout.object(input.bucket, input.key),
+          UploadId: input.uploadId,
+          MultipartUpload: { Parts: input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${normalizeEtag(p.etag)}"` })) },
+        }),
+      ),
+    );
+    await this.dropRecord(input.bucket, input.key, input.uploadId);
+  }
+
+  async abort(bucket: string, key: string, uploadId: string): Promise<void> {
+    try {
+      await this.clients.retrying.send(new AbortMultipartUploadCommand({ ...this.layout.object(bucket, key), UploadId: uploadId }));
+    } catch (err) {
+      // A record whose upload the upstream no longer has is stale either way.
+      if (faultCode(err) === 'NoSuchUpload') await this.dropRecord(bucket, key, uploadId);
+      throw translate(err);
+    }
+    await this.dropRecord(bucket, key, uploadId);
+  }
+
+  async listParts(input: { bucket: string; key: string; uploadId: string; partNumberMarker?: number; limit: number }): Promise<ListPartsResult> {
+    const s3 = this.clients.retrying;
+    const out = await this.call(() =>
+      s3.send(
+        new ListPartsCommand({
+          ...this.layout.object(input.bucket, input.key),
+          UploadId: input.uploadId,
+          PartNumberMarker: input.partNumberMarker !== undefined ? String(input.partNumberMarker) : undefined,
+          MaxParts: input.limit,
+        }),
+      ),
+    );
+    const record = await this.readRecord(input.bucket, input.key, input.uploadId);
+    const parts: PartInfo[] = (out.Parts ?? []).map((p) => ({
+      partNumber: p.PartNumber ?? 0,
+      etag: normalizeEtag(p.ETag ?? ''),
+      size: p.Size ?? 0,
+      lastModified: p.LastModified ?? new Date(0),
+      checksum: checksumOf(p),
+    }));
+    return {
+      upload: {
+        key: input.key,
+        uploadId: input.uploadId,
+        initiated: record ? new Date(record.initiated) : new Date(0),
+        meta: record?.meta ?? { headers: {}, userMetadata: {} },
+      },
+      parts,
+      isTruncated: out.IsTruncated ?? false,
+    };
+  }
+
+  /** The record of an upload, or undefined when the upload was not started through this backend. */
+  private async readRecord(bucket: string, key: string, uploadId: string): Promise<UploadRecord | undefined> {
+    try {
+      const out = await this.clients.retrying.send(new GetObjectCommand(this.layout.uploadRecord(bucket, key, uploadId)));
+      return JSON.parse(await out.Body!.transformToString()) as UploadRecord;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw translate(err);
+    }
+  }
+
+  private async dropRecord(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.clients.retrying.send(new DeleteObjectCommand(this.layout.uploadRecord(bucket, key, uploadId))).catch(() => {
+      // A leftover record shows a finished upload in listings until aborted again; never fail the client for it.
+    });
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Object helpers the backend class delegates to: part sizes of multipart objects, and PUTs whose length the client
+ * did not declare (sent as an internal multipart upload, one buffered part at a time).
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectAttributesCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CreateMultipartUploadCommandInput,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import type { ObjectMeta, PutObjectInput } from '../backend.ts';
+import { normalizeEtag } from '../conditions.ts';
+import { BadDigestError } from '../errors.ts';
+import type { UpstreamClients } from './client.ts';
+import { translate } from './errors.ts';
+import type { Location } from './layout.ts';
+
+/** Part size of the internal multipart upload behind a PUT of unknown length: memory held per such PUT. */
+const UNSIZED_PART = 8 * 1024 * 1024;
+/** Concurrent HEADs when part sizes have to be asked part by part. */
+const PART_HEAD_CONCURRENCY = 8;
+
+async function call<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+/**
+ * Sizes of the `count` parts of a multipart object: GetObjectAttributes when the upstream lists parts (MinIO does;
+ * AWS only for objects uploaded with checksums), else one HEAD ?partNumber=N per part.
+ */
+export async function partSizes(clients: UpstreamClients, loc: Location, count: number): Promise<number[]> {
+  const s3 = clients.retrying;
+  try {
+    const sizes: number[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const out = await s3.send(
+        new GetObjectAttributesCommand({ ...loc, ObjectAttributes: ['ObjectParts'], MaxParts: 1000, PartNumberMarker: marker }),
+      );
+      const parts = out.ObjectParts?.Parts ?? [];
+      for (const p of parts) sizes.push(p.Size ?? -1);
+      if (!out.ObjectParts?.IsTruncated || parts.length === 0) break;
+      marker = out.ObjectParts.NextPartNumberMarker;
+    }
+    if (sizes.length === count && sizes.every((s) => s >= 0)) return sizes;
+  } catch {
+    // Not every upstream implements GetObjectAttributes; the per-part HEADs below work everywhere.
+  }
+  const sizes = new Array<number>(count).fill(0);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const out = await call(() => s3.send(new HeadObjectCommand({ ...loc, PartNumber: i + 1 })));
+      sizes[i] = out.ContentLength ?? 0;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PART_HEAD_CONCURRENCY, count) }, worker));
+  return sizes;
+}
+
+/**
+ * A PUT without a declared length. S3 needs Content-Length, so bodies up to one part go up as one PutObject and
+ * longer ones as a multipart upload that is aborted on any failure (nothing partial ever becomes visible). Such
+ * objects get a multipart ETag. Errors of the client's stream are rethrown as they are.
+ */
+export async function putUnsized(
+  clients: UpstreamClients,
+  common: CreateMultipartUploadCommandInput & Location,
+  input: PutObjectInput,
+): Promise<ObjectMeta> {
+  const s3 = clients.retrying;
+  const md5 = createHash('md5');
+  const parts: Array<{ PartNumber: number; ETag?: string }> = [];
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  let total = 0;
+  let uploadId: string | undefined;
+  const loc = { Bucket: common.Bucket, Key: common.Key };
+  const flush = async (): Promise<void> => {
+    uploadId ??= (await call(() => s3.send(new CreateMultipartUploadCommand(common)))).UploadId!;
+    const Body = Buffer.concat(chunks);
+    chunks = [];
+    buffered = 0;
+    const PartNumber = parts.length + 1;
+    const out = await call(() => s3.send(new UploadPartCommand({ ...loc, UploadId: uploadId, PartNumber, Body, ContentLength: Body.length })));
+    parts.push({ PartNumber, ETag: out.ETag });
+  };
+  try {
+    for await (const chunk of input.body) {
+      const b = chunk as Buffer;
+      md5.update(b);
+      total += b.length;
+      chunks.push(b);
+      buffered += b.length;
+      if (buffered >= UNSIZED_PART) await flush();
+    }
+    const digest = md5.digest();
+    if (input.contentMd5 && !digest.equals(input.contentMd5)) throw new BadDigestError('Content-MD5 does not match the body');
+    let etag: string;
+    if (uploadId === undefined) {
+      const Body = Buffer.concat(chunks);
+      etag = (await call(() => s3.send(new PutObjectCommand({ ...common, Body, ContentLength: Body.length })))).ETag ?? '';
+    } else {
+      if (buffered > 0) await flush();
+      const out = await call(() =>
+        s3.send(new CompleteMultipartUploadCommand({ ...loc, UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+      );
+      etag = out.ETag ?? '';
+    }
+    return {
+      key: input.key,
+      size: total,
+      etag: normalizeEtag(etag),
+      lastModified: new Date(),
+      headers: input.meta.headers,
+      userMetadata: input.meta.userMetadata,
+      checksum: input.finalChecksum?.() ?? input.meta.checksum,
+    };
+  } catch (err) {
+    if (uploadId !== undefined) await s3.send(new AbortMultipartUploadCommand({ ...loc, UploadId: uploadId })).catch(() => {});
+    throw err;
+  }
+}

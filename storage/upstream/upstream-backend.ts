@@ -1,0 +1,264 @@
+/**
+ * The Backend over an upstream S3 service. Bodies stream both ways, ranges and conditions are sent upstream (with
+ * RFC 7232 precedence applied first), copies are server-side, and every SDK failure leaves as a neutral error.
+ */
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  DeleteObjectTaggingCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  PutObjectTaggingCommand,
+} from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import type {
+  Backend,
+  BucketInfo,
+  CompleteUploadInput,
+  CopyObjectInput,
+  CreateUploadInput,
+  GetObjectInput,
+  ListObjectsInput,
+  ListObjectsResult,
+  ListPartsResult,
+  ListUploadsInput,
+  ListUploadsResult,
+  ObjectMeta,
+  ObjectRead,
+  PartInfo,
+  PutObjectInput,
+  UploadInfo,
+  UploadPartCopyInput,
+  UploadPartInput,
+} from '../backend.ts';
+import { normalizeEtag } from '../conditions.ts';
+import { InvalidRangeError, NoSuchBucketError, NoSuchKeyError, NotModifiedError } from '../errors.ts';
+import { sendBody } from './body.ts';
+import { Buckets, isNotFound } from './buckets.ts';
+import type { UpstreamClients } from './client.ts';
+import { faultCode, faultStatus, translate } from './errors.ts';
+import type { Layout } from './layout.ts';
+import { listObjects, listUploads } from './listing.ts';
+import { Multipart } from './multipart.ts';
+import { partSizes, putUnsized } from './objects.ts';
+import { conditionFields, copyConditionFields, metaOf, parseContentRange, partsCountOf, rangeHeader, tagRecord, taggingHeader, writeFields } from './wire.ts';
+
+/** Keys per DeleteObjects call, S3's maximum. */
+const DELETE_BATCH = 1000;
+
+/** The upstream S3 backend. */
+export class UpstreamBackend implements Backend {
+  readonly kind = 'upstream';
+  private readonly buckets: Buckets;
+  private readonly multipart: Multipart;
+
+  constructor(
+    private readonly clients: UpstreamClients,
+    private readonly layout: Layout,
+  ) {
+    this.buckets = new Buckets(clients, layout);
+    this.multipart = new Multipart(clients, layout, this.buckets);
+  }
+
+  listBuckets(): Promise<BucketInfo[]> {
+    return this.buckets.list();
+  }
+  createBucket(name: string): Promise<BucketInfo> {
+    return this.buckets.create(name);
+  }
+  deleteBucket(name: string): Promise<void> {
+    return this.buckets.delete(name);
+  }
+  headBucket(name: string): Promise<BucketInfo> {
+    return this.buckets.head(name);
+  }
+
+  /** The neutral error for an upstream "not found": the bucket's absence wins over the key's. */
+  private async missing(err: unknown, bucket: string, key: string): Promise<Error> {
+    if (faultCode(err) === 'NoSuchBucket') return new NoSuchBucketError(`bucket ${bucket} does not exist`);
+    if (!isNotFound(err)) return translate(err);
+    await this.buckets.head(bucket);
+    return new NoSuchKeyError(`no such key ${key}`);
+  }
+
+  /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first. */
+  private async writable(bucket: string): Promise<void> {
+    if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
+  }
+
+  async putObject(input: PutObjectInput): Promise<ObjectMeta> {
+    await this.writable(input.bucket);
+    const common = {
+      ...this.layout.object(input.bucket, input.key),
+      ...writeFields(input.meta),
+      Tagging: taggingHeader(input.tags),
+    };
+    const { size } = input;
+    if (size === undefined) return putUnsized(this.clients, common, input);
+    const out = await sendBody({
+      body: input.body,
+      size,
+      send: (Body, abortSignal) =>
+        this.clients.streaming.send(new PutObjectCommand({ ...common, Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64') }), {
+          abortSignal,
+        }),
+    }).catch(async (err: unknown) => {
+      throw faultCode(err) === 'NoSuchBucket' ? await this.missing(err, input.bucket, input.key) : err;
+    });
+    return {
+      key: input.key,
+      size,
+      etag: normalizeEtag(out.ETag ?? ''),
+      // PutObject does not answer with Last-Modified; the local clock is within a request of it.
+      lastModified: new Date(),
+      headers: input.meta.headers,
+      userMetadata: input.meta.userMetadata,
+      checksum: input.finalChecksum?.() ?? input.meta.checksum,
+    };
+  }
+
+  async getObject(input: GetObjectInput): Promise<ObjectRead> {
+    const loc = this.layout.object(input.bucket, input.key);
+    const range = rangeHeader(input.range);
+    if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
+    let out;
+    try {
+      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, PartNumber: input.partNumber, ...conditionFields(input.conditions) }));
+    } catch (err) {
+      const status = faultStatus(err);
+      if (status === 304) {
+        const head = await this.headObject(input.bucket, input.key);
+        throw new NotModifiedError(head.etag, head.lastModified);
+      }
+      if (status === 416) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
+      throw await this.missing(err, input.bucket, input.key);
+    }
+    const served = parseContentRange(out.ContentRange);
+    const meta = metaOf(input.key, out, served?.size ?? out.ContentLength ?? 0);
+    const parts = partsCountOf(meta.etag);
+    if (input.partNumber !== undefined && parts > 0) meta.partSizes = await partSizes(this.clients, loc, parts);
+    let read: ObjectRead['range'];
+    if (served) read = { start: served.start, end: served.end };
+    else if ((range || input.partNumber !== undefined) && meta.size > 0) read = { start: 0, end: meta.size - 1 };
+    return { meta, range: read, body: out.Body as Readable };
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectMeta> {
+    const loc = this.layout.object(bucket, key);
+    try {
+      const out = await this.clients.retrying.send(new HeadObjectCommand({ ...loc, ChecksumMode: 'ENABLED' }));
+      const meta = metaOf(key, out);
+      const parts = partsCountOf(meta.etag);
+      if (parts > 0) meta.partSizes = await partSizes(this.clients, loc, parts);
+      return meta;
+    } catch (err) {
+      throw await this.missing(err, bucket, key);
+    }
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    await this.writable(bucket);
+    await this.clients.retrying.send(new DeleteObjectCommand(this.layout.object(bucket, key))).catch(async (err: unknown) => {
+      throw await this.missing(err, bucket, key);
+    });
+  }
+
+  async deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
+    await this.writable(bucket);
+    const failed = new Map<string, Error>();
+    const base = this.layout.prefixOf(bucket);
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      try {
+        const out = await this.clients.retrying.send(
+          new DeleteObjectsCommand({
+            Bucket: this.layout.bucketOf(bucket),
+            Delete: { Objects: batch.map((k) => ({ Key: base + k })), Quiet: true },
+          }),
+        );
+        for (const e of out.Errors ?? []) failed.set((e.Key ?? '').slice(base.length), translate({ Code: e.Code, message: e.Message }));
+      } catch (err) {
+        throw await this.missing(err, bucket, '');
+      }
+    }
+    return keys.map((key) => (failed.has(key) ? { key, error: failed.get(key) } : { key }));
+  }
+
+  async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
+    const { source, dest } = input;
+    await this.writable(dest.bucket);
+    try {
+      await this.clients.retrying.send(
+        new CopyObjectCommand({
+          ...this.layout.object(dest.bucket, dest.key),
+          CopySource: this.layout.copySource(source.bucket, source.key),
+          MetadataDirective: input.replaceMeta ? 'REPLACE' : 'COPY',
+          ...(input.replaceMeta ? writeFields(input.replaceMeta) : {}),
+          TaggingDirective: input.replaceTags ? 'REPLACE' : 'COPY',
+          Tagging: input.replaceTags ? (taggingHeader(input.replaceTags) ?? '') : undefined,
+          ...copyConditionFields(source.conditions),
+        }),
+      );
+    } catch (err) {
+      throw await this.missing(err, source.bucket, source.key);
+    }
+    return this.headObject(dest.bucket, dest.key);
+  }
+
+  listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
+    return this.writable(input.bucket).then(() => listObjects(this.clients, this.layout, input));
+  }
+
+  async getObjectTagging(bucket: string, key: string): Promise<Record<string, string>> {
+    try {
+      const out = await this.clients.retrying.send(new GetObjectTaggingCommand(this.layout.object(bucket, key)));
+      return tagRecord(out.TagSet);
+    } catch (err) {
+      throw await this.missing(err, bucket, key);
+    }
+  }
+
+  async putObjectTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
+    const TagSet = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    await this.clients.retrying.send(new PutObjectTaggingCommand({ ...this.layout.object(bucket, key), Tagging: { TagSet } })).catch(async (err: unknown) => {
+      throw await this.missing(err, bucket, key);
+    });
+  }
+
+  async deleteObjectTagging(bucket: string, key: string): Promise<void> {
+    await this.clients.retrying.send(new DeleteObjectTaggingCommand(this.layout.object(bucket, key))).catch(async (err: unknown) => {
+      throw await this.missing(err, bucket, key);
+    });
+  }
+
+  createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo> {
+    return this.multipart.create(input);
+  }
+  uploadPart(input: UploadPartInput): Promise<PartInfo> {
+    return this.multipart.uploadPart(input);
+  }
+  uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
+    return this.multipart.uploadPartCopy(input);
+  }
+  async completeMultipartUpload(input: CompleteUploadInput): Promise<ObjectMeta> {
+    await this.multipart.complete(input);
+    return this.headObject(input.bucket, input.key);
+  }
+  abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    return this.multipart.abort(bucket, key, uploadId);
+  }
+  listParts(input: { bucket: string; key: string; uploadId: string; partNumberMarker?: number; limit: number }): Promise<ListPartsResult> {
+    return this.multipart.listParts(input);
+  }
+  listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult> {
+    return this.buckets.head(input.bucket).then(() => listUploads(this.clients, this.layout, input));
+  }
+
+  async close(): Promise<void> {
+    this.clients.retrying.destroy();
+    this.clients.streaming.destroy();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Translations between the storage contract's shapes and the SDK's request and response fields: write metadata,
+ * object metadata, conditions, ranges and tag sets.
+ */
+import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
+import type { ChecksumAlgorithm, Conditions, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum } from '../backend.ts';
+import { normalizeEtag } from '../conditions.ts';
+
+/** PutObject / CreateMultipartUpload / CopyObject (REPLACE) fields carrying the client's metadata. */
+export function writeFields(meta: ObjectWriteMeta): {
+  ContentType?: string;
+  ContentEncoding?: string;
+  ContentDisposition?: string;
+  ContentLanguage?: string;
+  CacheControl?: string;
+  Expires?: Date;
+  Metadata: Record<string, string>;
+} {
+  const h = meta.headers;
+  const expires = h.expires !== undefined ? new Date(h.expires) : undefined;
+  return {
+    ContentType: h.contentType,
+    ContentEncoding: h.contentEncoding,
+    ContentDisposition: h.contentDisposition,
+    ContentLanguage: h.contentLanguage,
+    CacheControl: h.cacheControl,
+    // S3 stores Expires as a date; a value that is not one cannot be sent through the SDK's typed field.
+    Expires: expires && !Number.isNaN(expires.getTime()) ? expires : undefined,
+    Metadata: meta.userMetadata,
+  };
+}
+
+/** The x-amz-tagging form of a tag set, or undefined for none. */
+export function taggingHeader(tags: Record<string, string> | undefined): string | undefined {
+  if (!tags || Object.keys(tags).length === 0) return undefined;
+  return new URLSearchParams(tags).toString();
+}
+
+/** An SDK TagSet as a plain record. */
+export function tagRecord(set: Tag[] | undefined): Record<string, string> {
+  return Object.fromEntries((set ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+}
+
+const CHECKSUM_FIELDS = [
+  ['ChecksumCRC32', 'CRC32'],
+  ['ChecksumCRC32C', 'CRC32C'],
+  ['ChecksumCRC64NVME', 'CRC64NVME'],
+  ['ChecksumSHA1', 'SHA1'],
+  ['ChecksumSHA256', 'SHA256'],
+] as const;
+
+/** The full-object checksum an upstream response reports, if any (composite `-N` checksums are not the object's). */
+export function checksumOf(out: Partial<Record<(typeof CHECKSUM_FIELDS)[number][0], string>>): StoredChecksum | undefined {
+  for (const [field, algorithm] of CHECKSUM_FIELDS) {
+    const value = out[field];
+    if (value && !value.includes('-')) return { algorithm: algorithm as ChecksumAlgorithm, value };
+  }
+  return undefined;
+}
+
+/** The response fields metaOf() reads; HeadObject's and GetObject's outputs both have them. */
+export type ObjectFields = Pick<
+  HeadObjectCommandOutput,
+  | 'ContentLength'
+  | 'ETag'
+  | 'LastModified'
+  | 'ContentType'
+  | 'ContentEncoding'
+  | 'ContentDisposition'
+  | 'ContentLanguage'
+  | 'CacheControl'
+  | 'ExpiresString'
+  | 'Metadata'
+  | 'ChecksumCRC32'
+  | 'ChecksumCRC32C'
+  | 'ChecksumCRC64NVME'
+  | 'ChecksumSHA1'
+  | 'ChecksumSHA256'
+>;
+
+/** ObjectMeta from a HeadObject/GetObject response; `size` overrides ContentLength for ranged reads. */
+export function metaOf(key: string, out: ObjectFields, size = out.ContentLength ?? 0): ObjectMeta {
+  const headers: ObjectMeta['headers'] = {};
+  if (out.ContentType) headers.contentType = out.ContentType;
+  if (out.ContentEncoding) headers.contentEncoding = out.ContentEncoding;
+  if (out.ContentDisposition) headers.contentDisposition = out.ContentDisposition;
+  if (out.ContentLanguage) headers.contentLanguage = out.ContentLanguage;
+  if (out.CacheControl) headers.cacheControl = out.CacheControl;
+  if (out.ExpiresString) headers.expires = out.ExpiresString;
+  const userMetadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(out.Metadata ?? {})) userMetadata[k.toLowerCase()] = v;
+  return {
+    key,
+    size,
+    etag: normalizeEtag(out.ETag ?? ''),
+    lastModified: out.LastModified ?? new Date(0),
+    headers,
+    userMetadata,
+    checksum: checksumOf(out),
+  };
+}
+
+/** The number of parts a multipart ETag (`<hex>-<N>`) names, or 0 for a single-part object. */
+export function partsCountOf(etag: string): number {
+  const m = /-(\d+)$/.exec(etag);
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Conditions as upstream headers, with RFC 7232's precedence applied here: If-Unmodified-Since is dropped when
+ * If-Match is present and If-Modified-Since when If-None-Match is, so every upstream answers like S3 does.
+ */
+export function conditionFields(c: Conditions | undefined): {
+  IfMatch?: string;
+  IfNoneMatch?: string;
+  IfModifiedSince?: Date;
+  IfUnmodifiedSince?: Date;
+} {
+  if (!c) return {};
+  const valid = (d: Date | undefined) => (d && !Number.isNaN(d.getTime()) ? d : undefined);
+  return {
+    IfMatch: c.ifMatch,
+    IfUnmodifiedSince: c.ifMatch === undefined ? valid(c.ifUnmodifiedSince) : undefined,
+    IfNoneMatch: c.ifNoneMatch,
+    IfModifiedSince: c.ifNoneMatch === undefined ? valid(c.ifModifiedSince) : undefined,
+  };
+}
+
+/** The same conditions in their x-amz-copy-source-if-* form. */
+export function copyConditionFields(c: Conditions | undefined): {
+  CopySourceIfMatch?: string;
+  CopySourceIfNoneMatch?: string;
+  CopySourceIfModifiedSince?: Date;
+  CopySourceIfUnmodifiedSince?: Date;
+} {
+  const f = conditionFields(c);
+  return {
+    CopySourceIfMatch: f.IfMatch,
+    CopySourceIfNoneMatch: f.IfNoneMatch,
+    CopySourceIfModifiedSince: f.IfModifiedSince,
+    CopySourceIfUnmodifiedSince: f.IfUnmodifiedSince,
+  };
+}
+
+/**
+ * The Range header for a RangeRequest: `null` when the request selects nothing whatever the size (a zero suffix),
+ * undefined when it is to be ignored (end before start: serve the whole object, as S3 does).
+ */
+export function rangeHeader(range: RangeRequest | undefined): string | undefined | null {
+  if (!range) return undefined;
+  switch (range.kind) {
+    case 'bounded':
+      return range.end < range.start ? undefined : `bytes=${range.start}-${range.end}`;
+    case 'open':
+      return `bytes=${range.start}-`;
+    case 'suffix':
+      return range.length <= 0 ? null : `bytes=-${range.length}`;
+  }
+}
+
+/** Parses `bytes <start>-<end>/<size>`. */
+export function parseContentRange(value: string | undefined): { start: number; end: number; size: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value?.trim() ?? '');
+  return m ? { start: Number(m[1]), end: Number(m[2]), size: Number(m[3]) } : undefined;
+}

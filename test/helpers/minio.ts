@@ -1,0 +1,130 @@
+/**
+ * A real MinIO server for upstream tests: loopback only, a free port, a temporary data directory, root credentials
+ * from MINIO_ROOT_USER / MINIO_ROOT_PASSWORD. The binary comes from scripts/minio.sh (or MINIO_BIN).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestFn } from 'ava';
+
+/** Where scripts/minio.sh puts the binary, unless MINIO_BIN names another. */
+export const MINIO_BIN = process.env.MINIO_BIN ?? join(process.env.ANVIL_CACHE ?? join(homedir(), '.cache/anvil'), 'bin/minio');
+
+/** Credentials the test servers run with. */
+export const MINIO_CREDENTIALS = {
+  accessKey: process.env.MINIO_ROOT_USER ?? 'anvil-test-root',
+  secretKey: process.env.MINIO_ROOT_PASSWORD ?? 'anvil-test-root-secret',
+};
+
+/** A running (or stopped, then restartable) MinIO. */
+export interface MinioServer {
+  endpoint: string;
+  port: number;
+  accessKey: string;
+  secretKey: string;
+  /** Stops the process (SIGTERM, then SIGKILL after a grace period); the data stays for start(). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  close(): Promise<void>;
+}
+
+/**
+ * True when MinIO can run here. Otherwise registers one test that fails under CI (CI=true or ANVIL_REQUIRE_MINIO=1,
+ * which .ci/run sets: a missing server must never pass silently) or is skipped locally, both saying how to build it.
+ */
+export function minioOrExplain(test: TestFn, area: string): boolean {
+  if (existsSync(MINIO_BIN)) return true;
+  const why = `MinIO binary not found at ${MINIO_BIN}: run scripts/minio.sh (or set MINIO_BIN)`;
+  const required = (process.env.CI && process.env.CI !== 'false') || process.env.ANVIL_REQUIRE_MINIO === '1';
+  if (required) test(`${area}: MinIO is available`, (t) => t.fail(why));
+  else test.skip(`${area}: ${why}`, () => {});
+  return false;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitLive(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`MinIO exited with ${child.exitCode}:\n${output()}`);
+    try {
+      const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`MinIO did not become live within 60 s:\n${output()}`);
+}
+
+/** Starts MinIO on a free loopback port with a fresh data directory. */
+export async function startMinio(): Promise<MinioServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-minio-'));
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  let log = '';
+  const start = async (): Promise<void> => {
+    log = '';
+    child = spawn(MINIO_BIN, ['server', dataDir, '--address', `127.0.0.1:${port}`, '--quiet'], {
+      env: {
+        ...process.env,
+        MINIO_ROOT_USER: MINIO_CREDENTIALS.accessKey,
+        MINIO_ROOT_PASSWORD: MINIO_CREDENTIALS.secretKey,
+        MINIO_BROWSER: 'off',
+        MINIO_UPDATE: 'off',
+        // Allows a data directory on the root filesystem, as temp directories usually are.
+        MINIO_CI_CD: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const capture = (d: Buffer) => {
+      log = (log + d.toString()).slice(-8000);
+    };
+    const spawned = child;
+    // A test process that dies without close() must not leave the server behind.
+    const reap = () => spawned.kill('SIGKILL');
+    process.once('exit', reap);
+    spawned.once('exit', () => process.off('exit', reap));
+    child.stdout!.on('data', capture);
+    child.stderr!.on('data', capture);
+    await waitLive(endpoint, child, () => log);
+  };
+  const stop = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  await start();
+  return {
+    endpoint,
+    port,
+    ...MINIO_CREDENTIALS,
+    stop,
+    start,
+    async close() {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

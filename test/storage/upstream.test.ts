@@ -1,0 +1,188 @@
+/**
+ * The upstream backend against a real MinIO: the conformance suite in both bucket mappings, then what only this
+ * engine promises (neutral errors for a dead or silent upstream, recovery, no partial objects or uploads left behind).
+ */
+import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { NoSuchKeyError, ServiceUnavailableError, type Backend } from '../../storage/index.ts';
+import { openUpstreamBackend, type UpstreamConfig } from '../../storage/upstream/index.ts';
+import { freePort, minioOrExplain, startMinio, type MinioServer } from '../helpers/minio.ts';
+import { bodyOf, conformance, readAll } from './conformance.ts';
+
+const SHARED = `anvil-shared-${randomBytes(4).toString('hex')}`;
+const META = { headers: {}, userMetadata: {} };
+
+if (minioOrExplain(test, 'upstream')) {
+  let minio: MinioServer;
+  test.before(async () => {
+    minio = await startMinio();
+    const s3 = rawClient(minio);
+    await s3.send(new CreateBucketCommand({ Bucket: SHARED }));
+    s3.destroy();
+  });
+  test.after.always(async () => {
+    await minio?.close();
+  });
+
+  const settings = (over: Partial<UpstreamConfig> = {}): UpstreamConfig => ({
+    endpoint: minio.endpoint,
+    region: 'us-east-1',
+    accessKey: minio.accessKey,
+    secretKey: minio.secretKey,
+    forcePathStyle: true,
+    mapping: 'bucket',
+    requestTimeoutMs: 5_000,
+    ...over,
+  });
+  const factory = (over: Partial<UpstreamConfig>) => async () => {
+    const backend = await openUpstreamBackend(settings(over));
+    return { backend, cleanup: () => backend.close() };
+  };
+  conformance(test, 'upstream', factory({}));
+  conformance(test, 'upstream-prefix', factory({ mapping: 'prefix', bucket: SHARED }));
+
+  const withBackend = async (fn: (b: Backend, bucket: string, s3: S3Client) => Promise<void>, over: Partial<UpstreamConfig> = {}) => {
+    const b = await openUpstreamBackend(settings(over));
+    const s3 = rawClient(minio);
+    const bucket = `up-${randomBytes(6).toString('hex')}`;
+    try {
+      await b.createBucket(bucket);
+      await fn(b, bucket, s3);
+    } finally {
+      s3.destroy();
+      await b.close();
+    }
+  };
+
+  test('upstream: a body stream failing mid-put aborts the request, rethrows its own error and stores nothing', (t) =>
+    withBackend(async (b, bucket) => {
+      class VerifierError extends Error {}
+      let sent = 0;
+      const failing = new Readable({
+        read() {
+          if (sent++ < 4) this.push(Buffer.alloc(256 * 1024, 7));
+          else this.destroy(new VerifierError('chunk signature mismatch'));
+        },
+      });
+      const began = Date.now();
+      const err = await t.throwsAsync(b.putObject({ bucket, key: 'half', body: failing, size: 8 << 20, meta: META }), { instanceOf: VerifierError });
+      t.is(err!.message, 'chunk signature mismatch');
+      t.true(Date.now() - began < 4_000, 'the upstream request was aborted, not left to time out');
+      await t.throwsAsync(b.headObject(bucket, 'half'), { instanceOf: NoSuchKeyError });
+    }));
+
+  test('upstream: a PUT of unknown length streams as an internal multipart upload; a failure leaves no upload behind', (t) =>
+    withBackend(async (b, bucket, s3) => {
+      const data = randomBytes(9 * 1024 * 1024 + 5);
+      const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+      const meta = await b.putObject({ bucket, key: 'unsized', body: Readable.from(chunks), meta: META });
+      t.is(meta.size, data.length);
+      t.regex(meta.etag, /-2$/);
+      t.true((await readAll((await b.getObject({ bucket, key: 'unsized' })).body)).equals(data));
+      t.deepEqual((await b.headObject(bucket, 'unsized')).partSizes, [8 * 1024 * 1024, data.length - 8 * 1024 * 1024]);
+
+      const small = await b.putObject({ bucket, key: 'unsized-small', body: bodyOf('tiny'), meta: META });
+      t.is(small.etag, createHash('md5').update('tiny').digest('hex'), 'a short body goes up as one PutObject');
+      t.is((await readAll((await b.getObject({ bucket, key: 'unsized-small' })).body)).toString(), 'tiny');
+
+      let n = 0;
+      const failing = new Readable({
+        read() {
+          if (n++ < 200) this.push(Buffer.alloc(64 * 1024, 1));
+          else this.destroy(new Error('client went away'));
+        },
+      });
+      await t.throwsAsync(b.putObject({ bucket, key: 'unsized-bad', body: failing, meta: META }), { message: 'client went away' });
+      await t.throwsAsync(b.headObject(bucket, 'unsized-bad'), { instanceOf: NoSuchKeyError });
+      const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'unsized-bad' }));
+      t.deepEqual(uploads.Uploads ?? [], []);
+    }));
+
+  test('upstream: upload records live under _anvil/ and go away with the upload', (t) =>
+    withBackend(async (b, bucket, s3) => {
+      const up = await b.createMultipartUpload({ bucket, key: 'docs/ü.txt', meta: { headers: {}, userMetadata: { k: 'v' } } });
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '_anvil/' }));
+      t.is(listed.Contents?.length, 1);
+      t.true(listed.Contents![0]!.Key!.startsWith('_anvil/uploads/'));
+      t.true(listed.Contents![0]!.Key!.endsWith(`/${up.uploadId}`));
+      t.deepEqual((await b.listObjects({ bucket, limit: 10, prefix: 'docs/' })).entries, []);
+      await b.abortMultipartUpload(bucket, 'docs/ü.txt', up.uploadId);
+      const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '_anvil/' }));
+      t.deepEqual(after.Contents ?? [], []);
+      await b.deleteBucket(bucket);
+      await b.createBucket(bucket);
+    }));
+
+  test('upstream: long keys keep their uploads listable', (t) =>
+    withBackend(async (b, bucket) => {
+      const long = 'l/' + 'x'.repeat(900);
+      const up = await b.createMultipartUpload({ bucket, key: long, meta: META });
+      const all = await b.listMultipartUploads({ bucket, limit: 10 });
+      t.deepEqual(all.entries, [{ kind: 'upload', key: long, uploadId: up.uploadId, initiated: (all.entries[0] as { initiated: Date }).initiated }]);
+      t.deepEqual((await b.listMultipartUploads({ bucket, limit: 10, delimiter: '/' })).entries, [{ kind: 'prefix', prefix: 'l/' }]);
+      await b.abortMultipartUpload(bucket, long, up.uploadId);
+    }));
+
+  test('upstream: a closed port answers ServiceUnavailableError quickly', async (t) => {
+    const port = await freePort();
+    const b = await openUpstreamBackend(settings({ endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 3_000 }));
+    try {
+      const began = Date.now();
+      const err = await t.throwsAsync(b.headObject('any', 'key'), { instanceOf: ServiceUnavailableError });
+      t.true(Date.now() - began < 3_000, `took ${Date.now() - began} ms`);
+      t.true((err as ServiceUnavailableError).retryAfterSeconds >= 1);
+      await t.throwsAsync(b.putObject({ bucket: 'any', key: 'k', body: bodyOf('x'), size: 1, meta: META }), { instanceOf: ServiceUnavailableError });
+      await t.throwsAsync(b.listBuckets(), { instanceOf: ServiceUnavailableError });
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('upstream: a silent upstream times out into ServiceUnavailableError', async (t) => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const b = await openUpstreamBackend(settings({ endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 800 }));
+    try {
+      const began = Date.now();
+      await t.throwsAsync(b.headBucket('any'), { instanceOf: ServiceUnavailableError });
+      t.true(Date.now() - began < 5_000, `took ${Date.now() - began} ms`);
+    } finally {
+      await b.close();
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  test('upstream: MinIO stopped → ServiceUnavailableError; back → served again', async (t) => {
+    const own = await startMinio();
+    const b = await openUpstreamBackend(settings({ endpoint: own.endpoint, requestTimeoutMs: 3_000 }));
+    try {
+      await b.createBucket('recover');
+      await b.putObject({ bucket: 'recover', key: 'k', body: bodyOf('still here'), size: 10, meta: META });
+      await own.stop();
+      const began = Date.now();
+      await t.throwsAsync(b.getObject({ bucket: 'recover', key: 'k' }), { instanceOf: ServiceUnavailableError });
+      t.true(Date.now() - began < 3_000, `took ${Date.now() - began} ms`);
+      await own.start();
+      t.is((await readAll((await b.getObject({ bucket: 'recover', key: 'k' })).body)).toString(), 'still here');
+    } finally {
+      await b.close();
+      await own.close();
+    }
+  });
+}
+
+/** A plain SDK client straight to MinIO, for looking behind the backend's back. */
+function rawClient(m: MinioServer): S3Client {
+  return new S3Client({
+    endpoint: m.endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey },
+  });
+}
