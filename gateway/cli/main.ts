@@ -102,8 +102,15 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     if (args.length !== command.args.length) {
       throw new UsageError(`${command.name} takes ${command.args.length === 0 ? 'no arguments' : command.args.join(' ')}`);
     }
-    api = openTransport(parsed.values, io.env, command);
-    await command.run({ api, args, values: parsed.values, out: io.out, signal: stop.signal });
+    // Opened on first use, so argument mistakes a command finds are usage errors even without a store.
+    let opened: AdminTransport | undefined;
+    const open = () => (opened ??= api = openTransport(parsed.values, io.env, command));
+    const lazy: AdminTransport = {
+      call: (...a) => open().call(...a),
+      follow: (...a) => open().follow(...a),
+      close: () => opened?.close(),
+    };
+    await command.run({ api: lazy, args, values: parsed.values, out: io.out, signal: stop.signal });
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
