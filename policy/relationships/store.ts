@@ -179,14 +179,13 @@ export class RelationshipStore {
       const bad = this.invalidTuples(tenant, schema);
       if (bad.total > 0) throw new SchemaConflictError(bad.tuples, bad.total);
       this.db.prepare('INSERT INTO schemas (tenant, revision, text, actor, written_at) VALUES (?, ?, ?, ?, ?)').run(tenant, revision, text, audit.actor, Date.now());
-      this.db.prepare('UPDATE tenant_revisions SET schema_revision = ? WHERE tenant = ?').run(revision, tenant);
       log({ kind: 'schema.write', details: { digest: sha256(text) } });
       const names = new Set([...schema.caveats.keys(), ...(previous?.caveats.keys() ?? [])]);
       for (const name of names) {
         const hash = schema.caveats.get(name)?.hash ?? null;
         if (hash !== (previous?.caveats.get(name)?.hash ?? null)) log({ kind: 'caveat.write', caveat: { name, hash } });
       }
-    });
+    }, true);
   }
 
   private invalidTuples(tenant: string, schema: CompiledSchema): { tuples: string[]; total: number } {
@@ -305,27 +304,39 @@ export class RelationshipStore {
     return rows.map((r) => ({ id: r.id, revision: db.encodeRevision(r.revision), name: r.name, digest: r.digest, count: r.count, actor: r.actor, reason: r.reason, at: new Date(r.at).toISOString() }));
   }
 
-  private commit(tenant: string, audit: AuditContext, fn: (revision: number, log: (entry: LogEntry) => void) => void): string {
-    const revision = this.db.transaction(() => {
-      const next = (this.db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value").pluck().get() as number);
-      this.db
-        .prepare('INSERT INTO tenant_revisions (tenant, revision) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision')
-        .run(tenant, next);
-      const insert = this.db.prepare(
-        `INSERT INTO changelog (tenant, revision, kind, tuple, caveat_name, caveat_hash, details, request_id, actor, reason, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      const at = Date.now();
-      fn(next, (e) => {
-        const caveat = e.tuple?.caveat ?? e.caveat;
-        insert.run(tenant, next, e.kind, e.tuple ? formatTuple(e.tuple) : null, caveat?.name ?? null, caveat?.hash ?? null,
-          e.details ? JSON.stringify(e.details) : null, audit.requestId ?? null, audit.actor, audit.reason, at);
-      });
-      return next;
-    }).immediate();
-    // Our own commits do not move our connection's data_version, so forget the tenant's cached state here.
-    this.revisions.delete(tenant);
-    return db.encodeRevision(revision);
+  /**
+   * One immediate transaction: `fn` runs against the state before the write (so guards and validation read the
+   * current revision), then the global and tenant revisions move. Cached tenant state is dropped whatever happens,
+   * since a rolled-back attempt must leave nothing behind.
+   */
+  private commit(tenant: string, audit: AuditContext, fn: (revision: number, log: (entry: LogEntry) => void) => void, schemaWrite = false): string {
+    try {
+      const revision = this.db.transaction(() => {
+        const next = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").pluck().get() as number) + 1;
+        const insert = this.db.prepare(
+          `INSERT INTO changelog (tenant, revision, kind, tuple, caveat_name, caveat_hash, details, request_id, actor, reason, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        );
+        const at = Date.now();
+        fn(next, (e) => {
+          const caveat = e.tuple?.caveat ?? e.caveat;
+          insert.run(tenant, next, e.kind, e.tuple ? formatTuple(e.tuple) : null, caveat?.name ?? null, caveat?.hash ?? null,
+            e.details ? JSON.stringify(e.details) : null, audit.requestId ?? null, audit.actor, audit.reason, at);
+        });
+        this.db.prepare("UPDATE meta SET value = ? WHERE key = 'revision'").run(next);
+        this.db
+          .prepare(
+            `INSERT INTO tenant_revisions (tenant, revision, schema_revision) VALUES (@tenant, @next, CASE WHEN @schema THEN @next ELSE 0 END)
+             ON CONFLICT (tenant) DO UPDATE SET revision = @next, schema_revision = CASE WHEN @schema THEN @next ELSE schema_revision END`,
+          )
+          .run({ tenant, next, schema: schemaWrite ? 1 : 0 });
+        return next;
+      }).immediate();
+      return db.encodeRevision(revision);
+    } finally {
+      // Our own commits do not move our connection's data_version, so forget the tenant's cached state here.
+      this.revisions.delete(tenant);
+    }
   }
 
   // ── watch and audit ────────────────────────────────────────────────────────────────────────────────────────────
