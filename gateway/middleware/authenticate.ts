@@ -33,7 +33,7 @@ export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; re
   return async function authenticateMiddleware(ctx, next) {
     const facts = {
       requestId: ctx.state.requestId,
-      action: ctx.state.route?.op ?? ctx.method,
+      action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${ctx.method} ${ctx.state.admin.path}` : ctx.method),
       remoteAddress: ctx.req.socket.remoteAddress,
       userAgent: ctx.get('user-agent') || undefined,
     };
