@@ -184,7 +184,8 @@ export class EmbeddedStore implements Backend {
     this.ctx.requireBucket(input.bucket);
     type Row = Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'>;
     const source: WalkSource<Row> = {
-      fetch: (from, below, n) => this.q.listObjects.all(input.bucket, from.key, below, n),
+      fetch: (from, below, n) => this.q.listObjects.iterate(input.bucket, from.key, below, n),
+      first: (from, below) => this.q.listObjects.get(input.bucket, from.key, below, 1),
       next: (row) => ({ key: successor(row.key) }),
     };
     const { entries, isTruncated } = walk(source, {

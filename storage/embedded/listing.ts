@@ -16,8 +16,13 @@ export interface KeyedRow {
 
 /** What the walker needs from a table. */
 export interface WalkSource<R extends KeyedRow> {
-  /** Up to `n` rows at or past `from` and with key < `below`, in (key, sub-key) order. */
-  fetch(from: Cursor, below: Buffer, n: number): R[];
+  /**
+   * Up to `n` rows at or past `from` and with key < `below`, in (key, sub-key) order. Lazily produced (a SQLite
+   * cursor): the walker stops reading at the first key it rolls up, so a seek costs one index probe, not `n` rows.
+   */
+  fetch(from: Cursor, below: Buffer, n: number): Iterable<R>;
+  /** The first row at or past `from` below `below`: a cheap probe after seeking past a rolled-up prefix. */
+  first(from: Cursor, below: Buffer): R | undefined;
   /** The cursor just past `row`. */
   next(row: R): Cursor;
 }
@@ -75,30 +80,49 @@ export function walk<R extends KeyedRow>(source: WalkSource<R>, input: WalkInput
     if (Buffer.compare(past.key, prefix) >= 0) cursor = past;
   }
   const batch = Math.min(limit + 1, 1000);
-  const useDelimiter = delimiter !== undefined && delimiter.length > 0;
+  const rollUp = (key: Buffer): Buffer | undefined => {
+    if (delimiter === undefined || delimiter.length === 0) return undefined;
+    const at = key.indexOf(delimiter, prefix.length);
+    return at >= 0 ? key.subarray(0, at + delimiter.length) : undefined;
+  };
+  /** Emits a common prefix unless it is at or before the start; false when the page was already full. */
+  const emitPrefix = (common: Buffer): boolean => {
+    if (startKey !== undefined && Buffer.compare(common, startKey) <= 0) return true;
+    if (entries.length === limit) return false;
+    entries.push({ kind: 'prefix', prefix: Buffer.from(common) });
+    return true;
+  };
+  const full = { entries, isTruncated: true };
+  const done = { entries, isTruncated: false };
   for (;;) {
-    const rows = source.fetch(cursor, below, batch);
-    if (rows.length === 0) return { entries, isTruncated: false };
+    if (delimiter !== undefined && delimiter.length > 0) {
+      // Probe one row first: under rolled-up prefixes, one index probe per prefix is all a page costs.
+      const row = source.first(cursor, below);
+      if (!row) return done;
+      const common = rollUp(row.key);
+      if (common) {
+        if (!emitPrefix(common)) return full;
+        cursor = { key: maxBytes(prefixUpperBound(common), cursor.key) };
+        continue;
+      }
+    }
+    let seen = 0;
+    let last: R | undefined;
     let seek: Cursor | undefined;
-    for (const row of rows) {
-      const at = useDelimiter ? row.key.indexOf(delimiter!, prefix.length) : -1;
-      if (at >= 0) {
-        const common = row.key.subarray(0, at + delimiter!.length);
+    for (const row of source.fetch(cursor, below, batch)) {
+      seen++;
+      last = row;
+      const common = rollUp(row.key);
+      if (common) {
+        if (!emitPrefix(common)) return full;
         seek = { key: maxBytes(prefixUpperBound(common), cursor.key) };
-        if (startKey === undefined || Buffer.compare(common, startKey) > 0) {
-          if (entries.length === limit) return { entries, isTruncated: true };
-          entries.push({ kind: 'prefix', prefix: Buffer.from(common) });
-        }
         break;
       }
-      if (entries.length === limit) return { entries, isTruncated: true };
+      if (entries.length === limit) return full;
       entries.push({ kind: 'row', row });
     }
-    if (seek) {
-      cursor = seek;
-    } else {
-      if (rows.length < batch) return { entries, isTruncated: false };
-      cursor = source.next(rows[rows.length - 1]!);
-    }
+    if (seek) cursor = seek;
+    else if (seen < batch || last === undefined) return done;
+    else cursor = source.next(last);
   }
 }

@@ -196,8 +196,12 @@ export function listMultipartUploads(ctx: StoreContext, input: ListUploadsInput)
   const source: WalkSource<UploadRow> = {
     fetch: (from, below, n) =>
       from.after === undefined
-        ? q.listUploadsFrom.all(input.bucket, from.key, below, n)
-        : q.listUploadsAfter.all(input.bucket, from.key, from.after, below, n),
+        ? q.listUploadsFrom.iterate(input.bucket, from.key, below, n)
+        : q.listUploadsAfter.iterate(input.bucket, from.key, from.after, below, n),
+    first: (from, below) =>
+      from.after === undefined
+        ? q.listUploadsFrom.get(input.bucket, from.key, below, 1)
+        : q.listUploadsAfter.get(input.bucket, from.key, from.after, below, 1),
     next: (row) => ({ key: row.key, after: row.upload_id }),
   };
   const start =
