@@ -56,12 +56,17 @@ export function send(opts: {
   });
 }
 
-function safeDecode(path: string): string {
+/** S3 signs the path decoded once and encoded once (RFC 3986 unreserved kept, '/' kept), never normalized. */
+function s3CanonicalPath(path: string): string {
+  let decoded: string;
   try {
-    return decodeURIComponent(path);
+    decoded = decodeURIComponent(path);
   } catch {
     return path;
   }
+  return encodeURIComponent(decoded)
+    .replace(/%2F/g, '/')
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** What to sign. */
@@ -88,8 +93,8 @@ export async function signRequest(opts: SignOptions): Promise<{ path: string; he
     region: 'us-east-1',
     service: 's3',
     sha256: NodeSha256,
-    // Sign S3's canonical form (the path decoded once, encoded once) while the wire keeps the spelling under test.
-    uriEscapePath: true,
+    // We hand the signer S3's canonical path ourselves; its own escaping would also normalize dot segments.
+    uriEscapePath: false,
     applyChecksum: false,
   });
   const payloadHash = opts.payloadHash ?? createHash('sha256').update(body).digest('hex');
@@ -99,7 +104,7 @@ export async function signRequest(opts: SignOptions): Promise<{ path: string; he
     ...opts.headers,
   };
   const signed = await signer.sign(
-    { method: opts.method, protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: safeDecode(opts.path), query: opts.query ?? {}, headers, body },
+    { method: opts.method, protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: s3CanonicalPath(opts.path), query: opts.query ?? {}, headers, body },
     { signingDate: opts.signingDate },
   );
   const qs = new URLSearchParams(opts.query ?? {}).toString().replace(/\+/g, '%20');
