@@ -183,7 +183,7 @@ test('embedded: streaming a large body keeps memory flat', (t) =>
   withStore(async (store) => {
     await store.createBucket('b');
     const chunk = Buffer.alloc(1024 * 1024, 5);
-    const total = 256;
+    const total = 192;
     let sent = 0;
     const body = new Readable({
       read() {
