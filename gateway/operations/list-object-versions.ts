@@ -1,8 +1,7 @@
 /** ListObjectVersions on unversioned buckets: every object once, VersionId "null", IsLatest true. */
 import { encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
 import { xmlResult, type Operation } from '../operation.ts';
-import { isoTime } from '../xml.ts';
-import { listObjectsVisible } from './list-objects-common.ts';
+import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
 
 export const ListObjectVersions: Operation = async (op) => {
   const prefix = op.query.get('prefix') ?? '';
@@ -15,6 +14,7 @@ export const ListObjectVersions: Operation = async (op) => {
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: keyMarker || undefined, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
+  const listed = renderEntries(page.entries, { e, owner, version: true });
   return xmlResult('ListVersionsResult', {
     Name: op.bucket,
     Prefix: e(prefix),
@@ -25,20 +25,7 @@ export const ListObjectVersions: Operation = async (op) => {
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
     ...(enc ? { EncodingType: 'url' } : {}),
-    Version: page.entries.flatMap((x) =>
-      x.kind === 'item'
-        ? [{
-            Key: e(x.item.key),
-            VersionId: 'null',
-            IsLatest: true,
-            LastModified: isoTime(x.item.lastModified),
-            ETag: `"${x.item.etag}"`,
-            Size: x.item.size,
-            Owner: owner,
-            StorageClass: 'STANDARD',
-          }]
-        : [],
-    ),
-    CommonPrefixes: page.entries.flatMap((x) => (x.kind === 'prefix' ? [{ Prefix: e(x.prefix) }] : [])),
+    Version: listed.items,
+    CommonPrefixes: listed.prefixes,
   });
 };

@@ -2,6 +2,7 @@
 import type { ListEntry } from '../../storage/backend.ts';
 import { listVisible, type Listed, type VisiblePage } from '../listing.ts';
 import type { OpContext } from '../operation.ts';
+import { isoTime } from '../xml.ts';
 
 /** An object row of a listing. */
 export type ObjectRow = Extract<ListEntry, { kind: 'object' }>;
@@ -48,4 +49,27 @@ function fetcher(op: OpContext, prefix: string, delimiter: string) {
     );
     return { entries, isTruncated: res.isTruncated };
   };
+}
+
+/** Renders listing entries as S3's Contents (or Version) elements and CommonPrefixes, encoding names with `e`. */
+export function renderEntries(
+  entries: Listed<ObjectRow>[],
+  opts: { e: (s: string) => string; owner?: { ID: string; DisplayName: string }; version?: boolean },
+): { items: Record<string, unknown>[]; prefixes: Array<{ Prefix: string }> } {
+  const { e, owner, version } = opts;
+  const items = entries.flatMap((x) =>
+    x.kind === 'item'
+      ? [{
+          Key: e(x.item.key),
+          ...(version ? { VersionId: 'null', IsLatest: true } : {}),
+          LastModified: isoTime(x.item.lastModified),
+          ETag: `"${x.item.etag}"`,
+          Size: x.item.size,
+          ...(owner ? { Owner: owner } : {}),
+          StorageClass: 'STANDARD',
+        }]
+      : [],
+  );
+  const prefixes = entries.flatMap((x) => (x.kind === 'prefix' ? [{ Prefix: e(x.prefix) }] : []));
+  return { items, prefixes };
 }

@@ -2,8 +2,7 @@
 import { S3Error } from '../errors.ts';
 import { encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
 import { xmlResult, type Operation } from '../operation.ts';
-import { isoTime } from '../xml.ts';
-import { listObjectsVisible } from './list-objects-common.ts';
+import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
 
 /** Tokens are the last returned name, base64url-encoded behind a version tag so they stay opaque to clients. */
 function encodeToken(name: string): string {
@@ -33,6 +32,7 @@ export const ListObjectsV2: Operation = async (op) => {
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: cursor, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
+  const listed = renderEntries(page.entries, { e, owner: fetchOwner ? owner : undefined });
   return xmlResult('ListBucketResult', {
     Name: op.bucket,
     Prefix: e(prefix),
@@ -44,18 +44,7 @@ export const ListObjectsV2: Operation = async (op) => {
     ...(token !== null ? { ContinuationToken: token } : {}),
     ...(page.isTruncated && last ? { NextContinuationToken: encodeToken(nameOf(last)) } : {}),
     ...(startAfter ? { StartAfter: e(startAfter) } : {}),
-    Contents: page.entries.flatMap((x) =>
-      x.kind === 'item'
-        ? [{
-            Key: e(x.item.key),
-            LastModified: isoTime(x.item.lastModified),
-            ETag: `"${x.item.etag}"`,
-            Size: x.item.size,
-            ...(fetchOwner ? { Owner: owner } : {}),
-            StorageClass: 'STANDARD',
-          }]
-        : [],
-    ),
-    CommonPrefixes: page.entries.flatMap((x) => (x.kind === 'prefix' ? [{ Prefix: e(x.prefix) }] : [])),
+    Contents: listed.items,
+    CommonPrefixes: listed.prefixes,
   });
 };

@@ -1,8 +1,7 @@
 /** ListObjects (v1): marker-based paging; NextMarker is the last visible name when truncated. */
 import { encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
 import { xmlResult, type Operation } from '../operation.ts';
-import { isoTime } from '../xml.ts';
-import { listObjectsVisible } from './list-objects-common.ts';
+import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
 
 export const ListObjects: Operation = async (op) => {
   const prefix = op.query.get('prefix') ?? '';
@@ -14,6 +13,7 @@ export const ListObjects: Operation = async (op) => {
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: marker || undefined, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
+  const listed = renderEntries(page.entries, { e, owner });
   return xmlResult('ListBucketResult', {
     Name: op.bucket,
     Prefix: e(prefix),
@@ -23,18 +23,7 @@ export const ListObjects: Operation = async (op) => {
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
     ...(enc ? { EncodingType: 'url' } : {}),
-    Contents: page.entries.flatMap((x) =>
-      x.kind === 'item'
-        ? [{
-            Key: e(x.item.key),
-            LastModified: isoTime(x.item.lastModified),
-            ETag: `"${x.item.etag}"`,
-            Size: x.item.size,
-            Owner: owner,
-            StorageClass: 'STANDARD',
-          }]
-        : [],
-    ),
-    CommonPrefixes: page.entries.flatMap((x) => (x.kind === 'prefix' ? [{ Prefix: e(x.prefix) }] : [])),
+    Contents: listed.items,
+    CommonPrefixes: listed.prefixes,
   });
 };

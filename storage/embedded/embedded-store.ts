@@ -27,6 +27,7 @@ import type {
 import { checkConditions } from '../conditions.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidRequestError, NoSuchBucketError } from '../errors.ts';
 import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
+import { lockDirectory } from './dir-lock.ts';
 import { BlobStore } from './blobs.ts';
 import { openIndex, type NewObject, type ObjectRow } from './index-db.ts';
 import { successor, walk, type WalkSource } from './listing.ts';
@@ -43,9 +44,15 @@ export interface EmbeddedStoreOptions {
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
   const blobs = new BlobStore(options.dataDir);
   await mkdir(options.dataDir, { recursive: true });
-  const index = openIndex(join(options.dataDir, 'index.db'));
-  await blobs.sweep((id) => index.isReferenced(id));
-  return new EmbeddedStore(new StoreContext(index, blobs));
+  const release = lockDirectory(options.dataDir);
+  try {
+    const index = openIndex(join(options.dataDir, 'index.db'));
+    await blobs.sweep((id) => index.isReferenced(id));
+    return new EmbeddedStore(new StoreContext(index, blobs), release);
+  } catch (err) {
+    release();
+    throw err;
+  }
 }
 
 function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
@@ -56,7 +63,10 @@ function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
 export class EmbeddedStore implements Backend {
   readonly kind = 'embedded';
 
-  constructor(private readonly ctx: StoreContext) {}
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly release: () => void = () => {},
+  ) {}
 
   private get q() {
     return this.ctx.index.q;
@@ -255,5 +265,6 @@ export class EmbeddedStore implements Backend {
 
   async close(): Promise<void> {
     if (this.ctx.index.db.open) this.ctx.index.db.close();
+    this.release();
   }
 }
