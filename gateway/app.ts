@@ -11,12 +11,16 @@ import { runOperation } from './middleware/operation.ts';
 import { requestId } from './middleware/request-id.ts';
 import { respond } from './middleware/respond.ts';
 import type { Services } from './operation.ts';
+import { stsApi } from './sts/middleware.ts';
+import type { TokenStores } from './sts/stores.ts';
 import type { GatewayState } from './state.ts';
 
 /** Everything the app needs, built by the composition root (server.ts). */
 export interface AppDeps extends Services {
   policy: PolicyStore;
   denials: DenialLog;
+  /** Sessions, signing keys and capabilities, opened beside the policy store. */
+  stores: TokenStores;
   log: (line: string) => void;
 }
 
@@ -30,9 +34,10 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   });
   app.use(requestId());
   app.use(respond({ log: deps.log }));
+  app.use(stsApi({ policy: deps.policy, denials: deps.denials, region: deps.config.region, domain: deps.config.domain, stores: deps.stores, log: deps.log })); // STS calls and GET /_anvil/keys end here
   app.use(addressing(deps.config.domain));
   app.use(adminErrors({ log: deps.log })); // admin requests only: errors as JSON
-  app.use(authenticate({ policy: deps.policy, denials: deps.denials, region: deps.config.region }));
+  app.use(authenticate({ policy: deps.policy, denials: deps.denials, region: deps.config.region, tokens: deps.stores.tokens, capabilities: deps.stores.capabilities }));
   app.use(adminApi({ policy: deps.policy, denials: deps.denials, dataDir: deps.config.dataDir })); // admin requests end here
   app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials }));
   app.use(runOperation({ backend: deps.backend, config: deps.config }));

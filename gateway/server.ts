@@ -12,6 +12,7 @@ import { createApp } from './app.ts';
 import type { GatewayConfig } from './config.ts';
 import { S3Error } from './errors.ts';
 import { newRequestId } from './middleware/request-id.ts';
+import { closeTokenStores, openTokenStores } from './sts/stores.ts';
 import { errorBody } from './middleware/respond.ts';
 
 /** A running gateway. */
@@ -57,11 +58,12 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
   mkdirSync(config.dataDir, { recursive: true });
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
+  const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey });
   const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
   const backend = await openBackend(config);
   // Buckets that predate the policy store (an existing upstream, say) belong to root, never to the first claimant.
   policy.adoptUnownedBuckets((await backend.listBuckets()).map((b) => b.name));
-  const app = createApp({ backend, config, policy, denials, log });
+  const app = createApp({ backend, config, policy, denials, stores, log });
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, app.callback());
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
@@ -81,6 +83,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await backend.close();
+      closeTokenStores(policy);
       policy.close();
     },
   };

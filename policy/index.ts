@@ -38,3 +38,5 @@ export {
   type DenialLogOptions,
 } from './denial-log.ts';
 export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
+export * from './sessions/index.ts';
+export * from './capabilities/index.ts';

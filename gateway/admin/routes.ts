@@ -4,10 +4,14 @@
  */
 import type { PolicyStore, Principal } from '../../policy/index.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
+import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminTarget } from './call.ts';
 import { createCredential, deleteCredential, listCredentials, revokeCredential, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
+import {
+  addOidcProvider, deleteOidcProvider, deleteRole, listOidcProviders, listRoles, listSigningKeys, putRole, rotateSigningKey, showRole,
+} from './roles.ts';
 import { createTenant, deleteTenant, listTenants, setTenantDisabled, showTenant } from './tenants.ts';
 
 /** The URL path every admin endpoint lives under; `_anvil` is no valid S3 bucket name, so it never collides. */
@@ -43,6 +47,20 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 
   { method: 'GET', pattern: '/buckets', action: 'Admin:ListBuckets', run: listBuckets },
   { method: 'PUT', pattern: '/buckets/:bucket/owner', action: 'Admin:AssignBucket', run: assignBucket },
+
+  { method: 'GET', pattern: '/roles', action: 'Admin:ListRoles', run: listRoles },
+  { method: 'POST', pattern: '/roles', action: 'Admin:PutRole', status: 201, run: putRole },
+  { method: 'GET', pattern: '/roles/:tenant/:name', action: 'Admin:GetRole', run: showRole },
+  { method: 'DELETE', pattern: '/roles/:tenant/:name', action: 'Admin:DeleteRole', run: deleteRole },
+  { method: 'GET', pattern: '/oidc-providers', action: 'Admin:ListOidcProviders', run: listOidcProviders },
+  { method: 'POST', pattern: '/oidc-providers', action: 'Admin:AddOidcProvider', status: 201, run: addOidcProvider },
+  { method: 'DELETE', pattern: '/oidc-providers/:id', action: 'Admin:DeleteOidcProvider', run: deleteOidcProvider },
+  { method: 'GET', pattern: '/sts/keys', action: 'Admin:ListSigningKeys', run: listSigningKeys },
+  { method: 'POST', pattern: '/sts/keys/rotate', action: 'Admin:RotateSigningKey', run: rotateSigningKey },
+
+  { method: 'POST', pattern: '/capabilities', action: 'Admin:MintCapability', status: 201, run: mintCapability },
+  { method: 'POST', pattern: '/capabilities/reset', action: 'Admin:ResetCapabilities', run: resetCapabilities },
+  { method: 'POST', pattern: '/capabilities/:id/revoke', action: 'Admin:RevokeCapability', run: revokeCapability },
 
   { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', run: listDenials },
   { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', run: listAudit },

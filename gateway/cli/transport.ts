@@ -17,6 +17,7 @@ import {
   type Principal,
 } from '../../policy/index.ts';
 import { ADMIN_PREFIX, dispatchAdmin, toAdminError } from '../admin/index.ts';
+import { closeTokenStores, openTokenStores } from '../sts/stores.ts';
 import { signRequest, type Credentials } from './sign.ts';
 
 /** Query parameters; undefined ones are left out. */
@@ -66,6 +67,7 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
     throw new AdminRequestError(404, 'NotFound', `no policy store in ${dataDir} (start the gateway there or run anvil bootstrap first)`);
   }
   const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
+  openTokenStores({ policy, dataDir, masterKey: options.masterKey });
   return {
     async call(method, path, { query, body = {} } = {}) {
       try {
@@ -85,7 +87,10 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
         ? followDenials(dataDir, req.filter, onRecord, signal)
         : followAudit(dataDir, req.filter, onRecord, signal);
     },
-    close: () => policy.close(),
+    close: () => {
+      closeTokenStores(policy);
+      policy.close();
+    },
   };
 }
 

@@ -1,13 +1,24 @@
 /**
- * Authentication: a valid SigV4 signature (header or presigned) from a live credential, or nothing passes.
- * Failures are denial lines with layer signature or credential; the client sees only the S3 error code.
+ * Authentication: a capability (x-anvil-capability header or X-Anvil-Capability query parameter), or a valid SigV4
+ * signature (header or presigned) from a live credential or session, or nothing passes. Failures are denial lines
+ * (layer signature, credential or capability); the client sees only the S3 error code.
  */
-import type { Middleware } from 'koa';
-import type { DenialLog, PolicyStore } from '../../policy/index.ts';
+import type { Middleware, ParameterizedContext } from 'koa';
+import {
+  authorize,
+  CapabilityError,
+  capabilityPrincipal,
+  type CapabilityStore,
+  type DenialLog,
+  type PolicyStore,
+  type Principal,
+  type SessionTokens,
+} from '../../policy/index.ts';
 import type { DenialLayer } from '../../policy/types.ts';
 import { logDenial } from '../access.ts';
-import { verifySigV4, type SignedRequest } from '../auth/sigv4.ts';
+import { authLocation, verifySigV4, type SignedRequest } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
+import { callerLookup } from '../sts/callers.ts';
 import type { GatewayState } from '../state.ts';
 
 /** Node's rawHeaders as name/value pairs, which SigV4 needs (repeated headers joined with ',' not ', '). */
@@ -28,8 +39,58 @@ export function signedRequestOf(method: string, url: string, rawHeaders: string[
   };
 }
 
-export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; region: string }): Middleware<GatewayState> {
-  const { policy, denials, region } = opts;
+/** The header and query parameter a capability may arrive in. */
+export const CAPABILITY_HEADER = 'x-anvil-capability';
+export const CAPABILITY_QUERY = 'X-Anvil-Capability';
+
+type Ctx = ParameterizedContext<GatewayState>;
+type Refuse = (layer: DenialLayer, reason: string, who?: { accessKeyId?: string; principal?: Principal }) => void;
+
+/** The capability a request presents, if any. */
+function capabilityOf(ctx: Ctx): string | undefined {
+  return ctx.get(CAPABILITY_HEADER) || ctx.state.target?.query.get(CAPABILITY_QUERY) || undefined;
+}
+
+/**
+ * A capability request: verified (chain, root key, expiry, revocation, tenant), then the route's own question asked
+ * once here so a refusal names layer capability; authorize() asks it again with the same principal.
+ */
+function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicyStore; capabilities: CapabilityStore; refuse: Refuse }): Principal {
+  const { route, target, admin } = ctx.state;
+  const req = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
+  if (authLocation(req) !== undefined) {
+    throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed: a capability or a signature, not both');
+  }
+  let principal: Principal;
+  try {
+    principal = capabilityPrincipal(opts.capabilities.verify(capability));
+  } catch (error) {
+    if (!(error instanceof CapabilityError)) throw error;
+    opts.refuse('capability', error.message);
+    throw new S3Error('AccessDenied');
+  }
+  if (admin || !route) {
+    opts.refuse('capability', 'capabilities do not reach the admin API', { principal });
+    throw new S3Error('AccessDenied');
+  }
+  const bucket = target!.bucket;
+  const key = target!.key || undefined;
+  const decision = authorize(principal, { family: route.family, bucket: bucket || undefined, key, bucketOwner: bucket ? opts.policy.bucketOwner(bucket) : undefined });
+  if (!decision.allowed) {
+    opts.refuse(decision.layer === 'reserved_namespace' ? decision.layer : 'capability', `capability: ${decision.reason}`, { principal });
+    throw new S3Error('AccessDenied');
+  }
+  return principal;
+}
+
+export function authenticate(opts: {
+  policy: PolicyStore;
+  denials: DenialLog;
+  region: string;
+  tokens: SessionTokens;
+  capabilities: CapabilityStore;
+}): Middleware<GatewayState> {
+  const { policy, denials, region, tokens, capabilities } = opts;
   return async function authenticateMiddleware(ctx, next) {
     const facts = {
       requestId: ctx.state.requestId,
@@ -38,34 +99,32 @@ export function authenticate(opts: { policy: PolicyStore; denials: DenialLog; re
       userAgent: ctx.get('user-agent') || undefined,
     };
     const target = ctx.state.target!;
-    let failure: { layer: DenialLayer; reason: string; accessKeyId?: string } | undefined;
-    let principal: import('../../policy/types.ts').Principal | undefined;
-    const refuse = (layer: DenialLayer, reason: string, accessKeyId?: string) =>
-      logDenial(denials, facts, { layer, reason, accessKeyId, bucket: target.bucket, key: target.key });
+    const refuse: Refuse = (layer, reason, who = {}) =>
+      logDenial(denials, facts, { layer, reason, ...who, bucket: target.bucket, key: target.key });
+
+    const capability = capabilityOf(ctx);
+    if (capability !== undefined) {
+      ctx.state.principal = capabilityCaller(ctx, capability, { policy, capabilities, refuse });
+      return next();
+    }
+
+    const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
+    const now = new Date();
+    const { lookupSecrets, result } = callerLookup({ policy, tokens, request, now });
     try {
-      const auth = await verifySigV4(signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders), {
-        region,
-        now: new Date(),
-        services: ['s3'],
-        lookupSecrets: async (accessKeyId) => {
-          const r = policy.resolveAccessKey(accessKeyId);
-          if (!r.ok) {
-            failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId };
-            return undefined;
-          }
-          principal = r.principal;
-          return r.secrets;
-        },
-      });
+      const auth = await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
       if (!auth) {
         refuse('signature', 'anonymous request');
         throw new S3Error('AccessDenied');
       }
       ctx.state.auth = auth;
-      ctx.state.principal = principal;
+      ctx.state.principal = result.caller!.principal;
     } catch (err) {
+      const failure = result.failure;
       if (err instanceof S3Error && err.code !== 'AccessDenied') {
-        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, failure?.accessKeyId ?? principal?.accessKeyId);
+        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, {
+          accessKeyId: failure?.accessKeyId ?? result.caller?.principal.accessKeyId,
+        });
       } else if (err instanceof S3Error && /expired/i.test(err.message)) {
         refuse('signature', err.message);
       }

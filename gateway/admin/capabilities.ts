@@ -1,0 +1,66 @@
+/**
+ * Admin handlers for object capabilities: minting (only within the minter's own authority at that moment, and only
+ * on buckets of its tenant), revocation by id, and resetting a tenant's root key (every earlier capability dies).
+ */
+import {
+  authorizeCredentialAdmin,
+  capabilityGrant,
+  grantWithin,
+  isCapabilityAction,
+  isReservedKey,
+  objectScope,
+  tenantOfCapabilityId,
+  type CapabilityAction,
+} from '../../policy/index.ts';
+import { tokenStoresOf } from '../sts/stores.ts';
+import { onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
+import { invalidInput } from './errors.ts';
+
+/** POST /capabilities {bucket, prefix, actions, expiresAt, tenant}: the capability string and its id. */
+export function mintCapability(call: AdminCall): unknown {
+  const { body, principal, policy } = call;
+  onlyFields(body, ['tenant', 'bucket', 'prefix', 'actions', 'expiresAt']);
+  const bucket = requiredString(body, 'bucket');
+  const prefix = optionalString(body, 'prefix') ?? '';
+  if (isReservedKey(prefix)) throw invalidInput(`prefix ${prefix} is reserved`);
+  const actions = (body.actions ?? ['read']) as unknown;
+  if (!Array.isArray(actions) || actions.length === 0 || !actions.every((a) => typeof a === 'string' && isCapabilityAction(a))) {
+    throw invalidInput('"actions" must be a non-empty list of read, list, write, delete');
+  }
+  const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
+  if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
+  const owner = bucket === '*' ? undefined : policy.bucketOwner(bucket);
+  const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;
+  if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
+  if (bucket !== '*' && owner !== tenant) {
+    call.require({ allowed: false, layer: 'tenant', reason: `bucket ${bucket} is not owned by tenant ${tenant}` }, { bucket });
+  }
+  const scope = objectScope(bucket, prefix);
+  call.require(grantWithin(principal, [capabilityGrant(scope, actions)]), { bucket });
+  const minted = tokenStoresOf(policy).capabilities.mint(tenant, scope, { expiresAt, actions: actions as CapabilityAction[], actor: principal.accessKeyId });
+  return { ...minted, tenant, bucket, prefix, actions, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
+}
+
+/** POST /capabilities/{id}/revoke: refused on its next use, on every process. */
+export function revokeCapability(call: AdminCall): unknown {
+  onlyFields(call.body, []);
+  const id = call.params.id!;
+  let tenant: string;
+  try {
+    tenant = tenantOfCapabilityId(id);
+  } catch {
+    throw invalidInput(`${id} is not a capability id`);
+  }
+  call.require(authorizeCredentialAdmin(call.principal, { tenant }));
+  return tokenStoresOf(call.policy).capabilities.revoke(id, { actor: call.principal.accessKeyId });
+}
+
+/** POST /capabilities/reset {tenant}: a new root key for the tenant; every capability minted before stops working. */
+export function resetCapabilities(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant']);
+  const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
+  if (tenant === undefined) throw invalidInput('"tenant" is required');
+  call.require(authorizeCredentialAdmin(call.principal, { tenant }));
+  if (call.policy.showTenant(tenant) === undefined) throw invalidInput(`no tenant ${tenant}`);
+  return { tenant, ...tokenStoresOf(call.policy).capabilities.resetRootKey(tenant, { actor: call.principal.accessKeyId }) };
+}

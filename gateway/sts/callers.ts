@@ -1,0 +1,82 @@
+/**
+ * Who signed a request: the SigV4 secret lookup shared by S3 authentication and STS. An access key with a session
+ * token (or any ASIA key) is a session, verified on every request; anything else is an application credential.
+ */
+import {
+  isSessionAccessKeyId,
+  type DenialLayer,
+  type PolicyStore,
+  type Principal,
+  type SessionClaims,
+  type SessionFailure,
+  type SessionTokens,
+} from '../../policy/index.ts';
+import { getHeader, parseQuery, type SignedRequest } from '../auth/sigv4.ts';
+import { S3Error } from '../errors.ts';
+
+/** The caller a verified signature belongs to. */
+export interface ResolvedCaller {
+  principal: Principal;
+  /** An application credential's current secret, which a session it starts is bound to. */
+  secret?: string;
+  /** The session's claims, when the caller is a session. */
+  session?: SessionClaims;
+}
+
+/** Why no caller could be resolved, for the denial line. */
+export interface CallerFailure {
+  layer: DenialLayer;
+  reason: string;
+  accessKeyId: string;
+}
+
+/** The X-Amz-Security-Token of a request (header or presigned query), if any. */
+export function sessionTokenOf(req: SignedRequest): string | undefined {
+  return getHeader(req.headers, 'x-amz-security-token') ?? parseQuery(req.rawQuery).find(([n]) => n === 'X-Amz-Security-Token')?.[1];
+}
+
+const SESSION_REASONS: Record<SessionFailure, string> = {
+  malformed: 'session token malformed',
+  unknown_signing_key: 'session token signed by an unknown or retired key',
+  bad_signature: 'session token does not verify',
+  expired: 'session token expired',
+  access_key_mismatch: 'session token belongs to another access key',
+  parent_revoked: 'session parent credential no longer valid',
+  parent_rotated: 'session parent credential rotated',
+  provider_removed: 'session identity provider removed',
+  role_removed: 'session role removed',
+  tenant_disabled: 'session tenant disabled',
+};
+
+/** A lookupSecrets for verifySigV4 that records the resolved caller (or the failure) as it goes. */
+export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens; request: SignedRequest; now: Date }): {
+  lookupSecrets: (accessKeyId: string) => Promise<string[] | undefined>;
+  result: { caller?: ResolvedCaller; failure?: CallerFailure };
+} {
+  const result: { caller?: ResolvedCaller; failure?: CallerFailure } = {};
+  const token = sessionTokenOf(opts.request);
+  const lookupSecrets = async (accessKeyId: string): Promise<string[] | undefined> => {
+    if (token !== undefined || isSessionAccessKeyId(accessKeyId)) {
+      if (token === undefined) {
+        result.failure = { layer: 'credential', reason: 'temporary access key without a session token', accessKeyId };
+        throw new S3Error('InvalidToken', 'The request carries a temporary access key but no security token.');
+      }
+      const session = await opts.tokens.resolve(accessKeyId, token, opts.now);
+      if (!session.ok) {
+        const reason = SESSION_REASONS[session.reason] + (session.detail ? ` (${session.detail})` : '');
+        result.failure = { layer: 'credential', reason, accessKeyId };
+        throw session.reason === 'expired' ? new S3Error('ExpiredToken') : new S3Error('InvalidToken');
+      }
+      result.caller = { principal: session.principal, session: session.claims };
+      return session.secrets;
+    }
+    const r = opts.policy.resolveAccessKey(accessKeyId, opts.now);
+    if (!r.ok) {
+      result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId };
+      return undefined;
+    }
+    result.caller = { principal: r.principal, secret: r.secrets[0] };
+    return r.secrets;
+  };
+  return { lookupSecrets, result };
+}

@@ -1,0 +1,127 @@
+/**
+ * The STS endpoint and the session-token keys, answered before S3 addressing: `POST /` with a form body is an STS
+ * call (S3 has no such operation), and `GET /_anvil/keys` publishes the JWKS that session tokens verify against.
+ * STS requests end here, with STS's XML answer or ErrorResponse.
+ */
+import { createHash } from 'node:crypto';
+import type { Middleware, ParameterizedContext } from 'koa';
+import { SessionError, type DenialLog, type DenialLayer, type PolicyStore } from '../../policy/index.ts';
+import { logDenial } from '../access.ts';
+import { verifySigV4 } from '../auth/sigv4.ts';
+import { S3Error } from '../errors.ts';
+import { signedRequestOf } from '../middleware/authenticate.ts';
+import type { GatewayState } from '../state.ts';
+import { STS_ACTIONS } from './actions.ts';
+import { callerLookup, type ResolvedCaller } from './callers.ts';
+import { SESSION_ERROR_CODES, SIGNATURE_ERROR_CODES, StsError, stsErrorBody, stsResponse } from './errors.ts';
+import type { TokenStores } from './stores.ts';
+
+/** Where the session-token JWKS is published. */
+export const KEYS_PATH = '/_anvil/keys';
+/** Largest STS form body accepted. */
+export const MAX_STS_BODY = 64 * 1024;
+const STS_VERSION = '2011-06-15';
+
+type Ctx = ParameterizedContext<GatewayState>;
+
+/** Whether a request is an STS call: POST to the service root (not a virtual-hosted bucket) with a form body. */
+export function isStsRequest(ctx: Ctx, domain: string): boolean {
+  if (ctx.method !== 'POST' || ctx.path !== '/') return false;
+  if (!/^application\/x-www-form-urlencoded\b/i.test(ctx.get('content-type'))) return false;
+  const host = ctx.get('host').replace(/:\d+$/, '').toLowerCase();
+  return !(domain && host.endsWith(`.${domain}`));
+}
+
+async function readBody(ctx: Ctx): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_STS_BODY) throw new StsError('ValidationError', `STS request bodies are limited to ${MAX_STS_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function stsApi(opts: {
+  policy: PolicyStore;
+  denials: DenialLog;
+  region: string;
+  domain: string;
+  stores: TokenStores;
+  log: (line: string) => void;
+}): Middleware<GatewayState> {
+  const { policy, denials, region, stores } = opts;
+  const deps = { store: stores.sessions, tokens: stores.tokens };
+
+  /** Verifies the SigV4 signature (service sts) over the form body, which SDKs sign without x-amz-content-sha256. */
+  async function authenticateSts(ctx: Ctx, body: Buffer, refuse: (layer: DenialLayer, reason: string, accessKeyId?: string) => void): Promise<ResolvedCaller> {
+    const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
+    const bodyHash = createHash('sha256').update(body).digest('hex');
+    const declared = ctx.get('x-amz-content-sha256');
+    if (declared === '') request.headers.push(['x-amz-content-sha256', bodyHash]);
+    else if (declared.toLowerCase() !== bodyHash) throw new StsError('IncompleteSignature', 'STS requests must sign their body');
+    const now = new Date();
+    const { lookupSecrets, result } = callerLookup({ policy, tokens: stores.tokens, request, now });
+    try {
+      const auth = await verifySigV4(request, { region, now, services: ['sts'], lookupSecrets });
+      if (!auth) throw new StsError('MissingAuthenticationToken', 'Request is missing Authentication Token');
+    } catch (err) {
+      if (err instanceof StsError) {
+        refuse('signature', 'anonymous request');
+        throw err;
+      }
+      if (!(err instanceof S3Error)) throw err;
+      const failure = result.failure;
+      refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, failure?.accessKeyId ?? result.caller?.principal.accessKeyId);
+      throw new StsError(SIGNATURE_ERROR_CODES[err.code] ?? 'IncompleteSignature', err.message);
+    }
+    return result.caller!;
+  }
+
+  return async function stsMiddleware(ctx, next) {
+    if (ctx.method === 'GET' && ctx.path === KEYS_PATH) {
+      // Public keys only; caches may keep them briefly, rotation keeps old keys published while they still verify.
+      ctx.state.result = {
+        status: 200,
+        headers: { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300' },
+        body: JSON.stringify(stores.sessions.publicKeys()),
+      };
+      return;
+    }
+    if (!isStsRequest(ctx, opts.domain)) return next();
+    const facts = { requestId: ctx.state.requestId, action: 'STS', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
+    const refuse = (layer: DenialLayer, reason: string, accessKeyId?: string) => logDenial(denials, facts, { layer, reason, accessKeyId });
+    try {
+      const body = await readBody(ctx);
+      const params = new URLSearchParams(body.toString('utf8'));
+      const name = params.get('Action');
+      if (!name) throw new StsError('MissingAction', 'Missing Action');
+      facts.action = `STS:${name}`;
+      const action = Object.hasOwn(STS_ACTIONS, name) ? STS_ACTIONS[name]! : undefined;
+      if (!action) throw new StsError('InvalidAction', `Could not find operation ${name} for version ${STS_VERSION}`);
+      const version = params.get('Version');
+      if (version !== null && version !== STS_VERSION) throw new StsError('InvalidAction', `Could not find operation ${name} for version ${version}`);
+      const caller = action.signed ? await authenticateSts(ctx, body, refuse) : undefined;
+      try {
+        const result = await action.run({ params, deps, caller, now: new Date() });
+        ctx.state.result = { status: 200, headers: { 'content-type': 'text/xml' }, body: stsResponse(name, result, ctx.state.requestId) };
+      } catch (err) {
+        if (!(err instanceof SessionError)) throw err;
+        const layer: DenialLayer = err.kind === 'denied' ? 'scope' : 'credential';
+        if (err.kind === 'denied' || err.kind.endsWith('identity_token')) {
+          logDenial(denials, facts, { layer, reason: err.message, principal: caller?.principal });
+        }
+        throw new StsError(SESSION_ERROR_CODES[err.kind], err.message);
+      }
+    } catch (thrown) {
+      let err = thrown instanceof StsError ? thrown : undefined;
+      if (!err) {
+        opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
+        err = new StsError('InternalFailure', 'internal error; the request id identifies it in the gateway log');
+      }
+      if (!ctx.req.readableEnded) ctx.set('connection', 'close');
+      ctx.state.result = { status: err.status, headers: { 'content-type': 'text/xml' }, body: stsErrorBody(err, ctx.state.requestId) };
+    }
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The gateway's capability state: one root key per tenant (sealed with the master key, replaced as a whole by a
+ * reset so every earlier capability fails at once) and the revocation list by capability id. Capabilities
+ * themselves are never stored; they carry everything and are verified on every use.
+ */
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import type { AuditLog } from '../audit-log.ts';
+import { InvalidInputError } from '../errors.ts';
+import { loadMasterKey, open, seal } from '../secret-box.ts';
+import { openPolicyDatabase, tenantEnabled } from '../sessions/database.ts';
+import { CapabilityError, createCapabilityService, type CapabilityContents, type CapabilityService } from './token.ts';
+
+const DDL = `
+  CREATE TABLE IF NOT EXISTS capability_root_keys (
+    tenant TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    key_ct BLOB NOT NULL, key_iv BLOB NOT NULL, key_tag BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS capability_revocations (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+  ) STRICT;`;
+
+/** A verified capability and the tenant whose root key signed it. */
+export interface TenantCapability extends CapabilityContents {
+  tenant: string;
+}
+
+/** The tenant a key id (`tenant/generation`) or capability id (`tenant:random`) names. */
+export function tenantOfCapabilityId(id: string): string {
+  const colon = id.indexOf(':');
+  if (colon <= 0) throw new InvalidInputError(`capability id ${id} names no tenant`);
+  return id.slice(0, colon);
+}
+
+/** Per-tenant capability root keys and revocations, in dataDir/policy.db. */
+export class CapabilityStore {
+  private constructor(private readonly db: Database.Database, private readonly masterKey: Buffer, private readonly audit?: AuditLog) {}
+
+  /** Opens the capability tables of a data directory whose policy store already exists. */
+  static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog }): CapabilityStore {
+    return new CapabilityStore(openPolicyDatabase(options.dataDir, DDL), loadMasterKey(options.dataDir, options.masterKey), options.audit);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private keyRow(tenant: string): { generation: number; key_ct: Buffer; key_iv: Buffer; key_tag: Buffer } | undefined {
+    return this.db.prepare('SELECT * FROM capability_root_keys WHERE tenant = ?').get(tenant) as never;
+  }
+
+  private writeKey(tenant: string, generation: number): void {
+    const sealed = seal(this.masterKey, randomBytes(32).toString('base64'), `capability-root:${tenant}/${generation}`);
+    this.db
+      .prepare(
+        `INSERT INTO capability_root_keys (tenant, generation, key_ct, key_iv, key_tag, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant) DO UPDATE SET generation = excluded.generation, key_ct = excluded.key_ct,
+           key_iv = excluded.key_iv, key_tag = excluded.key_tag, created_at = excluded.created_at`,
+      )
+      .run(tenant, generation, sealed.ciphertext, sealed.iv, sealed.tag, Date.now());
+  }
+
+  /** The root key a key id names, only while it is its tenant's current one. */
+  rootKey(keyId: string): Buffer | undefined {
+    const slash = keyId.lastIndexOf('/');
+    if (slash <= 0) return undefined;
+    const tenant = keyId.slice(0, slash);
+    const row = this.keyRow(tenant);
+    if (row === undefined || `${tenant}/${row.generation}` !== keyId) return undefined;
+    return Buffer.from(open(this.masterKey, { ciphertext: row.key_ct, iv: row.key_iv, tag: row.key_tag }, `capability-root:${keyId}`), 'base64');
+  }
+
+  /** The tenant's current key id, creating its first root key on first use. */
+  currentKeyId(tenant: string): string {
+    return this.db.transaction(() => {
+      const row = this.keyRow(tenant);
+      if (row !== undefined) return `${tenant}/${row.generation}`;
+      this.writeKey(tenant, 1);
+      return `${tenant}/1`;
+    }).immediate();
+  }
+
+  /** Replaces the tenant's root key: every capability minted before stops verifying on every process at once. */
+  resetRootKey(tenant: string, options: { actor?: string } = {}): { keyId: string } {
+    const keyId = this.db.transaction(() => {
+      const generation = (this.keyRow(tenant)?.generation ?? 0) + 1;
+      this.writeKey(tenant, generation);
+      return `${tenant}/${generation}`;
+    }).immediate();
+    this.audit?.write({ actor: options.actor ?? 'operator', action: 'capability.reset', tenant, details: { keyId } });
+    return { keyId };
+  }
+
+  /** Adds a capability id to the revocation list. */
+  revoke(id: string, options: { actor?: string } = {}): { id: string; tenant: string } {
+    const tenant = tenantOfCapabilityId(id);
+    this.db.prepare('INSERT OR IGNORE INTO capability_revocations (id, tenant, revoked_at) VALUES (?, ?, ?)').run(id, tenant, Date.now());
+    this.audit?.write({ actor: options.actor ?? 'operator', action: 'capability.revoke', tenant, details: { id } });
+    return { id, tenant };
+  }
+
+  /** Whether a capability id is on the revocation list. */
+  isRevoked(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM capability_revocations WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** The capability service over the stored root keys and revocation list. */
+  service(now?: () => Date): CapabilityService {
+    return createCapabilityService({ rootKeys: (keyId) => this.rootKey(keyId), isRevoked: (id) => this.isRevoked(id), now });
+  }
+
+  /** Mints a capability under the tenant's current root key (the caller has checked the minter's authority). */
+  mint(tenant: string, scope: Parameters<CapabilityService['mint']>[0], options: { expiresAt?: Date; actions?: string[]; actor?: string } = {}): { id: string; capability: string } {
+    const id = `${tenant}:${randomBytes(12).toString('base64url')}`;
+    const capability = this.service().mint(scope, { keyId: this.currentKeyId(tenant), id, expiresAt: options.expiresAt, actions: options.actions });
+    this.audit?.write({
+      actor: options.actor ?? 'operator', action: 'capability.mint', tenant,
+      details: { id, scope, actions: options.actions, expiresAt: options.expiresAt?.toISOString() },
+    });
+    return { id, capability };
+  }
+
+  /** Verifies a capability presented on a request, including that its tenant exists and is enabled. */
+  verify(capability: string, now: Date = new Date()): TenantCapability {
+    const contents = this.service(() => now).verify(capability);
+    const tenant = contents.keyId.slice(0, contents.keyId.lastIndexOf('/'));
+    if (tenantOfCapabilityId(contents.id) !== tenant) throw new CapabilityError('capability id and root key name different tenants');
+    if (!tenantEnabled(this.db, tenant)) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
+    return { ...contents, tenant };
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The two ways to obtain a session: AssumeRole (an authenticated caller, whose own scopes bound the session) and
+ * AssumeRoleWithWebIdentity (an OpenID Connect ID token from an issuer the tenant trusts, verified against the
+ * issuer's keys with the configured algorithms only). Both can only narrow: role ∩ caller ∩ session policy.
+ */
+import { readFile } from 'node:fs/promises';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { InvalidInputError, PolicyError } from '../errors.ts';
+import type { Principal, ScopeGrant } from '../types.ts';
+import { intersectScopes, sessionPolicyGrants, sessionScopes } from './scopes.ts';
+import { MIN_SESSION_SECONDS, parseRoleArn, type OidcProviderInfo, type RoleInfo, type SessionStore } from './store.ts';
+import type { IssuedSession, SessionClaims, SessionTokens } from './tokens.ts';
+
+/** What kind of refusal a session request met; the gateway maps each to an STS error code. */
+export type SessionErrorKind = 'denied' | 'invalid' | 'invalid_policy' | 'invalid_identity_token' | 'expired_identity_token';
+
+/** A refused session request. */
+export class SessionError extends PolicyError {
+  override name = 'SessionError';
+  constructor(readonly kind: SessionErrorKind, message: string) {
+    super(message);
+  }
+}
+
+/** A session handed out, with what STS reports about it. */
+export interface AssumedSession {
+  credentials: IssuedSession;
+  role: RoleInfo;
+  subject: string;
+  sessionName: string;
+  scopes: ScopeGrant[];
+  /** For web identity: the token's subject, audience and issuer. */
+  identity?: { sub: string; aud: string; iss: string; providerId: string };
+}
+
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+const DEFAULT_DURATION = 3600;
+
+/** Where sessions come from. */
+export interface SessionDeps {
+  store: SessionStore;
+  tokens: SessionTokens;
+}
+
+function requireRole(store: SessionStore, arn: string): RoleInfo {
+  const parsed = parseRoleArn(arn);
+  if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${arn} is not arn:aws:iam::<tenant>:role/<name>`);
+  const role = store.role(parsed.tenant, parsed.name);
+  if (role === undefined) throw new SessionError('denied', `not authorized to assume ${arn}`);
+  return role;
+}
+
+function trusts(role: RoleInfo, names: string[]): boolean {
+  if (role.trust === undefined) return true;
+  return role.trust.some((t) => names.some((n) => (t.endsWith('*') ? n.startsWith(t.slice(0, -1)) : n === t)));
+}
+
+function durationOf(role: RoleInfo, asked: number | undefined): number {
+  if (asked === undefined) return Math.min(DEFAULT_DURATION, role.maxDurationSeconds);
+  if (!Number.isInteger(asked) || asked < MIN_SESSION_SECONDS) {
+    throw new SessionError('invalid', `DurationSeconds must be at least ${MIN_SESSION_SECONDS}`);
+  }
+  if (asked > role.maxDurationSeconds) {
+    throw new SessionError('invalid', `The requested DurationSeconds exceeds the MaxSessionDuration (${role.maxDurationSeconds}) set for this role.`);
+  }
+  return asked;
+}
+
+function narrowByPolicy(scopes: ScopeGrant[], policy: string | undefined): ScopeGrant[] {
+  if (policy === undefined || policy === '') return scopes;
+  try {
+    return intersectScopes(scopes, sessionPolicyGrants(policy));
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new SessionError('invalid_policy', error.message);
+    throw error;
+  }
+}
+
+function checkSessionName(name: string): void {
+  if (!SESSION_NAME.test(name)) throw new SessionError('invalid', 'RoleSessionName must be 2-64 characters of letters, digits and +=,.@-_');
+}
+
+/** AssumeRole for an authenticated caller: an application credential, root, or (chaining) another session. */
+export async function assumeRole(deps: SessionDeps, input: {
+  caller: Principal;
+  /** The secret the caller's credential has now (absent for a session caller). */
+  callerSecret?: string;
+  callerSession?: SessionClaims;
+  roleArn: string;
+  sessionName: string;
+  durationSeconds?: number;
+  policy?: string;
+  now?: Date;
+}): Promise<AssumedSession> {
+  const { caller, callerSession } = input;
+  checkSessionName(input.sessionName);
+  const role = requireRole(deps.store, input.roleArn);
+  // Root may assume any tenant's role; a session of root is no longer root, so chaining stays within the tenant.
+  if (role.tenant !== caller.tenant && !(caller.isRoot && callerSession === undefined)) {
+    throw new SessionError('denied', `${caller.accessKeyId} of tenant ${caller.tenant} may not assume ${role.arn}`);
+  }
+  const subject = callerSession?.subject ?? `app:${caller.accessKeyId}`;
+  const names = [subject, caller.accessKeyId, ...(callerSession?.parent.kind === 'credential' ? [callerSession.parent.id] : [])];
+  if (!trusts(role, names)) throw new SessionError('denied', `${role.arn} does not trust ${subject}`);
+  const duration = durationOf(role, input.durationSeconds);
+  const held = caller.isRoot ? sessionScopes(role.scopes) : intersectScopes(sessionScopes(role.scopes), sessionScopes(caller.scopes));
+  const scopes = narrowByPolicy(held, input.policy);
+  const now = input.now ?? new Date();
+  let expiresAt = new Date(now.getTime() + duration * 1000);
+  if (callerSession && callerSession.expiresAt < expiresAt) expiresAt = callerSession.expiresAt;
+  let parent: Parameters<SessionTokens['issue']>[0]['parent'];
+  if (callerSession) parent = callerSession.parent;
+  else if (input.callerSecret !== undefined) parent = { kind: 'credential', id: caller.accessKeyId, secret: input.callerSecret };
+  else throw new SessionError('denied', 'the caller has no credential to descend from');
+  const credentials = await deps.tokens.issue({
+    tenant: role.tenant, subject, scopes, role: { tenant: role.tenant, name: role.name }, parent, sessionName: input.sessionName, expiresAt, now,
+  });
+  return { credentials, role, subject, sessionName: input.sessionName, scopes };
+}
+
+const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+async function keySetOf(provider: OidcProviderInfo): Promise<Parameters<typeof jwtVerify>[1]> {
+  if (/^https?:\/\//i.test(provider.jwks)) {
+    let set = remoteSets.get(provider.jwks);
+    if (set === undefined) remoteSets.set(provider.jwks, (set = createRemoteJWKSet(new URL(provider.jwks))));
+    return set;
+  }
+  // Read on every call: an operator replacing the file (key rotation at the IdP) takes effect at once.
+  return createLocalJWKSet(JSON.parse(await readFile(provider.jwks, 'utf8')) as JSONWebKeySet);
+}
+
+/** AssumeRoleWithWebIdentity: an unsigned request whose proof is the ID token itself. */
+export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
+  webIdentityToken: string;
+  roleArn: string;
+  sessionName: string;
+  durationSeconds?: number;
+  policy?: string;
+  now?: Date;
+}): Promise<AssumedSession> {
+  checkSessionName(input.sessionName);
+  let unverified: JWTPayload;
+  try {
+    unverified = decodeJwt(input.webIdentityToken);
+  } catch {
+    throw new SessionError('invalid_identity_token', 'the web identity token is not a JWT');
+  }
+  const role = requireRole(deps.store, input.roleArn);
+  const providers = typeof unverified.iss === 'string'
+    ? deps.store.oidcProvidersFor(role.tenant, unverified.iss).filter((p) => p.roles.includes(role.name))
+    : [];
+  if (providers.length === 0) throw new SessionError('invalid_identity_token', `no OpenID Connect provider of tenant ${role.tenant} for this issuer may assume ${role.arn}`);
+  const provider = providers[0]!;
+  const now = input.now ?? new Date();
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(input.webIdentityToken, await keySetOf(provider), {
+      issuer: provider.issuer,
+      audience: provider.audience,
+      algorithms: provider.algorithms,
+      currentDate: now,
+      requiredClaims: ['exp', 'sub'],
+    }));
+  } catch (error) {
+    if (error instanceof joseErrors.JWTExpired) throw new SessionError('expired_identity_token', 'the web identity token has expired');
+    throw new SessionError('invalid_identity_token', `the web identity token does not verify: ${(error as Error).message}`);
+  }
+  const sub = String(payload.sub);
+  const subject = `user:${sub}`;
+  if (!trusts(role, [subject, `oidc:${provider.id}`])) throw new SessionError('denied', `${role.arn} does not trust ${subject}`);
+  const duration = durationOf(role, input.durationSeconds);
+  const scopes = narrowByPolicy(sessionScopes(role.scopes), input.policy);
+  const credentials = await deps.tokens.issue({
+    tenant: role.tenant, subject, scopes, role: { tenant: role.tenant, name: role.name }, parent: { kind: 'oidc', id: provider.id },
+    sessionName: input.sessionName, expiresAt: new Date(now.getTime() + duration * 1000), now,
+  });
+  return { credentials, role, subject, sessionName: input.sessionName, scopes, identity: { sub, aud: provider.audience, iss: provider.issuer, providerId: provider.id } };
+}

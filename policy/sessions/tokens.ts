@@ -1,0 +1,166 @@
+/**
+ * Session tokens: JWTs signed by the gateway (ES256, kid in the header, public keys published as JWKS) carrying
+ * tenant, subject, the temporary access key id, scopes, the role and the parent, and never a secret. The session's
+ * secret key is HMAC-SHA256(seed of the signing key, token id), so any process holding the sealed key material
+ * derives it, and retiring the signing key retires the secret with it. Every request re-checks the parent: an
+ * application credential must still resolve with the very secret it had when the session was issued (a revoke,
+ * rotation, expiry or disabled tenant ends the session), a web identity's provider and the role must still exist.
+ */
+import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import type { PolicyStore } from '../store.ts';
+import type { Principal, ScopeGrant } from '../types.ts';
+import { tenantEnabled } from './database.ts';
+import { intersectScopes, sessionScopes } from './scopes.ts';
+import { SESSION_TOKEN_ALG, type SessionStore, type SigningKey } from './store.ts';
+
+/** Who a session descends from: an application credential (with a fingerprint of its secret) or an OIDC provider. */
+export type SessionParent = { kind: 'credential'; id: string; fp: string } | { kind: 'oidc'; id: string };
+
+/** The verified claims of a session token. */
+export interface SessionClaims {
+  tenant: string;
+  subject: string;
+  accessKeyId: string;
+  scopes: ScopeGrant[];
+  role: { tenant: string; name: string };
+  parent: SessionParent;
+  sessionName: string;
+  expiresAt: Date;
+}
+
+/** Temporary credentials as STS hands them out. */
+export interface IssuedSession {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
+}
+
+/** Why a session cannot be used. */
+export type SessionFailure =
+  | 'malformed'
+  | 'unknown_signing_key'
+  | 'bad_signature'
+  | 'expired'
+  | 'access_key_mismatch'
+  | 'parent_revoked'
+  | 'parent_rotated'
+  | 'provider_removed'
+  | 'role_removed'
+  | 'tenant_disabled';
+
+/** The answer of resolve: the secret and Principal of a session, or why not. */
+export type SessionResolution =
+  | { ok: true; secrets: string[]; principal: Principal; claims: SessionClaims }
+  | { ok: false; reason: SessionFailure; detail?: string };
+
+const ISSUER = 'anvil-sts';
+const AUDIENCE = 'anvil-gateway';
+const KEY_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** A fresh temporary access key id: `ASIA` and 16 base32 characters. */
+export function newSessionAccessKeyId(): string {
+  let id = 'ASIA';
+  for (let i = 0; i < 16; i++) id += KEY_ID_ALPHABET[randomInt(KEY_ID_ALPHABET.length)];
+  return id;
+}
+
+/** Whether an access key id is a temporary one. */
+export function isSessionAccessKeyId(id: string): boolean {
+  return id.startsWith('ASIA');
+}
+
+/** Issues and verifies session tokens. */
+export class SessionTokens {
+  private readonly keys = new Map<string, { key: SigningKey; verify: CryptoKey }>();
+  private marker = '';
+
+  constructor(private readonly store: SessionStore, private readonly policy: PolicyStore) {}
+
+  private sessionSecret(key: SigningKey, jti: string): string {
+    return createHmac('sha256', key.seed).update(`anvil-session-secret\0${jti}`).digest().subarray(0, 30).toString('base64');
+  }
+
+  /** A fingerprint of a parent's current secret, keyed so it reveals nothing about it. */
+  private parentFingerprint(key: SigningKey, parentId: string, secret: string): string {
+    return createHmac('sha256', key.seed).update(`anvil-parent\0${parentId}\0${secret}`).digest().subarray(0, 16).toString('base64url');
+  }
+
+  private async verifierFor(kid: string, now: number): Promise<{ key: SigningKey; verify: CryptoKey } | undefined> {
+    // Another process may have rotated or retired keys: drop the cache whenever the database moved.
+    const marker = this.store.changeMarker();
+    if (marker !== this.marker) {
+      this.keys.clear();
+      this.marker = marker;
+    }
+    let entry = this.keys.get(kid);
+    if (entry === undefined) {
+      const key = this.store.signingKey(kid, now);
+      if (key === undefined) return undefined;
+      entry = { key, verify: (await importJWK(key.publicJwk, SESSION_TOKEN_ALG)) as CryptoKey };
+      this.keys.set(kid, entry);
+    }
+    if (entry.key.retireAt !== undefined && entry.key.retireAt <= now) return undefined;
+    return entry;
+  }
+
+  /** Signs a new session token. The caller has decided scopes, parent and duration. */
+  async issue(s: Omit<SessionClaims, 'accessKeyId' | 'expiresAt' | 'parent'> & { parent: SessionParent | { kind: 'credential'; id: string; secret: string }; expiresAt: Date; now?: Date }): Promise<IssuedSession> {
+    const key = await this.store.activeSigningKey();
+    const jti = randomBytes(16).toString('base64url');
+    const accessKeyId = newSessionAccessKeyId();
+    const parent: SessionParent = 'secret' in s.parent ? { kind: 'credential', id: s.parent.id, fp: this.parentFingerprint(key, s.parent.id, s.parent.secret) } : s.parent;
+    const claims = { tenant: s.tenant, akid: accessKeyId, scopes: s.scopes, role: s.role, parent, name: s.sessionName };
+    const token = await new SignJWT({ anvil: claims })
+      .setProtectedHeader({ alg: SESSION_TOKEN_ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(s.subject)
+      .setJti(jti)
+      .setIssuedAt(Math.floor((s.now ?? new Date()).getTime() / 1000))
+      .setExpirationTime(Math.floor(s.expiresAt.getTime() / 1000))
+      .sign((await importJWK(key.privateJwk, SESSION_TOKEN_ALG)) as CryptoKey);
+    return { accessKeyId, secretAccessKey: this.sessionSecret(key, jti), sessionToken: token, expiration: new Date(Math.floor(s.expiresAt.getTime() / 1000) * 1000) };
+  }
+
+  /** Verifies a token presented with `accessKeyId` and re-checks its parent, tenant and role at `now`. */
+  async resolve(accessKeyId: string, token: string, now: Date = new Date()): Promise<SessionResolution> {
+    let kid: string | undefined;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      return { ok: false, reason: 'malformed' };
+    }
+    const entry = kid === undefined ? undefined : await this.verifierFor(kid, now.getTime());
+    if (entry === undefined) return { ok: false, reason: 'unknown_signing_key' };
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, entry.verify, { issuer: ISSUER, audience: AUDIENCE, algorithms: [SESSION_TOKEN_ALG], currentDate: now, requiredClaims: ['exp', 'jti', 'sub'] }));
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) return { ok: false, reason: 'expired' };
+      return { ok: false, reason: 'bad_signature', detail: (error as Error).message };
+    }
+    const a = payload.anvil as { tenant: string; akid: string; scopes: ScopeGrant[]; role: { tenant: string; name: string }; parent: SessionParent; name: string };
+    if (a === undefined || typeof a !== 'object') return { ok: false, reason: 'malformed' };
+    if (a.akid !== accessKeyId) return { ok: false, reason: 'access_key_mismatch' };
+    const claims: SessionClaims = {
+      tenant: a.tenant, subject: payload.sub!, accessKeyId, scopes: a.scopes, role: a.role, parent: a.parent, sessionName: a.name,
+      expiresAt: new Date(payload.exp! * 1000),
+    };
+    let scopes = a.scopes;
+    if (a.parent.kind === 'credential') {
+      const parent = this.policy.resolveAccessKey(a.parent.id, now);
+      if (!parent.ok) return { ok: false, reason: parent.reason === 'tenant_disabled' ? 'tenant_disabled' : 'parent_revoked', detail: `parent credential ${parent.reason}` };
+      if (this.parentFingerprint(entry.key, a.parent.id, parent.secrets[0]!) !== a.parent.fp) return { ok: false, reason: 'parent_rotated' };
+      // The parent may have been narrowed since: a session never exceeds what its parent holds now.
+      if (!parent.principal.isRoot) scopes = intersectScopes(scopes, sessionScopes(parent.principal.scopes));
+    } else if (this.store.oidcProvider(a.parent.id) === undefined) {
+      return { ok: false, reason: 'provider_removed' };
+    }
+    if (!tenantEnabled(this.store.database, a.tenant)) return { ok: false, reason: 'tenant_disabled' };
+    if (this.store.role(a.role.tenant, a.role.name) === undefined) return { ok: false, reason: 'role_removed' };
+    const principal: Principal = { tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes };
+    return { ok: true, secrets: [this.sessionSecret(entry.key, payload.jti!)], principal, claims };
+  }
+}

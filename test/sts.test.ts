@@ -1,0 +1,302 @@
+/**
+ * Temporary credentials end to end: @aws-sdk/client-sts against the gateway's STS endpoint, then @aws-sdk/client-s3
+ * with the session credentials. Scopes narrow along the chain; parent revocation, rotation and a disabled tenant
+ * end sessions on their next request; web identity tokens are checked for issuer, audience, expiry, algorithm and
+ * signature.
+ */
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
+import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
+import { tokenStoresOf } from '../gateway/sts/stores.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { send, signedSend } from './helpers/raw.ts';
+
+type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+async function admin(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + path, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
+  return { status: res.status, json: res.body ? JSON.parse(res.body) : undefined };
+}
+
+async function ok(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await admin(tg, creds, method, path, body);
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
+  return res.json;
+}
+
+const denials = (tg: TestGateway): any[] => {
+  try {
+    return readFileSync(join(tg.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
+};
+
+const sts = (tg: TestGateway, creds?: Creds) =>
+  new STSClient({ endpoint: tg.gw.url, region: tg.config.region, credentials: creds ?? { accessKeyId: 'x', secretAccessKey: 'y' } });
+
+/** Tenant acme with bucket acme-data holding reports/ and private/ objects, an app credential and a role. */
+async function setup(tg: TestGateway): Promise<{ app: Creds; bucket: string; roleArn: string }> {
+  await ok(tg, ROOT, 'POST', '/tenants', { name: 'acme' });
+  const bucket = 'acme-data';
+  await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'acme', reassign: true });
+  for (const key of ['reports/q1.csv', 'reports/2026/q2.csv', 'private/secret.txt']) {
+    await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `body of ${key}` }));
+  }
+  const c = await ok(tg, ROOT, 'POST', '/credentials', {
+    tenant: 'acme', name: 'app', scopes: [{ families: ['object:read', 'object:write', 'object:list'], bucket }],
+  });
+  const role = await ok(tg, ROOT, 'POST', '/roles', {
+    tenant: 'acme', name: 'reports-reader', maxDurationSeconds: 3600,
+    scopes: [{ families: ['object:read', 'object:list', 'admin'], bucket, prefix: 'reports/' }],
+  });
+  return { app: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey }, bucket, roleArn: role.arn };
+}
+
+async function withGateway(fn: (tg: TestGateway) => Promise<void>): Promise<void> {
+  const tg = await startTestGateway();
+  try {
+    await fn(tg);
+  } finally {
+    await tg.close();
+  }
+}
+
+async function assume(tg: TestGateway, creds: Creds, input: { RoleArn: string; DurationSeconds?: number; Policy?: string }): Promise<Creds> {
+  const out = await sts(tg, creds).send(new AssumeRoleCommand({ RoleSessionName: 'test-session', ...input }));
+  const c = out.Credentials!;
+  return { accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! };
+}
+
+const read = async (s3: S3Client, Bucket: string, Key: string) => (await s3.send(new GetObjectCommand({ Bucket, Key }))).Body!.transformToString();
+
+test('AssumeRole with an application credential: the session works inside the role, AccessDenied outside', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const out = await sts(tg, app).send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'nightly', DurationSeconds: 900 }));
+    const c = out.Credentials!;
+    t.regex(c.AccessKeyId!, /^ASIA[A-Z2-7]{16}$/);
+    t.is(c.SecretAccessKey!.length, 40);
+    t.true(c.Expiration!.getTime() > Date.now() + 850_000 && c.Expiration!.getTime() <= Date.now() + 901_000);
+    t.is(out.AssumedRoleUser!.Arn, 'arn:aws:sts::acme:assumed-role/reports-reader/nightly');
+    // The token never carries the secret.
+    const payload = JSON.parse(Buffer.from(c.SessionToken!.split('.')[1]!, 'base64url').toString('utf8'));
+    t.false(JSON.stringify(payload).includes(c.SecretAccessKey!));
+    t.is(payload.sub, `app:${app.accessKeyId}`);
+    // admin is never carried into a session.
+    t.false(JSON.stringify(payload.anvil.scopes).includes('admin'));
+
+    const s3 = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! });
+    t.is(await read(s3, bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'reports/' }));
+    t.deepEqual(listed.Contents!.map((o) => o.Key), ['reports/2026/q2.csv', 'reports/q1.csv']);
+    await t.throwsAsync(read(s3, bucket, 'private/secret.txt'), { name: 'AccessDenied' });
+    // The parent may write, but the role does not: the session may not.
+    await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'reports/new.csv', Body: 'x' })), { name: 'AccessDenied' });
+    const line = denials(tg).find((d) => d.accessKeyId === c.AccessKeyId && d.key === 'private/secret.txt');
+    t.is(line?.layer, 'scope');
+    t.is(line?.subject, `app:${app.accessKeyId}`);
+    t.is(line?.tenant, 'acme');
+
+    // A wrong secret or a token of another session is refused.
+    const other = await assume(tg, app, { RoleArn: roleArn });
+    const swapped = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: other.sessionToken });
+    await t.throwsAsync(read(swapped, bucket, 'reports/q1.csv'), { name: 'InvalidToken' });
+    const badSecret = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: other.secretAccessKey, sessionToken: c.SessionToken! });
+    await t.throwsAsync(read(badSecret, bucket, 'reports/q1.csv'), { name: 'SignatureDoesNotMatch' });
+    const noToken = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey! });
+    await t.throwsAsync(read(noToken, bucket, 'reports/q1.csv'), { name: 'InvalidToken' });
+  });
+});
+
+test('a session policy narrows further; chained AssumeRole only narrows; the role limit bounds DurationSeconds', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const policy = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: ['s3:GetObject'], Resource: [`arn:aws:s3:::${bucket}/reports/2026/*`] }],
+    });
+    const narrow = await assume(tg, app, { RoleArn: roleArn, Policy: policy });
+    const s3 = tg.client(narrow);
+    t.is(await read(s3, bucket, 'reports/2026/q2.csv'), 'body of reports/2026/q2.csv');
+    await t.throwsAsync(read(s3, bucket, 'reports/q1.csv'), { name: 'AccessDenied' });
+    await t.throwsAsync(s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'reports/' })), { name: 'AccessDenied' });
+
+    // A session policy asking for more than the role gets only the role.
+    const broad = await assume(tg, app, { RoleArn: roleArn, Policy: JSON.stringify({ Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) });
+    await t.throwsAsync(read(tg.client(broad), bucket, 'private/secret.txt'), { name: 'AccessDenied' });
+
+    // Chaining: the narrowed session assumes the role again and stays narrow.
+    const chained = await assume(tg, narrow, { RoleArn: roleArn });
+    t.is(await read(tg.client(chained), bucket, 'reports/2026/q2.csv'), 'body of reports/2026/q2.csv');
+    await t.throwsAsync(read(tg.client(chained), bucket, 'reports/q1.csv'), { name: 'AccessDenied' });
+
+    await t.throwsAsync(assume(tg, app, { RoleArn: roleArn, DurationSeconds: 3601 }), { name: 'ValidationError', message: /MaxSessionDuration/ });
+    await t.throwsAsync(assume(tg, app, { RoleArn: roleArn, DurationSeconds: 899 }), { name: 'ValidationError' });
+    await t.throwsAsync(assume(tg, app, { RoleArn: roleArn, Policy: '{"Statement":[{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}' }), { name: 'MalformedPolicyDocumentException' });
+    await t.throwsAsync(assume(tg, app, { RoleArn: 'arn:aws:iam::acme:role/nope' }), { name: 'AccessDenied' });
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'other' });
+    const otherRole = await ok(tg, ROOT, 'POST', '/roles', { tenant: 'other', name: 'r', scopes: [{ families: ['object:read'], bucket: '*' }] });
+    await t.throwsAsync(assume(tg, app, { RoleArn: otherRole.arn }), { name: 'AccessDenied' });
+    await t.throwsAsync(assume(tg, { ...app, secretAccessKey: 'wrong-secret-wrong-secret-wrong-secret00' }, { RoleArn: roleArn }), { name: 'SignatureDoesNotMatch' });
+    await t.throwsAsync(assume(tg, { accessKeyId: 'AKIAUNKNOWNUNKNOWN00', secretAccessKey: 'x' }, { RoleArn: roleArn }), { name: 'InvalidClientTokenId' });
+  });
+});
+
+test('an expired session is refused with ExpiredToken', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const session = await assume(tg, app, { RoleArn: roleArn, DurationSeconds: 900 });
+    t.is(await read(tg.client(session), bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+    // Verify as the gateway would 16 minutes from now.
+    const { tokens } = tokenStoresOf(tg.gw.policy);
+    const later = await tokens.resolve(session.accessKeyId, session.sessionToken!, new Date(Date.now() + 16 * 60_000));
+    t.is(later.ok ? 'ok' : later.reason, 'expired');
+    // A session whose token says it expired a moment ago, signed by the gateway itself, is refused on the wire.
+    const app2 = tg.gw.policy.resolveAccessKey(app.accessKeyId);
+    if (!app2.ok) throw new Error('app credential');
+    const expired = await tokens.issue({
+      tenant: 'acme', subject: `app:${app.accessKeyId}`, scopes: [{ families: ['object:read'], bucket }], role: { tenant: 'acme', name: 'reports-reader' },
+      parent: { kind: 'credential', id: app.accessKeyId, secret: app2.secrets[0]! }, sessionName: 'old', expiresAt: new Date(Date.now() - 1000),
+    });
+    const s3 = tg.client({ accessKeyId: expired.accessKeyId, secretAccessKey: expired.secretAccessKey, sessionToken: expired.sessionToken });
+    await t.throwsAsync(read(s3, bucket, 'reports/q1.csv'), { name: 'ExpiredToken' });
+    t.true(denials(tg).some((d) => d.accessKeyId === expired.accessKeyId && d.layer === 'credential' && /expired/.test(d.reason)));
+  });
+});
+
+test('revoking or rotating the parent, or disabling the tenant, ends its sessions on the next request', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const check = (c: Creds) => read(tg.client(c), bucket, 'reports/q1.csv');
+
+    const s1 = await assume(tg, app, { RoleArn: roleArn });
+    t.is(await check(s1), 'body of reports/q1.csv');
+    const rotated = await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/rotate`, { graceSeconds: 600 });
+    await t.throwsAsync(check(s1), { name: 'InvalidToken' });
+    t.true(denials(tg).some((d) => d.accessKeyId === s1.accessKeyId && /rotated/.test(d.reason)));
+
+    const app2 = { accessKeyId: app.accessKeyId, secretAccessKey: rotated.secretKey };
+    const s2 = await assume(tg, app2, { RoleArn: roleArn });
+    t.is(await check(s2), 'body of reports/q1.csv');
+    await ok(tg, ROOT, 'POST', '/tenants/acme/disable');
+    await t.throwsAsync(check(s2), { name: 'InvalidToken' });
+    t.true(denials(tg).some((d) => d.accessKeyId === s2.accessKeyId && /tenant disabled/.test(d.reason)));
+    await ok(tg, ROOT, 'POST', '/tenants/acme/enable');
+    t.is(await check(s2), 'body of reports/q1.csv');
+
+    await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/revoke`);
+    await t.throwsAsync(check(s2), { name: 'InvalidToken' });
+    t.true(denials(tg).some((d) => d.accessKeyId === s2.accessKeyId && /parent credential revoked/.test(d.reason)));
+  });
+});
+
+test('session-token keys are published as JWKS; rotating with no grace ends the sessions the old key signed', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const session = await assume(tg, app, { RoleArn: roleArn });
+    const res = await send({ url: tg.gw.url, method: 'GET', path: '/_anvil/keys' });
+    t.is(res.status, 200);
+    const jwks = JSON.parse(res.body);
+    t.is(jwks.keys.length, 1);
+    t.is(jwks.keys[0].alg, 'ES256');
+    t.is(jwks.keys[0].d, undefined);
+    const header = JSON.parse(Buffer.from(session.sessionToken!.split('.')[0]!, 'base64url').toString('utf8'));
+    t.is(header.kid, jwks.keys[0].kid);
+
+    await ok(tg, ROOT, 'POST', '/sts/keys/rotate', { graceSeconds: 3600 });
+    t.is(JSON.parse((await send({ url: tg.gw.url, method: 'GET', path: '/_anvil/keys' })).body).keys.length, 2);
+    t.is(await read(tg.client(session), bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+    await ok(tg, ROOT, 'POST', '/sts/keys/rotate', { graceSeconds: 0 });
+    await t.throwsAsync(read(tg.client(session), bucket, 'reports/q1.csv'), { name: 'InvalidToken' });
+    const fresh = await assume(tg, app, { RoleArn: roleArn });
+    t.is(await read(tg.client(fresh), bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+  });
+});
+
+// ── web identity ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+const ISSUER = 'https://idp.example.test';
+const AUDIENCE = 'anvil-app';
+
+async function webIdentitySetup(tg: TestGateway): Promise<{ roleArn: string; bucket: string; key: CryptoKey; kid: string }> {
+  const { bucket } = await setup(tg);
+  const role = await ok(tg, ROOT, 'POST', '/roles', {
+    tenant: 'acme', name: 'web-user', maxDurationSeconds: 3600, scopes: [{ families: ['object:read'], bucket, prefix: 'reports/' }],
+  });
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const kid = 'idp-key-1';
+  const jwksPath = join(tg.dataDir, 'idp-jwks.json');
+  writeFileSync(jwksPath, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }] }));
+  await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: 'acme', issuer: ISSUER, audience: AUDIENCE, jwks: jwksPath, algorithms: ['RS256'], roles: ['web-user'] });
+  return { roleArn: role.arn, bucket, key: privateKey, kid };
+}
+
+function idToken(key: CryptoKey, kid: string, claims: { iss?: string; aud?: string; exp?: number; sub?: string } = {}, alg = 'RS256'): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg, kid })
+    .setIssuer(claims.iss ?? ISSUER)
+    .setAudience(claims.aud ?? AUDIENCE)
+    .setSubject(claims.sub ?? 'alice')
+    .setIssuedAt()
+    .setExpirationTime(claims.exp ?? Math.floor(Date.now() / 1000) + 600)
+    .sign(key);
+}
+
+test('AssumeRoleWithWebIdentity: a good ID token yields a session whose subject is user:<sub>', async (t) => {
+  await withGateway(async (tg) => {
+    const { roleArn, bucket, key, kid } = await webIdentitySetup(tg);
+    const out = await sts(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: roleArn, RoleSessionName: 'alice-web', WebIdentityToken: await idToken(key, kid) }));
+    t.is(out.SubjectFromWebIdentityToken, 'alice');
+    t.is(out.Audience, AUDIENCE);
+    const c = out.Credentials!;
+    const s3 = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! });
+    t.is(await read(s3, bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+    await t.throwsAsync(read(s3, bucket, 'private/secret.txt'), { name: 'AccessDenied' });
+    const line = denials(tg).find((d) => d.accessKeyId === c.AccessKeyId);
+    t.is(line?.subject, 'user:alice');
+    t.is(line?.layer, 'scope');
+
+    // Removing the provider ends the session.
+    const providers = await ok(tg, ROOT, 'GET', '/oidc-providers');
+    await ok(tg, ROOT, 'DELETE', `/oidc-providers/${providers.providers[0].id}`);
+    await t.throwsAsync(read(s3, bucket, 'reports/q1.csv'), { name: 'InvalidToken' });
+  });
+});
+
+test('AssumeRoleWithWebIdentity refuses a wrong audience, issuer, expiry, algorithm or signature', async (t) => {
+  await withGateway(async (tg) => {
+    const { roleArn, key, kid } = await webIdentitySetup(tg);
+    const call = (token: string) => sts(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: roleArn, RoleSessionName: 'attempt', WebIdentityToken: token }));
+
+    await t.throwsAsync(call(await idToken(key, kid, { aud: 'someone-else' })), { name: 'InvalidIdentityTokenException', message: /aud/ });
+    await t.throwsAsync(call(await idToken(key, kid, { iss: 'https://evil.example.test' })), { name: 'InvalidIdentityTokenException' });
+    await t.throwsAsync(call(await idToken(key, kid, { exp: Math.floor(Date.now() / 1000) - 60 })), { name: 'ExpiredTokenException' });
+    // HS256 with the public key's modulus as "secret", the classic confusion attack, and an unsigned token.
+    const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256', kid }).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('alice')
+      .setExpirationTime('10m').sign(new TextEncoder().encode('a-shared-secret-an-attacker-chose-32b'));
+    await t.throwsAsync(call(hs), { name: 'InvalidIdentityTokenException' });
+    const none = new UnsecuredJWT({}).setIssuer(ISSUER).setAudience(AUDIENCE).setSubject('alice').setExpirationTime('10m').encode();
+    await t.throwsAsync(call(none), { name: 'InvalidIdentityTokenException' });
+    // Signed by a key the issuer's JWKS does not hold, and a good token with one byte of its signature changed.
+    const stranger = await generateKeyPair('RS256');
+    await t.throwsAsync(call(await idToken(stranger.privateKey, kid)), { name: 'InvalidIdentityTokenException' });
+    const good = await idToken(key, kid);
+    const sig = good.split('.')[2]!;
+    const flipped = `${good.slice(0, good.length - sig.length)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+    await t.throwsAsync(call(flipped), { name: 'InvalidIdentityTokenException' });
+    // ES256 is not among this provider's algorithms even when signed by a key it might hold.
+    const ec = await generateKeyPair('ES256');
+    await t.throwsAsync(call(await idToken(ec.privateKey, kid, {}, 'ES256')), { name: 'InvalidIdentityTokenException' });
+    // And the good token still works.
+    const out = await call(good);
+    t.regex(out.Credentials!.AccessKeyId!, /^ASIA/);
+    t.true(denials(tg).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity').length >= 7);
+  });
+});
