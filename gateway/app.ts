@@ -32,7 +32,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
     deps.log(`stream error: ${err.message}`);
   });
-  app.use(requestId());
+  app.use(requestId({ accessLog: deps.config.accessLog ? (line) => process.stdout.write(line + '\n') : undefined }));
   app.use(respond({ log: deps.log }));
   app.use(stsApi({ policy: deps.policy, denials: deps.denials, region: deps.config.region, domain: deps.config.domain, stores: deps.stores, log: deps.log })); // STS calls and GET /_anvil/keys end here
   app.use(addressing(deps.config.domain));
