@@ -5,6 +5,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { TOKEN_COMMANDS } from './token-commands.ts';
 import type { AdminTransport, FollowRequest, Query } from './transport.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -233,6 +234,7 @@ export const COMMANDS: Command[] = [
       await showLog<AuditRecord>(run, { kind: 'audit', query, follow: { kind: 'audit', filter }, headers: AUDIT_HEADERS, row: auditRow });
     },
   },
+  ...TOKEN_COMMANDS,
 ];
 
 function logWindow(run: CommandRun): Query {
