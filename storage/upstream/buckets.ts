@@ -66,7 +66,7 @@ export class Buckets {
         await this.clients.retrying.send(new CreateBucketCommand({ Bucket: name }));
       } else {
         // If-None-Match: * makes the marker's creation the atomic "name is free" check.
-        await this.clients.retrying.send(new PutObjectCommand({ ...this.layout.marker(name), Body: '', IfNoneMatch: '*' }));
+        await this.clients.retrying.send(new PutObjectCommand({ ...this.layout.marker(name), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
       }
     } catch (err) {
       if (faultStatus(err) === 412 || faultStatus(err) === 409) throw new BucketAlreadyExistsError(`bucket ${name} exists`);

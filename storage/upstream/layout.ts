@@ -8,12 +8,14 @@
  *
  * Records the backend keeps for itself sit under the gateway bucket's reserved `_anvil/` namespace (`B/_anvil/…`
  * with prefix mapping), which no client can read, write or list through the gateway:
- * - `_anvil/uploads/<hex(key)>/<uploadId>`: one JSON record per multipart upload in progress ({key, uploadId,
+ * - `_anvil/uploads/<hex(key)>!<uploadId>`: one JSON record per multipart upload in progress ({key, uploadId,
  *   initiated, meta}), written at create and removed at complete or abort. Upstream ListParts does not return an
  *   upload's metadata, and MinIO lists uploads of one exact key only, so listMultipartUploads reads these records.
  *   Hex of the UTF-8 bytes keeps byte order and turns key prefixes into name prefixes, so the upstream's own sorted
- *   listing pages uploads by key then uploadId. Keys over LONG_KEY_BYTES keep order only on their first
- *   LONG_KEY_BYTES bytes (`<hex(head)>~<sha256(key)>`), to stay under the upstream's 1024-byte key limit.
+ *   listing pages uploads by key then uploadId. The hex is cut into 100-character path segments (MinIO refuses
+ *   segments over 255 bytes, and the last one also carries the uploadId); `!` sorts below both `/` and hex digits, so a key's records precede those of its extensions.
+ *   Keys over LONG_KEY_BYTES keep order only on their first LONG_KEY_BYTES bytes (`<hex(head)>/~<sha256(key)>`),
+ *   to stay under the upstream's 1024-byte key limit.
  */
 import { createHash } from 'node:crypto';
 
@@ -24,7 +26,9 @@ export const UPLOADS = `${RESERVED}uploads/`;
 /** Where bucket markers live in the shared upstream bucket (prefix mapping). */
 export const BUCKET_MARKERS = `${RESERVED}buckets/`;
 /** Longest key, in UTF-8 bytes, whose record name is its full hex form. */
-export const LONG_KEY_BYTES = 400;
+export const LONG_KEY_BYTES = 300;
+/** Hex characters per path segment of a record name. */
+const SEGMENT = 100;
 
 /** An upstream object address. */
 export interface Location {
@@ -75,27 +79,32 @@ export class Layout {
 
   /** The upstream address of the record of upload `uploadId` of `key`. */
   uploadRecord(bucket: string, key: string, uploadId: string): Location {
-    return this.object(bucket, `${UPLOADS}${recordName(key)}/${uploadId}`);
+    return this.object(bucket, `${UPLOADS}${recordName(key)}!${uploadId}`);
   }
 }
 
-/** The order-keeping name of a key inside the uploads namespace. */
+/** Hex in path segments of SEGMENT characters; the same cut points for every key keep prefixes prefixes. */
+function segmented(hex: string): string {
+  return hex.replace(new RegExp(`(.{${SEGMENT}})(?=.)`, 'g'), '$1/');
+}
+
+/** The order-keeping name of a key inside the uploads namespace (the record adds `!<uploadId>`). */
 export function recordName(key: string): string {
   const bytes = Buffer.from(key, 'utf8');
-  if (bytes.length <= LONG_KEY_BYTES) return bytes.toString('hex');
-  return `${bytes.subarray(0, LONG_KEY_BYTES).toString('hex')}~${createHash('sha256').update(bytes).digest('hex')}`;
+  if (bytes.length <= LONG_KEY_BYTES) return segmented(bytes.toString('hex'));
+  return `${segmented(bytes.subarray(0, LONG_KEY_BYTES).toString('hex'))}/~${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /** The name prefix every record of a key starting with `prefix` carries (bounded for long prefixes). */
 export function recordPrefix(prefix: string): string {
-  return Buffer.from(prefix, 'utf8').subarray(0, LONG_KEY_BYTES).toString('hex');
+  return segmented(Buffer.from(prefix, 'utf8').subarray(0, LONG_KEY_BYTES).toString('hex'));
 }
 
 /** Splits a record name (after UPLOADS) into its key, when the name holds it whole, and its uploadId. */
 export function parseRecordName(name: string): { key?: string; uploadId: string } {
-  const slash = name.indexOf('/');
-  const head = name.slice(0, slash);
-  const uploadId = name.slice(slash + 1);
+  const bang = name.indexOf('!');
+  const head = name.slice(0, bang);
+  const uploadId = name.slice(bang + 1);
   if (head.includes('~')) return { uploadId };
-  return { key: Buffer.from(head, 'hex').toString('utf8'), uploadId };
+  return { key: Buffer.from(head.replaceAll('/', ''), 'hex').toString('utf8'), uploadId };
 }

@@ -17,22 +17,33 @@ export function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** One page of objects in the contract's terms. */
+/** Sorts after every key that starts with what precedes it: U+10FFFF is the largest code point. */
+const PAST = '\u{10FFFF}';
+
+/**
+ * One page of objects in the contract's terms. Delimiter `/` is passed upstream; other delimiters are rolled up
+ * here (MinIO ignores them), jumping past each rolled-up prefix by restarting the listing after it.
+ */
 export async function listObjects(clients: UpstreamClients, layout: Layout, input: ListObjectsInput): Promise<ListObjectsResult> {
   const base = layout.prefixOf(input.bucket);
   const Bucket = layout.bucketOf(input.bucket);
+  const prefix = input.prefix ?? '';
+  const delimiter = input.delimiter || undefined;
+  const local = delimiter !== undefined && delimiter !== '/';
   const entries: ListEntry[] = [];
   const after = input.startAfter;
+  let startAfter = after;
   let token: string | undefined;
+  let lastPrefix: string | undefined;
   if (input.limit <= 0) return { entries, isTruncated: false };
   for (;;) {
     const page = await clients.retrying
       .send(
         new ListObjectsV2Command({
           Bucket,
-          Prefix: base + (input.prefix ?? ''),
-          Delimiter: input.delimiter || undefined,
-          StartAfter: token === undefined && after ? base + after : undefined,
+          Prefix: base + prefix,
+          Delimiter: local ? undefined : delimiter,
+          StartAfter: token === undefined && startAfter ? base + startAfter : undefined,
           ContinuationToken: token,
           MaxKeys: Math.min(MAX_PAGE, input.limit - entries.length + 1),
         }),
@@ -41,22 +52,40 @@ export async function listObjects(clients: UpstreamClients, layout: Layout, inpu
         throw translate(err);
       });
     const batch: ListEntry[] = [
-      ...(page.Contents ?? []).map(
-        (o): ListEntry => ({
-          kind: 'object',
-          key: layout.keyOf(input.bucket, o.Key ?? ''),
-          size: o.Size ?? 0,
-          etag: (o.ETag ?? '').replace(/^"|"$/g, ''),
-          lastModified: o.LastModified ?? new Date(0),
-        }),
-      ),
+      ...(page.Contents ?? []).map((o): ListEntry => {
+        const key = layout.keyOf(input.bucket, o.Key ?? '');
+        const cut = local ? key.indexOf(delimiter, prefix.length) : -1;
+        if (cut >= 0) return { kind: 'prefix', prefix: key.slice(0, cut + delimiter!.length) };
+        return { kind: 'object', key, size: o.Size ?? 0, etag: (o.ETag ?? '').replace(/^"|"$/g, ''), lastModified: o.LastModified ?? new Date(0) };
+      }),
       ...(page.CommonPrefixes ?? []).map((p): ListEntry => ({ kind: 'prefix', prefix: layout.keyOf(input.bucket, p.Prefix ?? '') })),
     ];
     batch.sort((a, b) => compareUtf8(nameOf(a), nameOf(b)));
+    let jump: string | undefined;
     for (const e of batch) {
+      if (local && e.kind === 'prefix') {
+        const seen = e.prefix === lastPrefix || (after !== undefined && compareUtf8(e.prefix, after) <= 0);
+        if (!seen) {
+          if (entries.length === input.limit) return { entries, isTruncated: true };
+          entries.push(e);
+          lastPrefix = e.prefix;
+        }
+        // Everything further under this prefix rolls into it too: list again from past it (when that moves on).
+        const past = e.prefix + PAST;
+        if (startAfter === undefined || compareUtf8(past, startAfter) > 0) {
+          jump = past;
+          break;
+        }
+        continue;
+      }
       if (after !== undefined && compareUtf8(nameOf(e), after) <= 0) continue;
       if (entries.length === input.limit) return { entries, isTruncated: true };
       entries.push(e);
+    }
+    if (jump) {
+      startAfter = jump;
+      token = undefined;
+      continue;
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
     if (!token) return { entries, isTruncated: false };
@@ -77,8 +106,8 @@ export async function listUploads(clients: UpstreamClients, layout: Layout, inpu
     // After one upload of the marker key, or past every upload of it.
     startAfter =
       input.uploadIdMarker !== undefined && input.uploadIdMarker !== ''
-        ? `${root}${recordName(input.keyMarker)}/${input.uploadIdMarker}`
-        : `${root}${recordName(input.keyMarker)}/\u{10FFFF}`;
+        ? `${root}${recordName(input.keyMarker)}!${input.uploadIdMarker}`
+        : `${root}${recordName(input.keyMarker)}!\u{10FFFF}`;
   }
   let token: string | undefined;
   let lastPrefix: string | undefined;

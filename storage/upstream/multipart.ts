@@ -163,8 +163,12 @@ export class Multipart {
   }
 
   async abort(bucket: string, key: string, uploadId: string): Promise<void> {
+    const loc = this.layout.object(bucket, key);
     try {
-      await this.clients.retrying.send(new AbortMultipartUploadCommand({ ...this.layout.object(bucket, key), UploadId: uploadId }));
+      // MinIO answers 204 to aborting any well-formed uploadId, even a finished one or one of another key;
+      // ListParts does check that the upload exists for this key.
+      await this.clients.retrying.send(new ListPartsCommand({ ...loc, UploadId: uploadId, MaxParts: 1 }));
+      await this.clients.retrying.send(new AbortMultipartUploadCommand({ ...loc, UploadId: uploadId }));
     } catch (err) {
       // A record whose upload the upstream no longer has is stale either way.
       if (faultCode(err) === 'NoSuchUpload') await this.dropRecord(bucket, key, uploadId);

@@ -34,7 +34,8 @@ import type {
   UploadPartCopyInput,
   UploadPartInput,
 } from '../backend.ts';
-import { normalizeEtag } from '../conditions.ts';
+import { checkConditions, normalizeEtag } from '../conditions.ts';
+import { partRange } from '../range.ts';
 import { InvalidRangeError, NoSuchBucketError, NoSuchKeyError, NotModifiedError } from '../errors.ts';
 import { sendBody } from './body.ts';
 import { Buckets, isNotFound } from './buckets.ts';
@@ -121,12 +122,13 @@ export class UpstreamBackend implements Backend {
   }
 
   async getObject(input: GetObjectInput): Promise<ObjectRead> {
+    if (input.partNumber !== undefined) return this.getPart(input, input.partNumber, 1);
     const loc = this.layout.object(input.bucket, input.key);
     const range = rangeHeader(input.range);
     if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
     let out;
     try {
-      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, PartNumber: input.partNumber, ...conditionFields(input.conditions) }));
+      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, ...conditionFields(input.conditions) }));
     } catch (err) {
       const status = faultStatus(err);
       if (status === 304) {
@@ -138,12 +140,33 @@ export class UpstreamBackend implements Backend {
     }
     const served = parseContentRange(out.ContentRange);
     const meta = metaOf(input.key, out, served?.size ?? out.ContentLength ?? 0);
-    const parts = partsCountOf(meta.etag);
-    if (input.partNumber !== undefined && parts > 0) meta.partSizes = await partSizes(this.clients, loc, parts);
     let read: ObjectRead['range'];
     if (served) read = { start: served.start, end: served.end };
-    else if ((range || input.partNumber !== undefined) && meta.size > 0) read = { start: 0, end: meta.size - 1 };
+    else if (range && meta.size > 0) read = { start: 0, end: meta.size - 1 };
     return { meta, range: read, body: out.Body as Readable };
+  }
+
+  /**
+   * A partNumber read. The contract's N is the N-th part of the object, while MinIO reads part *number* N (an object
+   * completed from parts 1 and 3 has no part 2 there), so the part's bytes are resolved here and read as a range,
+   * pinned with If-Match to the version whose part sizes were read.
+   */
+  private async getPart(input: GetObjectInput, partNumber: number, attempt: number): Promise<ObjectRead> {
+    const head = await this.headObject(input.bucket, input.key);
+    checkConditions(input.conditions, head);
+    if (head.size === 0 && partNumber === 1) return this.getObject({ ...input, partNumber: undefined });
+    const span = partRange(head.partSizes ?? [head.size], partNumber);
+    if (!span) throw new InvalidRangeError(head.size);
+    try {
+      const out = await this.clients.retrying.send(
+        new GetObjectCommand({ ...this.layout.object(input.bucket, input.key), Range: `bytes=${span.start}-${span.end}`, IfMatch: `"${head.etag}"` }),
+      );
+      return { meta: head, range: span, body: out.Body as Readable };
+    } catch (err) {
+      // Replaced between the HEAD and the GET: S3 would have served one version or the other; serve the new one.
+      if (faultStatus(err) === 412 && attempt === 1) return this.getPart(input, partNumber, 2);
+      throw await this.missing(err, input.bucket, input.key);
+    }
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {

@@ -36,7 +36,7 @@ export interface MinioServer {
  * True when MinIO can run here. Otherwise registers one test that fails under CI (CI=true or ANVIL_REQUIRE_MINIO=1,
  * which .ci/run sets: a missing server must never pass silently) or is skipped locally, both saying how to build it.
  */
-export function minioOrExplain(test: TestFn, area: string): boolean {
+export function minioOrExplain<C>(test: TestFn<C>, area: string): boolean {
   if (existsSync(MINIO_BIN)) return true;
   const why = `MinIO binary not found at ${MINIO_BIN}: run scripts/minio.sh (or set MINIO_BIN)`;
   const required = (process.env.CI && process.env.CI !== 'false') || process.env.ANVIL_REQUIRE_MINIO === '1';

@@ -3,7 +3,7 @@
  * engine promises (neutral errors for a dead or silent upstream, recovery, no partial objects or uploads left behind).
  */
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import test from 'ava';
+import test, { type ImplementationFn, type TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -14,6 +14,16 @@ import { bodyOf, conformance, readAll } from './conformance.ts';
 
 const SHARED = `anvil-shared-${randomBytes(4).toString('hex')}`;
 const META = { headers: {}, userMetadata: {} };
+
+/**
+ * Conformance cases MinIO cannot pass, run as known failures (ava reports them, and fails once they start passing).
+ * MinIO keeps each object as a directory, so with both "a" and "a/b" stored it never lists anything under "a/" (both
+ * stay readable); AWS S3 has no such limit. Checked without the conflicting key by the test above.
+ */
+const MINIO_GAPS = new Set(['listing: prefix, delimiter and byte order around "/"']);
+
+const knownGaps = ((title: string, fn: ImplementationFn<[]>) =>
+  (MINIO_GAPS.has(title.slice(title.indexOf(': ') + 2)) ? test.failing : test)(title, fn)) as unknown as TestFn;
 
 if (minioOrExplain(test, 'upstream')) {
   let minio: MinioServer;
@@ -41,8 +51,25 @@ if (minioOrExplain(test, 'upstream')) {
     const backend = await openUpstreamBackend(settings(over));
     return { backend, cleanup: () => backend.close() };
   };
-  conformance(test, 'upstream', factory({}));
-  conformance(test, 'upstream-prefix', factory({ mapping: 'prefix', bucket: SHARED }));
+  conformance(knownGaps, 'upstream', factory({}));
+  conformance(knownGaps, 'upstream-prefix', factory({ mapping: 'prefix', bucket: SHARED }));
+
+  test('upstream: listing rolls up any delimiter and keeps byte order around "/" (the MinIO-safe half of the conformance case)', (t) =>
+    withBackend(async (b, bucket) => {
+      // As the conformance case, without the key "a" that is also a prefix of "a/b" (see MINIO_GAPS).
+      for (const k of ['a/b', 'a.b', 'a-b', 'a0', 'a/c/d', 'b', 'ab']) await b.putObject({ bucket, key: k, body: bodyOf(k), size: k.length, meta: META });
+      const list = async (input: { prefix?: string; delimiter?: string; startAfter?: string; limit?: number }) => {
+        const r = await b.listObjects({ bucket, limit: 1000, ...input });
+        return r.entries.map((e) => (e.kind === 'object' ? e.key : `P:${e.prefix}`));
+      };
+      t.deepEqual(await list({}), ['a-b', 'a.b', 'a/b', 'a/c/d', 'a0', 'ab', 'b']);
+      t.deepEqual(await list({ delimiter: '/' }), ['a-b', 'a.b', 'P:a/', 'a0', 'ab', 'b']);
+      t.deepEqual(await list({ prefix: 'a/', delimiter: '/' }), ['a/b', 'P:a/c/']);
+      t.deepEqual(await list({ prefix: 'a', delimiter: '.' }), ['a-b', 'P:a.', 'a/b', 'a/c/d', 'a0', 'ab']);
+      t.deepEqual(await list({ delimiter: 'b' }), ['P:a-b', 'P:a.b', 'P:a/b', 'a/c/d', 'a0', 'P:ab', 'P:b']);
+      t.deepEqual(await list({ delimiter: 'b', startAfter: 'a.b' }), ['P:a/b', 'a/c/d', 'a0', 'P:ab', 'P:b']);
+      t.deepEqual(await list({ delimiter: 'b', limit: 2 }), ['P:a-b', 'P:a.b']);
+    }));
 
   const withBackend = async (fn: (b: Backend, bucket: string, s3: S3Client) => Promise<void>, over: Partial<UpstreamConfig> = {}) => {
     const b = await openUpstreamBackend(settings(over));
@@ -107,7 +134,7 @@ if (minioOrExplain(test, 'upstream')) {
       const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '_anvil/' }));
       t.is(listed.Contents?.length, 1);
       t.true(listed.Contents![0]!.Key!.startsWith('_anvil/uploads/'));
-      t.true(listed.Contents![0]!.Key!.endsWith(`/${up.uploadId}`));
+      t.true(listed.Contents![0]!.Key!.endsWith(`!${up.uploadId}`));
       t.deepEqual((await b.listObjects({ bucket, limit: 10, prefix: 'docs/' })).entries, []);
       await b.abortMultipartUpload(bucket, 'docs/ü.txt', up.uploadId);
       const after = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: '_anvil/' }));
@@ -118,7 +145,8 @@ if (minioOrExplain(test, 'upstream')) {
 
   test('upstream: long keys keep their uploads listable', (t) =>
     withBackend(async (b, bucket) => {
-      const long = 'l/' + 'x'.repeat(900);
+      // MinIO itself refuses key segments over 255 bytes, so the long key is made of many short ones.
+      const long = 'l/' + `${'x'.repeat(99)}/`.repeat(9) + 'end';
       const up = await b.createMultipartUpload({ bucket, key: long, meta: META });
       const all = await b.listMultipartUploads({ bucket, limit: 10 });
       t.deepEqual(all.entries, [{ kind: 'upload', key: long, uploadId: up.uploadId, initiated: (all.entries[0] as { initiated: Date }).initiated }]);
