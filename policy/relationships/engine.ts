@@ -71,7 +71,18 @@ export interface EvalState {
   memo: Map<string, Eval>;
   active: Set<string>;
   prefetch?: { type: string; rows: Map<string, TupleRow[]> };
+  /** Usersets each subject is in, from the reverse index (see closure()). */
+  closures: Map<string, Closure | undefined>;
 }
+
+/** The usersets (`type:id#relation`) a subject is in through tuples alone; `caveated` ones need full evaluation. */
+interface Closure {
+  plain: Set<string>;
+  caveated: Set<string>;
+}
+
+/** Above this many usersets the reverse walk is abandoned for plain forward evaluation. */
+const CLOSURE_LIMIT = 5000;
 
 const DENIED: Eval = { level: 0 };
 const LABEL = ['denied', 'conditional', 'allowed'] as const;
@@ -83,6 +94,7 @@ export class RelationshipEngine {
   private readonly maxDepth: number;
   private readonly implicit?: ImplicitParents;
   private readonly parentRelation: string;
+  private readonly closureCache: LRUCache<string, Closure | false>;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -90,6 +102,7 @@ export class RelationshipEngine {
     this.maxDepth = options.maxDepth ?? 50;
     this.implicit = options.implicitParents;
     this.parentRelation = options.parentRelation ?? 'parent';
+    this.closureCache = new LRUCache({ max: 10_000 });
   }
 
   /** A fresh evaluation state for one request, or undefined when the tenant has no schema. */
@@ -98,7 +111,7 @@ export class RelationshipEngine {
     const schema = this.store.schema(tenant);
     if (!schema) return undefined;
     const implicit = options.implicitParents ?? this.implicit;
-    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set() };
+    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map() };
   }
 
   /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
@@ -129,7 +142,7 @@ export class RelationshipEngine {
     if (s.active.has(key)) return { level: 0, reason: 'cycle', provisional: true };
     if (depth > this.maxDepth) return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000${key}`;
-    const cached = s.prefetch ? undefined : this.cache.get(cacheKey);
+    const cached = this.cache.get(cacheKey);
     if (cached) return cached;
     const def = s.schema.definitions.get(res.type);
     let out: Eval;
@@ -206,7 +219,15 @@ export class RelationshipEngine {
     if (relation === this.parentRelation && subject.relation === undefined && s.implicit) {
       if (s.implicit(res).some((p) => p.type === subject.type && p.id === subject.id)) return { level: 2, path: [`${formatObject(res)}#${relation}@${formatSubject(subject)} (implicit)`] };
     }
+    const closure = subject.relation === undefined ? this.closure(s, subject) : undefined;
     for (const row of this.rows(s, res, relation, 'usersets')) {
+      if (closure) {
+        const userset = `${row.subject_type}:${row.subject_id}#${row.subject_relation}`;
+        if (closure.plain.has(userset) && row.caveat_name === null) {
+          return { level: 2, path: [formatTuple(rowTuple(row)), `${formatSubject(subject)} in ${userset} (reverse index)`] };
+        }
+        if (!closure.plain.has(userset) && !closure.caveated.has(userset)) continue;
+      }
       const sub = this.evalName(s, { type: row.subject_type, id: row.subject_id }, row.subject_relation, subject, depth + 1);
       if (sub.level === 0 && !sub.provisional && !sub.reason) continue;
       best = union(best, and(this.caveat(s, row), sub, formatTuple(rowTuple(row))));
@@ -246,6 +267,50 @@ export class RelationshipEngine {
     return bases;
   }
 
+  /**
+   * Walks up from a subject through the reverse index: the usersets it is in (directly, via `type:*`, and through
+   * nested usersets). Usable only when every userset subject type in the schema names a relation (not a permission)
+   * other than the implicit parent relation, since then membership is made of tuples alone; undefined otherwise.
+   */
+  private closure(s: EvalState, subject: SubjectRef): Closure | undefined {
+    const key = `${subject.type}:${subject.id}`;
+    if (s.closures.has(key)) return s.closures.get(key);
+    const cacheKey = `${s.tenant}\u0000${s.revision}\u0000closure\u0000${key}`;
+    let closure = this.closureCache.get(cacheKey);
+    if (closure === undefined) {
+      closure = this.walkUp(s, subject) ?? false;
+      this.closureCache.set(cacheKey, closure);
+    }
+    const usable = closure === false ? undefined : closure;
+    s.closures.set(key, usable);
+    return usable;
+  }
+
+  private walkUp(s: EvalState, subject: SubjectRef): Closure | undefined {
+    const targets = usersetTargets(s.schema, this.parentRelation);
+    if (!targets) return undefined;
+    const closure: Closure = { plain: new Set(), caveated: new Set() };
+    let frontier: Array<{ subject: SubjectRef; caveated: boolean }> = [{ subject, caveated: false }, { subject: { type: subject.type, id: '*' }, caveated: false }];
+    for (let depth = 0; frontier.length > 0; depth++) {
+      if (depth > this.maxDepth) return undefined;
+      const next: typeof frontier = [];
+      for (const f of frontier) {
+        for (const row of this.store.bySubject(s.tenant, f.subject)) {
+          if (!targets.has(`${row.resource_type}#${row.relation}`)) continue;
+          const userset = `${row.resource_type}:${row.resource_id}#${row.relation}`;
+          const caveated = f.caveated || row.caveat_name !== null;
+          if (closure.plain.has(userset) || (caveated && closure.caveated.has(userset))) continue;
+          (caveated ? closure.caveated : closure.plain).add(userset);
+          if (closure.plain.size + closure.caveated.size > CLOSURE_LIMIT) return undefined;
+          next.push({ subject: { type: row.resource_type, id: row.resource_id, relation: row.relation }, caveated });
+        }
+      }
+      frontier = next;
+    }
+    for (const u of closure.plain) closure.caveated.delete(u);
+    return closure;
+  }
+
   /** Loads every tuple of `type` with ids in [from, to] into the state, so a page of checks costs one range query. */
   prefetch(state: EvalState, type: string, from: string, to: string): void {
     const rows = new Map<string, TupleRow[]>();
@@ -256,6 +321,28 @@ export class RelationshipEngine {
     }
     state.prefetch = { type, rows };
   }
+}
+
+const TARGETS = new WeakMap<CompiledSchema, Set<string> | false>();
+
+/** `type#relation` pairs usersets in the schema point at, or undefined when one of them is a permission. */
+function usersetTargets(schema: CompiledSchema, parentRelation: string): Set<string> | undefined {
+  let targets = TARGETS.get(schema);
+  if (targets === undefined) {
+    targets = new Set<string>();
+    for (const def of schema.definitions.values()) {
+      for (const allowed of def.relations.values()) {
+        for (const a of allowed) {
+          if (a.relation === undefined) continue;
+          const target = schema.definitions.get(a.type);
+          if (!target?.relations.has(a.relation) || a.relation === parentRelation) targets = false;
+          if (targets) targets.add(`${a.type}#${a.relation}`);
+        }
+      }
+    }
+    TARGETS.set(schema, targets);
+  }
+  return targets === false ? undefined : targets;
 }
 
 function prefix(step: string, e: Eval): Eval {

@@ -384,14 +384,14 @@ export class RelationshipStore {
 
   /** Tuples whose subject is exactly this (the reverse index), optionally on one resource type. */
   bySubject(tenant: string, subject: { type: string; id: string; relation?: string }, resourceType?: string): Row[] {
-    const sql = `SELECT * FROM tuples WHERE tenant = ? AND subject_type = ? AND subject_id = ? AND subject_relation = ?${resourceType ? ' AND resource_type = ?' : ''}`;
+    const sql = `SELECT * FROM tuples INDEXED BY tuples_reverse WHERE tenant = ? AND subject_type = ? AND subject_id = ? AND subject_relation = ?${resourceType ? ' AND resource_type = ?' : ''}`;
     const args = [tenant, subject.type, subject.id, subject.relation ?? '', ...(resourceType ? [resourceType] : [])];
     return this.db.prepare(sql).all(...args) as Row[];
   }
 
   /** Distinct subject ids of a type in the tenant's tuples (wildcards excluded). */
   subjectIds(tenant: string, subjectType: string): string[] {
-    return this.db.prepare("SELECT DISTINCT subject_id FROM tuples WHERE tenant = ? AND subject_type = ? AND subject_id != '*'").pluck().all(tenant, subjectType) as string[];
+    return this.db.prepare("SELECT DISTINCT subject_id FROM tuples INDEXED BY tuples_reverse WHERE tenant = ? AND subject_type = ? AND subject_id != '*'").pluck().all(tenant, subjectType) as string[];
   }
 
   /** Tuples matching a filter (forward index), up to `limit`. */
