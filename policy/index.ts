@@ -40,3 +40,4 @@ export {
 export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export * from './sessions/index.ts';
 export * from './capabilities/index.ts';
+export * as relationships from './relationships/index.ts';
