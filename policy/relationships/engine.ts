@@ -84,6 +84,9 @@ interface Closure {
 /** Above this many usersets the reverse walk is abandoned for plain forward evaluation. */
 const CLOSURE_LIMIT = 5000;
 
+/** Resources with at most this many tuples are read whole, in one query, and cached per revision. */
+const SMALL_RESOURCE = 64;
+
 const DENIED: Eval = { level: 0 };
 const LABEL = ['denied', 'conditional', 'allowed'] as const;
 
@@ -95,6 +98,7 @@ export class RelationshipEngine {
   private readonly implicit?: ImplicitParents;
   private readonly parentRelation: string;
   private readonly closureCache: LRUCache<string, Closure | false>;
+  private readonly rowsCache: LRUCache<string, TupleRow[] | false>;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -103,6 +107,7 @@ export class RelationshipEngine {
     this.implicit = options.implicitParents;
     this.parentRelation = options.parentRelation ?? 'parent';
     this.closureCache = new LRUCache({ max: 10_000 });
+    this.rowsCache = new LRUCache({ max: 50_000 });
   }
 
   /** A fresh evaluation state for one request, or undefined when the tenant has no schema. */
@@ -247,15 +252,29 @@ export class RelationshipEngine {
     return { level: outcome.result === 'allowed' ? 2 : 0, reason: outcome.reason, contextual: true };
   }
 
+  /** All tuples of a resource (one indexed range, cached per revision), or undefined when it has too many to hold. */
+  private resourceRows(s: EvalState, res: ObjectRef): TupleRow[] | undefined {
+    if (s.prefetch?.type === res.type) return s.prefetch.rows.get(res.id) ?? [];
+    const key = `${s.tenant}\u0000${s.revision}\u0000${res.type}:${res.id}`;
+    let rows = this.rowsCache.get(key);
+    if (rows === undefined) {
+      const found = this.store.resource(s.tenant, res, SMALL_RESOURCE + 1);
+      rows = found.length > SMALL_RESOURCE ? false : found;
+      this.rowsCache.set(key, rows);
+    }
+    return rows === false ? undefined : rows;
+  }
+
   private exact(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef): TupleRow | undefined {
-    if (s.prefetch?.type !== res.type) return this.store.exact(s.tenant, res, relation, subject);
+    const rows = this.resourceRows(s, res);
+    if (!rows) return this.store.exact(s.tenant, res, relation, subject);
     const srel = subject.relation ?? '';
-    return s.prefetch.rows.get(res.id)?.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel);
+    return rows.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel);
   }
 
   private rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects'): TupleRow[] {
-    if (s.prefetch?.type !== res.type) return which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : this.store.objects(s.tenant, res, relation);
-    const rows = s.prefetch.rows.get(res.id) ?? [];
+    const rows = this.resourceRows(s, res);
+    if (!rows) return which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : this.store.objects(s.tenant, res, relation);
     return rows.filter((r) => r.relation === relation && (which === 'usersets') === (r.subject_relation !== ''));
   }
 
@@ -295,8 +314,7 @@ export class RelationshipEngine {
       if (depth > this.maxDepth) return undefined;
       const next: typeof frontier = [];
       for (const f of frontier) {
-        for (const row of this.store.bySubject(s.tenant, f.subject)) {
-          if (!targets.has(`${row.resource_type}#${row.relation}`)) continue;
+        for (const row of this.store.memberships(s.tenant, f.subject, targets)) {
           const userset = `${row.resource_type}:${row.resource_id}#${row.relation}`;
           const caveated = f.caveated || row.caveat_name !== null;
           if (closure.plain.has(userset) || (caveated && closure.caveated.has(userset))) continue;

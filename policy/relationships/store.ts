@@ -88,6 +88,8 @@ export class RelationshipStore {
   private readonly usersetRows: Database.Statement;
   private readonly objectRows: Database.Statement;
   private readonly rangeRows: Database.Statement;
+  private readonly resourceRowsStmt: Database.Statement;
+  private readonly membershipStmt: Database.Statement;
   private lastDataVersion = -1;
   private readonly revisions = new Map<string, { revision: number; schemaRevision: number }>();
   private readonly schemas = new Map<string, { schemaRevision: number; schema: CompiledSchema }>();
@@ -100,6 +102,11 @@ export class RelationshipStore {
     this.exactRow = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ? AND subject_type = ? AND subject_id = ?`);
     this.usersetRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation > ''`);
     this.objectRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ''`);
+    this.resourceRowsStmt = db.prepare(`SELECT ${cols} FROM tuples WHERE tenant = ? AND resource_type = ? AND resource_id = ? LIMIT ?`);
+    this.membershipStmt = db.prepare(
+      `SELECT ${cols} FROM tuples INDEXED BY tuples_reverse
+       WHERE tenant = ? AND subject_type = ? AND subject_id = ? AND subject_relation = ? AND resource_type = ? AND relation = ?`,
+    );
     this.rangeRows = db.prepare(`SELECT ${cols} FROM tuples WHERE tenant = ? AND resource_type = ? AND resource_id >= ? AND resource_id < ?`);
   }
 
@@ -392,6 +399,21 @@ export class RelationshipStore {
   /** Distinct subject ids of a type in the tenant's tuples (wildcards excluded). */
   subjectIds(tenant: string, subjectType: string): string[] {
     return this.db.prepare("SELECT DISTINCT subject_id FROM tuples INDEXED BY tuples_reverse WHERE tenant = ? AND subject_type = ? AND subject_id != '*'").pluck().all(tenant, subjectType) as string[];
+  }
+
+  /** Up to `limit` tuples of one resource (forward index). */
+  resource(tenant: string, resource: { type: string; id: string }, limit: number): Row[] {
+    return this.resourceRowsStmt.all(tenant, resource.type, resource.id, limit) as Row[];
+  }
+
+  /** Tuples making the subject a member of one of the `type#relation` usersets in `targets` (reverse index). */
+  memberships(tenant: string, subject: { type: string; id: string; relation?: string }, targets: Set<string>): Row[] {
+    const out: Row[] = [];
+    for (const target of targets) {
+      const [type, relation] = target.split('#') as [string, string];
+      out.push(...(this.membershipStmt.all(tenant, subject.type, subject.id, subject.relation ?? '', type, relation) as Row[]));
+    }
+    return out;
   }
 
   /** Tuples matching a filter (forward index), up to `limit`. */
