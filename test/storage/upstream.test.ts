@@ -7,7 +7,24 @@ import test, { type ImplementationFn, type TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { NoSuchKeyError, ServiceUnavailableError, type Backend } from '../../storage/index.ts';
+import {
+  BadDigestError,
+  BucketAlreadyExistsError,
+  BucketNotEmptyError,
+  EntityTooSmallError,
+  InvalidPartError,
+  InvalidPartOrderError,
+  NoSuchBucketError,
+  NoSuchKeyError,
+  NoSuchUploadError,
+  PreconditionFailedError,
+  ServiceUnavailableError,
+  SlowDownError,
+  StorageError,
+  type Backend,
+} from '../../storage/index.ts';
+import { translate } from '../../storage/upstream/errors.ts';
+import { parseRecordName, recordName, recordPrefix } from '../../storage/upstream/layout.ts';
 import { openUpstreamBackend, type UpstreamConfig } from '../../storage/upstream/index.ts';
 import { freePort, minioOrExplain, startMinio, type MinioServer } from '../helpers/minio.ts';
 import { bodyOf, conformance, readAll } from './conformance.ts';
@@ -24,6 +41,51 @@ const MINIO_GAPS = new Set(['listing: prefix, delimiter and byte order around "/
 
 const knownGaps = ((title: string, fn: ImplementationFn<[]>) =>
   (MINIO_GAPS.has(title.slice(title.indexOf(': ') + 2)) ? test.failing : test)(title, fn)) as unknown as TestFn;
+
+test('upstream: SDK faults become neutral errors, never SDK exceptions', (t) => {
+  const sdk = (name: string, status: number) => Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status }, $fault: 'server' });
+  const cases: Array<[unknown, new (...a: never[]) => Error]> = [
+    [sdk('NoSuchKey', 404), NoSuchKeyError],
+    [sdk('NoSuchBucket', 404), NoSuchBucketError],
+    [sdk('NoSuchUpload', 404), NoSuchUploadError],
+    [sdk('InvalidPart', 400), InvalidPartError],
+    [sdk('InvalidPartOrder', 400), InvalidPartOrderError],
+    [sdk('EntityTooSmall', 400), EntityTooSmallError],
+    [sdk('PreconditionFailed', 412), PreconditionFailedError],
+    [sdk('Unknown', 412), PreconditionFailedError],
+    [sdk('BucketNotEmpty', 409), BucketNotEmptyError],
+    [sdk('BucketAlreadyExists', 409), BucketAlreadyExistsError],
+    [sdk('BucketAlreadyOwnedByYou', 409), BucketAlreadyExistsError],
+    [sdk('BadDigest', 400), BadDigestError],
+    [sdk('SlowDown', 503), SlowDownError],
+    [sdk('Unknown', 429), SlowDownError],
+    [sdk('ServiceUnavailable', 503), ServiceUnavailableError],
+    [sdk('InternalError', 500), ServiceUnavailableError],
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', errno: -111 }), ServiceUnavailableError],
+    [Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }), ServiceUnavailableError],
+    [sdk('AccessDenied', 403), StorageError],
+  ];
+  for (const [err, want] of cases) {
+    const got = translate(err);
+    t.true(got instanceof want, `${(err as Error).name} → ${got.name}`);
+    t.true(got instanceof StorageError);
+  }
+  t.is((translate(sdk('SlowDown', 503)) as SlowDownError).retryAfterSeconds, 2);
+});
+
+test('upstream: upload record names sort like their keys, in UTF-8 byte order, and keep prefixes prefixes', (t) => {
+  const keys = ['', 'a', 'a/', 'a/b', 'a-b', 'a.b', 'a0', 'b', 'é', '\u{FFFD}', '😀', 'x'.repeat(49), 'x'.repeat(50), 'x'.repeat(51), 'x'.repeat(120)];
+  for (let i = 0; i < 200; i++) keys.push(randomBytes(1 + (i % 90)).toString('latin1'));
+  const byKey = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const records = (k: string) => [`${recordName(k)}!AAA`, `${recordName(k)}!zzz`];
+  const byName = [...keys].flatMap(records).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  t.deepEqual(byName, byKey.flatMap(records));
+  for (const k of keys) {
+    t.deepEqual(parseRecordName(`${recordName(k)}!id/with/slashes`), { key: k, uploadId: 'id/with/slashes' });
+    t.true(recordName(k).startsWith(recordPrefix(k.slice(0, 7))));
+    t.true(recordName(k).split('/').every((segment) => segment.length <= 100));
+  }
+});
 
 if (minioOrExplain(test, 'upstream')) {
   let minio: MinioServer;
@@ -99,6 +161,25 @@ if (minioOrExplain(test, 'upstream')) {
       t.is(err!.message, 'chunk signature mismatch');
       t.true(Date.now() - began < 4_000, 'the upstream request was aborted, not left to time out');
       await t.throwsAsync(b.headObject(bucket, 'half'), { instanceOf: NoSuchKeyError });
+    }));
+
+  test('upstream: a 128 MiB body streams up and down without being buffered', (t) =>
+    withBackend(async (b, bucket) => {
+      const chunk = Buffer.alloc(1024 * 1024, 5);
+      const total = 128;
+      let sent = 0;
+      const body = new Readable({
+        read() {
+          this.push(sent++ < total ? chunk : null);
+        },
+      });
+      const before = process.memoryUsage().rss;
+      const meta = await b.putObject({ bucket, key: 'big', body, size: total * chunk.length, meta: META });
+      t.is(meta.size, total * chunk.length);
+      let read = 0;
+      for await (const c of (await b.getObject({ bucket, key: 'big' })).body) read += (c as Buffer).length;
+      t.is(read, total * chunk.length);
+      t.true(process.memoryUsage().rss - before < 96 * 1024 * 1024, 'the body was not buffered');
     }));
 
   test('upstream: a PUT of unknown length streams as an internal multipart upload; a failure leaves no upload behind', (t) =>
