@@ -34,10 +34,12 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   });
   app.use(requestId({ accessLog: deps.config.accessLog ? (line) => process.stdout.write(line + '\n') : undefined }));
   app.use(respond({ log: deps.log }));
-  app.use(stsApi({ policy: deps.policy, denials: deps.denials, region: deps.config.region, domain: deps.config.domain, stores: deps.stores, log: deps.log })); // STS calls and GET /_anvil/keys end here
+  const { policy, denials, stores, log } = deps;
+  const { region, domain } = deps.config;
+  app.use(stsApi({ policy, denials, region, domain, stores, log })); // STS calls and GET /_anvil/keys end here
   app.use(addressing(deps.config.domain));
   app.use(adminErrors({ log: deps.log })); // admin requests only: errors as JSON
-  app.use(authenticate({ policy: deps.policy, denials: deps.denials, region: deps.config.region, tokens: deps.stores.tokens, capabilities: deps.stores.capabilities }));
+  app.use(authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities }));
   app.use(adminApi({ policy: deps.policy, denials: deps.denials, dataDir: deps.config.dataDir })); // admin requests end here
   app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials }));
   app.use(runOperation({ backend: deps.backend, config: deps.config }));

@@ -7,10 +7,13 @@
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import test from 'ava';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
 import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
+import { intersectScopes, sessionPolicyGrants } from '../policy/index.ts';
 import { tokenStoresOf } from '../gateway/sts/stores.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { send, signedSend } from './helpers/raw.ts';
@@ -146,6 +149,50 @@ test('a session policy narrows further; chained AssumeRole only narrows; the rol
     await t.throwsAsync(assume(tg, app, { RoleArn: otherRole.arn }), { name: 'AccessDenied' });
     await t.throwsAsync(assume(tg, { ...app, secretAccessKey: 'wrong-secret-wrong-secret-wrong-secret00' }, { RoleArn: roleArn }), { name: 'SignatureDoesNotMatch' });
     await t.throwsAsync(assume(tg, { accessKeyId: 'AKIAUNKNOWNUNKNOWN00', secretAccessKey: 'x' }, { RoleArn: roleArn }), { name: 'InvalidClientTokenId' });
+  });
+});
+
+test('session credentials work in presigned URLs (X-Amz-Security-Token in the query) and with the aws CLI', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const session = await assume(tg, app, { RoleArn: roleArn });
+    const s3 = tg.client(session);
+    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: 'reports/q1.csv' }), { expiresIn: 300 });
+    t.true(url.includes('X-Amz-Security-Token='));
+    const got = await fetch(url);
+    t.is(got.status, 200);
+    t.is(await got.text(), 'body of reports/q1.csv');
+    const outside = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: 'private/secret.txt' }), { expiresIn: 300 });
+    t.is((await fetch(outside)).status, 403);
+    // The token swapped for another session's in the query no longer matches the signature or the key.
+    const other = await assume(tg, app, { RoleArn: roleArn });
+    const swapped = new URL(url);
+    swapped.searchParams.set('X-Amz-Security-Token', other.sessionToken!);
+    t.is((await fetch(swapped)).status, 400);
+    await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/revoke`);
+    t.is((await fetch(url)).status, 400);
+
+    // The aws CLI, unchanged, when it is installed.
+    const app2 = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'cli', scopes: [{ families: ['object:read', 'object:list'], bucket }] });
+    const env = {
+      PATH: process.env.PATH ?? '', HOME: tg.dataDir, AWS_ACCESS_KEY_ID: app2.accessKeyId, AWS_SECRET_ACCESS_KEY: app2.secretKey,
+      AWS_DEFAULT_REGION: tg.config.region, AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    };
+    const aws = (args: string[], extra: Record<string, string> = {}) => new Promise<{ code: number | string; stdout: string; stderr: string }>((resolve) =>
+      execFile('aws', ['--endpoint-url', tg.gw.url, ...args], { env: { ...env, ...extra } }, (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as NodeJS.ErrnoException).code ?? 1) : 0, stdout, stderr })));
+    const assumed = await aws(['sts', 'assume-role', '--role-arn', roleArn, '--role-session-name', 'cli', '--duration-seconds', '900']);
+    if (assumed.code === 'ENOENT') {
+      t.log('aws CLI not installed; skipped that part');
+      return;
+    }
+    t.is(assumed.code, 0, assumed.stderr);
+    const c = JSON.parse(assumed.stdout).Credentials;
+    const listed = await aws(['s3', 'ls', `s3://${bucket}/reports/`], { AWS_ACCESS_KEY_ID: c.AccessKeyId, AWS_SECRET_ACCESS_KEY: c.SecretAccessKey, AWS_SESSION_TOKEN: c.SessionToken });
+    t.is(listed.code, 0, listed.stderr);
+    t.regex(listed.stdout, /q1\.csv/);
+    const tooLong = await aws(['sts', 'assume-role', '--role-arn', roleArn, '--role-session-name', 'cli', '--duration-seconds', '7200']);
+    t.regex(tooLong.stderr, /ValidationError.*MaxSessionDuration/);
   });
 });
 
@@ -299,4 +346,33 @@ test('AssumeRoleWithWebIdentity refuses a wrong audience, issuer, expiry, algori
     t.regex(out.Credentials!.AccessKeyId!, /^ASIA/);
     t.true(denials(tg).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity').length >= 7);
   });
+});
+
+test('session policies map onto grants and only narrow; what cannot be represented is refused', (t) => {
+  const iam = (Statement: unknown) => sessionPolicyGrants(JSON.stringify({ Version: '2012-10-17', Statement }));
+  t.deepEqual(iam([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: 'arn:aws:s3:::b/p/*' }]), [
+    { families: ['object:read', 'object:write'], bucket: 'b', prefix: 'p/' },
+  ]);
+  t.deepEqual(iam({ Effect: 'Allow', Action: 's3:ListBucket', Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::c/x'] }), [
+    { families: ['object:list'], bucket: 'b' },
+    { families: ['object:list'], bucket: 'c', prefix: 'x' },
+  ]);
+  t.deepEqual(sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"b","prefix":"q/"}]}'), [{ families: ['object:read'], bucket: 'b', prefix: 'q/' }]);
+  for (const bad of [
+    [{ Effect: 'Deny', Action: 's3:*', Resource: '*' }],
+    [{ Effect: 'Allow', Action: 'iam:PassRole', Resource: '*' }],
+    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b*/x' }],
+    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/x*y' }],
+    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*', Condition: { StringLike: {} } }],
+  ]) t.throws(() => iam(bad), undefined, JSON.stringify(bad));
+  t.throws(() => sessionPolicyGrants('not json'));
+  t.throws(() => sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"b","prefix":"_anvil/"}]}'));
+
+  // Intersection: bucket * meets a bucket, the longer prefix wins, families intersect, disjoint prefixes vanish.
+  t.deepEqual(
+    intersectScopes([{ families: ['object:read', 'object:list'], bucket: '*', prefix: 'a/' }], [{ families: ['object:read', 'object:write'], bucket: 'b', prefix: 'a/b/' }]),
+    [{ families: ['object:read'], bucket: 'b', prefix: 'a/b/' }],
+  );
+  t.deepEqual(intersectScopes([{ families: ['object:read'], bucket: 'b', prefix: 'a/' }], [{ families: ['object:read'], bucket: 'b', prefix: 'c/' }]), []);
+  t.deepEqual(intersectScopes([{ families: ['object:read'], bucket: 'b' }], [{ families: ['object:read'], bucket: 'c' }]), []);
 });

@@ -30,6 +30,7 @@ export function mintCapability(call: AdminCall): unknown {
   const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
   if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
   const owner = bucket === '*' ? undefined : policy.bucketOwner(bucket);
+  if (bucket !== '*' && owner === undefined) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
   const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;
   if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
   if (bucket !== '*' && owner !== tenant) {

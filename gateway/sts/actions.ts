@@ -41,7 +41,7 @@ function credentialsXml(s: AssumedSession): Record<string, unknown> {
       AccessKeyId: s.credentials.accessKeyId,
       SecretAccessKey: s.credentials.secretAccessKey,
       SessionToken: s.credentials.sessionToken,
-      Expiration: s.credentials.expiration.toISOString(),
+      Expiration: s.credentials.expiration.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     },
     AssumedRoleUser: {
       AssumedRoleId: `${s.role.tenant}:${s.role.name}:${s.sessionName}`,

@@ -153,9 +153,16 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   if (providers.length === 0) throw new SessionError('invalid_identity_token', `no OpenID Connect provider of tenant ${role.tenant} for this issuer may assume ${role.arn}`);
   const provider = providers[0]!;
   const now = input.now ?? new Date();
+  let keys: Awaited<ReturnType<typeof keySetOf>>;
+  try {
+    keys = await keySetOf(provider);
+  } catch {
+    // The cause (a missing or malformed file on the gateway host) is the operator's business, not the caller's.
+    throw new SessionError('invalid_identity_token', `the keys of issuer ${provider.issuer} could not be loaded`);
+  }
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(input.webIdentityToken, await keySetOf(provider), {
+    ({ payload } = await jwtVerify(input.webIdentityToken, keys, {
       issuer: provider.issuer,
       audience: provider.audience,
       algorithms: provider.algorithms,
