@@ -195,8 +195,10 @@ export interface CapabilityService {
   narrow(cap: string, narrowing: Narrowing): string;
   /** The capability's contents; throws CapabilityError when the chain, key, expiry or revocation says no. */
   verify(cap: string): CapabilityContents;
-  /** verify, then matchScope against the pattern. */
+  /** verify, then matchScope against the pattern: one element per position, null where the scope stops short. */
   unwrapCapability(cap: string, pattern: readonly PatternElement[]): Array<JsonValue | null>;
+  /** The same as unwrapCapability. */
+  unwrap(cap: string, pattern: readonly PatternElement[]): Array<JsonValue | null>;
 }
 
 function keyBytes(key: Uint8Array | string): Buffer {
@@ -231,6 +233,7 @@ export function createCapabilityService(options: CapabilityServiceOptions): Capa
     return contents;
   };
 
+  const unwrapCapability = (cap: string, pattern: readonly PatternElement[]) => matchScope(verify(cap).scope, pattern);
   return {
     mint(scope, mintOptions = {}) {
       const keyId = mintOptions.keyId ?? currentKeyId;
@@ -243,6 +246,7 @@ export function createCapabilityService(options: CapabilityServiceOptions): Capa
     },
     narrow: narrowCapability,
     verify,
-    unwrapCapability: (cap, pattern) => matchScope(verify(cap).scope, pattern),
+    unwrapCapability,
+    unwrap: unwrapCapability,
   };
 }
