@@ -1,6 +1,6 @@
 /**
  * A real MinIO server for upstream tests: loopback only, a free port, a temporary data directory, root credentials
- * from MINIO_ROOT_USER / MINIO_ROOT_PASSWORD. The binary comes from scripts/minio.sh (or MINIO_BIN).
+ * from MINIO_ROOT_USER / MINIO_ROOT_PASSWORD. The binary comes from test/tools/minio.sh (or MINIO_BIN).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestFn } from 'ava';
 
-/** Where scripts/minio.sh puts the binary, unless MINIO_BIN names another. */
+/** Where test/tools/minio.sh puts the binary, unless MINIO_BIN names another. */
 export const MINIO_BIN = process.env.MINIO_BIN ?? join(process.env.ANVIL_CACHE ?? join(homedir(), '.cache/anvil'), 'bin/minio');
 
 /** Credentials the test servers run with. */
@@ -38,7 +38,7 @@ export interface MinioServer {
  */
 export function minioOrExplain<C>(test: TestFn<C>, area: string): boolean {
   if (existsSync(MINIO_BIN)) return true;
-  const why = `MinIO binary not found at ${MINIO_BIN}: run scripts/minio.sh (or set MINIO_BIN)`;
+  const why = `MinIO binary not found at ${MINIO_BIN}: run test/tools/minio.sh (or set MINIO_BIN)`;
   const required = (process.env.CI && process.env.CI !== 'false') || process.env.ANVIL_REQUIRE_MINIO === '1';
   if (required) test(`${area}: MinIO is available`, (t) => t.fail(why));
   else test.skip(`${area}: ${why}`, () => {});
