@@ -11,9 +11,11 @@ import {
   visibleBuckets,
   type DenialLog,
   type PolicyStore,
+  type relationships,
 } from '../policy/index.ts';
 import type { Decision, DenialLayer, Family, Principal } from '../policy/types.ts';
 import { accessDenied } from './errors.ts';
+import { createGovernance } from './governance.ts';
 import type { Access, ListingFilter } from './operation.ts';
 
 /** What a denial line needs to know about the request besides the decision. */
@@ -50,11 +52,24 @@ export function logDenial(
 /** Just past every key that starts with the reserved prefix, for listings to resume from. */
 const PAST_RESERVED = RESERVED_PREFIX + '\uffff';
 
-/** Builds the Access object for one authenticated request. */
-export function createAccess(opts: { principal: Principal; policy: PolicyStore; denials: DenialLog; facts: RequestFacts }): Access {
+/**
+ * Builds the Access object for one authenticated request. Scopes decide first (reserved prefix, tenant, scope); in a
+ * governed bucket an object request must then also hold its relationship permission: both must allow.
+ */
+export function createAccess(opts: {
+  principal: Principal;
+  policy: PolicyStore;
+  denials: DenialLog;
+  facts: RequestFacts;
+  relationships?: relationships.Relationships;
+}): Access {
   const { principal, policy, denials, facts } = opts;
-  const decide = (family: Family, bucket: string, key?: string): Decision =>
-    authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined });
+  const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
+  const decide = (family: Family, bucket: string, key?: string): Decision => {
+    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined });
+    if (!scoped.allowed || !bucket || key === undefined) return scoped;
+    return governance.decide(family, bucket, key);
+  };
   const deny = (layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }) =>
     logDenial(denials, facts, { layer, reason, principal, ...where });
 
@@ -77,7 +92,7 @@ export function createAccess(opts: { principal: Principal; policy: PolicyStore; 
         deny(plan.layer, plan.reason, { bucket, key: prefix });
         throw accessDenied();
       }
-      return {
+      const scoped: ListingFilter = {
         keyVisible: (key) => keyVisible(plan, key),
         async prefixVisible(p, probe) {
           if (!prefixVisible(plan, p)) return false;
@@ -90,6 +105,14 @@ export function createAccess(opts: { principal: Principal; policy: PolicyStore; 
           return false;
         },
         skipPast: (key) => (key === '_anvil' || key.startsWith(RESERVED_PREFIX) ? PAST_RESERVED : undefined),
+      };
+      const governed = governance.listing(bucket, prefix);
+      if (governed === undefined) return scoped;
+      return {
+        ...scoped,
+        // A common prefix shows when one folder read settles it, or when a readable key really lies beneath it.
+        prefixVisible: async (p, probe) => (await scoped.prefixVisible(p, probe)) && (governed.settles(p) || (await probe(p))),
+        readable: (keys) => governed.readable(keys),
       };
     },
     visibleBuckets: (names) => visibleBuckets(principal, names, (b) => policy.bucketOwner(b)),

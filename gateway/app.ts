@@ -2,7 +2,7 @@
  * The Koa app: only the middleware, in the order every request passes them. No logic lives here.
  */
 import Koa from 'koa';
-import type { DenialLog, PolicyStore } from '../policy/index.ts';
+import type { DenialLog, PolicyStore, relationships } from '../policy/index.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
 import { addressing } from './middleware/addressing.ts';
 import { authenticate } from './middleware/authenticate.ts';
@@ -21,6 +21,8 @@ export interface AppDeps extends Services {
   denials: DenialLog;
   /** Sessions, signing keys and capabilities, opened beside the policy store. */
   stores: TokenStores;
+  /** Tenants' relationship schemas and tuples: governed buckets and the relationship admin API. */
+  relationships: relationships.Relationships;
   log: (line: string) => void;
 }
 
@@ -40,8 +42,8 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(addressing(deps.config.domain));
   app.use(adminErrors({ log: deps.log })); // admin requests only: errors as JSON
   app.use(authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities }));
-  app.use(adminApi({ policy: deps.policy, denials: deps.denials, dataDir: deps.config.dataDir })); // admin requests end here
-  app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials }));
+  app.use(adminApi({ policy: deps.policy, denials: deps.denials, dataDir: deps.config.dataDir, relationships: deps.relationships })); // admin requests end here
+  app.use(authorizeRequest({ policy: deps.policy, denials: deps.denials, relationships: deps.relationships }));
   app.use(runOperation({ backend: deps.backend, config: deps.config }));
   return app;
 }

@@ -57,11 +57,14 @@ export async function listVisible<T>(opts: {
     // Ask for more than needed: filtered listings would otherwise crawl one small page at a time.
     const page = await fetch(cursor, Math.min(MAX_LIST_KEYS, Math.max(wanted - out.length, 100)));
     exhausted = !page.isTruncated;
+    const readable = await readableOf(filter, page.entries);
     for (const entry of page.entries) {
       const name = nameOf(entry);
       cursor = name;
       const visible =
-        entry.kind === 'prefix' ? await filter.prefixVisible(entry.prefix, probe) : filter.keyVisible(entry.key);
+        entry.kind === 'prefix'
+          ? await filter.prefixVisible(entry.prefix, probe)
+          : filter.keyVisible(entry.key) && (readable === undefined || readable.has(entry.key));
       if (visible) {
         out.push(entry);
         if (out.length === wanted) break;
@@ -77,6 +80,13 @@ export async function listVisible<T>(opts: {
     if (page.entries.length === 0) exhausted = true;
   }
   return { entries: out.slice(0, maxKeys), isTruncated: out.length > maxKeys };
+}
+
+/** The filter's batched decision over a page's items that pass keyVisible, or undefined when it has none. */
+async function readableOf<T>(filter: ListingFilter, entries: Listed<T>[]): Promise<ReadonlySet<string> | undefined> {
+  if (!filter.readable) return undefined;
+  const keys = [...new Set(entries.flatMap((e) => (e.kind === 'item' && filter.keyVisible(e.key) ? [e.key] : [])))];
+  return keys.length === 0 ? new Set() : filter.readable(keys);
 }
 
 /** S3's encoding-type=url: percent-encode names, keeping '/' readable. */

@@ -44,6 +44,11 @@ export interface ListingFilter {
   prefixVisible(prefix: string, probe: (narrower: string) => Promise<boolean>): Promise<boolean>;
   /** A key after which listing may resume when `key` starts a hidden subtree, or undefined. */
   skipPast(key: string): string | undefined;
+  /**
+   * A second, batched decision (relationships in a governed bucket): of the keys of one fetched page that passed
+   * keyVisible, those the caller may read. Absent when keyVisible settles everything.
+   */
+  readable?(keys: string[]): Promise<ReadonlySet<string>>;
 }
 
 /** Services shared by every request, built once by the composition root. */

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DenialLog, PolicyStore } from '../policy/index.ts';
+import { DenialLog, PolicyStore, relationships as rel } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { openEmbeddedStore } from '../storage/index.ts';
 import { createApp } from './app.ts';
@@ -22,6 +22,7 @@ export interface Gateway {
   port: number;
   policy: PolicyStore;
   backend: Backend;
+  relationships: rel.Relationships;
   /** The root credential; the secret only when it was created or configured in this start. */
   root: { accessKeyId: string; secretKey?: string; created: boolean };
   close(): Promise<void>;
@@ -59,11 +60,12 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey });
+  const relationships = rel.Relationships.open({ dataDir: config.dataDir });
   const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
   const backend = await openBackend(config);
   // Buckets that predate the policy store (an existing upstream, say) belong to root, never to the first claimant.
   policy.adoptUnownedBuckets((await backend.listBuckets()).map((b) => b.name));
-  const app = createApp({ backend, config, policy, denials, stores, log });
+  const app = createApp({ backend, config, policy, denials, stores, relationships, log });
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, app.callback());
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
@@ -78,12 +80,14 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
     url: `http://${host}:${port}`,
     policy,
     backend,
+    relationships,
     root,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await backend.close();
       closeTokenStores(policy);
+      relationships.close();
       policy.close();
     },
   };

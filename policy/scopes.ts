@@ -166,6 +166,12 @@ export function invalidGrantReason(scopes: unknown): string | undefined {
     const unknown = grant.families.find((family) => !(FAMILIES as readonly string[]).includes(family));
     if (unknown !== undefined) return `unknown family ${String(unknown)}`;
     if (grant.prefix !== undefined && isReservedKey(grant.prefix)) return `prefix ${grant.prefix} is reserved`;
+    for (const field of ['namespaces', 'relations'] as const) {
+      const names = grant[field];
+      if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(n)))) {
+        return `a grant's ${field} must be a list of names`;
+      }
+    }
   }
   return undefined;
 }

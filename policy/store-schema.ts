@@ -44,6 +44,8 @@ export const MIGRATIONS: readonly string[] = [
      assigned_at INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX buckets_tenant ON buckets (tenant);`,
+  // 2: buckets whose object access relationships govern as well as scopes.
+  `ALTER TABLE buckets ADD COLUMN governed INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** Applies the migrations not yet recorded in the migrations table, in one immediate transaction. */

@@ -3,6 +3,7 @@
  * disabled tenant's credentials stop working on every process at their next request.
  */
 
+import type Database from 'better-sqlite3';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { StoreBase, type Actor } from './store-base.ts';
 import * as schema from './store-schema.ts';
@@ -114,6 +115,33 @@ export abstract class TenancyStore extends StoreBase {
 
   private ownerRow(bucket: string): string | undefined {
     return this.db.prepare('SELECT tenant FROM buckets WHERE name = ?').pluck().get(bucket) as string | undefined;
+  }
+
+  /**
+   * Whether relationships govern a bucket's objects (besides scopes). One indexed point read per call, so a change
+   * made by any process is in force on the next request.
+   */
+  bucketGoverned(bucket: string): boolean {
+    this.governedStmt ??= this.db.prepare('SELECT governed FROM buckets WHERE name = ?').pluck();
+    return this.governedStmt.get(bucket) === 1;
+  }
+
+  private governedStmt?: Database.Statement;
+
+  /** Turns relationship governance of an owned bucket on or off; audited as bucket.govern / bucket.ungovern. */
+  setBucketGoverned(bucket: string, governed: boolean, options: Actor = {}): void {
+    this.commit(() => {
+      const tenant = this.ownerRow(bucket);
+      if (tenant === undefined) throw new NotFoundError(`no bucket ${bucket}`);
+      const changed = this.db.prepare('UPDATE buckets SET governed = ? WHERE name = ? AND governed != ?').run(governed ? 1 : 0, bucket, governed ? 1 : 0).changes > 0;
+      const action = governed ? 'bucket.govern' : 'bucket.ungovern';
+      return { result: undefined, change: changed ? { actor: options.actor, action, tenant, bucket } : undefined };
+    });
+  }
+
+  /** The governed buckets among those owned, by name. */
+  governedBuckets(): string[] {
+    return this.db.prepare('SELECT name FROM buckets WHERE governed = 1 ORDER BY name').pluck().all() as string[];
   }
 
   /** The buckets a tenant owns, by name. */

@@ -27,6 +27,10 @@ export interface ScopeGrant {
   bucket: string;
   /** Key prefix the grant is limited to; absent or empty means the whole bucket. */
   prefix?: string;
+  /** With tuples:write: the resource types (namespaces) an application may write tuples of; absent means any. */
+  namespaces?: string[];
+  /** With tuples:write: the relations an application may write; absent means any. */
+  relations?: string[];
 }
 
 /** The layers a request passes, in order; a denial names the one that refused it. */

@@ -2,7 +2,8 @@
  * What an admin handler sees (AdminCall) and the small input readers every handler uses, so each one checks its
  * JSON body and query the same way and refuses unknown fields instead of ignoring a typo.
  */
-import type { Decision, PolicyStore, Principal } from '../../policy/index.ts';
+import type { Readable } from 'node:stream';
+import type { Decision, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { AdminError, invalidInput } from './errors.ts';
 
 /** One admin request, parsed: the path after `/_anvil/admin/v1`, decoded once, and the query. */
@@ -26,6 +27,12 @@ export interface AdminCall {
   params: Record<string, string>;
   query: URLSearchParams;
   body: Record<string, unknown>;
+  /** The relationship engine, when the gateway (or the CLI's local mode) opened one. */
+  relationships?: relationships.Relationships;
+  /** The gateway's request id, recorded with relationship changes. */
+  requestId?: string;
+  /** A request header by lower-case name (e.g. last-event-id), when the call came over HTTP. */
+  header(name: string): string | undefined;
   /** Throws 403 with the decision's reason (after a denial line) unless the decision allows. */
   require(decision: Decision, where?: { bucket?: string }): void;
 }
@@ -81,4 +88,9 @@ export function queryParam(query: URLSearchParams, name: string): string | undef
 /** A 404 for a path that names nothing. */
 export function notFound(message: string): AdminError {
   return new AdminError('NotFound', message);
+}
+
+/** An answer streamed instead of rendered as JSON (the watch feed's Server-Sent Events). */
+export class AdminStream {
+  constructor(readonly contentType: string, readonly stream: Readable) {}
 }

@@ -4,12 +4,13 @@
  */
 import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
-import type { DenialLog, PolicyStore } from '../../policy/index.ts';
+import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
+import { AdminStream } from './call.ts';
 import { dispatchAdmin } from './routes.ts';
 
 /** Largest JSON body an admin request may carry. */
@@ -69,7 +70,7 @@ function parseJsonObject(text: string, contentType: string): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDir: string }): Middleware<GatewayState> {
+export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDir: string; relationships?: relationships.Relationships }): Middleware<GatewayState> {
   return async function adminApiMiddleware(ctx, next) {
     const admin = ctx.state.admin;
     if (!admin) return next();
@@ -89,10 +90,16 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
         principal: principal!,
         policy: opts.policy,
         dataDir: opts.dataDir,
+        relationships: opts.relationships,
+        requestId: ctx.state.requestId,
+        header: (name) => ctx.get(name) || undefined,
         deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),
       },
     );
-    ctx.state.result = jsonResult(answer.status, JSON.stringify(answer.body));
+    ctx.state.result =
+      answer.body instanceof AdminStream
+        ? { status: answer.status, headers: { 'content-type': answer.body.contentType, 'cache-control': 'no-store', 'x-accel-buffering': 'no' }, body: answer.body.stream }
+        : jsonResult(answer.status, JSON.stringify(answer.body));
     // S3's authorize and operation steps never see an admin request.
   };
 }

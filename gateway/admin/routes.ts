@@ -2,13 +2,14 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import type { PolicyStore, Principal } from '../../policy/index.ts';
+import type { Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminTarget } from './call.ts';
 import { createCredential, deleteCredential, listCredentials, revokeCredential, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
+import { RELATIONSHIP_ADMIN_ROUTES, RELATIONSHIP_FAMILY_ROUTES } from './relationships.ts';
 import {
   addOidcProvider, deleteOidcProvider, deleteRole, listOidcProviders, listRoles, listSigningKeys, putRole, rotateSigningKey, showRole,
 } from './roles.ts';
@@ -26,10 +27,12 @@ export interface AdminRoute {
   action: string;
   /** Status of a success (201 for creations). */
   status?: number;
+  /** Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent. */
+  families?: Family[];
   run: (call: AdminCall) => unknown;
 }
 
-/** Every admin endpoint. */
+/** Every endpoint that needs the admin family. */
 export const ADMIN_ROUTES: AdminRoute[] = [
   { method: 'GET', pattern: '/tenants', action: 'Admin:ListTenants', run: listTenants },
   { method: 'POST', pattern: '/tenants', action: 'Admin:CreateTenant', status: 201, run: createTenant },
@@ -62,9 +65,16 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   { method: 'POST', pattern: '/capabilities/reset', action: 'Admin:ResetCapabilities', run: resetCapabilities },
   { method: 'POST', pattern: '/capabilities/:id/revoke', action: 'Admin:RevokeCapability', run: revokeCapability },
 
+  ...RELATIONSHIP_ADMIN_ROUTES,
+
   { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', run: listDenials },
   { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', run: listAudit },
 ];
+
+/** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */
+export const FAMILY_ROUTES: AdminRoute[] = [...RELATIONSHIP_FAMILY_ROUTES];
+
+const ALL_ROUTES = [...ADMIN_ROUTES, ...FAMILY_ROUTES];
 
 /** A request to dispatch: the path after ADMIN_PREFIX, decoded once. */
 export interface AdminRequest {
@@ -79,6 +89,10 @@ export interface AdminContext {
   principal: Principal;
   policy: PolicyStore;
   dataDir: string;
+  relationships?: relationships.Relationships;
+  requestId?: string;
+  /** Request headers by lower-case name, when the call came over HTTP. */
+  header?: (name: string) => string | undefined;
   /** Records one refused admin request (a denial line). */
   deny(action: string, refusal: AdminRefusal): void;
 }
@@ -106,7 +120,7 @@ function matchPattern(pattern: string, segments: string[]): Record<string, strin
 export function matchAdminRoute(method: string, path: string): { route: AdminRoute; params: Record<string, string> } {
   const segments = path.split('/').slice(1);
   let pathKnown = false;
-  for (const route of ADMIN_ROUTES) {
+  for (const route of ALL_ROUTES) {
     const params = matchPattern(route.pattern, segments);
     if (params === undefined) continue;
     if (route.method === method) return { route, params };
@@ -124,9 +138,11 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     throw new AdminError('AccessDenied', message);
   };
   const { principal } = ctx;
-  // Every endpoint needs the admin family: an ordinary credential learns nothing here, not even its own tenant.
-  if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.includes('admin'))) {
-    refuse({ layer: 'scope', reason: 'no grant of admin' }, NEEDS_ADMIN);
+  // Every endpoint needs the admin family (or one its route names): an ordinary credential learns nothing here.
+  const families = route.families ?? ['admin'];
+  if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.some((f) => families.includes(f)))) {
+    const needs = families.join(' or ');
+    refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
   }
   const call: AdminCall = {
     principal,
@@ -135,6 +151,9 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     params,
     query: req.query,
     body: req.body,
+    relationships: ctx.relationships,
+    requestId: ctx.requestId,
+    header: (name) => ctx.header?.(name),
     require(decision, where = {}) {
       if (!decision.allowed) refuse({ layer: decision.layer, reason: decision.reason, ...where }, decision.reason);
     },

@@ -5,6 +5,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { RELATIONSHIP_COMMANDS } from './relationship-commands.ts';
 import { TOKEN_COMMANDS } from './token-commands.ts';
 import type { AdminTransport, FollowRequest, Query } from './transport.ts';
 
@@ -235,6 +236,7 @@ export const COMMANDS: Command[] = [
     },
   },
   ...TOKEN_COMMANDS,
+  ...RELATIONSHIP_COMMANDS,
 ];
 
 function logWindow(run: CommandRun): Query {

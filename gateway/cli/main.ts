@@ -108,6 +108,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     const lazy: AdminTransport = {
       call: (...a) => open().call(...a),
       follow: (...a) => open().follow(...a),
+      events: (...a) => open().events(...a),
       close: () => opened?.close(),
     };
     await command.run({ api: lazy, args, values: parsed.values, out: io.out, signal: stop.signal });

@@ -6,17 +6,20 @@ import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import {
   FAMILIES,
   followAudit,
   followDenials,
   PolicyStore,
   ROOT_TENANT,
+  relationships,
   type AuditFilter,
   type DenialFilter,
   type Principal,
 } from '../../policy/index.ts';
 import { ADMIN_PREFIX, dispatchAdmin, toAdminError } from '../admin/index.ts';
+import { AdminStream } from '../admin/call.ts';
 import { closeTokenStores, openTokenStores } from '../sts/stores.ts';
 import { signRequest, type Credentials } from './sign.ts';
 
@@ -42,7 +45,50 @@ export interface AdminTransport {
   call(method: string, path: string, options?: { query?: Query; body?: Record<string, unknown> }): Promise<any>;
   /** Calls onRecord for each new matching log line until the signal aborts. */
   follow(request: FollowRequest, onRecord: (record: any) => void, signal: AbortSignal): Promise<void>;
+  /** Reads a Server-Sent Events endpoint (the watch feed), calling onEvent per event, until the signal aborts. */
+  events(path: string, query: Query, onEvent: (event: ServerEvent) => void, signal: AbortSignal): Promise<void>;
   close(): void;
+}
+
+/** One Server-Sent Event. */
+export interface ServerEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+/** Parses a Server-Sent Events stream into events until it ends or the signal aborts (which destroys it). */
+export async function readEvents(stream: Readable, onEvent: (event: ServerEvent) => void, signal: AbortSignal): Promise<void> {
+  const stop = (): void => {
+    stream.destroy();
+  };
+  if (signal.aborted) return stop();
+  signal.addEventListener('abort', stop, { once: true });
+  let pending = '';
+  try {
+    for await (const chunk of stream) {
+      pending += chunk.toString();
+      let end: number;
+      while ((end = pending.indexOf('\n\n')) >= 0) {
+        const block = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        const event: ServerEvent = { data: '' };
+        for (const line of block.split('\n')) {
+          const colon = line.indexOf(':');
+          if (colon <= 0) continue;
+          const field = line.slice(0, colon);
+          const value = line.slice(colon + 1).replace(/^ /, '');
+          if (field === 'data') event.data += (event.data ? '\n' : '') + value;
+          else if (field === 'id' || field === 'event') event[field] = value;
+        }
+        if (event.data !== '') onEvent(event);
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) throw error;
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 function searchParams(query: Query = {}): URLSearchParams {
@@ -68,19 +114,26 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
   }
   const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
   openTokenStores({ policy, dataDir, masterKey: options.masterKey });
+  const engine = relationships.Relationships.open({ dataDir });
+  const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>) => {
+    try {
+      const answer = await dispatchAdmin(
+        { method, path, query: searchParams(query), body },
+        { principal: OPERATOR, policy, dataDir, relationships: engine, deny: () => {} },
+      );
+      return answer.body;
+    } catch (err) {
+      const known = toAdminError(err);
+      if (!known) throw err;
+      throw new AdminRequestError(known.status, known.code, known.message);
+    }
+  };
   return {
-    async call(method, path, { query, body = {} } = {}) {
-      try {
-        const answer = await dispatchAdmin(
-          { method, path, query: searchParams(query), body },
-          { principal: OPERATOR, policy, dataDir, deny: () => {} },
-        );
-        return answer.body;
-      } catch (err) {
-        const known = toAdminError(err);
-        if (!known) throw err;
-        throw new AdminRequestError(known.status, known.code, known.message);
-      }
+    call: (method, path, { query, body = {} } = {}) => dispatch(method, path, query, body),
+    async events(path, query, onEvent, signal) {
+      const answer = await dispatch('GET', path, query, {});
+      if (!(answer instanceof AdminStream)) throw new AdminRequestError(500, 'InternalError', `${path} is not an event stream`);
+      await readEvents(answer.stream, onEvent, signal);
     },
     follow(req, onRecord, signal) {
       return req.kind === 'denials'
@@ -89,6 +142,7 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
     },
     close: () => {
       closeTokenStores(policy);
+      engine.close();
       policy.close();
     },
   };
@@ -97,7 +151,7 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
 /** Signs requests to a gateway's admin API. */
 export function remoteTransport(options: { endpoint: string; credentials: Credentials; region: string }): AdminTransport {
   const base = new URL(options.endpoint);
-  const send = (method: string, path: string, query: Query | undefined, body: Record<string, unknown> | undefined): Promise<any> => {
+  const send = (method: string, path: string, query: Query | undefined, body: Record<string, unknown> | undefined, stream = false): Promise<any> => {
     const url = new URL(base.pathname.replace(/\/$/, '') + ADMIN_PREFIX + path, base);
     url.search = searchParams(query).toString().replace(/\+/g, '%20');
     const text = body === undefined ? '' : JSON.stringify(body);
@@ -112,6 +166,7 @@ export function remoteTransport(options: { endpoint: string; credentials: Creden
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(url, { method, headers }, (res) => {
+        if (stream && res.statusCode === 200) return resolve(res);
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
@@ -135,6 +190,10 @@ export function remoteTransport(options: { endpoint: string; credentials: Creden
   };
   return {
     call: (method, path, { query, body } = {}) => send(method, path, query, body ?? (method === 'GET' ? undefined : {})),
+    async events(path, query, onEvent, signal) {
+      const res = (await send('GET', path, query, undefined, true)) as Readable;
+      await readEvents(res, onEvent, signal);
+    },
     async follow(req, onRecord, signal) {
       // The API answers queries, not streams: poll from the newest time seen, skipping lines already printed.
       const { filter } = req;

@@ -1,20 +1,22 @@
 /**
  * Authorization before anything reaches storage: the route's API family on the target bucket and key (the
- * reserved prefix, tenant and scope layers), and read access on any copy source.
+ * reserved prefix, tenant and scope layers, then relationships in a governed bucket), and read access on any copy
+ * source (CopyObject, UploadPartCopy), decided the same way in the source's bucket.
  */
 import type { Middleware } from 'koa';
-import type { DenialLog, PolicyStore } from '../../policy/index.ts';
+import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
 import { createAccess } from '../access.ts';
 import { parseCopySource } from '../s3-headers.ts';
 import type { GatewayState } from '../state.ts';
 
-export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog }): Middleware<GatewayState> {
+export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog; relationships?: relationships.Relationships }): Middleware<GatewayState> {
   return async function authorizeMiddleware(ctx, next) {
     const { route, target, principal } = ctx.state;
     const access = createAccess({
       principal: principal!,
       policy: opts.policy,
       denials: opts.denials,
+      relationships: opts.relationships,
       facts: {
         requestId: ctx.state.requestId,
         action: route!.op,

@@ -7,6 +7,7 @@ import { DeniedError } from '../errors.ts';
 import { RelationshipEngine, type CheckOptions, type CheckResult, type ImplicitParents } from './engine.ts';
 import { appWriteGuard, type AppScope } from './guard.ts';
 import { schemaDiff, type SchemaDiff } from './schema-diff.ts';
+import type { PermissionExpr } from './schema-parser.ts';
 import { RelationshipStore, type AuditContext, type ChangeEvent, type ImportSource, type Precondition, type TupleUpdate } from './store.ts';
 import { parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
 
@@ -94,6 +95,20 @@ export class Relationships {
     return options.limit === undefined ? found : found.slice(0, options.limit);
   }
 
+  /**
+   * Whether holding `permission` on a folder or bucket implies it on every object and folder beneath: true when the
+   * tenant's object and folder definitions grant it as a union that includes `parent->permission`, so that no
+   * exclusion or intersection can take away what the parent gives. Listings use it to settle subtrees in one check.
+   */
+  subtreeInherits(tenant: string, permission: string): boolean {
+    const schema = this.store.schema(tenant);
+    if (!schema) return false;
+    return ['object', 'folder'].every((type) => {
+      const expr = schema.definitions.get(type)?.permissions.get(permission);
+      return expr !== undefined && unionHasArrow(expr, 'parent', permission);
+    });
+  }
+
   /** Subjects (ids of `subjectType` that appear in the tenant's tuples) holding the permission on a resource. */
   lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): string[] {
     const res = typeof resource === 'string' ? parseSubject(resource) : resource;
@@ -136,4 +151,11 @@ export class Relationships {
   changesSince(tenant: string, revision: string, options?: { limit?: number }): ChangeEvent[] {
     return this.store.changesSince(tenant, revision, options);
   }
+}
+
+/** Whether `relation->target` is one of the terms of a union (or the whole expression). */
+function unionHasArrow(expr: PermissionExpr, relation: string, target: string): boolean {
+  if (expr.kind === 'arrow') return expr.relation === relation && expr.target === target;
+  if (expr.kind === 'union') return unionHasArrow(expr.left, relation, target) || unionHasArrow(expr.right, relation, target);
+  return false;
 }

@@ -25,7 +25,7 @@ definition group {
 }
 definition bucket {
   relation owner: user | app | group#member
-  relation reader: user | app | user:* | group#member | user with ip_allowlist
+  relation reader: user | app | user:* | group#member | user with ip_allowlist | app with ip_allowlist
   relation writer: user | app | group#member
   permission write = owner + writer
   permission read = reader + write
@@ -43,7 +43,7 @@ definition folder {
 definition object {
   relation parent: folder | bucket
   relation owner: user | app | group#member
-  relation reader: user | app | user:* | group#member | user with ip_allowlist
+  relation reader: user | app | user:* | group#member | user with ip_allowlist | app with ip_allowlist
   relation writer: user | app | group#member
   permission write = owner + writer + parent->write
   permission read = reader + write + parent->read

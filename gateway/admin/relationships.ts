@@ -1,0 +1,293 @@
+/**
+ * Admin handlers for relationships: bucket governance, schemas, tuples (batched writes, import, reads, audit),
+ * check/explain, lookups and the watch feed. Each is gated by its family in RELATIONSHIP_ROUTES; every handler acts
+ * inside one tenant (the caller's own, or the one root names). Applications without the admin family write tuples
+ * only through the engine's guard, scoped by their grants' namespaces and relations.
+ */
+import { Readable } from 'node:stream';
+import {
+  authorizeCredentialAdmin,
+  DeniedError,
+  relationships as rel,
+  type Family,
+  type Principal,
+} from '../../policy/index.ts';
+import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
+import { AdminError, invalidInput } from './errors.ts';
+import type { AdminRoute } from './routes.ts';
+
+/** How often the watch feed polls the store, and how often it sends a keep-alive comment. */
+export const WATCH_POLL_MS = 250;
+const WATCH_HEARTBEAT_MS = 15_000;
+/** Most change events one poll reads. */
+const WATCH_BATCH = 10_000;
+
+const hasFamily = (p: Principal, family: Family) => p.isRoot || p.scopes.some((g) => g.families.includes(family));
+
+function engineOf(call: AdminCall): rel.Relationships {
+  if (!call.relationships) throw new AdminError('InternalError', 'the relationship engine is not open');
+  return call.relationships;
+}
+
+/** The tenant a call acts in: the caller's own; root names one (`tenant` in the body or query). */
+function tenantOf(call: AdminCall): string {
+  const asked = optionalString(call.body, 'tenant') ?? queryParam(call.query, 'tenant');
+  const { principal } = call;
+  if (principal.isRoot) {
+    if (asked === undefined) throw invalidInput('"tenant" is required');
+    return asked;
+  }
+  if (asked !== undefined && asked !== principal.tenant) {
+    call.require({ allowed: false, layer: 'tenant', reason: `tenant ${asked} is not tenant ${principal.tenant}` });
+  }
+  return principal.tenant;
+}
+
+/** Who a change is recorded as, why, and the request that made it. */
+function audit(call: AdminCall, reason: string): rel.AuditContext {
+  return { actor: call.principal.accessKeyId, reason, requestId: call.requestId };
+}
+
+/** Runs an engine call, turning its refusals (self-escalation, app schema writes) into 403s with a denial line. */
+function guarded<T>(call: AdminCall, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof DeniedError) call.require({ allowed: false, layer: error.layer, reason: error.reason });
+    throw error;
+  }
+}
+
+/** GET/PUT /buckets/{bucket}/governance: root, or an admin of the owning tenant. */
+function governedBucket(call: AdminCall): { bucket: string; tenant: string } {
+  const bucket = call.params.bucket!;
+  const tenant = call.policy.bucketOwner(bucket);
+  if (tenant === undefined) throw notFound(`no bucket ${bucket}`);
+  call.require(authorizeCredentialAdmin(call.principal, { tenant }), { bucket });
+  return { bucket, tenant };
+}
+
+export function showGovernance(call: AdminCall): unknown {
+  const { bucket, tenant } = governedBucket(call);
+  return { bucket, tenant, governed: call.policy.bucketGoverned(bucket) };
+}
+
+/** PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none. */
+export function setGovernance(call: AdminCall): unknown {
+  const { bucket, tenant } = governedBucket(call);
+  onlyFields(call.body, ['governed']);
+  const governed = call.body.governed;
+  if (typeof governed !== 'boolean') throw invalidInput('"governed" must be true or false');
+  const engine = engineOf(call);
+  let schemaDeployed = false;
+  if (governed && engine.store.schema(tenant) === undefined) {
+    engine.writeSchema(tenant, rel.DEFAULT_OBJECT_SCHEMA, audit(call, `bucket ${bucket} governed: default object schema`));
+    schemaDeployed = true;
+  }
+  call.policy.setBucketGoverned(bucket, governed, { actor: call.principal.accessKeyId });
+  return { bucket, tenant, governed, schemaDeployed };
+}
+
+/** GET /schema: the tenant's schema text, its revision and its caveats' hashes (which caveated tuples must name). */
+export function readSchema(call: AdminCall): unknown {
+  const tenant = tenantOf(call);
+  const engine = engineOf(call);
+  const stored = engine.store.readSchema(tenant);
+  if (!stored) throw notFound(`tenant ${tenant} has no schema`);
+  const caveats = [...(engine.store.schema(tenant)?.caveats.values() ?? [])].map((c) => ({ name: c.name, hash: c.hash }));
+  return { tenant, revision: stored.revision, schema: stored.text, caveats };
+}
+
+/** PUT /schema {schema, reason}: admin only; the engine refuses applications outright. */
+export function writeSchema(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'schema', 'reason']);
+  const tenant = tenantOf(call);
+  const text = requiredString(call.body, 'schema');
+  const reason = requiredString(call.body, 'reason');
+  const scope = hasFamily(call.principal, 'admin') ? undefined : { tenant, writer: call.principal.subject };
+  const revision = guarded(call, () => engineOf(call).writeSchema(tenant, text, { ...audit(call, reason), scope }));
+  return { tenant, revision };
+}
+
+/** POST /schema/diff {schema}: what the proposed schema would change about who can hold each permission. */
+export function diffSchema(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'schema']);
+  const tenant = tenantOf(call);
+  return { tenant, ...engineOf(call).diffSchema(tenant, requiredString(call.body, 'schema')) };
+}
+
+const FILTER_FIELDS = ['resourceType', 'resourceId', 'relation', 'subjectType', 'subjectId', 'subjectRelation'] as const;
+
+/** GET /tuples?resourceType=&resourceId=&relation=&subjectType=&subjectId=&subjectRelation=&limit= */
+export function readTuples(call: AdminCall): unknown {
+  const tenant = tenantOf(call);
+  const filter = Object.fromEntries(FILTER_FIELDS.map((f) => [f, queryParam(call.query, f)]).filter(([, v]) => v !== undefined));
+  if (filter.resourceType === undefined) throw invalidInput('"resourceType" is required');
+  const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000) ?? 1000;
+  const tuples = engineOf(call).store.readTuples(tenant, filter as unknown as rel.TupleFilter, limit);
+  return { tenant, tuples: tuples.map(rel.formatTuple) };
+}
+
+function updatesOf(value: unknown): rel.TupleUpdate[] {
+  if (!Array.isArray(value) || value.length === 0) throw invalidInput('"updates" must be a non-empty list of {op, tuple}');
+  return value.map((u: { op?: unknown; tuple?: unknown }) => {
+    if (typeof u !== 'object' || u === null || !['create', 'touch', 'delete'].includes(u.op as string)) {
+      throw invalidInput('each update is {op: create|touch|delete, tuple: "type:id#relation@subject" or its JSON form}');
+    }
+    return { op: u.op as rel.TupleUpdate['op'], tuple: typeof u.tuple === 'string' ? u.tuple : rel.tupleFromJson(u.tuple) };
+  });
+}
+
+function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
+  if (value === undefined) return undefined;
+  const ok = Array.isArray(value) && value.every((p) => typeof p === 'object' && p !== null && ['must_exist', 'must_not_exist'].includes(p.op) && typeof p.filter?.resourceType === 'string');
+  if (!ok) throw invalidInput('"preconditions" must be a list of {op: must_exist|must_not_exist, filter: {resourceType, …}}');
+  return value as rel.Precondition[];
+}
+
+/**
+ * The scope a writer without the admin family writes in: its tenant, itself as the writer (for the self-escalation
+ * guard) and the namespaces and relations its tuples:write grants name (any, when one grant names none).
+ */
+function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
+  if (hasFamily(principal, 'admin')) return undefined;
+  const grants = principal.scopes.filter((g) => g.families.includes('tuples:write'));
+  const union = (field: 'namespaces' | 'relations') =>
+    grants.some((g) => g[field] === undefined) ? undefined : [...new Set(grants.flatMap((g) => g[field] ?? []))];
+  return { tenant, writer: principal.subject, namespaces: union('namespaces'), relations: union('relations') };
+}
+
+/** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
+export function writeTuples(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'updates', 'preconditions', 'reason']);
+  const tenant = tenantOf(call);
+  const updates = updatesOf(call.body.updates);
+  const preconditions = preconditionsOf(call.body.preconditions);
+  const reason = requiredString(call.body, 'reason');
+  const scope = writeScope(call.principal, tenant);
+  const revision = guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
+  return { tenant, revision, written: updates.length };
+}
+
+/** POST /tuples/import {text, name, reason}: admin only, all or nothing; a refusal lists the bad line numbers. */
+export function importTuples(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
+  const tenant = tenantOf(call);
+  const text = requiredString(call.body, 'text');
+  const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
+  return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
+}
+
+/** GET /tuples/audit?after=&limit=: who changed which tuple, why, and in which request. */
+export function tupleAudit(call: AdminCall): unknown {
+  const tenant = tenantOf(call);
+  const since = revisionParam(queryParam(call.query, 'after'));
+  const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000);
+  return { tenant, records: engineOf(call).store.auditRecords(tenant, { since, limit }) };
+}
+
+/** The request context of a check: `now` defaults to the present; other facts only as given. */
+function contextOf(value: unknown): rel.RequestContext {
+  if (value === undefined) return { now: new Date() };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidInput('"context" must be a JSON object');
+  const context = { ...(value as Record<string, unknown>) };
+  context.now = typeof context.now === 'string' ? new Date(context.now) : new Date();
+  return context;
+}
+
+/** POST /check {resource, permission, subject, context, explain}: allowed, denied or conditional (missing params). */
+export function check(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'resource', 'permission', 'subject', 'context', 'explain']);
+  const tenant = tenantOf(call);
+  const resource = requiredString(call.body, 'resource');
+  const permission = requiredString(call.body, 'permission');
+  const subject = requiredString(call.body, 'subject');
+  const options = { context: contextOf(call.body.context) };
+  const engine = engineOf(call);
+  const result = call.body.explain === true ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options);
+  return { tenant, resource, permission, subject, ...result };
+}
+
+/** POST /lookup {resourceType, permission, subject, idPrefix, limit, context}: ids with tuples the subject reaches. */
+export function lookup(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'resourceType', 'permission', 'subject', 'idPrefix', 'limit', 'context']);
+  const tenant = tenantOf(call);
+  const ids = engineOf(call).lookupResources(tenant, requiredString(call.body, 'resourceType'), requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
+    context: contextOf(call.body.context),
+    idPrefix: optionalString(call.body, 'idPrefix'),
+    limit: optionalInteger(call.body.limit, 'limit', 100_000),
+  });
+  return { tenant, ids };
+}
+
+function revisionParam(value: string | undefined): string {
+  if (value === undefined || value === '') return '';
+  try {
+    rel.decodeRevision(value);
+  } catch {
+    throw invalidInput(`"${value}" is not a revision token`);
+  }
+  return value;
+}
+
+/**
+ * GET /watch?after=: the tenant's changes as Server-Sent Events (`id` is the revision, `event` the kind, `data` the
+ * event as JSON), from after the revision given by Last-Event-ID or `after` (from the start without either). Whole
+ * revisions are sent at once, so resuming at any id loses nothing. The feed ends when the client disconnects.
+ */
+export function watch(call: AdminCall): AdminStream {
+  const tenant = tenantOf(call);
+  const engine = engineOf(call);
+  let after = revisionParam(call.header('last-event-id') ?? queryParam(call.query, 'after'));
+  let timer: NodeJS.Timeout | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  const stream = new Readable({
+    read() {},
+    destroy(error, done) {
+      clearInterval(timer);
+      clearInterval(heartbeat);
+      done(error);
+    },
+  });
+  const poll = () => {
+    let events: rel.ChangeEvent[];
+    try {
+      events = engine.changesSince(tenant, after, { limit: WATCH_BATCH });
+    } catch (error) {
+      stream.destroy(error as Error);
+      return;
+    }
+    // A full batch may end inside a revision: hold that revision back for the next poll unless it is all there is.
+    const last = events.at(-1)?.revision;
+    if (events.length === WATCH_BATCH && events[0]!.revision !== last) events = events.filter((e) => e.revision !== last);
+    for (const e of events) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+    if (events.length > 0) after = events.at(-1)!.revision;
+  };
+  stream.push(`retry: 1000\n: changes of tenant ${tenant} after ${after || 'the start'}\n\n`);
+  poll();
+  timer = setInterval(poll, WATCH_POLL_MS);
+  heartbeat = setInterval(() => stream.push(': keep-alive\n\n'), WATCH_HEARTBEAT_MS);
+  return new AdminStream('text/event-stream; charset=utf-8', stream);
+}
+
+const READ: Family[] = ['tuples:read', 'admin'];
+
+/** The relationship endpoints only the admin family (or root) may use. */
+export const RELATIONSHIP_ADMIN_ROUTES: AdminRoute[] = [
+  { method: 'GET', pattern: '/buckets/:bucket/governance', action: 'Admin:GetBucketGovernance', run: showGovernance },
+  { method: 'PUT', pattern: '/buckets/:bucket/governance', action: 'Admin:PutBucketGovernance', run: setGovernance },
+  { method: 'PUT', pattern: '/schema', action: 'Admin:WriteSchema', run: writeSchema },
+  { method: 'POST', pattern: '/schema/diff', action: 'Admin:DiffSchema', run: diffSchema },
+  { method: 'POST', pattern: '/tuples/import', action: 'Admin:ImportTuples', run: importTuples },
+  { method: 'GET', pattern: '/tuples/audit', action: 'Admin:TupleAudit', run: tupleAudit },
+];
+
+/** The relationship endpoints the tuples:read, tuples:write, check and watch families open (admin opens them all). */
+export const RELATIONSHIP_FAMILY_ROUTES: AdminRoute[] = [
+  { method: 'GET', pattern: '/schema', action: 'Admin:ReadSchema', families: READ, run: readSchema },
+  { method: 'GET', pattern: '/tuples', action: 'Admin:ReadTuples', families: READ, run: readTuples },
+  { method: 'POST', pattern: '/tuples', action: 'Admin:WriteTuples', families: ['tuples:write', 'admin'], run: writeTuples },
+  { method: 'POST', pattern: '/check', action: 'Admin:Check', families: ['check', 'admin'], run: check },
+  { method: 'POST', pattern: '/lookup', action: 'Admin:LookupResources', families: ['check', 'admin'], run: lookup },
+  { method: 'GET', pattern: '/watch', action: 'Admin:Watch', families: ['watch', 'admin'], run: watch },
+];

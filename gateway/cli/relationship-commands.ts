@@ -1,0 +1,156 @@
+/**
+ * The CLI's relationship commands: bucket governance, schemas, tuples, checks and the watch feed, each one admin
+ * API call (the watch feed a stream of them). `--tenant` names the tenant for root and the local operator; a tenant
+ * credential acts in its own tenant.
+ */
+import { readFileSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import type { Command, CommandRun } from './commands.ts';
+import { keyValues, table, UsageError } from './format.ts';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const TENANT: Options = { tenant: { type: 'string' }, json: { type: 'boolean' } };
+const REASON: Options = { ...TENANT, reason: { type: 'string' } };
+const str = (run: CommandRun, name: string) => run.values[name] as string | undefined;
+const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
+const enc = encodeURIComponent;
+
+function reasonOf(run: CommandRun, command: string): string {
+  const reason = str(run, 'reason');
+  if (!reason) throw new UsageError(`${command} needs --reason TEXT (recorded in the audit trail)`);
+  return reason;
+}
+
+function readArgFile(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+}
+
+function tupleCommand(verb: 'write' | 'delete'): Command {
+  return {
+    name: `tuples ${verb}`, args: ['TUPLE'], options: { ...REASON, ...(verb === 'write' ? { create: { type: 'boolean' } } : {}) },
+    summary: verb === 'write'
+      ? "write one tuple, e.g. 'folder:photos/2024/#reader@user:amy' --reason R [--create: fail if it exists]"
+      : "delete one tuple, e.g. 'document:doc-42#viewer@user:amy' --reason R",
+    async run(run) {
+      const op = verb === 'delete' ? 'delete' : run.values.create ? 'create' : 'touch';
+      const body = { tenant: str(run, 'tenant'), updates: [{ op, tuple: run.args[0] }], reason: reasonOf(run, `tuples ${verb}`) };
+      const r = await run.api.call('POST', '/tuples', { body });
+      run.out(run.values.json ? json(r) : `Tuple ${verb === 'delete' ? 'deleted' : 'written'} at revision ${r.revision}.\n`);
+    },
+  };
+}
+
+/** The relationship commands, in the order help lists them. */
+export const RELATIONSHIP_COMMANDS: Command[] = [
+  {
+    name: 'bucket govern', args: ['BUCKET'], options: { off: { type: 'boolean' }, json: { type: 'boolean' } },
+    summary: 'make relationships govern a bucket (deploys the default object schema when the tenant has none); --off to stop',
+    async run(run) {
+      const b = await run.api.call('PUT', `/buckets/${enc(run.args[0]!)}/governance`, { body: { governed: run.values.off !== true } });
+      if (run.values.json) return run.out(json(b));
+      run.out(`Bucket ${b.bucket} is ${b.governed ? 'governed by relationships' : 'no longer governed by relationships'}.\n`);
+      if (b.schemaDeployed) run.out(`Deployed the default object schema for tenant ${b.tenant}.\n`);
+    },
+  },
+  {
+    name: 'schema show', args: [], options: TENANT, summary: "show a tenant's relationship schema and its caveat hashes",
+    async run(run) {
+      const s = await run.api.call('GET', '/schema', { query: { tenant: str(run, 'tenant') } });
+      if (run.values.json) return run.out(json(s));
+      const caveats = s.caveats.map((c: { name: string; hash: string }) => `# caveat ${c.name}: hash ${c.hash}`).join('\n');
+      run.out(`# tenant ${s.tenant}, revision ${s.revision}\n${caveats ? caveats + '\n' : ''}${s.schema}`);
+    },
+  },
+  {
+    name: 'schema write', args: ['FILE'], options: REASON, summary: 'deploy a schema from FILE (- for stdin) --reason R (admin only)',
+    async run(run) {
+      const body = { tenant: str(run, 'tenant'), schema: readArgFile(run.args[0]!), reason: reasonOf(run, 'schema write') };
+      const r = await run.api.call('PUT', '/schema', { body });
+      run.out(run.values.json ? json(r) : `Schema of tenant ${r.tenant} written at revision ${r.revision}.\n`);
+    },
+  },
+  {
+    name: 'schema diff', args: ['FILE'], options: TENANT, summary: 'what deploying FILE would change about who can hold each permission',
+    async run(run) {
+      const d = await run.api.call('POST', '/schema/diff', { body: { tenant: str(run, 'tenant'), schema: readArgFile(run.args[0]!) } });
+      if (run.values.json) return run.out(json(d));
+      const changed = d.permissions.filter((p: { change: string }) => p.change !== 'unchanged');
+      const rows = changed.map((p: { permission: string; change: string; grantedByAdded: string[]; grantedByRemoved: string[]; subjectTypesAdded: string[]; subjectTypesRemoved: string[] }) => [
+        p.permission, p.change,
+        [...p.grantedByAdded.map((x) => `+${x}`), ...p.grantedByRemoved.map((x) => `-${x}`)].join(' '),
+        [...p.subjectTypesAdded.map((x) => `+${x}`), ...p.subjectTypesRemoved.map((x) => `-${x}`)].join(' '),
+      ]);
+      run.out(rows.length ? table(['PERMISSION', 'CHANGE', 'GRANTED BY', 'SUBJECT TYPES'], rows) : 'No permission changes.\n');
+      for (const c of d.caveats) run.out(`caveat ${c.name}: ${c.change}${c.change === 'changed' ? ' (tuples written against the old definition will fail closed)' : ''}\n`);
+    },
+  },
+  tupleCommand('write'),
+  tupleCommand('delete'),
+  {
+    name: 'tuples import', args: ['FILE'], options: { ...REASON, name: { type: 'string' } },
+    summary: 'import tuples from FILE (one per line, # comments) --reason R, all or nothing (admin only)',
+    async run(run) {
+      const body = { tenant: str(run, 'tenant'), text: readArgFile(run.args[0]!), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples import') };
+      const r = await run.api.call('POST', '/tuples/import', { body });
+      run.out(run.values.json ? json(r) : `Imported ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
+    },
+  },
+  {
+    name: 'tuples list', args: [],
+    options: { ...TENANT, type: { type: 'string' }, id: { type: 'string' }, relation: { type: 'string' }, subject: { type: 'string' }, limit: { type: 'string' } },
+    summary: 'list tuples: --type T [--id ID] [--relation R] [--subject type:id[#relation]] [--limit N]',
+    async run(run) {
+      const type = str(run, 'type');
+      if (!type) throw new UsageError('tuples list needs --type RESOURCE_TYPE');
+      const subject = str(run, 'subject');
+      const m = subject === undefined ? undefined : /^([^:]+):([^#]+)(?:#(.+))?$/.exec(subject);
+      if (subject !== undefined && !m) throw new UsageError('--subject takes type:id or type:id#relation');
+      const query = {
+        tenant: str(run, 'tenant'), resourceType: type, resourceId: str(run, 'id'), relation: str(run, 'relation'),
+        subjectType: m?.[1], subjectId: m?.[2] && decodeURIComponent(m[2]), subjectRelation: m?.[3], limit: str(run, 'limit'),
+      };
+      const r = await run.api.call('GET', '/tuples', { query });
+      run.out(run.values.json ? json(r.tuples) : r.tuples.map((t: string) => t + '\n').join(''));
+    },
+  },
+  {
+    name: 'check', args: ['RESOURCE', 'PERMISSION', 'SUBJECT'], options: { ...TENANT, explain: { type: 'boolean' }, context: { type: 'string' } },
+    summary: "decide a permission, e.g. check object:photos/a.jpg read user:amy [--explain] [--context '{\"client_ip\":\"10.0.0.1\"}']",
+    async run(run) {
+      let context: unknown;
+      try {
+        context = str(run, 'context') === undefined ? undefined : JSON.parse(str(run, 'context')!);
+      } catch {
+        throw new UsageError('--context takes a JSON object');
+      }
+      const [resource, permission, subject] = run.args;
+      const body = { tenant: str(run, 'tenant'), resource, permission, subject, context, explain: run.values.explain === true };
+      const r = await run.api.call('POST', '/check', { body });
+      if (run.values.json) return run.out(json(r));
+      run.out(keyValues({ result: r.result, reason: r.reason, missing: r.missing?.length ? r.missing.join(', ') : undefined }));
+      if (run.values.explain && r.path?.length) run.out(r.path.map((step: string) => `  ${step}\n`).join(''));
+    },
+  },
+  {
+    name: 'watch', args: [], options: { ...TENANT, after: { type: 'string' } },
+    summary: "follow the tenant's tuple and schema changes [--after REVISION]; each line names its revision",
+    async run(run) {
+      await run.api.events('/watch', { tenant: str(run, 'tenant'), after: str(run, 'after') }, (event) => {
+        if (run.values.json) return run.out(event.data + '\n');
+        const e = JSON.parse(event.data) as { revision: string; kind: string; tuple?: unknown; caveat?: { name: string; hash: string | null }; at: string };
+        const what = e.tuple ? formatTupleJson(e.tuple) : e.caveat ? `${e.caveat.name} ${e.caveat.hash ?? '(removed)'}` : '';
+        run.out(`${e.revision}  ${e.at}  ${e.kind.padEnd(12)}  ${what}\n`);
+      }, run.signal);
+    },
+  },
+];
+
+function formatTupleJson(t: unknown): string {
+  const x = t as { resource: { type: string; id: string }; relation: string; subject: { type: string; id: string; relation?: string }; caveat?: { name: string } };
+  return `${x.resource.type}:${x.resource.id}#${x.relation}@${x.subject.type}:${x.subject.id}${x.subject.relation ? `#${x.subject.relation}` : ''}${x.caveat ? ` [${x.caveat.name}]` : ''}`;
+}

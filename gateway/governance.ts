@@ -1,0 +1,95 @@
+/**
+ * Relationship governance of S3 objects: in a bucket the policy store marks governed, every object request must also
+ * hold a relationship permission on `object:<bucket>/<key>` (read, write or delete) for the caller's subject, decided
+ * by the tenant's relationship engine with the request's facts (now, client_ip). Listings keep only readable keys,
+ * settling whole subtrees with one folder (or bucket) check when the schema makes that sound.
+ */
+import { relationships as rel, type PolicyStore } from '../policy/index.ts';
+import type { Decision, Family, Principal } from '../policy/types.ts';
+
+/** The relationship permission each object family needs in a governed bucket; other families need none. */
+export const PERMISSION_OF: Partial<Record<Family, string>> = {
+  'object:read': 'read',
+  'object:write': 'write',
+  'object:delete': 'delete',
+};
+
+/** How a governed listing is narrowed: a batched page filter, and a one-check answer for a whole common prefix. */
+export interface GovernedListing {
+  /** Of these keys (one fetched page), those the caller may read. */
+  readable(keys: string[]): Promise<ReadonlySet<string>>;
+  /** True when one folder (or bucket) read settles that every key under `prefix` is readable. */
+  settles(prefix: string): boolean;
+}
+
+/** The relationship half of one request's authorizer. */
+export interface Governance {
+  /** Allowed, or the relationship/caveat refusal with the missing permission in the reason. */
+  decide(family: Family, bucket: string, key: string): Decision;
+  /** The listing narrowing for a governed bucket, or undefined when nothing needs filtering. */
+  listing(bucket: string, prefix: string): GovernedListing | undefined;
+}
+
+const ALLOWED: Decision = { allowed: true };
+
+/** A client address as caveats compare it: IPv4-mapped IPv6 addresses become plain IPv4. */
+export function clientIp(remoteAddress: string | undefined): string | undefined {
+  return remoteAddress?.startsWith('::ffff:') && remoteAddress.includes('.') ? remoteAddress.slice(7) : remoteAddress;
+}
+
+/**
+ * The resource whose read settles every key starting with `prefix`: the folder up to its last `/` (every such key
+ * lies beneath it), or the bucket when the prefix holds no `/`.
+ */
+export function settlingResource(bucket: string, prefix: string): { type: string; id: string } {
+  const cut = prefix.lastIndexOf('/') + 1;
+  return cut === 0 ? { type: 'bucket', id: bucket } : { type: 'folder', id: `${bucket}/${prefix.slice(0, cut)}` };
+}
+
+/**
+ * Builds the governance of one request. Root bypasses relationships as it bypasses scopes (the reserved prefix is
+ * decided before and still applies); ungoverned buckets are decided by scopes alone, exactly as before.
+ */
+export function createGovernance(opts: {
+  principal: Principal;
+  policy: PolicyStore;
+  relationships: rel.Relationships | undefined;
+  remoteAddress: string | undefined;
+}): Governance {
+  const { principal, policy, relationships } = opts;
+  const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
+  const governed = (bucket: string): string | undefined => {
+    if (principal.isRoot || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
+    return policy.bucketOwner(bucket);
+  };
+  return {
+    decide(family, bucket, key) {
+      const permission = PERMISSION_OF[family];
+      const tenant = permission === undefined ? undefined : governed(bucket);
+      if (tenant === undefined || permission === undefined) return ALLOWED;
+      const resource = { type: 'object', id: `${bucket}/${key}` };
+      const r = relationships!.check(tenant, resource, permission, principal.subject, { context });
+      if (r.result === 'allowed') return ALLOWED;
+      const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
+      const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${principal.subject}: ${r.reason}`;
+      return { allowed: false, layer, reason };
+    },
+    listing(bucket, prefix) {
+      const tenant = governed(bucket);
+      if (tenant === undefined) return undefined;
+      const r = relationships!;
+      const inherits = r.subtreeInherits(tenant, 'read');
+      const settles = (p: string): boolean =>
+        inherits && r.check(tenant, settlingResource(bucket, p), 'read', principal.subject, { context }).result === 'allowed';
+      if (settles(prefix)) return undefined;
+      return {
+        settles,
+        async readable(keys) {
+          const ids = keys.map((k) => `${bucket}/${k}`);
+          const allowed = r.filterResources(tenant, 'object', ids, 'read', principal.subject, { context });
+          return new Set(allowed.map((id) => id.slice(bucket.length + 1)));
+        },
+      };
+    },
+  };
+}
