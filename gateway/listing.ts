@@ -1,7 +1,8 @@
 /**
  * The one listing filter every listing goes through (v1, v2, versions, uploads), for every backend: it pages the
- * backend's ordered entries, keeps only what the caller may see, and resumes past hidden subtrees, so KeyCount,
- * IsTruncated and the markers are computed over visible entries only and never leak a hidden name.
+ * backend's ordered entries, keeps only what the caller may see (scopes per key, relationships in one batched call
+ * per fetched page), and resumes past hidden subtrees, so KeyCount, IsTruncated and the markers are computed over
+ * visible entries only and never leak a hidden name.
  */
 import { S3Error } from './errors.ts';
 import type { ListingFilter } from './operation.ts';
