@@ -40,7 +40,7 @@ export function grantCovers(grant: ScopeGrant, request: Omit<AccessRequest, 'buc
   // HeadBucket and GetBucketLocation succeed in any bucket the credential holds a grant in.
   if (request.family !== 'bucket:read' && !grant.families.includes(request.family)) return false;
   if (!KEY_FAMILIES.has(request.family) || request.key === undefined) return true;
-  return request.key.startsWith(grant.prefix ?? '');
+  return grant.exact ? request.key === grant.prefix : request.key.startsWith(grant.prefix ?? '');
 }
 
 /** Decides one request: reserved namespace, then tenant isolation, then scope. Root skips only the latter two. */
@@ -76,7 +76,7 @@ export function listingPlan(principal: Principal, bucket: string, listPrefix: st
   }
   if (principal.isRoot) return { kind: 'all' };
   const prefixes = principal.scopes
-    .filter((grant) => grantsBucket(grant, bucket) && grant.families.includes('object:list'))
+    .filter((grant) => grantsBucket(grant, bucket) && grant.families.includes('object:list') && !grant.exact)
     .map((grant) => grant.prefix ?? '');
   if (prefixes.some((prefix) => listPrefix.startsWith(prefix))) return { kind: 'all' };
   const narrower = [...new Set(prefixes.filter((prefix) => prefix.startsWith(listPrefix) && !isReservedKey(prefix)))];
@@ -123,7 +123,8 @@ export function grantWithin(holder: Principal, requested: ScopeGrant[]): Decisio
         (grant) =>
           grant.families.includes(family) &&
           (grant.bucket === '*' || grant.bucket === want.bucket) &&
-          wantPrefix.startsWith(grant.prefix ?? ''),
+          // An exact grant covers only an exact grant of the same key; a prefix grant covers anything beneath it.
+          (grant.exact ? want.exact === true && wantPrefix === grant.prefix : wantPrefix.startsWith(grant.prefix ?? '')),
       );
       if (!held) {
         const prefix = wantPrefix === '' ? '' : ` under prefix "${wantPrefix}"`;
@@ -166,6 +167,9 @@ export function invalidGrantReason(scopes: unknown): string | undefined {
     const unknown = grant.families.find((family) => !(FAMILIES as readonly string[]).includes(family));
     if (unknown !== undefined) return `unknown family ${String(unknown)}`;
     if (grant.prefix !== undefined && isReservedKey(grant.prefix)) return `prefix ${grant.prefix} is reserved`;
+    if (grant.exact !== undefined && (typeof grant.exact !== 'boolean' || (grant.exact && !grant.prefix))) {
+      return 'an exact grant needs the whole key as its prefix';
+    }
     for (const field of ['namespaces', 'relations'] as const) {
       const names = grant[field];
       if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(n)))) {

@@ -185,8 +185,8 @@ export class PolicyStore extends TenancyStore {
     if (expiresAt !== undefined && Number.isNaN(expiresAt.getTime())) throw new InvalidInputError('invalid expiry time');
     this.requireTenant(tenant);
     // Copy only the known fields, so nothing a caller tacked on is stored.
-    const scopes = options.scopes.map(({ families, bucket, prefix, namespaces, relations }): ScopeGrant => ({
-      families: [...families], bucket, ...(prefix ? { prefix } : {}), ...(namespaces ? { namespaces: [...namespaces] } : {}), ...(relations ? { relations: [...relations] } : {}),
+    const scopes = options.scopes.map(({ families, bucket, prefix, exact, namespaces, relations }): ScopeGrant => ({
+      families: [...families], bucket, ...(prefix ? { prefix } : {}), ...(exact ? { exact } : {}), ...(namespaces ? { namespaces: [...namespaces] } : {}), ...(relations ? { relations: [...relations] } : {}),
     }));
     const accessKeyId = newAccessKeyId();
     const secretKey = newSecretKey();

@@ -27,6 +27,8 @@ export interface ScopeGrant {
   bucket: string;
   /** Key prefix the grant is limited to; absent or empty means the whole bucket. */
   prefix?: string;
+  /** The grant names exactly one key (`prefix` is the whole key): share links for one object. */
+  exact?: boolean;
   /** With tuples:write: the resource types (namespaces) an application may write tuples of; absent means any. */
   namespaces?: string[];
   /** With tuples:write: the relations an application may write; absent means any. */

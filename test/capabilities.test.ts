@@ -46,6 +46,7 @@ function anvil(args: string[], env: Record<string, string>): Promise<{ code: num
 const BUCKET = 'acme-share';
 const OBJECTS: Record<string, string> = {
   'A/report.txt': '0123456789abcdefghij',
+  'A/report.txt.bak': 'an older draft, not shared',
   'A/sub/deep.txt': 'deep inside A',
   'A/other.txt': 'another file under A',
   'B/secret.txt': 'only for B',
@@ -93,6 +94,8 @@ test('anvil share prints a plain URL that GETs, HEADs and range-reads one object
     const cap = new URL(url).searchParams.get('X-Anvil-Capability')!;
     t.is((await fetch(`${tg.gw.url}/${BUCKET}/A/report.txt`, { headers: { 'x-anvil-capability': cap } })).status, 200);
     t.is((await fetch(`${tg.gw.url}/${BUCKET}/A/report.txt`)).status, 403);
+    // The link names one object: a key that merely starts with its name is not shared.
+    t.is((await fetch(link(tg, 'A/report.txt.bak', cap))).status, 403);
     // A read link does not write, delete or list.
     t.is((await fetch(url, { method: 'PUT', body: 'overwrite' })).status, 403);
     t.is((await fetch(url, { method: 'DELETE' })).status, 403);
@@ -123,7 +126,7 @@ test('a link for prefix A is refused for prefix B and for _anvil/; narrowing off
 
     // Listing with the capability shows only A/.
     const listed = await (await fetch(`${tg.gw.url}/${BUCKET}?list-type=2&prefix=A/&X-Anvil-Capability=${capability}`)).text();
-    t.deepEqual([...listed.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]), ['A/other.txt', 'A/report.txt', 'A/sub/deep.txt']);
+    t.deepEqual([...listed.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]), ['A/other.txt', 'A/report.txt', 'A/report.txt.bak', 'A/sub/deep.txt']);
     t.is((await fetch(`${tg.gw.url}/${BUCKET}?list-type=2&prefix=B/&X-Anvil-Capability=${capability}`)).status, 403);
 
     // Narrowed by the holder, without the server: only A/sub/ and only read.

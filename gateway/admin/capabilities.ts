@@ -16,10 +16,10 @@ import { tokenStoresOf } from '../sts/stores.ts';
 import { onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
-/** POST /capabilities {bucket, prefix, actions, expiresAt, tenant}: the capability string and its id. */
+/** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
 export function mintCapability(call: AdminCall): unknown {
   const { body, principal, policy } = call;
-  onlyFields(body, ['tenant', 'bucket', 'prefix', 'actions', 'expiresAt']);
+  onlyFields(body, ['tenant', 'bucket', 'prefix', 'exact', 'actions', 'expiresAt']);
   const bucket = requiredString(body, 'bucket');
   const prefix = optionalString(body, 'prefix') ?? '';
   if (isReservedKey(prefix)) throw invalidInput(`prefix ${prefix} is reserved`);
@@ -36,10 +36,13 @@ export function mintCapability(call: AdminCall): unknown {
   if (bucket !== '*' && owner !== tenant) {
     call.require({ allowed: false, layer: 'tenant', reason: `bucket ${bucket} is not owned by tenant ${tenant}` }, { bucket });
   }
-  const scope = objectScope(bucket, prefix);
+  if (body.exact !== undefined && typeof body.exact !== 'boolean') throw invalidInput('"exact" must be true or false');
+  const exact = body.exact === true;
+  if (exact && prefix === '') throw invalidInput('an exact capability needs the object key as "prefix"');
+  const scope = objectScope(bucket, prefix, exact);
   call.require(grantWithin(principal, [capabilityGrant(scope, actions)]), { bucket });
   const minted = tokenStoresOf(policy).capabilities.mint(tenant, scope, { expiresAt, actions: actions as CapabilityAction[], actor: principal.accessKeyId });
-  return { ...minted, tenant, bucket, prefix, actions, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
+  return { ...minted, tenant, bucket, prefix, ...(exact ? { exact } : {}), actions, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
 }
 
 /** POST /capabilities/{id}/revoke: refused on its next use, on every process. */

@@ -163,7 +163,8 @@ export const TOKEN_COMMANDS: Command[] = [
       if (key === '') throw new UsageError('share needs an object key: s3://bucket/key');
       const base = str(run, 'url') ?? (run.values.endpoint as string | undefined);
       if (!base) throw new UsageError('share needs --url GATEWAY_URL (or --endpoint) to build the link');
-      const c = await mint(run, { bucket, prefix: key, actions: ['read'], expiresAt: timeArg('expires', str(run, 'expires') ?? '1h', 1) });
+      // A share link opens exactly this object, not every key that merely starts with its name.
+      const c = await mint(run, { bucket, prefix: key, exact: true, actions: ['read'], expiresAt: timeArg('expires', str(run, 'expires') ?? '1h', 1) });
       const url = `${base.replace(/\/$/, '')}/${enc(bucket)}/${keyPath(key)}?X-Anvil-Capability=${c.capability}`;
       run.out(run.values.json ? json({ ...c, url }) : `${url}\n`);
     },

@@ -22,18 +22,37 @@ export function isCapabilityAction(action: string): action is CapabilityAction {
   return Object.hasOwn(CAPABILITY_ACTIONS, action);
 }
 
-/** The scope of an object capability on a bucket (`*` for every bucket of the tenant) and key prefix. */
-export function objectScope(bucket: string, prefix = ''): JsonValue[] {
-  return bucket === '*' ? ['s3'] : prefix === '' ? ['s3', bucket] : ['s3', bucket, prefix];
+/**
+ * Scope element that turns the key prefix before it into one exact key. Appending it narrows (a prefix becomes one
+ * key), so any holder may add it; nothing can follow it.
+ */
+export const EXACT_KEY = { exact: true } as const;
+
+function isExactMarker(part: JsonValue): boolean {
+  return typeof part === 'object' && part !== null && !Array.isArray(part) && Object.keys(part).length === 1 && part.exact === true;
+}
+
+/** The scope of an object capability on a bucket (`*` for every bucket of the tenant) and key prefix, or one key. */
+export function objectScope(bucket: string, prefix = '', exact = false): JsonValue[] {
+  if (bucket === '*') return ['s3'];
+  const base: JsonValue[] = prefix === '' ? ['s3', bucket] : ['s3', bucket, prefix];
+  return exact && prefix !== '' ? [...base, { ...EXACT_KEY }] : base;
 }
 
 /** The grant a capability scope and action list amount to. */
 export function capabilityGrant(scope: readonly JsonValue[], actions: readonly string[] | undefined): ScopeGrant {
-  if (scope[0] !== 's3' || !scope.every((part) => typeof part === 'string')) throw new CapabilityError('not an object capability');
-  const [, bucket, ...parts] = scope as string[];
-  const families = (actions ?? Object.keys(CAPABILITY_ACTIONS)).filter(isCapabilityAction).map((a) => CAPABILITY_ACTIONS[a]);
+  const marker = scope.findIndex(isExactMarker);
+  const exact = marker >= 0;
+  const path = exact ? scope.slice(0, marker) : scope;
+  if (path[0] !== 's3' || !path.every((part) => typeof part === 'string')) throw new CapabilityError('not an object capability');
+  const [, bucket, ...parts] = path as string[];
   const prefix = parts.join('');
-  return { families: [...new Set(families)], bucket: bucket ?? '*', ...(prefix ? { prefix } : {}) };
+  // Nothing narrower than one exact key exists: anything appended after the marker grants nothing.
+  if (exact && (marker !== scope.length - 1 || prefix === '')) return { families: [], bucket: bucket ?? '*', prefix, exact: true };
+  let families = (actions ?? Object.keys(CAPABILITY_ACTIONS)).filter(isCapabilityAction).map((a) => CAPABILITY_ACTIONS[a]);
+  // Listing a single key would show its siblings that share the prefix; an exact capability cannot list.
+  if (exact) families = families.filter((f) => f !== 'object:list');
+  return { families: [...new Set(families)], bucket: bucket ?? '*', ...(prefix ? { prefix } : {}), ...(exact ? { exact: true } : {}) };
 }
 
 /** The principal a verified object capability acts as: not root, one grant, the capability id as subject. */

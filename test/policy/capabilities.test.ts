@@ -10,7 +10,9 @@ import {
   createCapabilityService,
   inspectCapability,
   narrowCapability,
+  objectScope,
 } from '../../policy/capabilities/index.ts';
+import { authorize } from '../../policy/scopes.ts';
 
 const ROOT_KEY = 'a-root-key-of-at-least-sixteen-bytes';
 const service = createCapabilityService({ rootKey: ROOT_KEY });
@@ -148,4 +150,15 @@ test('expiry, revocation and key rotation', (t) => {
   const again = svc.mint(['docs']);
   delete keys.k1;
   t.throws(() => svc.verify(again), { message: /root key/ });
+});
+
+test('an exact-key capability opens one key, cannot list, and nothing appended after it grants anything', (t) => {
+  const grant = capabilityGrant(objectScope('b', 'A/report.txt', true), ['read', 'list']);
+  t.deepEqual(grant, { families: ['object:read'], bucket: 'b', prefix: 'A/report.txt', exact: true });
+  const p = { tenant: 't', accessKeyId: 'c', subject: 'capability:c', isRoot: false, scopes: [grant] };
+  t.true(authorize(p, { family: 'object:read', bucket: 'b', key: 'A/report.txt', bucketOwner: 't' }).allowed);
+  t.false(authorize(p, { family: 'object:read', bucket: 'b', key: 'A/report.txt.bak', bucketOwner: 't' }).allowed);
+  // A holder narrowing a prefix capability with the marker gets the exact key; appending past it gets nothing.
+  t.deepEqual(capabilityGrant(['s3', 'b', 'A/', 'x.txt', { exact: true }], ['read']).prefix, 'A/x.txt');
+  t.deepEqual(capabilityGrant(['s3', 'b', 'A/x.txt', { exact: true }, 'more'], ['read']).families, []);
 });
