@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { UpstreamConfig } from '../storage/upstream/index.ts';
 
 /** Everything the composition root needs to build a gateway. */
 export interface GatewayConfig {
@@ -25,19 +26,6 @@ export interface GatewayConfig {
   upstream: UpstreamConfig;
 }
 
-/** Settings of the upstream S3 backend. */
-export interface UpstreamConfig {
-  endpoint?: string;
-  region: string;
-  accessKey?: string;
-  secretKey?: string;
-  forcePathStyle: boolean;
-  /** `bucket`: one upstream bucket per gateway bucket; `prefix`: every gateway bucket inside `bucket` under a prefix. */
-  mapping: 'bucket' | 'prefix';
-  /** The single upstream bucket when mapping is `prefix`. */
-  bucket?: string;
-  requestTimeoutMs: number;
-}
 
 /** Every environment variable the gateway reads, with its config-file key and a one-line description. */
 export const ENV_VARS = {

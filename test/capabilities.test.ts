@@ -6,35 +6,15 @@
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
 import { FAMILIES, narrowCapability } from '../policy/index.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { signedSend } from './helpers/raw.ts';
+import { admin, denials, ok, type Creds } from './helpers/admin.ts';
 
-type Creds = { accessKeyId: string; secretAccessKey: string };
 const REPO = join(import.meta.dirname, '..');
 
-async function admin(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + path, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
-  return { status: res.status, json: res.body ? JSON.parse(res.body) : undefined };
-}
-
-async function ok(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await admin(tg, creds, method, path, body);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
-  return res.json;
-}
-
-const denials = (tg: TestGateway): any[] => {
-  try {
-    return readFileSync(join(tg.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  } catch {
-    return [];
-  }
-};
 
 function anvil(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -9,36 +9,16 @@ import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand, STSClient } from '
 import test from 'ava';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
-import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
 import { intersectScopes, sessionPolicyGrants } from '../policy/index.ts';
 import { tokenStoresOf } from '../gateway/sts/stores.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { send, signedSend } from './helpers/raw.ts';
+import { send } from './helpers/raw.ts';
+import { admin, denials, ok, type Creds } from './helpers/admin.ts';
 
-type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 
-async function admin(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + path, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
-  return { status: res.status, json: res.body ? JSON.parse(res.body) : undefined };
-}
-
-async function ok(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await admin(tg, creds, method, path, body);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
-  return res.json;
-}
-
-const denials = (tg: TestGateway): any[] => {
-  try {
-    return readFileSync(join(tg.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  } catch {
-    return [];
-  }
-};
 
 const sts = (tg: TestGateway, creds?: Creds) =>
   new STSClient({ endpoint: tg.gw.url, region: tg.config.region, credentials: creds ?? { accessKeyId: 'x', secretAccessKey: 'y' } });

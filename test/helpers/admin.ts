@@ -1,0 +1,32 @@
+/** Admin API calls and denial-log reads for end-to-end tests. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ADMIN_PREFIX } from '../../gateway/admin/index.ts';
+import type { TestGateway } from './gateway.ts';
+import { signedSend } from './raw.ts';
+
+/** Credentials that sign admin requests. */
+export type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+
+/** A signed JSON call to the admin API; the status and the parsed answer. */
+export async function admin(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + path, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
+  return { status: res.status, json: res.body ? JSON.parse(res.body) : undefined };
+}
+
+/** An admin call that must succeed; its answer. */
+export async function ok(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<any> {
+  const res = await admin(tg, creds, method, path, body);
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
+  return res.json;
+}
+
+/** Every denial line written so far. */
+export function denials(tg: TestGateway): any[] {
+  try {
+    return readFileSync(join(tg.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
+}
