@@ -95,14 +95,23 @@ export function urlEncodeName(name: string): string {
   return encodeURIComponent(name).replace(/%2F/g, '/');
 }
 
-/** Validates encoding-type: only `url` exists. */
-export function encodingOf(query: URLSearchParams): ((s: string) => string) | undefined {
+/** How a listing writes names: the encoder (identity unless encoding-type=url) and the element echoing the choice. */
+export interface NameEncoding {
+  e: (s: string) => string;
+  echo: { EncodingType?: 'url' };
+}
+
+const PLAIN: NameEncoding = { e: (s) => s, echo: {} };
+const URL_ENCODED: NameEncoding = { e: urlEncodeName, echo: { EncodingType: 'url' } };
+
+/** Validates encoding-type (only `url` exists) and returns how names are written. */
+export function encodingOf(query: URLSearchParams): NameEncoding {
   const v = query.get('encoding-type');
-  if (v === null) return undefined;
+  if (v === null) return PLAIN;
   if (v.toLowerCase() !== 'url') {
     throw new S3Error('InvalidArgument', 'Invalid Encoding Method specified in Request', {
       fields: { ArgumentName: 'encoding-type', ArgumentValue: v },
     });
   }
-  return urlEncodeName;
+  return URL_ENCODED;
 }

@@ -13,8 +13,7 @@ export const ListMultipartUploads: Operation = async (op) => {
   const keyMarker = op.query.get('key-marker') ?? '';
   const uploadIdMarker = op.query.get('upload-id-marker') ?? '';
   const maxUploads = parseMaxKeys(op.query.get('max-uploads'), 'max-uploads');
-  const enc = encodingOf(op.query);
-  const e = (s: string) => (enc ? enc(s) : s);
+  const { e, echo } = encodingOf(op.query);
   const filter = op.access.listing(op.bucket, prefix);
   await op.services.backend.headBucket(op.bucket);
 
@@ -57,7 +56,7 @@ export const ListMultipartUploads: Operation = async (op) => {
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     MaxUploads: maxUploads,
     IsTruncated: page.isTruncated,
-    ...(enc ? { EncodingType: 'url' } : {}),
+    ...echo,
     Upload: page.entries.flatMap((x) =>
       x.kind === 'item'
         ? [{

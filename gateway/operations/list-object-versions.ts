@@ -9,8 +9,7 @@ export const ListObjectVersions: Operation = async (op) => {
   const keyMarker = op.query.get('key-marker') ?? '';
   const versionIdMarker = op.query.get('version-id-marker') ?? '';
   const maxKeys = parseMaxKeys(op.query.get('max-keys'));
-  const enc = encodingOf(op.query);
-  const e = (s: string) => (enc ? enc(s) : s);
+  const { e, echo } = encodingOf(op.query);
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: keyMarker || undefined, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
@@ -24,7 +23,7 @@ export const ListObjectVersions: Operation = async (op) => {
     MaxKeys: maxKeys,
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
-    ...(enc ? { EncodingType: 'url' } : {}),
+    ...echo,
     Version: listed.items,
     CommonPrefixes: listed.prefixes,
   });

@@ -26,8 +26,7 @@ export const ListObjectsV2: Operation = async (op) => {
   const startAfter = op.query.get('start-after') ?? '';
   const maxKeys = parseMaxKeys(op.query.get('max-keys'));
   const fetchOwner = op.query.get('fetch-owner') === 'true';
-  const enc = encodingOf(op.query);
-  const e = (s: string) => (enc ? enc(s) : s);
+  const { e, echo } = encodingOf(op.query);
   const cursor = token !== null ? decodeToken(token) : startAfter || undefined;
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: cursor, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
@@ -40,7 +39,7 @@ export const ListObjectsV2: Operation = async (op) => {
     MaxKeys: maxKeys,
     KeyCount: page.entries.length,
     IsTruncated: page.isTruncated,
-    ...(enc ? { EncodingType: 'url' } : {}),
+    ...echo,
     ...(token !== null ? { ContinuationToken: token } : {}),
     ...(page.isTruncated && last ? { NextContinuationToken: encodeToken(nameOf(last)) } : {}),
     ...(startAfter ? { StartAfter: e(startAfter) } : {}),

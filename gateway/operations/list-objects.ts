@@ -8,8 +8,7 @@ export const ListObjects: Operation = async (op) => {
   const delimiter = op.query.get('delimiter') ?? '';
   const marker = op.query.get('marker') ?? '';
   const maxKeys = parseMaxKeys(op.query.get('max-keys'));
-  const enc = encodingOf(op.query);
-  const e = (s: string) => (enc ? enc(s) : s);
+  const { e, echo } = encodingOf(op.query);
   const page = await listObjectsVisible(op, { prefix, delimiter, startAfter: marker || undefined, maxKeys });
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
@@ -22,7 +21,7 @@ export const ListObjects: Operation = async (op) => {
     MaxKeys: maxKeys,
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
-    ...(enc ? { EncodingType: 'url' } : {}),
+    ...echo,
     Contents: listed.items,
     CommonPrefixes: listed.prefixes,
   });
