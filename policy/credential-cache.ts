@@ -7,12 +7,14 @@
 
 import type Database from 'better-sqlite3';
 import { LRUCache } from 'lru-cache';
+import { boundedBy } from './scopes.ts';
 import { open, type Sealed } from './secret-box.ts';
+import { appSubject } from './subjects.ts';
 import type { CredentialRow } from './store-schema.ts';
 import type { Principal, ScopeGrant } from './types.ts';
 
-/** Why an access key cannot be used. Deleted credentials are 'unknown'. */
-export type CredentialFailure = 'unknown' | 'revoked' | 'expired' | 'tenant_disabled';
+/** Why an access key cannot be used. Deleted credentials are 'unknown'; 'maker_gone' when its maker cannot be used. */
+export type CredentialFailure = 'unknown' | 'revoked' | 'expired' | 'tenant_disabled' | 'maker_gone';
 
 /** The answer of resolveAccessKey: the secrets a signature may verify against and who signs, or why not. */
 export type ResolveResult =
@@ -27,7 +29,12 @@ interface Entry {
   expiresAt: number;
   revoked: boolean;
   tenantDisabled: boolean;
+  /** The maker (the credential that created this one) is revoked, deleted or disabled. */
+  makerGone: boolean;
 }
+
+/** Longest maker chain followed; a longer one (impossible through the API) fails closed. */
+const MAX_MAKER_DEPTH = 32;
 
 /** Last-used time is written at most this often per key and process. */
 const LAST_USED_EVERY_MS = 60_000;
@@ -76,15 +83,12 @@ export class CredentialCache {
   /** The credential behind an access key at `now`, with its decrypted secrets, or why it cannot be used. */
   resolve(accessKeyId: string, now: Date): ResolveResult {
     this.sync();
-    let entry = this.credentials.get(accessKeyId);
-    if (entry === undefined) {
-      entry = this.read(accessKeyId);
-      this.credentials.set(accessKeyId, entry);
-    }
+    const entry = this.entry(accessKeyId, 0);
     if (entry === false) return { ok: false, reason: 'unknown' };
     const nowMs = now.getTime();
     if (entry.revoked) return { ok: false, reason: 'revoked' };
     if (entry.tenantDisabled) return { ok: false, reason: 'tenant_disabled' };
+    if (entry.makerGone) return { ok: false, reason: 'maker_gone' };
     if (entry.expiresAt <= nowMs) return { ok: false, reason: 'expired' };
     this.recordUse(accessKeyId, nowMs);
     const secrets = entry.previous !== undefined && nowMs < entry.previousUntil ? [entry.secret, entry.previous] : [entry.secret];
@@ -102,14 +106,38 @@ export class CredentialCache {
     return owner === false ? undefined : owner;
   }
 
-  private read(accessKeyId: string): Entry | false {
+  private entry(accessKeyId: string, depth: number): Entry | false {
+    let entry = this.credentials.get(accessKeyId);
+    if (entry === undefined) {
+      entry = this.read(accessKeyId, depth);
+      this.credentials.set(accessKeyId, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * A credential with its effective authority: its own scopes bounded by its maker's effective authority (the
+   * chain up to a credential root or the operator made), its expiry no later than its maker's.
+   */
+  private read(accessKeyId: string, depth: number): Entry | false {
     const row = this.load.get(accessKeyId) as (CredentialRow & { tenant_disabled: number }) | undefined;
     if (row === undefined) return false;
-    const scopes = (JSON.parse(row.scopes) as ScopeGrant[]).map((grant) => Object.freeze(grant));
+    let scopes = JSON.parse(row.scopes) as ScopeGrant[];
+    let makerGone = false;
+    let makerExpires = Number.POSITIVE_INFINITY;
+    if (row.created_by !== null) {
+      const maker = depth < MAX_MAKER_DEPTH && row.created_by !== accessKeyId ? this.entry(row.created_by, depth + 1) : false;
+      if (maker === false || maker.revoked || maker.makerGone || maker.tenantDisabled || maker.principal.tenant !== row.tenant) makerGone = true;
+      else {
+        makerExpires = maker.expiresAt;
+        scopes = boundedBy(scopes, maker.principal);
+      }
+    }
+    scopes = scopes.map((grant) => Object.freeze(grant));
     const principal: Principal = Object.freeze({
       tenant: row.tenant,
       accessKeyId: row.access_key_id,
-      subject: `app:${row.access_key_id}`,
+      subject: appSubject(row.access_key_id),
       isRoot: row.is_root === 1,
       scopes: Object.freeze(scopes) as ScopeGrant[],
     });
@@ -118,9 +146,10 @@ export class CredentialCache {
       principal,
       secret: open(this.masterKey, sealed, accessKeyId),
       previousUntil: row.prev_until ?? 0,
-      expiresAt: row.expires_at ?? Number.POSITIVE_INFINITY,
+      expiresAt: Math.min(row.expires_at ?? Number.POSITIVE_INFINITY, makerExpires),
       revoked: row.revoked_at !== null,
       tenantDisabled: row.tenant_disabled === 1,
+      makerGone,
     };
     if (row.prev_ct !== null && row.prev_iv !== null && row.prev_tag !== null) {
       entry.previous = open(this.masterKey, { ciphertext: row.prev_ct, iv: row.prev_iv, tag: row.prev_tag }, accessKeyId);

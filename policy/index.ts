@@ -16,6 +16,11 @@ export {
   prefixVisible,
   visibleBuckets,
   grantWithin,
+  holdsTenantWide,
+  TENANT_WIDE,
+  normalizeGrant,
+  intersectGrant,
+  boundedBy,
   authorizeCredentialAdmin,
   authorizeTenantAdmin,
   invalidGrantReason,
@@ -26,6 +31,7 @@ export { PolicyStore, type PolicyStoreOptions, type Actor, type CreatedCredentia
 export { ROOT_TENANT, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
 export type { ResolveResult, CredentialFailure } from './credential-cache.ts';
 export { MASTER_KEY_FILE, parseMasterKey } from './secret-box.ts';
+export { appSubject, webIdentitySubject, MAX_SUBJECT_ID } from './subjects.ts';
 export {
   DenialLog,
   DENIAL_LOG_FILE,

@@ -113,26 +113,107 @@ export function visibleBuckets(
   );
 }
 
-/** Whether `holder` holds every family × bucket × prefix in `requested`: nobody can grant more than they hold. */
+/** Whether `held` covers the key space of `want`: an exact grant only the same exact key, a prefix anything beneath. */
+function keySpaceWithin(want: ScopeGrant, held: ScopeGrant): boolean {
+  const wantPrefix = want.prefix ?? '';
+  return held.exact ? want.exact === true && wantPrefix === held.prefix : wantPrefix.startsWith(held.prefix ?? '');
+}
+
+/** Whether a limiting list (namespaces, relations) of `want` is within `held`'s: absent means unlimited. */
+function namesWithin(want: string[] | undefined, held: string[] | undefined): boolean {
+  return held === undefined || (want !== undefined && want.every((n) => held.includes(n)));
+}
+
+/**
+ * Whether `holder` holds every family × bucket × key space in `requested` (and, for tuples:write, every namespace
+ * and relation the requested grant may write): nobody can grant more than they hold.
+ */
 export function grantWithin(holder: Principal, requested: ScopeGrant[]): Decision {
   if (holder.isRoot) return ALLOWED;
   for (const want of requested) {
-    const wantPrefix = want.prefix ?? '';
     for (const family of want.families) {
       const held = holder.scopes.some(
         (grant) =>
           grant.families.includes(family) &&
           (grant.bucket === '*' || grant.bucket === want.bucket) &&
-          // An exact grant covers only an exact grant of the same key; a prefix grant covers anything beneath it.
-          (grant.exact ? want.exact === true && wantPrefix === grant.prefix : wantPrefix.startsWith(grant.prefix ?? '')),
+          keySpaceWithin(want, grant) &&
+          (family !== 'tuples:write' || (namesWithin(want.namespaces, grant.namespaces) && namesWithin(want.relations, grant.relations))),
       );
       if (!held) {
-        const prefix = wantPrefix === '' ? '' : ` under prefix "${wantPrefix}"`;
+        const wantPrefix = want.prefix ?? '';
+        const prefix = wantPrefix === '' ? '' : ` ${want.exact ? 'on key' : 'under prefix'} "${wantPrefix}"`;
         return { allowed: false, layer: 'scope', reason: `cannot grant ${family} on bucket ${want.bucket}${prefix}: not held` };
       }
     }
   }
   return ALLOWED;
+}
+
+/** Every family on every bucket of the tenant, unlimited: what schema writes, imports and resets need. */
+export const TENANT_WIDE: readonly ScopeGrant[] = Object.freeze([{ families: [...FAMILIES], bucket: '*' }]);
+
+/** Whether a principal holds authority over its whole tenant (root, or every family on `*` without limits). */
+export function holdsTenantWide(principal: Principal): boolean {
+  return grantWithin(principal, [...TENANT_WIDE]).allowed;
+}
+
+/** A grant rebuilt from its known fields only, so nothing a caller tacked on is stored or silently dropped. */
+export function normalizeGrant(grant: ScopeGrant): ScopeGrant {
+  const { families, bucket, prefix, exact, namespaces, relations } = grant;
+  return {
+    families: [...new Set(families)],
+    bucket,
+    ...(prefix ? { prefix } : {}),
+    ...(exact ? { exact: true } : {}),
+    ...(namespaces ? { namespaces: [...namespaces] } : {}),
+    ...(relations ? { relations: [...relations] } : {}),
+  };
+}
+
+/** Intersection of two limiting lists, where absent means unlimited. */
+function intersectNames(a: string[] | undefined, b: string[] | undefined): string[] | undefined {
+  if (a === undefined) return b === undefined ? undefined : [...b];
+  return b === undefined ? [...a] : a.filter((n) => b.includes(n));
+}
+
+/** The key space both grants cover, or undefined when they share no key. */
+function intersectKeySpace(a: ScopeGrant, b: ScopeGrant): { prefix: string; exact: boolean } | undefined {
+  const pa = a.prefix ?? '';
+  const pb = b.prefix ?? '';
+  if (a.exact && b.exact) return pa === pb ? { prefix: pa, exact: true } : undefined;
+  if (a.exact) return pa.startsWith(pb) ? { prefix: pa, exact: true } : undefined;
+  if (b.exact) return pb.startsWith(pa) ? { prefix: pb, exact: true } : undefined;
+  if (pa.startsWith(pb)) return { prefix: pa, exact: false };
+  if (pb.startsWith(pa)) return { prefix: pb, exact: false };
+  return undefined;
+}
+
+/** The one grant both cover exactly (every restriction of both kept), or undefined when they share nothing. */
+export function intersectGrant(a: ScopeGrant, b: ScopeGrant): ScopeGrant | undefined {
+  const bucket = a.bucket === '*' ? b.bucket : b.bucket === '*' || b.bucket === a.bucket ? a.bucket : undefined;
+  if (bucket === undefined) return undefined;
+  const keys = intersectKeySpace(a, b);
+  if (keys === undefined) return undefined;
+  const families = a.families.filter((f) => b.families.includes(f));
+  if (families.length === 0) return undefined;
+  const namespaces = intersectNames(a.namespaces, b.namespaces);
+  const relations = intersectNames(a.relations, b.relations);
+  return normalizeGrant({ families, bucket, prefix: keys.prefix, exact: keys.exact, namespaces, relations });
+}
+
+/** Every family × bucket × key space held in both lists: the authority of someone bounded by both. */
+export function intersectScopes(a: readonly ScopeGrant[], b: readonly ScopeGrant[]): ScopeGrant[] {
+  const out: ScopeGrant[] = [];
+  for (const x of a) for (const y of b) {
+    const both = intersectGrant(x, y);
+    if (both) out.push(both);
+  }
+  return out;
+}
+
+/** `scopes` bounded by a maker's authority: unchanged under root, intersected otherwise. */
+export function boundedBy(scopes: readonly ScopeGrant[], maker: Principal | undefined): ScopeGrant[] {
+  return maker === undefined || maker.isRoot ? [...scopes] : intersectScopes(scopes, maker.scopes);
 }
 
 /**

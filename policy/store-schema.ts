@@ -46,7 +46,59 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX buckets_tenant ON buckets (tenant);`,
   // 2: buckets whose object access relationships govern as well as scopes.
   `ALTER TABLE buckets ADD COLUMN governed INTEGER NOT NULL DEFAULT 0;`,
+  // 3: authority never grows. Tenants and roles get immutable ids (a re-created name is a new thing); every
+  // delegation records its maker (NULL: root or the operator), whose authority bounds it at every use; the session
+  // and capability tables join the numbered migrations; capabilities are recorded when minted. Providers made
+  // before this name roles by name only and are left with no role ids: they fail closed until re-registered.
+  `ALTER TABLE tenants ADD COLUMN id TEXT;
+   UPDATE tenants SET id = lower(hex(randomblob(12)));
+   CREATE UNIQUE INDEX tenants_id ON tenants (id);
+   ALTER TABLE credentials ADD COLUMN created_by TEXT;
+   CREATE TABLE IF NOT EXISTS sts_roles (
+     tenant TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+     scopes TEXT NOT NULL, max_duration_s INTEGER NOT NULL, trust TEXT,
+     created_at INTEGER NOT NULL, PRIMARY KEY (tenant, name)
+   ) STRICT;
+   ALTER TABLE sts_roles ADD COLUMN id TEXT;
+   ALTER TABLE sts_roles ADD COLUMN created_by TEXT;
+   UPDATE sts_roles SET id = 'role-' || lower(hex(randomblob(12)));
+   CREATE UNIQUE INDEX sts_roles_id ON sts_roles (id);
+   CREATE TABLE IF NOT EXISTS sts_oidc_providers (
+     id TEXT PRIMARY KEY, tenant TEXT NOT NULL, issuer TEXT NOT NULL, audience TEXT NOT NULL, jwks TEXT NOT NULL,
+     algorithms TEXT NOT NULL, roles TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (tenant, issuer)
+   ) STRICT;
+   ALTER TABLE sts_oidc_providers ADD COLUMN role_ids TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE sts_oidc_providers ADD COLUMN created_by TEXT;
+   CREATE TABLE IF NOT EXISTS sts_signing_keys (
+     kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
+     private_ct BLOB NOT NULL, private_iv BLOB NOT NULL, private_tag BLOB NOT NULL,
+     created_at INTEGER NOT NULL, retire_at INTEGER
+   ) STRICT;
+   CREATE TABLE IF NOT EXISTS capability_root_keys (
+     tenant TEXT PRIMARY KEY,
+     generation INTEGER NOT NULL,
+     key_ct BLOB NOT NULL, key_iv BLOB NOT NULL, key_tag BLOB NOT NULL,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE IF NOT EXISTS capability_revocations (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     revoked_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE TABLE capability_mints (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     tenant_id TEXT NOT NULL,
+     scope TEXT NOT NULL,
+     actions TEXT,
+     minted_by TEXT,
+     created_at INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX capability_mints_tenant ON capability_mints (tenant);`,
 ];
+
+/** Tables whose rows belong to one tenant (by its name): a tenant's deletion removes them with it. */
+export const TENANT_OWNED_TABLES = ['credentials', 'sts_roles', 'sts_oidc_providers', 'capability_root_keys', 'capability_revocations', 'capability_mints'] as const;
 
 /** Applies the migrations not yet recorded in the migrations table, in one immediate transaction. */
 export function migrate(db: Database.Database): void {
@@ -98,11 +150,14 @@ export interface CredentialRow {
   rotated_at: number | null;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** The application credential that created this one (NULL: root or the operator). */
+  created_by: string | null;
 }
 
 /** A tenants row with its counts. */
 export interface TenantRow {
   name: string;
+  id: string;
   description: string;
   disabled: number;
   created_at: number;
@@ -113,6 +168,8 @@ export interface TenantRow {
 /** A tenant as the store shows it. */
 export interface TenantInfo {
   name: string;
+  /** Immutable: a tenant deleted and created again under the same name has a new id. */
+  id: string;
   description: string;
   disabled: boolean;
   createdAt: string;
@@ -139,6 +196,8 @@ export interface CredentialInfo {
   revokedAt?: string;
   /** Until when the secret replaced by the last rotation still verifies. */
   previousSecretValidUntil?: string;
+  /** The credential that created this one, whose authority bounds it at every use (absent: root or the operator). */
+  createdBy?: string;
 }
 
 function iso(ms: number | null): string | undefined {
@@ -165,6 +224,7 @@ export function credentialInfo(row: CredentialRow, nowMs: number): CredentialInf
     lastUsedAt: iso(row.last_used_at),
     revokedAt: iso(row.revoked_at),
     previousSecretValidUntil: row.prev_until !== null && row.prev_until > nowMs ? iso(row.prev_until) : undefined,
+    createdBy: row.created_by ?? undefined,
   };
   for (const [name, value] of Object.entries(optional)) if (value !== undefined) Object.assign(info, { [name]: value });
   return info;
@@ -174,6 +234,7 @@ export function credentialInfo(row: CredentialRow, nowMs: number): CredentialInf
 export function tenantInfo(row: TenantRow): TenantInfo {
   return {
     name: row.name,
+    id: row.id,
     description: row.description,
     disabled: row.disabled === 1,
     createdAt: new Date(row.created_at).toISOString(),

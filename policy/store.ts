@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { AuditLog } from './audit-log.ts';
 import { CredentialCache, type ResolveResult } from './credential-cache.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
-import { invalidGrantReason } from './scopes.ts';
+import { invalidGrantReason, normalizeGrant } from './scopes.ts';
 import { loadMasterKey, newAccessKeyId, newSecretKey, open, seal } from './secret-box.ts';
 import type { Actor, Change } from './store-base.ts';
 import * as schema from './store-schema.ts';
@@ -147,13 +147,14 @@ export class PolicyStore extends TenancyStore {
     scopes: ScopeGrant[];
     isRoot: boolean;
     expiresAt?: Date;
+    createdBy?: string;
   }): void {
     const sealed = seal(this.masterKey, c.secretKey, c.accessKeyId);
     this.db
       .prepare(
         `INSERT INTO credentials (access_key_id, tenant, name, description, is_root, scopes,
-           secret_ct, secret_iv, secret_tag, expires_at, created_at)
-         VALUES (@id, @tenant, @name, @description, @isRoot, @scopes, @ct, @iv, @tag, @expiresAt, @now)`,
+           secret_ct, secret_iv, secret_tag, expires_at, created_at, created_by)
+         VALUES (@id, @tenant, @name, @description, @isRoot, @scopes, @ct, @iv, @tag, @expiresAt, @now, @createdBy)`,
       )
       .run({
         id: c.accessKeyId,
@@ -167,14 +168,19 @@ export class PolicyStore extends TenancyStore {
         tag: sealed.tag,
         expiresAt: c.expiresAt?.getTime() ?? null,
         now: Date.now(),
+        createdBy: c.createdBy ?? null,
       });
   }
 
   // ── credentials ────────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Creates an application credential; the only time (besides rotate) its secret is returned. */
+  /**
+   * Creates an application credential; the only time (besides rotate) its secret is returned. `maker` is the
+   * application credential creating it (absent for root and the operator): the new credential can never do more than
+   * its maker can at that moment, and revoking, expiring or deleting the maker ends it.
+   */
   createCredential(
-    options: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; expiresAt?: Date } & Actor,
+    options: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; expiresAt?: Date; maker?: string } & Actor,
   ): CreatedCredential {
     const { tenant, name, expiresAt } = options;
     const description = options.description ?? '';
@@ -185,14 +191,15 @@ export class PolicyStore extends TenancyStore {
     if (expiresAt !== undefined && Number.isNaN(expiresAt.getTime())) throw new InvalidInputError('invalid expiry time');
     this.requireTenant(tenant);
     // Copy only the known fields, so nothing a caller tacked on is stored.
-    const scopes = options.scopes.map(({ families, bucket, prefix, exact, namespaces, relations }): ScopeGrant => ({
-      families: [...families], bucket, ...(prefix ? { prefix } : {}), ...(exact ? { exact } : {}), ...(namespaces ? { namespaces: [...namespaces] } : {}), ...(relations ? { relations: [...relations] } : {}),
-    }));
+    const scopes = options.scopes.map(normalizeGrant);
+    if (options.maker !== undefined && this.showCredential(options.maker)?.tenant !== tenant) {
+      throw new InvalidInputError(`credential ${options.maker} of another tenant cannot make credentials of tenant ${tenant}`);
+    }
     const accessKeyId = newAccessKeyId();
     const secretKey = newSecretKey();
-    const details = { name, description, scopes, expiresAt: expiresAt?.toISOString() };
+    const details = { name, description, scopes, expiresAt: expiresAt?.toISOString(), createdBy: options.maker };
     this.change({ actor: options.actor, action: 'credential.create', tenant, accessKeyId, details }, () =>
-      this.insertCredential({ accessKeyId, secretKey, tenant, name, description, scopes, isRoot: false, expiresAt }),
+      this.insertCredential({ accessKeyId, secretKey, tenant, name, description, scopes, isRoot: false, expiresAt, createdBy: options.maker }),
     );
     return { ...this.requireCredential(accessKeyId), secretKey };
   }

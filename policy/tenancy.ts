@@ -4,6 +4,7 @@
  */
 
 import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { StoreBase, type Actor } from './store-base.ts';
 import * as schema from './store-schema.ts';
@@ -30,7 +31,7 @@ export abstract class TenancyStore extends StoreBase {
     if (!TENANT_NAME.test(name)) throw new InvalidInputError('tenant name must be 1-63 lowercase letters, digits, ".", "_" or "-"');
     if (this.showTenant(name) !== undefined) throw new ConflictError(`tenant ${name} exists`);
     this.change({ actor: options.actor, action: 'tenant.create', tenant: name, details: { description } }, () =>
-      this.db.prepare('INSERT INTO tenants (name, description, created_at) VALUES (?, ?, ?)').run(name, description, Date.now()),
+      this.db.prepare('INSERT INTO tenants (name, id, description, created_at) VALUES (?, ?, ?, ?)').run(name, randomBytes(12).toString('hex'), description, Date.now()),
     );
     return this.requireTenant(name);
   }
@@ -44,6 +45,11 @@ export abstract class TenancyStore extends StoreBase {
   showTenant(name: string): schema.TenantInfo | undefined {
     const row = this.db.prepare(`${TENANT_SELECT} WHERE t.name = ?`).get(name);
     return row === undefined ? undefined : schema.tenantInfo(row as schema.TenantRow);
+  }
+
+  /** The immutable id of the tenant that has this name now, or undefined. */
+  tenantId(name: string): string | undefined {
+    return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(name) as string | undefined;
   }
 
   protected requireTenant(name: string): schema.TenantInfo {
@@ -62,14 +68,18 @@ export abstract class TenancyStore extends StoreBase {
     );
   }
 
-  /** Deletes a tenant and its credentials; refused while it owns buckets. */
+  /**
+   * Deletes a tenant and everything of it in the policy store: credentials, roles, OpenID Connect providers,
+   * capability root keys, mints and revocations (sessions, which carry the tenant's id, die with it). Refused while
+   * it owns buckets. Its relationship schema and tuples live in their own store: the caller purges them.
+   */
   deleteTenant(name: string, options: Actor = {}): void {
     if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be deleted');
     this.requireTenant(name);
     this.commit(() => {
       const buckets = this.db.prepare('SELECT count(*) FROM buckets WHERE tenant = ?').pluck().get(name) as number;
       if (buckets > 0) throw new ConflictError(`tenant ${name} still owns ${buckets} bucket(s)`);
-      this.db.prepare('DELETE FROM credentials WHERE tenant = ?').run(name);
+      for (const table of schema.TENANT_OWNED_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE tenant = ?`).run(name);
       this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
       return { result: undefined, change: { actor: options.actor, action: 'tenant.delete', tenant: name } };
     });

@@ -188,8 +188,9 @@ test('an expired session is refused with ExpiredToken', async (t) => {
     // A session whose token says it expired a moment ago, signed by the gateway itself, is refused on the wire.
     const app2 = tg.gw.policy.resolveAccessKey(app.accessKeyId);
     if (!app2.ok) throw new Error('app credential');
+    const role = tokenStoresOf(tg.gw.policy).sessions.role('acme', 'reports-reader')!;
     const expired = await tokens.issue({
-      tenant: 'acme', subject: `app:${app.accessKeyId}`, scopes: [{ families: ['object:read'], bucket }], role: { tenant: 'acme', name: 'reports-reader' },
+      tenant: 'acme', tenantId: tg.gw.policy.tenantId('acme')!, roleIds: [role.id], subject: `app:${app.accessKeyId}`, scopes: [{ families: ['object:read'], bucket }], role: { tenant: 'acme', name: 'reports-reader' },
       parent: { kind: 'credential', id: app.accessKeyId, secret: app2.secrets[0]! }, sessionName: 'old', expiresAt: new Date(Date.now() - 1000),
     });
     const s3 = tg.client({ accessKeyId: expired.accessKeyId, secretAccessKey: expired.secretAccessKey, sessionToken: expired.sessionToken });

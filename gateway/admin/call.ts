@@ -35,6 +35,16 @@ export interface AdminCall {
   header(name: string): string | undefined;
   /** Throws 403 with the decision's reason (after a denial line) unless the decision allows. */
   require(decision: Decision, where?: { bucket?: string }): void;
+  /** Writes a denial line without answering 403 (for refusals that must answer like a missing thing). */
+  deny(refusal: AdminRefusal): void;
+}
+
+/**
+ * Who a delegation made by this caller hangs from: the caller's access key for an application credential, nothing
+ * for root and the operator. What it makes is bounded by the maker's authority at every use, and dies with it.
+ */
+export function makerOf(principal: Principal): string | undefined {
+  return principal.isRoot ? undefined : principal.accessKeyId;
 }
 
 /** The message a caller without the admin family gets. */

@@ -10,10 +10,11 @@ import {
   isReservedKey,
   objectScope,
   tenantOfCapabilityId,
+  TENANT_WIDE,
   type CapabilityAction,
 } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import { onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
+import { makerOf, notFound, onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
 /** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
@@ -41,11 +42,16 @@ export function mintCapability(call: AdminCall): unknown {
   if (exact && prefix === '') throw invalidInput('an exact capability needs the object key as "prefix"');
   const scope = objectScope(bucket, prefix, exact);
   call.require(grantWithin(principal, [capabilityGrant(scope, actions)]), { bucket });
-  const minted = tokenStoresOf(policy).capabilities.mint(tenant, scope, { expiresAt, actions: actions as CapabilityAction[], actor: principal.accessKeyId });
+  const minted = tokenStoresOf(policy).capabilities.mint(tenant, scope, {
+    expiresAt, actions: actions as CapabilityAction[], actor: principal.accessKeyId, mintedBy: makerOf(principal),
+  });
   return { ...minted, tenant, bucket, prefix, ...(exact ? { exact } : {}), actions, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
 }
 
-/** POST /capabilities/{id}/revoke: refused on its next use, on every process. */
+/**
+ * POST /capabilities/{id}/revoke: refused on its next use, on every process. A tenant admin may revoke only a
+ * capability of its tenant whose grant it holds itself; an id never minted here answers 404 (it verifies nowhere).
+ */
 export function revokeCapability(call: AdminCall): unknown {
   onlyFields(call.body, []);
   const id = call.params.id!;
@@ -56,15 +62,25 @@ export function revokeCapability(call: AdminCall): unknown {
     throw invalidInput(`${id} is not a capability id`);
   }
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  return tokenStoresOf(call.policy).capabilities.revoke(id, { actor: call.principal.accessKeyId });
+  const { capabilities } = tokenStoresOf(call.policy);
+  const mint = capabilities.mintRecord(id);
+  if (mint === undefined) {
+    if (!call.principal.isRoot) throw notFound(`no capability ${id}`);
+  } else {
+    call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: [capabilityGrant(mint.scope, mint.actions)] }));
+  }
+  return capabilities.revoke(id, { actor: call.principal.accessKeyId });
 }
 
-/** POST /capabilities/reset {tenant}: a new root key for the tenant; every capability minted before stops working. */
+/**
+ * POST /capabilities/reset {tenant}: a new root key for the tenant; every capability minted before stops working.
+ * It reaches every capability of the tenant, so a tenant admin needs authority over the whole tenant.
+ */
 export function resetCapabilities(call: AdminCall): unknown {
   onlyFields(call.body, ['tenant']);
   const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant === undefined) throw invalidInput('"tenant" is required');
-  call.require(authorizeCredentialAdmin(call.principal, { tenant }));
+  call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: [...TENANT_WIDE] }));
   if (call.policy.showTenant(tenant) === undefined) throw invalidInput(`no tenant ${tenant}`);
   return { tenant, ...tokenStoresOf(call.policy).capabilities.resetRootKey(tenant, { actor: call.principal.accessKeyId }) };
 }

@@ -4,7 +4,7 @@
  * The secret leaves the gateway in exactly two responses: create and rotate.
  */
 import { authorizeCredentialAdmin, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
-import { notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
+import { makerOf, notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
 /** Longest rotation grace period: an old secret that never dies would defeat the rotation. */
@@ -32,16 +32,23 @@ export function createCredential(call: AdminCall): unknown {
   const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
   if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
-  return call.policy.createCredential({ tenant, name, description, scopes, expiresAt, actor: principal.accessKeyId });
+  return call.policy.createCredential({ tenant, name, description, scopes, expiresAt, actor: principal.accessKeyId, maker: makerOf(principal) });
 }
 
-/** The credential a path names, after checking the caller may see it (and, for changes, holds its scopes). */
+/**
+ * The credential a path names, after checking the caller may see it (and, for changes, holds its scopes). A
+ * credential of another tenant answers exactly as a missing one (404), so ids are no oracle across tenants.
+ */
 function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
   const id = call.params.id!;
   const info = call.policy.showCredential(id);
-  if (info === undefined) throw notFound(`no credential ${id}`);
+  const { principal } = call;
+  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
+    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no credential ${id} in tenant ${principal.tenant}` });
+    throw notFound(`no credential ${id}`);
+  }
   const target = { tenant: info.tenant, isRoot: info.isRoot, scopes: change ? info.scopes : undefined };
-  call.require(authorizeCredentialAdmin(call.principal, target));
+  call.require(authorizeCredentialAdmin(principal, target));
   return info;
 }
 

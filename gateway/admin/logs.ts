@@ -19,8 +19,12 @@ function commonFilter(call: AdminCall): { since?: Date; until?: Date; tenant?: s
   const { principal, query } = call;
   const asked = queryParam(query, 'tenant');
   if (asked !== undefined && !principal.isRoot) call.require(authorizeCredentialAdmin(principal, { tenant: asked }));
+  let since = optionalTime(queryParam(query, 'since'), 'since');
+  // A tenant admin reads nothing from before its tenant existed: an earlier tenant of the same name is another one.
+  const created = principal.isRoot ? undefined : call.policy.showTenant(principal.tenant)?.createdAt;
+  if (created !== undefined && (since === undefined || since < new Date(created))) since = new Date(created);
   return {
-    since: optionalTime(queryParam(query, 'since'), 'since'),
+    since,
     until: optionalTime(queryParam(query, 'until'), 'until'),
     tenant: principal.isRoot ? asked : principal.tenant,
     limit: optionalInteger(queryParam(query, 'limit'), 'limit', MAX_LOG_LIMIT) ?? DEFAULT_LOG_LIMIT,

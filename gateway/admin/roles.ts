@@ -5,7 +5,7 @@
  */
 import { authorizeCredentialAdmin, authorizeTenantAdmin, invalidGrantReason, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import { notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
+import { makerOf, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
 function tenantOf(call: AdminCall): string {
@@ -37,8 +37,12 @@ export function putRole(call: AdminCall): unknown {
   if (invalid !== undefined) throw invalidInput(invalid);
   const scopes = body.scopes as ScopeGrant[];
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
-  return tokenStoresOf(call.policy).sessions.putRole({
-    tenant, name, scopes,
+  const { sessions } = tokenStoresOf(call.policy);
+  // Replacing a role also takes away what it allowed: only someone holding that may do it.
+  const existing = body.replace === true ? sessions.role(tenant, name) : undefined;
+  if (existing !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant, scopes: existing.scopes }));
+  return sessions.putRole({
+    tenant, name, scopes, maker: makerOf(principal),
     description: optionalString(body, 'description'),
     maxDurationSeconds: optionalInteger(body.maxDurationSeconds, 'maxDurationSeconds', 10_000_000),
     trust: stringList(body.trust, 'trust'),
@@ -56,11 +60,15 @@ export function showRole(call: AdminCall): unknown {
   return role;
 }
 
-/** DELETE /roles/{tenant}/{name}: its sessions end on their next request. */
+/** DELETE /roles/{tenant}/{name}: its sessions end on their next request; only someone holding its scopes may. */
 export function deleteRole(call: AdminCall): unknown {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
-  tokenStoresOf(call.policy).sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
+  const { sessions } = tokenStoresOf(call.policy);
+  const role = sessions.role(tenant!, name!);
+  if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
+  call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant!, scopes: role.scopes }));
+  sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
   return { deleted: `${tenant}/${name}` };
 }
 
@@ -71,7 +79,22 @@ export function listOidcProviders(call: AdminCall): unknown {
   return { providers: tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant }) };
 }
 
-/** POST /oidc-providers {tenant, issuer, audience, jwks, algorithms, roles} */
+/**
+ * Requires the caller to hold every scope of the named roles: an issuer can mint any subject, so whoever registers
+ * (or removes) one hands out (or takes away) everything those roles allow.
+ */
+function requireRolesHeld(call: AdminCall, tenant: string, roleNames: string[]): void {
+  const { sessions } = tokenStoresOf(call.policy);
+  for (const name of roleNames) {
+    const role = sessions.role(tenant, name);
+    if (role !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: role.scopes }));
+  }
+}
+
+/**
+ * POST /oidc-providers {tenant, issuer, audience, jwks, algorithms, roles}: root, or a tenant admin holding every
+ * scope of every role the issuer's tokens may assume. The provider's sessions are bounded by its maker's authority.
+ */
 export function addOidcProvider(call: AdminCall): unknown {
   const { body, principal } = call;
   onlyFields(body, ['tenant', 'issuer', 'audience', 'jwks', 'algorithms', 'roles']);
@@ -79,23 +102,33 @@ export function addOidcProvider(call: AdminCall): unknown {
   call.require(authorizeCredentialAdmin(principal, { tenant }));
   const jwks = requiredString(body, 'jwks');
   if (!/^https?:\/\//i.test(jwks) && !principal.isRoot) call.require({ allowed: false, layer: 'scope', reason: 'only root may name a JWKS file on the gateway host' });
+  const roles = stringList(body.roles, 'roles') ?? [];
+  requireRolesHeld(call, tenant, roles);
   return tokenStoresOf(call.policy).sessions.addOidcProvider({
-    tenant, jwks,
+    tenant, jwks, roles,
     issuer: requiredString(body, 'issuer'),
     audience: requiredString(body, 'audience'),
     algorithms: stringList(body.algorithms, 'algorithms'),
-    roles: stringList(body.roles, 'roles') ?? [],
     actor: principal.accessKeyId,
+    maker: makerOf(principal),
   });
 }
 
-/** DELETE /oidc-providers/{id}: sessions it vouched for end on their next request. */
+/**
+ * DELETE /oidc-providers/{id}: sessions it vouched for end on their next request. Another tenant's provider answers
+ * as a missing one; removing one needs the same authority as adding it.
+ */
 export function deleteOidcProvider(call: AdminCall): unknown {
   const { sessions } = tokenStoresOf(call.policy);
+  const { principal } = call;
   const info = sessions.oidcProvider(call.params.id!);
-  if (info === undefined) throw notFound(`no OIDC provider ${call.params.id}`);
-  call.require(authorizeCredentialAdmin(call.principal, { tenant: info.tenant }));
-  sessions.deleteOidcProvider(info.id, { actor: call.principal.accessKeyId });
+  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
+    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no OIDC provider ${call.params.id} in tenant ${principal.tenant}` });
+    throw notFound(`no OIDC provider ${call.params.id}`);
+  }
+  call.require(authorizeCredentialAdmin(principal, { tenant: info.tenant }));
+  requireRolesHeld(call, info.tenant, info.roles);
+  sessions.deleteOidcProvider(info.id, { actor: principal.accessKeyId });
   return { deleted: info.id };
 }
 

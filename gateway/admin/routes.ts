@@ -157,6 +157,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     require(decision, where = {}) {
       if (!decision.allowed) refuse({ layer: decision.layer, reason: decision.reason, ...where }, decision.reason);
     },
+    deny: (refusal) => ctx.deny(route.action, refusal),
   };
   const body = await route.run(call);
   return { status: route.status ?? 200, body };

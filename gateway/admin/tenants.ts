@@ -8,12 +8,16 @@ export function listTenants(call: AdminCall): unknown {
   return { tenants: call.policy.listTenants() };
 }
 
-/** POST /tenants {name, description} */
+/**
+ * POST /tenants {name, description}. A new tenant starts empty even if an earlier tenant of its name left
+ * relationship data behind (a deletion interrupted between the two stores): that is purged first.
+ */
 export function createTenant(call: AdminCall): unknown {
   call.require(authorizeTenantAdmin(call.principal));
   onlyFields(call.body, ['name', 'description']);
   const name = requiredString(call.body, 'name');
   const description = optionalString(call.body, 'description');
+  if (call.policy.showTenant(name) === undefined) call.relationships?.store.purgeTenant(name);
   return call.policy.createTenant({ name, description, actor: call.principal.accessKeyId });
 }
 
@@ -37,9 +41,13 @@ export function setTenantDisabled(disabled: boolean): (call: AdminCall) => unkno
   };
 }
 
-/** DELETE /tenants/{name}: refused (409) while the tenant owns buckets. */
+/**
+ * DELETE /tenants/{name}: refused (409) while the tenant owns buckets. Everything hanging from the tenant goes with
+ * it: credentials, roles, providers, capability keys and mints (policy store), schemas and tuples (relationships).
+ */
 export function deleteTenant(call: AdminCall): unknown {
   call.require(authorizeTenantAdmin(call.principal));
   call.policy.deleteTenant(call.params.name!, { actor: call.principal.accessKeyId });
+  call.relationships?.store.purgeTenant(call.params.name!);
   return { deleted: call.params.name };
 }

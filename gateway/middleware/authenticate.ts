@@ -63,7 +63,15 @@ function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicySt
   }
   let principal: Principal;
   try {
-    principal = capabilityPrincipal(opts.capabilities.verify(capability));
+    const verified = opts.capabilities.verify(capability);
+    // A capability never does more than its minter can now; a revoked, expired or deleted minter ends it.
+    let minter: Principal | undefined;
+    if (verified.mintedBy !== undefined) {
+      const made = opts.policy.resolveAccessKey(verified.mintedBy);
+      if (!made.ok) throw new CapabilityError(`the capability's minter ${verified.mintedBy} is ${made.reason}`);
+      minter = made.principal;
+    }
+    principal = capabilityPrincipal(verified, minter);
   } catch (error) {
     if (!(error instanceof CapabilityError)) throw error;
     opts.refuse('capability', error.message);

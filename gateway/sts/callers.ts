@@ -45,6 +45,7 @@ const SESSION_REASONS: Record<SessionFailure, string> = {
   parent_rotated: 'session parent credential rotated',
   provider_removed: 'session identity provider removed',
   role_removed: 'session role removed',
+  maker_gone: 'the maker of the session\'s role or identity provider can no longer be used',
   tenant_disabled: 'session tenant disabled',
 };
 

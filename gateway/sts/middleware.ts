@@ -110,7 +110,7 @@ export function stsApi(opts: {
         if (!(err instanceof SessionError)) throw err;
         const layer: DenialLayer = err.kind === 'denied' ? 'scope' : 'credential';
         if (err.kind === 'denied' || err.kind.endsWith('identity_token')) {
-          logDenial(denials, facts, { layer, reason: err.message, principal: caller?.principal });
+          logDenial(denials, facts, { layer, reason: err.detail, principal: caller?.principal });
         }
         throw new StsError(SESSION_ERROR_CODES[err.kind], err.message);
       }

@@ -20,5 +20,5 @@ export {
   type PatternElement,
   type RootKeys,
 } from './token.ts';
-export { CAPABILITY_ACTIONS, capabilityGrant, capabilityPrincipal, isCapabilityAction, objectScope, type CapabilityAction } from './s3.ts';
-export { CapabilityStore, tenantOfCapabilityId, type TenantCapability } from './store.ts';
+export { CAPABILITY_ACTIONS, CAPABILITY_SUBJECT_TYPE, capabilityGrant, capabilityPrincipal, isCapabilityAction, objectScope, type CapabilityAction } from './s3.ts';
+export { CapabilityStore, tenantOfCapabilityId, type CapabilityMint, type TenantCapability } from './store.ts';

@@ -3,6 +3,8 @@
  * appending a part narrows the key prefix) and actions read, list, write, delete. A verified capability becomes an
  * ordinary Principal, so authorize(), listings and the reserved prefix apply to it unchanged.
  */
+import { escapeId } from '../relationships/tuples.ts';
+import { boundedBy } from '../scopes.ts';
 import { type Family, type Principal, type ScopeGrant } from '../types.ts';
 import { CapabilityError, type JsonValue } from './token.ts';
 
@@ -55,15 +57,22 @@ export function capabilityGrant(scope: readonly JsonValue[], actions: readonly s
   return { families: [...new Set(families)], bucket: bucket ?? '*', ...(prefix ? { prefix } : {}), ...(exact ? { exact: true } : {}) };
 }
 
-/** The principal a verified object capability acts as: not root, one grant, the capability id as subject. */
-export function capabilityPrincipal(c: { id: string; tenant: string; scope: readonly JsonValue[]; actions?: readonly string[] }): Principal {
+/** The type of the subject a capability acts as; no relationship schema defines it, so governed buckets refuse it. */
+export const CAPABILITY_SUBJECT_TYPE = 'capability';
+
+/**
+ * The principal a verified object capability acts as: not root, its one grant bounded by its minter's authority now
+ * (`minter`: the minting credential's principal; undefined when root or the operator minted it), the capability id
+ * (escaped) as subject.
+ */
+export function capabilityPrincipal(c: { id: string; tenant: string; scope: readonly JsonValue[]; actions?: readonly string[] }, minter?: Principal): Principal {
   const grant = capabilityGrant(c.scope, c.actions);
   return {
     tenant: c.tenant,
     accessKeyId: `capability:${c.id}`,
-    subject: `capability:${c.id}`,
+    subject: `${CAPABILITY_SUBJECT_TYPE}:${escapeId(c.id)}`,
     isRoot: false,
-    scopes: grant.families.length > 0 ? [grant] : [],
+    scopes: grant.families.length > 0 ? boundedBy([grant], minter) : [],
   };
 }
 

@@ -8,25 +8,24 @@ import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit-log.ts';
 import { InvalidInputError } from '../errors.ts';
 import { loadMasterKey, open, seal } from '../secret-box.ts';
-import { openPolicyDatabase, tenantEnabled } from '../sessions/database.ts';
-import { CapabilityError, createCapabilityService, type CapabilityContents, type CapabilityService } from './token.ts';
-
-const DDL = `
-  CREATE TABLE IF NOT EXISTS capability_root_keys (
-    tenant TEXT PRIMARY KEY,
-    generation INTEGER NOT NULL,
-    key_ct BLOB NOT NULL, key_iv BLOB NOT NULL, key_tag BLOB NOT NULL,
-    created_at INTEGER NOT NULL
-  ) STRICT;
-  CREATE TABLE IF NOT EXISTS capability_revocations (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    revoked_at INTEGER NOT NULL
-  ) STRICT;`;
+import { openPolicyDatabase, tenantEnabled, tenantIdOf } from '../sessions/database.ts';
+import { CapabilityError, createCapabilityService, type CapabilityContents, type CapabilityService, type JsonValue } from './token.ts';
 
 /** A verified capability and the tenant whose root key signed it. */
 export interface TenantCapability extends CapabilityContents {
   tenant: string;
+  /** The application credential that minted it (absent: root or the operator), whose authority bounds it. */
+  mintedBy?: string;
+}
+
+/** What was recorded when a capability was minted. */
+export interface CapabilityMint {
+  id: string;
+  tenant: string;
+  tenantId: string;
+  scope: JsonValue[];
+  actions?: string[];
+  mintedBy?: string;
 }
 
 /** The tenant a key id (`tenant/generation`) or capability id (`tenant:random`) names. */
@@ -42,7 +41,7 @@ export class CapabilityStore {
 
   /** Opens the capability tables of a data directory whose policy store already exists. */
   static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog }): CapabilityStore {
-    return new CapabilityStore(openPolicyDatabase(options.dataDir, DDL), loadMasterKey(options.dataDir, options.masterKey), options.audit);
+    return new CapabilityStore(openPolicyDatabase(options.dataDir, ''), loadMasterKey(options.dataDir, options.masterKey), options.audit);
   }
 
   close(): void {
@@ -113,10 +112,32 @@ export class CapabilityStore {
     return createCapabilityService({ rootKeys: (keyId) => this.rootKey(keyId), isRevoked: (id) => this.isRevoked(id), now });
   }
 
-  /** Mints a capability under the tenant's current root key (the caller has checked the minter's authority). */
-  mint(tenant: string, scope: Parameters<CapabilityService['mint']>[0], options: { expiresAt?: Date; actions?: string[]; actor?: string } = {}): { id: string; capability: string } {
+  /** The mint record of a capability id, or undefined (never minted here, or its tenant was deleted). */
+  mintRecord(id: string): CapabilityMint | undefined {
+    const row = this.db.prepare('SELECT * FROM capability_mints WHERE id = ?').get(id) as
+      | { id: string; tenant: string; tenant_id: string; scope: string; actions: string | null; minted_by: string | null }
+      | undefined;
+    if (row === undefined) return undefined;
+    return {
+      id: row.id, tenant: row.tenant, tenantId: row.tenant_id, scope: JSON.parse(row.scope) as JsonValue[],
+      ...(row.actions !== null ? { actions: JSON.parse(row.actions) as string[] } : {}),
+      ...(row.minted_by !== null ? { mintedBy: row.minted_by } : {}),
+    };
+  }
+
+  /**
+   * Mints a capability under the tenant's current root key (the caller has checked the minter's authority) and
+   * records who minted it: `mintedBy` (an application credential; absent for root and the operator) bounds the
+   * capability at every use, and revoking or deleting it ends the capability.
+   */
+  mint(tenant: string, scope: Parameters<CapabilityService['mint']>[0], options: { expiresAt?: Date; actions?: string[]; actor?: string; mintedBy?: string } = {}): { id: string; capability: string } {
+    const tenantId = tenantIdOf(this.db, tenant);
+    if (tenantId === undefined) throw new InvalidInputError(`no tenant ${tenant}`);
     const id = `${tenant}:${randomBytes(12).toString('base64url')}`;
     const capability = this.service().mint(scope, { keyId: this.currentKeyId(tenant), id, expiresAt: options.expiresAt, actions: options.actions });
+    this.db
+      .prepare('INSERT INTO capability_mints (id, tenant, tenant_id, scope, actions, minted_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(id, tenant, tenantId, JSON.stringify(scope), options.actions ? JSON.stringify(options.actions) : null, options.mintedBy ?? null, Date.now());
     this.audit?.write({
       actor: options.actor ?? 'operator', action: 'capability.mint', tenant,
       details: { id, scope, actions: options.actions, expiresAt: options.expiresAt?.toISOString() },
@@ -124,12 +145,18 @@ export class CapabilityStore {
     return { id, capability };
   }
 
-  /** Verifies a capability presented on a request, including that its tenant exists and is enabled. */
+  /**
+   * Verifies a capability presented on a request: its chain, root key, expiry and revocation, that it was minted
+   * here for the tenant that has its name now (a tenant deleted and re-created is another tenant), and that the
+   * tenant is enabled. The caller bounds it by its minter's authority.
+   */
   verify(capability: string, now: Date = new Date()): TenantCapability {
     const contents = this.service(() => now).verify(capability);
     const tenant = contents.keyId.slice(0, contents.keyId.lastIndexOf('/'));
     if (tenantOfCapabilityId(contents.id) !== tenant) throw new CapabilityError('capability id and root key name different tenants');
-    if (!tenantEnabled(this.db, tenant)) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
-    return { ...contents, tenant };
+    const mint = this.mintRecord(contents.id);
+    if (mint === undefined || mint.tenant !== tenant) throw new CapabilityError('capability was not minted by this gateway for this tenant');
+    if (!tenantEnabled(this.db, tenant, mint.tenantId)) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
+    return { ...contents, tenant, ...(mint.mintedBy !== undefined ? { mintedBy: mint.mintedBy } : {}) };
   }
 }

@@ -346,6 +346,27 @@ export class RelationshipStore {
     }
   }
 
+  /**
+   * Removes everything of a tenant (schemas, tuples, change log, import records) when the tenant is deleted, so a new
+   * tenant of the same name starts empty. The tenant's revision still moves forward (to a fresh global revision with
+   * no schema), so nothing cached under an earlier revision is ever reused.
+   */
+  purgeTenant(tenant: string): void {
+    try {
+      this.db.transaction(() => {
+        for (const table of ['schemas', 'tuples', 'changelog', 'import_sources']) this.db.prepare(`DELETE FROM ${table} WHERE tenant = ?`).run(tenant);
+        const next = (this.db.prepare("SELECT value FROM meta WHERE key = 'revision'").pluck().get() as number) + 1;
+        this.db.prepare("UPDATE meta SET value = ? WHERE key = 'revision'").run(next);
+        this.db
+          .prepare('INSERT INTO tenant_revisions (tenant, revision, schema_revision) VALUES (?, ?, 0) ON CONFLICT (tenant) DO UPDATE SET revision = excluded.revision, schema_revision = 0')
+          .run(tenant, next);
+      }).immediate();
+    } finally {
+      this.revisions.delete(tenant);
+      this.schemas.delete(tenant);
+    }
+  }
+
   // ── watch and audit ────────────────────────────────────────────────────────────────────────────────────────────
 
   /** The tenant's changes after a revision token (or from the start with `''`), oldest first. */

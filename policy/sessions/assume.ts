@@ -7,6 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { InvalidInputError, PolicyError } from '../errors.ts';
 import type { Principal, ScopeGrant } from '../types.ts';
+import { boundedBy } from '../scopes.ts';
+import { webIdentitySubject } from '../subjects.ts';
+import { assertJwksFetchable, type JwksPolicy } from './jwks.ts';
 import { intersectScopes, sessionPolicyGrants, sessionScopes } from './scopes.ts';
 import { MIN_SESSION_SECONDS, parseRoleArn, type OidcProviderInfo, type RoleInfo, type SessionStore } from './store.ts';
 import type { IssuedSession, SessionClaims, SessionTokens } from './tokens.ts';
@@ -14,10 +17,10 @@ import type { IssuedSession, SessionClaims, SessionTokens } from './tokens.ts';
 /** What kind of refusal a session request met; the gateway maps each to an STS error code. */
 export type SessionErrorKind = 'denied' | 'invalid' | 'invalid_policy' | 'invalid_identity_token' | 'expired_identity_token';
 
-/** A refused session request. */
+/** A refused session request: `message` is what the caller is told, `detail` (for the denial log) says why. */
 export class SessionError extends PolicyError {
   override name = 'SessionError';
-  constructor(readonly kind: SessionErrorKind, message: string) {
+  constructor(readonly kind: SessionErrorKind, message: string, readonly detail: string = message) {
     super(message);
   }
 }
@@ -42,11 +45,20 @@ export interface SessionDeps {
   tokens: SessionTokens;
 }
 
-function requireRole(store: SessionStore, arn: string): RoleInfo {
+/**
+ * The one refusal a caller gets whether the role does not exist, belongs to another tenant, does not trust it or
+ * allows nothing any more: STS answers alike, so AssumeRole is no oracle for which roles exist. The denial line
+ * keeps the real reason.
+ */
+function notAuthorized(action: string, who: string, arn: string, detail: string): SessionError {
+  return new SessionError('denied', `User: ${who} is not authorized to perform: sts:${action} on resource: ${arn}`, detail);
+}
+
+function requireRole(store: SessionStore, arn: string, refuse: (detail: string) => SessionError): RoleInfo {
   const parsed = parseRoleArn(arn);
   if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${arn} is not arn:aws:iam::<tenant>:role/<name>`);
   const role = store.role(parsed.tenant, parsed.name);
-  if (role === undefined) throw new SessionError('denied', `not authorized to assume ${arn}`);
+  if (role === undefined) throw refuse(`no role ${parsed.name} in tenant ${parsed.tenant}`);
   return role;
 }
 
@@ -94,16 +106,21 @@ export async function assumeRole(deps: SessionDeps, input: {
 }): Promise<AssumedSession> {
   const { caller, callerSession } = input;
   checkSessionName(input.sessionName);
-  const role = requireRole(deps.store, input.roleArn);
+  const refuse = (detail: string) => notAuthorized('AssumeRole', caller.subject, input.roleArn, detail);
+  const role = requireRole(deps.store, input.roleArn, refuse);
   // Root may assume any tenant's role; a session of root is no longer root, so chaining stays within the tenant.
   if (role.tenant !== caller.tenant && !(caller.isRoot && callerSession === undefined)) {
-    throw new SessionError('denied', `${caller.accessKeyId} of tenant ${caller.tenant} may not assume ${role.arn}`);
+    throw refuse(`${caller.accessKeyId} of tenant ${caller.tenant} may not assume a role of tenant ${role.tenant}`);
   }
-  const subject = callerSession?.subject ?? `app:${caller.accessKeyId}`;
+  const subject = callerSession?.subject ?? caller.subject;
   const names = [subject, caller.accessKeyId, ...(callerSession?.parent.kind === 'credential' ? [callerSession.parent.id] : [])];
-  if (!trusts(role, names)) throw new SessionError('denied', `${role.arn} does not trust ${subject}`);
+  if (!trusts(role, names)) throw refuse(`${role.arn} does not trust ${subject}`);
+  const roleScopes = deps.tokens.roleScopes(role, input.now);
+  if (roleScopes === undefined) throw refuse(`the maker of ${role.arn} can no longer be used`);
+  const tenantId = callerSession?.tenantId ?? deps.store.tenantId(role.tenant);
+  if (tenantId === undefined) throw refuse(`tenant ${role.tenant} is gone`);
   const duration = durationOf(role, input.durationSeconds);
-  const held = caller.isRoot ? sessionScopes(role.scopes) : intersectScopes(sessionScopes(role.scopes), sessionScopes(caller.scopes));
+  const held = caller.isRoot ? sessionScopes(roleScopes) : intersectScopes(sessionScopes(roleScopes), sessionScopes(caller.scopes));
   const scopes = narrowByPolicy(held, input.policy);
   const now = input.now ?? new Date();
   let expiresAt = new Date(now.getTime() + duration * 1000);
@@ -112,16 +129,20 @@ export async function assumeRole(deps: SessionDeps, input: {
   if (callerSession) parent = callerSession.parent;
   else if (input.callerSecret !== undefined) parent = { kind: 'credential', id: caller.accessKeyId, secret: input.callerSecret };
   else throw new SessionError('denied', 'the caller has no credential to descend from');
+  // A chained session keeps every role of its chain: each one bounds it on every request.
+  const roleIds = [...(callerSession?.roleIds ?? []), role.id];
   const credentials = await deps.tokens.issue({
-    tenant: role.tenant, subject, scopes, role: { tenant: role.tenant, name: role.name }, parent, sessionName: input.sessionName, expiresAt, now,
+    tenant: role.tenant, tenantId, subject, scopes, role: { tenant: role.tenant, name: role.name }, roleIds, parent, sessionName: input.sessionName, expiresAt, now,
   });
   return { credentials, role, subject, sessionName: input.sessionName, scopes };
 }
 
 const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-async function keySetOf(provider: OidcProviderInfo): Promise<Parameters<typeof jwtVerify>[1]> {
-  if (/^https?:\/\//i.test(provider.jwks)) {
+async function keySetOf(provider: OidcProviderInfo, policy: JwksPolicy): Promise<Parameters<typeof jwtVerify>[1]> {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(provider.jwks)) {
+    // Checked before every fetch, not only when the provider was added: DNS may have changed since.
+    await assertJwksFetchable(provider.jwks, policy);
     let set = remoteSets.get(provider.jwks);
     if (set === undefined) remoteSets.set(provider.jwks, (set = createRemoteJWKSet(new URL(provider.jwks))));
     return set;
@@ -146,18 +167,20 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   } catch {
     throw new SessionError('invalid_identity_token', 'the web identity token is not a JWT');
   }
-  const role = requireRole(deps.store, input.roleArn);
+  // A missing role and one no provider of this issuer may assume answer alike (no oracle for role names).
+  const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
+  const role = requireRole(deps.store, input.roleArn, refuse);
   const providers = typeof unverified.iss === 'string'
-    ? deps.store.oidcProvidersFor(role.tenant, unverified.iss).filter((p) => p.roles.includes(role.name))
+    ? deps.store.oidcProvidersFor(role.tenant, unverified.iss).filter((p) => p.roleIds.includes(role.id))
     : [];
-  if (providers.length === 0) throw new SessionError('invalid_identity_token', `no OpenID Connect provider of tenant ${role.tenant} for this issuer may assume ${role.arn}`);
+  if (providers.length === 0) throw refuse(`no OpenID Connect provider of tenant ${role.tenant} for this issuer may assume ${role.arn}`);
   const provider = providers[0]!;
   const now = input.now ?? new Date();
   let keys: Awaited<ReturnType<typeof keySetOf>>;
   try {
-    keys = await keySetOf(provider);
+    keys = await keySetOf(provider, deps.store.jwksPolicy);
   } catch {
-    // The cause (a missing or malformed file on the gateway host) is the operator's business, not the caller's.
+    // The cause (a missing file, a refused or unreachable URL) is the operator's business, not the caller's.
     throw new SessionError('invalid_identity_token', `the keys of issuer ${provider.issuer} could not be loaded`);
   }
   let payload: JWTPayload;
@@ -173,13 +196,21 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
     if (error instanceof joseErrors.JWTExpired) throw new SessionError('expired_identity_token', 'the web identity token has expired');
     throw new SessionError('invalid_identity_token', `the web identity token does not verify: ${(error as Error).message}`);
   }
-  const sub = String(payload.sub);
-  const subject = `user:${sub}`;
-  if (!trusts(role, [subject, `oidc:${provider.id}`])) throw new SessionError('denied', `${role.arn} does not trust ${subject}`);
+  const sub = typeof payload.sub === 'string' ? payload.sub : '';
+  // The subject is built with the one tuple escaping: `b%6Fb` stays itself, `*`, `#`, `@`, `:` spell nothing else.
+  const subject = webIdentitySubject(sub);
+  if (subject === undefined) throw new SessionError('invalid_identity_token', 'the web identity token\'s sub cannot name a subject (empty, "*" or too long)');
+  if (!trusts(role, [subject, `oidc:${provider.id}`])) throw refuse(`${role.arn} does not trust ${subject}`);
+  const roleScopes = deps.tokens.roleScopes(role, now);
+  const maker = deps.tokens.makerOf(provider.createdBy, now);
+  if (roleScopes === undefined || maker === false) throw refuse(`the maker of ${role.arn} or of provider ${provider.id} can no longer be used`);
+  const tenantId = deps.store.tenantId(role.tenant);
+  if (tenantId === undefined) throw refuse(`tenant ${role.tenant} is gone`);
   const duration = durationOf(role, input.durationSeconds);
-  const scopes = narrowByPolicy(sessionScopes(role.scopes), input.policy);
+  // The provider's maker bounds what its tokens can ever reach, as it bounds the role.
+  const scopes = narrowByPolicy(boundedBy(sessionScopes(roleScopes), maker), input.policy);
   const credentials = await deps.tokens.issue({
-    tenant: role.tenant, subject, scopes, role: { tenant: role.tenant, name: role.name }, parent: { kind: 'oidc', id: provider.id },
+    tenant: role.tenant, tenantId, subject, scopes, role: { tenant: role.tenant, name: role.name }, roleIds: [role.id], parent: { kind: 'oidc', id: provider.id },
     sessionName: input.sessionName, expiresAt: new Date(now.getTime() + duration * 1000), now,
   });
   return { credentials, role, subject, sessionName: input.sessionName, scopes, identity: { sub, aud: provider.audience, iss: provider.issuer, providerId: provider.id } };

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
-/** Opens policy.db (created by PolicyStore.open first) and applies `ddl` idempotently in one immediate transaction. */
+/** Opens policy.db (created and migrated by PolicyStore.open first) and applies `ddl` (if any) in one immediate transaction. */
 export function openPolicyDatabase(dataDir: string, ddl: string): Database.Database {
   const db = new Database(join(dataDir, 'policy.db'));
   try {
@@ -21,8 +21,16 @@ export function openPolicyDatabase(dataDir: string, ddl: string): Database.Datab
   return db;
 }
 
-/** Whether a tenant exists and is enabled, read from the core tenants table. */
-export function tenantEnabled(db: Database.Database, tenant: string): boolean {
-  const row = db.prepare('SELECT disabled FROM tenants WHERE name = ?').get(tenant) as { disabled: number } | undefined;
-  return row !== undefined && row.disabled === 0;
+/**
+ * Whether a tenant exists and is enabled, read from the core tenants table; with `id`, only while the tenant of that
+ * name is still the one with that immutable id (a re-created tenant of the same name is another tenant).
+ */
+export function tenantEnabled(db: Database.Database, tenant: string, id?: string): boolean {
+  const row = db.prepare('SELECT disabled, id FROM tenants WHERE name = ?').get(tenant) as { disabled: number; id: string } | undefined;
+  return row !== undefined && row.disabled === 0 && (id === undefined || row.id === id);
+}
+
+/** The immutable id of the tenant that has this name now, or undefined. */
+export function tenantIdOf(db: Database.Database, tenant: string): string | undefined {
+  return db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as string | undefined;
 }

@@ -8,26 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { AuditLog } from '../audit-log.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
-import { invalidGrantReason } from '../scopes.ts';
+import { invalidGrantReason, normalizeGrant } from '../scopes.ts';
+import { checkJwksUrl, type JwksPolicy } from './jwks.ts';
 import { loadMasterKey, open, seal } from '../secret-box.ts';
 import type { ScopeGrant } from '../types.ts';
-import { openPolicyDatabase } from './database.ts';
-
-const DDL = `
-  CREATE TABLE IF NOT EXISTS sts_roles (
-    tenant TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
-    scopes TEXT NOT NULL, max_duration_s INTEGER NOT NULL, trust TEXT,
-    created_at INTEGER NOT NULL, PRIMARY KEY (tenant, name)
-  ) STRICT;
-  CREATE TABLE IF NOT EXISTS sts_oidc_providers (
-    id TEXT PRIMARY KEY, tenant TEXT NOT NULL, issuer TEXT NOT NULL, audience TEXT NOT NULL, jwks TEXT NOT NULL,
-    algorithms TEXT NOT NULL, roles TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (tenant, issuer)
-  ) STRICT;
-  CREATE TABLE IF NOT EXISTS sts_signing_keys (
-    kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
-    private_ct BLOB NOT NULL, private_iv BLOB NOT NULL, private_tag BLOB NOT NULL,
-    created_at INTEGER NOT NULL, retire_at INTEGER
-  ) STRICT;`;
+import { openPolicyDatabase, tenantIdOf } from './database.ts';
 
 /** Shortest and longest session a role may allow, as AWS STS bounds them. */
 export const MIN_SESSION_SECONDS = 900;
@@ -41,6 +26,8 @@ export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS
 
 /** A role: what sessions assuming it may do at most, and for how long. */
 export interface RoleInfo {
+  /** Immutable: a role deleted and created again under the same name is a new role, and old sessions stay dead. */
+  id: string;
   tenant: string;
   name: string;
   arn: string;
@@ -50,6 +37,8 @@ export interface RoleInfo {
   /** Who may assume it: subjects (`app:AKIA…`, `user:alice`, `user:*`) or access key ids; absent means any of the tenant. */
   trust?: string[];
   createdAt: string;
+  /** The application credential that made (or last replaced) the role; its authority bounds the role at every use. */
+  createdBy?: string;
 }
 
 /** A trusted OpenID Connect issuer of a tenant. */
@@ -61,9 +50,13 @@ export interface OidcProviderInfo {
   /** A JWKS file path or an https URL. */
   jwks: string;
   algorithms: string[];
-  /** Role names of the tenant its tokens may assume. */
+  /** Names of the roles of the tenant its tokens may assume (those that still exist). */
   roles: string[];
+  /** The same roles by immutable id: a role re-created under an old name is not trusted. */
+  roleIds: string[];
   createdAt: string;
+  /** The application credential that registered it; its authority bounds the provider's sessions at every use. */
+  createdBy?: string;
 }
 
 /** A signing key as the verifier needs it. */
@@ -91,23 +84,27 @@ export function parseRoleArn(arn: string): { tenant: string; name: string } | un
 const ROLE_NAME = /^[A-Za-z0-9+=,.@_-]{1,64}$/;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-interface RoleRow { tenant: string; name: string; description: string; scopes: string; max_duration_s: number; trust: string | null; created_at: number }
-interface ProviderRow { id: string; tenant: string; issuer: string; audience: string; jwks: string; algorithms: string; roles: string; created_at: number }
+interface RoleRow { id: string; tenant: string; name: string; description: string; scopes: string; max_duration_s: number; trust: string | null; created_at: number; created_by: string | null }
+interface ProviderRow { id: string; tenant: string; issuer: string; audience: string; jwks: string; algorithms: string; roles: string; role_ids: string; created_at: number; created_by: string | null }
 interface KeyRow { kid: string; alg: string; public_jwk: string; private_ct: Buffer; private_iv: Buffer; private_tag: Buffer; created_at: number; retire_at: number | null }
 
 function roleInfo(r: RoleRow): RoleInfo {
   return {
-    tenant: r.tenant, name: r.name, arn: roleArn(r.tenant, r.name), description: r.description,
+    id: r.id, tenant: r.tenant, name: r.name, arn: roleArn(r.tenant, r.name), description: r.description,
     scopes: JSON.parse(r.scopes) as ScopeGrant[], maxDurationSeconds: r.max_duration_s,
     ...(r.trust !== null ? { trust: JSON.parse(r.trust) as string[] } : {}), createdAt: iso(r.created_at),
+    ...(r.created_by !== null ? { createdBy: r.created_by } : {}),
   };
 }
 
-function providerInfo(r: ProviderRow): OidcProviderInfo {
-  return {
-    id: r.id, tenant: r.tenant, issuer: r.issuer, audience: r.audience, jwks: r.jwks,
-    algorithms: JSON.parse(r.algorithms) as string[], roles: JSON.parse(r.roles) as string[], createdAt: iso(r.created_at),
-  };
+/** A JWKS URL as logs and errors may show it: no user info, query or fragment (they may hold credentials). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search || u.hash ? '?…' : ''}`;
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 /** Roles, OIDC providers and signing keys. */
@@ -116,13 +113,20 @@ export class SessionStore {
   /** Own writes, which PRAGMA data_version does not count. */
   private writes = 0;
 
-  private constructor(private readonly db: Database.Database, private readonly masterKey: Buffer, private readonly audit?: AuditLog) {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly masterKey: Buffer,
+    private readonly audit: AuditLog | undefined,
+    /** Where JWKS may be fetched from (checked when a provider is added and again before every fetch). */
+    readonly jwksPolicy: JwksPolicy,
+  ) {
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
   }
 
-  /** Opens the session tables of a data directory whose policy store already exists. */
-  static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog }): SessionStore {
-    return new SessionStore(openPolicyDatabase(options.dataDir, DDL), loadMasterKey(options.dataDir, options.masterKey), options.audit);
+  /** Opens the session tables (created by the policy store's migrations) of a data directory. */
+  static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog; jwks?: JwksPolicy }): SessionStore {
+    const policy = options.jwks ?? { allowInsecure: false };
+    return new SessionStore(openPolicyDatabase(options.dataDir, ''), loadMasterKey(options.dataDir, options.masterKey), options.audit, policy);
   }
 
   close(): void {
@@ -132,6 +136,11 @@ export class SessionStore {
   /** The underlying connection, for the tenant check sessions make on every request. */
   get database(): Database.Database {
     return this.db;
+  }
+
+  /** The immutable id of the tenant that has this name now, or undefined. */
+  tenantId(name: string): string | undefined {
+    return tenantIdOf(this.db, name);
   }
 
   /** Changes whenever this or another connection commits; caches compare it to know when to reload. */
@@ -146,8 +155,12 @@ export class SessionStore {
 
   // ── roles ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Creates (or with `replace`, redefines) a role. */
-  putRole(r: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; maxDurationSeconds?: number; trust?: string[]; replace?: boolean; actor?: string }): RoleInfo {
+  /**
+   * Creates (or with `replace`, redefines) a role. `maker` is the application credential doing it (absent for root
+   * and the operator): the role never allows more than its maker can at the moment it is used. A replaced role keeps
+   * its id, so its live sessions are narrowed (or widened back, within their own tokens) on their next request.
+   */
+  putRole(r: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; maxDurationSeconds?: number; trust?: string[]; replace?: boolean; actor?: string; maker?: string }): RoleInfo {
     if (!ROLE_NAME.test(r.name)) throw new InvalidInputError('role name must be 1-64 letters, digits or +=,.@_-');
     const invalid = invalidGrantReason(r.scopes);
     if (invalid !== undefined) throw new InvalidInputError(invalid);
@@ -159,23 +172,32 @@ export class SessionStore {
       throw new InvalidInputError('trust must be a list of subjects or access key ids');
     }
     if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(r.tenant) === undefined) throw new NotFoundError(`no tenant ${r.tenant}`);
-    const scopes = r.scopes.map(({ families, bucket, prefix }) => ({ families: [...families], bucket, ...(prefix ? { prefix } : {}) }));
-    const verb = r.replace ? 'INSERT OR REPLACE' : 'INSERT';
-    try {
-      this.db
-        .prepare(`${verb} INTO sts_roles (tenant, name, description, scopes, max_duration_s, trust, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-        .run(r.tenant, r.name, r.description ?? '', JSON.stringify(scopes), max, r.trust ? JSON.stringify(r.trust) : null, Date.now());
-    } catch (error) {
-      if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new ConflictError(`role ${r.name} exists in tenant ${r.tenant}`);
-      throw error;
-    }
+    const scopes = r.scopes.map(normalizeGrant);
+    const row = [r.description ?? '', JSON.stringify(scopes), max, r.trust ? JSON.stringify(r.trust) : null, r.maker ?? null] as const;
+    this.db.transaction(() => {
+      const existing = this.role(r.tenant, r.name);
+      if (existing !== undefined && !r.replace) throw new ConflictError(`role ${r.name} exists in tenant ${r.tenant}`);
+      if (existing !== undefined) {
+        this.db.prepare('UPDATE sts_roles SET description = ?, scopes = ?, max_duration_s = ?, trust = ?, created_by = ? WHERE id = ?').run(...row, existing.id);
+      } else {
+        this.db
+          .prepare('INSERT INTO sts_roles (id, tenant, name, description, scopes, max_duration_s, trust, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(`role-${randomBytes(12).toString('hex')}`, r.tenant, r.name, ...row, Date.now());
+      }
+    }).immediate();
     this.record('role.put', r.tenant, r.actor, { name: r.name, scopes, maxDurationSeconds: max, trust: r.trust });
     return this.role(r.tenant, r.name)!;
   }
 
-  /** One role, or undefined. */
+  /** One role by tenant and name, or undefined. */
   role(tenant: string, name: string): RoleInfo | undefined {
     const row = this.db.prepare('SELECT * FROM sts_roles WHERE tenant = ? AND name = ?').get(tenant, name) as RoleRow | undefined;
+    return row ? roleInfo(row) : undefined;
+  }
+
+  /** One role by its immutable id, or undefined. */
+  roleById(id: string): RoleInfo | undefined {
+    const row = this.db.prepare('SELECT * FROM sts_roles WHERE id = ?').get(id) as RoleRow | undefined;
     return row ? roleInfo(row) : undefined;
   }
 
@@ -187,7 +209,7 @@ export class SessionStore {
     return rows.map(roleInfo);
   }
 
-  /** Deletes a role; its sessions end on their next request. */
+  /** Deletes a role; its sessions end on their next request, and a role re-created under its name does not revive them. */
   deleteRole(tenant: string, name: string, options: { actor?: string } = {}): void {
     const { changes } = this.db.prepare('DELETE FROM sts_roles WHERE tenant = ? AND name = ?').run(tenant, name);
     if (changes === 0) throw new NotFoundError(`no role ${name} in tenant ${tenant}`);
@@ -196,39 +218,58 @@ export class SessionStore {
 
   // ── OIDC providers ─────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Adds a trusted issuer to a tenant. */
-  addOidcProvider(p: { tenant: string; issuer: string; audience: string; jwks: string; algorithms?: string[]; roles: string[]; actor?: string }): OidcProviderInfo {
+  /**
+   * Adds a trusted issuer to a tenant for some of its roles (which must exist; they are recorded by id). `maker` as
+   * for putRole. The JWKS location must satisfy the store's JwksPolicy (https to a public host unless the operator
+   * allowed otherwise); only root may name a file, which the caller decides.
+   */
+  addOidcProvider(p: { tenant: string; issuer: string; audience: string; jwks: string; algorithms?: string[]; roles: string[]; actor?: string; maker?: string }): OidcProviderInfo {
     if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(p.tenant) === undefined) throw new NotFoundError(`no tenant ${p.tenant}`);
     if (!p.issuer || !p.audience || !p.jwks) throw new InvalidInputError('issuer, audience and jwks are required');
-    if (/^http:/i.test(p.jwks) && !/^http:\/\/(127\.0\.0\.1|localhost)[:/]/i.test(p.jwks)) throw new InvalidInputError('a JWKS URL must use https');
+    if (/^[a-z][a-z0-9+.-]*:/i.test(p.jwks)) checkJwksUrl(p.jwks, this.jwksPolicy);
     const algorithms = p.algorithms ?? ['RS256', 'ES256'];
     const bad = algorithms.find((a) => !(OIDC_ALGORITHMS as readonly string[]).includes(a));
     if (bad !== undefined || algorithms.length === 0) throw new InvalidInputError(`algorithms must be some of ${OIDC_ALGORITHMS.join(', ')}`);
     if (!Array.isArray(p.roles) || p.roles.length === 0 || p.roles.some((r) => !ROLE_NAME.test(r))) {
       throw new InvalidInputError('roles must name at least one role of the tenant');
     }
+    const roles = p.roles.map((name) => this.role(p.tenant, name));
+    const missing = p.roles.filter((_, i) => roles[i] === undefined);
+    if (missing.length > 0) throw new InvalidInputError(`no role ${missing.join(', ')} in tenant ${p.tenant}`);
+    const roleIds = roles.map((r) => r!.id);
     const id = `oidc-${randomBytes(6).toString('hex')}`;
     try {
       this.db
-        .prepare('INSERT INTO sts_oidc_providers (id, tenant, issuer, audience, jwks, algorithms, roles, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, p.tenant, p.issuer, p.audience, p.jwks, JSON.stringify(algorithms), JSON.stringify(p.roles), Date.now());
+        .prepare('INSERT INTO sts_oidc_providers (id, tenant, issuer, audience, jwks, algorithms, roles, role_ids, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, p.tenant, p.issuer, p.audience, p.jwks, JSON.stringify(algorithms), JSON.stringify(p.roles), JSON.stringify(roleIds), p.maker ?? null, Date.now());
     } catch (error) {
       if (String((error as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) throw new ConflictError(`tenant ${p.tenant} already trusts issuer ${p.issuer}`);
       throw error;
     }
-    this.record('oidc.add', p.tenant, p.actor, { id, issuer: p.issuer, audience: p.audience, jwks: p.jwks, algorithms, roles: p.roles });
+    const jwks = /^[a-z][a-z0-9+.-]*:/i.test(p.jwks) ? redactUrl(p.jwks) : p.jwks;
+    this.record('oidc.add', p.tenant, p.actor, { id, issuer: p.issuer, audience: p.audience, jwks, algorithms, roles: p.roles });
     return this.oidcProvider(id)!;
+  }
+
+  private providerInfo(r: ProviderRow): OidcProviderInfo {
+    const roleIds = JSON.parse(r.role_ids) as string[];
+    const roles = roleIds.map((id) => this.roleById(id)).filter((role) => role !== undefined).map((role) => role.name);
+    return {
+      id: r.id, tenant: r.tenant, issuer: r.issuer, audience: r.audience, jwks: r.jwks,
+      algorithms: JSON.parse(r.algorithms) as string[], roles, roleIds, createdAt: iso(r.created_at),
+      ...(r.created_by !== null ? { createdBy: r.created_by } : {}),
+    };
   }
 
   /** One provider by id, or undefined. */
   oidcProvider(id: string): OidcProviderInfo | undefined {
     const row = this.db.prepare('SELECT * FROM sts_oidc_providers WHERE id = ?').get(id) as ProviderRow | undefined;
-    return row ? providerInfo(row) : undefined;
+    return row ? this.providerInfo(row) : undefined;
   }
 
   /** The providers of a tenant trusting `issuer`. */
   oidcProvidersFor(tenant: string, issuer: string): OidcProviderInfo[] {
-    return (this.db.prepare('SELECT * FROM sts_oidc_providers WHERE tenant = ? AND issuer = ?').all(tenant, issuer) as ProviderRow[]).map(providerInfo);
+    return (this.db.prepare('SELECT * FROM sts_oidc_providers WHERE tenant = ? AND issuer = ?').all(tenant, issuer) as ProviderRow[]).map((r) => this.providerInfo(r));
   }
 
   /** Every provider, or those of one tenant. */
@@ -236,7 +277,7 @@ export class SessionStore {
     const rows = (filter.tenant === undefined
       ? this.db.prepare('SELECT * FROM sts_oidc_providers ORDER BY tenant, issuer').all()
       : this.db.prepare('SELECT * FROM sts_oidc_providers WHERE tenant = ? ORDER BY issuer').all(filter.tenant)) as ProviderRow[];
-    return rows.map(providerInfo);
+    return rows.map((r) => this.providerInfo(r));
   }
 
   /** Removes a provider; sessions it vouched for end on their next request. */

@@ -11,8 +11,9 @@ import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, Sign
 import type { PolicyStore } from '../store.ts';
 import type { Principal, ScopeGrant } from '../types.ts';
 import { tenantEnabled } from './database.ts';
+import { boundedBy } from '../scopes.ts';
 import { intersectScopes, sessionScopes } from './scopes.ts';
-import { SESSION_TOKEN_ALG, type SessionStore, type SigningKey } from './store.ts';
+import { SESSION_TOKEN_ALG, type RoleInfo, type SessionStore, type SigningKey } from './store.ts';
 
 /** Who a session descends from: an application credential (with a fingerprint of its secret) or an OIDC provider. */
 export type SessionParent = { kind: 'credential'; id: string; fp: string } | { kind: 'oidc'; id: string };
@@ -20,10 +21,14 @@ export type SessionParent = { kind: 'credential'; id: string; fp: string } | { k
 /** The verified claims of a session token. */
 export interface SessionClaims {
   tenant: string;
+  /** The tenant's immutable id: a tenant deleted and created again under the same name ends every session. */
+  tenantId: string;
   subject: string;
   accessKeyId: string;
   scopes: ScopeGrant[];
   role: { tenant: string; name: string };
+  /** Immutable ids of every role along the chain (AssumeRole with session credentials appends): each bounds it now. */
+  roleIds: string[];
   parent: SessionParent;
   sessionName: string;
   expiresAt: Date;
@@ -48,6 +53,7 @@ export type SessionFailure =
   | 'parent_rotated'
   | 'provider_removed'
   | 'role_removed'
+  | 'maker_gone'
   | 'tenant_disabled';
 
 /** The answer of resolve: the secret and Principal of a session, or why not. */
@@ -105,13 +111,29 @@ export class SessionTokens {
     return entry;
   }
 
+  /**
+   * The principal a delegation's maker is now: undefined for root or the operator (no bound), false when the maker
+   * can no longer be used (revoked, expired, deleted, its own maker gone), which ends what it made.
+   */
+  makerOf(createdBy: string | undefined, now: Date = new Date()): Principal | undefined | false {
+    if (createdBy === undefined) return undefined;
+    const maker = this.policy.resolveAccessKey(createdBy, now);
+    return maker.ok ? maker.principal : false;
+  }
+
+  /** What a role allows now: its scopes bounded by its maker's authority, or undefined when its maker is gone. */
+  roleScopes(role: RoleInfo, now: Date = new Date()): ScopeGrant[] | undefined {
+    const maker = this.makerOf(role.createdBy, now);
+    return maker === false ? undefined : boundedBy(role.scopes, maker);
+  }
+
   /** Signs a new session token. The caller has decided scopes, parent and duration. */
   async issue(s: Omit<SessionClaims, 'accessKeyId' | 'expiresAt' | 'parent'> & { parent: SessionParent | { kind: 'credential'; id: string; secret: string }; expiresAt: Date; now?: Date }): Promise<IssuedSession> {
     const key = await this.store.activeSigningKey();
     const jti = randomBytes(16).toString('base64url');
     const accessKeyId = newSessionAccessKeyId();
     const parent: SessionParent = 'secret' in s.parent ? { kind: 'credential', id: s.parent.id, fp: this.parentFingerprint(key, s.parent.id, s.parent.secret) } : s.parent;
-    const claims = { tenant: s.tenant, akid: accessKeyId, scopes: s.scopes, role: s.role, parent, name: s.sessionName };
+    const claims = { tenant: s.tenant, tid: s.tenantId, akid: accessKeyId, scopes: s.scopes, role: s.role, roles: s.roleIds, parent, name: s.sessionName };
     const token = await new SignJWT({ anvil: claims })
       .setProtectedHeader({ alg: SESSION_TOKEN_ALG, kid: key.kid, typ: 'JWT' })
       .setIssuer(ISSUER)
@@ -141,25 +163,37 @@ export class SessionTokens {
       if (error instanceof joseErrors.JWTExpired) return { ok: false, reason: 'expired' };
       return { ok: false, reason: 'bad_signature', detail: (error as Error).message };
     }
-    const a = payload.anvil as { tenant: string; akid: string; scopes: ScopeGrant[]; role: { tenant: string; name: string }; parent: SessionParent; name: string };
-    if (a === undefined || typeof a !== 'object') return { ok: false, reason: 'malformed' };
+    const a = payload.anvil as { tenant: string; tid: string; akid: string; scopes: ScopeGrant[]; role: { tenant: string; name: string }; roles: string[]; parent: SessionParent; name: string };
+    if (a === undefined || typeof a !== 'object' || typeof a.tid !== 'string' || !Array.isArray(a.roles) || a.roles.length === 0) return { ok: false, reason: 'malformed' };
     if (a.akid !== accessKeyId) return { ok: false, reason: 'access_key_mismatch' };
     const claims: SessionClaims = {
-      tenant: a.tenant, subject: payload.sub!, accessKeyId, scopes: a.scopes, role: a.role, parent: a.parent, sessionName: a.name,
-      expiresAt: new Date(payload.exp! * 1000),
+      tenant: a.tenant, tenantId: a.tid, subject: payload.sub!, accessKeyId, scopes: a.scopes, role: a.role, roleIds: a.roles, parent: a.parent,
+      sessionName: a.name, expiresAt: new Date(payload.exp! * 1000),
     };
+    // A session's authority is re-evaluated on every request: what its token carries ∩ every role of its chain now
+    // ∩ its parent credential now (or its provider and the provider's maker now), in a tenant that is still this one.
+    if (!tenantEnabled(this.store.database, a.tenant, a.tid)) return { ok: false, reason: 'tenant_disabled' };
     let scopes = a.scopes;
+    for (const id of a.roles) {
+      const role = this.store.roleById(id);
+      if (role === undefined || role.tenant !== a.tenant) return { ok: false, reason: 'role_removed' };
+      const allowed = this.roleScopes(role, now);
+      if (allowed === undefined) return { ok: false, reason: 'maker_gone', detail: `role ${role.name}` };
+      scopes = intersectScopes(scopes, sessionScopes(allowed));
+    }
     if (a.parent.kind === 'credential') {
       const parent = this.policy.resolveAccessKey(a.parent.id, now);
       if (!parent.ok) return { ok: false, reason: parent.reason === 'tenant_disabled' ? 'tenant_disabled' : 'parent_revoked', detail: `parent credential ${parent.reason}` };
       if (this.parentFingerprint(entry.key, a.parent.id, parent.secrets[0]!) !== a.parent.fp) return { ok: false, reason: 'parent_rotated' };
       // The parent may have been narrowed since: a session never exceeds what its parent holds now.
       if (!parent.principal.isRoot) scopes = intersectScopes(scopes, sessionScopes(parent.principal.scopes));
-    } else if (this.store.oidcProvider(a.parent.id) === undefined) {
-      return { ok: false, reason: 'provider_removed' };
+    } else {
+      const provider = this.store.oidcProvider(a.parent.id);
+      if (provider === undefined || provider.tenant !== a.tenant || !provider.roleIds.includes(a.roles[0]!)) return { ok: false, reason: 'provider_removed' };
+      const maker = this.makerOf(provider.createdBy, now);
+      if (maker === false) return { ok: false, reason: 'maker_gone', detail: 'identity provider' };
+      scopes = boundedBy(scopes, maker);
     }
-    if (!tenantEnabled(this.store.database, a.tenant)) return { ok: false, reason: 'tenant_disabled' };
-    if (this.store.role(a.role.tenant, a.role.name) === undefined) return { ok: false, reason: 'role_removed' };
     const principal: Principal = { tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes };
     return { ok: true, secrets: [this.sessionSecret(entry.key, payload.jti!)], principal, claims };
   }
