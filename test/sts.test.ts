@@ -334,9 +334,12 @@ test('session policies map onto grants and only narrow; what cannot be represent
   t.deepEqual(iam([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: 'arn:aws:s3:::b/p/*' }]), [
     { families: ['object:read', 'object:write'], bucket: 'b', prefix: 'p/' },
   ]);
+  // IAM resource types: ListBucket matches bucket ARNs only, so an object ARN adds nothing; a key without `*` is one key.
   t.deepEqual(iam({ Effect: 'Allow', Action: 's3:ListBucket', Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::c/x'] }), [
-    { families: ['object:list'], bucket: 'b' },
-    { families: ['object:list'], bucket: 'c', prefix: 'x' },
+    { families: ['object:list', 'bucket:read'], bucket: 'b' },
+  ]);
+  t.deepEqual(iam({ Effect: 'Allow', Action: 's3:GetObject', Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::c/x'] }), [
+    { families: ['object:read'], bucket: 'c', prefix: 'x', exact: true },
   ]);
   t.deepEqual(sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"b","prefix":"q/"}]}'), [{ families: ['object:read'], bucket: 'b', prefix: 'q/' }]);
   for (const bad of [

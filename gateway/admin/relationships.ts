@@ -8,9 +8,11 @@ import { Readable } from 'node:stream';
 import {
   authorizeCredentialAdmin,
   DeniedError,
+  holdsTenantWide,
   relationships as rel,
   type Family,
   type Principal,
+  type ScopeGrant,
 } from '../../policy/index.ts';
 import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
@@ -22,7 +24,37 @@ const WATCH_HEARTBEAT_MS = 15_000;
 /** Most change events one poll reads. */
 const WATCH_BATCH = 10_000;
 
-const hasFamily = (p: Principal, family: Family) => p.isRoot || p.scopes.some((g) => g.families.includes(family));
+/**
+ * The caller's grants that open an endpoint (one of `families`, or admin), which bound where it reaches; undefined for
+ * root, whom nothing bounds. A grant on a bucket or prefix answers only about resources under it (grantReaches).
+ */
+function reachOf(principal: Principal, families: Family[]): ScopeGrant[] | undefined {
+  if (principal.isRoot) return undefined;
+  return principal.scopes.filter((g) => g.families.some((f) => f === 'admin' || families.includes(f)));
+}
+
+function reaches(grants: ScopeGrant[] | undefined, resource: rel.ObjectRef): boolean {
+  return grants === undefined || grants.some((g) => rel.grantReaches(g, resource));
+}
+
+/** Refuses (403, denial line) unless the grants reach the resource. */
+function requireReach(call: AdminCall, grants: ScopeGrant[] | undefined, resource: rel.ObjectRef, family: Family): void {
+  if (reaches(grants, resource)) return;
+  const at = rel.resourceLocation(resource);
+  call.require({ allowed: false, layer: 'scope', reason: `no grant of ${family} reaches ${resource.type}:${resource.id}` }, at ? { bucket: at.bucket } : {});
+}
+
+/** Schemas, imports and capability-wide changes reach every resource of the tenant: root or a tenant-wide holder only. */
+function requireTenantWide(call: AdminCall, what: string): void {
+  if (!holdsTenantWide(call.principal)) {
+    call.require({ allowed: false, layer: 'scope', reason: `${what} reaches the whole tenant: it needs every family on every bucket` });
+  }
+}
+
+/** Which change events a caller may see: tuple events on resources its grants reach; the rest only tenant-wide. */
+function eventVisible(grants: ScopeGrant[] | undefined): (e: rel.ChangeEvent) => boolean {
+  return (e) => (e.tuple ? reaches(grants, e.tuple.resource) : reaches(grants, { type: '', id: '' }));
+}
 
 function engineOf(call: AdminCall): rel.Relationships {
   if (!call.relationships) throw new AdminError('InternalError', 'the relationship engine is not open');
@@ -58,23 +90,32 @@ function guarded<T>(call: AdminCall, run: () => T): T {
   }
 }
 
-/** GET/PUT /buckets/{bucket}/governance: root, or an admin of the owning tenant. */
-function governedBucket(call: AdminCall): { bucket: string; tenant: string } {
+/**
+ * GET/PUT /buckets/{bucket}/governance: root, or an admin of the owning tenant; a bucket of another tenant answers
+ * as a missing one. Changing it needs every object family on the whole bucket: turning governance off widens what
+ * every credential may do there, turning it on narrows it.
+ */
+function governedBucket(call: AdminCall, change: boolean): { bucket: string; tenant: string } {
   const bucket = call.params.bucket!;
   const tenant = call.policy.bucketOwner(bucket);
-  if (tenant === undefined) throw notFound(`no bucket ${bucket}`);
-  call.require(authorizeCredentialAdmin(call.principal, { tenant }), { bucket });
+  const { principal } = call;
+  if (tenant === undefined || (!principal.isRoot && tenant !== principal.tenant)) {
+    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no bucket ${bucket} of tenant ${principal.tenant}`, bucket });
+    throw notFound(`no bucket ${bucket}`);
+  }
+  const scopes: ScopeGrant[] | undefined = change ? [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list'], bucket }] : undefined;
+  call.require(authorizeCredentialAdmin(principal, { tenant, scopes }), { bucket });
   return { bucket, tenant };
 }
 
 export function showGovernance(call: AdminCall): unknown {
-  const { bucket, tenant } = governedBucket(call);
+  const { bucket, tenant } = governedBucket(call, false);
   return { bucket, tenant, governed: call.policy.bucketGoverned(bucket) };
 }
 
 /** PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none. */
 export function setGovernance(call: AdminCall): unknown {
-  const { bucket, tenant } = governedBucket(call);
+  const { bucket, tenant } = governedBucket(call, true);
   onlyFields(call.body, ['governed']);
   const governed = call.body.governed;
   if (typeof governed !== 'boolean') throw invalidInput('"governed" must be true or false');
@@ -104,8 +145,8 @@ export function writeSchema(call: AdminCall): unknown {
   const tenant = tenantOf(call);
   const text = requiredString(call.body, 'schema');
   const reason = requiredString(call.body, 'reason');
-  const scope = hasFamily(call.principal, 'admin') ? undefined : { tenant, writer: call.principal.subject };
-  const revision = guarded(call, () => engineOf(call).writeSchema(tenant, text, { ...audit(call, reason), scope }));
+  requireTenantWide(call, 'a schema write');
+  const revision = guarded(call, () => engineOf(call).writeSchema(tenant, text, audit(call, reason)));
   return { tenant, revision };
 }
 
@@ -124,7 +165,8 @@ export function readTuples(call: AdminCall): unknown {
   const filter = Object.fromEntries(FILTER_FIELDS.map((f) => [f, queryParam(call.query, f)]).filter(([, v]) => v !== undefined));
   if (filter.resourceType === undefined) throw invalidInput('"resourceType" is required');
   const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000) ?? 1000;
-  const tuples = engineOf(call).store.readTuples(tenant, filter as unknown as rel.TupleFilter, limit);
+  const grants = reachOf(call.principal, READ);
+  const tuples = engineOf(call).store.readTuples(tenant, filter as unknown as rel.TupleFilter, limit).filter((t) => reaches(grants, t.resource));
   return { tenant, tuples: tuples.map(rel.formatTuple) };
 }
 
@@ -146,15 +188,29 @@ function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
 }
 
 /**
- * The scope a writer without the admin family writes in: its tenant, itself as the writer (for the self-escalation
- * guard) and the namespaces and relations its tuples:write grants name (any, when one grant names none).
+ * The scope a writer writes in, unless it is root or holds the whole tenant: its tenant, itself as the writer (for
+ * the guard: no self-escalation, and nothing it does not hold itself) and its tuples:write and admin grants, each of
+ * which bounds the buckets, prefixes, namespaces and relations of the tuples written under it.
  */
 function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
-  if (hasFamily(principal, 'admin')) return undefined;
-  const grants = principal.scopes.filter((g) => g.families.includes('tuples:write'));
-  const union = (field: 'namespaces' | 'relations') =>
-    grants.some((g) => g[field] === undefined) ? undefined : [...new Set(grants.flatMap((g) => g[field] ?? []))];
-  return { tenant, writer: principal.subject, namespaces: union('namespaces'), relations: union('relations') };
+  if (holdsTenantWide(principal)) return undefined;
+  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']) };
+}
+
+/**
+ * Preconditions answer whether tuples exist, so each must be about one resource the caller may read (tuples:read or
+ * admin reaching it); otherwise the write is refused before any precondition is looked at.
+ */
+function requirePreconditionsReadable(call: AdminCall, preconditions: rel.Precondition[] | undefined): void {
+  const grants = reachOf(call.principal, READ);
+  if (grants === undefined || holdsTenantWide(call.principal)) return;
+  for (const p of preconditions ?? []) {
+    const { resourceType, resourceId } = p.filter;
+    if (resourceId === undefined) {
+      call.require({ allowed: false, layer: 'scope', reason: 'a precondition must name one resource the caller may read (resourceId)' });
+    }
+    requireReach(call, grants.filter((g) => g.families.some((f) => READ.includes(f))), { type: resourceType, id: resourceId! }, 'tuples:read');
+  }
 }
 
 /** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
@@ -165,6 +221,7 @@ export function writeTuples(call: AdminCall): unknown {
   const preconditions = preconditionsOf(call.body.preconditions);
   const reason = requiredString(call.body, 'reason');
   const scope = writeScope(call.principal, tenant);
+  requirePreconditionsReadable(call, preconditions);
   const revision = guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
   return { tenant, revision, written: updates.length };
 }
@@ -174,6 +231,7 @@ export function importTuples(call: AdminCall): unknown {
   onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
   const tenant = tenantOf(call);
   const text = requiredString(call.body, 'text');
+  requireTenantWide(call, 'an import');
   const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
   return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
 }
@@ -183,7 +241,8 @@ export function tupleAudit(call: AdminCall): unknown {
   const tenant = tenantOf(call);
   const since = revisionParam(queryParam(call.query, 'after'));
   const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000);
-  return { tenant, records: engineOf(call).store.auditRecords(tenant, { since, limit }) };
+  const visible = eventVisible(reachOf(call.principal, []));
+  return { tenant, records: engineOf(call).store.auditRecords(tenant, { since, limit }).filter(visible) };
 }
 
 /** The request context of a check: `now` defaults to the present; other facts only as given. */
@@ -202,6 +261,7 @@ export function check(call: AdminCall): unknown {
   const resource = requiredString(call.body, 'resource');
   const permission = requiredString(call.body, 'permission');
   const subject = requiredString(call.body, 'subject');
+  requireReach(call, reachOf(call.principal, ['check']), rel.parseSubject(resource), 'check');
   const options = { context: contextOf(call.body.context) };
   const engine = engineOf(call);
   const result = call.body.explain === true ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options);
@@ -212,12 +272,16 @@ export function check(call: AdminCall): unknown {
 export function lookup(call: AdminCall): unknown {
   onlyFields(call.body, ['tenant', 'resourceType', 'permission', 'subject', 'idPrefix', 'limit', 'context']);
   const tenant = tenantOf(call);
-  const ids = engineOf(call).lookupResources(tenant, requiredString(call.body, 'resourceType'), requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
-    context: contextOf(call.body.context),
-    idPrefix: optionalString(call.body, 'idPrefix'),
-    limit: optionalInteger(call.body.limit, 'limit', 100_000),
-  });
-  return { tenant, ids };
+  const resourceType = requiredString(call.body, 'resourceType');
+  const grants = reachOf(call.principal, ['check']);
+  const limit = optionalInteger(call.body.limit, 'limit', 100_000);
+  const ids = engineOf(call)
+    .lookupResources(tenant, resourceType, requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
+      context: contextOf(call.body.context),
+      idPrefix: optionalString(call.body, 'idPrefix'),
+    })
+    .filter((id) => reaches(grants, { type: resourceType, id }));
+  return { tenant, ids: limit === undefined ? ids : ids.slice(0, limit) };
 }
 
 function revisionParam(value: string | undefined): string {
@@ -238,6 +302,7 @@ function revisionParam(value: string | undefined): string {
 export function watch(call: AdminCall): AdminStream {
   const tenant = tenantOf(call);
   const engine = engineOf(call);
+  const visible = eventVisible(reachOf(call.principal, ['watch']));
   let after = revisionParam(call.header('last-event-id') ?? queryParam(call.query, 'after'));
   let timer: NodeJS.Timeout | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -260,7 +325,8 @@ export function watch(call: AdminCall): AdminStream {
     // A full batch may end inside a revision: hold that revision back for the next poll unless it is all there is.
     const last = events.at(-1)?.revision;
     if (events.length === WATCH_BATCH && events[0]!.revision !== last) events = events.filter((e) => e.revision !== last);
-    for (const e of events) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+    // The position moves past events the caller may not see, without sending them.
+    for (const e of events.filter(visible)) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
     if (events.length > 0) after = events.at(-1)!.revision;
   };
   stream.push(`retry: 1000\n: changes of tenant ${tenant} after ${after || 'the start'}\n\n`);

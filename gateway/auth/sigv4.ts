@@ -27,6 +27,11 @@ export interface VerifyOptions {
   services?: string[];
   /** allowed clock difference for header auth; default 15 minutes */
   maxSkewMs?: number;
+  /**
+   * The payload hash of a header-signed request that carries no x-amz-content-sha256 (STS form bodies, which SDKs
+   * sign without that header): the caller hashed the body. Without it such a request is InvalidRequest.
+   */
+  bodySha256?: string;
 }
 
 /** How the request body is protected, as announced by x-amz-content-sha256. */
@@ -254,9 +259,10 @@ function parseSignedHeaders(value: string, fail: ErrorFactory): string[] {
   return names;
 }
 
-function payloadFromHeader(headers: Array<[string, string]>, required: boolean): string {
+function payloadFromHeader(headers: Array<[string, string]>, required: boolean, bodySha256?: string): string {
   const value = getHeader(headers, 'x-amz-content-sha256');
   if (value === undefined) {
+    if (bodySha256 !== undefined) return bodySha256;
     if (!required) return 'UNSIGNED-PAYLOAD';
     throw new S3Error('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
   }
@@ -266,6 +272,16 @@ function payloadFromHeader(headers: Array<[string, string]>, required: boolean):
       { fields: { ArgumentName: 'x-amz-content-sha256', ArgumentValue: value } });
   }
   return value;
+}
+
+/** AccessDenied when an x-amz-* header is present but not among the signed headers (header and query auth alike). */
+function refuseUnsignedAmzHeaders(req: SignedRequest, signed: string[]): void {
+  const unsigned = [...new Set(req.headers.map(([n]) => n.toLowerCase()))].filter((n) => n.startsWith('x-amz-') && !signed.includes(n));
+  if (unsigned.length > 0) {
+    throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
+      fields: { HeadersNotSigned: unsigned.join(', ') },
+    });
+  }
 }
 
 function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions): ParsedAuth {
@@ -303,14 +319,13 @@ function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions):
       fields: { RequestTime: amzHeader ?? dateHeader ?? '', ServerTime: opts.now.toISOString(), MaxAllowedSkewMilliseconds: String(maxSkew) },
     });
   }
+  // Every x-amz-* header the gateway may act on (copy sources, metadata, tagging, the session token, the payload
+  // hash and date themselves) must be covered by the signature, exactly as for presigned URLs; otherwise whoever
+  // relays a signed request could add one. Source: Amazon S3 API Reference, "Signature Calculations for the
+  // Authorization Header": x-amz-* headers in the request are to be signed.
+  refuseUnsignedAmzHeaders(req, names);
   const sessionToken = getHeader(req.headers, 'x-amz-security-token');
-  // An unsigned token could be swapped in transit for another principal's token bound to the same key.
-  if (sessionToken !== undefined && !names.includes('x-amz-security-token')) {
-    throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
-      fields: { HeadersNotSigned: 'x-amz-security-token' },
-    });
-  }
-  const payloadHash = payloadFromHeader(req.headers, true);
+  const payloadHash = payloadFromHeader(req.headers, opts.bodySha256 === undefined, opts.bodySha256);
   return { location: 'header', accessKeyId: ak, scope, signedHeaders: names, signature, amzDate, payloadHash, sessionToken };
 }
 
@@ -338,12 +353,7 @@ function parseQueryAuth(q: (name: string) => string | undefined, req: SignedRequ
     });
   }
   // Whoever holds a presigned URL must not be able to add x-amz-* headers (ACLs, copy sources, tokens) to it.
-  const unsigned = [...new Set(req.headers.map(([n]) => n.toLowerCase()))].filter((n) => n.startsWith('x-amz-') && !names.includes(n));
-  if (unsigned.length > 0) {
-    throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
-      fields: { HeadersNotSigned: unsigned.join(', ') },
-    });
-  }
+  refuseUnsignedAmzHeaders(req, names);
   const payloadHash = payloadFromHeader(req.headers, false);
   return { location: 'query', accessKeyId: ak, scope, signedHeaders: names, signature, amzDate: date, payloadHash, sessionToken: q('X-Amz-Security-Token') };
 }

@@ -59,12 +59,11 @@ export function stsApi(opts: {
     const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
     const bodyHash = createHash('sha256').update(body).digest('hex');
     const declared = ctx.get('x-amz-content-sha256');
-    if (declared === '') request.headers.push(['x-amz-content-sha256', bodyHash]);
-    else if (declared.toLowerCase() !== bodyHash) throw new StsError('IncompleteSignature', 'STS requests must sign their body');
+    if (declared !== '' && declared.toLowerCase() !== bodyHash) throw new StsError('IncompleteSignature', 'STS requests must sign their body');
     const now = new Date();
     const { lookupSecrets, result } = callerLookup({ policy, tokens: stores.tokens, request, now });
     try {
-      const auth = await verifySigV4(request, { region, now, services: ['sts'], lookupSecrets });
+      const auth = await verifySigV4(request, { region, now, services: ['sts'], lookupSecrets, bodySha256: bodyHash });
       if (!auth) throw new StsError('MissingAuthenticationToken', 'Request is missing Authentication Token');
     } catch (err) {
       if (err instanceof StsError) {

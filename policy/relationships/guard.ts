@@ -8,7 +8,38 @@ import type { RelationshipEngine } from './engine.ts';
 import { leaves } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { WriteOptions } from './store.ts';
-import { formatTuple, parseSubject, type SubjectRef, type Tuple } from './tuples.ts';
+import { formatTuple, parseSubject, type ObjectRef, type SubjectRef, type Tuple } from './tuples.ts';
+import type { ScopeGrant } from '../types.ts';
+
+/** Where a relationship resource lies in S3 terms: object `b/k`, folder `b/p/`, bucket `b`. */
+export interface ResourceLocation {
+  bucket: string;
+  key: string;
+}
+
+/**
+ * The S3 location of a resource of the S3 types (object, folder, bucket), or undefined for every other type (groups,
+ * users, an application's own types), which lie at the level of the whole tenant.
+ */
+export function resourceLocation(resource: ObjectRef): ResourceLocation | undefined {
+  if (resource.type === 'bucket') return { bucket: resource.id, key: '' };
+  if (resource.type !== 'object' && resource.type !== 'folder') return undefined;
+  const slash = resource.id.indexOf('/');
+  if (slash <= 0) return resource.type === 'folder' ? { bucket: resource.id, key: '' } : undefined;
+  return { bucket: resource.id.slice(0, slash), key: resource.id.slice(slash + 1) };
+}
+
+/**
+ * Whether a grant reaches a relationship resource: an S3 resource lies in the grant's bucket under its prefix (one
+ * exact key reaches only that object); any other resource only a grant on every bucket (`*`) without a prefix.
+ */
+export function grantReaches(grant: ScopeGrant, resource: ObjectRef): boolean {
+  const at = resourceLocation(resource);
+  if (at === undefined) return grant.bucket === '*' && !grant.prefix && !grant.exact;
+  if (grant.bucket !== '*' && grant.bucket !== at.bucket) return false;
+  if (grant.exact) return resource.type === 'object' && at.key === grant.prefix;
+  return at.key.startsWith(grant.prefix ?? '');
+}
 
 /** What a tenant application may write; the gateway builds it from the credential's scope. */
 export interface AppScope {
@@ -19,6 +50,11 @@ export interface AppScope {
   namespaces?: string[];
   /** Relations it may write; absent means any. */
   relations?: string[];
+  /**
+   * The grants it writes under (tuples:write or admin): each tuple's resource must be reached by one of them, whose
+   * own namespaces and relations also allow it. Absent: no location limit.
+   */
+  grants?: ScopeGrant[];
 }
 
 const refuse = (reason: string): never => {
@@ -26,10 +62,13 @@ const refuse = (reason: string): never => {
 };
 
 /**
- * The store guard for an application's batch. Refused: a subject that is the writer, a userset the writer is
- * (transitively, or conditionally) in, a wildcard of the writer's type, an object the writer holds anything on when
- * written into a relation arrows walk (linking a resource under something the writer controls), and deleting the
- * writer out of a relation used on the excluded side of `-`.
+ * The store guard for an application's batch. Refused: a tuple whose resource no grant of the writer reaches (or whose
+ * namespace or relation that grant does not name); a tuple conferring a permission the writer does not hold itself on
+ * its resource (nobody hands out what they cannot use: writing a relation needs every permission it feeds, deleting
+ * from the excluded side of `-` every permission that exclusion guards); a subject that is the writer, a userset the
+ * writer is (transitively, or conditionally) in, a wildcard of the writer's type, an object the writer holds anything
+ * on when written into a relation arrows walk (linking a resource under something the writer controls), and deleting
+ * the writer out of a relation used on the excluded side of `-`.
  */
 export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope: AppScope): NonNullable<WriteOptions['guard']> {
   if (scope.tenant !== tenant) refuse(`applications of tenant ${scope.tenant} cannot write tuples of tenant ${tenant}`);
@@ -41,12 +80,20 @@ export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope:
       if (subject.relation === undefined) return subject.type === writer.type && (subject.id === writer.id || subject.id === '*');
       return engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer).result !== 'denied';
     };
+    const holds = (resource: ObjectRef, name: string): boolean => engine.evaluate(state, resource, name, writer).result === 'allowed';
     for (const { op, tuple } of updates) {
       const label = formatTuple(tuple);
       if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
       if (scope.relations && !scope.relations.includes(tuple.relation)) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
+      if (scope.grants && !scope.grants.some((g) => grantReaches(g, tuple.resource) && namesAllow(g.namespaces, tuple.resource.type) && namesAllow(g.relations, tuple.relation))) {
+        refuse(`${label}: no tuples:write grant of the writer reaches ${tuple.resource.type}:${tuple.resource.id} with relation ${tuple.relation}`);
+      }
       const def = schema.definitions.get(tuple.resource.type);
       const exprs = [...(def?.permissions.values() ?? [])];
+      const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
+      const needed = op === 'delete' ? fed.negative : fed.positive.length > 0 ? fed.positive : [tuple.relation];
+      const missing = needed.find((name) => !holds(tuple.resource, name));
+      if (missing !== undefined) refuse(`${label}: the writer does not hold ${missing} on ${tuple.resource.type}:${tuple.resource.id} itself`);
       if (op === 'delete') {
         if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && covers(tuple.subject)) refuse(`${label}: deleting it would lift an exclusion on the writer`);
         continue;
@@ -65,6 +112,54 @@ function holdsAnything(engine: RelationshipEngine, state: NonNullable<ReturnType
   if (!def) return false;
   const names = [...def.relations.keys(), ...def.permissions.keys()];
   return names.some((n) => engine.evaluate(state, { type: tuple.subject.type, id: tuple.subject.id }, n, writer).result !== 'denied');
+}
+
+function namesAllow(names: string[] | undefined, name: string): boolean {
+  return names === undefined || names.includes(name);
+}
+
+/** The names an expression mentions (refs, and the base relation of arrows), each with +1 or −1 for excluded. */
+function mentions(e: PermissionExpr, sign: 1 | -1, out: Array<[string, 1 | -1]>): Array<[string, 1 | -1]> {
+  if (e.kind === 'ref') out.push([e.name, sign]);
+  else if (e.kind === 'arrow') out.push([e.relation, sign]);
+  else if (e.kind === 'exclusion') {
+    mentions(e.left, sign, out);
+    mentions(e.right, sign === 1 ? -1 : 1, out);
+  } else if (e.kind === 'union' || e.kind === 'intersection') {
+    mentions(e.left, sign, out);
+    mentions(e.right, sign, out);
+  }
+  return out;
+}
+
+/**
+ * The permissions of one definition a relation feeds, through other permissions of the same definition: positive
+ * (a tuple in it can grant them) and negative (a tuple in it can take them away, via the excluded side of `-`).
+ */
+export function dependents(permissions: Map<string, PermissionExpr>, relation: string): { positive: string[]; negative: string[] } {
+  const direct = new Map([...permissions].map(([name, expr]) => [name, mentions(expr, 1, [])] as const));
+  const positive = new Set<string>();
+  const negative = new Set<string>();
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const [perm, refs] of direct) {
+      for (const [name, sign] of refs) {
+        const signs: Array<1 | -1> = [];
+        if (name === relation) signs.push(sign);
+        if (positive.has(name)) signs.push(sign);
+        if (negative.has(name)) signs.push(sign === 1 ? -1 : 1);
+        for (const s of signs) {
+          const set = s === 1 ? positive : negative;
+          if (!set.has(perm)) {
+            set.add(perm);
+            changed = true;
+          }
+        }
+      }
+    }
+  }
+  return { positive: [...positive].sort(), negative: [...negative].sort() };
 }
 
 function excludedRefs(e: PermissionExpr): string[] {

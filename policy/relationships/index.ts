@@ -16,7 +16,7 @@ export {
   type RelationshipAuditRecord,
   type ImportSource,
 } from './store.ts';
-export { appWriteGuard, type AppScope } from './guard.ts';
+export { appWriteGuard, dependents, grantReaches, resourceLocation, type AppScope, type ResourceLocation } from './guard.ts';
 export { compileSchema, DEFAULT_OBJECT_SCHEMA, type CompiledSchema } from './schema.ts';
 export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type PermissionReach } from './schema-diff.ts';
 export { caveatHash, REQUEST_CONTEXT_PARAMS } from './caveats.ts';

@@ -241,8 +241,9 @@ export class RelationshipStore {
       const schema = this.schema(tenant);
       if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
       for (const u of parsed) if (u.op !== 'delete') assertTupleFits(schema, u.tuple);
-      for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p);
+      // The writer is authorised first: a refused writer learns nothing from the preconditions.
       options.guard?.(parsed, schema);
+      for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p);
       for (const u of parsed) {
         const params = { ...db.tupleParams(tenant, u.tuple), rev: revision };
         if (u.op === 'delete') {

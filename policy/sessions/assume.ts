@@ -167,14 +167,12 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   } catch {
     throw new SessionError('invalid_identity_token', 'the web identity token is not a JWT');
   }
-  // A missing role and one no provider of this issuer may assume answer alike (no oracle for role names).
-  const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
-  const role = requireRole(deps.store, input.roleArn, refuse);
-  const providers = typeof unverified.iss === 'string'
-    ? deps.store.oidcProvidersFor(role.tenant, unverified.iss).filter((p) => p.roleIds.includes(role.id))
-    : [];
-  if (providers.length === 0) throw refuse(`no OpenID Connect provider of tenant ${role.tenant} for this issuer may assume ${role.arn}`);
-  const provider = providers[0]!;
+  const parsed = parseRoleArn(input.roleArn);
+  if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${input.roleArn} is not arn:aws:iam::<tenant>:role/<name>`);
+  // The issuer first (as STS does), then the token's signature, and only then the role: an unverified caller learns
+  // nothing about which roles exist, and a missing role answers as one this provider may not assume.
+  const [provider] = typeof unverified.iss === 'string' ? deps.store.oidcProvidersFor(parsed.tenant, unverified.iss) : [];
+  if (provider === undefined) throw new SessionError('invalid_identity_token', 'No OpenIDConnect provider found for the issuer of this token');
   const now = input.now ?? new Date();
   let keys: Awaited<ReturnType<typeof keySetOf>>;
   try {
@@ -196,6 +194,9 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
     if (error instanceof joseErrors.JWTExpired) throw new SessionError('expired_identity_token', 'the web identity token has expired');
     throw new SessionError('invalid_identity_token', `the web identity token does not verify: ${(error as Error).message}`);
   }
+  const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
+  const role = requireRole(deps.store, input.roleArn, refuse);
+  if (!provider.roleIds.includes(role.id)) throw refuse(`OpenID Connect provider ${provider.id} may not assume ${role.arn}`);
   const sub = typeof payload.sub === 'string' ? payload.sub : '';
   // The subject is built with the one tuple escaping: `b%6Fb` stays itself, `*`, `#`, `@`, `:` spell nothing else.
   const subject = webIdentitySubject(sub);
