@@ -65,8 +65,10 @@ export function createAccess(opts: {
 }): Access {
   const { principal, policy, denials, facts } = opts;
   const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
+  // Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant.
+  const creating = facts.action === 'CreateBucket';
   const decide = (family: Family, bucket: string, key?: string): Decision => {
-    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined });
+    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined, creating });
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
@@ -87,6 +89,11 @@ export function createAccess(opts: {
       return d.allowed;
     },
     listing(bucket, prefix): ListingFilter {
+      const refused = governance.refusal(bucket);
+      if (refused && !refused.allowed) {
+        deny(refused.layer, refused.reason, { bucket, key: prefix });
+        throw accessDenied();
+      }
       const plan = listingPlan(principal, bucket, prefix);
       if (plan.kind === 'none') {
         deny(plan.layer, plan.reason, { bucket, key: prefix });

@@ -4,7 +4,7 @@
  * by the tenant's relationship engine with the request's facts (now, client_ip). Listings keep only readable keys,
  * settling whole subtrees with one folder (or bucket) check when the schema makes that sound.
  */
-import { relationships as rel, type PolicyStore } from '../policy/index.ts';
+import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
 
 /** The relationship permission each object family needs in a governed bucket; other families need none. */
@@ -28,6 +28,8 @@ export interface Governance {
   decide(family: Family, bucket: string, key: string): Decision;
   /** The listing narrowing for a governed bucket, or undefined when nothing needs filtering. */
   listing(bucket: string, prefix: string): GovernedListing | undefined;
+  /** Why this caller cannot be checked at all in a governed bucket (a capability, an unknown subject type), if so. */
+  refusal(bucket: string): Decision | undefined;
 }
 
 const ALLOWED: Decision = { allowed: true };
@@ -47,6 +49,27 @@ export function settlingResource(bucket: string, prefix: string): { type: string
 }
 
 /**
+ * Why a caller cannot be checked in a governed bucket, or undefined when it can: a capability (whose subject no
+ * schema defines), or a subject whose type the tenant's schema lacks. Refused cleanly (fail closed, a denial line
+ * with its layer) instead of surfacing the engine's validation error.
+ */
+function subjectRefusal(principal: Principal, relationships: rel.Relationships, tenant: string): Decision | undefined {
+  if (principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
+    return { allowed: false, layer: 'capability', reason: 'capabilities are refused in buckets governed by relationships' };
+  }
+  let type: string;
+  try {
+    type = rel.parseSubject(principal.subject).type;
+  } catch {
+    return { allowed: false, layer: 'relationship', reason: `subject ${principal.subject} cannot be checked` };
+  }
+  if (!relationships.store.schema(tenant)?.definitions.has(type)) {
+    return { allowed: false, layer: 'relationship', reason: `the tenant's schema has no subject type ${type}` };
+  }
+  return undefined;
+}
+
+/**
  * Builds the governance of one request. Root bypasses relationships as it bypasses scopes (the reserved prefix is
  * decided before and still applies); ungoverned buckets are decided by scopes alone, exactly as before.
  */
@@ -63,11 +86,17 @@ export function createGovernance(opts: {
     return policy.bucketOwner(bucket);
   };
   return {
+    refusal(bucket) {
+      const tenant = governed(bucket);
+      return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(principal, relationships, tenant);
+    },
     decide(family, bucket, key) {
       const permission = PERMISSION_OF[family];
       const tenant = permission === undefined ? undefined : governed(bucket);
       if (tenant === undefined || permission === undefined) return ALLOWED;
       const resource = { type: 'object', id: `${bucket}/${key}` };
+      const refused = subjectRefusal(principal, relationships!, tenant);
+      if (refused) return refused;
       const r = relationships!.check(tenant, resource, permission, principal.subject, { context });
       if (r.result === 'allowed') return ALLOWED;
       const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
@@ -78,6 +107,8 @@ export function createGovernance(opts: {
       const tenant = governed(bucket);
       if (tenant === undefined) return undefined;
       const r = relationships!;
+      // Callers refused outright (access.listing asks refusal() first) read nothing here either.
+      if (subjectRefusal(principal, r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
       const inherits = r.subtreeInherits(tenant, 'read');
       const settles = (p: string): boolean =>
         inherits && r.check(tenant, settlingResource(bucket, p), 'read', principal.subject, { context }).result === 'allowed';

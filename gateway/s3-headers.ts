@@ -92,12 +92,27 @@ const RESPONSE_OVERRIDES: Array<[string, string]> = [
   ['response-content-encoding', 'content-encoding'],
 ];
 
-/** Applies response-* query parameters to GET response headers. */
-export function applyResponseOverrides(out: HeaderMap, query: URLSearchParams): void {
+/** A header value HTTP/1.1 can carry: ISO-8859-1 text (tab, printable ASCII, 0x80–0xFF) without CR, LF or NUL. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The response-* query overrides of a GET/HEAD as response headers. A value that cannot be sent as a header (not
+ * ISO-8859-1, or holding CR, LF or another control character) is InvalidArgument (400) before anything is read, as
+ * S3 refuses it, never a header-injection or a 500.
+ */
+export function responseOverrides(query: URLSearchParams): HeaderMap {
+  const out: HeaderMap = {};
   for (const [param, name] of RESPONSE_OVERRIDES) {
     const v = query.get(param);
-    if (v !== null) out[name] = v;
+    if (v === null) continue;
+    if (!HEADER_VALUE.test(v)) {
+      throw new S3Error('InvalidArgument', `${param} must be ISO-8859-1 text without control characters`, {
+        fields: { ArgumentName: param },
+      });
+    }
+    out[name] = v;
   }
+  return out;
 }
 
 function parseDate(value: string | undefined): Date | undefined {

@@ -63,10 +63,13 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
   const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
   const backend = await openBackend(config);
-  // Buckets that predate the policy store (an existing upstream, say) belong to root, never to the first claimant.
-  policy.adoptUnownedBuckets((await backend.listBuckets()).map((b) => b.name));
+  // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
+  // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   const app = createApp({ backend, config, policy, denials, stores, relationships, log });
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, app.callback());
+  const handler = app.callback();
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
+  // Expect: 100-continue reaches the app without an automatic 100: it is sent once the request is authorized.
+  server.on('checkContinue', handler);
   server.on('clientError', answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

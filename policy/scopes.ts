@@ -14,8 +14,10 @@ export interface AccessRequest {
   bucket?: string;
   /** The decoded object key, for object-level operations. */
   key?: string;
-  /** The tenant owning `bucket`; absent when the bucket has no owner (does not exist yet). */
+  /** The tenant owning `bucket`; absent when the bucket has no owner (does not exist yet, or nobody was given it). */
   bucketOwner?: string;
+  /** The request creates the bucket (CreateBucket): the only one that may name a bucket without an owner. */
+  creating?: boolean;
 }
 
 /** Families whose grant prefix restricts keys; every other family is bucket-level and ignores the prefix. */
@@ -35,7 +37,7 @@ function grantsBucket(grant: ScopeGrant, bucket: string | undefined): boolean {
 }
 
 /** Whether one grant covers family × bucket × key; bucket:read is implied by any grant on the bucket. */
-export function grantCovers(grant: ScopeGrant, request: Omit<AccessRequest, 'bucketOwner'>): boolean {
+export function grantCovers(grant: ScopeGrant, request: Omit<AccessRequest, 'bucketOwner' | 'creating'>): boolean {
   if (!grantsBucket(grant, request.bucket)) return false;
   // HeadBucket and GetBucketLocation succeed in any bucket the credential holds a grant in.
   if (request.family !== 'bucket:read' && !grant.families.includes(request.family)) return false;
@@ -50,7 +52,9 @@ export function authorize(principal: Principal, request: AccessRequest): Decisio
   }
   if (principal.isRoot) return ALLOWED;
   if (request.bucket !== undefined) {
-    const creating = request.bucketOwner === undefined && request.family === 'bucket:admin';
+    // A bucket without an owner is reachable by root only; a tenant may name one only to create it. Another tenant's
+    // bucket and a missing one are refused alike, so neither answer reveals which names exist.
+    const creating = request.bucketOwner === undefined && request.family === 'bucket:admin' && request.creating === true;
     if (!creating && request.bucketOwner !== principal.tenant) {
       return { allowed: false, layer: 'tenant', reason: `bucket ${request.bucket} is not owned by tenant ${principal.tenant}` };
     }

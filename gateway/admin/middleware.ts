@@ -6,6 +6,7 @@ import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
 import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
+import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
 import type { GatewayState } from '../state.ts';
@@ -78,6 +79,7 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
     // A presigned admin URL or an unsigned body would let whoever holds the request replay or alter a change.
     if (auth?.location !== 'header') throw invalidInput('admin requests must be signed in the Authorization header');
     if (auth.payload.mode !== 'signed') throw invalidInput('admin requests must sign their payload (x-amz-content-sha256: SHA-256 of the body)');
+    continueIfExpected(ctx); // authenticated: the body may come
     const body = parseJsonObject(await readVerifiedBody(ctx), ctx.get('content-type'));
     const facts = {
       requestId: ctx.state.requestId,

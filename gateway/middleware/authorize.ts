@@ -4,10 +4,24 @@
  * source (CopyObject, UploadPartCopy), decided the same way in the source's bucket.
  */
 import type { Middleware } from 'koa';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
 import { createAccess } from '../access.ts';
 import { parseCopySource } from '../s3-headers.ts';
 import type { GatewayState } from '../state.ts';
+
+/**
+ * Sends `100 Continue` to a client that asked for it (Expect: 100-continue), once: call it when the request has been
+ * authenticated and authorized and its body is about to be read. A refused request never gets it, so the client
+ * never sends the body (RFC 9110 §10.1.1; the server registers 'checkContinue' so Node does not answer by itself).
+ */
+export function continueIfExpected(ctx: { req: IncomingMessage; res: ServerResponse }): void {
+  if (!/^100-continue$/i.test(String(ctx.req.headers.expect ?? '').trim())) return;
+  const res = ctx.res as ServerResponse & { anvilContinued?: boolean };
+  if (res.anvilContinued || res.headersSent) return;
+  res.anvilContinued = true;
+  res.writeContinue();
+}
 
 export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog; relationships?: relationships.Relationships }): Middleware<GatewayState> {
   return async function authorizeMiddleware(ctx, next) {
@@ -31,6 +45,7 @@ export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
     access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel });
     if (copySource) access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
+    continueIfExpected(ctx);
     await next();
   };
 }

@@ -1,7 +1,7 @@
 /** GetObject and HeadObject: ranges, partNumber, conditional headers, response-* overrides. */
 import { S3Error } from '../errors.ts';
 import type { OpContext, Operation, OpResult } from '../operation.ts';
-import { applyResponseOverrides, conditionsFromHeaders, header, objectHeaders, parseRange } from '../s3-headers.ts';
+import { conditionsFromHeaders, responseOverrides, header, objectHeaders, parseRange } from '../s3-headers.ts';
 
 function partNumberOf(op: OpContext): number | undefined {
   const v = op.query.get('partNumber');
@@ -17,6 +17,7 @@ function partNumberOf(op: OpContext): number | undefined {
 
 async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   const partNumber = partNumberOf(op);
+  const overrides = responseOverrides(op.query); // refused before the object is opened
   const range = parseRange(header(op.headers, 'range'));
   if (partNumber !== undefined && range !== undefined) {
     throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
@@ -31,7 +32,7 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   const headers = objectHeaders(res.meta, {
     checksumMode: header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && !res.range,
   });
-  applyResponseOverrides(headers, op.query);
+  Object.assign(headers, overrides);
   let status = 200;
   let length = res.meta.size;
   if (res.range) {

@@ -10,6 +10,7 @@ import { logDenial } from '../access.ts';
 import { verifySigV4 } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
+import { continueIfExpected } from '../middleware/authorize.ts';
 import type { GatewayState } from '../state.ts';
 import { STS_ACTIONS } from './actions.ts';
 import { callerLookup, type ResolvedCaller } from './callers.ts';
@@ -92,6 +93,8 @@ export function stsApi(opts: {
     const facts = { requestId: ctx.state.requestId, action: 'STS', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
     const refuse = (layer: DenialLayer, reason: string, accessKeyId?: string) => logDenial(denials, facts, { layer, reason, accessKeyId });
     try {
+      // STS signs its form body: nothing can be authorized before it is read.
+      continueIfExpected(ctx);
       const body = await readBody(ctx);
       const params = new URLSearchParams(body.toString('utf8'));
       const name = params.get('Action');
