@@ -24,6 +24,8 @@ export interface GatewayConfig {
   accessLog: boolean;
   backend: 'embedded' | 'upstream';
   upstream: UpstreamConfig;
+  /** Let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests). */
+  oidcAllowInsecureJwks: boolean;
 }
 
 
@@ -48,6 +50,7 @@ export const ENV_VARS = {
   ANVIL_UPSTREAM_MAPPING: 'bucket (one upstream bucket per gateway bucket, default) or prefix',
   ANVIL_UPSTREAM_BUCKET: 'the single upstream bucket when ANVIL_UPSTREAM_MAPPING=prefix',
   ANVIL_UPSTREAM_TIMEOUT_MS: 'upstream request timeout in milliseconds (default 30000)',
+  ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'let OIDC JWKS URLs use http and loopback/link-local/private hosts (true/false, default false)',
 } as const;
 
 type Source = Record<string, string | undefined>;
@@ -109,6 +112,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     denialsToStdout: bool(get('ANVIL_DENIALS_STDOUT'), false),
     accessLog: bool(get('ANVIL_ACCESS_LOG'), false),
     backend,
+    oidcAllowInsecureJwks: bool(get('ANVIL_OIDC_ALLOW_INSECURE_JWKS'), false),
     upstream: {
       endpoint: get('ANVIL_UPSTREAM_ENDPOINT'),
       region: get('ANVIL_UPSTREAM_REGION') ?? 'us-east-1',

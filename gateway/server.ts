@@ -59,7 +59,7 @@ export async function startGateway(config: GatewayConfig, opts: { log?: (line: s
   mkdirSync(config.dataDir, { recursive: true });
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
-  const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey });
+  const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
   const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
   const backend = await openBackend(config);

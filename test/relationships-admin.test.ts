@@ -54,7 +54,8 @@ test.serial('governing a bucket deploys the default schema; only root or the own
   await refusal(t, as([{ families: ['tuples:write', 'tuples:read'], bucket: '*' }]).api.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } }), 403, new RegExp(NEEDS_ADMIN));
   const otherAdmin = await root.call('POST', '/credentials', { body: { tenant: 'other', name: 'admin', scopes: [{ families: ['admin'], bucket: '*' }] } });
   const other = remoteTransport({ endpoint: t.context.gw.url, credentials: { accessKeyId: otherAdmin.accessKeyId, secretAccessKey: otherAdmin.secretKey }, region: 'us-east-1' });
-  await refusal(t, other.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } }), 403);
+  // Another tenant's bucket answers as a missing one (no oracle for bucket names).
+  await refusal(t, other.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } }), 404);
   await refusal(t, admin.call('GET', '/schema'), 404);
   const r = await admin.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } });
   t.like(r, { bucket: BUCKET, tenant: TENANT, governed: true, schemaDeployed: true });
@@ -83,7 +84,10 @@ test.serial('tenant applications cannot escalate, leave their scope or write sch
   // Outside the namespaces and relations its grant names.
   await refusal(t, write(app.api, `object:${BUCKET}/docs/a.txt#reader@${victim.subject}`), 403, /namespace object is outside/);
   await refusal(t, write(app.api, `folder:${BUCKET}/docs/#owner@${victim.subject}`), 403, /relation owner is outside/);
-  // Inside its scope, for someone else: fine.
+  // Handing out what it does not hold itself: refused (nobody hands out what they cannot use).
+  await refusal(t, write(app.api, `folder:${BUCKET}/shared/#reader@${victim.subject}`), 403, /does not hold read/);
+  // Inside its scope, for someone else, holding it itself: fine.
+  await write(admin, `folder:${BUCKET}/shared/#reader@${app.subject}`);
   const ok = await write(app.api, `folder:${BUCKET}/shared/#reader@${victim.subject}`);
   t.regex(ok.revision, /.+/);
   // Schemas and caveats are the admin's.

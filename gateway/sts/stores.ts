@@ -14,11 +14,12 @@ export interface TokenStores {
 const attached = new WeakMap<PolicyStore, TokenStores>();
 
 /** Opens the stores on the policy store's data directory (with the same master key) and attaches them to it. */
-export function openTokenStores(options: { policy: PolicyStore; dataDir: string; masterKey?: string | Buffer }): TokenStores {
+export function openTokenStores(options: { policy: PolicyStore; dataDir: string; masterKey?: string | Buffer; allowInsecureJwks?: boolean }): TokenStores {
   const existing = attached.get(options.policy);
   if (existing) return existing;
   const audit = new AuditLog({ dataDir: options.dataDir });
-  const sessions = SessionStore.open({ dataDir: options.dataDir, masterKey: options.masterKey, audit });
+  const jwks = { allowInsecure: options.allowInsecureJwks ?? false };
+  const sessions = SessionStore.open({ dataDir: options.dataDir, masterKey: options.masterKey, audit, jwks });
   const capabilities = CapabilityStore.open({ dataDir: options.dataDir, masterKey: options.masterKey, audit });
   const stores = { sessions, tokens: new SessionTokens(sessions, options.policy), capabilities };
   attached.set(options.policy, stores);

@@ -85,17 +85,23 @@ export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope:
       const label = formatTuple(tuple);
       if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
       if (scope.relations && !scope.relations.includes(tuple.relation)) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
-      if (scope.grants && !scope.grants.some((g) => grantReaches(g, tuple.resource) && namesAllow(g.namespaces, tuple.resource.type) && namesAllow(g.relations, tuple.relation))) {
-        refuse(`${label}: no tuples:write grant of the writer reaches ${tuple.resource.type}:${tuple.resource.id} with relation ${tuple.relation}`);
+      if (scope.grants) {
+        const reaching = scope.grants.filter((g) => grantReaches(g, tuple.resource));
+        const inNamespace = reaching.filter((g) => namesAllow(g.namespaces, tuple.resource.type));
+        if (reaching.length === 0) refuse(`${label}: ${tuple.resource.type}:${tuple.resource.id} is outside the buckets and prefixes of the writer's grants`);
+        if (inNamespace.length === 0) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
+        if (!inNamespace.some((g) => namesAllow(g.relations, tuple.relation))) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
       }
       const def = schema.definitions.get(tuple.resource.type);
       const exprs = [...(def?.permissions.values() ?? [])];
       const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
-      const needed = op === 'delete' ? fed.negative : fed.positive.length > 0 ? fed.positive : [tuple.relation];
-      const missing = needed.find((name) => !holds(tuple.resource, name));
-      if (missing !== undefined) refuse(`${label}: the writer does not hold ${missing} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+      const requireHeld = (needed: string[]) => {
+        const missing = needed.find((name) => !holds(tuple.resource, name));
+        if (missing !== undefined) refuse(`${label}: the writer does not hold ${missing} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+      };
       if (op === 'delete') {
         if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && covers(tuple.subject)) refuse(`${label}: deleting it would lift an exclusion on the writer`);
+        requireHeld(fed.negative);
         continue;
       }
       if (covers(tuple.subject)) refuse(`${label}: would enlarge the writer's own authority`);
@@ -103,6 +109,7 @@ export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope:
       if (arrowBase && tuple.subject.relation === undefined && holdsAnything(engine, state, tuple, writer)) {
         refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which the writer holds authority`);
       }
+      requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
     }
   };
 }
