@@ -119,25 +119,26 @@ export function authenticate(opts: {
     const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
     const now = new Date();
     const { lookupSecrets, result } = callerLookup({ policy, tokens, request, now });
+    let auth: Awaited<ReturnType<typeof verifySigV4>>;
     try {
-      const auth = await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
-      if (!auth) {
-        refuse('signature', 'anonymous request');
-        throw new S3Error('AccessDenied');
-      }
-      ctx.state.auth = auth;
-      ctx.state.principal = result.caller!.principal;
+      auth = await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
     } catch (err) {
+      // Every refused signature is a denial line: bad or unknown keys, expiry, unsigned x-amz-* headers.
       const failure = result.failure;
-      if (err instanceof S3Error && err.code !== 'AccessDenied') {
-        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, {
+      if (err instanceof S3Error) {
+        const unsigned = err.fields.HeadersNotSigned ? ` (${err.fields.HeadersNotSigned})` : '';
+        refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}${unsigned}`, {
           accessKeyId: failure?.accessKeyId ?? result.caller?.principal.accessKeyId,
         });
-      } else if (err instanceof S3Error && /expired/i.test(err.message)) {
-        refuse('signature', err.message);
       }
       throw err;
     }
+    if (!auth) {
+      refuse('signature', 'anonymous request');
+      throw new S3Error('AccessDenied');
+    }
+    ctx.state.auth = auth;
+    ctx.state.principal = result.caller!.principal;
     await next();
   };
 }
