@@ -1,0 +1,139 @@
+/**
+ * Issue 9, class 2: a delegation never exceeds the delegator, at creation and at every use. OpenID Connect issuers
+ * need authority over every role they may assume and a JWKS URL that is no SSRF; sessions are re-evaluated against
+ * their role (by immutable id) on every request; a tenant admin cannot delete, replace, revoke or reset anything
+ * broader than itself.
+ */
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { admin, denials, ok } from './helpers/admin.ts';
+import { adminOf, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const read = async (tg: TestGateway, creds: Parameters<TestGateway['client']>[0], key: string): Promise<boolean> => {
+  const s3 = tg.client(creds);
+  try {
+    await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    return true;
+  } catch (error) {
+    if ((error as Error).name === 'AccessDenied') return false;
+    throw error;
+  } finally {
+    s3.destroy();
+  }
+};
+
+async function withWorld(env: Record<string, string>, fn: (tg: TestGateway, idp: Issuer) => Promise<void>): Promise<void> {
+  const tg = await startTestGateway(env);
+  const idp = await startIssuer();
+  try {
+    await seed(tg);
+    await fn(tg, idp);
+  } finally {
+    await idp.close();
+    await tg.close();
+  }
+}
+
+const INSECURE = { ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' };
+
+test('a tenant admin scoped to backups/host1/ cannot register an issuer for a broader role, nor use one to read host2', async (t) => {
+  await withWorld(INSECURE, async (tg, idp) => {
+    const narrow = await credential(tg, adminOf('backups/host1/'));
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'everything', scopes: [{ families: ['object:read', 'object:list'], bucket: '*' }] });
+    const provider = { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['everything'] };
+    const refused = await admin(tg, narrow, 'POST', '/oidc-providers', provider);
+    t.is(refused.status, 403);
+    t.regex(refused.json.error.message, /cannot grant object:read on bucket \*/);
+    t.true(denials(tg).some((d) => d.accessKeyId === narrow.accessKeyId && d.action === 'Admin:AddOidcProvider' && d.layer === 'scope'));
+    // Within its own authority it may: a role it holds, an issuer for it, and the session reads host1, never host2.
+    await ok(tg, narrow, 'POST', '/roles', { name: 'host1', scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'backups/host1/' }] });
+    await ok(tg, narrow, 'POST', '/oidc-providers', { ...provider, roles: ['host1'] });
+    const session = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/host1`, await idp.token({ sub: 'anyone' }));
+    t.true(await read(tg, session, 'backups/host1/a'));
+    t.false(await read(tg, session, 'backups/host2/a'));
+    // The issuer may not assume the broad role either, even though root made that role.
+    await t.throwsAsync(assumeWeb(tg, `arn:aws:iam::${TENANT}:role/everything`, await idp.token({ sub: 'anyone' })), { name: 'AccessDenied' });
+  });
+});
+
+test('JWKS URLs are https to public hosts unless the operator opts in; no user info; query credentials never logged', async (t) => {
+  await withWorld({}, async (tg, idp) => {
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'r', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    for (const jwks of [
+      idp.jwksUrl,
+      'https://127.0.0.1/jwks.json',
+      'https://localhost/jwks.json',
+      'https://169.254.169.254/latest/meta-data',
+      'https://[::1]/jwks.json',
+      'https://[::ffff:127.0.0.1]/jwks.json',
+      'https://10.1.2.3/jwks.json',
+      'https://user:pw@idp.example.com/jwks.json',
+      'ftp://idp.example.com/jwks.json',
+    ]) {
+      const res = await admin(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: `https://idp.example.com/${Math.random()}`, audience: 'a', jwks, roles: ['r'] });
+      t.is(res.status, 400, jwks);
+    }
+  });
+  await withWorld(INSECURE, async (tg, idp) => {
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'r', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    const secret = 'tok3n-in-the-query-string';
+    await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: `${idp.jwksUrl}?access_token=${secret}`, algorithms: ['RS256'], roles: ['r'] });
+    const session = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/r`, await idp.token({ sub: 'amy' }));
+    t.true(await read(tg, session, 'pub/x'));
+    for (const file of ['audit.log', 'denials.log']) {
+      let text = '';
+      try {
+        text = readFileSync(join(tg.dataDir, file), 'utf8');
+      } catch {}
+      t.false(text.includes(secret), file);
+    }
+    t.false(tg.logs.join('\n').includes(secret));
+  });
+});
+
+test('sessions are re-evaluated on every request: a narrowed role narrows them, a re-created role does not revive them', async (t) => {
+  await withWorld({}, async (tg) => {
+    const app = await credential(tg, [{ families: ['object:read', 'object:list'], bucket: BUCKET }]);
+    const role = await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    const session = await assumeRole(tg, app, role.arn);
+    t.true(await read(tg, session, 'secret/x'));
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', replace: true, scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }] });
+    t.false(await read(tg, session, 'secret/x'));
+    t.true(await read(tg, session, 'pub/x'));
+    // Widening the role again never exceeds what the token itself carried at issue.
+    await ok(tg, ROOT, 'DELETE', `/roles/${TENANT}/reader`);
+    await t.throwsAsync(read(tg, session, 'pub/x'), { name: 'InvalidToken' });
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    await t.throwsAsync(read(tg, session, 'pub/x'), { name: 'InvalidToken' });
+    t.true(denials(tg).some((d) => d.accessKeyId === session.accessKeyId && d.layer === 'credential' && /role removed/.test(d.reason)));
+  });
+});
+
+test('a tenant admin cannot delete, replace, revoke or reset what is broader than itself', async (t) => {
+  await withWorld({}, async (tg) => {
+    const narrow = await credential(tg, adminOf('backups/host1/'));
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'broad', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    const deny = async (method: string, path: string, body?: unknown) => {
+      const res = await admin(tg, narrow, method, path, body);
+      t.is(res.status, 403, `${method} ${path}: ${JSON.stringify(res.json)}`);
+    };
+    await deny('DELETE', `/roles/${TENANT}/broad`);
+    await deny('POST', '/roles', { name: 'broad', replace: true, scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'backups/host1/' }] });
+    const cap = await ok(tg, ROOT, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'secret/', actions: ['read'] });
+    await deny('POST', `/capabilities/${encodeURIComponent(cap.id)}/revoke`);
+    await deny('POST', '/capabilities/reset', {});
+    await deny('PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    await deny('PUT', '/schema', { schema: 'definition user {}', reason: 'x' });
+    await deny('POST', '/tuples/import', { text: 'group:g#member@user:a', reason: 'x' });
+    const broad = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    await deny('POST', `/credentials/${broad.id}/revoke`);
+    await deny('DELETE', `/credentials/${broad.id}`);
+    // Everything it holds itself it may manage.
+    const own = await ok(tg, narrow, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'backups/host1/', actions: ['read'] });
+    await ok(tg, narrow, 'POST', `/capabilities/${encodeURIComponent(own.id)}/revoke`);
+    t.true((await ok(tg, ROOT, 'GET', `/roles/${TENANT}/broad`)).name === 'broad');
+  });
+});
