@@ -55,7 +55,7 @@ test('a Resource key without * is that one key; a partial action is never widene
     [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BUCKET}/\${aws:username}/*` }],
     [{ Effect: 'Allow', NotAction: 's3:DeleteObject', Resource: '*' }],
     [{ Effect: 'Allow', Action: 's3:Get*Tagging', Resource: '*' }],
-  ]) await t.throwsAsync(assumeRole(tg, app, roleArn, policy(bad)), { name: 'MalformedPolicyDocument' }, JSON.stringify(bad));
+  ]) await t.throwsAsync(assumeRole(tg, app, roleArn, policy(bad)), { name: 'MalformedPolicyDocumentException' }, JSON.stringify(bad));
 });
 
 test('(b) a credential allowed exactly reports/q1.csv assumes a role: its session reads q1.csv and nothing that starts with it', async (t) => {
