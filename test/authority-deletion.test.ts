@@ -44,6 +44,7 @@ test('a tenant deleted and created again under its name inherits nothing: capabi
     t.is(await outcome(tg, session), 'ok');
     t.is(await outcome(tg, web), 'ok');
 
+    const refusedBefore = denials(tg).filter((d) => d.layer === 'capability').length;
     // The tenant goes: its bucket emptied and deleted first (a tenant owning buckets cannot be deleted).
     for (const key of KEYS) await tg.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
     await tg.s3.send(new DeleteBucketCommand({ Bucket: BUCKET }));
@@ -61,8 +62,7 @@ test('a tenant deleted and created again under its name inherits nothing: capabi
     // A role of the same name made now is a new role: the old sessions stay dead.
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
     t.is(await outcome(tg, session), 'InvalidToken');
-    const line = denials(tg).find((d) => d.layer === 'capability' && d.accessKeyId === `capability:${cap.id}`);
-    t.truthy(line, 'the refused capability wrote a denial line');
+    t.true(denials(tg).filter((d) => d.layer === 'capability').length > refusedBefore, 'the refused capability wrote a denial line');
   } finally {
     await idp.close();
     await tg.close();

@@ -61,22 +61,25 @@ function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicySt
   if (authLocation(req) !== undefined) {
     throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed: a capability or a signature, not both');
   }
-  let principal: Principal;
+  let verified: ReturnType<CapabilityStore['verify']>;
   try {
-    const verified = opts.capabilities.verify(capability);
-    // A capability never does more than its minter can now; a revoked, expired or deleted minter ends it.
-    let minter: Principal | undefined;
-    if (verified.mintedBy !== undefined) {
-      const made = opts.policy.resolveAccessKey(verified.mintedBy);
-      if (!made.ok) throw new CapabilityError(`the capability's minter ${verified.mintedBy} is ${made.reason}`);
-      minter = made.principal;
-    }
-    principal = capabilityPrincipal(verified, minter);
+    verified = opts.capabilities.verify(capability);
   } catch (error) {
     if (!(error instanceof CapabilityError)) throw error;
     opts.refuse('capability', error.message);
     throw new S3Error('AccessDenied');
   }
+  // A capability never does more than its minter can now; a revoked, expired or deleted minter ends it.
+  let minter: Principal | undefined;
+  if (verified.mintedBy !== undefined) {
+    const made = opts.policy.resolveAccessKey(verified.mintedBy);
+    if (!made.ok) {
+      opts.refuse('capability', `the capability's minter ${verified.mintedBy} is ${made.reason}`, { accessKeyId: `capability:${verified.id}` });
+      throw new S3Error('AccessDenied');
+    }
+    minter = made.principal;
+  }
+  const principal = capabilityPrincipal(verified, minter);
   if (admin || !route) {
     opts.refuse('capability', 'capabilities do not reach the admin API', { principal });
     throw new S3Error('AccessDenied');

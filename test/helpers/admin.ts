@@ -11,7 +11,10 @@ export type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken
 /** A signed JSON call to the admin API; the status and the parsed answer. */
 export async function admin(tg: TestGateway, creds: Creds, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const text = body === undefined ? '' : JSON.stringify(body);
-  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + path, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
+  const q = path.indexOf('?');
+  const query = q < 0 ? undefined : Object.fromEntries(new URLSearchParams(path.slice(q + 1)));
+  const bare = q < 0 ? path : path.slice(0, q);
+  const res = await signedSend({ url: tg.gw.url, method, path: ADMIN_PREFIX + bare, query, headers: text ? { 'content-type': 'application/json' } : {}, body: text, creds });
   return { status: res.status, json: res.body ? JSON.parse(res.body) : undefined };
 }
 
