@@ -1,0 +1,78 @@
+/**
+ * Issue 9, class 6: identifiers cannot be spelled into other identifiers. Web-identity subjects are built with the
+ * one tuple escaping (`b%6Fb` never becomes `bob`; `@`, `#`, `:` are data), a `*` sub is refused, and a capability
+ * (or any subject the schema cannot check) in a governed bucket is refused cleanly with a denial line, never a 500.
+ */
+import test from 'ava';
+import { denials, ok } from './helpers/admin.ts';
+import { allowed, assumeWeb, BUCKET, seed, startIssuer, stsClient, TENANT, type Issuer } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
+
+let tg: TestGateway;
+let idp: Issuer;
+const ARN = `arn:aws:iam::${TENANT}:role/web`;
+const TRUSTING = `arn:aws:iam::${TENANT}:role/bob-only`;
+
+test.before(async () => {
+  tg = await startTestGateway({ ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' });
+  idp = await startIssuer();
+  await seed(tg);
+  const scopes = [{ families: ['object:read', 'object:list'], bucket: BUCKET }];
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'web', scopes });
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'bob-only', scopes, trust: ['user:bob'] });
+  await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['web', 'bob-only'] });
+  await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+  await ok(tg, ROOT, 'POST', '/tuples', {
+    tenant: TENANT, reason: 'seed',
+    updates: [`object:${BUCKET}/pub/x#reader@user:bob`, `object:${BUCKET}/reports/q1.csv#reader@user:amy%40example.com`].map((tuple) => ({ op: 'touch', tuple })),
+  });
+});
+test.after.always(async () => {
+  await idp.close();
+  await tg.close();
+});
+
+const read = async (creds: Parameters<typeof allowed>[1], key: string) => allowed(tg, creds, { bucket: BUCKET, key, action: 'read' });
+
+test('a web identity whose sub is b%6Fb acts as itself, never as user:bob', async (t) => {
+  const bob = await assumeWeb(tg, ARN, await idp.token({ sub: 'bob' }));
+  t.is(bob.subject, 'user:bob');
+  t.true(await read({ creds: bob }, 'pub/x'));
+  const spoof = await assumeWeb(tg, ARN, await idp.token({ sub: 'b%6Fb' }));
+  t.is(spoof.subject, 'user:b%256Fb');
+  t.false(await read({ creds: spoof }, 'pub/x'));
+  const line = denials(tg).find((d) => d.accessKeyId === spoof.accessKeyId);
+  t.is(line?.layer, 'relationship');
+  t.is(line?.subject, 'user:b%256Fb');
+  // Trust lists compare escaped subjects too: the spoof is not bob.
+  await assumeWeb(tg, TRUSTING, await idp.token({ sub: 'bob' }));
+  await t.throwsAsync(assumeWeb(tg, TRUSTING, await idp.token({ sub: 'b%6Fb' })), { name: 'AccessDenied' });
+});
+
+test('subs with @, #, : and spaces are ordinary ids; a * sub is refused; nothing answers 500', async (t) => {
+  const amy = await assumeWeb(tg, ARN, await idp.token({ sub: 'amy@example.com' }));
+  t.is(amy.subject, 'user:amy%40example.com');
+  t.true(await read({ creds: amy }, 'reports/q1.csv'));
+  t.false(await read({ creds: amy }, 'pub/x'));
+  for (const sub of ['group:eng#member', 'bob#member', 'a b', 'x:y@z', '%2A']) {
+    const s = await assumeWeb(tg, ARN, await idp.token({ sub }));
+    t.false(await read({ creds: s }, 'pub/x'), sub);
+    t.false(await read({ creds: s }, 'reports/q1.csv'), sub);
+  }
+  await t.throwsAsync(
+    stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: ARN, RoleSessionName: 'web', WebIdentityToken: await idp.token({ sub: '*' }) })),
+    { name: 'InvalidIdentityTokenException' },
+  );
+  t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.join('\n'));
+});
+
+test('a capability in a governed bucket is refused cleanly with a denial line (layer capability), for reads and listings', async (t) => {
+  const cap = await ok(tg, ROOT, 'POST', '/capabilities', { bucket: BUCKET, prefix: '', actions: ['read', 'list'] });
+  t.false(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/x', action: 'read' }));
+  t.false(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/', action: 'list' }));
+  const lines = denials(tg).filter((d) => d.accessKeyId === `capability:${cap.id}`);
+  t.true(lines.length >= 2);
+  t.true(lines.every((d) => d.layer === 'capability'));
+  t.false(tg.logs.some((l) => /failed|Error/.test(l)), tg.logs.join('\n'));
+});
