@@ -1,0 +1,98 @@
+/**
+ * Issue 9, class 7: errors do not reveal what the caller may not know. The admin API answers alike for "another
+ * tenant's" and "does not exist"; STS answers alike for a missing role and one the caller may not assume;
+ * DeleteBucket of another tenant's bucket and of a missing one answer alike; a bucket that exists in storage without
+ * an owner belongs to no tenant and is reachable by root only.
+ */
+import { CreateBucketCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { admin, denials, ok } from './helpers/admin.ts';
+import { adminOf, assumeRole, credential, seed, startIssuer, TENANT } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { errorCode, signedSend } from './helpers/raw.ts';
+
+let tg: TestGateway;
+
+test.before(async () => {
+  tg = await startTestGateway({ ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' });
+  await seed(tg);
+  await seed(tg, 'rival', 'rival-data');
+});
+test.after.always(async () => tg.close());
+
+/** The answer without the name that differs between two requests. */
+const shape = (res: { status: number; json: any }, name: string) => ({
+  status: res.status,
+  code: res.json?.error?.code,
+  message: String(res.json?.error?.message).replaceAll(name, '<id>'),
+});
+
+test('the admin API answers alike for another tenant\'s credential or provider and a missing one', async (t) => {
+  const acmeAdmin = await credential(tg, adminOf(''));
+  const rivalCred = await credential(tg, [{ families: ['object:read'], bucket: 'rival-data' }], ROOT, 'rival');
+  const missing = 'AKIAXXXXXXXXXXXXXXXX';
+  for (const [method, suffix] of [['GET', ''], ['DELETE', ''], ['POST', '/revoke'], ['POST', '/rotate']] as const) {
+    const theirs = await admin(tg, acmeAdmin, method, `/credentials/${rivalCred.id}${suffix}`);
+    const nobody = await admin(tg, acmeAdmin, method, `/credentials/${missing}${suffix}`);
+    t.deepEqual(shape(theirs, rivalCred.id), shape(nobody, missing), `${method} ${suffix}`);
+    t.false(JSON.stringify(theirs.json).includes('rival'));
+  }
+  t.false(denials(tg).filter((d) => d.accessKeyId === acmeAdmin.accessKeyId).some((d) => /rival/.test(d.reason)));
+  const idp = await startIssuer();
+  try {
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: 'rival', name: 'r', scopes: [{ families: ['object:read'], bucket: 'rival-data' }] });
+    const p = await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: 'rival', issuer: idp.issuer, audience: 'a', jwks: idp.jwksUrl, roles: ['r'] });
+    t.deepEqual(shape(await admin(tg, acmeAdmin, 'DELETE', `/oidc-providers/${p.id}`), p.id), shape(await admin(tg, acmeAdmin, 'DELETE', '/oidc-providers/oidc-000000000000'), 'oidc-000000000000'));
+  } finally {
+    await idp.close();
+  }
+  const gov = (b: string) => admin(tg, acmeAdmin, 'GET', `/buckets/${b}/governance`);
+  t.deepEqual(shape(await gov('rival-data'), 'rival-data'), shape(await gov('no-such-bucket'), 'no-such-bucket'));
+});
+
+test('STS answers alike for a missing role, another tenant\'s, and one that does not trust the caller', async (t) => {
+  const app = await credential(tg, [{ families: ['object:read'], bucket: 'data' }]);
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: 'rival', name: 'theirs', scopes: [{ families: ['object:read'], bucket: 'rival-data' }] });
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'picky', scopes: [{ families: ['object:read'], bucket: 'data' }], trust: ['user:someone'] });
+  const answers: string[] = [];
+  for (const arn of ['arn:aws:iam::rival:role/theirs', 'arn:aws:iam::rival:role/missing', `arn:aws:iam::${TENANT}:role/missing`, `arn:aws:iam::${TENANT}:role/picky`]) {
+    const err = await t.throwsAsync(assumeRole(tg, app, arn));
+    t.is(err?.name, 'AccessDenied', arn);
+    answers.push(String(err?.message).replace(arn, '<arn>'));
+  }
+  t.is(new Set(answers).size, 1, answers.join('\n'));
+  // The denial lines keep the real reasons for the operator.
+  const reasons = denials(tg).filter((d) => d.accessKeyId === app.accessKeyId && d.action === 'STS:AssumeRole').map((d) => d.reason);
+  t.true(reasons.some((r) => /no role missing/.test(r)) && reasons.some((r) => /does not trust/.test(r)));
+});
+
+test('DeleteBucket of another tenant\'s bucket and of a missing one answer alike', async (t) => {
+  const bucketAdmin = await credential(tg, [{ families: ['bucket:admin', 'bucket:read'], bucket: '*' }]);
+  const del = (bucket: string) => signedSend({ url: tg.gw.url, method: 'DELETE', path: `/${bucket}`, creds: bucketAdmin });
+  const theirs = await del('rival-data');
+  const nobody = await del('no-such-bucket-here');
+  t.is(theirs.status, nobody.status);
+  t.is(errorCode(theirs), errorCode(nobody));
+  t.is(theirs.status, 403);
+  const head = (bucket: string) => signedSend({ url: tg.gw.url, method: 'HEAD', path: `/${bucket}`, creds: bucketAdmin });
+  t.is((await head('rival-data')).status, (await head('no-such-bucket-here')).status);
+});
+
+test('a bucket that appears in storage without an owner is no tenant\'s: root only, never adopted by whoever touches it first', async (t) => {
+  await tg.gw.backend.createBucket('appeared');
+  const tenantAdmin = await credential(tg, [{ families: ['bucket:admin', 'bucket:read', 'object:read', 'object:write', 'object:list'], bucket: '*' }]);
+  const s3 = tg.client(tenantAdmin);
+  try {
+    await t.throwsAsync(s3.send(new CreateBucketCommand({ Bucket: 'appeared' })), { name: 'BucketAlreadyExists' });
+    await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: 'appeared', Key: 'k', Body: 'x' })), { name: 'AccessDenied' });
+    await t.throwsAsync(s3.send(new ListObjectsV2Command({ Bucket: 'appeared' })), { name: 'AccessDenied' });
+    await t.throwsAsync(s3.send(new HeadBucketCommand({ Bucket: 'appeared' })));
+    t.is(tg.gw.policy.bucketOwner('appeared'), undefined);
+    // Root reaches it, and can give it to a tenant explicitly.
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'appeared', Key: 'k', Body: 'x' }));
+    await ok(tg, ROOT, 'PUT', '/buckets/appeared/owner', { tenant: TENANT });
+    await s3.send(new ListObjectsV2Command({ Bucket: 'appeared' }));
+  } finally {
+    s3.destroy();
+  }
+});
