@@ -25,7 +25,7 @@ async function presignedAuthority(tg: TestGateway, creds: Creds): Promise<Set<st
     for (const key of KEYS) {
       const url = new URL(await getSignedUrl(s3, new GetObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: 600 }));
       const res = await send({ url: tg.gw.url, method: 'GET', path: url.pathname + url.search });
-      if (res.status !== 403) out.add(`read ${BUCKET}/${key}`);
+      if (res.status === 200) out.add(`read ${BUCKET}/${key}`);
     }
   } finally {
     s3.destroy();
@@ -151,7 +151,6 @@ test('app → tuples: what an application grants another subject is within what 
     for (const key of KEYS) {
       const folder = key.slice(0, key.lastIndexOf('/') + 1);
       for (const tuple of [`object:${BUCKET}/${key}#reader@app:${victim.id}`, `folder:${BUCKET}/${folder}#reader@app:${victim.id}`, `bucket:${BUCKET}#reader@app:${victim.id}`]) {
-        await tg.s3.config.credentials(); // keep the root client warm; the write below is the app's own
         await ok(tg, app, 'POST', '/tuples', { updates: [{ op: 'touch', tuple }], reason: 'probe' }).catch(() => undefined);
       }
     }

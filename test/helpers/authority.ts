@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { ScopeGrant } from '../../policy/index.ts';
 import { ok, type Creds } from './admin.ts';
 import { ROOT, type TestGateway } from './gateway.ts';
-import { send, signedSend } from './raw.ts';
+import { errorCode, send, signedSend, type RawResponse } from './raw.ts';
 
 /** The tenant and bucket every authority test uses. */
 export const TENANT = 'acme';
@@ -118,22 +118,26 @@ function requestFor(t: Triple): { method: string; path: string; query: Record<st
   }
 }
 
+/** Error codes that refuse the caller itself; any other answer (a 404, say) came after authorization. */
+const REFUSALS = new Set(['AccessDenied', 'InvalidToken', 'ExpiredToken', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
+
 /**
- * Whether the gateway lets the caller do the triple: anything but 403 counts as allowed (a 404 was authorized
- * first). An allowed delete is undone by root, so every probe starts from the same objects.
+ * Whether the gateway lets the caller do the triple: any answer but a refusal of the caller counts as allowed (a 404
+ * was authorized first). An allowed delete is undone by root, so every probe starts from the same objects.
  */
 export async function allowed(tg: TestGateway, caller: Caller, t: Triple): Promise<boolean> {
   const r = requestFor(t);
-  let status: number;
+  let res: RawResponse;
   if ('creds' in caller) {
     const headers: Record<string, string> = caller.creds.sessionToken ? { 'x-amz-security-token': caller.creds.sessionToken } : {};
-    status = (await signedSend({ url: tg.gw.url, method: r.method, path: r.path, query: r.query, headers, body: r.body, creds: caller.creds })).status;
+    res = await signedSend({ url: tg.gw.url, method: r.method, path: r.path, query: r.query, headers, body: r.body, creds: caller.creds });
   } else {
     const qs = new URLSearchParams(r.query).toString();
-    const res = await send({ url: tg.gw.url, method: r.method, path: r.path + (qs ? `?${qs}` : ''), headers: { 'x-anvil-capability': caller.capability }, body: r.body });
-    status = res.status;
+    res = await send({ url: tg.gw.url, method: r.method, path: r.path + (qs ? `?${qs}` : ''), headers: { 'x-anvil-capability': caller.capability }, body: r.body });
   }
-  if (status === 403) return false;
+  const status = res.status;
+  if (status === 403 || REFUSALS.has(errorCode(res) ?? '')) return false;
+  if (status >= 500) throw new Error(`${r.method} ${r.path}: ${status} ${res.body}`);
   if (t.action === 'delete' && status < 300) await tg.s3.send(new PutObjectCommand({ Bucket: t.bucket, Key: t.key, Body: `body of ${t.key}` }));
   return true;
 }
