@@ -3,7 +3,8 @@
  * over HTTP on a fixed set of (bucket, key, action) triples, is a subset of the authority of who made it — at
  * creation, and after the maker is narrowed, revoked or deleted (then it is empty).
  * Chains: admin → credential; credential → role → session → presigned URL; admin → role → session; admin →
- * capability and share link; admin → OIDC provider → web-identity session; app → tuples (in a governed bucket).
+ * capability and share link; admin → OIDC provider → web-identity session; app → tuples (in a governed bucket; the
+ * tuples an application wrote go when it is revoked or deleted).
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -158,6 +159,9 @@ test('app → tuples: what an application grants another subject is within what 
     const ofVictim = await authority(tg, { creds: victim }, reads);
     t.true(ofVictim.size > 0, 'some grant went through');
     subset(t, ofVictim, ofApp, 'what the app granted');
+    // Revoking the app removes what it handed out; the victim keeps nothing it had only from the app.
+    await ok(tg, ROOT, 'POST', `/credentials/${app.id}/revoke`);
+    t.deepEqual([...(await authority(tg, { creds: victim }, reads))], []);
   } finally {
     await tg.close();
   }

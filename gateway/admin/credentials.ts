@@ -65,17 +65,36 @@ export function rotateCredential(call: AdminCall): unknown {
   return call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });
 }
 
-/** POST /credentials/{id}/revoke: refused on the credential's next request, on every process. */
+/**
+ * The credential and every credential made from it, down the chain (all of which end with it), by access key id.
+ */
+function madeFrom(call: AdminCall, root: CredentialInfo): string[] {
+  const all = call.policy.listCredentials({ tenant: root.tenant });
+  const ids = [root.accessKeyId];
+  for (let i = 0; i < ids.length; i++) ids.push(...all.filter((c) => c.createdBy === ids[i]).map((c) => c.accessKeyId));
+  return ids;
+}
+
+/** The tuples the credential and what it made wrote as applications go with them (see RelationshipStore.purgeWrittenBy). */
+function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo, what: string): void {
+  call.relationships?.store.purgeWrittenBy(info.tenant, ids, { actor: call.principal.accessKeyId, reason: `credential ${info.accessKeyId} ${what}`, requestId: call.requestId });
+}
+
+/** POST /credentials/{id}/revoke: refused on the credential's next request, on every process, with all it made. */
 export function revokeCredential(call: AdminCall): unknown {
   const info = targetCredential(call, true);
   onlyFields(call.body, []);
+  const ids = madeFrom(call, info);
   call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  purgeTuples(call, ids, info, 'revoked');
   return call.policy.showCredential(info.accessKeyId);
 }
 
-/** DELETE /credentials/{id} */
+/** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */
 export function deleteCredential(call: AdminCall): unknown {
   const info = targetCredential(call, true);
+  const ids = madeFrom(call, info);
   call.policy.deleteCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  purgeTuples(call, ids, info, 'deleted');
   return { deleted: info.accessKeyId };
 }

@@ -252,7 +252,8 @@ export class RelationshipStore {
           if (this.db.prepare(`SELECT 1 FROM tuples WHERE ${KEY}`).get(params)) throw new PreconditionFailedError(`tuple ${formatTuple(u.tuple)} already exists`);
           this.db.prepare(UPSERT_TUPLE).run(params);
         } else this.db.prepare(UPSERT_TUPLE).run(params);
-        log({ kind: `tuple.${u.op}`, tuple: u.tuple });
+        // A guarded (application) write hangs from its writer: purgeWrittenBy finds it by this mark.
+        log({ kind: `tuple.${u.op}`, tuple: u.tuple, ...(options.guard ? { details: { guarded: true } } : {}) });
       }
     });
   }
@@ -366,6 +367,28 @@ export class RelationshipStore {
       this.revisions.delete(tenant);
       this.schemas.delete(tenant);
     }
+  }
+
+  /**
+   * Deletes the tuples that guarded writers among `actors` (access key ids) wrote and that nobody has written since:
+   * the authority an application handed out dies with it (revoked or deleted, or its maker gone). Tuples written by
+   * root, the operator or a tenant-wide admin are the tenant's own data and stay. Returns how many were deleted.
+   */
+  purgeWrittenBy(tenant: string, actors: string[], audit: AuditContext): number {
+    if (actors.length === 0) return 0;
+    const rows = this.db.prepare('SELECT tuple, kind, actor, details FROM changelog WHERE tenant = ? AND tuple IS NOT NULL ORDER BY seq').all(tenant) as Array<{
+      tuple: string; kind: string; actor: string; details: string | null;
+    }>;
+    const last = new Map<string, { tuple: Tuple; kind: string; actor: string; guarded: boolean }>();
+    for (const row of rows) {
+      const tuple = parseTuple(row.tuple);
+      const guarded = row.details !== null && (JSON.parse(row.details) as { guarded?: boolean }).guarded === true;
+      last.set(formatTuple({ ...tuple, caveat: undefined }), { tuple, kind: row.kind, actor: row.actor, guarded });
+    }
+    const doomed = [...last.values()].filter((e) => e.guarded && e.kind !== 'tuple.delete' && actors.includes(e.actor));
+    if (doomed.length === 0) return 0;
+    this.write(tenant, doomed.map((e) => ({ op: 'delete' as const, tuple: e.tuple })), audit);
+    return doomed.length;
   }
 
   // ── watch and audit ────────────────────────────────────────────────────────────────────────────────────────────
