@@ -46,7 +46,7 @@ const SESSION_REASONS: Record<SessionFailure, string> = {
   provider_removed: 'session identity provider removed',
   role_removed: 'session role removed',
   maker_gone: 'the maker of the session\'s role or identity provider can no longer be used',
-  tenant_disabled: 'session tenant disabled',
+  tenant_disabled: 'session tenant disabled or deleted',
 };
 
 /** A lookupSecrets for verifySigV4 that records the resolved caller (or the failure) as it goes. */
