@@ -107,3 +107,29 @@ for (const end of ['revoke', 'delete'] as const) {
     }
   });
 }
+
+test('tuples an application wrote, itself or through its sessions, go when it is revoked; the tenant\'s own stay', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await seed(tg);
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const app = await credential(tg, [{ families: ['object:read', 'tuples:write'], bucket: BUCKET }]);
+    const role = await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'writer', scopes: [{ families: ['tuples:write'], bucket: BUCKET }] });
+    const session = await assumeRole(tg, app, role.arn);
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${app.id}` }], reason: 'the tenant\'s own' });
+    const mine = [`object:${BUCKET}/pub/x#reader@user:amy`, `folder:${BUCKET}/pub/#reader@user:bob`];
+    await ok(tg, app, 'POST', '/tuples', { updates: [{ op: 'touch', tuple: mine[0] }], reason: 'by the app' });
+    await ok(tg, session, 'POST', '/tuples', { updates: [{ op: 'touch', tuple: mine[1] }], reason: 'by its session' });
+    const stored = async () => [
+      ...(await ok(tg, ROOT, 'GET', `/tuples?tenant=${TENANT}&resourceType=object`)).tuples,
+      ...(await ok(tg, ROOT, 'GET', `/tuples?tenant=${TENANT}&resourceType=folder`)).tuples,
+    ];
+    t.is((await stored()).length, 3);
+    await ok(tg, ROOT, 'POST', `/credentials/${app.id}/revoke`);
+    t.deepEqual(await stored(), [`folder:${BUCKET}/pub/#reader@app:${app.id}`]);
+    const audit = await ok(tg, ROOT, 'GET', `/tuples/audit?tenant=${TENANT}`);
+    t.true(audit.records.some((r: { kind: string; reason: string }) => r.kind === 'tuple.delete' && /revoked/.test(r.reason)));
+  } finally {
+    await tg.close();
+  }
+});

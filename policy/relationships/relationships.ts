@@ -9,7 +9,7 @@ import { appWriteGuard, type AppScope } from './guard.ts';
 import { schemaDiff, type SchemaDiff } from './schema-diff.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import { RelationshipStore, type AuditContext, type ChangeEvent, type ImportSource, type Precondition, type TupleUpdate } from './store.ts';
-import { parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
+import { formatSubject, parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
 
 /**
  * Parents of the S3 objects of DEFAULT_OBJECT_SCHEMA: object `b/a/c.txt` → folder `b/a/`; folder `b/a/x/` → folder
@@ -128,7 +128,8 @@ export class Relationships {
    */
   write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): string {
     const guard = options.scope ? appWriteGuard(this.engine, tenant, options.scope) : undefined;
-    return this.store.write(tenant, updates, { ...options, guard });
+    const writer = options.scope === undefined ? undefined : typeof options.scope.writer === 'string' ? options.scope.writer : formatSubject(options.scope.writer);
+    return this.store.write(tenant, updates, { ...options, guard, writer });
   }
 
   /** Writes a tenant's schema (and caveats); applications (`scope` given) are always refused. */

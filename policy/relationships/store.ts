@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { ImportError, PreconditionFailedError, SchemaConflictError, TupleValidationError } from './errors.ts';
 import { compileSchema, type CompiledSchema } from './schema.ts';
+import { appSubject } from '../subjects.ts';
 import * as db from './store-schema.ts';
 import { assertTupleFits, formatTuple, parseTuple, tupleFromJson, tupleProblem, type Tuple } from './tuples.ts';
 
@@ -47,6 +48,8 @@ export interface Precondition {
 /** Options of a tuple write; `guard` runs inside the transaction, after validation, before anything is written. */
 export interface WriteOptions extends AuditContext {
   preconditions?: Precondition[];
+  /** The guarded writer's subject (`app:AKIA…`), recorded with each change so its tuples can go with it. */
+  writer?: string;
   guard?: (updates: Array<{ op: TupleUpdate['op']; tuple: Tuple }>, schema: CompiledSchema) => void;
 }
 
@@ -253,7 +256,7 @@ export class RelationshipStore {
           this.db.prepare(UPSERT_TUPLE).run(params);
         } else this.db.prepare(UPSERT_TUPLE).run(params);
         // A guarded (application) write hangs from its writer: purgeWrittenBy finds it by this mark.
-        log({ kind: `tuple.${u.op}`, tuple: u.tuple, ...(options.guard ? { details: { guarded: true } } : {}) });
+        log({ kind: `tuple.${u.op}`, tuple: u.tuple, ...(options.guard ? { details: { guarded: true, writer: options.writer } } : {}) });
       }
     });
   }
@@ -370,22 +373,25 @@ export class RelationshipStore {
   }
 
   /**
-   * Deletes the tuples that guarded writers among `actors` (access key ids) wrote and that nobody has written since:
-   * the authority an application handed out dies with it (revoked or deleted, or its maker gone). Tuples written by
-   * root, the operator or a tenant-wide admin are the tenant's own data and stay. Returns how many were deleted.
+   * Deletes the tuples that guarded writers wrote — by access key id (`actors`) or as one of their subjects (sessions
+   * of a credential write as `app:<its id>`) — and that nobody has written since: the authority an application handed
+   * out dies with it (revoked or deleted, or its maker gone). Tuples written by root, the operator or a tenant-wide
+   * admin are the tenant's own data and stay. Returns how many were deleted.
    */
   purgeWrittenBy(tenant: string, actors: string[], audit: AuditContext): number {
     if (actors.length === 0) return 0;
+    const subjects = new Set(actors.map(appSubject));
     const rows = this.db.prepare('SELECT tuple, kind, actor, details FROM changelog WHERE tenant = ? AND tuple IS NOT NULL ORDER BY seq').all(tenant) as Array<{
       tuple: string; kind: string; actor: string; details: string | null;
     }>;
-    const last = new Map<string, { tuple: Tuple; kind: string; actor: string; guarded: boolean }>();
+    const last = new Map<string, { tuple: Tuple; kind: string; mine: boolean }>();
     for (const row of rows) {
       const tuple = parseTuple(row.tuple);
-      const guarded = row.details !== null && (JSON.parse(row.details) as { guarded?: boolean }).guarded === true;
-      last.set(formatTuple({ ...tuple, caveat: undefined }), { tuple, kind: row.kind, actor: row.actor, guarded });
+      const details = (row.details === null ? {} : JSON.parse(row.details)) as { guarded?: boolean; writer?: string };
+      const mine = details.guarded === true && (actors.includes(row.actor) || (details.writer !== undefined && subjects.has(details.writer)));
+      last.set(formatTuple({ ...tuple, caveat: undefined }), { tuple, kind: row.kind, mine });
     }
-    const doomed = [...last.values()].filter((e) => e.guarded && e.kind !== 'tuple.delete' && actors.includes(e.actor));
+    const doomed = [...last.values()].filter((e) => e.mine && e.kind !== 'tuple.delete');
     if (doomed.length === 0) return 0;
     this.write(tenant, doomed.map((e) => ({ op: 'delete' as const, tuple: e.tuple })), audit);
     return doomed.length;
