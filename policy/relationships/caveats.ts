@@ -4,21 +4,19 @@
  * first 16 characters. Whitespace and comment edits keep the hash; any change of meaning moves it, and tuples written
  * against the old hash then fail closed ("invalid caveat hash").
  *
+ * Parameter types and their context JSON mapping are SpiceDB's (caveat-types.ts), `ipaddress` with `in_cidr` included.
  * The package's type checker does not handle calls yet, so "compile with declared parameter types" is done as: every
  * identifier must be a declared parameter (or a comprehension variable), and the plan is probe-run with sample values
  * of the declared types, where "no matching overload" means a type error and a non-bool result is refused.
  */
 
 import { createHash } from 'node:crypto';
-import { celUint, isCelError, parse, plan, unparse, celEnv, type CelInput } from '@bufbuild/cel';
-import { durationFromMs, timestampFromDate, timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { isCelError, parse, plan, unparse, celEnv, type CelInput } from '@bufbuild/cel';
+import { CAVEAT_REGISTRY, IN_CIDR, sample, toCel, validType } from './caveat-types.ts';
 import type { CaveatAst } from './schema-parser.ts';
 
 /** Request context parameter names the gateway supplies at check time; tuples may not pin them. */
 export const REQUEST_CONTEXT_PARAMS = ['now', 'client_ip'] as const;
-
-/** Scalar parameter types a caveat may declare; `list<T>` and `map<T>` (string keys) wrap them. */
-const SCALARS = new Set(['any', 'bool', 'int', 'uint', 'double', 'string', 'bytes', 'timestamp', 'duration']);
 
 /** The outcome of one caveat evaluation. */
 export type CaveatOutcome =
@@ -37,7 +35,7 @@ export interface CompiledCaveat {
   convert(param: string, value: unknown): CelInput;
 }
 
-const ENV = celEnv();
+const ENV = celEnv({ registry: CAVEAT_REGISTRY, funcs: [IN_CIDR] });
 const TYPE_IDENTS = new Set(['int', 'uint', 'double', 'bool', 'string', 'bytes', 'list', 'map', 'null_type', 'type']);
 
 /** The hash tuples carry for a caveat: first 16 hex characters of sha256 over its canonical text. */
@@ -104,11 +102,6 @@ export function compileCaveat(ast: CaveatAst): { errors: string[]; caveat?: Comp
   return { errors: [], caveat };
 }
 
-function validType(type: string): boolean {
-  const generic = /^(list|map)<(.+)>$/.exec(type);
-  return generic ? validType(generic[2] as string) : SCALARS.has(type);
-}
-
 type Node = { exprKind?: { case?: string; value?: unknown } } | undefined;
 
 /** Free identifiers of a CEL AST; comprehension variables are bound inside their loop. */
@@ -146,83 +139,4 @@ function identifiers(node: Node, bound: Set<string>, out = new Set<string>()): S
     }
   }
   return out;
-}
-
-function sample(type: string, variant: number): CelInput {
-  const generic = /^(list|map)<(.+)>$/.exec(type);
-  if (generic) {
-    const element = sample(generic[2] as string, variant);
-    return generic[1] === 'list' ? [element] : new Map([['k', element]]);
-  }
-  switch (type) {
-    case 'bool':
-      return variant === 1;
-    case 'int':
-      return BigInt(variant);
-    case 'uint':
-      return celUint(BigInt(variant));
-    case 'double':
-      return variant + 0.5;
-    case 'string':
-      return variant === 0 ? '' : 'a';
-    case 'bytes':
-      return new Uint8Array(variant);
-    case 'timestamp':
-      return timestampFromMs(variant * 1000);
-    case 'duration':
-      return durationFromMs(variant * 1000);
-    default:
-      return null;
-  }
-}
-
-const DURATION = /^(-?\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Converts a JSON value (or Date) to the CEL input of a declared parameter type; throws naming the parameter. */
-function toCel(type: string, value: unknown, param: string): CelInput {
-  const bad = (): never => {
-    throw new Error(`parameter ${param} must be ${type}`);
-  };
-  const generic = /^(list|map)<(.+)>$/.exec(type);
-  if (generic) {
-    const element = generic[2] as string;
-    if (generic[1] === 'list') return Array.isArray(value) ? value.map((v) => toCel(element, v, param)) : bad();
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return bad();
-    return new Map(Object.entries(value).map(([k, v]) => [k, toCel(element, v, param)]));
-  }
-  switch (type) {
-    case 'bool':
-      return typeof value === 'boolean' ? value : bad();
-    case 'string':
-      return typeof value === 'string' ? value : bad();
-    case 'double':
-      return typeof value === 'number' ? value : bad();
-    case 'int':
-    case 'uint': {
-      const n = typeof value === 'bigint' ? value : typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : bad();
-      return type === 'int' ? n : n >= 0n ? celUint(n) : bad();
-    }
-    case 'bytes':
-      return value instanceof Uint8Array ? value : typeof value === 'string' ? new Uint8Array(Buffer.from(value, 'base64')) : bad();
-    case 'timestamp': {
-      const date = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : bad();
-      return Number.isNaN(date.getTime()) ? bad() : timestampFromDate(date);
-    }
-    case 'duration': {
-      if (typeof value === 'number') return durationFromMs(value * 1000);
-      const m = typeof value === 'string' ? DURATION.exec(value) : null;
-      return m ? durationFromMs(Number(m[1]) * (UNIT_MS[m[2] as string] as number)) : bad();
-    }
-    default:
-      return toAny(value, param);
-  }
-}
-
-function toAny(value: unknown, param: string): CelInput {
-  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
-  if (value instanceof Date) return timestampFromDate(value);
-  if (Array.isArray(value)) return value.map((v) => toAny(v, param));
-  if (typeof value === 'object') return new Map(Object.entries(value).map(([k, v]) => [k, toAny(v, param)]));
-  throw new Error(`parameter ${param} has an unsupported value`);
 }

@@ -5,24 +5,24 @@
  * calls keyed by (tenant, tenant revision, resource, name, subject). The revision is re-read (via data_version) on
  * every call, so a committed delete is never served from cache by any process. Caveated results are never cached
  * across calls, since they depend on request context such as `now`.
+ *
+ * Expiring tuples (https://authzed.com/docs/spicedb/concepts/expiring-relationships) grant nothing from their expiry
+ * instant on, by the engine's clock (never the request's `now`, which callers supply): every read skips expired rows,
+ * and a result that read a still-live expiring row carries that expiry (`until`), after which no cache serves it.
+ * Arrows follow SpiceDB: `rel->perm` and `rel.any(perm)` walk every tuple of `rel`, userset subjects included (the
+ * subject relation is ignored: `team:t#member` is walked as `team:t`), and `rel.all(perm)` needs every one of them.
  */
 
 import { LRUCache } from 'lru-cache';
 import type { CaveatOutcome } from './caveats.ts';
+import { and, DENIED, exclude, prefix, toResult, union, type CheckResult, type Eval } from './eval-result.ts';
 import type { CompiledSchema } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { RelationshipStore } from './store.ts';
-import type { TupleRow } from './store-schema.ts';
+import { expired, rowTuple, type TupleRow } from './store-schema.ts';
 import { formatObject, formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
-import { rowTuple } from './store-schema.ts';
 
-/** The answer of a check; `missing` names caveat parameters the context lacked; `path` is the granting chain (explain). */
-export interface CheckResult {
-  result: 'allowed' | 'denied' | 'conditional';
-  reason: string;
-  missing?: string[];
-  path?: string[];
-}
+export type { CheckResult } from './eval-result.ts';
 
 /** Facts of the request the gateway supplies: `now` and `client_ip` at least; fill caveat params of those names. */
 export type RequestContext = { now?: Date; client_ip?: string } & Record<string, unknown>;
@@ -40,25 +40,14 @@ export interface CheckOptions {
 /** How to build an engine. */
 export interface EngineOptions {
   store: RelationshipStore;
+  /** The clock expiry is decided by (epoch ms); Date.now by default. */
+  clock?: () => number;
   cacheSize?: number;
   /** Nesting beyond this many steps is denied ("depth limit exceeded"); 50 by default. */
   maxDepth?: number;
   implicitParents?: ImplicitParents;
   /** The relation implicit parents stand for; `parent` by default. */
   parentRelation?: string;
-}
-
-/** 0 denied, 1 conditional, 2 allowed. */
-type Level = 0 | 1 | 2;
-interface Eval {
-  level: Level;
-  missing?: string[];
-  reason?: string;
-  path?: string[];
-  /** Depends on request context (a caveat was evaluated). */
-  contextual?: boolean;
-  /** Cut short by a cycle or the depth limit; not memoized. */
-  provisional?: boolean;
 }
 
 /** One evaluation's state. */
@@ -73,12 +62,18 @@ export interface EvalState {
   prefetch?: { type: string; rows: Map<string, TupleRow[]> };
   /** Usersets each subject is in, from the reverse index (see closure()). */
   closures: Map<string, Closure | undefined>;
+  /** The engine clock at the start of the evaluation: rows expired by then do not exist for it. */
+  now: number;
+  /** One entry per evaluation of a name in progress: the earliest expiry of a live row it read (Infinity: none). */
+  frames: number[];
 }
 
 /** The usersets (`type:id#relation`) a subject is in through tuples alone; `caveated` ones need full evaluation. */
 interface Closure {
   plain: Set<string>;
   caveated: Set<string>;
+  /** The earliest expiry among the membership rows it was built from. */
+  until: number;
 }
 
 /** Above this many usersets the reverse walk is abandoned for plain forward evaluation. */
@@ -87,8 +82,6 @@ const CLOSURE_LIMIT = 5000;
 /** Resources with at most this many tuples are read whole, in one query, and cached per revision. */
 const SMALL_RESOURCE = 64;
 
-const DENIED: Eval = { level: 0 };
-const LABEL = ['denied', 'conditional', 'allowed'] as const;
 
 /** Answers checks over a RelationshipStore. */
 export class RelationshipEngine {
@@ -99,9 +92,11 @@ export class RelationshipEngine {
   private readonly parentRelation: string;
   private readonly closureCache: LRUCache<string, Closure | false>;
   private readonly rowsCache: LRUCache<string, TupleRow[] | false>;
+  private readonly clock: () => number;
 
   constructor(options: EngineOptions) {
     this.store = options.store;
+    this.clock = options.clock ?? Date.now;
     this.cache = new LRUCache({ max: options.cacheSize ?? 100_000 });
     this.maxDepth = options.maxDepth ?? 50;
     this.implicit = options.implicitParents;
@@ -116,7 +111,7 @@ export class RelationshipEngine {
     const schema = this.store.schema(tenant);
     if (!schema) return undefined;
     const implicit = options.implicitParents ?? this.implicit;
-    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map() };
+    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [] };
   }
 
   /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
@@ -141,28 +136,36 @@ export class RelationshipEngine {
   }
 
   private evalName(s: EvalState, res: ObjectRef, name: string, subject: SubjectRef, depth: number): Eval {
-    const key = `${res.type}:${res.id}#${name}@${subject.type}:${subject.id}#${subject.relation ?? ''}`;
+    // Ids are length-prefixed, so no id can spell another key (names cannot contain ':', '#' or '@').
+    const key = `${res.type}:${res.id.length}:${res.id}#${name}@${subject.type}:${subject.id.length}:${subject.id}#${subject.relation ?? ''}`;
     const memo = s.memo.get(key);
-    if (memo) return memo;
+    if (memo) return this.seen(s, memo);
     if (s.active.has(key)) return { level: 0, reason: 'cycle', provisional: true };
     if (depth > this.maxDepth) return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000${key}`;
     const cached = this.cache.get(cacheKey);
-    if (cached) return cached;
+    if (cached && (cached.until === undefined || cached.until > s.now)) return this.seen(s, cached);
     const def = s.schema.definitions.get(res.type);
     let out: Eval;
-    if (subject.relation === name && subject.type === res.type && subject.id === res.id) out = { level: 2, path: [key] };
-    else if (!def) out = { level: 0, reason: `unknown type ${res.type}` };
-    else {
-      s.active.add(key);
-      try {
-        const expr = def.permissions.get(name);
-        if (expr) out = prefix(`${formatObject(res)}#${name}`, this.evalExpr(s, res, expr, subject, depth));
-        else if (def.relations.has(name)) out = this.evalRelation(s, res, name, subject, depth);
-        else out = { level: 0, reason: `${res.type} has no relation or permission ${name}` };
-      } finally {
-        s.active.delete(key);
+    s.frames.push(Infinity);
+    try {
+      if (subject.relation === name && subject.type === res.type && subject.id === res.id) out = { level: 2, path: [`${formatObject(res)}#${name}`] };
+      else if (!def) out = { level: 0, reason: `unknown type ${res.type}` };
+      else {
+        s.active.add(key);
+        try {
+          const expr = def.permissions.get(name);
+          if (expr) out = prefix(`${formatObject(res)}#${name}`, this.evalExpr(s, res, expr, subject, depth));
+          else if (def.relations.has(name)) out = this.evalRelation(s, res, name, subject, depth);
+          else out = { level: 0, reason: `${res.type} has no relation or permission ${name}` };
+        } finally {
+          s.active.delete(key);
+        }
       }
+    } finally {
+      const until = s.frames.pop() as number;
+      this.expiresAt(s, until);
+      if (until !== Infinity) out = { ...out!, until };
     }
     if (!out.provisional) {
       s.memo.set(key, out);
@@ -171,23 +174,50 @@ export class RelationshipEngine {
     return out;
   }
 
+  /** A memoized or cached result reused inside the current evaluation, which then depends on its expiry too. */
+  private seen(s: EvalState, e: Eval): Eval {
+    if (e.until !== undefined) this.expiresAt(s, e.until);
+    return e;
+  }
+
+  /** Records that the evaluation in progress read something live only until `until` (epoch ms). */
+  private expiresAt(s: EvalState, until: number): void {
+    const top = s.frames.length - 1;
+    if (top >= 0 && until < (s.frames[top] as number)) s.frames[top] = until;
+  }
+
+  /** The rows that still exist at the evaluation's instant, noting the expiry of those that will expire. */
+  private live(s: EvalState, rows: TupleRow[]): TupleRow[] {
+    let out: TupleRow[] | undefined;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as TupleRow;
+      if (row.expires_at === null) {
+        out?.push(row);
+      } else if (expired(row, s.now)) {
+        out ??= rows.slice(0, i);
+      } else {
+        this.expiresAt(s, row.expires_at);
+        out?.push(row);
+      }
+    }
+    return out ?? rows;
+  }
+
+  private liveRow(s: EvalState, row: TupleRow | undefined): TupleRow | undefined {
+    if (row === undefined || row.expires_at === null) return row;
+    if (expired(row, s.now)) return undefined;
+    this.expiresAt(s, row.expires_at);
+    return row;
+  }
+
   private evalExpr(s: EvalState, res: ObjectRef, expr: PermissionExpr, subject: SubjectRef, depth: number): Eval {
     switch (expr.kind) {
       case 'nil':
         return DENIED;
       case 'ref':
         return this.evalName(s, res, expr.name, subject, depth + 1);
-      case 'arrow': {
-        let best: Eval = DENIED;
-        for (const base of this.arrowBases(s, res, expr.relation)) {
-          const target = s.schema.definitions.get(base.object.type);
-          if (!target || (!target.relations.has(expr.target) && !target.permissions.has(expr.target))) continue;
-          const sub = this.evalName(s, base.object, expr.target, subject, depth + 1);
-          best = union(best, base.row ? and(this.caveat(s, base.row), sub, formatTuple(rowTuple(base.row))) : prefix(`${formatObject(res)}#${expr.relation}@${formatObject(base.object)} (implicit)`, sub));
-          if (best.level === 2) break;
-        }
-        return best;
-      }
+      case 'arrow':
+        return expr.all ? this.evalAllArrow(s, res, expr, subject, depth) : this.evalArrow(s, res, expr, subject, depth);
       case 'union': {
         const left = this.evalExpr(s, res, expr.left, subject, depth);
         return left.level === 2 ? left : union(left, this.evalExpr(s, res, expr.right, subject, depth));
@@ -201,14 +231,47 @@ export class RelationshipEngine {
       case 'exclusion': {
         const left = this.evalExpr(s, res, expr.left, subject, depth);
         if (left.level === 0) return left;
-        const right = this.evalExpr(s, res, expr.right, subject, depth);
-        const flags = merged(left, right);
-        if (right.level === 2) return { level: 0, reason: 'excluded', ...flags };
-        if (right.level === 0 && !right.provisional) return { ...left, ...flags };
-        if (right.level === 0) return { level: 0, reason: right.reason, ...flags };
-        return { level: 1, missing: [...(left.missing ?? []), ...(right.missing ?? [])], ...flags };
+        return exclude(left, this.evalExpr(s, res, expr.right, subject, depth));
       }
     }
+  }
+
+  /** `rel->perm` / `rel.any(perm)`: some tuple of `rel` (with its caveat) leads to a subject object holding `perm`. */
+  private evalArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Eval {
+    let best: Eval = DENIED;
+    for (const base of this.arrowBases(s, res, expr.relation)) {
+      if (!hasName(s.schema, base.object.type, expr.target)) continue;
+      best = union(best, this.arrowStep(s, res, expr, base, subject, depth));
+      if (best.level === 2) break;
+    }
+    return best;
+  }
+
+  /**
+   * `rel.all(perm)`: every subject of `rel` must hold `perm` (each with its tuple's caveat); no tuple at all denies.
+   * SpiceDB's intersection arrow (checkIntersectionTupleToUserset in internal/graph/check.go).
+   */
+  private evalAllArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Eval {
+    const bases = this.arrowBases(s, res, expr.relation);
+    if (bases.length === 0) return { level: 0, reason: `${formatObject(res)}#${expr.relation} is empty, so ${expr.relation}.all(${expr.target}) does not hold` };
+    let all: Eval = { level: 2, path: [] };
+    for (const base of bases) {
+      const step = hasName(s.schema, base.object.type, expr.target)
+        ? this.arrowStep(s, res, expr, base, subject, depth)
+        : { level: 0 as const, reason: `${base.object.type} has no ${expr.target}` };
+      if (step.level === 0) {
+        const who = base.row ? formatTuple(rowTuple(base.row)) : `${formatObject(base.object)} (implicit)`;
+        return { ...step, reason: `${expr.relation}.all(${expr.target}) fails for ${who}: ${step.reason ?? `no ${expr.target}`}` };
+      }
+      all = and(all, step);
+    }
+    return all;
+  }
+
+  private arrowStep(s: EvalState, res: ObjectRef, expr: Arrow, base: ArrowBase, subject: SubjectRef, depth: number): Eval {
+    const sub = this.evalName(s, base.object, expr.target, subject, depth + 1);
+    if (base.row) return and(this.caveat(s, base.row), sub, formatTuple(rowTuple(base.row)));
+    return prefix(`${formatObject(res)}#${expr.relation}@${formatObject(base.object)} (implicit)`, sub);
   }
 
   private evalRelation(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef, depth: number): Eval {
@@ -225,6 +288,7 @@ export class RelationshipEngine {
       if (s.implicit(res).some((p) => p.type === subject.type && p.id === subject.id)) return { level: 2, path: [`${formatObject(res)}#${relation}@${formatSubject(subject)} (implicit)`] };
     }
     const closure = subject.relation === undefined ? this.closure(s, subject) : undefined;
+    if (closure) this.expiresAt(s, closure.until);
     for (const row of this.rows(s, res, relation, 'usersets')) {
       if (closure) {
         const userset = `${row.subject_type}:${row.subject_id}#${row.subject_relation}`;
@@ -267,19 +331,28 @@ export class RelationshipEngine {
 
   private exact(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef): TupleRow | undefined {
     const rows = this.resourceRows(s, res);
-    if (!rows) return this.store.exact(s.tenant, res, relation, subject);
+    if (!rows) return this.liveRow(s, this.store.exact(s.tenant, res, relation, subject));
     const srel = subject.relation ?? '';
-    return rows.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel);
+    return this.liveRow(s, rows.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel));
   }
 
-  private rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects'): TupleRow[] {
+  /** The live tuples of (resource, relation) whose subjects are usersets, objects, or either (`all`). */
+  private rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects' | 'all'): TupleRow[] {
     const rows = this.resourceRows(s, res);
-    if (!rows) return which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : this.store.objects(s.tenant, res, relation);
-    return rows.filter((r) => r.relation === relation && (which === 'usersets') === (r.subject_relation !== ''));
+    if (!rows) {
+      const read = which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : which === 'objects' ? this.store.objects(s.tenant, res, relation) : this.store.relationRows(s.tenant, res, relation);
+      return this.live(s, read);
+    }
+    return this.live(s, rows.filter((r) => r.relation === relation && (which === 'all' || (which === 'usersets') === (r.subject_relation !== ''))));
   }
 
-  private arrowBases(s: EvalState, res: ObjectRef, relation: string): Array<{ object: ObjectRef; row?: TupleRow }> {
-    const bases: Array<{ object: ObjectRef; row?: TupleRow }> = this.rows(s, res, relation, 'objects')
+  /**
+   * The subject objects an arrow over `relation` walks: every live tuple's subject object, a userset's too (SpiceDB
+   * ignores the subject relation here), plus the implicit parents. Wildcards are never walked (schemas may not
+   * allow them on arrow relations).
+   */
+  private arrowBases(s: EvalState, res: ObjectRef, relation: string): ArrowBase[] {
+    const bases: ArrowBase[] = this.rows(s, res, relation, 'all')
       .filter((r) => r.subject_id !== '*')
       .map((row) => ({ object: { type: row.subject_type, id: row.subject_id }, row }));
     if (relation === this.parentRelation && s.implicit) for (const object of s.implicit(res)) bases.push({ object });
@@ -296,7 +369,7 @@ export class RelationshipEngine {
     if (s.closures.has(key)) return s.closures.get(key);
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000closure\u0000${key}`;
     let closure = this.closureCache.get(cacheKey);
-    if (closure === undefined) {
+    if (closure === undefined || (closure !== false && closure.until <= s.now)) {
       closure = this.walkUp(s, subject) ?? false;
       this.closureCache.set(cacheKey, closure);
     }
@@ -308,13 +381,17 @@ export class RelationshipEngine {
   private walkUp(s: EvalState, subject: SubjectRef): Closure | undefined {
     const targets = usersetTargets(s.schema, this.parentRelation);
     if (!targets) return undefined;
-    const closure: Closure = { plain: new Set(), caveated: new Set() };
+    const closure: Closure = { plain: new Set(), caveated: new Set(), until: Infinity };
     let frontier: Array<{ subject: SubjectRef; caveated: boolean }> = [{ subject, caveated: false }, { subject: { type: subject.type, id: '*' }, caveated: false }];
     for (let depth = 0; frontier.length > 0; depth++) {
       if (depth > this.maxDepth) return undefined;
       const next: typeof frontier = [];
       for (const f of frontier) {
         for (const row of this.store.memberships(s.tenant, f.subject, targets)) {
+          if (row.expires_at !== null) {
+            if (expired(row, s.now)) continue;
+            closure.until = Math.min(closure.until, row.expires_at);
+          }
           const userset = `${row.resource_type}:${row.resource_id}#${row.relation}`;
           const caveated = f.caveated || row.caveat_name !== null;
           if (closure.plain.has(userset) || (caveated && closure.caveated.has(userset))) continue;
@@ -363,42 +440,10 @@ function usersetTargets(schema: CompiledSchema, parentRelation: string): Set<str
   return targets === false ? undefined : targets;
 }
 
-function prefix(step: string, e: Eval): Eval {
-  return e.level === 0 ? e : { ...e, path: [step, ...(e.path ?? [])] };
-}
+type Arrow = Extract<PermissionExpr, { kind: 'arrow' }>;
+type ArrowBase = { object: ObjectRef; row?: TupleRow };
 
-function merged(a: Eval, b: Eval): Pick<Eval, 'contextual' | 'provisional'> {
-  const flags: Pick<Eval, 'contextual' | 'provisional'> = {};
-  if (a.contextual || b.contextual) flags.contextual = true;
-  if (a.provisional || b.provisional) flags.provisional = true;
-  return flags;
-}
-
-function union(a: Eval, b: Eval): Eval {
-  const flags = merged(a, b);
-  if (a.level === 2 || b.level === 2) return { ...(a.level === 2 ? a : b), ...(a.level === 2 ? { contextual: a.contextual, provisional: a.provisional } : { contextual: b.contextual, provisional: b.provisional }) };
-  if (a.level === 1 || b.level === 1) {
-    return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path: a.level === 1 ? a.path : b.path, ...flags };
-  }
-  const reason = a.reason === 'invalid caveat hash' || b.reason === undefined ? a.reason : b.reason;
-  return reason === undefined ? { level: 0, ...flags } : { level: 0, reason, ...flags };
-}
-
-/** Both must hold (a tuple's caveat and what its subject reaches; or an intersection); `step` prefixes the path. */
-function and(a: Eval, b: Eval, step?: string): Eval {
-  const flags = merged(a, b);
-  if (a.level === 0 || b.level === 0) return { level: 0, reason: a.level === 0 ? a.reason : b.reason, ...flags };
-  const path = step === undefined ? [...(a.path ?? []), ...(b.path ?? [])] : [step, ...(b.path ?? [])];
-  if (a.level === 2 && b.level === 2) return { level: 2, path, ...flags };
-  return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path, ...flags };
-}
-
-function toResult(e: Eval, res: ObjectRef, name: string): CheckResult {
-  const result = LABEL[e.level];
-  if (e.level === 2) return { result, reason: `granted via ${e.path?.join(' → ') ?? name}`, path: e.path ?? [] };
-  if (e.level === 1) {
-    const missing = [...new Set(e.missing ?? [])].sort();
-    return { result, missing, reason: `caveat context missing: ${missing.join(', ')}`, path: e.path ?? [] };
-  }
-  return { result, reason: e.reason ?? `no relationship grants ${formatObject(res)}#${name}` };
+function hasName(schema: CompiledSchema, type: string, name: string): boolean {
+  const def = schema.definitions.get(type);
+  return def !== undefined && (def.relations.has(name) || def.permissions.has(name));
 }

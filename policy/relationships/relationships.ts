@@ -33,16 +33,32 @@ export interface RelationshipsOptions {
   maxDepth?: number;
   /** Computed parents; defaults to s3ParentOf. */
   implicitParents?: ImplicitParents;
+  /** The clock tuple expiry is decided by (epoch ms); Date.now by default. */
+  clock?: () => number;
+  /** How often expired tuples are garbage-collected (a `tuple.delete` event each); 60 s by default, 0 never. */
+  gcIntervalMs?: number;
 }
 
 /** Schemas, tuples and checks of every tenant. */
 export class Relationships {
   readonly store: RelationshipStore;
   readonly engine: RelationshipEngine;
+  private readonly gc?: NodeJS.Timeout;
 
   private constructor(options: RelationshipsOptions) {
     this.store = RelationshipStore.open({ dataDir: options.dataDir });
-    this.engine = new RelationshipEngine({ store: this.store, cacheSize: options.cacheSize, maxDepth: options.maxDepth, implicitParents: options.implicitParents ?? s3ParentOf });
+    this.engine = new RelationshipEngine({ store: this.store, cacheSize: options.cacheSize, maxDepth: options.maxDepth, implicitParents: options.implicitParents ?? s3ParentOf, clock: options.clock });
+    const every = options.gcIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.gc = setInterval(() => {
+        try {
+          this.store.collectExpired({ before: (options.clock ?? Date.now)() });
+        } catch {
+          // Busy or closing: the next round collects what this one missed; expired tuples grant nothing meanwhile.
+        }
+      }, every);
+      this.gc.unref();
+    }
   }
 
   /** Opens dataDir/relationships.db. */
@@ -50,8 +66,9 @@ export class Relationships {
     return new Relationships(options);
   }
 
-  /** Closes the store. */
+  /** Stops garbage collection and closes the store. */
   close(): void {
+    clearInterval(this.gc);
     this.store.close();
   }
 

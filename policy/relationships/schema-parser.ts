@@ -1,23 +1,36 @@
 /**
- * Parser of the schema language subset (SpiceDB's): `definition` blocks of `relation` and `permission` lines, and
- * `caveat` definitions whose CEL body is kept as text for caveats.ts. Operator precedence, loosest first: `+`, `-`,
- * `&`, then `->`; all left-associative; parentheses group. Produces syntax only; schema.ts validates meaning.
+ * Parser of SpiceDB's schema language (https://authzed.com/docs/spicedb/concepts/schema): `use expiration`,
+ * `definition` blocks of `relation` and `permission` lines, and `caveat` definitions whose CEL body is kept as text
+ * for caveats.ts. Definition and caveat names may carry namespace prefixes (`acme/document`). Allowed subjects are
+ * `user`, `group#member`, `user:*`, each optionally `with caveat`, `with expiration` or `with caveat and expiration`
+ * (https://authzed.com/docs/spicedb/concepts/expiring-relationships). Operator precedence, loosest first: `+`, `-`,
+ * `&`, then arrows (`rel->perm`, `rel.any(perm)`, `rel.all(perm)`); all left-associative; parentheses group.
+ * Produces syntax only; schema.ts validates meaning. Hand-written: the schema language is the product's own input
+ * format and no maintained JavaScript parser of it exists.
  */
 
 import { SchemaValidationError } from './errors.ts';
 
-/** One allowed subject type of a relation: `user`, `group#member`, `user:*`, optionally `with caveat`. */
+/**
+ * One allowed subject type of a relation: `user`, `group#member`, `user:*`, optionally `with caveat`,
+ * `with expiration` or `with caveat and expiration`.
+ */
 export interface AllowedSubject {
   type: string;
   relation?: string;
   wildcard?: boolean;
   caveat?: string;
+  /** Tuples of this shape carry an expiry (and tuples without one do not match it). */
+  expiration?: boolean;
 }
 
-/** A permission expression. */
+/**
+ * A permission expression. An arrow walks every tuple of `relation` and asks `target` on each tuple's subject
+ * object; `all` (from `relation.all(target)`) requires every one of them to hold it, otherwise (`->`, `.any()`) one.
+ */
 export type PermissionExpr =
   | { kind: 'ref'; name: string }
-  | { kind: 'arrow'; relation: string; target: string }
+  | { kind: 'arrow'; relation: string; target: string; all?: true }
   | { kind: 'union' | 'intersection' | 'exclusion'; left: PermissionExpr; right: PermissionExpr }
   | { kind: 'nil' };
 
@@ -37,14 +50,17 @@ export interface CaveatAst {
   expression: string;
 }
 
-/** A parsed schema text. */
+/** A parsed schema text; `useExpiration` is set by a `use expiration` clause. */
 export interface SchemaAst {
   definitions: Map<string, DefinitionAst>;
   caveats: Map<string, CaveatAst>;
+  useExpiration: boolean;
 }
 
 const IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
-const SYMBOLS = ['->', '{', '}', '(', ')', ':', '|', '#', '*', '+', '&', '-', '=', ',', '<', '>'];
+const SYMBOLS = ['->', '{', '}', '(', ')', ':', '|', '#', '*', '+', '&', '-', '=', ',', '<', '>', '.'];
+/** Features `use` may enable; SpiceDB names others (e.g. `typechecking`) that this engine does not implement. */
+const USE_FEATURES = new Set(['expiration']);
 
 class Cursor {
   pos = 0;
@@ -105,6 +121,16 @@ class Cursor {
     return got;
   }
 
+  /** A definition or caveat name, with optional namespace prefixes written without spaces: `acme/document`. */
+  qualified(what: string): string {
+    let name = this.ident(what);
+    while (this.text[this.pos] === '/' && /[A-Za-z_]/.test(this.text[this.pos + 1] ?? '')) {
+      this.pos++;
+      name += `/${this.ident(what)}`;
+    }
+    return name;
+  }
+
   /** The raw text up to the `}` closing an already consumed `{`, skipping braces inside CEL string literals. */
   block(): string {
     const start = this.pos;
@@ -126,25 +152,30 @@ class Cursor {
 /** Parses a schema text; throws SchemaValidationError naming the line of the first syntax error. */
 export function parseSchema(text: string): SchemaAst {
   const c = new Cursor(text);
-  const ast: SchemaAst = { definitions: new Map(), caveats: new Map() };
+  const ast: SchemaAst = { definitions: new Map(), caveats: new Map(), useExpiration: false };
   while (c.peek() !== undefined) {
     const at = c.pos;
     const keyword = c.next();
-    if (keyword === 'definition') {
-      const def = parseDefinition(c, at);
+    if (keyword === 'use') {
+      const feature = c.ident('a feature name after "use"');
+      if (!USE_FEATURES.has(feature)) c.fail(`unsupported feature "use ${feature}" (supported: use expiration)`, at);
+      if (ast.definitions.size + ast.caveats.size > 0) c.fail(`"use ${feature}" must come before every definition and caveat`, at);
+      ast.useExpiration = true;
+    } else if (keyword === 'definition') {
+      const def = parseDefinition(c, at, ast.useExpiration);
       if (ast.definitions.has(def.name) || ast.caveats.has(def.name)) c.fail(`duplicate name "${def.name}"`, at);
       ast.definitions.set(def.name, def);
     } else if (keyword === 'caveat') {
       const caveat = parseCaveat(c, at);
       if (ast.definitions.has(caveat.name) || ast.caveats.has(caveat.name)) c.fail(`duplicate name "${caveat.name}"`, at);
       ast.caveats.set(caveat.name, caveat);
-    } else c.fail(`expected "definition" or "caveat" but found "${keyword}"`, at);
+    } else c.fail(`expected "use", "definition" or "caveat" but found "${keyword}"`, at);
   }
   return ast;
 }
 
-function parseDefinition(c: Cursor, at: number): DefinitionAst {
-  const def: DefinitionAst = { name: c.ident('a definition name'), line: c.line(at), relations: new Map(), permissions: new Map() };
+function parseDefinition(c: Cursor, at: number, useExpiration: boolean): DefinitionAst {
+  const def: DefinitionAst = { name: c.qualified('a definition name'), line: c.line(at), relations: new Map(), permissions: new Map() };
   c.expect('{');
   for (;;) {
     const start = c.pos;
@@ -155,10 +186,10 @@ function parseDefinition(c: Cursor, at: number): DefinitionAst {
     if (def.relations.has(name) || def.permissions.has(name)) c.fail(`duplicate relation or permission "${def.name}#${name}"`, start);
     if (keyword === 'relation') {
       c.expect(':');
-      const allowed = [parseAllowed(c)];
+      const allowed = [parseAllowed(c, useExpiration)];
       while (c.peek() === '|') {
         c.next();
-        allowed.push(parseAllowed(c));
+        allowed.push(parseAllowed(c, useExpiration));
       }
       def.relations.set(name, allowed);
     } else {
@@ -168,8 +199,12 @@ function parseDefinition(c: Cursor, at: number): DefinitionAst {
   }
 }
 
-function parseAllowed(c: Cursor): AllowedSubject {
-  const subject: AllowedSubject = { type: c.ident('a subject type') };
+/**
+ * `type`, `type#relation` or `type:*`, then optionally `with caveat`, `with expiration` or `with caveat and
+ * expiration`. Without `use expiration`, `expiration` is an ordinary caveat name, as in SpiceDB.
+ */
+function parseAllowed(c: Cursor, useExpiration: boolean): AllowedSubject {
+  const subject: AllowedSubject = { type: c.qualified('a subject type') };
   const next = c.peek();
   if (next === '#') {
     c.next();
@@ -179,9 +214,20 @@ function parseAllowed(c: Cursor): AllowedSubject {
     c.expect('*');
     subject.wildcard = true;
   }
-  if (c.peek() === 'with') {
-    c.next();
-    subject.caveat = c.ident('a caveat name');
+  if (c.peek() !== 'with') return subject;
+  c.next();
+  const name = c.qualified('a caveat name or "expiration"');
+  if (useExpiration && name === 'expiration') subject.expiration = true;
+  else {
+    subject.caveat = name;
+    if (c.peek() === 'and') {
+      c.next();
+      const at = c.pos;
+      if (c.ident('"expiration" after "and"') !== 'expiration' || !useExpiration) {
+        c.fail(useExpiration ? 'expected "expiration" after "and"' : '"and expiration" needs "use expiration" at the top of the schema', at);
+      }
+      subject.expiration = true;
+    }
   }
   return subject;
 }
@@ -226,11 +272,22 @@ function parseTerm(c: Cursor): PermissionExpr {
     c.next();
     return { kind: 'arrow', relation: name, target: c.ident('a permission name after "->"') };
   }
+  if (c.peek() === '.') {
+    c.next();
+    const at = c.pos;
+    const fn = c.ident('"any" or "all" after "."');
+    if (fn !== 'any' && fn !== 'all') c.fail(`unknown arrow function "${fn}" (SpiceDB defines .any() and .all())`, at);
+    c.expect('(');
+    const target = c.ident(`a permission name in .${fn}()`);
+    c.expect(')');
+    // `.any()` is defined as `->`, so it is stored as one; only `.all()` differs.
+    return fn === 'all' ? { kind: 'arrow', relation: name, target, all: true } : { kind: 'arrow', relation: name, target };
+  }
   return { kind: 'ref', name };
 }
 
 function parseCaveat(c: Cursor, at: number): CaveatAst {
-  const caveat: CaveatAst = { name: c.ident('a caveat name'), line: c.line(at), params: [], expression: '' };
+  const caveat: CaveatAst = { name: c.qualified('a caveat name'), line: c.line(at), params: [], expression: '' };
   c.expect('(');
   while (c.peek() !== ')') {
     if (caveat.params.length > 0) c.expect(',');

@@ -69,6 +69,9 @@ export const MIGRATIONS: readonly string[] = [
      at INTEGER NOT NULL
    ) STRICT;
    CREATE INDEX import_sources_tenant ON import_sources (tenant, id);`,
+  // Relationship expiration (SpiceDB's OptionalExpiresAt): epoch milliseconds, NULL for never; a plain column.
+  `ALTER TABLE tuples ADD COLUMN expires_at INTEGER;
+   CREATE INDEX tuples_expiry ON tuples (expires_at) WHERE expires_at IS NOT NULL;`,
 ];
 
 /** Applies the migrations not yet recorded, in one immediate transaction. */
@@ -94,6 +97,16 @@ export interface TupleRow {
   caveat_name: string | null;
   caveat_hash: string | null;
   caveat_context: string | null;
+  /** Epoch milliseconds from which the tuple grants nothing; null when it never expires. */
+  expires_at: number | null;
+}
+
+/** The columns of TupleRow, for SELECT lists. */
+export const TUPLE_COLUMNS = 'resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, caveat_hash, caveat_context, expires_at';
+
+/** Whether a row has expired at `now` (epoch ms): from its expiry instant on, it grants nothing. */
+export function expired(row: { expires_at: number | null }, now: number): boolean {
+  return row.expires_at !== null && row.expires_at <= now;
 }
 
 /** A tuples row as a Tuple. */
@@ -108,11 +121,12 @@ export function rowTuple(row: TupleRow): Tuple {
     tuple.caveat = { name: row.caveat_name, hash: row.caveat_hash };
     if (row.caveat_context !== null) tuple.caveat.context = JSON.parse(row.caveat_context) as Record<string, unknown>;
   }
+  if (row.expires_at !== null) tuple.expiration = new Date(row.expires_at).toISOString().replace('.000Z', 'Z');
   return tuple;
 }
 
 /** A Tuple as named SQL parameters. */
-export function tupleParams(tenant: string, t: Tuple): Record<string, string | null> {
+export function tupleParams(tenant: string, t: Tuple): Record<string, string | number | null> {
   return {
     tenant,
     rt: t.resource.type,
@@ -124,6 +138,7 @@ export function tupleParams(tenant: string, t: Tuple): Record<string, string | n
     cn: t.caveat?.name ?? null,
     ch: t.caveat?.hash ?? null,
     cc: t.caveat?.context === undefined ? null : JSON.stringify(t.caveat.context),
+    exp: t.expiration === undefined ? null : Date.parse(t.expiration),
   };
 }
 

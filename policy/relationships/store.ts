@@ -3,6 +3,8 @@
  * actor, tuple, caveat reference and reason of every change) and import sources, in dataDir/relationships.db (SQLite,
  * WAL, shared by every gateway process). Every write is one immediate transaction that bumps the global revision and
  * the tenant's; readers notice other processes' commits through `PRAGMA data_version`, read on every revision() call.
+ * Expired tuples stay in the table (the engine ignores them from their expiry instant) until collectExpired() deletes
+ * them with a `tuple.delete` change event, as SpiceDB's garbage collection does.
  */
 
 import { createHash } from 'node:crypto';
@@ -14,7 +16,8 @@ import { ImportError, PreconditionFailedError, SchemaConflictError, TupleValidat
 import { compileSchema, type CompiledSchema } from './schema.ts';
 import { appSubject } from '../subjects.ts';
 import * as db from './store-schema.ts';
-import { assertTupleFits, formatTuple, parseTuple, tupleFromJson, tupleProblem, type Tuple } from './tuples.ts';
+import { TUPLE_COLUMNS } from './store-schema.ts';
+import { assertTupleFits, bindCaveat, formatTuple, parseTuple, tupleFromJson, tupleProblem, type Tuple } from './tuples.ts';
 
 /** Who changes something and why; the reason is required, the request id ties it to the gateway's logs. */
 export interface AuditContext {
@@ -90,6 +93,7 @@ export class RelationshipStore {
   private readonly exactRow: Database.Statement;
   private readonly usersetRows: Database.Statement;
   private readonly objectRows: Database.Statement;
+  private readonly relationRowsStmt: Database.Statement;
   private readonly rangeRows: Database.Statement;
   private readonly resourceRowsStmt: Database.Statement;
   private readonly membershipStmt: Database.Statement;
@@ -100,11 +104,12 @@ export class RelationshipStore {
   private constructor(private readonly db: Database.Database) {
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.tenantRow = db.prepare('SELECT revision, schema_revision AS schemaRevision FROM tenant_revisions WHERE tenant = ?');
-    const cols = 'resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, caveat_hash, caveat_context';
+    const cols = TUPLE_COLUMNS;
     const key = 'tenant = ? AND resource_type = ? AND resource_id = ? AND relation = ?';
     this.exactRow = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ? AND subject_type = ? AND subject_id = ?`);
     this.usersetRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation > ''`);
     this.objectRows = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key} AND subject_relation = ''`);
+    this.relationRowsStmt = db.prepare(`SELECT ${cols} FROM tuples WHERE ${key}`);
     this.resourceRowsStmt = db.prepare(`SELECT ${cols} FROM tuples WHERE tenant = ? AND resource_type = ? AND resource_id = ? LIMIT ?`);
     this.membershipStmt = db.prepare(
       `SELECT ${cols} FROM tuples INDEXED BY tuples_reverse
@@ -184,27 +189,31 @@ export class RelationshipStore {
   writeSchema(tenant: string, text: string, audit: AuditContext): string {
     requireReason(audit);
     const schema = compileSchema(text);
+    return this.commit(tenant, audit, (revision, log) => this.storeSchema(tenant, schema, { revision, log, actor: audit.actor }), true);
+  }
+
+  /** Inside a commit: refuses a schema that would strand tuples, stores it and logs it and its caveat changes. */
+  private storeSchema(tenant: string, schema: CompiledSchema, at: { revision: number; log: (entry: LogEntry) => void; actor: string }): void {
     const previous = this.schema(tenant);
-    return this.commit(tenant, audit, (revision, log) => {
-      const bad = this.invalidTuples(tenant, schema);
-      if (bad.total > 0) throw new SchemaConflictError(bad.tuples, bad.total);
-      this.db.prepare('INSERT INTO schemas (tenant, revision, text, actor, written_at) VALUES (?, ?, ?, ?, ?)').run(tenant, revision, text, audit.actor, Date.now());
-      log({ kind: 'schema.write', details: { digest: sha256(text) } });
-      const names = new Set([...schema.caveats.keys(), ...(previous?.caveats.keys() ?? [])]);
-      for (const name of names) {
-        const hash = schema.caveats.get(name)?.hash ?? null;
-        if (hash !== (previous?.caveats.get(name)?.hash ?? null)) log({ kind: 'caveat.write', caveat: { name, hash } });
-      }
-    }, true);
+    const bad = this.invalidTuples(tenant, schema);
+    if (bad.total > 0) throw new SchemaConflictError(bad.tuples, bad.total);
+    this.db.prepare('INSERT INTO schemas (tenant, revision, text, actor, written_at) VALUES (?, ?, ?, ?, ?)').run(tenant, at.revision, schema.text, at.actor, Date.now());
+    at.log({ kind: 'schema.write', details: { digest: sha256(schema.text) } });
+    const names = new Set([...schema.caveats.keys(), ...(previous?.caveats.keys() ?? [])]);
+    for (const name of names) {
+      const hash = schema.caveats.get(name)?.hash ?? null;
+      if (hash !== (previous?.caveats.get(name)?.hash ?? null)) at.log({ kind: 'caveat.write', caveat: { name, hash } });
+    }
   }
 
   private invalidTuples(tenant: string, schema: CompiledSchema): { tuples: string[]; total: number } {
     const shapes = this.db
       .prepare(
-        `SELECT resource_type, relation, subject_type, subject_relation, subject_id = '*' AS wildcard, caveat_name, count(*) AS n
-         FROM tuples WHERE tenant = ? GROUP BY 1, 2, 3, 4, 5, 6`,
+        `SELECT resource_type, relation, subject_type, subject_relation, subject_id = '*' AS wildcard, caveat_name,
+           expires_at IS NOT NULL AS expiring, count(*) AS n
+         FROM tuples WHERE tenant = ? GROUP BY 1, 2, 3, 4, 5, 6, 7`,
       )
-      .all(tenant) as Array<{ resource_type: string; relation: string; subject_type: string; subject_relation: string; wildcard: number; caveat_name: string | null; n: number }>;
+      .all(tenant) as Array<{ resource_type: string; relation: string; subject_type: string; subject_relation: string; wildcard: number; caveat_name: string | null; expiring: number; n: number }>;
     const tuples: string[] = [];
     let total = 0;
     for (const s of shapes) {
@@ -212,15 +221,16 @@ export class RelationshipStore {
       if (s.subject_relation !== '') probe.subject.relation = s.subject_relation;
       const caveat = s.caveat_name === null ? undefined : schema.caveats.get(s.caveat_name);
       if (s.caveat_name !== null) probe.caveat = { name: s.caveat_name, hash: caveat?.hash ?? '0000000000000000' };
+      if (s.expiring) probe.expiration = '2000-01-01T00:00:00Z';
       if (tupleProblem(schema, probe) === undefined) continue;
       total += s.n;
       if (tuples.length >= 100) continue;
       const rows = this.db
         .prepare(
           `SELECT * FROM tuples WHERE tenant = ? AND resource_type = ? AND relation = ? AND subject_type = ? AND subject_relation = ?
-             AND (subject_id = '*') = ? AND caveat_name IS ? LIMIT ?`,
+             AND (subject_id = '*') = ? AND caveat_name IS ? AND (expires_at IS NOT NULL) = ? LIMIT ?`,
         )
-        .all(tenant, s.resource_type, s.relation, s.subject_type, s.subject_relation, s.wildcard, s.caveat_name, 100 - tuples.length) as Row[];
+        .all(tenant, s.resource_type, s.relation, s.subject_type, s.subject_relation, s.wildcard, s.caveat_name, s.expiring, 100 - tuples.length) as Row[];
       tuples.push(...rows.map((r) => formatTuple(db.rowTuple(r))));
     }
     return { tuples, total };
@@ -236,23 +246,27 @@ export class RelationshipStore {
     const keys = new Set<string>();
     for (const u of parsed) {
       if (!['create', 'touch', 'delete'].includes(u.op)) throw new InvalidInputError(`unknown update operation ${String(u.op)}`);
-      const key = formatTuple({ ...u.tuple, caveat: undefined });
+      const key = identity(u.tuple);
       if (keys.has(key)) throw new InvalidInputError(`tuple ${key} appears twice in one batch`);
       keys.add(key);
     }
     return this.commit(tenant, options, (revision, log) => {
       const schema = this.schema(tenant);
       if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
-      for (const u of parsed) if (u.op !== 'delete') assertTupleFits(schema, u.tuple);
+      const bound = parsed.map((u) => (u.op === 'delete' ? u : { op: u.op, tuple: bindCaveat(schema, u.tuple) }));
+      for (const u of bound) if (u.op !== 'delete') assertTupleFits(schema, u.tuple);
       // The writer is authorised first: a refused writer learns nothing from the preconditions.
-      options.guard?.(parsed, schema);
-      for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p);
-      for (const u of parsed) {
+      options.guard?.(bound, schema);
+      const now = Date.now();
+      for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p, now);
+      for (const u of bound) {
         const params = { ...db.tupleParams(tenant, u.tuple), rev: revision };
         if (u.op === 'delete') {
           this.db.prepare(DELETE_TUPLE).run(params);
         } else if (u.op === 'create') {
-          if (this.db.prepare(`SELECT 1 FROM tuples WHERE ${KEY}`).get(params)) throw new PreconditionFailedError(`tuple ${formatTuple(u.tuple)} already exists`);
+          // An expired tuple no longer exists (SpiceDB): creating over it replaces it.
+          const existing = this.db.prepare(`SELECT expires_at FROM tuples WHERE ${KEY}`).get(params) as { expires_at: number | null } | undefined;
+          if (existing && !db.expired(existing, now)) throw new PreconditionFailedError(`tuple ${formatTuple(u.tuple)} already exists`);
           this.db.prepare(UPSERT_TUPLE).run(params);
         } else this.db.prepare(UPSERT_TUPLE).run(params);
         // A guarded (application) write hangs from its writer: purgeWrittenBy finds it by this mark.
@@ -261,30 +275,33 @@ export class RelationshipStore {
     });
   }
 
-  private checkPrecondition(tenant: string, p: Precondition): void {
+  private checkPrecondition(tenant: string, p: Precondition, now: number): void {
     const f = p.filter;
-    const clauses = ['tenant = @tenant', 'resource_type = @resourceType'];
+    const clauses = ['tenant = @tenant', 'resource_type = @resourceType', LIVE];
     for (const [field, column] of FILTER_COLUMNS) if (f[field] !== undefined) clauses.push(`${column} = @${field}`);
-    const found = this.db.prepare(`SELECT 1 FROM tuples WHERE ${clauses.join(' AND ')} LIMIT 1`).get({ ...f, tenant }) !== undefined;
+    const found = this.db.prepare(`SELECT 1 FROM tuples WHERE ${clauses.join(' AND ')} LIMIT 1`).get({ ...pick(f), tenant, now }) !== undefined;
     if (found !== (p.op === 'must_exist')) throw new PreconditionFailedError(`precondition ${p.op} failed for ${JSON.stringify(f)}`);
   }
 
   /**
-   * Imports a text of tuples (one per line, `#` comments and blank lines ignored) as touches in one batch. Every line
-   * is validated first; any bad line refuses the whole import (ImportError lists the line numbers). An accepted import
-   * leaves an import source record (who, when, sha256 of the text, count).
+   * Imports a text of tuples (one per line, `#` and `//` comments and blank lines ignored) as touches in one batch.
+   * Every line is validated first; any bad line refuses the whole import (ImportError lists the line numbers). With
+   * `schema`, that schema is written in the same transaction first (a restore): the tuples are validated against it,
+   * and a schema that would strand existing tuples refuses everything. An accepted import leaves an import source
+   * record (who, when, sha256 of `source` or of the text, count).
    */
-  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+  importTuples(tenant: string, text: string, options: AuditContext & { name?: string; schema?: string; source?: string }): ImportSource {
     requireReason(options);
-    const schema = this.schema(tenant);
+    const current = this.schema(tenant);
+    const schema = options.schema !== undefined ? compileSchema(options.schema) : current;
     if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
     const tuples: Tuple[] = [];
     const bad: Array<{ line: number; error: string }> = [];
     text.split(/\r?\n/).forEach((raw, index) => {
       const line = raw.trim();
-      if (line === '' || line.startsWith('#')) return;
+      if (line === '' || line.startsWith('#') || line.startsWith('//')) return;
       try {
-        const tuple = parseTuple(line);
+        const tuple = bindCaveat(schema, parseTuple(line));
         assertTupleFits(schema, tuple);
         tuples.push(tuple);
       } catch (error) {
@@ -292,10 +309,12 @@ export class RelationshipStore {
       }
     });
     if (bad.length > 0) throw new ImportError(bad);
-    const digest = sha256(text);
+    const digest = sha256(options.source ?? text);
+    const writesSchema = options.schema !== undefined && options.schema !== current?.text;
     let id = 0;
     const token = this.commit(tenant, options, (revision, log) => {
-      if (this.schema(tenant)?.text !== schema.text) throw new PreconditionFailedError('the schema changed during the import; retry');
+      if (this.schema(tenant)?.text !== current?.text) throw new PreconditionFailedError('the schema changed during the import; retry');
+      if (writesSchema) this.storeSchema(tenant, schema, { revision, log, actor: options.actor });
       const upsert = this.db.prepare(UPSERT_TUPLE);
       for (const tuple of tuples) {
         upsert.run({ ...db.tupleParams(tenant, tuple), rev: revision });
@@ -306,8 +325,52 @@ export class RelationshipStore {
           .prepare('INSERT INTO import_sources (tenant, revision, name, digest, count, actor, reason, request_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
           .run(tenant, revision, options.name ?? '', digest, tuples.length, options.actor, options.reason, options.requestId ?? null, Date.now()).lastInsertRowid,
       );
-    });
+    }, writesSchema);
     return this.importSources(tenant).find((s) => s.id === id) ?? { id, revision: token, name: '', digest, count: tuples.length, actor: options.actor, reason: options.reason, at: '' };
+  }
+
+  /**
+   * The tenant's schema text and the tuples that still grant (unexpired, caveats on their current definition), in
+   * key order, for a backup; `skipped` counts the tuples left out because they grant nothing.
+   */
+  exportTenant(tenant: string, now = Date.now()): { schema: string; tuples: Tuple[]; skipped: number } {
+    const schema = this.schema(tenant);
+    if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
+    const tuples: Tuple[] = [];
+    let skipped = 0;
+    for (const row of this.db.prepare(`SELECT ${TUPLE_COLUMNS} FROM tuples WHERE tenant = ? ORDER BY resource_type, resource_id, relation, subject_relation, subject_type, subject_id`).iterate(tenant) as Iterable<Row>) {
+      const stale = row.caveat_name !== null && schema.caveats.get(row.caveat_name)?.hash !== row.caveat_hash;
+      if (stale || db.expired(row, now)) skipped++;
+      else tuples.push(db.rowTuple(row));
+    }
+    return { schema: schema.text, tuples, skipped };
+  }
+
+  /**
+   * Deletes the tuples that expired at or before `before` (epoch ms, now by default), each as a `tuple.delete` change
+   * event of actor `anvil:gc` and reason `expired`, so watchers see the removal; returns how many went. A tuple
+   * re-written with a later expiry in the meantime stays.
+   */
+  collectExpired(options: { before?: number; limit?: number } = {}): number {
+    const before = options.before ?? Date.now();
+    const rows = this.db
+      .prepare(`SELECT tenant, ${TUPLE_COLUMNS} FROM tuples INDEXED BY tuples_expiry WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`)
+      .all(before, options.limit ?? 10_000) as Array<Row & { tenant: string }>;
+    const byTenant = new Map<string, Row[]>();
+    for (const row of rows) byTenant.set(row.tenant, [...(byTenant.get(row.tenant) ?? []), row]);
+    let removed = 0;
+    for (const [tenant, expired] of byTenant) {
+      this.commit(tenant, { actor: 'anvil:gc', reason: 'expired' }, (revision, log) => {
+        const remove = this.db.prepare(`${DELETE_TUPLE} AND expires_at <= @before`);
+        for (const row of expired) {
+          const tuple = db.rowTuple(row);
+          if (remove.run({ ...db.tupleParams(tenant, tuple), before }).changes === 0) continue;
+          removed++;
+          log({ kind: 'tuple.delete', tuple });
+        }
+      });
+    }
+    return removed;
   }
 
   /** The tenant's import records, oldest first. */
@@ -467,12 +530,17 @@ export class RelationshipStore {
     return out;
   }
 
-  /** Tuples matching a filter (forward index), up to `limit`. */
+  /** Unexpired tuples matching a filter (forward index), up to `limit`. */
   readTuples(tenant: string, filter: TupleFilter, limit = 1000): Tuple[] {
-    const clauses = ['tenant = @tenant', 'resource_type = @resourceType'];
+    const clauses = ['tenant = @tenant', 'resource_type = @resourceType', LIVE];
     for (const [field, column] of FILTER_COLUMNS) if (filter[field] !== undefined) clauses.push(`${column} = @${field}`);
-    const rows = this.db.prepare(`SELECT * FROM tuples WHERE ${clauses.join(' AND ')} LIMIT @limit`).all({ ...filter, tenant, limit }) as Row[];
+    const rows = this.db.prepare(`SELECT * FROM tuples WHERE ${clauses.join(' AND ')} LIMIT @limit`).all({ ...pick(filter), tenant, limit, now: Date.now() }) as Row[];
     return rows.map(db.rowTuple);
+  }
+
+  /** Every tuple of (resource, relation), usersets and objects alike: what an arrow walks. */
+  relationRows(tenant: string, resource: { type: string; id: string }, relation: string): Row[] {
+    return this.relationRowsStmt.all(tenant, resource.type, resource.id, relation) as Row[];
   }
 
   /** Runs `fn` inside one read transaction, so a multi-query evaluation sees one snapshot. */
@@ -484,11 +552,14 @@ export class RelationshipStore {
 type LogEntry = { kind: ChangeEvent['kind']; tuple?: Tuple; caveat?: { name: string; hash: string | null }; details?: Record<string, unknown> };
 type ChangelogRow = { revision: number; kind: string; tuple: string | null; caveat_name: string | null; caveat_hash: string | null; request_id: string | null; actor: string; reason: string; at: number };
 
+/** Unexpired at @now (epoch ms). */
+const LIVE = '(expires_at IS NULL OR expires_at > @now)';
 const KEY = 'tenant = @tenant AND resource_type = @rt AND resource_id = @rid AND relation = @rel AND subject_relation = @srel AND subject_type = @st AND subject_id = @sid';
 const DELETE_TUPLE = `DELETE FROM tuples WHERE ${KEY}`;
-const UPSERT_TUPLE = `INSERT INTO tuples (tenant, resource_type, resource_id, relation, subject_relation, subject_type, subject_id, caveat_name, caveat_hash, caveat_context, created_revision)
-  VALUES (@tenant, @rt, @rid, @rel, @srel, @st, @sid, @cn, @ch, @cc, @rev)
-  ON CONFLICT DO UPDATE SET caveat_name = excluded.caveat_name, caveat_hash = excluded.caveat_hash, caveat_context = excluded.caveat_context, created_revision = excluded.created_revision`;
+const UPSERT_TUPLE = `INSERT INTO tuples (tenant, resource_type, resource_id, relation, subject_relation, subject_type, subject_id, caveat_name, caveat_hash, caveat_context, expires_at, created_revision)
+  VALUES (@tenant, @rt, @rid, @rel, @srel, @st, @sid, @cn, @ch, @cc, @exp, @rev)
+  ON CONFLICT DO UPDATE SET caveat_name = excluded.caveat_name, caveat_hash = excluded.caveat_hash, caveat_context = excluded.caveat_context,
+    expires_at = excluded.expires_at, created_revision = excluded.created_revision`;
 const FILTER_COLUMNS: Array<[keyof TupleFilter, string]> = [
   ['resourceId', 'resource_id'],
   ['relation', 'relation'],
@@ -496,6 +567,17 @@ const FILTER_COLUMNS: Array<[keyof TupleFilter, string]> = [
   ['subjectId', 'subject_id'],
   ['subjectRelation', 'subject_relation'],
 ];
+
+/** A tuple's identity: everything but its caveat and expiry (a batch may not name one twice; SpiceDB's rule). */
+function identity(t: Tuple): string {
+  return formatTuple({ resource: t.resource, relation: t.relation, subject: t.subject });
+}
+
+/** Only the filter's own fields, so a caller cannot smuggle other SQL parameters in. */
+function pick(f: TupleFilter): Partial<TupleFilter> {
+  const fields: Array<keyof TupleFilter> = ['resourceType', ...FILTER_COLUMNS.map(([field]) => field)];
+  return Object.fromEntries(fields.map((field) => [field, f[field]]).filter(([, v]) => v !== undefined));
+}
 
 function requireReason(audit: AuditContext): void {
   if (typeof audit.actor !== 'string' || audit.actor.trim() === '') throw new InvalidInputError('a write needs an actor');

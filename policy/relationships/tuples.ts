@@ -1,12 +1,18 @@
 /**
  * Tuples and their two wire forms, and their validation against a schema.
  *
- * String form: `type:id#relation@subject_type:subject_id[#subject_relation]`, optionally followed by a caveat
- * `[name:hash]` or `[name:hash:{"json":"object"}]`, e.g. `object:photos/a%20b.jpg#reader@user:amy[ip_allowlist:
- * a07946243f735a2f:{"allowed":["10.0.0.1"]}]`. Ids percent-encode (UTF-8, uppercase hex) `%`, `#`, `@`, `:`, `[`,
- * `]`, `*`, whitespace and control characters; everything else, `/` and non-ASCII letters included, is written raw.
- * A raw `*` as the whole subject id is the wildcard; `%2A` is a literal id "*". Names are `[A-Za-z_][A-Za-z0-9_]*`.
- * JSON form: `{resource:{type,id}, relation, subject:{type,id,relation?}, caveat?:{name,hash,context?}}`, raw ids.
+ * String form (SpiceDB's, https://authzed.com/docs/spicedb/concepts/relationships, with one extension):
+ * `type:id#relation@subject_type:subject_id[#subject_relation]`, then optionally a caveat and then an expiry:
+ * `[name]`, `[name:{"json":"object"}]` (SpiceDB's forms, bound to the caveat's current definition when written) or
+ * `[name:hash]`, `[name:hash:{"json":"object"}]` (this gateway's form, naming the definition it was written
+ * against), followed by `[expiration:2026-12-31T00:00:00Z]` (RFC 3339). E.g. `object:photos/a%20b.jpg#reader@user:
+ * amy[ip_allowlist:a07946243f735a2f:{"allowed":["10.0.0.0/8"]}][expiration:2026-12-31T00:00:00Z]`. Ids
+ * percent-encode (UTF-8, uppercase hex) `%`, `#`, `@`, `:`, `[`, `]`, `*`, whitespace and control characters;
+ * everything else, `/` and non-ASCII letters included, is written raw. A raw `*` as the whole subject id is the
+ * wildcard; `%2A` is a literal id "*". Relation names are `[A-Za-z_][A-Za-z0-9_]*`; type and caveat names may carry
+ * namespace prefixes (`acme/document`).
+ * JSON form: `{resource:{type,id}, relation, subject:{type,id,relation?}, caveat?:{name,hash?,context?},
+ * expiration?: "RFC 3339"}`, raw ids.
  * A namespace label is data only: a tuple about `bucket:x` creates no bucket and grants nothing outside the engine.
  */
 
@@ -26,22 +32,42 @@ export interface SubjectRef extends ObjectRef {
   relation?: string;
 }
 
-/** The caveat a tuple carries: its name, the hash of the definition it was written against, and fixed context. */
+/**
+ * The caveat a tuple carries: its name, the hash of the definition it was written against (absent in SpiceDB's form
+ * until a write binds it to the current definition), and fixed context.
+ */
 export interface CaveatRef {
   name: string;
-  hash: string;
+  hash?: string;
   context?: Record<string, unknown>;
 }
 
-/** One relationship. */
+/** One relationship; `expiration` (RFC 3339, UTC) is the instant from which it grants nothing. */
 export interface Tuple {
   resource: ObjectRef;
   relation: string;
   subject: SubjectRef;
   caveat?: CaveatRef;
+  expiration?: string;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const QUALIFIED = /^(?:[A-Za-z_][A-Za-z0-9_]{0,63}\/){0,7}[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const EXPIRATION_SUFFIX = /\[expiration:([^\]]*)\]$/;
+// RFC 3339 with a zone, as SpiceDB's tuple parser reads it.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Normalizes an RFC 3339 instant to UTC (`2026-12-31T00:00:00Z`, milliseconds only when present); throws otherwise. */
+export function normalizeExpiration(text: string): string {
+  const date = RFC3339.test(text) ? new Date(text) : undefined;
+  if (!date || Number.isNaN(date.getTime())) throw new TupleValidationError(`expiration "${text}" must be an RFC 3339 time such as 2026-12-31T00:00:00Z`);
+  return date.toISOString().replace('.000Z', 'Z');
+}
+
+/** The expiry of a tuple in epoch milliseconds, or null when it never expires. */
+export function expiresAt(t: Tuple): number | null {
+  return t.expiration === undefined ? null : Date.parse(t.expiration);
+}
 const ESCAPED = /[%#@:[\]*\s\u0000-\u001f\u007f-\u009f]/gu;
 const MAX_ID = 4096;
 
@@ -75,22 +101,30 @@ export function formatObject(o: ObjectRef): string {
 export function parseSubject(text: string): SubjectRef {
   const colon = text.indexOf(':');
   if (colon < 0) throw new TupleValidationError(`subject "${text}" must be type:id`);
-  const type = name(text.slice(0, colon), 'subject type');
+  const type = qualified(text.slice(0, colon), 'subject type');
   const rest = text.slice(colon + 1);
   const hash = rest.indexOf('#');
   const rawId = hash < 0 ? rest : rest.slice(0, hash);
   const id = rawId === '*' ? '*' : checkId(unescapeId(rawId));
-  return hash < 0 ? { type, id } : { type, id, relation: name(rest.slice(hash + 1), 'subject relation') };
+  // SpiceDB writes a plain subject's (empty) relation as `...`, the ellipsis.
+  if (hash < 0 || rest.slice(hash + 1) === '...') return { type, id };
+  return { type, id, relation: name(rest.slice(hash + 1), 'subject relation') };
 }
 
 /** Parses the string form (see the file comment). */
 export function parseTuple(text: string): Tuple {
-  const line = text.trim();
+  let line = text.trim();
+  let expiration: string | undefined;
+  const expiry = EXPIRATION_SUFFIX.exec(line);
+  if (expiry) {
+    expiration = normalizeExpiration(expiry[1] as string);
+    line = line.slice(0, expiry.index);
+  }
   let main = line;
   let caveat: CaveatRef | undefined;
   const open = line.indexOf('[');
   if (open >= 0) {
-    if (!line.endsWith(']')) throw new TupleValidationError('caveat must be written [name:hash] or [name:hash:{...}] at the end');
+    if (!line.endsWith(']')) throw new TupleValidationError('a caveat is written [name], [name:{...}], [name:hash] or [name:hash:{...}], before any [expiration:...]');
     main = line.slice(0, open);
     caveat = parseCaveatRef(line.slice(open + 1, -1));
   }
@@ -102,23 +136,30 @@ export function parseTuple(text: string): Tuple {
   if (colon < 0 || hash < colon) throw new TupleValidationError(`tuple "${text}" must start with type:id#relation`);
   const rawId = left.slice(colon + 1, hash);
   const tuple: Tuple = {
-    resource: { type: name(left.slice(0, colon), 'resource type'), id: checkId(unescapeId(rawId)) },
+    resource: { type: qualified(left.slice(0, colon), 'resource type'), id: checkId(unescapeId(rawId)) },
     relation: name(left.slice(hash + 1), 'relation'),
     subject: parseSubject(main.slice(at + 1)),
   };
   if (caveat) tuple.caveat = caveat;
+  if (expiration !== undefined) tuple.expiration = expiration;
   return tuple;
 }
 
+/** `name`, `name:{ctx}` (SpiceDB), `name:hash` or `name:hash:{ctx}`. */
 function parseCaveatRef(inner: string): CaveatRef {
   const first = inner.indexOf(':');
-  if (first < 0) throw new TupleValidationError('caveat must be [name:hash]');
-  const second = inner.indexOf(':', first + 1);
-  const ref: CaveatRef = { name: name(inner.slice(0, first), 'caveat name'), hash: inner.slice(first + 1, second < 0 ? undefined : second) };
-  if (second >= 0) {
+  const ref: CaveatRef = { name: qualified(first < 0 ? inner : inner.slice(0, first), 'caveat name') };
+  if (first < 0) return ref;
+  let rest = inner.slice(first + 1);
+  if (!rest.startsWith('{')) {
+    const second = rest.indexOf(':');
+    ref.hash = second < 0 ? rest : rest.slice(0, second);
+    rest = second < 0 ? '' : rest.slice(second + 1);
+  }
+  if (rest !== '') {
     let context: unknown;
     try {
-      context = JSON.parse(inner.slice(second + 1));
+      context = JSON.parse(rest);
     } catch {
       throw new TupleValidationError('caveat context must be a JSON object');
     }
@@ -128,7 +169,7 @@ function parseCaveatRef(inner: string): CaveatRef {
 }
 
 function checkCaveatRef(ref: CaveatRef): CaveatRef {
-  if (!/^[0-9a-f]{16}$/.test(ref.hash)) throw new TupleValidationError('caveat hash must be 16 lowercase hex characters');
+  if (ref.hash !== undefined && !/^[0-9a-f]{16}$/.test(ref.hash)) throw new TupleValidationError('caveat hash must be 16 lowercase hex characters');
   const c = ref.context;
   if (c !== undefined && (c === null || typeof c !== 'object' || Array.isArray(c))) throw new TupleValidationError('caveat context must be a JSON object');
   return ref;
@@ -136,13 +177,27 @@ function checkCaveatRef(ref: CaveatRef): CaveatRef {
 
 /** Formats a tuple in the string form; parseTuple(formatTuple(t)) deep-equals t. */
 export function formatTuple(t: Tuple): string {
-  const caveat = t.caveat ? `[${t.caveat.name}:${t.caveat.hash}${t.caveat.context ? `:${JSON.stringify(t.caveat.context)}` : ''}]` : '';
-  return `${formatObject(t.resource)}#${t.relation}@${formatSubject(t.subject)}${caveat}`;
+  return format(t, false);
+}
+
+/** Formats a tuple exactly as SpiceDB and zed read and write it: the caveat hash is left out. */
+export function formatSpiceDbTuple(t: Tuple): string {
+  return format(t, true);
+}
+
+function format(t: Tuple, spicedb: boolean): string {
+  let caveat = '';
+  if (t.caveat) {
+    const hash = t.caveat.hash !== undefined && !spicedb ? `:${t.caveat.hash}` : '';
+    caveat = `[${t.caveat.name}${hash}${t.caveat.context ? `:${JSON.stringify(t.caveat.context)}` : ''}]`;
+  }
+  const expiration = t.expiration !== undefined ? `[expiration:${t.expiration}]` : '';
+  return `${formatObject(t.resource)}#${t.relation}@${formatSubject(t.subject)}${caveat}${expiration}`;
 }
 
 /** Reads the JSON form (raw ids), copying only the known fields. */
 export function tupleFromJson(value: unknown): Tuple {
-  const v = value as { resource?: ObjectRef; relation?: string; subject?: SubjectRef; caveat?: CaveatRef } | null;
+  const v = value as { resource?: ObjectRef; relation?: string; subject?: SubjectRef; caveat?: CaveatRef; expiration?: unknown } | null;
   if (typeof v !== 'object' || v === null || typeof v.resource !== 'object' || typeof v.subject !== 'object' || v.resource === null || v.subject === null) {
     throw new TupleValidationError('tuple must be {resource:{type,id}, relation, subject:{type,id,relation?}, caveat?}');
   }
@@ -151,17 +206,20 @@ export function tupleFromJson(value: unknown): Tuple {
     return x;
   };
   const tuple: Tuple = {
-    resource: { type: name(str(v.resource.type, 'resource.type'), 'resource type'), id: checkId(str(v.resource.id, 'resource.id')) },
+    resource: { type: qualified(str(v.resource.type, 'resource.type'), 'resource type'), id: checkId(str(v.resource.id, 'resource.id')) },
     relation: name(str(v.relation, 'relation'), 'relation'),
-    subject: { type: name(str(v.subject.type, 'subject.type'), 'subject type'), id: checkId(str(v.subject.id, 'subject.id')) },
+    subject: { type: qualified(str(v.subject.type, 'subject.type'), 'subject type'), id: checkId(str(v.subject.id, 'subject.id')) },
   };
   if (v.subject.relation !== undefined) tuple.subject.relation = name(str(v.subject.relation, 'subject.relation'), 'subject relation');
   if (v.caveat !== undefined) {
     const c = v.caveat as CaveatRef;
-    const ref: CaveatRef = { name: name(str(c.name, 'caveat.name'), 'caveat name'), hash: str(c.hash, 'caveat.hash') };
+    if (typeof c !== 'object' || c === null) throw new TupleValidationError('caveat must be {name, hash?, context?}');
+    const ref: CaveatRef = { name: qualified(str(c.name, 'caveat.name'), 'caveat name') };
+    if (c.hash !== undefined) ref.hash = str(c.hash, 'caveat.hash');
     if (c.context !== undefined) ref.context = c.context;
     tuple.caveat = checkCaveatRef(ref);
   }
+  if (v.expiration !== undefined) tuple.expiration = normalizeExpiration(str(v.expiration, 'expiration'));
   return tuple;
 }
 
@@ -172,6 +230,12 @@ export function tupleToJson(t: Tuple): Tuple {
 
 function name(text: string, what: string): string {
   if (!NAME.test(text)) throw new TupleValidationError(`${what} "${text}" must match [A-Za-z_][A-Za-z0-9_]*`);
+  return text;
+}
+
+/** A type or caveat name, optionally with namespace prefixes: `acme/document`. */
+function qualified(text: string, what: string): string {
+  if (!QUALIFIED.test(text)) throw new TupleValidationError(`${what} "${text}" must be a name ([A-Za-z_][A-Za-z0-9_]*), optionally prefixed: acme/name`);
   return text;
 }
 
@@ -192,15 +256,21 @@ export function tupleProblem(schema: CompiledSchema, t: Tuple): string | undefin
   }
   const s = t.subject;
   const wildcard = s.id === '*' && s.relation === undefined;
-  const shapes = allowed.filter((a) => a.type === s.type && !!a.wildcard === wildcard && a.relation === s.relation);
-  if (shapes.length === 0) {
+  const bases = allowed.filter((a) => a.type === s.type && !!a.wildcard === wildcard && a.relation === s.relation);
+  const where = `${t.resource.type}#${t.relation}`;
+  if (bases.length === 0) {
     const label = `${s.type}${wildcard ? ':*' : ''}${s.relation !== undefined ? `#${s.relation}` : ''}`;
-    return `subject ${label} not allowed on ${t.resource.type}#${t.relation} (allowed: ${allowed.map(subjectTypeLabel).join(' | ')})`;
+    return `subject ${label} not allowed on ${where} (allowed: ${allowed.map(subjectTypeLabel).join(' | ')})`;
   }
-  if (!t.caveat) return shapes.some((a) => a.caveat === undefined) ? undefined : `${t.resource.type}#${t.relation} requires a caveat for ${s.type}`;
-  if (!shapes.some((a) => a.caveat === t.caveat?.name)) return `caveat ${t.caveat.name} not allowed for ${s.type} on ${t.resource.type}#${t.relation}`;
+  // SpiceDB: a tuple with an expiry matches only `with expiration` subject types, and one without only the others.
+  const expiring = t.expiration !== undefined;
+  const shapes = bases.filter((a) => !!a.expiration === expiring);
+  if (shapes.length === 0) return expiring ? `${where} does not allow expiration for ${s.type} (no "with expiration")` : `${where} requires an expiration for ${s.type}`;
+  if (!t.caveat) return shapes.some((a) => a.caveat === undefined) ? undefined : `${where} requires a caveat for ${s.type}`;
+  if (!shapes.some((a) => a.caveat === t.caveat?.name)) return `caveat ${t.caveat.name} not allowed for ${s.type} on ${where}`;
   const caveat = schema.caveats.get(t.caveat.name);
   if (!caveat) return `unknown caveat "${t.caveat.name}"`;
+  if (t.caveat.hash === undefined) return `caveat ${t.caveat.name} names no definition hash`;
   if (caveat.hash !== t.caveat.hash) return 'invalid caveat hash';
   for (const [key, value] of Object.entries(t.caveat.context ?? {})) {
     if ((REQUEST_CONTEXT_PARAMS as readonly string[]).includes(key)) return `caveat context may not set ${key}; the request supplies it`;
@@ -212,6 +282,16 @@ export function tupleProblem(schema: CompiledSchema, t: Tuple): string | undefin
     }
   }
   return undefined;
+}
+
+/**
+ * The tuple with its caveat bound to the schema's current definition when it names none (SpiceDB's form); a tuple
+ * that already names a hash is returned as is, so a stale hash still fails closed.
+ */
+export function bindCaveat(schema: CompiledSchema, t: Tuple): Tuple {
+  if (!t.caveat || t.caveat.hash !== undefined) return t;
+  const hash = schema.caveats.get(t.caveat.name)?.hash;
+  return hash === undefined ? t : { ...t, caveat: { ...t.caveat, hash } };
 }
 
 /** Throws TupleValidationError when a tuple does not fit the schema. */

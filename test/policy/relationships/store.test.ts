@@ -15,6 +15,7 @@ import {
   SchemaConflictError,
   SchemaValidationError,
   tupleFromJson,
+  formatSpiceDbTuple,
   TupleValidationError,
   type Tuple,
 } from '../../../policy/relationships/index.ts';
@@ -44,19 +45,55 @@ test('schema validation names each kind of error', (t) => {
   t.regex(errorsOf('definition a { relation r: a#zz }').join(), /unknown relation "a#zz"/);
   t.regex(errorsOf('definition a { relation r: a\n permission p = q }').join(), /unknown relation or permission "q"/);
   t.regex(errorsOf('definition a { relation r: a\n permission x = r\n permission p = x->r }').join(), /arrow over "x", which is a permission/);
-  t.regex(errorsOf('definition a { relation r: a\n permission p = r & p }').join(), /a#p: recursion without a base case/);
+  t.regex(errorsOf('definition a { relation r: a | a:*\n permission p = r->r }').join(), /walks a#r, which includes wildcard type a:\*; arrows cannot walk wildcards/);
+  t.regex(errorsOf('definition u {} definition g { relation m: u:* } definition a { relation r: g#m }').join(), /includes wildcard type u:\*; wildcards cannot be included transitively/);
+  t.regex(errorsOf('definition u {} definition a { relation r: u | u }').join(), /duplicate allowed subject type "u"/);
+  t.regex(errorsOf('definition u {} definition a { relation r: u with expiration }').join(), /unknown caveat "expiration"/);
+  t.regex(errorsOf('use typechecking\ndefinition u {}').join(), /unsupported feature "use typechecking"/);
+  t.regex(errorsOf('definition u {}\nuse expiration').join(), /must come before every definition/);
+  t.regex(errorsOf('definition u {} definition a { relation r: u\n permission p = r.some(x) }').join(), /unknown arrow function "some"/);
+  // What SpiceDB only warns about is accepted with a warning, as `zed validate` does.
+  t.regex(compileSchema('definition a { relation r: a\n permission p = r & p }').warnings.join(), /a#p: recursion without a base case/);
+  t.regex(compileSchema('definition u {} definition a { relation r: u\n permission p = r->zz }').warnings.join(), /no subject type of r has "zz"/);
   t.regex(errorsOf('definition a { relation r: a with c }').join(), /unknown caveat "c"/);
   t.regex(errorsOf('caveat c(n int) { n > "x" }').join(), /type error: .*overload/);
   t.regex(errorsOf('caveat c(n int) { m > 1 }').join(), /unknown identifier "m"/);
   t.regex(errorsOf('caveat c(n frob) { n }').join(), /unknown type frob/);
   t.regex(errorsOf('definition a { relation r: a\n /* unterminated').join(), /unterminated comment/);
   t.deepEqual(errorsOf(DEFAULT_OBJECT_SCHEMA), []);
+  t.deepEqual(compileSchema(DEFAULT_OBJECT_SCHEMA).warnings, []);
+});
+
+test('the parser reads prefixes, use expiration, caveat-and-expiration subject types and arrow functions', (t) => {
+  const schema = compileSchema(`use expiration
+    caveat acme/ok(n int) { n > 1 }
+    definition acme/user {}
+    definition acme/team { relation member: acme/user | acme/user with expiration | acme/user with acme/ok and expiration }
+    definition acme/doc {
+      relation team: acme/team
+      permission any = team.any(member)
+      permission arrow = team->member
+      permission all = team.all(member)
+    }`);
+  t.true(schema.useExpiration);
+  t.deepEqual(schema.definitions.get('acme/team')?.relations.get('member'), [
+    { type: 'acme/user' },
+    { type: 'acme/user', expiration: true },
+    { type: 'acme/user', caveat: 'acme/ok', expiration: true },
+  ]);
+  const doc = schema.definitions.get('acme/doc')!;
+  t.deepEqual(doc.permissions.get('any'), doc.permissions.get('arrow'));
+  t.deepEqual(doc.permissions.get('all'), { kind: 'arrow', relation: 'team', target: 'member', all: true });
+  // Without `use expiration`, "expiration" is an ordinary caveat name, as in SpiceDB.
+  const plain = compileSchema('definition u {} caveat expiration(n int) { n > 1 } definition d { relation r: u with expiration }');
+  t.deepEqual(plain.definitions.get('d')?.relations.get('r'), [{ type: 'u', caveat: 'expiration' }]);
 });
 
 test('a schema change that would strand tuples is refused and lists them', (t) => {
   const { rel } = setup(t);
   rel.write('acme', [{ op: 'touch', tuple: 'bucket:b#reader@user:*' }, { op: 'touch', tuple: 'bucket:b#owner@user:amy' }], AUDIT);
   const narrowed = DEFAULT_OBJECT_SCHEMA.replace('relation reader: user | app | user:* | group#member | user with ip_allowlist', 'relation reader: user | app | group#member | user with ip_allowlist');
+  t.not(narrowed, DEFAULT_OBJECT_SCHEMA);
   const error = t.throws(() => rel.writeSchema('acme', narrowed, AUDIT), { instanceOf: SchemaConflictError }) as SchemaConflictError;
   t.deepEqual(error.tuples, ['bucket:b#reader@user:*']);
   t.is(error.total, 1);
@@ -72,7 +109,7 @@ test('schemaDiff reports widened and narrowed permissions with subject types', (
   t.true(diff.permissions.find((p) => p.permission === 'object#delete')?.grantedBy.includes('bucket#owner'));
   const back = schemaDiff(DEFAULT_OBJECT_SCHEMA, widened).permissions.find((p) => p.permission === 'bucket#delete');
   t.like(back, { change: 'narrowed', grantedByRemoved: ['bucket#writer'] });
-  t.deepEqual(schemaDiff(DEFAULT_OBJECT_SCHEMA.replace('client_ip in allowed', 'client_ip in allowed || false'), DEFAULT_OBJECT_SCHEMA).caveats, [{ name: 'ip_allowlist', change: 'changed' }]);
+  t.deepEqual(schemaDiff(DEFAULT_OBJECT_SCHEMA.replace('client_ip.in_cidr(cidr)', 'client_ip.in_cidr(cidr) || false'), DEFAULT_OBJECT_SCHEMA).caveats, [{ name: 'ip_allowlist', change: 'changed' }]);
 });
 
 test('tuple string and JSON forms round-trip weird keys', (t) => {
@@ -83,12 +120,21 @@ test('tuple string and JSON forms round-trip weird keys', (t) => {
     t.deepEqual(parseTuple(text), tuple, text);
     t.deepEqual(tupleFromJson(JSON.parse(JSON.stringify(tuple))), tuple);
   }
-  const caveated = parseTuple('object:b/k#reader@user:amy[ip_allowlist:0123456789abcdef:{"allowed":["1.2.3.4"]}]');
-  t.deepEqual(caveated.caveat, { name: 'ip_allowlist', hash: '0123456789abcdef', context: { allowed: ['1.2.3.4'] } });
-  t.is(formatTuple(caveated), 'object:b/k#reader@user:amy[ip_allowlist:0123456789abcdef:{"allowed":["1.2.3.4"]}]');
+  const caveated = parseTuple('object:b/k#reader@user:amy[ip_allowlist:0123456789abcdef:{"allowed":["1.2.3.4/32"]}]');
+  t.deepEqual(caveated.caveat, { name: 'ip_allowlist', hash: '0123456789abcdef', context: { allowed: ['1.2.3.4/32'] } });
+  t.is(formatTuple(caveated), 'object:b/k#reader@user:amy[ip_allowlist:0123456789abcdef:{"allowed":["1.2.3.4/32"]}]');
+  // SpiceDB's forms: no hash, caveat then expiration; offsets normalize to UTC.
+  const spice = parseTuple('acme/doc:d#viewer@acme/user:amy[acme/ok:{"n":2}][expiration:2026-12-31T01:00:00+01:00]');
+  t.deepEqual(spice, { resource: { type: 'acme/doc', id: 'd' }, relation: 'viewer', subject: { type: 'acme/user', id: 'amy' }, caveat: { name: 'acme/ok', context: { n: 2 } }, expiration: '2026-12-31T00:00:00Z' });
+  t.is(formatSpiceDbTuple(spice), 'acme/doc:d#viewer@acme/user:amy[acme/ok:{"n":2}][expiration:2026-12-31T00:00:00Z]');
+  t.deepEqual(parseTuple(formatTuple(spice)), spice);
+  t.deepEqual(tupleFromJson(JSON.parse(JSON.stringify(spice))), spice);
+  t.deepEqual(parseTuple('doc:d#viewer@user:amy#...').subject, { type: 'user', id: 'amy' });
+  t.deepEqual(parseTuple('doc:d#viewer@user:amy[ok]').caveat, { name: 'ok' });
   t.deepEqual(parseTuple('bucket:b#reader@user:*').subject, { type: 'user', id: '*' });
   t.deepEqual(parseTuple('bucket:b#reader@user:%2A').subject, { type: 'user', id: '*' });
-  for (const bad of ['bucket:b#reader', 'bucket:b c#reader@user:a', 'bucket:b#reader@user:a@x', 'bucket:b#reader@user:a[c:zz]', 'bucket:%ZZ#reader@user:a']) {
+  for (const bad of ['bucket:b#reader', 'bucket:b c#reader@user:a', 'bucket:b#reader@user:a@x', 'bucket:b#reader@user:a[c:zz]', 'bucket:%ZZ#reader@user:a',
+    'b:b#r@u:a[expiration:2026-12-31]', 'b:b#r@u:a[expiration:tomorrow]', 'b:b#r@u:a[expiration:2026-12-31T00:00:00Z][c]', 'a//b:x#r@u:a']) {
     t.throws(() => parseTuple(bad), { instanceOf: TupleValidationError }, bad);
   }
 });
@@ -101,11 +147,14 @@ test('tuples are validated against the schema and never stored when invalid', (t
   refused('nope:x#reader@user:a', /unknown type "nope"/);
   refused('bucket:b#read@user:a', /is a permission/);
   refused('bucket:b#writer@user:*', /not allowed/);
-  refused('folder:b/#reader@user:a[ip_allowlist:0000000000000000]', /caveat ip_allowlist not allowed/);
+  refused('group:g#member@user:a[ip_allowlist:0000000000000000]', /caveat ip_allowlist not allowed/);
+  refused('bucket:b#owner@user:a[expiration:2300-01-01T00:00:00Z]', /does not allow expiration for user/);
+  refused('bucket:b#reader@user:*[expiration:2300-01-01T00:00:00Z]', /does not allow expiration for user/);
   refused('bucket:b#reader@user:a[ip_allowlist:0000000000000000]', /invalid caveat hash/);
   const hash = compileSchema(DEFAULT_OBJECT_SCHEMA).caveats.get('ip_allowlist')?.hash;
   refused(`bucket:b#reader@user:a[ip_allowlist:${hash}:{"client_ip":"1.2.3.4"}]`, /may not set client_ip/);
   refused(`bucket:b#reader@user:a[ip_allowlist:${hash}:{"allowed":"x"}]`, /must be list<string>/);
+  refused(`bucket:b#reader@user:a[ip_allowlist:{"allowed":"x"}]`, /must be list<string>/);
   t.deepEqual(rel.store.readTuples('acme', { resourceType: 'bucket' }), []);
   t.throws(() => rel.write('acme', [{ op: 'touch', tuple: 'bucket:b#owner@user:a' }], { actor: 'x', reason: '' }), { message: /reason/ });
 });
