@@ -46,13 +46,13 @@ export class Relationships {
   private readonly gc?: NodeJS.Timeout;
 
   private constructor(options: RelationshipsOptions) {
-    this.store = RelationshipStore.open({ dataDir: options.dataDir });
+    this.store = RelationshipStore.open({ dataDir: options.dataDir, clock: options.clock });
     this.engine = new RelationshipEngine({ store: this.store, cacheSize: options.cacheSize, maxDepth: options.maxDepth, implicitParents: options.implicitParents ?? s3ParentOf, clock: options.clock });
     const every = options.gcIntervalMs ?? 60_000;
     if (every > 0) {
       this.gc = setInterval(() => {
         try {
-          this.store.collectExpired({ before: (options.clock ?? Date.now)() });
+          this.store.collectExpired();
         } catch {
           // Busy or closing: the next round collects what this one missed; expired tuples grant nothing meanwhile.
         }

@@ -1,11 +1,14 @@
 /**
  * schemaDiff: what a proposed schema changes about who can get each permission. For every permission it computes the
  * relations that can grant it (positive positions: both sides of `+` and `&`, the left of `-`, through arrows) and the
- * subject types that can reach it (through usersets, transitively), and compares proposed with deployed.
+ * subject types that can reach it (through usersets, transitively), and compares proposed with deployed. A subject
+ * type that gains a restriction (`user` → `user with expiration`, `user with c` → `user with c and expiration`)
+ * narrows; losing one widens. `rel->p` becoming `rel.all(p)` narrows (every subject must hold p, not one), the
+ * reverse widens, flipped under the right side of `-`, and followed through the permissions and arrows that use it.
  */
 
 import { compileSchema, subjectTypeLabel, type CompiledSchema } from './schema.ts';
-import type { PermissionExpr } from './schema-parser.ts';
+import type { AllowedSubject, PermissionExpr } from './schema-parser.ts';
 
 /** What can grant one permission. */
 export interface PermissionReach {
@@ -82,6 +85,7 @@ export function schemaDiff(proposed: string, deployed?: string): SchemaDiff {
   const prev = deployed === undefined ? undefined : compileSchema(deployed);
   const after = permissionReach(next);
   const before = prev ? permissionReach(prev) : new Map<string, PermissionReach>();
+  const shapes = prev ? directions(prev, next) : undefined;
   const permissions: PermissionDiff[] = [];
   for (const key of [...new Set([...before.keys(), ...after.keys()])].sort()) {
     const a = before.get(key);
@@ -93,11 +97,13 @@ export function schemaDiff(proposed: string, deployed?: string): SchemaDiff {
       subjectTypesAdded: minus(b?.subjectTypes, a?.subjectTypes),
       subjectTypesRemoved: minus(a?.subjectTypes, b?.subjectTypes),
     };
-    const added = diff.grantedByAdded.length + diff.subjectTypesAdded.length > 0;
-    const removed = diff.grantedByRemoved.length + diff.subjectTypesRemoved.length > 0;
     const [type, name] = key.split('#') as [string, string];
+    const shape = a && b && shapes ? shapes(type, name) : 'same';
+    const wider = diff.grantedByAdded.length > 0 || diff.subjectTypesAdded.some((l) => !subsumed(l, a?.subjectTypes ?? [])) || shape === 'wider';
+    const narrower = diff.grantedByRemoved.length > 0 || diff.subjectTypesRemoved.some((l) => !subsumed(l, b?.subjectTypes ?? [])) || shape === 'narrower';
     const exprChanged = JSON.stringify(prev?.definitions.get(type)?.permissions.get(name)) !== JSON.stringify(next.definitions.get(type)?.permissions.get(name));
-    const change = !a ? 'added' : !b ? 'removed' : added && removed ? 'changed' : added ? 'widened' : removed ? 'narrowed' : exprChanged ? 'changed' : 'unchanged';
+    const change = !a ? 'added' : !b ? 'removed' : wider && narrower ? 'changed' : wider ? 'widened' : narrower ? 'narrowed'
+      : exprChanged || shape === 'unknown' ? 'changed' : 'unchanged';
     permissions.push({ permission: key, change, grantedBy: (b ?? a)?.grantedBy ?? [], subjectTypes: (b ?? a)?.subjectTypes ?? [], ...diff });
   }
   const caveats: SchemaDiff['caveats'] = [];
@@ -109,4 +115,83 @@ export function schemaDiff(proposed: string, deployed?: string): SchemaDiff {
     else if (a.hash !== b.hash) caveats.push({ name, change: 'changed' });
   }
   return { permissions, caveats };
+}
+
+/** `user with expiration` is subsumed by `user` (and by `user with expiration` itself): it grants no more. */
+function subsumed(label: string, others: string[]): boolean {
+  const [base, traits] = splitLabel(label);
+  return others.some((o) => {
+    const [otherBase, otherTraits] = splitLabel(o);
+    return otherBase === base && otherTraits.every((t) => traits.includes(t));
+  });
+}
+
+function splitLabel(label: string): [string, string[]] {
+  const at = label.indexOf(' with ');
+  return at < 0 ? [label, []] : [label.slice(0, at), label.slice(at + 6).split(' and ')];
+}
+
+type Direction = 'same' | 'wider' | 'narrower' | 'unknown';
+
+function combine(a: Direction, b: Direction): Direction {
+  if (a === 'same') return b;
+  if (b === 'same' || a === b) return a;
+  return 'unknown';
+}
+
+const flip = (d: Direction): Direction => (d === 'wider' ? 'narrower' : d === 'narrower' ? 'wider' : d);
+
+/**
+ * How each permission's definition moved between two schemas, judging only what reach cannot see: arrow functions
+ * (any ↔ all) and the same through refs and arrow targets. Anything else structural is 'unknown'.
+ */
+function directions(prev: CompiledSchema, next: CompiledSchema): (type: string, name: string) => Direction {
+  const memo = new Map<string, Direction>();
+  const of = (type: string, name: string): Direction => {
+    const key = `${type}#${name}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    memo.set(key, 'same'); // a cycle adds nothing new
+    const a = prev.definitions.get(type);
+    const b = next.definitions.get(type);
+    const ea = a?.permissions.get(name);
+    const eb = b?.permissions.get(name);
+    let d: Direction = 'same';
+    if (ea && eb) d = compare(type, ea, eb);
+    else if (ea || eb) d = 'unknown';
+    else d = relationDirection(a?.relations.get(name) ?? [], b?.relations.get(name) ?? []);
+    memo.set(key, d);
+    return d;
+  };
+  const compare = (type: string, a: PermissionExpr, b: PermissionExpr): Direction => {
+    if (a.kind !== b.kind) return 'unknown';
+    switch (a.kind) {
+      case 'nil':
+        return 'same';
+      case 'ref':
+        return a.name === (b as typeof a).name ? of(type, a.name) : 'unknown';
+      case 'arrow': {
+        const other = b as typeof a;
+        if (a.relation !== other.relation || a.target !== other.target) return 'unknown';
+        const fn: Direction = !!a.all === !!other.all ? 'same' : a.all ? 'wider' : 'narrower';
+        const types = new Set([...(prev.definitions.get(type)?.relations.get(a.relation) ?? []), ...(next.definitions.get(type)?.relations.get(a.relation) ?? [])].map((s) => s.type));
+        return [...types].reduce<Direction>((d, t) => combine(d, of(t, a.target)), fn);
+      }
+      case 'union':
+      case 'intersection':
+        return combine(compare(type, a.left, (b as typeof a).left), compare(type, a.right, (b as typeof a).right));
+      case 'exclusion':
+        return combine(compare(type, a.left, (b as typeof a).left), flip(compare(type, a.right, (b as typeof a).right)));
+    }
+  };
+  return of;
+}
+
+/** A relation's own allowed subject types: gaining an unrestricted one widens, losing one narrows. */
+function relationDirection(a: AllowedSubject[], b: AllowedSubject[]): Direction {
+  const before = a.map(subjectTypeLabel);
+  const after = b.map(subjectTypeLabel);
+  const wider = after.some((l) => !subsumed(l, before));
+  const narrower = before.some((l) => !subsumed(l, after));
+  return wider && narrower ? 'unknown' : wider ? 'wider' : narrower ? 'narrower' : 'same';
 }

@@ -101,7 +101,11 @@ export class RelationshipStore {
   private readonly revisions = new Map<string, { revision: number; schemaRevision: number }>();
   private readonly schemas = new Map<string, { schemaRevision: number; schema: CompiledSchema }>();
 
-  private constructor(private readonly db: Database.Database) {
+  /** The clock expiry is decided by (epoch ms). */
+  readonly clock: () => number;
+
+  private constructor(private readonly db: Database.Database, clock?: () => number) {
+    this.clock = clock ?? Date.now;
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.tenantRow = db.prepare('SELECT revision, schema_revision AS schemaRevision FROM tenant_revisions WHERE tenant = ?');
     const cols = TUPLE_COLUMNS;
@@ -118,8 +122,8 @@ export class RelationshipStore {
     this.rangeRows = db.prepare(`SELECT ${cols} FROM tuples WHERE tenant = ? AND resource_type = ? AND resource_id >= ? AND resource_id < ?`);
   }
 
-  /** Opens (creating and migrating when needed) dataDir/relationships.db. */
-  static open(options: { dataDir: string }): RelationshipStore {
+  /** Opens (creating and migrating when needed) dataDir/relationships.db; `clock` decides expiry (Date.now). */
+  static open(options: { dataDir: string; clock?: () => number }): RelationshipStore {
     mkdirSync(options.dataDir, { recursive: true });
     const path = join(options.dataDir, 'relationships.db');
     const conn = new Database(path);
@@ -133,7 +137,7 @@ export class RelationshipStore {
       conn.close();
       throw error;
     }
-    return new RelationshipStore(conn);
+    return new RelationshipStore(conn, options.clock);
   }
 
   /** Closes the database connection. */
@@ -257,7 +261,7 @@ export class RelationshipStore {
       for (const u of bound) if (u.op !== 'delete') assertTupleFits(schema, u.tuple);
       // The writer is authorised first: a refused writer learns nothing from the preconditions.
       options.guard?.(bound, schema);
-      const now = Date.now();
+      const now = this.clock();
       for (const p of options.preconditions ?? []) this.checkPrecondition(tenant, p, now);
       for (const u of bound) {
         const params = { ...db.tupleParams(tenant, u.tuple), rev: revision };
@@ -333,7 +337,7 @@ export class RelationshipStore {
    * The tenant's schema text and the tuples that still grant (unexpired, caveats on their current definition), in
    * key order, for a backup; `skipped` counts the tuples left out because they grant nothing.
    */
-  exportTenant(tenant: string, now = Date.now()): { schema: string; tuples: Tuple[]; skipped: number } {
+  exportTenant(tenant: string, now = this.clock()): { schema: string; tuples: Tuple[]; skipped: number } {
     const schema = this.schema(tenant);
     if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
     const tuples: Tuple[] = [];
@@ -352,7 +356,7 @@ export class RelationshipStore {
    * re-written with a later expiry in the meantime stays.
    */
   collectExpired(options: { before?: number; limit?: number } = {}): number {
-    const before = options.before ?? Date.now();
+    const before = options.before ?? this.clock();
     const rows = this.db
       .prepare(`SELECT tenant, ${TUPLE_COLUMNS} FROM tuples INDEXED BY tuples_expiry WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`)
       .all(before, options.limit ?? 10_000) as Array<Row & { tenant: string }>;
@@ -534,7 +538,7 @@ export class RelationshipStore {
   readTuples(tenant: string, filter: TupleFilter, limit = 1000): Tuple[] {
     const clauses = ['tenant = @tenant', 'resource_type = @resourceType', LIVE];
     for (const [field, column] of FILTER_COLUMNS) if (filter[field] !== undefined) clauses.push(`${column} = @${field}`);
-    const rows = this.db.prepare(`SELECT * FROM tuples WHERE ${clauses.join(' AND ')} LIMIT @limit`).all({ ...pick(filter), tenant, limit, now: Date.now() }) as Row[];
+    const rows = this.db.prepare(`SELECT * FROM tuples WHERE ${clauses.join(' AND ')} LIMIT @limit`).all({ ...pick(filter), tenant, limit, now: this.clock() }) as Row[];
     return rows.map(db.rowTuple);
   }
 

@@ -112,6 +112,31 @@ test('schemaDiff reports widened and narrowed permissions with subject types', (
   t.deepEqual(schemaDiff(DEFAULT_OBJECT_SCHEMA.replace('client_ip.in_cidr(cidr)', 'client_ip.in_cidr(cidr) || false'), DEFAULT_OBJECT_SCHEMA).caveats, [{ name: 'ip_allowlist', change: 'changed' }]);
 });
 
+test('schemaDiff judges expiration and .all() arrows: restrictions narrow, lifting them widens', (t) => {
+  const base = `use expiration
+    definition user {}
+    definition team { relation member: user }
+    definition doc {
+      relation team: team
+      relation viewer: user
+      relation blocked: team
+      permission view = viewer + team->member
+      permission read = view
+      permission open = viewer - blocked->member
+    }`;
+  const change = (from: string, to: string, permission: string) => schemaDiff(to, from).permissions.find((p) => p.permission === permission)?.change;
+  const expiring = base.replace('relation viewer: user', 'relation viewer: user with expiration');
+  t.is(change(base, expiring, 'doc#view'), 'narrowed');
+  t.is(change(expiring, base, 'doc#view'), 'widened');
+  t.is(change(base, base.replace('relation viewer: user', 'relation viewer: user | user with expiration'), 'doc#view'), 'unchanged');
+  const all = base.replace('team->member', 'team.all(member)');
+  t.is(change(base, all, 'doc#view'), 'narrowed');
+  t.is(change(base, all, 'doc#read'), 'narrowed', 'followed through the permission that uses it');
+  t.is(change(all, base, 'doc#view'), 'widened');
+  t.is(change(base, base.replace('team->member', 'team.any(member)'), 'doc#view'), 'unchanged');
+  t.is(change(base, base.replace('blocked->member', 'blocked.all(member)'), 'doc#open'), 'widened', 'flipped under exclusion');
+});
+
 test('tuple string and JSON forms round-trip weird keys', (t) => {
   for (const id of ['b/a b.txt', 'b/#hash@at:colon', 'b/ünï/çødé 日本', 'b/100%', 'b/[x]*', 'b/tab\there', 'b/%41']) {
     const tuple: Tuple = { resource: { type: 'object', id }, relation: 'reader', subject: { type: 'group', id: `g ${id}`, relation: 'member' } };
