@@ -20,6 +20,7 @@ export { appWriteGuard, dependents, grantReaches, resourceLocation, type AppScop
 export { compileSchema, DEFAULT_OBJECT_SCHEMA, type CompiledSchema } from './schema.ts';
 export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type PermissionReach } from './schema-diff.ts';
 export { caveatHash, REQUEST_CONTEXT_PARAMS } from './caveats.ts';
+export { BACKUP_FORMATS, formatBackup, parseBackup, type BackupFormat, type ParsedBackup } from './backup.ts';
 export { expand, subjectLabel, type FoundSubject, type SubjectSet } from './expand.ts';
 export { runValidationFile, runValidationPath, type ValidationFailure, type ValidationReport, type ValidationOptions } from './validation.ts';
 export {

@@ -5,6 +5,7 @@
 
 import { DeniedError } from '../errors.ts';
 import { RelationshipEngine, type CheckOptions, type CheckResult, type ImplicitParents } from './engine.ts';
+import { formatBackup, parseBackup, type BackupFormat } from './backup.ts';
 import { appWriteGuard, type AppScope } from './guard.ts';
 import { schemaDiff, type SchemaDiff } from './schema-diff.ts';
 import type { PermissionExpr } from './schema-parser.ts';
@@ -163,6 +164,24 @@ export class Relationships {
   /** Bulk import, all or nothing; applications may not import. */
   importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
     return this.store.importTuples(tenant, text, options);
+  }
+
+  /**
+   * The tenant's schema and every tuple that still grants, in a zed text form (backup.ts), with how many tuples were
+   * left out because they grant nothing (expired, or written against an older caveat definition).
+   */
+  exportTenant(tenant: string, format: BackupFormat = 'yaml'): { text: string; count: number; skipped: number } {
+    const exported = this.store.exportTenant(tenant);
+    return { text: formatBackup(exported, format), count: exported.tuples.length, skipped: exported.skipped };
+  }
+
+  /**
+   * Restores a backup text (backup.ts forms) into a tenant, all or nothing: its schema (when it carries one) and its
+   * tuples in one transaction, recorded as an import source. Applications may not restore.
+   */
+  importBackup(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+    const backup = parseBackup(text);
+    return this.store.importTuples(tenant, backup.relationships, { ...options, schema: backup.schema, source: text });
   }
 
   /** The tenant's change events after a revision token (`''` for all), oldest first. */
