@@ -236,6 +236,23 @@ export function importTuples(call: AdminCall): unknown {
   return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
 }
 
+/** GET /tuples/export?format=yaml|relationships|schema: the tenant in a zed text form (admin only). */
+export function exportTuples(call: AdminCall): unknown {
+  const tenant = tenantOf(call);
+  const format = queryParam(call.query, 'format') ?? 'yaml';
+  if (!(rel.BACKUP_FORMATS as readonly string[]).includes(format)) throw invalidInput(`"format" must be one of ${rel.BACKUP_FORMATS.join(', ')}`);
+  return { tenant, format, ...engineOf(call).exportTenant(tenant, format as rel.BackupFormat) };
+}
+
+/** POST /tuples/restore {text, name, reason}: a backup's schema and tuples, all or nothing (admin only). */
+export function restoreTuples(call: AdminCall): unknown {
+  onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
+  const tenant = tenantOf(call);
+  const text = requiredString(call.body, 'text');
+  const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
+  return { tenant, ...engineOf(call).importBackup(tenant, text, options) };
+}
+
 /** GET /tuples/audit?after=&limit=: who changed which tuple, why, and in which request. */
 export function tupleAudit(call: AdminCall): unknown {
   const tenant = tenantOf(call);
@@ -345,6 +362,8 @@ export const RELATIONSHIP_ADMIN_ROUTES: AdminRoute[] = [
   { method: 'PUT', pattern: '/schema', action: 'Admin:WriteSchema', run: writeSchema },
   { method: 'POST', pattern: '/schema/diff', action: 'Admin:DiffSchema', run: diffSchema },
   { method: 'POST', pattern: '/tuples/import', action: 'Admin:ImportTuples', run: importTuples },
+  { method: 'GET', pattern: '/tuples/export', action: 'Admin:ExportTuples', run: exportTuples },
+  { method: 'POST', pattern: '/tuples/restore', action: 'Admin:RestoreTuples', run: restoreTuples },
   { method: 'GET', pattern: '/tuples/audit', action: 'Admin:TupleAudit', run: tupleAudit },
 ];
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
+import { relationships as rel } from '../../policy/index.ts';
 import type { Command, CommandRun } from './commands.ts';
 import { keyValues, table, UsageError } from './format.ts';
 
@@ -89,6 +90,17 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       for (const c of d.caveats) run.out(`caveat ${c.name}: ${c.change}${c.change === 'changed' ? ' (tuples written against the old definition will fail closed)' : ''}\n`);
     },
   },
+  {
+    name: 'schema validate', args: ['FILE'], options: {},
+    summary: "run a zed validation file (schema, relationships, assertions, validation) locally; exit 1 on any failure",
+    async run(run) {
+      const path = run.args[0]!;
+      readArgFile(path);
+      const report = rel.runValidationPath(path);
+      run.out(rel.formatValidationReport(report, path));
+      if (report.failures.length > 0) throw new Error(`${path}: ${report.failures.length} validation failure(s)`);
+    },
+  },
   tupleCommand('write'),
   tupleCommand('delete'),
   {
@@ -98,6 +110,23 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       const body = { tenant: str(run, 'tenant'), text: readArgFile(run.args[0]!), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples import') };
       const r = await run.api.call('POST', '/tuples/import', { body });
       run.out(run.values.json ? json(r) : `Imported ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
+    },
+  },
+  {
+    name: 'tuples export', args: [], options: { ...TENANT, format: { type: 'string' } },
+    summary: 'print the tenant as zed reads it: --format yaml (schema + relationships, default) | relationships | schema',
+    async run(run) {
+      const r = await run.api.call('GET', '/tuples/export', { query: { tenant: str(run, 'tenant'), format: str(run, 'format') } });
+      run.out(run.values.json ? json(r) : r.text);
+    },
+  },
+  {
+    name: 'tuples restore', args: ['FILE'], options: { ...REASON, name: { type: 'string' } },
+    summary: 'restore an export (its schema and tuples) from FILE (- for stdin) --reason R, all or nothing (admin only)',
+    async run(run) {
+      const body = { tenant: str(run, 'tenant'), text: readArgFile(run.args[0]!), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples restore') };
+      const r = await run.api.call('POST', '/tuples/restore', { body });
+      run.out(run.values.json ? json(r) : `Restored ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
     },
   },
   {

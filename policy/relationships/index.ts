@@ -22,7 +22,7 @@ export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type
 export { caveatHash, REQUEST_CONTEXT_PARAMS } from './caveats.ts';
 export { BACKUP_FORMATS, formatBackup, parseBackup, type BackupFormat, type ParsedBackup } from './backup.ts';
 export { expand, subjectLabel, type FoundSubject, type SubjectSet } from './expand.ts';
-export { runValidationFile, runValidationPath, type ValidationFailure, type ValidationReport, type ValidationOptions } from './validation.ts';
+export { formatValidationReport, runValidationFile, runValidationPath, type ValidationFailure, type ValidationReport, type ValidationOptions } from './validation.ts';
 export {
   parseTuple,
   formatTuple,

@@ -298,3 +298,18 @@ function parseExpected(text: string): { subject: string; label: string; relation
   const relationships = [...text.slice(close).matchAll(/<([^>]+)>/g)].map((r) => r[1]!);
   return { subject, label, relationships };
 }
+
+/**
+ * The report as `zed validate` prints it: `Success! - N relationships loaded, N assertions run, N expected relations
+ * validated`, or each failure as `FILE:LINE: message` with the deciding path indented beneath; warnings first.
+ */
+export function formatValidationReport(report: ValidationReport, file: string): string {
+  const lines = report.warnings.map((w) => `warning: ${w}`);
+  for (const f of report.failures) {
+    lines.push(`${file}:${f.line ?? '?'}: ${f.message}`);
+    for (const step of f.path ?? []) lines.push(`    ${step}`);
+  }
+  const counts = `${report.relationships} relationships loaded, ${report.assertions} assertions run, ${report.expected} expected relations validated`;
+  lines.push(report.failures.length === 0 ? `Success! - ${counts}` : `${report.failures.length} failure(s) - ${counts}`);
+  return lines.join('\n') + '\n';
+}
