@@ -3,6 +3,12 @@
  * hold a relationship permission on `object:<bucket>/<key>` (read, write or delete) for the caller's subject, decided
  * by the tenant's relationship engine with the request's facts (now, client_ip). Listings keep only readable keys,
  * settling whole subtrees with one folder (or bucket) check when the schema makes that sound.
+ *
+ * A capability acts for the principal that minted it, attenuated by its own scope: a use is allowed only when the
+ * capability verifies and covers the request, its scope already bounded by the minter's scopes as they stand now
+ * (capabilityPrincipal; layer capability), and the minter's subject holds the permission by relationships now (layer
+ * relationship or caveat, the reason naming the minter). Deleting the minter's tuple ends every share it minted; a
+ * revoked or deleted minter is refused at authentication. Capabilities minted by root or the operator act for root.
  */
 import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
@@ -49,24 +55,31 @@ export function settlingResource(bucket: string, prefix: string): { type: string
 }
 
 /**
- * Why a caller cannot be checked in a governed bucket, or undefined when it can: a capability (whose subject no
- * schema defines), or a subject whose type the tenant's schema lacks. Refused cleanly (fail closed, a denial line
- * with its layer) instead of surfacing the engine's validation error.
+ * Why a subject cannot be checked in a governed bucket, or undefined when it can: a subject whose type the tenant's
+ * schema lacks, or that does not parse. Refused cleanly (fail closed, a denial line with its layer) instead of
+ * surfacing the engine's validation error.
  */
-function subjectRefusal(principal: Principal, relationships: rel.Relationships, tenant: string): Decision | undefined {
-  if (principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
-    return { allowed: false, layer: 'capability', reason: 'capabilities are refused in buckets governed by relationships' };
-  }
+function subjectRefusal(subject: string, relationships: rel.Relationships, tenant: string): Decision | undefined {
   let type: string;
   try {
-    type = rel.parseSubject(principal.subject).type;
+    type = rel.parseSubject(subject).type;
   } catch {
-    return { allowed: false, layer: 'relationship', reason: `subject ${principal.subject} cannot be checked` };
+    return { allowed: false, layer: 'relationship', reason: `subject ${subject} cannot be checked` };
   }
   if (!relationships.store.schema(tenant)?.definitions.has(type)) {
     return { allowed: false, layer: 'relationship', reason: `the tenant's schema has no subject type ${type}` };
   }
   return undefined;
+}
+
+/** Who relationships are decided for: the caller, or for a capability its minter (root: nothing to decide). */
+type Actor = { root: true } | { root: false; subject: string; label: string };
+
+function actorOf(principal: Principal): Actor {
+  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) return { root: false, subject: principal.subject, label: principal.subject };
+  const minter = principal.minter;
+  if (minter === undefined || minter.isRoot) return { root: true };
+  return { root: false, subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` };
 }
 
 /**
@@ -81,26 +94,29 @@ export function createGovernance(opts: {
 }): Governance {
   const { principal, policy, relationships } = opts;
   const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
+  const actor = actorOf(principal);
   const governed = (bucket: string): string | undefined => {
-    if (principal.isRoot || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
+    if (principal.isRoot || actor.root || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
     return policy.bucketOwner(bucket);
   };
+  const subject = actor.root ? principal.subject : actor.subject;
+  const label = actor.root ? principal.subject : actor.label;
   return {
     refusal(bucket) {
       const tenant = governed(bucket);
-      return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(principal, relationships, tenant);
+      return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(subject, relationships, tenant);
     },
     decide(family, bucket, key) {
       const permission = PERMISSION_OF[family];
       const tenant = permission === undefined ? undefined : governed(bucket);
       if (tenant === undefined || permission === undefined) return ALLOWED;
       const resource = { type: 'object', id: `${bucket}/${key}` };
-      const refused = subjectRefusal(principal, relationships!, tenant);
+      const refused = subjectRefusal(subject, relationships!, tenant);
       if (refused) return refused;
-      const r = relationships!.check(tenant, resource, permission, principal.subject, { context });
+      const r = relationships!.check(tenant, resource, permission, subject, { context });
       if (r.result === 'allowed') return ALLOWED;
       const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
-      const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${principal.subject}: ${r.reason}`;
+      const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${label}: ${r.reason}`;
       return { allowed: false, layer, reason };
     },
     listing(bucket, prefix) {
@@ -108,16 +124,16 @@ export function createGovernance(opts: {
       if (tenant === undefined) return undefined;
       const r = relationships!;
       // Callers refused outright (access.listing asks refusal() first) read nothing here either.
-      if (subjectRefusal(principal, r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
+      if (subjectRefusal(subject, r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
       const inherits = r.subtreeInherits(tenant, 'read');
       const settles = (p: string): boolean =>
-        inherits && r.check(tenant, settlingResource(bucket, p), 'read', principal.subject, { context }).result === 'allowed';
+        inherits && r.check(tenant, settlingResource(bucket, p), 'read', subject, { context }).result === 'allowed';
       if (settles(prefix)) return undefined;
       return {
         settles,
         async readable(keys) {
           const ids = keys.map((k) => `${bucket}/${k}`);
-          const allowed = r.filterResources(tenant, 'object', ids, 'read', principal.subject, { context });
+          const allowed = r.filterResources(tenant, 'object', ids, 'read', subject, { context });
           return new Set(allowed.map((id) => id.slice(bucket.length + 1)));
         },
       };

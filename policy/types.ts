@@ -55,6 +55,11 @@ export interface Principal {
   /** The bootstrap root credential: all families on all buckets of all tenants (the reserved prefix still applies). */
   isRoot: boolean;
   scopes: ScopeGrant[];
+  /**
+   * For a capability: the principal that minted it, as it stands now (undefined when unknown or no longer valid). In
+   * governed buckets the capability acts for it: its scopes and relationships are re-checked on every use.
+   */
+  minter?: Principal;
 }
 
 /** The outcome of one authorization question. */

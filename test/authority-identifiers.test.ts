@@ -1,7 +1,8 @@
 /**
  * Issue 9, class 6: identifiers cannot be spelled into other identifiers. Web-identity subjects are built with the
  * one tuple escaping (`b%6Fb` never becomes `bob`; `@`, `#`, `:` are data), a `*` sub is refused, and a capability
- * (or any subject the schema cannot check) in a governed bucket is refused cleanly with a denial line, never a 500.
+ * in a governed bucket acts for its minter (issue 13), and any subject the schema cannot check is refused cleanly with
+ * a denial line, never a 500.
  */
 import test from 'ava';
 import { denials, ok } from './helpers/admin.ts';
@@ -67,12 +68,16 @@ test('subs with @, #, : and spaces are ordinary ids; a * sub is refused; nothing
   t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.join('\n'));
 });
 
-test('a capability in a governed bucket is refused cleanly with a denial line (layer capability), for reads and listings', async (t) => {
+test('a capability in a governed bucket acts for its minter (issue 13): root\'s for root, an app\'s refused cleanly without its tuple', async (t) => {
   const cap = await ok(tg, ROOT, 'POST', '/capabilities', { bucket: BUCKET, prefix: '', actions: ['read', 'list'] });
-  t.false(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/x', action: 'read' }));
-  t.false(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/', action: 'list' }));
-  const lines = denials(tg).filter((d) => d.accessKeyId === `capability:${cap.id}`);
-  t.true(lines.length >= 2);
-  t.true(lines.every((d) => d.layer === 'capability'));
+  t.true(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/x', action: 'read' }));
+  t.true(await allowed(tg, { capability: cap.capability }, { bucket: BUCKET, key: 'pub/', action: 'list' }));
+  const app = await ok(tg, ROOT, 'POST', '/credentials', { tenant: TENANT, name: 'minter', scopes: [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET }] });
+  const creds = { accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey };
+  const mine = await ok(tg, creds, 'POST', '/capabilities', { bucket: BUCKET, prefix: '', actions: ['read', 'list'] });
+  t.false(await allowed(tg, { capability: mine.capability }, { bucket: BUCKET, key: 'pub/x', action: 'read' }));
+  const lines = denials(tg).filter((d) => d.accessKeyId === `capability:${mine.id}`);
+  t.true(lines.length >= 1);
+  t.true(lines.every((d) => d.layer === 'relationship' && d.reason.includes(`(minter of capability:${mine.id})`)));
   t.false(tg.logs.some((l) => /failed|Error/.test(l)), tg.logs.join('\n'));
 });

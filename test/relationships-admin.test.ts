@@ -138,14 +138,15 @@ test.serial('a caveat definition change makes old tuples fail closed with "inval
   const app = as([{ families: ['object:read'], bucket: BUCKET }]);
   const s3 = t.context.client(app.creds);
   const { caveats, schema } = await admin.call('GET', '/schema');
-  const tuple = `object:${BUCKET}/docs/a.txt#reader@${app.subject}[ip_allowlist:${caveats[0].hash}:{"allowed":["127.0.0.1"]}]`;
+  const tuple = `object:${BUCKET}/docs/a.txt#reader@${app.subject}[ip_allowlist:${caveats[0].hash}:{"allowed":["127.0.0.0/8"]}]`;
   await write(admin, tuple);
   const get = () => s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'docs/a.txt' }));
   await get();
   const check = await admin.call('POST', '/check', { body: { resource: `object:${BUCKET}/docs/a.txt`, permission: 'read', subject: app.subject, explain: true } });
   t.is(check.result, 'conditional');
   t.deepEqual(check.missing, ['client_ip']);
-  const changed = schema.replace('{ client_ip in allowed }', '{ client_ip in allowed || client_ip == "10.0.0.1" }');
+  const changed = schema.replace('client_ip.in_cidr(cidr)) }', 'client_ip.in_cidr(cidr)) || client_ip.in_cidr("10.0.0.0/8") }');
+  t.not(changed, schema);
   const diff = await admin.call('POST', '/schema/diff', { body: { schema: changed } });
   t.deepEqual(diff.caveats, [{ name: 'ip_allowlist', change: 'changed' }]);
   await admin.call('PUT', '/schema', { body: { schema: changed, reason: 'allow the office' } });

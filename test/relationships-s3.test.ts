@@ -232,22 +232,28 @@ test.serial('a revoked tuple is enforced on the very next request; granting a fo
   t.deepEqual(await listAllV2(t, bob, { Delimiter: '/', MaxKeys: 1 }), ['b/', 'c/']);
 });
 
-test.serial('a caveated tuple decides per request from the client address; broken caveats fail closed', async (t) => {
+test.serial('a CIDR-bound read: the allowlist caveat decides per request from the client address; malformed CIDRs fail closed', async (t) => {
+  // The ready-made ip_allowlist caveat takes CIDRs and tests the client address with ipaddress.in_cidr, as SpiceDB
+  // defines it (https://authzed.com/docs/spicedb/concepts/caveats#ip-address-checking); the gateway feeds client_ip.
   const { alice } = t.context.as;
   const { gw } = t.context;
-  const hash = gw.relationships.store.schema(TENANT)!.caveats.get('ip_allowlist')!.hash;
   const subject = `app:${t.context.alice.accessKeyId}`;
   const grant = (allowed: string[]) =>
-    gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}[ip_allowlist:${hash}:${JSON.stringify({ allowed })}]` }], AUDIT);
-  grant(['127.0.0.1']);
-  t.is(await text(alice, 'shared/x.txt'), 'body of shared/x.txt');
-  t.true((await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 })).includes('shared/x.txt'));
-  grant(['10.1.2.3']);
-  await denied(t, alice.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'shared/x.txt' })), 'address not allowed');
-  t.deepEqual(await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 }), []);
-  const line = denials(t).filter((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'shared/x.txt').at(-1);
-  t.is(line?.layer, 'caveat');
-  t.regex(line?.reason ?? '', /missing read on object:gov\/shared\/x\.txt .*caveat ip_allowlist is false/);
+    gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}[ip_allowlist:${JSON.stringify({ allowed })}]` }], AUDIT);
+  for (const allowed of [['127.0.0.0/8'], ['10.0.0.0/8', '127.0.0.1/32']]) {
+    grant(allowed);
+    t.is(await text(alice, 'shared/x.txt'), 'body of shared/x.txt', allowed.join());
+    t.true((await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 })).includes('shared/x.txt'));
+  }
+  for (const allowed of [['10.0.0.0/8', '::1/128'], ['127.0.0.1']]) {
+    grant(allowed);
+    await denied(t, alice.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'shared/x.txt' })), `address not in ${allowed.join()}`);
+    t.deepEqual(await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 }), []);
+  }
+  const lines = denials(t).filter((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'shared/x.txt').slice(-2);
+  t.deepEqual(lines.map((l) => l.layer), ['caveat', 'caveat']);
+  t.regex(lines[0]?.reason ?? '', /missing read on object:gov\/shared\/x\.txt .*caveat ip_allowlist is false/);
+  t.regex(lines[1]?.reason ?? '', /caveat ip_allowlist failed: invalid CIDR string/);
   gw.relationships.write(TENANT, [{ op: 'delete', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}` }], AUDIT);
 });
 

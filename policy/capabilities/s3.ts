@@ -73,6 +73,7 @@ export function capabilityPrincipal(c: { id: string; tenant: string; scope: read
     subject: `${CAPABILITY_SUBJECT_TYPE}:${escapeId(c.id)}`,
     isRoot: false,
     scopes: grant.families.length > 0 ? boundedBy([grant], minter) : [],
+    ...(minter ? { minter } : {}),
   };
 }
 
