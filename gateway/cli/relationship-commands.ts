@@ -180,6 +180,6 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
 ];
 
 function formatTupleJson(t: unknown): string {
-  const x = t as { resource: { type: string; id: string }; relation: string; subject: { type: string; id: string; relation?: string }; caveat?: { name: string } };
-  return `${x.resource.type}:${x.resource.id}#${x.relation}@${x.subject.type}:${x.subject.id}${x.subject.relation ? `#${x.subject.relation}` : ''}${x.caveat ? ` [${x.caveat.name}]` : ''}`;
+  const x = t as { resource: { type: string; id: string }; relation: string; subject: { type: string; id: string; relation?: string }; caveat?: { name: string }; expiration?: string };
+  return `${x.resource.type}:${x.resource.id}#${x.relation}@${x.subject.type}:${x.subject.id}${x.subject.relation ? `#${x.subject.relation}` : ''}${x.caveat ? ` [${x.caveat.name}]` : ''}${x.expiration ? ` [expiration:${x.expiration}]` : ''}`;
 }

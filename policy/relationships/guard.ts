@@ -106,7 +106,8 @@ export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope:
       }
       if (covers(tuple.subject)) refuse(`${label}: would enlarge the writer's own authority`);
       const arrowBase = exprs.some((e) => leaves(e).some((l) => l.kind === 'arrow' && l.relation === tuple.relation));
-      if (arrowBase && tuple.subject.relation === undefined && holdsAnything(engine, state, tuple, writer)) {
+      // Arrows walk userset subjects as their objects too (SpiceDB), so a userset is linking just as an object is.
+      if (arrowBase && tuple.subject.id !== '*' && holdsAnything(engine, state, tuple, writer)) {
         refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which the writer holds authority`);
       }
       requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);

@@ -255,6 +255,26 @@ test('tenant applications cannot escalate or leave their scope', (t) => {
   t.is(rel.check('acme', 'object:b/k', 'read', 'user:amy').result, 'allowed');
 });
 
+test('an application cannot link a resource under a userset whose object it controls: arrows walk usersets too', (t) => {
+  const { rel } = setup(t);
+  rel.writeSchema('acme', `definition app {}
+    definition team {
+      relation member: app
+      relation manager: app
+      permission manage = manager
+    }
+    definition doc {
+      relation owners: team#member
+      relation viewer: app
+      permission view = viewer + owners->manage
+    }`, AUDIT);
+  rel.write('acme', [{ op: 'touch', tuple: 'team:t#manager@app:AKIAAPP' }], AUDIT);
+  const scope = { tenant: 'acme', writer: 'app:AKIAAPP', namespaces: ['doc'], relations: ['owners'] };
+  // The writer is no member of team:t, but the arrow would walk team:t, where it is a manager.
+  t.throws(() => rel.write('acme', [{ op: 'touch', tuple: 'doc:d#owners@team:t#member' }], { ...AUDIT, actor: 'app:AKIAAPP', scope }), { instanceOf: DeniedError, message: /links a resource under team:t/ });
+  t.is(rel.check('acme', 'doc:d', 'view', 'app:AKIAAPP').result, 'denied');
+});
+
 test('changesSince returns ordered events of one tenant only', (t) => {
   const { rel } = setup(t);
   rel.writeSchema('other', DEFAULT_OBJECT_SCHEMA, AUDIT);
