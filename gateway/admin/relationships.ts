@@ -236,19 +236,21 @@ export function importTuples(call: AdminCall): unknown {
   return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
 }
 
-/** GET /tuples/export?format=yaml|relationships|schema: the tenant in a zed text form (admin only). */
+/** GET /tuples/export?format=yaml|relationships|schema: the tenant in a zed text form (tenant-wide admin only). */
 export function exportTuples(call: AdminCall): unknown {
   const tenant = tenantOf(call);
+  requireTenantWide(call, 'an export');
   const format = queryParam(call.query, 'format') ?? 'yaml';
   if (!(rel.BACKUP_FORMATS as readonly string[]).includes(format)) throw invalidInput(`"format" must be one of ${rel.BACKUP_FORMATS.join(', ')}`);
   return { tenant, format, ...engineOf(call).exportTenant(tenant, format as rel.BackupFormat) };
 }
 
-/** POST /tuples/restore {text, name, reason}: a backup's schema and tuples, all or nothing (admin only). */
+/** POST /tuples/restore {text, name, reason}: a backup's schema and tuples, all or nothing (tenant-wide admin only). */
 export function restoreTuples(call: AdminCall): unknown {
   onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
   const tenant = tenantOf(call);
   const text = requiredString(call.body, 'text');
+  requireTenantWide(call, 'a restore');
   const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
   return { tenant, ...engineOf(call).importBackup(tenant, text, options) };
 }

@@ -129,7 +129,11 @@ function namesAllow(names: string[] | undefined, name: string): boolean {
 /** The names an expression mentions (refs, and the base relation of arrows), each with +1 or −1 for excluded. */
 function mentions(e: PermissionExpr, sign: 1 | -1, out: Array<[string, 1 | -1]>): Array<[string, 1 | -1]> {
   if (e.kind === 'ref') out.push([e.name, sign]);
-  else if (e.kind === 'arrow') out.push([e.relation, sign]);
+  else if (e.kind === 'arrow') {
+    out.push([e.relation, sign]);
+    // Under `.all()` one more tuple can also take the permission away, and deleting one can grant it.
+    if (e.all) out.push([e.relation, sign === 1 ? -1 : 1]);
+  }
   else if (e.kind === 'exclusion') {
     mentions(e.left, sign, out);
     mentions(e.right, sign === 1 ? -1 : 1, out);

@@ -456,7 +456,7 @@ export class RelationshipStore {
       const tuple = parseTuple(row.tuple);
       const details = (row.details === null ? {} : JSON.parse(row.details)) as { guarded?: boolean; writer?: string };
       const mine = details.guarded === true && (actors.includes(row.actor) || (details.writer !== undefined && subjects.has(details.writer)));
-      last.set(formatTuple({ ...tuple, caveat: undefined }), { tuple, kind: row.kind, mine });
+      last.set(identity(tuple), { tuple, kind: row.kind, mine });
     }
     const doomed = [...last.values()].filter((e) => e.mine && e.kind !== 'tuple.delete');
     if (doomed.length === 0) return 0;

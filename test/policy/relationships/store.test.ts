@@ -275,6 +275,27 @@ test('an application cannot link a resource under a userset whose object it cont
   t.is(rel.check('acme', 'doc:d', 'view', 'app:AKIAAPP').result, 'denied');
 });
 
+test('under .all() deleting a tuple can grant, so an application deleting one must hold what it guards', (t) => {
+  const { rel } = setup(t);
+  rel.writeSchema('acme', `definition app {}
+    definition group { relation member: app }
+    definition folder {
+      relation clearance: group
+      permission read = clearance.all(member)
+    }`, AUDIT);
+  rel.write('acme', [
+    { op: 'touch', tuple: 'group:finance#member@app:AKIAAPP' },
+    { op: 'touch', tuple: 'folder:f#clearance@group:finance' },
+    { op: 'touch', tuple: 'folder:f#clearance@group:legal' },
+  ], AUDIT);
+  const scope = { tenant: 'acme', writer: 'app:AKIAAPP', namespaces: ['folder'], relations: ['clearance'] };
+  t.is(rel.check('acme', 'folder:f', 'read', 'app:AKIAAPP').result, 'denied');
+  t.throws(() => rel.write('acme', [{ op: 'delete', tuple: 'folder:f#clearance@group:legal' }], { ...AUDIT, actor: 'app:AKIAAPP', scope }), {
+    instanceOf: DeniedError, message: /does not hold read on folder:f itself/,
+  });
+  t.is(rel.check('acme', 'folder:f', 'read', 'app:AKIAAPP').result, 'denied');
+});
+
 test('changesSince returns ordered events of one tenant only', (t) => {
   const { rel } = setup(t);
   rel.writeSchema('other', DEFAULT_OBJECT_SCHEMA, AUDIT);
