@@ -18,6 +18,12 @@ export interface Target {
   query: URLSearchParams;
 }
 
+/** An admin API request, addressed: the path after `/_anvil/admin/v1`, decoded once, and the query. */
+export interface AdminTarget {
+  path: string;
+  query: URLSearchParams;
+}
+
 /** Decodes a path once; malformed escapes or bytes that are not UTF-8 are InvalidURI. */
 function decodePath(raw: string): string {
   try {

@@ -1,7 +1,6 @@
 /** Typed per-request state carried through the middleware, in the order the middleware fills it. */
 import type { Principal } from '../policy/types.ts';
-import type { AdminTarget } from './admin/index.ts';
-import type { Target } from './addressing.ts';
+import type { AdminTarget, Target } from './addressing.ts';
 import type { VerifiedAuth } from './auth/sigv4.ts';
 import type { Access, OpResult } from './operation.ts';
 import type { Route } from './routes.ts';

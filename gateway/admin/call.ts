@@ -3,14 +3,10 @@
  * JSON body and query the same way and refuses unknown fields instead of ignoring a typo.
  */
 import type { Readable } from 'node:stream';
-import type { Decision, PolicyStore, Principal, relationships } from '../../policy/index.ts';
+import type { Decision, Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { AdminError, invalidInput } from './errors.ts';
 
-/** One admin request, parsed: the path after `/_anvil/admin/v1`, decoded once, and the query. */
-export interface AdminTarget {
-  path: string;
-  query: URLSearchParams;
-}
+export type { AdminTarget } from '../addressing.ts';
 
 /** A refusal to record in the denial log (the dispatcher adds the action and the principal). */
 export interface AdminRefusal {
@@ -45,6 +41,20 @@ export interface AdminCall {
  */
 export function makerOf(principal: Principal): string | undefined {
   return principal.isRoot ? undefined : principal.accessKeyId;
+}
+
+/** One row of the admin routing table (routes.ts holds the table; handler files export their rows). */
+export interface AdminRoute {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Segments; `:name` captures one. */
+  pattern: string;
+  /** The action named in denial lines, e.g. `Admin:CreateCredential`. */
+  action: string;
+  /** Status of a success (201 for creations). */
+  status?: number;
+  /** Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent. */
+  families?: Family[];
+  run: (call: AdminCall) => unknown;
 }
 
 /** The message a caller without the admin family gets. */

@@ -14,9 +14,8 @@ import {
   type Principal,
   type ScopeGrant,
 } from '../../policy/index.ts';
-import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
+import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
-import type { AdminRoute } from './routes.ts';
 
 /** How often the watch feed polls the store, and how often it sends a keep-alive comment. */
 export const WATCH_POLL_MS = 250;

@@ -2,10 +2,10 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import type { Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
+import type { PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
-import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminTarget } from './call.ts';
+import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
 import { createCredential, deleteCredential, listCredentials, revokeCredential, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
@@ -18,19 +18,7 @@ import { createTenant, deleteTenant, listTenants, setTenantDisabled, showTenant 
 /** The URL path every admin endpoint lives under; `_anvil` is no valid S3 bucket name, so it never collides. */
 export const ADMIN_PREFIX = '/_anvil/admin/v1';
 
-/** One row of the table. */
-export interface AdminRoute {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** Segments; `:name` captures one. */
-  pattern: string;
-  /** The action named in denial lines, e.g. `Admin:CreateCredential`. */
-  action: string;
-  /** Status of a success (201 for creations). */
-  status?: number;
-  /** Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent. */
-  families?: Family[];
-  run: (call: AdminCall) => unknown;
-}
+export type { AdminRoute };
 
 /** Every endpoint that needs the admin family. */
 export const ADMIN_ROUTES: AdminRoute[] = [

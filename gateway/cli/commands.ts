@@ -2,33 +2,14 @@
  * The CLI's command table: each command names its arguments and options (node:util parseArgs syntax), and turns
  * them into admin API calls through whichever transport main.ts picked. Output is a table by default, JSON on --json.
  */
-import type { ParseArgsConfig } from 'node:util';
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
 import { RELATIONSHIP_COMMANDS } from './relationship-commands.ts';
 import { TOKEN_COMMANDS } from './token-commands.ts';
-import type { AdminTransport, FollowRequest, Query } from './transport.ts';
+import type { Command, CommandRun, Options } from './command.ts';
+import type { FollowRequest, Query } from './transport.ts';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** What a command runs with. */
-export interface CommandRun {
-  api: AdminTransport;
-  args: string[];
-  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
-  out: (text: string) => void;
-  /** Aborts a --follow. */
-  signal: AbortSignal;
-}
-
-/** One command. */
-export interface Command {
-  name: string;
-  args: string[];
-  options: Options;
-  summary: string;
-  run(run: CommandRun): Promise<void>;
-}
+export type { Command, CommandRun } from './command.ts';
 
 const JSON_OPT: Options = { json: { type: 'boolean' } };
 const str = (run: CommandRun, name: string) => run.values[name] as string | undefined;

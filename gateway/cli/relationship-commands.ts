@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { relationships as rel } from '../../policy/index.ts';
-import type { Command, CommandRun } from './commands.ts';
+import type { Command, CommandRun } from './command.ts';
 import { keyValues, table, UsageError } from './format.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;

@@ -4,7 +4,7 @@
  * object with no other credentials).
  */
 import type { OidcProviderInfo, RoleInfo } from '../../policy/index.ts';
-import type { Command, CommandRun } from './commands.ts';
+import type { Command, CommandRun } from './command.ts';
 import { formatScope, parseDuration, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
 
 const JSON_OPT = { json: { type: 'boolean' } } as const;

@@ -1,0 +1,32 @@
+/**
+ * What a CLI command is: its words, arguments, options (node:util parseArgs syntax, turned into commander options by
+ * main.ts), help text and the function that turns them into admin API calls. Command files export lists of these.
+ */
+import type { ParseArgsConfig } from 'node:util';
+import type { AdminTransport } from './transport.ts';
+
+/** A command's options, in node:util parseArgs syntax. */
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** What a command runs with. */
+export interface CommandRun {
+  api: AdminTransport;
+  args: string[];
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  out: (text: string) => void;
+  /** Aborts a --follow. */
+  signal: AbortSignal;
+}
+
+/** One command. */
+export interface Command {
+  /** One or two words, e.g. `credential create`. */
+  name: string;
+  /** Positional arguments in upper case, e.g. `ID`. */
+  args: string[];
+  options: Options;
+  summary: string;
+  /** Example invocations shown by `anvil <command> --help`, without the leading `anvil`. */
+  examples?: string[];
+  run(run: CommandRun): Promise<void>;
+}
