@@ -1,6 +1,6 @@
 /**
- * The admin API's two middleware: adminErrors (before authenticate) renders anything thrown during an admin request
- * as JSON, and adminApi (after authenticate) answers admin requests; S3 requests pass both untouched.
+ * The admin API's two middleware, steps of the admin pipeline (gateway/app.ts): adminErrors (before authenticate)
+ * renders anything thrown during an admin request as JSON, and adminApi (after authenticate) answers it.
  */
 import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
@@ -24,7 +24,6 @@ function jsonResult(status: number, body: string): OpResult {
 
 export function adminErrors(opts: { log: (line: string) => void }): Middleware<GatewayState> {
   return async function adminErrorsMiddleware(ctx, next) {
-    if (!ctx.state.admin) return next();
     try {
       await next();
     } catch (thrown) {
@@ -72,10 +71,8 @@ function parseJsonObject(text: string, contentType: string): Record<string, unkn
 }
 
 export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDir: string; relationships?: relationships.Relationships }): Middleware<GatewayState> {
-  return async function adminApiMiddleware(ctx, next) {
-    const admin = ctx.state.admin;
-    if (!admin) return next();
-    const { auth, principal } = ctx.state;
+  return async function adminApiMiddleware(ctx) {
+    const { admin, auth, principal } = ctx.state;
     // A presigned admin URL or an unsigned body would let whoever holds the request replay or alter a change.
     if (auth?.location !== 'header') throw invalidInput('admin requests must be signed in the Authorization header');
     if (auth.payload.mode !== 'signed') throw invalidInput('admin requests must sign their payload (x-amz-content-sha256: SHA-256 of the body)');
@@ -87,7 +84,7 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
       userAgent: ctx.get('user-agent') || undefined,
     };
     const answer = await dispatchAdmin(
-      { method: ctx.method, path: admin.path, query: admin.query, body },
+      { method: ctx.method, path: admin!.path, query: admin!.query, body },
       {
         principal: principal!,
         policy: opts.policy,
@@ -102,6 +99,5 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
       answer.body instanceof AdminStream
         ? { status: answer.status, headers: { 'content-type': answer.body.contentType, 'cache-control': 'no-store', 'x-accel-buffering': 'no' }, body: answer.body.stream }
         : jsonResult(answer.status, JSON.stringify(answer.body));
-    // S3's authorize and operation steps never see an admin request.
   };
 }

@@ -1,26 +1,46 @@
-/** Resolves bucket and key from the URL and Host, then the route from the routing table (or marks an admin request). */
-import type { Middleware } from 'koa';
+/**
+ * Addressing: which pipeline a request belongs to (STS, admin API or S3), then, inside the S3 pipeline, bucket, key
+ * and route from the routing table, and inside the admin pipeline, the admin path.
+ */
+import type { Middleware, ParameterizedContext } from 'koa';
 import { adminTargetOf } from '../admin/index.ts';
 import { resolveTarget } from '../addressing.ts';
 import { S3Error } from '../errors.ts';
 import { matchRoute } from '../routes.ts';
 import type { GatewayState } from '../state.ts';
+import { isStsRequest, KEYS_PATH } from '../sts/middleware.ts';
 
+/** The three pipelines a request can take. */
+export type Pipeline = 'sts' | 'admin' | 's3';
+
+/**
+ * The pipeline of a request: STS calls (POST / with a form body) and the session-token keys go to STS, paths under
+ * the admin prefix to the admin API, everything else to S3. Throws InvalidURI for a target that is no URL path.
+ */
+export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: string): Pipeline {
+  if ((ctx.method === 'GET' && ctx.path === KEYS_PATH) || isStsRequest(ctx, domain)) return 'sts';
+  return adminTargetOf(resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain)) ? 'admin' : 's3';
+}
+
+/** S3 pipeline: bucket, key and the route, or NotImplemented / MethodNotAllowed when the table has none. */
 export function addressing(domain: string): Middleware<GatewayState> {
   return async function addressingMiddleware(ctx, next) {
     const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
-    const admin = adminTargetOf(target);
-    if (admin) {
-      // Admin requests have no S3 route; denial lines name no bucket or key for them.
-      ctx.state.admin = admin;
-      ctx.state.target = { ...target, bucket: '', key: '' };
-      return next();
-    }
     ctx.state.target = target;
     const level = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object';
     const route = matchRoute(ctx.method, level, target.query, ctx.headers);
     if ('miss' in route) throw new S3Error(route.miss);
     ctx.state.route = route;
+    await next();
+  };
+}
+
+/** Admin pipeline: the admin path and query; denial lines name no bucket or key for admin requests. */
+export function adminAddressing(domain: string): Middleware<GatewayState> {
+  return async function adminAddressingMiddleware(ctx, next) {
+    const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+    ctx.state.admin = adminTargetOf(target);
+    ctx.state.target = { ...target, bucket: '', key: '' };
     await next();
   };
 }
