@@ -13,11 +13,19 @@
 import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
 
-/** The relationship permission each object family needs in a governed bucket; other families need none. */
-export const PERMISSION_OF: Partial<Record<Family, string>> = {
+/** The relationship permission each family needs in a governed bucket (undefined: none); a new family must choose. */
+export const PERMISSION_OF: Readonly<Record<Family, string | undefined>> = {
   'object:read': 'read',
   'object:write': 'write',
   'object:delete': 'delete',
+  'object:list': undefined,
+  'bucket:read': undefined,
+  'bucket:admin': undefined,
+  'tuples:read': undefined,
+  'tuples:write': undefined,
+  check: undefined,
+  watch: undefined,
+  admin: undefined,
 };
 
 /** How a governed listing is narrowed: a batched page filter, and a one-check answer for a whole common prefix. */

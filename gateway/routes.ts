@@ -31,51 +31,106 @@ import { UploadPartCopy } from './operations/upload-part-copy.ts';
 /** Where in the URL space a request lands. */
 export type Level = 'service' | 'bucket' | 'object';
 
-/** One row of the table. */
-export interface Route {
-  op: string;
-  method: string;
-  level: Level;
-  /** Query parameter that must be present (`uploads`, `tagging`, `list-type=2` as name=value). */
-  marker?: string;
-  /** The request carries x-amz-copy-source (CopyObject, UploadPartCopy). */
-  copy?: boolean;
+/** What an operation is, wherever it is routed from. */
+export interface OperationSpec {
+  /** The API family a scope grant must name for the operation. */
   family: Family;
   /** Whether the request has a body that the operation reads (others get it drained). */
   body?: boolean;
   run: Operation;
 }
 
-/** Every supported operation. More specific rows (with a marker or copy flag) come before their plain forms. */
-export const ROUTES: Route[] = [
-  { op: 'ListBuckets', method: 'GET', level: 'service', family: 'bucket:read', run: ListBuckets },
+/**
+ * Every supported S3 operation by its AWS name. Tables keyed by OperationName (or by Family) make the compiler flag
+ * whatever a new operation forgot; every other operation→family map is derived from this one.
+ */
+export const OPERATIONS = {
+  ListBuckets: { family: 'bucket:read', run: ListBuckets },
+  GetBucketLocation: { family: 'bucket:read', run: GetBucketLocation },
+  GetBucketVersioning: { family: 'bucket:read', run: GetBucketVersioning },
+  HeadBucket: { family: 'bucket:read', run: HeadBucket },
+  CreateBucket: { family: 'bucket:admin', body: true, run: CreateBucket },
+  DeleteBucket: { family: 'bucket:admin', run: DeleteBucket },
+  ListObjects: { family: 'object:list', run: ListObjects },
+  ListObjectsV2: { family: 'object:list', run: ListObjectsV2 },
+  ListObjectVersions: { family: 'object:list', run: ListObjectVersions },
+  ListMultipartUploads: { family: 'object:list', run: ListMultipartUploads },
+  GetObject: { family: 'object:read', run: GetObject },
+  HeadObject: { family: 'object:read', run: HeadObject },
+  GetObjectTagging: { family: 'object:read', run: GetObjectTagging },
+  PutObject: { family: 'object:write', body: true, run: PutObject },
+  CopyObject: { family: 'object:write', run: CopyObject },
+  PutObjectTagging: { family: 'object:write', body: true, run: PutObjectTagging },
+  DeleteObjectTagging: { family: 'object:write', run: DeleteObjectTagging },
+  CreateMultipartUpload: { family: 'object:write', run: CreateMultipartUpload },
+  UploadPart: { family: 'object:write', body: true, run: UploadPart },
+  UploadPartCopy: { family: 'object:write', run: UploadPartCopy },
+  CompleteMultipartUpload: { family: 'object:write', body: true, run: CompleteMultipartUpload },
+  AbortMultipartUpload: { family: 'object:write', run: AbortMultipartUpload },
+  ListParts: { family: 'object:write', run: ListParts },
+  DeleteObject: { family: 'object:delete', run: DeleteObject },
+  DeleteObjects: { family: 'object:delete', body: true, run: DeleteObjects },
+} as const satisfies Record<string, OperationSpec>;
 
-  { op: 'GetBucketLocation', method: 'GET', level: 'bucket', marker: 'location', family: 'bucket:read', run: GetBucketLocation },
-  { op: 'GetBucketVersioning', method: 'GET', level: 'bucket', marker: 'versioning', family: 'bucket:read', run: GetBucketVersioning },
-  { op: 'ListObjectVersions', method: 'GET', level: 'bucket', marker: 'versions', family: 'object:list', run: ListObjectVersions },
-  { op: 'ListMultipartUploads', method: 'GET', level: 'bucket', marker: 'uploads', family: 'object:list', run: ListMultipartUploads },
-  { op: 'ListObjectsV2', method: 'GET', level: 'bucket', marker: 'list-type=2', family: 'object:list', run: ListObjectsV2 },
-  { op: 'ListObjects', method: 'GET', level: 'bucket', family: 'object:list', run: ListObjects },
-  { op: 'HeadBucket', method: 'HEAD', level: 'bucket', family: 'bucket:read', run: HeadBucket },
-  { op: 'CreateBucket', method: 'PUT', level: 'bucket', family: 'bucket:admin', body: true, run: CreateBucket },
-  { op: 'DeleteBucket', method: 'DELETE', level: 'bucket', family: 'bucket:admin', run: DeleteBucket },
-  { op: 'DeleteObjects', method: 'POST', level: 'bucket', marker: 'delete', family: 'object:delete', body: true, run: DeleteObjects },
+/** An S3 operation name as AWS spells it. */
+export type OperationName = keyof typeof OPERATIONS;
 
-  { op: 'ListParts', method: 'GET', level: 'object', marker: 'uploadId', family: 'object:write', run: ListParts },
-  { op: 'GetObjectTagging', method: 'GET', level: 'object', marker: 'tagging', family: 'object:read', run: GetObjectTagging },
-  { op: 'GetObject', method: 'GET', level: 'object', family: 'object:read', run: GetObject },
-  { op: 'HeadObject', method: 'HEAD', level: 'object', family: 'object:read', run: HeadObject },
-  { op: 'UploadPartCopy', method: 'PUT', level: 'object', marker: 'uploadId', copy: true, family: 'object:write', run: UploadPartCopy },
-  { op: 'UploadPart', method: 'PUT', level: 'object', marker: 'uploadId', family: 'object:write', body: true, run: UploadPart },
-  { op: 'PutObjectTagging', method: 'PUT', level: 'object', marker: 'tagging', family: 'object:write', body: true, run: PutObjectTagging },
-  { op: 'CopyObject', method: 'PUT', level: 'object', copy: true, family: 'object:write', run: CopyObject },
-  { op: 'PutObject', method: 'PUT', level: 'object', family: 'object:write', body: true, run: PutObject },
-  { op: 'CreateMultipartUpload', method: 'POST', level: 'object', marker: 'uploads', family: 'object:write', run: CreateMultipartUpload },
-  { op: 'CompleteMultipartUpload', method: 'POST', level: 'object', marker: 'uploadId', family: 'object:write', body: true, run: CompleteMultipartUpload },
-  { op: 'AbortMultipartUpload', method: 'DELETE', level: 'object', marker: 'uploadId', family: 'object:write', run: AbortMultipartUpload },
-  { op: 'DeleteObjectTagging', method: 'DELETE', level: 'object', marker: 'tagging', family: 'object:write', run: DeleteObjectTagging },
-  { op: 'DeleteObject', method: 'DELETE', level: 'object', family: 'object:delete', run: DeleteObject },
-];
+/** Where an operation is found: method, level, and the query marker or header that tells it from its neighbours. */
+interface RouteRow {
+  op: OperationName;
+  method: string;
+  level: Level;
+  /** Query parameter that must be present (`uploads`, `tagging`, `list-type=2` as name=value). */
+  marker?: string;
+  /** The request carries x-amz-copy-source (CopyObject, UploadPartCopy). */
+  copy?: boolean;
+}
+
+/** One row of the table, with its operation's spec. */
+export type Route = RouteRow & OperationSpec;
+
+/** Where each operation is routed. More specific rows (with a marker or copy flag) come before their plain forms. */
+const ROWS = [
+  { op: 'ListBuckets', method: 'GET', level: 'service' },
+
+  { op: 'GetBucketLocation', method: 'GET', level: 'bucket', marker: 'location' },
+  { op: 'GetBucketVersioning', method: 'GET', level: 'bucket', marker: 'versioning' },
+  { op: 'ListObjectVersions', method: 'GET', level: 'bucket', marker: 'versions' },
+  { op: 'ListMultipartUploads', method: 'GET', level: 'bucket', marker: 'uploads' },
+  { op: 'ListObjectsV2', method: 'GET', level: 'bucket', marker: 'list-type=2' },
+  { op: 'ListObjects', method: 'GET', level: 'bucket' },
+  { op: 'HeadBucket', method: 'HEAD', level: 'bucket' },
+  { op: 'CreateBucket', method: 'PUT', level: 'bucket' },
+  { op: 'DeleteBucket', method: 'DELETE', level: 'bucket' },
+  { op: 'DeleteObjects', method: 'POST', level: 'bucket', marker: 'delete' },
+
+  { op: 'ListParts', method: 'GET', level: 'object', marker: 'uploadId' },
+  { op: 'GetObjectTagging', method: 'GET', level: 'object', marker: 'tagging' },
+  { op: 'GetObject', method: 'GET', level: 'object' },
+  { op: 'HeadObject', method: 'HEAD', level: 'object' },
+  { op: 'UploadPartCopy', method: 'PUT', level: 'object', marker: 'uploadId', copy: true },
+  { op: 'UploadPart', method: 'PUT', level: 'object', marker: 'uploadId' },
+  { op: 'PutObjectTagging', method: 'PUT', level: 'object', marker: 'tagging' },
+  { op: 'CopyObject', method: 'PUT', level: 'object', copy: true },
+  { op: 'PutObject', method: 'PUT', level: 'object' },
+  { op: 'CreateMultipartUpload', method: 'POST', level: 'object', marker: 'uploads' },
+  { op: 'CompleteMultipartUpload', method: 'POST', level: 'object', marker: 'uploadId' },
+  { op: 'AbortMultipartUpload', method: 'DELETE', level: 'object', marker: 'uploadId' },
+  { op: 'DeleteObjectTagging', method: 'DELETE', level: 'object', marker: 'tagging' },
+  { op: 'DeleteObject', method: 'DELETE', level: 'object' },
+] as const satisfies readonly RouteRow[];
+
+/** Compile-time check: an operation in OPERATIONS that no row routes is an error here, naming the operation. */
+type Unrouted = Exclude<OperationName, (typeof ROWS)[number]['op']>;
+const EVERY_OPERATION_ROUTED: [Unrouted] extends [never] ? true : Unrouted = true;
+void EVERY_OPERATION_ROUTED;
+
+/** The routing table: every row joined with its operation's family, body flag and handler. */
+export const ROUTES: readonly Route[] = ROWS.map((row: RouteRow) => {
+  const { family, run } = OPERATIONS[row.op];
+  const body = 'body' in OPERATIONS[row.op] ? true : undefined;
+  return { ...row, family, run, ...(body ? { body } : {}) };
+});
 
 /**
  * S3 subresources the gateway does not implement. A request naming one answers NotImplemented instead of falling
