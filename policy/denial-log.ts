@@ -4,8 +4,7 @@
  * anything shaped like one.
  */
 
-import { join } from 'node:path';
-import { followJsonLines, JsonLinesWriter, readJsonLines } from './json-lines.ts';
+import { jsonLinesLog, type JsonLinesWriter, type LogFilter } from './json-lines.ts';
 import type { DenialLayer, DenialRecord } from './types.ts';
 
 /** The denial log's file name inside the data directory. */
@@ -21,17 +20,24 @@ export interface DenialLogOptions {
 }
 
 /** Which denials a query or a follow returns. */
-export interface DenialFilter {
-  since?: Date;
-  until?: Date;
+export interface DenialFilter extends LogFilter {
   tenant?: string;
   accessKeyId?: string;
   layer?: DenialLayer;
   bucket?: string;
   keyPrefix?: string;
-  /** Keep only the newest `limit` matches. */
-  limit?: number;
 }
+
+/** The denial log's file and filter. */
+const DENIALS = jsonLinesLog<DenialRecord, DenialFilter>(
+  DENIAL_LOG_FILE,
+  (record, filter) =>
+    (filter.tenant === undefined || record.tenant === filter.tenant) &&
+    (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId) &&
+    (filter.layer === undefined || record.layer === filter.layer) &&
+    (filter.bucket === undefined || record.bucket === filter.bucket) &&
+    (filter.keyPrefix === undefined || (record.key ?? '').startsWith(filter.keyPrefix)),
+);
 
 const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
 const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
@@ -59,7 +65,7 @@ export class DenialLog {
   private readonly stream: DenialLogOptions['stream'];
 
   constructor(options: DenialLogOptions) {
-    this.writer = new JsonLinesWriter({ path: join(options.dataDir, DENIAL_LOG_FILE), maxBytes: options.maxBytes, keep: options.keep });
+    this.writer = DENIALS.writer(options);
     this.stream = options.stream;
   }
 
@@ -76,34 +82,10 @@ export class DenialLog {
 }
 
 /** Whether a record passes a filter (limit aside). */
-export function denialMatches(record: DenialRecord, filter: DenialFilter): boolean {
-  const time = Date.parse(record.time);
-  if (filter.since !== undefined && !(time >= filter.since.getTime())) return false;
-  if (filter.until !== undefined && !(time <= filter.until.getTime())) return false;
-  if (filter.tenant !== undefined && record.tenant !== filter.tenant) return false;
-  if (filter.accessKeyId !== undefined && record.accessKeyId !== filter.accessKeyId) return false;
-  if (filter.layer !== undefined && record.layer !== filter.layer) return false;
-  if (filter.bucket !== undefined && record.bucket !== filter.bucket) return false;
-  if (filter.keyPrefix !== undefined && !(record.key ?? '').startsWith(filter.keyPrefix)) return false;
-  return true;
-}
+export const denialMatches = DENIALS.matches;
 
 /** The denials matching `filter`, from the rotated files and the live one, oldest first (newest last). */
-export function queryDenials(dataDir: string, filter: DenialFilter = {}): Promise<DenialRecord[]> {
-  return readJsonLines<DenialRecord>(join(dataDir, DENIAL_LOG_FILE), (record) => denialMatches(record, filter), filter.limit);
-}
+export const queryDenials = DENIALS.query;
 
 /** Streams denials appended from now on that match `filter` (limit ignored) until `signal` aborts. */
-export function followDenials(
-  dataDir: string,
-  filter: DenialFilter,
-  onRecord: (record: DenialRecord) => void,
-  signal: AbortSignal,
-): Promise<void> {
-  return followJsonLines<DenialRecord>({
-    path: join(dataDir, DENIAL_LOG_FILE),
-    match: (record) => denialMatches(record, filter),
-    onValue: onRecord,
-    signal,
-  });
-}
+export const followDenials = DENIALS.follow;

@@ -177,3 +177,45 @@ export async function followJsonLines<T>(options: FollowOptions<T>): Promise<voi
     if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** The time window every log query takes, and the newest-`limit` cut. */
+export interface LogFilter {
+  since?: Date;
+  until?: Date;
+  /** Keep only the newest `limit` matches. */
+  limit?: number;
+}
+
+/** One kind of JSON-lines log kept in a data directory: its file name and how a filter selects its records. */
+export interface JsonLinesLog<T extends { time: string }, F extends LogFilter> {
+  readonly file: string;
+  /** Whether a record passes a filter: the time window, then `matches`. */
+  matches(record: T, filter: F): boolean;
+  /** A writer appending to dataDir/file, rotated by size. */
+  writer(options: { dataDir: string; maxBytes?: number; keep?: number }): JsonLinesWriter;
+  /** The records matching `filter` from the rotated files and the live one, oldest first (the newest `limit`). */
+  query(dataDir: string, filter?: F): Promise<T[]>;
+  /** Calls onRecord for each matching record appended from now on (limit ignored) until `signal` aborts. */
+  follow(dataDir: string, filter: F, onRecord: (record: T) => void, signal: AbortSignal): Promise<void>;
+}
+
+/** Defines a JSON-lines log: the denial log and the audit log are two of these. */
+export function jsonLinesLog<T extends { time: string }, F extends LogFilter>(
+  file: string,
+  matches: (record: T, filter: F) => boolean,
+): JsonLinesLog<T, F> {
+  const passes = (record: T, filter: F): boolean => {
+    const time = Date.parse(record.time);
+    if (filter.since !== undefined && !(time >= filter.since.getTime())) return false;
+    if (filter.until !== undefined && !(time <= filter.until.getTime())) return false;
+    return matches(record, filter);
+  };
+  return {
+    file,
+    matches: passes,
+    writer: (options) => new JsonLinesWriter({ path: join(options.dataDir, file), maxBytes: options.maxBytes, keep: options.keep }),
+    query: (dataDir, filter = {} as F) => readJsonLines<T>(join(dataDir, file), (record) => passes(record, filter), filter.limit),
+    follow: (dataDir, filter, onRecord, signal) =>
+      followJsonLines<T>({ path: join(dataDir, file), match: (record) => passes(record, filter), onValue: onRecord, signal }),
+  };
+}

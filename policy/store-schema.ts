@@ -5,6 +5,7 @@
 
 import type Database from 'better-sqlite3';
 import { MasterKeyMismatchError } from './errors.ts';
+import { applyMigrations } from './migrations.ts';
 import { open, seal } from './secret-box.ts';
 import type { ScopeGrant } from './types.ts';
 
@@ -102,14 +103,7 @@ export const TENANT_OWNED_TABLES = ['credentials', 'sts_roles', 'sts_oidc_provid
 
 /** Applies the migrations not yet recorded in the migrations table, in one immediate transaction. */
 export function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
-  db.transaction(() => {
-    const applied = db.prepare('SELECT coalesce(max(version), 0) FROM migrations').pluck().get() as number;
-    MIGRATIONS.slice(applied).forEach((sql, index) => {
-      db.exec(sql);
-      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(applied + index + 1, Date.now());
-    });
-  }).immediate();
+  applyMigrations(db, MIGRATIONS);
 }
 
 /** Verifies the master key against a sealed marker written on first open, so a wrong key fails at start. */

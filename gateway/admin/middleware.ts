@@ -9,6 +9,7 @@ import { logDenial } from '../access.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
+import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
 import { AdminStream } from './call.ts';
@@ -42,19 +43,13 @@ export function adminErrors(opts: { log: (line: string) => void }): Middleware<G
 /** Reads the whole body through the SigV4 payload verifier, refusing more than MAX_ADMIN_BODY bytes. */
 async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0]): Promise<string> {
   const declared = Number(ctx.get('content-length') || 0);
-  if (declared > MAX_ADMIN_BODY) throw new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
+  const tooLarge = () => new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
+  if (declared > MAX_ADMIN_BODY) throw tooLarge();
   const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers });
   pipeline(ctx.req, plan.stream, () => {
     // Errors reach the reader below through plan.stream.
   });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of plan.stream) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_ADMIN_BODY) throw new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return (await readLimited(plan.stream, MAX_ADMIN_BODY, tooLarge)).toString('utf8');
 }
 
 function parseJsonObject(text: string, contentType: string): Record<string, unknown> {

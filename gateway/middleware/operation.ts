@@ -5,6 +5,7 @@ import type { StoredChecksum } from '../../storage/backend.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import { S3Error } from '../errors.ts';
 import type { OpContext, Services } from '../operation.ts';
+import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
 
 /** Largest XML request body read whole. */
@@ -40,14 +41,7 @@ export function runOperation(services: Services): Middleware<GatewayState> {
       bodyChecksum: (): StoredChecksum | undefined => plan.checksum(),
       async readText(limit = DEFAULT_TEXT_LIMIT) {
         if (plan.decodedLength !== undefined && plan.decodedLength > limit) throw new S3Error('MalformedXML');
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of body()) {
-          size += (chunk as Buffer).length;
-          if (size > limit) throw new S3Error('MalformedXML');
-          chunks.push(chunk as Buffer);
-        }
-        return Buffer.concat(chunks).toString('utf8');
+        return (await readLimited(body(), limit, () => new S3Error('MalformedXML'))).toString('utf8');
       },
     };
     ctx.state.result = await route!.run(op);

@@ -11,6 +11,7 @@ import { verifySigV4 } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
+import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
 import { STS_ACTIONS } from './actions.ts';
 import { callerLookup, type ResolvedCaller } from './callers.ts';
@@ -33,15 +34,8 @@ export function isStsRequest(ctx: Ctx, domain: string): boolean {
   return !(domain && host.endsWith(`.${domain}`));
 }
 
-async function readBody(ctx: Ctx): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_STS_BODY) throw new StsError('ValidationError', `STS request bodies are limited to ${MAX_STS_BODY} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+function readBody(ctx: Ctx): Promise<Buffer> {
+  return readLimited(ctx.req, MAX_STS_BODY, () => new StsError('ValidationError', `STS request bodies are limited to ${MAX_STS_BODY} bytes`));
 }
 
 export function stsApi(opts: {

@@ -7,6 +7,7 @@
 
 import type Database from 'better-sqlite3';
 import { InvalidInputError } from '../errors.ts';
+import { applyMigrations } from '../migrations.ts';
 import type { Tuple } from './tuples.ts';
 
 /** Ordered schema changes; an entry, once released, is never edited, only followed by a new one. */
@@ -76,14 +77,7 @@ export const MIGRATIONS: readonly string[] = [
 
 /** Applies the migrations not yet recorded, in one immediate transaction. */
 export function migrate(db: Database.Database): void {
-  db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT');
-  db.transaction(() => {
-    const applied = db.prepare('SELECT coalesce(max(version), 0) FROM migrations').pluck().get() as number;
-    MIGRATIONS.slice(applied).forEach((sql, index) => {
-      db.exec(sql);
-      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(applied + index + 1, Date.now());
-    });
-  }).immediate();
+  applyMigrations(db, MIGRATIONS);
 }
 
 /** A tuples row. */
