@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `anvil` CLI launcher: registers tsx so the TypeScript sources run as they are, then starts gateway/cli/main.ts.
-import { register } from 'tsx/esm/api';
+// The `anvil` CLI launcher: runs the compiled CLI (dist/gateway/cli/main.js), compiling it first in a development
+// checkout whose sources are newer than dist/.
+import { buildIfStale } from './build-if-stale.js';
 
-register();
-await import('../gateway/cli/main.ts');
+buildIfStale({ quiet: true });
+await import('../dist/gateway/cli/main.js');
