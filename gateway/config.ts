@@ -1,10 +1,73 @@
 /**
- * Configuration: ANVIL_* environment variables, optionally on top of a JSON config file named by ANVIL_CONFIG.
- * The table below is the single list of settings; the README and the docker-compose test read the same names.
+ * Configuration: ANVIL_* environment variables, optionally on top of a JSON config file named by ANVIL_CONFIG whose
+ * keys are the same names in camelCase without ANVIL_. SETTINGS is the one definition of every setting — its zod
+ * schema (type and bounds), default and documentation; the README table, the compose test and the error messages
+ * all read it. A bad value stops the start with the variable's name and what it expects.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { z } from 'zod';
 import type { UpstreamConfig } from '../storage/upstream/index.ts';
+
+/** One setting: how its text is parsed and checked, what it means, and what a wrong value is told it expects. */
+interface Setting<T> {
+  schema: z.ZodType<T>;
+  /** What a valid value looks like, for error messages ("an integer from 100 to 600000"). */
+  expects: string;
+  /** Shown in the README and `anvil` help; one line. */
+  doc: string;
+  /** The default, as the README shows it (`—` for none). */
+  shown: string;
+}
+
+const setting = <T>(schema: z.ZodType<T>, expects: string, doc: string, shown = '—'): Setting<T> => ({ schema, expects, doc, shown });
+
+const text = (max = 4096) => z.string().min(1).max(max).optional();
+const bool = (fallback: boolean) => z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] }).default(fallback);
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const ADDRESS = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/;
+const address = z.string().refine((a) => Number(ADDRESS.exec(a)?.[3] ?? NaN) <= 65535);
+const url = z.url({ protocol: /^https?$/ }).optional();
+
+/** Every setting the gateway reads, by environment variable. */
+export const SETTINGS = {
+  ANVIL_CONFIG: setting(text(), 'a file path', 'JSON config file; its keys are the names below in camelCase without ANVIL_ (the environment wins)'),
+  ANVIL_ADDRESS: setting(address.default('127.0.0.1:9000'), 'host:port, e.g. 0.0.0.0:9000 or [::1]:9000 (port 0-65535)', 'host:port to listen on (`[::1]:9000` for IPv6)', '`127.0.0.1:9000`'),
+  ANVIL_DATA_DIR: setting(z.string().min(1).default('./data'), 'a directory path', 'data directory: objects, index, policy store, logs', '`./data`'),
+  ANVIL_REGION: setting(z.string().regex(/^[a-z0-9-]{1,64}$/).default('us-east-1'), 'a region name such as us-east-1', 'region the gateway answers for (SigV4 scope, GetBucketLocation)', '`us-east-1`'),
+  ANVIL_DOMAIN: setting(z.string().regex(/^[a-z0-9.-]{1,253}$/i).optional(), 'a DNS name such as s3.example.com', 'base domain for virtual-hosted-style requests (`bucket.<domain>`); path-style always works'),
+  ANVIL_ROOT_ACCESS_KEY: setting(z.string().regex(/^[A-Za-z0-9]{16,128}$/).optional(), '16 to 128 letters and digits', 'root access key id (set both or neither)', 'generated'),
+  ANVIL_ROOT_SECRET_KEY: setting(z.string().min(16).max(128).optional(), '16 to 128 characters', 'root secret key', 'generated'),
+  ANVIL_MASTER_KEY: setting(z.string().regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/).optional(), '32 bytes as 64 hex digits or 44 base64 characters', '32-byte key encrypting secrets at rest; by default generated into `<data>/master.key` (mode 0600)', 'generated'),
+  ANVIL_TLS_CERT: setting(text(), 'a PEM certificate file path', 'serve HTTPS with this PEM certificate chain (with `ANVIL_TLS_KEY`); reloaded on SIGHUP or when the file changes'),
+  ANVIL_TLS_KEY: setting(text(), 'a PEM private key file path', 'the PEM private key of `ANVIL_TLS_CERT`'),
+  ANVIL_HEALTH_ADDRESS: setting(address.optional(), 'host:port, e.g. 0.0.0.0:9090', 'also answer `/_anvil/health/*` (and nothing else) over plain HTTP on this host:port'),
+  ANVIL_METRICS_TOKEN: setting(z.string().regex(/^[\x21-\x7e]{16,256}$/).optional(), '16 to 256 printable characters without spaces', 'bearer token that may read `/_anvil/metrics` (SigV4 requests with the admin family always may)'),
+  ANVIL_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent', 'least severe level of the JSON log lines on stdout', '`info`'),
+  ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
+  ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout (they always go to `denials.log`)', '`false`'),
+  ANVIL_SHUTDOWN_TIMEOUT_MS: setting(int(0, 600_000, 30_000), 'an integer from 0 to 600000 (milliseconds)', 'on SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut off', '`30000`'),
+  ANVIL_BACKEND: setting(z.enum(['embedded', 'upstream']).default('embedded'), 'embedded or upstream', '`embedded` or `upstream`', '`embedded`'),
+  ANVIL_UPSTREAM_ENDPOINT: setting(url, 'an http:// or https:// URL', 'upstream S3 endpoint URL, e.g. `http://127.0.0.1:9100`'),
+  ANVIL_UPSTREAM_REGION: setting(z.string().regex(/^[a-z0-9-]{1,64}$/).default('us-east-1'), 'a region name such as us-east-1', 'upstream region', '`us-east-1`'),
+  ANVIL_UPSTREAM_ACCESS_KEY: setting(text(256), '1 to 256 characters', 'upstream access key id (independent of the gateway\'s own credentials)'),
+  ANVIL_UPSTREAM_SECRET_KEY: setting(text(256), '1 to 256 characters', 'upstream secret key'),
+  ANVIL_UPSTREAM_PATH_STYLE: setting(bool(true), 'true or false', 'path-style requests upstream', '`true`'),
+  ANVIL_UPSTREAM_MAPPING: setting(z.enum(['bucket', 'prefix']).default('bucket'), 'bucket or prefix', '`bucket`: one upstream bucket per gateway bucket; `prefix`: all gateway buckets inside `ANVIL_UPSTREAM_BUCKET`', '`bucket`'),
+  ANVIL_UPSTREAM_BUCKET: setting(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).optional(), 'an S3 bucket name', 'the single upstream bucket for `prefix` mapping'),
+  ANVIL_UPSTREAM_TIMEOUT_MS: setting(int(100, 600_000, 30_000), 'an integer from 100 to 600000 (milliseconds)', 'upstream request timeout', '`30000`'),
+  ANVIL_OIDC_ALLOW_INSECURE_JWKS: setting(bool(false), 'true or false', 'let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests)', '`false`'),
+} as const;
+
+/** An environment variable the gateway reads. */
+export type SettingName = keyof typeof SETTINGS;
+
+type Parsed = { [K in SettingName]: z.output<(typeof SETTINGS)[K]['schema']> };
+
+/** Every environment variable the gateway reads, with its one-line description (the compose test reads it). */
+export const ENV_VARS: Readonly<Record<SettingName, string>> = Object.fromEntries(
+  Object.entries(SETTINGS).map(([name, s]) => [name, s.doc]),
+) as Record<SettingName, string>;
 
 /** Everything the composition root needs to build a gateway. */
 export interface GatewayConfig {
@@ -18,110 +81,149 @@ export interface GatewayConfig {
   rootSecretKey?: string;
   /** 32-byte master key (base64 or hex) for secrets at rest; generated into the data directory when absent. */
   masterKey?: string;
-  /** Also write denial lines to stdout. */
-  denialsToStdout: boolean;
-  /** Access log lines (one per request) to stdout. */
+  /** PEM files to serve HTTPS with; plain HTTP when absent. */
+  tls?: { certFile: string; keyFile: string };
+  /** A plain-HTTP listener that answers only the health endpoints. */
+  health?: { host: string; port: number };
+  /** Bearer token for /_anvil/metrics. */
+  metricsToken?: string;
+  logLevel: Parsed['ANVIL_LOG_LEVEL'];
+  /** One access line per request. */
   accessLog: boolean;
+  /** Also write denial lines to the log on stdout. */
+  denialsToStdout: boolean;
+  /** Milliseconds requests in flight get to finish on SIGTERM/SIGINT. */
+  shutdownTimeoutMs: number;
   backend: 'embedded' | 'upstream';
   upstream: UpstreamConfig;
   /** Let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests). */
   oidcAllowInsecureJwks: boolean;
 }
 
-
-/** Every environment variable the gateway reads, with its config-file key and a one-line description. */
-export const ENV_VARS = {
-  ANVIL_CONFIG: 'path of a JSON config file whose keys are the names below without ANVIL_ and in camelCase',
-  ANVIL_ADDRESS: 'host:port to listen on (default 127.0.0.1:9000)',
-  ANVIL_DATA_DIR: 'data directory (default ./data)',
-  ANVIL_REGION: 'region the gateway answers for (default us-east-1)',
-  ANVIL_DOMAIN: 'base domain for virtual-hosted-style requests (default none: path-style only)',
-  ANVIL_ROOT_ACCESS_KEY: 'root access key id; with ANVIL_ROOT_SECRET_KEY the root credential is exactly these',
-  ANVIL_ROOT_SECRET_KEY: 'root secret key',
-  ANVIL_MASTER_KEY: '32-byte key (base64 or hex) encrypting secrets at rest (default: generated into the data dir)',
-  ANVIL_DENIALS_STDOUT: 'also print denial lines to stdout (true/false, default false)',
-  ANVIL_ACCESS_LOG: 'print one line per request to stdout (true/false, default false)',
-  ANVIL_BACKEND: 'embedded (default) or upstream',
-  ANVIL_UPSTREAM_ENDPOINT: 'upstream S3 endpoint URL, e.g. http://127.0.0.1:9100',
-  ANVIL_UPSTREAM_REGION: 'upstream region (default us-east-1)',
-  ANVIL_UPSTREAM_ACCESS_KEY: 'upstream access key id',
-  ANVIL_UPSTREAM_SECRET_KEY: 'upstream secret key',
-  ANVIL_UPSTREAM_PATH_STYLE: 'use path-style requests upstream (default true)',
-  ANVIL_UPSTREAM_MAPPING: 'bucket (one upstream bucket per gateway bucket, default) or prefix',
-  ANVIL_UPSTREAM_BUCKET: 'the single upstream bucket when ANVIL_UPSTREAM_MAPPING=prefix',
-  ANVIL_UPSTREAM_TIMEOUT_MS: 'upstream request timeout in milliseconds (default 30000)',
-  ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'let OIDC JWKS URLs use http and loopback/link-local/private hosts (true/false, default false)',
-} as const;
+/** A configuration that cannot start: every bad setting, each with its name and what it expects. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
 
 type Source = Record<string, string | undefined>;
 
+/** The config-file key of a variable: ANVIL_UPSTREAM_TIMEOUT_MS → upstreamTimeoutMs. */
+export function fileKeyOf(name: SettingName): string {
+  return name.slice('ANVIL_'.length).toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+const BY_FILE_KEY = new Map((Object.keys(SETTINGS) as SettingName[]).map((name) => [fileKeyOf(name), name]));
+
 function fileSource(path: string): Source {
-  const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  const out: Source = {};
-  for (const [k, v] of Object.entries(raw)) {
-    // camelCase → ANVIL_SCREAMING_CASE, so the file and the environment share one table.
-    const name = 'ANVIL_' + k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-    if (!(name in ENV_VARS)) throw new Error(`unknown setting "${k}" in ${path}`);
-    out[name] = v === null || v === undefined ? undefined : String(v);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError([`ANVIL_CONFIG: cannot read ${path} as JSON (${(error as Error).message})`]);
   }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError([`ANVIL_CONFIG: ${path} must hold a JSON object`]);
+  const out: Source = {};
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(raw)) {
+    const name = BY_FILE_KEY.get(key);
+    if (name === undefined || name === 'ANVIL_CONFIG') problems.push(`unknown setting "${key}" in ${path}`);
+    else if (value !== null && !['string', 'number', 'boolean'].includes(typeof value)) problems.push(`${key} (${name}) in ${path}: expected ${SETTINGS[name].expects}`);
+    else out[name] = value === null ? undefined : String(value);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return out;
 }
 
-function bool(value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === '') return fallback;
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
-  if (/^(0|false|no|off)$/i.test(value)) return false;
-  throw new Error(`expected true or false, got "${value}"`);
-}
-
 /** Splits `host:port` (IPv6 hosts in brackets) into its parts. */
-export function parseAddress(address: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address.trim());
-  if (!m) throw new Error(`ANVIL_ADDRESS must be host:port, got "${address}"`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in "${address}"`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+export function parseAddress(address: string, name = 'ANVIL_ADDRESS'): { host: string; port: number } {
+  const m = ADDRESS.exec(address.trim());
+  if (!m || Number(m[3]) > 65535) throw new ConfigError([`${name}: expected ${SETTINGS.ANVIL_ADDRESS.expects}, got "${address}"`]);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
-/** Reads the configuration from the environment (and the file ANVIL_CONFIG names); environment wins. */
+/** Parses every setting, collecting every problem before failing. */
+function parseAll(get: (name: SettingName) => string | undefined): Parsed {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]) {
+    const given = get(name);
+    const result = s.schema.safeParse(given);
+    if (result.success) out[name] = result.data;
+    else problems.push(`${name}: expected ${s.expects}, got ${JSON.stringify(given)}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out as Parsed;
+}
+
+/** Settings that only make sense together. */
+function crossChecks(p: Parsed): string[] {
+  const problems: string[] = [];
+  const pair = (a: SettingName, b: SettingName) => {
+    if ((p[a] === undefined) !== (p[b] === undefined)) problems.push(`${a} and ${b}: set both, or neither`);
+  };
+  pair('ANVIL_ROOT_ACCESS_KEY', 'ANVIL_ROOT_SECRET_KEY');
+  pair('ANVIL_TLS_CERT', 'ANVIL_TLS_KEY');
+  pair('ANVIL_UPSTREAM_ACCESS_KEY', 'ANVIL_UPSTREAM_SECRET_KEY');
+  if (p.ANVIL_BACKEND === 'upstream' && p.ANVIL_UPSTREAM_ENDPOINT === undefined) {
+    problems.push('ANVIL_UPSTREAM_ENDPOINT: expected an http:// or https:// URL when ANVIL_BACKEND=upstream');
+  }
+  if (p.ANVIL_UPSTREAM_MAPPING === 'prefix' && p.ANVIL_UPSTREAM_BUCKET === undefined) {
+    problems.push('ANVIL_UPSTREAM_BUCKET: expected an S3 bucket name when ANVIL_UPSTREAM_MAPPING=prefix');
+  }
+  return problems;
+}
+
+/**
+ * Reads the configuration from the environment (and the file ANVIL_CONFIG names; the environment wins). Empty
+ * values count as unset. Throws ConfigError naming every bad setting and what it expects.
+ */
 export function loadConfig(env: Source = process.env): GatewayConfig {
   const file = env.ANVIL_CONFIG ? fileSource(env.ANVIL_CONFIG) : {};
-  const get = (name: keyof typeof ENV_VARS): string | undefined => {
-    const v = env[name] ?? file[name];
-    return v === '' ? undefined : v;
-  };
-  const { host, port } = parseAddress(get('ANVIL_ADDRESS') ?? '127.0.0.1:9000');
-  const backend = get('ANVIL_BACKEND') ?? 'embedded';
-  if (backend !== 'embedded' && backend !== 'upstream') throw new Error('ANVIL_BACKEND must be embedded or upstream');
-  const mapping = get('ANVIL_UPSTREAM_MAPPING') ?? 'bucket';
-  if (mapping !== 'bucket' && mapping !== 'prefix') throw new Error('ANVIL_UPSTREAM_MAPPING must be bucket or prefix');
-  const rootAccessKey = get('ANVIL_ROOT_ACCESS_KEY');
-  const rootSecretKey = get('ANVIL_ROOT_SECRET_KEY');
-  if ((rootAccessKey === undefined) !== (rootSecretKey === undefined)) {
-    throw new Error('set both ANVIL_ROOT_ACCESS_KEY and ANVIL_ROOT_SECRET_KEY, or neither');
-  }
+  const p = parseAll((name) => {
+    const value = env[name] ?? file[name];
+    return value === '' ? undefined : value;
+  });
+  const problems = crossChecks(p);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const { host, port } = parseAddress(p.ANVIL_ADDRESS);
   return {
     host,
     port,
-    dataDir: resolve(get('ANVIL_DATA_DIR') ?? './data'),
-    region: get('ANVIL_REGION') ?? 'us-east-1',
-    domain: get('ANVIL_DOMAIN') ?? '',
-    rootAccessKey,
-    rootSecretKey,
-    masterKey: get('ANVIL_MASTER_KEY'),
-    denialsToStdout: bool(get('ANVIL_DENIALS_STDOUT'), false),
-    accessLog: bool(get('ANVIL_ACCESS_LOG'), false),
-    backend,
-    oidcAllowInsecureJwks: bool(get('ANVIL_OIDC_ALLOW_INSECURE_JWKS'), false),
+    dataDir: resolve(p.ANVIL_DATA_DIR),
+    region: p.ANVIL_REGION,
+    domain: p.ANVIL_DOMAIN ?? '',
+    rootAccessKey: p.ANVIL_ROOT_ACCESS_KEY,
+    rootSecretKey: p.ANVIL_ROOT_SECRET_KEY,
+    masterKey: p.ANVIL_MASTER_KEY,
+    tls: p.ANVIL_TLS_CERT && p.ANVIL_TLS_KEY ? { certFile: resolve(p.ANVIL_TLS_CERT), keyFile: resolve(p.ANVIL_TLS_KEY) } : undefined,
+    health: p.ANVIL_HEALTH_ADDRESS ? parseAddress(p.ANVIL_HEALTH_ADDRESS, 'ANVIL_HEALTH_ADDRESS') : undefined,
+    metricsToken: p.ANVIL_METRICS_TOKEN,
+    logLevel: p.ANVIL_LOG_LEVEL,
+    accessLog: p.ANVIL_ACCESS_LOG,
+    denialsToStdout: p.ANVIL_DENIALS_STDOUT,
+    shutdownTimeoutMs: p.ANVIL_SHUTDOWN_TIMEOUT_MS,
+    backend: p.ANVIL_BACKEND,
+    oidcAllowInsecureJwks: p.ANVIL_OIDC_ALLOW_INSECURE_JWKS,
     upstream: {
-      endpoint: get('ANVIL_UPSTREAM_ENDPOINT'),
-      region: get('ANVIL_UPSTREAM_REGION') ?? 'us-east-1',
-      accessKey: get('ANVIL_UPSTREAM_ACCESS_KEY'),
-      secretKey: get('ANVIL_UPSTREAM_SECRET_KEY'),
-      forcePathStyle: bool(get('ANVIL_UPSTREAM_PATH_STYLE'), true),
-      mapping,
-      bucket: get('ANVIL_UPSTREAM_BUCKET'),
-      requestTimeoutMs: Number(get('ANVIL_UPSTREAM_TIMEOUT_MS') ?? 30000),
+      endpoint: p.ANVIL_UPSTREAM_ENDPOINT,
+      region: p.ANVIL_UPSTREAM_REGION,
+      accessKey: p.ANVIL_UPSTREAM_ACCESS_KEY,
+      secretKey: p.ANVIL_UPSTREAM_SECRET_KEY,
+      forcePathStyle: p.ANVIL_UPSTREAM_PATH_STYLE,
+      mapping: p.ANVIL_UPSTREAM_MAPPING,
+      bucket: p.ANVIL_UPSTREAM_BUCKET,
+      requestTimeoutMs: p.ANVIL_UPSTREAM_TIMEOUT_MS,
     },
   };
+}
+
+/** The README's configuration table, generated from SETTINGS (a test keeps the README equal to it). */
+export function settingsTable(): string {
+  const rows = (Object.entries(SETTINGS) as [SettingName, Setting<unknown>][]).map(
+    ([name, s]) => `| \`${name}\` | \`${fileKeyOf(name)}\` | ${s.shown} | ${s.doc} |`,
+  );
+  return ['| variable | config-file key | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
