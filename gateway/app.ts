@@ -1,18 +1,22 @@
 /**
- * The Koa apps: three short pipelines — S3, the admin API and STS — each its own app listing its middleware in
- * order, and the front app every request enters, which names it, renders its result or error, and hands it to one
- * pipeline. No logic lives here.
+ * The Koa apps: three short pipelines — S3, the admin API and STS — plus the operator endpoints, each its own app
+ * listing its middleware in order, and the front app every request enters, which names it, observes it, renders its
+ * result or error, and hands it to one pipeline. No logic lives here.
  */
 import Koa from 'koa';
 import type { DenialLog, PolicyStore, relationships } from '../policy/index.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
+import { errorLine, type Logger } from './logging.ts';
+import type { GatewayMetrics } from './metrics.ts';
 import { addressing, adminAddressing, pipelineOf } from './middleware/addressing.ts';
 import { authenticate } from './middleware/authenticate.ts';
 import { authorizeRequest } from './middleware/authorize.ts';
+import { observe } from './middleware/observe.ts';
 import { runOperation } from './middleware/operation.ts';
 import { requestId } from './middleware/request-id.ts';
 import { respond } from './middleware/respond.ts';
 import { dispatch, pipeline } from './mount.ts';
+import { health, metricsBearer, metricsForAdmins } from './ops-endpoints.ts';
 import type { Services } from './operation.ts';
 import { stsApi } from './sts/middleware.ts';
 import type { TokenStores } from './sts/stores.ts';
@@ -26,12 +30,14 @@ export interface AppDeps extends Services {
   stores: TokenStores;
   /** Tenants' relationship schemas and tuples: governed buckets and the relationship admin API. */
   relationships: relationships.Relationships;
-  log: (line: string) => void;
+  logger: Logger;
+  metrics: GatewayMetrics;
 }
 
 export function createApp(deps: AppDeps): Koa<GatewayState> {
-  const { backend, config, policy, denials, stores, relationships, log } = deps;
+  const { backend, config, policy, denials, stores, relationships, logger, metrics } = deps;
   const { region, domain, dataDir } = config;
+  const log = errorLine(logger);
   const authn = authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities });
 
   const s3 = pipeline<GatewayState>(
@@ -47,16 +53,23 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     adminApi({ policy, denials, dataDir, relationships }),
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
+  const ops = pipeline<GatewayState>(
+    health({ policy, backend, logger }),
+    metricsBearer({ token: config.metricsToken, metrics }),
+    authn,
+    metricsForAdmins({ metrics, denials }),
+  );
 
   const app = new Koa<GatewayState>();
   app.silent = true;
   app.on('error', (err: Error & { code?: string }) => {
     // Client disconnects mid-stream are routine; anything else is worth a line (never with request secrets).
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-    log(`stream error: ${err.message}`);
+    logger.warn({ err: { name: err.name, message: err.message, code: err.code } }, 'stream error');
   });
-  app.use(requestId({ accessLog: config.accessLog ? (line) => process.stdout.write(line + '\n') : undefined }));
+  app.use(requestId());
+  app.use(observe({ logger, metrics, accessLog: config.accessLog }));
   app.use(respond({ log }));
-  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, s3 }));
+  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, ops, s3 }));
   return app;
 }

@@ -1,44 +1,63 @@
 /**
  * The composition root: reads the configuration, opens the policy store and the storage backend, builds the app and
- * listens. Tests start gateways through startGateway() exactly as `npm start` does.
+ * listens (HTTP, or HTTPS with certificate reload, plus an optional health-only HTTP port). Tests start gateways
+ * through startGateway() exactly as `npm start` does; main.ts adds signals and the process exit.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { DenialLog, PolicyStore, relationships as rel } from '../policy/index.ts';
+import type { Duplex } from 'node:stream';
+import { DenialLog, PolicyStore, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { openEmbeddedStore } from '../storage/index.ts';
 import { createApp } from './app.ts';
 import type { GatewayConfig } from './config.ts';
 import { S3Error } from './errors.ts';
+import { createLogger, type Logger } from './logging.ts';
+import { GatewayMetrics, instrumentBackend } from './metrics.ts';
 import { newRequestId } from './middleware/request-id.ts';
-import { closeTokenStores, openTokenStores } from './sts/stores.ts';
 import { errorBody } from './middleware/respond.ts';
+import { healthAnswer, type HealthDeps } from './ops-endpoints.ts';
+import { closeTokenStores, openTokenStores } from './sts/stores.ts';
+import { loadTlsPair, watchTls, type TlsReloader } from './tls.ts';
 
 /** A running gateway. */
 export interface Gateway {
   server: Server;
   url: string;
   port: number;
+  /** The health-only plain-HTTP listener's URL, when ANVIL_HEALTH_ADDRESS is set. */
+  healthUrl?: string;
   policy: PolicyStore;
   backend: Backend;
   relationships: rel.Relationships;
+  metrics: GatewayMetrics;
+  logger: Logger;
   /** The root credential; the secret only when it was created or configured in this start. */
   root: { accessKeyId: string; secretKey?: string; created: boolean };
+  /** Loads the TLS files again (SIGHUP); false without TLS or when the new pair does not load. */
+  reloadTls(): boolean;
+  /**
+   * Graceful stop: stop accepting, let requests in flight finish for up to `timeoutMs` (then cut them off), close
+   * the stores. Resolves with the number of requests cut off.
+   */
+  shutdown(timeoutMs: number): Promise<number>;
+  /** Immediate stop: every connection closed now, then the stores. */
   close(): Promise<void>;
 }
 
 /** Opens the backend the configuration names. */
 export async function openBackend(config: GatewayConfig): Promise<Backend> {
   if (config.backend === 'upstream') {
-    const { openUpstreamBackend } = await import('../storage/upstream/index.ts' as string);
+    const { openUpstreamBackend } = await import('../storage/upstream/index.ts');
     return openUpstreamBackend(config.upstream);
   }
   return openEmbeddedStore({ dataDir: config.dataDir });
 }
 
 /** Answers requests Node rejects before the app sees them (oversized headers, garbage) with an S3 error. */
-function answerClientError(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -53,45 +72,145 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
   );
 }
 
-/** Starts a gateway; port 0 picks a free port. */
-export async function startGateway(config: GatewayConfig, opts: { log?: (line: string) => void } = {}): Promise<Gateway> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+/** The denial log, also counting each line in the metrics and (when asked) writing it to the JSON log. */
+class ObservedDenialLog extends DenialLog {
+  constructor(options: { dataDir: string; metrics: GatewayMetrics; logger?: Logger }) {
+    super({ dataDir: options.dataDir });
+    this.observe = (record) => {
+      options.metrics.denied(record);
+      options.logger?.warn({ denial: record }, 'denied');
+    };
+  }
+  private readonly observe: (record: DenialRecord) => void;
+  override write(record: DenialRecord): void {
+    super.write(record);
+    this.observe(record);
+  }
+}
+
+/** Listens on host:port; resolves once bound. */
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+const urlOf = (scheme: string, host: string, port: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/** The plain-HTTP listener that answers only the health endpoints. */
+function healthServer(deps: HealthDeps): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    healthAnswer(req.method ?? 'GET', path, deps).then((answer) => {
+      const out = answer ?? { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'not found' }) };
+      res.writeHead(out.status ?? 200, out.headers as Record<string, string>);
+      res.end(req.method === 'HEAD' ? undefined : out.body);
+    });
+  });
+}
+
+/** Starts a gateway; port 0 picks a free port. `logger` defaults to JSON lines on stdout at the configured level. */
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<Gateway> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const metrics = new GatewayMetrics();
   mkdirSync(config.dataDir, { recursive: true });
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
-  const denials = new DenialLog({ dataDir: config.dataDir, stream: config.denialsToStdout ? process.stdout : undefined });
-  const backend = await openBackend(config);
+  metrics.watchCheckCache(relationships.engine.cacheStats);
+  const denials = new ObservedDenialLog({ dataDir: config.dataDir, metrics, logger: config.denialsToStdout ? logger : undefined });
+  const backend = instrumentBackend(await openBackend(config), metrics);
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
-  const app = createApp({ backend, config, policy, denials, stores, relationships, log });
-  const handler = app.callback();
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, handler);
+  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics });
+
+  let draining = false;
+  let inFlight = 0;
+  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
+  const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
+  const server: Server = tlsPair
+    ? (createHttpsServer({ ...serverOptions, cert: tlsPair.cert, key: tlsPair.key }) as unknown as Server)
+    : createServer(serverOptions);
+  const handle = app.callback();
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    res.once('close', () => inFlight--);
+    // While draining, every answer ends its connection so keep-alive clients reconnect elsewhere.
+    if (draining) res.setHeader('connection', 'close');
+    void handle(req, res);
+  };
+  server.on('request', onRequest);
   // Expect: 100-continue reaches the app without an automatic 100: it is sent once the request is authorized.
-  server.on('checkContinue', handler);
+  server.on('checkContinue', onRequest);
   server.on('clientError', answerClientError);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
+  server.on('connection', (socket) => {
+    metrics.connections.inc();
+    socket.once('close', () => metrics.connections.dec());
   });
-  const port = (server.address() as AddressInfo).port;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const reloader: TlsReloader | undefined = config.tls ? watchTls(server as never, config.tls, logger) : undefined;
+  if (tlsPair) logger.info({ tls: tlsPair.summary }, 'TLS certificate loaded');
+
+  const port = await listen(server, config.host, config.port);
+  const health = config.health ? healthServer({ policy, backend, logger, draining: () => draining }) : undefined;
+  const healthPort = health && config.health ? await listen(health, config.health.host, config.health.port) : undefined;
+
+  let closed: Promise<void> | undefined;
+  let cutOff = 0;
+  const closeStores = async () => {
+    reloader?.stop();
+    await backend.close();
+    closeTokenStores(policy);
+    relationships.close();
+    policy.close();
+  };
+  const stopListening = () =>
+    Promise.all([server, ...(health ? [health] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+
   return {
     server,
     port,
-    url: `http://${host}:${port}`,
+    url: urlOf(tlsPair ? 'https' : 'http', config.host, port),
+    healthUrl: healthPort !== undefined && config.health ? urlOf('http', config.health.host, healthPort) : undefined,
     policy,
     backend,
     relationships,
+    metrics,
+    logger,
     root,
+    reloadTls: () => reloader?.reload('SIGHUP') ?? false,
+    shutdown(timeoutMs) {
+      closed ??= (async () => {
+        draining = true;
+        logger.info({ inFlight, timeoutMs }, 'shutting down: no new connections; requests in flight may finish');
+        const stopped = stopListening();
+        const deadline = Date.now() + timeoutMs;
+        while (inFlight > 0 && Date.now() < deadline) {
+          server.closeIdleConnections();
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        cutOff = inFlight;
+        if (cutOff > 0) logger.warn({ requests: cutOff }, 'shutdown timeout: cutting off requests still in flight');
+        server.closeAllConnections();
+        health?.closeAllConnections();
+        await stopped;
+        await closeStores();
+        logger.info('stopped');
+      })();
+      return closed.then(() => cutOff);
+    },
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await backend.close();
-      closeTokenStores(policy);
-      relationships.close();
-      policy.close();
+      closed ??= (async () => {
+        server.closeAllConnections();
+        health?.closeAllConnections();
+        await stopListening();
+        await closeStores();
+      })();
+      return closed;
     },
   };
 }

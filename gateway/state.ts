@@ -9,6 +9,8 @@ import type { Route } from './routes.ts';
 export interface GatewayState {
   requestId: string;
   startedAt: number;
+  /** The API a request went to when it is no S3 operation (`STS`, `Admin`, `Health`, `Metrics`), for logs and metrics. */
+  api?: 'STS' | 'Admin' | 'Health' | 'Metrics';
   target?: Target;
   /** Set instead of route when the request addresses the admin API. */
   admin?: AdminTarget;

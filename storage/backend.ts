@@ -246,6 +246,12 @@ export interface Backend {
   }): Promise<ListPartsResult>;
   listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult>;
 
+  /**
+   * Resolves when the backend can serve requests (readiness), throws a neutral error when it cannot: the embedded
+   * store checks its index database, the upstream backend makes one cheap authenticated call.
+   */
+  ping(signal?: AbortSignal): Promise<void>;
+
   /** Releases files, databases and sockets. */
   close(): Promise<void>;
 }

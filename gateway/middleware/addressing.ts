@@ -6,20 +6,31 @@ import type { Middleware, ParameterizedContext } from 'koa';
 import { adminTargetOf } from '../admin/index.ts';
 import { resolveTarget } from '../addressing.ts';
 import { S3Error } from '../errors.ts';
+import { isOpsPath } from '../ops-endpoints.ts';
 import { matchRoute } from '../routes.ts';
 import type { GatewayState } from '../state.ts';
 import { isStsRequest, KEYS_PATH } from '../sts/middleware.ts';
 
-/** The three pipelines a request can take. */
-export type Pipeline = 'sts' | 'admin' | 's3';
+/** The pipelines a request can take. */
+export type Pipeline = 'sts' | 'admin' | 'ops' | 's3';
 
 /**
- * The pipeline of a request: STS calls (POST / with a form body) and the session-token keys go to STS, paths under
- * the admin prefix to the admin API, everything else to S3. Throws InvalidURI for a target that is no URL path.
+ * The pipeline of a request, noted in ctx.state.api for logs and metrics: STS calls (POST / with a form body) and
+ * the session-token keys go to STS, paths under the admin prefix to the admin API, `/_anvil/health/*` and
+ * `/_anvil/metrics` (path-style) to the operator endpoints, everything else to S3. Throws InvalidURI for a target
+ * that is no URL path.
  */
 export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: string): Pipeline {
-  if ((ctx.method === 'GET' && ctx.path === KEYS_PATH) || isStsRequest(ctx, domain)) return 'sts';
-  return adminTargetOf(resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain)) ? 'admin' : 's3';
+  if ((ctx.method === 'GET' && ctx.path === KEYS_PATH) || isStsRequest(ctx, domain)) {
+    ctx.state.api = 'STS';
+    return 'sts';
+  }
+  const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+  if (adminTargetOf(target)) {
+    ctx.state.api = 'Admin';
+    return 'admin';
+  }
+  return target.bucket === '_anvil' && isOpsPath(ctx.path) ? 'ops' : 's3';
 }
 
 /** S3 pipeline: bucket, key and the route, or NotImplemented / MethodNotAllowed when the table has none. */

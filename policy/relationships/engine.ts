@@ -87,6 +87,8 @@ const SMALL_RESOURCE = 64;
 export class RelationshipEngine {
   readonly store: RelationshipStore;
   private readonly cache: LRUCache<string, Eval>;
+  /** Lookups in the cross-call cache since the engine opened (the gateway's metrics read them). */
+  readonly cacheStats = { hits: 0, misses: 0 };
   private readonly maxDepth: number;
   private readonly implicit?: ImplicitParents;
   private readonly parentRelation: string;
@@ -144,7 +146,11 @@ export class RelationshipEngine {
     if (depth > this.maxDepth) return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000${key}`;
     const cached = this.cache.get(cacheKey);
-    if (cached && (cached.until === undefined || cached.until > s.now)) return this.seen(s, cached);
+    if (cached && (cached.until === undefined || cached.until > s.now)) {
+      this.cacheStats.hits++;
+      return this.seen(s, cached);
+    }
+    this.cacheStats.misses++;
     const def = s.schema.definitions.get(res.type);
     let out: Eval;
     s.frames.push(Infinity);

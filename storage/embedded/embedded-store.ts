@@ -263,6 +263,11 @@ export class EmbeddedStore implements Backend {
     return multipart.listMultipartUploads(this.ctx, input);
   }
 
+  /** The index database answers a query: the store is open and readable. */
+  async ping(): Promise<void> {
+    this.ctx.index.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     if (this.ctx.index.db.open) this.ctx.index.db.close();
     this.release();

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type GatewayConfig } from '../../gateway/config.ts';
+import { memoryLogger } from '../../gateway/logging.ts';
 import { startGateway, type Gateway } from '../../gateway/server.ts';
 
 /** The root credential every test gateway is configured with. */
@@ -21,6 +22,7 @@ export interface TestGateway {
   /** An SDK client for other credentials. */
   client(creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }): S3Client;
   minioFor(creds: { accessKeyId: string; secretAccessKey: string }): Minio.Client;
+  /** The gateway's JSON log lines (access lines, errors). */
   logs: string[];
   close(): Promise<void>;
 }
@@ -36,7 +38,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     ...env,
   });
   const logs: string[] = [];
-  const gw = await startGateway(config, { log: (l) => logs.push(l) });
+  const gw = await startGateway(config, { logger: memoryLogger(logs) });
   const client = (creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }) =>
     new S3Client({ endpoint: gw.url, region: config.region, credentials: creds, forcePathStyle: true });
   const minioFor = (creds: { accessKeyId: string; secretAccessKey: string }) =>

@@ -1,0 +1,38 @@
+/**
+ * The gateway's log: JSON lines (pino) on stdout, one per event, with levels. Access lines, denials (when
+ * ANVIL_DENIALS_STDOUT is set), start, shutdown and failures all go through one logger. Nothing secret is ever
+ * passed to it; the redaction below is a second line of defence for fields that must never appear.
+ */
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Field paths blanked if anything ever logs them (headers, credentials, presigned query strings). */
+const REDACT = [
+  'authorization', '*.authorization', 'headers', '*.headers', 'query', '*.query', 'rawQuery', '*.rawQuery',
+  'secretKey', '*.secretKey', 'secretAccessKey', '*.secretAccessKey', 'sessionToken', '*.sessionToken', 'signature', '*.signature',
+];
+
+/** A logger at `level` writing JSON lines to `destination` (stdout by default). */
+export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { service: 'anvil' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/** A logger that keeps its lines in memory (tests) or drops them. */
+export function memoryLogger(lines: string[] = [], level = 'info'): Logger {
+  return createLogger({ level, destination: { write: (line: string) => void lines.push(line.trimEnd()) } });
+}
+
+/** The one-argument log function older parts of the gateway take: an error line with the message. */
+export function errorLine(logger: Logger): (line: string) => void {
+  return (line) => logger.error(line);
+}
