@@ -55,7 +55,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
   const ops = pipeline<GatewayState>(
     health({ policy, backend, logger }),
-    metricsBearer({ token: config.metricsToken, metrics }),
+    metricsBearer({ token: config.metricsToken, metrics, denials }),
     authn,
     metricsForAdmins({ metrics, denials }),
   );

@@ -6,10 +6,10 @@
  *   family (root included); anyone else is refused like any S3 request, with a denial line.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Middleware, ParameterizedContext } from 'koa';
 import type { DenialLog, PolicyStore } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
-import { logDenial } from './access.ts';
+import { logDenial, type RequestFacts } from './access.ts';
 import { S3Error } from './errors.ts';
 import type { Logger } from './logging.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -72,6 +72,17 @@ export function health(deps: HealthDeps): Middleware<GatewayState> {
   };
 }
 
+/** The facts of a metrics request for a denial line. */
+function factsOf(ctx: ParameterizedContext<GatewayState>): RequestFacts {
+  return { requestId: ctx.state.requestId, action: 'Metrics', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
+}
+
+/** The metrics as an answer. */
+async function scraped(metrics: GatewayMetrics): Promise<OpResult> {
+  const { contentType, body } = await metrics.scrape();
+  return { status: 200, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body };
+}
+
 function bearerMatches(header: string, token: string | undefined): boolean {
   if (token === undefined || !header.startsWith('Bearer ')) return false;
   const given = Buffer.from(header.slice('Bearer '.length).trim());
@@ -83,15 +94,19 @@ function bearerMatches(header: string, token: string | undefined): boolean {
  * The metrics endpoint. A request with the configured bearer token is answered at once; any other goes on to
  * authenticate (SigV4), after which `metricsForAdmins` answers callers with the admin family.
  */
-export function metricsBearer(opts: { token?: string; metrics: GatewayMetrics }): Middleware<GatewayState> {
+export function metricsBearer(opts: { token?: string; metrics: GatewayMetrics; denials: DenialLog }): Middleware<GatewayState> {
   return async function metricsBearerMiddleware(ctx, next) {
     ctx.state.api = 'Metrics';
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw new S3Error('MethodNotAllowed');
     // Authenticate needs a target; the metrics endpoint names no bucket or key.
     ctx.state.target = { bucket: '', key: '', rawPath: ctx.path, rawQuery: '', query: new URLSearchParams() };
-    if (!bearerMatches(ctx.get('authorization'), opts.token)) return next();
-    const { contentType, body } = await opts.metrics.scrape();
-    ctx.state.result = { status: 200, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body };
+    const authorization = ctx.get('authorization');
+    if (!authorization.startsWith('Bearer ')) return next();
+    if (!bearerMatches(authorization, opts.token)) {
+      logDenial(opts.denials, factsOf(ctx), { layer: 'signature', reason: 'not the metrics bearer token' });
+      throw new S3Error('AccessDenied');
+    }
+    ctx.state.result = await scraped(opts.metrics);
   };
 }
 
@@ -100,11 +115,9 @@ export function metricsForAdmins(opts: { metrics: GatewayMetrics; denials: Denia
   return async function metricsForAdminsMiddleware(ctx) {
     const principal = ctx.state.principal!;
     if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.includes('admin'))) {
-      const facts = { requestId: ctx.state.requestId, action: 'Metrics', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
-      logDenial(opts.denials, facts, { layer: 'scope', reason: 'reading metrics needs the admin family', principal });
+      logDenial(opts.denials, factsOf(ctx), { layer: 'scope', reason: 'reading metrics needs the admin family', principal });
       throw new S3Error('AccessDenied');
     }
-    const { contentType, body } = await opts.metrics.scrape();
-    ctx.state.result = { status: 200, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body };
+    ctx.state.result = await scraped(opts.metrics);
   };
 }

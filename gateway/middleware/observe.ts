@@ -13,20 +13,24 @@ export function operationOf(ctx: ParameterizedContext<GatewayState>): string {
   return ctx.state.route?.op ?? ctx.state.api ?? '-';
 }
 
+/** Socket byte counts at the end of the socket's previous request: each request is charged what came after. */
+const counted = new WeakMap<object, { read: number; written: number }>();
+
 export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessLog: boolean }): Middleware<GatewayState> {
   const { logger, metrics, accessLog } = opts;
   return async function observeMiddleware(ctx, next) {
     const socket = ctx.req.socket;
-    const read0 = socket.bytesRead;
-    const written0 = socket.bytesWritten;
     let done = false;
     const finished = () => {
       if (done) return;
       done = true;
       const operation = operationOf(ctx);
       const seconds = (performance.now() - ctx.state.startedAt) / 1000;
-      const bytesIn = Math.max(0, socket.bytesRead - read0);
-      const bytesOut = Math.max(0, socket.bytesWritten - written0);
+      const before = counted.get(socket) ?? { read: 0, written: 0 };
+      const now = { read: socket.bytesRead, written: socket.bytesWritten };
+      counted.set(socket, now);
+      const bytesIn = Math.max(0, now.read - before.read);
+      const bytesOut = Math.max(0, now.written - before.written);
       const aborted = !ctx.res.writableFinished;
       metrics.requests.inc({ operation, status: String(ctx.status) });
       metrics.duration.observe({ operation }, seconds);

@@ -1,0 +1,143 @@
+/**
+ * Operating the gateway: health endpoints (on the S3 port and the health-only port) answer without credentials and
+ * write no denial line; metrics are refused to strangers and scraped, parsed and checked for the bearer token and a
+ * SigV4 admin; the JSON access log has one line per request and never a signature or secret.
+ */
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Hash } from '@smithy/hash-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+import test from 'ava';
+import { denials, ok } from './helpers/admin.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const TOKEN = 'metrics-token-0123456789abcdef';
+
+/** Samples of a Prometheus text exposition: `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
+    samples.set(m[1]!, Number(m[2]));
+  }
+  return samples;
+}
+
+const denialCount = (tg: TestGateway) => denials(tg).length;
+
+/** A GET signed with @smithy/signature-v4 (an independent signer), as the metrics endpoint's SigV4 callers send. */
+async function signedGet(url: string, creds: { accessKeyId: string; secretAccessKey: string }): Promise<Response> {
+  const u = new URL(url);
+  const signer = new SignatureV4({ credentials: creds, region: 'us-east-1', service: 's3', sha256: Hash.bind(null, 'sha256') });
+  const signed = await signer.sign(new HttpRequest({
+    method: 'GET', protocol: u.protocol, hostname: u.hostname, port: Number(u.port), path: u.pathname,
+    headers: { host: u.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+  }));
+  return fetch(url, { headers: signed.headers });
+}
+
+test('health: live and ready on both ports, unauthenticated, no denial line; ready fails when the backend does', async (t) => {
+  const tg = await startTestGateway({ ANVIL_HEALTH_ADDRESS: '127.0.0.1:0' });
+  try {
+    t.truthy(tg.gw.healthUrl);
+    const before = denialCount(tg);
+    for (const base of [tg.gw.url, tg.gw.healthUrl!]) {
+      const live = await fetch(`${base}/_anvil/health/live`);
+      t.is(live.status, 200);
+      t.deepEqual(await live.json(), { status: 'ok' });
+      const ready = await fetch(`${base}/_anvil/health/ready`);
+      t.is(ready.status, 200);
+      t.deepEqual(await ready.json(), { status: 'ready' });
+      t.is((await fetch(`${base}/_anvil/health/ready`, { method: 'POST' })).status, 405);
+      t.is((await fetch(`${base}/_anvil/health/other`)).status, 404);
+    }
+    // The health-only port answers nothing else: no S3, no metrics.
+    t.is((await fetch(`${tg.gw.healthUrl}/`)).status, 404);
+    t.is((await fetch(`${tg.gw.healthUrl}/_anvil/metrics`)).status, 404);
+    t.is(denialCount(tg), before, 'health probes write no denial line');
+
+    await tg.gw.backend.close();
+    const down = await fetch(`${tg.gw.healthUrl}/_anvil/health/ready`);
+    t.is(down.status, 503);
+    t.deepEqual(await down.json(), { status: 'not ready' }, 'reveals nothing about why');
+    t.is((await fetch(`${tg.gw.url}/_anvil/health/live`)).status, 200, 'still alive');
+  } finally {
+    await tg.close();
+  }
+});
+
+test('metrics: refused without the token or the admin family (with a denial line), scraped and parsed otherwise', async (t) => {
+  const tg = await startTestGateway({ ANVIL_METRICS_TOKEN: TOKEN });
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'metered' }));
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'metered', Key: 'a.txt', Body: Buffer.alloc(1000, 'a') }));
+    await tg.s3.send(new GetObjectCommand({ Bucket: 'metered', Key: 'a.txt' })).then((r) => r.Body!.transformToByteArray());
+    await t.throwsAsync(tg.client({ ...ROOT, secretAccessKey: 'wrong-secret-wrong-secret-000000000000' }).send(new GetObjectCommand({ Bucket: 'metered', Key: 'a.txt' })));
+
+    const url = `${tg.gw.url}/_anvil/metrics`;
+    const before = denialCount(tg);
+    const anonymous = await fetch(url);
+    t.is(anonymous.status, 403);
+    t.regex(await anonymous.text(), /<Code>AccessDenied<\/Code>/);
+    t.is((await fetch(url, { headers: { authorization: 'Bearer not-the-token-at-all-000' } })).status, 403);
+    t.is(denialCount(tg), before + 2);
+
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'acme' });
+    const app = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'reader', scopes: [{ families: ['object:read'], bucket: '*' }] });
+    const appAnswer = await signedGet(url, { accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey });
+    t.is(appAnswer.status, 403, 'an application without the admin family is refused');
+    t.is((await signedGet(url, ROOT)).status, 200, 'root (SigV4) may read them');
+
+    const scraped = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    t.is(scraped.status, 200);
+    t.regex(scraped.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+    const m = parseMetrics(await scraped.text());
+    t.true(m.get('anvil_requests_total{operation="PutObject",status="200"}')! >= 1);
+    t.true(m.get('anvil_requests_total{operation="GetObject",status="200"}')! >= 1);
+    t.true(m.get('anvil_requests_total{operation="GetObject",status="403"}')! >= 1);
+    t.true(m.get('anvil_request_duration_seconds_count{operation="PutObject"}')! >= 1);
+    t.true(m.get('anvil_received_bytes_total{operation="PutObject"}')! >= 1000);
+    t.true(m.get('anvil_sent_bytes_total{operation="GetObject"}')! >= 1000);
+    t.true(m.get('anvil_denials_total{layer="signature"}')! >= 2);
+    t.true(m.get('anvil_backend_duration_seconds_count{method="putObject"}')! >= 1);
+    t.true(m.has('anvil_check_cache_lookups_total{result="hit"}'));
+    t.true(m.has('anvil_check_cache_hit_ratio'));
+    t.true(m.get('anvil_open_connections')! >= 1);
+    t.true(m.has('nodejs_eventloop_lag_seconds'));
+    t.true(m.has('process_resident_memory_bytes'));
+    t.false([...m.keys()].some((k) => k.startsWith('anvil_storage_full_total{')), 'no 507 answered yet');
+  } finally {
+    await tg.close();
+  }
+});
+
+test('access log: one JSON line per request with operation, status, bytes and key id; never a signature or secret', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'logged' }));
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'logged', Key: 'k.bin', Body: Buffer.alloc(4096, 1) }));
+    const presigned = await getSignedUrl(tg.s3, new GetObjectCommand({ Bucket: 'logged', Key: 'k.bin' }), { expiresIn: 60 });
+    t.is((await fetch(presigned)).status, 200);
+    await fetch(`${tg.gw.url}/_anvil/health/live`);
+    const lines = tg.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request');
+    const put = lines.find((l) => l.operation === 'PutObject')!;
+    t.like(put, { level: 'info', method: 'PUT', bucket: 'logged', key: 'k.bin', status: 200, accessKeyId: ROOT.accessKeyId });
+    t.regex(put.requestId, /^[0-9A-F]{16}$/);
+    t.true(put.bytesIn >= 4096);
+    t.true(typeof put.durationMs === 'number');
+    const gets = lines.filter((l) => l.operation === 'GetObject');
+    t.is(gets.length, 1);
+    t.true(gets[0].bytesOut >= 4096);
+    t.truthy(lines.find((l) => l.operation === 'Health'));
+    const everything = tg.logs.join('\n');
+    const signature = new URL(presigned).searchParams.get('X-Amz-Signature')!;
+    t.false(everything.includes(signature));
+    t.false(everything.includes('X-Amz-Signature'));
+    t.false(everything.includes(ROOT.secretAccessKey));
+  } finally {
+    await tg.close();
+  }
+});
