@@ -3,7 +3,7 @@
  * message instead of a missing API deep in a request. package.json's `engines` states the same minimum.
  */
 
-/** Oldest Node.js the code runs on: it uses APIs added in 20.15; 22 LTS is tested beside the machine's Node 20. */
+/** Oldest Node.js the code runs on: zlib.crc32 (CRC32 checksums) arrived in 20.15; 22 LTS is tested beside 20. */
 export const MIN_NODE_VERSION = '20.15.0';
 
 /** Why `version` cannot run the gateway, or undefined when it can. */
