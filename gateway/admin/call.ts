@@ -23,6 +23,8 @@ export interface AdminCall {
   params: Record<string, string>;
   query: URLSearchParams;
   body: Record<string, unknown>;
+  /** A text/plain body, for routes that take one (`textBody`); its fields then come from the query. */
+  text?: string;
   /** The relationship engine, when the gateway (or the CLI's local mode) opened one. */
   relationships?: relationships.Relationships;
   /** The gateway's request id, recorded with relationship changes. */
@@ -54,6 +56,8 @@ export interface AdminRoute {
   status?: number;
   /** Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent. */
   families?: Family[];
+  /** Also takes a text/plain body (streamed by the CLI) up to MAX_ADMIN_TEXT_BODY instead of the JSON limit. */
+  textBody?: true;
   run: (call: AdminCall) => unknown;
 }
 

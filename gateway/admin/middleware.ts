@@ -13,10 +13,12 @@ import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
 import { AdminStream } from './call.ts';
-import { dispatchAdmin } from './routes.ts';
+import { dispatchAdmin, matchAdminRoute } from './routes.ts';
 
 /** Largest JSON body an admin request may carry. */
 export const MAX_ADMIN_BODY = 64 * 1024;
+/** Largest text/plain body a route that takes one (tuple imports) may carry. */
+export const MAX_ADMIN_TEXT_BODY = 512 * 1024 * 1024;
 
 /** A JSON answer; admin responses may hold a secret, so nothing may cache them. */
 function jsonResult(status: number, body: string): OpResult {
@@ -40,16 +42,16 @@ export function adminErrors(opts: { log: (line: string) => void }): Middleware<G
   };
 }
 
-/** Reads the whole body through the SigV4 payload verifier, refusing more than MAX_ADMIN_BODY bytes. */
-async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0]): Promise<string> {
+/** Reads the whole body through the SigV4 payload verifier, refusing more than `limit` bytes. */
+async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], limit = MAX_ADMIN_BODY): Promise<string> {
   const declared = Number(ctx.get('content-length') || 0);
-  const tooLarge = () => new AdminError('PayloadTooLarge', `admin request bodies are limited to ${MAX_ADMIN_BODY} bytes`);
-  if (declared > MAX_ADMIN_BODY) throw tooLarge();
+  const tooLarge = () => new AdminError('PayloadTooLarge', `admin request bodies are limited to ${limit} bytes`);
+  if (declared > limit) throw tooLarge();
   const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers });
   pipeline(ctx.req, plan.stream, () => {
     // Errors reach the reader below through plan.stream.
   });
-  return (await readLimited(plan.stream, MAX_ADMIN_BODY, tooLarge)).toString('utf8');
+  return (await readLimited(plan.stream, limit, tooLarge)).toString('utf8');
 }
 
 function parseJsonObject(text: string, contentType: string): Record<string, unknown> {
@@ -72,14 +74,18 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
     if (auth?.location !== 'header') throw invalidInput('admin requests must be signed in the Authorization header');
     if (auth.payload.mode !== 'signed') throw invalidInput('admin requests must sign their payload (x-amz-content-sha256: SHA-256 of the body)');
     continueIfExpected(ctx); // authenticated: the body may come
-    const body = parseJsonObject(await readVerifiedBody(ctx), ctx.get('content-type'));
+    // A text/plain body only where the route takes one (tuple imports); everything else is a JSON object.
+    const textual = /^text\/plain\b/i.test(ctx.get('content-type'));
+    if (textual && !matchAdminRoute(ctx.method, admin!.path).route.textBody) throw invalidInput('this endpoint takes application/json');
+    const text = textual ? await readVerifiedBody(ctx, MAX_ADMIN_TEXT_BODY) : undefined;
+    const body = textual ? {} : parseJsonObject(await readVerifiedBody(ctx), ctx.get('content-type'));
     const facts = {
       requestId: ctx.state.requestId,
       remoteAddress: ctx.req.socket.remoteAddress,
       userAgent: ctx.get('user-agent') || undefined,
     };
     const answer = await dispatchAdmin(
-      { method: ctx.method, path: admin!.path, query: admin!.query, body },
+      { method: ctx.method, path: admin!.path, query: admin!.query, body, text },
       {
         principal: principal!,
         policy: opts.policy,

@@ -225,13 +225,17 @@ export function writeTuples(call: AdminCall): unknown {
   return { tenant, revision, written: updates.length };
 }
 
-/** POST /tuples/import {text, name, reason}: admin only, all or nothing; a refusal lists the bad line numbers. */
+/**
+ * POST /tuples/import {text, name, reason}, or a text/plain body with ?tenant&name&reason (what the CLI streams,
+ * beyond the JSON body limit): admin only, all or nothing; a refusal lists the bad line numbers.
+ */
 export function importTuples(call: AdminCall): unknown {
-  onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
+  const fields = call.text === undefined ? call.body : Object.fromEntries(call.query);
+  onlyFields(fields, ['tenant', 'text', 'name', 'reason']);
   const tenant = tenantOf(call);
-  const text = requiredString(call.body, 'text');
+  const text = call.text ?? requiredString(fields, 'text');
   requireTenantWide(call, 'an import');
-  const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
+  const options = { ...audit(call, requiredString(fields, 'reason')), name: optionalString(fields, 'name') };
   return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
 }
 
@@ -362,7 +366,7 @@ export const RELATIONSHIP_ADMIN_ROUTES: AdminRoute[] = [
   { method: 'PUT', pattern: '/buckets/:bucket/governance', action: 'Admin:PutBucketGovernance', run: setGovernance },
   { method: 'PUT', pattern: '/schema', action: 'Admin:WriteSchema', run: writeSchema },
   { method: 'POST', pattern: '/schema/diff', action: 'Admin:DiffSchema', run: diffSchema },
-  { method: 'POST', pattern: '/tuples/import', action: 'Admin:ImportTuples', run: importTuples },
+  { method: 'POST', pattern: '/tuples/import', action: 'Admin:ImportTuples', textBody: true, run: importTuples },
   { method: 'GET', pattern: '/tuples/export', action: 'Admin:ExportTuples', run: exportTuples },
   { method: 'POST', pattern: '/tuples/restore', action: 'Admin:RestoreTuples', run: restoreTuples },
   { method: 'GET', pattern: '/tuples/audit', action: 'Admin:TupleAudit', run: tupleAudit },

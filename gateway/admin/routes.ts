@@ -2,7 +2,7 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import type { PolicyStore, Principal, relationships } from '../../policy/index.ts';
+import { FAMILIES, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
@@ -14,6 +14,7 @@ import {
   addOidcProvider, deleteOidcProvider, deleteRole, listOidcProviders, listRoles, listSigningKeys, putRole, rotateSigningKey, showRole,
 } from './roles.ts';
 import { createTenant, deleteTenant, listTenants, setTenantDisabled, showTenant } from './tenants.ts';
+import { whoami } from './whoami.ts';
 
 /** The URL path every admin endpoint lives under; `_anvil` is no valid S3 bucket name, so it never collides. */
 export const ADMIN_PREFIX = '/_anvil/admin/v1';
@@ -60,7 +61,11 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 ];
 
 /** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */
-export const FAMILY_ROUTES: AdminRoute[] = [...RELATIONSHIP_FAMILY_ROUTES];
+export const FAMILY_ROUTES: AdminRoute[] = [
+  ...RELATIONSHIP_FAMILY_ROUTES,
+  // Any credential may ask who it is: `anvil whoami`.
+  { method: 'GET', pattern: '/whoami', action: 'Admin:WhoAmI', families: [...FAMILIES], run: whoami },
+];
 
 const ALL_ROUTES = [...ADMIN_ROUTES, ...FAMILY_ROUTES];
 
@@ -70,6 +75,8 @@ export interface AdminRequest {
   path: string;
   query: URLSearchParams;
   body: Record<string, unknown>;
+  /** A text/plain body, for routes that take one. */
+  text?: string;
 }
 
 /** What the dispatcher needs besides the request. */
@@ -139,6 +146,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     params,
     query: req.query,
     body: req.body,
+    text: req.text,
     relationships: ctx.relationships,
     requestId: ctx.requestId,
     header: (name) => ctx.header?.(name),

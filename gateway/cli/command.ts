@@ -16,6 +16,8 @@ export interface CommandRun {
   out: (text: string) => void;
   /** Aborts a --follow. */
   signal: AbortSignal;
+  /** The environment the CLI runs in (profiles, defaults). */
+  env: NodeJS.ProcessEnv;
 }
 
 /** One command. */

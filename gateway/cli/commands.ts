@@ -4,6 +4,7 @@
  */
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { PROFILE_COMMANDS } from './profile-commands.ts';
 import { RELATIONSHIP_COMMANDS } from './relationship-commands.ts';
 import { TOKEN_COMMANDS } from './token-commands.ts';
 import type { Command, CommandRun, Options } from './command.ts';
@@ -71,6 +72,7 @@ export const COMMANDS: Command[] = [
   {
     name: 'bootstrap', args: [], options: { tenant: { type: 'string' }, 'admin-name': { type: 'string' }, ...JSON_OPT },
     summary: 'create a tenant and an admin credential (all families on every bucket of the tenant)',
+    examples: ['bootstrap --tenant acme --data-dir /var/lib/anvil', 'bootstrap --tenant acme --admin-name ops --json'],
     async run(run) {
       const tenant = str(run, 'tenant');
       if (!tenant) throw new UsageError('bootstrap needs --tenant NAME');
@@ -124,6 +126,10 @@ export const COMMANDS: Command[] = [
       scope: { type: 'string', multiple: true }, expires: { type: 'string' }, ...JSON_OPT,
     },
     summary: "create a credential: --name N --scope 'object:read,object:list@bucket/prefix' (repeatable) [--tenant T] [--expires 30d|ISO]",
+    examples: [
+      "credential create --tenant acme --name reports --scope 'object:read,object:list@data/reports/' --expires 30d",
+      "credential create --name backup --scope 'object:write,object:list@backups/host1/' --scope 'bucket:read@*'",
+    ],
     async run(run) {
       const name = str(run, 'name');
       const scopes = ((run.values.scope as string[] | undefined) ?? []).map(parseScope);
@@ -196,6 +202,7 @@ export const COMMANDS: Command[] = [
     name: 'denials', args: [],
     options: { ...LOG_OPTIONS, layer: { type: 'string' }, bucket: { type: 'string' }, 'key-prefix': { type: 'string' } },
     summary: 'refused requests: [--since 1h|ISO] [--until] [--tenant] [--access-key] [--layer] [--bucket] [--key-prefix] [--limit N] [--follow]',
+    examples: ['denials --since 1h --layer scope', 'denials --bucket backups --key-prefix host1/ --json', 'denials --follow'],
     async run(run) {
       const filter = {
         tenant: str(run, 'tenant'), accessKeyId: str(run, 'access-key'), layer: str(run, 'layer') as DenialLayer | undefined,
@@ -218,6 +225,7 @@ export const COMMANDS: Command[] = [
   },
   ...TOKEN_COMMANDS,
   ...RELATIONSHIP_COMMANDS,
+  ...PROFILE_COMMANDS,
 ];
 
 function logWindow(run: CommandRun): Query {

@@ -44,10 +44,18 @@ export function formatScope(grant: ScopeGrant): string {
   return `${grant.families.join(',')}@${grant.bucket}${grant.prefix ? `/${grant.prefix}` : ''}`;
 }
 
-/** Columns padded to their widest cell (the last column is never padded). */
+let color = false;
+
+/** Turns ANSI colour on (a terminal without NO_COLOR) or off (pipes, files, tests) for tables. */
+export function setColor(on: boolean): void {
+  color = on;
+}
+
+/** Columns padded to their widest cell (the last column is never padded); the header bold on a terminal. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  return [headers, ...rows].map((row) => formatRow(row, widths)).join('\n') + '\n';
+  const head = formatRow(headers, widths);
+  return [color ? `\x1b[1m${head}\x1b[0m` : head, ...rows.map((row) => formatRow(row, widths))].join('\n') + '\n';
 }
 
 /** One row padded to the given widths. */

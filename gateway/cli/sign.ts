@@ -1,8 +1,10 @@
 /**
- * A small client-side SigV4 signer (header auth, signed payload, service s3) for the CLI's remote mode, built on the
- * gateway's own canonicalization so client and server cannot drift apart.
+ * The CLI's request signer for remote mode: AWS SigV4 (header auth, service s3) with @smithy/signature-v4, the
+ * signer the AWS SDK uses — an implementation independent of the gateway's own verifier, so each checks the other.
  */
-import { ALGORITHM, canonicalRequest, deriveSigningKey, formatAmzDate, sha256Hex, sign, stringToSign } from '../auth/sigv4.ts';
+import { Hash } from '@smithy/hash-node';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
 
 /** Access key pair to sign with. */
 export interface Credentials {
@@ -10,41 +12,34 @@ export interface Credentials {
   secretAccessKey: string;
 }
 
-/** What to sign. */
+/** What to sign: the body is given by its SHA-256 (hex), so a streamed body is signed without being held. */
 export interface SignInput {
   method: string;
   url: URL;
-  body: string;
+  payloadHash: string;
   headers: Record<string, string>;
   credentials: Credentials;
   region: string;
   now?: Date;
 }
 
-/** The request headers with x-amz-date, x-amz-content-sha256 and Authorization added (Host included, as signed). */
-export function signRequest(input: SignInput): Record<string, string> {
-  const amzDate = formatAmzDate(input.now ?? new Date());
-  const date = amzDate.slice(0, 8);
-  const payloadHash = sha256Hex(Buffer.from(input.body, 'utf8'));
-  const headers: Record<string, string> = {
-    ...Object.fromEntries(Object.entries(input.headers).map(([name, value]) => [name.toLowerCase(), value])),
-    host: input.url.host,
-    'x-amz-date': amzDate,
-    'x-amz-content-sha256': payloadHash,
-  };
-  const signedHeaders = Object.keys(headers).sort();
-  const canonical = canonicalRequest({
+/** The request headers with host, x-amz-date, x-amz-content-sha256 and Authorization added, as signed. */
+export async function signRequest(input: SignInput): Promise<Record<string, string>> {
+  const signer = new SignatureV4({ credentials: input.credentials, region: input.region, service: 's3', sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
+  const query: Record<string, string | string[]> = {};
+  for (const [name, value] of input.url.searchParams) {
+    const prior = query[name];
+    query[name] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
+  }
+  const request = new HttpRequest({
     method: input.method,
-    rawPath: input.url.pathname,
-    rawQuery: input.url.search.slice(1),
-    headers: Object.entries(headers),
-    signedHeaders,
-    payloadHash,
+    protocol: input.url.protocol,
+    hostname: input.url.hostname,
+    port: input.url.port ? Number(input.url.port) : undefined,
+    path: input.url.pathname,
+    query,
+    headers: { ...input.headers, host: input.url.host, 'x-amz-content-sha256': input.payloadHash },
   });
-  const scope = `${date}/${input.region}/s3/aws4_request`;
-  const key = deriveSigningKey(input.credentials.secretAccessKey, { date, region: input.region, service: 's3' });
-  const signature = sign(key, stringToSign(amzDate, scope, canonical));
-  headers.authorization =
-    `${ALGORITHM} Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders.join(';')}, Signature=${signature}`;
-  return headers;
+  const signed = await signer.sign(request, { signingDate: input.now });
+  return signed.headers;
 }

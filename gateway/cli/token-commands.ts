@@ -140,6 +140,7 @@ export const TOKEN_COMMANDS: Command[] = [
   },
   {
     name: 'capability revoke', args: ['ID'], options: JSON_OPT, summary: 'revoke a capability by id (refused from its next use on)',
+    examples: ['capability revoke acme:Xyz…'],
     async run(run) {
       const r = await run.api.call('POST', `/capabilities/${enc(run.args[0]!)}/revoke`);
       run.out(run.values.json ? json(r) : `Capability ${r.id} revoked.\n`);
@@ -158,6 +159,7 @@ export const TOKEN_COMMANDS: Command[] = [
   {
     name: 'share', args: ['S3URL'], options: { expires: { type: 'string' }, url: { type: 'string' }, ...JSON_OPT },
     summary: 'print a link that reads s3://bucket/key (GET, HEAD, ranges) with no other credentials: [--expires 1h] [--url GATEWAY]',
+    examples: ['share s3://data/reports/q1.csv --expires 1h --endpoint https://s3.example.com'],
     async run(run) {
       const { bucket, key } = parseS3Url(run.args[0]!);
       if (key === '') throw new UsageError('share needs an object key: s3://bucket/key');

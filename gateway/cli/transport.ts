@@ -2,7 +2,9 @@
  * How the CLI reaches the admin API: locally, by running the same dispatcher in-process on the data directory's
  * policy store as the operator, or remotely, as SigV4-signed HTTP requests. Commands see only AdminTransport.
  */
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -43,6 +45,8 @@ export type FollowRequest =
 export interface AdminTransport {
   /** Sends one request; resolves with the JSON answer or rejects with AdminRequestError. */
   call(method: string, path: string, options?: { query?: Query; body?: Record<string, unknown> }): Promise<any>;
+  /** Sends a file as a text/plain body (streamed in remote mode, never capped by the JSON body limit). */
+  upload(method: string, path: string, query: Query, file: string): Promise<any>;
   /** Calls onRecord for each new matching log line until the signal aborts. */
   follow(request: FollowRequest, onRecord: (record: any) => void, signal: AbortSignal): Promise<void>;
   /** Reads a Server-Sent Events endpoint (the watch feed), calling onEvent per event, until the signal aborts. */
@@ -115,10 +119,11 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
   const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
   openTokenStores({ policy, dataDir, masterKey: options.masterKey });
   const engine = relationships.Relationships.open({ dataDir });
-  const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>) => {
+  const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>, text?: string) => {
     try {
+      // Commands percent-encode path segments for HTTP, where addressing decodes the path once; so does this.
       const answer = await dispatchAdmin(
-        { method, path, query: searchParams(query), body },
+        { method, path: decodeURIComponent(path), query: searchParams(query), body, text },
         { principal: OPERATOR, policy, dataDir, relationships: engine, deny: () => {} },
       );
       return answer.body;
@@ -130,6 +135,15 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
   };
   return {
     call: (method, path, { query, body = {} } = {}) => dispatch(method, path, query, body),
+    async upload(method, path, query, file) {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        throw new AdminRequestError(400, 'InvalidInput', `cannot read ${file}: ${(error as Error).message}`);
+      }
+      return dispatch(method, path, query, {}, text);
+    },
     async events(path, query, onEvent, signal) {
       const answer = await dispatch('GET', path, query, {});
       if (!(answer instanceof AdminStream)) throw new AdminRequestError(500, 'InternalError', `${path} is not an event stream`);
@@ -148,18 +162,59 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
   };
 }
 
-/** Signs requests to a gateway's admin API. */
+/** A connection failure worded for a person: what could not be reached, and what to check. */
+export function unreachable(endpoint: URL, error: NodeJS.ErrnoException): AdminRequestError {
+  const where = `the gateway at ${endpoint.origin}`;
+  const why: Record<string, string> = {
+    ECONNREFUSED: `cannot reach ${where}: nothing is listening there (is the gateway running, and is --endpoint right?)`,
+    ENOTFOUND: `cannot reach ${where}: the host name does not resolve`,
+    EAI_AGAIN: `cannot reach ${where}: the host name does not resolve`,
+    ETIMEDOUT: `cannot reach ${where}: the connection timed out`,
+    ECONNRESET: `${where} closed the connection`,
+    EHOSTUNREACH: `cannot reach ${where}: no route to the host`,
+    DEPTH_ZERO_SELF_SIGNED_CERT: `${where} presents a self-signed certificate (set NODE_EXTRA_CA_CERTS to its CA file)`,
+    UNABLE_TO_VERIFY_LEAF_SIGNATURE: `${where} presents a certificate no known CA signed (set NODE_EXTRA_CA_CERTS to its CA file)`,
+    SELF_SIGNED_CERT_IN_CHAIN: `${where} presents a certificate of an unknown CA (set NODE_EXTRA_CA_CERTS to its CA file)`,
+    ERR_TLS_CERT_ALTNAME_INVALID: `${where} presents a certificate for another name`,
+    EPROTO: `cannot speak TLS with ${where} (is it plain http://?)`,
+  };
+  return new AdminRequestError(0, 'ConnectionFailed', why[error.code ?? ''] ?? `cannot reach ${where}: ${error.message}`);
+}
+
+/** A request body: JSON text, or a file streamed from disk (its SHA-256 computed first, so the payload is signed). */
+type OutgoingBody = { text: string } | { file: string; contentType: string };
+
+async function fileSha256(path: string): Promise<{ hash: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { hash: hash.digest('hex'), size };
+}
+
+/** Signs requests to a gateway's admin API (SigV4 with @smithy/signature-v4, the payload always signed). */
 export function remoteTransport(options: { endpoint: string; credentials: Credentials; region: string }): AdminTransport {
   const base = new URL(options.endpoint);
-  const send = (method: string, path: string, query: Query | undefined, body: Record<string, unknown> | undefined, stream = false): Promise<any> => {
+  const send = async (method: string, path: string, query: Query | undefined, body: OutgoingBody | undefined, stream = false): Promise<any> => {
     const url = new URL(base.pathname.replace(/\/$/, '') + ADMIN_PREFIX + path, base);
     url.search = searchParams(query).toString().replace(/\+/g, '%20');
-    const text = body === undefined ? '' : JSON.stringify(body);
-    const headers = signRequest({
+    let payloadHash: string;
+    let length: number;
+    let contentType = 'application/json';
+    if (body !== undefined && 'file' in body) {
+      const { hash, size } = await fileSha256(body.file);
+      [payloadHash, length, contentType] = [hash, size, body.contentType];
+    } else {
+      const text = body?.text ?? '';
+      [payloadHash, length] = [createHash('sha256').update(text).digest('hex'), Buffer.byteLength(text)];
+    }
+    const headers = await signRequest({
       method,
       url,
-      body: text,
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) },
+      payloadHash,
+      headers: { 'content-type': contentType, 'content-length': String(length) },
       credentials: options.credentials,
       region: options.region,
     });
@@ -180,16 +235,22 @@ export function remoteTransport(options: { endpoint: string; credentials: Creden
           }
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300 && json !== undefined) return resolve(json);
-          const error = json?.error ?? { code: `HTTP${status}`, message: /<Message>([^<]*)<\/Message>/.exec(raw)?.[1] ?? `HTTP ${status}` };
+          const error = json?.error ?? { code: /<Code>([^<]*)<\/Code>/.exec(raw)?.[1] ?? `HTTP${status}`, message: /<Message>([^<]*)<\/Message>/.exec(raw)?.[1] ?? `HTTP ${status}` };
           reject(new AdminRequestError(status, String(error.code), String(error.message)));
         });
       });
-      req.on('error', reject);
-      req.end(text);
+      req.on('error', (error: NodeJS.ErrnoException) => reject(unreachable(url, error)));
+      if (body !== undefined && 'file' in body) {
+        const file = createReadStream(body.file);
+        file.on('error', (error) => req.destroy(error));
+        file.pipe(req);
+      } else req.end(body?.text ?? '');
     });
   };
+  const jsonBody = (body: Record<string, unknown> | undefined) => (body === undefined ? undefined : { text: JSON.stringify(body) });
   return {
-    call: (method, path, { query, body } = {}) => send(method, path, query, body ?? (method === 'GET' ? undefined : {})),
+    call: (method, path, { query, body } = {}) => send(method, path, query, jsonBody(body ?? (method === 'GET' ? undefined : {}))),
+    upload: (method, path, query, file) => send(method, path, query, { file, contentType: 'text/plain; charset=utf-8' }),
     async events(path, query, onEvent, signal) {
       const res = (await send('GET', path, query, undefined, true)) as Readable;
       await readEvents(res, onEvent, signal);
