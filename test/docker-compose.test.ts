@@ -1,14 +1,21 @@
 /**
- * There is no Docker engine here, so the compose file is checked for what would break it: every variable it passes
- * to a gateway is one the configuration reads and parses, the ports line up with ANVIL_ADDRESS, the data directory
- * is a volume, the upstream endpoint names the MinIO service and port, and .env.example defines what compose needs.
+ * The compose file and the Dockerfile, checked for what would break them: every variable compose passes to a
+ * gateway is one the configuration reads and parses, the ports line up with ANVIL_ADDRESS, the data directory is a
+ * volume, the upstream endpoint names the MinIO service and port, .env.example defines what compose needs, and the
+ * image is multi-stage, runs the compiled build as a non-root user and is what compose builds. Where a Docker engine
+ * answers, the image is built and run; elsewhere that test is skipped with the reason printed.
  */
 import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { ENV_VARS, loadConfig } from '../gateway/config.ts';
 
 interface Service {
+  build?: string | { context: string };
+  image?: string;
+  healthcheck?: { test: string[] };
+  stop_grace_period?: string;
   environment?: Record<string, string>;
   ports?: string[];
   volumes?: string[];
@@ -31,7 +38,7 @@ function interpolate(value: string): string {
   });
 }
 
-const gateways = Object.entries(compose.services).filter(([, s]) => JSON.stringify(s.command ?? '').includes('npm start'));
+const gateways = Object.entries(compose.services).filter(([, s]) => s.build !== undefined);
 
 test('compose defines the gateway over MinIO and the embedded variant', (t) => {
   t.deepEqual(gateways.map(([name]) => name).sort(), ['gateway', 'gateway-embedded']);
@@ -53,12 +60,69 @@ for (const [name, service] of gateways) {
     // The data directory is a named volume, so credentials and logs survive a restart.
     const dataVolume = service.volumes!.find((v) => v.endsWith(':/data'))!;
     t.truthy(compose.volumes[dataVolume.split(':')[0]!] !== undefined);
+    // Built from this directory's Dockerfile, no checkout mounted, probed on the readiness endpoint, and given more
+    // time to stop than the gateway takes to drain.
+    t.is(service.build, '.');
+    t.false(service.volumes!.some((v) => v.startsWith('.:') || v.includes('node_modules')));
+    t.regex(JSON.stringify(service.healthcheck?.test), /\/_anvil\/health\/ready/);
+    t.true(Number.parseInt(service.stop_grace_period!, 10) * 1000 > config.shutdownTimeoutMs);
     if (config.backend === 'upstream') {
       const minio = compose.services.minio!;
       const address = /--address \S*:(\d+)/.exec(String(minio.command))![1];
       t.is(config.upstream.endpoint, `http://minio:${address}`);
       t.is(config.upstream.accessKey, interpolate(minio.environment!.MINIO_ROOT_USER!));
       t.is(config.upstream.secretKey, interpolate(minio.environment!.MINIO_ROOT_PASSWORD!));
+    }
+  });
+}
+
+/** The Dockerfile's stages: each FROM line opens one, with the instructions under it. */
+const stages = readFileSync('Dockerfile', 'utf8')
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .filter((l) => /^[A-Z]+ /.test(l))
+  .reduce<string[][]>((all, line) => (line.startsWith('FROM ') ? [...all, [line]] : (all.at(-1)?.push(line), all)), []);
+
+test('Dockerfile: multi-stage; the runtime stage holds only the compiled build and runs it as a non-root user', (t) => {
+  t.true(stages.length >= 2, 'a build stage and a runtime stage');
+  const runtime = stages.at(-1)!;
+  const copies = runtime.filter((l) => l.startsWith('COPY '));
+  t.true(copies.every((l) => l.startsWith('COPY --from=build ')), 'the runtime stage copies from the build stage only');
+  t.false(copies.some((l) => / \/src\/(gateway|policy|storage|test)\b/.test(l)), 'no TypeScript sources');
+  t.true(copies.some((l) => l.includes('/src/dist ')));
+  const user = runtime.filter((l) => l.startsWith('USER ')).at(-1);
+  t.truthy(user);
+  t.notRegex(user!, /^USER (root|0)\b/);
+  t.is(runtime.filter((l) => l.startsWith('CMD ')).at(-1), 'CMD ["node", "dist/gateway/main.js"]', 'exec form: node itself receives SIGTERM');
+  t.regex(runtime.join('\n'), /HEALTHCHECK .*\/_anvil\/health\/ready/);
+  t.false(readFileSync('.dockerignore', 'utf8').split('\n').includes('bin'), 'the bin is in the image');
+});
+
+/** Why the Docker build cannot run here, or undefined when a Docker engine answers. */
+function dockerUnavailable(): string | undefined {
+  const probe = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 20_000 });
+  if (probe.error) return `no docker client (${(probe.error as NodeJS.ErrnoException).code})`;
+  if (probe.status !== 0) return `no Docker engine answers: ${(probe.stderr || probe.stdout).trim().split('\n').at(-1)}`;
+  return undefined;
+}
+
+const unavailable = dockerUnavailable();
+if (unavailable) {
+  console.log(`Docker build test skipped: ${unavailable}`);
+  test.skip(`docker build and run (skipped: ${unavailable})`, () => {});
+} else {
+  test.serial('docker build and run: the image builds, runs as non-root, and refuses a bad configuration by name', (t) => {
+    t.timeout(20 * 60_000);
+    const tag = `anvil-gateway:test-${process.pid}`;
+    execFileSync('docker', ['build', '-t', tag, '.'], { stdio: 'inherit' });
+    try {
+      t.not(execFileSync('docker', ['run', '--rm', '--entrypoint', 'id', tag, '-u'], { encoding: 'utf8' }).trim(), '0');
+      const bad = spawnSync('docker', ['run', '--rm', '-e', 'ANVIL_UPSTREAM_TIMEOUT_MS=abc', tag], { encoding: 'utf8' });
+      t.is(bad.status, 78);
+      t.regex(bad.stderr, /ANVIL_UPSTREAM_TIMEOUT_MS: expected an integer/);
+      t.regex(execFileSync('docker', ['run', '--rm', tag, 'anvil', '--version'], { encoding: 'utf8' }), /^\d+\.\d+\.\d+/);
+    } finally {
+      spawnSync('docker', ['image', 'rm', '-f', tag]);
     }
   });
 }
