@@ -56,7 +56,7 @@ export const SETTINGS = {
   ANVIL_UPSTREAM_MAPPING: setting(z.enum(['bucket', 'prefix']).default('bucket'), 'bucket or prefix', '`bucket`: one upstream bucket per gateway bucket; `prefix`: all gateway buckets inside `ANVIL_UPSTREAM_BUCKET`', '`bucket`'),
   ANVIL_UPSTREAM_BUCKET: setting(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).optional(), 'an S3 bucket name', 'the single upstream bucket for `prefix` mapping'),
   ANVIL_UPSTREAM_TIMEOUT_MS: setting(int(100, 600_000, 30_000), 'an integer from 100 to 600000 (milliseconds)', 'upstream request timeout', '`30000`'),
-  ANVIL_OIDC_ALLOW_INSECURE_JWKS: setting(bool(false), 'true or false', 'let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests)', '`false`'),
+  ANVIL_OIDC_ALLOW_INSECURE_JWKS: setting(bool(false), 'true or false', 'let OpenID Connect JWKS URLs use `http` and loopback, link-local or private hosts (a local IdP); by default only `https` to public addresses is fetched', '`false`'),
 } as const;
 
 /** An environment variable the gateway reads. */
