@@ -32,6 +32,8 @@ export interface AppDeps extends Services {
   relationships: relationships.Relationships;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** True once a graceful shutdown began (readiness then answers 503). */
+  draining?: () => boolean;
 }
 
 export function createApp(deps: AppDeps): Koa<GatewayState> {
@@ -54,7 +56,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
   const ops = pipeline<GatewayState>(
-    health({ policy, backend, logger }),
+    health({ policy, backend, logger, draining: deps.draining }),
     metricsBearer({ token: config.metricsToken, metrics, denials }),
     authn,
     metricsForAdmins({ metrics, denials }),

@@ -127,10 +127,10 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const backend = instrumentBackend(await openBackend(config), metrics);
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
-  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics });
-
   let draining = false;
   let inFlight = 0;
+  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics, draining: () => draining });
+
   const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
   const server: Server = tlsPair
