@@ -18,7 +18,7 @@ const REPO = join(import.meta.dirname, '..');
 
 function anvil(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'gateway/cli/main.ts', ...args], { cwd: REPO, env: { PATH: process.env.PATH ?? '', ...env } },
+    execFile(process.execPath, ['bin/anvil.js', ...args], { cwd: REPO, env: { PATH: process.env.PATH ?? '', ...env } },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
   });
 }

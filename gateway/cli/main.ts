@@ -5,6 +5,7 @@
  * 2 usage (the error and that command's usage on stderr).
  */
 import { Command as Program, CommanderError, Option } from 'commander';
+import { resolve } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { packageVersion } from '../version.ts';
 import type { Command, Options } from './command.ts';
@@ -203,4 +204,15 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     process.off('SIGINT', onSignal);
     opened.api?.close();
   }
+}
+
+// Run directly (`node --import tsx gateway/cli/main.ts …` in development and tests), it is the CLI itself;
+// bin/anvil.js imports main() from the compiled build instead.
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === import.meta.filename) {
+  process.exitCode = await main(process.argv.slice(2), {
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+    env: process.env,
+    isTTY: process.stderr.isTTY,
+  });
 }
