@@ -45,7 +45,8 @@ test('a 1 GiB PUT and GET keep the gateway process memory flat', async (t) => {
       let out = '';
       child.stdout!.on('data', (d) => {
         out += d;
-        const m = /listening on (http:\/\/\S+)/.exec(out);
+        // The JSON log line the gateway writes once it listens.
+        const m = /"url":"(http:\/\/[^"]+)"[^\n]*"msg":"listening"/.exec(out);
         if (m) resolve(m[1]!);
       });
       child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
