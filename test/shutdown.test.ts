@@ -73,6 +73,11 @@ const alive = (pid: number) => {
   }
 };
 
+/** A failed test must not leave npm or the gateway running. */
+function killLeftovers(gw: Started): void {
+  for (const pid of [gw.pid, gw.child.pid]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
 function clientFor(url: string): S3Client {
   return new S3Client({ endpoint: url, region: 'us-east-1', credentials: ROOT, forcePathStyle: true, maxAttempts: 1 });
 }
@@ -82,6 +87,7 @@ test.serial('SIGTERM during a 64 MiB upload: the upload completes, then npm star
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shutdown-'));
   try {
     const gw = await npmStart(dataDir);
+    t.teardown(() => killLeftovers(gw));
     const s3 = clientFor(gw.url);
     await s3.send(new CreateBucketCommand({ Bucket: 'drain' }));
     const data = randomBytes(64 * MiB);
@@ -115,6 +121,7 @@ test.serial('a second signal exits at once; the interrupted upload fails cleanly
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shutdown-'));
   try {
     const gw = await npmStart(dataDir);
+    t.teardown(() => killLeftovers(gw));
     const s3 = clientFor(gw.url);
     await s3.send(new CreateBucketCommand({ Bucket: 'cut' }));
     const data = randomBytes(64 * MiB);
