@@ -70,7 +70,8 @@ async function withTlsGateway(fn: (c: Ctx) => Promise<void>): Promise<void> {
   copyFileSync(join(dir, 'one.key'), join(dir, 'key.pem'));
   const tg = await startTestGateway({ ANVIL_TLS_CERT: join(dir, 'cert.pem'), ANVIL_TLS_KEY: join(dir, 'key.pem') });
   const payloadModes: string[] = [];
-  tg.gw.server.on('request', (req) => payloadModes.push(String(req.headers['x-amz-content-sha256'])));
+  // Requests with Expect: 100-continue arrive as checkContinue, the others as request.
+  for (const event of ['request', 'checkContinue']) tg.gw.server.on(event, (req) => payloadModes.push(String(req.headers['x-amz-content-sha256'])));
   try {
     await fn({ dir, ca: readFileSync(join(dir, 'ca.pem')), tg, payloadModes });
   } finally {
