@@ -250,11 +250,13 @@ export function exportTuples(call: AdminCall): unknown {
 
 /** POST /tuples/restore {text, name, reason}: a backup's schema and tuples, all or nothing (tenant-wide admin only). */
 export function restoreTuples(call: AdminCall): unknown {
-  onlyFields(call.body, ['tenant', 'text', 'name', 'reason']);
+  // Like an import: JSON {text, …}, or the file as a text/plain body with the fields in the query (the CLI streams).
+  const fields = call.text === undefined ? call.body : Object.fromEntries(call.query);
+  onlyFields(fields, ['tenant', 'text', 'name', 'reason']);
   const tenant = tenantOf(call);
-  const text = requiredString(call.body, 'text');
+  const text = call.text ?? requiredString(fields, 'text');
   requireTenantWide(call, 'a restore');
-  const options = { ...audit(call, requiredString(call.body, 'reason')), name: optionalString(call.body, 'name') };
+  const options = { ...audit(call, requiredString(fields, 'reason')), name: optionalString(fields, 'name') };
   return { tenant, ...engineOf(call).importBackup(tenant, text, options) };
 }
 
@@ -368,7 +370,7 @@ export const RELATIONSHIP_ADMIN_ROUTES: AdminRoute[] = [
   { method: 'POST', pattern: '/schema/diff', action: 'Admin:DiffSchema', run: diffSchema },
   { method: 'POST', pattern: '/tuples/import', action: 'Admin:ImportTuples', textBody: true, run: importTuples },
   { method: 'GET', pattern: '/tuples/export', action: 'Admin:ExportTuples', run: exportTuples },
-  { method: 'POST', pattern: '/tuples/restore', action: 'Admin:RestoreTuples', run: restoreTuples },
+  { method: 'POST', pattern: '/tuples/restore', action: 'Admin:RestoreTuples', textBody: true, run: restoreTuples },
   { method: 'GET', pattern: '/tuples/audit', action: 'Admin:TupleAudit', run: tupleAudit },
 ];
 

@@ -126,8 +126,9 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     name: 'tuples restore', args: ['FILE'], options: { ...REASON, name: { type: 'string' } },
     summary: 'restore an export (its schema and tuples) from FILE (- for stdin) --reason R, all or nothing (admin only)',
     async run(run) {
-      const body = { tenant: str(run, 'tenant'), text: readArgFile(run.args[0]!), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples restore') };
-      const r = await run.api.call('POST', '/tuples/restore', { body });
+      // Streamed like an import: an export of any size restores.
+      const query = { tenant: str(run, 'tenant'), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples restore') };
+      const r = await run.api.upload('POST', '/tuples/restore', query, run.args[0] === '-' ? '/dev/stdin' : run.args[0]!);
       run.out(run.values.json ? json(r) : `Restored ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
     },
   },
