@@ -4,7 +4,7 @@
  * at once, and the interrupted upload leaves nothing behind. Objects are checked by a gateway reopened on the data.
  */
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -78,19 +78,20 @@ function killLeftovers(gw: Started): void {
   for (const pid of [gw.pid, gw.child.pid]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-function clientFor(url: string): S3Client {
-  return new S3Client({ endpoint: url, region: 'us-east-1', credentials: ROOT, forcePathStyle: true, maxAttempts: 1 });
+/** `npm start` on `dataDir` (killed if the test fails), a client for it, a bucket, and 64 MiB to upload. */
+async function gatewayWithBucket(t: ExecutionContext, dataDir: string, bucket: string): Promise<{ gw: Started; s3: S3Client; data: Buffer }> {
+  const gw = await npmStart(dataDir);
+  t.teardown(() => killLeftovers(gw));
+  const s3 = new S3Client({ endpoint: gw.url, region: 'us-east-1', credentials: ROOT, forcePathStyle: true, maxAttempts: 1 });
+  await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  return { gw, s3, data: randomBytes(64 * MiB) };
 }
 
 test.serial('SIGTERM during a 64 MiB upload: the upload completes, then npm start exits 0', async (t) => {
   t.timeout(5 * 60_000);
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shutdown-'));
   try {
-    const gw = await npmStart(dataDir);
-    t.teardown(() => killLeftovers(gw));
-    const s3 = clientFor(gw.url);
-    await s3.send(new CreateBucketCommand({ Bucket: 'drain' }));
-    const data = randomBytes(64 * MiB);
+    const { gw, s3, data } = await gatewayWithBucket(t, dataDir, 'drain');
     const body = slowBody(data, 25, (n) => {
       if (n === 8) gw.child.kill('SIGTERM');
     });
@@ -120,11 +121,7 @@ test.serial('a second signal exits at once; the interrupted upload fails cleanly
   t.timeout(5 * 60_000);
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shutdown-'));
   try {
-    const gw = await npmStart(dataDir);
-    t.teardown(() => killLeftovers(gw));
-    const s3 = clientFor(gw.url);
-    await s3.send(new CreateBucketCommand({ Bucket: 'cut' }));
-    const data = randomBytes(64 * MiB);
+    const { gw, s3, data } = await gatewayWithBucket(t, dataDir, 'cut');
     const body = slowBody(data, 100, (n) => {
       if (n === 4) gw.child.kill('SIGTERM');
       if (n === 6) gw.child.kill('SIGTERM');
