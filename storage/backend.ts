@@ -204,6 +204,17 @@ export interface CompleteUploadInput {
 /** Smallest size of every part but the last, as S3 enforces it. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
+/** Whether a backend can serve, as last observed: what readiness and the gateway's fail-fast read, without I/O. */
+export interface BackendHealth {
+  up: boolean;
+  /** When it last went up or down. */
+  since: Date;
+  /** Why it is down (the last fault seen), for logs and readiness answers. */
+  reason?: string;
+  /** What clients are told to wait (Retry-After, seconds) while it is down. */
+  retryAfterSeconds: number;
+}
+
 /** The storage contract every backend implements. */
 export interface Backend {
   /** Human-readable name for logs and benchmarks ("embedded", "upstream"). */
@@ -247,10 +258,12 @@ export interface Backend {
   listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult>;
 
   /**
-   * Resolves when the backend can serve requests (readiness), throws a neutral error when it cannot: the embedded
-   * store checks its index database, the upstream backend makes one cheap authenticated call.
+   * Resolves when the backend can serve, throws (ServiceUnavailableError, or the fault) when it cannot: the embedded
+   * store's index answers a query; the upstream answers one cheap authenticated call. Updates health().
    */
   ping(signal?: AbortSignal): Promise<void>;
+  /** Availability as last observed, without I/O; an upstream that is down fails every call at once while it is. */
+  health(): BackendHealth;
 
   /** Releases files, databases and sockets. */
   close(): Promise<void>;

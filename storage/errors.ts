@@ -99,3 +99,16 @@ export class SlowDownError extends StorageError {
     super(message);
   }
 }
+
+/** The volume holding the data is full (or nearly: the metadata reserve is in use); data writes are refused. */
+export class StorageFullError extends StorageError {
+  override name = 'StorageFullError';
+}
+
+/** Errors that mean "no space left": the system call's and SQLite's. */
+const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/** True when `err` says the volume (or the quota) is full: StorageFullError, or a file system or SQLite error. */
+export function isNoSpace(err: unknown): boolean {
+  return err instanceof StorageFullError || NO_SPACE_CODES.has((err as { code?: string } | null)?.code ?? '');
+}

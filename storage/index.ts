@@ -3,4 +3,6 @@ export * from './backend.ts';
 export * from './errors.ts';
 export { checkConditions, etagMatches, normalizeEtag, type ConditionMode, type ConditionTarget } from './conditions.ts';
 export { partRange, resolveRange, type ResolvedRange } from './range.ts';
+export { DataDirInUseError, LOCK_FILE, lockDataDir, type DataDirLock, type DataDirLockMode } from './data-dir-lock.ts';
 export { EmbeddedStore, openEmbeddedStore, type EmbeddedStoreOptions } from './embedded/embedded-store.ts';
+export { DEFAULT_RESERVE_BYTES, RESERVE_FILE, SpaceReserve, type SpaceReserveOptions } from './space-reserve.ts';

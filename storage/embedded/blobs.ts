@@ -8,7 +8,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { BadDigestError, IncompleteBodyError, StorageError } from '../errors.ts';
+import { BadDigestError, IncompleteBodyError, isNoSpace, StorageError, StorageFullError } from '../errors.ts';
+import { SpaceReserve } from '../space-reserve.ts';
 import type { Segment } from './index-db.ts';
 
 /** A blob just written: where it lives and what was hashed while writing it. */
@@ -20,6 +21,26 @@ export interface WrittenBlob {
 
 /** Errors a body stream raises when the client went away mid-body: a length problem, not a bad request. */
 const TRUNCATION_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'ECONNABORTED', 'EPIPE']);
+
+/**
+ * A body refused for lack of space is still read (and dropped) up to this size, so the client hears the 507 on a
+ * healthy connection instead of a reset it would retry; larger bodies are refused and the connection closed.
+ */
+const DRAIN_LIMIT = 8 * 1024 * 1024;
+
+/** Reads and drops what remains of `body` when at most `remaining` bytes (DRAIN_LIMIT at most) are left. */
+async function drain(body: Readable, remaining: number | undefined): Promise<void> {
+  if (remaining === undefined || remaining > DRAIN_LIMIT) return;
+  try {
+    for await (const _ of body);
+  } catch {
+    // The client went away: nothing left to answer.
+  }
+}
+
+function noSpace(err: unknown): StorageFullError {
+  return err instanceof StorageFullError ? err : new StorageFullError(`no space left for the body: ${(err as Error).message}`);
+}
 
 function isTruncation(err: unknown): boolean {
   if (err instanceof StorageError) return false;
@@ -35,7 +56,11 @@ export class BlobStore {
   private readonly pins = new Map<string, number>();
   private readonly doomed = new Set<string>();
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    /** Refuses bodies ahead of time when the volume is nearly full. */
+    readonly space: SpaceReserve = SpaceReserve.none(dataDir),
+  ) {
     this.tmpDir = join(dataDir, 'tmp');
     this.blobDir = join(dataDir, 'blobs');
   }
@@ -47,28 +72,46 @@ export class BlobStore {
 
   /**
    * Streams `body` into a new durable blob. Throws IncompleteBodyError on a short or long body, BadDigestError on a
-   * Content-MD5 mismatch, or the body's own error; in every failure the temp file is gone and no blob exists.
+   * Content-MD5 mismatch, StorageFullError when the volume is (nearly) full, or the body's own error; in every
+   * failure the temp file is gone and no blob exists.
    */
   async write(body: Readable, size?: number, contentMd5?: Buffer): Promise<WrittenBlob> {
+    try {
+      this.space.assertDataWritable(size);
+    } catch (err) {
+      await drain(body, size);
+      throw err;
+    }
     const id = randomBytes(16).toString('hex');
     const tmp = join(this.tmpDir, id);
     const hash = createHash('md5');
     let written = 0;
-    const fh = await open(tmp, 'wx');
+    let full: StorageFullError | undefined;
+    const fh = await open(tmp, 'wx').catch((err: unknown) => {
+      throw isNoSpace(err) ? noSpace(err) : err;
+    });
     try {
       try {
         for await (const chunk of body) {
           const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
           written += buf.length;
           if (size !== undefined && written > size) throw new IncompleteBodyError('body longer than declared size');
+          if (full) continue; // dropping the rest of a refused body (see DRAIN_LIMIT)
           hash.update(buf);
-          let off = 0;
-          while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          try {
+            let off = 0;
+            while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+          } catch (err) {
+            if (!isNoSpace(err)) throw err;
+            full = noSpace(err);
+            if (size === undefined || size - written > DRAIN_LIMIT) throw full;
+          }
         }
       } catch (err) {
         body.destroy();
         throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
       }
+      if (full) throw full;
       if (size !== undefined && written !== size) throw new IncompleteBodyError('body shorter than declared size');
       const md5 = hash.digest();
       if (contentMd5 && !md5.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
@@ -81,7 +124,7 @@ export class BlobStore {
     } catch (err) {
       await fh.close().catch(() => {});
       await rm(tmp, { force: true });
-      throw err;
+      throw isNoSpace(err) ? noSpace(err) : err;
     }
   }
 

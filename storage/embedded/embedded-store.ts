@@ -2,10 +2,12 @@
  * The embedded backend: bodies in durable blob files, everything else in one SQLite index. A write becomes visible
  * only with its index commit, after its blob is fsynced and renamed, so a crash leaves the old object or the new one.
  */
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
   Backend,
+  BackendHealth,
   BucketInfo,
   CompleteUploadInput,
   CopyObjectInput,
@@ -25,9 +27,10 @@ import type {
   UploadPartInput,
 } from '../backend.ts';
 import { checkConditions } from '../conditions.ts';
-import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidRequestError, NoSuchBucketError } from '../errors.ts';
+import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidRequestError, NoSuchBucketError, ServiceUnavailableError } from '../errors.ts';
 import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
-import { lockDirectory } from './dir-lock.ts';
+import { lockDataDir, type DataDirLock } from '../data-dir-lock.ts';
+import { SpaceReserve } from '../space-reserve.ts';
 import { BlobStore } from './blobs.ts';
 import { openIndex, type NewObject, type ObjectRow } from './index-db.ts';
 import { successor, walk, type WalkSource } from './listing.ts';
@@ -38,15 +41,31 @@ import { StoreContext, cleanMeta, keyBytes, parseTags, rowToMeta } from './store
 export interface EmbeddedStoreOptions {
   /** Directory holding index.db, blobs/ and tmp/; created when missing. One process owns it at a time. */
   dataDir: string;
+  /**
+   * The directory's exclusive lock when the caller (the gateway, which locks before opening anything else) already
+   * holds it; the caller keeps it. Absent: the store takes the lock itself and drops it on close().
+   */
+  lock?: DataDirLock;
+  /** The data volume's metadata reserve (the gateway's); absent: none is kept, a full volume is still StorageFullError. */
+  space?: SpaceReserve;
 }
 
-/** Opens (creating if needed) the store in `dataDir`, first removing temp files and unreferenced blobs. */
+/**
+ * Opens (creating if needed) the store in `dataDir`, first removing temp files and unreferenced blobs. Throws
+ * DataDirInUseError when another process holds the directory.
+ */
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
-  const blobs = new BlobStore(options.dataDir);
-  await mkdir(options.dataDir, { recursive: true });
-  const release = lockDirectory(options.dataDir);
+  const { dataDir, lock } = options;
+  if (lock && (lock.mode !== 'exclusive' || lock.dataDir !== dataDir)) {
+    throw new Error(`the embedded store needs the exclusive lock of ${dataDir}, not a ${lock.mode} lock of ${lock.dataDir}`);
+  }
+  const space = options.space ?? SpaceReserve.none(dataDir);
+  const blobs = new BlobStore(dataDir, space);
+  await mkdir(dataDir, { recursive: true });
+  const own = lock ? undefined : lockDataDir(dataDir, 'exclusive');
+  const release = () => own?.release();
   try {
-    const index = openIndex(join(options.dataDir, 'index.db'));
+    const index = openIndex(join(dataDir, 'index.db'), space);
     await blobs.sweep((id) => index.isReferenced(id));
     return new EmbeddedStore(new StoreContext(index, blobs), release);
   } catch (err) {
@@ -62,6 +81,7 @@ function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
 /** The embedded store; see openEmbeddedStore. */
 export class EmbeddedStore implements Backend {
   readonly kind = 'embedded';
+  private readonly openedAt = new Date();
 
   constructor(
     private readonly ctx: StoreContext,
@@ -263,9 +283,15 @@ export class EmbeddedStore implements Backend {
     return multipart.listMultipartUploads(this.ctx, input);
   }
 
-  /** The index database answers a query: the store is open and readable. */
   async ping(): Promise<void> {
-    this.ctx.index.db.prepare('SELECT 1').get();
+    if (!this.ctx.index.db.open) throw new ServiceUnavailableError('the embedded store is closed');
+    this.ctx.index.db.prepare('SELECT 1 FROM buckets LIMIT 1').get();
+    await access(this.ctx.blobs.blobDir, constants.W_OK);
+  }
+
+  health(): BackendHealth {
+    const up = this.ctx.index.db.open;
+    return { up, since: this.openedAt, retryAfterSeconds: 1, ...(up ? {} : { reason: 'closed' }) };
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import type { ObjectWriteMeta, StoredChecksum } from '../backend.ts';
+import { SpaceReserve } from '../space-reserve.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -104,8 +105,11 @@ export interface NewObject {
   tags?: Record<string, string>;
 }
 
-/** Opens the index with the durability the store relies on, and prepares every statement once. */
-export function openIndex(file: string) {
+/**
+ * Opens the index with the durability the store relies on, and prepares every statement once. Transactions that find
+ * the volume full release `space`'s reserve and run once more, so deletes commit on a full disk.
+ */
+export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(file)) {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -187,7 +191,7 @@ export function openIndex(file: string) {
     return q.blobInSegments.get(blob) !== undefined || q.blobInParts.get(blob) !== undefined;
   }
 
-  return { db, q, removeObject, replaceObject, isReferenced, transaction: <T>(fn: () => T): T => db.transaction(fn)() };
+  return { db, q, removeObject, replaceObject, isReferenced, transaction: <T>(fn: () => T): T => space.commitMetadata(db.transaction(fn)) };
 }
 
 /** The opened index: the database, its prepared statements and the few multi-statement helpers. */

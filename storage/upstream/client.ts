@@ -27,6 +27,8 @@ export interface UpstreamClients {
   retrying: S3Client;
   /** Sends streamed bodies: a single attempt, no whole-request timer (only connect and idle timeouts). */
   streaming: S3Client;
+  /** Health probes: a single attempt, and none of the fail-fast the other two get while the upstream is down. */
+  probe: S3Client;
   timeoutMs: number;
 }
 
@@ -54,5 +56,5 @@ export function createClients(config: UpstreamConfig): UpstreamClients {
         socketTimeout: timeoutMs,
       },
     });
-  return { retrying: make(2, timeoutMs), streaming: make(1, 0), timeoutMs };
+  return { retrying: make(2, timeoutMs), streaming: make(1, 0), probe: make(1, Math.min(timeoutMs, 5_000)), timeoutMs };
 }

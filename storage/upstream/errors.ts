@@ -1,7 +1,8 @@
 /**
  * Upstream faults → neutral storage errors. Every SDK call goes through translate(), so no SDK exception ever
- * leaves storage/upstream: codes S3 documents map to their neutral class, network trouble and 5xx answers become
- * ServiceUnavailableError, throttling becomes SlowDownError, and anything else a plain StorageError (InternalError).
+ * leaves storage/upstream: codes S3 documents map to their neutral class, a full upstream (MinIO's 507
+ * XMinioStorageFull) becomes StorageFullError, network trouble and other 5xx answers become ServiceUnavailableError,
+ * throttling becomes SlowDownError, and anything else a plain StorageError (InternalError).
  */
 import {
   BadDigestError,
@@ -19,6 +20,7 @@ import {
   ServiceUnavailableError,
   SlowDownError,
   StorageError,
+  StorageFullError,
 } from '../errors.ts';
 
 /** Seconds a client is told to wait when the upstream is unreachable or failing. */
@@ -50,6 +52,7 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
   IncompleteBody: (m) => new IncompleteBodyError(m),
   InvalidRequest: (m) => new InvalidRequestError(m),
   InvalidArgument: (m) => new InvalidRequestError(m),
+  XMinioStorageFull: (m) => new StorageFullError(m),
 };
 
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'RequestThrottled']);
@@ -92,10 +95,19 @@ export function translate(err: unknown): Error {
   const known = BY_CODE[code];
   if (known) return known(message);
   if (status === 412) return new PreconditionFailedError(message);
+  // 507 Insufficient Storage: the upstream's volume is full. Never ServiceUnavailable, which clients retry.
+  if (status === 507) return new StorageFullError(message);
   if (NETWORK.has(code) || (status !== undefined && status >= 500) || isNetworkError(err)) {
     return new ServiceUnavailableError(message, RETRY_AFTER_SECONDS);
   }
   return new StorageError(message);
+}
+
+/** True when the upstream could not be reached at all (no HTTP answer): what marks it down (see health.ts). */
+export function isUnreachable(err: unknown): boolean {
+  if (err instanceof ServiceUnavailableError) return true;
+  if (err instanceof StorageError || faultStatus(err) !== undefined) return false;
+  return NETWORK.has(faultCode(err) ?? '') || isNetworkError(err);
 }
 
 /** Errors thrown before any HTTP status existed: refused or reset sockets, DNS failures, aborted streams. */

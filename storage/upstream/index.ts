@@ -1,6 +1,7 @@
 /** The upstream backend: the storage contract served by another S3 service (AWS S3, MinIO, …) through the AWS SDK. */
 import type { Backend } from '../backend.ts';
 import { createClients, type UpstreamConfig } from './client.ts';
+import { probeUpstream, UpstreamHealth } from './health.ts';
 import { Layout } from './layout.ts';
 import { UpstreamBackend } from './upstream-backend.ts';
 
@@ -9,10 +10,12 @@ export { UpstreamBackend } from './upstream-backend.ts';
 
 /**
  * Opens the upstream backend. Nothing is sent upstream yet, so the gateway starts even while the upstream is down;
- * requests then fail with ServiceUnavailableError until it is back.
+ * requests then fail with ServiceUnavailableError (at once, once a probe has found it down) until it is back.
  */
-export async function openUpstreamBackend(config: UpstreamConfig): Promise<Backend> {
+export async function openUpstreamBackend(config: UpstreamConfig, options: { log?: (line: string) => void } = {}): Promise<Backend> {
   if (config.mapping === 'prefix' && !config.bucket) throw new Error('ANVIL_UPSTREAM_MAPPING=prefix needs ANVIL_UPSTREAM_BUCKET');
   const layout = new Layout(config.mapping, config.bucket ?? '');
-  return new UpstreamBackend(createClients(config), layout);
+  const clients = createClients(config);
+  const health = new UpstreamHealth({ probe: (signal) => probeUpstream(clients, layout, signal), log: options.log });
+  return new UpstreamBackend(clients, layout, health);
 }

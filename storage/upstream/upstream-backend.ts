@@ -18,6 +18,7 @@ import {
 import type { Readable } from 'node:stream';
 import type {
   Backend,
+  BackendHealth,
   BucketInfo,
   CompleteUploadInput,
   CopyObjectInput,
@@ -43,6 +44,7 @@ import { sendBody } from './body.ts';
 import { Buckets, isNotFound } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
+import type { UpstreamHealth } from './health.ts';
 import type { Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
@@ -61,9 +63,21 @@ export class UpstreamBackend implements Backend {
   constructor(
     private readonly clients: UpstreamClients,
     private readonly layout: Layout,
+    /** Reachability; the backend's clients fail fast through it while the upstream is down. */
+    private readonly reachability: UpstreamHealth,
   ) {
     this.buckets = new Buckets(clients, layout);
     this.multipart = new Multipart(clients, layout, this.buckets);
+    reachability.attach(clients.retrying);
+    reachability.attach(clients.streaming);
+  }
+
+  ping(signal?: AbortSignal): Promise<void> {
+    return this.reachability.check(signal);
+  }
+
+  health(): BackendHealth {
+    return this.reachability.current();
   }
 
   listBuckets(): Promise<BucketInfo[]> {
@@ -294,7 +308,9 @@ export class UpstreamBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.reachability.close();
     this.clients.retrying.destroy();
     this.clients.streaming.destroy();
+    this.clients.probe.destroy();
   }
 }

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import Database from 'better-sqlite3';
-import { NoSuchKeyError, openEmbeddedStore, type EmbeddedStore } from '../../storage/index.ts';
+import { DataDirInUseError, lockDataDir, NoSuchKeyError, openEmbeddedStore, type EmbeddedStore } from '../../storage/index.ts';
 import { bodyOf, conformance, readAll } from './conformance.ts';
 
 async function tempDir(): Promise<string> {
@@ -176,7 +176,7 @@ test('embedded: keys never become paths', (t) =>
     const names = await blobFiles(dataDir);
     t.is(names.length, 2);
     for (const n of names) t.regex(n, /^[0-9a-f]{32}$/);
-    t.deepEqual((await readdir(dataDir)).sort(), ['blobs', 'embedded.lock', 'index.db', 'index.db-shm', 'index.db-wal', 'tmp']);
+    t.deepEqual((await readdir(dataDir)).filter((n) => !n.startsWith('anvil.lock')).sort(), ['blobs', 'index.db', 'index.db-shm', 'index.db-wal', 'tmp']);
   }));
 
 test('embedded: streaming a large body keeps memory flat', (t) =>
@@ -251,19 +251,45 @@ test('embedded: listings over 100,000 keys page in constant time', async (t) => 
   }
 });
 
-test('embedded: one live process owns a data directory; a dead holder\'s lock is taken over', async (t) => {
+test('embedded: one process owns a data directory (a kernel lock); a crashed holder leaves nothing to take over', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'anvil-lock-'));
   try {
-    // The parent of this worker is alive: its pid in the lock file means the directory is in use.
+    // A pid file from an earlier version names a live process: it is no lock any more, and goes once the lock is held.
     await writeFile(join(dataDir, 'embedded.lock'), String(process.ppid));
-    const err = await t.throwsAsync(openEmbeddedStore({ dataDir }));
-    t.regex(err!.message, new RegExp(`in use by process ${process.ppid}`));
-    // A pid that cannot be running (beyond pid_max) is a crashed holder: the lock is taken over.
-    await writeFile(join(dataDir, 'embedded.lock'), '99999999');
     const store = await openEmbeddedStore({ dataDir });
-    await store.createBucket('locked');
-    await store.close();
     t.deepEqual((await readdir(dataDir)).filter((f) => f === 'embedded.lock'), []);
+    await store.createBucket('locked');
+    // A second opener (here in the same process; across processes and PID namespaces in gateway-faults.test.ts).
+    const err = await t.throwsAsync(openEmbeddedStore({ dataDir }), { instanceOf: DataDirInUseError });
+    t.regex(err!.message, /in use by another Anvil gateway process/);
+    t.deepEqual((await store.listBuckets()).map((b) => b.name), ['locked'], 'the refused open changed nothing');
+    // A shared (upstream gateway) lock is refused as well while the exclusive one is held, and vice versa.
+    t.throws(() => lockDataDir(dataDir, 'shared'), { instanceOf: DataDirInUseError });
+    await store.close();
+    const shared = lockDataDir(dataDir, 'shared');
+    const another = lockDataDir(dataDir, 'shared');
+    await t.throwsAsync(openEmbeddedStore({ dataDir }), { instanceOf: DataDirInUseError });
+    shared.release();
+    another.release();
+
+    // A holder killed with SIGKILL: the kernel drops its lock, and the next open just works.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+      import { openEmbeddedStore } from ${JSON.stringify(join(ROOT, 'storage/index.ts'))};
+      await openEmbeddedStore({ dataDir: ${JSON.stringify(dataDir)} });
+      process.stdout.write('open\\n');
+      setInterval(() => {}, 1000);
+    `], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('open') && resolve());
+      child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+    });
+    await t.throwsAsync(openEmbeddedStore({ dataDir }), { instanceOf: DataDirInUseError });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    const reopened = await openEmbeddedStore({ dataDir });
+    t.deepEqual((await reopened.listBuckets()).map((b) => b.name), ['locked']);
+    await reopened.close();
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }

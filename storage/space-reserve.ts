@@ -1,0 +1,198 @@
+/**
+ * Room for metadata on a full data volume. A full disk must never block what frees space or withdraws authority:
+ * object deletes, credential revocations, tuple deletes. So the gateway keeps a preallocated reserve file in the data
+ * directory and refuses data writes well before the volume is full:
+ *
+ *   - data writes (object bodies, parts) are refused with StorageFullError while the reserve is not in place, or
+ *     when they would leave less than one reserve's worth of free space;
+ *   - when free space falls below half a reserve (something else filled the volume), or a metadata write fails for
+ *     lack of space, the reserve file is deleted: its blocks are what the metadata writes then use;
+ *   - once free space is back above three reserves, the reserve is written again and data writes resume.
+ *
+ * Random bytes, not zeros, so a compressing file system cannot store the reserve in no space at all.
+ */
+import { randomBytes } from 'node:crypto';
+import { statfsSync, unlinkSync } from 'node:fs';
+import { open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isNoSpace, StorageFullError } from './errors.ts';
+
+/** The reserve file's name inside the data directory. */
+export const RESERVE_FILE = 'space.reserve';
+
+/** Default reserve size. */
+export const DEFAULT_RESERVE_BYTES = 64 * 1024 * 1024;
+
+const WRITE_BLOCK = 1024 * 1024;
+
+/** Options of SpaceReserve.open. */
+export interface SpaceReserveOptions {
+  dataDir: string;
+  /** Reserve size; 0 keeps no reserve and refuses nothing ahead of time (a full volume still answers StorageFullError). */
+  bytes: number;
+  /** How often free space is checked in the background. */
+  pollMs?: number;
+  log?: (line: string) => void;
+}
+
+/** The metadata reserve of one data directory; see the module comment. */
+export class SpaceReserve {
+  private held = false;
+  private creating: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly path: string;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    private readonly dataDir: string,
+    readonly bytes: number,
+    log: ((line: string) => void) | undefined,
+  ) {
+    this.path = join(dataDir, RESERVE_FILE);
+    this.log = log ?? (() => {});
+  }
+
+  /** A reserve that keeps nothing aside: what a store opened outside the gateway uses. */
+  static none(dataDir: string): SpaceReserve {
+    return new SpaceReserve(dataDir, 0, undefined);
+  }
+
+  /** Takes up the reserve of `dataDir` (writing it when there is room) and starts watching free space. */
+  static async open(options: SpaceReserveOptions): Promise<SpaceReserve> {
+    const reserve = new SpaceReserve(options.dataDir, options.bytes, options.log);
+    if (reserve.bytes <= 0) return reserve;
+    await reserve.adopt();
+    if (!reserve.held) await reserve.refill();
+    reserve.timer = setInterval(() => reserve.watch(), options.pollMs ?? 2000);
+    reserve.timer.unref();
+    return reserve;
+  }
+
+  /** Whether the reserve file is in place (data writes are refused while it is not). */
+  get inPlace(): boolean {
+    return this.bytes <= 0 || this.held;
+  }
+
+  /** Bytes available to the gateway on the data volume now. */
+  freeBytes(): number {
+    const s = statfsSync(this.dataDir);
+    return s.bavail * s.bsize;
+  }
+
+  /**
+   * Throws StorageFullError unless a data write of `size` bytes (unknown: 0) may start: the reserve is in place and
+   * the write leaves at least one reserve's worth free.
+   */
+  assertDataWritable(size = 0): void {
+    if (this.bytes <= 0) return;
+    this.ensureHeadroom();
+    if (!this.held || this.freeBytes() - size < this.bytes) {
+      throw new StorageFullError('the data volume is nearly full: data writes are refused until space is freed');
+    }
+  }
+
+  /** Releases the reserve when free space is below half of it; called before writes that must commit. Never throws. */
+  ensureHeadroom(): void {
+    try {
+      if (this.held && this.freeBytes() < this.bytes / 2) this.release('free space fell below half the reserve');
+    } catch (err) {
+      this.log(`space: could not check free space in ${this.dataDir}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Runs a metadata write (synchronous, e.g. one SQLite transaction); when it fails for lack of space, releases the
+   * reserve and runs it once more. Throws StorageFullError when even that fails.
+   */
+  commitMetadata<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isNoSpace(err)) throw err;
+      if (!this.held) throw new StorageFullError(`the data volume is full: ${(err as Error).message}`);
+      this.release('a metadata write found the volume full');
+    }
+    try {
+      return fn();
+    } catch (err) {
+      if (isNoSpace(err)) throw new StorageFullError(`the data volume is full even after releasing the reserve: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /** Stops watching; the reserve file stays for the next start. */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Deletes the reserve file; never throws (a reserve that cannot be deleted still stops data writes). */
+  private release(why: string): void {
+    this.held = false;
+    try {
+      unlinkSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log(`space: could not delete ${this.path}: ${(err as Error).message}`);
+    }
+    this.log(`space: ${why}; released the ${mib(this.bytes)} metadata reserve. Data writes are refused until ${mib(3 * this.bytes)} is free.`);
+  }
+
+  /** Takes over a reserve left by an earlier start, when it is whole. */
+  private async adopt(): Promise<void> {
+    const size = await stat(this.path).then((s) => s.size, () => -1);
+    if (size === this.bytes) this.held = true;
+    else if (size >= 0) await rm(this.path, { force: true }); // torn by a crash, or another size configured
+  }
+
+  private watch(): void {
+    let free: number;
+    try {
+      free = this.freeBytes();
+    } catch {
+      return; // the directory is gone (a test tearing down); nothing to guard
+    }
+    if (this.held && free < this.bytes / 2) this.release('free space fell below half the reserve');
+    else if (!this.held && free >= 3 * this.bytes) void this.refill();
+  }
+
+  /** Writes the reserve (temp file, fsync, rename) when there is room for it and a margin; never rejects. */
+  private refill(): Promise<void> {
+    this.creating ??= this.write()
+      .catch((err: Error) => this.log(`space: could not write the reserve ${this.path}: ${err.message}`))
+      .finally(() => {
+        this.creating = undefined;
+      });
+    return this.creating;
+  }
+
+  private async write(): Promise<void> {
+    const s = await statfs(this.dataDir);
+    if (s.bavail * s.bsize < 3 * this.bytes) {
+      this.log(`space: ${mib(s.bavail * s.bsize)} free on the data volume, less than ${mib(3 * this.bytes)}: data writes are refused until space is freed`);
+      return;
+    }
+    const tmp = `${this.path}.tmp`;
+    const block = randomBytes(WRITE_BLOCK);
+    try {
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        for (let done = 0; done < this.bytes; ) {
+          const n = Math.min(WRITE_BLOCK, this.bytes - done);
+          done += (await fh.write(block, 0, n)).bytesWritten;
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.path);
+      this.held = true;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      if (!isNoSpace(err)) throw err;
+    }
+  }
+}
+
+function mib(bytes: number): string {
+  return `${Math.round(bytes / (1024 * 1024))} MiB`;
+}
