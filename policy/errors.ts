@@ -29,6 +29,11 @@ export class MasterKeyMismatchError extends PolicyError {
   override name = 'MasterKeyMismatchError';
 }
 
+/** The master key file exists but holds no key (empty or truncated); the message names the file and the recovery. */
+export class MasterKeyFileError extends PolicyError {
+  override name = 'MasterKeyFileError';
+}
+
 /** An authorization question was answered no; carries the layer that refused and why. */
 export class DeniedError extends PolicyError {
   override name = 'DeniedError';

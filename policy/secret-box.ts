@@ -4,9 +4,10 @@
  */
 
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidInputError } from './errors.ts';
+import { InvalidInputError, MasterKeyFileError } from './errors.ts';
+import { createFileOnce } from './write-once.ts';
 
 /** The file a generated master key lives in, inside the data directory. */
 export const MASTER_KEY_FILE = 'master.key';
@@ -26,7 +27,11 @@ export function parseMasterKey(text: string): Buffer {
   return key;
 }
 
-/** The configured master key, else the one in dataDir/master.key, created with mode 0600 on first start. */
+/**
+ * The configured master key, else the one in dataDir/master.key, created on first start (mode 0600, written whole or
+ * not at all: see write-once.ts). Throws MasterKeyFileError, naming the file and the way out, when the file exists but
+ * does not hold a key (empty or truncated): such a file is never taken for a key.
+ */
 export function loadMasterKey(dataDir: string, configured?: string | Buffer): Buffer {
   if (Buffer.isBuffer(configured)) {
     if (configured.length !== 32) throw new InvalidInputError('master key must be 32 bytes');
@@ -34,13 +39,26 @@ export function loadMasterKey(dataDir: string, configured?: string | Buffer): Bu
   }
   if (configured !== undefined) return parseMasterKey(configured);
   const path = join(dataDir, MASTER_KEY_FILE);
+  if (!existsSync(path)) createFileOnce(path, randomBytes(32).toString('base64') + '\n');
+  const text = readFileSync(path, 'utf8');
   try {
-    // 'wx' so two processes starting together cannot both create (and disagree on) the key.
-    writeFileSync(path, randomBytes(32).toString('base64') + '\n', { flag: 'wx', mode: 0o600 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return parseMasterKey(text);
+  } catch {
+    throw new MasterKeyFileError(describeBadKeyFile(path, Buffer.byteLength(text), existsSync(join(dataDir, POLICY_DB_FILE))));
   }
-  return parseMasterKey(readFileSync(path, 'utf8'));
+}
+
+/** The name of the policy database, whose presence says whether secrets may already be sealed with the key. */
+const POLICY_DB_FILE = 'policy.db';
+
+function describeBadKeyFile(path: string, size: number, policyExists: boolean): string {
+  const what = size === 0 ? 'is empty' : `holds ${size} bytes that are not a 32-byte key (truncated or damaged)`;
+  const recovery = policyExists
+    ? 'Secrets in this data directory may be sealed with the lost key: restore master.key from a backup, or set ' +
+      'ANVIL_MASTER_KEY to the key. Only if no credential was ever created here, delete the file and start again.'
+    : 'No policy database exists yet, so nothing was sealed with it (a first start that failed, e.g. on a full disk): ' +
+      'delete the file and start again to generate a new key.';
+  return `master key file ${path} ${what}; it is not used as a key. ${recovery}`;
 }
 
 /** Encrypts `plaintext` bound to `context` (the access key id). */
