@@ -5,12 +5,14 @@
  */
 import Koa from 'koa';
 import type { DenialLog, PolicyStore, relationships } from '../policy/index.ts';
+import type { SpaceReserve } from '../storage/space-reserve.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
 import { errorLine, type Logger } from './logging.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { addressing, adminAddressing, pipelineOf } from './middleware/addressing.ts';
 import { authenticate } from './middleware/authenticate.ts';
 import { authorizeRequest } from './middleware/authorize.ts';
+import { diskHeadroom } from './middleware/disk-headroom.ts';
 import { observe } from './middleware/observe.ts';
 import { runOperation } from './middleware/operation.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -34,6 +36,8 @@ export interface AppDeps extends Services {
   metrics: GatewayMetrics;
   /** True once a graceful shutdown began (readiness then answers 503). */
   draining?: () => boolean;
+  /** The data volume's metadata reserve, released before writes when the volume is nearly full. */
+  space: SpaceReserve;
 }
 
 export function createApp(deps: AppDeps): Koa<GatewayState> {
@@ -72,6 +76,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(requestId());
   app.use(observe({ logger, metrics, accessLog: config.accessLog }));
   app.use(respond({ log }));
+  app.use(diskHeadroom(deps.space));
   app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, ops, s3 }));
   return app;
 }

@@ -56,6 +56,8 @@ export const SETTINGS = {
   ANVIL_UPSTREAM_MAPPING: setting(z.enum(['bucket', 'prefix']).default('bucket'), 'bucket or prefix', '`bucket`: one upstream bucket per gateway bucket; `prefix`: all gateway buckets inside `ANVIL_UPSTREAM_BUCKET`', '`bucket`'),
   ANVIL_UPSTREAM_BUCKET: setting(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).optional(), 'an S3 bucket name', 'the single upstream bucket for `prefix` mapping'),
   ANVIL_UPSTREAM_TIMEOUT_MS: setting(int(100, 600_000, 30_000), 'an integer from 100 to 600000 (milliseconds)', 'upstream request timeout', '`30000`'),
+  ANVIL_IDLE_TIMEOUT_MS: setting(int(0, 3_600_000, 30_000), 'an integer from 0 to 3600000 (milliseconds)', 'a request body that stops arriving for this long is answered `400 RequestTimeout`; a response the client stops reading for this long is cut off (`0` disables)', '`30000`'),
+  ANVIL_SPACE_RESERVE_MB: setting(int(0, 1_048_576, 64), 'an integer from 0 to 1048576 (MiB)', 'space kept on the data volume for metadata, so deletes and revocations commit when it is full; data writes are refused with `507` near it (`0` disables)', '`64`'),
   ANVIL_OIDC_ALLOW_INSECURE_JWKS: setting(bool(false), 'true or false', 'let OpenID Connect JWKS URLs use `http` and loopback, link-local or private hosts (a local IdP); by default only `https` to public addresses is fetched', '`false`'),
 } as const;
 
@@ -98,6 +100,10 @@ export interface GatewayConfig {
   upstream: UpstreamConfig;
   /** Let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests). */
   oidcAllowInsecureJwks: boolean;
+  /** Longest a request may wait on its client (a body not arriving, a response not read); 0 disables. */
+  idleTimeoutMs: number;
+  /** Metadata reserve kept on the data volume (see storage/space-reserve.ts); 0 disables. */
+  spaceReserveBytes: number;
 }
 
 /** A configuration that cannot start: every bad setting, each with its name and what it expects. */
@@ -217,6 +223,8 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
       bucket: p.ANVIL_UPSTREAM_BUCKET,
       requestTimeoutMs: p.ANVIL_UPSTREAM_TIMEOUT_MS,
     },
+    idleTimeoutMs: p.ANVIL_IDLE_TIMEOUT_MS,
+    spaceReserveBytes: p.ANVIL_SPACE_RESERVE_MB * 1024 * 1024,
   };
 }
 

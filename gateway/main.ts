@@ -1,8 +1,9 @@
 /**
  * `npm start` (node dist/gateway/main.js): checks the Node.js version, reads the configuration (a bad value stops
- * the start naming the variable, exit status 78), starts the gateway, and prints the root credential once when it is
- * created. SIGTERM or SIGINT drains (requests in flight may finish for ANVIL_SHUTDOWN_TIMEOUT_MS) and exits 0; a
- * second signal exits at once. SIGHUP reloads the TLS certificate.
+ * the start naming the variable, exit status 78), starts the gateway (a refused start, such as a data directory in
+ * use or a damaged key file, is one line and exit status 1), and prints the root credential once when it is created.
+ * SIGTERM or SIGINT drains (requests in flight may finish for ANVIL_SHUTDOWN_TIMEOUT_MS) and exits 0; a second
+ * signal exits at once. SIGHUP reloads the TLS certificate.
  */
 import { requireSupportedNode } from './node-version.ts';
 
@@ -21,7 +22,14 @@ try {
   process.stderr.write(`anvil: ${error.message}\n`);
   process.exit(EX_CONFIG);
 }
-const gw = await startGateway(config);
+const { PolicyError } = await import('../policy/errors.ts');
+const { StorageError } = await import('../storage/errors.ts');
+const gw = await startGateway(config).catch((error: Error) => {
+  // A refusal the operator can act on (directory in use, damaged key file) is one clear line, not a stack trace.
+  const known = error instanceof StorageError || error instanceof PolicyError;
+  process.stderr.write(`anvil: cannot start: ${known ? error.message : (error.stack ?? error.message)}\n`);
+  process.exit(1);
+});
 gw.logger.info({ url: gw.url, healthUrl: gw.healthUrl, dataDir: config.dataDir, backend: gw.backend.kind, pid: process.pid }, 'listening');
 if (gw.root.secretKey && gw.root.created) {
   // Shown once, for the person who started the gateway; never a log line.

@@ -10,10 +10,11 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { DenialLog, PolicyStore, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
-import { openEmbeddedStore } from '../storage/index.ts';
+import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import { createApp } from './app.ts';
 import type { GatewayConfig } from './config.ts';
 import { S3Error } from './errors.ts';
+import { guardConnections } from './http/connection-guard.ts';
 import { createLogger, type Logger } from './logging.ts';
 import { GatewayMetrics, instrumentBackend } from './metrics.ts';
 import { newRequestId } from './middleware/request-id.ts';
@@ -47,13 +48,29 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Opens the backend the configuration names. */
-export async function openBackend(config: GatewayConfig): Promise<Backend> {
+/** Opens the backend the configuration names, in a data directory whose lock the caller holds. */
+export async function openBackend(
+  config: GatewayConfig,
+  held: { lock: DataDirLock; space: SpaceReserve; log: (line: string) => void },
+): Promise<Backend> {
   if (config.backend === 'upstream') {
     const { openUpstreamBackend } = await import('../storage/upstream/index.ts');
-    return openUpstreamBackend(config.upstream);
+    return openUpstreamBackend(config.upstream, { log: held.log });
   }
-  return openEmbeddedStore({ dataDir: config.dataDir });
+  return openEmbeddedStore({ dataDir: config.dataDir, lock: held.lock, space: held.space });
+}
+
+/** What a start has opened so far: closed in reverse order when the start fails, or when the gateway stops. */
+class Opened {
+  private readonly closers: Array<() => unknown> = [];
+
+  add(close: () => unknown): void {
+    this.closers.push(close);
+  }
+
+  async closeAll(): Promise<void> {
+    while (this.closers.length > 0) await this.closers.pop()!();
+  }
 }
 
 /** Answers requests Node rejects before the app sees them (oversized headers, garbage) with an S3 error. */
@@ -116,27 +133,49 @@ function healthServer(deps: HealthDeps): Server {
 /** Starts a gateway; port 0 picks a free port. `logger` defaults to JSON lines on stdout at the configured level. */
 export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<Gateway> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
-  const metrics = new GatewayMetrics();
   mkdirSync(config.dataDir, { recursive: true });
+  // The kernel lock comes before anything in the directory is read or written: a refused start changes nothing.
+  const lock = lockDataDir(config.dataDir, config.backend === 'embedded' ? 'exclusive' : 'shared');
+  const opened = new Opened();
+  opened.add(() => lock.release());
+  try {
+    return await startLocked({ config, logger, lock, opened });
+  } catch (err) {
+    await opened.closeAll();
+    throw err;
+  }
+}
+
+async function startLocked(start: { config: GatewayConfig; logger: Logger; lock: DataDirLock; opened: Opened }): Promise<Gateway> {
+  const { config, logger, lock, opened } = start;
+  const metrics = new GatewayMetrics();
+  const log = (line: string) => logger.warn(line);
+  const space = await SpaceReserve.open({ dataDir: config.dataDir, bytes: config.spaceReserveBytes, log });
+  opened.add(() => space.close());
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
+  opened.add(() => policy.close());
   const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
+  opened.add(() => closeTokenStores(policy));
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
+  opened.add(() => relationships.close());
   metrics.watchCheckCache(relationships.engine.cacheStats);
   const denials = new ObservedDenialLog({ dataDir: config.dataDir, metrics, logger: config.denialsToStdout ? logger : undefined });
-  const backend = instrumentBackend(await openBackend(config), metrics);
+  const backend = instrumentBackend(await openBackend(config, { lock, space, log }), metrics);
+  opened.add(() => backend.close());
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   let draining = false;
   let inFlight = 0;
-  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics, draining: () => draining });
+  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics, draining: () => draining, space });
 
   const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
   const server: Server = tlsPair
     ? (createHttpsServer({ ...serverOptions, cert: tlsPair.cert, key: tlsPair.key }) as unknown as Server)
     : createServer(serverOptions);
-  const handle = app.callback();
+  // A connection's requests run in order, each under the idle timer (gateway/http/connection-guard.ts).
+  const handle = guardConnections(app.callback(), { idleTimeoutMs: config.idleTimeoutMs });
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     inFlight++;
     res.once('close', () => inFlight--);
@@ -153,6 +192,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
     socket.once('close', () => metrics.connections.dec());
   });
   const reloader: TlsReloader | undefined = config.tls ? watchTls(server as never, config.tls, logger) : undefined;
+  opened.add(() => reloader?.stop());
   if (tlsPair) logger.info({ tls: tlsPair.summary }, 'TLS certificate loaded');
 
   const port = await listen(server, config.host, config.port);
@@ -161,13 +201,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
 
   let closed: Promise<void> | undefined;
   let cutOff = 0;
-  const closeStores = async () => {
-    reloader?.stop();
-    await backend.close();
-    closeTokenStores(policy);
-    relationships.close();
-    policy.close();
-  };
+  const closeStores = () => opened.closeAll();
   const stopListening = () =>
     Promise.all([server, ...(health ? [health] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 

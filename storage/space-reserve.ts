@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { statfsSync, unlinkSync } from 'node:fs';
 import { open, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { isNoSpace, StorageFullError } from './errors.ts';
 
 /** The reserve file's name inside the data directory. */
@@ -24,6 +25,22 @@ export const RESERVE_FILE = 'space.reserve';
 export const DEFAULT_RESERVE_BYTES = 64 * 1024 * 1024;
 
 const WRITE_BLOCK = 1024 * 1024;
+
+/**
+ * A body refused for lack of space is still read (and dropped) up to this size, so the client hears the 507 on a
+ * healthy connection instead of a reset it would retry; larger bodies are refused and the connection closed.
+ */
+export const DRAIN_LIMIT = 8 * 1024 * 1024;
+
+/** Reads and drops what remains of a refused `body` when it declared at most DRAIN_LIMIT bytes. */
+export async function drainRefusedBody(body: Readable, size: number | undefined): Promise<void> {
+  if (size === undefined || size > DRAIN_LIMIT) return;
+  try {
+    for await (const _ of body);
+  } catch {
+    // The client went away: nothing left to answer.
+  }
+}
 
 /** Options of SpaceReserve.open. */
 export interface SpaceReserveOptions {

@@ -3,6 +3,7 @@
  * `{ "error": { code, message, requestId } }`. Policy and S3 errors are mapped here, and nowhere else.
  */
 import { ConflictError, InvalidInputError, NotFoundError } from '../../policy/index.ts';
+import { isNoSpace } from '../../storage/errors.ts';
 import { S3Error } from '../errors.ts';
 
 /** HTTP status of each admin error code. */
@@ -14,6 +15,7 @@ export const ADMIN_ERRORS = {
   Conflict: 409,
   PayloadTooLarge: 413,
   InternalError: 500,
+  StorageFull: 507,
 } as const;
 
 /** One admin error code. */
@@ -43,6 +45,8 @@ export function toAdminError(err: unknown): AdminError | undefined {
   if (err instanceof InvalidInputError) return new AdminError('InvalidInput', err.message);
   // Failures before the admin middleware (signature, credential) keep S3's code and status.
   if (err instanceof S3Error) return new AdminError(err.code, err.message, err.status);
+  // Only when even the metadata reserve is spent (storage/space-reserve.ts); retrying later, after freeing space, works.
+  if (isNoSpace(err)) return new AdminError('StorageFull', 'the data volume is full: free space (delete objects) and retry');
   return undefined;
 }
 

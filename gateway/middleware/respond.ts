@@ -36,6 +36,8 @@ export function toS3Error(err: unknown): S3Error | undefined {
   if (err instanceof storage.SlowDownError) {
     return new S3Error('SlowDown', undefined, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
   }
+  // Policy and relationship stores write to the same volume; their "disk full" is the client's 507 too, never a 500.
+  if (storage.isNoSpace(err)) return new S3Error('XMinioStorageFull');
   return undefined;
 }
 

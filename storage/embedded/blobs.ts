@@ -9,7 +9,7 @@ import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadDigestError, IncompleteBodyError, isNoSpace, StorageError, StorageFullError } from '../errors.ts';
-import { SpaceReserve } from '../space-reserve.ts';
+import { DRAIN_LIMIT, drainRefusedBody, SpaceReserve } from '../space-reserve.ts';
 import type { Segment } from './index-db.ts';
 
 /** A blob just written: where it lives and what was hashed while writing it. */
@@ -21,22 +21,6 @@ export interface WrittenBlob {
 
 /** Errors a body stream raises when the client went away mid-body: a length problem, not a bad request. */
 const TRUNCATION_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'ECONNABORTED', 'EPIPE']);
-
-/**
- * A body refused for lack of space is still read (and dropped) up to this size, so the client hears the 507 on a
- * healthy connection instead of a reset it would retry; larger bodies are refused and the connection closed.
- */
-const DRAIN_LIMIT = 8 * 1024 * 1024;
-
-/** Reads and drops what remains of `body` when at most `remaining` bytes (DRAIN_LIMIT at most) are left. */
-async function drain(body: Readable, remaining: number | undefined): Promise<void> {
-  if (remaining === undefined || remaining > DRAIN_LIMIT) return;
-  try {
-    for await (const _ of body);
-  } catch {
-    // The client went away: nothing left to answer.
-  }
-}
 
 function noSpace(err: unknown): StorageFullError {
   return err instanceof StorageFullError ? err : new StorageFullError(`no space left for the body: ${(err as Error).message}`);
@@ -79,7 +63,7 @@ export class BlobStore {
     try {
       this.space.assertDataWritable(size);
     } catch (err) {
-      await drain(body, size);
+      await drainRefusedBody(body, size);
       throw err;
     }
     const id = randomBytes(16).toString('hex');

@@ -3,7 +3,8 @@
  * complete body early, and a body stream that errors aborts the upstream request and surfaces as that same error.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { IncompleteBodyError } from '../errors.ts';
+import { IncompleteBodyError, StorageFullError } from '../errors.ts';
+import { drainRefusedBody } from '../space-reserve.ts';
 import { translate } from './errors.ts';
 
 /**
@@ -68,7 +69,12 @@ export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Pro
     return out;
   } catch (err) {
     if (failure) throw failure;
-    throw translate(err);
+    const translated = translate(err);
+    if (translated instanceof StorageFullError) {
+      body.unpipe(guard);
+      await drainRefusedBody(body, size);
+    }
+    throw translated;
   } finally {
     body.unpipe(guard);
     if (!guard.destroyed) guard.destroy();

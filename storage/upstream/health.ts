@@ -1,7 +1,8 @@
 /**
  * Whether the upstream is reachable, as last observed. While it is down every call fails at once with
  * ServiceUnavailableError (the gateway's 503 + Retry-After) instead of each request waiting out a connect timeout, and
- * a probe (one cheap authenticated call) runs every `probeIntervalMs` until the upstream answers again.
+ * a probe (one cheap authenticated call) runs every `probeIntervalMs`, and on requests that arrive meanwhile, until
+ * the upstream answers again.
  *
  * One failed call does not take the upstream down: a reset keep-alive socket happens. It triggers a probe at once,
  * and only a failed probe marks the upstream down. Any HTTP answer, error statuses included, proves it reachable.
@@ -26,6 +27,9 @@ export async function probeUpstream(clients: UpstreamClients, layout: Layout, si
   }
 }
 
+/** Requests arriving while the upstream is down probe it again, but no more often than this. */
+const MIN_PROBE_GAP_MS = 200;
+
 /** Options of UpstreamHealth. */
 export interface UpstreamHealthOptions {
   /** One cheap authenticated call; throws when the upstream cannot serve. */
@@ -39,6 +43,7 @@ export interface UpstreamHealthOptions {
 export class UpstreamHealth {
   private state: BackendHealth = { up: true, since: new Date(), retryAfterSeconds: RETRY_AFTER_SECONDS };
   private probing: Promise<void> | undefined;
+  private lastProbe = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly intervalMs: number;
@@ -56,9 +61,13 @@ export class UpstreamHealth {
     return { ...this.state };
   }
 
-  /** Throws ServiceUnavailableError while the upstream is down. */
+  /**
+   * Throws ServiceUnavailableError while the upstream is down, and probes (at most every MIN_PROBE_GAP_MS) so the
+   * client's retry finds it back as soon as it is.
+   */
   assertUp(): void {
     if (this.state.up) return;
+    if (Date.now() - this.lastProbe >= MIN_PROBE_GAP_MS) void this.probe();
     throw new ServiceUnavailableError(
       `upstream unreachable since ${this.state.since.toISOString()}: ${this.state.reason ?? 'no answer'}`,
       this.state.retryAfterSeconds,
@@ -97,6 +106,7 @@ export class UpstreamHealth {
    * answered, throws the probe's error otherwise. `signal` (a readiness check's) cuts it short without marking down.
    */
   async check(signal?: AbortSignal): Promise<void> {
+    this.lastProbe = Date.now();
     const timeout = AbortSignal.timeout(this.timeoutMs);
     try {
       await this.options.probe(signal ? AbortSignal.any([signal, timeout]) : timeout);

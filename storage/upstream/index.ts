@@ -9,13 +9,15 @@ export type { UpstreamConfig } from './client.ts';
 export { UpstreamBackend } from './upstream-backend.ts';
 
 /**
- * Opens the upstream backend. Nothing is sent upstream yet, so the gateway starts even while the upstream is down;
- * requests then fail with ServiceUnavailableError (at once, once a probe has found it down) until it is back.
+ * Opens the upstream backend without waiting on the upstream, so the gateway starts even while it is down; requests
+ * then fail with ServiceUnavailableError (at once, once a probe has found it down) until it is back.
  */
 export async function openUpstreamBackend(config: UpstreamConfig, options: { log?: (line: string) => void } = {}): Promise<Backend> {
   if (config.mapping === 'prefix' && !config.bucket) throw new Error('ANVIL_UPSTREAM_MAPPING=prefix needs ANVIL_UPSTREAM_BUCKET');
   const layout = new Layout(config.mapping, config.bucket ?? '');
   const clients = createClients(config);
   const health = new UpstreamHealth({ probe: (signal) => probeUpstream(clients, layout, signal), log: options.log });
+  // One probe now, in the background: an upstream down at start shows in health() (readiness) from the start.
+  health.check().catch(() => {});
   return new UpstreamBackend(clients, layout, health);
 }

@@ -9,9 +9,7 @@ import {
   DeleteObjectTaggingCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
-  ListBucketsCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
@@ -294,17 +292,6 @@ export class UpstreamBackend implements Backend {
   }
   listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult> {
     return this.buckets.head(input.bucket).then(() => listUploads(this.clients, this.layout, input));
-  }
-
-  /** One authenticated call: HeadBucket of the mapping bucket with `prefix` mapping, else ListBuckets. */
-  async ping(signal?: AbortSignal): Promise<void> {
-    const s3 = this.clients.retrying;
-    const sent = this.layout.mapping === 'prefix'
-      ? s3.send(new HeadBucketCommand({ Bucket: this.layout.shared }), { abortSignal: signal })
-      : s3.send(new ListBucketsCommand({ MaxBuckets: 1 }), { abortSignal: signal });
-    await sent.catch((err: unknown) => {
-      throw translate(err);
-    });
   }
 
   async close(): Promise<void> {

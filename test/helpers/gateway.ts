@@ -27,9 +27,9 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** Starts a gateway; `env` adds or overrides ANVIL_* settings. */
-export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-test-'));
+/** Starts a gateway; `env` adds or overrides ANVIL_* settings; `under` is where its data directory is made. */
+export async function startTestGateway(env: Record<string, string> = {}, under = tmpdir()): Promise<TestGateway> {
+  const dataDir = mkdtempSync(join(under, 'anvil-test-'));
   const config = loadConfig({
     ANVIL_ADDRESS: '127.0.0.1:0',
     ANVIL_DATA_DIR: dataDir,

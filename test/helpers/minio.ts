@@ -70,9 +70,9 @@ async function waitLive(endpoint: string, child: ChildProcess, output: () => str
   throw new Error(`MinIO did not become live within 60 s:\n${output()}`);
 }
 
-/** Starts MinIO on a free loopback port with a fresh data directory. */
-export async function startMinio(): Promise<MinioServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-minio-'));
+/** Starts MinIO on a free loopback port with a fresh data directory (made under `under`, default the temp dir). */
+export async function startMinio(options: { under?: string } = {}): Promise<MinioServer> {
+  const dataDir = mkdtempSync(join(options.under ?? tmpdir(), 'anvil-minio-'));
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;

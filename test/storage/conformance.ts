@@ -91,6 +91,15 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
     if (c.handle.leftovers) t.deepEqual(await c.handle.leftovers(), []);
   };
 
+  it('ping resolves and health reports up while the backend serves', async (t, c) => {
+    await c.b.ping();
+    await c.b.ping(AbortSignal.timeout(30_000));
+    const health = c.b.health();
+    t.true(health.up);
+    t.true(health.since instanceof Date);
+    t.true(health.retryAfterSeconds > 0);
+  });
+
   it('buckets: create, head, list, duplicate, delete', async (t, c) => {
     const info = await c.b.headBucket(c.bucket);
     t.is(info.name, c.bucket);

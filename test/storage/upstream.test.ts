@@ -21,6 +21,7 @@ import {
   ServiceUnavailableError,
   SlowDownError,
   StorageError,
+  StorageFullError,
   type Backend,
 } from '../../storage/index.ts';
 import { translate } from '../../storage/upstream/errors.ts';
@@ -57,6 +58,8 @@ test('upstream: SDK faults become neutral errors, never SDK exceptions', (t) => 
     [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', errno: -111 }), ServiceUnavailableError],
     [Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }), ServiceUnavailableError],
     [sdk('AccessDenied', 403), StorageError],
+    [sdk('XMinioStorageFull', 507), StorageFullError],
+    [sdk('Unknown', 507), StorageFullError],
   ];
   for (const [err, want] of cases) {
     const got = translate(err);
@@ -271,8 +274,24 @@ if (minioOrExplain(test, 'upstream')) {
       const began = Date.now();
       await t.throwsAsync(b.getObject({ bucket: 'recover', key: 'k' }), { instanceOf: ServiceUnavailableError });
       t.true(Date.now() - began < 3_000, `took ${Date.now() - began} ms`);
+      // The failure triggers a probe, which confirms the upstream down.
+      for (let i = 0; b.health().up && i < 300; i++) await new Promise((r) => setTimeout(r, 100));
+      t.false(b.health().up, 'a probe confirmed the upstream down');
+      await t.throwsAsync(b.ping(), { instanceOf: ServiceUnavailableError });
       await own.start();
-      t.is((await readAll((await b.getObject({ bucket: 'recover', key: 'k' })).body)).toString(), 'still here');
+      // The failed call probes again: within a probe or two the backend serves by itself.
+      const deadline = Date.now() + 30_000;
+      let read: Buffer | undefined;
+      while (!read) {
+        try {
+          read = await readAll((await b.getObject({ bucket: 'recover', key: 'k' })).body);
+        } catch (err) {
+          if (!(err instanceof ServiceUnavailableError) || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      t.is(read.toString(), 'still here');
+      t.true(b.health().up);
     } finally {
       await b.close();
       await own.close();

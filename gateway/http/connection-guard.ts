@@ -1,0 +1,91 @@
+/**
+ * What one HTTP/1.1 connection may cost the gateway, decided below Koa for every request whatever its pipeline:
+ *
+ *   - In order: Node parses pipelined requests as they arrive and would run them concurrently, so a GET pipelined
+ *     after a PUT of the same key could be answered before the PUT commits. Each request starts only once the one
+ *     before it on the connection has been answered (responses must leave in order anyway, RFC 9112 §9.3.2).
+ *   - Progress: a client that stops sending its body, or stops reading its response, holds a socket, a temp file or
+ *     a blob. When a request makes no progress in either direction for `idleTimeoutMs`: a body still expected is
+ *     answered 400 RequestTimeout (S3's answer) and the request aborted, which removes its temp file; a response
+ *     the client does not read is cut off, which releases the stream behind it (and the blob pins it holds). While
+ *     the gateway itself is working (waiting on storage, say) the client is not at fault and nothing happens.
+ *
+ * The guard wraps the request listener: `createServer(options, guardConnections(app.callback(), options))`.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { S3Error } from '../errors.ts';
+import { errorBody } from '../middleware/respond.ts';
+import { newRequestId } from '../middleware/request-id.ts';
+
+/** Settings of guardConnections. */
+export interface ConnectionGuardOptions {
+  /** Longest a running request may go without a byte received or sent while it waits on the client. */
+  idleTimeoutMs: number;
+}
+
+/** The requests of one connection: whether one is running, and those parsed behind it. */
+interface Lane {
+  busy: boolean;
+  waiting: Array<() => void>;
+}
+
+/** Wraps `handler` so each connection's requests run one after another, each under the progress timeout. */
+export function guardConnections(handler: RequestListener, options: ConnectionGuardOptions): RequestListener {
+  const lanes = new WeakMap<Socket, Lane>();
+
+  const laneOf = (socket: Socket): Lane => {
+    let lane = lanes.get(socket);
+    if (!lane) {
+      const created: Lane = { busy: false, waiting: [] };
+      // A closed connection answers nothing more: drop what was parsed behind the request that was running.
+      socket.once('close', () => {
+        created.waiting.length = 0;
+      });
+      lanes.set(socket, created);
+      lane = created;
+    }
+    return lane;
+  };
+
+  return function guardedRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    const lane = laneOf(socket);
+    const run = (): void => {
+      lane.busy = true;
+      res.once('close', () => {
+        lane.busy = false;
+        const next = lane.waiting.shift();
+        if (next && !socket.destroyed) next();
+      });
+      watchProgress(req, res, options.idleTimeoutMs);
+      void handler(req, res);
+    };
+    if (lane.busy) lane.waiting.push(run);
+    else run();
+  };
+}
+
+/** Arms the connection's idle timer for one request, and decides what a timeout means for it. */
+function watchProgress(req: IncomingMessage, res: ServerResponse, idleTimeoutMs: number): void {
+  if (idleTimeoutMs <= 0) return;
+  // Listening on the response also keeps Node from destroying the socket on every timeout (it does when nobody
+  // listens): a slow storage call is not the client's fault.
+  res.setTimeout(idleTimeoutMs, () => {
+    const socket = req.socket;
+    if (!req.complete) return answerRequestTimeout(req, res);
+    if (socket.writableLength > 0 || res.writableNeedDrain) socket.destroy();
+  });
+}
+
+/** Answers 400 RequestTimeout on the stalled request's own response, then aborts the request (and its body reader). */
+function answerRequestTimeout(req: IncomingMessage, res: ServerResponse): void {
+  const abort = (): void => {
+    req.destroy(new S3Error('RequestTimeout'));
+  };
+  if (res.headersSent) return abort();
+  const requestId = String(res.getHeader('x-amz-request-id') ?? newRequestId());
+  const body = errorBody(new S3Error('RequestTimeout'), requestId, new URL(req.url ?? '/', 'http://gateway').pathname);
+  res.writeHead(400, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(body, abort);
+}

@@ -1,0 +1,172 @@
+/**
+ * One owner per data directory, and files that are never half-written. A second gateway started in another PID
+ * namespace (as a container sharing the volume would be) against a running one is refused and changes nothing: not the
+ * running gateway's in-flight upload, not its root credential. A damaged master key file is reported with its path
+ * and the way out, never used as a key.
+ */
+import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import { loadConfig } from '../gateway/config.ts';
+import { memoryLogger } from '../gateway/logging.ts';
+import { startGateway } from '../gateway/server.ts';
+import { MasterKeyFileError } from '../policy/errors.ts';
+import { DataDirInUseError } from '../storage/index.ts';
+import { bodyBytes, pattern, ROOT, startTestGateway } from './helpers/gateway.ts';
+import { RawConnection, signedRequestBytes } from './helpers/raw-socket.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+
+/** Every file under `dir` with its size and modification time (stat only: opening anvil.lock would drop its lock). */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    const s = statSync(path);
+    out[relative(dir, path)] = entry.isDirectory() ? 'dir' : `${s.size} ${s.mtimeMs}`;
+  }
+  return out;
+}
+
+/** Why a process cannot be started in a new PID namespace here, or undefined when it can. */
+function pidNamespaceUnavailable(): string | undefined {
+  try {
+    execFileSync('unshare', ['--pid', '--fork', 'true'], { stdio: 'pipe' });
+    return undefined;
+  } catch (err) {
+    return `unshare --pid --fork is not possible here: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
+
+/** Runs `npm start`'s entry point in a new PID namespace; its exit code and output. */
+function gatewayInNewPidNamespace(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['--pid', '--fork', '--', process.execPath, '--import', 'tsx', 'gateway/main.ts'], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+const noPidNs = pidNamespaceUnavailable();
+if (noPidNs) console.log(`PID namespace test skipped: ${noPidNs}`);
+(noPidNs ? test.skip : test)('a second gateway in another PID namespace is refused and changes nothing', async (t) => {
+  // The stalled upload below must stay in flight while the second gateway starts, however long that takes.
+  const tg = await startTestGateway({ ANVIL_IDLE_TIMEOUT_MS: '0' });
+  const conn = await RawConnection.open(tg.gw.url);
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'owned' }));
+    const committed = pattern(100_000);
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'owned', Key: 'committed', Body: committed }));
+    // An upload in flight: half its body is in the first gateway's temp file, the rest still to come.
+    const body = pattern(256 * 1024);
+    const { head } = await signedRequestBytes({ url: tg.gw.url, method: 'PUT', path: '/owned/in-flight', declaredLength: body.length });
+    conn.write(head);
+    conn.write(body.subarray(0, body.length / 2));
+    for (let i = 0; readdirSync(join(tg.dataDir, 'tmp')).length === 0; i++) {
+      if (i > 600) throw new Error('the upload never reached its temp file');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const before = snapshot(tg.dataDir);
+
+    const other = { accessKeyId: 'AKIAOTHERROOT0000001', secretAccessKey: 'another-root-secret-key-000000000000000' };
+    const second = await gatewayInNewPidNamespace({
+      ANVIL_DATA_DIR: tg.dataDir,
+      ANVIL_ADDRESS: '127.0.0.1:0',
+      ANVIL_ROOT_ACCESS_KEY: other.accessKeyId,
+      ANVIL_ROOT_SECRET_KEY: other.secretAccessKey,
+    });
+    t.is(second.code, 1, second.output);
+    t.regex(second.output, /anvil: cannot start: data directory .* is in use by another Anvil gateway process/);
+    t.notRegex(second.output, /listening/);
+    t.deepEqual(snapshot(tg.dataDir), before, 'the refused start changed nothing in the directory');
+
+    // The first gateway's in-flight upload completes whole, and its root credential is still the root credential.
+    conn.write(body.subarray(body.length / 2));
+    const answer = await conn.response();
+    t.is(answer.status, 200);
+    const stored = await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'owned', Key: 'in-flight' }))).Body);
+    t.true(stored.equals(body), 'the in-flight upload was stored whole');
+    const kept = await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'owned', Key: 'committed' }))).Body);
+    t.true(kept.equals(committed));
+    t.deepEqual((await tg.s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name), ['owned']);
+    const intruder = tg.client(other);
+    const refused = await t.throwsAsync(intruder.send(new ListBucketsCommand({})));
+    t.is(refused!.name, 'InvalidAccessKeyId', 'the refused start did not install its root credential');
+  } finally {
+    conn.destroy();
+    await tg.close();
+  }
+});
+
+test('embedded and upstream gateways never share a data directory; upstream gateways share one', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shared-'));
+  // An upstream nobody listens on: gateways in front of it start anyway (and answer 503 until it is back).
+  const upstream = {
+    ANVIL_DATA_DIR: dataDir,
+    ANVIL_ADDRESS: '127.0.0.1:0',
+    ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId,
+    ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey,
+    ANVIL_BACKEND: 'upstream',
+    ANVIL_UPSTREAM_ENDPOINT: 'http://127.0.0.1:9',
+    ANVIL_UPSTREAM_ACCESS_KEY: 'x',
+    ANVIL_UPSTREAM_SECRET_KEY: 'y',
+  };
+  const quiet = { logger: memoryLogger([]) };
+  try {
+    const a = await startGateway(loadConfig(upstream), quiet);
+    const b = await startGateway(loadConfig(upstream), quiet);
+    const embedded = loadConfig({ ...upstream, ANVIL_BACKEND: 'embedded' });
+    await t.throwsAsync(startGateway(embedded, quiet), { instanceOf: DataDirInUseError });
+    await a.close();
+    await b.close();
+    const owner = await startGateway(embedded, quiet);
+    await t.throwsAsync(startGateway(loadConfig(upstream), quiet), { instanceOf: DataDirInUseError });
+    await owner.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('an empty or truncated master key file is reported with its path and the recovery step', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-key-'));
+  const config = loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0' });
+  const quiet = { logger: memoryLogger([]) };
+  try {
+    // What a first start on a full disk used to leave: an empty key file and nothing else.
+    writeFileSync(join(dataDir, 'master.key'), '');
+    const empty = await t.throwsAsync(startGateway(config, quiet), { instanceOf: MasterKeyFileError });
+    t.regex(empty!.message, new RegExp(`${join(dataDir, 'master.key')} is empty`));
+    t.regex(empty!.message, /No policy database exists yet.*delete the file and start again/);
+    rmSync(join(dataDir, 'master.key'));
+
+    // A good start writes a whole key; then the key file is damaged after secrets were sealed with it.
+    const gw = await startGateway(config, quiet);
+    const root = gw.root;
+    await gw.close();
+    const key = readdirSync(dataDir).includes('master.key') ? statSync(join(dataDir, 'master.key')).size : 0;
+    t.is(key, 45, 'base64 of 32 bytes and a newline');
+    t.deepEqual(readdirSync(dataDir).filter((n) => n.includes('.tmp')), [], 'no temporary file is left');
+    writeFileSync(join(dataDir, 'master.key'), 'c2hvcnQ=\n');
+    const truncated = await t.throwsAsync(startGateway(config, quiet), { instanceOf: MasterKeyFileError });
+    t.regex(truncated!.message, /holds 9 bytes that are not a 32-byte key/);
+    t.regex(truncated!.message, /restore master\.key from a backup, or set ANVIL_MASTER_KEY/);
+    t.truthy(root.accessKeyId);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

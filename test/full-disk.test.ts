@@ -1,0 +1,183 @@
+/**
+ * A full data volume, on a small tmpfs the test mounts itself: data writes answer 507 XMinioStorageFull once (SDKs do
+ * not retry it), while object deletes, credential revocations and tuple deletes still commit, even with the volume
+ * filled to the last block by something else; writes resume by themselves once space is back. Every step checks what
+ * the client got, that the gateway still serves, and that every acknowledged object is intact.
+ */
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { remoteTransport } from '../gateway/cli/transport.ts';
+import { FAMILIES } from '../policy/index.ts';
+import { loadConfig } from '../gateway/config.ts';
+import { memoryLogger } from '../gateway/logging.ts';
+import { startGateway } from '../gateway/server.ts';
+import { lockDataDir, RESERVE_FILE } from '../storage/index.ts';
+import { bodyBytes, pattern, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { mountSmallVolume, type SmallVolume } from './helpers/small-volume.ts';
+
+const MIB = 1024 * 1024;
+const volume = mountSmallVolume(48);
+const mounted = 'dir' in volume ? (volume as SmallVolume) : undefined;
+if (!mounted) console.log(`full-disk tests skipped: ${(volume as { unavailable: string }).unavailable}`);
+const it = mounted ? test.serial : test.skip;
+
+test.after.always(() => mounted?.unmount());
+
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+/** Puts until the gateway refuses; returns what it acknowledged (key → md5) and the refusal. */
+async function fillWithObjects(tg: TestGateway, bucket: string, size: number): Promise<{ acked: Map<string, string>; refusal: S3ServiceException }> {
+  const acked = new Map<string, string>();
+  for (let i = 0; ; i++) {
+    const body = pattern(size);
+    try {
+      await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: `obj-${i}`, Body: body }));
+      acked.set(`obj-${i}`, md5(body));
+    } catch (err) {
+      return { acked, refusal: err as S3ServiceException };
+    }
+    if (i > 200) throw new Error('the volume never filled');
+  }
+}
+
+async function assertIntact(t: import('ava').ExecutionContext, tg: TestGateway, bucket: string, acked: Map<string, string>): Promise<void> {
+  for (const [key, sum] of acked) {
+    const body = await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body);
+    t.is(md5(body), sum, `${key} is intact`);
+  }
+  const listed = await tg.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+  t.deepEqual((listed.Contents ?? []).map((o) => o.Key).sort(), [...acked.keys()].sort());
+}
+
+function assertStorageFull(t: import('ava').ExecutionContext, err: S3ServiceException, what: string): void {
+  t.is(err.$metadata.httpStatusCode, 507, `${what}: status`);
+  t.is(err.name, 'XMinioStorageFull', `${what}: code`);
+  t.is(err.$metadata.attempts, 1, `${what}: the SDK did not retry`);
+}
+
+it('a full volume refuses data writes with 507 and still commits deletes, revocations and tuple deletes', async (t) => {
+  const tg = await startTestGateway({ ANVIL_SPACE_RESERVE_MB: '4' }, mounted!.dir);
+  let filler: string | undefined;
+  try {
+    t.true(existsSync(join(tg.dataDir, RESERVE_FILE)), 'the reserve is in place');
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'full' }));
+    const app = tg.gw.policy.createCredential({ tenant: 'root', name: 'leaked', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
+    const leaked = tg.client({ accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey });
+    await leaked.send(new HeadBucketCommand({ Bucket: 'full' }));
+    const rootApi = remoteTransport({ endpoint: tg.gw.url, credentials: ROOT, region: tg.config.region });
+    // Governing a bucket deploys the ready-made schema for root's tenant, so tuples can be written.
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'governed' }));
+    await rootApi.call('PUT', '/buckets/governed/governance', { body: { governed: true } });
+    const tuple = `group:eng#member@app:${app.accessKeyId}`;
+    await rootApi.call('POST', '/tuples', { body: { tenant: 'root', updates: [{ op: 'touch', tuple }], reason: 'before the disk fills' } });
+
+    // The gateway's own writes fill the volume: refused ahead of time, once, with MinIO's code.
+    const { acked, refusal } = await fillWithObjects(tg, 'full', 2 * MIB);
+    assertStorageFull(t, refusal, 'PUT on a nearly full volume');
+    t.true(acked.size > 5, `${acked.size} objects fit before the refusal`);
+    t.deepEqual(readdirSync(join(tg.dataDir, 'tmp')), [], 'no temp file is left');
+
+    // Then something else takes the last block.
+    filler = mounted!.fill();
+    t.is(mounted!.free(), 0);
+
+    const revoked = await rootApi.call('POST', `/credentials/${app.accessKeyId}/revoke`);
+    t.is(revoked.status, 'revoked', 'a revocation commits on a full volume');
+    const refused = await t.throwsAsync(leaked.send(new HeadBucketCommand({ Bucket: 'full' })));
+    t.is((refused as S3ServiceException).$metadata.httpStatusCode, 403, 'and the leaked key is refused at once');
+    await rootApi.call('POST', '/tuples', { body: { tenant: 'root', updates: [{ op: 'delete', tuple }], reason: 'disk full, still revocable' } });
+    const tuples = await rootApi.call('GET', '/tuples', { query: { tenant: 'root', resourceType: 'group', resourceId: 'eng' } });
+    t.false(tuples.tuples.includes(tuple), 'a tuple delete commits on a full volume');
+
+    await tg.s3.send(new DeleteObjectCommand({ Bucket: 'full', Key: 'obj-0' }));
+    acked.delete('obj-0');
+    const batch = await tg.s3.send(new DeleteObjectsCommand({ Bucket: 'full', Delete: { Objects: [{ Key: 'obj-1' }, { Key: 'obj-2' }] } }));
+    t.is(batch.Deleted?.length, 2);
+    t.is(batch.Errors, undefined);
+    acked.delete('obj-1');
+    acked.delete('obj-2');
+
+    const stillFull = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'full', Key: 'more', Body: pattern(64 * 1024) })));
+    assertStorageFull(t, stillFull as S3ServiceException, 'PUT while the reserve is spent');
+    await tg.s3.send(new HeadBucketCommand({ Bucket: 'full' }));
+    await assertIntact(t, tg, 'full', acked);
+
+    // Space comes back: the reserve is written again and data writes resume, without a restart.
+    rmSync(filler);
+    filler = undefined;
+    for (const key of [...acked.keys()].slice(0, 6)) {
+      await tg.s3.send(new DeleteObjectCommand({ Bucket: 'full', Key: key }));
+      acked.delete(key);
+    }
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        const body = pattern(MIB);
+        await tg.s3.send(new PutObjectCommand({ Bucket: 'full', Key: 'after', Body: body }));
+        acked.set('after', md5(body));
+        break;
+      } catch (err) {
+        if ((err as S3ServiceException).name !== 'XMinioStorageFull' || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    t.true(existsSync(join(tg.dataDir, RESERVE_FILE)), 'the reserve is back');
+    await assertIntact(t, tg, 'full', acked);
+  } finally {
+    if (filler) rmSync(filler, { force: true });
+    await tg.close();
+  }
+});
+
+it('a body that meets a full volume mid-stream answers 507 and leaves no temp file', async (t) => {
+  // No reserve: nothing refuses ahead of time, so the write itself runs into ENOSPC.
+  const tg = await startTestGateway({ ANVIL_SPACE_RESERVE_MB: '0' }, mounted!.dir);
+  const filler = join(mounted!.dir, 'filler-2');
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'mid' }));
+    const kept = pattern(256 * 1024);
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'mid', Key: 'kept', Body: kept }));
+    // Leave about 2 MiB: a 6 MiB body starts, then runs out of space.
+    writeFileSync(filler, Buffer.alloc(mounted!.free() - 2 * MIB));
+    const err = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'mid', Key: 'big', Body: pattern(6 * MIB) })));
+    assertStorageFull(t, err as S3ServiceException, 'PUT that fills the volume mid-body');
+    t.deepEqual(readdirSync(join(tg.dataDir, 'tmp')), [], 'the temp file is gone');
+    await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'mid', Key: 'big' })), { name: 'NoSuchKey' });
+    t.is(md5(await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'mid', Key: 'kept' }))).Body)), md5(kept));
+  } finally {
+    rmSync(filler, { force: true });
+    await tg.close();
+  }
+});
+
+it('a first start on a full volume leaves no half-written master key, and the next start works', async (t) => {
+  const dataDir = mkdtempSync(join(mounted!.dir, 'anvil-first-'));
+  const config = loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0', ANVIL_SPACE_RESERVE_MB: '0' });
+  // The volume fills right after the start took its lock (the lock file already exists): the key is next to write.
+  lockDataDir(dataDir).release();
+  const filler = mounted!.fill('filler-3');
+  try {
+    const err = await t.throwsAsync(startGateway(config, { logger: memoryLogger([]) }));
+    t.is((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    t.deepEqual(readdirSync(dataDir).filter((n) => n.includes('master.key')), [], 'neither a key nor a temporary file');
+    rmSync(filler);
+    const gw = await startGateway(config, { logger: memoryLogger([]) });
+    await gw.close();
+    t.regex(readFileSync(join(dataDir, 'master.key'), 'utf8'), /^[A-Za-z0-9+/]{43}=\n$/);
+  } finally {
+    rmSync(filler, { force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,139 @@
+/**
+ * Slow, stalled and pipelining clients, on raw sockets against the real gateway: a body that stops arriving gets
+ * 400 RequestTimeout and leaves no temp file; a reader that stops reading is cut off, and the blob it pinned is
+ * reclaimed once it goes; pipelined requests on one connection run in order. Each case also checks that the gateway
+ * still serves and that what it acknowledged is intact.
+ */
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { bodyBytes, pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { RawConnection, signedRequestBytes } from './helpers/raw-socket.ts';
+
+const test = anyTest as TestFn<TestGateway>;
+
+/** Short enough to keep the suite quick, long enough that a loaded machine never trips it for a live client. */
+const IDLE_MS = 3000;
+
+test.before(async (t) => {
+  t.context = await startTestGateway({ ANVIL_IDLE_TIMEOUT_MS: String(IDLE_MS) });
+  await t.context.s3.send(new CreateBucketCommand({ Bucket: 'slow' }));
+});
+
+test.after.always(async (t) => t.context.close());
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function blobFiles(dataDir: string): Promise<string[]> {
+  const entries = await readdir(join(dataDir, 'blobs'), { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => e.name);
+}
+
+/** Descriptors this process (the gateway runs in it) holds on files that have been deleted. */
+async function deletedFilesHeldOpen(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(dir) && target.endsWith('(deleted)')) out.push(target);
+  }
+  return out;
+}
+
+async function put(t: { context: TestGateway }, key: string, body: Buffer | string): Promise<void> {
+  await t.context.s3.send(new PutObjectCommand({ Bucket: 'slow', Key: key, Body: body }));
+}
+
+async function get(t: { context: TestGateway }, key: string): Promise<Buffer> {
+  return bodyBytes((await t.context.s3.send(new GetObjectCommand({ Bucket: 'slow', Key: key }))).Body);
+}
+
+test.serial('a body that stops arriving is answered 400 RequestTimeout and its temp file is released', async (t) => {
+  const { gw, dataDir } = t.context;
+  await put(t, 'kept', 'acknowledged before the stall');
+  const conn = await RawConnection.open(gw.url);
+  const { head } = await signedRequestBytes({ url: gw.url, method: 'PUT', path: '/slow/stalled', declaredLength: 1024 * 1024 });
+  conn.write(head);
+  conn.write(Buffer.alloc(1024, 7)); // 1 KiB of the 1 MiB, then silence
+  await until('the upload to reach its temp file', async () => (await readdir(join(dataDir, 'tmp'))).length === 1);
+
+  const res = await conn.response({ timeoutMs: 120_000 });
+  t.is(res.status, 400);
+  t.regex(res.body.toString(), /<Code>RequestTimeout<\/Code>/);
+  t.truthy(res.headers['x-amz-request-id']);
+  t.is(res.headers.connection, 'close');
+  t.true(await conn.waitClosed(30_000), 'the connection is closed after the answer');
+  await until('the temp file to go', async () => (await readdir(join(dataDir, 'tmp'))).length === 0);
+
+  const missing = await t.throwsAsync(get(t, 'stalled'));
+  t.is(missing!.name, 'NoSuchKey', 'nothing of the stalled upload was stored');
+  t.is((await get(t, 'kept')).toString(), 'acknowledged before the stall');
+});
+
+test.serial('a reader that stops reading is cut off, and the blob deleted under it is reclaimed when it goes', async (t) => {
+  const { gw, dataDir } = t.context;
+  // Larger than every socket buffer between the two ends, so the gateway's writes really stall.
+  const big = pattern(48 * 1024 * 1024);
+  await put(t, 'big', big);
+  const before = await blobFiles(dataDir);
+  t.is(before.length, 2);
+
+  const conn = await RawConnection.open(gw.url);
+  const { head } = await signedRequestBytes({ url: gw.url, method: 'GET', path: '/slow/big' });
+  conn.write(head);
+  await until('the response to start', async () => conn.socket.bytesRead > 64 * 1024);
+  conn.socket.pause(); // stop reading
+
+  await t.context.s3.send(new DeleteObjectCommand({ Bucket: 'slow', Key: 'big' }));
+  await t.throwsAsync(get(t, 'big'), { name: 'NoSuchKey' });
+  t.is((await blobFiles(dataDir)).length, 2, 'the stalled reader still pins the deleted blob');
+
+  await until('the stalled reader to be cut off and its blob reclaimed', async () => (await blobFiles(dataDir)).length === 1, 120_000);
+  t.deepEqual(await deletedFilesHeldOpen(dataDir), [], 'no descriptor keeps the deleted blob\'s space');
+  conn.socket.resume();
+  t.true(await conn.waitClosed(30_000));
+  t.true(conn.socket.bytesRead < big.length, 'the stalled reader did not get the whole body');
+
+  await put(t, 'after', 'still serving');
+  t.is((await get(t, 'after')).toString(), 'still serving');
+  t.is((await get(t, 'kept')).toString(), 'acknowledged before the stall');
+});
+
+test.serial('pipelined requests on one connection run in order: a GET after a PUT sees the PUT', async (t) => {
+  const { gw } = t.context;
+  const conn = await RawConnection.open(gw.url);
+  for (let i = 0; i < 20; i++) {
+    const key = `pipelined-${i}`;
+    const value = Buffer.from(`value ${i} `.repeat(1000));
+    const putReq = await signedRequestBytes({ url: gw.url, method: 'PUT', path: `/slow/${key}`, body: value });
+    const getReq = await signedRequestBytes({ url: gw.url, method: 'GET', path: `/slow/${key}` });
+    conn.write(Buffer.concat([Buffer.from(putReq.head), putReq.body, Buffer.from(getReq.head)]));
+    const putRes = await conn.response();
+    const getRes = await conn.response();
+    t.is(putRes.status, 200, `PUT ${i}`);
+    t.is(getRes.status, 200, `GET ${i} after its PUT`);
+    t.true(getRes.body.equals(value), `GET ${i} returns what the PUT stored`);
+  }
+
+  // Overwrite, delete and read back, all in one write: each step sees the one before.
+  const steps = [
+    await signedRequestBytes({ url: gw.url, method: 'PUT', path: '/slow/seq', body: 'one' }),
+    await signedRequestBytes({ url: gw.url, method: 'PUT', path: '/slow/seq', body: 'two' }),
+    await signedRequestBytes({ url: gw.url, method: 'GET', path: '/slow/seq' }),
+    await signedRequestBytes({ url: gw.url, method: 'DELETE', path: '/slow/seq' }),
+    await signedRequestBytes({ url: gw.url, method: 'GET', path: '/slow/seq' }),
+  ];
+  conn.write(Buffer.concat(steps.flatMap((s) => [Buffer.from(s.head), s.body])));
+  const answers = [];
+  for (let i = 0; i < steps.length; i++) answers.push(await conn.response());
+  t.deepEqual(answers.map((a) => a.status), [200, 200, 200, 204, 404]);
+  t.is(answers[2]!.body.toString(), 'two');
+  conn.destroy();
+  t.is((await get(t, 'pipelined-19')).toString(), 'value 19 '.repeat(1000));
+});

@@ -1,0 +1,125 @@
+/**
+ * An upstream that is down at start, and an upstream whose own volume is full, with a real MinIO: the gateway starts
+ * anyway, answers 503 with Retry-After (at once, not after a timeout) and reports not ready until the upstream is back,
+ * then recovers by itself; MinIO's 507 XMinioStorageFull reaches the
+ * client as the same non-retried 507. Each case checks the gateway still serves and acknowledged objects are intact.
+ */
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client, type S3ServiceException } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { admin } from './helpers/admin.ts';
+import { bodyBytes, pattern, ROOT, startTestGateway } from './helpers/gateway.ts';
+import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { signedSend } from './helpers/raw.ts';
+import { mountSmallVolume, type SmallVolume } from './helpers/small-volume.ts';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+function upstreamEnv(m: MinioServer): Record<string, string> {
+  return {
+    ANVIL_BACKEND: 'upstream',
+    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
+    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
+    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
+    ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
+  };
+}
+
+function direct(m: MinioServer): S3Client {
+  return new S3Client({ endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey } });
+}
+
+async function eventually<T>(what: string, attempt: () => Promise<T>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: still failing after ${timeoutMs} ms: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+if (minioOrExplain(test, 'upstream-faults')) {
+  test('an upstream down at start: the gateway starts, answers 503 with Retry-After, reports not ready, then recovers', async (t) => {
+    const minio = await startMinio();
+    const upstream = direct(minio);
+    const old = pattern(50_000);
+    await upstream.send(new CreateBucketCommand({ Bucket: 'predates' }));
+    await upstream.send(new PutObjectCommand({ Bucket: 'predates', Key: 'old', Body: old }));
+    await minio.stop();
+    const tg = await startTestGateway(upstreamEnv(minio));
+    try {
+      const { backend } = tg.gw;
+      await eventually('the start-up probe to find the upstream down', async () => {
+        if (backend.health().up) throw new Error('still up');
+      });
+      await t.throwsAsync(backend.ping(), { name: 'ServiceUnavailableError' });
+
+      const began = Date.now();
+      const res = await signedSend({ url: tg.gw.url, method: 'GET', path: '/' });
+      t.is(res.status, 503);
+      t.is(res.headers['retry-after'], '2');
+      t.regex(res.body, /<Code>ServiceUnavailable<\/Code>/);
+      t.true(Date.now() - began < 10_000, 'answered without waiting out an upstream timeout');
+      const sdk = await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'predates', Key: 'old' })));
+      t.is((sdk as S3ServiceException).$metadata.httpStatusCode, 503);
+
+      // What needs no storage keeps working: the admin API.
+      const tenant = await admin(tg, ROOT, 'POST', '/tenants', { name: 'during-outage' });
+      t.is(tenant.status, 201);
+
+      await minio.start();
+      const listed = await eventually('ListBuckets after the upstream came back', () => tg.s3.send(new ListBucketsCommand({})));
+      t.deepEqual(listed.Buckets?.map((b) => b.Name), ['predates']);
+      t.true(backend.health().up);
+      await backend.ping();
+      const read = await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'predates', Key: 'old' }))).Body);
+      t.is(md5(read), md5(old));
+      await tg.s3.send(new PutObjectCommand({ Bucket: 'predates', Key: 'new', Body: 'after recovery' }));
+      t.is((await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'predates', Key: 'new' }))).Body)).toString(), 'after recovery');
+    } finally {
+      upstream.destroy();
+      await tg.close();
+      await minio.close();
+    }
+  });
+
+  const volume = mountSmallVolume(256);
+  const mounted = 'dir' in volume ? (volume as SmallVolume) : undefined;
+  if (!mounted) console.log(`upstream storage-full test skipped: ${(volume as { unavailable: string }).unavailable}`);
+  test.after.always(() => mounted?.unmount());
+
+  (mounted ? test : test.skip)('the upstream\'s own full volume (507 XMinioStorageFull) reaches the client as the same 507', async (t) => {
+    const minio = await startMinio({ under: mounted!.dir });
+    const tg = await startTestGateway(upstreamEnv(minio));
+    try {
+      await tg.s3.send(new CreateBucketCommand({ Bucket: 'brim' }));
+      const kept = pattern(MiB);
+      await tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: 'kept', Body: kept }));
+      // Everything but about a megabyte goes to a file beside MinIO's data: MinIO keeps 1% free, so 4 MiB cannot fit.
+      writeFileSync(join(mounted!.dir, 'filler'), Buffer.alloc(mounted!.free() - MiB));
+      const refusal = await eventually('MinIO to see its volume full', async () => {
+        try {
+          await tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: `big-${Date.now()}`, Body: pattern(4 * MiB) }));
+        } catch (err) {
+          if ((err as S3ServiceException).$metadata?.httpStatusCode === 507) return err as S3ServiceException;
+          throw err;
+        }
+        throw new Error('the PUT was accepted');
+      });
+      t.is(refusal.name, 'XMinioStorageFull');
+      t.is(refusal.$metadata.attempts, 1, 'the SDK did not retry');
+      await tg.s3.send(new DeleteObjectCommand({ Bucket: 'brim', Key: 'nothing-here' }));
+      t.is(md5(await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'brim', Key: 'kept' }))).Body)), md5(kept));
+      t.true(tg.gw.backend.health().up, 'a full upstream is still reachable');
+    } finally {
+      await tg.close();
+      await minio.close();
+    }
+  });
+}
