@@ -74,7 +74,9 @@ export class PolicyStore extends TenancyStore {
       db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 5000');
       db.pragma('foreign_keys = ON');
-      db.pragma('synchronous = NORMAL');
+      // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
+      // only a crash; NORMAL could roll the last ones back.
+      db.pragma('synchronous = FULL');
       schema.migrate(db);
       schema.verifyMasterKey(db, masterKey);
     } catch (error) {

@@ -77,8 +77,9 @@ if (noPidNs) console.log(`PID namespace test skipped: ${noPidNs}`);
     const { head } = await signedRequestBytes({ url: tg.gw.url, method: 'PUT', path: '/owned/in-flight', declaredLength: body.length });
     conn.write(head);
     conn.write(body.subarray(0, body.length / 2));
-    for (let i = 0; readdirSync(join(tg.dataDir, 'tmp')).length === 0; i++) {
-      if (i > 600) throw new Error('the upload never reached its temp file');
+    const tmpBytes = (): number => readdirSync(join(tg.dataDir, 'tmp')).reduce((n, f) => n + statSync(join(tg.dataDir, 'tmp', f)).size, 0);
+    for (let i = 0; tmpBytes() < body.length / 2; i++) {
+      if (i > 600) throw new Error('the first half of the upload never reached its temp file');
       await new Promise((r) => setTimeout(r, 100));
     }
     const before = snapshot(tg.dataDir);

@@ -73,7 +73,11 @@ function watchProgress(req: IncomingMessage, res: ServerResponse, idleTimeoutMs:
   // listens): a slow storage call is not the client's fault.
   res.setTimeout(idleTimeoutMs, () => {
     const socket = req.socket;
-    if (!req.complete) return answerRequestTimeout(req, res);
+    // Bytes received but not yet consumed, or reading paused by backpressure, mean the gateway is the slow side.
+    if (!req.complete) {
+      if (req.readableLength === 0 && !req.isPaused()) answerRequestTimeout(req, res);
+      return;
+    }
     if (socket.writableLength > 0 || res.writableNeedDrain) socket.destroy();
   });
 }

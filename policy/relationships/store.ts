@@ -131,7 +131,9 @@ export class RelationshipStore {
       chmodSync(path, 0o600);
       conn.pragma('journal_mode = WAL');
       conn.pragma('busy_timeout = 5000');
-      conn.pragma('synchronous = NORMAL');
+      // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
+      // only a crash; NORMAL could roll the last ones back.
+      conn.pragma('synchronous = FULL');
       db.migrate(conn);
     } catch (error) {
       conn.close();

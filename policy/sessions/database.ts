@@ -12,7 +12,9 @@ export function openPolicyDatabase(dataDir: string, ddl: string): Database.Datab
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
-    db.pragma('synchronous = NORMAL');
+    // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
+    // only a crash; NORMAL could roll the last ones back.
+    db.pragma('synchronous = FULL');
     db.transaction(() => db.exec(ddl)).immediate();
   } catch (error) {
     db.close();

@@ -35,6 +35,8 @@ export async function startTestGateway(env: Record<string, string> = {}, under =
     ANVIL_DATA_DIR: dataDir,
     ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId,
     ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey,
+    // A small metadata reserve: every test gateway writes one into its fresh data directory at start.
+    ANVIL_SPACE_RESERVE_MB: '8',
     ...env,
   });
   const logs: string[] = [];

@@ -155,9 +155,10 @@ if (minioOrExplain(test, 'upstream')) {
       const began = Date.now();
       const err = await t.throwsAsync(b.putObject({ bucket, key: 'half', body: failing, size: 8 << 20, meta: META }), { instanceOf: VerifierError });
       t.is(err!.message, 'chunk signature mismatch');
-      t.true(Date.now() - began < 4_000, 'the upstream request was aborted, not left to time out');
+      // A minute of idle timeout: ending well before it (even on a loaded machine) means the request was aborted.
+      t.true(Date.now() - began < 30_000, 'the upstream request was aborted, not left to time out');
       await t.throwsAsync(b.headObject(bucket, 'half'), { instanceOf: NoSuchKeyError });
-    }));
+    }, { requestTimeoutMs: 60_000 }));
 
   // Serial: ava runs serial tests before the concurrent ones, so no other test's buffers count in the RSS.
   test.serial('upstream: a 128 MiB body streams up and down without being buffered', (t) =>
@@ -256,7 +257,8 @@ if (minioOrExplain(test, 'upstream')) {
     try {
       const began = Date.now();
       await t.throwsAsync(b.headBucket('any'), { instanceOf: ServiceUnavailableError });
-      t.true(Date.now() - began < 5_000, `took ${Date.now() - began} ms`);
+      // Two attempts of 800 ms; the bound only tells "timed out as configured" from "hung" on a loaded machine.
+      t.true(Date.now() - began < 20_000, `took ${Date.now() - began} ms`);
     } finally {
       await b.close();
       for (const s of sockets) s.destroy();
@@ -279,8 +281,8 @@ if (minioOrExplain(test, 'upstream')) {
       t.false(b.health().up, 'a probe confirmed the upstream down');
       await t.throwsAsync(b.ping(), { instanceOf: ServiceUnavailableError });
       await own.start();
-      // The failed call probes again: within a probe or two the backend serves by itself.
-      const deadline = Date.now() + 30_000;
+      // The failed call probes again: once MinIO serves again (it answers 503 while it initializes), so does the backend.
+      const deadline = Date.now() + 90_000;
       let read: Buffer | undefined;
       while (!read) {
         try {
