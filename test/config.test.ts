@@ -66,6 +66,8 @@ const BAD: Array<[Record<string, string>, RegExp]> = [
   [{ ANVIL_TLS_CERT: '/etc/anvil/cert.pem' }, /ANVIL_TLS_CERT and ANVIL_TLS_KEY: set both, or neither/],
   [{ ANVIL_BACKEND: 'upstream' }, /ANVIL_UPSTREAM_ENDPOINT: expected an http:\/\/ or https:\/\/ URL when ANVIL_BACKEND=upstream/],
   [{ ANVIL_UPSTREAM_MAPPING: 'prefix' }, /ANVIL_UPSTREAM_BUCKET: expected an S3 bucket name when ANVIL_UPSTREAM_MAPPING=prefix/],
+  [{ ANVIL_IDLE_TIMEOUT_MS: '5s' }, /ANVIL_IDLE_TIMEOUT_MS: expected an integer from 0 to 3600000 \(milliseconds\), got "5s"/],
+  [{ ANVIL_SPACE_RESERVE_MB: '-1' }, /ANVIL_SPACE_RESERVE_MB: expected an integer from 0 to 1048576 \(MiB\)/],
 ];
 
 test('each bad value is refused by loadConfig with the variable and what it expects', (t) => {
@@ -109,4 +111,13 @@ test('the README configuration table is the one generated from SETTINGS', (t) =>
   const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
   t.true(readme.includes(settingsTable()), 'run: npx tsx -e "import(\'./gateway/config.ts\').then(m => console.log(m.settingsTable()))" and paste it into README.md');
   for (const name of Object.keys(SETTINGS)) t.true(readme.includes(`\`${name}\``), name);
+});
+
+test('fault settings: idle timeout and space reserve, with their defaults and off switches', (t) => {
+  const defaults = loadConfig({});
+  t.is(defaults.idleTimeoutMs, 30_000);
+  t.is(defaults.spaceReserveBytes, 64 * 1024 * 1024);
+  const off = loadConfig({ ANVIL_IDLE_TIMEOUT_MS: '0', ANVIL_SPACE_RESERVE_MB: '0' });
+  t.is(off.idleTimeoutMs, 0);
+  t.is(off.spaceReserveBytes, 0);
 });
