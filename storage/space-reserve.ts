@@ -85,11 +85,6 @@ export class SpaceReserve {
     return reserve;
   }
 
-  /** Whether the reserve file is in place (data writes are refused while it is not). */
-  get inPlace(): boolean {
-    return this.bytes <= 0 || this.held;
-  }
-
   /** Bytes available to the gateway on the data volume now. */
   freeBytes(): number {
     const s = statfsSync(this.dataDir);
