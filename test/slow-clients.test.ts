@@ -6,6 +6,8 @@
  */
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { readdir, readlink } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { bodyBytes, pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -136,4 +138,42 @@ test.serial('pipelined requests on one connection run in order: a GET after a PU
   t.is(answers[2]!.body.toString(), 'two');
   conn.destroy();
   t.is((await get(t, 'pipelined-19')).toString(), 'value 19 '.repeat(1000));
+});
+
+test.serial('time the gateway itself spends (a slow upstream) never counts against the client', async (t) => {
+  // An upstream that takes four idle timeouts to answer ListBuckets.
+  const upstream = createServer((req, res) => {
+    req.resume();
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+          '<Owner><ID>o</ID><DisplayName>o</DisplayName></Owner><Buckets><Bucket><Name>slowpoke</Name>' +
+          '<CreationDate>2024-01-01T00:00:00.000Z</CreationDate></Bucket></Buckets></ListAllMyBucketsResult>',
+      );
+    }, 4 * 1000);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const tg = await startTestGateway({
+    ANVIL_IDLE_TIMEOUT_MS: '1000',
+    ANVIL_BACKEND: 'upstream',
+    ANVIL_UPSTREAM_ENDPOINT: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+    ANVIL_UPSTREAM_ACCESS_KEY: 'k',
+    ANVIL_UPSTREAM_SECRET_KEY: 's',
+    ANVIL_UPSTREAM_TIMEOUT_MS: '60000',
+  });
+  try {
+    const conn = await RawConnection.open(tg.gw.url);
+    const { head } = await signedRequestBytes({ url: tg.gw.url, method: 'GET', path: '/' });
+    conn.write(head);
+    const res = await conn.response({ timeoutMs: 120_000 });
+    t.is(res.status, 200);
+    t.regex(res.body.toString(), /<Name>slowpoke<\/Name>/);
+    t.false(conn.closed, 'the connection stays open for the next request');
+    conn.destroy();
+  } finally {
+    await tg.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  }
 });
