@@ -16,6 +16,8 @@ export interface Target {
   rawPath: string;
   rawQuery: string;
   query: URLSearchParams;
+  /** True when the bucket came from the Host header (virtual-hosted style), not from the path. */
+  virtualHost?: boolean;
 }
 
 /** An admin API request, addressed: the path after `/_anvil/admin/v1`, decoded once, and the query. */
@@ -55,7 +57,8 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
   let bucket = '';
   let keyPath: string;
   const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
-  if (domain && hostname.endsWith(`.${domain}`)) {
+  const virtualHost = Boolean(domain && hostname.endsWith(`.${domain}`));
+  if (virtualHost) {
     bucket = hostname.slice(0, -(domain.length + 1));
     keyPath = rawPath.slice(1);
   } else {
@@ -69,5 +72,5 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
     const bad = keyError(key);
     if (bad) throw new S3Error(bad.code, bad.message);
   }
-  return { bucket, key, rawPath, rawQuery, query };
+  return { bucket, key, rawPath, rawQuery, query, ...(virtualHost ? { virtualHost } : {}) };
 }

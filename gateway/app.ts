@@ -13,6 +13,8 @@ import { addressing, adminAddressing, pipelineOf } from './middleware/addressing
 import { authenticate } from './middleware/authenticate.ts';
 import { authorizeRequest } from './middleware/authorize.ts';
 import { diskHeadroom } from './middleware/disk-headroom.ts';
+import { cors } from './middleware/cors.ts';
+import { postObjectAuth } from './middleware/post-object.ts';
 import { observe } from './middleware/observe.ts';
 import { runOperation } from './middleware/operation.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -44,10 +46,12 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   const { backend, config, policy, denials, stores, relationships, logger, metrics } = deps;
   const { region, domain, dataDir } = config;
   const log = errorLine(logger);
-  const authn = authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities });
+  const authn = authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities, sigV2: config.sigV2 });
 
   const s3 = pipeline<GatewayState>(
+    cors({ backend, domain }), // preflights end here; cross-origin responses get their headers
     addressing(domain),
+    postObjectAuth({ policy, denials, region, tokens: stores.tokens }), // browser form uploads only
     authn,
     authorizeRequest({ policy, denials, relationships }),
     runOperation({ backend, config }),

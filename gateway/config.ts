@@ -46,6 +46,7 @@ export const SETTINGS = {
   ANVIL_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent', 'least severe level of the JSON log lines on stdout', '`info`'),
   ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
   ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout (they always go to `denials.log`)', '`false`'),
+  ANVIL_SIGV2: setting(bool(true), 'true or false', 'accept AWS Signature V2 (header and presigned URLs) besides SigV4', '`true`'),
   ANVIL_SHUTDOWN_TIMEOUT_MS: setting(int(0, 600_000, 30_000), 'an integer from 0 to 600000 (milliseconds)', 'on SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut off', '`30000`'),
   ANVIL_BACKEND: setting(z.enum(['embedded', 'upstream']).default('embedded'), 'embedded or upstream', '`embedded` or `upstream`', '`embedded`'),
   ANVIL_UPSTREAM_ENDPOINT: setting(url, 'an http:// or https:// URL', 'upstream S3 endpoint URL, e.g. `http://127.0.0.1:9100`'),
@@ -96,6 +97,8 @@ export interface GatewayConfig {
   denialsToStdout: boolean;
   /** Milliseconds requests in flight get to finish on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /** Accept AWS Signature Version 2 (legacy clients, botocore's `s3` signature version). */
+  sigV2: boolean;
   backend: 'embedded' | 'upstream';
   upstream: UpstreamConfig;
   /** Let OpenID Connect JWKS URLs use http and loopback, link-local or private hosts (a local IdP, tests). */
@@ -210,6 +213,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     logLevel: p.ANVIL_LOG_LEVEL,
     accessLog: p.ANVIL_ACCESS_LOG,
     denialsToStdout: p.ANVIL_DENIALS_STDOUT,
+    sigV2: p.ANVIL_SIGV2,
     shutdownTimeoutMs: p.ANVIL_SHUTDOWN_TIMEOUT_MS,
     backend: p.ANVIL_BACKEND,
     oidcAllowInsecureJwks: p.ANVIL_OIDC_ALLOW_INSECURE_JWKS,

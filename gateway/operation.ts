@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Family, Principal } from '../policy/types.ts';
 import type { Backend, StoredChecksum } from '../storage/backend.ts';
 import type { GatewayConfig } from './config.ts';
+import type { PostForm } from './post-policy.ts';
 import type { HeaderMap } from './s3-headers.ts';
 import { xmlDocument } from './xml.ts';
 
@@ -75,6 +76,8 @@ export interface OpContext {
   bodyChecksum(): StoredChecksum | undefined;
   /** Reads a small body (XML documents) whole, refusing more than `limit` bytes. */
   readText(limit?: number): Promise<string>;
+  /** The verified browser form of a PostObject request (its file still streaming). */
+  form?: PostForm;
 }
 
 /** An S3 operation. */

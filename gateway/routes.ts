@@ -27,6 +27,11 @@ import { DeleteObjectTagging, GetObjectTagging, PutObjectTagging } from './opera
 import { PutObject } from './operations/put-object.ts';
 import { UploadPart } from './operations/upload-part.ts';
 import { UploadPartCopy } from './operations/upload-part-copy.ts';
+import { DeleteBucketTagging, GetBucketTagging, PutBucketTagging } from './operations/bucket-tagging.ts';
+import { DeleteBucketCors, GetBucketCors, PutBucketCors } from './operations/bucket-cors.ts';
+import { GetObjectAttributes } from './operations/get-object-attributes.ts';
+import { PostObject } from './operations/post-object.ts';
+import { refuseUnsupportedFeatures } from './request-features.ts';
 
 /** Where in the URL space a request lands. */
 export type Level = 'service' | 'bucket' | 'object';
@@ -37,6 +42,8 @@ export interface OperationSpec {
   family: Family;
   /** Whether the request has a body that the operation reads (others get it drained). */
   body?: boolean;
+  /** x-amz-checksum-* headers describe the object, not the request body (CompleteMultipartUpload). */
+  objectChecksum?: boolean;
   run: Operation;
 }
 
@@ -49,6 +56,12 @@ export const OPERATIONS = {
   GetBucketLocation: { family: 'bucket:read', run: GetBucketLocation },
   GetBucketVersioning: { family: 'bucket:read', run: GetBucketVersioning },
   HeadBucket: { family: 'bucket:read', run: HeadBucket },
+  GetBucketTagging: { family: 'bucket:read', run: GetBucketTagging },
+  PutBucketTagging: { family: 'bucket:admin', body: true, run: PutBucketTagging },
+  DeleteBucketTagging: { family: 'bucket:admin', run: DeleteBucketTagging },
+  GetBucketCors: { family: 'bucket:read', run: GetBucketCors },
+  PutBucketCors: { family: 'bucket:admin', body: true, run: PutBucketCors },
+  DeleteBucketCors: { family: 'bucket:admin', run: DeleteBucketCors },
   CreateBucket: { family: 'bucket:admin', body: true, run: CreateBucket },
   DeleteBucket: { family: 'bucket:admin', run: DeleteBucket },
   ListObjects: { family: 'object:list', run: ListObjects },
@@ -58,14 +71,17 @@ export const OPERATIONS = {
   GetObject: { family: 'object:read', run: GetObject },
   HeadObject: { family: 'object:read', run: HeadObject },
   GetObjectTagging: { family: 'object:read', run: GetObjectTagging },
+  GetObjectAttributes: { family: 'object:read', run: GetObjectAttributes },
   PutObject: { family: 'object:write', body: true, run: PutObject },
+  // A browser form upload: the key, the credential and the signature travel in the multipart/form-data body.
+  PostObject: { family: 'object:write', body: true, run: PostObject },
   CopyObject: { family: 'object:write', run: CopyObject },
   PutObjectTagging: { family: 'object:write', body: true, run: PutObjectTagging },
   DeleteObjectTagging: { family: 'object:write', run: DeleteObjectTagging },
   CreateMultipartUpload: { family: 'object:write', run: CreateMultipartUpload },
   UploadPart: { family: 'object:write', body: true, run: UploadPart },
   UploadPartCopy: { family: 'object:write', run: UploadPartCopy },
-  CompleteMultipartUpload: { family: 'object:write', body: true, run: CompleteMultipartUpload },
+  CompleteMultipartUpload: { family: 'object:write', body: true, objectChecksum: true, run: CompleteMultipartUpload },
   AbortMultipartUpload: { family: 'object:write', run: AbortMultipartUpload },
   ListParts: { family: 'object:write', run: ListParts },
   DeleteObject: { family: 'object:delete', run: DeleteObject },
@@ -95,6 +111,12 @@ const ROWS = [
 
   { op: 'GetBucketLocation', method: 'GET', level: 'bucket', marker: 'location' },
   { op: 'GetBucketVersioning', method: 'GET', level: 'bucket', marker: 'versioning' },
+  { op: 'GetBucketTagging', method: 'GET', level: 'bucket', marker: 'tagging' },
+  { op: 'PutBucketTagging', method: 'PUT', level: 'bucket', marker: 'tagging' },
+  { op: 'DeleteBucketTagging', method: 'DELETE', level: 'bucket', marker: 'tagging' },
+  { op: 'GetBucketCors', method: 'GET', level: 'bucket', marker: 'cors' },
+  { op: 'PutBucketCors', method: 'PUT', level: 'bucket', marker: 'cors' },
+  { op: 'DeleteBucketCors', method: 'DELETE', level: 'bucket', marker: 'cors' },
   { op: 'ListObjectVersions', method: 'GET', level: 'bucket', marker: 'versions' },
   { op: 'ListMultipartUploads', method: 'GET', level: 'bucket', marker: 'uploads' },
   { op: 'ListObjectsV2', method: 'GET', level: 'bucket', marker: 'list-type=2' },
@@ -103,9 +125,11 @@ const ROWS = [
   { op: 'CreateBucket', method: 'PUT', level: 'bucket' },
   { op: 'DeleteBucket', method: 'DELETE', level: 'bucket' },
   { op: 'DeleteObjects', method: 'POST', level: 'bucket', marker: 'delete' },
+  { op: 'PostObject', method: 'POST', level: 'bucket' },
 
   { op: 'ListParts', method: 'GET', level: 'object', marker: 'uploadId' },
   { op: 'GetObjectTagging', method: 'GET', level: 'object', marker: 'tagging' },
+  { op: 'GetObjectAttributes', method: 'GET', level: 'object', marker: 'attributes' },
   { op: 'GetObject', method: 'GET', level: 'object' },
   { op: 'HeadObject', method: 'HEAD', level: 'object' },
   { op: 'UploadPartCopy', method: 'PUT', level: 'object', marker: 'uploadId', copy: true },
@@ -129,7 +153,8 @@ void EVERY_OPERATION_ROUTED;
 export const ROUTES: readonly Route[] = ROWS.map((row: RouteRow) => {
   const { family, run } = OPERATIONS[row.op];
   const body = 'body' in OPERATIONS[row.op] ? true : undefined;
-  return { ...row, family, run, ...(body ? { body } : {}) };
+  const objectChecksum = 'objectChecksum' in OPERATIONS[row.op] ? true : undefined;
+  return { ...row, family, run, ...(body ? { body } : {}), ...(objectChecksum ? { objectChecksum } : {}) };
 });
 
 /**
@@ -137,7 +162,7 @@ export const ROUTES: readonly Route[] = ROWS.map((row: RouteRow) => {
  * through to a plain GET/PUT (a PUT ?acl must never overwrite the object with an ACL document).
  */
 const UNSUPPORTED = new Set([
-  'accelerate', 'acl', 'analytics', 'attributes', 'cors', 'encryption', 'intelligent-tiering', 'inventory',
+  'accelerate', 'acl', 'analytics', 'encryption', 'intelligent-tiering', 'inventory',
   'legal-hold', 'lifecycle', 'logging', 'metadataConfiguration', 'metadataTable', 'metrics', 'notification',
   'object-lock', 'ownershipControls', 'policy', 'policyStatus', 'publicAccessBlock', 'replication', 'requestPayment',
   'restore', 'retention', 'select', 'session', 'torrent', 'website', 'renameObject',
@@ -154,10 +179,10 @@ export function matchRoute(
   headers: IncomingHttpHeaders,
 ): Route | RouteMiss {
   for (const name of query.keys()) if (UNSUPPORTED.has(name)) return { miss: 'NotImplemented' };
-  // Bucket-level tagging and versioning writes are subresources too, just not implemented at that level.
-  if (level === 'bucket' && (query.has('tagging') || (query.has('versioning') && method !== 'GET'))) {
-    return { miss: 'NotImplemented' };
-  }
+  // Versioning writes are a subresource too, just not implemented; bucket and object subresources stay in their level.
+  if (level === 'bucket' && query.has('versioning') && method !== 'GET') return { miss: 'NotImplemented' };
+  if (level === 'object' && query.has('cors')) return { miss: 'NotImplemented' };
+  if (level !== 'object' && query.has('attributes')) return { miss: 'NotImplemented' };
   const copy = headers['x-amz-copy-source'] !== undefined;
   let sameResource = false;
   for (const r of ROUTES) {
@@ -170,6 +195,7 @@ export function matchRoute(
       if (value !== undefined && query.get(name!) !== value) continue;
     }
     if (r.copy !== undefined && r.copy !== copy) continue;
+    refuseUnsupportedFeatures(r.op, headers, query);
     return r;
   }
   if (method === 'POST' || method === 'OPTIONS') return { miss: 'NotImplemented' };

@@ -3,7 +3,8 @@
  * headers, Range, tagging headers. Shared by every operation that reads or writes an object.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest } from '../storage/backend.ts';
+import type { ChecksumAlgorithm, Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../storage/backend.ts';
+import { checksumHeaderAlgorithm, parseChecksumAlgorithm } from './auth/checksums.ts';
 import { S3Error } from './errors.ts';
 
 /** Response headers as operations return them; undefined entries are skipped. */
@@ -48,7 +49,7 @@ export function writeMetaFromHeaders(headers: IncomingHttpHeaders): ObjectWriteM
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const key = name.slice('x-amz-meta-'.length);
-    const v = Array.isArray(value) ? value.join(',') : value;
+    const v = fromWireText(Array.isArray(value) ? value.join(',') : value);
     userMetadata[key] = v;
     size += Buffer.byteLength(key) + Buffer.byteLength(v);
   }
@@ -74,12 +75,74 @@ export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean }
   for (const [field, name] of SYSTEM_HEADERS) {
     if (field !== 'contentType' && meta.headers[field] !== undefined) out[name] = meta.headers[field];
   }
-  for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = v;
+  for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = toWireText(v);
   if (meta.partSizes) out['x-amz-mp-parts-count'] = String(meta.partSizes.length);
-  if (opts.checksumMode && meta.checksum) {
-    out[`x-amz-checksum-${meta.checksum.algorithm.toLowerCase()}`] = meta.checksum.value;
-  }
+  if (opts.checksumMode && meta.checksum) Object.assign(out, checksumHeaders(meta.checksum));
+  if (meta.tagCount) out['x-amz-tagging-count'] = String(meta.tagCount);
   return out;
+}
+
+/** x-amz-checksum-<algorithm> and x-amz-checksum-type for a stored checksum (GetObject, PutObject, Complete…). */
+export function checksumHeaders(c: StoredChecksum): HeaderMap {
+  return { [`x-amz-checksum-${c.algorithm.toLowerCase()}`]: c.value, 'x-amz-checksum-type': c.type ?? 'FULL_OBJECT' };
+}
+
+/**
+ * A header value as text. Node reads header bytes as latin1; S3 takes them as UTF-8 (non-ASCII user metadata), so
+ * bytes that form valid UTF-8 are read as such, and RFC 2047 encoded-words (what S3 itself sends) are decoded.
+ */
+export function fromWireText(v: string): string {
+  const word = /^=\?UTF-8\?([BQ])\?([^?]*)\?=$/i.exec(v.trim());
+  if (word) {
+    if (word[1]!.toUpperCase() === 'B') return Buffer.from(word[2]!, 'base64').toString('utf8');
+    return Buffer.from(word[2]!.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+  }
+  if (!/[^\x00-\x7f]/.test(v) || /[^\x00-\xff]/.test(v)) return v;
+  const utf8 = Buffer.from(v, 'latin1').toString('utf8');
+  return utf8.includes('\uFFFD') ? v : utf8;
+}
+
+/** Text for a response header: as is when ASCII, else an RFC 2047 encoded-word, as S3 returns non-ASCII metadata. */
+export function toWireText(v: string): string {
+  return /[^\x20-\x7e\t]/.test(v) ? `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=` : v;
+}
+
+/**
+ * If-Match / If-None-Match of a write (PutObject, CompleteMultipartUpload, CopyObject destination). S3 accepts
+ * only `*` in If-None-Match on writes; anything else asks for what it does not implement (PutObject API reference).
+ */
+export function writeConditionsFromHeaders(headers: IncomingHttpHeaders): WriteConditions | undefined {
+  const ifMatch = header(headers, 'if-match');
+  const ifNoneMatch = header(headers, 'if-none-match');
+  if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    throw new S3Error('NotImplemented', 'A header you provided implies functionality that is not implemented', { fields: { Header: 'If-None-Match' } });
+  }
+  if (ifMatch !== undefined && ifMatch.trim() === '') throw new S3Error('InvalidArgument', 'If-Match must name an ETag');
+  return { ...(ifMatch !== undefined ? { ifMatch } : {}), ...(ifNoneMatch !== undefined ? { ifNoneMatch: '*' } : {}) };
+}
+
+/** The checksum algorithm a request announces (header, trailer or x-amz-sdk-checksum-algorithm), if any. */
+export function announcedChecksum(headers: IncomingHttpHeaders): ChecksumAlgorithm | undefined {
+  for (const name of Object.keys(headers)) {
+    const algorithm = checksumHeaderAlgorithm(name);
+    if (algorithm) return algorithm;
+  }
+  const trailer = header(headers, 'x-amz-trailer');
+  const fromTrailer = trailer ? checksumHeaderAlgorithm(trailer.split(',')[0]!) : undefined;
+  if (fromTrailer) return fromTrailer;
+  const sdk = header(headers, 'x-amz-sdk-checksum-algorithm');
+  return sdk ? parseChecksumAlgorithm(sdk) : undefined;
+}
+
+/** The checksum value a request carries in an x-amz-checksum-* header (not a trailer), if any. */
+export function headerChecksum(headers: IncomingHttpHeaders): StoredChecksum | undefined {
+  for (const name of Object.keys(headers)) {
+    const algorithm = checksumHeaderAlgorithm(name);
+    const value = header(headers, name);
+    if (algorithm && value !== undefined) return { algorithm, value: value.trim() };
+  }
+  return undefined;
 }
 
 /** The response-* query overrides S3 allows on GET (signed requests only, which every request here is). */
@@ -163,10 +226,10 @@ export function parseTaggingHeader(value: string | undefined): Record<string, st
   return tags;
 }
 
-/** S3's tag rules: at most 10 tags, keys 1–128 characters, values up to 256. */
-export function validateTags(tags: Record<string, string>): void {
+/** S3's tag rules: at most `limit` tags (10 per object, 50 per bucket), keys 1–128 characters, values up to 256. */
+export function validateTags(tags: Record<string, string>, limit = 10): void {
   const keys = Object.keys(tags);
-  if (keys.length > 10) throw new S3Error('InvalidTag', 'Object tags cannot be greater than 10');
+  if (keys.length > limit) throw new S3Error('InvalidTag', `Object tags cannot be greater than ${limit}`);
   for (const k of keys) {
     if (k.length === 0 || k.length > 128) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
     if (tags[k]!.length > 256) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');

@@ -2,6 +2,7 @@
 import type { Principal } from '../policy/types.ts';
 import type { AdminTarget, Target } from './addressing.ts';
 import type { VerifiedAuth } from './auth/sigv4.ts';
+import type { PostForm } from './post-policy.ts';
 import type { Access, OpResult } from './operation.ts';
 import type { Route } from './routes.ts';
 
@@ -17,6 +18,8 @@ export interface GatewayState {
   route?: Route;
   auth?: VerifiedAuth;
   principal?: Principal;
+  /** A browser form upload whose POST policy verified (set instead of auth; see middleware/post-object.ts). */
+  postForm?: PostForm;
   access?: Access;
   result?: OpResult;
 }

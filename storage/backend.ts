@@ -24,10 +24,29 @@ export interface ObjectHeaders {
 /** Checksum algorithms S3 accepts in x-amz-checksum-* headers and trailers. */
 export type ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'CRC64NVME' | 'SHA1' | 'SHA256';
 
-/** A checksum stored with an object: base64 of the digest, as S3 returns it. */
+/**
+ * How an object's checksum covers it: FULL_OBJECT is the checksum of all its bytes; COMPOSITE (multipart only) is the
+ * checksum of the parts' concatenated digests, written `<base64>-<N>` (S3 User Guide, "Checking object integrity").
+ */
+export type ChecksumType = 'FULL_OBJECT' | 'COMPOSITE';
+
+/** A checksum stored with an object: base64 of the digest, as S3 returns it (with `-N` when COMPOSITE). */
 export interface StoredChecksum {
   algorithm: ChecksumAlgorithm;
   value: string;
+  /** Absent means FULL_OBJECT. */
+  type?: ChecksumType;
+}
+
+/**
+ * Conditions on the object a write would replace: `If-None-Match: *` (only if absent) and `If-Match: "<etag>"` (only
+ * if present with that ETag), checked atomically with the commit (S3 API reference, PutObject "Conditional writes").
+ * A failed check is PreconditionFailedError (condition `If-None-Match` or `If-Match`), or NoSuchKeyError for If-Match
+ * when no object exists; nothing is written.
+ */
+export interface WriteConditions {
+  ifMatch?: string;
+  ifNoneMatch?: string;
 }
 
 /** What the client sets on an object when writing it. */
@@ -47,6 +66,10 @@ export interface ObjectMeta extends ObjectWriteMeta {
   lastModified: Date;
   /** Sizes of the parts in order, for objects completed by multipart upload (partNumber reads). */
   partSizes?: number[];
+  /** Base64 checksums of the parts in order, in `checksum.algorithm`, when the upload kept them. */
+  partChecksums?: string[];
+  /** How many tags the object carries (x-amz-tagging-count), when the backend knows it without another call. */
+  tagCount?: number;
 }
 
 /** A byte range as the client asked for it; resolved against the object's size by storage. */
@@ -75,6 +98,8 @@ export interface BodyInput {
    * storage calls it after the body is consumed and keeps the value with the object.
    */
   finalChecksum?: () => StoredChecksum | undefined;
+  /** The algorithm of the checksum finalChecksum will return, when the client named one. */
+  announcedChecksum?: ChecksumAlgorithm;
 }
 
 export interface PutObjectInput extends BodyInput {
@@ -82,6 +107,7 @@ export interface PutObjectInput extends BodyInput {
   key: string;
   meta: ObjectWriteMeta;
   tags?: Record<string, string>;
+  writeConditions?: WriteConditions;
 }
 
 export interface GetObjectInput {
@@ -107,6 +133,8 @@ export interface CopyObjectInput {
   replaceMeta?: ObjectWriteMeta;
   /** Tags to set on the copy; absent means copy the source's tags. */
   replaceTags?: Record<string, string>;
+  /** Conditions on the destination object the copy would replace. */
+  writeConditions?: WriteConditions;
 }
 
 /** One entry of a listing: an object, or a common prefix rolled up at the delimiter. */
@@ -137,6 +165,8 @@ export interface UploadInfo {
   key: string;
   uploadId: string;
   initiated: Date;
+  /** The upload's checksum settings, when CreateMultipartUpload named an algorithm. */
+  checksum?: UploadChecksum;
 }
 
 export type UploadListEntry = ({ kind: 'upload' } & UploadInfo) | { kind: 'prefix'; prefix: string };
@@ -170,11 +200,18 @@ export interface ListPartsResult {
   isTruncated: boolean;
 }
 
+/** The checksum a multipart upload keeps (x-amz-checksum-algorithm and x-amz-checksum-type of CreateMultipartUpload). */
+export interface UploadChecksum {
+  algorithm: ChecksumAlgorithm;
+  type: ChecksumType;
+}
+
 export interface CreateUploadInput {
   bucket: string;
   key: string;
   meta: ObjectWriteMeta;
   tags?: Record<string, string>;
+  checksum?: UploadChecksum;
 }
 
 export interface UploadPartInput extends BodyInput {
@@ -197,8 +234,14 @@ export interface CompleteUploadInput {
   bucket: string;
   key: string;
   uploadId: string;
-  /** Parts as the client listed them; storage checks order, existence, ETags and minimum sizes. */
-  parts: Array<{ partNumber: number; etag: string }>;
+  /**
+   * Parts as the client listed them; storage checks order, existence, ETags, minimum sizes and, where given, that
+   * each part's checksum is the one stored for it (InvalidPartError otherwise).
+   */
+  parts: Array<{ partNumber: number; etag: string; checksum?: string }>;
+  writeConditions?: WriteConditions;
+  /** The full-object checksum the client sent for the whole upload; a mismatch is BadDigestError. */
+  checksum?: StoredChecksum;
 }
 
 /** Smallest size of every part but the last, as S3 enforces it. */
@@ -242,6 +285,15 @@ export interface Backend {
   getObjectTagging(bucket: string, key: string): Promise<Record<string, string>>;
   putObjectTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void>;
   deleteObjectTagging(bucket: string, key: string): Promise<void>;
+
+  /** Throws NoSuchBucketError; an empty record when the bucket has no tags. */
+  getBucketTagging(bucket: string): Promise<Record<string, string>>;
+  /** Replaces the bucket's tag set (an empty set removes it). */
+  putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void>;
+  /** The bucket's CORS configuration as S3's XML document, or undefined when it has none. */
+  getBucketCors(bucket: string): Promise<string | undefined>;
+  /** Stores (or, with undefined, removes) the bucket's CORS configuration document. */
+  putBucketCors(bucket: string, document: string | undefined): Promise<void>;
 
   createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo>;
   uploadPart(input: UploadPartInput): Promise<PartInfo>;

@@ -2,8 +2,8 @@
  * Evaluating conditional request headers against an object's ETag and Last-Modified (RFC 7232 with S3's
  * precedence). Pure, shared by backends and by the gateway for HEAD.
  */
-import type { Conditions } from './backend.ts';
-import { NotModifiedError, PreconditionFailedError } from './errors.ts';
+import type { Conditions, WriteConditions } from './backend.ts';
+import { NoSuchKeyError, NotModifiedError, PreconditionFailedError } from './errors.ts';
 
 /**
  * How a failed "not modified" condition is reported: `read` (GET/HEAD) answers NotModified, `copy` (the
@@ -50,13 +50,13 @@ export function checkConditions(conditions: Conditions | undefined, target: Cond
     if (!etagMatches(ifMatch, target.etag)) throw new PreconditionFailedError('If-Match failed');
   } else if (ifUnmodifiedSince !== undefined && isValidDate(ifUnmodifiedSince)) {
     if (seconds(target.lastModified) > seconds(ifUnmodifiedSince)) {
-      throw new PreconditionFailedError('If-Unmodified-Since failed');
+      throw new PreconditionFailedError('If-Unmodified-Since failed', 'If-Unmodified-Since');
     }
   }
   const notModified = (): Error =>
     mode === 'read'
       ? new NotModifiedError(target.etag, target.lastModified)
-      : new PreconditionFailedError('copy source not modified');
+      : new PreconditionFailedError('copy source not modified', ifNoneMatch !== undefined ? 'If-None-Match' : 'If-Modified-Since');
   if (ifNoneMatch !== undefined) {
     if (etagMatches(ifNoneMatch, target.etag)) throw notModified();
   } else if (ifModifiedSince !== undefined && isValidDate(ifModifiedSince)) {
@@ -67,4 +67,21 @@ export function checkConditions(conditions: Conditions | undefined, target: Cond
 /** RFC 7232 says an unparseable date is ignored; a Date built from garbage is NaN. */
 function isValidDate(d: Date): boolean {
   return !Number.isNaN(d.getTime());
+}
+
+/**
+ * Checks a write's conditions against the object it would replace (`existing`, undefined when there is none), as
+ * S3 does for PutObject, CompleteMultipartUpload and CopyObject: `If-None-Match: *` fails when an object exists;
+ * `If-Match` fails with NoSuchKeyError when none does and PreconditionFailedError when the ETag differs. Backends
+ * call it inside the commit, so no concurrent writer can slip between the check and the write.
+ */
+export function checkWriteConditions(conditions: WriteConditions | undefined, existing: { etag: string } | undefined): void {
+  if (!conditions) return;
+  if (conditions.ifNoneMatch !== undefined && existing && etagMatches(conditions.ifNoneMatch, existing.etag)) {
+    throw new PreconditionFailedError('If-None-Match failed: the object exists', 'If-None-Match');
+  }
+  if (conditions.ifMatch !== undefined) {
+    if (!existing) throw new NoSuchKeyError('If-Match: no object to match');
+    if (!etagMatches(conditions.ifMatch, existing.etag)) throw new PreconditionFailedError('If-Match failed', 'If-Match');
+  }
 }

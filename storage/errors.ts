@@ -56,9 +56,12 @@ export class InvalidRangeError extends StorageError {
   }
 }
 
-/** An If-Match / If-Unmodified-Since (or copy-source form) condition failed. */
+/** An If-Match / If-Unmodified-Since (or copy-source form, or a write condition) failed; `condition` names it. */
 export class PreconditionFailedError extends StorageError {
   override name = 'PreconditionFailedError';
+  constructor(message: string, readonly condition = 'If-Match') {
+    super(message);
+  }
 }
 
 /** An If-None-Match / If-Modified-Since condition says the client's copy is current (GET/HEAD only). */

@@ -1,7 +1,7 @@
 /** Where bytes live: the one storage contract, its neutral errors, shared helpers and the embedded backend. */
 export * from './backend.ts';
 export * from './errors.ts';
-export { checkConditions, etagMatches, normalizeEtag, type ConditionMode, type ConditionTarget } from './conditions.ts';
+export { checkConditions, checkWriteConditions, etagMatches, normalizeEtag, type ConditionMode, type ConditionTarget } from './conditions.ts';
 export { partRange, resolveRange, type ResolvedRange } from './range.ts';
 export { DataDirInUseError, LOCK_FILE, lockDataDir, type DataDirLock, type DataDirLockMode } from './data-dir-lock.ts';
 export { EmbeddedStore, openEmbeddedStore, type EmbeddedStoreOptions } from './embedded/embedded-store.ts';

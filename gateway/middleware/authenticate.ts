@@ -16,6 +16,7 @@ import {
 } from '../../policy/index.ts';
 import type { DenialLayer } from '../../policy/types.ts';
 import { logDenial } from '../access.ts';
+import { isSigV2, verifySigV2 } from '../auth/sigv2.ts';
 import { authLocation, verifySigV4, type SignedRequest } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
 import { callerLookup } from '../sts/callers.ts';
@@ -100,9 +101,13 @@ export function authenticate(opts: {
   region: string;
   tokens: SessionTokens;
   capabilities: CapabilityStore;
+  /** Accept AWS Signature Version 2 (header and presigned) besides SigV4. */
+  sigV2?: boolean;
 }): Middleware<GatewayState> {
   const { policy, denials, region, tokens, capabilities } = opts;
   return async function authenticateMiddleware(ctx, next) {
+    // A browser form upload was authenticated by its POST policy (middleware/post-object.ts).
+    if (ctx.state.postForm) return next();
     const facts = {
       requestId: ctx.state.requestId,
       action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${ctx.method} ${ctx.state.admin.path}` : ctx.method),
@@ -124,7 +129,9 @@ export function authenticate(opts: {
     const { lookupSecrets, result } = callerLookup({ policy, tokens, request, now });
     let auth: Awaited<ReturnType<typeof verifySigV4>>;
     try {
-      auth = await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
+      auth = opts.sigV2 && isSigV2(request)
+        ? await verifySigV2(request, { now, lookupSecrets, hostBucket: target.virtualHost ? target.bucket : undefined })
+        : await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
     } catch (err) {
       // Every refused signature is a denial line: bad or unknown keys, expiry, unsigned x-amz-* headers.
       const failure = result.failure;

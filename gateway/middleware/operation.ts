@@ -16,7 +16,8 @@ export function runOperation(services: Services): Middleware<GatewayState> {
     const { route, target, principal, access, auth } = ctx.state;
     const hasLength = ctx.get('content-length') !== '' || ctx.get('transfer-encoding') !== '';
     if (route!.body && ['PUT', 'POST'].includes(ctx.method) && !hasLength) throw new S3Error('MissingContentLength');
-    const plan = planBody({ auth, headers: ctx.headers });
+    const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(ctx.headers).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : ctx.headers;
+    const plan = planBody({ auth, headers });
     let stream: Readable | undefined;
     const body = (): Readable => {
       if (!stream) {
@@ -39,6 +40,7 @@ export function runOperation(services: Services): Middleware<GatewayState> {
       body,
       bodyLength: plan.decodedLength,
       bodyChecksum: (): StoredChecksum | undefined => plan.checksum(),
+      form: ctx.state.postForm,
       async readText(limit = DEFAULT_TEXT_LIMIT) {
         if (plan.decodedLength !== undefined && plan.decodedLength > limit) throw new S3Error('MalformedXML');
         return (await readLimited(body(), limit, () => new S3Error('MalformedXML'))).toString('utf8');

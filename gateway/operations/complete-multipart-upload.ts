@@ -1,25 +1,56 @@
 /** CompleteMultipartUpload: assembles the listed parts; the object appears only when the index commits. */
+import type { StoredChecksum } from '../../storage/backend.ts';
+import { CHECKSUM_ALGORITHMS, assertChecksumValue } from '../auth/checksums.ts';
 import { S3Error } from '../errors.ts';
 import { xmlResult, type Operation } from '../operation.ts';
+import { checksumHeaders, header, headerChecksum, writeConditionsFromHeaders } from '../s3-headers.ts';
 import { list, parseXmlBody, text } from '../xml.ts';
+
+/** S3's largest part count; the document is bounded to it (S3 quotas: 10,000 parts per upload). */
+const MAX_PARTS = 10_000;
+/** Elements a Part may hold: PartNumber, ETag and one checksum per algorithm. */
+const ELEMENTS_PER_PART = 8;
 
 export const CompleteMultipartUpload: Operation = async (op) => {
   const uploadId = op.query.get('uploadId') ?? '';
-  const doc = parseXmlBody(await op.readText(4 * 1024 * 1024), 'CompleteMultipartUpload');
+  const doc = parseXmlBody(await op.readText(4 * 1024 * 1024), 'CompleteMultipartUpload', { maxElements: MAX_PARTS * ELEMENTS_PER_PART + 2 });
   const parts = list(doc, 'Part').map((p) => {
     const n = text(p, 'PartNumber');
     const etag = text(p, 'ETag');
     if (n === undefined || etag === undefined || !/^\d+$/.test(n.trim())) throw new S3Error('MalformedXML');
-    return { partNumber: Number(n.trim()), etag: etag.trim().replace(/^"|"$/g, '') };
+    const sums = CHECKSUM_ALGORITHMS.flatMap((a) => {
+      const v = text(p, `Checksum${a}`);
+      return v === undefined ? [] : [v.trim()];
+    });
+    if (sums.length > 1) throw new S3Error('InvalidRequest', 'Expecting a single checksum per part.');
+    return { partNumber: Number(n.trim()), etag: etag.trim().replace(/^"|"$/g, ''), ...(sums[0] !== undefined ? { checksum: sums[0] } : {}) };
   });
-  if (parts.length === 0) {
-    throw new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema.');
+  if (parts.length === 0 || parts.length > MAX_PARTS) throw new S3Error('MalformedXML');
+  const whole = headerChecksum(op.headers);
+  const type = header(op.headers, 'x-amz-checksum-type')?.trim().toUpperCase();
+  if (type !== undefined && type !== 'FULL_OBJECT' && type !== 'COMPOSITE') throw new S3Error('InvalidRequest', 'Value for x-amz-checksum-type header is invalid.');
+  let checksum: StoredChecksum | undefined;
+  if (whole) {
+    const composite = /-\d+$/.test(whole.value);
+    if (!composite) assertChecksumValue(whole.algorithm, whole.value);
+    checksum = { ...whole, type: composite ? 'COMPOSITE' : ((type as StoredChecksum['type']) ?? 'FULL_OBJECT') };
   }
-  const meta = await op.services.backend.completeMultipartUpload({ bucket: op.bucket, key: op.key, uploadId, parts });
-  return xmlResult('CompleteMultipartUploadResult', {
+  const meta = await op.services.backend.completeMultipartUpload({
+    bucket: op.bucket,
+    key: op.key,
+    uploadId,
+    parts,
+    writeConditions: writeConditionsFromHeaders(op.headers),
+    ...(checksum ? { checksum } : {}),
+  });
+  const sum = meta.checksum;
+  const result = xmlResult('CompleteMultipartUploadResult', {
     Location: `/${op.bucket}/${encodeURIComponent(op.key).replace(/%2F/g, '/')}`,
     Bucket: op.bucket,
     Key: op.key,
     ETag: `"${meta.etag}"`,
+    ...(sum ? { [`Checksum${sum.algorithm}`]: sum.value, ChecksumType: sum.type ?? 'FULL_OBJECT' } : {}),
   });
+  if (sum) result.headers = { ...result.headers, ...checksumHeaders(sum) };
+  return result;
 };

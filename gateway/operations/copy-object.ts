@@ -7,6 +7,7 @@ import {
   header,
   parseCopySource,
   parseTaggingHeader,
+  writeConditionsFromHeaders,
   writeMetaFromHeaders,
 } from '../s3-headers.ts';
 import { isoTime } from '../xml.ts';
@@ -53,7 +54,9 @@ export const CopyObject: Operation = async (op) => {
       dest: { bucket: op.bucket, key: op.key },
       replaceMeta: metaDirective === 'REPLACE' ? writeMetaFromHeaders(op.headers) : undefined,
       replaceTags,
+      writeConditions: writeConditionsFromHeaders(op.headers),
     }),
   );
-  return xmlResult('CopyObjectResult', { LastModified: isoTime(meta.lastModified), ETag: `"${meta.etag}"` });
+  const sum = meta.checksum && (meta.checksum.type ?? 'FULL_OBJECT') === 'FULL_OBJECT' ? { [`Checksum${meta.checksum.algorithm}`]: meta.checksum.value, ChecksumType: 'FULL_OBJECT' } : {};
+  return xmlResult('CopyObjectResult', { LastModified: isoTime(meta.lastModified), ETag: `"${meta.etag}"`, ...sum });
 };

@@ -18,7 +18,7 @@ export const CreateBucket: Operation = async (op) => {
   if (!validBucketName(op.bucket)) throw new S3Error('InvalidBucketName', undefined, { fields: { BucketName: op.bucket } });
   const body = await op.readText(64 * 1024);
   if (body.trim() !== '') {
-    const conf = parseXmlBody(body, 'CreateBucketConfiguration');
+    const conf = parseXmlBody(body, 'CreateBucketConfiguration', { maxElements: 32 });
     const location = text(conf, 'LocationConstraint');
     if (location && location !== op.services.config.region) {
       throw new S3Error('InvalidLocationConstraint');

@@ -18,7 +18,8 @@ export const DeleteObjects: Operation = async (op) => {
   }
   const body = await op.readText(2 * 1024 * 1024);
   if (md5 && !createHash('md5').update(body, 'utf8').digest().equals(md5)) throw new S3Error('BadDigest');
-  const doc = parseXmlBody(body, 'Delete');
+  // Object, Key and VersionId (and S3's ETag/LastModifiedTime/Size conditions) per key, plus Delete and Quiet.
+  const doc = parseXmlBody(body, 'Delete', { maxElements: MAX_KEYS * 6 + 2 });
   const quiet = text(doc, 'Quiet')?.trim().toLowerCase() === 'true';
   const objects = list(doc, 'Object');
   if (objects.length === 0 || objects.length > MAX_KEYS) throw new S3Error('MalformedXML');

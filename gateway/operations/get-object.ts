@@ -29,9 +29,11 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
     partNumber,
     conditions: conditionsFromHeaders(op.headers),
   });
-  const headers = objectHeaders(res.meta, {
-    checksumMode: header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED' && !res.range,
-  });
+  const checksumMode = header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED';
+  const headers = objectHeaders(res.meta, { checksumMode: checksumMode && !res.range });
+  // A part read returns that part's checksum (GetObject API reference, partNumber with x-amz-checksum-mode).
+  const partSum = partNumber !== undefined ? res.meta.partChecksums?.[partNumber - 1] : undefined;
+  if (checksumMode && partSum !== undefined && res.meta.checksum) headers[`x-amz-checksum-${res.meta.checksum.algorithm.toLowerCase()}`] = partSum;
   Object.assign(headers, overrides);
   let status = 200;
   let length = res.meta.size;

@@ -33,11 +33,13 @@ export const ListParts: Operation = async (op) => {
     NextPartNumberMarker: last ? last.partNumber : 0,
     MaxParts: maxParts,
     IsTruncated: res.isTruncated,
+    ...(res.upload.checksum ? { ChecksumAlgorithm: res.upload.checksum.algorithm, ChecksumType: res.upload.checksum.type } : {}),
     Part: res.parts.map((p) => ({
       PartNumber: p.partNumber,
       LastModified: isoTime(p.lastModified),
       ETag: `"${p.etag}"`,
       Size: p.size,
+      ...(p.checksum ? { [`Checksum${p.checksum.algorithm}`]: p.checksum.value } : {}),
     })),
   });
 };

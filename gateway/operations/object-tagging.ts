@@ -1,27 +1,36 @@
-/** GetObjectTagging, PutObjectTagging, DeleteObjectTagging. */
+/** GetObjectTagging, PutObjectTagging, DeleteObjectTagging; the tag-set document is shared with bucket tagging. */
 import { S3Error } from '../errors.ts';
-import { xmlResult, type Operation } from '../operation.ts';
+import { xmlResult, type Operation, type OpResult } from '../operation.ts';
 import { validateTags } from '../s3-headers.ts';
-import { list, parseXmlBody, text } from '../xml.ts';
+import { child, list, parseXmlBody, text } from '../xml.ts';
 
-export const GetObjectTagging: Operation = async (op) => {
-  const tags = await op.services.backend.getObjectTagging(op.bucket, op.key);
-  return xmlResult('Tagging', { TagSet: { Tag: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } });
-};
+/** A Tagging document with the tags in key order, so every backend answers the same tag set the same way. */
+export function taggingResult(tags: Record<string, string>): OpResult {
+  const keys = Object.keys(tags).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return xmlResult('Tagging', { TagSet: { Tag: keys.map((Key) => ({ Key, Value: tags[Key] })) } });
+}
 
-export const PutObjectTagging: Operation = async (op) => {
-  const doc = parseXmlBody(await op.readText(64 * 1024), 'Tagging');
-  const set = doc.TagSet;
-  if (set !== undefined && set !== '' && (typeof set !== 'object' || set === null)) throw new S3Error('MalformedXML');
+/** Parses and validates a Tagging request body (PutObjectTagging, PutBucketTagging). */
+export function parseTagging(body: string, limit: number): Record<string, string> {
+  const doc = parseXmlBody(body, 'Tagging', { maxElements: 2 + 3 * (limit + 1) });
+  const set = child(doc, 'TagSet');
+  if (set === undefined) throw new S3Error('MalformedXML');
   const tags: Record<string, string> = {};
-  for (const t of list((set || {}) as Record<string, unknown>, 'Tag')) {
+  for (const t of list(set, 'Tag')) {
     const k = text(t, 'Key');
     const v = text(t, 'Value') ?? '';
     if (k === undefined) throw new S3Error('MalformedXML');
-    if (k in tags) throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
+    if (Object.hasOwn(tags, k)) throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
     tags[k] = v;
   }
-  validateTags(tags);
+  validateTags(tags, limit);
+  return tags;
+}
+
+export const GetObjectTagging: Operation = async (op) => taggingResult(await op.services.backend.getObjectTagging(op.bucket, op.key));
+
+export const PutObjectTagging: Operation = async (op) => {
+  const tags = parseTagging(await op.readText(64 * 1024), 10);
   await op.services.backend.putObjectTagging(op.bucket, op.key, tags);
   return {};
 };

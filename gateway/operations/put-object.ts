@@ -1,7 +1,15 @@
 /** PutObject: the verified body streams into storage; it becomes visible only once complete and durable. */
 import { S3Error } from '../errors.ts';
 import type { OpContext, Operation } from '../operation.ts';
-import { header, parseTaggingHeader, writeMetaFromHeaders } from '../s3-headers.ts';
+import {
+  announcedChecksum,
+  checksumHeaders,
+  header,
+  headerChecksum,
+  parseTaggingHeader,
+  writeConditionsFromHeaders,
+  writeMetaFromHeaders,
+} from '../s3-headers.ts';
 
 /** Largest single PUT S3 accepts. */
 export const MAX_PUT_SIZE = 5 * 1024 ** 3;
@@ -18,6 +26,8 @@ export function contentMd5(op: OpContext): Buffer | undefined {
 export const PutObject: Operation = async (op) => {
   if (op.bodyLength !== undefined && op.bodyLength > MAX_PUT_SIZE) throw new S3Error('EntityTooLarge');
   const meta = writeMetaFromHeaders(op.headers);
+  const sent = headerChecksum(op.headers);
+  if (sent) meta.checksum = sent;
   const tags = parseTaggingHeader(header(op.headers, 'x-amz-tagging'));
   const md5 = contentMd5(op);
   const stored = await op.services.backend.putObject({
@@ -29,9 +39,9 @@ export const PutObject: Operation = async (op) => {
     size: op.bodyLength,
     contentMd5: md5,
     finalChecksum: () => op.bodyChecksum(),
+    announcedChecksum: announcedChecksum(op.headers),
+    writeConditions: writeConditionsFromHeaders(op.headers),
   });
-  const out: Record<string, string | undefined> = { etag: `"${stored.etag}"` };
   const sum = op.bodyChecksum();
-  if (sum) out[`x-amz-checksum-${sum.algorithm.toLowerCase()}`] = sum.value;
-  return { headers: out };
+  return { headers: { etag: `"${stored.etag}"`, ...(sum ? checksumHeaders(sum) : {}) } };
 };

@@ -1,6 +1,7 @@
 /** UploadPart: one part's verified body, replacing an earlier upload of the same part number. */
 import { S3Error } from '../errors.ts';
 import type { OpContext, Operation } from '../operation.ts';
+import { announcedChecksum } from '../s3-headers.ts';
 import { contentMd5 } from './put-object.ts';
 
 /** Most bytes one part may hold. */
@@ -30,9 +31,10 @@ export const UploadPart: Operation = async (op) => {
     size: op.bodyLength,
     contentMd5: contentMd5(op),
     finalChecksum: () => op.bodyChecksum(),
+    announcedChecksum: announcedChecksum(op.headers),
   });
   const out: Record<string, string> = { etag: `"${part.etag}"` };
-  const sum = op.bodyChecksum();
+  const sum = part.checksum ?? op.bodyChecksum();
   if (sum) out[`x-amz-checksum-${sum.algorithm.toLowerCase()}`] = sum.value;
   return { headers: out };
 };

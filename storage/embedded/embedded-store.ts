@@ -26,8 +26,8 @@ import type {
   UploadPartCopyInput,
   UploadPartInput,
 } from '../backend.ts';
-import { checkConditions } from '../conditions.ts';
-import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidRequestError, NoSuchBucketError, ServiceUnavailableError } from '../errors.ts';
+import { checkConditions, checkWriteConditions } from '../conditions.ts';
+import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidPartError, NoSuchBucketError, ServiceUnavailableError } from '../errors.ts';
 import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
 import { lockDataDir, type DataDirLock } from '../data-dir-lock.ts';
 import { SpaceReserve } from '../space-reserve.ts';
@@ -74,6 +74,11 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   }
 }
 
+/** A copy keeps the source's checksum (and part checksums) with its bytes, whatever metadata it replaces. */
+function checksumKept(src: ObjectMeta): { checksum?: ObjectMeta['checksum']; partChecksums?: string[] } {
+  return { ...(src.checksum ? { checksum: src.checksum } : {}), ...(src.partChecksums ? { partChecksums: src.partChecksums } : {}) };
+}
+
 function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
   return { name: row.name, createdAt: new Date(row.created_at) };
 }
@@ -102,12 +107,25 @@ export class EmbeddedStore implements Backend {
     return { name, createdAt: new Date(createdAt) };
   }
 
+  /**
+   * Unfinished multipart uploads do not keep a general purpose bucket alive in S3 (only directory buckets refuse, per
+   * the AbortMultipartUpload API reference): they are aborted with the bucket. Objects do keep it (BucketNotEmpty).
+   */
   async deleteBucket(name: string): Promise<void> {
-    this.ctx.index.transaction(() => {
+    const released = this.ctx.index.transaction(() => {
       this.ctx.requireBucket(name);
-      if (this.q.anyObject.get(name) || this.q.anyUpload.get(name)) throw new BucketNotEmptyError(`bucket ${name} not empty`);
+      if (this.q.anyObject.get(name)) throw new BucketNotEmptyError(`bucket ${name} not empty`);
+      const blobs: string[] = [];
+      for (const { upload_id } of this.q.bucketUploads.all(name)) {
+        blobs.push(...this.q.allParts.all(upload_id).map((p) => p.blob));
+        this.q.deleteParts.run(upload_id);
+        this.q.deleteUpload.run(upload_id);
+      }
+      this.q.deleteAllBucketConfig.run(name);
       this.q.deleteBucket.run(name);
+      return blobs;
     });
+    this.ctx.release(released);
   }
 
   async headBucket(name: string): Promise<BucketInfo> {
@@ -119,20 +137,24 @@ export class EmbeddedStore implements Backend {
   async putObject(input: PutObjectInput): Promise<ObjectMeta> {
     const { ctx } = this;
     ctx.requireBucket(input.bucket);
+    // Checked before the body is read (no point storing what will be refused) and again inside the commit.
+    checkWriteConditions(input.writeConditions, this.q.getObject.get(input.bucket, keyBytes(input.key)));
     const blob = await ctx.blobs.write(input.body, input.size, input.contentMd5);
+    const checksum = input.finalChecksum?.() ?? input.meta.checksum;
     const obj: NewObject = {
       bucket: input.bucket,
       key: keyBytes(input.key),
       size: blob.size,
       etag: blob.md5.toString('hex'),
       lastModified: Date.now(),
-      meta: cleanMeta(input.meta),
+      meta: cleanMeta({ ...input.meta, ...(checksum ? { checksum } : {}) }),
       tags: input.tags,
     };
     let released: string[];
     try {
       released = ctx.index.transaction(() => {
         ctx.requireBucket(input.bucket);
+        checkWriteConditions(input.writeConditions, this.q.getObject.get(obj.bucket, obj.key));
         return ctx.index.replaceObject(obj, [{ blob: blob.id, size: blob.size }]);
       });
     } catch (err) {
@@ -140,7 +162,7 @@ export class EmbeddedStore implements Backend {
       throw err;
     }
     ctx.release(released);
-    return { key: input.key, size: obj.size, etag: obj.etag, lastModified: new Date(obj.lastModified), ...obj.meta };
+    return { key: input.key, size: obj.size, etag: obj.etag, lastModified: new Date(obj.lastModified), ...obj.meta, tagCount: Object.keys(obj.tags ?? {}).length };
   }
 
   async getObject(input: GetObjectInput): Promise<ObjectRead> {
@@ -151,7 +173,7 @@ export class EmbeddedStore implements Backend {
     let range: ResolvedRange | undefined;
     if (input.partNumber !== undefined) {
       range = partRange(meta.partSizes ?? [meta.size], input.partNumber);
-      if (!range) throw new InvalidRequestError(`no part ${input.partNumber}`);
+      if (!range) throw new InvalidPartError(`no part ${input.partNumber}`);
       if (range.end < range.start) range = undefined; // part 1 of an empty object: nothing to range over
     } else if (input.range) {
       range = resolveRange(input.range, meta.size);
@@ -192,6 +214,7 @@ export class EmbeddedStore implements Backend {
       const srcMeta = rowToMeta(src);
       checkConditions(input.source.conditions, srcMeta, 'copy');
       ctx.requireBucket(input.dest.bucket);
+      checkWriteConditions(input.writeConditions, this.q.getObject.get(input.dest.bucket, keyBytes(input.dest.key)));
       const segments = this.q.segments.all(src.id);
       const obj: NewObject = {
         bucket: input.dest.bucket,
@@ -199,7 +222,7 @@ export class EmbeddedStore implements Backend {
         size: src.size,
         etag: src.etag,
         lastModified: Date.now(),
-        meta: input.replaceMeta ? cleanMeta(input.replaceMeta) : JSON.parse(src.meta),
+        meta: input.replaceMeta ? cleanMeta({ ...input.replaceMeta, ...checksumKept(srcMeta) }) : JSON.parse(src.meta),
         partSizes: srcMeta.partSizes,
         tags: input.replaceTags ?? parseTags(src.tags),
       };
@@ -253,6 +276,32 @@ export class EmbeddedStore implements Backend {
 
   async deleteObjectTagging(bucket: string, key: string): Promise<void> {
     await this.putObjectTagging(bucket, key, {});
+  }
+
+  async getBucketTagging(bucket: string): Promise<Record<string, string>> {
+    this.ctx.requireBucket(bucket);
+    return parseTags(this.q.getBucketConfig.get(bucket, 'tagging')?.value ?? null);
+  }
+
+  async putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
+    this.setBucketConfig(bucket, 'tagging', Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined);
+  }
+
+  async getBucketCors(bucket: string): Promise<string | undefined> {
+    this.ctx.requireBucket(bucket);
+    return this.q.getBucketConfig.get(bucket, 'cors')?.value;
+  }
+
+  async putBucketCors(bucket: string, document: string | undefined): Promise<void> {
+    this.setBucketConfig(bucket, 'cors', document);
+  }
+
+  private setBucketConfig(bucket: string, name: string, value: string | undefined): void {
+    this.ctx.index.transaction(() => {
+      this.ctx.requireBucket(bucket);
+      if (value === undefined) this.q.deleteBucketConfig.run(bucket, name);
+      else this.q.setBucketConfig.run(bucket, name, value);
+    });
   }
 
   async createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo> {

@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS parts (
   PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_blob ON parts (blob);
+CREATE TABLE IF NOT EXISTS bucket_config (
+  bucket TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (bucket, name)
+) WITHOUT ROWID;
 `;
 
 /** An object row as stored. */
@@ -93,6 +99,9 @@ export interface PartRow {
   checksum: string | null;
 }
 
+/** What the meta column holds: the write metadata, plus the part checksums of a multipart object. */
+export type StoredMeta = ObjectWriteMeta & { partChecksums?: string[] };
+
 /** A new object row, before it has an id. */
 export interface NewObject {
   bucket: string;
@@ -100,7 +109,7 @@ export interface NewObject {
   size: number;
   etag: string;
   lastModified: number;
-  meta: ObjectWriteMeta;
+  meta: StoredMeta;
   partSizes?: number[];
   tags?: Record<string, string>;
 }
@@ -119,6 +128,13 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     getBucket: db.prepare<[string], { name: string; created_at: number }>('SELECT name, created_at FROM buckets WHERE name = ?'),
     insertBucket: db.prepare<[string, number]>('INSERT OR IGNORE INTO buckets (name, created_at) VALUES (?, ?)'),
     deleteBucket: db.prepare<[string]>('DELETE FROM buckets WHERE name = ?'),
+    getBucketConfig: db.prepare<[string, string], { value: string }>('SELECT value FROM bucket_config WHERE bucket = ? AND name = ?'),
+    setBucketConfig: db.prepare<[string, string, string]>(
+      'INSERT INTO bucket_config (bucket, name, value) VALUES (?, ?, ?) ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value',
+    ),
+    deleteBucketConfig: db.prepare<[string, string]>('DELETE FROM bucket_config WHERE bucket = ? AND name = ?'),
+    deleteAllBucketConfig: db.prepare<[string]>('DELETE FROM bucket_config WHERE bucket = ?'),
+    bucketUploads: db.prepare<[string], { upload_id: string }>('SELECT upload_id FROM uploads WHERE bucket = ?'),
     anyObject: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM objects WHERE bucket = ? LIMIT 1'),
     anyUpload: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM uploads WHERE bucket = ? LIMIT 1'),
     getObject: db.prepare<[string, Buffer], ObjectRow>('SELECT * FROM objects WHERE bucket = ? AND key = ?'),

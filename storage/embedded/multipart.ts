@@ -3,8 +3,10 @@
  * becomes the list of its part blobs: nothing is copied, and reads stream across the part files.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
 import {
   MIN_PART_SIZE,
+  type UploadChecksum,
   type CompleteUploadInput,
   type CreateUploadInput,
   type ListPartsResult,
@@ -17,16 +19,19 @@ import {
   type UploadPartCopyInput,
   type UploadPartInput,
 } from '../backend.ts';
-import { checkConditions, normalizeEtag } from '../conditions.ts';
+import { combineCrcs, compositeChecksum, createHasher } from '../checksums.ts';
+import { checkConditions, checkWriteConditions, normalizeEtag } from '../conditions.ts';
 import {
+  BadDigestError,
   EntityTooSmallError,
   InvalidPartError,
   InvalidPartOrderError,
+  InvalidRangeError,
   InvalidRequestError,
   NoSuchUploadError,
 } from '../errors.ts';
 import type { WrittenBlob } from './blobs.ts';
-import { decodeChecksum, encodeChecksum, type PartRow, type UploadRow } from './index-db.ts';
+import { decodeChecksum, encodeChecksum, type PartRow, type StoredMeta, type UploadRow } from './index-db.ts';
 import { walk, type WalkSource } from './listing.ts';
 import { cleanMeta, keyBytes, rowToMeta, type StoreContext } from './store-context.ts';
 
@@ -57,14 +62,49 @@ function partInfo(row: PartRow): PartInfo {
   return info;
 }
 
-/** Starts an upload; its metadata and tags wait in the index for completion. */
+/** What an upload row's meta column holds: the final object's metadata and the upload's checksum settings. */
+type UploadMeta = StoredMeta & { uploadChecksum?: UploadChecksum };
+
+function uploadMetaOf(row: UploadRow): UploadMeta {
+  return JSON.parse(row.meta) as UploadMeta;
+}
+
+/** Starts an upload; its metadata, tags and checksum settings wait in the index for completion. */
 export function createMultipartUpload(ctx: StoreContext, input: CreateUploadInput): UploadInfo {
   ctx.requireBucket(input.bucket);
   const uploadId = newUploadId();
   const initiated = Date.now();
   const tags = input.tags && Object.keys(input.tags).length > 0 ? JSON.stringify(input.tags) : null;
-  ctx.index.q.insertUpload.run(uploadId, input.bucket, keyBytes(input.key), initiated, JSON.stringify(cleanMeta(input.meta)), tags);
-  return { key: input.key, uploadId, initiated: new Date(initiated) };
+  const meta: UploadMeta = { ...cleanMeta(input.meta), ...(input.checksum ? { uploadChecksum: { ...input.checksum } } : {}) };
+  ctx.index.q.insertUpload.run(uploadId, input.bucket, keyBytes(input.key), initiated, JSON.stringify(meta), tags);
+  return { key: input.key, uploadId, initiated: new Date(initiated), ...(input.checksum ? { checksum: input.checksum } : {}) };
+}
+
+/**
+ * The body of a part, and the part's checksum in the upload's algorithm: the one the client sent (verified by the
+ * gateway, and refused when it is of another algorithm, as S3 does), or one computed here while the part streams.
+ */
+function partChecksumPlan(upload: UploadRow, input: UploadPartInput): { body: Readable; checksum: () => Promise<StoredChecksum | undefined> } {
+  const wanted = uploadMetaOf(upload).uploadChecksum?.algorithm;
+  const sent = (): StoredChecksum | undefined => input.finalChecksum?.() ?? input.checksum;
+  if (!wanted || input.announcedChecksum) {
+    return {
+      body: input.body,
+      checksum: async () => {
+        const c = sent();
+        if (wanted && c && c.algorithm !== wanted) {
+          throw new InvalidRequestError(`Checksum Type mismatch occurred, expected checksum Type: ${wanted.toLowerCase()}, actual checksum Type: ${c.algorithm.toLowerCase()}`);
+        }
+        return c;
+      },
+    };
+  }
+  const hasher = createHasher(wanted);
+  const tap = new PassThrough();
+  tap.on('data', (chunk: Buffer) => hasher.update(chunk));
+  input.body.on('error', (err) => tap.destroy(err));
+  input.body.pipe(tap);
+  return { body: tap, checksum: async () => ({ algorithm: wanted, value: (await hasher.digest()).toString('base64') }) };
 }
 
 /** Indexes a written part blob, replacing any earlier upload of the same part number. */
@@ -97,29 +137,72 @@ function commitPart(ctx: StoreContext, input: { bucket: string; key: string; upl
 /** Streams one part into a blob. */
 export async function uploadPart(ctx: StoreContext, input: UploadPartInput): Promise<PartInfo> {
   checkPartNumber(input.partNumber);
-  requireUpload(ctx, input.bucket, input.key, input.uploadId);
-  const blob = await ctx.blobs.write(input.body, input.size, input.contentMd5);
-  return commitPart(ctx, input, blob, input.checksum);
+  const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
+  const plan = partChecksumPlan(upload, input);
+  const blob = await ctx.blobs.write(plan.body, input.size, input.contentMd5);
+  let checksum: StoredChecksum | undefined;
+  try {
+    checksum = await plan.checksum();
+  } catch (err) {
+    ctx.blobs.discard([blob.id]);
+    throw err;
+  }
+  return commitPart(ctx, input, blob, checksum);
 }
 
 /** Streams (a range of) an existing object into a new part blob. */
 export async function uploadPartCopy(ctx: StoreContext, input: UploadPartCopyInput): Promise<PartInfo> {
   checkPartNumber(input.partNumber);
   requireUpload(ctx, input.bucket, input.key, input.uploadId);
+  const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
   const src = ctx.requireObject(input.source.bucket, input.source.key);
   checkConditions(input.source.conditions, rowToMeta(src), 'copy');
   const r = input.source.range ?? { start: 0, end: src.size - 1 };
-  if (input.source.range && (r.start < 0 || r.end < r.start || r.end >= src.size)) {
-    throw new InvalidRequestError(`copy range ${r.start}-${r.end} outside object of ${src.size} bytes`);
-  }
+  // S3 answers a copy range past the source's end with InvalidRange (UploadPartCopy, x-amz-copy-source-range).
+  if (input.source.range && (r.start < 0 || r.end < r.start || r.end >= src.size)) throw new InvalidRangeError(src.size);
   const body = ctx.blobs.read(ctx.index.q.segments.all(src.id), r.start, r.end);
+  const plan = partChecksumPlan(upload, { ...input, body, size: r.end - r.start + 1 });
   let blob: WrittenBlob;
   try {
-    blob = await ctx.blobs.write(body, r.end - r.start + 1);
+    blob = await ctx.blobs.write(plan.body, r.end - r.start + 1);
   } finally {
     body.destroy();
   }
-  return commitPart(ctx, input, blob);
+  return commitPart(ctx, input, blob, await plan.checksum());
+}
+
+/**
+ * The object's checksum from its parts' (S3 User Guide, "Checking object integrity"): composite uploads take the
+ * checksum of the part digests, full-object ones combine the part CRCs. Checks what the Complete request said about
+ * each part and the whole object; undefined when the upload kept no checksum.
+ */
+function objectChecksum(
+  upload: UploadMeta,
+  chosen: PartRow[],
+  input: CompleteUploadInput,
+): { checksum: StoredChecksum; partChecksums: string[] } | undefined {
+  const settings = upload.uploadChecksum;
+  if (!settings) return undefined;
+  const values = chosen.map((row, i) => {
+    const stored = decodeChecksum(row.checksum);
+    if (!stored || stored.algorithm !== settings.algorithm) throw new InvalidPartError(`part ${row.part_number} has no ${settings.algorithm} checksum`);
+    const listed = input.parts[i]!.checksum;
+    if (listed === undefined && settings.type === 'COMPOSITE') {
+      throw new InvalidRequestError(`The upload was created using a ${settings.algorithm.toLowerCase()} checksum. The complete request must include the checksum for each part. It was missing for part ${row.part_number} in the request.`);
+    }
+    if (listed !== undefined && listed !== stored.value) throw new InvalidPartError(`part ${row.part_number} checksum does not match`);
+    return stored.value;
+  });
+  const value =
+    settings.type === 'COMPOSITE'
+      ? compositeChecksum(settings.algorithm, values)
+      : combineCrcs(settings.algorithm, values.map((v, i) => ({ value: v, size: chosen[i]!.size })));
+  if (value === undefined) throw new InvalidRequestError(`${settings.algorithm} cannot be a ${settings.type} checksum`);
+  const checksum: StoredChecksum = { algorithm: settings.algorithm, value, type: settings.type };
+  if (input.checksum && (input.checksum.algorithm !== checksum.algorithm || input.checksum.value !== value)) {
+    throw new BadDigestError(`the ${input.checksum.algorithm} of the object does not match`);
+  }
+  return { checksum, partChecksums: values };
 }
 
 /** Checks the client's part list and turns the upload into an object made of the listed part blobs. */
@@ -127,6 +210,7 @@ export function completeMultipartUpload(ctx: StoreContext, input: CompleteUpload
   const { index } = ctx;
   const { meta, released } = index.transaction(() => {
     const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
+    checkWriteConditions(input.writeConditions, index.q.getObject.get(input.bucket, upload.key));
     if (input.parts.length === 0) throw new InvalidRequestError('no parts listed');
     for (let i = 1; i < input.parts.length; i++) {
       if (input.parts[i]!.partNumber <= input.parts[i - 1]!.partNumber) throw new InvalidPartOrderError('parts out of order');
@@ -141,13 +225,15 @@ export function completeMultipartUpload(ctx: StoreContext, input: CompleteUpload
       if (i < chosen.length - 1 && row.size < MIN_PART_SIZE) throw new EntityTooSmallError(`part ${row.part_number} too small`);
     });
     const md5s = Buffer.concat(chosen.map((r) => Buffer.from(r.etag, 'hex')));
+    const { uploadChecksum: _settings, ...uploadMeta } = uploadMetaOf(upload);
+    const sums = objectChecksum(uploadMetaOf(upload), chosen, input);
     const obj = {
       bucket: input.bucket,
       key: upload.key,
       size: chosen.reduce((n, r) => n + r.size, 0),
       etag: `${createHash('md5').update(md5s).digest('hex')}-${chosen.length}`,
       lastModified: Date.now(),
-      meta: JSON.parse(upload.meta),
+      meta: { ...uploadMeta, ...(sums ? { checksum: sums.checksum, partChecksums: sums.partChecksums } : {}) },
       partSizes: chosen.map((r) => r.size),
       tags: upload.tags ? (JSON.parse(upload.tags) as Record<string, string>) : undefined,
     };
@@ -182,8 +268,9 @@ export function listParts(
   const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
   const limit = Math.max(0, input.limit);
   const rows = ctx.index.q.listParts.all(input.uploadId, input.partNumberMarker ?? 0, limit + 1);
+  const { uploadChecksum, ...meta } = uploadMetaOf(upload);
   return {
-    upload: { key: input.key, uploadId: upload.upload_id, initiated: new Date(upload.initiated), meta: JSON.parse(upload.meta) },
+    upload: { key: input.key, uploadId: upload.upload_id, initiated: new Date(upload.initiated), meta, ...(uploadChecksum ? { checksum: uploadChecksum } : {}) },
     parts: rows.slice(0, limit).map(partInfo),
     isTruncated: rows.length > limit,
   };

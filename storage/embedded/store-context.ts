@@ -1,10 +1,10 @@
 /**
  * What the embedded store's operations share: the index, the blob files, and the few lookups every operation does.
  */
-import type { ObjectMeta, ObjectWriteMeta } from '../backend.ts';
+import type { ObjectMeta } from '../backend.ts';
 import { NoSuchBucketError, NoSuchKeyError } from '../errors.ts';
 import type { BlobStore } from './blobs.ts';
-import type { Index, ObjectRow } from './index-db.ts';
+import type { Index, ObjectRow, StoredMeta } from './index-db.ts';
 
 /** The index and blob store of one open embedded store, with helpers shared by its operation files. */
 export class StoreContext {
@@ -43,7 +43,7 @@ export function keyBytes(key: string): Buffer {
 
 /** The metadata view of an object row. */
 export function rowToMeta(row: ObjectRow): ObjectMeta {
-  const meta = JSON.parse(row.meta) as ObjectWriteMeta;
+  const meta = JSON.parse(row.meta) as StoredMeta;
   const out: ObjectMeta = {
     key: row.key.toString('utf8'),
     size: row.size,
@@ -53,14 +53,17 @@ export function rowToMeta(row: ObjectRow): ObjectMeta {
     userMetadata: meta.userMetadata ?? {},
   };
   if (meta.checksum) out.checksum = meta.checksum;
+  if (meta.partChecksums) out.partChecksums = meta.partChecksums;
   if (row.part_sizes) out.partSizes = JSON.parse(row.part_sizes) as number[];
+  out.tagCount = Object.keys(parseTags(row.tags)).length;
   return out;
 }
 
 /** A deep copy of write metadata holding only the contract's fields, as stored. */
-export function cleanMeta(meta: ObjectWriteMeta): ObjectWriteMeta {
-  const out: ObjectWriteMeta = { headers: { ...meta.headers }, userMetadata: { ...meta.userMetadata } };
+export function cleanMeta(meta: StoredMeta): StoredMeta {
+  const out: StoredMeta = { headers: { ...meta.headers }, userMetadata: { ...meta.userMetadata } };
   if (meta.checksum) out.checksum = { ...meta.checksum };
+  if (meta.partChecksums) out.partChecksums = [...meta.partChecksums];
   return out;
 }
 

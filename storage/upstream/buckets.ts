@@ -99,8 +99,11 @@ export class Buckets {
     return info;
   }
 
-  /** Refuses with BucketNotEmptyError while objects or uploads remain; removes the backend's records, then the bucket. */
-  async delete(name: string): Promise<void> {
+  /**
+   * Refuses with BucketNotEmptyError while objects remain; uploads in progress are ended by `abortUploads` (S3 lets
+   * a general purpose bucket go with them); then removes the backend's records and the bucket.
+   */
+  async delete(name: string, abortUploads: () => Promise<void>): Promise<void> {
     await this.head(name);
     this.seen.delete(name);
     const s3 = this.clients.retrying;
@@ -112,7 +115,7 @@ export class Buckets {
       const others = [...(top.Contents ?? []).map((o) => o.Key), ...(top.CommonPrefixes ?? []).map((p) => p.Prefix)];
       if (others.some((k) => k !== base + RESERVED)) throw new BucketNotEmptyError(`bucket ${name} is not empty`);
       const uploads = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: base + UPLOADS, MaxKeys: 1 }));
-      if ((uploads.Contents ?? []).length > 0) throw new BucketNotEmptyError(`bucket ${name} has uploads in progress`);
+      if ((uploads.Contents ?? []).length > 0) await abortUploads();
       await this.purge(Bucket, base + RESERVED);
       if (this.layout.mapping === 'bucket') await s3.send(new DeleteBucketCommand({ Bucket }));
       else await s3.send(new DeleteObjectCommand(this.layout.marker(name)));

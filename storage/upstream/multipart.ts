@@ -21,6 +21,7 @@ import type {
   ListPartsResult,
   ObjectWriteMeta,
   PartInfo,
+  UploadChecksum,
   UploadInfo,
   UploadPartCopyInput,
   UploadPartInput,
@@ -33,7 +34,7 @@ import { isNotFound } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import type { Layout } from './layout.ts';
-import { checksumOf, copyConditionFields, taggingHeader, writeFields } from './wire.ts';
+import { checksumField, checksumOf, checksumUpload, copyConditionFields, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
 
 /** What an upload record holds. */
 interface UploadRecord {
@@ -41,6 +42,7 @@ interface UploadRecord {
   uploadId: string;
   initiated: string;
   meta: ObjectWriteMeta;
+  checksum?: UploadChecksum;
 }
 
 /** The multipart half of the upstream backend. */
@@ -68,12 +70,13 @@ export class Multipart {
           ...this.layout.object(input.bucket, input.key),
           ...writeFields(input.meta),
           Tagging: taggingHeader(input.tags),
+          ...(input.checksum ? { ChecksumAlgorithm: input.checksum.algorithm, ChecksumType: input.checksum.type } : {}),
         }),
       ),
     );
     const uploadId = out.UploadId!;
     const initiated = new Date();
-    const record: UploadRecord = { key: input.key, uploadId, initiated: initiated.toISOString(), meta: input.meta };
+    const record: UploadRecord = { key: input.key, uploadId, initiated: initiated.toISOString(), meta: input.meta, ...(input.checksum ? { checksum: input.checksum } : {}) };
     try {
       await s3.send(
         new PutObjectCommand({ ...this.layout.uploadRecord(input.bucket, input.key, uploadId), Body: JSON.stringify(record), ContentType: 'application/json' }),
@@ -83,7 +86,7 @@ export class Multipart {
       await s3.send(new AbortMultipartUploadCommand({ ...this.layout.object(input.bucket, input.key), UploadId: uploadId })).catch(() => {});
       throw translate(err);
     }
-    return { key: input.key, uploadId, initiated };
+    return { key: input.key, uploadId, initiated, ...(input.checksum ? { checksum: input.checksum } : {}) };
   }
 
   async uploadPart(input: UploadPartInput): Promise<PartInfo> {
@@ -91,6 +94,9 @@ export class Multipart {
       throw new InvalidRequestError('the upstream backend needs the part length: send Content-Length or x-amz-decoded-content-length');
     }
     const size = input.size;
+    // Without a client checksum, the upload's algorithm (if any) is asked for, so the SDK computes it for the part.
+    const known = input.finalChecksum?.() ?? input.checksum;
+    const wanted = input.announcedChecksum || known ? undefined : (await this.readRecord(input.bucket, input.key, input.uploadId))?.checksum?.algorithm;
     const out = await sendBody({
       body: input.body,
       size,
@@ -103,11 +109,18 @@ export class Multipart {
             Body,
             ContentLength: size,
             ContentMD5: input.contentMd5?.toString('base64'),
+            ...(wanted ? { ChecksumAlgorithm: wanted } : checksumUpload(input, known)),
           }),
           { abortSignal },
         ),
     });
-    return { partNumber: input.partNumber, etag: normalizeEtag(out.ETag ?? ''), size, lastModified: new Date(), checksum: input.checksum };
+    return {
+      partNumber: input.partNumber,
+      etag: normalizeEtag(out.ETag ?? ''),
+      size,
+      lastModified: new Date(),
+      checksum: input.finalChecksum?.() ?? checksumOf(out),
+    };
   }
 
   async uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
@@ -150,12 +163,17 @@ export class Multipart {
     for (let i = 1; i < input.parts.length; i++) {
       if (input.parts[i]!.partNumber <= input.parts[i - 1]!.partNumber) throw new InvalidPartOrderError('parts are not in ascending order');
     }
+    const algorithm = input.parts.some((p) => p.checksum !== undefined)
+      ? (await this.readRecord(input.bucket, input.key, input.uploadId))?.checksum?.algorithm
+      : undefined;
     await this.call(() =>
       this.clients.retrying.send(
         new CompleteMultipartUploadCommand({
           ...this.layout.object(input.bucket, input.key),
           UploadId: input.uploadId,
-          MultipartUpload: { Parts: input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${normalizeEtag(p.etag)}"` })) },
+          MultipartUpload: { Parts: input.parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${normalizeEtag(p.etag)}"`, ...(p.checksum && algorithm ? { [checksumField(algorithm)]: p.checksum } : {}) })) },
+          ...writeConditionFields(input.writeConditions),
+          ...(input.checksum ? { [checksumField(input.checksum.algorithm)]: input.checksum.value, ChecksumType: input.checksum.type ?? 'FULL_OBJECT' } : {}),
         }),
       ),
     );
@@ -203,6 +221,7 @@ export class Multipart {
         uploadId: input.uploadId,
         initiated: record ? new Date(record.initiated) : new Date(0),
         meta: record?.meta ?? { headers: {}, userMetadata: {} },
+        ...(record?.checksum ? { checksum: record.checksum } : {}),
       },
       parts,
       isTruncated: out.IsTruncated ?? false,

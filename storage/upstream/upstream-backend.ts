@@ -37,8 +37,17 @@ import type {
 } from '../backend.ts';
 import { checkConditions, normalizeEtag } from '../conditions.ts';
 import { partRange } from '../range.ts';
-import { InvalidRangeError, NoSuchBucketError, NoSuchKeyError, NotModifiedError } from '../errors.ts';
+import {
+  InvalidPartError,
+  InvalidRangeError,
+  NoSuchBucketError,
+  NoSuchKeyError,
+  NotModifiedError,
+  PreconditionFailedError,
+} from '../errors.ts';
+import type { WriteConditions } from '../backend.ts';
 import { sendBody } from './body.ts';
+import { BucketConfig } from './bucket-config.ts';
 import { Buckets, isNotFound } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
@@ -47,7 +56,19 @@ import type { Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { partSizes, putUnsized } from './objects.ts';
-import { conditionFields, copyConditionFields, metaOf, parseContentRange, partsCountOf, rangeHeader, tagRecord, taggingHeader, writeFields } from './wire.ts';
+import {
+  checksumUpload,
+  conditionFields,
+  copyConditionFields,
+  metaOf,
+  parseContentRange,
+  partsCountOf,
+  rangeHeader,
+  tagRecord,
+  taggingHeader,
+  writeConditionFields,
+  writeFields,
+} from './wire.ts';
 
 /** Keys per DeleteObjects call, S3's maximum. */
 const DELETE_BATCH = 1000;
@@ -57,6 +78,7 @@ export class UpstreamBackend implements Backend {
   readonly kind = 'upstream';
   private readonly buckets: Buckets;
   private readonly multipart: Multipart;
+  private readonly config: BucketConfig;
 
   constructor(
     private readonly clients: UpstreamClients,
@@ -66,6 +88,7 @@ export class UpstreamBackend implements Backend {
   ) {
     this.buckets = new Buckets(clients, layout);
     this.multipart = new Multipart(clients, layout, this.buckets);
+    this.config = new BucketConfig(clients, layout, this.buckets);
     reachability.attach(clients.retrying);
     reachability.attach(clients.streaming);
   }
@@ -85,7 +108,21 @@ export class UpstreamBackend implements Backend {
     return this.buckets.create(name);
   }
   deleteBucket(name: string): Promise<void> {
-    return this.buckets.delete(name);
+    return this.buckets.delete(name, () => this.abortAllUploads(name));
+  }
+
+  /** Aborts every upload in progress in the bucket (DeleteBucket takes them with it, as S3 does). */
+  private async abortAllUploads(bucket: string): Promise<void> {
+    for (;;) {
+      const page = await listUploads(this.clients, this.layout, { bucket, limit: 1000 });
+      const uploads = page.entries.flatMap((e) => (e.kind === 'upload' ? [e] : []));
+      if (uploads.length === 0) return;
+      for (const u of uploads) {
+        await this.multipart.abort(bucket, u.key, u.uploadId).catch((err: unknown) => {
+          if (!(err instanceof Error && err.name === 'NoSuchUploadError')) throw err;
+        });
+      }
+    }
   }
   headBucket(name: string): Promise<BucketInfo> {
     return this.buckets.head(name);
@@ -99,6 +136,21 @@ export class UpstreamBackend implements Backend {
     return new NoSuchKeyError(`no such key ${key}`);
   }
 
+  /**
+   * A conditional write the upstream refused, translated as S3 answers it: 412 names the failed condition, and an
+   * If-Match on a key that does not exist is NoSuchKey (some upstreams answer 412 there; a HEAD tells them apart).
+   */
+  private async conditionFailure(err: unknown, conditions: WriteConditions | undefined, bucket: string, key: string): Promise<Error> {
+    const status = err instanceof PreconditionFailedError ? 412 : err instanceof NoSuchKeyError ? 404 : faultStatus(err);
+    if (!conditions || (status !== 412 && status !== 404)) return translate(err);
+    if (status === 404) return this.missing(err, bucket, key);
+    if (conditions.ifMatch !== undefined) {
+      const exists = await this.headObject(bucket, key).then(() => true, (e: unknown) => (e instanceof NoSuchKeyError ? false : Promise.reject(e)));
+      if (!exists) return new NoSuchKeyError(`If-Match: no object ${key}`);
+    }
+    return new PreconditionFailedError('upstream: precondition failed', conditions.ifNoneMatch !== undefined ? 'If-None-Match' : 'If-Match');
+  }
+
   /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first. */
   private async writable(bucket: string): Promise<void> {
     if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
@@ -110,18 +162,25 @@ export class UpstreamBackend implements Backend {
       ...this.layout.object(input.bucket, input.key),
       ...writeFields(input.meta),
       Tagging: taggingHeader(input.tags),
+      ...writeConditionFields(input.writeConditions),
     };
     const { size } = input;
-    if (size === undefined) return putUnsized(this.clients, common, input);
+    if (size === undefined) {
+      return putUnsized(this.clients, common, input).catch(async (err: unknown) => {
+        throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
+      });
+    }
     const out = await sendBody({
       body: input.body,
       size,
       send: (Body, abortSignal) =>
-        this.clients.streaming.send(new PutObjectCommand({ ...common, Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64') }), {
-          abortSignal,
-        }),
+        this.clients.streaming.send(
+          new PutObjectCommand({ ...common, ...checksumUpload(input, input.meta.checksum), Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64') }),
+          { abortSignal },
+        ),
     }).catch(async (err: unknown) => {
-      throw faultCode(err) === 'NoSuchBucket' ? await this.missing(err, input.bucket, input.key) : err;
+      if (faultCode(err) === 'NoSuchBucket') throw await this.missing(err, input.bucket, input.key);
+      throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
     });
     return {
       key: input.key,
@@ -170,7 +229,7 @@ export class UpstreamBackend implements Backend {
     checkConditions(input.conditions, head);
     if (head.size === 0 && partNumber === 1) return this.getObject({ ...input, partNumber: undefined });
     const span = partRange(head.partSizes ?? [head.size], partNumber);
-    if (!span) throw new InvalidRangeError(head.size);
+    if (!span) throw new InvalidPartError(`no part ${partNumber}`);
     try {
       const out = await this.clients.retrying.send(
         new GetObjectCommand({ ...this.layout.object(input.bucket, input.key), Range: `bytes=${span.start}-${span.end}`, IfMatch: `"${head.etag}"` }),
@@ -237,9 +296,14 @@ export class UpstreamBackend implements Backend {
           TaggingDirective: input.replaceTags ? 'REPLACE' : 'COPY',
           Tagging: input.replaceTags ? (taggingHeader(input.replaceTags) ?? '') : undefined,
           ...copyConditionFields(source.conditions),
+          ...writeConditionFields(input.writeConditions),
         }),
       );
     } catch (err) {
+      if (input.writeConditions && faultStatus(err) === 412 && !(faultCode(err) ?? '').startsWith('CopySource')) {
+        // 412 may also be a copy-source condition; the source conditions are checked first upstream, as in S3.
+        throw source.conditions ? translate(err) : await this.conditionFailure(err, input.writeConditions, dest.bucket, dest.key);
+      }
       throw await this.missing(err, source.bucket, source.key);
     }
     return this.headObject(dest.bucket, dest.key);
@@ -271,6 +335,23 @@ export class UpstreamBackend implements Backend {
     });
   }
 
+  async getBucketTagging(bucket: string): Promise<Record<string, string>> {
+    const doc = await this.config.get(bucket, 'tagging.json');
+    return doc ? (JSON.parse(doc) as Record<string, string>) : {};
+  }
+
+  putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
+    return this.config.set(bucket, 'tagging.json', Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined);
+  }
+
+  getBucketCors(bucket: string): Promise<string | undefined> {
+    return this.config.get(bucket, 'cors.xml');
+  }
+
+  putBucketCors(bucket: string, document: string | undefined): Promise<void> {
+    return this.config.set(bucket, 'cors.xml', document);
+  }
+
   createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo> {
     return this.multipart.create(input);
   }
@@ -281,7 +362,9 @@ export class UpstreamBackend implements Backend {
     return this.multipart.uploadPartCopy(input);
   }
   async completeMultipartUpload(input: CompleteUploadInput): Promise<ObjectMeta> {
-    await this.multipart.complete(input);
+    await this.multipart.complete(input).catch(async (err: unknown) => {
+      throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
+    });
     return this.headObject(input.bucket, input.key);
   }
   abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {

@@ -3,7 +3,7 @@
  * object metadata, conditions, ranges and tag sets.
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
-import type { ChecksumAlgorithm, Conditions, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum } from '../backend.ts';
+import type { BodyInput, ChecksumAlgorithm, ChecksumType, Conditions, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../backend.ts';
 import { normalizeEtag } from '../conditions.ts';
 
 /** PutObject / CreateMultipartUpload / CopyObject (REPLACE) fields carrying the client's metadata. */
@@ -49,13 +49,37 @@ const CHECKSUM_FIELDS = [
   ['ChecksumSHA256', 'SHA256'],
 ] as const;
 
-/** The full-object checksum an upstream response reports, if any (composite `-N` checksums are not the object's). */
-export function checksumOf(out: Partial<Record<(typeof CHECKSUM_FIELDS)[number][0], string>>): StoredChecksum | undefined {
+/** The checksum an upstream response reports, if any; a `-N` value is a composite one. */
+export function checksumOf(out: Partial<Record<(typeof CHECKSUM_FIELDS)[number][0], string>> & { ChecksumType?: string }): StoredChecksum | undefined {
   for (const [field, algorithm] of CHECKSUM_FIELDS) {
     const value = out[field];
-    if (value && !value.includes('-')) return { algorithm: algorithm as ChecksumAlgorithm, value };
+    if (!value) continue;
+    const type: ChecksumType = out.ChecksumType === 'COMPOSITE' || value.includes('-') ? 'COMPOSITE' : 'FULL_OBJECT';
+    return { algorithm: algorithm as ChecksumAlgorithm, value, type };
   }
   return undefined;
+}
+
+/** The SDK field carrying a checksum of `algorithm` (ChecksumCRC32 and so on). */
+export function checksumField(algorithm: ChecksumAlgorithm): (typeof CHECKSUM_FIELDS)[number][0] {
+  return CHECKSUM_FIELDS.find(([, a]) => a === algorithm)![0];
+}
+
+/**
+ * How a verified client checksum travels upstream, so the upstream stores it with the object or part: the value
+ * when the client sent it up front, else the algorithm alone (the SDK then computes the same checksum and sends it
+ * as a trailer, since a trailing value is known only once the body has streamed).
+ */
+export function checksumUpload(input: Pick<BodyInput, 'announcedChecksum'>, known: StoredChecksum | undefined): Record<string, string> {
+  if (known && (!known.type || known.type === 'FULL_OBJECT')) return { [checksumField(known.algorithm)]: known.value };
+  if (input.announcedChecksum) return { ChecksumAlgorithm: input.announcedChecksum };
+  return {};
+}
+
+/** Write conditions as SDK fields (PutObject, CompleteMultipartUpload, CopyObject destination). */
+export function writeConditionFields(c: WriteConditions | undefined): { IfMatch?: string; IfNoneMatch?: string } {
+  if (!c) return {};
+  return { IfMatch: c.ifMatch, IfNoneMatch: c.ifNoneMatch };
 }
 
 /** The response fields metaOf() reads; HeadObject's and GetObject's outputs both have them. */
@@ -76,6 +100,8 @@ export type ObjectFields = Pick<
   | 'ChecksumCRC64NVME'
   | 'ChecksumSHA1'
   | 'ChecksumSHA256'
+  | 'ChecksumType'
+  | 'TagCount'
 >;
 
 /** ObjectMeta from a HeadObject/GetObject response; `size` overrides ContentLength for ranged reads. */
@@ -97,6 +123,7 @@ export function metaOf(key: string, out: ObjectFields, size = out.ContentLength 
     headers,
     userMetadata,
     checksum: checksumOf(out),
+    ...(out.TagCount !== undefined ? { tagCount: out.TagCount } : {}),
   };
 }
 

@@ -1,0 +1,126 @@
+/**
+ * Authentication of browser form uploads (POST Object): the credential, date, signature and policy arrive as form
+ * fields before the file, so they are read here, ahead of the usual authentication, with busboy (bounded: S3 allows
+ * 20 KB of fields before the file). A valid SigV4 POST signature from a live credential or session makes the signer
+ * the principal and the form's key the request's key, so authorization decides the key actually written, with
+ * every layer (scopes, tenant, reserved prefix, relationships) exactly as for PutObject.
+ */
+import busboy from 'busboy';
+import type { Middleware } from 'koa';
+import type { Readable } from 'node:stream';
+import type { DenialLog, PolicyStore, SessionTokens } from '../../policy/index.ts';
+import { logDenial } from '../access.ts';
+import { keyError } from '../addressing.ts';
+import { deriveSigningKey, sign, signaturesEqual, ALGORITHM, type SignedRequest } from '../auth/sigv4.ts';
+import { S3Error } from '../errors.ts';
+import { checkPostPolicy, type FormFields, type PolicyLimits } from '../post-policy.ts';
+import type { GatewayState } from '../state.ts';
+import { callerLookup } from '../sts/callers.ts';
+
+/** Most bytes of form fields before the file (S3: 20 KB). */
+const MAX_FIELD_BYTES = 20 * 1024;
+
+/** Reads the fields up to the file; the file stream is handed back paused. */
+function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown> }): Promise<{ fields: FormFields; file: Readable; filename: string; fileType?: string }> {
+  return new Promise((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({ headers: req.headers as busboy.BusboyConfig["headers"], limits: { fieldSize: MAX_FIELD_BYTES, fields: 100, files: 1, parts: 102 } });
+    } catch {
+      reject(new S3Error('MalformedPOSTRequest'));
+      return;
+    }
+    const fields: FormFields = new Map();
+    let size = 0;
+    let done = false;
+    const fail = (err: S3Error) => {
+      if (done) return;
+      done = true;
+      req.unpipe(bb);
+      reject(err);
+    };
+    bb.on('field', (name, value, info) => {
+      size += name.length + value.length;
+      if (info.valueTruncated || size > MAX_FIELD_BYTES) return fail(new S3Error('MalformedPOSTRequest', 'Your POST request fields preceding the upload file were too large.'));
+      fields.set(name.toLowerCase(), value);
+    });
+    bb.on('file', (name, stream, info) => {
+      if (name.toLowerCase() !== 'file') {
+        stream.resume();
+        return;
+      }
+      if (done) return stream.resume();
+      done = true;
+      stream.pause();
+      resolve({ fields, file: stream, filename: info.filename ?? '', fileType: info.mimeType });
+    });
+    bb.on('filesLimit', () => fail(new S3Error('IncorrectNumberOfFilesInPostRequest')));
+    bb.on('error', () => fail(new S3Error('MalformedPOSTRequest')));
+    bb.on('close', () => fail(new S3Error('IncorrectNumberOfFilesInPostRequest')));
+    req.pipe(bb);
+  });
+}
+
+/** Verifies the POST policy signature and resolves the signer, or throws the S3 error and writes the denial. */
+export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; region: string; tokens: SessionTokens }): Middleware<GatewayState> {
+  return async function postObjectMiddleware(ctx, next) {
+    if (ctx.state.route?.op !== 'PostObject') return next();
+    const target = ctx.state.target!;
+    const facts = { requestId: ctx.state.requestId, action: 'PostObject', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
+    const refuse = (reason: string, accessKeyId?: string): never => {
+      logDenial(opts.denials, facts, { layer: 'signature', reason, accessKeyId, bucket: target.bucket });
+      throw new S3Error('AccessDenied', reason);
+    };
+    if (!/^multipart\/form-data/i.test(ctx.get('content-type'))) {
+      throw new S3Error('InvalidArgument', 'POST requires exactly one file upload per request.', { fields: { ArgumentName: 'Content-Type' } });
+    }
+    const form = await readForm(ctx.req);
+    const f = (name: string) => form.fields.get(name);
+    const policy = f('policy');
+    const credential = f('x-amz-credential');
+    const signature = f('x-amz-signature');
+    const date = f('x-amz-date');
+    if (policy === undefined || credential === undefined || signature === undefined || date === undefined) {
+      form.file.resume();
+      refuse('POST form without a policy, x-amz-credential, x-amz-date and x-amz-signature');
+    }
+    if (f('x-amz-algorithm') !== ALGORITHM) throw new S3Error('InvalidArgument', 'Only AWS4-HMAC-SHA256 POST policies are supported', { fields: { ArgumentName: 'x-amz-algorithm' } });
+    const [ak, day, region, service, terminal] = credential!.split('/');
+    if (!ak || !day || region !== opts.region || service !== 's3' || terminal !== 'aws4_request' || !date!.startsWith(day)) {
+      throw new S3Error('InvalidArgument', 'Invalid x-amz-credential or x-amz-date', { fields: { ArgumentName: 'x-amz-credential' } });
+    }
+    const now = new Date();
+    const token = f('x-amz-security-token');
+    const request: SignedRequest = { method: 'POST', rawPath: target.rawPath, rawQuery: '', headers: token !== undefined ? [['x-amz-security-token', token]] : [] };
+    const { lookupSecrets, result } = callerLookup({ policy: opts.policy, tokens: opts.tokens, request, now });
+    const secrets = await lookupSecrets(ak);
+    if (!secrets?.length) {
+      form.file.resume();
+      logDenial(opts.denials, facts, { layer: result.failure?.layer ?? 'credential', reason: result.failure?.reason ?? 'unknown access key', accessKeyId: ak, bucket: target.bucket });
+      throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: ak } });
+    }
+    const valid = secrets.some((secret) => signaturesEqual(sign(deriveSigningKey(secret, { date: day, region, service }), policy!), signature!));
+    if (!valid) {
+      form.file.resume();
+      refuse('POST policy signature does not match', ak);
+    }
+    let limits: PolicyLimits;
+    try {
+      limits = checkPostPolicy(policy!, form.fields, target.bucket, now);
+    } catch (err) {
+      form.file.resume();
+      if (err instanceof S3Error && err.code === 'AccessDenied') refuse(err.message, ak);
+      throw err;
+    }
+    const key = (f('key') ?? '').replaceAll('${filename}', form.filename);
+    const invalid = keyError(key);
+    if (invalid) {
+      form.file.resume();
+      throw new S3Error(invalid.code, invalid.message);
+    }
+    target.key = key;
+    ctx.state.principal = result.caller!.principal;
+    ctx.state.postForm = { ...form, limits };
+    await next();
+  };
+}
