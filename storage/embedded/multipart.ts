@@ -3,7 +3,7 @@
  * becomes the list of its part blobs: nothing is copied, and reads stream across the part files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import {
   MIN_PART_SIZE,
   type UploadChecksum,
@@ -100,8 +100,12 @@ function partChecksumPlan(upload: UploadRow, input: UploadPartInput): { body: Re
     };
   }
   const hasher = createHasher(wanted);
-  const tap = new PassThrough();
-  tap.on('data', (chunk: Buffer) => hasher.update(chunk));
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hasher.update(chunk);
+      done(null, chunk);
+    },
+  });
   input.body.on('error', (err) => tap.destroy(err));
   input.body.pipe(tap);
   return { body: tap, checksum: async () => ({ algorithm: wanted, value: (await hasher.digest()).toString('base64') }) };
