@@ -55,7 +55,7 @@ import type { UpstreamHealth } from './health.ts';
 import type { Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
-import { partSizes, putUnsized } from './objects.ts';
+import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
 import {
   checksumUpload,
   conditionFields,
@@ -167,7 +167,7 @@ export class UpstreamBackend implements Backend {
     const { size } = input;
     if (size === undefined) {
       return putUnsized(this.clients, common, input).catch(async (err: unknown) => {
-        throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
+        throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
       });
     }
     const out = await sendBody({
@@ -286,6 +286,13 @@ export class UpstreamBackend implements Backend {
   async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
     const { source, dest } = input;
     await this.writable(dest.bucket);
+    if (input.writeConditions) {
+      await conditionalCopy(this.clients, this.layout, input).catch(async (err: unknown) => {
+        if (err instanceof NoSuchKeyError && input.writeConditions?.ifMatch === undefined) throw await this.missing(err, source.bucket, source.key);
+        throw await this.conditionFailure(err, input.writeConditions, dest.bucket, dest.key);
+      });
+      return this.headObject(dest.bucket, dest.key);
+    }
     try {
       await this.clients.retrying.send(
         new CopyObjectCommand({
@@ -296,14 +303,9 @@ export class UpstreamBackend implements Backend {
           TaggingDirective: input.replaceTags ? 'REPLACE' : 'COPY',
           Tagging: input.replaceTags ? (taggingHeader(input.replaceTags) ?? '') : undefined,
           ...copyConditionFields(source.conditions),
-          ...writeConditionFields(input.writeConditions),
         }),
       );
     } catch (err) {
-      if (input.writeConditions && faultStatus(err) === 412 && !(faultCode(err) ?? '').startsWith('CopySource')) {
-        // 412 may also be a copy-source condition; the source conditions are checked first upstream, as in S3.
-        throw source.conditions ? translate(err) : await this.conditionFailure(err, input.writeConditions, dest.bucket, dest.key);
-      }
       throw await this.missing(err, source.bucket, source.key);
     }
     return this.headObject(dest.bucket, dest.key);
