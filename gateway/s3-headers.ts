@@ -226,13 +226,16 @@ export function parseTaggingHeader(value: string | undefined): Record<string, st
   return tags;
 }
 
+/** Characters S3 allows in tag keys and values: letters, numbers, spaces, and + - = . _ : / @ (Tag data type). */
+const TAG_CHARS = /^[\p{L}\p{Z}\p{N}+\-=._:/@]*$/u;
+
 /** S3's tag rules: at most `limit` tags (10 per object, 50 per bucket), keys 1–128 characters, values up to 256. */
 export function validateTags(tags: Record<string, string>, limit = 10): void {
   const keys = Object.keys(tags);
   if (keys.length > limit) throw new S3Error('InvalidTag', `Object tags cannot be greater than ${limit}`);
   for (const k of keys) {
-    if (k.length === 0 || k.length > 128) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
-    if (tags[k]!.length > 256) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
+    if (k.length === 0 || k.length > 128 || !TAG_CHARS.test(k)) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
+    if (tags[k]!.length > 256 || !TAG_CHARS.test(tags[k]!)) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
   }
 }
 

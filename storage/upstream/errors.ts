@@ -53,6 +53,7 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
   InvalidRequest: (m) => new InvalidRequestError(m),
   InvalidArgument: (m) => new InvalidRequestError(m),
   XMinioStorageFull: (m) => new StorageFullError(m),
+  InvalidTag: (m) => new InvalidRequestError(m),
 };
 
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'RequestThrottled']);
