@@ -1,0 +1,130 @@
+/**
+ * Conditional writes as compare-and-swap (Terraform's S3 state locking, table formats), on the embedded store and
+ * over MinIO, through @aws-sdk/client-s3's own IfNoneMatch / IfMatch parameters; and request features the gateway
+ * does not implement, refused instead of silently ignored.
+ * Expected answers: S3 API reference, PutObject / CompleteMultipartUpload / CopyObject ("If-None-Match: *"
+ * → 412 PreconditionFailed when the key exists; "If-Match" → 412 on another ETag, 404 NoSuchKey when there is no
+ * object); Error Responses (NotImplemented 501, InvalidStorageClass 400).
+ */
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3ServiceException,
+} from '@aws-sdk/client-s3';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { bodyBytes } from './helpers/gateway.ts';
+import { onEachBackend, type Flavour } from './helpers/backends.ts';
+
+const test = anyTest as TestFn<unknown>;
+
+async function freshBucket(f: Flavour): Promise<string> {
+  const bucket = `cond-${randomBytes(4).toString('hex')}`;
+  await f.gw.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+async function body(f: Flavour, bucket: string, key: string): Promise<string> {
+  return (await bodyBytes((await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body)).toString();
+}
+
+async function refused(t: ExecutionContext, p: Promise<unknown>, status: number, code: string): Promise<void> {
+  const err = (await t.throwsAsync(p)) as S3ServiceException;
+  t.is(err?.$metadata?.httpStatusCode, status, `${err?.name}: ${err?.message}`);
+  t.is(err?.name, code);
+}
+
+onEachBackend(test, 's3-conditional', (it) => {
+  it('PutObject If-None-Match: * creates once, then 412 and the first body stays', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'lock', Body: 'first', IfNoneMatch: '*' }));
+    await refused(t, f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'lock', Body: 'second', IfNoneMatch: '*' })), 412, 'PreconditionFailed');
+    t.is(await body(f, bucket, 'lock'), 'first');
+  });
+
+  it('PutObject If-Match swaps only the version it names; a missing key is 404 NoSuchKey', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const v1 = await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'state', Body: 'v1' }));
+    const v2 = await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'state', Body: 'v2', IfMatch: v1.ETag }));
+    await refused(t, f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'state', Body: 'v3', IfMatch: v1.ETag })), 412, 'PreconditionFailed');
+    t.is(await body(f, bucket, 'state'), 'v2');
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'state', Body: 'v3', IfMatch: v2.ETag }));
+    t.is(await body(f, bucket, 'state'), 'v3');
+    await refused(t, f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'absent', Body: 'x', IfMatch: v1.ETag })), 404, 'NoSuchKey');
+    await refused(t, f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'absent' })), 404, 'NotFound');
+  });
+
+  it('concurrent If-None-Match: * writers: exactly one wins, the object is the winner\'s', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const bodies = Array.from({ length: 12 }, (_, i) => `writer-${i}-${randomBytes(8).toString('hex')}`);
+    const results = await Promise.allSettled(bodies.map((Body) => f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'race', Body, IfNoneMatch: '*' }))));
+    const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [bodies[i]] : []));
+    t.is(winners.length, 1, JSON.stringify(results.map((r) => r.status === 'rejected' ? (r.reason as Error).name : 'ok')));
+    for (const r of results) if (r.status === 'rejected') t.is((r.reason as Error).name, 'PreconditionFailed');
+    t.is(await body(f, bucket, 'race'), winners[0]);
+  });
+
+  it('CompleteMultipartUpload If-None-Match: * refuses to replace, and completes where the key is free', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'mp', Body: 'existing' }));
+    const up = await f.gw.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp' }));
+    const part = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, PartNumber: 1, Body: 'multipart' }));
+    const complete = (extra: { IfNoneMatch?: string; IfMatch?: string }) =>
+      f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...extra }));
+    await refused(t, complete({ IfNoneMatch: '*' }), 412, 'PreconditionFailed');
+    t.is(await body(f, bucket, 'mp'), 'existing');
+    const head = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp' }));
+    await complete({ IfMatch: head.ETag });
+    t.is(await body(f, bucket, 'mp'), 'multipart');
+  });
+
+  it('CopyObject If-None-Match: * does not overwrite the destination', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'src', Body: 'source' }));
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'dst', Body: 'keep me' }));
+    await refused(t, f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'dst', CopySource: `${bucket}/src`, IfNoneMatch: '*' })), 412, 'PreconditionFailed');
+    t.is(await body(f, bucket, 'dst'), 'keep me');
+    await f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'new', CopySource: `${bucket}/src`, IfNoneMatch: '*' }));
+    t.is(await body(f, bucket, 'new'), 'source');
+    const dst = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'dst' }));
+    await f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'dst', CopySource: `${bucket}/src`, IfMatch: dst.ETag }));
+    t.is(await body(f, bucket, 'dst'), 'source');
+  });
+
+  it('If-None-Match with an ETag on a write asks for what S3 does not implement: 501, nothing written', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await refused(t, f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'x', Body: 'x', IfNoneMatch: '"abc"' })), 501, 'NotImplemented');
+    await refused(t, f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'x' })), 404, 'NotFound');
+  });
+
+  it('unimplemented features are refused, never ignored: object lock, SSE, storage classes, ACLs', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const locked = `lock-${randomBytes(4).toString('hex')}`;
+    await refused(t, f.gw.s3.send(new CreateBucketCommand({ Bucket: locked, ObjectLockEnabledForBucket: true })), 501, 'NotImplemented');
+    await refused(t, f.gw.s3.send(new HeadBucketCommand({ Bucket: locked })), 404, 'NotFound');
+    const puts: Array<[Record<string, unknown>, number, string]> = [
+      [{ ServerSideEncryption: 'AES256' }, 501, 'NotImplemented'],
+      [{ SSECustomerAlgorithm: 'AES256', SSECustomerKey: randomBytes(32).toString('base64') }, 501, 'NotImplemented'],
+      [{ StorageClass: 'GLACIER' }, 501, 'NotImplemented'],
+      [{ StorageClass: 'NOT_A_CLASS' }, 400, 'InvalidStorageClass'],
+      [{ ACL: 'public-read' }, 501, 'NotImplemented'],
+      [{ ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000) }, 501, 'NotImplemented'],
+      [{ WebsiteRedirectLocation: '/elsewhere' }, 501, 'NotImplemented'],
+    ];
+    for (const [extra, status, code] of puts) {
+      await refused(t, f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'x', ...extra })), status, code);
+    }
+    await refused(t, f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'k' })), 404, 'NotFound');
+    // What the gateway does anyway passes: a private ACL, the STANDARD class.
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'x', ACL: 'private', StorageClass: 'STANDARD' }));
+    await refused(t, f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k', VersionId: 'not-a-version' })), 400, 'InvalidArgument');
+    t.is(await body(f, bucket, 'k'), 'x');
+  });
+});
