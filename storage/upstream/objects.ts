@@ -40,21 +40,27 @@ async function call<T>(run: () => Promise<T>): Promise<T> {
  * Sizes of the `count` parts of a multipart object: GetObjectAttributes when the upstream lists parts (MinIO does;
  * AWS only for objects uploaded with checksums), else one HEAD ?partNumber=N per part.
  */
-export async function partSizes(clients: UpstreamClients, loc: Location, count: number): Promise<number[]> {
+export async function partSizes(clients: UpstreamClients, loc: Location, count: number): Promise<{ sizes: number[]; checksums?: string[] }> {
   const s3 = clients.retrying;
   try {
     const sizes: number[] = [];
+    const checksums: Array<string | undefined> = [];
     let marker: string | undefined;
     for (;;) {
       const out = await s3.send(
         new GetObjectAttributesCommand({ ...loc, ObjectAttributes: ['ObjectParts'], MaxParts: 1000, PartNumberMarker: marker }),
       );
       const parts = out.ObjectParts?.Parts ?? [];
-      for (const p of parts) sizes.push(p.Size ?? -1);
+      for (const p of parts) {
+        sizes.push(p.Size ?? -1);
+        checksums.push(p.ChecksumCRC32 ?? p.ChecksumCRC32C ?? p.ChecksumCRC64NVME ?? p.ChecksumSHA1 ?? p.ChecksumSHA256);
+      }
       if (!out.ObjectParts?.IsTruncated || parts.length === 0) break;
       marker = out.ObjectParts.NextPartNumberMarker;
     }
-    if (sizes.length === count && sizes.every((s) => s >= 0)) return sizes;
+    if (sizes.length === count && sizes.every((s) => s >= 0)) {
+      return checksums.every((c) => c !== undefined) ? { sizes, checksums: checksums as string[] } : { sizes };
+    }
   } catch {
     // Not every upstream implements GetObjectAttributes; the per-part HEADs below work everywhere.
   }
@@ -68,7 +74,7 @@ export async function partSizes(clients: UpstreamClients, loc: Location, count: 
     }
   };
   await Promise.all(Array.from({ length: Math.min(PART_HEAD_CONCURRENCY, count) }, worker));
-  return sizes;
+  return { sizes };
 }
 
 /**

@@ -201,7 +201,7 @@ export class UpstreamBackend implements Backend {
     if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
     let out;
     try {
-      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, ...conditionFields(input.conditions) }));
+      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, ChecksumMode: 'ENABLED', ...conditionFields(input.conditions) }));
     } catch (err) {
       const status = faultStatus(err);
       if (status === 304) {
@@ -248,7 +248,11 @@ export class UpstreamBackend implements Backend {
       const out = await this.clients.retrying.send(new HeadObjectCommand({ ...loc, ChecksumMode: 'ENABLED' }));
       const meta = metaOf(key, out);
       const parts = partsCountOf(meta.etag);
-      if (parts > 0) meta.partSizes = await partSizes(this.clients, loc, parts);
+      if (parts > 0) {
+        const found = await partSizes(this.clients, loc, parts);
+        meta.partSizes = found.sizes;
+        if (found.checksums && meta.checksum) meta.partChecksums = found.checksums;
+      }
       return meta;
     } catch (err) {
       throw await this.missing(err, bucket, key);
