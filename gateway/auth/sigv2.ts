@@ -50,26 +50,26 @@ function canonicalAmzHeaders(headers: Array<[string, string]>): string {
   return [...byName.keys()].sort().map((n) => `${n}:${byName.get(n)!.join(',')}\n`).join('');
 }
 
-/** The canonical resource: `/bucket` when addressed by host, the raw path, then the sorted sub-resources. */
-function canonicalResource(req: SignedRequest, hostBucket: string | undefined): string {
+/**
+ * The canonical resources a request may have been signed with: `/bucket` when addressed by host, the raw path,
+ * then the sorted sub-resources. A path-style bucket request `/bucket` is signed as `/bucket/` by some clients
+ * (botocore) and as `/bucket` by others; both name the same bucket, so both are accepted.
+ */
+function canonicalResources(req: SignedRequest, hostBucket: string | undefined): string[] {
   const subs = parseQuery(req.rawQuery)
     .filter(([n]) => SUB_RESOURCES.has(n))
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     .map(([n, v]) => (v === '' ? n : `${n}=${v}`));
   const path = (hostBucket ? `/${hostBucket}` : '') + (req.rawPath || '/');
-  return subs.length > 0 ? `${path}?${subs.join('&')}` : path;
+  const paths = !hostBucket && /^\/[^/]+$/.test(path) ? [path, `${path}/`] : [path];
+  return paths.map((p) => (subs.length > 0 ? `${p}?${subs.join('&')}` : p));
 }
 
-/** The SigV2 string to sign; `dateLine` is the Date header (header auth) or Expires (presigned). */
-export function stringToSignV2(req: SignedRequest, dateLine: string, hostBucket?: string): string {
+/** The SigV2 strings to sign (one per accepted canonical resource); `dateLine` is the Date header or Expires. */
+export function stringsToSignV2(req: SignedRequest, dateLine: string, hostBucket?: string): string[] {
+  const head = [req.method.toUpperCase(), getHeader(req.headers, 'content-md5') ?? '', getHeader(req.headers, 'content-type') ?? '', dateLine].join('\n');
   const amz = canonicalAmzHeaders(req.headers);
-  return [
-    req.method.toUpperCase(),
-    getHeader(req.headers, 'content-md5') ?? '',
-    getHeader(req.headers, 'content-type') ?? '',
-    dateLine,
-    amz + canonicalResource(req, hostBucket),
-  ].join('\n');
+  return canonicalResources(req, hostBucket).map((resource) => `${head}\n${amz}${resource}`);
 }
 
 /** Base64 HMAC-SHA1 of a string to sign. */
@@ -131,11 +131,12 @@ export async function verifySigV2(req: SignedRequest, opts: SigV2Options): Promi
   }
   const secrets = await opts.lookupSecrets(accessKeyId);
   if (!secrets || secrets.length === 0) throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: accessKeyId } });
-  const toSign = stringToSignV2(req, dateLine, opts.hostBucket);
+  const toSign = stringsToSignV2(req, dateLine, opts.hostBucket);
   let matched = false;
-  for (const secret of secrets) if (signaturesEqual(signV2(secret, toSign), signature)) matched = true;
+  // Every secret and resource form is tried, so timing does not tell which one matched.
+  for (const secret of secrets) for (const s of toSign) if (signaturesEqual(signV2(secret, s), signature)) matched = true;
   if (!matched) {
-    throw new S3Error('SignatureDoesNotMatch', undefined, { fields: { AWSAccessKeyId: accessKeyId, StringToSign: toSign } });
+    throw new S3Error('SignatureDoesNotMatch', undefined, { fields: { AWSAccessKeyId: accessKeyId, StringToSign: toSign[0]! } });
   }
   return {
     accessKeyId,
