@@ -4,7 +4,7 @@
  * while it streams. Answers success_action_redirect (303), or success_action_status 200, 201 (PostResponse) or
  * 204 (the default), as the PostObject API reference describes.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { S3Error } from '../errors.ts';
 import { xmlResult, type Operation } from '../operation.ts';
 import type { PolicyLimits, PostForm } from '../post-policy.ts';
@@ -45,8 +45,9 @@ export const PostObject: Operation = async (op) => {
   const form = op.form;
   if (!form) throw new S3Error('MalformedPOSTRequest');
   const body = new SizeRange(form.limits);
-  form.file.on('error', (err) => body.destroy(err));
-  form.file.pipe(body);
+  // pipeline keeps an error listener on both ends, so a refusal before storage starts reading is not uncaught;
+  // storage sees it when it reads the destroyed stream.
+  pipeline(form.file, body, () => {});
   const stored = await op.services.backend.putObject({
     bucket: op.bucket,
     key: op.key,
