@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChecksumAlgorithm, Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../storage/backend.ts';
+import { decodeWord, encodeWord } from '../storage/encoded-words.ts';
 import { checksumHeaderAlgorithm, parseChecksumAlgorithm } from './auth/checksums.ts';
 import { S3Error } from './errors.ts';
 
@@ -75,7 +76,7 @@ export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean }
   for (const [field, name] of SYSTEM_HEADERS) {
     if (field !== 'contentType' && meta.headers[field] !== undefined) out[name] = meta.headers[field];
   }
-  for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = toWireText(v);
+  for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = encodeWord(v);
   if (meta.partSizes) out['x-amz-mp-parts-count'] = String(meta.partSizes.length);
   if (opts.checksumMode && meta.checksum) Object.assign(out, checksumHeaders(meta.checksum));
   if (meta.tagCount) out['x-amz-tagging-count'] = String(meta.tagCount);
@@ -92,19 +93,10 @@ export function checksumHeaders(c: StoredChecksum): HeaderMap {
  * bytes that form valid UTF-8 are read as such, and RFC 2047 encoded-words (what S3 itself sends) are decoded.
  */
 export function fromWireText(v: string): string {
-  const word = /^=\?UTF-8\?([BQ])\?([^?]*)\?=$/i.exec(v.trim());
-  if (word) {
-    if (word[1]!.toUpperCase() === 'B') return Buffer.from(word[2]!, 'base64').toString('utf8');
-    return Buffer.from(word[2]!.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
-  }
-  if (!/[^\x00-\x7f]/.test(v) || /[^\x00-\xff]/.test(v)) return v;
+  const decoded = decodeWord(v);
+  if (decoded !== v || !/[^\x00-\x7f]/.test(v) || /[^\x00-\xff]/.test(v)) return decoded;
   const utf8 = Buffer.from(v, 'latin1').toString('utf8');
   return utf8.includes('\uFFFD') ? v : utf8;
-}
-
-/** Text for a response header: as is when ASCII, else an RFC 2047 encoded-word, as S3 returns non-ASCII metadata. */
-export function toWireText(v: string): string {
-  return /[^\x20-\x7e\t]/.test(v) ? `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=` : v;
 }
 
 /**

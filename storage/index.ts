@@ -6,3 +6,4 @@ export { partRange, resolveRange, type ResolvedRange } from './range.ts';
 export { DataDirInUseError, LOCK_FILE, lockDataDir, type DataDirLock, type DataDirLockMode } from './data-dir-lock.ts';
 export { EmbeddedStore, openEmbeddedStore, type EmbeddedStoreOptions } from './embedded/embedded-store.ts';
 export { DEFAULT_RESERVE_BYTES, RESERVE_FILE, SpaceReserve, type SpaceReserveOptions } from './space-reserve.ts';
+export { decodeWord, encodeWord } from './encoded-words.ts';

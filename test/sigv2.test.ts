@@ -7,46 +7,19 @@
  */
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ROOT_TENANT } from '../policy/index.ts';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
+import { boto } from './helpers/boto.ts';
 import { startTestGateway } from './helpers/gateway.ts';
 
 const test = anyTest as TestFn<unknown>;
-const run = promisify(execFile);
 
-/**
- * botocore (the AWS CLI v1's library) with `signature_version='s3'`, i.e. SigV2: the CLI's own config-file switch is
- * overridden by botocore's endpoint rules in current versions, the client Config is not. Returns the operation's
- * JSON answer, or `{"error": code, "status": n}`; `presign` returns `{"url": …}`.
- */
-const BOTO_V2 = `
-import json, sys, botocore.session, botocore.config
-from botocore.exceptions import ClientError
-endpoint, ak, sk, op, params = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
-c = botocore.session.get_session().create_client('s3', endpoint_url=endpoint, region_name='us-east-1',
-    aws_access_key_id=ak, aws_secret_access_key=sk,
-    config=botocore.config.Config(signature_version='s3', s3={'addressing_style': 'path'}, retries={'max_attempts': 1}))
-try:
-    if op == 'presign':
-        expires = params.pop('ExpiresIn', 300)
-        print(json.dumps({'url': c.generate_presigned_url('get_object', Params=params, ExpiresIn=expires)}))
-    else:
-        out = getattr(c, op)(**params)
-        if 'Body' in out: out['Body'] = out['Body'].read().decode()
-        print(json.dumps(out, default=str))
-except ClientError as e:
-    print(json.dumps({'error': e.response['Error']['Code'], 'status': e.response['ResponseMetadata']['HTTPStatusCode']}))
-`;
-
-async function botoV2(f: Flavour, creds: { accessKeyId: string; secretAccessKey: string }, op: string, params: Record<string, unknown>): Promise<any> {
-  const { stdout } = await run('python3', ['-c', BOTO_V2, f.gw.gw.url, creds.accessKeyId, creds.secretAccessKey, op, JSON.stringify(params)]);
-  return JSON.parse(stdout);
-}
+/** A botocore call with SigV2 (`signature_version='s3'`): the AWS CLI's own config switch no longer reaches its signer. */
+const botoV2 = (f: Flavour, creds: { accessKeyId: string; secretAccessKey: string }, op: string, params: Record<string, unknown>) =>
+  boto(f.gw.gw.url, creds, op, params, 's3');
 
 const root = (f: Flavour) => ({ accessKeyId: f.gw.config.rootAccessKey!, secretAccessKey: f.gw.config.rootSecretKey! });
 

@@ -5,6 +5,7 @@
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
 import type { BodyInput, ChecksumAlgorithm, ChecksumType, Conditions, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../backend.ts';
 import { normalizeEtag } from '../conditions.ts';
+import { decodeWord, encodeWord } from '../encoded-words.ts';
 
 /** PutObject / CreateMultipartUpload / CopyObject (REPLACE) fields carrying the client's metadata. */
 export function writeFields(meta: ObjectWriteMeta): {
@@ -26,9 +27,11 @@ export function writeFields(meta: ObjectWriteMeta): {
     CacheControl: h.cacheControl,
     // S3 stores Expires as a date; a value that is not one cannot be sent through the SDK's typed field.
     Expires: expires && !Number.isNaN(expires.getTime()) ? expires : undefined,
-    Metadata: meta.userMetadata,
+    // Node sends header values as latin1 while the SDK signs them as UTF-8, so non-ASCII values go up encoded.
+    Metadata: Object.fromEntries(Object.entries(meta.userMetadata).map(([k, v]) => [k, encodeWord(v)])),
   };
 }
+
 
 /** The x-amz-tagging form of a tag set, or undefined for none. */
 export function taggingHeader(tags: Record<string, string> | undefined): string | undefined {
@@ -114,7 +117,7 @@ export function metaOf(key: string, out: ObjectFields, size = out.ContentLength 
   if (out.CacheControl) headers.cacheControl = out.CacheControl;
   if (out.ExpiresString) headers.expires = out.ExpiresString;
   const userMetadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(out.Metadata ?? {})) userMetadata[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(out.Metadata ?? {})) userMetadata[k.toLowerCase()] = decodeWord(v);
   return {
     key,
     size,
