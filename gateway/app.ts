@@ -51,7 +51,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   const s3 = pipeline<GatewayState>(
     cors({ backend, domain }), // preflights end here; cross-origin responses get their headers
     addressing(domain),
-    postObjectAuth({ policy, denials, region, tokens: stores.tokens }), // browser form uploads only
+    postObjectAuth({ policy, denials, region, tokens: stores.tokens, sigV2: config.sigV2 }), // browser form uploads only
     authn,
     authorizeRequest({ policy, denials, relationships }),
     runOperation({ backend, config }),

@@ -30,9 +30,9 @@ export interface PostForm {
 
 const policyError = (message: string) => new S3Error('AccessDenied', `Invalid according to Policy: ${message}`);
 
-/** Fields a policy need not mention. */
+/** Fields a policy need not mention: the signature (V4 or V2), the V2 access key id, the file, the policy itself. */
 function exempt(name: string): boolean {
-  return name === 'x-amz-signature' || name === 'file' || name === 'policy' || name.startsWith('x-ignore-');
+  return ['x-amz-signature', 'signature', 'awsaccesskeyid', 'file', 'policy'].includes(name) || name.startsWith('x-ignore-');
 }
 
 type Condition = { op: 'eq' | 'starts-with'; field: string; value: string } | { op: 'range'; min: number; max: number };
@@ -68,7 +68,7 @@ function parseCondition(c: unknown): Condition {
  * (expired, a condition failed, a field not covered) or InvalidPolicyDocument (not a policy); returns what remains
  * to check while the file streams.
  */
-export function checkPostPolicy(policyB64: string, fields: FormFields, bucket: string, now: Date): PolicyLimits {
+export function checkPostPolicy(policyB64: string, fields: FormFields, bucket: string, now: Date, filename = ''): PolicyLimits {
   let doc: { expiration?: unknown; conditions?: unknown };
   try {
     doc = JSON.parse(Buffer.from(policyB64, 'base64').toString('utf8')) as typeof doc;
@@ -78,8 +78,9 @@ export function checkPostPolicy(policyB64: string, fields: FormFields, bucket: s
   if (typeof doc !== 'object' || doc === null || typeof doc.expiration !== 'string' || !Array.isArray(doc.conditions)) {
     throw new S3Error('InvalidPolicyDocument', 'Invalid Policy: Policy missing expiration or conditions.');
   }
-  const expires = Date.parse(doc.expiration);
-  if (Number.isNaN(expires)) throw new S3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid expiration.');
+  // ISO 8601 in UTC, as the POST policy reference writes it ("2007-12-01T12:00:00.000Z"); anything else is malformed.
+  const expires = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(doc.expiration) ? Date.parse(doc.expiration) : NaN;
+  if (Number.isNaN(expires)) throw new S3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid \'expiration\' value.');
   if (expires < now.getTime()) throw policyError('Policy expired.');
   const conditions = doc.conditions.map(parseCondition);
   // The bucket a policy speaks of is the URL's: the form's own bucket field, if any, must agree with it.
@@ -96,7 +97,9 @@ export function checkPostPolicy(policyB64: string, fields: FormFields, bucket: s
       continue;
     }
     const value = all.get(c.field) ?? '';
-    const ok = c.op === 'eq' ? value === c.value : value.startsWith(c.value);
+    // A key with ${filename} satisfies a condition written for the field as sent or for the key it becomes.
+    const values = c.field === 'key' ? [value, value.replaceAll('${filename}', filename)] : [value];
+    const ok = values.some((v) => (c.op === 'eq' ? v === c.value : v.startsWith(c.value)));
     if (!ok) throw policyError(`Policy Condition failed: ["${c.op}", "$${c.field}", "${c.value}"]`);
     covered.add(c.field);
   }

@@ -39,12 +39,13 @@ async function rulesOf(backend: Backend, bucket: string): Promise<CorsRule[] | u
 export function cors(opts: { backend: Backend; domain: string }): Middleware<GatewayState> {
   return async function corsMiddleware(ctx, next) {
     const origin = ctx.get('origin');
-    if (!origin) return next();
+    if (!origin && ctx.method !== 'OPTIONS') return next();
     const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), opts.domain);
     if (adminTargetOf(target)) return next();
     if (ctx.method === 'OPTIONS') {
       const method = ctx.get('access-control-request-method');
-      if (!method) throw new S3Error('InvalidRequest', 'Insufficient information. Origin request header needed.');
+      if (!origin) throw new S3Error('InvalidRequest', 'Insufficient information. Origin request header needed.');
+      if (!method) throw new S3Error('InvalidRequest', 'Invalid Access-Control-Request-Method: null');
       const requested = ctx.get('access-control-request-headers').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
       const req: CorsRequest = { origin, method, headers: requested };
       const rules = await rulesOf(opts.backend, target.bucket);

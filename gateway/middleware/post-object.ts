@@ -11,14 +11,26 @@ import type { Readable } from 'node:stream';
 import type { DenialLog, PolicyStore, SessionTokens } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
 import { keyError } from '../addressing.ts';
+import { signV2 } from '../auth/sigv2.ts';
 import { deriveSigningKey, sign, signaturesEqual, ALGORITHM, type SignedRequest } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
 import { checkPostPolicy, type FormFields, type PolicyLimits } from '../post-policy.ts';
+import { refuseUnsupportedFeatures } from '../request-features.ts';
 import type { GatewayState } from '../state.ts';
 import { callerLookup } from '../sts/callers.ts';
 
 /** Most bytes of form fields before the file (S3: 20 KB). */
 const MAX_FIELD_BYTES = 20 * 1024;
+
+/** Form fields standing for request headers (`acl` is x-amz-acl), for the feature check every write passes. */
+function formHeaders(fields: FormFields): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of fields) {
+    if (name === 'acl') out['x-amz-acl'] = value;
+    else if (name.startsWith('x-amz-')) out[name] = value;
+  }
+  return out;
+}
 
 /** Reads the fields up to the file; the file stream is handed back paused. */
 function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown> }): Promise<{ fields: FormFields; file: Readable; filename: string; fileType?: string }> {
@@ -62,7 +74,7 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
 }
 
 /** Verifies the POST policy signature and resolves the signer, or throws the S3 error and writes the denial. */
-export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; region: string; tokens: SessionTokens }): Middleware<GatewayState> {
+export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; region: string; tokens: SessionTokens; sigV2?: boolean }): Middleware<GatewayState> {
   return async function postObjectMiddleware(ctx, next) {
     if (ctx.state.route?.op !== 'PostObject') return next();
     const target = ctx.state.target!;
@@ -76,20 +88,33 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
     }
     const form = await readForm(ctx.req);
     const f = (name: string) => form.fields.get(name);
-    const policy = f('policy');
-    const credential = f('x-amz-credential');
-    const signature = f('x-amz-signature');
-    const date = f('x-amz-date');
-    if (policy === undefined || credential === undefined || signature === undefined || date === undefined) {
+    const missing = (field: string): never => {
       form.file.resume();
-      refuse('POST form without a policy, x-amz-credential, x-amz-date and x-amz-signature');
-    }
-    if (f('x-amz-algorithm') !== ALGORITHM) throw new S3Error('InvalidArgument', 'Only AWS4-HMAC-SHA256 POST policies are supported', { fields: { ArgumentName: 'x-amz-algorithm' } });
-    const [ak, day, region, service, terminal] = credential!.split('/');
-    if (!ak || !day || region !== opts.region || service !== 's3' || terminal !== 'aws4_request' || !date!.startsWith(day)) {
-      throw new S3Error('InvalidArgument', 'Invalid x-amz-credential or x-amz-date', { fields: { ArgumentName: 'x-amz-credential' } });
-    }
+      logDenial(opts.denials, facts, { layer: 'signature', reason: `POST form without ${field}`, bucket: target.bucket });
+      throw new S3Error('InvalidArgument', `Bucket POST must contain a field named '${field}'.  If it is specified, please check the order of the fields.`, { fields: { ArgumentName: field } });
+    };
+    const policy = f('policy') ?? missing('policy');
     const now = new Date();
+    // SigV4 POST (x-amz-algorithm, x-amz-credential, x-amz-date, x-amz-signature) or, where enabled, SigV2 POST
+    // (AWSAccessKeyId, signature: base64 HMAC-SHA1 of the policy), as the two S3 browser-upload references define.
+    let ak: string;
+    let verify: (secret: string) => boolean;
+    if (f('x-amz-algorithm') !== undefined || !opts.sigV2) {
+      if (f('x-amz-algorithm') !== ALGORITHM) throw new S3Error('InvalidArgument', 'Only AWS4-HMAC-SHA256 POST policies are supported', { fields: { ArgumentName: 'x-amz-algorithm' } });
+      const credential = f('x-amz-credential') ?? missing('x-amz-credential');
+      const signature = f('x-amz-signature') ?? missing('x-amz-signature');
+      const date = f('x-amz-date') ?? missing('x-amz-date');
+      const [key, day, region, service, terminal] = credential.split('/');
+      if (!key || !day || region !== opts.region || service !== 's3' || terminal !== 'aws4_request' || !date.startsWith(day)) {
+        throw new S3Error('InvalidArgument', 'Invalid x-amz-credential or x-amz-date', { fields: { ArgumentName: 'x-amz-credential' } });
+      }
+      ak = key;
+      verify = (secret) => signaturesEqual(sign(deriveSigningKey(secret, { date: day, region, service }), policy), signature);
+    } else {
+      ak = f('awsaccesskeyid') ?? missing('AWSAccessKeyId');
+      const signature = f('signature') ?? missing('Signature');
+      verify = (secret) => signaturesEqual(signV2(secret, policy), signature);
+    }
     const token = f('x-amz-security-token');
     const request: SignedRequest = { method: 'POST', rawPath: target.rawPath, rawQuery: '', headers: token !== undefined ? [['x-amz-security-token', token]] : [] };
     const { lookupSecrets, result } = callerLookup({ policy: opts.policy, tokens: opts.tokens, request, now });
@@ -99,20 +124,22 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
       logDenial(opts.denials, facts, { layer: result.failure?.layer ?? 'credential', reason: result.failure?.reason ?? 'unknown access key', accessKeyId: ak, bucket: target.bucket });
       throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: ak } });
     }
-    const valid = secrets.some((secret) => signaturesEqual(sign(deriveSigningKey(secret, { date: day, region, service }), policy!), signature!));
+    let valid = false;
+    for (const secret of secrets) if (verify(secret)) valid = true;
     if (!valid) {
       form.file.resume();
       refuse('POST policy signature does not match', ak);
     }
     let limits: PolicyLimits;
     try {
-      limits = checkPostPolicy(policy!, form.fields, target.bucket, now);
+      limits = checkPostPolicy(policy, form.fields, target.bucket, now, form.filename);
+      refuseUnsupportedFeatures('PostObject', formHeaders(form.fields), new URLSearchParams());
     } catch (err) {
       form.file.resume();
       if (err instanceof S3Error && err.code === 'AccessDenied') refuse(err.message, ak);
       throw err;
     }
-    const key = (f('key') ?? '').replaceAll('${filename}', form.filename);
+    const key = (f('key') ?? missing('key')).replaceAll('${filename}', form.filename);
     const invalid = keyError(key);
     if (invalid) {
       form.file.resume();
