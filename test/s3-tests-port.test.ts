@@ -202,6 +202,14 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'foo.txt' }))).Metadata?.foo, 'barclamp');
   });
 
+  it('test_post_object_tags_authenticated_request', async (t, f) => {
+    const bucket = await newBucket(f);
+    const tagging = '<Tagging><TagSet><Tag><Key>0</Key><Value>0</Value></Tag><Tag><Key>1</Key><Value>1</Value></Tag></TagSet></Tagging>';
+    const r = await sigv2Post(f, bucket, basicPolicy(bucket, [['starts-with', '$tagging', '']]), [...basicFields(), ['tagging', tagging]]);
+    t.is(r.status, 204, r.body);
+    t.deepEqual((await f.gw.s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: 'foo.txt' }))).TagSet, [{ Key: '0', Value: '0' }, { Key: '1', Value: '1' }]);
+  });
+
   it('test_post_object_request_missing_policy_specified_field', async (t, f) => {
     const bucket = await newBucket(f);
     t.is((await sigv2Post(f, bucket, basicPolicy(bucket, [['starts-with', '$x-amz-meta-foo', 'bar']]), basicFields())).status, 403);

@@ -121,6 +121,7 @@ onEachBackend(test, 's3-xml', (it, flavour) => {
       'more than 1000 keys': `<Delete>${'<Object><Key>k</Key></Object>'.repeat(1001)}</Delete>`,
       'not XML': 'victim',
       'another root': '<Remove><Object><Key>victim</Key></Object></Remove>',
+      'a body over the operation\'s size bound': `<Delete><Object><Key>victim</Key></Object><!--${'x'.repeat(3 * 1024 * 1024)}--></Delete>`,
     };
     for (const [name, body] of Object.entries(bodies)) {
       const res = await rawDelete(f, bucket, body);

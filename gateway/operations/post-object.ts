@@ -8,7 +8,8 @@ import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { S3Error } from '../errors.ts';
 import { xmlResult, type Operation } from '../operation.ts';
 import type { PolicyLimits, PostForm } from '../post-policy.ts';
-import { parseTaggingHeader, writeMetaFromHeaders } from '../s3-headers.ts';
+import { writeMetaFromHeaders } from '../s3-headers.ts';
+import { parseTagging } from './object-tagging.ts';
 
 /** Fails the stream as soon as the file grows past the policy's maximum, and at its end when under the minimum. */
 class SizeRange extends Transform {
@@ -52,7 +53,8 @@ export const PostObject: Operation = async (op) => {
     bucket: op.bucket,
     key: op.key,
     meta: writeMetaFromHeaders(headersOf(form)),
-    tags: parseTaggingHeader(undefined),
+    // The `tagging` field is a Tagging document, as in PutObjectTagging (PostObject API reference).
+    tags: form.fields.has('tagging') ? parseTagging(form.fields.get('tagging')!, 10) : undefined,
     body,
   });
   const etag = `"${stored.etag}"`;
