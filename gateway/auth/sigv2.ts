@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { S3Error } from '../errors.ts';
-import { getHeader, parseQuery, signaturesEqual, type SignedRequest, type VerifiedAuth } from './sigv4.ts';
+import { getHeader, parsePayloadHash, parseQuery, signaturesEqual, type PayloadMode, type SignedRequest, type VerifiedAuth } from './sigv4.ts';
 
 /** What verifySigV2 needs besides the request. */
 export interface SigV2Options {
@@ -77,6 +77,17 @@ export function signV2(secret: string, toSign: string): string {
   return createHmac('sha1', secret).update(Buffer.from(toSign, /[^\x00-\xff]/.test(toSign) ? 'utf8' : 'latin1')).digest('base64');
 }
 
+/**
+ * How the body travels: SigV2 signs no payload, but a body announced as an aws-chunked trailer stream or with a
+ * SHA-256 is still decoded and checked as announced; signed chunks need SigV4's signing key, so they are refused.
+ */
+function payloadOf(req: SignedRequest): PayloadMode {
+  const announced = getHeader(req.headers, 'x-amz-content-sha256');
+  const mode = announced === undefined ? undefined : parsePayloadHash(announced);
+  if (mode?.mode === 'streaming-signed') throw new S3Error('InvalidRequest', 'Signed aws-chunked payloads require Signature Version 4.');
+  return mode ?? { mode: 'unsigned' };
+}
+
 /** Verifies SigV2 header or presigned auth; throws S3Error on any failure (never returns undefined for V2 requests). */
 export async function verifySigV2(req: SignedRequest, opts: SigV2Options): Promise<VerifiedAuth> {
   const auth = getHeader(req.headers, 'authorization');
@@ -141,7 +152,7 @@ export async function verifySigV2(req: SignedRequest, opts: SigV2Options): Promi
   return {
     accessKeyId,
     location,
-    payload: { mode: 'unsigned' },
+    payload: payloadOf(req),
     signature,
     signingKey: Buffer.alloc(0),
     scope: '',
