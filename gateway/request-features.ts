@@ -39,6 +39,11 @@ const HEADER_RULES: readonly HeaderRule[] = [
   { header: 'x-amz-object-ownership', allowed: ['bucketownerenforced'] },
   { header: 'x-amz-write-offset-bytes', allowed: [] },
   { header: 'x-amz-mfa', allowed: [] },
+  // Conditional deletes (If-Match and the directory-bucket forms) would otherwise delete unconditionally.
+  { header: 'if-match', allowed: [], ops: ['DeleteObject'] },
+  { header: 'if-none-match', allowed: [], ops: ['DeleteObject'] },
+  { header: 'x-amz-if-match-last-modified-time', allowed: [], ops: ['DeleteObject'] },
+  { header: 'x-amz-if-match-size', allowed: [], ops: ['DeleteObject'] },
 ];
 
 /** Storage classes S3 knows: any other value is InvalidStorageClass rather than NotImplemented. */

@@ -64,6 +64,11 @@ export class PreconditionFailedError extends StorageError {
   }
 }
 
+/** A conditional write met a concurrent write to the same key upstream; the client should retry (S3 answers 409). */
+export class ConditionalRequestConflictError extends StorageError {
+  override name = 'ConditionalRequestConflictError';
+}
+
 /** An If-None-Match / If-Modified-Since condition says the client's copy is current (GET/HEAD only). */
 export class NotModifiedError extends StorageError {
   override name = 'NotModifiedError';

@@ -11,6 +11,7 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -125,6 +126,9 @@ onEachBackend(test, 's3-conditional', (it) => {
     // What the gateway does anyway passes: a private ACL, the STANDARD class.
     await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'x', ACL: 'private', StorageClass: 'STANDARD' }));
     await refused(t, f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k', VersionId: 'not-a-version' })), 400, 'InvalidArgument');
+    t.is(await body(f, bucket, 'k'), 'x');
+    // A conditional delete is refused rather than carried out unconditionally (DeleteObject API reference, If-Match).
+    await refused(t, f.gw.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'k', IfMatch: '"0123"' })), 501, 'NotImplemented');
     t.is(await body(f, bucket, 'k'), 'x');
   });
 });

@@ -24,6 +24,7 @@ export function toS3Error(err: unknown): S3Error | undefined {
     return new S3Error('InvalidRange', undefined, { headers: { 'content-range': `bytes */${err.size}` }, fields: { ActualObjectSize: String(err.size) } });
   }
   if (err instanceof storage.PreconditionFailedError) return new S3Error('PreconditionFailed', undefined, { fields: { Condition: err.condition } });
+  if (err instanceof storage.ConditionalRequestConflictError) return new S3Error('ConditionalRequestConflict');
   if (err instanceof storage.NotModifiedError) {
     return new S3Error('NotModified', undefined, { headers: { etag: `"${err.etag}"`, 'last-modified': httpDate(err.lastModified) } });
   }

@@ -32,6 +32,10 @@ export const DeleteObjects: Operation = async (op) => {
     const key = text(o, 'Key');
     if (key === undefined) throw new S3Error('MalformedXML');
     const versionId = text(o, 'VersionId');
+    // Per-object conditions (DeleteObjects API reference: ETag, LastModifiedTime, Size) would be ignored otherwise.
+    if (['ETag', 'LastModifiedTime', 'Size'].some((n) => o[n] !== undefined)) {
+      throw new S3Error('NotImplemented', 'Conditional deletes are not implemented by this gateway');
+    }
     const invalid = keyError(key);
     if (invalid) {
       errors.push({ Key: key, Code: invalid.code, Message: invalid.message });

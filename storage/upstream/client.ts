@@ -37,8 +37,12 @@ export function createClients(config: UpstreamConfig): UpstreamClients {
   // The SDK warns about Node 20 on every client creation; the gateway supports Node 20 on purpose.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const timeoutMs = config.requestTimeoutMs > 0 ? config.requestTimeoutMs : 30_000;
+  // The SDK warns on the console whenever a streamed upload fails (a refused condition, a client that went away);
+  // those failures already reach the gateway as neutral errors, so the streaming client logs nothing itself.
+  const quiet = { debug() {}, info() {}, warn() {}, error() {}, trace() {} };
   const make = (maxAttempts: number, requestTimeout: number): S3Client =>
     new S3Client({
+      ...(maxAttempts === 1 ? { logger: quiet } : {}),
       endpoint: config.endpoint,
       region: config.region,
       credentials: config.accessKey && config.secretKey ? { accessKeyId: config.accessKey, secretAccessKey: config.secretKey } : undefined,

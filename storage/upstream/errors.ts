@@ -6,6 +6,7 @@
  */
 import {
   BadDigestError,
+  ConditionalRequestConflictError,
   BucketAlreadyExistsError,
   BucketNotEmptyError,
   EntityTooSmallError,
@@ -43,6 +44,7 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
   InvalidPartOrder: (m) => new InvalidPartOrderError(m),
   EntityTooSmall: (m) => new EntityTooSmallError(m),
   PreconditionFailed: (m) => new PreconditionFailedError(m),
+  ConditionalRequestConflict: (m) => new ConditionalRequestConflictError(m),
   BucketNotEmpty: (m) => new BucketNotEmptyError(m),
   BucketAlreadyExists: (m) => new BucketAlreadyExistsError(m),
   BucketAlreadyOwnedByYou: (m) => new BucketAlreadyExistsError(m),
