@@ -70,6 +70,10 @@ onEachBackend(test, 's3-integrity', (it) => {
     const sha = await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'b', Body: data, ChecksumAlgorithm: 'SHA256' }));
     t.is(sha.ChecksumSHA256, await computeChecksum('SHA256', data));
     t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'b', ChecksumMode: 'ENABLED' }))).ChecksumSHA256, sha.ChecksumSHA256);
+    // A copy keeps the source's checksum; a copy asking for another algorithm is refused, not silently unchecked.
+    await f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'b2', CopySource: `${bucket}/b`, ChecksumAlgorithm: 'SHA256' }));
+    t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'b2', ChecksumMode: 'ENABLED' }))).ChecksumSHA256, sha.ChecksumSHA256);
+    await refused(t, f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'b3', CopySource: `${bucket}/b`, ChecksumAlgorithm: 'CRC32C' })), 501, 'NotImplemented');
   });
 
   it('a wrong checksum is BadDigest and a malformed one InvalidRequest; nothing is stored', async (t, f) => {

@@ -47,6 +47,15 @@ export const CopyObject: Operation = async (op) => {
       "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
     );
   }
+  // A copy keeps its source's checksum; asking for another algorithm would need the bytes re-read, which this
+  // gateway does not do, so it is refused rather than answered without the checksum (CopyObject API reference).
+  const wanted = header(op.headers, 'x-amz-checksum-algorithm');
+  if (wanted !== undefined) {
+    const source = await op.services.backend.headObject(src.bucket, src.key);
+    if (source.checksum?.algorithm !== wanted.trim().toUpperCase() || (source.checksum.type ?? 'FULL_OBJECT') !== 'FULL_OBJECT') {
+      throw new S3Error('NotImplemented', 'Copying with a new checksum algorithm is not implemented by this gateway', { fields: { Header: 'x-amz-checksum-algorithm' } });
+    }
+  }
   const replaceTags = tagDirective === 'REPLACE' ? (parseTaggingHeader(header(op.headers, 'x-amz-tagging')) ?? {}) : undefined;
   const meta = await withCopyConditions(() =>
     op.services.backend.copyObject({
