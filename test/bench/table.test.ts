@@ -1,0 +1,29 @@
+/** The bench's table formatting (the bench itself never runs in `npm test`: it takes minutes and measures the machine). */
+import test from 'ava';
+import { formatNumber, formatTable, ratio, type Row } from './table.ts';
+
+const small: Row = { workload: 'GET 4 KiB, presigned URL, 32 connections', unit: 'op/s', values: { gateway: 1526, minio: 4574, upstream: 670, bare: 51159 } };
+
+test('figures get thousands separators, small ones a decimal, missing ones a dash', (t) => {
+  t.is(formatNumber(51159.4), '51,159');
+  t.is(formatNumber(99.94), '99.9');
+  t.is(formatNumber(Number.NaN), '—');
+});
+
+test('ratios are gateway ÷ MinIO, gateway → MinIO ÷ MinIO and gateway ÷ bare; memory rows have none', (t) => {
+  t.is(ratio(small, 'gateway', 'minio'), '0.33');
+  t.is(ratio(small, 'upstream', 'minio'), '0.15');
+  t.is(ratio(small, 'gateway', 'bare'), '0.03');
+  t.is(ratio({ ...small, unit: 'MiB' }, 'gateway', 'minio'), '');
+  t.is(ratio({ ...small, values: { gateway: 1 } }, 'gateway', 'minio'), '');
+});
+
+test('the table is Markdown: a header, an alignment line, and one line per row with the unit once', (t) => {
+  const listing: Row = { workload: 'ListObjectsV2 filtered', unit: 'keys/s', values: { gateway: 21000, upstream: 9000 }, errors: { upstream: 3 } };
+  const lines = formatTable([small, listing]).split('\n');
+  t.is(lines.length, 4);
+  t.regex(lines[0]!, /^\| workload \| gateway \(embedded\) \| MinIO direct \| gateway → that MinIO \| bare Node HTTP server \| gateway ÷ MinIO \|/);
+  t.is(lines[1], '|---|---:|---:|---:|---:|---:|---:|---:|');
+  t.is(lines[2], '| GET 4 KiB, presigned URL, 32 connections | 1,526 op/s | 4,574 | 670 | 51,159 | 0.33 | 0.15 | 0.03 |');
+  t.is(lines[3], '| ListObjectsV2 filtered | 21,000 keys/s | — | 9,000 (3 errors!) | — |  |  |  |');
+});

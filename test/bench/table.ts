@@ -1,0 +1,62 @@
+/**
+ * The bench's one table: a row per workload, a column per server, then the ratios the issue's targets are stated in
+ * (gateway ÷ MinIO direct, gateway → MinIO ÷ MinIO direct, gateway ÷ bare). Printed as Markdown, so a run's output
+ * goes into the README as it is.
+ */
+import { SERVER_TITLES, SERVERS, type ServerName } from './servers.ts';
+
+/** What a row's figures count. */
+export type Unit = 'op/s' | 'MiB/s' | 'keys/s' | 'MiB' | 'µs';
+
+/** One workload's figures, by server; a server left out did not run it (or cannot: bare lists nothing). */
+export interface Row {
+  workload: string;
+  unit: Unit;
+  values: Partial<Record<ServerName, number>>;
+  /** Marks a figure whose run had errors (non-2xx answers, timeouts), which makes it no figure to trust. */
+  errors?: Partial<Record<ServerName, number>>;
+}
+
+/** The ratio columns: numerator, denominator. */
+export const RATIOS: ReadonlyArray<[string, ServerName, ServerName]> = [
+  ['gateway ÷ MinIO', 'gateway', 'minio'],
+  ['gateway→MinIO ÷ MinIO', 'upstream', 'minio'],
+  ['gateway ÷ bare', 'gateway', 'bare'],
+];
+
+/** A figure with thousands separators; fewer than 100 keeps one decimal. */
+export function formatNumber(n: number): string {
+  if (!Number.isFinite(n)) return '—';
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
+}
+
+function cell(row: Row, server: ServerName, withUnit: boolean): string {
+  const v = row.values[server];
+  if (v === undefined) return '—';
+  const errors = row.errors?.[server];
+  const text = formatNumber(v) + (withUnit ? ` ${row.unit}` : '');
+  return errors ? `${text} (${errors} errors!)` : text;
+}
+
+/** Units of costs (lower is better), whose rows get no ratio columns: those are stated for rates. */
+const COSTS: ReadonlySet<Unit> = new Set(['MiB', 'µs']);
+
+/** gateway ÷ baseline for rate rows; cost rows (memory, CPU per request) have none. */
+export function ratio(row: Row, num: ServerName, den: ServerName): string {
+  const a = row.values[num];
+  const b = row.values[den];
+  if (COSTS.has(row.unit) || a === undefined || b === undefined || b === 0) return '';
+  return (a / b).toFixed(2);
+}
+
+/** The table as Markdown lines: the unit is written in the first server column of each row. */
+export function formatTable(rows: Row[]): string {
+  const head = ['workload', ...SERVERS.map((s) => SERVER_TITLES[s]), ...RATIOS.map(([title]) => title)];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const row of rows) {
+    const firstValue = SERVERS.find((s) => row.values[s] !== undefined);
+    const cells = [row.workload, ...SERVERS.map((s) => cell(row, s, s === firstValue)), ...RATIOS.map(([, n, d]) => ratio(row, n, d))];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
