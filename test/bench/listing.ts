@@ -12,7 +12,7 @@ import { ADMIN_PREFIX } from '../../gateway/admin/index.ts';
 import { signedSend } from '../helpers/raw.ts';
 import { run } from './load.ts';
 import { sdkClient } from './requests.ts';
-import { memoryDir, startGatewayProcess, startMinioProcess, type BenchServer, type Credentials, type ServerName } from './servers.ts';
+import { memoryDir, startGatewayProcess, startMinioProcess, type BenchServer, type Credentials } from './servers.ts';
 import type { Row } from './table.ts';
 
 /** The bucket holding the listing keys, on every server. */
@@ -61,7 +61,7 @@ export async function seedEmbedded(dataDir: string, keys: string[]): Promise<voi
   const dir = mkdtempSync(join(tmpdir(), 'anvil-bench-keys-'));
   try {
     writeFileSync(join(dir, 'keys'), keys.join('\n'));
-    await run(process.execPath, ['--import=tsx', 'test/bench/seed-embedded.ts', dataDir, LIST_BUCKET, join(dir, 'keys')], { UV_THREADPOOL_SIZE: '64' });
+    await run(process.execPath, ['--import=tsx', 'test/bench/seed-embedded.ts', dataDir, LIST_BUCKET, join(dir, 'keys')]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -82,23 +82,36 @@ export async function seedMinio(minio: BenchServer, keys: string[]): Promise<voi
 const unescapeXml = (s: string) =>
   s.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!);
 
-/** One walk over every page of the bucket: pages, keys returned and seconds. */
-export async function walk(url: string, creds: Credentials): Promise<{ pages: number; keys: number; seconds: number }> {
+/** What one walk did: pages fetched, keys returned, the last one, seconds, and whether it stopped at the time limit. */
+export interface Walk {
+  pages: number;
+  keys: number;
+  lastKey?: string;
+  seconds: number;
+  complete: boolean;
+}
+
+/** One walk over the pages of the bucket, stopped after `maxSeconds` (a listing that slow is the finding). */
+export async function walk(url: string, creds: Credentials, maxSeconds = Infinity): Promise<Walk> {
   const started = performance.now();
   let pages = 0;
   let keys = 0;
+  let lastKey: string | undefined;
   let token: string | undefined;
   do {
+    if (performance.now() - started > maxSeconds * 1000) return { pages, keys, lastKey, seconds: (performance.now() - started) / 1000, complete: false };
     const query: Record<string, string> = { 'list-type': '2', 'max-keys': '1000' };
     if (token) query['continuation-token'] = token;
     const res = await signedSend({ url, method: 'GET', path: `/${LIST_BUCKET}`, query, creds });
     if (res.status !== 200) throw new Error(`ListObjectsV2 on ${url}: ${res.status} ${res.body.slice(0, 300)}`);
     pages++;
     keys += Number(/<KeyCount>(\d+)<\/KeyCount>/.exec(res.body)?.[1] ?? 0);
+    const at = res.body.lastIndexOf('<Key>');
+    if (at >= 0) lastKey = unescapeXml(res.body.slice(at + 5, res.body.indexOf('</Key>', at)));
     const next = /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(res.body)?.[1];
     token = /<IsTruncated>true<\/IsTruncated>/.test(res.body) && next ? unescapeXml(next) : undefined;
   } while (token);
-  return { pages, keys, seconds: (performance.now() - started) / 1000 };
+  return { pages, keys, lastKey, seconds: (performance.now() - started) / 1000, complete: true };
 }
 
 /** A signed admin API call that must succeed; its JSON answer. */
@@ -120,22 +133,48 @@ export async function governForReader(gw: BenchServer, keys: string[]): Promise<
   const reader = await admin(gw, 'POST', '/credentials', { tenant: 'bench', name: 'scattered-reader', scopes });
   await admin(gw, 'PUT', `/buckets/${LIST_BUCKET}/governance`, { governed: true });
   const pick = seeded(7);
-  const text = keys
-    .filter(() => pick(10) === 0)
-    .map((k) => `object:${LIST_BUCKET}/${k}#reader@app:${reader.accessKeyId}`)
-    .join('\n');
-  await admin(gw, 'POST', '/tuples/import', { tenant: 'bench', text, reason: 'bench: 10% scattered readers' });
+  const tuples = keys.filter(() => pick(10) === 0).map((k) => `object:${LIST_BUCKET}/${k}#reader@app:${reader.accessKeyId}`);
+  // Admin request bodies are limited to 64 KiB.
+  for (let i = 0; i < tuples.length; i += 500) {
+    const text = tuples.slice(i, i + 500).join('\n');
+    await admin(gw, 'POST', '/tuples/import', { tenant: 'bench', text, reason: 'bench: 10% scattered readers' });
+  }
   return { accessKeyId: reader.accessKeyId, secretAccessKey: reader.secretKey };
 }
 
-/** Walks twice (the first warms caches and is reported in the log only); the second walk's keys scanned per second. */
-async function measuredWalk(label: string, server: BenchServer, creds: Credentials, total: number, log: (l: string) => void): Promise<number> {
-  const cold = await walk(server.url, creds);
-  const warm = await walk(server.url, creds);
-  for (const [run, w] of [['cold', cold], ['warm', warm]] as const) {
-    log(`  ${label} ${server.name} ${run}: ${w.pages} pages, ${w.keys} keys returned of ${total} in ${w.seconds.toFixed(2)} s`);
+/** How many of the (ASCII, so code-unit order is S3's byte order) sorted keys are below `key`. */
+function rankOf(sorted: string[], key: string | undefined): number {
+  if (key === undefined) return -1;
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < key) lo = mid + 1;
+    else hi = mid;
   }
-  return total / warm.seconds;
+  return lo;
+}
+
+/** Longest a walk may take (BENCH_LIST_MAX_SECONDS): beyond it the rate is reported for the pages fetched. */
+const MAX_WALK_SECONDS = Number(process.env.BENCH_LIST_MAX_SECONDS ?? 15);
+
+/**
+ * Walks twice (the first warms caches and is reported in the log only) and records the second walk's keys scanned
+ * per second in `row`; a walk cut off at the time limit is walked once, and its rate marked partial.
+ */
+async function measuredWalk(row: Row, server: BenchServer, creds: Credentials, sorted: string[], log: (l: string) => void): Promise<void> {
+  const total = sorted.length;
+  const walks: Array<[string, Walk]> = [['cold', await walk(server.url, creds, MAX_WALK_SECONDS)]];
+  if (walks[0]![1].complete) walks.push(['warm', await walk(server.url, creds, MAX_WALK_SECONDS)]);
+  for (const [run, w] of walks) {
+    log(`  ${row.workload}: ${server.name} ${run}: ${w.pages} pages, ${w.keys} keys returned in ${w.seconds.toFixed(2)} s` +
+      (w.complete ? '' : ` (stopped after ${MAX_WALK_SECONDS} s)`));
+  }
+  const [, last] = walks[walks.length - 1]!;
+  // Keys scanned: the whole bucket for a complete walk, else those up to the last key returned.
+  const scanned = last.complete ? total : rankOf(sorted, last.lastKey) + 1;
+  row.values[server.name] = scanned / last.seconds;
+  if (!last.complete) (row.notes ??= {})[server.name] = `first ${last.pages} pages only`;
 }
 
 /**
@@ -152,9 +191,12 @@ export async function listingRows(count: number, log: (l: string) => void): Prom
     const minio = await startMinioProcess(parent);
     servers.push(minio);
     // Before the gateways start: they adopt the filled buckets as root's.
-    const t = Date.now();
-    await Promise.all([seedEmbedded(dataDir, keys), seedMinio(minio, keys)]);
-    log(`  ${count} keys written into the embedded store and into MinIO (${parent}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    const timed = async (what: string, seed: Promise<void>) => {
+      const t = Date.now();
+      await seed;
+      log(`  ${count} keys written into ${what} (${parent}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    };
+    await Promise.all([timed('the embedded store', seedEmbedded(dataDir, keys)), timed('MinIO', seedMinio(minio, keys))]);
     const gateway = await startGatewayProcess({ name: 'gateway', dataDir });
     servers.push(gateway);
     const upstream = await startGatewayProcess({
@@ -165,11 +207,9 @@ export async function listingRows(count: number, log: (l: string) => void): Prom
     servers.push(upstream);
     const unfiltered: Row = { workload: `ListObjectsV2, 1,000-key pages over ${count.toLocaleString('en-US')} keys`, unit: 'keys/s', values: {} };
     const filtered: Row = { workload: 'ListObjectsV2, same, filtered by relationships (10% readable, scattered)', unit: 'keys/s', values: {} };
-    for (const s of [gateway, minio, upstream]) unfiltered.values[s.name] = await measuredWalk('unfiltered', s, s.creds, count, log);
-    for (const s of [gateway, upstream]) {
-      const reader = await governForReader(s, keys);
-      filtered.values[s.name as ServerName] = await measuredWalk('filtered', s, reader, count, log);
-    }
+    const sorted = [...keys].sort();
+    for (const s of [gateway, minio, upstream]) await measuredWalk(unfiltered, s, s.creds, sorted, log);
+    for (const s of [gateway, upstream]) await measuredWalk(filtered, s, await governForReader(s, keys), sorted, log);
     return [unfiltered, filtered];
   } finally {
     for (const s of servers) await s.close();

@@ -4,7 +4,7 @@
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
  * relationships (test/policy/relationships/bench.ts, in its own process). Default: all four. `--only` keeps the
- * rows whose title contains TEXT; `--seconds` is the time per small-object row and server (default 3).
+ * rows whose title contains TEXT; `--seconds` is the time per small-object row and server (default 2).
  * Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -25,7 +25,7 @@ const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.s
 const asked = args.filter((a) => !a.startsWith('--'));
 for (const a of asked) if (!(SECTIONS as readonly string[]).includes(a)) throw new Error(`unknown section ${a}; sections: ${SECTIONS.join(', ')}`);
 const sections = new Set<Section>(asked.length > 0 ? (asked as Section[]) : SECTIONS);
-const seconds = Number(option('seconds') ?? process.env.BENCH_SECONDS ?? 3);
+const seconds = Number(option('seconds') ?? process.env.BENCH_SECONDS ?? 2);
 const only = option('only');
 const listKeys = Number(process.env.BENCH_LIST_KEYS ?? 100_000);
 const log = (line: string) => process.stderr.write(line + '\n');

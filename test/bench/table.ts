@@ -15,6 +15,8 @@ export interface Row {
   values: Partial<Record<ServerName, number>>;
   /** Marks a figure whose run had errors (non-2xx answers, timeouts), which makes it no figure to trust. */
   errors?: Partial<Record<ServerName, number>>;
+  /** A word on how a figure was obtained, printed beside it (e.g. a walk cut short). */
+  notes?: Partial<Record<ServerName, string>>;
 }
 
 /** The ratio columns: numerator, denominator. */
@@ -34,7 +36,8 @@ function cell(row: Row, server: ServerName, withUnit: boolean): string {
   const v = row.values[server];
   if (v === undefined) return '—';
   const errors = row.errors?.[server];
-  const text = formatNumber(v) + (withUnit ? ` ${row.unit}` : '');
+  const note = row.notes?.[server];
+  const text = formatNumber(v) + (withUnit ? ` ${row.unit}` : '') + (note ? ` (${note})` : '');
   return errors ? `${text} (${errors} errors!)` : text;
 }
 
