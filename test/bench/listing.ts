@@ -12,7 +12,7 @@ import { ADMIN_PREFIX } from '../../gateway/admin/index.ts';
 import { signedSend } from '../helpers/raw.ts';
 import { run } from './load.ts';
 import { sdkClient } from './requests.ts';
-import { memoryDir, startGatewayProcess, startMinioProcess, type BenchServer, type Credentials } from './servers.ts';
+import { memoryDir, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer, type Credentials } from './servers.ts';
 import type { Row } from './table.ts';
 
 /** The bucket holding the listing keys, on every server. */
@@ -117,7 +117,8 @@ export async function walk(url: string, creds: Credentials, maxSeconds = Infinit
 /** A signed admin API call that must succeed; its JSON answer. */
 async function admin(gw: BenchServer, method: string, path: string, body: unknown): Promise<any> {
   const text = JSON.stringify(body);
-  const res = await signedSend({ url: gw.url, method, path: ADMIN_PREFIX + path, headers: { 'content-type': 'application/json' }, body: text, creds: gw.creds });
+  const headers = { 'content-type': 'application/json' };
+  const res = await signedSend({ url: gw.url, method, path: ADMIN_PREFIX + path, headers, body: text, creds: gw.creds });
   if (res.status >= 300) throw new Error(`${method} ${path} on ${gw.name}: ${res.status} ${res.body.slice(0, 300)}`);
   return res.body ? JSON.parse(res.body) : undefined;
 }
@@ -199,11 +200,7 @@ export async function listingRows(count: number, log: (l: string) => void): Prom
     await Promise.all([timed('the embedded store', seedEmbedded(dataDir, keys)), timed('MinIO', seedMinio(minio, keys))]);
     const gateway = await startGatewayProcess({ name: 'gateway', dataDir });
     servers.push(gateway);
-    const upstream = await startGatewayProcess({
-      name: 'upstream',
-      parent,
-      env: { ANVIL_BACKEND: 'upstream', ANVIL_UPSTREAM_ENDPOINT: minio.endpoint, ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey, ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey },
-    });
+    const upstream = await startUpstreamGatewayProcess(minio, parent);
     servers.push(upstream);
     const unfiltered: Row = { workload: `ListObjectsV2, 1,000-key pages over ${count.toLocaleString('en-US')} keys`, unit: 'keys/s', values: {} };
     const filtered: Row = { workload: 'ListObjectsV2, same, filtered by relationships (10% readable, scattered)', unit: 'keys/s', values: {} };

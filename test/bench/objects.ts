@@ -86,7 +86,9 @@ export async function smallObjectRows(opts: ObjectBenchOptions): Promise<Row[]> 
         const cost: Row = { workload: `CPU of the server process per request: ${row.workload.replace(' connections', ' conn.')}`, unit: 'µs', values: {} };
         if (opts.only && !row.workload.includes(opts.only)) continue;
         for (const t of opts.targets) {
-          const reqs = Array.from({ length: SMALL_KEYS }, (_, i) => ({ method, bucket: t.bucket, key: `small/${i}`, body: method === 'PUT' ? body : undefined }));
+          const reqs = Array.from({ length: SMALL_KEYS }, (_, i) => ({
+            method, bucket: t.bucket, key: `small/${i}`, body: method === 'PUT' ? body : undefined,
+          }));
           const requests = await buildRequests(style, t.server, reqs);
           const cpuBefore = cpuSeconds(t.server.pid);
           const r = await wrk({ url: t.server.url, requests, connections, seconds: opts.seconds });
@@ -137,7 +139,8 @@ export async function largeObjectRows(opts: ObjectBenchOptions): Promise<Row[]> 
           curlTransfers({ urls: list, upload: method === 'PUT' ? file : undefined, parallel }));
         record(r, t, result, result.bytes / MiB / result.seconds);
         if (rss) rss.values[t.server.name] = peakMiB;
-        opts.log(`  ${r.workload}: ${t.server.name} ${(result.bytes / MiB / result.seconds).toFixed(0)} MiB/s, peak RSS ${peakMiB.toFixed(0)} MiB, ${result.errors} errors`);
+        const rate = (result.bytes / MiB / result.seconds).toFixed(0);
+        opts.log(`  ${r.workload}: ${t.server.name} ${rate} MiB/s, peak RSS ${peakMiB.toFixed(0)} MiB, ${result.errors} errors`);
       }
     }
   } finally {

@@ -13,7 +13,7 @@ import { formatSummary, readProfile, summarize } from './cpu-profile.ts';
 import { curlTransfers, ensureLoadGenerators, wrk, type LoadResult } from './load.ts';
 import { seedSmall, SMALL_KEYS } from './objects.ts';
 import { buildRequests, presignedUrl, sdkClient, type AuthStyle } from './requests.ts';
-import { cpuSeconds, setGatewayNodeArgs, startGatewayProcess, startMinioProcess, type BenchServer } from './servers.ts';
+import { cpuSeconds, setGatewayNodeArgs, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 
 const args = process.argv.slice(2);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -30,21 +30,10 @@ const hrtimeUs = () => Number(process.hrtime.bigint() / 1000n);
 ensureLoadGenerators();
 mkdirSync(out, { recursive: true });
 const profileDir = mkdtempSync(join(out, `${workload}-`));
-const servers: BenchServer[] = [];
-let gateway: BenchServer;
-if (backend === 'upstream') {
-  const minio = await startMinioProcess();
-  servers.push(minio);
-  setGatewayNodeArgs(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
-  gateway = await startGatewayProcess({
-    name: 'upstream',
-    env: { ANVIL_BACKEND: 'upstream', ANVIL_UPSTREAM_ENDPOINT: minio.endpoint, ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey, ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey },
-  });
-} else {
-  setGatewayNodeArgs(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
-  gateway = await startGatewayProcess({ name: 'gateway' });
-}
-servers.unshift(gateway);
+const minio = backend === 'upstream' ? await startMinioProcess() : undefined;
+setGatewayNodeArgs(['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+const gateway = minio ? await startUpstreamGatewayProcess(minio) : await startGatewayProcess({ name: 'gateway' });
+const servers: BenchServer[] = minio ? [gateway, minio] : [gateway];
 
 let result: LoadResult;
 let window: { fromUs: number; toUs: number };
@@ -70,7 +59,8 @@ try {
   } else {
     const file = join(profileDir, 'body');
     writeFileSync(file, randomBytes(64 * 1024 * 1024));
-    const urls = (m: 'GET' | 'PUT', n: number) => Promise.all(Array.from({ length: n }, (_, i) => presignedUrl(gateway, { method: m, bucket: 'prof', key: `large/${i % 4}` })));
+    const urls = (m: 'GET' | 'PUT', n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => presignedUrl(gateway, { method: m, bucket: 'prof', key: `large/${i % 4}` })));
     if (method === 'GET') await curlTransfers({ urls: await urls('PUT', 4), upload: file, parallel: false });
     before = cpuMark();
     const fromUs = hrtimeUs();

@@ -3,19 +3,19 @@
  * gateway in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
- * relationships (test/policy/relationships/bench.ts, in its own process). Default: all four. `--only` keeps the
- * rows whose title contains TEXT; `--seconds` is the time per small-object row and server (default 2).
- * Not a test: figures vary by machine and load; the ratios are what to compare across changes.
+ * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved).
+ * Default: all four. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
+ * and server (default 2). Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
+import { runRelationshipBench } from '../policy/relationships/bench.ts';
 import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
 import { sdkClient } from './requests.ts';
-import { REPO, startBareProcess, startGatewayProcess, startMinioProcess, type BenchServer } from './servers.ts';
-import { formatTable, type Row } from './table.ts';
+import { startBareProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
+import { formatEngineTable, formatTable, type Row } from './table.ts';
 
 const SECTIONS = ['small', 'large', 'listing', 'relationships'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -38,19 +38,6 @@ function machine(): string {
     `${Math.round(totalmem() / 2 ** 30)} GiB · Linux ${release()} · Node ${process.version} · load average ${load}`;
 }
 
-/** Relays test/policy/relationships/bench.ts (owned by the relationship engine) run in its own process. */
-function relationshipRows(): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'test/policy/relationships/bench.ts'], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      process.stderr.write(d);
-    });
-    child.once('exit', (code) => (code === 0 ? resolve(out.split('\n').filter(Boolean)) : reject(new Error(`relationships bench exited with ${code}`))));
-  });
-}
-
 /** The small and large object rows, on MinIO, the bare server and two gateways started for them (data on disk). */
 async function objectRows(): Promise<Row[]> {
   const servers: BenchServer[] = [];
@@ -59,10 +46,7 @@ async function objectRows(): Promise<Row[]> {
     servers.push(minio);
     const gateway = await startGatewayProcess({ name: 'gateway' });
     servers.push(gateway);
-    const upstream = await startGatewayProcess({
-      name: 'upstream',
-      env: { ANVIL_BACKEND: 'upstream', ANVIL_UPSTREAM_ENDPOINT: minio.endpoint, ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey, ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey },
-    });
+    const upstream = await startUpstreamGatewayProcess(minio);
     servers.push(upstream);
     const bare = await startBareProcess();
     servers.push(bare);
@@ -101,12 +85,12 @@ if (sections.has('listing')) {
   log(`listing: ${listKeys} keys`);
   rows.push(...(await listingRows(listKeys, log)));
 }
-const relationships = sections.has('relationships') ? await relationshipRows() : [];
+if (sections.has('relationships')) log('relationships: test/policy/relationships/bench.ts');
+const relationships = sections.has('relationships') ? runRelationshipBench({ log }) : [];
 
 console.log(`\n${header}\n`);
 if (rows.length > 0) console.log(formatTable(rows));
 if (relationships.length > 0) {
-  console.log('\nRelationships (test/policy/relationships/bench.ts, in-process engine):\n');
-  for (const line of relationships) console.log(`    ${line}`);
+  console.log(`\nThe relationship engine in process (test/policy/relationships/bench.ts):\n\n${formatEngineTable(relationships)}`);
 }
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -146,6 +146,23 @@ export async function startGatewayProcess(opts: {
   };
 }
 
+/** MinIO as the bench runs it: a server plus what a gateway needs to use it as its upstream. */
+export type MinioBenchServer = BenchServer & { accessKey: string; secretKey: string; endpoint: string };
+
+/** Starts a gateway process in front of `minio` (ANVIL_BACKEND=upstream, one upstream bucket per bucket). */
+export function startUpstreamGatewayProcess(minio: MinioBenchServer, parent?: string): Promise<BenchServer> {
+  return startGatewayProcess({
+    name: 'upstream',
+    parent,
+    env: {
+      ANVIL_BACKEND: 'upstream',
+      ANVIL_UPSTREAM_ENDPOINT: minio.endpoint,
+      ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey,
+      ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey,
+    },
+  });
+}
+
 /** Starts the bare Node HTTP server (bare-server.ts) in its own process. */
 export async function startBareProcess(): Promise<BenchServer> {
   const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/bare-server.ts'], {});
@@ -181,7 +198,7 @@ function pidByCommandLine(needle: string): number {
  * MinIO, started by the test helper (its binary comes from test/tools/minio.sh), its data under `parent` (default:
  * the temp directory).
  */
-export async function startMinioProcess(parent?: string): Promise<BenchServer & { accessKey: string; secretKey: string; endpoint: string }> {
+export async function startMinioProcess(parent?: string): Promise<MinioBenchServer> {
   // The helper makes its data directory in os.tmpdir() before its first await, so TMPDIR can point it elsewhere.
   const saved = process.env.TMPDIR;
   if (parent) process.env.TMPDIR = parent;

@@ -1,6 +1,6 @@
 /** The bench's table formatting (the bench itself never runs in `npm test`: it takes minutes and measures the machine). */
 import test from 'ava';
-import { formatNumber, formatTable, ratio, type Row } from './table.ts';
+import { formatEngineTable, formatNumber, formatTable, ratio, type Row } from './table.ts';
 
 const small: Row = { workload: 'GET 4 KiB, presigned URL, 32 connections', unit: 'op/s', values: { gateway: 1526, minio: 4574, upstream: 670, bare: 51159 } };
 
@@ -26,4 +26,13 @@ test('the table is Markdown: a header, an alignment line, and one line per row w
   t.is(lines[1], '|---|---:|---:|---:|---:|---:|---:|---:|');
   t.is(lines[2], '| GET 4 KiB, presigned URL, 32 connections | 1,526 op/s | 4,574 | 670 | 51,159 | 0.33 | 0.15 | 0.03 |');
   t.is(lines[3], '| ListObjectsV2 filtered | 21,000 keys/s | — | 9,000 (3 errors!) | — |  |  |  |');
+});
+
+test("the relationship engine's rows get a table of their own", (t) => {
+  const lines = formatEngineTable([
+    { label: 'check warm', p50: 15.6, p99: 82.6, count: 5000, note: '943 allowed' },
+    { label: 'listing warm', count: 100_000, perSecond: 13868, note: '0 visible' },
+  ]).split('\n');
+  t.is(lines[2], '| check warm | 15.6 µs | 82.6 µs | 5,000 |  | 943 allowed |');
+  t.is(lines[3], '| listing warm |  |  | 100,000 | 13,868 keys/s | 0 visible |');
 });

@@ -3,6 +3,7 @@
  * (gateway ÷ MinIO direct, gateway → MinIO ÷ MinIO direct, gateway ÷ bare). Printed as Markdown, so a run's output
  * goes into the README as it is.
  */
+import type { BenchRow } from '../policy/relationships/bench.ts';
 import { SERVER_TITLES, SERVERS, type ServerName } from './servers.ts';
 
 /** What a row's figures count. */
@@ -60,6 +61,17 @@ export function formatTable(rows: Row[]): string {
     const firstValue = SERVERS.find((s) => row.values[s] !== undefined);
     const cells = [row.workload, ...SERVERS.map((s) => cell(row, s, s === firstValue)), ...RATIOS.map(([, n, d]) => ratio(row, n, d))];
     lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The relationship engine's own rows (test/policy/relationships/bench.ts) as a second Markdown table. */
+export function formatEngineTable(rows: BenchRow[]): string {
+  const num = (n: number | undefined, unit: string) => (n === undefined ? '' : `${formatNumber(n)} ${unit}`);
+  const lines = ['| relationship engine | p50 | p99 | count | per second | note |', '|---|---:|---:|---:|---:|---|'];
+  for (const r of rows) {
+    const count = r.count === undefined ? '' : formatNumber(r.count);
+    lines.push(`| ${r.label} | ${num(r.p50, 'µs')} | ${num(r.p99, 'µs')} | ${count} | ${num(r.perSecond, 'keys/s')} | ${r.note ?? ''} |`);
   }
   return lines.join('\n');
 }
