@@ -53,7 +53,8 @@ export function partOf(frame: ProfileNode['callFrame']): string {
   }
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (m) return m[1]!.startsWith('@smithy/') || m[1]!.startsWith('@aws-sdk/') || m[1]!.startsWith('@aws-crypto/') ? `AWS SDK (${m[1]})` : m[1]!;
-  const path = url.startsWith('file://') ? relative(REPO, new URL(url).pathname) : url;
+  // dist/gateway/… (the built gateway) counts as gateway/….
+  const path = (url.startsWith('file://') ? relative(REPO, new URL(url).pathname) : url).replace(/^dist\//, '');
   return path.split('/')[0] ?? path;
 }
 

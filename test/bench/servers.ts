@@ -47,11 +47,20 @@ export interface BenchServer {
 }
 
 /**
- * The gateway's command line, `npm start`'s (`tsx gateway/main.ts`) run by node directly so the pid is the gateway's
- * own. When the build moves to dist/, this is the one line to change: `[process.execPath, ...nodeArgs, 'dist/gateway/main.js']`.
+ * The gateway's command line: `npm start`'s (`node dist/gateway/main.js`, built first by ensureGatewayBuilt), run by
+ * node directly so the pid is the gateway's own.
  */
 export function gatewayCommand(nodeArgs: string[] = []): string[] {
-  return [process.execPath, ...nodeArgs, '--import=tsx', 'gateway/main.ts'];
+  return [process.execPath, ...nodeArgs, 'dist/gateway/main.js'];
+}
+
+let built = false;
+
+/** Compiles dist/ when it is missing or older than the sources, as `npm start`'s prestart step does. */
+export function ensureGatewayBuilt(): void {
+  if (built) return;
+  execFileSync(process.execPath, ['bin/build-if-stale.js'], { cwd: REPO, stdio: 'inherit' });
+  built = true;
 }
 
 /** Node options every gateway process gets, e.g. `--cpu-prof --cpu-prof-dir=…` when profiling. */
@@ -79,13 +88,13 @@ function launch(argv: string[], env: Record<string, string>): { child: ChildProc
   return { child, output: () => log };
 }
 
-/** Waits until the process prints a line matching `ready` (its first capture group is the URL). */
-function waitForUrl(child: ChildProcess, output: () => string, ready: RegExp, what: string): Promise<string> {
+/** Waits until `urlIn` finds the URL in what the process printed. */
+function waitForUrl(child: ChildProcess, output: () => string, urlIn: (output: string) => string | undefined, what: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`${what} did not start within 60 s:\n${output()}`)), 60_000);
     const onData = () => {
-      const m = ready.exec(output());
-      if (m) done(() => resolve(m[1]!));
+      const url = urlIn(output());
+      if (url) done(() => resolve(url));
     };
     const onExit = (code: number | null) => fail(new Error(`${what} exited with ${code}:\n${output()}`));
     const done = (then: () => void) => {
@@ -98,6 +107,12 @@ function waitForUrl(child: ChildProcess, output: () => string, ready: RegExp, wh
     child.stdout!.on('data', onData);
     child.once('exit', onExit);
   });
+}
+
+/** The URL in the gateway's JSON log line `{"msg":"listening","url":…}`. */
+function listeningUrl(output: string): string | undefined {
+  const line = output.split('\n').find((l) => l.includes('"msg":"listening"'));
+  return line ? (JSON.parse(line) as { url?: string }).url : undefined;
 }
 
 /** SIGTERM, then SIGKILL after 10 s; resolves once the process is gone. */
@@ -124,6 +139,7 @@ export async function startGatewayProcess(opts: {
   parent?: string;
   env?: Record<string, string>;
 }): Promise<BenchServer> {
+  ensureGatewayBuilt();
   const dataDir = opts.dataDir ?? mkdtempSync(join(opts.parent ?? tmpdir(), 'anvil-bench-gw-'));
   const { child, output } = launch(gatewayCommand(gatewayNodeArgs), {
     ANVIL_ADDRESS: '127.0.0.1:0',
@@ -133,7 +149,7 @@ export async function startGatewayProcess(opts: {
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...opts.env,
   });
-  const url = await waitForUrl(child, output, /listening on (http:\/\/[^\s]+)/, `gateway (${opts.name})`);
+  const url = await waitForUrl(child, output, listeningUrl, `gateway (${opts.name})`);
   return {
     name: opts.name,
     url,
@@ -166,7 +182,7 @@ export function startUpstreamGatewayProcess(minio: MinioBenchServer, parent?: st
 /** Starts the bare Node HTTP server (bare-server.ts) in its own process. */
 export async function startBareProcess(): Promise<BenchServer> {
   const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/bare-server.ts'], {});
-  const url = await waitForUrl(child, output, /listening on (http:\/\/[^\s]+)/, 'bare server');
+  const url = await waitForUrl(child, output, (out) => /listening on (http:\/\/\S+)/.exec(out)?.[1], 'bare server');
   return { name: 'bare', url, creds: { accessKeyId: 'bare', secretAccessKey: 'bare' }, pid: child.pid!, close: () => terminate(child) };
 }
 
