@@ -1,12 +1,14 @@
 /**
- * The audit log: one JSON line per change to tenants, credentials or bucket ownership (who, what, when) in
- * dataDir/audit.log, rotated by size like the denial log. Secrets never appear in it.
+ * The audit log: one row per change to tenants, credentials, bucket ownership, roles, providers, signing keys and
+ * capabilities (who, what, when, on which node), in the policy database. A row is written in the transaction of the
+ * change it records, so every committed change has its row and no row describes a change that did not happen; every
+ * node's changes are one query away. Secrets never appear in it.
  */
 
-import { jsonLinesLog, type JsonLinesWriter, type LogFilter } from './json-lines.ts';
-
-/** The audit log's file name inside the data directory. */
-export const AUDIT_LOG_FILE = 'audit.log';
+import type { Transaction } from 'kysely';
+import type { PolicyDatabase } from './database/policy-database.ts';
+import type { PolicyTables } from './database/tables.ts';
+import { followRows, type LogFilter } from './log-query.ts';
 
 /** One change. */
 export interface AuditRecord {
@@ -20,6 +22,8 @@ export interface AuditRecord {
   bucket?: string;
   /** Non-secret details (names, descriptions, scopes, grace period). */
   details?: Record<string, unknown>;
+  /** The gateway node (or CLI process) that made the change. */
+  node?: string;
 }
 
 /** Which audit records a query returns. */
@@ -30,32 +34,67 @@ export interface AuditFilter extends LogFilter {
   accessKeyId?: string;
 }
 
-/** The audit log's file and filter. */
-const AUDIT = jsonLinesLog<AuditRecord, AuditFilter>(
-  AUDIT_LOG_FILE,
-  (record, filter) =>
-    (filter.actor === undefined || record.actor === filter.actor) &&
-    (filter.action === undefined || record.action === filter.action) &&
-    (filter.tenant === undefined || record.tenant === filter.tenant) &&
-    (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId),
-);
+type Row = PolicyTables['audit_log'] & { id: number };
 
-/** Appends audit records to dataDir/audit.log. */
-export class AuditLog {
-  private readonly writer: JsonLinesWriter;
-
-  constructor(options: { dataDir: string; maxBytes?: number; keep?: number }) {
-    this.writer = AUDIT.writer(options);
-  }
-
-  /** Records one change, stamping the time when absent. */
-  write(record: Omit<AuditRecord, 'time'> & { time?: string }): void {
-    this.writer.append({ ...record, time: record.time ?? new Date().toISOString() });
-  }
+/** Writes one audit row inside the transaction of the change it records. */
+export async function insertAudit(trx: Transaction<PolicyTables>, record: Omit<AuditRecord, 'time'> & { time?: string }, node: string): Promise<void> {
+  await trx
+    .insertInto('audit_log')
+    .values({
+      time: record.time === undefined ? Date.now() : Date.parse(record.time),
+      actor: record.actor,
+      action: record.action,
+      tenant: record.tenant ?? null,
+      access_key_id: record.accessKeyId ?? null,
+      bucket: record.bucket ?? null,
+      details: record.details === undefined ? null : JSON.stringify(record.details),
+      node,
+    })
+    .execute();
 }
 
-/** The audit records matching `filter`, oldest first. */
-export const queryAudit = AUDIT.query;
+function recordOf(row: Row): AuditRecord {
+  const record: AuditRecord = { time: new Date(row.time).toISOString(), actor: row.actor, action: row.action };
+  if (row.tenant !== null) record.tenant = row.tenant;
+  if (row.access_key_id !== null) record.accessKeyId = row.access_key_id;
+  if (row.bucket !== null) record.bucket = row.bucket;
+  if (row.details !== null) record.details = JSON.parse(row.details) as Record<string, unknown>;
+  if (row.node !== null) record.node = row.node;
+  return record;
+}
 
-/** Streams audit records appended from now on until `signal` aborts. */
-export const followAudit = AUDIT.follow;
+function select(database: PolicyDatabase, filter: AuditFilter, sinceMs?: number) {
+  let q = database.db('policy').selectFrom('audit_log').selectAll();
+  const since = sinceMs ?? filter.since?.getTime();
+  if (since !== undefined) q = q.where('time', '>=', since);
+  if (filter.until !== undefined) q = q.where('time', '<=', filter.until.getTime());
+  if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
+  if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+  if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
+  if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
+  return q;
+}
+
+/** The audit records matching `filter`, oldest first (the newest `limit` when it names one). */
+export async function queryAudit(database: PolicyDatabase, filter: AuditFilter = {}): Promise<AuditRecord[]> {
+  const q = select(database, filter);
+  const rows = (filter.limit === undefined
+    ? await q.orderBy('time').orderBy('id').execute()
+    : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse()) as Row[];
+  return rows.map(recordOf);
+}
+
+/** Calls onRecord for each matching audit record written from now on, by any node, until `signal` aborts. */
+export function followAudit(database: PolicyDatabase, filter: AuditFilter, onRecord: (record: AuditRecord) => void, signal: AbortSignal): Promise<void> {
+  return followRows({
+    fetch: async (sinceMs) => (await select(database, { ...filter, since: undefined }, sinceMs).execute()) as Row[],
+    onRow: (row) => onRecord(recordOf(row)),
+    signal,
+  });
+}
+
+/** Deletes audit rows older than `before`; returns how many went. */
+export async function purgeAudit(database: PolicyDatabase, before: Date): Promise<number> {
+  const result = await database.db('policy').deleteFrom('audit_log').where('time', '<', before.getTime()).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,16 +1,19 @@
 /**
- * The per-request hot path: access key → decrypted secrets and Principal, and bucket → owning tenant, served from
- * LRU caches that are dropped whenever the policy revision moves. `PRAGMA data_version` (which changes when another
- * connection commits) is read on every lookup, and only when it moved is the revision row read, so a revocation
- * made by any process sharing the data directory takes effect on the next request.
+ * The per-request hot path: access key → decrypted secrets and Principal, and bucket → owning tenant and governance,
+ * served from LRU caches that are dropped whenever the policy revision moves. Each lookup first asks the policy
+ * concern's change signal to sync (policy/database/signals.ts): free when the node is known to be fresh, otherwise a
+ * revision read; a warm lookup never reaches the database. A load racing an invalidation is never cached: every entry
+ * carries the generation it was read in, and an invalidation starts a new one.
  */
 
-import type Database from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
+import type { ChangeSignal } from './database/signals.ts';
+import type { PolicyTables } from './database/tables.ts';
 import { boundedBy } from './scopes.ts';
 import { open, type Sealed } from './secret-box.ts';
-import { appSubject } from './subjects.ts';
 import type { CredentialRow } from './store-schema.ts';
+import { appSubject } from './subjects.ts';
 import type { Principal, ScopeGrant } from './types.ts';
 
 /** Why an access key cannot be used. Deleted credentials are 'unknown'; 'maker_gone' when its maker cannot be used. */
@@ -33,57 +36,47 @@ interface Entry {
   makerGone: boolean;
 }
 
+/** A bucket's owner and whether relationships govern it (false: no tenant owns it). */
+type Owner = { tenant: string; governed: boolean } | false;
+
 /** Longest maker chain followed; a longer one (impossible through the API) fails closed. */
 const MAX_MAKER_DEPTH = 32;
 
-/** Last-used time is written at most this often per key and process. */
+/** Last-used time is written at most this often per key and node. */
 const LAST_USED_EVERY_MS = 60_000;
 
-/** Caches lookups against one database connection; the store calls invalidate() after its own writes. */
+/** Caches lookups against the policy concern, following its change signal. */
 export class CredentialCache {
   private readonly credentials: LRUCache<string, Entry | false>;
-  private readonly owners: LRUCache<string, string | false>;
+  private readonly owners: LRUCache<string, Owner>;
   private readonly touched: LRUCache<string, number>;
-  private readonly dataVersion: Database.Statement;
-  private readonly revision: Database.Statement;
-  private readonly load: Database.Statement;
-  private readonly owner: Database.Statement;
-  private readonly touch: Database.Statement;
-  private lastDataVersion = -1;
-  private lastRevision = -1;
+  private generation = 0;
+  /** Lookups that reached the database, and those answered from the cache (the gateway's metrics may read them). */
+  readonly stats = { hits: 0, misses: 0 };
 
-  constructor(db: Database.Database, private readonly masterKey: Buffer, max = 10_000) {
+  constructor(
+    private readonly db: Kysely<PolicyTables>,
+    private readonly signal: ChangeSignal,
+    private readonly masterKey: Buffer,
+    max = 10_000,
+  ) {
     this.credentials = new LRUCache({ max });
     this.owners = new LRUCache({ max });
     this.touched = new LRUCache({ max });
-    this.dataVersion = db.prepare('PRAGMA data_version').pluck();
-    this.revision = db.prepare("SELECT value FROM meta WHERE key = 'revision'").pluck();
-    this.load = db.prepare(
-      'SELECT c.*, t.disabled AS tenant_disabled FROM credentials c JOIN tenants t ON t.name = c.tenant WHERE c.access_key_id = ?',
-    );
-    this.owner = db.prepare('SELECT tenant FROM buckets WHERE name = ?').pluck();
-    this.touch = db.prepare('UPDATE credentials SET last_used_at = ? WHERE access_key_id = ?');
+    signal.onChange(() => this.invalidate());
   }
 
-  /** Drops every cached entry and re-reads the revision; the store calls this after each of its own writes. */
+  /** Drops every cached entry; loads in flight are not cached. */
   invalidate(): void {
+    this.generation++;
     this.credentials.clear();
     this.owners.clear();
-    this.lastRevision = this.revision.get() as number;
-  }
-
-  private sync(): void {
-    const version = this.dataVersion.get() as number;
-    if (version === this.lastDataVersion) return;
-    this.lastDataVersion = version;
-    // Last-used writes by other processes move data_version too; only a revision change means policy changed.
-    if ((this.revision.get() as number) !== this.lastRevision) this.invalidate();
   }
 
   /** The credential behind an access key at `now`, with its decrypted secrets, or why it cannot be used. */
-  resolve(accessKeyId: string, now: Date): ResolveResult {
-    this.sync();
-    const entry = this.entry(accessKeyId, 0);
+  async resolve(accessKeyId: string, now: Date): Promise<ResolveResult> {
+    await this.signal.sync();
+    const entry = await this.entry(accessKeyId, 0, this.generation);
     if (entry === false) return { ok: false, reason: 'unknown' };
     const nowMs = now.getTime();
     if (entry.revoked) return { ok: false, reason: 'revoked' };
@@ -95,23 +88,27 @@ export class CredentialCache {
     return { ok: true, secrets, principal: entry.principal };
   }
 
-  /** The tenant owning a bucket, or undefined when no tenant does. */
-  bucketOwner(bucket: string): string | undefined {
-    this.sync();
-    let owner = this.owners.get(bucket);
-    if (owner === undefined) {
-      owner = (this.owner.get(bucket) as string | undefined) ?? false;
-      this.owners.set(bucket, owner);
-    }
-    return owner === false ? undefined : owner;
+  /** The tenant owning a bucket and whether relationships govern it, or false when no tenant owns it. */
+  async bucket(bucket: string): Promise<Owner> {
+    await this.signal.sync();
+    const cached = this.owners.get(bucket);
+    if (cached !== undefined) return cached;
+    const generation = this.generation;
+    const row = await this.db.selectFrom('buckets').select(['tenant', 'governed']).where('name', '=', bucket).executeTakeFirst();
+    const owner: Owner = row === undefined ? false : { tenant: row.tenant, governed: row.governed === 1 };
+    if (generation === this.generation) this.owners.set(bucket, owner);
+    return owner;
   }
 
-  private entry(accessKeyId: string, depth: number): Entry | false {
-    let entry = this.credentials.get(accessKeyId);
-    if (entry === undefined) {
-      entry = this.read(accessKeyId, depth);
-      this.credentials.set(accessKeyId, entry);
+  private async entry(accessKeyId: string, depth: number, generation: number): Promise<Entry | false> {
+    const cached = this.credentials.get(accessKeyId);
+    if (cached !== undefined) {
+      this.stats.hits++;
+      return cached;
     }
+    this.stats.misses++;
+    const entry = await this.read(accessKeyId, depth, generation);
+    if (generation === this.generation) this.credentials.set(accessKeyId, entry);
     return entry;
   }
 
@@ -119,14 +116,20 @@ export class CredentialCache {
    * A credential with its effective authority: its own scopes bounded by its maker's effective authority (the
    * chain up to a credential root or the operator made), its expiry no later than its maker's.
    */
-  private read(accessKeyId: string, depth: number): Entry | false {
-    const row = this.load.get(accessKeyId) as (CredentialRow & { tenant_disabled: number }) | undefined;
+  private async read(accessKeyId: string, depth: number, generation: number): Promise<Entry | false> {
+    const row = (await this.db
+      .selectFrom('credentials as c')
+      .innerJoin('tenants as t', 't.name', 'c.tenant')
+      .selectAll('c')
+      .select('t.disabled as tenant_disabled')
+      .where('c.access_key_id', '=', accessKeyId)
+      .executeTakeFirst()) as (CredentialRow & { tenant_disabled: number }) | undefined;
     if (row === undefined) return false;
     let scopes = JSON.parse(row.scopes) as ScopeGrant[];
     let makerGone = false;
     let makerExpires = Number.POSITIVE_INFINITY;
     if (row.created_by !== null) {
-      const maker = depth < MAX_MAKER_DEPTH && row.created_by !== accessKeyId ? this.entry(row.created_by, depth + 1) : false;
+      const maker = depth < MAX_MAKER_DEPTH && row.created_by !== accessKeyId ? await this.entry(row.created_by, depth + 1, generation) : false;
       if (maker === false || maker.revoked || maker.makerGone || maker.tenantDisabled || maker.principal.tenant !== row.tenant) makerGone = true;
       else {
         makerExpires = maker.expiresAt;
@@ -157,14 +160,12 @@ export class CredentialCache {
     return entry;
   }
 
+  /** Notes the last use, at most once a minute per key and node, without holding up the request. */
   private recordUse(accessKeyId: string, nowMs: number): void {
     const last = this.touched.get(accessKeyId);
     if (last !== undefined && nowMs - last < LAST_USED_EVERY_MS) return;
     this.touched.set(accessKeyId, nowMs);
-    try {
-      this.touch.run(nowMs, accessKeyId);
-    } catch {
-      // Best effort: a busy database must not fail the request over a timestamp.
-    }
+    // Best effort: a busy database must not fail the request over a timestamp; it is no policy change either.
+    this.db.updateTable('credentials').set({ last_used_at: nowMs }).where('access_key_id', '=', accessKeyId).execute().catch(() => {});
   }
 }

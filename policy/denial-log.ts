@@ -1,22 +1,23 @@
 /**
- * The denial log: one JSON line per refused request in dataDir/denials.log (rotated by size), optionally echoed to a
- * stream. It never holds a secret or a signature: the record type has none, and free-text fields are scrubbed of
- * anything shaped like one.
+ * The denial log: one row per refused request in the policy database's logs concern, from every node, optionally
+ * echoed as a JSON line to a stream (stdout, for log shippers). Rows are written in batches (every FLUSH_MS, or
+ * sooner when BATCH_ROWS are waiting), so a burst of refusals costs a few inserts, never a round trip per request. It
+ * never holds a secret or a signature: the record type has none, and free-text fields are scrubbed of anything shaped
+ * like one.
  */
 
-import { jsonLinesLog, type JsonLinesWriter, type LogFilter } from './json-lines.ts';
+import type { PolicyDatabase } from './database/policy-database.ts';
+import type { LogTables } from './database/tables.ts';
+import { followRows, type LogFilter } from './log-query.ts';
 import type { DenialLayer, DenialRecord } from './types.ts';
-
-/** The denial log's file name inside the data directory. */
-export const DENIAL_LOG_FILE = 'denials.log';
 
 /** Where and how denials are written. */
 export interface DenialLogOptions {
-  dataDir: string;
-  maxBytes?: number;
-  keep?: number;
+  database: PolicyDatabase;
   /** Also write each line here (for example process.stdout). */
   stream?: { write(chunk: string): unknown };
+  /** Longest a line waits before its batch is written, in milliseconds (default FLUSH_MS). */
+  flushMs?: number;
 }
 
 /** Which denials a query or a follow returns. */
@@ -28,16 +29,14 @@ export interface DenialFilter extends LogFilter {
   keyPrefix?: string;
 }
 
-/** The denial log's file and filter. */
-const DENIALS = jsonLinesLog<DenialRecord, DenialFilter>(
-  DENIAL_LOG_FILE,
-  (record, filter) =>
-    (filter.tenant === undefined || record.tenant === filter.tenant) &&
-    (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId) &&
-    (filter.layer === undefined || record.layer === filter.layer) &&
-    (filter.bucket === undefined || record.bucket === filter.bucket) &&
-    (filter.keyPrefix === undefined || (record.key ?? '').startsWith(filter.keyPrefix)),
-);
+/** Longest a denial line waits for its batch by default. */
+export const FLUSH_MS = 200;
+
+/** Rows per insert. */
+const BATCH_ROWS = 500;
+
+/** Lines held while the database cannot be written; beyond this the oldest are dropped (and counted). */
+const MAX_QUEUED = 50_000;
 
 const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
 const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
@@ -59,33 +58,127 @@ export function sanitizeDenial(record: DenialRecord): DenialRecord {
   return clean;
 }
 
-/** Appends denial records to dataDir/denials.log. */
+type Insert = Omit<LogTables['denials'], 'id'>;
+type Row = LogTables['denials'] & { id: number };
+
+function rowOf(r: DenialRecord, node: string): Insert {
+  return {
+    time: Date.parse(r.time),
+    request_id: r.requestId,
+    tenant: r.tenant ?? null,
+    access_key_id: r.accessKeyId ?? null,
+    subject: r.subject ?? null,
+    action: r.action,
+    bucket: r.bucket ?? null,
+    key: r.key ?? null,
+    copy_source: r.copySource ?? null,
+    layer: r.layer,
+    reason: r.reason,
+    remote_address: r.remoteAddress ?? null,
+    user_agent: r.userAgent ?? null,
+    node,
+  };
+}
+
+function recordOf(row: Row): DenialRecord {
+  const record: DenialRecord = { time: new Date(row.time).toISOString(), requestId: row.request_id, action: row.action, layer: row.layer as DenialLayer, reason: row.reason };
+  const optional: Array<[keyof DenialRecord, string | null]> = [
+    ['tenant', row.tenant], ['accessKeyId', row.access_key_id], ['subject', row.subject], ['bucket', row.bucket], ['key', row.key],
+    ['copySource', row.copy_source], ['remoteAddress', row.remote_address], ['userAgent', row.user_agent], ['node', row.node],
+  ];
+  for (const [name, value] of optional) if (value !== null) Object.assign(record, { [name]: value });
+  return record;
+}
+
+/** Appends denial records to the logs concern in batches. */
 export class DenialLog {
-  private readonly writer: JsonLinesWriter;
-  private readonly stream: DenialLogOptions['stream'];
+  private queue: Insert[] = [];
+  private timer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
+  private closed = false;
+  /** Lines dropped because the database could not take them for too long. */
+  dropped = 0;
 
-  constructor(options: DenialLogOptions) {
-    this.writer = DENIALS.writer(options);
-    this.stream = options.stream;
-  }
+  constructor(private readonly options: DenialLogOptions) {}
 
-  /** Records one denial; never throws (a full disk must not turn a 403 into a 500). */
+  /** Records one denial; never throws (a database outage must not turn a 403 into a 500). */
   write(record: DenialRecord): void {
     const clean = sanitizeDenial(record);
     try {
-      this.writer.append(clean);
-      this.stream?.write(JSON.stringify(clean) + '\n');
+      this.options.stream?.write(JSON.stringify(clean) + '\n');
     } catch {
-      // Losing a log line beats failing the request; the gateway's own logging reports disk trouble.
+      // Losing an echoed line beats failing the request.
     }
+    if (this.closed) return;
+    this.queue.push(rowOf(clean, this.options.database.node));
+    if (this.queue.length > MAX_QUEUED) this.dropped += this.queue.splice(0, this.queue.length - MAX_QUEUED).length;
+    if (this.queue.length >= BATCH_ROWS) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? FLUSH_MS);
+  }
+
+  /** Writes every waiting line now (one insert per BATCH_ROWS); lines that fail stay queued for the next try. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.flushing ??= (async () => {
+      try {
+        while (this.queue.length > 0) {
+          const batch = this.queue.slice(0, BATCH_ROWS);
+          await this.options.database.db('logs').insertInto('denials').values(batch).execute();
+          this.queue.splice(0, batch.length);
+        }
+      } catch {
+        // The database is away: keep the lines and try again later.
+        if (!this.closed) this.timer ??= setTimeout(() => void this.flush(), 1_000);
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
+    return this.flushing;
+  }
+
+  /** Writes what is waiting and takes no more lines. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    clearTimeout(this.timer);
   }
 }
 
-/** Whether a record passes a filter (limit aside). */
-export const denialMatches = DENIALS.matches;
+function select(database: PolicyDatabase, filter: DenialFilter, sinceMs?: number) {
+  let q = database.db('logs').selectFrom('denials').selectAll();
+  const since = sinceMs ?? filter.since?.getTime();
+  if (since !== undefined) q = q.where('time', '>=', since);
+  if (filter.until !== undefined) q = q.where('time', '<=', filter.until.getTime());
+  if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
+  if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
+  if (filter.layer !== undefined) q = q.where('layer', '=', filter.layer);
+  if (filter.bucket !== undefined) q = q.where('bucket', '=', filter.bucket);
+  // A prefix match by range, so no character of the prefix acts as a LIKE wildcard.
+  if (filter.keyPrefix !== undefined && filter.keyPrefix !== '') q = q.where('key', '>=', filter.keyPrefix).where('key', '<', `${filter.keyPrefix}\u{10FFFF}`);
+  return q;
+}
 
-/** The denials matching `filter`, from the rotated files and the live one, oldest first (newest last). */
-export const queryDenials = DENIALS.query;
+/** The denials matching `filter`, from every node, oldest first (the newest `limit` when it names one). */
+export async function queryDenials(database: PolicyDatabase, filter: DenialFilter = {}): Promise<DenialRecord[]> {
+  const q = select(database, filter);
+  const rows = (filter.limit === undefined
+    ? await q.orderBy('time').orderBy('id').execute()
+    : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse()) as Row[];
+  return rows.map(recordOf);
+}
 
-/** Streams denials appended from now on that match `filter` (limit ignored) until `signal` aborts. */
-export const followDenials = DENIALS.follow;
+/** Calls onRecord for each matching denial written from now on, by any node, until `signal` aborts. */
+export function followDenials(database: PolicyDatabase, filter: DenialFilter, onRecord: (record: DenialRecord) => void, signal: AbortSignal): Promise<void> {
+  return followRows({
+    fetch: async (sinceMs) => (await select(database, { ...filter, since: undefined }, sinceMs).execute()) as Row[],
+    onRow: (row) => onRecord(recordOf(row)),
+    signal,
+  });
+}
+
+/** Deletes denial rows older than `before`; returns how many went. */
+export async function purgeDenials(database: PolicyDatabase, before: Date): Promise<number> {
+  const result = await database.db('logs').deleteFrom('denials').where('time', '<', before.getTime()).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

@@ -1,6 +1,7 @@
 /**
  * policy/: who may do what — tenants, credentials, token scopes, the reserved prefix, and the denial and audit logs.
- * Pure decisions over its own store; knows nothing of HTTP and never imports gateway/ or storage/.
+ * Pure decisions over its own stores, in one policy database (SQLite or PostgreSQL, policy/database/); knows nothing
+ * of HTTP and never imports gateway/ or storage/.
  */
 
 export * from './types.ts';
@@ -27,23 +28,25 @@ export {
   type AccessRequest,
   type ListingPlan,
 } from './scopes.ts';
-export { PolicyStore, type PolicyStoreOptions, type Actor, type CreatedCredential, type RootResult, type RotatedCredential } from './store.ts';
-export { ROOT_TENANT, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
+export { PolicyStore, nodeMasterKey, type PolicyStoreOptions, type Actor, type CreatedCredential, type RootResult, type RotatedCredential } from './store.ts';
+export { ROOT_TENANT, masterKeyReference, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
+export * from './database/index.ts';
 export type { ResolveResult, CredentialFailure } from './credential-cache.ts';
 export { MASTER_KEY_FILE, parseMasterKey } from './secret-box.ts';
 export { appSubject, webIdentitySubject, MAX_SUBJECT_ID } from './subjects.ts';
 export {
   DenialLog,
-  DENIAL_LOG_FILE,
+  FLUSH_MS,
   queryDenials,
   followDenials,
+  purgeDenials,
   sanitizeDenial,
   scrubSecrets,
-  denialMatches,
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';
-export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
+export { queryAudit, followAudit, purgeAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
+export { FOLLOW_OVERLAP_MS, type LogFilter } from './log-query.ts';
 export * from './sessions/index.ts';
 export * from './capabilities/index.ts';
 export * as relationships from './relationships/index.ts';

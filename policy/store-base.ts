@@ -1,11 +1,14 @@
 /**
- * The store's foundation: the SQLite connection, the per-process cache and the one way to change anything — an
- * immediate transaction that bumps the revision row, then cache invalidation and an audit line.
+ * The store's foundation: the policy database, the per-node cache and the one way to change anything — a write
+ * transaction holding the policy concern's lock that records the change in the audit log and bumps the revision, which
+ * every node's caches follow (policy/database/signals.ts).
  */
 
-import type Database from 'better-sqlite3';
-import type { AuditLog, AuditRecord } from './audit-log.ts';
+import type { Kysely, Transaction } from 'kysely';
+import { insertAudit, type AuditRecord } from './audit-log.ts';
 import type { CredentialCache } from './credential-cache.ts';
+import type { PolicyDatabase } from './database/policy-database.ts';
+import type { PolicyTables } from './database/tables.ts';
 
 /** Who made a change, for the audit log (an access key id, `operator` for the CLI, …). */
 export interface Actor {
@@ -15,40 +18,43 @@ export interface Actor {
 /** One audited change. */
 export type Change = Omit<AuditRecord, 'time' | 'actor'> & Actor;
 
-/** The connection, cache and audit log every part of the store works through. */
-export abstract class StoreBase {
-  protected constructor(
-    protected readonly db: Database.Database,
-    protected readonly cache: CredentialCache,
-    private readonly audit: AuditLog | undefined,
-  ) {}
+/** A write transaction of the policy concern. */
+export type PolicyTransaction = Transaction<PolicyTables>;
 
-  /**
-   * Runs `fn` in one immediate transaction that also bumps the revision, then drops this process's caches and
-   * audits what `fn` reports changed (nothing when it returns no change).
-   */
-  protected commit<T>(fn: () => { result: T; change?: Change }): T {
-    const { result, change } = this.db.transaction(() => {
-      const outcome = fn();
-      if (outcome.change) this.db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'revision'").run();
-      return outcome;
-    }).immediate();
-    if (change) {
-      this.cache.invalidate();
-      try {
-        this.audit?.write({ ...change, actor: change.actor ?? 'operator' });
-      } catch (error) {
-        // The change is committed; failing the caller now would report a change that did happen as failed.
-        process.emitWarning(`audit log write failed: ${(error as Error).message}`);
-      }
-    }
-    return result;
+/**
+ * Runs `fn` as one change of the policy concern: under the write lock, its audit record (when it reports a change)
+ * written in the same transaction, the revision bumped so every node drops its caches.
+ */
+export async function commitPolicy<T>(database: PolicyDatabase, fn: (trx: PolicyTransaction) => Promise<{ result: T; change?: Change }>): Promise<T> {
+  const { result } = await database.change('policy', async (trx) => {
+    const outcome = await fn(trx);
+    if (outcome.change) await insertAudit(trx, { ...outcome.change, actor: outcome.change.actor ?? 'operator' }, database.node);
+    return { result: outcome.result, changed: outcome.change !== undefined };
+  });
+  return result;
+}
+
+/** The database, cache and audit log every part of the store works through. */
+export abstract class StoreBase {
+  protected readonly db: Kysely<PolicyTables>;
+
+  protected constructor(
+    /** The policy database this store (and the session, capability and relationship stores beside it) live in. */
+    readonly database: PolicyDatabase,
+    protected readonly cache: CredentialCache,
+  ) {
+    this.db = database.db('policy');
+  }
+
+  /** Runs `fn` as one audited change (nothing audited, and no revision moved, when it returns no change). */
+  protected commit<T>(fn: (trx: PolicyTransaction) => Promise<{ result: T; change?: Change }>): Promise<T> {
+    return commitPolicy(this.database, fn);
   }
 
   /** Shorthand of commit for changes that always happen. */
-  protected change(change: Change, fn: () => unknown): void {
-    this.commit(() => {
-      fn();
+  protected async change(change: Change, fn: (trx: PolicyTransaction) => Promise<unknown>): Promise<void> {
+    await this.commit(async (trx) => {
+      await fn(trx);
       return { result: undefined, change };
     });
   }

@@ -1,126 +1,58 @@
 /**
- * The policy database's schema (applied as numbered migrations) and the row shapes store.ts reads. Times are epoch
- * milliseconds; scopes are JSON; secrets are AES-256-GCM ciphertext, iv and tag columns, never plaintext.
+ * The row shapes store.ts reads and how they are shown (the tables and their migrations are in policy/database/),
+ * and the master key check. Times are epoch milliseconds; scopes are JSON; secrets are AES-256-GCM ciphertext, iv and
+ * tag columns, never plaintext.
  */
 
-import type Database from 'better-sqlite3';
+import { createHmac } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { PolicyTables } from './database/tables.ts';
 import { MasterKeyMismatchError } from './errors.ts';
-import { applyMigrations } from './migrations.ts';
 import { open, seal } from './secret-box.ts';
 import type { ScopeGrant } from './types.ts';
 
 /** The system tenant the root credential (and buckets it creates) belong to. */
 export const ROOT_TENANT = 'root';
 
-/** Ordered schema changes; an entry, once released, is never edited, only followed by a new one. */
-export const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY) STRICT;
-   INSERT INTO meta (key, value) VALUES ('revision', 0);
-   CREATE TABLE tenants (
-     name TEXT PRIMARY KEY,
-     description TEXT NOT NULL DEFAULT '',
-     disabled INTEGER NOT NULL DEFAULT 0,
-     created_at INTEGER NOT NULL
-   ) STRICT;
-   INSERT INTO tenants (name, description, created_at) VALUES ('${ROOT_TENANT}', 'system tenant of the root credential', unixepoch() * 1000);
-   CREATE TABLE credentials (
-     access_key_id TEXT PRIMARY KEY,
-     tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
-     name TEXT NOT NULL,
-     description TEXT NOT NULL DEFAULT '',
-     is_root INTEGER NOT NULL DEFAULT 0,
-     scopes TEXT NOT NULL,
-     secret_ct BLOB NOT NULL, secret_iv BLOB NOT NULL, secret_tag BLOB NOT NULL,
-     prev_ct BLOB, prev_iv BLOB, prev_tag BLOB, prev_until INTEGER,
-     expires_at INTEGER,
-     created_at INTEGER NOT NULL,
-     rotated_at INTEGER,
-     last_used_at INTEGER,
-     revoked_at INTEGER
-   ) STRICT;
-   CREATE INDEX credentials_tenant ON credentials (tenant);
-   CREATE TABLE buckets (
-     name TEXT PRIMARY KEY,
-     tenant TEXT NOT NULL REFERENCES tenants(name),
-     assigned_at INTEGER NOT NULL
-   ) STRICT;
-   CREATE INDEX buckets_tenant ON buckets (tenant);`,
-  // 2: buckets whose object access relationships govern as well as scopes.
-  `ALTER TABLE buckets ADD COLUMN governed INTEGER NOT NULL DEFAULT 0;`,
-  // 3: authority never grows. Tenants and roles get immutable ids (a re-created name is a new thing); every
-  // delegation records its maker (NULL: root or the operator), whose authority bounds it at every use; the session
-  // and capability tables join the numbered migrations; capabilities are recorded when minted. Providers made
-  // before this name roles by name only and are left with no role ids: they fail closed until re-registered.
-  `ALTER TABLE tenants ADD COLUMN id TEXT;
-   UPDATE tenants SET id = lower(hex(randomblob(12)));
-   CREATE UNIQUE INDEX tenants_id ON tenants (id);
-   ALTER TABLE credentials ADD COLUMN created_by TEXT;
-   CREATE TABLE IF NOT EXISTS sts_roles (
-     tenant TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
-     scopes TEXT NOT NULL, max_duration_s INTEGER NOT NULL, trust TEXT,
-     created_at INTEGER NOT NULL, PRIMARY KEY (tenant, name)
-   ) STRICT;
-   ALTER TABLE sts_roles ADD COLUMN id TEXT;
-   ALTER TABLE sts_roles ADD COLUMN created_by TEXT;
-   UPDATE sts_roles SET id = 'role-' || lower(hex(randomblob(12)));
-   CREATE UNIQUE INDEX sts_roles_id ON sts_roles (id);
-   CREATE TABLE IF NOT EXISTS sts_oidc_providers (
-     id TEXT PRIMARY KEY, tenant TEXT NOT NULL, issuer TEXT NOT NULL, audience TEXT NOT NULL, jwks TEXT NOT NULL,
-     algorithms TEXT NOT NULL, roles TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (tenant, issuer)
-   ) STRICT;
-   ALTER TABLE sts_oidc_providers ADD COLUMN role_ids TEXT NOT NULL DEFAULT '[]';
-   ALTER TABLE sts_oidc_providers ADD COLUMN created_by TEXT;
-   CREATE TABLE IF NOT EXISTS sts_signing_keys (
-     kid TEXT PRIMARY KEY, alg TEXT NOT NULL, public_jwk TEXT NOT NULL,
-     private_ct BLOB NOT NULL, private_iv BLOB NOT NULL, private_tag BLOB NOT NULL,
-     created_at INTEGER NOT NULL, retire_at INTEGER
-   ) STRICT;
-   CREATE TABLE IF NOT EXISTS capability_root_keys (
-     tenant TEXT PRIMARY KEY,
-     generation INTEGER NOT NULL,
-     key_ct BLOB NOT NULL, key_iv BLOB NOT NULL, key_tag BLOB NOT NULL,
-     created_at INTEGER NOT NULL
-   ) STRICT;
-   CREATE TABLE IF NOT EXISTS capability_revocations (
-     id TEXT PRIMARY KEY,
-     tenant TEXT NOT NULL,
-     revoked_at INTEGER NOT NULL
-   ) STRICT;
-   CREATE TABLE capability_mints (
-     id TEXT PRIMARY KEY,
-     tenant TEXT NOT NULL,
-     tenant_id TEXT NOT NULL,
-     scope TEXT NOT NULL,
-     actions TEXT,
-     minted_by TEXT,
-     created_at INTEGER NOT NULL
-   ) STRICT;
-   CREATE INDEX capability_mints_tenant ON capability_mints (tenant);`,
-];
-
 /** Tables whose rows belong to one tenant (by its name): a tenant's deletion removes them with it. */
 export const TENANT_OWNED_TABLES = ['credentials', 'sts_roles', 'sts_oidc_providers', 'capability_root_keys', 'capability_revocations', 'capability_mints'] as const;
 
-/** Applies the migrations not yet recorded in the migrations table, in one immediate transaction. */
-export function migrate(db: Database.Database): void {
-  applyMigrations(db, MIGRATIONS);
+/** The meta key of the sealed marker that verifies the master key, and of the key's public reference. */
+const KEY_CHECK = 'key_check';
+const KEY_REFERENCE = 'master_key_id';
+
+/**
+ * The master key's public reference: an HMAC of a fixed label under the key, so nodes and operators can tell which
+ * key sealed the stored secrets without the key itself ever leaving configuration.
+ */
+export function masterKeyReference(key: Buffer): string {
+  return createHmac('sha256', key).update('anvil master key reference').digest('hex').slice(0, 16);
 }
 
-/** Verifies the master key against a sealed marker written on first open, so a wrong key fails at start. */
-export function verifyMasterKey(db: Database.Database, key: Buffer): void {
-  const read = db.prepare("SELECT value FROM meta WHERE key = 'key_check'").pluck();
-  if (read.get() === undefined) {
-    const sealed = seal(key, 'anvil-key-check', 'key_check');
-    const value = JSON.stringify({ ct: sealed.ciphertext.toString('base64'), iv: sealed.iv.toString('base64'), tag: sealed.tag.toString('base64') });
-    // OR IGNORE: another process starting at the same moment may have written its marker first; that one wins.
-    db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)").run(value);
-  }
-  const parts = JSON.parse(read.get() as string) as { ct: string; iv: string; tag: string };
+/**
+ * Verifies the master key against the sealed marker the database holds (written by the first node to open it), so
+ * a node given another key fails at start instead of failing every secret later. The database keeps the key's
+ * reference beside the marker; the error names both references.
+ */
+export async function verifyMasterKey(db: Kysely<PolicyTables>, key: Buffer): Promise<void> {
+  const sealed = seal(key, 'anvil-key-check', KEY_CHECK);
+  const value = JSON.stringify({ ct: sealed.ciphertext.toString('base64'), iv: sealed.iv.toString('base64'), tag: sealed.tag.toString('base64') });
+  // DO NOTHING: another node starting at the same moment may have written its marker first; that one wins.
+  await db.insertInto('meta').values({ key: KEY_CHECK, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
+  const rows = await db.selectFrom('meta').select(['key', 'value']).where('key', 'in', [KEY_CHECK, KEY_REFERENCE]).execute();
+  const stored = new Map(rows.map((r) => [r.key, r.value]));
+  const parts = JSON.parse(stored.get(KEY_CHECK)!) as { ct: string; iv: string; tag: string };
   try {
-    const sealed = { ciphertext: Buffer.from(parts.ct, 'base64'), iv: Buffer.from(parts.iv, 'base64'), tag: Buffer.from(parts.tag, 'base64') };
-    open(key, sealed, 'key_check');
+    open(key, { ciphertext: Buffer.from(parts.ct, 'base64'), iv: Buffer.from(parts.iv, 'base64'), tag: Buffer.from(parts.tag, 'base64') }, KEY_CHECK);
   } catch {
-    throw new MasterKeyMismatchError('the master key does not match the one the stored secrets were sealed with');
+    throw new MasterKeyMismatchError(
+      `the master key (reference ${masterKeyReference(key)}) does not match the one the stored secrets were sealed with ` +
+        `(reference ${stored.get(KEY_REFERENCE) ?? 'unknown'}): every node needs the same key`,
+    );
+  }
+  // Recorded only once the key is proven right (databases from before references existed get theirs now).
+  if (!stored.has(KEY_REFERENCE)) {
+    await db.insertInto('meta').values({ key: KEY_REFERENCE, value: masterKeyReference(key) }).onConflict((oc) => oc.column('key').doNothing()).execute();
   }
 }
 

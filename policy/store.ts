@@ -1,29 +1,33 @@
 /**
  * The policy store: application credentials (secrets sealed at rest), the root bootstrap and the per-request lookup,
- * on top of tenants and bucket ownership (tenancy.ts), all in dataDir/policy.db (SQLite, WAL, shared by every gateway
- * process on the data directory). Each change bumps a revision row, which is how other processes drop their caches.
+ * on top of tenants and bucket ownership (tenancy.ts), in the policy database (policy/database/: SQLite files in the
+ * data directory, or PostgreSQL shared by every node). Each change bumps the policy revision, which is how every
+ * node's caches learn of it.
  */
 
-import { chmodSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { AuditLog } from './audit-log.ts';
 import { CredentialCache, type ResolveResult } from './credential-cache.ts';
-import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
+import type { PolicyDatabase } from './database/policy-database.ts';
+import { ConflictError, InvalidInputError, MasterKeyMismatchError, NotFoundError } from './errors.ts';
 import { invalidGrantReason, normalizeGrant } from './scopes.ts';
-import { loadMasterKey, newAccessKeyId, newSecretKey, open, seal } from './secret-box.ts';
-import type { Actor, Change } from './store-base.ts';
+import { loadMasterKey, MASTER_KEY_FILE, newAccessKeyId, newSecretKey, open, seal } from './secret-box.ts';
+import type { Actor, Change, PolicyTransaction } from './store-base.ts';
 import * as schema from './store-schema.ts';
 import { TenancyStore } from './tenancy.ts';
 import { FAMILIES, type ScopeGrant } from './types.ts';
 
 /** How to open a store. */
 export interface PolicyStoreOptions {
+  /** The open policy database. */
+  database: PolicyDatabase;
+  /** The node's data directory: where a generated master key lives (SQLite only). */
   dataDir: string;
-  /** 32 bytes as base64 or hex (or raw); absent: dataDir/master.key, generated on first start. */
+  /**
+   * 32 bytes as base64 or hex (or raw); absent: dataDir/master.key, generated on first start with SQLite. With
+   * PostgreSQL every node needs the same key, so none is ever generated: give it, or place the file on every node.
+   */
   masterKey?: string | Buffer;
-  /** Where changes are recorded; defaults to dataDir/audit.log, `false` for none. */
-  audit?: AuditLog | false;
   /** Maximum cached credentials (and bucket owners). */
   cacheSize?: number;
 }
@@ -51,51 +55,44 @@ export interface RotatedCredential {
 const ROOT_KEY_ID = /^[A-Za-z0-9]{3,128}$/;
 const ROOT_SCOPES: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
 
+/** The master key a node uses: configured, or the data directory's file (generated there only for SQLite). */
+export function nodeMasterKey(database: PolicyDatabase, dataDir: string, configured?: string | Buffer): Buffer {
+  if (configured === undefined && database.dialect === 'postgres' && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
+    throw new MasterKeyMismatchError(
+      `the policy is in PostgreSQL (${database.location}), shared by every node, so every node needs the same master key: ` +
+        `set ANVIL_MASTER_KEY or ANVIL_MASTER_KEY_FILE (none is generated, so no node can seal secrets others cannot open)`,
+    );
+  }
+  return loadMasterKey(dataDir, configured);
+}
+
 /** Tenants, credentials and bucket ownership, with the per-request lookups cached. */
 export class PolicyStore extends TenancyStore {
   private constructor(
-    db: Database.Database,
-    private readonly masterKey: Buffer,
-    audit: AuditLog | undefined,
+    database: PolicyDatabase,
+    /** The key secrets are sealed with; the session and capability stores beside this one use it too. */
+    readonly masterKey: Buffer,
     cacheSize: number | undefined,
   ) {
-    super(db, new CredentialCache(db, masterKey, cacheSize), audit);
+    super(database, new CredentialCache(database.db('policy'), database.signals.policy, masterKey, cacheSize));
   }
 
-  /** Opens (creating and migrating when needed) the store of a data directory. */
-  static open(options: PolicyStoreOptions): PolicyStore {
-    mkdirSync(options.dataDir, { recursive: true });
-    const masterKey = loadMasterKey(options.dataDir, options.masterKey);
-    const path = join(options.dataDir, 'policy.db');
-    const db = new Database(path);
-    try {
-      chmodSync(path, 0o600); // ciphertexts only, but no reason for anyone else to read them; WAL files inherit it
-
-      db.pragma('journal_mode = WAL');
-      db.pragma('busy_timeout = 5000');
-      db.pragma('foreign_keys = ON');
-      // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
-      // only a crash; NORMAL could roll the last ones back.
-      db.pragma('synchronous = FULL');
-      schema.migrate(db);
-      schema.verifyMasterKey(db, masterKey);
-    } catch (error) {
-      db.close();
-      throw error;
-    }
-    const audit = options.audit === false ? undefined : (options.audit ?? new AuditLog({ dataDir: options.dataDir }));
-    return new PolicyStore(db, masterKey, audit, options.cacheSize);
+  /** Opens the store on an open policy database, checking the master key against the one the database knows. */
+  static async open(options: PolicyStoreOptions): Promise<PolicyStore> {
+    const masterKey = nodeMasterKey(options.database, options.dataDir, options.masterKey);
+    await schema.verifyMasterKey(options.database.db('policy'), masterKey);
+    return new PolicyStore(options.database, masterKey, options.cacheSize);
   }
 
-  /** Closes the database connection. */
-  close(): void {
-    this.db.close();
+  /** Lookups answered from the cache and those that reached the database. */
+  get cacheStats(): { hits: number; misses: number } {
+    return this.cache.stats;
   }
 
   // ── hot path ───────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** The secrets and Principal of an access key, or why it cannot be used ('unknown', 'revoked', …). */
-  resolveAccessKey(accessKeyId: string, now: Date = new Date()): ResolveResult {
+  resolveAccessKey(accessKeyId: string, now: Date = new Date()): Promise<ResolveResult> {
     return this.cache.resolve(accessKeyId, now);
   }
 
@@ -105,20 +102,20 @@ export class PolicyStore extends TenancyStore {
    * Makes sure the root credential exists: generated on first start, or exactly the given pair when both are given
    * (replacing a different one). Decided inside one transaction, so processes starting together agree on one root.
    */
-  ensureRoot(given: { accessKeyId?: string; secretKey?: string } = {}): RootResult {
+  async ensureRoot(given: { accessKeyId?: string; secretKey?: string } = {}): Promise<RootResult> {
     const { accessKeyId: wantId, secretKey: wantSecret } = given;
     if ((wantId === undefined) !== (wantSecret === undefined)) {
       throw new InvalidInputError('root access key id and secret key must be given together');
     }
     if (wantId !== undefined && !ROOT_KEY_ID.test(wantId)) throw new InvalidInputError('root access key id must be 3-128 letters or digits');
     if (wantSecret !== undefined && wantSecret.length < 8) throw new InvalidInputError('root secret key must be at least 8 characters');
-    return this.commit<RootResult>(() => {
-      const existing = this.db.prepare('SELECT * FROM credentials WHERE is_root = 1').get() as schema.CredentialRow | undefined;
+    return this.commit<RootResult>(async (trx) => {
+      const existing = (await trx.selectFrom('credentials').selectAll().where('is_root', '=', 1).executeTakeFirst()) as schema.CredentialRow | undefined;
       if (wantId === undefined || wantSecret === undefined) {
         if (existing) return { result: { accessKeyId: existing.access_key_id, created: false, updated: false } };
         const accessKeyId = newAccessKeyId();
         const secretKey = newSecretKey();
-        this.insertRoot(accessKeyId, secretKey);
+        await this.insertRoot(trx, accessKeyId, secretKey);
         return { result: { accessKeyId, secretKey, created: true, updated: false }, change: rootChange('root.create', accessKeyId) };
       }
       const unchanged =
@@ -127,51 +124,48 @@ export class PolicyStore extends TenancyStore {
         open(this.masterKey, { ciphertext: existing.secret_ct, iv: existing.secret_iv, tag: existing.secret_tag }, wantId) === wantSecret;
       const result = { accessKeyId: wantId, secretKey: wantSecret, created: existing === undefined, updated: existing !== undefined };
       if (unchanged) return { result: { ...result, updated: false } };
-      const clash = this.db.prepare('SELECT 1 FROM credentials WHERE access_key_id = ? AND is_root = 0').get(wantId);
+      const clash = await trx.selectFrom('credentials').select('access_key_id').where('access_key_id', '=', wantId).where('is_root', '=', 0).executeTakeFirst();
       if (clash) throw new ConflictError(`access key id ${wantId} belongs to an application credential`);
-      this.db.prepare('DELETE FROM credentials WHERE is_root = 1').run();
-      this.insertRoot(wantId, wantSecret);
+      await trx.deleteFrom('credentials').where('is_root', '=', 1).execute();
+      await this.insertRoot(trx, wantId, wantSecret);
       return { result, change: rootChange(existing ? 'root.update' : 'root.create', wantId) };
     });
   }
 
-  private insertRoot(accessKeyId: string, secretKey: string): void {
+  private insertRoot(trx: PolicyTransaction, accessKeyId: string, secretKey: string): Promise<void> {
     const description = 'bootstrap root credential';
-    this.insertCredential({ accessKeyId, secretKey, tenant: schema.ROOT_TENANT, name: 'root', description, scopes: ROOT_SCOPES, isRoot: true });
+    return this.insertCredential(trx, { accessKeyId, secretKey, tenant: schema.ROOT_TENANT, name: 'root', description, scopes: ROOT_SCOPES, isRoot: true });
   }
 
-  private insertCredential(c: {
-    accessKeyId: string;
-    secretKey: string;
-    tenant: string;
-    name: string;
-    description: string;
-    scopes: ScopeGrant[];
-    isRoot: boolean;
-    expiresAt?: Date;
-    createdBy?: string;
-  }): void {
+  private async insertCredential(
+    trx: PolicyTransaction,
+    c: { accessKeyId: string; secretKey: string; tenant: string; name: string; description: string; scopes: ScopeGrant[]; isRoot: boolean; expiresAt?: Date; createdBy?: string },
+  ): Promise<void> {
     const sealed = seal(this.masterKey, c.secretKey, c.accessKeyId);
-    this.db
-      .prepare(
-        `INSERT INTO credentials (access_key_id, tenant, name, description, is_root, scopes,
-           secret_ct, secret_iv, secret_tag, expires_at, created_at, created_by)
-         VALUES (@id, @tenant, @name, @description, @isRoot, @scopes, @ct, @iv, @tag, @expiresAt, @now, @createdBy)`,
-      )
-      .run({
-        id: c.accessKeyId,
+    await trx
+      .insertInto('credentials')
+      .values({
+        access_key_id: c.accessKeyId,
         tenant: c.tenant,
         name: c.name,
         description: c.description,
-        isRoot: c.isRoot ? 1 : 0,
+        is_root: c.isRoot ? 1 : 0,
         scopes: JSON.stringify(c.scopes),
-        ct: sealed.ciphertext,
-        iv: sealed.iv,
-        tag: sealed.tag,
-        expiresAt: c.expiresAt?.getTime() ?? null,
-        now: Date.now(),
-        createdBy: c.createdBy ?? null,
-      });
+        secret_ct: sealed.ciphertext,
+        secret_iv: sealed.iv,
+        secret_tag: sealed.tag,
+        prev_ct: null,
+        prev_iv: null,
+        prev_tag: null,
+        prev_until: null,
+        expires_at: c.expiresAt?.getTime() ?? null,
+        created_at: Date.now(),
+        rotated_at: null,
+        last_used_at: null,
+        revoked_at: null,
+        created_by: c.createdBy ?? null,
+      })
+      .execute();
   }
 
   // ── credentials ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -181,9 +175,9 @@ export class PolicyStore extends TenancyStore {
    * application credential creating it (absent for root and the operator): the new credential can never do more than
    * its maker can at that moment, and revoking, expiring or deleting the maker ends it.
    */
-  createCredential(
+  async createCredential(
     options: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; expiresAt?: Date; maker?: string } & Actor,
-  ): CreatedCredential {
+  ): Promise<CreatedCredential> {
     const { tenant, name, expiresAt } = options;
     const description = options.description ?? '';
     if (name.trim() === '' || name.length > 128) throw new InvalidInputError('credential name must be 1-128 characters');
@@ -191,40 +185,37 @@ export class PolicyStore extends TenancyStore {
     const invalid = invalidGrantReason(options.scopes);
     if (invalid !== undefined) throw new InvalidInputError(invalid);
     if (expiresAt !== undefined && Number.isNaN(expiresAt.getTime())) throw new InvalidInputError('invalid expiry time');
-    this.requireTenant(tenant);
+    await this.requireTenant(tenant);
     // Copy only the known fields, so nothing a caller tacked on is stored.
     const scopes = options.scopes.map(normalizeGrant);
-    if (options.maker !== undefined && this.showCredential(options.maker)?.tenant !== tenant) {
+    if (options.maker !== undefined && (await this.showCredential(options.maker))?.tenant !== tenant) {
       throw new InvalidInputError(`credential ${options.maker} of another tenant cannot make credentials of tenant ${tenant}`);
     }
     const accessKeyId = newAccessKeyId();
     const secretKey = newSecretKey();
     const details = { name, description, scopes, expiresAt: expiresAt?.toISOString(), createdBy: options.maker };
-    this.change({ actor: options.actor, action: 'credential.create', tenant, accessKeyId, details }, () =>
-      this.insertCredential({ accessKeyId, secretKey, tenant, name, description, scopes, isRoot: false, expiresAt, createdBy: options.maker }),
+    await this.change({ actor: options.actor, action: 'credential.create', tenant, accessKeyId, details }, (trx) =>
+      this.insertCredential(trx, { accessKeyId, secretKey, tenant, name, description, scopes, isRoot: false, expiresAt, createdBy: options.maker }),
     );
-    return { ...this.requireCredential(accessKeyId), secretKey };
+    return { ...(await this.requireCredential(accessKeyId)), secretKey };
   }
 
   /** Every credential, or those of one tenant; never with secrets. */
-  listCredentials(filter: { tenant?: string } = {}): schema.CredentialInfo[] {
-    const rows = (
-      filter.tenant === undefined
-        ? this.db.prepare('SELECT * FROM credentials ORDER BY tenant, created_at').all()
-        : this.db.prepare('SELECT * FROM credentials WHERE tenant = ? ORDER BY created_at').all(filter.tenant)
-    ) as schema.CredentialRow[];
+  async listCredentials(filter: { tenant?: string } = {}): Promise<schema.CredentialInfo[]> {
+    const q = this.db.selectFrom('credentials').selectAll();
+    const rows = (await (filter.tenant === undefined ? q.orderBy('tenant').orderBy('created_at') : q.where('tenant', '=', filter.tenant).orderBy('created_at')).execute()) as schema.CredentialRow[];
     const now = Date.now();
     return rows.map((row) => schema.credentialInfo(row, now));
   }
 
   /** One credential without its secret, or undefined. */
-  showCredential(accessKeyId: string): schema.CredentialInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM credentials WHERE access_key_id = ?').get(accessKeyId);
+  async showCredential(accessKeyId: string): Promise<schema.CredentialInfo | undefined> {
+    const row = await this.db.selectFrom('credentials').selectAll().where('access_key_id', '=', accessKeyId).executeTakeFirst();
     return row === undefined ? undefined : schema.credentialInfo(row as schema.CredentialRow, Date.now());
   }
 
-  private requireCredential(accessKeyId: string): schema.CredentialInfo {
-    const info = this.showCredential(accessKeyId);
+  private async requireCredential(accessKeyId: string): Promise<schema.CredentialInfo> {
+    const info = await this.showCredential(accessKeyId);
     if (info === undefined) throw new NotFoundError(`no credential ${accessKeyId}`);
     return info;
   }
@@ -233,44 +224,53 @@ export class PolicyStore extends TenancyStore {
    * Gives a credential a new secret, returned this once. The old secret stops working at once, or keeps verifying
    * for `graceSeconds` when given (a secret already in grace from an earlier rotation stops now).
    */
-  rotateCredential(accessKeyId: string, options: { graceSeconds?: number } & Actor = {}): RotatedCredential {
+  async rotateCredential(accessKeyId: string, options: { graceSeconds?: number } & Actor = {}): Promise<RotatedCredential> {
     const grace = options.graceSeconds ?? 0;
     if (!Number.isFinite(grace) || grace < 0) throw new InvalidInputError('grace period must be a non-negative number of seconds');
-    const info = this.requireCredential(accessKeyId);
+    const info = await this.requireCredential(accessKeyId);
     if (info.status === 'revoked') throw new ConflictError(`credential ${accessKeyId} is revoked`);
     const secretKey = newSecretKey();
     const sealed = seal(this.masterKey, secretKey, accessKeyId);
     const now = Date.now();
     const until = grace > 0 ? now + grace * 1000 : null;
     const change = { actor: options.actor, action: 'credential.rotate', tenant: info.tenant, accessKeyId, details: { graceSeconds: grace } };
-    this.change(change, () =>
-      this.db
-        .prepare(
-          `UPDATE credentials SET
-             prev_ct = CASE WHEN @until IS NULL THEN NULL ELSE secret_ct END,
-             prev_iv = CASE WHEN @until IS NULL THEN NULL ELSE secret_iv END,
-             prev_tag = CASE WHEN @until IS NULL THEN NULL ELSE secret_tag END,
-             prev_until = @until, secret_ct = @ct, secret_iv = @iv, secret_tag = @tag, rotated_at = @now
-           WHERE access_key_id = @id`,
-        )
-        .run({ until, ct: sealed.ciphertext, iv: sealed.iv, tag: sealed.tag, now, id: accessKeyId }),
-    );
+    await this.change(change, async (trx) => {
+      // With a grace period the current secret becomes the previous one; without, no previous secret is kept.
+      await trx
+        .updateTable('credentials')
+        .set((eb) => ({
+          prev_ct: until === null ? null : eb.ref('secret_ct'),
+          prev_iv: until === null ? null : eb.ref('secret_iv'),
+          prev_tag: until === null ? null : eb.ref('secret_tag'),
+          prev_until: until,
+          secret_ct: sealed.ciphertext,
+          secret_iv: sealed.iv,
+          secret_tag: sealed.tag,
+          rotated_at: now,
+        }))
+        .where('access_key_id', '=', accessKeyId)
+        .execute();
+    });
     return until === null ? { accessKeyId, secretKey } : { accessKeyId, secretKey, previousSecretValidUntil: new Date(until).toISOString() };
   }
 
   /** Revokes a credential: every process refuses it from its next request on. */
-  revokeCredential(accessKeyId: string, options: Actor = {}): void {
-    const { tenant } = this.requireCredential(accessKeyId);
-    this.change({ actor: options.actor, action: 'credential.revoke', tenant, accessKeyId }, () =>
-      this.db.prepare('UPDATE credentials SET revoked_at = coalesce(revoked_at, ?) WHERE access_key_id = ?').run(Date.now(), accessKeyId),
+  async revokeCredential(accessKeyId: string, options: Actor = {}): Promise<void> {
+    const { tenant } = await this.requireCredential(accessKeyId);
+    await this.change({ actor: options.actor, action: 'credential.revoke', tenant, accessKeyId }, (trx) =>
+      trx
+        .updateTable('credentials')
+        .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(Date.now())) }))
+        .where('access_key_id', '=', accessKeyId)
+        .execute(),
     );
   }
 
   /** Deletes a credential; afterwards its access key is unknown. */
-  deleteCredential(accessKeyId: string, options: Actor = {}): void {
-    const { tenant } = this.requireCredential(accessKeyId);
-    this.change({ actor: options.actor, action: 'credential.delete', tenant, accessKeyId }, () =>
-      this.db.prepare('DELETE FROM credentials WHERE access_key_id = ?').run(accessKeyId),
+  async deleteCredential(accessKeyId: string, options: Actor = {}): Promise<void> {
+    const { tenant } = await this.requireCredential(accessKeyId);
+    await this.change({ actor: options.actor, action: 'credential.delete', tenant, accessKeyId }, (trx) =>
+      trx.deleteFrom('credentials').where('access_key_id', '=', accessKeyId).execute(),
     );
   }
 

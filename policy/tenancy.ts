@@ -1,70 +1,77 @@
 /**
  * Tenants and bucket ownership. A tenant is the isolation boundary: every bucket belongs to exactly one, and a
- * disabled tenant's credentials stop working on every process at their next request.
+ * disabled tenant's credentials stop working on every node within the consistency bound.
  */
 
-import type Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
-import { StoreBase, type Actor } from './store-base.ts';
+import { StoreBase, type Actor, type PolicyTransaction } from './store-base.ts';
 import * as schema from './store-schema.ts';
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const TENANT_SELECT = `SELECT t.*,
-    (SELECT count(*) FROM buckets b WHERE b.tenant = t.name) AS bucket_count,
-    (SELECT count(*) FROM credentials c WHERE c.tenant = t.name) AS credential_count
-  FROM tenants t`;
 
 /** The tenant and bucket-ownership half of the policy store. */
 export abstract class TenancyStore extends StoreBase {
   /** The tenant owning a bucket, or undefined when no tenant does; cached, so cheap on every request. */
-  bucketOwner(bucket: string): string | undefined {
-    return this.cache.bucketOwner(bucket);
+  async bucketOwner(bucket: string): Promise<string | undefined> {
+    const owner = await this.cache.bucket(bucket);
+    return owner === false ? undefined : owner.tenant;
   }
 
   // ── tenants ────────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** Creates a tenant (lowercase letters, digits, `.`, `_`, `-`; up to 63 characters). */
-  createTenant(options: { name: string; description?: string } & Actor): schema.TenantInfo {
+  async createTenant(options: { name: string; description?: string } & Actor): Promise<schema.TenantInfo> {
     const { name } = options;
     const description = options.description ?? '';
     if (!TENANT_NAME.test(name)) throw new InvalidInputError('tenant name must be 1-63 lowercase letters, digits, ".", "_" or "-"');
-    if (this.showTenant(name) !== undefined) throw new ConflictError(`tenant ${name} exists`);
-    this.change({ actor: options.actor, action: 'tenant.create', tenant: name, details: { description } }, () =>
-      this.db.prepare('INSERT INTO tenants (name, id, description, created_at) VALUES (?, ?, ?, ?)').run(name, randomBytes(12).toString('hex'), description, Date.now()),
-    );
+    await this.commit(async (trx) => {
+      if ((await this.tenantRows(trx).where('t.name', '=', name).executeTakeFirst()) !== undefined) throw new ConflictError(`tenant ${name} exists`);
+      await trx.insertInto('tenants').values({ name, id: randomBytes(12).toString('hex'), description, disabled: 0, created_at: Date.now() }).execute();
+      return { result: undefined, change: { actor: options.actor, action: 'tenant.create', tenant: name, details: { description } } };
+    });
     return this.requireTenant(name);
   }
 
+  private tenantRows(db: PolicyTransaction | StoreBase['db']) {
+    return db
+      .selectFrom('tenants as t')
+      .selectAll('t')
+      .select((eb) => [
+        eb.selectFrom('buckets as b').select(eb.fn.countAll<number>().as('n')).whereRef('b.tenant', '=', 't.name').as('bucket_count'),
+        eb.selectFrom('credentials as c').select(eb.fn.countAll<number>().as('n')).whereRef('c.tenant', '=', 't.name').as('credential_count'),
+      ]);
+  }
+
   /** Every tenant, the system tenant included. */
-  listTenants(): schema.TenantInfo[] {
-    return (this.db.prepare(`${TENANT_SELECT} ORDER BY t.name`).all() as schema.TenantRow[]).map(schema.tenantInfo);
+  async listTenants(): Promise<schema.TenantInfo[]> {
+    return ((await this.tenantRows(this.db).orderBy('t.name').execute()) as schema.TenantRow[]).map(schema.tenantInfo);
   }
 
   /** One tenant with its bucket and credential counts, or undefined. */
-  showTenant(name: string): schema.TenantInfo | undefined {
-    const row = this.db.prepare(`${TENANT_SELECT} WHERE t.name = ?`).get(name);
+  async showTenant(name: string): Promise<schema.TenantInfo | undefined> {
+    const row = await this.tenantRows(this.db).where('t.name', '=', name).executeTakeFirst();
     return row === undefined ? undefined : schema.tenantInfo(row as schema.TenantRow);
   }
 
   /** The immutable id of the tenant that has this name now, or undefined. */
-  tenantId(name: string): string | undefined {
-    return this.db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(name) as string | undefined;
+  async tenantId(name: string): Promise<string | undefined> {
+    return (await this.db.selectFrom('tenants').select('id').where('name', '=', name).executeTakeFirst())?.id;
   }
 
-  protected requireTenant(name: string): schema.TenantInfo {
-    const info = this.showTenant(name);
+  protected async requireTenant(name: string): Promise<schema.TenantInfo> {
+    const info = await this.showTenant(name);
     if (info === undefined) throw new NotFoundError(`no tenant ${name}`);
     return info;
   }
 
   /** Disables (or with `disabled: false` re-enables) a tenant; a disabled tenant's credentials stop working. */
-  disableTenant(name: string, options: { disabled?: boolean } & Actor = {}): void {
+  async disableTenant(name: string, options: { disabled?: boolean } & Actor = {}): Promise<void> {
     const disabled = options.disabled ?? true;
     if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be disabled');
-    this.requireTenant(name);
-    this.change({ actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name }, () =>
-      this.db.prepare('UPDATE tenants SET disabled = ? WHERE name = ?').run(disabled ? 1 : 0, name),
+    await this.requireTenant(name);
+    await this.change({ actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name }, (trx) =>
+      trx.updateTable('tenants').set({ disabled: disabled ? 1 : 0 }).where('name', '=', name).execute(),
     );
   }
 
@@ -73,14 +80,14 @@ export abstract class TenancyStore extends StoreBase {
    * capability root keys, mints and revocations (sessions, which carry the tenant's id, die with it). Refused while
    * it owns buckets. Its relationship schema and tuples live in their own store: the caller purges them.
    */
-  deleteTenant(name: string, options: Actor = {}): void {
+  async deleteTenant(name: string, options: Actor = {}): Promise<void> {
     if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be deleted');
-    this.requireTenant(name);
-    this.commit(() => {
-      const buckets = this.db.prepare('SELECT count(*) FROM buckets WHERE tenant = ?').pluck().get(name) as number;
-      if (buckets > 0) throw new ConflictError(`tenant ${name} still owns ${buckets} bucket(s)`);
-      for (const table of schema.TENANT_OWNED_TABLES) this.db.prepare(`DELETE FROM ${table} WHERE tenant = ?`).run(name);
-      this.db.prepare('DELETE FROM tenants WHERE name = ?').run(name);
+    await this.requireTenant(name);
+    await this.commit(async (trx) => {
+      const { n } = await trx.selectFrom('buckets').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant', '=', name).executeTakeFirstOrThrow();
+      if (Number(n) > 0) throw new ConflictError(`tenant ${name} still owns ${n} bucket(s)`);
+      for (const table of schema.TENANT_OWNED_TABLES) await trx.deleteFrom(table).where('tenant', '=', name).execute();
+      await trx.deleteFrom('tenants').where('name', '=', name).execute();
       return { result: undefined, change: { actor: options.actor, action: 'tenant.delete', tenant: name } };
     });
   }
@@ -88,80 +95,85 @@ export abstract class TenancyStore extends StoreBase {
   // ── buckets ────────────────────────────────────────────────────────────────────────────────────────────────────
 
   /** Records that a tenant owns a bucket; refused when another tenant owns it, unless `reassign` (an operator move). */
-  assignBucket(bucket: string, tenant: string, options: { reassign?: boolean } & Actor = {}): void {
-    this.requireTenant(tenant);
-    this.commit(() => {
-      const current = this.ownerRow(bucket);
+  async assignBucket(bucket: string, tenant: string, options: { reassign?: boolean } & Actor = {}): Promise<void> {
+    await this.requireTenant(tenant);
+    await this.commit(async (trx) => {
+      const current = await this.ownerRow(trx, bucket);
       if (current === tenant) return { result: undefined };
       if (current !== undefined && options.reassign !== true) throw new ConflictError(`bucket ${bucket} is owned by another tenant`);
-      this.db
-        .prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET tenant = excluded.tenant, assigned_at = excluded.assigned_at')
-        .run(bucket, tenant, Date.now());
+      await trx
+        .insertInto('buckets')
+        .values({ name: bucket, tenant, assigned_at: Date.now(), governed: 0 })
+        .onConflict((oc) => oc.column('name').doUpdateSet((eb) => ({ tenant: eb.ref('excluded.tenant'), assigned_at: eb.ref('excluded.assigned_at') })))
+        .execute();
       const action = current === undefined ? 'bucket.assign' : 'bucket.reassign';
       return { result: undefined, change: { actor: options.actor, action, tenant, bucket, details: current ? { from: current } : undefined } };
     });
   }
 
   /** Gives every bucket in `names` that has no owner to `tenant` (root by default), e.g. an upstream's existing buckets. */
-  adoptUnownedBuckets(names: Iterable<string>, tenant: string = schema.ROOT_TENANT, options: Actor = {}): string[] {
-    this.requireTenant(tenant);
-    return this.commit(() => {
-      const insert = this.db.prepare('INSERT INTO buckets (name, tenant, assigned_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING');
-      const adopted = [...names].filter((name) => insert.run(name, tenant, Date.now()).changes > 0);
+  async adoptUnownedBuckets(names: Iterable<string>, tenant: string = schema.ROOT_TENANT, options: Actor = {}): Promise<string[]> {
+    await this.requireTenant(tenant);
+    return this.commit(async (trx) => {
+      const adopted: string[] = [];
+      for (const name of names) {
+        const inserted = await trx
+          .insertInto('buckets')
+          .values({ name, tenant, assigned_at: Date.now(), governed: 0 })
+          .onConflict((oc) => oc.column('name').doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) adopted.push(name);
+      }
       const change = adopted.length > 0 ? { actor: options.actor ?? 'system', action: 'bucket.adopt', tenant, details: { buckets: adopted } } : undefined;
       return { result: adopted, change };
     });
   }
 
   /** Forgets a bucket's owner (after DeleteBucket). */
-  releaseBucket(bucket: string, options: Actor = {}): void {
-    this.commit(() => {
-      const current = this.ownerRow(bucket);
+  async releaseBucket(bucket: string, options: Actor = {}): Promise<void> {
+    await this.commit(async (trx) => {
+      const current = await this.ownerRow(trx, bucket);
       if (current === undefined) return { result: undefined };
-      this.db.prepare('DELETE FROM buckets WHERE name = ?').run(bucket);
+      await trx.deleteFrom('buckets').where('name', '=', bucket).execute();
       return { result: undefined, change: { actor: options.actor, action: 'bucket.release', tenant: current, bucket } };
     });
   }
 
-  private ownerRow(bucket: string): string | undefined {
-    return this.db.prepare('SELECT tenant FROM buckets WHERE name = ?').pluck().get(bucket) as string | undefined;
+  private async ownerRow(trx: PolicyTransaction, bucket: string): Promise<string | undefined> {
+    return (await trx.selectFrom('buckets').select('tenant').where('name', '=', bucket).executeTakeFirst())?.tenant;
   }
 
-  /**
-   * Whether relationships govern a bucket's objects (besides scopes). One indexed point read per call, so a change
-   * made by any process is in force on the next request.
-   */
-  bucketGoverned(bucket: string): boolean {
-    this.governedStmt ??= this.db.prepare('SELECT governed FROM buckets WHERE name = ?').pluck();
-    return this.governedStmt.get(bucket) === 1;
+  /** Whether relationships govern a bucket's objects (besides scopes); cached like the owner, and as fresh. */
+  async bucketGoverned(bucket: string): Promise<boolean> {
+    const owner = await this.cache.bucket(bucket);
+    return owner !== false && owner.governed;
   }
-
-  private governedStmt?: Database.Statement;
 
   /** Turns relationship governance of an owned bucket on or off; audited as bucket.govern / bucket.ungovern. */
-  setBucketGoverned(bucket: string, governed: boolean, options: Actor = {}): void {
-    this.commit(() => {
-      const tenant = this.ownerRow(bucket);
+  async setBucketGoverned(bucket: string, governed: boolean, options: Actor = {}): Promise<void> {
+    await this.commit(async (trx) => {
+      const tenant = await this.ownerRow(trx, bucket);
       if (tenant === undefined) throw new NotFoundError(`no bucket ${bucket}`);
-      const changed = this.db.prepare('UPDATE buckets SET governed = ? WHERE name = ? AND governed != ?').run(governed ? 1 : 0, bucket, governed ? 1 : 0).changes > 0;
+      const flag = governed ? 1 : 0;
+      const updated = await trx.updateTable('buckets').set({ governed: flag }).where('name', '=', bucket).where('governed', '!=', flag).executeTakeFirst();
       const action = governed ? 'bucket.govern' : 'bucket.ungovern';
-      return { result: undefined, change: changed ? { actor: options.actor, action, tenant, bucket } : undefined };
+      return { result: undefined, change: Number(updated.numUpdatedRows) > 0 ? { actor: options.actor, action, tenant, bucket } : undefined };
     });
   }
 
   /** The governed buckets among those owned, by name. */
-  governedBuckets(): string[] {
-    return this.db.prepare('SELECT name FROM buckets WHERE governed = 1 ORDER BY name').pluck().all() as string[];
+  async governedBuckets(): Promise<string[]> {
+    return (await this.db.selectFrom('buckets').select('name').where('governed', '=', 1).orderBy('name').execute()).map((r) => r.name);
   }
 
   /** The buckets a tenant owns, by name. */
-  listTenantBuckets(tenant: string): string[] {
-    return this.db.prepare('SELECT name FROM buckets WHERE tenant = ? ORDER BY name').pluck().all(tenant) as string[];
+  async listTenantBuckets(tenant: string): Promise<string[]> {
+    return (await this.db.selectFrom('buckets').select('name').where('tenant', '=', tenant).orderBy('name').execute()).map((r) => r.name);
   }
 
   /** Every owned bucket and its tenant. */
-  bucketOwners(): Map<string, string> {
-    const rows = this.db.prepare('SELECT name, tenant FROM buckets').all() as { name: string; tenant: string }[];
+  async bucketOwners(): Promise<Map<string, string>> {
+    const rows = await this.db.selectFrom('buckets').select(['name', 'tenant']).execute();
     return new Map(rows.map((row) => [row.name, row.tenant]));
   }
 }

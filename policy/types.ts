@@ -80,4 +80,6 @@ export interface DenialRecord {
   reason: string;
   remoteAddress?: string;
   userAgent?: string;
+  /** The gateway node that refused the request. */
+  node?: string;
 }

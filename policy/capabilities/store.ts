@@ -1,15 +1,19 @@
 /**
- * The gateway's capability state: one root key per tenant (sealed with the master key, replaced as a whole by a
- * reset so every earlier capability fails at once) and the revocation list by capability id. Capabilities
- * themselves are never stored; they carry everything and are verified on every use.
+ * The gateway's capability state, in the policy database so every node verifies what any node minted: one root key
+ * per tenant (sealed with the master key, replaced as a whole by a reset so every earlier capability fails at once),
+ * the revocation list by capability id, and a record of each mint. Capabilities themselves are never stored; they
+ * carry everything and are verified on every use, against reads cached until the policy revision moves.
  */
-import type Database from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { randomBytes } from 'node:crypto';
-import type { AuditLog } from '../audit-log.ts';
+import type { PolicyDatabase } from '../database/policy-database.ts';
+import { RevisionCache } from '../database/revision-cache.ts';
+import type { PolicyTables } from '../database/tables.ts';
 import { InvalidInputError } from '../errors.ts';
-import { loadMasterKey, open, seal } from '../secret-box.ts';
-import { openPolicyDatabase, tenantEnabled, tenantIdOf } from '../sessions/database.ts';
-import { CapabilityError, createCapabilityService, type CapabilityContents, type CapabilityService, type JsonValue } from './token.ts';
+import { open, seal } from '../secret-box.ts';
+import { tenantEnabled, tenantState, type TenantState } from '../sessions/database.ts';
+import { commitPolicy, type PolicyTransaction } from '../store-base.ts';
+import { CapabilityError, createCapabilityService, inspectCapability, type CapabilityContents, type CapabilityService, type JsonValue } from './token.ts';
 
 /** A verified capability and the tenant whose root key signed it. */
 export interface TenantCapability extends CapabilityContents {
@@ -35,89 +39,105 @@ export function tenantOfCapabilityId(id: string): string {
   return id.slice(0, colon);
 }
 
-/** Per-tenant capability root keys and revocations, in dataDir/policy.db. */
+type KeyRow = PolicyTables['capability_root_keys'];
+type MintRow = PolicyTables['capability_mints'];
+
+/** Per-tenant capability root keys, revocations and mint records. */
 export class CapabilityStore {
-  private constructor(private readonly db: Database.Database, private readonly masterKey: Buffer, private readonly audit?: AuditLog) {}
+  private readonly db: Kysely<PolicyTables>;
+  private readonly keys: RevisionCache<KeyRow | null>;
+  private readonly revoked: RevisionCache<boolean>;
+  private readonly mints: RevisionCache<MintRow | null>;
+  private readonly tenants: RevisionCache<TenantState>;
 
-  /** Opens the capability tables of a data directory whose policy store already exists. */
-  static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog }): CapabilityStore {
-    return new CapabilityStore(openPolicyDatabase(options.dataDir, ''), loadMasterKey(options.dataDir, options.masterKey), options.audit);
+  private constructor(private readonly database: PolicyDatabase, private readonly masterKey: Buffer) {
+    this.db = database.db('policy');
+    const signal = database.signals.policy;
+    this.keys = new RevisionCache(signal, 1000);
+    this.revoked = new RevisionCache(signal);
+    this.mints = new RevisionCache(signal);
+    this.tenants = new RevisionCache(signal);
   }
 
-  close(): void {
-    this.db.close();
+  /** The capability tables of an open policy database, with the master key the policy store verified. */
+  static open(options: { database: PolicyDatabase; masterKey: Buffer }): CapabilityStore {
+    return new CapabilityStore(options.database, options.masterKey);
   }
 
-  private keyRow(tenant: string): { generation: number; key_ct: Buffer; key_iv: Buffer; key_tag: Buffer } | undefined {
-    return this.db.prepare('SELECT * FROM capability_root_keys WHERE tenant = ?').get(tenant) as never;
+  private keyRow(tenant: string): Promise<KeyRow | null> {
+    return this.keys.get(tenant, async () => (await this.db.selectFrom('capability_root_keys').selectAll().where('tenant', '=', tenant).executeTakeFirst()) ?? null);
   }
 
-  private writeKey(tenant: string, generation: number): void {
+  private async writeKey(trx: PolicyTransaction, tenant: string, generation: number): Promise<void> {
     const sealed = seal(this.masterKey, randomBytes(32).toString('base64'), `capability-root:${tenant}/${generation}`);
-    this.db
-      .prepare(
-        `INSERT INTO capability_root_keys (tenant, generation, key_ct, key_iv, key_tag, created_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (tenant) DO UPDATE SET generation = excluded.generation, key_ct = excluded.key_ct,
-           key_iv = excluded.key_iv, key_tag = excluded.key_tag, created_at = excluded.created_at`,
+    await trx
+      .insertInto('capability_root_keys')
+      .values({ tenant, generation, key_ct: sealed.ciphertext, key_iv: sealed.iv, key_tag: sealed.tag, created_at: Date.now() })
+      .onConflict((oc) =>
+        oc.column('tenant').doUpdateSet((eb) => ({
+          generation: eb.ref('excluded.generation'),
+          key_ct: eb.ref('excluded.key_ct'),
+          key_iv: eb.ref('excluded.key_iv'),
+          key_tag: eb.ref('excluded.key_tag'),
+          created_at: eb.ref('excluded.created_at'),
+        })),
       )
-      .run(tenant, generation, sealed.ciphertext, sealed.iv, sealed.tag, Date.now());
+      .execute();
   }
 
   /** The root key a key id names, only while it is its tenant's current one. */
-  rootKey(keyId: string): Buffer | undefined {
+  async rootKey(keyId: string): Promise<Buffer | undefined> {
     const slash = keyId.lastIndexOf('/');
     if (slash <= 0) return undefined;
     const tenant = keyId.slice(0, slash);
-    const row = this.keyRow(tenant);
-    if (row === undefined || `${tenant}/${row.generation}` !== keyId) return undefined;
+    const row = await this.keyRow(tenant);
+    if (row === null || `${tenant}/${row.generation}` !== keyId) return undefined;
     return Buffer.from(open(this.masterKey, { ciphertext: row.key_ct, iv: row.key_iv, tag: row.key_tag }, `capability-root:${keyId}`), 'base64');
   }
 
-  /** The tenant's current key id, creating its first root key on first use. */
-  currentKeyId(tenant: string): string {
-    return this.db.transaction(() => {
-      const row = this.keyRow(tenant);
-      if (row !== undefined) return `${tenant}/${row.generation}`;
-      this.writeKey(tenant, 1);
-      return `${tenant}/1`;
-    }).immediate();
+  /** The tenant's current key id, creating its first root key on first use (once, whichever node asks first). */
+  async currentKeyId(tenant: string): Promise<string> {
+    const row = await this.keyRow(tenant);
+    if (row !== null) return `${tenant}/${row.generation}`;
+    return commitPolicy(this.database, async (trx) => {
+      const existing = await trx.selectFrom('capability_root_keys').select('generation').where('tenant', '=', tenant).executeTakeFirst();
+      if (existing !== undefined) return { result: `${tenant}/${existing.generation}` };
+      await this.writeKey(trx, tenant, 1);
+      return { result: `${tenant}/1`, change: { actor: 'system', action: 'capability.key.create', tenant, details: { keyId: `${tenant}/1` } } };
+    });
   }
 
-  /** Replaces the tenant's root key: every capability minted before stops verifying on every process at once. */
-  resetRootKey(tenant: string, options: { actor?: string } = {}): { keyId: string } {
-    const keyId = this.db.transaction(() => {
-      const generation = (this.keyRow(tenant)?.generation ?? 0) + 1;
-      this.writeKey(tenant, generation);
-      return `${tenant}/${generation}`;
-    }).immediate();
-    this.audit?.write({ actor: options.actor ?? 'operator', action: 'capability.reset', tenant, details: { keyId } });
+  /** Replaces the tenant's root key: every capability minted before stops verifying on every node. */
+  async resetRootKey(tenant: string, options: { actor?: string } = {}): Promise<{ keyId: string }> {
+    const keyId = await commitPolicy(this.database, async (trx) => {
+      const current = await trx.selectFrom('capability_root_keys').select('generation').where('tenant', '=', tenant).executeTakeFirst();
+      const generation = (current?.generation ?? 0) + 1;
+      await this.writeKey(trx, tenant, generation);
+      const id = `${tenant}/${generation}`;
+      return { result: id, change: { actor: options.actor, action: 'capability.reset', tenant, details: { keyId: id } } };
+    });
     return { keyId };
   }
 
   /** Adds a capability id to the revocation list. */
-  revoke(id: string, options: { actor?: string } = {}): { id: string; tenant: string } {
+  async revoke(id: string, options: { actor?: string } = {}): Promise<{ id: string; tenant: string }> {
     const tenant = tenantOfCapabilityId(id);
-    this.db.prepare('INSERT OR IGNORE INTO capability_revocations (id, tenant, revoked_at) VALUES (?, ?, ?)').run(id, tenant, Date.now());
-    this.audit?.write({ actor: options.actor ?? 'operator', action: 'capability.revoke', tenant, details: { id } });
+    await commitPolicy(this.database, async (trx) => {
+      await trx.insertInto('capability_revocations').values({ id, tenant, revoked_at: Date.now() }).onConflict((oc) => oc.column('id').doNothing()).execute();
+      return { result: undefined, change: { actor: options.actor, action: 'capability.revoke', tenant, details: { id } } };
+    });
     return { id, tenant };
   }
 
   /** Whether a capability id is on the revocation list. */
-  isRevoked(id: string): boolean {
-    return this.db.prepare('SELECT 1 FROM capability_revocations WHERE id = ?').get(id) !== undefined;
-  }
-
-  /** The capability service over the stored root keys and revocation list. */
-  service(now?: () => Date): CapabilityService {
-    return createCapabilityService({ rootKeys: (keyId) => this.rootKey(keyId), isRevoked: (id) => this.isRevoked(id), now });
+  isRevoked(id: string): Promise<boolean> {
+    return this.revoked.get(id, async () => (await this.db.selectFrom('capability_revocations').select('id').where('id', '=', id).executeTakeFirst()) !== undefined);
   }
 
   /** The mint record of a capability id, or undefined (never minted here, or its tenant was deleted). */
-  mintRecord(id: string): CapabilityMint | undefined {
-    const row = this.db.prepare('SELECT * FROM capability_mints WHERE id = ?').get(id) as
-      | { id: string; tenant: string; tenant_id: string; scope: string; actions: string | null; minted_by: string | null }
-      | undefined;
-    if (row === undefined) return undefined;
+  async mintRecord(id: string): Promise<CapabilityMint | undefined> {
+    const row = await this.mints.get(id, async () => (await this.db.selectFrom('capability_mints').selectAll().where('id', '=', id).executeTakeFirst()) ?? null);
+    if (row === null) return undefined;
     return {
       id: row.id, tenant: row.tenant, tenantId: row.tenant_id, scope: JSON.parse(row.scope) as JsonValue[],
       ...(row.actions !== null ? { actions: JSON.parse(row.actions) as string[] } : {}),
@@ -130,17 +150,20 @@ export class CapabilityStore {
    * records who minted it: `mintedBy` (an application credential; absent for root and the operator) bounds the
    * capability at every use, and revoking or deleting it ends the capability.
    */
-  mint(tenant: string, scope: Parameters<CapabilityService['mint']>[0], options: { expiresAt?: Date; actions?: string[]; actor?: string; mintedBy?: string } = {}): { id: string; capability: string } {
-    const tenantId = tenantIdOf(this.db, tenant);
+  async mint(tenant: string, scope: Parameters<CapabilityService['mint']>[0], options: { expiresAt?: Date; actions?: string[]; actor?: string; mintedBy?: string } = {}): Promise<{ id: string; capability: string }> {
+    const tenantId = (await tenantState(this.tenants, this.db, tenant))?.id;
     if (tenantId === undefined) throw new InvalidInputError(`no tenant ${tenant}`);
     const id = `${tenant}:${randomBytes(12).toString('base64url')}`;
-    const capability = this.service().mint(scope, { keyId: this.currentKeyId(tenant), id, expiresAt: options.expiresAt, actions: options.actions });
-    this.db
-      .prepare('INSERT INTO capability_mints (id, tenant, tenant_id, scope, actions, minted_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(id, tenant, tenantId, JSON.stringify(scope), options.actions ? JSON.stringify(options.actions) : null, options.mintedBy ?? null, Date.now());
-    this.audit?.write({
-      actor: options.actor ?? 'operator', action: 'capability.mint', tenant,
-      details: { id, scope, actions: options.actions, expiresAt: options.expiresAt?.toISOString() },
+    const keyId = await this.currentKeyId(tenant);
+    const rootKey = await this.rootKey(keyId);
+    const capability = createCapabilityService({ rootKeys: { [keyId]: rootKey! } }).mint(scope, { keyId, id, expiresAt: options.expiresAt, actions: options.actions });
+    const details = { id, scope, actions: options.actions, expiresAt: options.expiresAt?.toISOString() };
+    await commitPolicy(this.database, async (trx) => {
+      await trx
+        .insertInto('capability_mints')
+        .values({ id, tenant, tenant_id: tenantId, scope: JSON.stringify(scope), actions: options.actions ? JSON.stringify(options.actions) : null, minted_by: options.mintedBy ?? null, created_at: Date.now() })
+        .execute();
+      return { result: undefined, change: { actor: options.actor, action: 'capability.mint', tenant, details } };
     });
     return { id, capability };
   }
@@ -150,13 +173,22 @@ export class CapabilityStore {
    * here for the tenant that has its name now (a tenant deleted and re-created is another tenant), and that the
    * tenant is enabled. The caller bounds it by its minter's authority.
    */
-  verify(capability: string, now: Date = new Date()): TenantCapability {
-    const contents = this.service(() => now).verify(capability);
+  async verify(capability: string, now: Date = new Date()): Promise<TenantCapability> {
+    // The chain is checked by the synchronous verifier; what it consults (root key, revocation) is read first.
+    const claimed = inspectCapability(capability);
+    const rootKey = await this.rootKey(claimed.keyId);
+    const revoked = await this.isRevoked(claimed.id);
+    const service = createCapabilityService({
+      rootKeys: (keyId) => (keyId === claimed.keyId ? rootKey : undefined),
+      isRevoked: (id) => id === claimed.id && revoked,
+      now: () => now,
+    });
+    const contents = service.verify(capability);
     const tenant = contents.keyId.slice(0, contents.keyId.lastIndexOf('/'));
     if (tenantOfCapabilityId(contents.id) !== tenant) throw new CapabilityError('capability id and root key name different tenants');
-    const mint = this.mintRecord(contents.id);
+    const mint = await this.mintRecord(contents.id);
     if (mint === undefined || mint.tenant !== tenant) throw new CapabilityError('capability was not minted by this gateway for this tenant');
-    if (!tenantEnabled(this.db, tenant, mint.tenantId)) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
+    if (!(await tenantEnabled(this.tenants, this.db, tenant, mint.tenantId))) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
     return { ...contents, tenant, ...(mint.mintedBy !== undefined ? { mintedBy: mint.mintedBy } : {}) };
   }
 }

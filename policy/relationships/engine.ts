@@ -2,9 +2,10 @@
  * The check engine: does `subject` hold `permission` on `resource` under the tenant's schema and tuples? Evaluation
  * walks the permission expression with one indexed query per step (exact subject and wildcard are point lookups;
  * usersets and arrow bases are key ranges), with a per-call memo, cycle cut-off and depth limit, and an LRU across
- * calls keyed by (tenant, tenant revision, resource, name, subject). The revision is re-read (via data_version) on
- * every call, so a committed delete is never served from cache by any process. Caveated results are never cached
- * across calls, since they depend on request context such as `now`.
+ * calls keyed by (tenant, tenant revision, resource, name, subject). The revision comes from the store, which follows
+ * the relationships change signal (policy/database/signals.ts), so a delete committed on any node is not served from
+ * cache once the signal has carried it; a warm check reads nothing. The reads a cold check needs share one snapshot.
+ * Caveated results are never cached across calls, since they depend on request context such as `now`.
  *
  * Expiring tuples (https://authzed.com/docs/spicedb/concepts/expiring-relationships) grant nothing from their expiry
  * instant on, by the engine's clock (never the request's `now`, which callers supply): every read skips expired rows,
@@ -18,7 +19,8 @@ import type { CaveatOutcome } from './caveats.ts';
 import { and, DENIED, exclude, prefix, toResult, union, type CheckResult, type Eval } from './eval-result.ts';
 import type { CompiledSchema } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
-import type { RelationshipStore } from './store.ts';
+import type { SnapshotReader, TupleReader } from './store-reads.ts';
+import type { RelationshipStoreCore } from './store.ts';
 import { expired, rowTuple, type TupleRow } from './store-schema.ts';
 import { formatObject, formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
 
@@ -37,9 +39,16 @@ export interface CheckOptions {
   implicitParents?: ImplicitParents;
 }
 
+/** What an evaluation inside a write decides against: the write's reader and the tenant's state before it. */
+export interface WriteState {
+  reader: TupleReader;
+  revision: number;
+  schema: CompiledSchema;
+}
+
 /** How to build an engine. */
 export interface EngineOptions {
-  store: RelationshipStore;
+  store: RelationshipStoreCore;
   /** The clock expiry is decided by (epoch ms); Date.now by default. */
   clock?: () => number;
   cacheSize?: number;
@@ -54,6 +63,8 @@ export interface EngineOptions {
 export interface EvalState {
   tenant: string;
   revision: number;
+  /** Where tuples are read: a lazily opened snapshot, or the write transaction a guard decides in. */
+  reader: TupleReader;
   schema: CompiledSchema;
   context: RequestContext;
   implicit?: ImplicitParents;
@@ -85,7 +96,7 @@ const SMALL_RESOURCE = 64;
 
 /** Answers checks over a RelationshipStore. */
 export class RelationshipEngine {
-  readonly store: RelationshipStore;
+  readonly store: RelationshipStoreCore;
   private readonly cache: LRUCache<string, Eval>;
   /** Lookups in the cross-call cache since the engine opened (the gateway's metrics read them). */
   readonly cacheStats = { hits: 0, misses: 0 };
@@ -107,37 +118,50 @@ export class RelationshipEngine {
     this.rowsCache = new LRUCache({ max: 50_000 });
   }
 
-  /** A fresh evaluation state for one request, or undefined when the tenant has no schema. */
-  begin(tenant: string, options: CheckOptions = {}): EvalState | undefined {
-    const revision = this.store.revision(tenant);
-    const schema = this.store.schema(tenant);
-    if (!schema) return undefined;
+  /**
+   * Runs `fn` with a fresh evaluation state for one request (undefined when the tenant has no schema). Its reads
+   * share one snapshot, opened on the first read a cache could not answer and closed when `fn` settles; inside a
+   * write (`write`), they go through the write's transaction instead.
+   */
+  async session<T>(tenant: string, options: CheckOptions & { write?: WriteState }, fn: (state: EvalState | undefined) => Promise<T>): Promise<T> {
+    const write = options.write;
+    const revision = write?.revision ?? (await this.store.revision(tenant));
+    const schema = write?.schema ?? (await this.store.schema(tenant));
+    if (!schema) return fn(undefined);
+    const snapshot: SnapshotReader | undefined = write ? undefined : this.store.snapshot();
+    const reader = write?.reader ?? snapshot!;
     const implicit = options.implicitParents ?? this.implicit;
-    return { tenant, revision, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [] };
+    const state: EvalState = { tenant, revision, reader, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [] };
+    try {
+      return await fn(state);
+    } finally {
+      await snapshot?.end();
+    }
   }
 
   /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
-  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): CheckResult {
+  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<CheckResult> {
     const res = typeof resource === 'string' ? parseSubject(resource) : resource;
     const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
-    const state = this.begin(tenant, options);
-    if (!state) return { result: 'denied', reason: `tenant ${tenant} has no schema` };
-    if (!state.schema.definitions.get(res.type)) return { result: 'denied', reason: `unknown type ${res.type}` };
-    return toResult(this.store.snapshot(() => this.evalName(state, { type: res.type, id: res.id }, permission, sub, 0)), res, permission);
+    return this.session(tenant, options, async (state) => {
+      if (!state) return { result: 'denied', reason: `tenant ${tenant} has no schema` };
+      if (!state.schema.definitions.get(res.type)) return { result: 'denied', reason: `unknown type ${res.type}` };
+      return toResult(await this.evalName(state, { type: res.type, id: res.id }, permission, sub, 0), res, permission);
+    });
   }
 
   /** Like check, always with the path that granted or the reason it did not. */
-  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): CheckResult {
-    const result = this.check(tenant, resource, permission, subject, options);
+  async explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<CheckResult> {
+    const result = await this.check(tenant, resource, permission, subject, options);
     return { ...result, path: result.path ?? [] };
   }
 
   /** Evaluates `name` on a resource inside an existing state (shared memo, for listings and guards). */
-  evaluate(state: EvalState, resource: ObjectRef, name: string, subject: SubjectRef): CheckResult {
-    return toResult(this.evalName(state, resource, name, subject, 0), resource, name);
+  async evaluate(state: EvalState, resource: ObjectRef, name: string, subject: SubjectRef): Promise<CheckResult> {
+    return toResult(await this.evalName(state, resource, name, subject, 0), resource, name);
   }
 
-  private evalName(s: EvalState, res: ObjectRef, name: string, subject: SubjectRef, depth: number): Eval {
+  private async evalName(s: EvalState, res: ObjectRef, name: string, subject: SubjectRef, depth: number): Promise<Eval> {
     // Ids are length-prefixed, so no id can spell another key (names cannot contain ':', '#' or '@').
     const key = `${res.type}:${res.id.length}:${res.id}#${name}@${subject.type}:${subject.id.length}:${subject.id}#${subject.relation ?? ''}`;
     const memo = s.memo.get(key);
@@ -161,8 +185,8 @@ export class RelationshipEngine {
         s.active.add(key);
         try {
           const expr = def.permissions.get(name);
-          if (expr) out = prefix(`${formatObject(res)}#${name}`, this.evalExpr(s, res, expr, subject, depth));
-          else if (def.relations.has(name)) out = this.evalRelation(s, res, name, subject, depth);
+          if (expr) out = prefix(`${formatObject(res)}#${name}`, await this.evalExpr(s, res, expr, subject, depth));
+          else if (def.relations.has(name)) out = await this.evalRelation(s, res, name, subject, depth);
           else out = { level: 0, reason: `${res.type} has no relation or permission ${name}` };
         } finally {
           s.active.delete(key);
@@ -216,7 +240,7 @@ export class RelationshipEngine {
     return row;
   }
 
-  private evalExpr(s: EvalState, res: ObjectRef, expr: PermissionExpr, subject: SubjectRef, depth: number): Eval {
+  private async evalExpr(s: EvalState, res: ObjectRef, expr: PermissionExpr, subject: SubjectRef, depth: number): Promise<Eval> {
     switch (expr.kind) {
       case 'nil':
         return DENIED;
@@ -225,29 +249,29 @@ export class RelationshipEngine {
       case 'arrow':
         return expr.all ? this.evalAllArrow(s, res, expr, subject, depth) : this.evalArrow(s, res, expr, subject, depth);
       case 'union': {
-        const left = this.evalExpr(s, res, expr.left, subject, depth);
-        return left.level === 2 ? left : union(left, this.evalExpr(s, res, expr.right, subject, depth));
+        const left = await this.evalExpr(s, res, expr.left, subject, depth);
+        return left.level === 2 ? left : union(left, await this.evalExpr(s, res, expr.right, subject, depth));
       }
       case 'intersection': {
-        const left = this.evalExpr(s, res, expr.left, subject, depth);
+        const left = await this.evalExpr(s, res, expr.left, subject, depth);
         if (left.level === 0) return left;
-        const right = this.evalExpr(s, res, expr.right, subject, depth);
+        const right = await this.evalExpr(s, res, expr.right, subject, depth);
         return and(left, right);
       }
       case 'exclusion': {
-        const left = this.evalExpr(s, res, expr.left, subject, depth);
+        const left = await this.evalExpr(s, res, expr.left, subject, depth);
         if (left.level === 0) return left;
-        return exclude(left, this.evalExpr(s, res, expr.right, subject, depth));
+        return exclude(left, await this.evalExpr(s, res, expr.right, subject, depth));
       }
     }
   }
 
   /** `rel->perm` / `rel.any(perm)`: some tuple of `rel` (with its caveat) leads to a subject object holding `perm`. */
-  private evalArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Eval {
+  private async evalArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Promise<Eval> {
     let best: Eval = DENIED;
-    for (const base of this.arrowBases(s, res, expr.relation)) {
+    for (const base of await this.arrowBases(s, res, expr.relation)) {
       if (!hasName(s.schema, base.object.type, expr.target)) continue;
-      best = union(best, this.arrowStep(s, res, expr, base, subject, depth));
+      best = union(best, await this.arrowStep(s, res, expr, base, subject, depth));
       if (best.level === 2) break;
     }
     return best;
@@ -257,13 +281,13 @@ export class RelationshipEngine {
    * `rel.all(perm)`: every subject of `rel` must hold `perm` (each with its tuple's caveat); no tuple at all denies.
    * SpiceDB's intersection arrow (checkIntersectionTupleToUserset in internal/graph/check.go).
    */
-  private evalAllArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Eval {
-    const bases = this.arrowBases(s, res, expr.relation);
+  private async evalAllArrow(s: EvalState, res: ObjectRef, expr: Arrow, subject: SubjectRef, depth: number): Promise<Eval> {
+    const bases = await this.arrowBases(s, res, expr.relation);
     if (bases.length === 0) return { level: 0, reason: `${formatObject(res)}#${expr.relation} is empty, so ${expr.relation}.all(${expr.target}) does not hold` };
     let all: Eval = { level: 2, path: [] };
     for (const base of bases) {
       const step = hasName(s.schema, base.object.type, expr.target)
-        ? this.arrowStep(s, res, expr, base, subject, depth)
+        ? await this.arrowStep(s, res, expr, base, subject, depth)
         : { level: 0 as const, reason: `${base.object.type} has no ${expr.target}` };
       if (step.level === 0) {
         const who = base.row ? formatTuple(rowTuple(base.row)) : `${formatObject(base.object)} (implicit)`;
@@ -274,28 +298,28 @@ export class RelationshipEngine {
     return all;
   }
 
-  private arrowStep(s: EvalState, res: ObjectRef, expr: Arrow, base: ArrowBase, subject: SubjectRef, depth: number): Eval {
-    const sub = this.evalName(s, base.object, expr.target, subject, depth + 1);
+  private async arrowStep(s: EvalState, res: ObjectRef, expr: Arrow, base: ArrowBase, subject: SubjectRef, depth: number): Promise<Eval> {
+    const sub = await this.evalName(s, base.object, expr.target, subject, depth + 1);
     if (base.row) return and(this.caveat(s, base.row), sub, formatTuple(rowTuple(base.row)));
     return prefix(`${formatObject(res)}#${expr.relation}@${formatObject(base.object)} (implicit)`, sub);
   }
 
-  private evalRelation(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef, depth: number): Eval {
+  private async evalRelation(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef, depth: number): Promise<Eval> {
     let best: Eval = DENIED;
-    const direct = this.exact(s, res, relation, subject);
+    const direct = await this.exact(s, res, relation, subject);
     if (direct) best = and(this.caveat(s, direct), { level: 2 }, formatTuple(rowTuple(direct)));
     if (best.level === 2) return best;
     if (subject.relation === undefined && subject.id !== '*') {
-      const wildcard = this.exact(s, res, relation, { type: subject.type, id: '*' });
+      const wildcard = await this.exact(s, res, relation, { type: subject.type, id: '*' });
       if (wildcard) best = union(best, and(this.caveat(s, wildcard), { level: 2 }, formatTuple(rowTuple(wildcard))));
       if (best.level === 2) return best;
     }
     if (relation === this.parentRelation && subject.relation === undefined && s.implicit) {
       if (s.implicit(res).some((p) => p.type === subject.type && p.id === subject.id)) return { level: 2, path: [`${formatObject(res)}#${relation}@${formatSubject(subject)} (implicit)`] };
     }
-    const closure = subject.relation === undefined ? this.closure(s, subject) : undefined;
+    const closure = subject.relation === undefined ? await this.closure(s, subject) : undefined;
     if (closure) this.expiresAt(s, closure.until);
-    for (const row of this.rows(s, res, relation, 'usersets')) {
+    for (const row of await this.rows(s, res, relation, 'usersets')) {
       if (closure) {
         const userset = `${row.subject_type}:${row.subject_id}#${row.subject_relation}`;
         if (closure.plain.has(userset) && row.caveat_name === null) {
@@ -303,7 +327,7 @@ export class RelationshipEngine {
         }
         if (!closure.plain.has(userset) && !closure.caveated.has(userset)) continue;
       }
-      const sub = this.evalName(s, { type: row.subject_type, id: row.subject_id }, row.subject_relation, subject, depth + 1);
+      const sub = await this.evalName(s, { type: row.subject_type, id: row.subject_id }, row.subject_relation, subject, depth + 1);
       if (sub.level === 0 && !sub.provisional && !sub.reason) continue;
       best = union(best, and(this.caveat(s, row), sub, formatTuple(rowTuple(row))));
       if (best.level === 2) break;
@@ -323,30 +347,31 @@ export class RelationshipEngine {
   }
 
   /** All tuples of a resource (one indexed range, cached per revision), or undefined when it has too many to hold. */
-  private resourceRows(s: EvalState, res: ObjectRef): TupleRow[] | undefined {
+  private async resourceRows(s: EvalState, res: ObjectRef): Promise<TupleRow[] | undefined> {
     if (s.prefetch?.type === res.type) return s.prefetch.rows.get(res.id) ?? [];
     const key = `${s.tenant}\u0000${s.revision}\u0000${res.type}:${res.id}`;
     let rows = this.rowsCache.get(key);
     if (rows === undefined) {
-      const found = this.store.resource(s.tenant, res, SMALL_RESOURCE + 1);
+      const found = await s.reader.resource(s.tenant, res, SMALL_RESOURCE + 1);
       rows = found.length > SMALL_RESOURCE ? false : found;
       this.rowsCache.set(key, rows);
     }
     return rows === false ? undefined : rows;
   }
 
-  private exact(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef): TupleRow | undefined {
-    const rows = this.resourceRows(s, res);
-    if (!rows) return this.liveRow(s, this.store.exact(s.tenant, res, relation, subject));
+  private async exact(s: EvalState, res: ObjectRef, relation: string, subject: SubjectRef): Promise<TupleRow | undefined> {
+    const rows = await this.resourceRows(s, res);
+    if (!rows) return this.liveRow(s, await s.reader.exact(s.tenant, res, relation, subject));
     const srel = subject.relation ?? '';
     return this.liveRow(s, rows.find((r) => r.relation === relation && r.subject_type === subject.type && r.subject_id === subject.id && r.subject_relation === srel));
   }
 
   /** The live tuples of (resource, relation) whose subjects are usersets, objects, or either (`all`). */
-  private rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects' | 'all'): TupleRow[] {
-    const rows = this.resourceRows(s, res);
+  private async rows(s: EvalState, res: ObjectRef, relation: string, which: 'usersets' | 'objects' | 'all'): Promise<TupleRow[]> {
+    const rows = await this.resourceRows(s, res);
     if (!rows) {
-      const read = which === 'usersets' ? this.store.usersets(s.tenant, res, relation) : which === 'objects' ? this.store.objects(s.tenant, res, relation) : this.store.relationRows(s.tenant, res, relation);
+      const r = s.reader;
+      const read = await (which === 'usersets' ? r.usersets(s.tenant, res, relation) : which === 'objects' ? r.objects(s.tenant, res, relation) : r.relationRows(s.tenant, res, relation));
       return this.live(s, read);
     }
     return this.live(s, rows.filter((r) => r.relation === relation && (which === 'all' || (which === 'usersets') === (r.subject_relation !== ''))));
@@ -357,8 +382,8 @@ export class RelationshipEngine {
    * ignores the subject relation here), plus the implicit parents. Wildcards are never walked (schemas may not
    * allow them on arrow relations).
    */
-  private arrowBases(s: EvalState, res: ObjectRef, relation: string): ArrowBase[] {
-    const bases: ArrowBase[] = this.rows(s, res, relation, 'all')
+  private async arrowBases(s: EvalState, res: ObjectRef, relation: string): Promise<ArrowBase[]> {
+    const bases: ArrowBase[] = (await this.rows(s, res, relation, 'all'))
       .filter((r) => r.subject_id !== '*')
       .map((row) => ({ object: { type: row.subject_type, id: row.subject_id }, row }));
     if (relation === this.parentRelation && s.implicit) for (const object of s.implicit(res)) bases.push({ object });
@@ -370,13 +395,13 @@ export class RelationshipEngine {
    * nested usersets). Usable only when every userset subject type in the schema names a relation (not a permission)
    * other than the implicit parent relation, since then membership is made of tuples alone; undefined otherwise.
    */
-  private closure(s: EvalState, subject: SubjectRef): Closure | undefined {
+  private async closure(s: EvalState, subject: SubjectRef): Promise<Closure | undefined> {
     const key = `${subject.type}:${subject.id}`;
     if (s.closures.has(key)) return s.closures.get(key);
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000closure\u0000${key}`;
     let closure = this.closureCache.get(cacheKey);
     if (closure === undefined || (closure !== false && closure.until <= s.now)) {
-      closure = this.walkUp(s, subject) ?? false;
+      closure = (await this.walkUp(s, subject)) ?? false;
       this.closureCache.set(cacheKey, closure);
     }
     const usable = closure === false ? undefined : closure;
@@ -384,7 +409,7 @@ export class RelationshipEngine {
     return usable;
   }
 
-  private walkUp(s: EvalState, subject: SubjectRef): Closure | undefined {
+  private async walkUp(s: EvalState, subject: SubjectRef): Promise<Closure | undefined> {
     const targets = usersetTargets(s.schema, this.parentRelation);
     if (!targets) return undefined;
     const closure: Closure = { plain: new Set(), caveated: new Set(), until: Infinity };
@@ -393,7 +418,7 @@ export class RelationshipEngine {
       if (depth > this.maxDepth) return undefined;
       const next: typeof frontier = [];
       for (const f of frontier) {
-        for (const row of this.store.memberships(s.tenant, f.subject, targets)) {
+        for (const row of await s.reader.memberships(s.tenant, f.subject, targets)) {
           if (row.expires_at !== null) {
             if (expired(row, s.now)) continue;
             closure.until = Math.min(closure.until, row.expires_at);
@@ -413,9 +438,9 @@ export class RelationshipEngine {
   }
 
   /** Loads every tuple of `type` with ids in [from, to] into the state, so a page of checks costs one range query. */
-  prefetch(state: EvalState, type: string, from: string, to: string): void {
+  async prefetch(state: EvalState, type: string, from: string, to: string): Promise<void> {
     const rows = new Map<string, TupleRow[]>();
-    for (const row of this.store.range(state.tenant, type, from, `${to}\u0000`)) {
+    for (const row of await state.reader.range(state.tenant, type, from, to)) {
       const list = rows.get(row.resource_id);
       if (list) list.push(row);
       else rows.set(row.resource_id, [row]);

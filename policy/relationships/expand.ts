@@ -10,7 +10,7 @@
 import type { ImplicitParents } from './engine.ts';
 import type { CompiledSchema } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
-import type { RelationshipStore } from './store.ts';
+import type { TupleReader } from './store-reads.ts';
 import { expired, type TupleRow } from './store-schema.ts';
 import { formatObject, formatSubject, type ObjectRef } from './tuples.ts';
 
@@ -31,7 +31,7 @@ export type SubjectSet = Map<string, FoundSubject>;
 /** What an expansion reads. */
 export interface ExpandSource {
   tenant: string;
-  store: RelationshipStore;
+  reader: TupleReader;
   schema: CompiledSchema;
   now: number;
   implicitParents?: ImplicitParents;
@@ -130,15 +130,15 @@ function caveatAll(set: SubjectSet): SubjectSet {
 }
 
 /** Expands `name` on `resource`: every subject found, recursively through usersets and arrows. */
-export function expand(src: ExpandSource, resource: ObjectRef, name: string): SubjectSet {
+export function expand(src: ExpandSource, resource: ObjectRef, name: string): Promise<SubjectSet> {
   return expandName(src, resource, name, new Set());
 }
 
-function liveRows(src: ExpandSource, resource: ObjectRef, relation: string): TupleRow[] {
-  return src.store.relationRows(src.tenant, resource, relation).filter((r) => !expired(r, src.now));
+async function liveRows(src: ExpandSource, resource: ObjectRef, relation: string): Promise<TupleRow[]> {
+  return (await src.reader.relationRows(src.tenant, resource, relation)).filter((r) => !expired(r, src.now));
 }
 
-function expandName(src: ExpandSource, resource: ObjectRef, name: string, active: Set<string>): SubjectSet {
+async function expandName(src: ExpandSource, resource: ObjectRef, name: string, active: Set<string>): Promise<SubjectSet> {
   const onr = `${formatObject(resource)}#${name}`;
   const def = src.schema.definitions.get(resource.type);
   // A cycle adds nothing (SpiceDB stops with max depth exceeded; nothing new can be found on it).
@@ -153,11 +153,11 @@ function expandName(src: ExpandSource, resource: ObjectRef, name: string, active
       const found: FoundSubject = { subject, relationships: new Set([onr]), caveated, excluded: new Map() };
       out = unionSets(out, new Map([[subject, found]]));
     };
-    for (const row of liveRows(src, resource, name)) {
+    for (const row of await liveRows(src, resource, name)) {
       const subject = formatSubject({ type: row.subject_type, id: row.subject_id, ...(row.subject_relation ? { relation: row.subject_relation } : {}) });
       leaf(subject, row.caveat_name !== null);
       if (row.subject_relation === '') continue;
-      const nested = expandName(src, { type: row.subject_type, id: row.subject_id }, row.subject_relation, active);
+      const nested = await expandName(src, { type: row.subject_type, id: row.subject_id }, row.subject_relation, active);
       out = unionSets(out, row.caveat_name !== null ? caveatAll(nested) : nested);
     }
     if (name === (src.parentRelation ?? 'parent') && src.implicitParents) {
@@ -169,28 +169,28 @@ function expandName(src: ExpandSource, resource: ObjectRef, name: string, active
   }
 }
 
-function expandExpr(src: ExpandSource, resource: ObjectRef, expr: PermissionExpr, active: Set<string>): SubjectSet {
+async function expandExpr(src: ExpandSource, resource: ObjectRef, expr: PermissionExpr, active: Set<string>): Promise<SubjectSet> {
   switch (expr.kind) {
     case 'nil':
       return new Map();
     case 'ref':
       return expandName(src, resource, expr.name, active);
     case 'union':
-      return unionSets(expandExpr(src, resource, expr.left, active), expandExpr(src, resource, expr.right, active));
+      return unionSets(await expandExpr(src, resource, expr.left, active), await expandExpr(src, resource, expr.right, active));
     case 'intersection':
-      return intersectSets(expandExpr(src, resource, expr.left, active), expandExpr(src, resource, expr.right, active));
+      return intersectSets(await expandExpr(src, resource, expr.left, active), await expandExpr(src, resource, expr.right, active));
     case 'exclusion':
-      return excludeSets(expandExpr(src, resource, expr.left, active), expandExpr(src, resource, expr.right, active));
+      return excludeSets(await expandExpr(src, resource, expr.left, active), await expandExpr(src, resource, expr.right, active));
     case 'arrow': {
       const parts: SubjectSet[] = [];
-      const bases = liveRows(src, resource, expr.relation)
+      const bases = (await liveRows(src, resource, expr.relation))
         .filter((r) => r.subject_id !== '*')
         .map((r) => ({ object: { type: r.subject_type, id: r.subject_id }, caveated: r.caveat_name !== null }));
       if (expr.relation === (src.parentRelation ?? 'parent') && src.implicitParents) {
         for (const object of src.implicitParents(resource)) bases.push({ object, caveated: false });
       }
       for (const base of bases) {
-        const found = expandName(src, base.object, expr.target, active);
+        const found = await expandName(src, base.object, expr.target, active);
         parts.push(base.caveated ? caveatAll(found) : found);
       }
       if (parts.length === 0) return new Map();

@@ -4,7 +4,7 @@
  */
 
 import { DeniedError } from '../errors.ts';
-import type { RelationshipEngine } from './engine.ts';
+import type { EvalState, RelationshipEngine } from './engine.ts';
 import { leaves } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { WriteOptions } from './store.ts';
@@ -73,14 +73,14 @@ const refuse = (reason: string): never => {
 export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope: AppScope): NonNullable<WriteOptions['guard']> {
   if (scope.tenant !== tenant) refuse(`applications of tenant ${scope.tenant} cannot write tuples of tenant ${tenant}`);
   const writer = typeof scope.writer === 'string' ? parseSubject(scope.writer) : scope.writer;
-  return (updates, schema) => {
-    const state = engine.begin(tenant);
+  return (updates, write) => engine.session(tenant, { write }, async (state) => {
     if (!state) return;
-    const covers = (subject: SubjectRef): boolean => {
+    const { schema } = write;
+    const covers = async (subject: SubjectRef): Promise<boolean> => {
       if (subject.relation === undefined) return subject.type === writer.type && (subject.id === writer.id || subject.id === '*');
-      return engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer).result !== 'denied';
+      return (await engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer)).result !== 'denied';
     };
-    const holds = (resource: ObjectRef, name: string): boolean => engine.evaluate(state, resource, name, writer).result === 'allowed';
+    const holds = async (resource: ObjectRef, name: string): Promise<boolean> => (await engine.evaluate(state, resource, name, writer)).result === 'allowed';
     for (const { op, tuple } of updates) {
       const label = formatTuple(tuple);
       if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
@@ -95,31 +95,34 @@ export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope:
       const def = schema.definitions.get(tuple.resource.type);
       const exprs = [...(def?.permissions.values() ?? [])];
       const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
-      const requireHeld = (needed: string[]) => {
-        const missing = needed.find((name) => !holds(tuple.resource, name));
-        if (missing !== undefined) refuse(`${label}: the writer does not hold ${missing} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+      const requireHeld = async (needed: string[]) => {
+        for (const name of needed) {
+          if (!(await holds(tuple.resource, name))) refuse(`${label}: the writer does not hold ${name} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+        }
       };
       if (op === 'delete') {
-        if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && covers(tuple.subject)) refuse(`${label}: deleting it would lift an exclusion on the writer`);
-        requireHeld(fed.negative);
+        if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && (await covers(tuple.subject))) refuse(`${label}: deleting it would lift an exclusion on the writer`);
+        await requireHeld(fed.negative);
         continue;
       }
-      if (covers(tuple.subject)) refuse(`${label}: would enlarge the writer's own authority`);
+      if (await covers(tuple.subject)) refuse(`${label}: would enlarge the writer's own authority`);
       const arrowBase = exprs.some((e) => leaves(e).some((l) => l.kind === 'arrow' && l.relation === tuple.relation));
       // Arrows walk userset subjects as their objects too (SpiceDB), so a userset is linking just as an object is.
-      if (arrowBase && tuple.subject.id !== '*' && holdsAnything(engine, state, tuple, writer)) {
+      if (arrowBase && tuple.subject.id !== '*' && (await holdsAnything(engine, state, tuple, writer))) {
         refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which the writer holds authority`);
       }
-      requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
+      await requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
     }
-  };
+  });
 }
 
-function holdsAnything(engine: RelationshipEngine, state: NonNullable<ReturnType<RelationshipEngine['begin']>>, tuple: Tuple, writer: SubjectRef): boolean {
+async function holdsAnything(engine: RelationshipEngine, state: EvalState, tuple: Tuple, writer: SubjectRef): Promise<boolean> {
   const def = state.schema.definitions.get(tuple.subject.type);
   if (!def) return false;
-  const names = [...def.relations.keys(), ...def.permissions.keys()];
-  return names.some((n) => engine.evaluate(state, { type: tuple.subject.type, id: tuple.subject.id }, n, writer).result !== 'denied');
+  for (const n of [...def.relations.keys(), ...def.permissions.keys()]) {
+    if ((await engine.evaluate(state, { type: tuple.subject.type, id: tuple.subject.id }, n, writer)).result !== 'denied') return true;
+  }
+  return false;
 }
 
 function namesAllow(names: string[] | undefined, name: string): boolean {

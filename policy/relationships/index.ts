@@ -1,12 +1,14 @@
 /**
  * policy/relationships/: the Zanzibar/SpiceDB-style relationship engine — per-tenant schemas with caveats, validated
- * tuples in their own SQLite store, checks with explain, listing filters, lookups, audited writes and a watch feed.
+ * tuples in the policy database's relationships concern, checks with explain, listing filters, lookups, audited
+ * writes and a watch feed.
  */
 
 export { Relationships, s3ParentOf, type RelationshipsOptions } from './relationships.ts';
-export { RelationshipEngine, type CheckResult, type CheckOptions, type RequestContext, type ImplicitParents, type EngineOptions } from './engine.ts';
+export { RelationshipEngine, type CheckResult, type CheckOptions, type RequestContext, type ImplicitParents, type EngineOptions, type EvalState } from './engine.ts';
+export { RelationshipStore } from './store-bulk.ts';
+export type { TupleReader, SnapshotReader } from './store-reads.ts';
 export {
-  RelationshipStore,
   type AuditContext,
   type TupleUpdate,
   type TupleFilter,
@@ -15,7 +17,7 @@ export {
   type ChangeEvent,
   type RelationshipAuditRecord,
   type ImportSource,
-} from './store.ts';
+} from './store-types.ts';
 export { appWriteGuard, dependents, grantReaches, resourceLocation, type AppScope, type ResourceLocation } from './guard.ts';
 export { compileSchema, DEFAULT_OBJECT_SCHEMA, type CompiledSchema } from './schema.ts';
 export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type PermissionReach } from './schema-diff.ts';

@@ -9,7 +9,9 @@ import { formatBackup, parseBackup, type BackupFormat } from './backup.ts';
 import { appWriteGuard, type AppScope } from './guard.ts';
 import { schemaDiff, type SchemaDiff } from './schema-diff.ts';
 import type { PermissionExpr } from './schema-parser.ts';
-import { RelationshipStore, type AuditContext, type ChangeEvent, type ImportSource, type Precondition, type TupleUpdate } from './store.ts';
+import type { PolicyDatabase } from '../database/policy-database.ts';
+import { RelationshipStore } from './store-bulk.ts';
+import type { AuditContext, ChangeEvent, ImportSource, Precondition, TupleUpdate } from './store-types.ts';
 import { formatSubject, parseSubject, type ObjectRef, type SubjectRef } from './tuples.ts';
 
 /**
@@ -29,7 +31,8 @@ export function s3ParentOf(resource: ObjectRef): ObjectRef[] {
 
 /** How to open the facade. */
 export interface RelationshipsOptions {
-  dataDir: string;
+  /** The open policy database whose relationships concern holds the tuples. */
+  database: PolicyDatabase;
   cacheSize?: number;
   maxDepth?: number;
   /** Computed parents; defaults to s3ParentOf. */
@@ -47,39 +50,35 @@ export class Relationships {
   private readonly gc?: NodeJS.Timeout;
 
   private constructor(options: RelationshipsOptions) {
-    this.store = RelationshipStore.open({ dataDir: options.dataDir, clock: options.clock });
+    this.store = RelationshipStore.open({ database: options.database, clock: options.clock });
     this.engine = new RelationshipEngine({ store: this.store, cacheSize: options.cacheSize, maxDepth: options.maxDepth, implicitParents: options.implicitParents ?? s3ParentOf, clock: options.clock });
     const every = options.gcIntervalMs ?? 60_000;
     if (every > 0) {
       this.gc = setInterval(() => {
-        try {
-          this.store.collectExpired();
-        } catch {
-          // Busy or closing: the next round collects what this one missed; expired tuples grant nothing meanwhile.
-        }
+        // Busy or closing: the next round collects what this one missed; expired tuples grant nothing meanwhile.
+        this.store.collectExpired().catch(() => {});
       }, every);
       this.gc.unref();
     }
   }
 
-  /** Opens dataDir/relationships.db. */
+  /** The engine and store over an open policy database. */
   static open(options: RelationshipsOptions): Relationships {
     return new Relationships(options);
   }
 
-  /** Stops garbage collection and closes the store. */
+  /** Stops garbage collection (the policy database is closed by whoever opened it). */
   close(): void {
     clearInterval(this.gc);
-    this.store.close();
   }
 
   /** Decides one permission: allowed, denied or conditional (with the missing caveat parameters). */
-  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): CheckResult {
+  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
     return this.engine.check(tenant, resource, permission, subject, options);
   }
 
   /** Check with the granting path or the reason for the denial. */
-  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): CheckResult {
+  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
     return this.engine.explain(tenant, resource, permission, subject, options);
   }
 
@@ -87,16 +86,17 @@ export class Relationships {
    * The ids (of a page the storage listed) the subject holds `permission` on, in the given order; conditional
    * results are left out. One range query prefetches the page's tuples; folders and buckets are memoized.
    */
-  filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): string[] {
-    const state = this.engine.begin(tenant, options);
-    if (!state || ids.length === 0) return [];
+  filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<string[]> {
     const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
-    return this.store.snapshot(() => {
+    return this.engine.session(tenant, options, async (state) => {
+      if (!state || ids.length === 0) return [];
       if (ids.length > 4) {
         const sorted = [...ids].sort();
-        this.engine.prefetch(state, type, sorted[0] as string, sorted[sorted.length - 1] as string);
+        await this.engine.prefetch(state, type, sorted[0] as string, sorted[sorted.length - 1] as string);
       }
-      return ids.filter((id) => this.engine.evaluate(state, { type, id }, permission, sub).result === 'allowed');
+      const allowed: string[] = [];
+      for (const id of ids) if ((await this.engine.evaluate(state, { type, id }, permission, sub)).result === 'allowed') allowed.push(id);
+      return allowed;
     });
   }
 
@@ -105,11 +105,11 @@ export class Relationships {
    * to storage (no tuple of their own, reachable through implicit parents) are not enumerated: list storage and use
    * filterResources for those.
    */
-  lookupResources(tenant: string, resourceType: string, permission: string, subject: SubjectRef | string, options: CheckOptions & { idPrefix?: string; limit?: number } = {}): string[] {
+  async lookupResources(tenant: string, resourceType: string, permission: string, subject: SubjectRef | string, options: CheckOptions & { idPrefix?: string; limit?: number } = {}): Promise<string[]> {
     const prefix = options.idPrefix ?? '';
-    const rows = this.store.range(tenant, resourceType, prefix, `${prefix}\u{10FFFF}`);
+    const rows = await this.store.reader().range(tenant, resourceType, prefix, `${prefix}\u{10FFFF}`);
     const ids = [...new Set(rows.map((r) => r.resource_id))].filter((id) => id.startsWith(prefix));
-    const found = this.filterResources(tenant, resourceType, ids, permission, subject, options);
+    const found = await this.filterResources(tenant, resourceType, ids, permission, subject, options);
     return options.limit === undefined ? found : found.slice(0, options.limit);
   }
 
@@ -118,8 +118,8 @@ export class Relationships {
    * tenant's object and folder definitions grant it as a union that includes `parent->permission`, so that no
    * exclusion or intersection can take away what the parent gives. Listings use it to settle subtrees in one check.
    */
-  subtreeInherits(tenant: string, permission: string): boolean {
-    const schema = this.store.schema(tenant);
+  async subtreeInherits(tenant: string, permission: string): Promise<boolean> {
+    const schema = await this.store.schema(tenant);
     if (!schema) return false;
     return ['object', 'folder'].every((type) => {
       const expr = schema.definitions.get(type)?.permissions.get(permission);
@@ -128,15 +128,16 @@ export class Relationships {
   }
 
   /** Subjects (ids of `subjectType` that appear in the tenant's tuples) holding the permission on a resource. */
-  lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): string[] {
+  lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): Promise<string[]> {
     const res = typeof resource === 'string' ? parseSubject(resource) : resource;
-    const state = this.engine.begin(tenant, options);
-    if (!state) return [];
-    return this.store.snapshot(() =>
-      this.store
-        .subjectIds(tenant, subjectType)
-        .filter((id) => this.engine.evaluate(state, res, permission, { type: subjectType, id }).result === 'allowed'),
-    );
+    return this.engine.session(tenant, options, async (state) => {
+      if (!state) return [];
+      const found: string[] = [];
+      for (const id of await state.reader.subjectIds(tenant, subjectType)) {
+        if ((await this.engine.evaluate(state, res, permission, { type: subjectType, id })).result === 'allowed') found.push(id);
+      }
+      return found;
+    });
   }
 
   /**
@@ -144,25 +145,25 @@ export class Relationships {
    * tenant application's, refused (DeniedError, layer relationship) outside its scope or when it would enlarge the
    * writer's own authority.
    */
-  write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): string {
+  write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): Promise<string> {
     const guard = options.scope ? appWriteGuard(this.engine, tenant, options.scope) : undefined;
     const writer = options.scope === undefined ? undefined : typeof options.scope.writer === 'string' ? options.scope.writer : formatSubject(options.scope.writer);
     return this.store.write(tenant, updates, { ...options, guard, writer });
   }
 
   /** Writes a tenant's schema (and caveats); applications (`scope` given) are always refused. */
-  writeSchema(tenant: string, text: string, options: AuditContext & { scope?: AppScope }): string {
+  async writeSchema(tenant: string, text: string, options: AuditContext & { scope?: AppScope }): Promise<string> {
     if (options.scope) throw new DeniedError('relationship', 'tenant applications cannot write schemas or caveats');
     return this.store.writeSchema(tenant, text, options);
   }
 
   /** What the proposed schema would change against the tenant's deployed one. */
-  diffSchema(tenant: string, proposed: string): SchemaDiff {
-    return schemaDiff(proposed, this.store.readSchema(tenant)?.text);
+  async diffSchema(tenant: string, proposed: string): Promise<SchemaDiff> {
+    return schemaDiff(proposed, (await this.store.readSchema(tenant))?.text);
   }
 
   /** Bulk import, all or nothing; applications may not import. */
-  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
     return this.store.importTuples(tenant, text, options);
   }
 
@@ -170,8 +171,8 @@ export class Relationships {
    * The tenant's schema and every tuple that still grants, in a zed text form (backup.ts), with how many tuples were
    * left out because they grant nothing (expired, or written against an older caveat definition).
    */
-  exportTenant(tenant: string, format: BackupFormat = 'yaml'): { text: string; count: number; skipped: number } {
-    const exported = this.store.exportTenant(tenant);
+  async exportTenant(tenant: string, format: BackupFormat = 'yaml'): Promise<{ text: string; count: number; skipped: number }> {
+    const exported = await this.store.exportTenant(tenant);
     return { text: formatBackup(exported, format), count: exported.tuples.length, skipped: exported.skipped };
   }
 
@@ -179,13 +180,13 @@ export class Relationships {
    * Restores a backup text (backup.ts forms) into a tenant, all or nothing: its schema (when it carries one) and its
    * tuples in one transaction, recorded as an import source. Applications may not restore.
    */
-  importBackup(tenant: string, text: string, options: AuditContext & { name?: string }): ImportSource {
+  importBackup(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
     const backup = parseBackup(text);
     return this.store.importTuples(tenant, backup.relationships, { ...options, schema: backup.schema, source: text });
   }
 
   /** The tenant's change events after a revision token (`''` for all), oldest first. */
-  changesSince(tenant: string, revision: string, options?: { limit?: number }): ChangeEvent[] {
+  changesSince(tenant: string, revision: string, options?: { limit?: number }): Promise<ChangeEvent[]> {
     return this.store.changesSince(tenant, revision, options);
   }
 }

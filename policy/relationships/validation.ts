@@ -12,9 +12,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { PolicyDatabase } from '../database/policy-database.ts';
 import { ImportError, SchemaValidationError } from './errors.ts';
 import { expand, subjectLabel } from './expand.ts';
 import { Relationships, s3ParentOf } from './relationships.ts';
+import type { CompiledSchema } from './schema.ts';
 import { parseSubject, parseTuple, type Tuple } from './tuples.ts';
 
 /** One failed check of a validation file. */
@@ -48,7 +50,7 @@ const ASSERTIONS: Record<string, Expected> = { assertTrue: 'allowed', assertFals
 const AUDIT = { actor: 'anvil:validate', reason: 'validation file' };
 
 /** Reads and runs a validation file; never throws for problems in the file, which become failures. */
-export function runValidationFile(text: string, options: ValidationOptions = {}): ValidationReport {
+export async function runValidationFile(text: string, options: ValidationOptions = {}): Promise<ValidationReport> {
   const report: ValidationReport = { relationships: 0, assertions: 0, expected: 0, failures: [], warnings: [] };
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
@@ -76,8 +78,9 @@ export function runValidationFile(text: string, options: ValidationOptions = {})
 
   const implicitParents = extension.implicitParents === 's3' ? s3ParentOf : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'anvil-validate-'));
+  const database = await PolicyDatabase.open({ dataDir: dir });
   const rel = Relationships.open({
-    dataDir: dir,
+    database,
     gcIntervalMs: 0,
     clock: options.clock,
     maxDepth: extension.maxDepth,
@@ -86,26 +89,27 @@ export function runValidationFile(text: string, options: ValidationOptions = {})
   try {
     const schemaLine = lineOf(value('schema')) ?? lineOf(value('schemaFile'));
     try {
-      rel.writeSchema('validate', schema, AUDIT);
+      await rel.writeSchema('validate', schema, AUDIT);
     } catch (error) {
       if (!(error instanceof SchemaValidationError)) throw error;
       for (const message of error.errors) fail({ kind: 'schema', line: schemaLine, message });
       return report;
     }
-    report.warnings = rel.store.schema('validate')?.warnings ?? [];
-    if (!loadRelationships(rel, value('relationships'), text, lineOf, report)) return report;
-    if (extension.schemaAfter !== undefined) rel.writeSchema('validate', extension.schemaAfter, AUDIT);
-    runAssertions(rel, value('assertions'), lineOf, report);
-    runExpected(rel, value('validation'), lineOf, report, { clock: options.clock ?? Date.now, implicitParents });
+    report.warnings = (await rel.store.schema('validate'))?.warnings ?? [];
+    if (!(await loadRelationships(rel, value('relationships'), text, lineOf, report))) return report;
+    if (extension.schemaAfter !== undefined) await rel.writeSchema('validate', extension.schemaAfter, AUDIT);
+    await runAssertions(rel, value('assertions'), lineOf, report);
+    await runExpected(rel, value('validation'), lineOf, report, { clock: options.clock ?? Date.now, implicitParents });
     return report;
   } finally {
     rel.close();
+    await database.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** Reads a validation file from disk (schemaFile relative to it) and runs it. */
-export function runValidationPath(path: string, options: Omit<ValidationOptions, 'dir'> = {}): ValidationReport {
+export function runValidationPath(path: string, options: Omit<ValidationOptions, 'dir'> = {}): Promise<ValidationReport> {
   return runValidationFile(readFileSync(path, 'utf8'), { ...options, dir: dirname(path) });
 }
 
@@ -119,7 +123,7 @@ function blockOf(node: unknown): { node: unknown } {
   return { node: text === undefined ? node : parseDocument(text).contents };
 }
 
-function loadRelationships(rel: Relationships, node: unknown, text: string, lineOf: (n: unknown) => number | undefined, report: ValidationReport): boolean {
+async function loadRelationships(rel: Relationships, node: unknown, text: string, lineOf: (n: unknown) => number | undefined, report: ValidationReport): Promise<boolean> {
   const block = stringOf(node) ?? '';
   const start = lineOf(node) ?? 0;
   const seen = new Map<string, number>();
@@ -148,7 +152,7 @@ function loadRelationships(rel: Relationships, node: unknown, text: string, line
   report.relationships = lines.length;
   if (lines.length === 0) return true;
   try {
-    rel.importTuples('validate', lines.join('\n'), AUDIT);
+    await rel.importTuples('validate', lines.join('\n'), AUDIT);
   } catch (error) {
     if (!(error instanceof ImportError)) throw error;
     const lineNumbers = [...seen.values()];
@@ -158,7 +162,7 @@ function loadRelationships(rel: Relationships, node: unknown, text: string, line
   return true;
 }
 
-function runAssertions(rel: Relationships, node: unknown, outerLineOf: (n: unknown) => number | undefined, report: ValidationReport): void {
+async function runAssertions(rel: Relationships, node: unknown, outerLineOf: (n: unknown) => number | undefined, report: ValidationReport): Promise<void> {
   const { node: block } = blockOf(node);
   // Inside a block written as a string, positions are the string's: name the block's line instead.
   const lineOf = stringOf(node) === undefined ? outerLineOf : () => outerLineOf(node);
@@ -177,12 +181,12 @@ function runAssertions(rel: Relationships, node: unknown, outerLineOf: (n: unkno
     for (const item of isSeq(pair.value) ? pair.value.items : []) {
       const line = stringOf(item) === undefined ? undefined : lineOf(item);
       report.assertions++;
-      runAssertion(rel, key, expected, stringOf(item) ?? '', line, report);
+      await runAssertion(rel, key, expected, stringOf(item) ?? '', line, report);
     }
   }
 }
 
-function runAssertion(rel: Relationships, key: string, expected: Expected, text: string, line: number | undefined, report: ValidationReport): void {
+async function runAssertion(rel: Relationships, key: string, expected: Expected, text: string, line: number | undefined, report: ValidationReport): Promise<void> {
   const withAt = text.indexOf(' with ');
   const relationship = (withAt < 0 ? text : text.slice(0, withAt)).trim();
   let context: Record<string, unknown> = {};
@@ -200,12 +204,12 @@ function runAssertion(rel: Relationships, key: string, expected: Expected, text:
     report.failures.push({ kind: 'assertion', line, message: `error parsing relationship in assertion \`${text}\`: ${(error as Error).message}` });
     return;
   }
-  const problem = q.caveat || q.expiration ? `cannot specify a caveat or expiration on an assertion: \`${relationship}\`` : unknownName(rel, q);
+  const problem = q.caveat || q.expiration ? `cannot specify a caveat or expiration on an assertion: \`${relationship}\`` : unknownName((await rel.store.schema('validate'))!, q);
   if (problem) {
     report.failures.push({ kind: 'assertion', line, message: problem });
     return;
   }
-  const got = rel.explain('validate', q.resource, q.relation, q.subject, { context });
+  const got = await rel.explain('validate', q.resource, q.relation, q.subject, { context });
   if (got.result === expected) return;
   const path = got.result === 'denied' ? [got.reason] : (got.path ?? []);
   const missing = got.missing?.length ? ` (missing context: ${got.missing.join(', ')})` : '';
@@ -213,8 +217,7 @@ function runAssertion(rel: Relationships, key: string, expected: Expected, text:
 }
 
 /** SpiceDB refuses assertions about definitions, relations or subject types the schema does not have. */
-function unknownName(rel: Relationships, q: Tuple): string | undefined {
-  const schema = rel.store.schema('validate')!;
+function unknownName(schema: CompiledSchema, q: Tuple): string | undefined {
   const def = schema.definitions.get(q.resource.type);
   if (!def) return `object definition \`${q.resource.type}\` not found`;
   if (!def.relations.has(q.relation) && !def.permissions.has(q.relation)) return `relation/permission \`${q.relation}\` not found under definition \`${q.resource.type}\``;
@@ -225,13 +228,13 @@ function unknownName(rel: Relationships, q: Tuple): string | undefined {
   return undefined;
 }
 
-function runExpected(
+async function runExpected(
   rel: Relationships,
   node: unknown,
   lineOf: (n: unknown) => number | undefined,
   report: ValidationReport,
   how: { clock: () => number; implicitParents?: typeof s3ParentOf },
-): void {
+): Promise<void> {
   const { node: block } = blockOf(node);
   const outerLineOf = lineOf;
   lineOf = stringOf(node) === undefined ? outerLineOf : () => outerLineOf(node);
@@ -240,7 +243,7 @@ function runExpected(
     report.failures.push({ kind: 'file', line: lineOf(node), message: 'validation must map `type:id#relation` to lists of expected subjects' });
     return;
   }
-  const schema = rel.store.schema('validate')!;
+  const schema = (await rel.store.schema('validate'))!;
   for (const pair of block.items) {
     const onr = isScalar(pair.key) ? String(pair.key.value) : '';
     const keyLine = lineOf(pair.key);
@@ -254,7 +257,7 @@ function runExpected(
       continue;
     }
     report.expected++;
-    const found = expand({ tenant: 'validate', store: rel.store, schema, now: how.clock(), implicitParents: how.implicitParents }, resource, onr.slice(hash + 1));
+    const found = await expand({ tenant: 'validate', reader: rel.store.reader(), schema, now: how.clock(), implicitParents: how.implicitParents }, resource, onr.slice(hash + 1));
     const listed = new Set<string>();
     for (const item of isSeq(pair.value) ? pair.value.items : []) {
       const text = stringOf(item) ?? '';

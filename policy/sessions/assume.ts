@@ -54,10 +54,10 @@ function notAuthorized(action: string, who: string, arn: string, detail: string)
   return new SessionError('denied', `User: ${who} is not authorized to perform: sts:${action} on resource: ${arn}`, detail);
 }
 
-function requireRole(store: SessionStore, arn: string, refuse: (detail: string) => SessionError): RoleInfo {
+async function requireRole(store: SessionStore, arn: string, refuse: (detail: string) => SessionError): Promise<RoleInfo> {
   const parsed = parseRoleArn(arn);
   if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${arn} is not arn:aws:iam::<tenant>:role/<name>`);
-  const role = store.role(parsed.tenant, parsed.name);
+  const role = await store.role(parsed.tenant, parsed.name);
   if (role === undefined) throw refuse(`no role ${parsed.name} in tenant ${parsed.tenant}`);
   return role;
 }
@@ -107,7 +107,7 @@ export async function assumeRole(deps: SessionDeps, input: {
   const { caller, callerSession } = input;
   checkSessionName(input.sessionName);
   const refuse = (detail: string) => notAuthorized('AssumeRole', caller.subject, input.roleArn, detail);
-  const role = requireRole(deps.store, input.roleArn, refuse);
+  const role = await requireRole(deps.store, input.roleArn, refuse);
   // Root may assume any tenant's role; a session of root is no longer root, so chaining stays within the tenant.
   if (role.tenant !== caller.tenant && !(caller.isRoot && callerSession === undefined)) {
     throw refuse(`${caller.accessKeyId} of tenant ${caller.tenant} may not assume a role of tenant ${role.tenant}`);
@@ -115,9 +115,9 @@ export async function assumeRole(deps: SessionDeps, input: {
   const subject = callerSession?.subject ?? caller.subject;
   const names = [subject, caller.accessKeyId, ...(callerSession?.parent.kind === 'credential' ? [callerSession.parent.id] : [])];
   if (!trusts(role, names)) throw refuse(`${role.arn} does not trust ${subject}`);
-  const roleScopes = deps.tokens.roleScopes(role, input.now);
+  const roleScopes = await deps.tokens.roleScopes(role, input.now);
   if (roleScopes === undefined) throw refuse(`the maker of ${role.arn} can no longer be used`);
-  const tenantId = callerSession?.tenantId ?? deps.store.tenantId(role.tenant);
+  const tenantId = callerSession?.tenantId ?? (await deps.store.tenantId(role.tenant));
   if (tenantId === undefined) throw refuse(`tenant ${role.tenant} is gone`);
   const duration = durationOf(role, input.durationSeconds);
   const held = caller.isRoot ? sessionScopes(roleScopes) : intersectScopes(sessionScopes(roleScopes), sessionScopes(caller.scopes));
@@ -171,7 +171,7 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${input.roleArn} is not arn:aws:iam::<tenant>:role/<name>`);
   // The issuer first (as STS does), then the token's signature, and only then the role: an unverified caller learns
   // nothing about which roles exist, and a missing role answers as one this provider may not assume.
-  const [provider] = typeof unverified.iss === 'string' ? deps.store.oidcProvidersFor(parsed.tenant, unverified.iss) : [];
+  const [provider] = typeof unverified.iss === 'string' ? await deps.store.oidcProvidersFor(parsed.tenant, unverified.iss) : [];
   if (provider === undefined) throw new SessionError('invalid_identity_token', 'No OpenIDConnect provider found for the issuer of this token');
   const now = input.now ?? new Date();
   let keys: Awaited<ReturnType<typeof keySetOf>>;
@@ -195,17 +195,17 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
     throw new SessionError('invalid_identity_token', `the web identity token does not verify: ${(error as Error).message}`);
   }
   const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
-  const role = requireRole(deps.store, input.roleArn, refuse);
+  const role = await requireRole(deps.store, input.roleArn, refuse);
   if (!provider.roleIds.includes(role.id)) throw refuse(`OpenID Connect provider ${provider.id} may not assume ${role.arn}`);
   const sub = typeof payload.sub === 'string' ? payload.sub : '';
   // The subject is built with the one tuple escaping: `b%6Fb` stays itself, `*`, `#`, `@`, `:` spell nothing else.
   const subject = webIdentitySubject(sub);
   if (subject === undefined) throw new SessionError('invalid_identity_token', 'the web identity token\'s sub cannot name a subject (empty, "*" or too long)');
   if (!trusts(role, [subject, `oidc:${provider.id}`])) throw refuse(`${role.arn} does not trust ${subject}`);
-  const roleScopes = deps.tokens.roleScopes(role, now);
-  const maker = deps.tokens.makerOf(provider.createdBy, now);
+  const roleScopes = await deps.tokens.roleScopes(role, now);
+  const maker = await deps.tokens.makerOf(provider.createdBy, now);
   if (roleScopes === undefined || maker === false) throw refuse(`the maker of ${role.arn} or of provider ${provider.id} can no longer be used`);
-  const tenantId = deps.store.tenantId(role.tenant);
+  const tenantId = await deps.store.tenantId(role.tenant);
   if (tenantId === undefined) throw refuse(`tenant ${role.tenant} is gone`);
   const duration = durationOf(role, input.durationSeconds);
   // The provider's maker bounds what its tokens can ever reach, as it bounds the role.

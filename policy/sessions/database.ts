@@ -1,38 +1,27 @@
 /**
- * A second connection to dataDir/policy.db for the session and capability tables. They live beside the core policy
- * tables (same file, same WAL, same master key) but are created here with IF NOT EXISTS, so the core migration
- * list stays the policy store's own.
+ * The tenant check sessions and capabilities make on every use, read from the core tenants table through a cache
+ * that follows the policy revision.
  */
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type { Kysely } from 'kysely';
+import type { RevisionCache } from '../database/revision-cache.ts';
+import type { PolicyTables } from '../database/tables.ts';
 
-/** Opens policy.db (created and migrated by PolicyStore.open first) and applies `ddl` (if any) in one immediate transaction. */
-export function openPolicyDatabase(dataDir: string, ddl: string): Database.Database {
-  const db = new Database(join(dataDir, 'policy.db'));
-  try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('busy_timeout = 5000');
-    // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
-    // only a crash; NORMAL could roll the last ones back.
-    db.pragma('synchronous = FULL');
-    db.transaction(() => db.exec(ddl)).immediate();
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  return db;
+/** A tenant's immutable id and whether it is disabled, or null when no tenant has the name. */
+export type TenantState = { id: string; disabled: boolean } | null;
+
+/** The state of the tenant that has this name now, cached. */
+export function tenantState(cache: RevisionCache<TenantState>, db: Kysely<PolicyTables>, tenant: string): Promise<TenantState> {
+  return cache.get(tenant, async () => {
+    const row = await db.selectFrom('tenants').select(['id', 'disabled']).where('name', '=', tenant).executeTakeFirst();
+    return row === undefined ? null : { id: row.id, disabled: row.disabled === 1 };
+  });
 }
 
 /**
- * Whether a tenant exists and is enabled, read from the core tenants table; with `id`, only while the tenant of that
- * name is still the one with that immutable id (a re-created tenant of the same name is another tenant).
+ * Whether a tenant exists and is enabled; with `id`, only while the tenant of that name is still the one with that
+ * immutable id (a re-created tenant of the same name is another tenant).
  */
-export function tenantEnabled(db: Database.Database, tenant: string, id?: string): boolean {
-  const row = db.prepare('SELECT disabled, id FROM tenants WHERE name = ?').get(tenant) as { disabled: number; id: string } | undefined;
-  return row !== undefined && row.disabled === 0 && (id === undefined || row.id === id);
-}
-
-/** The immutable id of the tenant that has this name now, or undefined. */
-export function tenantIdOf(db: Database.Database, tenant: string): string | undefined {
-  return db.prepare('SELECT id FROM tenants WHERE name = ?').pluck().get(tenant) as string | undefined;
+export async function tenantEnabled(cache: RevisionCache<TenantState>, db: Kysely<PolicyTables>, tenant: string, id?: string): Promise<boolean> {
+  const state = await tenantState(cache, db, tenant);
+  return state !== null && !state.disabled && (id === undefined || state.id === id);
 }

@@ -1,18 +1,23 @@
 /**
- * What temporary credentials are built from, in dataDir/policy.db: roles (a named scope set of a tenant with a
+ * What temporary credentials are built from, in the policy database: roles (a named scope set of a tenant with a
  * duration limit and an optional trust list), OpenID Connect providers per tenant, and the gateway's token-signing
- * key pairs (ES256, by kid), whose private halves and session-secret seeds are sealed with the master key.
+ * key pairs (ES256, by kid), whose private halves and session-secret seeds are sealed with the master key. Every node
+ * reads the same keys, so a session issued by one node verifies on all. Reads a request makes are cached until the
+ * policy revision moves; every write is an audited policy change that moves it.
  */
-import type Database from 'better-sqlite3';
+import type { Kysely } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { AuditLog } from '../audit-log.ts';
+import type { PolicyDatabase } from '../database/policy-database.ts';
+import { RevisionCache } from '../database/revision-cache.ts';
+import type { PolicyTables } from '../database/tables.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { invalidGrantReason, normalizeGrant } from '../scopes.ts';
+import { commitPolicy, type Change, type PolicyTransaction } from '../store-base.ts';
 import { checkJwksUrl, type JwksPolicy } from './jwks.ts';
-import { loadMasterKey, open, seal } from '../secret-box.ts';
+import { open, seal } from '../secret-box.ts';
 import type { ScopeGrant } from '../types.ts';
-import { openPolicyDatabase, tenantIdOf } from './database.ts';
+import { tenantEnabled, tenantState, type TenantState } from './database.ts';
 
 /** Shortest and longest session a role may allow, as AWS STS bounds them. */
 export const MIN_SESSION_SECONDS = 900;
@@ -109,48 +114,47 @@ export function redactUrl(url: string): string {
 
 /** Roles, OIDC providers and signing keys. */
 export class SessionStore {
-  private readonly dataVersion: Database.Statement;
-  /** Own writes, which PRAGMA data_version does not count. */
-  private writes = 0;
+  private readonly db: Kysely<PolicyTables>;
+  private readonly roles: RevisionCache<RoleRow | null>;
+  private readonly providers: RevisionCache<ProviderRow | null>;
+  private readonly keys: RevisionCache<KeyRow | null>;
+  private readonly tenants: RevisionCache<TenantState>;
 
   private constructor(
-    private readonly db: Database.Database,
+    private readonly database: PolicyDatabase,
     private readonly masterKey: Buffer,
-    private readonly audit: AuditLog | undefined,
     /** Where JWKS may be fetched from (checked when a provider is added and again before every fetch). */
     readonly jwksPolicy: JwksPolicy,
   ) {
-    this.dataVersion = db.prepare('PRAGMA data_version').pluck();
+    this.db = database.db('policy');
+    const signal = database.signals.policy;
+    this.roles = new RevisionCache(signal);
+    this.providers = new RevisionCache(signal);
+    this.keys = new RevisionCache(signal, 100);
+    this.tenants = new RevisionCache(signal);
   }
 
-  /** Opens the session tables (created by the policy store's migrations) of a data directory. */
-  static open(options: { dataDir: string; masterKey?: string | Buffer; audit?: AuditLog; jwks?: JwksPolicy }): SessionStore {
-    const policy = options.jwks ?? { allowInsecure: false };
-    return new SessionStore(openPolicyDatabase(options.dataDir, ''), loadMasterKey(options.dataDir, options.masterKey), options.audit, policy);
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  /** The underlying connection, for the tenant check sessions make on every request. */
-  get database(): Database.Database {
-    return this.db;
+  /** The session tables of an open policy database, with the master key the policy store verified. */
+  static open(options: { database: PolicyDatabase; masterKey: Buffer; jwks?: JwksPolicy }): SessionStore {
+    return new SessionStore(options.database, options.masterKey, options.jwks ?? { allowInsecure: false });
   }
 
   /** The immutable id of the tenant that has this name now, or undefined. */
-  tenantId(name: string): string | undefined {
-    return tenantIdOf(this.db, name);
+  async tenantId(name: string): Promise<string | undefined> {
+    return (await tenantState(this.tenants, this.db, name))?.id;
   }
 
-  /** Changes whenever this or another connection commits; caches compare it to know when to reload. */
-  changeMarker(): string {
-    return `${this.dataVersion.get() as number}:${this.writes}`;
+  /** Whether the tenant exists and is enabled (and, with `id`, is still the tenant of that id); cached. */
+  tenantEnabled(tenant: string, id?: string): Promise<boolean> {
+    return tenantEnabled(this.tenants, this.db, tenant, id);
   }
 
-  private record(action: string, tenant: string | undefined, actor: string | undefined, details: Record<string, unknown>): void {
-    this.writes++;
-    this.audit?.write({ actor: actor ?? 'operator', action, tenant, details });
+  private change<T>(change: Change, fn: (trx: PolicyTransaction) => Promise<T>): Promise<T> {
+    return commitPolicy(this.database, async (trx) => ({ result: await fn(trx), change }));
+  }
+
+  private async requireTenant(trx: PolicyTransaction, tenant: string): Promise<void> {
+    if ((await trx.selectFrom('tenants').select('name').where('name', '=', tenant).executeTakeFirst()) === undefined) throw new NotFoundError(`no tenant ${tenant}`);
   }
 
   // ── roles ──────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -160,7 +164,7 @@ export class SessionStore {
    * and the operator): the role never allows more than its maker can at the moment it is used. A replaced role keeps
    * its id, so its live sessions are narrowed (or widened back, within their own tokens) on their next request.
    */
-  putRole(r: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; maxDurationSeconds?: number; trust?: string[]; replace?: boolean; actor?: string; maker?: string }): RoleInfo {
+  async putRole(r: { tenant: string; name: string; description?: string; scopes: ScopeGrant[]; maxDurationSeconds?: number; trust?: string[]; replace?: boolean; actor?: string; maker?: string }): Promise<RoleInfo> {
     if (!ROLE_NAME.test(r.name)) throw new InvalidInputError('role name must be 1-64 letters, digits or +=,.@_-');
     const invalid = invalidGrantReason(r.scopes);
     if (invalid !== undefined) throw new InvalidInputError(invalid);
@@ -171,49 +175,46 @@ export class SessionStore {
     if (r.trust !== undefined && (!Array.isArray(r.trust) || r.trust.some((t) => typeof t !== 'string' || t === ''))) {
       throw new InvalidInputError('trust must be a list of subjects or access key ids');
     }
-    if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(r.tenant) === undefined) throw new NotFoundError(`no tenant ${r.tenant}`);
     const scopes = r.scopes.map(normalizeGrant);
-    const row = [r.description ?? '', JSON.stringify(scopes), max, r.trust ? JSON.stringify(r.trust) : null, r.maker ?? null] as const;
-    this.db.transaction(() => {
-      const existing = this.role(r.tenant, r.name);
+    const row = { description: r.description ?? '', scopes: JSON.stringify(scopes), max_duration_s: max, trust: r.trust ? JSON.stringify(r.trust) : null, created_by: r.maker ?? null };
+    const details = { name: r.name, scopes, maxDurationSeconds: max, trust: r.trust };
+    await this.change({ actor: r.actor, action: 'role.put', tenant: r.tenant, details }, async (trx) => {
+      await this.requireTenant(trx, r.tenant);
+      const existing = await trx.selectFrom('sts_roles').select('id').where('tenant', '=', r.tenant).where('name', '=', r.name).executeTakeFirst();
       if (existing !== undefined && !r.replace) throw new ConflictError(`role ${r.name} exists in tenant ${r.tenant}`);
-      if (existing !== undefined) {
-        this.db.prepare('UPDATE sts_roles SET description = ?, scopes = ?, max_duration_s = ?, trust = ?, created_by = ? WHERE id = ?').run(...row, existing.id);
-      } else {
-        this.db
-          .prepare('INSERT INTO sts_roles (id, tenant, name, description, scopes, max_duration_s, trust, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(`role-${randomBytes(12).toString('hex')}`, r.tenant, r.name, ...row, Date.now());
-      }
-    }).immediate();
-    this.record('role.put', r.tenant, r.actor, { name: r.name, scopes, maxDurationSeconds: max, trust: r.trust });
-    return this.role(r.tenant, r.name)!;
+      if (existing !== undefined) await trx.updateTable('sts_roles').set(row).where('id', '=', existing.id).execute();
+      else await trx.insertInto('sts_roles').values({ id: `role-${randomBytes(12).toString('hex')}`, tenant: r.tenant, name: r.name, ...row, created_at: Date.now() }).execute();
+    });
+    return (await this.role(r.tenant, r.name))!;
   }
 
   /** One role by tenant and name, or undefined. */
-  role(tenant: string, name: string): RoleInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM sts_roles WHERE tenant = ? AND name = ?').get(tenant, name) as RoleRow | undefined;
+  async role(tenant: string, name: string): Promise<RoleInfo | undefined> {
+    const row = await this.roles.get(`name\u0000${tenant}\u0000${name}`, async () =>
+      ((await this.db.selectFrom('sts_roles').selectAll().where('tenant', '=', tenant).where('name', '=', name).executeTakeFirst()) as RoleRow | undefined) ?? null,
+    );
     return row ? roleInfo(row) : undefined;
   }
 
   /** One role by its immutable id, or undefined. */
-  roleById(id: string): RoleInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM sts_roles WHERE id = ?').get(id) as RoleRow | undefined;
+  async roleById(id: string): Promise<RoleInfo | undefined> {
+    const row = await this.roles.get(`id\u0000${id}`, async () => ((await this.db.selectFrom('sts_roles').selectAll().where('id', '=', id).executeTakeFirst()) as RoleRow | undefined) ?? null);
     return row ? roleInfo(row) : undefined;
   }
 
   /** Every role, or those of one tenant. */
-  listRoles(filter: { tenant?: string } = {}): RoleInfo[] {
-    const rows = (filter.tenant === undefined
-      ? this.db.prepare('SELECT * FROM sts_roles ORDER BY tenant, name').all()
-      : this.db.prepare('SELECT * FROM sts_roles WHERE tenant = ? ORDER BY name').all(filter.tenant)) as RoleRow[];
+  async listRoles(filter: { tenant?: string } = {}): Promise<RoleInfo[]> {
+    const q = this.db.selectFrom('sts_roles').selectAll();
+    const rows = (await (filter.tenant === undefined ? q.orderBy('tenant').orderBy('name') : q.where('tenant', '=', filter.tenant).orderBy('name')).execute()) as RoleRow[];
     return rows.map(roleInfo);
   }
 
   /** Deletes a role; its sessions end on their next request, and a role re-created under its name does not revive them. */
-  deleteRole(tenant: string, name: string, options: { actor?: string } = {}): void {
-    const { changes } = this.db.prepare('DELETE FROM sts_roles WHERE tenant = ? AND name = ?').run(tenant, name);
-    if (changes === 0) throw new NotFoundError(`no role ${name} in tenant ${tenant}`);
-    this.record('role.delete', tenant, options.actor, { name });
+  async deleteRole(tenant: string, name: string, options: { actor?: string } = {}): Promise<void> {
+    await this.change({ actor: options.actor, action: 'role.delete', tenant, details: { name } }, async (trx) => {
+      const { numDeletedRows } = await trx.deleteFrom('sts_roles').where('tenant', '=', tenant).where('name', '=', name).executeTakeFirst();
+      if (Number(numDeletedRows) === 0) throw new NotFoundError(`no role ${name} in tenant ${tenant}`);
+    });
   }
 
   // ── OIDC providers ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -223,8 +224,8 @@ export class SessionStore {
    * for putRole. The JWKS location must satisfy the store's JwksPolicy (https to a public host unless the operator
    * allowed otherwise); only root may name a file, which the caller decides.
    */
-  addOidcProvider(p: { tenant: string; issuer: string; audience: string; jwks: string; algorithms?: string[]; roles: string[]; actor?: string; maker?: string }): OidcProviderInfo {
-    if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(p.tenant) === undefined) throw new NotFoundError(`no tenant ${p.tenant}`);
+  async addOidcProvider(p: { tenant: string; issuer: string; audience: string; jwks: string; algorithms?: string[]; roles: string[]; actor?: string; maker?: string }): Promise<OidcProviderInfo> {
+    if ((await this.tenantId(p.tenant)) === undefined) throw new NotFoundError(`no tenant ${p.tenant}`);
     if (!p.issuer || !p.audience || !p.jwks) throw new InvalidInputError('issuer, audience and jwks are required');
     if (/^[a-z][a-z0-9+.-]*:/i.test(p.jwks)) checkJwksUrl(p.jwks, this.jwksPolicy);
     const algorithms = p.algorithms ?? ['RS256', 'ES256'];
@@ -233,27 +234,33 @@ export class SessionStore {
     if (!Array.isArray(p.roles) || p.roles.length === 0 || p.roles.some((r) => !ROLE_NAME.test(r))) {
       throw new InvalidInputError('roles must name at least one role of the tenant');
     }
-    const roles = p.roles.map((name) => this.role(p.tenant, name));
+    const roles = await Promise.all(p.roles.map((name) => this.role(p.tenant, name)));
     const missing = p.roles.filter((_, i) => roles[i] === undefined);
     if (missing.length > 0) throw new InvalidInputError(`no role ${missing.join(', ')} in tenant ${p.tenant}`);
     const roleIds = roles.map((r) => r!.id);
     const id = `oidc-${randomBytes(6).toString('hex')}`;
+    const jwks = /^[a-z][a-z0-9+.-]*:/i.test(p.jwks) ? redactUrl(p.jwks) : p.jwks;
+    const details = { id, issuer: p.issuer, audience: p.audience, jwks, algorithms, roles: p.roles };
     try {
-      this.db
-        .prepare('INSERT INTO sts_oidc_providers (id, tenant, issuer, audience, jwks, algorithms, roles, role_ids, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(id, p.tenant, p.issuer, p.audience, p.jwks, JSON.stringify(algorithms), JSON.stringify(p.roles), JSON.stringify(roleIds), p.maker ?? null, Date.now());
+      await this.change({ actor: p.actor, action: 'oidc.add', tenant: p.tenant, details }, (trx) =>
+        trx
+          .insertInto('sts_oidc_providers')
+          .values({
+            id, tenant: p.tenant, issuer: p.issuer, audience: p.audience, jwks: p.jwks, algorithms: JSON.stringify(algorithms),
+            roles: JSON.stringify(p.roles), role_ids: JSON.stringify(roleIds), created_by: p.maker ?? null, created_at: Date.now(),
+          })
+          .execute(),
+      );
     } catch (error) {
-      if (String((error as { code?: string }).code).startsWith('SQLITE_CONSTRAINT')) throw new ConflictError(`tenant ${p.tenant} already trusts issuer ${p.issuer}`);
+      if (this.database.isUniqueViolation(error)) throw new ConflictError(`tenant ${p.tenant} already trusts issuer ${p.issuer}`);
       throw error;
     }
-    const jwks = /^[a-z][a-z0-9+.-]*:/i.test(p.jwks) ? redactUrl(p.jwks) : p.jwks;
-    this.record('oidc.add', p.tenant, p.actor, { id, issuer: p.issuer, audience: p.audience, jwks, algorithms, roles: p.roles });
-    return this.oidcProvider(id)!;
+    return (await this.oidcProvider(id))!;
   }
 
-  private providerInfo(r: ProviderRow): OidcProviderInfo {
+  private async providerInfo(r: ProviderRow): Promise<OidcProviderInfo> {
     const roleIds = JSON.parse(r.role_ids) as string[];
-    const roles = roleIds.map((id) => this.roleById(id)).filter((role) => role !== undefined).map((role) => role.name);
+    const roles = (await Promise.all(roleIds.map((id) => this.roleById(id)))).filter((role) => role !== undefined).map((role) => role.name);
     return {
       id: r.id, tenant: r.tenant, issuer: r.issuer, audience: r.audience, jwks: r.jwks,
       algorithms: JSON.parse(r.algorithms) as string[], roles, roleIds, createdAt: iso(r.created_at),
@@ -262,30 +269,31 @@ export class SessionStore {
   }
 
   /** One provider by id, or undefined. */
-  oidcProvider(id: string): OidcProviderInfo | undefined {
-    const row = this.db.prepare('SELECT * FROM sts_oidc_providers WHERE id = ?').get(id) as ProviderRow | undefined;
+  async oidcProvider(id: string): Promise<OidcProviderInfo | undefined> {
+    const row = await this.providers.get(id, async () => ((await this.db.selectFrom('sts_oidc_providers').selectAll().where('id', '=', id).executeTakeFirst()) as ProviderRow | undefined) ?? null);
     return row ? this.providerInfo(row) : undefined;
   }
 
   /** The providers of a tenant trusting `issuer`. */
-  oidcProvidersFor(tenant: string, issuer: string): OidcProviderInfo[] {
-    return (this.db.prepare('SELECT * FROM sts_oidc_providers WHERE tenant = ? AND issuer = ?').all(tenant, issuer) as ProviderRow[]).map((r) => this.providerInfo(r));
+  async oidcProvidersFor(tenant: string, issuer: string): Promise<OidcProviderInfo[]> {
+    const rows = (await this.db.selectFrom('sts_oidc_providers').selectAll().where('tenant', '=', tenant).where('issuer', '=', issuer).execute()) as ProviderRow[];
+    return Promise.all(rows.map((r) => this.providerInfo(r)));
   }
 
   /** Every provider, or those of one tenant. */
-  listOidcProviders(filter: { tenant?: string } = {}): OidcProviderInfo[] {
-    const rows = (filter.tenant === undefined
-      ? this.db.prepare('SELECT * FROM sts_oidc_providers ORDER BY tenant, issuer').all()
-      : this.db.prepare('SELECT * FROM sts_oidc_providers WHERE tenant = ? ORDER BY issuer').all(filter.tenant)) as ProviderRow[];
-    return rows.map((r) => this.providerInfo(r));
+  async listOidcProviders(filter: { tenant?: string } = {}): Promise<OidcProviderInfo[]> {
+    const q = this.db.selectFrom('sts_oidc_providers').selectAll();
+    const rows = (await (filter.tenant === undefined ? q.orderBy('tenant').orderBy('issuer') : q.where('tenant', '=', filter.tenant).orderBy('issuer')).execute()) as ProviderRow[];
+    return Promise.all(rows.map((r) => this.providerInfo(r)));
   }
 
   /** Removes a provider; sessions it vouched for end on their next request. */
-  deleteOidcProvider(id: string, options: { actor?: string } = {}): OidcProviderInfo {
-    const info = this.oidcProvider(id);
+  async deleteOidcProvider(id: string, options: { actor?: string } = {}): Promise<OidcProviderInfo> {
+    const info = await this.oidcProvider(id);
     if (info === undefined) throw new NotFoundError(`no OIDC provider ${id}`);
-    this.db.prepare('DELETE FROM sts_oidc_providers WHERE id = ?').run(id);
-    this.record('oidc.delete', info.tenant, options.actor, { id });
+    await this.change({ actor: options.actor, action: 'oidc.delete', tenant: info.tenant, details: { id } }, (trx) =>
+      trx.deleteFrom('sts_oidc_providers').where('id', '=', id).execute(),
+    );
     return info;
   }
 
@@ -300,30 +308,36 @@ export class SessionStore {
   }
 
   /** A signing key by kid while it still verifies, or undefined. */
-  signingKey(kid: string, now = Date.now()): SigningKey | undefined {
-    const row = this.db.prepare('SELECT * FROM sts_signing_keys WHERE kid = ? AND (retire_at IS NULL OR retire_at > ?)').get(kid, now) as KeyRow | undefined;
-    return row ? this.keyOf(row) : undefined;
+  async signingKey(kid: string, now = Date.now()): Promise<SigningKey | undefined> {
+    const row = await this.keys.get(kid, async () => ((await this.db.selectFrom('sts_signing_keys').selectAll().where('kid', '=', kid).executeTakeFirst()) as KeyRow | undefined) ?? null);
+    return row && (row.retire_at === null || row.retire_at > now) ? this.keyOf(row) : undefined;
   }
 
   /** The key new tokens are signed with (the newest not retiring), generated on first use. */
   async activeSigningKey(): Promise<SigningKey> {
-    const current = this.db.prepare('SELECT * FROM sts_signing_keys WHERE retire_at IS NULL ORDER BY created_at DESC LIMIT 1').get() as KeyRow | undefined;
-    if (current) return this.keyOf(current);
-    await this.rotateSigningKey({ actor: 'system' });
+    const current = await this.db.selectFrom('sts_signing_keys').selectAll().where('retire_at', 'is', null).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+    if (current) return this.keyOf(current as KeyRow);
+    await this.rotateSigningKey({ actor: 'system', onlyIfNone: true });
     return this.activeSigningKey();
   }
 
   /** Public keys that still verify, as a JWKS document. */
-  publicKeys(now = Date.now()): { keys: JWK[] } {
-    const rows = this.db.prepare('SELECT public_jwk FROM sts_signing_keys WHERE retire_at IS NULL OR retire_at > ? ORDER BY created_at DESC').all(now) as { public_jwk: string }[];
+  async publicKeys(now = Date.now()): Promise<{ keys: JWK[] }> {
+    const rows = await this.db
+      .selectFrom('sts_signing_keys')
+      .select('public_jwk')
+      .where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', now)]))
+      .orderBy('created_at', 'desc')
+      .execute();
     return { keys: rows.map((r) => JSON.parse(r.public_jwk) as JWK) };
   }
 
   /**
    * Starts signing with a new key pair. Earlier keys keep verifying for `graceSeconds` (default: the longest
-   * session, so no session is cut short); 0 retires them now, which ends every session they signed.
+   * session, so no session is cut short); 0 retires them now, which ends every session they signed. With
+   * `onlyIfNone`, nothing happens when another node made an active key meanwhile (first use on several nodes at once).
    */
-  async rotateSigningKey(options: { graceSeconds?: number; actor?: string } = {}): Promise<{ kid: string; retiring: string[] }> {
+  async rotateSigningKey(options: { graceSeconds?: number; actor?: string; onlyIfNone?: boolean } = {}): Promise<{ kid: string; retiring: string[] }> {
     const grace = options.graceSeconds ?? MAX_SESSION_SECONDS;
     if (!Number.isInteger(grace) || grace < 0) throw new InvalidInputError('graceSeconds must be a non-negative integer');
     const { publicKey, privateKey } = await generateKeyPair(SESSION_TOKEN_ALG, { extractable: true });
@@ -332,15 +346,16 @@ export class SessionStore {
     const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: SESSION_TOKEN_ALG };
     const sealed = seal(this.masterKey, JSON.stringify({ jwk: privateJwk, seed: randomBytes(32).toString('base64') }), `sts-key:${kid}`);
     const now = Date.now();
-    const retiring = this.db.transaction(() => {
-      const old = this.db.prepare('SELECT kid FROM sts_signing_keys WHERE retire_at IS NULL').pluck().all() as string[];
-      this.db.prepare('UPDATE sts_signing_keys SET retire_at = ? WHERE retire_at IS NULL OR retire_at > ?').run(now + grace * 1000, now + grace * 1000);
-      this.db
-        .prepare('INSERT INTO sts_signing_keys (kid, alg, public_jwk, private_ct, private_iv, private_tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(kid, SESSION_TOKEN_ALG, JSON.stringify(publicJwk), sealed.ciphertext, sealed.iv, sealed.tag, now);
-      return old;
-    }).immediate();
-    this.record('sts.key.rotate', undefined, options.actor, { kid, retiring, graceSeconds: grace });
-    return { kid, retiring };
+    return commitPolicy(this.database, async (trx) => {
+      const old = (await trx.selectFrom('sts_signing_keys').select('kid').where('retire_at', 'is', null).execute()).map((r) => r.kid);
+      if (options.onlyIfNone && old.length > 0) return { result: { kid: old[0]!, retiring: [] } };
+      const until = now + grace * 1000;
+      await trx.updateTable('sts_signing_keys').set({ retire_at: until }).where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', until)])).execute();
+      await trx
+        .insertInto('sts_signing_keys')
+        .values({ kid, alg: SESSION_TOKEN_ALG, public_jwk: JSON.stringify(publicJwk), private_ct: sealed.ciphertext, private_iv: sealed.iv, private_tag: sealed.tag, created_at: now, retire_at: null })
+        .execute();
+      return { result: { kid, retiring: old }, change: { actor: options.actor, action: 'sts.key.rotate', details: { kid, retiring: old, graceSeconds: grace } } };
+    });
   }
 }

@@ -10,7 +10,6 @@ import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import type { PolicyStore } from '../store.ts';
 import type { Principal, ScopeGrant } from '../types.ts';
-import { tenantEnabled } from './database.ts';
 import { boundedBy } from '../scopes.ts';
 import { intersectScopes, sessionScopes } from './scopes.ts';
 import { SESSION_TOKEN_ALG, type RoleInfo, type SessionStore, type SigningKey } from './store.ts';
@@ -79,8 +78,7 @@ export function isSessionAccessKeyId(id: string): boolean {
 
 /** Issues and verifies session tokens. */
 export class SessionTokens {
-  private readonly keys = new Map<string, { key: SigningKey; verify: CryptoKey }>();
-  private marker = '';
+  private readonly verifiers = new Map<string, CryptoKey>();
 
   constructor(private readonly store: SessionStore, private readonly policy: PolicyStore) {}
 
@@ -94,36 +92,30 @@ export class SessionTokens {
   }
 
   private async verifierFor(kid: string, now: number): Promise<{ key: SigningKey; verify: CryptoKey } | undefined> {
-    // Another process may have rotated or retired keys: drop the cache whenever the database moved.
-    const marker = this.store.changeMarker();
-    if (marker !== this.marker) {
-      this.keys.clear();
-      this.marker = marker;
+    // The store caches key rows until the policy revision moves (a rotation or retirement on any node).
+    const key = await this.store.signingKey(kid, now);
+    if (key === undefined) return undefined;
+    let verify = this.verifiers.get(kid);
+    if (verify === undefined) {
+      verify = (await importJWK(key.publicJwk, SESSION_TOKEN_ALG)) as CryptoKey;
+      this.verifiers.set(kid, verify);
     }
-    let entry = this.keys.get(kid);
-    if (entry === undefined) {
-      const key = this.store.signingKey(kid, now);
-      if (key === undefined) return undefined;
-      entry = { key, verify: (await importJWK(key.publicJwk, SESSION_TOKEN_ALG)) as CryptoKey };
-      this.keys.set(kid, entry);
-    }
-    if (entry.key.retireAt !== undefined && entry.key.retireAt <= now) return undefined;
-    return entry;
+    return { key, verify };
   }
 
   /**
    * The principal a delegation's maker is now: undefined for root or the operator (no bound), false when the maker
    * can no longer be used (revoked, expired, deleted, its own maker gone), which ends what it made.
    */
-  makerOf(createdBy: string | undefined, now: Date = new Date()): Principal | undefined | false {
+  async makerOf(createdBy: string | undefined, now: Date = new Date()): Promise<Principal | undefined | false> {
     if (createdBy === undefined) return undefined;
-    const maker = this.policy.resolveAccessKey(createdBy, now);
+    const maker = await this.policy.resolveAccessKey(createdBy, now);
     return maker.ok ? maker.principal : false;
   }
 
   /** What a role allows now: its scopes bounded by its maker's authority, or undefined when its maker is gone. */
-  roleScopes(role: RoleInfo, now: Date = new Date()): ScopeGrant[] | undefined {
-    const maker = this.makerOf(role.createdBy, now);
+  async roleScopes(role: RoleInfo, now: Date = new Date()): Promise<ScopeGrant[] | undefined> {
+    const maker = await this.makerOf(role.createdBy, now);
     return maker === false ? undefined : boundedBy(role.scopes, maker);
   }
 
@@ -172,25 +164,25 @@ export class SessionTokens {
     };
     // A session's authority is re-evaluated on every request: what its token carries ∩ every role of its chain now
     // ∩ its parent credential now (or its provider and the provider's maker now), in a tenant that is still this one.
-    if (!tenantEnabled(this.store.database, a.tenant, a.tid)) return { ok: false, reason: 'tenant_disabled' };
+    if (!(await this.store.tenantEnabled(a.tenant, a.tid))) return { ok: false, reason: 'tenant_disabled' };
     let scopes = a.scopes;
     for (const id of a.roles) {
-      const role = this.store.roleById(id);
+      const role = await this.store.roleById(id);
       if (role === undefined || role.tenant !== a.tenant) return { ok: false, reason: 'role_removed' };
-      const allowed = this.roleScopes(role, now);
+      const allowed = await this.roleScopes(role, now);
       if (allowed === undefined) return { ok: false, reason: 'maker_gone', detail: `role ${role.name}` };
       scopes = intersectScopes(scopes, sessionScopes(allowed));
     }
     if (a.parent.kind === 'credential') {
-      const parent = this.policy.resolveAccessKey(a.parent.id, now);
+      const parent = await this.policy.resolveAccessKey(a.parent.id, now);
       if (!parent.ok) return { ok: false, reason: parent.reason === 'tenant_disabled' ? 'tenant_disabled' : 'parent_revoked', detail: `parent credential ${parent.reason}` };
       if (this.parentFingerprint(entry.key, a.parent.id, parent.secrets[0]!) !== a.parent.fp) return { ok: false, reason: 'parent_rotated' };
       // The parent may have been narrowed since: a session never exceeds what its parent holds now.
       if (!parent.principal.isRoot) scopes = intersectScopes(scopes, sessionScopes(parent.principal.scopes));
     } else {
-      const provider = this.store.oidcProvider(a.parent.id);
+      const provider = await this.store.oidcProvider(a.parent.id);
       if (provider === undefined || provider.tenant !== a.tenant || !provider.roleIds.includes(a.roles[0]!)) return { ok: false, reason: 'provider_removed' };
-      const maker = this.makerOf(provider.createdBy, now);
+      const maker = await this.makerOf(provider.createdBy, now);
       if (maker === false) return { ok: false, reason: 'maker_gone', detail: 'identity provider' };
       scopes = boundedBy(scopes, maker);
     }
