@@ -67,8 +67,9 @@ export function createAccess(opts: {
   const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
   // Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant.
   const creating = facts.action === 'CreateBucket';
-  const decide = (family: Family, bucket: string, key?: string): Decision => {
-    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined, creating });
+  const decide = async (family: Family, bucket: string, key?: string): Promise<Decision> => {
+    const bucketOwner = bucket ? await policy.bucketOwner(bucket) : undefined;
+    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner, creating });
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
@@ -76,20 +77,20 @@ export function createAccess(opts: {
     logDenial(denials, facts, { layer, reason, principal, ...where });
 
   return {
-    require(family, bucket, key, extra = {}) {
-      const d = decide(family, bucket, key);
+    async require(family, bucket, key, extra = {}) {
+      const d = await decide(family, bucket, key);
       if (!d.allowed) {
         deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
         throw accessDenied();
       }
     },
-    allows(family, bucket, key) {
-      const d = decide(family, bucket, key);
+    async allows(family, bucket, key) {
+      const d = await decide(family, bucket, key);
       if (!d.allowed) deny(d.layer, d.reason, { bucket, key });
       return d.allowed;
     },
-    listing(bucket, prefix): ListingFilter {
-      const refused = governance.refusal(bucket);
+    async listing(bucket, prefix): Promise<ListingFilter> {
+      const refused = await governance.refusal(bucket);
       if (refused && !refused.allowed) {
         deny(refused.layer, refused.reason, { bucket, key: prefix });
         throw accessDenied();
@@ -113,22 +114,26 @@ export function createAccess(opts: {
         },
         skipPast: (key) => (key === '_anvil' || key.startsWith(RESERVED_PREFIX) ? PAST_RESERVED : undefined),
       };
-      const governed = governance.listing(bucket, prefix);
+      const governed = await governance.listing(bucket, prefix);
       if (governed === undefined) return scoped;
       return {
         ...scoped,
         // A common prefix shows when one folder read settles it, or when a readable key really lies beneath it.
-        prefixVisible: async (p, probe) => (await scoped.prefixVisible(p, probe)) && (governed.settles(p) || (await probe(p))),
+        prefixVisible: async (p, probe) => (await scoped.prefixVisible(p, probe)) && ((await governed.settles(p)) || (await probe(p))),
         readable: (keys) => governed.readable(keys),
       };
     },
-    visibleBuckets: (names) => visibleBuckets(principal, names, (b) => policy.bucketOwner(b)),
-    bucketCreated(bucket) {
-      policy.assignBucket(bucket, principal.tenant, { actor: principal.accessKeyId });
+    async visibleBuckets(names) {
+      // One owner lookup per bucket, each cached: decided up front so the scope rule stays synchronous.
+      const owners = new Map(await Promise.all(names.map(async (b) => [b, await policy.bucketOwner(b)] as const)));
+      return visibleBuckets(principal, names, (b) => owners.get(b));
     },
-    bucketDeleted(bucket) {
-      policy.releaseBucket(bucket, { actor: principal.accessKeyId });
+    async bucketCreated(bucket) {
+      await policy.assignBucket(bucket, principal.tenant, { actor: principal.accessKeyId });
     },
-    ownsBucket: (bucket) => principal.isRoot || policy.bucketOwner(bucket) === principal.tenant,
+    async bucketDeleted(bucket) {
+      await policy.releaseBucket(bucket, { actor: principal.accessKeyId });
+    },
+    ownsBucket: async (bucket) => principal.isRoot || (await policy.bucketOwner(bucket)) === principal.tenant,
   };
 }

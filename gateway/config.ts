@@ -38,14 +38,20 @@ export const SETTINGS = {
   ANVIL_DOMAIN: setting(z.string().regex(/^[a-z0-9.-]{1,253}$/i).optional(), 'a DNS name such as s3.example.com', 'base domain for virtual-hosted-style requests (`bucket.<domain>`); path-style always works'),
   ANVIL_ROOT_ACCESS_KEY: setting(z.string().regex(/^[A-Za-z0-9]{16,128}$/).optional(), '16 to 128 letters and digits', 'root access key id (set both or neither)', 'generated'),
   ANVIL_ROOT_SECRET_KEY: setting(z.string().min(16).max(128).optional(), '16 to 128 characters', 'root secret key', 'generated'),
-  ANVIL_MASTER_KEY: setting(z.string().regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/).optional(), '32 bytes as 64 hex digits or 44 base64 characters', '32-byte key encrypting secrets at rest; by default generated into `<data>/master.key` (mode 0600)', 'generated'),
+  ANVIL_MASTER_KEY: setting(z.string().regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/).optional(), '32 bytes as 64 hex digits or 44 base64 characters', '32-byte key encrypting secrets at rest; by default generated into `<data>/master.key` (mode 0600); with `ANVIL_POLICY_DATABASE` never generated: every node needs the same key', 'generated'),
+  ANVIL_MASTER_KEY_FILE: setting(text(), 'a file path', 'a file holding the master key (instead of `ANVIL_MASTER_KEY`), e.g. a mounted secret'),
+  ANVIL_POLICY_DATABASE: setting(z.string().max(4096).regex(/^postgres(ql)?:\/\//i).optional(), 'a postgres:// URL, e.g. postgres://anvil:secret@db:5432/anvil', 'PostgreSQL database holding the policy every gateway node shares (credentials, tenants, STS, capabilities, tuples, changelog, denial and audit logs); by default SQLite files in the data directory', 'SQLite'),
+  ANVIL_POLICY_POOL_SIZE: setting(int(1, 1000, 10), 'an integer from 1 to 1000', 'PostgreSQL connections one node may hold (plus one listening for changes)', '`10`'),
+  ANVIL_NODE_NAME: setting(z.string().regex(/^[\x21-\x7e]{1,128}$/).optional(), '1 to 128 printable characters without spaces', "this node's name in denial and audit rows", 'host:pid'),
+  ANVIL_DENIAL_RETENTION_DAYS: setting(int(0, 36_500, 30), 'an integer from 0 to 36500 (days)', 'denial rows older than this are deleted (hourly; `0` keeps them)', '`30`'),
+  ANVIL_AUDIT_RETENTION_DAYS: setting(int(0, 36_500, 365), 'an integer from 0 to 36500 (days)', 'audit rows older than this are deleted (hourly; `0` keeps them)', '`365`'),
   ANVIL_TLS_CERT: setting(text(), 'a PEM certificate file path', 'serve HTTPS with this PEM certificate chain (with `ANVIL_TLS_KEY`); reloaded on SIGHUP or when the file changes'),
   ANVIL_TLS_KEY: setting(text(), 'a PEM private key file path', 'the PEM private key of `ANVIL_TLS_CERT`'),
   ANVIL_HEALTH_ADDRESS: setting(address.optional(), 'host:port, e.g. 0.0.0.0:9090', 'also answer `/_anvil/health/*` (and nothing else) over plain HTTP on this host:port'),
   ANVIL_METRICS_TOKEN: setting(z.string().regex(/^[\x21-\x7e]{16,256}$/).optional(), '16 to 256 printable characters without spaces', 'bearer token that may read `/_anvil/metrics` (SigV4 requests with the admin family always may)'),
   ANVIL_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent', 'least severe level of the JSON log lines on stdout', '`info`'),
   ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
-  ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout (they always go to `denials.log`)', '`false`'),
+  ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout, for log shippers (they always go to the policy database)', '`false`'),
   ANVIL_SIGV2: setting(bool(true), 'true or false', 'accept AWS Signature V2 (header and presigned URLs) besides SigV4', '`true`'),
   ANVIL_SHUTDOWN_TIMEOUT_MS: setting(int(0, 600_000, 30_000), 'an integer from 0 to 600000 (milliseconds)', 'on SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut off', '`30000`'),
   ANVIL_BACKEND: setting(z.enum(['embedded', 'upstream']).default('embedded'), 'embedded or upstream', '`embedded` or `upstream`', '`embedded`'),
@@ -82,8 +88,18 @@ export interface GatewayConfig {
   domain: string;
   rootAccessKey?: string;
   rootSecretKey?: string;
-  /** 32-byte master key (base64 or hex) for secrets at rest; generated into the data directory when absent. */
+  /** 32-byte master key (base64 or hex) for secrets at rest; generated into the data directory when absent (SQLite). */
   masterKey?: string;
+  /** `postgres://…`: the policy database every node shares; absent, SQLite files in the data directory. */
+  policyDatabase?: string;
+  /** PostgreSQL connections this node may hold. */
+  policyPoolSize: number;
+  /** This node's name in denial and audit rows (default host:pid). */
+  nodeName?: string;
+  /** Days denial rows are kept (0: for ever). */
+  denialRetentionDays: number;
+  /** Days audit rows are kept (0: for ever). */
+  auditRetentionDays: number;
   /** PEM files to serve HTTPS with; plain HTTP when absent. */
   tls?: { certFile: string; keyFile: string };
   /** A plain-HTTP listener that answers only the health endpoints. */
@@ -176,6 +192,7 @@ function crossChecks(p: Parsed): string[] {
   pair('ANVIL_ROOT_ACCESS_KEY', 'ANVIL_ROOT_SECRET_KEY');
   pair('ANVIL_TLS_CERT', 'ANVIL_TLS_KEY');
   pair('ANVIL_UPSTREAM_ACCESS_KEY', 'ANVIL_UPSTREAM_SECRET_KEY');
+  if (p.ANVIL_MASTER_KEY !== undefined && p.ANVIL_MASTER_KEY_FILE !== undefined) problems.push('ANVIL_MASTER_KEY and ANVIL_MASTER_KEY_FILE: set one, not both');
   if (p.ANVIL_BACKEND === 'upstream' && p.ANVIL_UPSTREAM_ENDPOINT === undefined) {
     problems.push('ANVIL_UPSTREAM_ENDPOINT: expected an http:// or https:// URL when ANVIL_BACKEND=upstream');
   }
@@ -183,6 +200,16 @@ function crossChecks(p: Parsed): string[] {
     problems.push('ANVIL_UPSTREAM_BUCKET: expected an S3 bucket name when ANVIL_UPSTREAM_MAPPING=prefix');
   }
   return problems;
+}
+
+/** The key a master key file holds (parsed and checked when the policy store opens). */
+function masterKeyFromFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(resolve(path), 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError([`ANVIL_MASTER_KEY_FILE: cannot read ${path} (${(error as Error).message})`]);
+  }
 }
 
 /**
@@ -206,7 +233,12 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     domain: p.ANVIL_DOMAIN ?? '',
     rootAccessKey: p.ANVIL_ROOT_ACCESS_KEY,
     rootSecretKey: p.ANVIL_ROOT_SECRET_KEY,
-    masterKey: p.ANVIL_MASTER_KEY,
+    masterKey: p.ANVIL_MASTER_KEY ?? masterKeyFromFile(p.ANVIL_MASTER_KEY_FILE),
+    policyDatabase: p.ANVIL_POLICY_DATABASE,
+    policyPoolSize: p.ANVIL_POLICY_POOL_SIZE,
+    nodeName: p.ANVIL_NODE_NAME,
+    denialRetentionDays: p.ANVIL_DENIAL_RETENTION_DAYS,
+    auditRetentionDays: p.ANVIL_AUDIT_RETENTION_DAYS,
     tls: p.ANVIL_TLS_CERT && p.ANVIL_TLS_KEY ? { certFile: resolve(p.ANVIL_TLS_CERT), keyFile: resolve(p.ANVIL_TLS_KEY) } : undefined,
     health: p.ANVIL_HEALTH_ADDRESS ? parseAddress(p.ANVIL_HEALTH_ADDRESS, 'ANVIL_HEALTH_ADDRESS') : undefined,
     metricsToken: p.ANVIL_METRICS_TOKEN,

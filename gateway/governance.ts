@@ -33,17 +33,17 @@ export interface GovernedListing {
   /** Of these keys (one fetched page), those the caller may read. */
   readable(keys: string[]): Promise<ReadonlySet<string>>;
   /** True when one folder (or bucket) read settles that every key under `prefix` is readable. */
-  settles(prefix: string): boolean;
+  settles(prefix: string): Promise<boolean>;
 }
 
 /** The relationship half of one request's authorizer. */
 export interface Governance {
   /** Allowed, or the relationship/caveat refusal with the missing permission in the reason. */
-  decide(family: Family, bucket: string, key: string): Decision;
+  decide(family: Family, bucket: string, key: string): Promise<Decision>;
   /** The listing narrowing for a governed bucket, or undefined when nothing needs filtering. */
-  listing(bucket: string, prefix: string): GovernedListing | undefined;
+  listing(bucket: string, prefix: string): Promise<GovernedListing | undefined>;
   /** Why this caller cannot be checked at all in a governed bucket (a capability, an unknown subject type), if so. */
-  refusal(bucket: string): Decision | undefined;
+  refusal(bucket: string): Promise<Decision | undefined>;
 }
 
 const ALLOWED: Decision = { allowed: true };
@@ -67,14 +67,14 @@ export function settlingResource(bucket: string, prefix: string): { type: string
  * schema lacks, or that does not parse. Refused cleanly (fail closed, a denial line with its layer) instead of
  * surfacing the engine's validation error.
  */
-function subjectRefusal(subject: string, relationships: rel.Relationships, tenant: string): Decision | undefined {
+async function subjectRefusal(subject: string, relationships: rel.Relationships, tenant: string): Promise<Decision | undefined> {
   let type: string;
   try {
     type = rel.parseSubject(subject).type;
   } catch {
     return { allowed: false, layer: 'relationship', reason: `subject ${subject} cannot be checked` };
   }
-  if (!relationships.store.schema(tenant)?.definitions.has(type)) {
+  if (!(await relationships.store.schema(tenant))?.definitions.has(type)) {
     return { allowed: false, layer: 'relationship', reason: `the tenant's schema has no subject type ${type}` };
   }
   return undefined;
@@ -103,45 +103,45 @@ export function createGovernance(opts: {
   const { principal, policy, relationships } = opts;
   const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
   const actor = actorOf(principal);
-  const governed = (bucket: string): string | undefined => {
-    if (principal.isRoot || actor.root || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
+  const governed = async (bucket: string): Promise<string | undefined> => {
+    if (principal.isRoot || actor.root || relationships === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
     return policy.bucketOwner(bucket);
   };
   const subject = actor.root ? principal.subject : actor.subject;
   const label = actor.root ? principal.subject : actor.label;
   return {
-    refusal(bucket) {
-      const tenant = governed(bucket);
+    async refusal(bucket) {
+      const tenant = await governed(bucket);
       return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(subject, relationships, tenant);
     },
-    decide(family, bucket, key) {
+    async decide(family, bucket, key) {
       const permission = PERMISSION_OF[family];
-      const tenant = permission === undefined ? undefined : governed(bucket);
+      const tenant = permission === undefined ? undefined : await governed(bucket);
       if (tenant === undefined || permission === undefined) return ALLOWED;
       const resource = { type: 'object', id: `${bucket}/${key}` };
-      const refused = subjectRefusal(subject, relationships!, tenant);
+      const refused = await subjectRefusal(subject, relationships!, tenant);
       if (refused) return refused;
-      const r = relationships!.check(tenant, resource, permission, subject, { context });
+      const r = await relationships!.check(tenant, resource, permission, subject, { context });
       if (r.result === 'allowed') return ALLOWED;
       const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
       const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${label}: ${r.reason}`;
       return { allowed: false, layer, reason };
     },
-    listing(bucket, prefix) {
-      const tenant = governed(bucket);
+    async listing(bucket, prefix) {
+      const tenant = await governed(bucket);
       if (tenant === undefined) return undefined;
       const r = relationships!;
       // Callers refused outright (access.listing asks refusal() first) read nothing here either.
-      if (subjectRefusal(subject, r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
-      const inherits = r.subtreeInherits(tenant, 'read');
-      const settles = (p: string): boolean =>
-        inherits && r.check(tenant, settlingResource(bucket, p), 'read', subject, { context }).result === 'allowed';
-      if (settles(prefix)) return undefined;
+      if (await subjectRefusal(subject, r, tenant)) return { settles: async () => false, readable: async () => new Set<string>() };
+      const inherits = await r.subtreeInherits(tenant, 'read');
+      const settles = async (p: string): Promise<boolean> =>
+        inherits && (await r.check(tenant, settlingResource(bucket, p), 'read', subject, { context })).result === 'allowed';
+      if (await settles(prefix)) return undefined;
       return {
         settles,
         async readable(keys) {
           const ids = keys.map((k) => `${bucket}/${k}`);
-          const allowed = r.filterResources(tenant, 'object', ids, 'read', subject, { context });
+          const allowed = await r.filterResources(tenant, 'object', ids, 'read', subject, { context });
           return new Set(allowed.map((id) => id.slice(bucket.length + 1)));
         },
       };

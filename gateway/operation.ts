@@ -20,19 +20,19 @@ export interface OpResult {
 
 /** The per-request authorizer operations consult for decisions that depend on data (per key, per listing). */
 export interface Access {
-  /** Throws AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key. */
-  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string }): void;
+  /** Rejects with AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key. */
+  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string }): Promise<void>;
   /** The same decision without throwing, for per-key results (DeleteObjects); a denial line is written. */
-  allows(family: Family, bucket: string, key: string): boolean;
-  /** Which listing entries the caller may see under `prefix`; throws AccessDenied when it may see none. */
-  listing(bucket: string, prefix: string): ListingFilter;
+  allows(family: Family, bucket: string, key: string): Promise<boolean>;
+  /** Which listing entries the caller may see under `prefix`; rejects with AccessDenied when it may see none. */
+  listing(bucket: string, prefix: string): Promise<ListingFilter>;
   /** Buckets the caller may learn the names of. */
-  visibleBuckets(names: string[]): string[];
+  visibleBuckets(names: string[]): Promise<string[]>;
   /** Records a new bucket as the caller's tenant's (CreateBucket) or forgets it (DeleteBucket). */
-  bucketCreated(bucket: string): void;
-  bucketDeleted(bucket: string): void;
+  bucketCreated(bucket: string): Promise<void>;
+  bucketDeleted(bucket: string): Promise<void>;
   /** Whether the bucket already belongs to the caller's tenant (BucketAlreadyOwnedByYou vs BucketAlreadyExists). */
-  ownsBucket(bucket: string): boolean;
+  ownsBucket(bucket: string): Promise<boolean>;
 }
 
 /** Decides visibility of listing entries; a seek hint lets the listing skip a subtree that is wholly hidden. */

@@ -53,7 +53,7 @@ export async function healthAnswer(method: string, path: string, deps: HealthDep
   const signal = AbortSignal.timeout(READY_TIMEOUT_MS);
   try {
     // Both stores must answer: a query on the policy store, one cheap call on the backend.
-    await Promise.resolve(deps.policy.bucketOwner('_anvil'));
+    await deps.policy.database.ping();
     await deps.backend.ping(signal);
     return json(200, { status: 'ready' });
   } catch (error) {

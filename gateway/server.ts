@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DenialLog, PolicyStore, relationships as rel, type DenialRecord } from '../policy/index.ts';
+import { DenialLog, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import { createApp } from './app.ts';
@@ -31,8 +31,12 @@ export interface Gateway {
   /** The health-only plain-HTTP listener's URL, when ANVIL_HEALTH_ADDRESS is set. */
   healthUrl?: string;
   policy: PolicyStore;
+  /** The policy database (SQLite files in the data directory, or the PostgreSQL every node shares). */
+  database: PolicyDatabase;
   backend: Backend;
   relationships: rel.Relationships;
+  /** The denial log (batched rows in the policy database). */
+  denials: DenialLog;
   metrics: GatewayMetrics;
   logger: Logger;
   /** The root credential; the secret only when it was created or configured in this start. */
@@ -91,8 +95,8 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
 
 /** The denial log, also counting each line in the metrics and (when asked) writing it to the JSON log. */
 class ObservedDenialLog extends DenialLog {
-  constructor(options: { dataDir: string; metrics: GatewayMetrics; logger?: Logger }) {
-    super({ dataDir: options.dataDir });
+  constructor(options: { database: PolicyDatabase; metrics: GatewayMetrics; logger?: Logger }) {
+    super({ database: options.database });
     this.observe = (record) => {
       options.metrics.denied(record);
       options.logger?.warn({ denial: record }, 'denied');
@@ -103,6 +107,22 @@ class ObservedDenialLog extends DenialLog {
     super.write(record);
     this.observe(record);
   }
+}
+
+/**
+ * Deletes denial and audit rows past their retention (at start, then hourly). Every node runs it; the deletes are
+ * idempotent, so several nodes doing it at once only repeat each other.
+ */
+function keepLogs(database: PolicyDatabase, config: GatewayConfig): { stop(): void } {
+  const days = (n: number) => new Date(Date.now() - n * 86_400_000);
+  const purge = () => {
+    if (config.denialRetentionDays > 0) purgeDenials(database, days(config.denialRetentionDays)).catch(() => {});
+    if (config.auditRetentionDays > 0) purgeAudit(database, days(config.auditRetentionDays)).catch(() => {});
+  };
+  purge();
+  const timer = setInterval(purge, 3_600_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /** Listens on host:port; resolves once bound. */
@@ -152,15 +172,19 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   const log = (line: string) => logger.warn(line);
   const space = await SpaceReserve.open({ dataDir: config.dataDir, bytes: config.spaceReserveBytes, log });
   opened.add(() => space.close());
-  const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
-  opened.add(() => policy.close());
-  const root = policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
-  const stores = openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
+  const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: config.policyPoolSize, node: config.nodeName });
+  opened.add(() => database.close());
+  const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey: config.masterKey });
+  const root = await policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
+  const stores = openTokenStores({ policy, allowInsecureJwks: config.oidcAllowInsecureJwks });
   opened.add(() => closeTokenStores(policy));
-  const relationships = rel.Relationships.open({ dataDir: config.dataDir });
+  const relationships = rel.Relationships.open({ database });
   opened.add(() => relationships.close());
   metrics.watchCheckCache(relationships.engine.cacheStats);
-  const denials = new ObservedDenialLog({ dataDir: config.dataDir, metrics, logger: config.denialsToStdout ? logger : undefined });
+  const denials = new ObservedDenialLog({ database, metrics, logger: config.denialsToStdout ? logger : undefined });
+  opened.add(() => denials.close());
+  const retention = keepLogs(database, config);
+  opened.add(() => retention.stop());
   const backend = instrumentBackend(await openBackend(config, { lock, space, log }), metrics);
   opened.add(() => backend.close());
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
@@ -211,8 +235,10 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
     url: urlOf(tlsPair ? 'https' : 'http', config.host, port),
     healthUrl: healthPort !== undefined && config.health ? urlOf('http', config.health.host, healthPort) : undefined,
     policy,
+    database,
     backend,
     relationships,
+    denials,
     metrics,
     logger,
     root,

@@ -94,7 +94,7 @@ function recordOf(row: Row): DenialRecord {
 export class DenialLog {
   private queue: Insert[] = [];
   private timer?: NodeJS.Timeout;
-  private flushing?: Promise<void>;
+  private flushing?: Promise<boolean>;
   private closed = false;
   /** Lines dropped because the database could not take them for too long. */
   dropped = 0;
@@ -116,25 +116,37 @@ export class DenialLog {
     else this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? FLUSH_MS);
   }
 
-  /** Writes every waiting line now (one insert per BATCH_ROWS); lines that fail stay queued for the next try. */
-  flush(): Promise<void> {
+  /**
+   * Writes every line queued before the call (one insert per BATCH_ROWS), waiting for a write already under way;
+   * lines the database refuses stay queued for the next try.
+   */
+  async flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.flushing ??= (async () => {
-      try {
-        while (this.queue.length > 0) {
-          const batch = this.queue.slice(0, BATCH_ROWS);
-          await this.options.database.db('logs').insertInto('denials').values(batch).execute();
-          this.queue.splice(0, batch.length);
-        }
-      } catch {
+    while (this.queue.length > 0) {
+      this.flushing ??= this.writeQueued().finally(() => {
+        this.flushing = undefined;
+      });
+      if (!(await this.flushing)) {
         // The database is away: keep the lines and try again later.
         if (!this.closed) this.timer ??= setTimeout(() => void this.flush(), 1_000);
-      } finally {
-        this.flushing = undefined;
+        return;
       }
-    })();
-    return this.flushing;
+    }
+  }
+
+  /** Inserts the queued lines batch by batch; false when the database refused one. */
+  private async writeQueued(): Promise<boolean> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.slice(0, BATCH_ROWS);
+        await this.options.database.db('logs').insertInto('denials').values(batch).execute();
+        this.queue.splice(0, batch.length);
+      }
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Writes what is waiting and takes no more lines. */

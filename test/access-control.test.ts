@@ -12,10 +12,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ScopeGrant } from '../policy/types.ts';
 import { bodyBytes, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { denials as denialRows } from './helpers/admin.ts';
 
 const test = anyTest as TestFn<TestGateway>;
 const ALL_OBJECT = ['object:read', 'object:write', 'object:delete', 'object:list', 'bucket:read'] as const;
@@ -23,11 +22,11 @@ const ALL_OBJECT = ['object:read', 'object:write', 'object:delete', 'object:list
 test.before(async (t) => {
   t.context = await startTestGateway();
   const { gw, s3 } = t.context;
-  gw.policy.createTenant({ name: 'alpha' });
-  gw.policy.createTenant({ name: 'beta' });
+  await gw.policy.createTenant({ name: 'alpha' });
+  await gw.policy.createTenant({ name: 'beta' });
   for (const [bucket, tenant] of [['alpha-data', 'alpha'], ['alpha-backups', 'alpha'], ['beta-data', 'beta']]) {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-    gw.policy.assignBucket(bucket!, tenant!, { reassign: true });
+    await gw.policy.assignBucket(bucket!, tenant!, { reassign: true });
   }
   await s3.send(new PutObjectCommand({ Bucket: 'beta-data', Key: 'secret.txt', Body: 'beta only' }));
   await s3.send(new PutObjectCommand({ Bucket: 'alpha-backups', Key: 'backups/host2/other.txt', Body: 'host2' }));
@@ -35,19 +34,19 @@ test.before(async (t) => {
 });
 test.after.always(async (t) => t.context.close());
 
-function credential(t: ExecutionContext<TestGateway>, tenant: string, scopes: ScopeGrant[], extra: { expiresAt?: Date } = {}) {
-  const c = t.context.gw.policy.createCredential({ tenant, name: `c${Math.random().toString(36).slice(2, 8)}`, scopes, ...extra });
+async function credential(t: ExecutionContext<TestGateway>, tenant: string, scopes: ScopeGrant[], extra: { expiresAt?: Date } = {}) {
+  const c = await t.context.gw.policy.createCredential({ tenant, name: `c${Math.random().toString(36).slice(2, 8)}`, scopes, ...extra });
   return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
 }
 
-function denials(t: ExecutionContext<TestGateway>): Array<Record<string, string>> {
-  return readFileSync(join(t.context.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+function denials(t: ExecutionContext<TestGateway>): Promise<Array<Record<string, string>>> {
+  return denialRows(t.context);
 }
 
 const status = (e: unknown) => (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
 test('a tenant never sees or touches another tenant\'s buckets', async (t) => {
-  const s3: S3Client = t.context.client(credential(t, 'alpha', [{ families: [...ALL_OBJECT, 'bucket:admin'], bucket: '*' }]));
+  const s3: S3Client = t.context.client(await credential(t, 'alpha', [{ families: [...ALL_OBJECT, 'bucket:admin'], bucket: '*' }]));
   const list = await s3.send(new ListBucketsCommand({}));
   t.deepEqual(list.Buckets?.map((b) => b.Name).sort(), ['alpha-backups', 'alpha-data']);
   t.is(status(await t.throwsAsync(s3.send(new HeadBucketCommand({ Bucket: 'beta-data' })))), 403);
@@ -57,16 +56,16 @@ test('a tenant never sees or touches another tenant\'s buckets', async (t) => {
   t.is((await t.throwsAsync(s3.send(new DeleteObjectCommand({ Bucket: 'beta-data', Key: 'secret.txt' }))))?.name, 'AccessDenied');
   // A bucket it creates is its own; the same name cannot be taken from another tenant.
   await s3.send(new CreateBucketCommand({ Bucket: 'alpha-new' }));
-  t.is(t.context.gw.policy.bucketOwner('alpha-new'), 'alpha');
-  const beta = t.context.client(credential(t, 'beta', [{ families: [...ALL_OBJECT, 'bucket:admin'], bucket: '*' }]));
+  t.is(await t.context.gw.policy.bucketOwner('alpha-new'), 'alpha');
+  const beta = t.context.client(await credential(t, 'beta', [{ families: [...ALL_OBJECT, 'bucket:admin'], bucket: '*' }]));
   t.is(status(await t.throwsAsync(beta.send(new CreateBucketCommand({ Bucket: 'alpha-new' })))), 403);
-  t.true(denials(t).some((d) => d.layer === 'tenant' && d.bucket === 'beta-data' && d.tenant === 'alpha'));
+  t.true((await denials(t)).some((d) => d.layer === 'tenant' && d.bucket === 'beta-data' && d.tenant === 'alpha'));
   const got = await t.context.s3.send(new GetObjectCommand({ Bucket: 'beta-data', Key: 'secret.txt' }));
   t.is((await bodyBytes(got.Body)).toString(), 'beta only');
 });
 
 test('a prefix-scoped backup credential works inside its prefix and nowhere else', async (t) => {
-  const creds = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-backups', prefix: 'backups/host1/' }]);
+  const creds = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-backups', prefix: 'backups/host1/' }]);
   const s3 = t.context.client(creds);
   await s3.send(new HeadBucketCommand({ Bucket: 'alpha-backups' }));
   await s3.send(new GetBucketLocationCommand({ Bucket: 'alpha-backups' }));
@@ -104,13 +103,13 @@ test('a prefix-scoped backup credential works inside its prefix and nowhere else
   const still = await t.context.s3.send(new GetObjectCommand({ Bucket: 'alpha-backups', Key: 'config/settings' }));
   t.is((await bodyBytes(still.Body)).toString(), 'cfg');
   t.is((await t.throwsAsync(s3.send(new CreateBucketCommand({ Bucket: 'alpha-sneaky' }))))?.name, 'AccessDenied');
-  const scopeDenials = denials(t).filter((d) => d.accessKeyId === creds.accessKeyId && d.layer === 'scope');
+  const scopeDenials = (await denials(t)).filter((d) => d.accessKeyId === creds.accessKeyId && d.layer === 'scope');
   t.true(scopeDenials.some((d) => d.key === 'backups/host2/other.txt' && d.action === 'GetObject'));
-  t.false(JSON.stringify(denials(t)).includes(creds.secretAccessKey));
+  t.false(JSON.stringify((await denials(t))).includes(creds.secretAccessKey));
 });
 
 test('the minio client with a prefix-scoped credential: put, list, get, remove', async (t) => {
-  const creds = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data', prefix: 'app/' }]);
+  const creds = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data', prefix: 'app/' }]);
   const mc = t.context.minioFor(creds);
   for (let i = 0; i < 5; i++) await mc.putObject('alpha-data', `app/f${i}`, Buffer.from(`f${i}`));
   const names: string[] = [];
@@ -133,34 +132,34 @@ test('the minio client with a prefix-scoped credential: put, list, get, remove',
 
 test('revoked, rotated and expired credentials stop working on the next request', async (t) => {
   const { policy } = t.context.gw;
-  const creds = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
+  const creds = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
   const s3 = t.context.client(creds);
   await s3.send(new PutObjectCommand({ Bucket: 'alpha-data', Key: 'r', Body: 'r' }));
-  policy.revokeCredential(creds.accessKeyId);
+  await policy.revokeCredential(creds.accessKeyId);
   t.is(status(await t.throwsAsync(s3.send(new GetObjectCommand({ Bucket: 'alpha-data', Key: 'r' })))), 403);
-  t.true(denials(t).some((d) => d.accessKeyId === creds.accessKeyId && d.layer === 'credential'));
+  t.true((await denials(t)).some((d) => d.accessKeyId === creds.accessKeyId && d.layer === 'credential'));
 
-  const rot = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
+  const rot = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
   const old = t.context.client(rot);
   await old.send(new HeadBucketCommand({ Bucket: 'alpha-data' }));
-  const rotated = policy.rotateCredential(rot.accessKeyId);
+  const rotated = await policy.rotateCredential(rot.accessKeyId);
   t.is(status(await t.throwsAsync(old.send(new GetObjectCommand({ Bucket: 'alpha-data', Key: 'r' })))), 403);
   const fresh = t.context.client({ accessKeyId: rot.accessKeyId, secretAccessKey: rotated.secretKey });
   await fresh.send(new GetObjectCommand({ Bucket: 'alpha-data', Key: 'r' }));
 
-  const grace = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
+  const grace = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }]);
   const graceOld = t.context.client(grace);
-  policy.rotateCredential(grace.accessKeyId, { graceSeconds: 3600 });
+  await policy.rotateCredential(grace.accessKeyId, { graceSeconds: 3600 });
   await graceOld.send(new GetObjectCommand({ Bucket: 'alpha-data', Key: 'r' }));
 
-  const expired = credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }], { expiresAt: new Date(Date.now() + 1500) });
+  const expired = await credential(t, 'alpha', [{ families: [...ALL_OBJECT], bucket: 'alpha-data' }], { expiresAt: new Date(Date.now() + 1500) });
   const exp = t.context.client(expired);
   await exp.send(new HeadBucketCommand({ Bucket: 'alpha-data' }));
   await new Promise((r) => setTimeout(r, 1600));
   t.is(status(await t.throwsAsync(exp.send(new HeadBucketCommand({ Bucket: 'alpha-data' })))), 403);
 
-  policy.disableTenant('beta');
-  const betaCreds = credential(t, 'beta', [{ families: [...ALL_OBJECT], bucket: 'beta-data' }]);
+  await policy.disableTenant('beta');
+  const betaCreds = await credential(t, 'beta', [{ families: [...ALL_OBJECT], bucket: 'beta-data' }]);
   t.is(status(await t.throwsAsync(t.context.client(betaCreds).send(new HeadBucketCommand({ Bucket: 'beta-data' })))), 403);
-  policy.disableTenant('beta', { disabled: false });
+  await policy.disableTenant('beta', { disabled: false });
 });

@@ -4,10 +4,9 @@
  */
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ADMIN_PREFIX, ADMIN_ROUTES, NEEDS_ADMIN } from '../gateway/admin/index.ts';
 import { FAMILIES } from '../policy/index.ts';
+import { denials as denialRows, logText } from './helpers/admin.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { send, signedSend, type RawResponse } from './helpers/raw.ts';
 
@@ -28,14 +27,7 @@ async function admin(
 }
 
 const creds = (c: { accessKeyId: string; secretKey: string }): Creds => ({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey });
-const readLog = (tg: TestGateway, name: string) => {
-  try {
-    return readFileSync(join(tg.dataDir, name), 'utf8');
-  } catch {
-    return '';
-  }
-};
-const denials = (tg: TestGateway) => readLog(tg, 'denials.log').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const denials = (tg: TestGateway) => denialRows(tg);
 const s3For = (tg: TestGateway, c: Creds): S3Client => tg.client(c);
 
 /** Root creates tenant `acme` (owning bucket `acme-data`) and its admin with every family on `*`. */
@@ -122,10 +114,10 @@ test('root creates a tenant and its admin; the admin grants within its scope onl
     t.is((await admin(tg, narrowCreds, 'POST', `/credentials/${tenantAdmin.accessKeyId}/revoke`)).status, 403);
     t.is((await admin(tg, tenantAdmin, 'POST', `/credentials/${narrowCreds.accessKeyId}/revoke`)).json.status, 'revoked');
 
-    const refused = denials(tg).filter((d) => d.action === 'Admin:CreateCredential');
+    const refused = (await denials(tg)).filter((d) => d.action === 'Admin:CreateCredential');
     t.is(refused.length, 3);
     t.true(refused.every((d) => d.tenant === 'acme' && ['scope', 'tenant'].includes(d.layer)));
-    t.true(denials(tg).some((d) => d.action === 'Admin:CreateTenant' && d.layer === 'scope' && d.accessKeyId === tenantAdmin.accessKeyId));
+    t.true((await denials(tg)).some((d) => d.action === 'Admin:CreateTenant' && d.layer === 'scope' && d.accessKeyId === tenantAdmin.accessKeyId));
 
     // Every change is audited with the access key that made it.
     const audit = await admin(tg, ROOT, 'GET', '/audit', { query: { action: 'credential.create' } });
@@ -152,7 +144,7 @@ test('an ordinary credential is refused every admin endpoint, clearly, with a de
       t.is(res.json.error.message, NEEDS_ADMIN);
       t.is(res.json.error.requestId, res.headers['x-amz-request-id']);
     }
-    const lines = denials(tg).filter((d) => d.accessKeyId === app.accessKeyId);
+    const lines = (await denials(tg)).filter((d) => d.accessKeyId === app.accessKeyId);
     t.deepEqual(lines.map((d) => d.action), ADMIN_ROUTES.map((r) => r.action));
     t.true(lines.every((d) => d.layer === 'scope' && d.tenant === 'acme'));
   });
@@ -283,7 +275,7 @@ test('denials: filters, a tenant admin sees only its tenant, and no secret reach
     t.true(betaAudit.json.audit.length > 0);
     t.true(betaAudit.json.audit.every((a: { tenant: string }) => a.tenant === 'beta'));
 
-    const everything = [readLog(tg, 'denials.log'), readLog(tg, 'audit.log'), tg.logs.join('\n')].join('\n');
+    const everything = [await logText(tg), tg.logs.join('\n')].join('\n');
     for (const secret of [...secrets, ROOT.secretAccessKey]) t.false(everything.includes(secret));
   });
 });

@@ -44,7 +44,7 @@ test('a tenant deleted and created again under its name inherits nothing: capabi
     t.is(await outcome(tg, session), 'ok');
     t.is(await outcome(tg, web), 'ok');
 
-    const refusedBefore = denials(tg).filter((d) => d.layer === 'capability').length;
+    const refusedBefore = (await denials(tg)).filter((d) => d.layer === 'capability').length;
     // The tenant goes: its bucket emptied and deleted first (a tenant owning buckets cannot be deleted).
     for (const key of KEYS) await tg.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
     await tg.s3.send(new DeleteBucketCommand({ Bucket: BUCKET }));
@@ -62,7 +62,7 @@ test('a tenant deleted and created again under its name inherits nothing: capabi
     // A role of the same name made now is a new role: the old sessions stay dead.
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
     t.is(await outcome(tg, session), 'InvalidToken');
-    t.true(denials(tg).filter((d) => d.layer === 'capability').length > refusedBefore, 'the refused capability wrote a denial line');
+    t.true((await denials(tg)).filter((d) => d.layer === 'capability').length > refusedBefore, 'the refused capability wrote a denial line');
   } finally {
     await idp.close();
     await tg.close();
@@ -97,7 +97,7 @@ for (const end of ['revoke', 'delete'] as const) {
       await t.throwsAsync(assumeWeb(tg, role.arn, await idp.token({ sub: 'amy' })), { name: 'AccessDenied' });
       // The caller that was not made by it keeps its own authority.
       t.is(await outcome(tg, other), 'ok');
-      const lines = denials(tg);
+      const lines = (await denials(tg));
       t.true(lines.some((d) => d.accessKeyId === made.accessKeyId && d.layer === 'credential' && /maker_gone/.test(d.reason)));
       t.true(lines.some((d) => d.accessKeyId === `capability:${cap.id}` && d.layer === 'capability' && /minter/.test(d.reason)));
       await tg.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'pub/x', Body: 'still here' }));

@@ -37,7 +37,7 @@ test('the admin API answers alike for another tenant\'s credential or provider a
     t.deepEqual(shape(theirs, rivalCred.id), shape(nobody, missing), `${method} ${suffix}`);
     t.false(JSON.stringify(theirs.json).includes('rival'));
   }
-  t.false(denials(tg).filter((d) => d.accessKeyId === acmeAdmin.accessKeyId).some((d) => /rival/.test(d.reason)));
+  t.false((await denials(tg)).filter((d) => d.accessKeyId === acmeAdmin.accessKeyId).some((d) => /rival/.test(d.reason)));
   const idp = await startIssuer();
   try {
     await ok(tg, ROOT, 'POST', '/roles', { tenant: 'rival', name: 'r', scopes: [{ families: ['object:read'], bucket: 'rival-data' }] });
@@ -62,7 +62,7 @@ test('STS answers alike for a missing role, another tenant\'s, and one that does
   }
   t.is(new Set(answers).size, 1, answers.join('\n'));
   // The denial lines keep the real reasons for the operator.
-  const reasons = denials(tg).filter((d) => d.accessKeyId === app.accessKeyId && d.action === 'STS:AssumeRole').map((d) => d.reason);
+  const reasons = (await denials(tg)).filter((d) => d.accessKeyId === app.accessKeyId && d.action === 'STS:AssumeRole').map((d) => d.reason);
   t.true(reasons.some((r) => /no role missing/.test(r)) && reasons.some((r) => /does not trust/.test(r)));
 });
 
@@ -87,7 +87,7 @@ test('a bucket that appears in storage without an owner is no tenant\'s: root on
     await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: 'appeared', Key: 'k', Body: 'x' })), { name: 'AccessDenied' });
     await t.throwsAsync(s3.send(new ListObjectsV2Command({ Bucket: 'appeared' })), { name: 'AccessDenied' });
     await t.throwsAsync(s3.send(new HeadBucketCommand({ Bucket: 'appeared' })));
-    t.is(tg.gw.policy.bucketOwner('appeared'), undefined);
+    t.is(await tg.gw.policy.bucketOwner('appeared'), undefined);
     // Root reaches it, and can give it to a tenant explicitly.
     await tg.s3.send(new PutObjectCommand({ Bucket: 'appeared', Key: 'k', Body: 'x' }));
     await ok(tg, ROOT, 'PUT', '/buckets/appeared/owner', { tenant: TENANT });

@@ -43,7 +43,7 @@ test('a web identity whose sub is b%6Fb acts as itself, never as user:bob', asyn
   const spoof = await assumeWeb(tg, ARN, await idp.token({ sub: 'b%6Fb' }));
   t.is(spoof.subject, 'user:b%256Fb');
   t.false(await read({ creds: spoof }, 'pub/x'));
-  const line = denials(tg).find((d) => d.accessKeyId === spoof.accessKeyId);
+  const line = (await denials(tg)).find((d) => d.accessKeyId === spoof.accessKeyId);
   t.is(line?.layer, 'relationship');
   t.is(line?.subject, 'user:b%256Fb');
   // Trust lists compare escaped subjects too: the spoof is not bob.
@@ -76,7 +76,7 @@ test('a capability in a governed bucket acts for its minter (issue 13): root\'s 
   const creds = { accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey };
   const mine = await ok(tg, creds, 'POST', '/capabilities', { bucket: BUCKET, prefix: '', actions: ['read', 'list'] });
   t.false(await allowed(tg, { capability: mine.capability }, { bucket: BUCKET, key: 'pub/x', action: 'read' }));
-  const lines = denials(tg).filter((d) => d.accessKeyId === `capability:${mine.id}`);
+  const lines = (await denials(tg)).filter((d) => d.accessKeyId === `capability:${mine.id}`);
   t.true(lines.length >= 1);
   t.true(lines.every((d) => d.layer === 'relationship' && d.reason.includes(`(minter of capability:${mine.id})`)));
   t.false(tg.logs.some((l) => /failed|Error/.test(l)), tg.logs.join('\n'));

@@ -37,7 +37,7 @@ test('check and explain answer only about resources under the grant; others are 
       t.is(res.status, 403, `${resource} explain=${explain}`);
     }
   }
-  t.true(denials(tg).some((d) => d.accessKeyId === c.accessKeyId && d.action === 'Admin:Check' && d.layer === 'scope'));
+  t.true((await denials(tg)).some((d) => d.accessKeyId === c.accessKeyId && d.action === 'Admin:Check' && d.layer === 'scope'));
 });
 
 test('lookup and tuples:read return only resources under the grant', async (t) => {
@@ -109,5 +109,5 @@ test('tuples:write scoped to a prefix writes only under it, and only what the wr
   for (const tuple of [`folder:${BUCKET}/secret/#reader@user:dan`, `object:${OTHER}/k#reader@user:dan`, 'group:eng#member@user:dan', `bucket:${BUCKET}#reader@user:dan`]) {
     t.is((await write(tuple)).status, 403, tuple);
   }
-  t.true(denials(tg).some((d) => d.accessKeyId === w.accessKeyId && d.layer === 'relationship'));
+  t.true((await denials(tg)).some((d) => d.accessKeyId === w.accessKeyId && d.layer === 'relationship'));
 });

@@ -43,7 +43,7 @@ test('a signed PutObject replayed with an unsigned x-amz-copy-source, meta or ta
     t.regex(res.body, /headers present in the request which were not signed/);
     t.regex(res.body, new RegExp(Object.keys(extra)[0]!));
     t.false(await exists(key), `nothing stored for ${JSON.stringify(extra)}`);
-    const line = denials(tg).find((d) => d.requestId === res.headers['x-amz-request-id']);
+    const line = (await denials(tg)).find((d) => d.requestId === res.headers['x-amz-request-id']);
     t.is(line?.layer, 'signature');
   }
   // The same request with the header signed is an ordinary CopyObject, decided by scopes.

@@ -22,10 +22,10 @@ const test = anyTest as TestFn<Ctx>;
 test.before(async (t) => {
   const base = await startTestGateway();
   await base.s3.send(new CreateBucketCommand({ Bucket: 'backups' }));
-  base.gw.policy.createTenant({ name: 'ops' });
-  base.gw.policy.assignBucket('backups', 'ops', { reassign: true });
+  await base.gw.policy.createTenant({ name: 'ops' });
+  await base.gw.policy.assignBucket('backups', 'ops', { reassign: true });
   await base.s3.send(new PutObjectCommand({ Bucket: 'backups', Key: 'backups/host2/private', Body: 'other host' }));
-  const c = base.gw.policy.createCredential({
+  const c = await base.gw.policy.createCredential({
     tenant: 'ops',
     name: 'nightly-host1',
     description: 'nightly backup of host1',

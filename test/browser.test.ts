@@ -277,7 +277,7 @@ onEachBackend(test, 'browser', (it) => {
 
   it('POST uploads are authorized on the key written: the signer\'s scopes and the reserved prefix apply', async (t, f) => {
     const bucket = await freshBucket(f);
-    const c = f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `p${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:write'], bucket, prefix: 'inbox/' }] });
+    const c = await f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `p${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:write'], bucket, prefix: 'inbox/' }] });
     const scoped = f.gw.client({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey });
     const anyKey = await createPresignedPost(scoped, { Bucket: bucket, Key: 'inbox/ok.txt', Conditions: [['starts-with', '$key', '']], Expires: 300 });
     t.is((await postForm(anyKey.url, anyKey.fields, 'in scope')).status, 204);

@@ -73,7 +73,7 @@ it('a full volume refuses data writes with 507 and still commits deletes, revoca
   try {
     t.true(existsSync(join(tg.dataDir, RESERVE_FILE)), 'the reserve is in place');
     await tg.s3.send(new CreateBucketCommand({ Bucket: 'full' }));
-    const app = tg.gw.policy.createCredential({ tenant: 'root', name: 'leaked', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
+    const app = await tg.gw.policy.createCredential({ tenant: 'root', name: 'leaked', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
     const leaked = tg.client({ accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey });
     await leaked.send(new HeadBucketCommand({ Bucket: 'full' }));
     const rootApi = remoteTransport({ endpoint: tg.gw.url, credentials: ROOT, region: tg.config.region });

@@ -26,7 +26,7 @@ function parseMetrics(text: string): Map<string, number> {
   return samples;
 }
 
-const denialCount = (tg: TestGateway) => denials(tg).length;
+const denialCount = async (tg: TestGateway) => (await denials(tg)).length;
 
 /** A GET signed with @smithy/signature-v4 (an independent signer), as the metrics endpoint's SigV4 callers send. */
 async function signedGet(url: string, creds: { accessKeyId: string; secretAccessKey: string }): Promise<Response> {
@@ -43,7 +43,7 @@ test('health: live and ready on both ports, unauthenticated, no denial line; rea
   const tg = await startTestGateway({ ANVIL_HEALTH_ADDRESS: '127.0.0.1:0' });
   try {
     t.truthy(tg.gw.healthUrl);
-    const before = denialCount(tg);
+    const before = await denialCount(tg);
     for (const base of [tg.gw.url, tg.gw.healthUrl!]) {
       const live = await fetch(`${base}/_anvil/health/live`);
       t.is(live.status, 200);
@@ -57,7 +57,7 @@ test('health: live and ready on both ports, unauthenticated, no denial line; rea
     // The health-only port answers nothing else: no S3, no metrics.
     t.is((await fetch(`${tg.gw.healthUrl}/`)).status, 404);
     t.is((await fetch(`${tg.gw.healthUrl}/_anvil/metrics`)).status, 404);
-    t.is(denialCount(tg), before, 'health probes write no denial line');
+    t.is(await denialCount(tg), before, 'health probes write no denial line');
 
     await tg.gw.backend.close();
     const down = await fetch(`${tg.gw.healthUrl}/_anvil/health/ready`);
@@ -78,12 +78,12 @@ test('metrics: refused without the token or the admin family (with a denial line
     await t.throwsAsync(tg.client({ ...ROOT, secretAccessKey: 'wrong-secret-wrong-secret-000000000000' }).send(new GetObjectCommand({ Bucket: 'metered', Key: 'a.txt' })));
 
     const url = `${tg.gw.url}/_anvil/metrics`;
-    const before = denialCount(tg);
+    const before = await denialCount(tg);
     const anonymous = await fetch(url);
     t.is(anonymous.status, 403);
     t.regex(await anonymous.text(), /<Code>AccessDenied<\/Code>/);
     t.is((await fetch(url, { headers: { authorization: 'Bearer not-the-token-at-all-000' } })).status, 403);
-    t.is(denialCount(tg), before + 2);
+    t.is(await denialCount(tg), before + 2);
 
     await ok(tg, ROOT, 'POST', '/tenants', { name: 'acme' });
     const app = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'reader', scopes: [{ families: ['object:read'], bucket: '*' }] });

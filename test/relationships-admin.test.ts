@@ -4,17 +4,16 @@
  */
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NEEDS_ADMIN } from '../gateway/admin/index.ts';
 import { AdminRequestError, remoteTransport, type AdminTransport, type ServerEvent } from '../gateway/cli/transport.ts';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { bodyBytes, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { denials as denialRows } from './helpers/admin.ts';
 
 interface Ctx extends TestGateway {
   root: AdminTransport;
   admin: AdminTransport;
-  as(scopes: ScopeGrant[]): { api: AdminTransport; subject: string; creds: { accessKeyId: string; secretAccessKey: string } };
+  as(scopes: ScopeGrant[]): Promise<{ api: AdminTransport; subject: string; creds: { accessKeyId: string; secretAccessKey: string } }>;
 }
 const test = anyTest as TestFn<Ctx>;
 const TENANT = 'acme';
@@ -30,8 +29,8 @@ test.before(async (t) => {
   await root.call('PUT', `/buckets/${BUCKET}/owner`, { body: { tenant: TENANT, reassign: true } });
   await tg.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'docs/a.txt', Body: 'a' }));
   const c = await root.call('POST', '/credentials', { body: { tenant: TENANT, name: 'admin', scopes: [{ families: [...FAMILIES], bucket: '*' }] } });
-  const as = (scopes: ScopeGrant[]) => {
-    const made = tg.gw.policy.createCredential({ tenant: TENANT, name: `app${Math.random().toString(36).slice(2, 8)}`, scopes });
+  const as = async (scopes: ScopeGrant[]) => {
+    const made = await tg.gw.policy.createCredential({ tenant: TENANT, name: `app${Math.random().toString(36).slice(2, 8)}`, scopes });
     const creds = { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
     return { api: api(creds), subject: `app:${made.accessKeyId}`, creds };
   };
@@ -45,13 +44,12 @@ const refusal = async (t: ExecutionContext<Ctx>, p: Promise<unknown>, status: nu
   if (message) t.regex(e?.message ?? '', message);
   return e as AdminRequestError;
 };
-const denials = (t: ExecutionContext<Ctx>): Array<Record<string, string>> =>
-  readFileSync(join(t.context.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const denials = (t: ExecutionContext<Ctx>): Promise<Array<Record<string, string>>> => denialRows(t.context);
 const write = (api: AdminTransport, tuple: string, op = 'touch') => api.call('POST', '/tuples', { body: { updates: [{ op, tuple }], reason: 'test' } });
 
 test.serial('governing a bucket deploys the default schema; only root or the owning tenant admin may', async (t) => {
   const { root, admin, as } = t.context;
-  await refusal(t, as([{ families: ['tuples:write', 'tuples:read'], bucket: '*' }]).api.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } }), 403, new RegExp(NEEDS_ADMIN));
+  await refusal(t, (await as([{ families: ['tuples:write', 'tuples:read'], bucket: '*' }])).api.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } }), 403, new RegExp(NEEDS_ADMIN));
   const otherAdmin = await root.call('POST', '/credentials', { body: { tenant: 'other', name: 'admin', scopes: [{ families: ['admin'], bucket: '*' }] } });
   const other = remoteTransport({ endpoint: t.context.gw.url, credentials: { accessKeyId: otherAdmin.accessKeyId, secretAccessKey: otherAdmin.secretKey }, region: 'us-east-1' });
   // Another tenant's bucket answers as a missing one (no oracle for bucket names).
@@ -59,12 +57,12 @@ test.serial('governing a bucket deploys the default schema; only root or the own
   await refusal(t, admin.call('GET', '/schema'), 404);
   const r = await admin.call('PUT', `/buckets/${BUCKET}/governance`, { body: { governed: true } });
   t.like(r, { bucket: BUCKET, tenant: TENANT, governed: true, schemaDeployed: true });
-  t.true(t.context.gw.policy.bucketGoverned(BUCKET));
+  t.true(await t.context.gw.policy.bucketGoverned(BUCKET));
   const schema = await admin.call('GET', '/schema');
   t.regex(schema.schema, /definition object/);
   t.deepEqual(schema.caveats.map((c: { name: string }) => c.name), ['ip_allowlist']);
   // Governed, with no tuples: even a credential with full object scopes reads nothing.
-  const reader = as([{ families: ['object:read', 'object:list'], bucket: BUCKET }]);
+  const reader = (await as([{ families: ['object:read', 'object:list'], bucket: BUCKET }]));
   const s3 = t.context.client(reader.creds);
   await t.throwsAsync(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'docs/a.txt' })), { name: 'AccessDenied' });
   await write(admin, `folder:${BUCKET}/docs/#reader@${reader.subject}`);
@@ -73,8 +71,8 @@ test.serial('governing a bucket deploys the default schema; only root or the own
 
 test.serial('tenant applications cannot escalate, leave their scope or write schemas', async (t) => {
   const { admin, as } = t.context;
-  const victim = as([{ families: ['object:read'], bucket: BUCKET }]);
-  const app = as([{ families: ['tuples:write', 'tuples:read'], bucket: '*', namespaces: ['group', 'folder'], relations: ['member', 'reader'] }]);
+  const victim = (await as([{ families: ['object:read'], bucket: BUCKET }]));
+  const app = (await as([{ families: ['tuples:write', 'tuples:read'], bucket: '*', namespaces: ['group', 'folder'], relations: ['member', 'reader'] }]));
   await write(admin, `group:eng#member@${app.subject}`);
   await write(admin, `folder:${BUCKET}/eng/#reader@group:eng#member`);
   // Itself into a group, straight onto a folder, or a group it is in onto a folder: each enlarges its own authority.
@@ -95,12 +93,12 @@ test.serial('tenant applications cannot escalate, leave their scope or write sch
   await refusal(t, app.api.call('POST', '/tuples/import', { body: { text: '', reason: 'x' } }), 403);
   // Another tenant's tuples are out of reach.
   await refusal(t, app.api.call('POST', '/tuples', { body: { tenant: 'other', updates: [{ op: 'touch', tuple: 'group:x#member@user:y' }], reason: 'x' } }), 403);
-  const lines = denials(t).filter((d) => d.accessKeyId === app.creds.accessKeyId);
+  const lines = (await denials(t)).filter((d) => d.accessKeyId === app.creds.accessKeyId);
   t.true(lines.filter((d) => d.layer === 'relationship').length >= 5);
   const stored = await admin.call('GET', '/tuples', { query: { resourceType: 'folder', resourceId: `${BUCKET}/secret/` } });
   t.deepEqual(stored.tuples, []);
   // No tuples:write at all: refused at the door.
-  const reader = as([{ families: ['tuples:read'], bucket: '*' }]);
+  const reader = (await as([{ families: ['tuples:read'], bucket: '*' }]));
   await refusal(t, write(reader.api, `folder:${BUCKET}/x/#reader@${victim.subject}`), 403, /needs the tuples:write or admin family/);
   t.true((await reader.api.call('GET', '/tuples', { query: { resourceType: 'group' } })).tuples.includes(`group:eng#member@${app.subject}`));
 });
@@ -135,7 +133,7 @@ test.serial('an import with one bad line imports nothing and names the line', as
 
 test.serial('a caveat definition change makes old tuples fail closed with "invalid caveat hash"', async (t) => {
   const { admin, as } = t.context;
-  const app = as([{ families: ['object:read'], bucket: BUCKET }]);
+  const app = (await as([{ families: ['object:read'], bucket: BUCKET }]));
   const s3 = t.context.client(app.creds);
   const { caveats, schema } = await admin.call('GET', '/schema');
   const tuple = `object:${BUCKET}/docs/a.txt#reader@${app.subject}[ip_allowlist:${caveats[0].hash}:{"allowed":["127.0.0.0/8"]}]`;
@@ -151,7 +149,7 @@ test.serial('a caveat definition change makes old tuples fail closed with "inval
   t.deepEqual(diff.caveats, [{ name: 'ip_allowlist', change: 'changed' }]);
   await admin.call('PUT', '/schema', { body: { schema: changed, reason: 'allow the office' } });
   await t.throwsAsync(get(), { name: 'AccessDenied' });
-  const line = denials(t).filter((d) => d.accessKeyId === app.creds.accessKeyId).at(-1);
+  const line = (await denials(t)).filter((d) => d.accessKeyId === app.creds.accessKeyId).at(-1);
   t.is(line?.layer, 'caveat');
   t.regex(line?.reason ?? '', /invalid caveat hash/);
   await refusal(t, write(admin, tuple), 400, /invalid caveat hash/);
@@ -159,7 +157,7 @@ test.serial('a caveat definition change makes old tuples fail closed with "inval
 
 test.serial('check, explain and lookup for the check family; the audit trail names actor, reason and request', async (t) => {
   const { admin, as } = t.context;
-  const checker = as([{ families: ['check'], bucket: '*' }]);
+  const checker = (await as([{ families: ['check'], bucket: '*' }]));
   await write(admin, `folder:${BUCKET}/team/#reader@user:amy`);
   const r = await checker.api.call('POST', '/check', { body: { resource: `object:${BUCKET}/team/deep/x.txt`, permission: 'read', subject: 'user:amy', explain: true } });
   t.is(r.result, 'allowed');
@@ -177,7 +175,7 @@ test.serial('check, explain and lookup for the check family; the audit trail nam
 
 test.serial('watch streams tuple writes as Server-Sent Events and resumes after a revision', async (t) => {
   const { admin, as } = t.context;
-  const watcher = as([{ families: ['watch'], bucket: '*' }]);
+  const watcher = (await as([{ families: ['watch'], bucket: '*' }]));
   const start = (await admin.call('POST', '/tuples', { body: { updates: [{ op: 'touch', tuple: 'group:w0#member@user:x' }], reason: 'mark' } })).revision;
   const collect = async (after: string, count: number): Promise<ServerEvent[]> => {
     const got: ServerEvent[] = [];
@@ -205,5 +203,5 @@ test.serial('watch streams tuple writes as Server-Sent Events and resumes after 
   await t.context.gw.relationships.write('other', [{ op: 'touch', tuple: 'group:x#member@user:y' }], { actor: 'test', reason: 'x' });
   const rev3 = (await write(admin, 'group:w3#member@user:cy')).revision;
   t.deepEqual((await collect(rev2, 1)).map((e) => e.id), [rev3]);
-  await refusal(t, as([{ families: ['check'], bucket: '*' }]).api.call('GET', '/watch'), 403, /watch or admin/);
+  await refusal(t, (await as([{ families: ['check'], bucket: '*' }])).api.call('GET', '/watch'), 403, /watch or admin/);
 });

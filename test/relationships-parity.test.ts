@@ -17,7 +17,7 @@ import { bodyBytes, ROOT, startTestGateway, type TestGateway } from './helpers/g
 
 interface Ctx extends TestGateway {
   tenantAdmin: Creds;
-  app(name: string, families?: readonly string[]): { creds: Creds; subject: string; s3: S3Client };
+  app(name: string, families?: readonly string[]): Promise<{ creds: Creds; subject: string; s3: S3Client }>;
 }
 const test = anyTest as TestFn<Ctx>;
 const BUCKET = 'parity';
@@ -38,15 +38,15 @@ const SCHEMA = rel.DEFAULT_OBJECT_SCHEMA.replace(
 test.before(async (t) => {
   const tg = await startTestGateway();
   const { gw, s3 } = tg;
-  gw.policy.createTenant({ name: TENANT });
+  await gw.policy.createTenant({ name: TENANT });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  gw.policy.assignBucket(BUCKET, TENANT, { reassign: true });
+  await gw.policy.assignBucket(BUCKET, TENANT, { reassign: true });
   for (const key of KEYS) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `body of ${key}` }));
-  gw.relationships.writeSchema(TENANT, SCHEMA, AUDIT);
-  gw.policy.setBucketGoverned(BUCKET, true);
-  const c = gw.policy.createCredential({ tenant: TENANT, name: 'tenant-admin', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
-  const app = (name: string, families: readonly string[] = READ_LIST) => {
-    const made = gw.policy.createCredential({ tenant: TENANT, name, scopes: [{ families: [...families] as never, bucket: BUCKET }] });
+  await gw.relationships.writeSchema(TENANT, SCHEMA, AUDIT);
+  await gw.policy.setBucketGoverned(BUCKET, true);
+  const c = await gw.policy.createCredential({ tenant: TENANT, name: 'tenant-admin', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
+  const app = async (name: string, families: readonly string[] = READ_LIST) => {
+    const made = await gw.policy.createCredential({ tenant: TENANT, name, scopes: [{ families: [...families] as never, bucket: BUCKET }] });
     const creds = { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
     return { creds, subject: `app:${made.accessKeyId}`, s3: tg.client(creds) };
   };
@@ -54,10 +54,10 @@ test.before(async (t) => {
 });
 test.after.always(async (t) => t.context.close());
 
-const write = (t: ExecutionContext<Ctx>, ...tuples: string[]) =>
-  t.context.gw.relationships.write(TENANT, tuples.map((tuple) => ({ op: 'touch' as const, tuple })), AUDIT);
-const remove = (t: ExecutionContext<Ctx>, ...tuples: string[]) =>
-  t.context.gw.relationships.write(TENANT, tuples.map((tuple) => ({ op: 'delete' as const, tuple })), AUDIT);
+const write = async (t: ExecutionContext<Ctx>, ...tuples: string[]) =>
+  await t.context.gw.relationships.write(TENANT, tuples.map((tuple) => ({ op: 'touch' as const, tuple })), AUDIT);
+const remove = async (t: ExecutionContext<Ctx>, ...tuples: string[]) =>
+  await t.context.gw.relationships.write(TENANT, tuples.map((tuple) => ({ op: 'delete' as const, tuple })), AUDIT);
 
 async function readable(s3: S3Client, key: string): Promise<boolean> {
   try {
@@ -82,7 +82,7 @@ async function adminGet(t: ExecutionContext<Ctx>, creds: Creds, path: string, qu
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test.serial('an expiring folder share is readable and listed until its instant, then neither; GC removes it and the audit shows it', async (t) => {
-  const { s3, creds, subject } = t.context.app('contractor');
+  const { s3, creds, subject } = await t.context.app('contractor');
   // Scheduling only: the share must still be live when it is first used, so on a slow machine the expiry grows.
   // Nothing asserts a duration; the exact instant is covered with a controlled clock in expiration.test.ts.
   let expiry = 0;
@@ -103,20 +103,20 @@ test.serial('an expiring folder share is readable and listed until its instant, 
   t.false(await readable(s3, 'share/plan.txt'));
   t.deepEqual(await listing(s3), []);
   t.deepEqual(await listing(s3, { Delimiter: '/' }), []);
-  const line = denials(t.context).filter((d) => d.accessKeyId === creds.accessKeyId).at(-1);
+  const line = (await denials(t.context)).filter((d) => d.accessKeyId === creds.accessKeyId).at(-1);
   t.like(line, { layer: 'relationship', key: 'share/plan.txt' });
   // Still stored until garbage collection, which then reports the removal.
   const audit = async () => (await adminGet(t, ROOT, '/tuples/audit', { tenant: TENANT, limit: '10000' })).json.records;
   const before = (await audit()).length;
-  t.true(t.context.gw.relationships.store.collectExpired() >= 1);
+  t.true(await t.context.gw.relationships.store.collectExpired() >= 1);
   const records = (await audit()).slice(before);
   t.true(records.some((r: { kind: string; actor: string; tuple?: { subject: { id: string } } }) =>
     r.kind === 'tuple.delete' && r.actor === 'anvil:gc' && r.tuple?.subject.id === creds.accessKeyId));
 });
 
 test.serial('a folder guarded by clearance.all(member) is readable only by members of every clearance group', async (t) => {
-  const both = t.context.app('both-clearances');
-  const one = t.context.app('one-clearance');
+  const both = await t.context.app('both-clearances');
+  const one = await t.context.app('one-clearance');
   write(t,
     `folder:${BUCKET}/deal/#clearance@group:finance`,
     `folder:${BUCKET}/deal/#clearance@group:legal`,
@@ -139,8 +139,8 @@ test.serial('a folder guarded by clearance.all(member) is readable only by membe
 });
 
 test.serial('an exclusion over a userset arrow holds in reads and listings (blocklist@group:banned#member)', async (t) => {
-  const guest = t.context.app('guest');
-  const other = t.context.app('other-guest');
+  const guest = await t.context.app('guest');
+  const other = await t.context.app('other-guest');
   write(t,
     `folder:${BUCKET}/events/#reader@${guest.subject}`,
     `folder:${BUCKET}/events/#reader@${other.subject}`,
@@ -158,7 +158,7 @@ test.serial('an exclusion over a userset arrow holds in reads and listings (bloc
 
 test.serial('a capability acts for its minter: its scope and the minter’s current scopes and tuples must all allow', async (t) => {
   const { gw } = t.context;
-  const minter = t.context.app('minter', ['admin', 'object:read', 'object:list']);
+  const minter = await t.context.app('minter', ['admin', 'object:read', 'object:list']);
   write(t, `folder:${BUCKET}/team/#reader@${minter.subject}`);
   const mint = async (prefix: string) =>
     (await ok(t.context, minter.creds, 'POST', '/capabilities', { bucket: BUCKET, prefix, actions: ['read', 'list'] })).capability as string;
@@ -169,7 +169,7 @@ test.serial('a capability acts for its minter: its scope and the minter’s curr
     const res = await fetch(`${gw.url}/${BUCKET}?list-type=2&prefix=${prefix}&X-Anvil-Capability=${cap}`);
     return { status: res.status, keys: [...(await res.text()).matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]) };
   };
-  const lastLine = () => denials(t.context).at(-1);
+  const lastLine = async () => (await denials(t.context)).at(-1);
 
   let res = await get(team, 'team/a.txt');
   t.is(res.status, 200);
@@ -177,25 +177,25 @@ test.serial('a capability acts for its minter: its scope and the minter’s curr
   t.deepEqual(await list(team, 'team/'), { status: 200, keys: ['team/a.txt', 'team/b.txt'] });
   // Outside the capability's own scope: the capability refuses.
   t.is((await get(team, 'top.txt')).status, 403);
-  t.is(lastLine()?.layer, 'capability');
+  t.is((await lastLine())?.layer, 'capability');
   // Inside its scope, but the minter holds no tuple there: relationships refuse, naming the minter.
   res = await get(priv, 'private/p.txt');
   t.is(res.status, 403);
-  t.like(lastLine(), { layer: 'relationship', key: 'private/p.txt' });
-  t.regex(lastLine()?.reason ?? '', new RegExp(`missing read on object:${BUCKET}/private/p\\.txt for ${minter.subject} \\(minter of capability:`));
+  t.like((await lastLine()), { layer: 'relationship', key: 'private/p.txt' });
+  t.regex((await lastLine())?.reason ?? '', new RegExp(`missing read on object:${BUCKET}/private/p\\.txt for ${minter.subject} \\(minter of capability:`));
   t.deepEqual((await list(priv, 'private/')).keys, []);
   // The minter's tuple is deleted: every share it minted ends on the next request.
   remove(t, `folder:${BUCKET}/team/#reader@${minter.subject}`);
   t.is((await get(team, 'team/a.txt')).status, 403);
-  t.like(lastLine(), { layer: 'relationship', key: 'team/a.txt' });
+  t.like((await lastLine()), { layer: 'relationship', key: 'team/a.txt' });
   t.deepEqual((await list(team, 'team/')).keys, []);
   write(t, `folder:${BUCKET}/team/#reader@${minter.subject}`);
   t.is((await get(team, 'team/a.txt')).status, 200);
   // The minter's credential is revoked: the capability no longer has anyone to act for.
-  gw.policy.revokeCredential(minter.creds.accessKeyId);
+  await gw.policy.revokeCredential(minter.creds.accessKeyId);
   t.is((await get(team, 'team/a.txt')).status, 403);
-  t.like(lastLine(), { layer: 'capability' });
-  t.regex(lastLine()?.reason ?? '', new RegExp(`minter ${minter.creds.accessKeyId} is revoked`));
+  t.like((await lastLine()), { layer: 'capability' });
+  t.regex((await lastLine())?.reason ?? '', new RegExp(`minter ${minter.creds.accessKeyId} is revoked`));
   t.is((await list(team, 'team/')).status, 403);
   // Root's capabilities act for root, which relationships do not govern.
   const rootCap = (await ok(t.context, ROOT, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'private/', actions: ['read'] })).capability;
@@ -233,7 +233,7 @@ test.serial('anvil schema validate reads zed validation files; export and restor
   const broken = await admin(t.context, ROOT, 'POST', '/tuples/restore', { tenant: 'acme-broken', text: exported.text.replace('group:finance', 'groop:finance'), reason: 'x' });
   t.is(broken.status, 400);
   t.is((await adminGet(t, ROOT, '/schema', { tenant: 'acme-broken' })).status, 404);
-  const reader = t.context.app('reader-only');
+  const reader = await t.context.app('reader-only');
   t.is((await admin(t.context, reader.creds, 'GET', '/tuples/export')).status, 403);
   t.is((await adminGet(t, t.context.tenantAdmin, '/tuples/export', { format: 'xml' })).status, 400);
 });

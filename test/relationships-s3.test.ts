@@ -20,10 +20,9 @@ import {
 } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import * as Minio from 'minio';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { relationships as rel } from '../policy/index.ts';
 import { bodyBytes, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { denials as denialRows } from './helpers/admin.ts';
 
 interface Ctx extends TestGateway {
   alice: { accessKeyId: string; secretAccessKey: string };
@@ -40,22 +39,22 @@ const AUDIT = { actor: 'test', reason: 'test setup' };
 test.before(async (t) => {
   const tg = await startTestGateway();
   const { gw, s3 } = tg;
-  gw.policy.createTenant({ name: TENANT });
+  await gw.policy.createTenant({ name: TENANT });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  gw.policy.assignBucket(BUCKET, TENANT, { reassign: true });
+  await gw.policy.assignBucket(BUCKET, TENANT, { reassign: true });
   for (const key of KEYS) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `body of ${key}` }));
   await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'b/big.bin', Body: Buffer.alloc(5 * 1024 * 1024, 7) }));
-  const make = (name: string) => {
-    const c = gw.policy.createCredential({ tenant: TENANT, name, scopes: [{ families: [...FAMILIES], bucket: BUCKET }] });
+  const make = async (name: string) => {
+    const c = await gw.policy.createCredential({ tenant: TENANT, name, scopes: [{ families: [...FAMILIES], bucket: BUCKET }] });
     return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
   };
-  const alice = make('alice');
-  const bob = make('bob');
-  gw.relationships.writeSchema(TENANT, rel.DEFAULT_OBJECT_SCHEMA, AUDIT);
-  gw.policy.setBucketGoverned(BUCKET, true);
+  const alice = await make('alice');
+  const bob = await make('bob');
+  await gw.relationships.writeSchema(TENANT, rel.DEFAULT_OBJECT_SCHEMA, AUDIT);
+  await gw.policy.setBucketGoverned(BUCKET, true);
   const A = `app:${alice.accessKeyId}`;
   const B = `app:${bob.accessKeyId}`;
-  gw.relationships.write(TENANT, [
+  await gw.relationships.write(TENANT, [
     { op: 'touch', tuple: `folder:${BUCKET}/a/#reader@${A}` },
     { op: 'touch', tuple: `object:${BUCKET}/b/4.txt#owner@${A}` },
     { op: 'touch', tuple: `object:${BUCKET}/top.txt#reader@${A}` },
@@ -67,8 +66,8 @@ test.before(async (t) => {
 });
 test.after.always(async (t) => t.context.close());
 
-function denials(t: ExecutionContext<Ctx>): Array<Record<string, string>> {
-  return readFileSync(join(t.context.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+function denials(t: ExecutionContext<Ctx>): Promise<Array<Record<string, string>>> {
+  return denialRows(t.context);
 }
 
 const text = async (s3: S3Client, key: string) => (await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body)).toString();
@@ -157,7 +156,7 @@ test.serial('reads need read: GET, range, HEAD and tagging of readable keys only
   await denied(t, bob.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'a/1.txt' })), 'bob HEAD a/1.txt');
   await denied(t, bob.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: 'a/1.txt' })), 'bob tagging a/1.txt');
   t.is(await text(t.context.s3, 'z/hidden.txt'), 'body of z/hidden.txt');
-  const line = denials(t).find((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'b/5.txt' && d.action === 'GetObject');
+  const line = (await denials(t)).find((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'b/5.txt' && d.action === 'GetObject');
   t.is(line?.layer, 'relationship');
   t.true(line?.reason.startsWith(`missing read on object:${BUCKET}/b/5.txt for app:${t.context.alice.accessKeyId}`), line?.reason);
 });
@@ -173,9 +172,9 @@ test.serial('writes need write; copies need read on the source and write on the 
   await denied(t, alice.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'c/dest.txt', CopySource: `${BUCKET}/a/1.txt` })), 'copy to unwritable');
   await alice.send(new CopyObjectCommand({ Bucket: BUCKET, Key: 'b/4.txt', CopySource: `${BUCKET}/a/1.txt` }));
   t.is(await text(alice, 'b/4.txt'), 'body of a/1.txt');
-  const lines = denials(t).filter((d) => d.accessKeyId === t.context.bob.accessKeyId && d.action === 'CopyObject');
+  const lines = (await denials(t)).filter((d) => d.accessKeyId === t.context.bob.accessKeyId && d.action === 'CopyObject');
   t.true(lines.some((d) => d.layer === 'relationship' && d.reason.startsWith(`missing read on object:${BUCKET}/a/1.txt`) && d.copySource === `${BUCKET}/a/1.txt`));
-  const aliceCopy = denials(t).find((d) => d.accessKeyId === t.context.alice.accessKeyId && d.action === 'CopyObject');
+  const aliceCopy = (await denials(t)).find((d) => d.accessKeyId === t.context.alice.accessKeyId && d.action === 'CopyObject');
   t.true(aliceCopy?.reason.startsWith(`missing write on object:${BUCKET}/c/dest.txt`), aliceCopy?.reason);
 });
 
@@ -197,13 +196,13 @@ test.serial('multipart: UploadPartCopy and minio composeObject need read on ever
   await bob.send(new UploadPartCopyCommand({ Bucket: BUCKET, Key: 'c/parts.bin', UploadId, PartNumber: 1, CopySource: `${BUCKET}/b/5.txt` }));
   await bob.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'c/parts.bin', UploadId }));
   await denied(t, bob.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'a/upload.bin' })), 'multipart into unwritable');
-  t.true(denials(t).some((d) => d.action === 'UploadPartCopy' && d.layer === 'relationship' && d.reason.includes(`missing read on object:${BUCKET}/a/1.txt`)));
+  t.true((await denials(t)).some((d) => d.action === 'UploadPartCopy' && d.layer === 'relationship' && d.reason.includes(`missing read on object:${BUCKET}/a/1.txt`)));
 });
 
 test.serial('deletes need delete, per key in DeleteObjects', async (t) => {
   const { alice, bob } = t.context.as;
   await t.context.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'b/gone.txt', Body: 'x' }));
-  t.context.gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/b/gone.txt#owner@app:${t.context.alice.accessKeyId}` }], AUDIT);
+  await t.context.gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/b/gone.txt#owner@app:${t.context.alice.accessKeyId}` }], AUDIT);
   await denied(t, alice.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'a/1.txt' })), 'alice deletes what it only reads');
   await denied(t, bob.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'c/6.txt' })), 'writer is not owner');
   await alice.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'b/gone.txt' }));
@@ -214,7 +213,7 @@ test.serial('deletes need delete, per key in DeleteObjects', async (t) => {
   t.deepEqual(res.Deleted?.map((d) => d.Key), ['b/4.txt']);
   t.deepEqual(res.Errors?.map((e) => [e.Key, e.Code]).sort(), [['top.txt', 'AccessDenied'], ['z/hidden.txt', 'AccessDenied']]);
   t.is(await text(t.context.s3, 'top.txt'), 'body of top.txt');
-  const line = denials(t).find((d) => d.action === 'DeleteObjects' && d.key === 'z/hidden.txt');
+  const line = (await denials(t)).find((d) => d.action === 'DeleteObjects' && d.key === 'z/hidden.txt');
   t.true(line?.reason.startsWith(`missing delete on object:${BUCKET}/z/hidden.txt`), line?.reason);
   // Restore for other tests.
   await t.context.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'b/4.txt', Body: 'body of b/4.txt' }));
@@ -224,10 +223,10 @@ test.serial('a revoked tuple is enforced on the very next request; granting a fo
   const { bob } = t.context.as;
   const tuple = `folder:${BUCKET}/shared/#reader@app:${t.context.bob.accessKeyId}`;
   await denied(t, bob.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'shared/x.txt' })), 'before the grant');
-  t.context.gw.relationships.write(TENANT, [{ op: 'touch', tuple }], AUDIT);
+  await t.context.gw.relationships.write(TENANT, [{ op: 'touch', tuple }], AUDIT);
   t.is(await text(bob, 'shared/x.txt'), 'body of shared/x.txt');
   t.deepEqual(await listAllV2(t, bob, { Delimiter: '/', MaxKeys: 1 }), ['b/', 'c/', 'shared/']);
-  t.context.gw.relationships.write(TENANT, [{ op: 'delete', tuple }], AUDIT);
+  await t.context.gw.relationships.write(TENANT, [{ op: 'delete', tuple }], AUDIT);
   await denied(t, bob.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'shared/x.txt' })), 'after the revocation');
   t.deepEqual(await listAllV2(t, bob, { Delimiter: '/', MaxKeys: 1 }), ['b/', 'c/']);
 });
@@ -238,31 +237,31 @@ test.serial('a CIDR-bound read: the allowlist caveat decides per request from th
   const { alice } = t.context.as;
   const { gw } = t.context;
   const subject = `app:${t.context.alice.accessKeyId}`;
-  const grant = (allowed: string[]) =>
-    gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}[ip_allowlist:${JSON.stringify({ allowed })}]` }], AUDIT);
+  const grant = async (allowed: string[]) =>
+    await gw.relationships.write(TENANT, [{ op: 'touch', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}[ip_allowlist:${JSON.stringify({ allowed })}]` }], AUDIT);
   for (const allowed of [['127.0.0.0/8'], ['10.0.0.0/8', '127.0.0.1/32']]) {
-    grant(allowed);
+    await grant(allowed);
     t.is(await text(alice, 'shared/x.txt'), 'body of shared/x.txt', allowed.join());
     t.true((await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 })).includes('shared/x.txt'));
   }
   for (const allowed of [['10.0.0.0/8', '::1/128'], ['127.0.0.1']]) {
-    grant(allowed);
+    await grant(allowed);
     await denied(t, alice.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'shared/x.txt' })), `address not in ${allowed.join()}`);
     t.deepEqual(await listAllV2(t, alice, { Prefix: 'shared/', MaxKeys: 5 }), []);
   }
-  const lines = denials(t).filter((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'shared/x.txt').slice(-2);
+  const lines = (await denials(t)).filter((d) => d.accessKeyId === t.context.alice.accessKeyId && d.key === 'shared/x.txt').slice(-2);
   t.deepEqual(lines.map((l) => l.layer), ['caveat', 'caveat']);
   t.regex(lines[0]?.reason ?? '', /missing read on object:gov\/shared\/x\.txt .*caveat ip_allowlist is false/);
   t.regex(lines[1]?.reason ?? '', /caveat ip_allowlist failed: invalid CIDR string/);
-  gw.relationships.write(TENANT, [{ op: 'delete', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}` }], AUDIT);
+  await gw.relationships.write(TENANT, [{ op: 'delete', tuple: `object:${BUCKET}/shared/x.txt#reader@${subject}` }], AUDIT);
 });
 
 test.serial('ungoverned buckets are decided by scopes alone, exactly as before', async (t) => {
   const { gw, s3 } = t.context;
   await s3.send(new CreateBucketCommand({ Bucket: 'plain' }));
-  gw.policy.assignBucket('plain', TENANT, { reassign: true });
+  await gw.policy.assignBucket('plain', TENANT, { reassign: true });
   await s3.send(new PutObjectCommand({ Bucket: 'plain', Key: 'k', Body: 'v' }));
-  const c = gw.policy.createCredential({ tenant: TENANT, name: 'plain', scopes: [{ families: [...FAMILIES], bucket: 'plain' }] });
+  const c = await gw.policy.createCredential({ tenant: TENANT, name: 'plain', scopes: [{ families: [...FAMILIES], bucket: 'plain' }] });
   const client = t.context.client({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey });
   t.is((await bodyBytes((await client.send(new GetObjectCommand({ Bucket: 'plain', Key: 'k' }))).Body)).toString(), 'v');
   t.is((await client.send(new ListObjectsV2Command({ Bucket: 'plain' }))).KeyCount, 1);

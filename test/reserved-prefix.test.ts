@@ -6,9 +6,8 @@ import { CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, Li
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { denials } from './helpers/admin.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { errorCode, signedSend, type RawResponse } from './helpers/raw.ts';
 
@@ -25,9 +24,9 @@ test.before(async (t) => {
   const base = await startTestGateway();
   const { gw } = base;
   await base.s3.send(new CreateBucketCommand({ Bucket: 'shared' }));
-  gw.policy.createTenant({ name: 'acme' });
-  gw.policy.assignBucket('shared', 'acme', { reassign: true });
-  const cred = gw.policy.createCredential({
+  await gw.policy.createTenant({ name: 'acme' });
+  await gw.policy.assignBucket('shared', 'acme', { reassign: true });
+  const cred = await gw.policy.createCredential({
     tenant: 'acme',
     name: 'everything',
     scopes: [{ families: ['object:read', 'object:write', 'object:delete', 'object:list', 'bucket:read', 'bucket:admin'], bucket: '*' }],
@@ -51,15 +50,14 @@ async function snapshot(t: ExecutionContext<Ctx>): Promise<string> {
   return JSON.stringify([res.entries.map((e) => (e.kind === 'object' ? [e.key, e.etag] : e.prefix)), uploads.entries.length, tags]);
 }
 
-function denialLines(t: ExecutionContext<Ctx>, requestId: string): Array<{ layer: string }> {
-  const text = readFileSync(join(t.context.dataDir, 'denials.log'), 'utf8');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((r) => r.requestId === requestId);
+async function denialLines(t: ExecutionContext<Ctx>, requestId: string): Promise<Array<{ layer: string }>> {
+  return (await denials(t.context)).filter((r) => r.requestId === requestId);
 }
 
-function assertRefused(t: ExecutionContext<Ctx>, res: RawResponse, what: string): void {
+async function assertRefused(t: ExecutionContext<Ctx>, res: RawResponse, what: string): Promise<void> {
   t.is(res.status, 403, `${what}: ${res.body}`);
   t.is(errorCode(res), 'AccessDenied', what);
-  const lines = denialLines(t, res.headers['x-amz-request-id'] as string);
+  const lines = await denialLines(t, res.headers['x-amz-request-id'] as string);
   t.is(lines.length, 1, what);
   t.is(lines[0]?.layer, 'reserved_namespace', what);
 }
@@ -101,7 +99,7 @@ for (const who of ['root', 'tenant'] as const) {
       const before = await snapshot(t);
       for (const [name, req] of objectRequests(spelling, t.context.uploadId)) {
         const res = await signedSend({ url: t.context.gw.url, creds, ...req });
-        assertRefused(t, res, `${who} ${name} ${spelling}`);
+        await assertRefused(t, res, `${who} ${name} ${spelling}`);
       }
       t.is(await snapshot(t), before);
     });
@@ -125,7 +123,7 @@ for (const who of ['root', 'tenant'] as const) {
     t.regex(res.body, /<Error><Key>_anvil\/x<\/Key><Code>AccessDenied<\/Code>/);
     t.regex(res.body, /<Error><Key>_anvil<\/Key><Code>AccessDenied<\/Code>/);
     t.regex(res.body, new RegExp(`<Deleted><Key>victim-${who}</Key></Deleted>`));
-    const lines = denialLines(t, res.headers['x-amz-request-id'] as string);
+    const lines = await denialLines(t, res.headers['x-amz-request-id'] as string);
     t.is(lines.filter((l) => l.layer === 'reserved_namespace').length, 2);
     const after = JSON.parse(await snapshot(t));
     const beforeKeys = JSON.parse(before)[0].filter((e: unknown) => !(Array.isArray(e) && e[0] === `victim-${who}`));
@@ -150,7 +148,7 @@ for (const who of ['root', 'tenant'] as const) {
         const query: Record<string, string> = { prefix };
         if (marker) query[marker.split('=')[0]!] = marker.split('=')[1] ?? '';
         const res = await signedSend({ url: t.context.gw.url, creds, method: 'GET', path: '/shared', query });
-        assertRefused(t, res, `${marker} list ${prefix}`);
+        await assertRefused(t, res, `${marker} list ${prefix}`);
       }
     }
     // Pagination stays correct with the reserved keys filtered out: one visible entry per page.

@@ -175,7 +175,7 @@ onEachBackend(test, 's3-integrity', (it) => {
     const bucket = await freshBucket(f);
     await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'app/a', Body: 'x' }));
     await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'other/b', Body: 'x' }));
-    const c = f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `s${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:read'], bucket, prefix: 'app/' }] });
+    const c = await f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `s${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:read'], bucket, prefix: 'app/' }] });
     const scoped = f.gw.client({ accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey });
     const attrs = (Key: string) => scoped.send(new GetObjectAttributesCommand({ Bucket: bucket, Key, ObjectAttributes: ['ObjectSize'] }));
     t.is((await attrs('app/a')).ObjectSize, 1);

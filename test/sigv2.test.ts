@@ -8,9 +8,8 @@
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ROOT_TENANT } from '../policy/index.ts';
+import { denials } from './helpers/admin.ts';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
 import { boto } from './helpers/boto.ts';
 import { startTestGateway } from './helpers/gateway.ts';
@@ -68,7 +67,7 @@ onEachBackend(test, 'sigv2', (it) => {
     const bucket = await freshBucket(f);
     await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'app/mine.txt', Body: 'mine' }));
     await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'secret/theirs.txt', Body: 'theirs' }));
-    const c = f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `v2${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:read', 'object:list'], bucket, prefix: 'app/' }] });
+    const c = await f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `v2${randomBytes(3).toString('hex')}`, scopes: [{ families: ['object:read', 'object:list'], bucket, prefix: 'app/' }] });
     const creds = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
     t.is((await botoV2(f, creds, 'get_object', { Bucket: bucket, Key: 'app/mine.txt' })).Body, 'mine');
     t.deepEqual(await botoV2(f, creds, 'get_object', { Bucket: bucket, Key: 'secret/theirs.txt' }), { error: 'AccessDenied', status: 403 });
@@ -76,7 +75,7 @@ onEachBackend(test, 'sigv2', (it) => {
     const { url } = await botoV2(f, creds, 'presign', { Bucket: bucket, Key: 'secret/theirs.txt' });
     t.is((await fetch(url)).status, 403);
     t.deepEqual(await botoV2(f, root(f), 'put_object', { Bucket: bucket, Key: '_anvil/x', Body: 'x' }), { error: 'AccessDenied', status: 403 });
-    const lines = readFileSync(join(f.gw.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+    const lines = await denials(f.gw);
     t.true(lines.some((l) => l.accessKeyId === c.accessKeyId && l.key === 'secret/theirs.txt'));
     t.true(lines.some((l) => l.key === '_anvil/x' && l.layer === 'reserved_namespace'));
   });

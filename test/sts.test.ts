@@ -82,7 +82,7 @@ test('AssumeRole with an application credential: the session works inside the ro
     await t.throwsAsync(read(s3, bucket, 'private/secret.txt'), { name: 'AccessDenied' });
     // The parent may write, but the role does not: the session may not.
     await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'reports/new.csv', Body: 'x' })), { name: 'AccessDenied' });
-    const line = denials(tg).find((d) => d.accessKeyId === c.AccessKeyId && d.key === 'private/secret.txt');
+    const line = (await denials(tg)).find((d) => d.accessKeyId === c.AccessKeyId && d.key === 'private/secret.txt');
     t.is(line?.layer, 'scope');
     t.is(line?.subject, `app:${app.accessKeyId}`);
     t.is(line?.tenant, 'acme');
@@ -186,16 +186,16 @@ test('an expired session is refused with ExpiredToken', async (t) => {
     const later = await tokens.resolve(session.accessKeyId, session.sessionToken!, new Date(Date.now() + 16 * 60_000));
     t.is(later.ok ? 'ok' : later.reason, 'expired');
     // A session whose token says it expired a moment ago, signed by the gateway itself, is refused on the wire.
-    const app2 = tg.gw.policy.resolveAccessKey(app.accessKeyId);
+    const app2 = await tg.gw.policy.resolveAccessKey(app.accessKeyId);
     if (!app2.ok) throw new Error('app credential');
-    const role = tokenStoresOf(tg.gw.policy).sessions.role('acme', 'reports-reader')!;
+    const role = (await tokenStoresOf(tg.gw.policy).sessions.role('acme', 'reports-reader'))!;
     const expired = await tokens.issue({
-      tenant: 'acme', tenantId: tg.gw.policy.tenantId('acme')!, roleIds: [role.id], subject: `app:${app.accessKeyId}`, scopes: [{ families: ['object:read'], bucket }], role: { tenant: 'acme', name: 'reports-reader' },
+      tenant: 'acme', tenantId: (await tg.gw.policy.tenantId('acme'))!, roleIds: [role.id], subject: `app:${app.accessKeyId}`, scopes: [{ families: ['object:read'], bucket }], role: { tenant: 'acme', name: 'reports-reader' },
       parent: { kind: 'credential', id: app.accessKeyId, secret: app2.secrets[0]! }, sessionName: 'old', expiresAt: new Date(Date.now() - 1000),
     });
     const s3 = tg.client({ accessKeyId: expired.accessKeyId, secretAccessKey: expired.secretAccessKey, sessionToken: expired.sessionToken });
     await t.throwsAsync(read(s3, bucket, 'reports/q1.csv'), { name: 'ExpiredToken' });
-    t.true(denials(tg).some((d) => d.accessKeyId === expired.accessKeyId && d.layer === 'credential' && /expired/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.accessKeyId === expired.accessKeyId && d.layer === 'credential' && /expired/.test(d.reason)));
   });
 });
 
@@ -208,20 +208,20 @@ test('revoking or rotating the parent, or disabling the tenant, ends its session
     t.is(await check(s1), 'body of reports/q1.csv');
     const rotated = await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/rotate`, { graceSeconds: 600 });
     await t.throwsAsync(check(s1), { name: 'InvalidToken' });
-    t.true(denials(tg).some((d) => d.accessKeyId === s1.accessKeyId && /rotated/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.accessKeyId === s1.accessKeyId && /rotated/.test(d.reason)));
 
     const app2 = { accessKeyId: app.accessKeyId, secretAccessKey: rotated.secretKey };
     const s2 = await assume(tg, app2, { RoleArn: roleArn });
     t.is(await check(s2), 'body of reports/q1.csv');
     await ok(tg, ROOT, 'POST', '/tenants/acme/disable');
     await t.throwsAsync(check(s2), { name: 'InvalidToken' });
-    t.true(denials(tg).some((d) => d.accessKeyId === s2.accessKeyId && /tenant disabled/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.accessKeyId === s2.accessKeyId && /tenant disabled/.test(d.reason)));
     await ok(tg, ROOT, 'POST', '/tenants/acme/enable');
     t.is(await check(s2), 'body of reports/q1.csv');
 
     await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/revoke`);
     await t.throwsAsync(check(s2), { name: 'InvalidToken' });
-    t.true(denials(tg).some((d) => d.accessKeyId === s2.accessKeyId && /parent credential revoked/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.accessKeyId === s2.accessKeyId && /parent credential revoked/.test(d.reason)));
   });
 });
 
@@ -287,7 +287,7 @@ test('AssumeRoleWithWebIdentity: a good ID token yields a session whose subject 
     const s3 = tg.client({ accessKeyId: c.AccessKeyId!, secretAccessKey: c.SecretAccessKey!, sessionToken: c.SessionToken! });
     t.is(await read(s3, bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
     await t.throwsAsync(read(s3, bucket, 'private/secret.txt'), { name: 'AccessDenied' });
-    const line = denials(tg).find((d) => d.accessKeyId === c.AccessKeyId);
+    const line = (await denials(tg)).find((d) => d.accessKeyId === c.AccessKeyId);
     t.is(line?.subject, 'user:alice');
     t.is(line?.layer, 'scope');
 
@@ -325,7 +325,7 @@ test('AssumeRoleWithWebIdentity refuses a wrong audience, issuer, expiry, algori
     // And the good token still works.
     const out = await call(good);
     t.regex(out.Credentials!.AccessKeyId!, /^ASIA/);
-    t.true(denials(tg).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity').length >= 7);
+    t.true((await denials(tg)).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity').length >= 7);
   });
 });
 

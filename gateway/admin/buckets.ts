@@ -10,16 +10,16 @@ import { invalidInput } from './errors.ts';
 const ANY_BUCKET_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 
 /** GET /buckets: bucket names and owning tenants. */
-export function listBuckets(call: AdminCall): unknown {
+export async function listBuckets(call: AdminCall): Promise<unknown> {
   const { principal, policy } = call;
   const owners = principal.isRoot
-    ? [...policy.bucketOwners()].map(([name, tenant]) => ({ name, tenant }))
-    : policy.listTenantBuckets(principal.tenant).map((name) => ({ name, tenant: principal.tenant }));
+    ? [...(await policy.bucketOwners())].map(([name, tenant]) => ({ name, tenant }))
+    : (await policy.listTenantBuckets(principal.tenant)).map((name) => ({ name, tenant: principal.tenant }));
   return { buckets: owners.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 
 /** PUT /buckets/{bucket}/owner {tenant, reassign}: root-only; moving a bucket another tenant owns needs reassign. */
-export function assignBucket(call: AdminCall): unknown {
+export async function assignBucket(call: AdminCall): Promise<unknown> {
   const { bucket } = call.params;
   call.require(authorizeTenantAdmin(call.principal), { bucket });
   onlyFields(call.body, ['tenant', 'reassign']);
@@ -27,6 +27,6 @@ export function assignBucket(call: AdminCall): unknown {
   const reassign = call.body.reassign ?? false;
   if (typeof reassign !== 'boolean') throw invalidInput('"reassign" must be true or false');
   if (!ANY_BUCKET_NAME.test(bucket!) || bucket === RESERVED_NAME) throw invalidInput(`${bucket} is not a valid bucket name`);
-  call.policy.assignBucket(bucket!, tenant, { reassign, actor: call.principal.accessKeyId });
+  await call.policy.assignBucket(bucket!, tenant, { reassign, actor: call.principal.accessKeyId });
   return { name: bucket, tenant };
 }

@@ -18,7 +18,7 @@ import { makerOf, notFound, onlyFields, optionalString, optionalTime, requiredSt
 import { invalidInput } from './errors.ts';
 
 /** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
-export function mintCapability(call: AdminCall): unknown {
+export async function mintCapability(call: AdminCall): Promise<unknown> {
   const { body, principal, policy } = call;
   onlyFields(body, ['tenant', 'bucket', 'prefix', 'exact', 'actions', 'expiresAt']);
   const bucket = requiredString(body, 'bucket');
@@ -30,7 +30,7 @@ export function mintCapability(call: AdminCall): unknown {
   }
   const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
   if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
-  const owner = bucket === '*' ? undefined : policy.bucketOwner(bucket);
+  const owner = bucket === '*' ? undefined : await policy.bucketOwner(bucket);
   if (bucket !== '*' && owner === undefined) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
   const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;
   if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
@@ -42,17 +42,17 @@ export function mintCapability(call: AdminCall): unknown {
   if (exact && prefix === '') throw invalidInput('an exact capability needs the object key as "prefix"');
   const scope = objectScope(bucket, prefix, exact);
   call.require(grantWithin(principal, [capabilityGrant(scope, actions)]), { bucket });
-  const minted = tokenStoresOf(policy).capabilities.mint(tenant, scope, {
+  const minted = await tokenStoresOf(policy).capabilities.mint(tenant, scope, {
     expiresAt, actions: actions as CapabilityAction[], actor: principal.accessKeyId, mintedBy: makerOf(principal),
   });
   return { ...minted, tenant, bucket, prefix, ...(exact ? { exact } : {}), actions, ...(expiresAt ? { expiresAt: expiresAt.toISOString() } : {}) };
 }
 
 /**
- * POST /capabilities/{id}/revoke: refused on its next use, on every process. A tenant admin may revoke only a
+ * POST /capabilities/{id}/revoke: refused on its next use, on every node. A tenant admin may revoke only a
  * capability of its tenant whose grant it holds itself; an id never minted here answers 404 (it verifies nowhere).
  */
-export function revokeCapability(call: AdminCall): unknown {
+export async function revokeCapability(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, []);
   const id = call.params.id!;
   let tenant: string;
@@ -63,24 +63,24 @@ export function revokeCapability(call: AdminCall): unknown {
   }
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
   const { capabilities } = tokenStoresOf(call.policy);
-  const mint = capabilities.mintRecord(id);
+  const mint = await capabilities.mintRecord(id);
   if (mint === undefined) {
     if (!call.principal.isRoot) throw notFound(`no capability ${id}`);
   } else {
     call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: [capabilityGrant(mint.scope, mint.actions)] }));
   }
-  return capabilities.revoke(id, { actor: call.principal.accessKeyId });
+  return await capabilities.revoke(id, { actor: call.principal.accessKeyId });
 }
 
 /**
  * POST /capabilities/reset {tenant}: a new root key for the tenant; every capability minted before stops working.
  * It reaches every capability of the tenant, so a tenant admin needs authority over the whole tenant.
  */
-export function resetCapabilities(call: AdminCall): unknown {
+export async function resetCapabilities(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant']);
   const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant === undefined) throw invalidInput('"tenant" is required');
   call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: [...TENANT_WIDE] }));
-  if (call.policy.showTenant(tenant) === undefined) throw invalidInput(`no tenant ${tenant}`);
-  return { tenant, ...tokenStoresOf(call.policy).capabilities.resetRootKey(tenant, { actor: call.principal.accessKeyId }) };
+  if ((await call.policy.showTenant(tenant)) === undefined) throw invalidInput(`no tenant ${tenant}`);
+  return { tenant, ...(await tokenStoresOf(call.policy).capabilities.resetRootKey(tenant, { actor: call.principal.accessKeyId })) };
 }

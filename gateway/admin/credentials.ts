@@ -11,15 +11,15 @@ import { invalidInput } from './errors.ts';
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 /** GET /credentials?tenant=: root sees all (or one tenant's); a tenant admin its own tenant's. */
-export function listCredentials(call: AdminCall): unknown {
+export async function listCredentials(call: AdminCall): Promise<unknown> {
   const { principal } = call;
   const tenant = queryParam(call.query, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant }));
-  return { credentials: call.policy.listCredentials(tenant === undefined ? {} : { tenant }) };
+  return { credentials: await call.policy.listCredentials(tenant === undefined ? {} : { tenant }) };
 }
 
 /** POST /credentials {tenant, name, description, scopes, expiresAt}: answers with the secret, this once. */
-export function createCredential(call: AdminCall): unknown {
+export async function createCredential(call: AdminCall): Promise<unknown> {
   const { principal, body } = call;
   onlyFields(body, ['tenant', 'name', 'description', 'scopes', 'expiresAt']);
   const tenant = optionalString(body, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
@@ -32,16 +32,16 @@ export function createCredential(call: AdminCall): unknown {
   const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
   if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
-  return call.policy.createCredential({ tenant, name, description, scopes, expiresAt, actor: principal.accessKeyId, maker: makerOf(principal) });
+  return await call.policy.createCredential({ tenant, name, description, scopes, expiresAt, actor: principal.accessKeyId, maker: makerOf(principal) });
 }
 
 /**
  * The credential a path names, after checking the caller may see it (and, for changes, holds its scopes). A
  * credential of another tenant answers exactly as a missing one (404), so ids are no oracle across tenants.
  */
-function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
+async function targetCredential(call: AdminCall, change: boolean): Promise<CredentialInfo> {
   const id = call.params.id!;
-  const info = call.policy.showCredential(id);
+  const info = await call.policy.showCredential(id);
   const { principal } = call;
   if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no credential ${id} in tenant ${principal.tenant}` });
@@ -53,48 +53,48 @@ function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
 }
 
 /** GET /credentials/{id} */
-export function showCredential(call: AdminCall): unknown {
+export function showCredential(call: AdminCall): Promise<unknown> {
   return targetCredential(call, false);
 }
 
 /** POST /credentials/{id}/rotate {graceSeconds}: the new secret, this once. */
-export function rotateCredential(call: AdminCall): unknown {
-  const info = targetCredential(call, true);
+export async function rotateCredential(call: AdminCall): Promise<unknown> {
+  const info = await targetCredential(call, true);
   onlyFields(call.body, ['graceSeconds']);
   const graceSeconds = optionalInteger(call.body.graceSeconds, 'graceSeconds', MAX_GRACE_SECONDS) ?? 0;
-  return call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });
+  return await call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });
 }
 
 /**
  * The credential and every credential made from it, down the chain (all of which end with it), by access key id.
  */
-function madeFrom(call: AdminCall, root: CredentialInfo): string[] {
-  const all = call.policy.listCredentials({ tenant: root.tenant });
+async function madeFrom(call: AdminCall, root: CredentialInfo): Promise<string[]> {
+  const all = await call.policy.listCredentials({ tenant: root.tenant });
   const ids = [root.accessKeyId];
   for (let i = 0; i < ids.length; i++) ids.push(...all.filter((c) => c.createdBy === ids[i]).map((c) => c.accessKeyId));
   return ids;
 }
 
 /** The tuples the credential and what it made wrote as applications go with them (see RelationshipStore.purgeWrittenBy). */
-function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo, what: string): void {
-  call.relationships?.store.purgeWrittenBy(info.tenant, ids, { actor: call.principal.accessKeyId, reason: `credential ${info.accessKeyId} ${what}`, requestId: call.requestId });
+async function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo, what: string): Promise<void> {
+  await call.relationships?.store.purgeWrittenBy(info.tenant, ids, { actor: call.principal.accessKeyId, reason: `credential ${info.accessKeyId} ${what}`, requestId: call.requestId });
 }
 
-/** POST /credentials/{id}/revoke: refused on the credential's next request, on every process, with all it made. */
-export function revokeCredential(call: AdminCall): unknown {
-  const info = targetCredential(call, true);
+/** POST /credentials/{id}/revoke: refused on every node within the consistency bound, with all it made. */
+export async function revokeCredential(call: AdminCall): Promise<unknown> {
+  const info = await targetCredential(call, true);
   onlyFields(call.body, []);
-  const ids = madeFrom(call, info);
-  call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
-  purgeTuples(call, ids, info, 'revoked');
+  const ids = await madeFrom(call, info);
+  await call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  await purgeTuples(call, ids, info, 'revoked');
   return call.policy.showCredential(info.accessKeyId);
 }
 
 /** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */
-export function deleteCredential(call: AdminCall): unknown {
-  const info = targetCredential(call, true);
-  const ids = madeFrom(call, info);
-  call.policy.deleteCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
-  purgeTuples(call, ids, info, 'deleted');
+export async function deleteCredential(call: AdminCall): Promise<unknown> {
+  const info = await targetCredential(call, true);
+  const ids = await madeFrom(call, info);
+  await call.policy.deleteCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  await purgeTuples(call, ids, info, 'deleted');
   return { deleted: info.accessKeyId };
 }

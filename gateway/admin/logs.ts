@@ -1,6 +1,7 @@
 /**
- * Admin handlers for the denial and audit logs. Both need the admin family (checked by the dispatcher); a tenant
- * admin reads only its own tenant's lines: the tenant filter is forced, and asking for another tenant is refused.
+ * Admin handlers for the denial and audit logs, which hold every node's lines. Both need the admin family (checked
+ * by the dispatcher); a tenant admin reads only its own tenant's lines: the tenant filter is forced, and asking for
+ * another tenant is refused.
  */
 import { authorizeCredentialAdmin, queryAudit, queryDenials, type DenialFilter, type DenialLayer } from '../../policy/index.ts';
 import { optionalInteger, optionalTime, queryParam, type AdminCall } from './call.ts';
@@ -15,13 +16,13 @@ export const DEFAULT_LOG_LIMIT = 1000;
 const LAYERS: readonly DenialLayer[] = ['signature', 'credential', 'scope', 'tenant', 'reserved_namespace', 'relationship', 'caveat', 'capability'];
 
 /** The time window, limit and tenant every log query shares, with the tenant forced for non-root callers. */
-function commonFilter(call: AdminCall): { since?: Date; until?: Date; tenant?: string; limit: number } {
+async function commonFilter(call: AdminCall): Promise<{ since?: Date; until?: Date; tenant?: string; limit: number }> {
   const { principal, query } = call;
   const asked = queryParam(query, 'tenant');
   if (asked !== undefined && !principal.isRoot) call.require(authorizeCredentialAdmin(principal, { tenant: asked }));
   let since = optionalTime(queryParam(query, 'since'), 'since');
   // A tenant admin reads nothing from before its tenant existed: an earlier tenant of the same name is another one.
-  const created = principal.isRoot ? undefined : call.policy.showTenant(principal.tenant)?.createdAt;
+  const created = principal.isRoot ? undefined : (await call.policy.showTenant(principal.tenant))?.createdAt;
   if (created !== undefined && (since === undefined || since < new Date(created))) since = new Date(created);
   return {
     since,
@@ -38,22 +39,25 @@ export async function listDenials(call: AdminCall): Promise<unknown> {
     throw invalidInput(`"layer" must be one of ${LAYERS.join(', ')}`);
   }
   const filter: DenialFilter = {
-    ...commonFilter(call),
+    ...(await commonFilter(call)),
     accessKeyId: queryParam(call.query, 'accessKey'),
     layer: layer as DenialLayer | undefined,
     bucket: queryParam(call.query, 'bucket'),
     keyPrefix: queryParam(call.query, 'keyPrefix'),
   };
-  return { denials: await queryDenials(call.dataDir, filter) };
+  // This node's own lines first, so a refusal is in the answer of the next query made here; other nodes' lines
+  // arrive within their batch interval (FLUSH_MS).
+  await call.denials?.flush();
+  return { denials: await queryDenials(call.policy.database, filter) };
 }
 
 /** GET /audit?since=&until=&tenant=&actor=&action=&accessKey=&limit= (oldest first). */
 export async function listAudit(call: AdminCall): Promise<unknown> {
   const filter = {
-    ...commonFilter(call),
+    ...(await commonFilter(call)),
     actor: queryParam(call.query, 'actor'),
     action: queryParam(call.query, 'action'),
     accessKeyId: queryParam(call.query, 'accessKey'),
   };
-  return { audit: await queryAudit(call.dataDir, filter) };
+  return { audit: await queryAudit(call.policy.database, filter) };
 }

@@ -91,6 +91,7 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
         policy: opts.policy,
         dataDir: opts.dataDir,
         relationships: opts.relationships,
+        denials: opts.denials,
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
         deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),

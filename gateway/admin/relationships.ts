@@ -17,8 +17,11 @@ import {
 import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
 
-/** How often the watch feed polls the store, and how often it sends a keep-alive comment. */
-export const WATCH_POLL_MS = 250;
+/**
+ * The watch feed reads the shared changelog whenever the relationships change signal says the tenant moved (a NOTIFY
+ * from any node, or this node's own write), and at least this often besides; and sends a keep-alive comment.
+ */
+export const WATCH_POLL_MS = 1_000;
 const WATCH_HEARTBEAT_MS = 15_000;
 /** Most change events one poll reads. */
 const WATCH_BATCH = 10_000;
@@ -80,9 +83,9 @@ function audit(call: AdminCall, reason: string): rel.AuditContext {
 }
 
 /** Runs an engine call, turning its refusals (self-escalation, app schema writes) into 403s with a denial line. */
-function guarded<T>(call: AdminCall, run: () => T): T {
+async function guarded<T>(call: AdminCall, run: () => Promise<T>): Promise<T> {
   try {
-    return run();
+    return await run();
   } catch (error) {
     if (error instanceof DeniedError) call.require({ allowed: false, layer: error.layer, reason: error.reason });
     throw error;
@@ -94,9 +97,9 @@ function guarded<T>(call: AdminCall, run: () => T): T {
  * as a missing one. Changing it needs every object family on the whole bucket: turning governance off widens what
  * every credential may do there, turning it on narrows it.
  */
-function governedBucket(call: AdminCall, change: boolean): { bucket: string; tenant: string } {
+async function governedBucket(call: AdminCall, change: boolean): Promise<{ bucket: string; tenant: string }> {
   const bucket = call.params.bucket!;
-  const tenant = call.policy.bucketOwner(bucket);
+  const tenant = await call.policy.bucketOwner(bucket);
   const { principal } = call;
   if (tenant === undefined || (!principal.isRoot && tenant !== principal.tenant)) {
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no bucket ${bucket} of tenant ${principal.tenant}`, bucket });
@@ -107,65 +110,65 @@ function governedBucket(call: AdminCall, change: boolean): { bucket: string; ten
   return { bucket, tenant };
 }
 
-export function showGovernance(call: AdminCall): unknown {
-  const { bucket, tenant } = governedBucket(call, false);
-  return { bucket, tenant, governed: call.policy.bucketGoverned(bucket) };
+export async function showGovernance(call: AdminCall): Promise<unknown> {
+  const { bucket, tenant } = await governedBucket(call, false);
+  return { bucket, tenant, governed: await call.policy.bucketGoverned(bucket) };
 }
 
 /** PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none. */
-export function setGovernance(call: AdminCall): unknown {
-  const { bucket, tenant } = governedBucket(call, true);
+export async function setGovernance(call: AdminCall): Promise<unknown> {
+  const { bucket, tenant } = await governedBucket(call, true);
   onlyFields(call.body, ['governed']);
   const governed = call.body.governed;
   if (typeof governed !== 'boolean') throw invalidInput('"governed" must be true or false');
   const engine = engineOf(call);
   let schemaDeployed = false;
-  if (governed && engine.store.schema(tenant) === undefined) {
-    engine.writeSchema(tenant, rel.DEFAULT_OBJECT_SCHEMA, audit(call, `bucket ${bucket} governed: default object schema`));
+  if (governed && (await engine.store.schema(tenant)) === undefined) {
+    await engine.writeSchema(tenant, rel.DEFAULT_OBJECT_SCHEMA, audit(call, `bucket ${bucket} governed: default object schema`));
     schemaDeployed = true;
   }
-  call.policy.setBucketGoverned(bucket, governed, { actor: call.principal.accessKeyId });
+  await call.policy.setBucketGoverned(bucket, governed, { actor: call.principal.accessKeyId });
   return { bucket, tenant, governed, schemaDeployed };
 }
 
 /** GET /schema: the tenant's schema text, its revision and its caveats' hashes (which caveated tuples must name). */
-export function readSchema(call: AdminCall): unknown {
+export async function readSchema(call: AdminCall): Promise<unknown> {
   const tenant = tenantOf(call);
   const engine = engineOf(call);
-  const stored = engine.store.readSchema(tenant);
+  const stored = await engine.store.readSchema(tenant);
   if (!stored) throw notFound(`tenant ${tenant} has no schema`);
-  const caveats = [...(engine.store.schema(tenant)?.caveats.values() ?? [])].map((c) => ({ name: c.name, hash: c.hash }));
+  const caveats = [...((await engine.store.schema(tenant))?.caveats.values() ?? [])].map((c) => ({ name: c.name, hash: c.hash }));
   return { tenant, revision: stored.revision, schema: stored.text, caveats };
 }
 
 /** PUT /schema {schema, reason}: admin only; the engine refuses applications outright. */
-export function writeSchema(call: AdminCall): unknown {
+export async function writeSchema(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'schema', 'reason']);
   const tenant = tenantOf(call);
   const text = requiredString(call.body, 'schema');
   const reason = requiredString(call.body, 'reason');
   requireTenantWide(call, 'a schema write');
-  const revision = guarded(call, () => engineOf(call).writeSchema(tenant, text, audit(call, reason)));
+  const revision = await guarded(call, () => engineOf(call).writeSchema(tenant, text, audit(call, reason)));
   return { tenant, revision };
 }
 
 /** POST /schema/diff {schema}: what the proposed schema would change about who can hold each permission. */
-export function diffSchema(call: AdminCall): unknown {
+export async function diffSchema(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'schema']);
   const tenant = tenantOf(call);
-  return { tenant, ...engineOf(call).diffSchema(tenant, requiredString(call.body, 'schema')) };
+  return { tenant, ...(await engineOf(call).diffSchema(tenant, requiredString(call.body, 'schema'))) };
 }
 
 const FILTER_FIELDS = ['resourceType', 'resourceId', 'relation', 'subjectType', 'subjectId', 'subjectRelation'] as const;
 
 /** GET /tuples?resourceType=&resourceId=&relation=&subjectType=&subjectId=&subjectRelation=&limit= */
-export function readTuples(call: AdminCall): unknown {
+export async function readTuples(call: AdminCall): Promise<unknown> {
   const tenant = tenantOf(call);
   const filter = Object.fromEntries(FILTER_FIELDS.map((f) => [f, queryParam(call.query, f)]).filter(([, v]) => v !== undefined));
   if (filter.resourceType === undefined) throw invalidInput('"resourceType" is required');
   const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000) ?? 1000;
   const grants = reachOf(call.principal, READ);
-  const tuples = engineOf(call).store.readTuples(tenant, filter as unknown as rel.TupleFilter, limit).filter((t) => reaches(grants, t.resource));
+  const tuples = (await engineOf(call).store.readTuples(tenant, filter as unknown as rel.TupleFilter, limit)).filter((t) => reaches(grants, t.resource));
   return { tenant, tuples: tuples.map(rel.formatTuple) };
 }
 
@@ -213,7 +216,7 @@ function requirePreconditionsReadable(call: AdminCall, preconditions: rel.Precon
 }
 
 /** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
-export function writeTuples(call: AdminCall): unknown {
+export async function writeTuples(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'updates', 'preconditions', 'reason']);
   const tenant = tenantOf(call);
   const updates = updatesOf(call.body.updates);
@@ -221,7 +224,7 @@ export function writeTuples(call: AdminCall): unknown {
   const reason = requiredString(call.body, 'reason');
   const scope = writeScope(call.principal, tenant);
   requirePreconditionsReadable(call, preconditions);
-  const revision = guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
+  const revision = await guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
   return { tenant, revision, written: updates.length };
 }
 
@@ -229,27 +232,27 @@ export function writeTuples(call: AdminCall): unknown {
  * POST /tuples/import {text, name, reason}, or a text/plain body with ?tenant&name&reason (what the CLI streams,
  * beyond the JSON body limit): admin only, all or nothing; a refusal lists the bad line numbers.
  */
-export function importTuples(call: AdminCall): unknown {
+export async function importTuples(call: AdminCall): Promise<unknown> {
   const fields = call.text === undefined ? call.body : Object.fromEntries(call.query);
   onlyFields(fields, ['tenant', 'text', 'name', 'reason']);
   const tenant = tenantOf(call);
   const text = call.text ?? requiredString(fields, 'text');
   requireTenantWide(call, 'an import');
   const options = { ...audit(call, requiredString(fields, 'reason')), name: optionalString(fields, 'name') };
-  return { tenant, ...engineOf(call).importTuples(tenant, text, options) };
+  return { tenant, ...(await engineOf(call).importTuples(tenant, text, options)) };
 }
 
 /** GET /tuples/export?format=yaml|relationships|schema: the tenant in a zed text form (tenant-wide admin only). */
-export function exportTuples(call: AdminCall): unknown {
+export async function exportTuples(call: AdminCall): Promise<unknown> {
   const tenant = tenantOf(call);
   requireTenantWide(call, 'an export');
   const format = queryParam(call.query, 'format') ?? 'yaml';
   if (!(rel.BACKUP_FORMATS as readonly string[]).includes(format)) throw invalidInput(`"format" must be one of ${rel.BACKUP_FORMATS.join(', ')}`);
-  return { tenant, format, ...engineOf(call).exportTenant(tenant, format as rel.BackupFormat) };
+  return { tenant, format, ...(await engineOf(call).exportTenant(tenant, format as rel.BackupFormat)) };
 }
 
 /** POST /tuples/restore {text, name, reason}: a backup's schema and tuples, all or nothing (tenant-wide admin only). */
-export function restoreTuples(call: AdminCall): unknown {
+export async function restoreTuples(call: AdminCall): Promise<unknown> {
   // Like an import: JSON {text, …}, or the file as a text/plain body with the fields in the query (the CLI streams).
   const fields = call.text === undefined ? call.body : Object.fromEntries(call.query);
   onlyFields(fields, ['tenant', 'text', 'name', 'reason']);
@@ -257,16 +260,16 @@ export function restoreTuples(call: AdminCall): unknown {
   const text = call.text ?? requiredString(fields, 'text');
   requireTenantWide(call, 'a restore');
   const options = { ...audit(call, requiredString(fields, 'reason')), name: optionalString(fields, 'name') };
-  return { tenant, ...engineOf(call).importBackup(tenant, text, options) };
+  return { tenant, ...(await engineOf(call).importBackup(tenant, text, options)) };
 }
 
 /** GET /tuples/audit?after=&limit=: who changed which tuple, why, and in which request. */
-export function tupleAudit(call: AdminCall): unknown {
+export async function tupleAudit(call: AdminCall): Promise<unknown> {
   const tenant = tenantOf(call);
   const since = revisionParam(queryParam(call.query, 'after'));
   const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000);
   const visible = eventVisible(reachOf(call.principal, []));
-  return { tenant, records: engineOf(call).store.auditRecords(tenant, { since, limit }).filter(visible) };
+  return { tenant, records: (await engineOf(call).store.auditRecords(tenant, { since, limit })).filter(visible) };
 }
 
 /** The request context of a check: `now` defaults to the present; other facts only as given. */
@@ -279,7 +282,7 @@ function contextOf(value: unknown): rel.RequestContext {
 }
 
 /** POST /check {resource, permission, subject, context, explain}: allowed, denied or conditional (missing params). */
-export function check(call: AdminCall): unknown {
+export async function check(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'resource', 'permission', 'subject', 'context', 'explain']);
   const tenant = tenantOf(call);
   const resource = requiredString(call.body, 'resource');
@@ -288,23 +291,23 @@ export function check(call: AdminCall): unknown {
   requireReach(call, reachOf(call.principal, ['check']), rel.parseSubject(resource), 'check');
   const options = { context: contextOf(call.body.context) };
   const engine = engineOf(call);
-  const result = call.body.explain === true ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options);
+  const result = await (call.body.explain === true ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
   return { tenant, resource, permission, subject, ...result };
 }
 
 /** POST /lookup {resourceType, permission, subject, idPrefix, limit, context}: ids with tuples the subject reaches. */
-export function lookup(call: AdminCall): unknown {
+export async function lookup(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'resourceType', 'permission', 'subject', 'idPrefix', 'limit', 'context']);
   const tenant = tenantOf(call);
   const resourceType = requiredString(call.body, 'resourceType');
   const grants = reachOf(call.principal, ['check']);
   const limit = optionalInteger(call.body.limit, 'limit', 100_000);
-  const ids = engineOf(call)
-    .lookupResources(tenant, resourceType, requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
+  const ids = (
+    await engineOf(call).lookupResources(tenant, resourceType, requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
       context: contextOf(call.body.context),
       idPrefix: optionalString(call.body, 'idPrefix'),
     })
-    .filter((id) => reaches(grants, { type: resourceType, id }));
+  ).filter((id) => reaches(grants, { type: resourceType, id }));
   return { tenant, ids: limit === undefined ? ids : ids.slice(0, limit) };
 }
 
@@ -321,42 +324,60 @@ function revisionParam(value: string | undefined): string {
 /**
  * GET /watch?after=: the tenant's changes as Server-Sent Events (`id` is the revision, `event` the kind, `data` the
  * event as JSON), from after the revision given by Last-Event-ID or `after` (from the start without either). Whole
- * revisions are sent at once, so resuming at any id loses nothing. The feed ends when the client disconnects.
+ * revisions are sent at once, so resuming at any id loses nothing; revisions are the shared changelog's, so a client
+ * may resume on any node. The feed ends when the client disconnects.
  */
 export function watch(call: AdminCall): AdminStream {
   const tenant = tenantOf(call);
   const engine = engineOf(call);
   const visible = eventVisible(reachOf(call.principal, ['watch']));
   let after = revisionParam(call.header('last-event-id') ?? queryParam(call.query, 'after'));
-  let timer: NodeJS.Timeout | undefined;
-  let heartbeat: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let again = false;
+  const poll = async (): Promise<void> => {
+    for (;;) {
+      again = false;
+      let events = await engine.changesSince(tenant, after, { limit: WATCH_BATCH });
+      // A full batch may end inside a revision: hold that revision back for the next poll unless it is all there is.
+      const last = events.at(-1)?.revision;
+      const full = events.length === WATCH_BATCH;
+      if (full && events[0]!.revision !== last) events = events.filter((e) => e.revision !== last);
+      // The position moves past events the caller may not see, without sending them.
+      for (const e of events.filter(visible)) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+      if (events.length > 0) after = events.at(-1)!.revision;
+      if (!full && !again) return;
+    }
+  };
+  // One read at a time; a change announced during a read triggers one more.
+  const wake = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = poll()
+      .catch((error: Error) => {
+        stream.destroy(error);
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const stopListening = engine.store.database.signals.relationships.onChange((moved) => {
+    if (moved === undefined || moved === tenant) wake();
+  });
+  const timer = setInterval(wake, WATCH_POLL_MS);
+  const heartbeat = setInterval(() => stream.push(': keep-alive\n\n'), WATCH_HEARTBEAT_MS);
   const stream = new Readable({
     read() {},
     destroy(error, done) {
+      stopListening();
       clearInterval(timer);
       clearInterval(heartbeat);
       done(error);
     },
   });
-  const poll = () => {
-    let events: rel.ChangeEvent[];
-    try {
-      events = engine.changesSince(tenant, after, { limit: WATCH_BATCH });
-    } catch (error) {
-      stream.destroy(error as Error);
-      return;
-    }
-    // A full batch may end inside a revision: hold that revision back for the next poll unless it is all there is.
-    const last = events.at(-1)?.revision;
-    if (events.length === WATCH_BATCH && events[0]!.revision !== last) events = events.filter((e) => e.revision !== last);
-    // The position moves past events the caller may not see, without sending them.
-    for (const e of events.filter(visible)) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
-    if (events.length > 0) after = events.at(-1)!.revision;
-  };
   stream.push(`retry: 1000\n: changes of tenant ${tenant} after ${after || 'the start'}\n\n`);
-  poll();
-  timer = setInterval(poll, WATCH_POLL_MS);
-  heartbeat = setInterval(() => stream.push(': keep-alive\n\n'), WATCH_HEARTBEAT_MS);
+  wake();
   return new AdminStream('text/event-stream; charset=utf-8', stream);
 }
 

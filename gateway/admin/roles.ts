@@ -21,14 +21,14 @@ function stringList(value: unknown, name: string): string[] | undefined {
 }
 
 /** GET /roles?tenant= */
-export function listRoles(call: AdminCall): unknown {
+export async function listRoles(call: AdminCall): Promise<unknown> {
   const tenant = queryParam(call.query, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  return { roles: tokenStoresOf(call.policy).sessions.listRoles(tenant === undefined ? {} : { tenant }) };
+  return { roles: await tokenStoresOf(call.policy).sessions.listRoles(tenant === undefined ? {} : { tenant }) };
 }
 
 /** POST /roles {tenant, name, description, scopes, maxDurationSeconds, trust, replace} */
-export function putRole(call: AdminCall): unknown {
+export async function putRole(call: AdminCall): Promise<unknown> {
   const { body, principal } = call;
   onlyFields(body, ['tenant', 'name', 'description', 'scopes', 'maxDurationSeconds', 'trust', 'replace']);
   const tenant = tenantOf(call);
@@ -39,9 +39,9 @@ export function putRole(call: AdminCall): unknown {
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
   const { sessions } = tokenStoresOf(call.policy);
   // Replacing a role also takes away what it allowed: only someone holding that may do it.
-  const existing = body.replace === true ? sessions.role(tenant, name) : undefined;
+  const existing = body.replace === true ? await sessions.role(tenant, name) : undefined;
   if (existing !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant, scopes: existing.scopes }));
-  return sessions.putRole({
+  return await sessions.putRole({
     tenant, name, scopes, maker: makerOf(principal),
     description: optionalString(body, 'description'),
     maxDurationSeconds: optionalInteger(body.maxDurationSeconds, 'maxDurationSeconds', 10_000_000),
@@ -52,41 +52,41 @@ export function putRole(call: AdminCall): unknown {
 }
 
 /** GET /roles/{tenant}/{name} */
-export function showRole(call: AdminCall): unknown {
+export async function showRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
-  const role = tokenStoresOf(call.policy).sessions.role(tenant!, name!);
+  const role = await tokenStoresOf(call.policy).sessions.role(tenant!, name!);
   if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
   return role;
 }
 
 /** DELETE /roles/{tenant}/{name}: its sessions end on their next request; only someone holding its scopes may. */
-export function deleteRole(call: AdminCall): unknown {
+export async function deleteRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const { sessions } = tokenStoresOf(call.policy);
-  const role = sessions.role(tenant!, name!);
+  const role = await sessions.role(tenant!, name!);
   if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant!, scopes: role.scopes }));
-  sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
+  await sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
   return { deleted: `${tenant}/${name}` };
 }
 
 /** GET /oidc-providers?tenant= */
-export function listOidcProviders(call: AdminCall): unknown {
+export async function listOidcProviders(call: AdminCall): Promise<unknown> {
   const tenant = queryParam(call.query, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  return { providers: tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant }) };
+  return { providers: await tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant }) };
 }
 
 /**
  * Requires the caller to hold every scope of the named roles: an issuer can mint any subject, so whoever registers
  * (or removes) one hands out (or takes away) everything those roles allow.
  */
-function requireRolesHeld(call: AdminCall, tenant: string, roleNames: string[]): void {
+async function requireRolesHeld(call: AdminCall, tenant: string, roleNames: string[]): Promise<void> {
   const { sessions } = tokenStoresOf(call.policy);
   for (const name of roleNames) {
-    const role = sessions.role(tenant, name);
+    const role = await sessions.role(tenant, name);
     if (role !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: role.scopes }));
   }
 }
@@ -95,7 +95,7 @@ function requireRolesHeld(call: AdminCall, tenant: string, roleNames: string[]):
  * POST /oidc-providers {tenant, issuer, audience, jwks, algorithms, roles}: root, or a tenant admin holding every
  * scope of every role the issuer's tokens may assume. The provider's sessions are bounded by its maker's authority.
  */
-export function addOidcProvider(call: AdminCall): unknown {
+export async function addOidcProvider(call: AdminCall): Promise<unknown> {
   const { body, principal } = call;
   onlyFields(body, ['tenant', 'issuer', 'audience', 'jwks', 'algorithms', 'roles']);
   const tenant = tenantOf(call);
@@ -103,8 +103,8 @@ export function addOidcProvider(call: AdminCall): unknown {
   const jwks = requiredString(body, 'jwks');
   if (!/^https?:\/\//i.test(jwks) && !principal.isRoot) call.require({ allowed: false, layer: 'scope', reason: 'only root may name a JWKS file on the gateway host' });
   const roles = stringList(body.roles, 'roles') ?? [];
-  requireRolesHeld(call, tenant, roles);
-  return tokenStoresOf(call.policy).sessions.addOidcProvider({
+  await requireRolesHeld(call, tenant, roles);
+  return await tokenStoresOf(call.policy).sessions.addOidcProvider({
     tenant, jwks, roles,
     issuer: requiredString(body, 'issuer'),
     audience: requiredString(body, 'audience'),
@@ -118,24 +118,24 @@ export function addOidcProvider(call: AdminCall): unknown {
  * DELETE /oidc-providers/{id}: sessions it vouched for end on their next request. Another tenant's provider answers
  * as a missing one; removing one needs the same authority as adding it.
  */
-export function deleteOidcProvider(call: AdminCall): unknown {
+export async function deleteOidcProvider(call: AdminCall): Promise<unknown> {
   const { sessions } = tokenStoresOf(call.policy);
   const { principal } = call;
-  const info = sessions.oidcProvider(call.params.id!);
+  const info = await sessions.oidcProvider(call.params.id!);
   if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no OIDC provider ${call.params.id} in tenant ${principal.tenant}` });
     throw notFound(`no OIDC provider ${call.params.id}`);
   }
   call.require(authorizeCredentialAdmin(principal, { tenant: info.tenant }));
-  requireRolesHeld(call, info.tenant, info.roles);
-  sessions.deleteOidcProvider(info.id, { actor: principal.accessKeyId });
+  await requireRolesHeld(call, info.tenant, info.roles);
+  await sessions.deleteOidcProvider(info.id, { actor: principal.accessKeyId });
   return { deleted: info.id };
 }
 
 /** GET /sts/keys: the published JWKS (root only here; GET /_anvil/keys serves it to anyone). */
-export function listSigningKeys(call: AdminCall): unknown {
+export async function listSigningKeys(call: AdminCall): Promise<unknown> {
   call.require(authorizeTenantAdmin(call.principal));
-  return tokenStoresOf(call.policy).sessions.publicKeys();
+  return await tokenStoresOf(call.policy).sessions.publicKeys();
 }
 
 /** POST /sts/keys/rotate {graceSeconds}: sign with a new key; 0 retires the old ones now, ending their sessions. */
@@ -143,5 +143,5 @@ export async function rotateSigningKey(call: AdminCall): Promise<unknown> {
   call.require(authorizeTenantAdmin(call.principal));
   onlyFields(call.body, ['graceSeconds']);
   const graceSeconds = optionalInteger(call.body.graceSeconds, 'graceSeconds', 10_000_000);
-  return tokenStoresOf(call.policy).sessions.rotateSigningKey({ graceSeconds, actor: call.principal.accessKeyId });
+  return await tokenStoresOf(call.policy).sessions.rotateSigningKey({ graceSeconds, actor: call.principal.accessKeyId });
 }

@@ -2,7 +2,7 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import { FAMILIES, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
+import { FAMILIES, type DenialLog, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
@@ -85,6 +85,8 @@ export interface AdminContext {
   policy: PolicyStore;
   dataDir: string;
   relationships?: relationships.Relationships;
+  /** This node's denial log, written before a denial query so the node reads its own lines. */
+  denials?: DenialLog;
   requestId?: string;
   /** Request headers by lower-case name, when the call came over HTTP. */
   header?: (name: string) => string | undefined;
@@ -148,6 +150,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     body: req.body,
     text: req.text,
     relationships: ctx.relationships,
+    denials: ctx.denials,
     requestId: ctx.requestId,
     header: (name) => ctx.header?.(name),
     require(decision, where = {}) {

@@ -3,40 +3,40 @@ import { authorizeCredentialAdmin, authorizeTenantAdmin } from '../../policy/ind
 import { notFound, onlyFields, optionalString, requiredString, type AdminCall } from './call.ts';
 
 /** GET /tenants */
-export function listTenants(call: AdminCall): unknown {
+export async function listTenants(call: AdminCall): Promise<unknown> {
   call.require(authorizeTenantAdmin(call.principal));
-  return { tenants: call.policy.listTenants() };
+  return { tenants: await call.policy.listTenants() };
 }
 
 /**
  * POST /tenants {name, description}. A new tenant starts empty even if an earlier tenant of its name left
  * relationship data behind (a deletion interrupted between the two stores): that is purged first.
  */
-export function createTenant(call: AdminCall): unknown {
+export async function createTenant(call: AdminCall): Promise<unknown> {
   call.require(authorizeTenantAdmin(call.principal));
   onlyFields(call.body, ['name', 'description']);
   const name = requiredString(call.body, 'name');
   const description = optionalString(call.body, 'description');
-  if (call.policy.showTenant(name) === undefined) call.relationships?.store.purgeTenant(name);
-  return call.policy.createTenant({ name, description, actor: call.principal.accessKeyId });
+  if ((await call.policy.showTenant(name)) === undefined) await call.relationships?.store.purgeTenant(name);
+  return await call.policy.createTenant({ name, description, actor: call.principal.accessKeyId });
 }
 
 /** GET /tenants/{name}: root, or an admin of that tenant. */
-export function showTenant(call: AdminCall): unknown {
+export async function showTenant(call: AdminCall): Promise<unknown> {
   const { name } = call.params;
   // Decide before looking, so a tenant admin cannot probe which other tenants exist.
   call.require(authorizeCredentialAdmin(call.principal, { tenant: name! }));
-  const info = call.policy.showTenant(name!);
+  const info = await call.policy.showTenant(name!);
   if (info === undefined) throw notFound(`no tenant ${name}`);
-  return { ...info, buckets: call.policy.listTenantBuckets(name!) };
+  return { ...info, buckets: await call.policy.listTenantBuckets(name!) };
 }
 
 /** POST /tenants/{name}/disable and /enable */
-export function setTenantDisabled(disabled: boolean): (call: AdminCall) => unknown {
-  return function toggleTenant(call) {
+export function setTenantDisabled(disabled: boolean): (call: AdminCall) => Promise<unknown> {
+  return async function toggleTenant(call) {
     call.require(authorizeTenantAdmin(call.principal));
     onlyFields(call.body, []);
-    call.policy.disableTenant(call.params.name!, { disabled, actor: call.principal.accessKeyId });
+    await call.policy.disableTenant(call.params.name!, { disabled, actor: call.principal.accessKeyId });
     return call.policy.showTenant(call.params.name!);
   };
 }
@@ -45,9 +45,9 @@ export function setTenantDisabled(disabled: boolean): (call: AdminCall) => unkno
  * DELETE /tenants/{name}: refused (409) while the tenant owns buckets. Everything hanging from the tenant goes with
  * it: credentials, roles, providers, capability keys and mints (policy store), schemas and tuples (relationships).
  */
-export function deleteTenant(call: AdminCall): unknown {
+export async function deleteTenant(call: AdminCall): Promise<unknown> {
   call.require(authorizeTenantAdmin(call.principal));
-  call.policy.deleteTenant(call.params.name!, { actor: call.principal.accessKeyId });
-  call.relationships?.store.purgeTenant(call.params.name!);
+  await call.policy.deleteTenant(call.params.name!, { actor: call.principal.accessKeyId });
+  await call.relationships?.store.purgeTenant(call.params.name!);
   return { deleted: call.params.name };
 }

@@ -50,7 +50,7 @@ const GLOBALS: Array<[name: string, flags: string, description: string]> = [
 
 const MODES = `
 Local mode is used when --data-dir or ANVIL_DATA_DIR is given, or no endpoint or profile is; it honours
-ANVIL_MASTER_KEY. Remote mode signs each request; the gateway decides what the credential may do.
+ANVIL_MASTER_KEY, ANVIL_MASTER_KEY_FILE and ANVIL_POLICY_DATABASE (a postgres:// URL: the policy every node shares). Remote mode signs each request; the gateway decides what the credential may do.
 Exit codes: 0 done, 1 refused or failed, 2 usage error.`;
 
 /** Help text of the options many commands share; others are explained by their command's summary. */
@@ -84,7 +84,7 @@ function openTransport(values: Record<string, unknown>, env: NodeJS.ProcessEnv, 
   const endpoint = local ? undefined : (flagEndpoint ?? profile?.endpoint ?? (env.ANVIL_ENDPOINT || undefined));
   if (endpoint === undefined) {
     const config = loadConfig(flagDataDir ? { ...env, ANVIL_DATA_DIR: flagDataDir } : env);
-    return localTransport({ dataDir: config.dataDir, masterKey: config.masterKey, create: command.name === 'bootstrap' });
+    return localTransport({ dataDir: config.dataDir, masterKey: config.masterKey, policyDatabase: config.policyDatabase, create: command.name === 'bootstrap' });
   }
   const accessKeyId = (values['access-key-id'] as string | undefined) ?? profile?.accessKeyId ?? env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = (values['secret-key'] as string | undefined) ?? profile?.secretAccessKey ?? env.AWS_SECRET_ACCESS_KEY;
@@ -202,7 +202,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return 1;
   } finally {
     process.off('SIGINT', onSignal);
-    opened.api?.close();
+    await opened.api?.close();
   }
 }
 

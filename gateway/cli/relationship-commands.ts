@@ -96,7 +96,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     async run(run) {
       const path = run.args[0]!;
       readArgFile(path);
-      const report = rel.runValidationPath(path);
+      const report = await rel.runValidationPath(path);
       run.out(rel.formatValidationReport(report, path));
       if (report.failures.length > 0) throw new Error(`${path}: ${report.failures.length} validation failure(s)`);
     },

@@ -1,6 +1,7 @@
 /**
- * How the CLI reaches the admin API: locally, by running the same dispatcher in-process on the data directory's
- * policy store as the operator, or remotely, as SigV4-signed HTTP requests. Commands see only AdminTransport.
+ * How the CLI reaches the admin API: locally, by running the same dispatcher in-process as the operator on the policy
+ * store (a data directory's SQLite files, or the PostgreSQL database ANVIL_POLICY_DATABASE names), or remotely, as
+ * SigV4-signed HTTP requests. Commands see only AdminTransport.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -9,10 +10,14 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { hostname } from 'node:os';
 import {
   FAMILIES,
+  FOLLOW_OVERLAP_MS,
   followAudit,
   followDenials,
+  isPostgresUrl,
+  PolicyDatabase,
   PolicyStore,
   ROOT_TENANT,
   relationships,
@@ -51,7 +56,7 @@ export interface AdminTransport {
   follow(request: FollowRequest, onRecord: (record: any) => void, signal: AbortSignal): Promise<void>;
   /** Reads a Server-Sent Events endpoint (the watch feed), calling onEvent per event, until the signal aborts. */
   events(path: string, query: Query, onEvent: (event: ServerEvent) => void, signal: AbortSignal): Promise<void>;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 /** One Server-Sent Event. */
@@ -110,16 +115,38 @@ const OPERATOR: Principal = {
   scopes: [{ families: [...FAMILIES], bucket: '*' }],
 };
 
-/** Opens the policy store of a data directory; `create` allows a fresh one (bootstrap). */
-export function localTransport(options: { dataDir: string; masterKey?: string; create: boolean }): AdminTransport {
+/** What local mode opens: the policy database and the stores over it. */
+interface LocalStores {
+  database: PolicyDatabase;
+  policy: PolicyStore;
+  engine: relationships.Relationships;
+}
+
+async function openLocal(options: { dataDir: string; masterKey?: string; policyDatabase?: string }): Promise<LocalStores> {
+  const database = await PolicyDatabase.open({ url: options.policyDatabase, dataDir: options.dataDir, node: `anvil-cli@${hostname()}:${process.pid}` });
+  try {
+    const policy = await PolicyStore.open({ database, dataDir: options.dataDir, masterKey: options.masterKey });
+    openTokenStores({ policy });
+    return { database, policy, engine: relationships.Relationships.open({ database, gcIntervalMs: 0 }) };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+/**
+ * Runs admin requests in this process as the operator, on the policy store of a data directory (SQLite) or of the
+ * PostgreSQL database `policyDatabase` names; `create` allows a fresh one (bootstrap). Opened on the first request.
+ */
+export function localTransport(options: { dataDir: string; masterKey?: string; policyDatabase?: string; create: boolean }): AdminTransport {
   const { dataDir } = options;
-  if (!options.create && !existsSync(join(dataDir, 'policy.db'))) {
+  if (!options.create && !isPostgresUrl(options.policyDatabase) && !existsSync(join(dataDir, 'policy.db'))) {
     throw new AdminRequestError(404, 'NotFound', `no policy store in ${dataDir} (start the gateway there or run anvil bootstrap first)`);
   }
-  const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
-  openTokenStores({ policy, dataDir, masterKey: options.masterKey });
-  const engine = relationships.Relationships.open({ dataDir });
+  let opened: Promise<LocalStores> | undefined;
+  const open = () => (opened ??= openLocal(options));
   const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>, text?: string) => {
+    const { policy, engine } = await open();
     try {
       // Commands percent-encode path segments for HTTP, where addressing decodes the path once; so does this.
       const answer = await dispatchAdmin(
@@ -149,15 +176,18 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
       if (!(answer instanceof AdminStream)) throw new AdminRequestError(500, 'InternalError', `${path} is not an event stream`);
       await readEvents(answer.stream, onEvent, signal);
     },
-    follow(req, onRecord, signal) {
+    async follow(req, onRecord, signal) {
+      const { database } = await open();
       return req.kind === 'denials'
-        ? followDenials(dataDir, req.filter, onRecord, signal)
-        : followAudit(dataDir, req.filter, onRecord, signal);
+        ? followDenials(database, req.filter, onRecord, signal)
+        : followAudit(database, req.filter, onRecord, signal);
     },
-    close: () => {
+    async close() {
+      if (opened === undefined) return;
+      const { database, policy, engine } = await opened;
       closeTokenStores(policy);
       engine.close();
-      policy.close();
+      await database.close();
     },
   };
 }
@@ -256,27 +286,34 @@ export function remoteTransport(options: { endpoint: string; credentials: Creden
       await readEvents(res, onEvent, signal);
     },
     async follow(req, onRecord, signal) {
-      // The API answers queries, not streams: poll from the newest time seen, skipping lines already printed.
+      // The API answers queries, not streams: poll a window reaching back FOLLOW_OVERLAP_MS before the newest line
+      // seen (lines of other nodes arrive a little late and out of order) and skip the lines already printed.
       const { filter } = req;
-      let since = new Date().toISOString();
-      let seen = new Set<string>();
+      let newest = Date.now();
+      let seen = new Map<string, number>();
+      let first = true;
       while (!signal.aborted) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 1000);
-          signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-        });
-        if (signal.aborted) break;
-        const query: Query = { ...stringFilter(filter), since };
-        const answer = await send('GET', `/${req.kind}`, query, undefined);
-        const records = (answer[req.kind] ?? []) as Array<{ time: string }>;
-        const next = new Set<string>();
-        for (const record of records) {
-          const id = JSON.stringify(record);
-          if (record.time === records.at(-1)?.time) next.add(id);
-          if (!seen.has(id)) onRecord(record);
+        if (!first) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 1000);
+            signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+          });
         }
-        if (records.length > 0) since = records.at(-1)!.time;
-        seen = records.length > 0 ? next : seen;
+        if (signal.aborted) break;
+        const from = newest - FOLLOW_OVERLAP_MS;
+        const query: Query = { ...stringFilter(filter), since: new Date(from).toISOString() };
+        const answer = await send('GET', `/${req.kind}`, query, undefined);
+        for (const record of (answer[req.kind] ?? []) as Array<{ time: string }>) {
+          const id = JSON.stringify(record);
+          if (seen.has(id)) continue;
+          const time = Date.parse(record.time);
+          seen.set(id, time);
+          newest = Math.max(newest, time);
+          // What is there when the follow starts is not new.
+          if (!first) onRecord(record);
+        }
+        first = false;
+        seen = new Map([...seen].filter(([, time]) => time >= from));
       }
     },
     close: () => {},

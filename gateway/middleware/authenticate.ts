@@ -56,15 +56,15 @@ function capabilityOf(ctx: Ctx): string | undefined {
  * A capability request: verified (chain, root key, expiry, revocation, tenant), then the route's own question asked
  * once here so a refusal names layer capability; authorize() asks it again with the same principal.
  */
-function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicyStore; capabilities: CapabilityStore; refuse: Refuse }): Principal {
+async function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicyStore; capabilities: CapabilityStore; refuse: Refuse }): Promise<Principal> {
   const { route, target, admin } = ctx.state;
   const req = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
   if (authLocation(req) !== undefined) {
     throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed: a capability or a signature, not both');
   }
-  let verified: ReturnType<CapabilityStore['verify']>;
+  let verified: Awaited<ReturnType<CapabilityStore['verify']>>;
   try {
-    verified = opts.capabilities.verify(capability);
+    verified = await opts.capabilities.verify(capability);
   } catch (error) {
     if (!(error instanceof CapabilityError)) throw error;
     opts.refuse('capability', error.message);
@@ -73,7 +73,7 @@ function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicySt
   // A capability never does more than its minter can now; a revoked, expired or deleted minter ends it.
   let minter: Principal | undefined;
   if (verified.mintedBy !== undefined) {
-    const made = opts.policy.resolveAccessKey(verified.mintedBy);
+    const made = await opts.policy.resolveAccessKey(verified.mintedBy);
     if (!made.ok) {
       opts.refuse('capability', `the capability's minter ${verified.mintedBy} is ${made.reason}`, { accessKeyId: `capability:${verified.id}` });
       throw new S3Error('AccessDenied');
@@ -87,7 +87,7 @@ function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: PolicySt
   }
   const bucket = target!.bucket;
   const key = target!.key || undefined;
-  const decision = authorize(principal, { family: route.family, bucket: bucket || undefined, key, bucketOwner: bucket ? opts.policy.bucketOwner(bucket) : undefined });
+  const decision = authorize(principal, { family: route.family, bucket: bucket || undefined, key, bucketOwner: bucket ? await opts.policy.bucketOwner(bucket) : undefined });
   if (!decision.allowed) {
     opts.refuse(decision.layer === 'reserved_namespace' ? decision.layer : 'capability', `capability: ${decision.reason}`, { principal });
     throw new S3Error('AccessDenied');
@@ -120,7 +120,7 @@ export function authenticate(opts: {
 
     const capability = capabilityOf(ctx);
     if (capability !== undefined) {
-      ctx.state.principal = capabilityCaller(ctx, capability, { policy, capabilities, refuse });
+      ctx.state.principal = await capabilityCaller(ctx, capability, { policy, capabilities, refuse });
       return next();
     }
 

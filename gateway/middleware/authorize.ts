@@ -43,8 +43,8 @@ export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog
     const copySource = route!.copy && copyHeader ? parseCopySource(copyHeader) : undefined;
     const copyLabel = copySource ? `${copySource.bucket}/${copySource.key}` : undefined;
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
-    access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel });
-    if (copySource) access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
+    await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel });
+    if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
     continueIfExpected(ctx);
     await next();
   };

@@ -28,13 +28,13 @@ export const CreateBucket: Operation = async (op) => {
     await op.services.backend.createBucket(op.bucket);
   } catch (err) {
     if (err instanceof BucketAlreadyExistsError) {
-      if (op.access.ownsBucket(op.bucket)) {
+      if (await op.access.ownsBucket(op.bucket)) {
         throw new S3Error('BucketAlreadyOwnedByYou', undefined, { fields: { BucketName: op.bucket } });
       }
       throw new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: op.bucket } });
     }
     throw err;
   }
-  op.access.bucketCreated(op.bucket);
+  await op.access.bucketCreated(op.bucket);
   return { headers: { location: `/${op.bucket}` } };
 };

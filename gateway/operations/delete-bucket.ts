@@ -3,6 +3,6 @@ import type { Operation } from '../operation.ts';
 
 export const DeleteBucket: Operation = async (op) => {
   await op.services.backend.deleteBucket(op.bucket);
-  op.access.bucketDeleted(op.bucket);
+  await op.access.bucketDeleted(op.bucket);
   return { status: 204 };
 };

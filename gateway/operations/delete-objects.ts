@@ -41,7 +41,7 @@ export const DeleteObjects: Operation = async (op) => {
       errors.push({ Key: key, Code: invalid.code, Message: invalid.message });
     } else if (versionId !== undefined && versionId !== 'null') {
       errors.push({ Key: key, Code: 'NoSuchVersion', Message: 'The specified version does not exist.' });
-    } else if (!op.access.allows('object:delete', op.bucket, key)) {
+    } else if (!(await op.access.allows('object:delete', op.bucket, key))) {
       errors.push({ Key: key, Code: 'AccessDenied', Message: 'Access Denied' });
     } else {
       allowed.push(key);

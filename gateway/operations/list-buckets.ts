@@ -4,7 +4,7 @@ import { isoTime } from '../xml.ts';
 
 export const ListBuckets: Operation = async (op) => {
   const all = await op.services.backend.listBuckets();
-  const visible = new Set(op.access.visibleBuckets(all.map((b) => b.name)));
+  const visible = new Set(await op.access.visibleBuckets(all.map((b) => b.name)));
   const buckets = all.filter((b) => visible.has(b.name));
   return xmlResult('ListAllMyBucketsResult', {
     Owner: { ID: op.principal.tenant, DisplayName: op.principal.tenant },

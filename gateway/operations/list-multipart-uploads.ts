@@ -14,7 +14,7 @@ export const ListMultipartUploads: Operation = async (op) => {
   const uploadIdMarker = op.query.get('upload-id-marker') ?? '';
   const maxUploads = parseMaxKeys(op.query.get('max-uploads'), 'max-uploads');
   const { e, echo } = encodingOf(op.query);
-  const filter = op.access.listing(op.bucket, prefix);
+  const filter = await op.access.listing(op.bucket, prefix);
   await op.services.backend.headBucket(op.bucket);
 
   const fetch = (pfx: string, delim: string) => async (cursor: string | undefined, limit: number) => {

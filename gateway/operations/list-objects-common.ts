@@ -13,7 +13,7 @@ export async function listObjectsVisible(
   args: { prefix: string; delimiter: string; startAfter?: string; maxKeys: number },
 ): Promise<VisiblePage<ObjectRow>> {
   const { backend } = op.services;
-  const filter = op.access.listing(op.bucket, args.prefix);
+  const filter = await op.access.listing(op.bucket, args.prefix);
   await backend.headBucket(op.bucket);
   const probe = async (narrower: string): Promise<boolean> => {
     // Is there at least one visible key under `narrower`? Page through it like any other listing.

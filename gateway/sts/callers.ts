@@ -71,7 +71,7 @@ export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens;
       result.caller = { principal: session.principal, session: session.claims };
       return session.secrets;
     }
-    const r = opts.policy.resolveAccessKey(accessKeyId, opts.now);
+    const r = await opts.policy.resolveAccessKey(accessKeyId, opts.now);
     if (!r.ok) {
       result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId };
       return undefined;

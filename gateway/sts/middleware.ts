@@ -79,7 +79,7 @@ export function stsApi(opts: {
       ctx.state.result = {
         status: 200,
         headers: { 'content-type': 'application/jwk-set+json', 'cache-control': 'public, max-age=300' },
-        body: JSON.stringify(stores.sessions.publicKeys()),
+        body: JSON.stringify(await stores.sessions.publicKeys()),
       };
       return;
     }

@@ -1,8 +1,9 @@
 /**
  * The session and capability stores that sit beside a PolicyStore, opened once per policy store by whoever opens
  * it (the composition root, the CLI's local mode) and found again by admin handlers, which only see the PolicyStore.
+ * They share its policy database and master key.
  */
-import { AuditLog, CapabilityStore, SessionStore, SessionTokens, type PolicyStore } from '../../policy/index.ts';
+import { CapabilityStore, SessionStore, SessionTokens, type PolicyStore } from '../../policy/index.ts';
 
 /** Everything temporary credentials and capabilities need. */
 export interface TokenStores {
@@ -13,14 +14,14 @@ export interface TokenStores {
 
 const attached = new WeakMap<PolicyStore, TokenStores>();
 
-/** Opens the stores on the policy store's data directory (with the same master key) and attaches them to it. */
-export function openTokenStores(options: { policy: PolicyStore; dataDir: string; masterKey?: string | Buffer; allowInsecureJwks?: boolean }): TokenStores {
+/** Opens the stores on the policy store's database (with the same master key) and attaches them to it. */
+export function openTokenStores(options: { policy: PolicyStore; allowInsecureJwks?: boolean }): TokenStores {
   const existing = attached.get(options.policy);
   if (existing) return existing;
-  const audit = new AuditLog({ dataDir: options.dataDir });
+  const { database, masterKey } = options.policy;
   const jwks = { allowInsecure: options.allowInsecureJwks ?? false };
-  const sessions = SessionStore.open({ dataDir: options.dataDir, masterKey: options.masterKey, audit, jwks });
-  const capabilities = CapabilityStore.open({ dataDir: options.dataDir, masterKey: options.masterKey, audit });
+  const sessions = SessionStore.open({ database, masterKey, jwks });
+  const capabilities = CapabilityStore.open({ database, masterKey });
   const stores = { sessions, tokens: new SessionTokens(sessions, options.policy), capabilities };
   attached.set(options.policy, stores);
   return stores;
@@ -33,11 +34,7 @@ export function tokenStoresOf(policy: PolicyStore): TokenStores {
   return stores;
 }
 
-/** Closes and detaches the stores of a policy store, if any. */
+/** Detaches the stores of a policy store (they hold nothing of their own to close). */
 export function closeTokenStores(policy: PolicyStore): void {
-  const stores = attached.get(policy);
-  if (!stores) return;
   attached.delete(policy);
-  stores.sessions.close();
-  stores.capabilities.close();
 }

@@ -169,6 +169,11 @@ export class PolicyDatabase {
     return (this.dialect === 'postgres' ? builder.setIsolationLevel('repeatable read') : builder).execute(fn);
   }
 
+  /** Resolves when the policy concern answers a query (readiness): SQLite's file, or a round trip to PostgreSQL. */
+  async ping(): Promise<void> {
+    await sql`SELECT 1`.execute(this.handles.policy);
+  }
+
   /** Whether an error is a unique-constraint violation. */
   isUniqueViolation(error: unknown): boolean {
     return isUniqueViolation(error);

@@ -1,7 +1,6 @@
 /** Admin API calls and denial-log reads for end-to-end tests. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ADMIN_PREFIX } from '../../gateway/admin/index.ts';
+import { queryAudit, queryDenials, type DenialRecord } from '../../policy/index.ts';
 import type { TestGateway } from './gateway.ts';
 import { signedSend } from './raw.ts';
 
@@ -25,11 +24,14 @@ export async function ok(tg: TestGateway, creds: Creds, method: string, path: st
   return res.json;
 }
 
-/** Every denial line written so far. */
-export function denials(tg: TestGateway): any[] {
-  try {
-    return readFileSync(join(tg.dataDir, 'denials.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  } catch {
-    return [];
-  }
+/** Every denial line written so far (the gateway's batch written first). */
+export async function denials(tg: { gw: TestGateway['gw'] }): Promise<Array<DenialRecord & Record<string, string>>> {
+  await tg.gw.denials.flush();
+  return (await queryDenials(tg.gw.database)) as Array<DenialRecord & Record<string, string>>;
+}
+
+/** Every denial and audit row as text, for asserting that no secret reaches them. */
+export async function logText(tg: { gw: TestGateway['gw'] }): Promise<string> {
+  await tg.gw.denials.flush();
+  return JSON.stringify([await queryDenials(tg.gw.database), await queryAudit(tg.gw.database)]);
 }
