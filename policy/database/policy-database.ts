@@ -80,8 +80,9 @@ export class PolicyDatabase {
         const db = new Database(path);
         raw[concern] = db;
         chmodSync(path, 0o600); // ciphertexts only, but no reason for anyone else to read them; WAL files inherit it
-        db.pragma('journal_mode = WAL');
+        // The busy timeout first: switching to WAL waits for a lock too when another process opens the file at once.
         db.pragma('busy_timeout = 5000');
+        db.pragma('journal_mode = WAL');
         db.pragma('foreign_keys = ON');
         // FULL: a commit (a revocation, a tuple delete, a new signing key or root credential) survives a power cut, not
         // only a crash; NORMAL could roll the last ones back. Denial lines may lose their last moments instead.
