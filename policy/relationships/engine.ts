@@ -140,7 +140,7 @@ export class RelationshipEngine {
   }
 
   /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
-  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<CheckResult> {
+  async check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<CheckResult> {
     const res = typeof resource === 'string' ? parseSubject(resource) : resource;
     const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
     return this.session(tenant, options, async (state) => {

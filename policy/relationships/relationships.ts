@@ -73,12 +73,12 @@ export class Relationships {
   }
 
   /** Decides one permission: allowed, denied or conditional (with the missing caveat parameters). */
-  check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
+  async check(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
     return this.engine.check(tenant, resource, permission, subject, options);
   }
 
   /** Check with the granting path or the reason for the denial. */
-  explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
+  async explain(tenant: string, resource: ObjectRef | string, permission: string, subject: SubjectRef | string, options?: CheckOptions): Promise<CheckResult> {
     return this.engine.explain(tenant, resource, permission, subject, options);
   }
 
@@ -86,7 +86,7 @@ export class Relationships {
    * The ids (of a page the storage listed) the subject holds `permission` on, in the given order; conditional
    * results are left out. One range query prefetches the page's tuples; folders and buckets are memoized.
    */
-  filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<string[]> {
+  async filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<string[]> {
     const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
     return this.engine.session(tenant, options, async (state) => {
       if (!state || ids.length === 0) return [];
@@ -128,7 +128,7 @@ export class Relationships {
   }
 
   /** Subjects (ids of `subjectType` that appear in the tenant's tuples) holding the permission on a resource. */
-  lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): Promise<string[]> {
+  async lookupSubjects(tenant: string, resource: ObjectRef | string, permission: string, subjectType: string, options: CheckOptions = {}): Promise<string[]> {
     const res = typeof resource === 'string' ? parseSubject(resource) : resource;
     return this.engine.session(tenant, options, async (state) => {
       if (!state) return [];
@@ -145,7 +145,7 @@ export class Relationships {
    * tenant application's, refused (DeniedError, layer relationship) outside its scope or when it would enlarge the
    * writer's own authority.
    */
-  write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): Promise<string> {
+  async write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): Promise<string> {
     const guard = options.scope ? appWriteGuard(this.engine, tenant, options.scope) : undefined;
     const writer = options.scope === undefined ? undefined : typeof options.scope.writer === 'string' ? options.scope.writer : formatSubject(options.scope.writer);
     return this.store.write(tenant, updates, { ...options, guard, writer });
@@ -163,7 +163,7 @@ export class Relationships {
   }
 
   /** Bulk import, all or nothing; applications may not import. */
-  importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
+  async importTuples(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
     return this.store.importTuples(tenant, text, options);
   }
 
@@ -180,13 +180,13 @@ export class Relationships {
    * Restores a backup text (backup.ts forms) into a tenant, all or nothing: its schema (when it carries one) and its
    * tuples in one transaction, recorded as an import source. Applications may not restore.
    */
-  importBackup(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
+  async importBackup(tenant: string, text: string, options: AuditContext & { name?: string }): Promise<ImportSource> {
     const backup = parseBackup(text);
     return this.store.importTuples(tenant, backup.relationships, { ...options, schema: backup.schema, source: text });
   }
 
   /** The tenant's change events after a revision token (`''` for all), oldest first. */
-  changesSince(tenant: string, revision: string, options?: { limit?: number }): Promise<ChangeEvent[]> {
+  async changesSince(tenant: string, revision: string, options?: { limit?: number }): Promise<ChangeEvent[]> {
     return this.store.changesSince(tenant, revision, options);
   }
 }
