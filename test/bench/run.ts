@@ -3,13 +3,15 @@
  * gateway in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
- * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved).
+ * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved, with the
+ * tuples in SQLite and again in PostgreSQL).
  * Default: all four. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
  * and server (default 2). Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { runRelationshipBench } from '../policy/relationships/bench.ts';
+import { POSTGRES_BIN, startPostgres } from '../helpers/postgres.ts';
+import { runRelationshipBench, type BenchRow } from '../policy/relationships/bench.ts';
 import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
@@ -76,6 +78,20 @@ async function objectRows(): Promise<Row[]> {
   }
 }
 
+/** The engine's rows with the tuples in SQLite, then in PostgreSQL (a throwaway cluster, when PostgreSQL is here). */
+async function engineRows(): Promise<BenchRow[]> {
+  const rows = (await runRelationshipBench({ log })).map((r) => ({ ...r, label: `${r.label} (SQLite)` }));
+  if (POSTGRES_BIN === undefined) return rows;
+  const server = await startPostgres();
+  try {
+    const url = await server.createDatabase();
+    rows.push(...(await runRelationshipBench({ log, url })).map((r) => ({ ...r, label: `${r.label} (PostgreSQL)` })));
+  } finally {
+    await server.close();
+  }
+  return rows;
+}
+
 const started = Date.now();
 const header = machine();
 const rows: Row[] = [];
@@ -86,7 +102,7 @@ if (sections.has('listing')) {
   rows.push(...(await listingRows(listKeys, log)));
 }
 if (sections.has('relationships')) log('relationships: test/policy/relationships/bench.ts');
-const relationships = sections.has('relationships') ? runRelationshipBench({ log }) : [];
+const relationships = sections.has('relationships') ? await engineRows() : [];
 
 console.log(`\n${header}\n`);
 if (rows.length > 0) console.log(formatTable(rows));

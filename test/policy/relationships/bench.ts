@@ -3,14 +3,16 @@
  * implicit parents, plus clearance groups read through a `.all()` arrow on some folders), with cold and warm caches,
  * and listing-filter throughput over a 100,000-key bucket. One tuple in five expires (a day ahead) and one in fifty
  * has already expired, so expiry filtering and expiry-bounded caching are on the measured path.
- * Run: npx tsx test/policy/relationships/bench.ts   (not a test; BENCH_TUPLES overrides the size)
+ * The same tuples go into SQLite or, with `url`, a PostgreSQL database, so the two engines' rows sit side by side.
+ * Run: npx tsx test/policy/relationships/bench.ts [postgres://…]   (not a test; BENCH_TUPLES overrides the size)
  * Or import runRelationshipBench() from a benchmark driver.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { PolicyDatabase } from '../../../policy/index.ts';
+import type { TuplesTable } from '../../../policy/database/tables.ts';
 import { DEFAULT_OBJECT_SCHEMA, Relationships } from '../../../policy/relationships/index.ts';
 
 /** One measured row: a label and its numbers. */
@@ -44,33 +46,43 @@ function seeded(seed: number): (n: number) => number {
 
 const pathOf = (i: number): string => `f${i % 10}/g${(i >> 4) % 10}/h${(i >> 8) % 10}/k${(i >> 12) % 10}/`;
 
-/** Generates the tuples, then measures checks (cold, warm) and listing filters; prints and returns the rows. */
-export function runRelationshipBench(options: { total?: number; log?: (line: string) => void } = {}): BenchRow[] {
+/**
+ * Generates the tuples (into SQLite in a temporary directory, or into the PostgreSQL database `url` names, which
+ * should be empty), then measures checks (cold, warm) and listing filters; prints and returns the rows.
+ */
+export async function runRelationshipBench(options: { total?: number; url?: string; log?: (line: string) => void } = {}): Promise<BenchRow[]> {
   const total = options.total ?? Number(process.env.BENCH_TUPLES ?? 1_000_000);
   const log = options.log ?? ((line: string) => console.log(line));
   const dir = mkdtempSync(join(tmpdir(), 'anvil-rel-bench-'));
   const tenant = 'bench';
   const rand = seeded(42);
   const rows: BenchRow[] = [];
+  const database = await PolicyDatabase.open({ url: options.url, dataDir: dir });
   try {
-    const setup = Relationships.open({ dataDir: dir, gcIntervalMs: 0 });
-    setup.writeSchema(tenant, BENCH_SCHEMA, { actor: 'bench', reason: 'bench' });
+    const setup = Relationships.open({ database, gcIntervalMs: 0 });
+    await setup.writeSchema(tenant, BENCH_SCHEMA, { actor: 'bench', reason: 'bench' });
     setup.close();
 
-    const raw = new Database(join(dir, 'relationships.db'));
-    const insert = raw.prepare(
-      `INSERT OR IGNORE INTO tuples (tenant, resource_type, resource_id, relation, subject_relation, subject_type, subject_id, expires_at, created_revision)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-    );
+    // Bulk rows go straight in (multi-row inserts in one transaction), not through audited writes.
     const now = Date.now();
+    const seen = new Set<string>();
+    let batch: TuplesTable[] = [];
     let count = 0;
     let expiring = 0;
     const add = (rt: string, rid: string, rel: string, st: string, sid: string, srel = '', expiresAt: number | null = null): void => {
-      count += insert.run(tenant, rt, rid, rel, srel, st, sid, expiresAt).changes;
+      const key = `${rt}\u0000${rid}\u0000${rel}\u0000${srel}\u0000${st}\u0000${sid}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      batch.push({ tenant, resource_type: rt, resource_id: rid, relation: rel, subject_relation: srel, subject_type: st, subject_id: sid, caveat_name: null, caveat_hash: null, caveat_context: null, created_revision: 1, expires_at: expiresAt });
+      count++;
       if (expiresAt !== null) expiring++;
     };
     const started = Date.now();
-    raw.transaction(() => {
+    await database.change('relationships', async (trx) => {
+      const flush = async () => {
+        for (let i = 0; i < batch.length; i += 1000) await trx.insertInto('tuples').values(batch.slice(i, i + 1000)).execute();
+        batch = [];
+      };
       // Groups nested 3 deep: 10 top ⊃ 100 mid ⊃ 1000 leaf groups of 100 users each (users u0..u49999).
       for (let g = 0; g < 1000; g++) for (let m = 0; m < 100; m++) add('group', `leaf${g}`, 'member', 'user', `u${rand(50_000)}`);
       for (let g = 0; g < 1000; g++) add('group', `mid${g % 100}`, 'member', 'group', `leaf${g}`, 'member');
@@ -87,13 +99,16 @@ export function runRelationshipBench(options: { total?: number; log?: (line: str
         const expiresAt = i % 50 === 7 ? now - 86_400_000 : i % 5 === 0 ? now + 86_400_000 : null;
         const user = i % 2 === 0;
         add('object', `${folder}obj${i}`, i % 3 === 0 ? 'writer' : 'reader', user ? 'user' : 'group', user ? `u${rand(50_000)}` : `leaf${rand(1000)}`, user ? '' : 'member', expiresAt);
+        if (batch.length >= 10_000) await flush();
       }
-      raw.prepare('UPDATE tenant_revisions SET revision = revision + 1 WHERE tenant = ?').run(tenant);
-    })();
-    raw.close();
+      await flush();
+      await trx.updateTable('tenant_revisions').set((eb) => ({ revision: eb('revision', '+', 1) })).where('tenant', '=', tenant).execute();
+      return { result: undefined, changed: true, hint: tenant };
+    });
+    seen.clear();
     log(`generated ${count} tuples (${expiring} with an expiry) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
 
-    const rel = Relationships.open({ dataDir: dir, cacheSize: 200_000, gcIntervalMs: 0 });
+    const rel = Relationships.open({ database, cacheSize: 200_000, gcIntervalMs: 0 });
     const queries = Array.from({ length: 5000 }, () => {
       const i = rand(400_000);
       const b = i < 100_000 ? 0 : 1 + (i % 9);
@@ -104,7 +119,7 @@ export function runRelationshipBench(options: { total?: number; log?: (line: str
       let allowed = 0;
       for (const q of queries) {
         const t0 = process.hrtime.bigint();
-        if (rel.check(tenant, q.resource, 'read', q.subject, { context: { now: new Date(), client_ip: '10.0.0.1' } }).result === 'allowed') allowed++;
+        if ((await rel.check(tenant, q.resource, 'read', q.subject, { context: { now: new Date(), client_ip: '10.0.0.1' } })).result === 'allowed') allowed++;
         times.push(Number(process.hrtime.bigint() - t0) / 1000);
       }
       times.sort((a, b) => a - b);
@@ -119,7 +134,7 @@ export function runRelationshipBench(options: { total?: number; log?: (line: str
     for (const label of ['listing cold', 'listing warm']) {
       const t0 = Date.now();
       let visible = 0;
-      for (let page = 0; page < keys.length; page += 1000) visible += rel.filterResources(tenant, 'object', keys.slice(page, page + 1000), 'read', 'user:u123').length;
+      for (let page = 0; page < keys.length; page += 1000) visible += (await rel.filterResources(tenant, 'object', keys.slice(page, page + 1000), 'read', 'user:u123')).length;
       const ms = Math.max(1, Date.now() - t0);
       rows.push({ label, count: keys.length, perSecond: Math.round(keys.length / (ms / 1000)), note: `${visible} visible` });
       log(`${label}: 100,000 keys filtered in ${ms} ms (${Math.round(100_000 / (ms / 1000))} keys/s), ${visible} visible`);
@@ -127,8 +142,9 @@ export function runRelationshipBench(options: { total?: number; log?: (line: str
     rel.close();
     return rows;
   } finally {
+    await database.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) runRelationshipBench();
+if (import.meta.url === `file://${process.argv[1]}`) await runRelationshipBench({ url: process.argv[2] });

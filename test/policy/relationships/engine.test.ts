@@ -12,8 +12,8 @@ import { runValidationPath } from '../../../policy/relationships/index.ts';
 const DIR = join(import.meta.dirname, 'cases');
 
 for (const file of readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort()) {
-  test(file, (t) => {
-    const report = runValidationPath(join(DIR, file));
+  test(file, async (t) => {
+    const report = await runValidationPath(join(DIR, file));
     const failures = report.failures.map((f) => `line ${f.line ?? '?'}: ${f.message}${f.path ? ` [${f.path.join(' → ')}]` : ''}`);
     t.deepEqual(failures, [], file);
     t.true(report.assertions > 0, `${file} asserts something`);

@@ -22,8 +22,8 @@ const SCHEMA = `schema: |-
   }
 `;
 
-test('failed assertions name their line and the path that decided them', (t) => {
-  const report = runValidationFile(`${SCHEMA}relationships: |-
+test('failed assertions name their line and the path that decided them', async (t) => {
+  const report = await runValidationFile(`${SCHEMA}relationships: |-
   group:eng#member@user:amy
   doc:1#viewer@group:eng#member
 assertions:
@@ -43,8 +43,8 @@ assertions:
   t.regex(report.failures[2]!.message, /assertCaveated failed: .* is allowed/);
 });
 
-test('expected relations report missing, extra and differently reached subjects', (t) => {
-  const report = runValidationFile(`${SCHEMA}relationships: |-
+test('expected relations report missing, extra and differently reached subjects', async (t) => {
+  const report = await runValidationFile(`${SCHEMA}relationships: |-
   group:eng#member@user:amy
   doc:1#viewer@group:eng#member
   doc:1#viewer@user:bob
@@ -65,8 +65,8 @@ validation:
   ]);
 });
 
-test('bad relationships, unknown names and caveats on assertions are failures, not crashes', (t) => {
-  const bad = runValidationFile(`${SCHEMA}relationships: |-
+test('bad relationships, unknown names and caveats on assertions are failures, not crashes', async (t) => {
+  const bad = await runValidationFile(`${SCHEMA}relationships: |-
   doc:1#viewer@user:amy
   doc:1#nope@user:amy
   doc:1#viewer@user:amy
@@ -75,12 +75,12 @@ assertions:
     - doc:1#view@user:amy
 `);
   t.deepEqual(bad.failures.map((f) => [f.line, f.message]), [[13, 'found repeated relationship `doc:1#viewer@user:amy`']]);
-  const invalid = runValidationFile(`${SCHEMA}relationships: |-
+  const invalid = await runValidationFile(`${SCHEMA}relationships: |-
   doc:1#nope@user:amy
 `);
   t.is(invalid.failures[0]?.line, 11);
   t.regex(invalid.failures[0]!.message, /unknown relation "doc#nope"/);
-  const names = runValidationFile(`${SCHEMA}assertions:
+  const names = await runValidationFile(`${SCHEMA}assertions:
   assertFalse:
     - doc:1#nope@user:amy
     - doc:1#view@user:amy[somecaveat]
@@ -91,14 +91,14 @@ assertions:
     'cannot specify a caveat or expiration on an assertion: `doc:1#view@user:amy[somecaveat]`',
     'object definition `robot` not found',
   ]);
-  const schema = runValidationFile('schema: "definition a { relation r: nope }"\n');
+  const schema = await runValidationFile('schema: "definition a { relation r: nope }"\n');
   t.deepEqual(schema.failures.map((f) => [f.kind, f.line]), [['schema', 1]]);
   t.regex(schema.failures[0]!.message, /unknown type "nope"/);
-  t.is(runValidationFile('- not a mapping').failures[0]?.kind, 'file');
-  t.is(runValidationFile('schema: [unclosed').failures[0]?.kind, 'file');
+  t.is((await runValidationFile('- not a mapping')).failures[0]?.kind, 'file');
+  t.is((await runValidationFile('schema: [unclosed')).failures[0]?.kind, 'file');
 });
 
-test('schemaFile and assertions written as a YAML string (the playground export) are read', (t) => {
+test('schemaFile and assertions written as a YAML string (the playground export) are read', async (t) => {
   const dir = tempDataDir(t);
   writeFileSync(join(dir, 'model.zed'), 'definition user {}\ndefinition doc { relation viewer: user }\n');
   writeFileSync(join(dir, 'case.yaml'), `schemaFile: ./model.zed
@@ -113,8 +113,8 @@ validation: |-
   doc:1#viewer:
     - "[user:amy] is <doc:1#viewer>"
 `);
-  const report = runValidationPath(join(dir, 'case.yaml'));
+  const report = await runValidationPath(join(dir, 'case.yaml'));
   t.deepEqual(report.failures, []);
   t.like(report, { relationships: 1, assertions: 2, expected: 1 });
-  t.is(runValidationFile('schemaFile: ./missing.zed\n', { dir }).failures[0]?.kind, 'file');
+  t.is((await runValidationFile('schemaFile: ./missing.zed\n', { dir })).failures[0]?.kind, 'file');
 });
