@@ -29,7 +29,7 @@ export {
   type ListingPlan,
 } from './scopes.ts';
 export { PolicyStore, nodeMasterKey, type PolicyStoreOptions, type Actor, type CreatedCredential, type RootResult, type RotatedCredential } from './store.ts';
-export { ROOT_TENANT, masterKeyReference, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
+export { ROOT_TENANT, masterKeyReference, verifyMasterKey, type TenantInfo, type CredentialInfo, type CredentialStatus } from './store-schema.ts';
 export * from './database/index.ts';
 export type { ResolveResult, CredentialFailure } from './credential-cache.ts';
 export { MASTER_KEY_FILE, parseMasterKey } from './secret-box.ts';

@@ -4,6 +4,7 @@
  */
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { MIGRATE_COMMAND } from './migrate-command.ts';
 import { PROFILE_COMMANDS } from './profile-commands.ts';
 import { RELATIONSHIP_COMMANDS } from './relationship-commands.ts';
 import { TOKEN_COMMANDS } from './token-commands.ts';
@@ -226,6 +227,7 @@ export const COMMANDS: Command[] = [
   ...TOKEN_COMMANDS,
   ...RELATIONSHIP_COMMANDS,
   ...PROFILE_COMMANDS,
+  MIGRATE_COMMAND,
 ];
 
 function logWindow(run: CommandRun): Query {

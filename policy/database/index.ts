@@ -7,3 +7,4 @@ export { isPostgresUrl, redactUrl as redactDatabaseUrl, type DialectName } from 
 export { CONSISTENCY_BOUND_MS, FRESH_MS, HEARTBEAT_MS, CHANGE_CHANNEL, type ChangeSignal, type ChannelState } from './signals.ts';
 export { SchemaTooNewError } from './migrate.ts';
 export { CONCERNS, type Concern } from './tables.ts';
+export { copyPolicy, type CopyCounts } from './copy.ts';

@@ -1,0 +1,52 @@
+/**
+ * `anvil migrate-policy --from DATA_DIR --to postgres://…`: moves an embedded deployment's policy into PostgreSQL, so
+ * several gateway nodes can share it. Runs here, not through a gateway: stop the gateway on DATA_DIR first. All or
+ * nothing (one transaction), into an empty database only; prints what it copied, table by table.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { copyPolicy, isPostgresUrl, masterKeyReference, nodeMasterKey, PolicyDatabase, redactDatabaseUrl, verifyMasterKey } from '../../policy/index.ts';
+import type { Command } from './command.ts';
+import { table, UsageError } from './format.ts';
+
+/** The migrate-policy command. */
+export const MIGRATE_COMMAND: Command = {
+  name: 'migrate-policy',
+  args: [],
+  options: { from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' } },
+  summary: "copy an embedded deployment's policy (--from DATA_DIR) into an empty PostgreSQL database (--to URL), all or nothing",
+  examples: ['migrate-policy --from /var/lib/anvil --to postgres://anvil:secret@db:5432/anvil'],
+  async run(run) {
+    const from = run.values.from as string | undefined;
+    const to = (run.values.to as string | undefined) ?? run.env.ANVIL_POLICY_DATABASE;
+    if (!from) throw new UsageError('migrate-policy needs --from DATA_DIR (the embedded deployment, its gateway stopped)');
+    if (!isPostgresUrl(to)) throw new UsageError('migrate-policy needs --to postgres://user:password@host:5432/db (or ANVIL_POLICY_DATABASE)');
+    const dataDir = resolve(from);
+    if (!existsSync(join(dataDir, 'policy.db'))) throw new UsageError(`no policy store in ${dataDir}`);
+    const keyFile = run.env.ANVIL_MASTER_KEY_FILE;
+    const configured = run.env.ANVIL_MASTER_KEY || (keyFile ? readFileSync(resolve(keyFile), 'utf8').trim() : undefined);
+    const source = await PolicyDatabase.open({ dataDir });
+    try {
+      // The sealed secrets move as they are: the nodes need the key that sealed them, checked here before anything moves.
+      const key = nodeMasterKey(source, dataDir, configured);
+      await verifyMasterKey(source.db('policy'), key);
+      const target = await PolicyDatabase.open({ url: to, dataDir });
+      try {
+        const counts = await copyPolicy(source, target);
+        const reference = masterKeyReference(key);
+        if (run.values.json === true) return run.out(JSON.stringify({ from: dataDir, to: redactDatabaseUrl(to), masterKeyReference: reference, counts }, null, 2) + '\n');
+        const total = Object.values(counts).reduce((a, b) => a + b, 0);
+        run.out(table(['TABLE', 'ROWS'], Object.entries(counts).map(([name, n]) => [name, String(n)])));
+        run.out(
+          `\nCopied ${total} rows from ${dataDir} to ${redactDatabaseUrl(to)} in one transaction.\n` +
+            `Every node now needs ANVIL_POLICY_DATABASE set to that database and the same master key (reference ${reference}):\n` +
+            `  ${configured !== undefined ? 'the ANVIL_MASTER_KEY you gave here' : `ANVIL_MASTER_KEY_FILE=${join(dataDir, 'master.key')} (copy the file to each node)`}\n`,
+        );
+      } finally {
+        await target.close();
+      }
+    } finally {
+      await source.close();
+    }
+  },
+};
