@@ -103,7 +103,7 @@ test('local mode: bootstrap, scoped credentials, list, rotate, revoke, denials, 
     const audit = JSON.parse((await local('audit', '--action', 'credential.rotate', '--json')).stdout);
     t.is(audit.length, 1);
     t.is(audit[0].actor, 'operator');
-    const logs = readFileSync(join(dir, 'audit.log'), 'utf8') + readFileSync(join(dir, 'denials.log'), 'utf8');
+    const logs = (await local('denials', '--json')).stdout + (await local('audit', '--json')).stdout;
     for (const secret of [adminSecret, created.secretKey, rotation.secretKey]) t.false(logs.includes(secret));
   } finally {
     rmSync(dir, { recursive: true, force: true });

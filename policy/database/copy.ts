@@ -86,7 +86,8 @@ export async function copyPolicy(source: PolicyDatabase, target: PolicyDatabase)
         for (const { table, key, serial } of TABLES[concern]) {
           let copied = 0;
           for (let offset = 0; ; offset += PAGE) {
-            const rows = await reader.selectFrom(table).selectAll().orderBy(key).limit(PAGE).offset(offset).execute();
+            const ordered = key.reduce((q, column) => q.orderBy(column), reader.selectFrom(table).selectAll());
+            const rows = await ordered.limit(PAGE).offset(offset).execute();
             if (rows.length > 0) await into.insertInto(table).values(rows).execute();
             copied += rows.length;
             if (rows.length < PAGE) break;

@@ -78,7 +78,12 @@ export class RelationshipStore extends RelationshipStoreCore {
         .selectFrom('tuples')
         .select(db.TUPLE_COLUMNS)
         .where('tenant', '=', tenant)
-        .orderBy(['resource_type', 'resource_id', 'relation', 'subject_relation', 'subject_type', 'subject_id'])
+        .orderBy('resource_type')
+        .orderBy('resource_id')
+        .orderBy('relation')
+        .orderBy('subject_relation')
+        .orderBy('subject_type')
+        .orderBy('subject_id')
         .execute(),
     );
     const tuples: Tuple[] = [];
