@@ -175,6 +175,7 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: config.policyPoolSize, node: config.nodeName });
   opened.add(() => database.close());
   const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey: config.masterKey });
+  opened.add(() => policy.flushLastUse());
   const root = await policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const stores = openTokenStores({ policy, allowInsecureJwks: config.oidcAllowInsecureJwks });
   opened.add(() => closeTokenStores(policy));

@@ -45,12 +45,17 @@ const MAX_MAKER_DEPTH = 32;
 /** Last-used time is written at most this often per key and node. */
 const LAST_USED_EVERY_MS = 60_000;
 
+/** Last-used times waiting to be written go in one transaction at most this often. */
+const LAST_USED_FLUSH_MS = 1_000;
+
 /** Caches lookups against the policy concern, following its change signal. */
 export class CredentialCache {
   private readonly credentials: LRUCache<string, Entry | false>;
   private readonly owners: LRUCache<string, Owner>;
   private readonly touched: LRUCache<string, number>;
   private generation = 0;
+  private readonly pendingUse = new Map<string, number>();
+  private useTimer?: NodeJS.Timeout;
   /** Lookups that reached the database, and those answered from the cache (the gateway's metrics may read them). */
   readonly stats = { hits: 0, misses: 0 };
 
@@ -160,12 +165,33 @@ export class CredentialCache {
     return entry;
   }
 
-  /** Notes the last use, at most once a minute per key and node, without holding up the request. */
+  /**
+   * Notes the last use, at most once a minute per key and node, without holding up the request: uses are gathered
+   * and written together (one transaction, so one sync to disk) within LAST_USED_FLUSH_MS. A timestamp is no policy
+   * change: it moves no revision, and a busy database only delays it.
+   */
   private recordUse(accessKeyId: string, nowMs: number): void {
     const last = this.touched.get(accessKeyId);
     if (last !== undefined && nowMs - last < LAST_USED_EVERY_MS) return;
     this.touched.set(accessKeyId, nowMs);
-    // Best effort: a busy database must not fail the request over a timestamp; it is no policy change either.
-    this.db.updateTable('credentials').set({ last_used_at: nowMs }).where('access_key_id', '=', accessKeyId).execute().catch(() => {});
+    this.pendingUse.set(accessKeyId, nowMs);
+    this.useTimer ??= setTimeout(() => void this.flushUses(), LAST_USED_FLUSH_MS);
+    this.useTimer.unref();
+  }
+
+  /** Writes the gathered last-use times (kept for the next try when the database refuses). */
+  async flushUses(): Promise<void> {
+    clearTimeout(this.useTimer);
+    this.useTimer = undefined;
+    if (this.pendingUse.size === 0) return;
+    const uses = [...this.pendingUse];
+    this.pendingUse.clear();
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (const [id, at] of uses) await trx.updateTable('credentials').set({ last_used_at: at }).where('access_key_id', '=', id).execute();
+      });
+    } catch {
+      for (const [id, at] of uses) if (!this.pendingUse.has(id)) this.pendingUse.set(id, at);
+    }
   }
 }

@@ -4,14 +4,16 @@
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
  * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved, with the
- * tuples in SQLite and again in PostgreSQL).
- * Default: all four. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
+ * tuples in SQLite and again in PostgreSQL), policy (credential lookups and the 4 KiB GET rate with the policy in
+ * PostgreSQL beside SQLite, test/bench/policy-database.ts).
+ * Default: all five. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
  * and server (default 2). Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { POSTGRES_BIN, startPostgres } from '../helpers/postgres.ts';
 import { runRelationshipBench, type BenchRow } from '../policy/relationships/bench.ts';
+import { formatPolicyTable, runPolicyDatabaseBench } from './policy-database.ts';
 import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
@@ -19,7 +21,7 @@ import { sdkClient } from './requests.ts';
 import { startBareProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 import { formatEngineTable, formatTable, type Row } from './table.ts';
 
-const SECTIONS = ['small', 'large', 'listing', 'relationships'] as const;
+const SECTIONS = ['small', 'large', 'listing', 'relationships', 'policy'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -108,5 +110,10 @@ console.log(`\n${header}\n`);
 if (rows.length > 0) console.log(formatTable(rows));
 if (relationships.length > 0) {
   console.log(`\nThe relationship engine in process (test/policy/relationships/bench.ts):\n\n${formatEngineTable(relationships)}`);
+}
+if (sections.has('policy')) {
+  log('policy: test/bench/policy-database.ts');
+  const policy = await runPolicyDatabaseBench({ log });
+  console.log(`\nThe policy database, PostgreSQL beside SQLite (test/bench/policy-database.ts):\n\n${formatPolicyTable(policy)}`);
 }
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
