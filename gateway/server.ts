@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DenialLog, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
+import { DenialLog, nodeMasterKey, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import { createApp } from './app.ts';
@@ -172,9 +172,11 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   const log = (line: string) => logger.warn(line);
   const space = await SpaceReserve.open({ dataDir: config.dataDir, bytes: config.spaceReserveBytes, log });
   opened.add(() => space.close());
+  // The key first: a missing, damaged or (on a full volume) unwritable key stops the start before any file is made.
+  const masterKey = nodeMasterKey(config.policyDatabase, config.dataDir, config.masterKey);
   const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: config.policyPoolSize, node: config.nodeName });
   opened.add(() => database.close());
-  const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey: config.masterKey });
+  const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
   opened.add(() => policy.flushLastUse());
   const root = await policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
   const stores = openTokenStores({ policy, allowInsecureJwks: config.oidcAllowInsecureJwks });

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CredentialCache, type ResolveResult } from './credential-cache.ts';
+import { isPostgresUrl, redactUrl } from './database/dialects.ts';
 import type { PolicyDatabase } from './database/policy-database.ts';
 import { ConflictError, InvalidInputError, MasterKeyMismatchError, NotFoundError } from './errors.ts';
 import { invalidGrantReason, normalizeGrant } from './scopes.ts';
@@ -55,11 +56,15 @@ export interface RotatedCredential {
 const ROOT_KEY_ID = /^[A-Za-z0-9]{3,128}$/;
 const ROOT_SCOPES: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
 
-/** The master key a node uses: configured, or the data directory's file (generated there only for SQLite). */
-export function nodeMasterKey(database: PolicyDatabase, dataDir: string, configured?: string | Buffer): Buffer {
-  if (configured === undefined && database.dialect === 'postgres' && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
+/**
+ * The master key a node uses: configured, or the data directory's file (generated there only for SQLite, where the
+ * policy is this node's alone). `policyDatabase` is the PostgreSQL URL when the policy is shared. Load it before the
+ * database opens, so a missing or damaged key stops a start before anything is created.
+ */
+export function nodeMasterKey(policyDatabase: string | undefined, dataDir: string, configured?: string | Buffer): Buffer {
+  if (configured === undefined && isPostgresUrl(policyDatabase) && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
     throw new MasterKeyMismatchError(
-      `the policy is in PostgreSQL (${database.location}), shared by every node, so every node needs the same master key: ` +
+      `the policy is in PostgreSQL (${redactUrl(policyDatabase)}), shared by every node, so every node needs the same master key: ` +
         `set ANVIL_MASTER_KEY or ANVIL_MASTER_KEY_FILE (none is generated, so no node can seal secrets others cannot open)`,
     );
   }
@@ -79,7 +84,8 @@ export class PolicyStore extends TenancyStore {
 
   /** Opens the store on an open policy database, checking the master key against the one the database knows. */
   static async open(options: PolicyStoreOptions): Promise<PolicyStore> {
-    const masterKey = nodeMasterKey(options.database, options.dataDir, options.masterKey);
+    const postgres = options.database.dialect === 'postgres' ? options.database.location : undefined;
+    const masterKey = nodeMasterKey(postgres, options.dataDir, options.masterKey);
     await schema.verifyMasterKey(options.database.db('policy'), masterKey);
     return new PolicyStore(options.database, masterKey, options.cacheSize);
   }

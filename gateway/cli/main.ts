@@ -50,7 +50,8 @@ const GLOBALS: Array<[name: string, flags: string, description: string]> = [
 
 const MODES = `
 Local mode is used when --data-dir or ANVIL_DATA_DIR is given, or no endpoint or profile is; it honours
-ANVIL_MASTER_KEY, ANVIL_MASTER_KEY_FILE and ANVIL_POLICY_DATABASE (a postgres:// URL: the policy every node shares). Remote mode signs each request; the gateway decides what the credential may do.
+ANVIL_MASTER_KEY, ANVIL_MASTER_KEY_FILE and ANVIL_POLICY_DATABASE (a postgres:// URL: the policy every node
+shares). Remote mode signs each request; the gateway decides what the credential may do.
 Exit codes: 0 done, 1 refused or failed, 2 usage error.`;
 
 /** Help text of the options many commands share; others are explained by their command's summary. */

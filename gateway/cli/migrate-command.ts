@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { copyPolicy, isPostgresUrl, masterKeyReference, nodeMasterKey, PolicyDatabase, redactDatabaseUrl, verifyMasterKey } from '../../policy/index.ts';
+import { copyPolicy, isPostgresUrl, MASTER_KEY_FILE, masterKeyReference, nodeMasterKey, PolicyDatabase, redactDatabaseUrl, verifyMasterKey } from '../../policy/index.ts';
 import type { Command } from './command.ts';
 import { table, UsageError } from './format.ts';
 
@@ -25,10 +25,13 @@ export const MIGRATE_COMMAND: Command = {
     if (!existsSync(join(dataDir, 'policy.db'))) throw new UsageError(`no policy store in ${dataDir}`);
     const keyFile = run.env.ANVIL_MASTER_KEY_FILE;
     const configured = run.env.ANVIL_MASTER_KEY || (keyFile ? readFileSync(resolve(keyFile), 'utf8').trim() : undefined);
+    if (configured === undefined && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
+      throw new UsageError(`no ${MASTER_KEY_FILE} in ${dataDir}: give the deployment's key as ANVIL_MASTER_KEY or ANVIL_MASTER_KEY_FILE`);
+    }
     const source = await PolicyDatabase.open({ dataDir });
     try {
       // The sealed secrets move as they are: the nodes need the key that sealed them, checked here before anything moves.
-      const key = nodeMasterKey(source, dataDir, configured);
+      const key = nodeMasterKey(undefined, dataDir, configured);
       await verifyMasterKey(source.db('policy'), key);
       const target = await PolicyDatabase.open({ url: to, dataDir });
       try {

@@ -93,7 +93,12 @@ export class PolicyDatabase {
       for (const db of Object.values(raw)) db.close();
       throw error;
     }
-    const signals = { policy: new SqliteSignal(raw.policy, 'policy'), relationships: new SqliteSignal(raw.relationships, 'relationships') };
+    const watch = (concern: SignalledConcern) => {
+      const db = new Database(join(dataDir, SQLITE_FILES[concern]));
+      db.pragma('busy_timeout = 5000');
+      return new SqliteSignal(db, concern);
+    };
+    const signals = { policy: watch('policy'), relationships: watch('relationships') };
     const handles: Handles = {
       policy: new Kysely({ dialect: sqliteDialect(raw.policy) }),
       relationships: new Kysely({ dialect: sqliteDialect(raw.relationships) }),

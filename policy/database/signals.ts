@@ -81,14 +81,18 @@ class RevisionTracker implements ChangeSignal {
   }
 }
 
-/** SQLite: `PRAGMA data_version` per sync, the revision row when it moved; a timer keeps watchers fed too. */
+/**
+ * SQLite: `PRAGMA data_version` per sync, the revision row when it moved; a timer keeps watchers fed too. It reads on
+ * a connection of its own, so it never sees a write transaction of this process before that commits (a rolled-back
+ * revision must never be taken for a committed one).
+ */
 export class SqliteSignal extends RevisionTracker {
   private readonly dataVersion: Database.Statement;
   private readonly read: Database.Statement;
   private lastDataVersion: number;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(db: Database.Database, concern: SignalledConcern) {
+  constructor(private readonly db: Database.Database, concern: SignalledConcern) {
     const read = db.prepare('SELECT value FROM revisions WHERE name = ?').pluck();
     super(read.get(concern) as number);
     this.read = read.bind(concern);
@@ -106,9 +110,10 @@ export class SqliteSignal extends RevisionTracker {
     this.advance(this.read.get() as number);
   }
 
-  /** Stops the timer (before the connection closes). */
+  /** Stops the timer and closes the connection. */
   close(): void {
     clearInterval(this.timer);
+    this.db.close();
   }
 }
 
