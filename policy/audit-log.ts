@@ -5,10 +5,9 @@
  * node's changes are one query away. Secrets never appear in it.
  */
 
-import type { Transaction } from 'kysely';
-import type { PolicyDatabase } from './database/policy-database.ts';
+import type { Selectable, Transaction } from 'kysely';
 import type { PolicyTables } from './database/tables.ts';
-import { followRows, type LogFilter } from './log-query.ts';
+import { defineLog, type LogFilter } from './log-query.ts';
 
 /** One change. */
 export interface AuditRecord {
@@ -34,7 +33,7 @@ export interface AuditFilter extends LogFilter {
   accessKeyId?: string;
 }
 
-type Row = PolicyTables['audit_log'] & { id: number };
+type Row = Selectable<PolicyTables['audit_log']>;
 
 /** Writes one audit row inside the transaction of the change it records. */
 export async function insertAudit(trx: Transaction<PolicyTables>, record: Omit<AuditRecord, 'time'> & { time?: string }, node: string): Promise<void> {
@@ -63,38 +62,26 @@ function recordOf(row: Row): AuditRecord {
   return record;
 }
 
-function select(database: PolicyDatabase, filter: AuditFilter, sinceMs?: number) {
-  let q = database.db('policy').selectFrom('audit_log').selectAll();
-  const since = sinceMs ?? filter.since?.getTime();
-  if (since !== undefined) q = q.where('time', '>=', since);
-  if (filter.until !== undefined) q = q.where('time', '<=', filter.until.getTime());
-  if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
-  if (filter.action !== undefined) q = q.where('action', '=', filter.action);
-  if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
-  if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
-  return q;
-}
+const AUDIT = defineLog<AuditFilter, Row, AuditRecord>({
+  rows: (database) => database.db('policy').selectFrom('audit_log').selectAll(),
+  narrow(q, filter) {
+    if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action);
+    if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
+    if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
+    return q;
+  },
+  record: recordOf,
+  async remove(database, before) {
+    return Number((await database.db('policy').deleteFrom('audit_log').where('time', '<', before).executeTakeFirst()).numDeletedRows);
+  },
+});
 
-/** The audit records matching `filter`, oldest first (the newest `limit` when it names one). */
-export async function queryAudit(database: PolicyDatabase, filter: AuditFilter = {}): Promise<AuditRecord[]> {
-  const q = select(database, filter);
-  const rows = (filter.limit === undefined
-    ? await q.orderBy('time').orderBy('id').execute()
-    : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse()) as Row[];
-  return rows.map(recordOf);
-}
+/** The audit records matching `filter`, from every node, oldest first (the newest `limit` when it names one). */
+export const queryAudit = AUDIT.query;
 
 /** Calls onRecord for each matching audit record written from now on, by any node, until `signal` aborts. */
-export function followAudit(database: PolicyDatabase, filter: AuditFilter, onRecord: (record: AuditRecord) => void, signal: AbortSignal): Promise<void> {
-  return followRows({
-    fetch: async (sinceMs) => (await select(database, { ...filter, since: undefined }, sinceMs).execute()) as Row[],
-    onRow: (row) => onRecord(recordOf(row)),
-    signal,
-  });
-}
+export const followAudit = AUDIT.follow;
 
 /** Deletes audit rows older than `before`; returns how many went. */
-export async function purgeAudit(database: PolicyDatabase, before: Date): Promise<number> {
-  const result = await database.db('policy').deleteFrom('audit_log').where('time', '<', before.getTime()).executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
+export const purgeAudit = AUDIT.purge;

@@ -6,9 +6,10 @@
  * like one.
  */
 
+import type { Selectable } from 'kysely';
 import type { PolicyDatabase } from './database/policy-database.ts';
 import type { LogTables } from './database/tables.ts';
-import { followRows, type LogFilter } from './log-query.ts';
+import { defineLog, type LogFilter } from './log-query.ts';
 import type { DenialLayer, DenialRecord } from './types.ts';
 
 /** Where and how denials are written. */
@@ -59,7 +60,7 @@ export function sanitizeDenial(record: DenialRecord): DenialRecord {
 }
 
 type Insert = Omit<LogTables['denials'], 'id'>;
-type Row = LogTables['denials'] & { id: number };
+type Row = Selectable<LogTables['denials']>;
 
 function rowOf(r: DenialRecord, node: string): Insert {
   return {
@@ -157,40 +158,28 @@ export class DenialLog {
   }
 }
 
-function select(database: PolicyDatabase, filter: DenialFilter, sinceMs?: number) {
-  let q = database.db('logs').selectFrom('denials').selectAll();
-  const since = sinceMs ?? filter.since?.getTime();
-  if (since !== undefined) q = q.where('time', '>=', since);
-  if (filter.until !== undefined) q = q.where('time', '<=', filter.until.getTime());
-  if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
-  if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
-  if (filter.layer !== undefined) q = q.where('layer', '=', filter.layer);
-  if (filter.bucket !== undefined) q = q.where('bucket', '=', filter.bucket);
-  // A prefix match by range, so no character of the prefix acts as a LIKE wildcard.
-  if (filter.keyPrefix !== undefined && filter.keyPrefix !== '') q = q.where('key', '>=', filter.keyPrefix).where('key', '<', `${filter.keyPrefix}\u{10FFFF}`);
-  return q;
-}
+const DENIALS = defineLog<DenialFilter, Row, DenialRecord>({
+  rows: (database) => database.db('logs').selectFrom('denials').selectAll(),
+  narrow(q, filter) {
+    if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
+    if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
+    if (filter.layer !== undefined) q = q.where('layer', '=', filter.layer);
+    if (filter.bucket !== undefined) q = q.where('bucket', '=', filter.bucket);
+    // A prefix match by range, so no character of the prefix acts as a LIKE wildcard.
+    if (filter.keyPrefix !== undefined && filter.keyPrefix !== '') q = q.where('key', '>=', filter.keyPrefix).where('key', '<', `${filter.keyPrefix}\u{10FFFF}`);
+    return q;
+  },
+  record: recordOf,
+  async remove(database, before) {
+    return Number((await database.db('logs').deleteFrom('denials').where('time', '<', before).executeTakeFirst()).numDeletedRows);
+  },
+});
 
 /** The denials matching `filter`, from every node, oldest first (the newest `limit` when it names one). */
-export async function queryDenials(database: PolicyDatabase, filter: DenialFilter = {}): Promise<DenialRecord[]> {
-  const q = select(database, filter);
-  const rows = (filter.limit === undefined
-    ? await q.orderBy('time').orderBy('id').execute()
-    : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse()) as Row[];
-  return rows.map(recordOf);
-}
+export const queryDenials = DENIALS.query;
 
 /** Calls onRecord for each matching denial written from now on, by any node, until `signal` aborts. */
-export function followDenials(database: PolicyDatabase, filter: DenialFilter, onRecord: (record: DenialRecord) => void, signal: AbortSignal): Promise<void> {
-  return followRows({
-    fetch: async (sinceMs) => (await select(database, { ...filter, since: undefined }, sinceMs).execute()) as Row[],
-    onRow: (row) => onRecord(recordOf(row)),
-    signal,
-  });
-}
+export const followDenials = DENIALS.follow;
 
 /** Deletes denial rows older than `before`; returns how many went. */
-export async function purgeDenials(database: PolicyDatabase, before: Date): Promise<number> {
-  const result = await database.db('logs').deleteFrom('denials').where('time', '<', before.getTime()).executeTakeFirst();
-  return Number(result.numDeletedRows);
-}
+export const purgeDenials = DENIALS.purge;

@@ -1,9 +1,13 @@
 /**
- * What the denial and audit logs share: the time window and newest-`limit` cut every query takes, retention, and
- * following a log that several nodes append to. Rows are stamped when the event happened and reach the database a
- * little later (a node batches its denial lines), and row ids are not in commit order across nodes, so a follower
- * re-reads a window of FOLLOW_OVERLAP_MS behind the newest time it has seen and skips the ids it already printed.
+ * What the denial and audit logs share: the time window and newest-`limit` cut every query takes, following a log
+ * that several nodes append to, and retention (defineLog builds all three from a log's table and filters). Rows are
+ * stamped when the event happened and reach the database a little later (a node batches its denial lines), and row
+ * ids are not in commit order across nodes, so a follower re-reads a window of FOLLOW_OVERLAP_MS behind the newest
+ * time it has seen and skips the ids it already printed.
  */
+
+import type { SelectQueryBuilder } from 'kysely';
+import type { PolicyDatabase } from './database/policy-database.ts';
 
 /** The time window every log query takes, and the newest-`limit` cut. */
 export interface LogFilter {
@@ -63,4 +67,46 @@ export async function followRows<R extends LogRow>(options: {
     // Ids older than the window are never fetched again.
     seen = new Map([...seen].filter(([, time]) => time >= from));
   }
+}
+
+// Both log tables have `id` and `time`; their other columns differ, so the builder is typed by its rows only.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type LogQuery<R> = SelectQueryBuilder<any, any, R>;
+
+/** A log's query, follow and retention, from how to select its rows, apply its own filters, and show a row. */
+export function defineLog<F extends LogFilter, R extends LogRow, T>(spec: {
+  /** Every row of the log's table. */
+  rows(database: PolicyDatabase): LogQuery<R>;
+  /** The log's own filters (the time window is applied here). */
+  narrow(query: LogQuery<R>, filter: F): LogQuery<R>;
+  record(row: R): T;
+  /** Deletes rows stamped before `before` (epoch ms); how many went. */
+  remove(database: PolicyDatabase, before: number): Promise<number>;
+}) {
+  const select = (database: PolicyDatabase, filter: F, sinceMs: number | undefined): LogQuery<R> => {
+    let q = spec.narrow(spec.rows(database), filter);
+    if (sinceMs !== undefined) q = q.where('time', '>=', sinceMs);
+    if (filter.until !== undefined) q = q.where('time', '<=', filter.until.getTime());
+    return q;
+  };
+  return {
+    /** The records matching `filter`, from every node, oldest first (the newest `limit` when it names one). */
+    async query(database: PolicyDatabase, filter: F = {} as F): Promise<T[]> {
+      const q = select(database, filter, filter.since?.getTime());
+      const rows = filter.limit === undefined
+        ? await q.orderBy('time').orderBy('id').execute()
+        : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse();
+      return (rows as R[]).map(spec.record);
+    },
+    /** Calls onRecord for each matching record written from now on, by any node, until `signal` aborts. */
+    follow(database: PolicyDatabase, filter: F, onRecord: (record: T) => void, signal: AbortSignal): Promise<void> {
+      return followRows({
+        fetch: async (sinceMs) => (await select(database, filter, sinceMs).execute()) as R[],
+        onRow: (row) => onRecord(spec.record(row)),
+        signal,
+      });
+    },
+    /** Deletes rows older than `before`; returns how many went. */
+    purge: (database: PolicyDatabase, before: Date): Promise<number> => spec.remove(database, before.getTime()),
+  };
 }

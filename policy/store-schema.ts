@@ -56,29 +56,8 @@ export async function verifyMasterKey(db: Kysely<PolicyTables>, key: Buffer): Pr
   }
 }
 
-/** A credentials row. */
-export interface CredentialRow {
-  access_key_id: string;
-  tenant: string;
-  name: string;
-  description: string;
-  is_root: number;
-  scopes: string;
-  secret_ct: Buffer;
-  secret_iv: Buffer;
-  secret_tag: Buffer;
-  prev_ct: Buffer | null;
-  prev_iv: Buffer | null;
-  prev_tag: Buffer | null;
-  prev_until: number | null;
-  expires_at: number | null;
-  created_at: number;
-  rotated_at: number | null;
-  last_used_at: number | null;
-  revoked_at: number | null;
-  /** The application credential that created this one (NULL: root or the operator). */
-  created_by: string | null;
-}
+/** A credentials row (`created_by`: the application credential that created it; NULL for root or the operator). */
+export type CredentialRow = PolicyTables['credentials'];
 
 /** A tenants row with its counts. */
 export interface TenantRow {
