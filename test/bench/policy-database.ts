@@ -33,7 +33,7 @@ const percentile = (sorted: number[], q: number): number => sorted[Math.floor(q 
 
 /** Credential lookups, cold then warm, over `count` credentials of one engine. */
 export async function credentialLookups(options: { url?: string; count?: number }): Promise<PolicyBenchRow[]> {
-  const count = options.count ?? 5_000;
+  const count = options.count ?? 2_000;
   const engine = options.url ? 'postgres' : 'sqlite';
   const dir = mkdtempSync(join(tmpdir(), 'anvil-lookup-bench-'));
   const masterKey = randomBytes(32).toString('base64');
