@@ -41,3 +41,18 @@ export class DeniedError extends PolicyError {
     super(reason);
   }
 }
+
+/** Network errors and PostgreSQL's connection, shutdown and resource classes (SQLSTATE 08, 57P, 53). */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+/**
+ * Whether an error means the policy database could not be reached or served the request now (PostgreSQL down,
+ * restarting, out of connections), as opposed to a fault of the request: the gateway answers 503 and the client
+ * retries, and nothing was decided on stale policy.
+ */
+export function isPolicyUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (UNAVAILABLE_CODES.has(code) || /^(08|57P|53)/.test(code)) return true;
+  return typeof e?.message === 'string' && /^Connection terminated|^timeout exceeded when trying to connect|Client has encountered a connection error/.test(e.message);
+}

@@ -1,8 +1,8 @@
 /**
  * Several gateway nodes sharing one policy database: two gateway processes with separate data directories, one real
  * PostgreSQL, one real MinIO. What one node changes is in force on the other within CONSISTENCY_BOUND_MS (the
- * README's bound), denials and the watch feed are every node's, and a node may die at any moment without losing an
- * acknowledged object or stopping the others.
+ * README's bound), denials and the watch feed are every node's, a node may die at any moment without losing an
+ * acknowledged object or stopping the others, and without its database a node refuses to guess (503).
  */
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
@@ -235,6 +235,15 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     t.is(await text(client, 'plain', 'after-a.txt'), 'b lives');
     const made = await t.context.admin.b.call('POST', '/credentials', { body: { tenant: 'acme', name: 'after', scopes: [{ families: ['object:read'], bucket: 'plain' }] } });
     t.is(await text(s3(b, { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey }), 'plain', 'after-a.txt'), 'b lives');
+  });
+
+  test.serial('with PostgreSQL gone, node B answers 503 ServiceUnavailable rather than decide on what it cannot confirm', async (t) => {
+    const { b, app } = t.context;
+    t.is(await text(s3(b, app), 'plain', 'after-a.txt'), 'b lives'); // warm
+    await (await sharedPostgres()).close();
+    await afterBound();
+    const refused = await s3(b, app).send(new GetObjectCommand({ Bucket: 'plain', Key: 'after-a.txt' })).then(() => 200, (e: { $metadata?: { httpStatusCode?: number }; name?: string }) => e.$metadata?.httpStatusCode ?? 0);
+    t.is(refused, 503);
   });
 }
 

@@ -2,7 +2,7 @@
  * The admin API's error vocabulary: a code, an HTTP status and a message the caller may read, rendered as JSON
  * `{ "error": { code, message, requestId } }`. Policy and S3 errors are mapped here, and nowhere else.
  */
-import { ConflictError, InvalidInputError, NotFoundError } from '../../policy/index.ts';
+import { ConflictError, InvalidInputError, isPolicyUnavailable, NotFoundError } from '../../policy/index.ts';
 import { isNoSpace } from '../../storage/errors.ts';
 import { S3Error } from '../errors.ts';
 
@@ -15,6 +15,7 @@ export const ADMIN_ERRORS = {
   Conflict: 409,
   PayloadTooLarge: 413,
   InternalError: 500,
+  PolicyUnavailable: 503,
   StorageFull: 507,
 } as const;
 
@@ -47,6 +48,7 @@ export function toAdminError(err: unknown): AdminError | undefined {
   if (err instanceof S3Error) return new AdminError(err.code, err.message, err.status);
   // Only when even the metadata reserve is spent (storage/space-reserve.ts); retrying later, after freeing space, works.
   if (isNoSpace(err)) return new AdminError('StorageFull', 'the data volume is full: free space (delete objects) and retry');
+  if (isPolicyUnavailable(err)) return new AdminError('PolicyUnavailable', 'the policy database cannot be reached: retry shortly');
   return undefined;
 }
 

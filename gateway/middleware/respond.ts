@@ -3,6 +3,7 @@
  * into S3's XML error with the request id. Unknown errors become InternalError and expose nothing.
  */
 import type { Middleware } from 'koa';
+import { isPolicyUnavailable } from '../../policy/index.ts';
 import * as storage from '../../storage/errors.ts';
 import { S3Error } from '../errors.ts';
 import { httpDate } from '../s3-headers.ts';
@@ -39,6 +40,8 @@ export function toS3Error(err: unknown): S3Error | undefined {
   }
   // Policy and relationship stores write to the same volume; their "disk full" is the client's 507 too, never a 500.
   if (storage.isNoSpace(err)) return new S3Error('XMinioStorageFull');
+  // The policy database (PostgreSQL) is away: nothing was decided, and a retry may find it back.
+  if (isPolicyUnavailable(err)) return new S3Error('ServiceUnavailable', undefined, { headers: { 'retry-after': '1' } });
   return undefined;
 }
 
