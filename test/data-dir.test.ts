@@ -82,6 +82,8 @@ if (noPidNs) console.log(`PID namespace test skipped: ${noPidNs}`);
       if (i > 600) throw new Error('the first half of the upload never reached its temp file');
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The first gateway's own pending writes (last-use times, gathered and written within a second) land first.
+    await tg.gw.policy.flushLastUse();
     const before = snapshot(tg.dataDir);
 
     const other = { accessKeyId: 'AKIAOTHERROOT0000001', secretAccessKey: 'another-root-secret-key-000000000000000' };
