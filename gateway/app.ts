@@ -4,7 +4,7 @@
  * result or error, and hands it to one pipeline. No logic lives here.
  */
 import Koa from 'koa';
-import type { DenialLog, PolicyStore, relationships } from '../policy/index.ts';
+import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../policy/index.ts';
 import type { SpaceReserve } from '../storage/space-reserve.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
 import { errorLine, type Logger } from './logging.ts';
@@ -34,6 +34,8 @@ export interface AppDeps extends Services {
   stores: TokenStores;
   /** Tenants' relationship schemas and tuples: governed buckets and the relationship admin API. */
   relationships: relationships.Relationships;
+  /** Which families each application credential used, from where (the access audit reads them). */
+  records: AccessRecords;
   logger: Logger;
   metrics: GatewayMetrics;
   /** True once a graceful shutdown began (readiness then answers 503). */
@@ -43,7 +45,7 @@ export interface AppDeps extends Services {
 }
 
 export function createApp(deps: AppDeps): Koa<GatewayState> {
-  const { backend, config, policy, denials, stores, relationships, logger, metrics } = deps;
+  const { backend, config, policy, denials, stores, relationships, records, logger, metrics } = deps;
   const { region, domain, dataDir } = config;
   const log = errorLine(logger);
   const authn = authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities, sigV2: config.sigV2 });
@@ -53,14 +55,14 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     addressing(domain),
     postObjectAuth({ policy, denials, region, tokens: stores.tokens, sigV2: config.sigV2 }), // browser form uploads only
     authn,
-    authorizeRequest({ policy, denials, relationships }),
+    authorizeRequest({ policy, denials, relationships, records }),
     runOperation({ backend, config }),
   );
   const admin = pipeline<GatewayState>(
     adminAddressing(domain),
     adminErrors({ log }),
     authn,
-    adminApi({ policy, denials, dataDir, relationships }),
+    adminApi({ policy, denials, dataDir, relationships, records }),
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
   const ops = pipeline<GatewayState>(

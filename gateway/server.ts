@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DenialLog, PolicyStore, relationships as rel, type DenialRecord } from '../policy/index.ts';
+import { AccessRecords, DenialLog, PolicyStore, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import { createApp } from './app.ts';
@@ -159,6 +159,8 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   opened.add(() => closeTokenStores(policy));
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
   opened.add(() => relationships.close());
+  const records = AccessRecords.open({ dataDir: config.dataDir });
+  opened.add(() => records.close());
   metrics.watchCheckCache(relationships.engine.cacheStats);
   const denials = new ObservedDenialLog({ dataDir: config.dataDir, metrics, logger: config.denialsToStdout ? logger : undefined });
   const backend = instrumentBackend(await openBackend(config, { lock, space, log }), metrics);
@@ -167,7 +169,7 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   let draining = false;
   let inFlight = 0;
-  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics, draining: () => draining, space });
+  const app = createApp({ backend, config, policy, denials, stores, relationships, records, logger, metrics, draining: () => draining, space });
 
   const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
