@@ -80,14 +80,49 @@ function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo, what:
   call.relationships?.store.purgeWrittenBy(info.tenant, ids, { actor: call.principal.accessKeyId, reason: `credential ${info.accessKeyId} ${what}`, requestId: call.requestId });
 }
 
+/** Revokes a credential and purges the tuples it and what it made wrote as applications. */
+function revokeAndPurge(call: AdminCall, info: CredentialInfo): void {
+  const ids = madeFrom(call, info);
+  call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  purgeTuples(call, ids, info, 'revoked');
+}
+
 /** POST /credentials/{id}/revoke: refused on the credential's next request, on every process, with all it made. */
 export function revokeCredential(call: AdminCall): unknown {
   const info = targetCredential(call, true);
   onlyFields(call.body, []);
-  const ids = madeFrom(call, info);
-  call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
-  purgeTuples(call, ids, info, 'revoked');
+  revokeAndPurge(call, info);
   return call.policy.showCredential(info.accessKeyId);
+}
+
+/**
+ * POST /tenants/{name}/credentials/revoke: every live application credential of the tenant (the emergency answer to
+ * a leaked key whose owner is unknown), each exactly as a single revoke (what it made ends with it). A tenant admin
+ * may do it in its own tenant and revokes what it holds the scopes of, its own credential last; the rest is listed
+ * as refused. The root credential is never among them.
+ */
+export function revokeTenantCredentials(call: AdminCall): unknown {
+  const tenant = call.params.name!;
+  onlyFields(call.body, []);
+  call.require(authorizeCredentialAdmin(call.principal, { tenant }));
+  if (call.policy.showTenant(tenant) === undefined) throw notFound(`no tenant ${tenant}`);
+  const self = call.principal.accessKeyId;
+  const live = call.policy.listCredentials({ tenant }).filter((c) => !c.isRoot && c.status !== 'revoked');
+  const ordered = [...live.filter((c) => c.accessKeyId !== self), ...live.filter((c) => c.accessKeyId === self)];
+  const revoked: string[] = [];
+  const refused: Array<{ accessKeyId: string; reason: string }> = [];
+  for (const info of ordered) {
+    // Revoking an earlier one may already have ended this one down its chain; it is revoked all the same.
+    const decision = authorizeCredentialAdmin(call.principal, { tenant, isRoot: info.isRoot, scopes: info.scopes });
+    if (!decision.allowed) {
+      call.deny({ layer: decision.layer, reason: `${info.accessKeyId}: ${decision.reason}` });
+      refused.push({ accessKeyId: info.accessKeyId, reason: decision.reason });
+      continue;
+    }
+    revokeAndPurge(call, info);
+    revoked.push(info.accessKeyId);
+  }
+  return { tenant, revoked, refused };
 }
 
 /** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */
