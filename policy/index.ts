@@ -19,6 +19,7 @@ export {
   holdsTenantWide,
   TENANT_WIDE,
   normalizeGrant,
+  formatGrant,
   intersectGrant,
   boundedBy,
   authorizeCredentialAdmin,
@@ -43,7 +44,9 @@ export {
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';
+export { AccessRecords, RETENTION_DAYS, type CredentialUse, type CredentialUsage } from './access-records.ts';
 export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export * from './sessions/index.ts';
 export * from './capabilities/index.ts';
 export * as relationships from './relationships/index.ts';
+export * as audit from './audit/index.ts';

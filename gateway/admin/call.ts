@@ -3,7 +3,7 @@
  * JSON body and query the same way and refuses unknown fields instead of ignoring a typo.
  */
 import type { Readable } from 'node:stream';
-import type { Decision, Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
+import type { AccessRecords, Decision, Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { AdminError, invalidInput } from './errors.ts';
 
 export type { AdminTarget } from '../addressing.ts';
@@ -27,6 +27,8 @@ export interface AdminCall {
   text?: string;
   /** The relationship engine, when the gateway (or the CLI's local mode) opened one. */
   relationships?: relationships.Relationships;
+  /** Which families each credential used, from where (the access audit reads them), when opened. */
+  records?: AccessRecords;
   /** The gateway's request id, recorded with relationship changes. */
   requestId?: string;
   /** A request header by lower-case name (e.g. last-event-id), when the call came over HTTP. */

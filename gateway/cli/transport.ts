@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  AccessRecords,
   FAMILIES,
   followAudit,
   followDenials,
@@ -119,12 +120,13 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
   const policy = PolicyStore.open({ dataDir, masterKey: options.masterKey });
   openTokenStores({ policy, dataDir, masterKey: options.masterKey });
   const engine = relationships.Relationships.open({ dataDir });
+  const records = AccessRecords.open({ dataDir });
   const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>, text?: string) => {
     try {
       // Commands percent-encode path segments for HTTP, where addressing decodes the path once; so does this.
       const answer = await dispatchAdmin(
         { method, path: decodeURIComponent(path), query: searchParams(query), body, text },
-        { principal: OPERATOR, policy, dataDir, relationships: engine, deny: () => {} },
+        { principal: OPERATOR, policy, dataDir, relationships: engine, records, deny: () => {} },
       );
       return answer.body;
     } catch (err) {
@@ -156,6 +158,7 @@ export function localTransport(options: { dataDir: string; masterKey?: string; c
     },
     close: () => {
       closeTokenStores(policy);
+      records.close();
       engine.close();
       policy.close();
     },

@@ -126,6 +126,29 @@ export class CapabilityStore {
   }
 
   /**
+   * Every capability minted here (of one tenant, or all), with when, whether it is on the revocation list, and
+   * whether its tenant's root key was reset after it was minted (then it verifies nowhere any more).
+   */
+  listMints(filter: { tenant?: string } = {}): Array<CapabilityMint & { createdAt: string; revoked: boolean; keyReset: boolean }> {
+    const rows = this.db
+      .prepare(
+        `SELECT m.*, r.id IS NOT NULL AS revoked, coalesce(k.created_at > m.created_at, 1) AS key_reset
+         FROM capability_mints m LEFT JOIN capability_revocations r ON r.id = m.id LEFT JOIN capability_root_keys k ON k.tenant = m.tenant
+         WHERE @tenant IS NULL OR m.tenant = @tenant ORDER BY m.created_at`,
+      )
+      .all({ tenant: filter.tenant ?? null }) as Array<{ id: string; created_at: number; revoked: number; key_reset: number }>;
+    return rows.map((row) => ({ ...this.mintRecord(row.id)!, createdAt: new Date(row.created_at).toISOString(), revoked: row.revoked === 1, keyReset: row.key_reset === 1 }));
+  }
+
+  /** Each tenant's current capability root key: its generation and when it was made. */
+  rootKeys(filter: { tenant?: string } = {}): Array<{ tenant: string; generation: number; createdAt: string }> {
+    const rows = this.db
+      .prepare('SELECT tenant, generation, created_at FROM capability_root_keys WHERE @tenant IS NULL OR tenant = @tenant ORDER BY tenant')
+      .all({ tenant: filter.tenant ?? null }) as Array<{ tenant: string; generation: number; created_at: number }>;
+    return rows.map((r) => ({ tenant: r.tenant, generation: r.generation, createdAt: new Date(r.created_at).toISOString() }));
+  }
+
+  /**
    * Mints a capability under the tenant's current root key (the caller has checked the minter's authority) and
    * records who minted it: `mintedBy` (an application credential; absent for root and the operator) bounds the
    * capability at every use, and revoking or deleting it ends the capability.

@@ -549,6 +549,45 @@ export class RelationshipStore {
     return this.relationRowsStmt.all(tenant, resource.type, resource.id, relation) as Row[];
   }
 
+  // ── access audit reads (anvil audit check) ────────────────────────────────────────────────────────────────────
+
+  /** Every schema the tenant deployed, oldest first: its revision, text, author and when it was written. */
+  schemaHistory(tenant: string): Array<{ revision: string; text: string; actor: string; writtenAt: string }> {
+    const rows = this.db.prepare('SELECT revision, text, actor, written_at FROM schemas WHERE tenant = ? ORDER BY revision').all(tenant) as Array<{ revision: number; text: string; actor: string; written_at: number }>;
+    return rows.map((r) => ({ revision: db.encodeRevision(r.revision), text: r.text, actor: r.actor, writtenAt: new Date(r.written_at).toISOString() }));
+  }
+
+  /** Up to `limit` of the tenant's tuples that name a caveat, each with the definition hash it was written against. */
+  caveatedTuples(tenant: string, limit = 100_000): Tuple[] {
+    const rows = this.db.prepare(`SELECT ${TUPLE_COLUMNS} FROM tuples WHERE tenant = ? AND caveat_name IS NOT NULL LIMIT ?`).all(tenant, limit) as Row[];
+    return rows.map(db.rowTuple);
+  }
+
+  /**
+   * The tenant's tuples that no audited write made: no `tuple.create` or `tuple.touch` change event names them at
+   * the revision that last wrote them (rows put into the database behind the gateway's back). Up to `limit` of
+   * them, and how many there are.
+   */
+  unauditedTuples(tenant: string, limit = 1000): { tuples: Tuple[]; total: number } {
+    const logged = this.db.prepare("SELECT tuple FROM changelog WHERE tenant = ? AND revision = ? AND kind IN ('tuple.create', 'tuple.touch')").pluck();
+    const rows = this.db.prepare(`SELECT ${TUPLE_COLUMNS}, created_revision FROM tuples WHERE tenant = ? ORDER BY created_revision`).iterate(tenant) as Iterable<Row & { created_revision: number }>;
+    let revision = -1;
+    let written = new Set<string>();
+    const tuples: Tuple[] = [];
+    let total = 0;
+    for (const row of rows) {
+      if (row.created_revision !== revision) {
+        revision = row.created_revision;
+        written = new Set((logged.all(tenant, revision) as string[]).map((text) => identity(parseTuple(text))));
+      }
+      const tuple = db.rowTuple(row);
+      if (written.has(identity(tuple))) continue;
+      total++;
+      if (tuples.length < limit) tuples.push(tuple);
+    }
+    return { tuples, total };
+  }
+
   /** Runs `fn` inside one read transaction, so a multi-query evaluation sees one snapshot. */
   snapshot<T>(fn: () => T): T {
     return this.db.inTransaction ? fn() : this.db.transaction(fn).deferred();
