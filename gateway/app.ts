@@ -4,9 +4,10 @@
  * result or error, and hands it to one pipeline. No logic lives here.
  */
 import Koa from 'koa';
-import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../policy/index.ts';
+import type { AccessRecords, ConsoleSessions, DenialLog, PolicyStore, relationships } from '../policy/index.ts';
 import type { SpaceReserve } from '../storage/space-reserve.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
+import { consoleApi, consoleAssets, consoleAuth, consoleErrors, consoleOff, type ConsoleFile } from './console/index.ts';
 import { errorLine, type Logger } from './logging.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { addressing, adminAddressing, pipelineOf } from './middleware/addressing.ts';
@@ -38,6 +39,8 @@ export interface AppDeps extends Services {
   records: AccessRecords;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** The web console's session tokens and built files; absent when the console is off. */
+  console?: { sessions: ConsoleSessions; assets: Map<string, ConsoleFile> };
   /** True once a graceful shutdown began (readiness then answers 503). */
   draining?: () => boolean;
   /** The data volume's metadata reserve, released before writes when the volume is nearly full. */
@@ -65,6 +68,10 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     adminApi({ policy, denials, dataDir, relationships, records }),
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
+  const web = deps.console && { policy, denials, dataDir, relationships, records, ...deps.console };
+  const consoleApp = web
+    ? pipeline<GatewayState>(consoleErrors({ log }), consoleAssets(web.assets), consoleAuth(web), consoleApi(web))
+    : pipeline<GatewayState>(consoleErrors({ log }), consoleOff());
   const ops = pipeline<GatewayState>(
     health({ policy, backend, logger, draining: deps.draining }),
     metricsBearer({ token: config.metricsToken, metrics, denials }),
@@ -83,6 +90,6 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(observe({ logger, metrics, accessLog: config.accessLog }));
   app.use(respond({ log }));
   app.use(diskHeadroom(deps.space));
-  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, ops, s3 }));
+  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, console: consoleApp, ops, s3 }));
   return app;
 }

@@ -44,6 +44,7 @@ export {
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';
+export { ConsoleSessions, MAX_SESSION_MS, type ConsoleSession, type IssuedSession } from './console-sessions.ts';
 export { AccessRecords, RETENTION_DAYS, type CredentialUse, type CredentialUsage } from './access-records.ts';
 export { AuditLog, AUDIT_LOG_FILE, queryAudit, followAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export * from './sessions/index.ts';
