@@ -146,7 +146,7 @@ export async function runAuditCheck(call: AdminCall): Promise<unknown> {
   if (call.body.sinceLast !== undefined && typeof call.body.sinceLast !== 'boolean') throw invalidInput('"sinceLast" must be true or false');
   const report = await runChecks(call, scope, optionsOf((name) => call.body[name]));
   const digests = report.findings.map((f) => audit.findingDigest(f.id));
-  new AuditLog({ dataDir: call.dataDir }).write({
+  await new AuditLog({ dataDir: call.dataDir }).write({
     actor: call.principal.accessKeyId,
     action: AUDIT_RUN_ACTION,
     ...(scope !== undefined ? { tenant: scope } : {}),

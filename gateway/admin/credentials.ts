@@ -81,17 +81,17 @@ function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo, what:
 }
 
 /** Revokes a credential and purges the tuples it and what it made wrote as applications. */
-function revokeAndPurge(call: AdminCall, info: CredentialInfo): void {
-  const ids = madeFrom(call, info);
-  call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
-  purgeTuples(call, ids, info, 'revoked');
+async function revokeAndPurge(call: AdminCall, info: CredentialInfo): Promise<void> {
+  const ids = await madeFrom(call, info);
+  await call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  await purgeTuples(call, ids, info, 'revoked');
 }
 
 /** POST /credentials/{id}/revoke: refused on the credential's next request, on every process, with all it made. */
-export function revokeCredential(call: AdminCall): unknown {
-  const info = targetCredential(call, true);
+export async function revokeCredential(call: AdminCall): Promise<unknown> {
+  const info = await targetCredential(call, true);
   onlyFields(call.body, []);
-  revokeAndPurge(call, info);
+  await revokeAndPurge(call, info);
   return call.policy.showCredential(info.accessKeyId);
 }
 
@@ -101,13 +101,13 @@ export function revokeCredential(call: AdminCall): unknown {
  * may do it in its own tenant and revokes what it holds the scopes of, its own credential last; the rest is listed
  * as refused. The root credential is never among them.
  */
-export function revokeTenantCredentials(call: AdminCall): unknown {
+export async function revokeTenantCredentials(call: AdminCall): Promise<unknown> {
   const tenant = call.params.name!;
   onlyFields(call.body, []);
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  if (call.policy.showTenant(tenant) === undefined) throw notFound(`no tenant ${tenant}`);
+  if ((await call.policy.showTenant(tenant)) === undefined) throw notFound(`no tenant ${tenant}`);
   const self = call.principal.accessKeyId;
-  const live = call.policy.listCredentials({ tenant }).filter((c) => !c.isRoot && c.status !== 'revoked');
+  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked');
   const ordered = [...live.filter((c) => c.accessKeyId !== self), ...live.filter((c) => c.accessKeyId === self)];
   const revoked: string[] = [];
   const refused: Array<{ accessKeyId: string; reason: string }> = [];
@@ -119,7 +119,7 @@ export function revokeTenantCredentials(call: AdminCall): unknown {
       refused.push({ accessKeyId: info.accessKeyId, reason: decision.reason });
       continue;
     }
-    revokeAndPurge(call, info);
+    await revokeAndPurge(call, info);
     revoked.push(info.accessKeyId);
   }
   return { tenant, revoked, refused };

@@ -46,12 +46,12 @@ export function setTenantDisabled(disabled: boolean): (call: AdminCall) => unkno
  * capability and share link of the tenant refused from its next request, until lifted; both audited with the reason.
  */
 export function lockdownTenant(lift: boolean): (call: AdminCall) => unknown {
-  return function lockdown(call) {
+  return async function lockdown(call) {
     call.require(authorizeTenantAdmin(call.principal));
     onlyFields(call.body, ['reason']);
     const name = call.params.name!;
-    const cutOff = call.policy.lockdownTenant(name, { lift, reason: requiredString(call.body, 'reason'), actor: call.principal.accessKeyId });
-    return { ...call.policy.showTenant(name), ...(lift ? {} : { cutOff }) };
+    const cutOff = await call.policy.lockdownTenant(name, { lift, reason: requiredString(call.body, 'reason'), actor: call.principal.accessKeyId });
+    return { ...(await call.policy.showTenant(name)), ...(lift ? {} : { cutOff }) };
   };
 }
 

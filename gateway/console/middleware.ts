@@ -126,7 +126,7 @@ export function consoleAuth(deps: ConsoleDeps): Middleware<GatewayState> {
       throw new AdminError('AccessDenied', 'console requests must come from the console itself');
     }
     if (path === SESSION && ctx.method === 'POST') return next();
-    const found = sessionPrincipal(deps.policy, deps.sessions, cookieToken(ctx));
+    const found = await sessionPrincipal(deps.policy, deps.sessions, cookieToken(ctx));
     if (found === undefined) {
       // Asking whether one is signed in is no refusal; anything else without a session is.
       if (!(path === SESSION && ctx.method === 'GET')) deny(`Console:${ctx.method} ${path}`, 'credential', 'console request without a valid session');
@@ -196,7 +196,7 @@ async function session(ctx: Ctx, deps: ConsoleDeps): Promise<void> {
     if (typeof accessKeyId !== 'string' || accessKeyId === '' || typeof secretKey !== 'string' || secretKey === '' || Object.keys(body).length !== 2) {
       throw invalidInput('sign in with {"accessKeyId", "secretKey"}');
     }
-    const outcome = signIn(deps.policy, deps.sessions, accessKeyId, secretKey);
+    const outcome = await signIn(deps.policy, deps.sessions, accessKeyId, secretKey);
     if (!outcome.ok) {
       logDenial(deps.denials, facts(ctx, 'Console:SignIn'), { ...outcome.failure, accessKeyId });
       throw new AdminError('InvalidCredentials', 'the access key or the secret is wrong, or the credential cannot be used', 401);

@@ -46,14 +46,14 @@ export function cookieToken(ctx: Ctx): string | undefined {
 export type SignInFailure = { layer: 'credential' | 'signature'; reason: string };
 
 /** Checks an access key and secret; the credential's principal and a new session, or why not. */
-export function signIn(
+export async function signIn(
   policy: PolicyStore,
   sessions: ConsoleSessions,
   accessKeyId: string,
   secretKey: string,
-): { ok: true; principal: Principal; issued: IssuedSession } | { ok: false; failure: SignInFailure } {
+): Promise<{ ok: true; principal: Principal; issued: IssuedSession } | { ok: false; failure: SignInFailure }> {
   if (isSessionAccessKeyId(accessKeyId)) return { ok: false, failure: { layer: 'credential', reason: 'console sign-in with a temporary (session) access key' } };
-  const resolved = policy.resolveAccessKey(accessKeyId);
+  const resolved = await policy.resolveAccessKey(accessKeyId);
   if (!resolved.ok) return { ok: false, failure: { layer: 'credential', reason: `console sign-in: credential ${resolved.reason}` } };
   const given = Buffer.from(secretKey);
   const matches = resolved.secrets.some((s) => {
@@ -65,10 +65,10 @@ export function signIn(
 }
 
 /** The principal behind a session token now, or undefined (bad token, expired, or its credential can no longer sign in). */
-export function sessionPrincipal(policy: PolicyStore, sessions: ConsoleSessions, token: string | undefined): { session: ConsoleSession; principal: Principal } | undefined {
+export async function sessionPrincipal(policy: PolicyStore, sessions: ConsoleSessions, token: string | undefined): Promise<{ session: ConsoleSession; principal: Principal } | undefined> {
   const session = token === undefined ? undefined : sessions.verify(token);
   if (session === undefined) return undefined;
-  const resolved = policy.resolveAccessKey(session.accessKeyId);
+  const resolved = await policy.resolveAccessKey(session.accessKeyId);
   if (!resolved.ok || !sessions.boundTo(session, resolved.secrets)) return undefined;
   return { session, principal: resolved.principal };
 }
