@@ -55,9 +55,10 @@ export function logDenial(
  * Records an authorized use of an application credential (the access audit's families-used and shared-key checks);
  * sessions and capabilities act for their makers and are not recorded as the key they present.
  */
-export function recordUse(records: AccessRecords | undefined, principal: Principal, family: Family, facts: Omit<RequestFacts, 'action' | 'requestId'>): void {
+export function recordUse(records: AccessRecords | undefined, use: { principal: Principal; family: Family; remoteAddress?: string; userAgent?: string }): void {
+  const { principal, family, remoteAddress, userAgent } = use;
   if (records === undefined || principal.subject !== appSubject(principal.accessKeyId)) return;
-  records.record({ accessKeyId: principal.accessKeyId, family, remoteAddress: facts.remoteAddress, userAgent: facts.userAgent });
+  records.record({ accessKeyId: principal.accessKeyId, family, remoteAddress, userAgent });
 }
 
 /** Just past every key that starts with the reserved prefix, for listings to resume from. */

@@ -63,6 +63,7 @@ export class AccessRecords {
     return new AccessRecords(openPolicyDatabase(options.dataDir, DDL));
   }
 
+  /** Closes the database connection. */
   close(): void {
     this.db.close();
   }

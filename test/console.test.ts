@@ -451,6 +451,21 @@ test('sessions: a wrong secret is a denial line; rotation and revocation end ses
     await ok(tg, ROOT, 'POST', `/credentials/${job2.id}/revoke`);
     t.is((await plain('GET', '/api/v1/whoami', undefined, cookie2)).status, 401);
 
+    // An open watch stream ends once its session does (here: the credential is revoked while it streams).
+    const watcher = await credential(tg, 'acme', 'watcher', [{ families: ['watch'], bucket: '*' }]);
+    const opened = await plain('POST', '/api/session', { accessKeyId: watcher.id, secretKey: watcher.secretAccessKey });
+    const ended = await new Promise<{ status: number; ended: Promise<number> }>((resolve, reject) => {
+      httpRequest(`${tg.gw.url}${CONSOLE}/api/v1/watch?tenant=acme`, { headers: { cookie: String(opened.headers['set-cookie']).split(';')[0]! } }, (res) => {
+        const started = Date.now();
+        res.resume();
+        resolve({ status: res.statusCode!, ended: new Promise((done) => res.once('close', () => done(Date.now() - started))) });
+      }).on('error', reject).end();
+    });
+    t.is(ended.status, 200);
+    await ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/revoke`);
+    const closed = await Promise.race([ended.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000).unref())]);
+    t.true(closed, 'the feed closed after the revocation');
+
     // The page carries a strict Content-Security-Policy and cannot be framed.
     const page = await plain('GET', '/');
     t.regex(String(page.headers['content-security-policy']), /script-src 'self'/);

@@ -104,7 +104,7 @@ export function adminApi(opts: AdminDeps): Middleware<GatewayState> {
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
         deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),
-        used: (family) => recordUse(opts.records, principal!, family, facts),
+        used: (family) => recordUse(opts.records, { ...facts, principal: principal!, family }),
       },
     );
     ctx.state.result =

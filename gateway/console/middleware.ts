@@ -6,6 +6,7 @@
  * authority rules: a tenant admin sees only what the admin API would show it.
  */
 import type { Middleware, ParameterizedContext } from 'koa';
+import type { Readable } from 'node:stream';
 import type { AccessRecords, ConsoleSessions, DenialLog, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { logDenial, recordUse } from '../access.ts';
 import { AdminStream } from '../admin/call.ts';
@@ -47,6 +48,7 @@ function facts(ctx: Ctx, action: string) {
   return { requestId: ctx.state.requestId, action, remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
 }
 
+/** Renders anything thrown in the console as the admin API's JSON error with the request id (never a stack). */
 export function consoleErrors(opts: { log: (line: string) => void }): Middleware<GatewayState> {
   return async function consoleErrorsMiddleware(ctx, next) {
     ctx.state.api = 'Console';
@@ -174,13 +176,31 @@ export function consoleApi(deps: ConsoleDeps): Middleware<GatewayState> {
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
         deny: (action, refusal) => logDenial(deps.denials, { ...f, action }, { ...refusal, principal }),
-        used: (family) => recordUse(deps.records, principal, family, f),
+        used: (family) => recordUse(deps.records, { ...f, principal, family }),
       },
     );
-    ctx.state.result = answer.body instanceof AdminStream
-      ? { status: answer.status, headers: { ...CONSOLE_SECURITY_HEADERS, 'content-type': answer.body.contentType, 'cache-control': 'no-store', 'x-accel-buffering': 'no' }, body: answer.body.stream }
-      : json(answer.status, answer.body);
+    if (answer.body instanceof AdminStream) {
+      endWithSession(answer.body.stream, () => sessionPrincipal(deps.policy, deps.sessions, cookieToken(ctx)));
+      ctx.state.result = { status: answer.status, headers: { ...CONSOLE_SECURITY_HEADERS, 'content-type': answer.body.contentType, 'cache-control': 'no-store', 'x-accel-buffering': 'no' }, body: answer.body.stream };
+    } else ctx.state.result = json(answer.status, answer.body);
   };
+}
+
+/** How often an open stream (the watch feed) checks that its session still stands. */
+export const STREAM_RECHECK_MS = 5000;
+
+/**
+ * Ends a stream once its session does: expired, or its credential revoked, rotated or disabled since the stream
+ * opened. A feed outlives no authority, however long the browser keeps it open.
+ */
+function endWithSession(stream: Readable, current: () => Promise<unknown>): void {
+  const timer = setInterval(() => {
+    current().then((found) => {
+      if (found === undefined) stream.destroy();
+    }, () => stream.destroy());
+  }, STREAM_RECHECK_MS);
+  timer.unref();
+  stream.once('close', () => clearInterval(timer));
 }
 
 /** POST /api/session {accessKeyId, secretKey}: sign in; GET: who is signed in; DELETE: sign out. */
@@ -196,7 +216,7 @@ async function session(ctx: Ctx, deps: ConsoleDeps): Promise<void> {
     if (typeof accessKeyId !== 'string' || accessKeyId === '' || typeof secretKey !== 'string' || secretKey === '' || Object.keys(body).length !== 2) {
       throw invalidInput('sign in with {"accessKeyId", "secretKey"}');
     }
-    const outcome = await signIn(deps.policy, deps.sessions, accessKeyId, secretKey);
+    const outcome = await signIn(deps, accessKeyId, secretKey);
     if (!outcome.ok) {
       logDenial(deps.denials, facts(ctx, 'Console:SignIn'), { ...outcome.failure, accessKeyId });
       throw new AdminError('InvalidCredentials', 'the access key or the secret is wrong, or the credential cannot be used', 401);

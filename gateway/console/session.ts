@@ -47,8 +47,7 @@ export type SignInFailure = { layer: 'credential' | 'signature'; reason: string 
 
 /** Checks an access key and secret; the credential's principal and a new session, or why not. */
 export async function signIn(
-  policy: PolicyStore,
-  sessions: ConsoleSessions,
+  { policy, sessions }: { policy: PolicyStore; sessions: ConsoleSessions },
   accessKeyId: string,
   secretKey: string,
 ): Promise<{ ok: true; principal: Principal; issued: IssuedSession } | { ok: false; failure: SignInFailure }> {

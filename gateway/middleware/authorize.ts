@@ -46,7 +46,7 @@ export function authorizeRequest(opts: {
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
     access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel });
     if (copySource) access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
-    recordUse(opts.records, principal!, route!.family, facts);
+    recordUse(opts.records, { ...facts, principal: principal!, family: route!.family });
     continueIfExpected(ctx);
     await next();
   };

@@ -70,6 +70,7 @@ const H = 200;
 const LEFT = 44;
 const BOTTOM = 24;
 
+/** The histogram of a window's denials, with its summary, legend and the same numbers as a table. */
 export function Histogram(props: { records: readonly DenialRecord[]; from: number; to: number; size: BinSize }) {
   const bins = binDenials(props.records, props.from, props.to, props.size);
   const max = Math.max(1, ...bins.map((b) => b.total));

@@ -2,6 +2,7 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, type Session } from './api.ts';
 
+/** The sign-in page; calls onSignedIn with the session once the gateway accepted the pair. */
 export function SignIn(props: { onSignedIn: (s: Session) => void }) {
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);

@@ -17,6 +17,7 @@ export interface Column<T> {
 const ROW_HEIGHT = 30;
 const OVERSCAN = 10;
 
+/** A scrolling table of `rows` rendering only those in view. */
 export function VirtualTable<T>(props: { rows: readonly T[]; columns: Column<T>[]; label: string; height?: number; rowKey: (row: T, index: number) => string }) {
   const height = props.height ?? 480;
   const [top, setTop] = useState(0);

@@ -37,6 +37,7 @@ const OPTIONS = [
   { name: 'maxAgents', label: 'User agents per key', value: 3 },
 ] as const;
 
+/** The audit page: findings now, run and record, recorded runs. */
 export function AuditPage(props: { session: Session }) {
   const [tenant, setTenant] = useState('');
   const [options, setOptions] = useState<Record<string, string>>(Object.fromEntries(OPTIONS.map((o) => [o.name, String(o.value)])));

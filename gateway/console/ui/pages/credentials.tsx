@@ -36,6 +36,7 @@ export interface Finding {
 
 type Pending = { kind: 'rotate' | 'revoke'; credential: Credential } | undefined;
 
+/** The credentials page: the inventory with findings inline, rotate and revoke. */
 export function CredentialsPage(props: { session: Session }) {
   const [tenant, setTenant] = useState('');
   const [credentials, setCredentials] = useState<Credential[]>([]);

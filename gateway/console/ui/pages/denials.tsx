@@ -39,6 +39,7 @@ const COLUMNS: Column<DenialRecord>[] = [
 
 const lineId = (d: DenialRecord) => `${d.time}|${d.requestId}|${d.action}|${d.layer}|${d.bucket ?? ''}|${d.key ?? ''}`;
 
+/** The denials page: filters, histogram, table and live follow. */
 export function DenialsPage(props: { session: Session }) {
   const [filters, setFilters] = useState<Filters>({ tenant: '', accessKey: '', bucket: '', keyPrefix: '', layer: '', window: '24h', size: 'auto' });
   const [records, setRecords] = useState<DenialRecord[]>([]);

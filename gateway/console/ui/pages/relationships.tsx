@@ -190,6 +190,7 @@ function WatchPanel(props: { tenant: string }) {
   );
 }
 
+/** The relationships page: a tenant's schema, check and explain, and the watch stream. */
 export function RelationshipsPage(props: { session: Session }) {
   const [tenant, setTenant] = useState(props.session.root ? '' : props.session.tenant);
   return (

@@ -1,0 +1,88 @@
+/**
+ * The console's denial page in Chromium on a 10,000-line window, beside the same page showing a 100-line window read
+ * from the same log (the access-key filter leaves 100 of the 10,000 lines, so the gateway reads the same file for
+ * both): time from "Show" to the histogram and table on screen, and to the oldest line after scrolling to the end.
+ * The ratio is what to compare across changes: how much more 100 times the lines cost the page.
+ */
+import { DenialLog } from '../../policy/index.ts';
+import { launchChromium } from '../helpers/chromium.ts';
+import { ROOT, startTestGateway } from '../helpers/gateway.ts';
+
+const LINES = 10_000;
+const RUNS = 5;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** The console section of `npm run bench`. */
+export async function consoleBench(): Promise<void> {
+  const { buildIfStale } = (await import('../../bin/build-if-stale.js' as string)) as { buildIfStale(o: { quiet: boolean }): boolean };
+  buildIfStale({ quiet: true });
+  const tg = await startTestGateway();
+  const browser = await launchChromium();
+  try {
+    const log = new DenialLog({ dataDir: tg.dataDir });
+    const now = Date.now();
+    for (let i = 0; i < LINES; i++) {
+      log.write({
+        time: new Date(now - 3_000_000 + i * 300).toISOString(), requestId: `REQ${i}`, tenant: 'acme', accessKeyId: i % 100 === 0 ? 'AKIAFEWLINES0000000' : `AKIA${String(i % 37).padStart(16, '0')}`,
+        action: 'GetObject', bucket: 'data', key: `k/${i}`, layer: (['scope', 'credential', 'signature', 'relationship'] as const)[i % 4]!, reason: `line ${i}`,
+      });
+    }
+    const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
+    await page.goto(`${tg.gw.url}/_anvil/console/`);
+    await page.getByLabel('Access key ID').fill(ROOT.accessKeyId);
+    await page.getByLabel('Secret access key').fill(ROOT.secretAccessKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText(`${LINES} denials, newest first`).waitFor({ timeout: 60_000 });
+    const measure = async (accessKey: string, expected: number) => {
+      const show: number[] = [];
+      const scroll: number[] = [];
+      for (let run = 0; run < RUNS; run++) {
+        await page.getByLabel('Access key').fill(accessKey);
+        show.push(await page.evaluate(async (n) => {
+          const button = document.querySelector('form.filters button[type=submit]') as HTMLButtonElement;
+          const frame = () => new Promise((r) => requestAnimationFrame(r));
+          // The button reads "Loading…" from the click until the answer is rendered; an observer sees every change.
+          const rendered = new Promise<void>((resolve) => {
+            let loading = false;
+            const observer = new MutationObserver(() => {
+              if (button.textContent === 'Loading…') loading = true;
+              else if (loading) {
+                observer.disconnect();
+                resolve();
+              }
+            });
+            observer.observe(button, { childList: true, characterData: true, subtree: true });
+          });
+          const start = performance.now();
+          button.click();
+          await rendered;
+          await frame();
+          if (!document.querySelector('.count')?.textContent?.startsWith(`${n} denials`)) throw new Error('unexpected window');
+          return performance.now() - start;
+        }, expected));
+        scroll.push(await page.evaluate(async (n) => {
+          const region = document.querySelector('[aria-label="Denial lines"]') as HTMLElement;
+          const start = performance.now();
+          region.scrollTop = region.scrollHeight;
+          while (!document.querySelector(`tr[aria-rowindex="${n + 1}"]`)) await new Promise((r) => requestAnimationFrame(r));
+          const took = performance.now() - start;
+          region.scrollTop = 0;
+          return took;
+        }, expected));
+      }
+      return { show: median(show), scroll: median(scroll) };
+    };
+    const few = await measure('AKIAFEWLINES0000000', LINES / 100);
+    const many = await measure('', LINES);
+    console.log('\nconsole: the denials page in Chromium, 10,000-line window vs 100-line window (same log read), median of 5');
+    console.log(`  show (query, histogram, table)   10,000 lines ${many.show.toFixed(0).padStart(5)} ms   100 lines ${few.show.toFixed(0).padStart(5)} ms   ratio ${(many.show / few.show).toFixed(2)}`);
+    console.log(`  scroll to the oldest line        10,000 lines ${many.scroll.toFixed(0).padStart(5)} ms   100 lines ${few.scroll.toFixed(0).padStart(5)} ms   ratio ${(many.scroll / few.scroll).toFixed(2)}`);
+  } finally {
+    await browser.close();
+    await tg.close();
+  }
+}
