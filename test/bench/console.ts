@@ -44,7 +44,6 @@ export async function consoleBench(): Promise<void> {
         await page.getByLabel('Access key').fill(accessKey);
         show.push(await page.evaluate(async (n) => {
           const button = document.querySelector('form.filters button[type=submit]') as HTMLButtonElement;
-          const frame = () => new Promise((r) => requestAnimationFrame(r));
           // The button reads "Loading…" from the click until the answer is rendered; an observer sees every change.
           const rendered = new Promise<void>((resolve) => {
             let loading = false;
@@ -60,7 +59,7 @@ export async function consoleBench(): Promise<void> {
           const start = performance.now();
           button.click();
           await rendered;
-          await frame();
+          await new Promise((r) => requestAnimationFrame(r));
           if (!document.querySelector('.count')?.textContent?.startsWith(`${n} denials`)) throw new Error('unexpected window');
           return performance.now() - start;
         }, expected));
