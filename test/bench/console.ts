@@ -2,11 +2,16 @@
  * The console's denial page in Chromium on a 10,000-line window, beside the same page showing a 100-line window read
  * from the same log (the access-key filter leaves 100 of the 10,000 lines, so the gateway reads the same file for
  * both): time from "Show" to the histogram and table on screen, and to the oldest line after scrolling to the end.
- * The ratio is what to compare across changes: how much more 100 times the lines cost the page.
+ * The gateway runs in its own process, as `npm start` runs it, on a data directory whose denial log was written
+ * first. The ratio is what to compare across changes: how much more 100 times the lines cost the page.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DenialLog } from '../../policy/index.ts';
 import { launchChromium } from '../helpers/chromium.ts';
-import { ROOT, startTestGateway } from '../helpers/gateway.ts';
+import { ROOT } from '../helpers/gateway.ts';
+import { startGatewayProcess } from './servers.ts';
 
 const LINES = 10_000;
 const RUNS = 5;
@@ -16,23 +21,37 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** The console section of `npm run bench`. */
-export async function consoleBench(): Promise<void> {
-  const { buildIfStale } = (await import('../../bin/build-if-stale.js' as string)) as { buildIfStale(o: { quiet: boolean }): boolean };
-  buildIfStale({ quiet: true });
-  const tg = await startTestGateway();
+/** One measured row: the 10,000-line window and the 100-line one, medians in milliseconds. */
+export interface ConsoleRow {
+  label: string;
+  many: number;
+  few: number;
+}
+
+/** The rows as a Markdown table with the ratio. */
+export function formatConsoleTable(rows: ConsoleRow[]): string {
+  const lines = ['| console, denials page in Chromium | 10,000-line window | 100-line window (same log) | ratio |', '|---|---:|---:|---:|'];
+  for (const r of rows) lines.push(`| ${r.label} | ${r.many.toFixed(0)} ms | ${r.few.toFixed(0)} ms | ${(r.many / r.few).toFixed(2)} |`);
+  return lines.join('\n');
+}
+
+/** The console section of `npm run bench`: medians of RUNS. */
+export async function consoleBench(options: { log: (line: string) => void }): Promise<ConsoleRow[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-console-'));
+  const log = new DenialLog({ dataDir });
+  options.log(`console: ${LINES} denial lines, Chromium`);
+  const now = Date.now();
+  for (let i = 0; i < LINES; i++) {
+    log.write({
+      time: new Date(now - 3_000_000 + i * 300).toISOString(), requestId: `REQ${i}`, tenant: 'acme', accessKeyId: i % 100 === 0 ? 'AKIAFEWLINES0000000' : `AKIA${String(i % 37).padStart(16, '0')}`,
+      action: 'GetObject', bucket: 'data', key: `k/${i}`, layer: (['scope', 'credential', 'signature', 'relationship'] as const)[i % 4]!, reason: `line ${i}`,
+    });
+  }
+  const gateway = await startGatewayProcess({ name: 'gateway', dataDir });
   const browser = await launchChromium();
   try {
-    const log = new DenialLog({ dataDir: tg.dataDir });
-    const now = Date.now();
-    for (let i = 0; i < LINES; i++) {
-      log.write({
-        time: new Date(now - 3_000_000 + i * 300).toISOString(), requestId: `REQ${i}`, tenant: 'acme', accessKeyId: i % 100 === 0 ? 'AKIAFEWLINES0000000' : `AKIA${String(i % 37).padStart(16, '0')}`,
-        action: 'GetObject', bucket: 'data', key: `k/${i}`, layer: (['scope', 'credential', 'signature', 'relationship'] as const)[i % 4]!, reason: `line ${i}`,
-      });
-    }
     const page = await (await browser.newContext({ viewport: { width: 1360, height: 900 } })).newPage();
-    await page.goto(`${tg.gw.url}/_anvil/console/`);
+    await page.goto(`${gateway.url}/_anvil/console/`);
     await page.getByLabel('Access key ID').fill(ROOT.accessKeyId);
     await page.getByLabel('Secret access key').fill(ROOT.secretAccessKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -77,11 +96,13 @@ export async function consoleBench(): Promise<void> {
     };
     const few = await measure('AKIAFEWLINES0000000', LINES / 100);
     const many = await measure('', LINES);
-    console.log('\nconsole: the denials page in Chromium, 10,000-line window vs 100-line window (same log read), median of 5');
-    console.log(`  show (query, histogram, table)   10,000 lines ${many.show.toFixed(0).padStart(5)} ms   100 lines ${few.show.toFixed(0).padStart(5)} ms   ratio ${(many.show / few.show).toFixed(2)}`);
-    console.log(`  scroll to the oldest line        10,000 lines ${many.scroll.toFixed(0).padStart(5)} ms   100 lines ${few.scroll.toFixed(0).padStart(5)} ms   ratio ${(many.scroll / few.scroll).toFixed(2)}`);
+    return [
+      { label: 'Show: query, histogram and table on screen', many: many.show, few: few.show },
+      { label: 'scroll to the oldest line', many: many.scroll, few: few.scroll },
+    ];
   } finally {
     await browser.close();
-    await tg.close();
+    await gateway.close();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -3,13 +3,15 @@
  * gateway in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
- * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved).
- * Default: all four. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
+ * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved), console
+ * (the web console's denial page in Chromium on a 10,000-line window beside a 100-line one; test/bench/console.ts).
+ * Default: all five. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
  * and server (default 2). Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { runRelationshipBench } from '../policy/relationships/bench.ts';
+import { consoleBench, formatConsoleTable } from './console.ts';
 import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
@@ -17,7 +19,7 @@ import { sdkClient } from './requests.ts';
 import { startBareProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 import { formatEngineTable, formatTable, type Row } from './table.ts';
 
-const SECTIONS = ['small', 'large', 'listing', 'relationships'] as const;
+const SECTIONS = ['small', 'large', 'listing', 'relationships', 'console'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -87,10 +89,12 @@ if (sections.has('listing')) {
 }
 if (sections.has('relationships')) log('relationships: test/policy/relationships/bench.ts');
 const relationships = sections.has('relationships') ? runRelationshipBench({ log }) : [];
+const consoleRows = sections.has('console') ? await consoleBench({ log }) : [];
 
 console.log(`\n${header}\n`);
 if (rows.length > 0) console.log(formatTable(rows));
 if (relationships.length > 0) {
   console.log(`\nThe relationship engine in process (test/policy/relationships/bench.ts):\n\n${formatEngineTable(relationships)}`);
 }
+if (consoleRows.length > 0) console.log(`\nThe web console (test/bench/console.ts), median of 5:\n\n${formatConsoleTable(consoleRows)}`);
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
