@@ -150,8 +150,6 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     const needs = families.join(' or ');
     refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
   }
-  // The family the request used: the narrowest one that opens it (whoami, open to every family, uses none).
-  if (families.length < FAMILIES.length) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
   const call: AdminCall = {
     principal,
     policy: ctx.policy,
@@ -170,6 +168,8 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     deny: (refusal) => ctx.deny(route.action, refusal),
   };
   const body = await route.run(call);
+  // The family an answered request used: the narrowest one that opens it (whoami, open to every family, uses none).
+  if (families.length < FAMILIES.length) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
   return { status: route.status ?? 200, body };
 }
 
