@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Compiles the TypeScript sources to dist/ (tsc -p tsconfig.build.json) when dist/ is missing or older than any
-// source, so `npm install && npm start` works on a fresh clone and a development checkout never runs stale code.
+// Compiles the TypeScript sources to dist/ (tsc -p tsconfig.build.json) and bundles the web console into
+// dist/console (build-console.js) when dist/ is missing or older than any source, so `npm install && npm start`
+// works on a fresh clone and a development checkout never runs stale code.
 // A published or Docker install ships dist/ without sources and is left alone. Plain JavaScript: it runs before
 // anything is compiled.
 import { execFileSync } from 'node:child_process';
@@ -8,10 +9,13 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildConsole } from './build-console.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['gateway', 'policy', 'storage'];
-const INPUTS = ['package.json', 'tsconfig.json', 'tsconfig.build.json'];
+const INPUTS = ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'bin/build-console.js'];
+/** Source files by extension: TypeScript, and the console's TSX, stylesheet and page. */
+const SOURCE_FILE = /\.(ts|tsx|css|html)$/;
 const STAMP = join(ROOT, 'dist', '.built');
 const LOCK = join(ROOT, '.dist-build.lock');
 
@@ -21,7 +25,7 @@ function newestSource() {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+      else if (SOURCE_FILE.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs);
     }
   };
   for (const dir of SOURCES) walk(join(ROOT, dir));
@@ -62,6 +66,7 @@ export function buildIfStale({ quiet = false } = {}) {
     const out = join(ROOT, `.dist-${process.pid}`);
     rmSync(out, { recursive: true, force: true });
     execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit', cwd: ROOT });
+    buildConsole(join(out, 'console'));
     writeFileSync(join(out, '.built'), new Date().toISOString() + '\n');
     rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
     renameSync(out, join(ROOT, 'dist'));

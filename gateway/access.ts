@@ -3,12 +3,14 @@
  * questions and every refusal is logged the same way, with the client told only AccessDenied.
  */
 import {
+  appSubject,
   authorize,
   keyVisible,
   listingPlan,
   prefixVisible,
   RESERVED_PREFIX,
   visibleBuckets,
+  type AccessRecords,
   type DenialLog,
   type PolicyStore,
   type relationships,
@@ -47,6 +49,16 @@ export function logDenial(
     remoteAddress: facts.remoteAddress,
     userAgent: facts.userAgent,
   });
+}
+
+/**
+ * Records an authorized use of an application credential (the access audit's families-used and shared-key checks);
+ * sessions and capabilities act for their makers and are not recorded as the key they present.
+ */
+export function recordUse(records: AccessRecords | undefined, use: { principal: Principal; family: Family; remoteAddress?: string; userAgent?: string }): void {
+  const { principal, family, remoteAddress, userAgent } = use;
+  if (records === undefined || principal.subject !== appSubject(principal.accessKeyId)) return;
+  records.record({ accessKeyId: principal.accessKeyId, family, remoteAddress, userAgent });
 }
 
 /** Just past every key that starts with the reserved prefix, for listings to resume from. */

@@ -4,9 +4,10 @@
  * result or error, and hands it to one pipeline. No logic lives here.
  */
 import Koa from 'koa';
-import type { DenialLog, PolicyStore, relationships } from '../policy/index.ts';
+import type { AccessRecords, ConsoleSessions, DenialLog, PolicyStore, relationships } from '../policy/index.ts';
 import type { SpaceReserve } from '../storage/space-reserve.ts';
 import { adminApi, adminErrors } from './admin/index.ts';
+import { consoleApi, consoleAssets, consoleAuth, consoleErrors, consoleOff, type ConsoleFile } from './console/index.ts';
 import { errorLine, type Logger } from './logging.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { addressing, adminAddressing, pipelineOf } from './middleware/addressing.ts';
@@ -34,8 +35,12 @@ export interface AppDeps extends Services {
   stores: TokenStores;
   /** Tenants' relationship schemas and tuples: governed buckets and the relationship admin API. */
   relationships: relationships.Relationships;
+  /** Which families each application credential used, from where (the access audit reads them). */
+  records: AccessRecords;
   logger: Logger;
   metrics: GatewayMetrics;
+  /** The web console's session tokens and built files; absent when the console is off. */
+  console?: { sessions: ConsoleSessions; assets: Map<string, ConsoleFile> };
   /** True once a graceful shutdown began (readiness then answers 503). */
   draining?: () => boolean;
   /** The data volume's metadata reserve, released before writes when the volume is nearly full. */
@@ -43,7 +48,7 @@ export interface AppDeps extends Services {
 }
 
 export function createApp(deps: AppDeps): Koa<GatewayState> {
-  const { backend, config, policy, denials, stores, relationships, logger, metrics } = deps;
+  const { backend, config, policy, denials, stores, relationships, records, logger, metrics } = deps;
   const { region, domain, dataDir } = config;
   const log = errorLine(logger);
   const authn = authenticate({ policy, denials, region, tokens: stores.tokens, capabilities: stores.capabilities, sigV2: config.sigV2 });
@@ -53,16 +58,20 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     addressing(domain),
     postObjectAuth({ policy, denials, region, tokens: stores.tokens, sigV2: config.sigV2 }), // browser form uploads only
     authn,
-    authorizeRequest({ policy, denials, relationships }),
+    authorizeRequest({ policy, denials, relationships, records }),
     runOperation({ backend, config }),
   );
   const admin = pipeline<GatewayState>(
     adminAddressing(domain),
     adminErrors({ log }),
     authn,
-    adminApi({ policy, denials, dataDir, relationships }),
+    adminApi({ policy, denials, dataDir, relationships, records }),
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
+  const web = deps.console && { policy, denials, dataDir, relationships, records, ...deps.console };
+  const consoleApp = web
+    ? pipeline<GatewayState>(consoleErrors({ log }), consoleAssets(web.assets), consoleAuth(web), consoleApi(web))
+    : pipeline<GatewayState>(consoleErrors({ log }), consoleOff());
   const ops = pipeline<GatewayState>(
     health({ policy, backend, logger, draining: deps.draining }),
     metricsBearer({ token: config.metricsToken, metrics, denials }),
@@ -81,6 +90,6 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(observe({ logger, metrics, accessLog: config.accessLog }));
   app.use(respond({ log }));
   app.use(diskHeadroom(deps.space));
-  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, ops, s3 }));
+  app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, console: consoleApp, ops, s3 }));
   return app;
 }

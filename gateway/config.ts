@@ -65,6 +65,8 @@ export const SETTINGS = {
   ANVIL_UPSTREAM_TIMEOUT_MS: setting(int(100, 600_000, 30_000), 'an integer from 100 to 600000 (milliseconds)', 'upstream request timeout', '`30000`'),
   ANVIL_IDLE_TIMEOUT_MS: setting(int(0, 3_600_000, 30_000), 'an integer from 0 to 3600000 (milliseconds)', 'a request body that stops arriving for this long is answered `400 RequestTimeout`; a response the client stops reading for this long is cut off (`0` disables)', '`30000`'),
   ANVIL_SPACE_RESERVE_MB: setting(int(0, 1_048_576, 64), 'an integer from 0 to 1048576 (MiB)', 'space kept on the data volume for metadata, so deletes and revocations commit when it is full; data writes are refused with `507` near it (`0` disables)', '`64`'),
+  ANVIL_CONSOLE: setting(bool(true), 'true or false', 'serve the web console at `/_anvil/console/` (sign-in with an access key and secret; the admin API\'s authority rules)', '`true`'),
+  ANVIL_CONSOLE_SESSION_SECONDS: setting(int(60, 28_800, 900), 'an integer from 60 to 28800 (seconds)', 'how long a console session lives without use (renewed while used, never beyond 8 hours from sign-in)', '`900`'),
   ANVIL_OIDC_ALLOW_INSECURE_JWKS: setting(bool(false), 'true or false', 'let OpenID Connect JWKS URLs use `http` and loopback, link-local or private hosts (a local IdP); by default only `https` to public addresses is fetched', '`false`'),
 } as const;
 
@@ -123,6 +125,8 @@ export interface GatewayConfig {
   idleTimeoutMs: number;
   /** Metadata reserve kept on the data volume (see storage/space-reserve.ts); 0 disables. */
   spaceReserveBytes: number;
+  /** The web console: off, or how long its sessions live without use. */
+  console: { enabled: boolean; sessionSeconds: number };
 }
 
 /** A configuration that cannot start: every bad setting, each with its name and what it expects. */
@@ -249,6 +253,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     shutdownTimeoutMs: p.ANVIL_SHUTDOWN_TIMEOUT_MS,
     backend: p.ANVIL_BACKEND,
     oidcAllowInsecureJwks: p.ANVIL_OIDC_ALLOW_INSECURE_JWKS,
+    console: { enabled: p.ANVIL_CONSOLE, sessionSeconds: p.ANVIL_CONSOLE_SESSION_SECONDS },
     upstream: {
       endpoint: p.ANVIL_UPSTREAM_ENDPOINT,
       region: p.ANVIL_UPSTREAM_REGION,

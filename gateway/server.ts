@@ -8,10 +8,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DenialLog, nodeMasterKey, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
+import { AccessRecords, ConsoleSessions, DenialLog, nodeMasterKey, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import { createApp } from './app.ts';
+import { loadConsoleAssets } from './console/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { S3Error } from './errors.ts';
 import { guardConnections } from './http/connection-guard.ts';
@@ -183,6 +184,8 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   opened.add(() => closeTokenStores(policy));
   const relationships = rel.Relationships.open({ database });
   opened.add(() => relationships.close());
+  const records = new AccessRecords(database);
+  opened.add(() => records.close());
   metrics.watchCheckCache(relationships.engine.cacheStats);
   const denials = new ObservedDenialLog({ database, metrics, logger: config.denialsToStdout ? logger : undefined });
   opened.add(() => denials.close());
@@ -194,7 +197,11 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   let draining = false;
   let inFlight = 0;
-  const app = createApp({ backend, config, policy, denials, stores, relationships, logger, metrics, draining: () => draining, space });
+  const web = config.console.enabled
+    ? { sessions: ConsoleSessions.open({ masterKey: policy.masterKey, idleSeconds: config.console.sessionSeconds }), assets: loadConsoleAssets() }
+    : undefined;
+  if (web?.assets.size === 0) logger.warn('the web console was not built (npm run build): /_anvil/console/ answers 503');
+  const app = createApp({ backend, config, policy, denials, stores, relationships, records, logger, metrics, console: web, draining: () => draining, space });
 
   const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;

@@ -5,7 +5,8 @@
  * node's changes are one query away. Secrets never appear in it.
  */
 
-import type { Selectable, Transaction } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import type { PolicyDatabase } from './database/policy-database.ts';
 import type { PolicyTables } from './database/tables.ts';
 import { defineLog, type LogFilter } from './log-query.ts';
 
@@ -36,7 +37,7 @@ export interface AuditFilter extends LogFilter {
 type Row = Selectable<PolicyTables['audit_log']>;
 
 /** Writes one audit row inside the transaction of the change it records. */
-export async function insertAudit(trx: Transaction<PolicyTables>, record: Omit<AuditRecord, 'time'> & { time?: string }, node: string): Promise<void> {
+export async function insertAudit(trx: Kysely<PolicyTables>, record: Omit<AuditRecord, 'time'> & { time?: string }, node: string): Promise<void> {
   await trx
     .insertInto('audit_log')
     .values({
@@ -50,6 +51,14 @@ export async function insertAudit(trx: Transaction<PolicyTables>, record: Omit<A
       node,
     })
     .execute();
+}
+
+/**
+ * Writes one audit row for an event that changes no policy (a recorded access audit run): no write lock, no revision
+ * moved, so no node drops a cache over it.
+ */
+export function appendAudit(database: PolicyDatabase, record: Omit<AuditRecord, 'time' | 'node'>): Promise<void> {
+  return insertAudit(database.db('policy'), record, database.node);
 }
 
 function recordOf(row: Row): AuditRecord {

@@ -156,7 +156,7 @@ export class CredentialCache {
       previousUntil: row.prev_until ?? 0,
       expiresAt: Math.min(row.expires_at ?? Number.POSITIVE_INFINITY, makerExpires),
       revoked: row.revoked_at !== null,
-      tenantDisabled: row.tenant_disabled === 1,
+      tenantDisabled: row.tenant_disabled !== 0, // disabled or locked down
       makerGone,
     };
     if (row.prev_ct !== null && row.prev_iv !== null && row.prev_tag !== null) {

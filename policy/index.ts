@@ -20,6 +20,7 @@ export {
   holdsTenantWide,
   TENANT_WIDE,
   normalizeGrant,
+  formatGrant,
   intersectGrant,
   boundedBy,
   authorizeCredentialAdmin,
@@ -45,8 +46,11 @@ export {
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';
-export { queryAudit, followAudit, purgeAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
+export { queryAudit, followAudit, purgeAudit, appendAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export { FOLLOW_OVERLAP_MS, type LogFilter } from './log-query.ts';
+export { ConsoleSessions, MAX_SESSION_MS, type ConsoleSession, type IssuedSession } from './console-sessions.ts';
+export { AccessRecords, RETENTION_DAYS, type CredentialUse, type CredentialUsage } from './access-records.ts';
 export * from './sessions/index.ts';
 export * from './capabilities/index.ts';
 export * as relationships from './relationships/index.ts';
+export * as audit from './audit/index.ts';

@@ -161,6 +161,11 @@ export function holdsTenantWide(principal: Principal): boolean {
   return grantWithin(principal, [...TENANT_WIDE]).allowed;
 }
 
+/** A grant as the CLI spells it: `families@bucket/prefix`, e.g. `object:read,object:list@data/reports/`. */
+export function formatGrant(grant: ScopeGrant): string {
+  return `${grant.families.join(',')}@${grant.bucket}${grant.prefix ? `/${grant.prefix}` : ''}`;
+}
+
 /** A grant rebuilt from its known fields only, so nothing a caller tacked on is stored or silently dropped. */
 export function normalizeGrant(grant: ScopeGrant): ScopeGrant {
   const { families, bucket, prefix, exact, namespaces, relations } = grant;

@@ -14,6 +14,12 @@ import type { ScopeGrant } from './types.ts';
 /** The system tenant the root credential (and buckets it creates) belong to. */
 export const ROOT_TENANT = 'root';
 
+/**
+ * Values of tenants.disabled: 0 enabled, 1 disabled, 2 locked down (an emergency stop that only a lift undoes).
+ * Everything that reads the column treats any non-zero value as "refuse the tenant's callers".
+ */
+export const TENANT_STATE = { enabled: 0, disabled: 1, lockedDown: 2 } as const;
+
 /** Tables whose rows belong to one tenant (by its name): a tenant's deletion removes them with it. */
 export const TENANT_OWNED_TABLES = ['credentials', 'sts_roles', 'sts_oidc_providers', 'capability_root_keys', 'capability_revocations', 'capability_mints'] as const;
 
@@ -76,7 +82,10 @@ export interface TenantInfo {
   /** Immutable: a tenant deleted and created again under the same name has a new id. */
   id: string;
   description: string;
+  /** Its callers are refused: disabled, or locked down. */
   disabled: boolean;
+  /** Locked down (`anvil tenant lockdown`): disabled until the lockdown is lifted; `tenant enable` cannot undo it. */
+  lockedDown: boolean;
   createdAt: string;
   bucketCount: number;
   credentialCount: number;
@@ -141,7 +150,8 @@ export function tenantInfo(row: TenantRow): TenantInfo {
     name: row.name,
     id: row.id,
     description: row.description,
-    disabled: row.disabled === 1,
+    disabled: row.disabled !== TENANT_STATE.enabled,
+    lockedDown: row.disabled === TENANT_STATE.lockedDown,
     createdAt: new Date(row.created_at).toISOString(),
     bucketCount: row.bucket_count,
     credentialCount: row.credential_count,

@@ -10,6 +10,31 @@ import * as schema from './store-schema.ts';
 
 const TENANT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
+/** What a lockdown cuts off: the tenant's live credentials, its roles and providers, and unrevoked capabilities. */
+export interface LockdownReach {
+  credentials: number;
+  roles: number;
+  providers: number;
+  capabilities: number;
+}
+
+async function lockdownReach(trx: PolicyTransaction, tenant: string): Promise<LockdownReach> {
+  const count = async (q: { executeTakeFirstOrThrow(): Promise<{ n: number | string | bigint }> }) => Number((await q.executeTakeFirstOrThrow()).n);
+  const n = trx.fn.countAll<number>().as('n');
+  return {
+    credentials: await count(trx.selectFrom('credentials').select(n).where('tenant', '=', tenant).where('revoked_at', 'is', null)),
+    roles: await count(trx.selectFrom('sts_roles').select(n).where('tenant', '=', tenant)),
+    providers: await count(trx.selectFrom('sts_oidc_providers').select(n).where('tenant', '=', tenant)),
+    capabilities: await count(
+      trx
+        .selectFrom('capability_mints as m')
+        .select(n)
+        .where('m.tenant', '=', tenant)
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('capability_revocations as r').select('r.id').whereRef('r.id', '=', 'm.id')))),
+    ),
+  };
+}
+
 /** The tenant and bucket-ownership half of the policy store. */
 export abstract class TenancyStore extends StoreBase {
   /** The tenant owning a bucket, or undefined when no tenant does; cached, so cheap on every request. */
@@ -69,10 +94,39 @@ export abstract class TenancyStore extends StoreBase {
   async disableTenant(name: string, options: { disabled?: boolean } & Actor = {}): Promise<void> {
     const disabled = options.disabled ?? true;
     if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be disabled');
-    await this.requireTenant(name);
-    await this.change({ actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name }, (trx) =>
-      trx.updateTable('tenants').set({ disabled: disabled ? 1 : 0 }).where('name', '=', name).execute(),
-    );
+    await this.commit(async (trx) => {
+      const row = await trx.selectFrom('tenants').select('disabled').where('name', '=', name).executeTakeFirst();
+      if (row === undefined) throw new NotFoundError(`no tenant ${name}`);
+      // Decided under the write lock, so a lockdown another node commits first is never undone by an enable.
+      if (row.disabled === schema.TENANT_STATE.lockedDown) throw new ConflictError(`tenant ${name} is locked down: lift the lockdown instead (anvil tenant lockdown ${name} --lift)`);
+      const state = disabled ? schema.TENANT_STATE.disabled : schema.TENANT_STATE.enabled;
+      await trx.updateTable('tenants').set({ disabled: state }).where('name', '=', name).execute();
+      return { result: undefined, change: { actor: options.actor, action: disabled ? 'tenant.disable' : 'tenant.enable', tenant: name } };
+    });
+  }
+
+  /**
+   * Locks a tenant down (an emergency stop after a leaked key): every credential, session, capability and share link
+   * of the tenant is refused from its next request on every process, exactly as for a disabled tenant, but only
+   * `lift` undoes it (`tenant enable` is refused), and both are audited with the reason and what was cut off.
+   * Lifting returns the tenant to enabled; what was revoked meanwhile stays revoked. Returns the counts cut off.
+   */
+  async lockdownTenant(name: string, options: { lift?: boolean; reason: string } & Actor): Promise<LockdownReach> {
+    if (name === schema.ROOT_TENANT) throw new InvalidInputError('the system tenant cannot be locked down');
+    if (typeof options.reason !== 'string' || options.reason.trim() === '') throw new InvalidInputError('a lockdown needs a reason');
+    const lift = options.lift === true;
+    return this.commit(async (trx) => {
+      const row = await trx.selectFrom('tenants').select('disabled').where('name', '=', name).executeTakeFirst();
+      if (row === undefined) throw new NotFoundError(`no tenant ${name}`);
+      const current = row.disabled;
+      const reach = await lockdownReach(trx, name);
+      if (lift && current !== schema.TENANT_STATE.lockedDown) throw new ConflictError(`tenant ${name} is not locked down`);
+      if (!lift && current === schema.TENANT_STATE.lockedDown) return { result: reach };
+      const state = lift ? schema.TENANT_STATE.enabled : schema.TENANT_STATE.lockedDown;
+      await trx.updateTable('tenants').set({ disabled: state }).where('name', '=', name).execute();
+      const details = { reason: options.reason, ...(lift ? {} : { cutOff: reach, wasDisabled: current === schema.TENANT_STATE.disabled }) };
+      return { result: reach, change: { actor: options.actor, action: lift ? 'tenant.lockdown.lift' : 'tenant.lockdown', tenant: name, details } };
+    });
   }
 
   /**

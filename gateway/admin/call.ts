@@ -3,7 +3,7 @@
  * JSON body and query the same way and refuses unknown fields instead of ignoring a typo.
  */
 import type { Readable } from 'node:stream';
-import type { Decision, DenialLog, Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
+import type { AccessRecords, Decision, DenialLog, Family, PolicyStore, Principal, relationships } from '../../policy/index.ts';
 import { AdminError, invalidInput } from './errors.ts';
 
 export type { AdminTarget } from '../addressing.ts';
@@ -29,6 +29,8 @@ export interface AdminCall {
   relationships?: relationships.Relationships;
   /** This node's denial log (absent in the CLI's local mode). */
   denials?: DenialLog;
+  /** Which families each credential used, from where (the access audit reads them), when opened. */
+  records?: AccessRecords;
   /** The gateway's request id, recorded with relationship changes. */
   requestId?: string;
   /** A request header by lower-case name (e.g. last-event-id), when the call came over HTTP. */

@@ -80,14 +80,49 @@ async function purgeTuples(call: AdminCall, ids: string[], info: CredentialInfo,
   await call.relationships?.store.purgeWrittenBy(info.tenant, ids, { actor: call.principal.accessKeyId, reason: `credential ${info.accessKeyId} ${what}`, requestId: call.requestId });
 }
 
+/** Revokes a credential and purges the tuples it and what it made wrote as applications. */
+async function revokeAndPurge(call: AdminCall, info: CredentialInfo): Promise<void> {
+  const ids = await madeFrom(call, info);
+  await call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
+  await purgeTuples(call, ids, info, 'revoked');
+}
+
 /** POST /credentials/{id}/revoke: refused on every node within the consistency bound, with all it made. */
 export async function revokeCredential(call: AdminCall): Promise<unknown> {
   const info = await targetCredential(call, true);
   onlyFields(call.body, []);
-  const ids = await madeFrom(call, info);
-  await call.policy.revokeCredential(info.accessKeyId, { actor: call.principal.accessKeyId });
-  await purgeTuples(call, ids, info, 'revoked');
+  await revokeAndPurge(call, info);
   return call.policy.showCredential(info.accessKeyId);
+}
+
+/**
+ * POST /tenants/{name}/credentials/revoke: every live application credential of the tenant (the emergency answer to
+ * a leaked key whose owner is unknown), each exactly as a single revoke (what it made ends with it). A tenant admin
+ * may do it in its own tenant and revokes what it holds the scopes of, its own credential last; the rest is listed
+ * as refused. The root credential is never among them.
+ */
+export async function revokeTenantCredentials(call: AdminCall): Promise<unknown> {
+  const tenant = call.params.name!;
+  onlyFields(call.body, []);
+  call.require(authorizeCredentialAdmin(call.principal, { tenant }));
+  if ((await call.policy.showTenant(tenant)) === undefined) throw notFound(`no tenant ${tenant}`);
+  const self = call.principal.accessKeyId;
+  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked');
+  const ordered = [...live.filter((c) => c.accessKeyId !== self), ...live.filter((c) => c.accessKeyId === self)];
+  const revoked: string[] = [];
+  const refused: Array<{ accessKeyId: string; reason: string }> = [];
+  for (const info of ordered) {
+    // Revoking an earlier one may already have ended this one down its chain; it is revoked all the same.
+    const decision = authorizeCredentialAdmin(call.principal, { tenant, isRoot: info.isRoot, scopes: info.scopes });
+    if (!decision.allowed) {
+      call.deny({ layer: decision.layer, reason: `${info.accessKeyId}: ${decision.reason}` });
+      refused.push({ accessKeyId: info.accessKeyId, reason: decision.reason });
+      continue;
+    }
+    await revokeAndPurge(call, info);
+    revoked.push(info.accessKeyId);
+  }
+  return { tenant, revoked, refused };
 }
 
 /** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */

@@ -4,8 +4,8 @@
  */
 import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
-import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
-import { logDenial } from '../access.ts';
+import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
+import { logDenial, recordUse } from '../access.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
@@ -67,7 +67,16 @@ function parseJsonObject(text: string, contentType: string): Record<string, unkn
   return value as Record<string, unknown>;
 }
 
-export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDir: string; relationships?: relationships.Relationships }): Middleware<GatewayState> {
+/** What the admin API answers with: the stores, the denial log and the access records. */
+export interface AdminDeps {
+  policy: PolicyStore;
+  denials: DenialLog;
+  dataDir: string;
+  relationships?: relationships.Relationships;
+  records?: AccessRecords;
+}
+
+export function adminApi(opts: AdminDeps): Middleware<GatewayState> {
   return async function adminApiMiddleware(ctx) {
     const { admin, auth, principal } = ctx.state;
     // A presigned admin URL or an unsigned body would let whoever holds the request replay or alter a change.
@@ -92,9 +101,11 @@ export function adminApi(opts: { policy: PolicyStore; denials: DenialLog; dataDi
         dataDir: opts.dataDir,
         relationships: opts.relationships,
         denials: opts.denials,
+        records: opts.records,
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
         deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),
+        used: (family) => recordUse(opts.records, { ...facts, principal: principal!, family }),
       },
     );
     ctx.state.result =

@@ -2,18 +2,19 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import { FAMILIES, type DenialLog, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
+import { FAMILIES, type AccessRecords, type DenialLog, type Family, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
+import { listAuditChecks, previewAuditCheck, runAuditCheck } from './audit-check.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
-import { createCredential, deleteCredential, listCredentials, revokeCredential, rotateCredential, showCredential } from './credentials.ts';
+import { createCredential, deleteCredential, listCredentials, revokeCredential, revokeTenantCredentials, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
 import { RELATIONSHIP_ADMIN_ROUTES, RELATIONSHIP_FAMILY_ROUTES } from './relationships.ts';
 import {
   addOidcProvider, deleteOidcProvider, deleteRole, listOidcProviders, listRoles, listSigningKeys, putRole, rotateSigningKey, showRole,
 } from './roles.ts';
-import { createTenant, deleteTenant, listTenants, setTenantDisabled, showTenant } from './tenants.ts';
+import { createTenant, deleteTenant, listTenants, lockdownTenant, setTenantDisabled, showTenant } from './tenants.ts';
 import { whoami } from './whoami.ts';
 
 /** The URL path every admin endpoint lives under; `_anvil` is no valid S3 bucket name, so it never collides. */
@@ -29,6 +30,9 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   { method: 'DELETE', pattern: '/tenants/:name', action: 'Admin:DeleteTenant', run: deleteTenant },
   { method: 'POST', pattern: '/tenants/:name/disable', action: 'Admin:DisableTenant', run: setTenantDisabled(true) },
   { method: 'POST', pattern: '/tenants/:name/enable', action: 'Admin:EnableTenant', run: setTenantDisabled(false) },
+  { method: 'POST', pattern: '/tenants/:name/lockdown', action: 'Admin:LockdownTenant', run: lockdownTenant(false) },
+  { method: 'POST', pattern: '/tenants/:name/lockdown/lift', action: 'Admin:LiftTenantLockdown', run: lockdownTenant(true) },
+  { method: 'POST', pattern: '/tenants/:name/credentials/revoke', action: 'Admin:RevokeTenantCredentials', run: revokeTenantCredentials },
 
   { method: 'GET', pattern: '/credentials', action: 'Admin:ListCredentials', run: listCredentials },
   { method: 'POST', pattern: '/credentials', action: 'Admin:CreateCredential', status: 201, run: createCredential },
@@ -58,6 +62,9 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 
   { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', run: listDenials },
   { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', run: listAudit },
+  { method: 'GET', pattern: '/audit/check', action: 'Admin:PreviewAuditCheck', run: previewAuditCheck },
+  { method: 'POST', pattern: '/audit/check', action: 'Admin:RunAuditCheck', run: runAuditCheck },
+  { method: 'GET', pattern: '/audit/checks', action: 'Admin:ListAuditChecks', run: listAuditChecks },
 ];
 
 /** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */
@@ -87,11 +94,14 @@ export interface AdminContext {
   relationships?: relationships.Relationships;
   /** This node's denial log, written before a denial query so the node reads its own lines. */
   denials?: DenialLog;
+  records?: AccessRecords;
   requestId?: string;
   /** Request headers by lower-case name, when the call came over HTTP. */
   header?: (name: string) => string | undefined;
   /** Records one refused admin request (a denial line). */
   deny(action: string, refusal: AdminRefusal): void;
+  /** Records the family an admitted request used (the access records), when the call came over HTTP. */
+  used?(family: Family): void;
 }
 
 /** A successful answer. */
@@ -137,7 +147,8 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
   const { principal } = ctx;
   // Every endpoint needs the admin family (or one its route names): an ordinary credential learns nothing here.
   const families = route.families ?? ['admin'];
-  if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.some((f) => families.includes(f)))) {
+  const holds = (family: Family) => principal.isRoot || principal.scopes.some((grant) => grant.families.includes(family));
+  if (!families.some(holds)) {
     const needs = families.join(' or ');
     refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
   }
@@ -151,6 +162,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     text: req.text,
     relationships: ctx.relationships,
     denials: ctx.denials,
+    records: ctx.records,
     requestId: ctx.requestId,
     header: (name) => ctx.header?.(name),
     require(decision, where = {}) {
@@ -159,6 +171,8 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     deny: (refusal) => ctx.deny(route.action, refusal),
   };
   const body = await route.run(call);
+  // The family an answered request used: the narrowest one that opens it (whoami, open to every family, uses none).
+  if (families.length < FAMILIES.length) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
   return { status: route.status ?? 200, body };
 }
 

@@ -42,6 +42,20 @@ export function setTenantDisabled(disabled: boolean): (call: AdminCall) => Promi
 }
 
 /**
+ * POST /tenants/{name}/lockdown {reason} and /lockdown/lift {reason} (root only): every credential, session,
+ * capability and share link of the tenant refused from its next request, until lifted; both audited with the reason.
+ */
+export function lockdownTenant(lift: boolean): (call: AdminCall) => unknown {
+  return async function lockdown(call) {
+    call.require(authorizeTenantAdmin(call.principal));
+    onlyFields(call.body, ['reason']);
+    const name = call.params.name!;
+    const cutOff = await call.policy.lockdownTenant(name, { lift, reason: requiredString(call.body, 'reason'), actor: call.principal.accessKeyId });
+    return { ...(await call.policy.showTenant(name)), ...(lift ? {} : { cutOff }) };
+  };
+}
+
+/**
  * DELETE /tenants/{name}: refused (409) while the tenant owns buckets. Everything hanging from the tenant goes with
  * it: credentials, roles, providers, capability keys and mints (policy store), schemas and tuples (relationships).
  */

@@ -24,11 +24,12 @@ export interface CommandRun {
 export interface Command {
   /** One or two words, e.g. `credential create`. */
   name: string;
-  /** Positional arguments in upper case, e.g. `ID`. */
+  /** Positional arguments in upper case, e.g. `ID`; an optional one in brackets, e.g. `[ID]`. */
   args: string[];
   options: Options;
   summary: string;
   /** Example invocations shown by `anvil <command> --help`, without the leading `anvil`. */
   examples?: string[];
-  run(run: CommandRun): Promise<void>;
+  /** Resolves with nothing (exit 0), or the exit code the command chose (`audit check --fail-on`). */
+  run(run: CommandRun): Promise<void | number>;
 }

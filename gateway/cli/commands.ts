@@ -5,6 +5,7 @@
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
 import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
 import { MIGRATE_COMMAND } from './migrate-command.ts';
+import { AUDIT_COMMANDS } from './audit-commands.ts';
 import { PROFILE_COMMANDS } from './profile-commands.ts';
 import { RELATIONSHIP_COMMANDS } from './relationship-commands.ts';
 import { TOKEN_COMMANDS } from './token-commands.ts';
@@ -23,7 +24,7 @@ function secretNotice(what: string, accessKeyId: string, secretKey: string, extr
 }
 
 function tenantTable(tenants: TenantInfo[]): string {
-  const rows = tenants.map((t) => [t.name, t.disabled ? 'disabled' : 'enabled', String(t.bucketCount), String(t.credentialCount), shortTime(t.createdAt), t.description]);
+  const rows = tenants.map((t) => [t.name, t.lockedDown ? 'locked down' : t.disabled ? 'disabled' : 'enabled', String(t.bucketCount), String(t.credentialCount), shortTime(t.createdAt), t.description]);
   return table(['NAME', 'STATUS', 'BUCKETS', 'CREDENTIALS', 'CREATED', 'DESCRIPTION'], rows);
 }
 
@@ -114,6 +115,21 @@ export const COMMANDS: Command[] = [
     },
   })),
   {
+    name: 'tenant lockdown', args: ['NAME'], options: { lift: { type: 'boolean' }, reason: { type: 'string' }, ...JSON_OPT },
+    summary: 'emergency stop (root only): every credential, session, capability and share link of the tenant refused; --lift undoes it',
+    examples: ["tenant lockdown acme --reason 'key AKIA… leaked in a public repo'", "tenant lockdown acme --lift --reason 'leaked key revoked, others rotated'"],
+    async run(run) {
+      const reason = str(run, 'reason');
+      if (!reason) throw new UsageError('tenant lockdown needs --reason TEXT (recorded in the audit log)');
+      const lift = run.values.lift === true;
+      const t = await run.api.call('POST', `/tenants/${enc(run.args[0]!)}/lockdown${lift ? '/lift' : ''}`, { body: { reason } });
+      if (run.values.json) return run.out(json(t));
+      if (lift) return run.out(`Tenant ${t.name}: lockdown lifted; its live credentials work again.\n`);
+      const c = t.cutOff;
+      run.out(`Tenant ${t.name} locked down: ${c.credentials} credential(s), every session, ${c.capabilities} capability(ies) and share link refused from the next request.\n`);
+    },
+  },
+  {
     name: 'tenant delete', args: ['NAME'], options: {}, summary: 'delete a tenant and its credentials (root only; it must own no buckets)',
     async run(run) {
       await run.api.call('DELETE', `/tenants/${enc(run.args[0]!)}`);
@@ -169,10 +185,24 @@ export const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'credential revoke', args: ['ID'], options: JSON_OPT, summary: 'revoke a credential (refused from its next request on)',
+    name: 'credential revoke', args: ['[ID]'], options: { tenant: { type: 'string' }, all: { type: 'boolean' }, ...JSON_OPT },
+    summary: 'revoke a credential (refused from its next request on); --tenant T --all revokes every credential of T',
+    examples: ['credential revoke AKIAIOSFODNN7EXAMPLE', 'credential revoke --tenant acme --all'],
     async run(run) {
-      const c = await run.api.call('POST', `/credentials/${enc(run.args[0]!)}/revoke`);
-      run.out(run.values.json ? json(c) : `Credential ${run.args[0]} revoked.\n`);
+      const [id] = run.args;
+      const tenant = str(run, 'tenant');
+      if (run.values.all !== true) {
+        if (id === undefined) throw new UsageError('credential revoke needs an ID, or --tenant T --all');
+        const c = await run.api.call('POST', `/credentials/${enc(id)}/revoke`);
+        return run.out(run.values.json ? json(c) : `Credential ${id} revoked.\n`);
+      }
+      if (id !== undefined) throw new UsageError('give an ID or --all, not both');
+      if (!tenant) throw new UsageError('credential revoke --all needs --tenant NAME');
+      const r = await run.api.call('POST', `/tenants/${enc(tenant)}/credentials/revoke`);
+      if (run.values.json) return run.out(json(r));
+      run.out(`Tenant ${tenant}: ${r.revoked.length} credential(s) revoked.\n`);
+      for (const f of r.refused as Array<{ accessKeyId: string; reason: string }>) run.out(`  not revoked: ${f.accessKeyId} (${f.reason})\n`);
+      if (r.refused.length > 0) return 1;
     },
   },
   {
@@ -224,6 +254,7 @@ export const COMMANDS: Command[] = [
       await showLog<AuditRecord>(run, { kind: 'audit', query, follow: { kind: 'audit', filter }, headers: AUDIT_HEADERS, row: auditRow });
     },
   },
+  ...AUDIT_COMMANDS,
   ...TOKEN_COMMANDS,
   ...RELATIONSHIP_COMMANDS,
   ...PROFILE_COMMANDS,

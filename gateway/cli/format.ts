@@ -1,5 +1,5 @@
 /** The CLI's text side: scope and time arguments in, aligned tables and key/value listings out. */
-import type { ScopeGrant } from '../../policy/index.ts';
+import { formatGrant, type ScopeGrant } from '../../policy/index.ts';
 
 /** A command-line mistake: printed with the usage, exit code 2. */
 export class UsageError extends Error {
@@ -40,9 +40,7 @@ export function parseScope(text: string): ScopeGrant {
 }
 
 /** A grant written back in --scope syntax. */
-export function formatScope(grant: ScopeGrant): string {
-  return `${grant.families.join(',')}@${grant.bucket}${grant.prefix ? `/${grant.prefix}` : ''}`;
-}
+export const formatScope: (grant: ScopeGrant) => string = formatGrant;
 
 let color = false;
 

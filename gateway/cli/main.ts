@@ -1,8 +1,8 @@
 /**
  * `anvil`: the operator's CLI, built on commander from the command tables. Local mode opens the data directory's
  * policy store directly (acting as `operator`); remote mode signs requests to a gateway's admin API (SigV4 with
- * @smithy/signature-v4), so the gateway decides what the caller may do. Exit codes: 0 done, 1 refused or failed,
- * 2 usage (the error and that command's usage on stderr).
+ * @smithy/signature-v4), so the gateway decides what the caller may do. Exit codes: 0 done, 1 refused or failed
+ * (or, for `audit check`, a finding at or above --fail-on), 2 usage (the error and that command's usage on stderr).
  */
 import { Command as Program, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
@@ -52,7 +52,7 @@ const MODES = `
 Local mode is used when --data-dir or ANVIL_DATA_DIR is given, or no endpoint or profile is; it honours
 ANVIL_MASTER_KEY, ANVIL_MASTER_KEY_FILE and ANVIL_POLICY_DATABASE (a postgres:// URL: the policy every node
 shares). Remote mode signs each request; the gateway decides what the credential may do.
-Exit codes: 0 done, 1 refused or failed, 2 usage error.`;
+Exit codes: 0 done, 1 refused or failed (audit check: a finding at or above --fail-on), 2 usage error.`;
 
 /** Help text of the options many commands share; others are explained by their command's summary. */
 const OPTION_HELP: Record<string, string> = {
@@ -65,6 +65,14 @@ const OPTION_HELP: Record<string, string> = {
   follow: 'keep printing new lines as they come (Ctrl-C stops)',
   expires: 'expiry: ISO 8601 or a duration from now (1h, 30d)',
   'access-key': 'only this access key id',
+  all: 'every credential of --tenant (the emergency revocation)',
+  lift: 'end the lockdown: the tenant is enabled again',
+  days: 'the audit window in days (default 30): stale keys, families used, shared keys, reserved-prefix attempts',
+  'key-age': 'report capability root keys older than this many days (default 90)',
+  'max-addresses': 'more remote addresses than this in the window marks a shared key (default 5)',
+  'max-agents': 'more user agents than this in the window marks a shared key (default 3)',
+  'fail-on': 'exit 1 when a finding is at or above: low, medium, high (default), critical, or none',
+  'since-last': 'list only the findings the previous recorded run did not have',
 };
 
 /** The commander option of a command-table option. */
@@ -102,7 +110,7 @@ function openTransport(values: Record<string, unknown>, env: NodeJS.ProcessEnv, 
 }
 
 /** Builds the commander program over `commands`; `running` learns which transport a run opened (to close it). */
-function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: AbortSignal, opened: { api?: AdminTransport }): Program {
+function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: AbortSignal, opened: { api?: AdminTransport; exitCode?: number }): Program {
   const program = new Program('anvil')
     .description('Operate an Anvil gateway: tenants, credentials, buckets, relationships, sessions, capabilities, logs.')
     .version(packageVersion(), '-V, --version', 'print the version')
@@ -129,7 +137,8 @@ function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: Ab
   const groups = new Map<string, Program>();
   const parentOf = (words: string[]): Program => {
     if (words.length === 1) return program;
-    let group = groups.get(words[0]!);
+    // A one-word command may also group two-word ones (`anvil audit` and `anvil audit check`).
+    let group = groups.get(words[0]!) ?? program.commands.find((c) => c.name() === words[0]);
     if (!group) {
       group = program.command(words[0]!).description(GROUPS[words[0]!] ?? words[0]!);
       groups.set(words[0]!, group);
@@ -139,7 +148,7 @@ function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: Ab
   for (const command of commands) {
     const words = command.name.split(' ');
     const cmd = parentOf(words).command(words.at(-1)!).description(command.summary);
-    for (const arg of command.args) cmd.argument(`<${arg}>`);
+    for (const arg of command.args) cmd.argument(arg.startsWith('[') ? arg : `<${arg}>`);
     for (const [name, spec] of Object.entries(command.options)) {
       const option = optionOf(name, spec);
       attribute.set(option.attributeName(), name);
@@ -159,7 +168,8 @@ function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: Ab
         close: () => opened.api?.close(),
       };
       try {
-        await command.run({ api, args: params.slice(0, command.args.length) as string[], values, out: io.out, signal, env: io.env });
+        const code = await command.run({ api, args: params.slice(0, command.args.length) as string[], values, out: io.out, signal, env: io.env });
+        if (typeof code === 'number') opened.exitCode = code;
       } catch (error) {
         if (error instanceof UsageError) self.error(error.message, { exitCode: 2, code: 'anvil.usage' });
         throw error;
@@ -184,11 +194,11 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
-  const opened: { api?: AdminTransport } = {};
+  const opened: { api?: AdminTransport; exitCode?: number } = {};
   const red = (s: string) => (color ? `\x1b[31m${s}\x1b[0m` : s);
   try {
     await buildProgram(COMMANDS, io, color, stop.signal, opened).parseAsync(argv, { from: 'user' });
-    return 0;
+    return opened.exitCode ?? 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version end with code 0; everything commander refuses, and UsageError, is a usage error.

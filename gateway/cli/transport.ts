@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { hostname } from 'node:os';
 import {
+  AccessRecords,
   FAMILIES,
   FOLLOW_OVERLAP_MS,
   followAudit,
@@ -120,6 +121,7 @@ interface LocalStores {
   database: PolicyDatabase;
   policy: PolicyStore;
   engine: relationships.Relationships;
+  records: AccessRecords;
 }
 
 async function openLocal(options: { dataDir: string; masterKey?: string; policyDatabase?: string }): Promise<LocalStores> {
@@ -127,7 +129,7 @@ async function openLocal(options: { dataDir: string; masterKey?: string; policyD
   try {
     const policy = await PolicyStore.open({ database, dataDir: options.dataDir, masterKey: options.masterKey });
     openTokenStores({ policy });
-    return { database, policy, engine: relationships.Relationships.open({ database, gcIntervalMs: 0 }) };
+    return { database, policy, engine: relationships.Relationships.open({ database, gcIntervalMs: 0 }), records: new AccessRecords(database) };
   } catch (error) {
     await database.close();
     throw error;
@@ -146,12 +148,12 @@ export function localTransport(options: { dataDir: string; masterKey?: string; p
   let opened: Promise<LocalStores> | undefined;
   const open = () => (opened ??= openLocal(options));
   const dispatch = async (method: string, path: string, query: Query | undefined, body: Record<string, unknown>, text?: string) => {
-    const { policy, engine } = await open();
+    const { policy, engine, records } = await open();
     try {
       // Commands percent-encode path segments for HTTP, where addressing decodes the path once; so does this.
       const answer = await dispatchAdmin(
         { method, path: decodeURIComponent(path), query: searchParams(query), body, text },
-        { principal: OPERATOR, policy, dataDir, relationships: engine, deny: () => {} },
+        { principal: OPERATOR, policy, dataDir, relationships: engine, records, deny: () => {} },
       );
       return answer.body;
     } catch (err) {
@@ -184,8 +186,9 @@ export function localTransport(options: { dataDir: string; masterKey?: string; p
     },
     async close() {
       if (opened === undefined) return;
-      const { database, policy, engine } = await opened;
+      const { database, policy, engine, records } = await opened;
       closeTokenStores(policy);
+      await records.close();
       engine.close();
       await database.close();
     },

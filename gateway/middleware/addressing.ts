@@ -4,6 +4,7 @@
  */
 import type { Middleware, ParameterizedContext } from 'koa';
 import { adminTargetOf } from '../admin/index.ts';
+import { CONSOLE_PREFIX } from '../console/index.ts';
 import { resolveTarget } from '../addressing.ts';
 import { S3Error } from '../errors.ts';
 import { isOpsPath } from '../ops-endpoints.ts';
@@ -12,11 +13,12 @@ import type { GatewayState } from '../state.ts';
 import { isStsRequest, KEYS_PATH } from '../sts/middleware.ts';
 
 /** The pipelines a request can take. */
-export type Pipeline = 'sts' | 'admin' | 'ops' | 's3';
+export type Pipeline = 'sts' | 'admin' | 'console' | 'ops' | 's3';
 
 /**
  * The pipeline of a request, noted in ctx.state.api for logs and metrics: STS calls (POST / with a form body) and
- * the session-token keys go to STS, paths under the admin prefix to the admin API, `/_anvil/health/*` and
+ * the session-token keys go to STS, paths under the admin prefix to the admin API, `/_anvil/console` and below
+ * (path-style) to the web console, `/_anvil/health/*` and
  * `/_anvil/metrics` (path-style) to the operator endpoints, everything else to S3. Throws InvalidURI for a target
  * that is no URL path.
  */
@@ -30,6 +32,7 @@ export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: stri
     ctx.state.api = 'Admin';
     return 'admin';
   }
+  if (target.bucket === '_anvil' && (ctx.path === CONSOLE_PREFIX || ctx.path.startsWith(`${CONSOLE_PREFIX}/`))) return 'console';
   return target.bucket === '_anvil' && isOpsPath(ctx.path) ? 'ops' : 's3';
 }
 

@@ -5,8 +5,8 @@
  */
 import type { Middleware } from 'koa';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
-import { createAccess } from '../access.ts';
+import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
+import { createAccess, recordUse } from '../access.ts';
 import { parseCopySource } from '../s3-headers.ts';
 import type { GatewayState } from '../state.ts';
 
@@ -23,21 +23,22 @@ export function continueIfExpected(ctx: { req: IncomingMessage; res: ServerRespo
   res.writeContinue();
 }
 
-export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog; relationships?: relationships.Relationships }): Middleware<GatewayState> {
+export function authorizeRequest(opts: {
+  policy: PolicyStore;
+  denials: DenialLog;
+  relationships?: relationships.Relationships;
+  /** Where authorized uses of application credentials are recorded (the access audit reads them). */
+  records?: AccessRecords;
+}): Middleware<GatewayState> {
   return async function authorizeMiddleware(ctx, next) {
     const { route, target, principal } = ctx.state;
-    const access = createAccess({
-      principal: principal!,
-      policy: opts.policy,
-      denials: opts.denials,
-      relationships: opts.relationships,
-      facts: {
-        requestId: ctx.state.requestId,
-        action: route!.op,
-        remoteAddress: ctx.req.socket.remoteAddress,
-        userAgent: ctx.get('user-agent') || undefined,
-      },
-    });
+    const facts = {
+      requestId: ctx.state.requestId,
+      action: route!.op,
+      remoteAddress: ctx.req.socket.remoteAddress,
+      userAgent: ctx.get('user-agent') || undefined,
+    };
+    const access = createAccess({ principal: principal!, policy: opts.policy, denials: opts.denials, relationships: opts.relationships, facts });
     ctx.state.access = access;
     const copyHeader = ctx.get('x-amz-copy-source');
     const copySource = route!.copy && copyHeader ? parseCopySource(copyHeader) : undefined;
@@ -45,6 +46,7 @@ export function authorizeRequest(opts: { policy: PolicyStore; denials: DenialLog
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
     await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel });
     if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
+    recordUse(opts.records, { ...facts, principal: principal!, family: route!.family });
     continueIfExpected(ctx);
     await next();
   };

@@ -146,6 +146,42 @@ export class CapabilityStore {
   }
 
   /**
+   * Every capability minted here (of one tenant, or all), with when, whether it is on the revocation list, and
+   * whether its tenant's root key was reset after it was minted (then it verifies nowhere any more).
+   */
+  async listMints(filter: { tenant?: string } = {}): Promise<Array<CapabilityMint & { createdAt: string; revoked: boolean; keyReset: boolean }>> {
+    const rows = await this.db
+      .selectFrom('capability_mints as m')
+      .leftJoin('capability_revocations as r', 'r.id', 'm.id')
+      .leftJoin('capability_root_keys as k', 'k.tenant', 'm.tenant')
+      .selectAll('m')
+      .select(['r.id as revoked_id', 'k.created_at as key_created_at'])
+      .$if(filter.tenant !== undefined, (q) => q.where('m.tenant', '=', filter.tenant!))
+      .orderBy('m.created_at')
+      .execute();
+    return rows.map((row) => ({
+      id: row.id, tenant: row.tenant, tenantId: row.tenant_id, scope: JSON.parse(row.scope) as JsonValue[],
+      ...(row.actions !== null ? { actions: JSON.parse(row.actions) as string[] } : {}),
+      ...(row.minted_by !== null ? { mintedBy: row.minted_by } : {}),
+      createdAt: new Date(row.created_at).toISOString(),
+      revoked: row.revoked_id !== null,
+      // No root key, or one made after the mint: the capability verifies nowhere any more.
+      keyReset: row.key_created_at === null || row.key_created_at > row.created_at,
+    }));
+  }
+
+  /** Each tenant's current capability root key: its generation and when it was made. */
+  async rootKeys(filter: { tenant?: string } = {}): Promise<Array<{ tenant: string; generation: number; createdAt: string }>> {
+    const rows = await this.db
+      .selectFrom('capability_root_keys')
+      .select(['tenant', 'generation', 'created_at'])
+      .$if(filter.tenant !== undefined, (q) => q.where('tenant', '=', filter.tenant!))
+      .orderBy('tenant')
+      .execute();
+    return rows.map((r) => ({ tenant: r.tenant, generation: r.generation, createdAt: new Date(r.created_at).toISOString() }));
+  }
+
+  /**
    * Mints a capability under the tenant's current root key (the caller has checked the minter's authority) and
    * records who minted it: `mintedBy` (an application credential; absent for root and the operator) bounds the
    * capability at every use, and revoking or deleting it ends the capability.

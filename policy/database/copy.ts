@@ -1,8 +1,9 @@
 /**
  * Moves an embedded deployment's policy (SQLite files in a data directory) into an empty PostgreSQL policy database,
  * all or nothing: every row of every concern — tenants, credentials (still sealed: the same master key opens them),
- * buckets, STS roles, providers and signing keys, capability keys, revocations and mints, the audit log, schemas,
- * tuples, the changelog and import records, denial rows — and the revision counters, in one PostgreSQL transaction.
+ * buckets, STS roles, providers and signing keys, capability keys, revocations and mints, the audit log, access
+ * records, schemas, tuples, the changelog and import records, denial rows — and the revision counters, in one
+ * PostgreSQL transaction.
  * Row ids and changelog sequence numbers are kept (so watch clients resume where they were), and PostgreSQL's
  * sequences continue after them.
  */
@@ -27,6 +28,7 @@ const TABLES: Record<Concern, Array<{ table: string; key: string[]; serial?: str
     { table: 'capability_revocations', key: ['id'] },
     { table: 'capability_mints', key: ['id'] },
     { table: 'audit_log', key: ['id'], serial: 'id' },
+    { table: 'credential_uses', key: ['access_key_id', 'day', 'family', 'remote_address', 'user_agent'] },
   ],
   relationships: [
     { table: 'revisions', key: ['name'] },

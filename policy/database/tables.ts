@@ -23,7 +23,7 @@ export interface MetaTable {
   value: string;
 }
 
-/** The tables of the policy concern: tenants, credentials, buckets, STS, capabilities, and the audit log. */
+/** The tables of the policy concern: tenants, credentials, buckets, STS, capabilities, the audit log and access records. */
 export interface PolicyTables {
   revisions: RevisionsTable;
   meta: MetaTable;
@@ -86,6 +86,7 @@ export interface PolicyTables {
   capability_root_keys: { tenant: string; generation: number; key_ct: Buffer; key_iv: Buffer; key_tag: Buffer; created_at: number };
   capability_revocations: { id: string; tenant: string; revoked_at: number };
   capability_mints: { id: string; tenant: string; tenant_id: string; scope: string; actions: string | null; minted_by: string | null; created_at: number };
+  credential_uses: { access_key_id: string; day: number; family: string; remote_address: string; user_agent: string };
   audit_log: {
     id: Generated<number>;
     time: number;

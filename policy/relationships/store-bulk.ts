@@ -1,7 +1,9 @@
 /**
  * The relationship store's bulk work: imports and restores (all or nothing), exports for backups, expiry garbage
- * collection, and the purges that make authority die with its holder (a deleted tenant, a revoked application).
+ * collection, the purges that make authority die with its holder (a deleted tenant, a revoked application), and the
+ * whole-tenant reads the access audit makes (`anvil audit check`).
  */
+import { sql } from 'kysely';
 import type { PolicyDatabase } from '../database/policy-database.ts';
 import { NotFoundError } from '../errors.ts';
 import { ImportError, PreconditionFailedError, TupleValidationError } from './errors.ts';
@@ -180,5 +182,71 @@ export class RelationshipStore extends RelationshipStoreCore {
     await this.write(tenant, doomed.map((e) => ({ op: 'delete' as const, tuple: e.tuple })), audit);
     return doomed.length;
   }
+
+  // ── access audit reads (anvil audit check) ────────────────────────────────────────────────────────────────────
+
+  /** Every schema the tenant deployed, oldest first: its revision, text, author and when it was written. */
+  async schemaHistory(tenant: string): Promise<Array<{ revision: string; text: string; actor: string; writtenAt: string }>> {
+    const rows = await this.db.selectFrom('schemas').select(['revision', 'text', 'actor', 'written_at']).where('tenant', '=', tenant).orderBy('revision').execute();
+    return rows.map((r) => ({ revision: db.encodeRevision(r.revision), text: r.text, actor: r.actor, writtenAt: new Date(r.written_at).toISOString() }));
+  }
+
+  /** Up to `limit` of the tenant's tuples that name a caveat, each with the definition hash it was written against. */
+  async caveatedTuples(tenant: string, limit = 100_000): Promise<Tuple[]> {
+    const rows = await this.db.selectFrom('tuples').select(db.TUPLE_COLUMNS).where('tenant', '=', tenant).where('caveat_name', 'is not', null).limit(limit).execute();
+    return rows.map(db.rowTuple);
+  }
+
+  /** Distinct subject ids of a type in the tenant's tuples (wildcards excluded). */
+  subjectIds(tenant: string, subjectType: string): Promise<string[]> {
+    return this.queries.reader(this.db).subjectIds(tenant, subjectType);
+  }
+
+  /**
+   * The tenant's tuples that no audited write made: no `tuple.create` or `tuple.touch` change event names them at
+   * the revision that last wrote them (rows put into the database behind the gateway's back). Up to `limit` of
+   * them, and how many there are. Read in primary-key pages, so a large tenant never sits in memory at once.
+   */
+  async unauditedTuples(tenant: string, limit = 1000): Promise<{ tuples: Tuple[]; total: number }> {
+    const tuples: Tuple[] = [];
+    let total = 0;
+    let after: db.TupleRow | undefined;
+    for (;;) {
+      const page = await this.db
+        .selectFrom('tuples')
+        .select([...db.TUPLE_COLUMNS, 'created_revision'])
+        .where('tenant', '=', tenant)
+        .$if(after !== undefined, (q) =>
+          q.where(sql<boolean>`(resource_type, resource_id, relation, subject_relation, subject_type, subject_id) > (${after!.resource_type}, ${after!.resource_id}, ${after!.relation}, ${after!.subject_relation}, ${after!.subject_type}, ${after!.subject_id})`),
+        )
+        .orderBy('resource_type').orderBy('resource_id').orderBy('relation').orderBy('subject_relation').orderBy('subject_type').orderBy('subject_id')
+        .limit(AUDIT_PAGE)
+        .execute();
+      if (page.length === 0) break;
+      const revisions = [...new Set(page.map((r) => r.created_revision))];
+      const logged = new Set<string>();
+      for (let i = 0; i < revisions.length; i += AUDIT_PAGE) {
+        const entries = await this.db
+          .selectFrom('changelog')
+          .select(['revision', 'tuple'])
+          .where('tenant', '=', tenant)
+          .where('revision', 'in', revisions.slice(i, i + AUDIT_PAGE))
+          .where('kind', 'in', ['tuple.create', 'tuple.touch'])
+          .execute();
+        for (const e of entries) if (e.tuple !== null) logged.add(`${e.revision} ${identity(parseTuple(e.tuple))}`);
+      }
+      for (const row of page) {
+        const tuple = db.rowTuple(row);
+        if (logged.has(`${row.created_revision} ${identity(tuple)}`)) continue;
+        total++;
+        if (tuples.length < limit) tuples.push(tuple);
+      }
+      if (page.length < AUDIT_PAGE) break;
+      after = page.at(-1);
+    }
+    return { tuples, total };
+  }
 }
 
+/** Rows per page of the access audit's whole-tenant reads. */
+const AUDIT_PAGE = 5000;

@@ -6,14 +6,14 @@ import type { Kysely } from 'kysely';
 import type { RevisionCache } from '../database/revision-cache.ts';
 import type { PolicyTables } from '../database/tables.ts';
 
-/** A tenant's immutable id and whether it is disabled, or null when no tenant has the name. */
+/** A tenant's immutable id and whether it is disabled (or locked down), or null when no tenant has the name. */
 export type TenantState = { id: string; disabled: boolean } | null;
 
 /** The state of the tenant that has this name now, cached. */
 export function tenantState(cache: RevisionCache<TenantState>, db: Kysely<PolicyTables>, tenant: string): Promise<TenantState> {
   return cache.get(tenant, async () => {
     const row = await db.selectFrom('tenants').select(['id', 'disabled']).where('name', '=', tenant).executeTakeFirst();
-    return row === undefined ? null : { id: row.id, disabled: row.disabled === 1 };
+    return row === undefined ? null : { id: row.id, disabled: row.disabled !== 0 }; // disabled or locked down
   });
 }
 

@@ -5,14 +5,16 @@
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
  * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved, with the
  * tuples in SQLite and again in PostgreSQL), policy (credential lookups and the 4 KiB GET rate with the policy in
- * PostgreSQL beside SQLite, test/bench/policy-database.ts).
- * Default: all five. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
+ * PostgreSQL beside SQLite, test/bench/policy-database.ts), console (the web console's denial page in Chromium on a
+ * 10,000-line window beside a 100-line one; test/bench/console.ts).
+ * Default: all six. `--only` keeps the rows whose title contains TEXT; `--seconds` is the time per small-object row
  * and server (default 2). Not a test: figures vary by machine and load; the ratios are what to compare across changes.
  */
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { POSTGRES_BIN, startPostgres } from '../helpers/postgres.ts';
 import { runRelationshipBench, type BenchRow } from '../policy/relationships/bench.ts';
+import { consoleBench, formatConsoleTable } from './console.ts';
 import { formatPolicyTable, runPolicyDatabaseBench } from './policy-database.ts';
 import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
@@ -21,7 +23,7 @@ import { sdkClient } from './requests.ts';
 import { startBareProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 import { formatEngineTable, formatTable, type Row } from './table.ts';
 
-const SECTIONS = ['small', 'large', 'listing', 'relationships', 'policy'] as const;
+const SECTIONS = ['small', 'large', 'listing', 'relationships', 'policy', 'console'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const args = process.argv.slice(2);
@@ -105,6 +107,7 @@ if (sections.has('listing')) {
 }
 if (sections.has('relationships')) log('relationships: test/policy/relationships/bench.ts');
 const relationships = sections.has('relationships') ? await engineRows() : [];
+const consoleRows = sections.has('console') ? await consoleBench({ log }) : [];
 
 console.log(`\n${header}\n`);
 if (rows.length > 0) console.log(formatTable(rows));
@@ -116,4 +119,5 @@ if (sections.has('policy')) {
   const policy = await runPolicyDatabaseBench({ log });
   console.log(`\nThe policy database, PostgreSQL beside SQLite (test/bench/policy-database.ts):\n\n${formatPolicyTable(policy)}`);
 }
+if (consoleRows.length > 0) console.log(`\nThe web console (test/bench/console.ts), median of 5:\n\n${formatConsoleTable(consoleRows)}`);
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -1,7 +1,7 @@
 /**
  * The policy concern's schema changes, in order: tenants, credentials, buckets, STS roles, providers and signing
- * keys, capability root keys, revocations and mints, the revision counter and the audit log. An entry, once released,
- * is never edited, only followed by a new one. SQLite deployments ran entries 1-3 before PostgreSQL was supported, so
+ * keys, capability root keys, revocations and mints, the revision counter, the audit log and the access records. An
+ * entry, once released, is never edited, only followed by a new one. SQLite deployments ran entries 1-3 before PostgreSQL was supported, so
  * PostgreSQL's entry 1 creates at once what SQLite's first three did, and its entries 2 and 3 are empty.
  */
 import { ROOT_TENANT } from '../../store-schema.ts';
@@ -186,5 +186,20 @@ export const POLICY_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_log_tenant ON audit_log (tenant, time);
       CREATE INDEX audit_log_access_key ON audit_log (access_key_id, time);
       CREATE INDEX audit_log_action ON audit_log (action, time);`,
+  },
+  // 5: access records — which families each application credential used, from which addresses and agents, per day
+  // (the access audit's evidence). Releases before the policy database made this table in policy.db themselves,
+  // hence IF NOT EXISTS: their records carry over.
+  {
+    sqlite: `CREATE TABLE IF NOT EXISTS credential_uses (
+        access_key_id TEXT NOT NULL, day INTEGER NOT NULL, family TEXT NOT NULL, remote_address TEXT NOT NULL, user_agent TEXT NOT NULL,
+        PRIMARY KEY (access_key_id, day, family, remote_address, user_agent)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS credential_uses_day ON credential_uses (day);`,
+    postgres: `CREATE TABLE credential_uses (
+        access_key_id TEXT COLLATE "C" NOT NULL, day INTEGER NOT NULL, family TEXT NOT NULL, remote_address TEXT NOT NULL, user_agent TEXT NOT NULL,
+        PRIMARY KEY (access_key_id, day, family, remote_address, user_agent)
+      );
+      CREATE INDEX credential_uses_day ON credential_uses (day);`,
   },
 ];

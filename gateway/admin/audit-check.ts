@@ -1,0 +1,175 @@
+/**
+ * Admin handlers for the access audit (`anvil audit check`): they read the facts through the stores, let
+ * policy/audit decide the findings, and record each run in the audit log (time, who, counts and the findings'
+ * digests) so the next run, on any node, can say what is new. Root audits every tenant (or one it names); a tenant admin audits
+ * its own tenant and reads only what the admin API would show it there.
+ */
+import { appendAudit, audit, queryAudit, queryDenials, type AuditRecord } from '../../policy/index.ts';
+import { tokenStoresOf } from '../sts/stores.ts';
+import { onlyFields, optionalInteger, queryParam, type AdminCall } from './call.ts';
+import { invalidInput } from './errors.ts';
+
+const DAY_MS = 86_400_000;
+
+/** The audit log action a recorded run writes. */
+export const AUDIT_RUN_ACTION = 'audit.check';
+
+/** Most finding digests one run records; a larger report records its counts only beyond this. */
+const MAX_RECORDED_FINDINGS = 5000;
+
+/** A finding in an answer: whether the previous recorded run had it too. */
+export type ReportedFinding = audit.Finding & { new: boolean };
+
+/** What a run answers. */
+export interface AuditReport {
+  time: string;
+  /** The tenant audited, or `*` for every tenant. */
+  tenant: string;
+  options: audit.AuditOptions;
+  previousRun?: { time: string; actor: string; counts: audit.SeverityCounts };
+  findings: ReportedFinding[];
+  counts: audit.SeverityCounts;
+  /** Findings of the previous run that are gone now. */
+  resolved: number;
+}
+
+const OPTION_LIMITS: Record<keyof audit.AuditOptions, number> = { days: 400, keyAgeDays: 3650, maxAddresses: 10_000, maxAgents: 10_000 };
+
+/** The thresholds from a body or query, each bounded; defaults for what is absent. */
+function optionsOf(read: (name: keyof audit.AuditOptions) => unknown): audit.AuditOptions {
+  const out = { ...audit.DEFAULT_AUDIT_OPTIONS };
+  for (const name of Object.keys(OPTION_LIMITS) as Array<keyof audit.AuditOptions>) {
+    const value = optionalInteger(read(name), name, OPTION_LIMITS[name]);
+    if (value === 0) throw invalidInput(`"${name}" must be at least 1`);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** The tenant a call audits: the caller's own for a tenant admin; root names one or audits all (undefined). */
+function scopeOf(call: AdminCall, asked: unknown): string | undefined {
+  if (asked !== undefined && typeof asked !== 'string') throw invalidInput('"tenant" must be a string');
+  const { principal } = call;
+  if (principal.isRoot) return asked === '' ? undefined : asked;
+  if (asked !== undefined && asked !== principal.tenant) {
+    call.require({ allowed: false, layer: 'tenant', reason: `tenant ${asked} is not tenant ${principal.tenant}` });
+  }
+  return principal.tenant;
+}
+
+/** Recorded runs of this scope, oldest first; a tenant admin reads none from before its tenant existed. */
+async function recordedRuns(call: AdminCall, scope: string | undefined, limit?: number): Promise<AuditRecord[]> {
+  const created = call.principal.isRoot || scope === undefined ? undefined : (await call.policy.showTenant(scope))?.createdAt;
+  const records = await queryAudit(call.policy.database, { action: AUDIT_RUN_ACTION, tenant: scope, since: created ? new Date(created) : undefined });
+  const mine = records.filter((r) => r.details?.audited === (scope ?? '*'));
+  return limit === undefined ? mine : mine.slice(-limit);
+}
+
+/** Everything the checks read, narrowed to the scope. */
+async function gatherFacts(call: AdminCall, scope: string | undefined, options: audit.AuditOptions, previousRunAt?: Date): Promise<audit.AuditFacts> {
+  const { policy } = call;
+  const now = new Date();
+  const inScope = (tenant: string | undefined) => scope === undefined || tenant === scope;
+  const tenants = (await policy.listTenants()).filter((t) => inScope(t.name));
+  const credentials = await policy.listCredentials(scope === undefined ? {} : { tenant: scope });
+  const keys = new Set(credentials.map((c) => c.accessKeyId));
+  const since = new Date(now.getTime() - options.days * DAY_MS);
+  // A tenant admin reads no denial from before its tenant existed (as `anvil denials` answers it).
+  const created = call.principal.isRoot ? undefined : tenants.find((t) => t.name === scope)?.createdAt;
+  const denialsSince = created !== undefined && new Date(created) > since ? new Date(created) : since;
+  const owners = await policy.bucketOwners();
+  // This node's pending denial lines first, so an attempt made here is in this report.
+  await call.denials?.flush();
+  const { sessions, capabilities } = tokenStoresOf(policy);
+  const filter = scope === undefined ? {} : { tenant: scope };
+  const relationships: audit.TenantRelationshipFacts[] = [];
+  const store = call.relationships?.store;
+  for (const { name: tenant } of store ? tenants : []) {
+    const schemas = await store!.schemaHistory(tenant);
+    if (schemas.length === 0) continue;
+    const compiled = await store!.schema(tenant);
+    relationships.push({
+      tenant,
+      schemas,
+      caveatHashes: new Map([...(compiled?.caveats.values() ?? [])].map((c) => [c.name, c.hash])),
+      caveatedTuples: await store!.caveatedTuples(tenant),
+      unaudited: await store!.unauditedTuples(tenant),
+      imports: await store!.importSources(tenant),
+      appSubjects: new Set(await store!.subjectIds(tenant, 'app')),
+    });
+  }
+  return {
+    now,
+    tenants,
+    credentials,
+    usage: ((await call.records?.usage({ since })) ?? []).filter((u) => keys.has(u.accessKeyId)),
+    reservedDenials: await queryDenials(call.policy.database, { layer: 'reserved_namespace', since: denialsSince, tenant: scope }),
+    governedBuckets: (await policy.governedBuckets()).map((bucket) => ({ bucket, tenant: owners.get(bucket)! })).filter((b) => inScope(b.tenant)),
+    relationships,
+    roles: await sessions.listRoles(filter),
+    providers: await sessions.listOidcProviders(filter),
+    capabilities: await capabilities.listMints(filter),
+    capabilityKeys: await capabilities.rootKeys(filter),
+    previousRunAt,
+  };
+}
+
+/** Runs the checks for a call: the report, marked against the previous recorded run. */
+async function runChecks(call: AdminCall, scope: string | undefined, options: audit.AuditOptions): Promise<AuditReport> {
+  const previous = (await recordedRuns(call, scope)).at(-1);
+  const facts = await gatherFacts(call, scope, options, previous ? new Date(previous.time) : undefined);
+  const findings = audit.auditFindings(facts, options);
+  const before = new Set((previous?.details?.findings as string[] | undefined) ?? []);
+  const digests = new Set(findings.map((f) => audit.findingDigest(f.id)));
+  return {
+    time: facts.now.toISOString(),
+    tenant: scope ?? '*',
+    options,
+    ...(previous ? { previousRun: { time: previous.time, actor: previous.actor, counts: previous.details?.counts as audit.SeverityCounts } } : {}),
+    findings: findings.map((f) => ({ ...f, new: previous === undefined || !before.has(audit.findingDigest(f.id)) })),
+    counts: audit.countBySeverity(findings),
+    resolved: [...before].filter((d) => !digests.has(d)).length,
+  };
+}
+
+/** GET /audit/check?tenant&days&keyAgeDays&maxAddresses&maxAgents: the findings now, not recorded (the console's view). */
+export async function previewAuditCheck(call: AdminCall): Promise<unknown> {
+  const scope = scopeOf(call, queryParam(call.query, 'tenant'));
+  return runChecks(call, scope, optionsOf((name) => queryParam(call.query, name)));
+}
+
+/**
+ * POST /audit/check {tenant, days, keyAgeDays, maxAddresses, maxAgents, sinceLast}: runs the checks and records
+ * the run in the audit log; with sinceLast only the findings the previous run did not have are listed.
+ */
+export async function runAuditCheck(call: AdminCall): Promise<unknown> {
+  onlyFields(call.body, ['tenant', 'days', 'keyAgeDays', 'maxAddresses', 'maxAgents', 'sinceLast']);
+  const scope = scopeOf(call, call.body.tenant);
+  if (call.body.sinceLast !== undefined && typeof call.body.sinceLast !== 'boolean') throw invalidInput('"sinceLast" must be true or false');
+  const report = await runChecks(call, scope, optionsOf((name) => call.body[name]));
+  const digests = report.findings.map((f) => audit.findingDigest(f.id));
+  await appendAudit(call.policy.database, {
+    actor: call.principal.accessKeyId,
+    action: AUDIT_RUN_ACTION,
+    ...(scope !== undefined ? { tenant: scope } : {}),
+    details: {
+      audited: report.tenant,
+      counts: report.counts,
+      total: report.findings.length,
+      new: report.findings.filter((f) => f.new).length,
+      resolved: report.resolved,
+      findings: digests.slice(0, MAX_RECORDED_FINDINGS),
+    },
+  });
+  return call.body.sinceLast === true ? { ...report, findings: report.findings.filter((f) => f.new), sinceLast: true } : report;
+}
+
+/** GET /audit/checks?tenant&limit: the recorded runs (time, who, counts), oldest first. */
+export async function listAuditChecks(call: AdminCall): Promise<unknown> {
+  const scope = scopeOf(call, queryParam(call.query, 'tenant'));
+  const limit = optionalInteger(queryParam(call.query, 'limit'), 'limit', 10_000) ?? 100;
+  const runs = await recordedRuns(call, scope, limit);
+  return {
+    runs: runs.map((r) => ({ time: r.time, actor: r.actor, tenant: r.details?.audited, counts: r.details?.counts, total: r.details?.total, new: r.details?.new, resolved: r.details?.resolved })),
+  };
+}
