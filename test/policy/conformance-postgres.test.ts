@@ -9,6 +9,7 @@ import { postgresOrExplain, sharedPostgres } from '../helpers/postgres.ts';
 import { credentialSuite } from './conformance/credentials.ts';
 import { POSTGRES } from './conformance/factory.ts';
 import { logSuite } from './conformance/logs.ts';
+import { operationsSuite } from './conformance/operations.ts';
 import { relationshipSuite } from './conformance/relationships.ts';
 
 if (postgresOrExplain(test, 'policy conformance')) {
@@ -16,6 +17,7 @@ if (postgresOrExplain(test, 'policy conformance')) {
   credentialSuite(test, POSTGRES);
   relationshipSuite(test, POSTGRES);
   logSuite(test, POSTGRES);
+  operationsSuite(test, POSTGRES);
 
   test('postgres: no node generates a master key: every node must be given the same one', async (t) => {
     const env = await POSTGRES.fresh(t);

@@ -13,12 +13,14 @@ import { RELATIONSHIP_MIGRATIONS } from '../../policy/database/migrations/relati
 import { credentialSuite } from './conformance/credentials.ts';
 import { SQLITE } from './conformance/factory.ts';
 import { logSuite } from './conformance/logs.ts';
+import { operationsSuite } from './conformance/operations.ts';
 import { relationshipSuite } from './conformance/relationships.ts';
 import { tempDataDir } from './helpers.ts';
 
 credentialSuite(test, SQLITE);
 relationshipSuite(test, SQLITE);
 logSuite(test, SQLITE);
+operationsSuite(test, SQLITE);
 
 const SCOPES = [{ families: ['object:read' as const], bucket: 'backups' }];
 
