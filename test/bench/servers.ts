@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROOT } from '../helpers/gateway.ts';
+import { listeningUrl } from '../helpers/gateway-process.ts';
 import { startMinio } from '../helpers/minio.ts';
 
 /** The repository root: servers run with it as their working directory, as `npm start` does. */
@@ -107,12 +108,6 @@ function waitForUrl(child: ChildProcess, output: () => string, urlIn: (output: s
     child.stdout!.on('data', onData);
     child.once('exit', onExit);
   });
-}
-
-/** The URL in the gateway's JSON log line `{"msg":"listening","url":…}`. */
-function listeningUrl(output: string): string | undefined {
-  const line = output.split('\n').find((l) => l.includes('"msg":"listening"'));
-  return line ? (JSON.parse(line) as { url?: string }).url : undefined;
 }
 
 /** SIGTERM, then SIGKILL after 10 s; resolves once the process is gone. */

@@ -1,10 +1,10 @@
 /**
- * A gateway in its own process, started as `npm start` starts it (gateway/main.ts) with the environment given, on a
- * free loopback port: for tests where nodes must be separate processes (the multi-node test kills one mid-load).
+ * A gateway in its own process, started as `npm start` starts it (gateway/main.ts) with the environment given, on
+ * loopback port 0 (its URL read from its `listening` log line, so no other process can take the port first): for
+ * tests where nodes must be separate processes (the multi-node test kills one mid-load).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from './minio.ts';
 
 const REPO = join(import.meta.dirname, '../..');
 
@@ -20,12 +20,24 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a gateway process and waits until it answers HTTP. */
+/** The URL in the gateway's JSON log line `{"msg":"listening","url":…}`, once it is printed. */
+export function listeningUrl(output: string): string | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.includes('"msg":"listening"')) continue;
+    try {
+      return (JSON.parse(line) as { url?: string }).url;
+    } catch {
+      return undefined; // the line is still arriving
+    }
+  }
+  return undefined;
+}
+
+/** Starts a gateway process and waits until it listens. */
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
-  const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, ANVIL_ADDRESS: `127.0.0.1:${port}` },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, ANVIL_ADDRESS: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -38,18 +50,18 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   process.once('exit', reap);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exited.then(() => process.off('exit', reap));
-  const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
-  for (;;) {
+  let url: string | undefined;
+  while (url === undefined) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${log}`);
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`gateway did not answer within 120 s:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`gateway did not start within 120 s:\n${log}`);
     }
+    url = listeningUrl(log);
+    if (url === undefined) await new Promise((r) => setTimeout(r, 100));
   }
+  const port = Number(new URL(url).port);
   const end = async (signal: NodeJS.Signals) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
