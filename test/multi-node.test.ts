@@ -72,7 +72,14 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
       ANVIL_DENIALS_STDOUT: 'true',
     });
     // Both nodes start at once: migrations and the root credential are decided once, under the database's locks.
-    const [a, b] = await Promise.all([startGatewayProcess(env('node-a', dirs[0]!)), startGatewayProcess(env('node-b', dirs[1]!))]);
+    const started = await Promise.allSettled([startGatewayProcess(env('node-a', dirs[0]!)), startGatewayProcess(env('node-b', dirs[1]!))]);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      // The node that did start must not outlive the test (its process would keep the worker alive).
+      for (const s of started) if (s.status === 'fulfilled') await s.value.stop();
+      throw failed.reason;
+    }
+    const [a, b] = started.map((s) => (s as PromiseFulfilledResult<GatewayProcess>).value) as [GatewayProcess, GatewayProcess];
     const admin = {
       a: remoteTransport({ endpoint: a.url, credentials: ROOT, region: REGION }),
       b: remoteTransport({ endpoint: b.url, credentials: ROOT, region: REGION }),
@@ -133,6 +140,53 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     await admin.b.call('POST', '/tuples', { body: { tenant: 'acme', updates: [{ op: 'delete', tuple }], reason: 'unshare' } });
     await afterBound();
     t.is(await status(s3(a, app).send(new GetObjectCommand({ Bucket: 'governed', Key: 'doc.txt' }))), 403);
+  });
+
+  test.serial('a lockdown and a revoke --all made through node A are in force on node B within the bound; the access audit on either node sees both nodes', async (t) => {
+    const { a, b, admin } = t.context;
+    await admin.a.call('POST', '/tenants', { body: { name: 'beta' } });
+    await s3(a).send(new CreateBucketCommand({ Bucket: 'beta-data' }));
+    await admin.a.call('PUT', '/buckets/beta-data/owner', { body: { tenant: 'beta', reassign: true } });
+    await s3(a).send(new PutObjectCommand({ Bucket: 'beta-data', Key: 'x.txt', Body: 'x' }));
+    const keys: Array<{ accessKeyId: string; secretAccessKey: string }> = [];
+    for (const name of ['one', 'two']) {
+      const made = await admin.a.call('POST', '/credentials', { body: { tenant: 'beta', name, scopes: [{ families: ['object:read'], bucket: 'beta-data' }] } });
+      keys.push({ accessKeyId: made.accessKeyId as string, secretAccessKey: made.secretKey as string });
+    }
+    const read = (node: GatewayProcess, creds: (typeof keys)[number], agent?: string) =>
+      status(new S3Client({ endpoint: node.url, region: REGION, credentials: creds, forcePathStyle: true, maxAttempts: 1, customUserAgent: agent }).send(new GetObjectCommand({ Bucket: 'beta-data', Key: 'x.txt' })));
+    // One key used through each node with another user agent: one job's key shared, visible only if both nodes' records are one.
+    t.is(await read(a, keys[0]!, 'job-on-a/1'), 200);
+    for (let i = 0; i < 3; i++) t.is(await read(b, keys[0]!, 'job-on-b/1'), 200); // warm on B
+    t.is(await read(b, keys[1]!), 200);
+    const report = await admin.b.call('POST', '/audit/check', { body: { tenant: 'beta', maxAgents: 1 } });
+    const shared = report.findings.filter((f: { check: string }) => f.check === 'shared-credential');
+    t.deepEqual(shared.map((f: { subject: string }) => f.subject), [keys[0]!.accessKeyId]);
+    t.regex(shared[0].message, /2 user agent\(s\)/);
+    const runs = await admin.a.call('GET', '/audit/checks', { query: { tenant: 'beta' } });
+    t.is(runs.runs.length, 1, 'the run recorded on B is in the history A shows');
+
+    // A console session signed in on A is a session on B too (its key comes from the master key both nodes hold).
+    const signIn = await fetch(`${a.url}/_anvil/console/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accessKeyId: keys[1]!.accessKeyId, secretKey: keys[1]!.secretAccessKey }) });
+    t.is(signIn.status, 200);
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    const session = () => fetch(`${b.url}/_anvil/console/api/session`, { headers: { cookie } }).then((r) => r.status);
+    t.is(await session(), 200);
+
+    const locked = await admin.a.call('POST', '/tenants/beta/lockdown', { body: { reason: 'key leaked' } });
+    t.like(locked, { lockedDown: true, cutOff: { credentials: 2 } });
+    await afterBound();
+    for (const creds of keys) t.is(await read(b, creds), 403);
+    t.is(await session(), 401, 'the console session ends with the lockdown on the other node too');
+    await admin.b.call('POST', '/tenants/beta/lockdown/lift', { body: { reason: 'contained' } });
+    await afterBound();
+    for (const creds of keys) t.is(await read(a, creds), 200);
+    for (const creds of keys) t.is(await read(b, creds), 200); // warm on B again
+
+    const revoked = await admin.a.call('POST', '/tenants/beta/credentials/revoke', { body: {} });
+    t.deepEqual([...revoked.revoked].sort(), keys.map((k) => k.accessKeyId).sort());
+    await afterBound();
+    for (const creds of keys) t.is(await read(b, creds), 403);
   });
 
   test.serial('a denial caused on node A is listed by `anvil denials` pointed at node B, and A printed it to stdout', async (t) => {
