@@ -31,7 +31,7 @@ if (postgresOrExplain(test, 'migrate-policy')) {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const url = await (await sharedPostgres()).createDatabase();
 
-    // The embedded deployment: a tenant, a credential, a governed bucket with a tuple, a denial.
+    // The embedded deployment: a tenant, a credential (used once: an access record), a governed bucket with a tuple, a denial.
     const embedded = await startTestGateway({ ANVIL_DATA_DIR: dir });
     await ok(embedded, ROOT, 'POST', '/tenants', { name: 'acme' });
     await embedded.s3.send(new CreateBucketCommand({ Bucket: 'docs' }));
@@ -41,6 +41,7 @@ if (postgresOrExplain(test, 'migrate-policy')) {
     const creds = { accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey };
     await ok(embedded, ROOT, 'PUT', '/buckets/docs/governance', { governed: true });
     await ok(embedded, ROOT, 'POST', '/tuples', { tenant: 'acme', updates: [{ op: 'touch', tuple: `object:docs/plan.txt#reader@app:${app.accessKeyId}` }], reason: 'share' });
+    await (await embedded.client(creds).send(new GetObjectCommand({ Bucket: 'docs', Key: 'plan.txt' }))).Body!.transformToString();
     await t.throwsAsync(embedded.client(creds).send(new GetObjectCommand({ Bucket: 'docs', Key: 'other.txt' })));
     const denied = (await denials(embedded)).length;
     await embedded.gw.close();
@@ -50,6 +51,7 @@ if (postgresOrExplain(test, 'migrate-policy')) {
     const report = JSON.parse(moved.stdout) as { counts: Record<string, number>; masterKeyReference: string; to: string };
     t.like(report.counts, { 'policy.tenants': 2, 'policy.credentials': 2, 'policy.buckets': 1, 'relationships.tuples': 1, 'logs.denials': denied });
     t.true(report.counts['relationships.changelog']! >= 3);
+    t.true(report.counts['policy.credential_uses']! >= 2, "root's uses and the application's");
     t.regex(report.masterKeyReference, /^[0-9a-f]{16}$/);
 
     const again = await anvil(['migrate-policy', '--from', dir, '--to', url]);
@@ -63,6 +65,8 @@ if (postgresOrExplain(test, 'migrate-policy')) {
       t.is(await read.Body!.transformToString(), 'plan');
       t.is(shared.gw.database.dialect, 'postgres');
       t.is((await denials(shared)).length, denied);
+      const uses = await shared.gw.database.db('policy').selectFrom('credential_uses').select('family').where('access_key_id', '=', app.accessKeyId).execute();
+      t.deepEqual(uses.map((u) => u.family), ['object:read'], 'the access records moved with the policy');
       const audit = await ok(shared, ROOT, 'GET', '/audit?action=credential.create');
       t.deepEqual(audit.audit.map((a: { accessKeyId: string }) => a.accessKeyId), [app.accessKeyId]);
       const changes = await ok(shared, ROOT, 'GET', '/tuples/audit?tenant=acme');
