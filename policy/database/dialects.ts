@@ -74,8 +74,10 @@ export function postgresClientConfig(url: string): pg.ClientConfig {
 /** A node's connection pool and its Kysely dialect. */
 export function postgresDialect(url: string, max: number): { pool: pg.Pool; dialect: Dialect } {
   const pool = new pg.Pool({ ...postgresClientConfig(url), max, application_name: 'anvil-gateway' });
-  // An idle connection the server ended must not crash the process; the next query opens a new one.
+  // A connection the server ended must not crash the process: idle ones are the pool's 'error'; a checked-out one
+  // (between two queries of a transaction) emits on the client, and its next query fails instead. The pool drops it.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return { pool, dialect: new PostgresDialect({ pool }) };
 }
 
