@@ -296,8 +296,16 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     t.is(await text(s3(b, app), 'plain', 'after-a.txt'), 'b lives'); // warm
     await (await sharedPostgres()).close();
     await afterBound();
-    const refused = await s3(b, app).send(new GetObjectCommand({ Bucket: 'plain', Key: 'after-a.txt' })).then(() => 200, (e: { $metadata?: { httpStatusCode?: number }; name?: string }) => e.$metadata?.httpStatusCode ?? 0);
-    t.is(refused, 503);
+    let failure = '';
+    const refused = await s3(b, app).send(new GetObjectCommand({ Bucket: 'plain', Key: 'after-a.txt' })).then(
+      () => 200,
+      (e: { $metadata?: { httpStatusCode?: number }; name?: string; message?: string }) => {
+        failure = `${e.name}: ${e.message}`;
+        return e.$metadata?.httpStatusCode ?? 0;
+      },
+    );
+    // No status at all would mean no answer: say why, with what the node printed last.
+    t.is(refused, 503, `${failure}\n${b.output().slice(-3000)}`);
   });
 }
 
