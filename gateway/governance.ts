@@ -9,6 +9,10 @@
  * (capabilityPrincipal; layer capability), and the minter's subject holds the permission by relationships now (layer
  * relationship or caveat, the reason naming the minter). Deleting the minter's tuple ends every share it minted; a
  * revoked or deleted minter is refused at authentication. Capabilities minted by root or the operator act for root.
+ *
+ * A web-identity session whose OpenID Connect provider was registered by a principal without tenant-wide authority
+ * is bounded the same way by that registrar: its own subject and the registrar's must both hold the permission now,
+ * so an issuer the registrar runs cannot mint `sub=alice` into more than the registrar itself may do.
  */
 import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
@@ -80,14 +84,26 @@ function subjectRefusal(subject: string, relationships: rel.Relationships, tenan
   return undefined;
 }
 
-/** Who relationships are decided for: the caller, or for a capability its minter (root: nothing to decide). */
-type Actor = { root: true } | { root: false; subject: string; label: string };
+/** One subject relationships are decided for, and how a denial names it. */
+interface Actor {
+  subject: string;
+  label: string;
+}
 
-function actorOf(principal: Principal): Actor {
-  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) return { root: false, subject: principal.subject, label: principal.subject };
+/**
+ * Who relationships are decided for, every one of whom must hold the permission: the caller, plus the registrar of
+ * its identity provider when that bounds it (Principal.registrar); for a capability its minter instead. Undefined
+ * when nothing is decided (a capability minted by root or the operator acts for root).
+ */
+function actorsOf(principal: Principal): Actor[] | undefined {
+  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
+    const registrar = principal.registrar;
+    const bound = registrar === undefined ? [] : [{ subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }];
+    return [{ subject: principal.subject, label: principal.subject }, ...bound];
+  }
   const minter = principal.minter;
-  if (minter === undefined || minter.isRoot) return { root: true };
-  return { root: false, subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` };
+  if (minter === undefined || minter.isRoot) return undefined;
+  return [{ subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` }];
 }
 
 /**
@@ -102,47 +118,55 @@ export function createGovernance(opts: {
 }): Governance {
   const { principal, policy, relationships } = opts;
   const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
-  const actor = actorOf(principal);
+  const actors = actorsOf(principal);
   const governed = (bucket: string): string | undefined => {
-    if (principal.isRoot || actor.root || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
+    if (principal.isRoot || actors === undefined || relationships === undefined || !policy.bucketGoverned(bucket)) return undefined;
     return policy.bucketOwner(bucket);
   };
-  const subject = actor.root ? principal.subject : actor.subject;
-  const label = actor.root ? principal.subject : actor.label;
+  const refusalOf = (r: rel.Relationships, tenant: string): Decision | undefined => {
+    for (const a of actors ?? []) {
+      const refused = subjectRefusal(a.subject, r, tenant);
+      if (refused) return refused;
+    }
+    return undefined;
+  };
   return {
     refusal(bucket) {
       const tenant = governed(bucket);
-      return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(subject, relationships, tenant);
+      return tenant === undefined || relationships === undefined ? undefined : refusalOf(relationships, tenant);
     },
     decide(family, bucket, key) {
       const permission = PERMISSION_OF[family];
       const tenant = permission === undefined ? undefined : governed(bucket);
       if (tenant === undefined || permission === undefined) return ALLOWED;
       const resource = { type: 'object', id: `${bucket}/${key}` };
-      const refused = subjectRefusal(subject, relationships!, tenant);
+      const refused = refusalOf(relationships!, tenant);
       if (refused) return refused;
-      const r = relationships!.check(tenant, resource, permission, subject, { context });
-      if (r.result === 'allowed') return ALLOWED;
-      const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
-      const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${label}: ${r.reason}`;
-      return { allowed: false, layer, reason };
+      for (const a of actors!) {
+        const r = relationships!.check(tenant, resource, permission, a.subject, { context });
+        if (r.result === 'allowed') continue;
+        const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
+        return { allowed: false, layer, reason: `missing ${permission} on ${rel.formatSubject(resource)} for ${a.label}: ${r.reason}` };
+      }
+      return ALLOWED;
     },
     listing(bucket, prefix) {
       const tenant = governed(bucket);
       if (tenant === undefined) return undefined;
       const r = relationships!;
       // Callers refused outright (access.listing asks refusal() first) read nothing here either.
-      if (subjectRefusal(subject, r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
+      if (refusalOf(r, tenant)) return { settles: () => false, readable: async () => new Set<string>() };
       const inherits = r.subtreeInherits(tenant, 'read');
       const settles = (p: string): boolean =>
-        inherits && r.check(tenant, settlingResource(bucket, p), 'read', subject, { context }).result === 'allowed';
+        inherits && actors!.every((a) => r.check(tenant, settlingResource(bucket, p), 'read', a.subject, { context }).result === 'allowed');
       if (settles(prefix)) return undefined;
       return {
         settles,
         async readable(keys) {
-          const ids = keys.map((k) => `${bucket}/${k}`);
-          const allowed = r.filterResources(tenant, 'object', ids, 'read', subject, { context });
-          return new Set(allowed.map((id) => id.slice(bucket.length + 1)));
+          // A key shows only when every actor may read it: filter the page by each in turn.
+          let ids = keys.map((k) => `${bucket}/${k}`);
+          for (const a of actors!) ids = r.filterResources(tenant, 'object', ids, 'read', a.subject, { context });
+          return new Set(ids.map((id) => id.slice(bucket.length + 1)));
         },
       };
     },
