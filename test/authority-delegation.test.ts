@@ -199,3 +199,47 @@ test('issuers root or a tenant-wide admin registers vouch for their subjects\' o
     t.false(await read(tg, again, 'secret/x'));
   });
 });
+
+test('rotating another credential hands over its identity: refused to a non-tenant-wide admin while its subject holds tuples', async (t) => {
+  await withWorld({}, async (tg) => {
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET }]);
+    const reader = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    const plain = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@app:${reader.accessKeyId}` }] });
+    t.true(await read(tg, reader, 'secret/x'));
+    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    const refused = await admin(tg, bucketAdmin, 'POST', `/credentials/${reader.id}/rotate`, { graceSeconds: 60 });
+    t.is(refused.status, 403);
+    t.is(refused.json.secretKey, undefined);
+    t.true(denials(tg).some((d) => d.accessKeyId === bucketAdmin.accessKeyId && d.action === 'Admin:RotateCredential' && d.layer === 'relationship'));
+    // The old secret still works (nothing rotated), and the admin never saw a new one.
+    t.true(await read(tg, reader, 'secret/x'));
+    // A credential whose subject no tuple names holds nothing by relationships: the admin may rotate it.
+    const rotated = await ok(tg, bucketAdmin, 'POST', `/credentials/${plain.id}/rotate`, {});
+    t.truthy(rotated.secretKey);
+    // Root (or a tenant-wide admin) may rotate the one with tuples.
+    const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+    t.truthy((await ok(tg, wide, 'POST', `/credentials/${reader.id}/rotate`, {})).secretKey);
+  });
+});
+
+test('turning governance off lifts every tuple\'s restriction: it needs tenant-wide authority, not only the bucket', async (t) => {
+  await withWorld({}, async (tg) => {
+    const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list'], bucket: BUCKET }]);
+    // Governing narrows: the bucket's admin may.
+    await ok(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const app = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    t.false(await read(tg, app, 'secret/x'));
+    const off = await admin(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
+    t.is(off.status, 403);
+    t.like(denials(tg).at(-1), { accessKeyId: bucketAdmin.accessKeyId, action: 'Admin:PutBucketGovernance', layer: 'scope', bucket: BUCKET });
+    t.true((await ok(tg, ROOT, 'GET', `/buckets/${BUCKET}/governance`)).governed);
+    t.false(await read(tg, app, 'secret/x'));
+    // Nor may it swap the schema for a wider one.
+    t.is((await admin(tg, bucketAdmin, 'PUT', '/schema', { schema: 'definition app {}\ndefinition object {\n  permission read = nil\n}', reason: 'x' })).status, 403);
+    const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+    await ok(tg, wide, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
+    t.true(await read(tg, app, 'secret/x'));
+  });
+});

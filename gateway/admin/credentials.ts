@@ -3,7 +3,7 @@
  * whose scopes it holds itself (grantWithin), so no credential it creates, rotates or revokes can exceed its own.
  * The secret leaves the gateway in exactly two responses: create and rotate.
  */
-import { authorizeCredentialAdmin, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
+import { appSubject, authorizeCredentialAdmin, holdsTenantWide, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
@@ -57,9 +57,29 @@ export function showCredential(call: AdminCall): unknown {
   return targetCredential(call, false);
 }
 
+/**
+ * Rotation hands the caller the credential's secret, and with it everything the credential can do: its scopes
+ * (targetCredential) and its subject's relationships. Tuples are written by others and hold authority the caller may
+ * lack, so unless the caller is root or holds tenant-wide authority (which can write itself any tuple anyway), the
+ * credential's subject must hold no relationship grant at all: no tuple names it and no wildcard covers its type.
+ */
+function requireIdentityHeld(call: AdminCall, info: CredentialInfo): void {
+  const { principal } = call;
+  if (principal.isRoot || holdsTenantWide(principal)) return;
+  const subject = appSubject(info.accessKeyId);
+  if (call.relationships?.subjectHasGrants(info.tenant, subject)) {
+    call.require({
+      allowed: false,
+      layer: 'relationship',
+      reason: `${subject} holds relationship grants: only root or an admin holding every family on every bucket may take over its secret`,
+    });
+  }
+}
+
 /** POST /credentials/{id}/rotate {graceSeconds}: the new secret, this once. */
 export function rotateCredential(call: AdminCall): unknown {
   const info = targetCredential(call, true);
+  requireIdentityHeld(call, info);
   onlyFields(call.body, ['graceSeconds']);
   const graceSeconds = optionalInteger(call.body.graceSeconds, 'graceSeconds', MAX_GRACE_SECONDS) ?? 0;
   return call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });

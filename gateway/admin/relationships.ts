@@ -112,12 +112,21 @@ export function showGovernance(call: AdminCall): unknown {
   return { bucket, tenant, governed: call.policy.bucketGoverned(bucket) };
 }
 
-/** PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none. */
+/**
+ * PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none.
+ * Turning governance off releases the relationship restriction of every credential in the bucket, whatever tuples
+ * (written by whomever) said: like replacing the schema, that needs authority over the whole tenant's relationships,
+ * so root or an admin holding every family on every bucket (who could write itself any tuple or schema anyway).
+ */
 export function setGovernance(call: AdminCall): unknown {
   const { bucket, tenant } = governedBucket(call, true);
   onlyFields(call.body, ['governed']);
   const governed = call.body.governed;
   if (typeof governed !== 'boolean') throw invalidInput('"governed" must be true or false');
+  if (!governed && !holdsTenantWide(call.principal)) {
+    const reason = `turning governance of ${bucket} off lifts every tuple's restriction there: it needs every family on every bucket`;
+    call.require({ allowed: false, layer: 'scope', reason }, { bucket });
+  }
   const engine = engineOf(call);
   let schemaDeployed = false;
   if (governed && engine.store.schema(tenant) === undefined) {
