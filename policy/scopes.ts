@@ -4,7 +4,7 @@
  * namespace is refused here too, so every backend gets the same rule from one place.
  */
 
-import { isReservedKey, listPrefixTouchesReserved, RESERVED_PREFIX } from './reserved.ts';
+import { isReservedKey, listPrefixTouchesReserved, RESERVED_NAME, RESERVED_PREFIX } from './reserved.ts';
 import { DeniedError } from './errors.ts';
 import { FAMILIES, type Decision, type Family, type Principal, type ScopeGrant } from './types.ts';
 
@@ -75,7 +75,7 @@ export function assertAllowed(decision: Decision): void {
  * 'all' when a grant covers the whole prefix; 'filtered' when the prefix is broader than some grants.
  */
 export function listingPlan(principal: Principal, bucket: string, listPrefix: string): ListingPlan {
-  if (listPrefix.startsWith(RESERVED_PREFIX)) {
+  if (listPrefix !== RESERVED_NAME && listPrefixTouchesReserved(listPrefix)) {
     return { kind: 'none', layer: 'reserved_namespace', reason: `listing under ${RESERVED_PREFIX} is reserved` };
   }
   if (principal.isRoot) return { kind: 'all' };
