@@ -3,9 +3,10 @@
  * (a bucket ARN matches no object), a key without `*` is one key, the exact flag survives credential → role →
  * session → session policy, and what cannot be translated faithfully grants nothing or is refused.
  */
+import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import test from 'ava';
 import { admin, ok } from './helpers/admin.ts';
-import { allowed, assumeRole, BUCKET, credential, seed, TENANT } from './helpers/authority.ts';
+import { allowed, assumeRole, BUCKET, credential, seed, startIssuer, stsClient, TENANT } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
 let tg: TestGateway;
@@ -13,7 +14,7 @@ let app: Awaited<ReturnType<typeof credential>>;
 let roleArn: string;
 
 test.before(async () => {
-  tg = await startTestGateway();
+  tg = await startTestGateway({ ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' });
   await seed(tg);
   app = await credential(tg, [{ families: ['object:read', 'object:write', 'object:list', 'object:delete'], bucket: BUCKET }]);
   roleArn = (await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'all', scopes: [{ families: ['object:read', 'object:write', 'object:list', 'object:delete'], bucket: BUCKET }] })).arn;
@@ -94,4 +95,33 @@ test('an admin limited to some namespaces and relations cannot hand out tuples:w
   const cap = await ok(tg, limited, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'reports/q1.csv', exact: true, actions: ['read'] });
   t.true(await can({ capability: cap.capability }, 'read', 'reports/q1.csv'));
   t.false(await can({ capability: cap.capability }, 'read', 'reports/q1.csv.draft'));
+});
+
+test('STS parameters the gateway cannot honour are refused (InvalidParameterValue), never ignored, for both actions', async (t) => {
+  const idp = await startIssuer();
+  try {
+    await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['all'] });
+    const extras: Array<Record<string, unknown>> = [
+      { PolicyArns: [{ arn: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }] },
+      { Tags: [{ Key: 'team', Value: 'a' }] },
+      { TransitiveTagKeys: ['team'] },
+      { SourceIdentity: 'admin' },
+      { ExternalId: 'x' },
+      { SerialNumber: 'arn:aws:iam::acme:mfa/u', TokenCode: '123456' },
+    ];
+    for (const extra of extras) {
+      const input = { RoleArn: roleArn, RoleSessionName: 'probe', ...extra };
+      await t.throwsAsync(stsClient(tg, app).send(new AssumeRoleCommand(input)), { name: 'InvalidParameterValue', message: new RegExp(Object.keys(extra)[0]!) }, JSON.stringify(extra));
+    }
+    const token = await idp.token({ sub: 'amy' });
+    for (const extra of [{ PolicyArns: [{ arn: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }] }, { ProviderId: 'graph.facebook.com' }]) {
+      const input = { RoleArn: roleArn, RoleSessionName: 'probe', WebIdentityToken: token, ...extra };
+      await t.throwsAsync(stsClient(tg).send(new AssumeRoleWithWebIdentityCommand(input)), { name: 'InvalidParameterValue' }, JSON.stringify(extra));
+    }
+    // Without them, both work.
+    t.truthy((await stsClient(tg, app).send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'probe' }))).Credentials);
+    t.truthy((await stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: roleArn, RoleSessionName: 'probe', WebIdentityToken: token }))).Credentials);
+  } finally {
+    await idp.close();
+  }
 });
