@@ -5,9 +5,10 @@
  * an owner belongs to no tenant and is reachable by root only.
  */
 import { CreateBucketCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import test from 'ava';
 import { admin, denials, ok } from './helpers/admin.ts';
-import { adminOf, assumeRole, credential, seed, startIssuer, TENANT } from './helpers/authority.ts';
+import { adminOf, assumeRole, credential, seed, startIssuer, stsClient, TENANT } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { errorCode, signedSend } from './helpers/raw.ts';
 
@@ -94,5 +95,38 @@ test('a bucket that appears in storage without an owner is no tenant\'s: root on
     await s3.send(new ListObjectsV2Command({ Bucket: 'appeared' }));
   } finally {
     s3.destroy();
+  }
+});
+
+test('unauthenticated AssumeRoleWithWebIdentity answers alike for an unknown issuer, a wrong audience or a bad signature', async (t) => {
+  const idp = await startIssuer();
+  const stranger = await startIssuer();
+  try {
+    await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'webr', scopes: [{ families: ['object:read'], bucket: 'data' }] });
+    await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['webr'] });
+    const arn = `arn:aws:iam::${TENANT}:role/webr`;
+    const good = await idp.token({ sub: 'amy' });
+    const tampered = `${good.slice(0, -4)}${good.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`;
+    const tokens = {
+      unknownIssuer: await stranger.token({ sub: 'amy' }),
+      wrongAudience: await idp.token({ sub: 'amy', aud: 'other-app' }),
+      badSignature: tampered,
+      notAJwt: 'not-a-jwt',
+    };
+    const answers = new Map<string, string>();
+    for (const [what, token] of Object.entries(tokens)) {
+      const err = await t.throwsAsync(stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: arn, RoleSessionName: 'web', WebIdentityToken: token })));
+      answers.set(what, `${err?.name}: ${err?.message}`);
+    }
+    t.is(new Set(answers.values()).size, 1, JSON.stringify([...answers]));
+    t.regex([...answers.values()][0]!, /^InvalidIdentityToken/);
+    // The operator's denial lines keep each cause.
+    const reasons = denials(tg).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity').map((d) => d.reason).join('\n');
+    t.regex(reasons, /no OpenID Connect provider/);
+    t.regex(reasons, /does not verify/);
+    t.truthy((await stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: arn, RoleSessionName: 'web', WebIdentityToken: good }))).Credentials);
+  } finally {
+    await idp.close();
+    await stranger.close();
   }
 });
