@@ -5,7 +5,8 @@
  */
 import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import test from 'ava';
-import { admin, ok } from './helpers/admin.ts';
+import { narrowCapability } from '../policy/index.ts';
+import { admin, denials, ok } from './helpers/admin.ts';
 import { allowed, assumeRole, BUCKET, credential, seed, startIssuer, stsClient, TENANT } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
@@ -124,4 +125,24 @@ test('STS parameters the gateway cannot honour are refused (InvalidParameterValu
   } finally {
     await idp.close();
   }
+});
+
+test('narrowing a capability never widens it: unknown or mistyped fields throw, and scopes that name no object are refused (403), never 500', async (t) => {
+  const minted = await ok(tg, ROOT, 'POST', '/capabilities', { tenant: TENANT, bucket: BUCKET, prefix: 'reports/', actions: ['read'] });
+  const cap: string = minted.capability;
+  const get = (c: string, key: string) => fetch(`${tg.gw.url}/${BUCKET}/${key}`, { headers: { 'x-anvil-capability': c } });
+  for (const bad of [{ prefix: 'reports/q2' }, { expires: '1s' }, { exp: 1 }, { append: 'q2' }, { append: [Number.NaN] }, { actions: 'read' }, { expiresAt: '2030-01-01' }]) {
+    t.throws(() => narrowCapability(cap, bad as never), { name: 'CapabilityError' }, JSON.stringify(bad));
+  }
+  t.is((await get(narrowCapability(cap, { append: ['q1'] }), 'reports/q1.csv')).status, 200);
+  t.is((await get(narrowCapability(cap, { append: ['q1'] }), 'reports/q2.csv')).status, 403);
+  // Appended segments that name no object scope: the capability is refused at its own layer, with a denial line.
+  for (const append of [[{ exact: false }], [1], [null], [['x']], [{ exact: true }, 'x']]) {
+    const res = await get(narrowCapability(cap, { append }), 'reports/q1.csv');
+    t.is(res.status, 403, JSON.stringify(append));
+    t.regex(await res.text(), /<RequestId>/);
+  }
+  const lines = denials(tg).filter((d) => d.layer === 'capability' && /not an object capability/.test(d.reason));
+  t.is(lines.length, 4, JSON.stringify(lines));
+  t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.join('\n'));
 });

@@ -10,6 +10,7 @@ import { InvalidInputError } from '../errors.ts';
 import { loadMasterKey, open, seal } from '../secret-box.ts';
 import { openPolicyDatabase, tenantEnabled, tenantIdOf } from '../sessions/database.ts';
 import { CapabilityError, createCapabilityService, type CapabilityContents, type CapabilityService, type JsonValue } from './token.ts';
+import { capabilityGrant } from './s3.ts';
 
 /** A verified capability and the tenant whose root key signed it. */
 export interface TenantCapability extends CapabilityContents {
@@ -180,6 +181,9 @@ export class CapabilityStore {
     const mint = this.mintRecord(contents.id);
     if (mint === undefined || mint.tenant !== tenant) throw new CapabilityError('capability was not minted by this gateway for this tenant');
     if (!tenantEnabled(this.db, tenant, mint.tenantId)) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
+    // A holder may append anything to the scope: what is no object scope (a number, null, {exact: false}) is refused
+    // here as a bad capability, never left to fail later.
+    capabilityGrant(contents.scope, contents.actions);
     return { ...contents, tenant, ...(mint.mintedBy !== undefined ? { mintedBy: mint.mintedBy } : {}) };
   }
 }
