@@ -130,3 +130,55 @@ test('unauthenticated AssumeRoleWithWebIdentity answers alike for an unknown iss
     await stranger.close();
   }
 });
+
+/** Values of every JSON type, and the shapes that once reached a handler unchecked. */
+const WEIRD: unknown[] = [null, 1, -1, 1e300, true, 'x', '', [], {}, [1], [null], { a: { b: 1 } }, { toString: 1 }, '\u0000', 'a'.repeat(5000)];
+
+test('admin and relationship bodies of the wrong shape are 400, never 500, for every endpoint and field', async (t) => {
+  const acmeAdmin = await credential(tg, adminOf(''));
+  await ok(tg, ROOT, 'PUT', '/buckets/data/governance', { governed: true });
+  const target = await credential(tg, [{ families: ['object:read'], bucket: 'data' }]);
+  const bodies = (w: unknown): Array<[string, string, Record<string, unknown>]> => [
+    ['POST', '/tenants', { name: w, description: w }],
+    ['POST', '/credentials', { name: 'w', scopes: w }],
+    ['POST', '/credentials', { name: w, scopes: [{ families: ['object:read'], bucket: 'data' }] }],
+    ['POST', '/credentials', { name: 'w', scopes: [{ families: w, bucket: w, prefix: w, exact: w, namespaces: w, relations: w }] }],
+    ['POST', '/credentials', { name: 'w', expiresAt: w, description: w, scopes: [{ families: ['object:read'], bucket: 'data' }] }],
+    ['POST', `/credentials/${target.id}/rotate`, { graceSeconds: w }],
+    ['POST', `/credentials/${target.id}/revoke`, { extra: w }],
+    ['PUT', '/buckets/data/owner', { tenant: w, reassign: w }],
+    ['POST', '/roles', { name: w, scopes: [{ families: ['object:read'], bucket: 'data' }], maxDurationSeconds: w, trust: w, replace: w, description: w }],
+    ['POST', '/oidc-providers', { issuer: w, audience: w, jwks: w, algorithms: w, roles: w }],
+    ['POST', '/sts/keys/rotate', { graceSeconds: w }],
+    ['POST', '/capabilities', { bucket: w, prefix: w, exact: w, actions: w, expiresAt: w }],
+    ['POST', '/capabilities', { bucket: 'data', prefix: w, actions: ['read'] }],
+    ['POST', '/capabilities/reset', { tenant: w }],
+    ['PUT', '/buckets/data/governance', { governed: w }],
+    ['PUT', '/schema', { schema: w, reason: w }],
+    ['POST', '/schema/diff', { schema: w }],
+    ['POST', '/tuples', { reason: w, updates: w }],
+    ['POST', '/tuples', { reason: 'r', updates: [{ op: w, tuple: w }] }],
+    ['POST', '/tuples', { reason: 'r', updates: [{ op: 'touch', tuple: { resource: w, relation: w, subject: w, caveat: w, expiration: w } }] }],
+    ['POST', '/tuples', { reason: 'r', updates: [{ op: 'touch', tuple: 'object:data/x#reader@user:a' }], preconditions: w }],
+    ['POST', '/tuples', { reason: 'r', updates: [{ op: 'touch', tuple: 'object:data/x#reader@user:a' }], preconditions: [{ op: 'must_exist', filter: { resourceType: 'object', resourceId: w, relation: w, subjectType: w, subjectId: w, subjectRelation: w } }] }],
+    ['POST', '/tuples', { reason: 'r', updates: [{ op: 'touch', tuple: 'object:data/x#reader@user:a' }], preconditions: [{ op: w, filter: w }] }],
+    ['POST', '/tuples/import', { text: w, name: w, reason: w }],
+    ['POST', '/tuples/restore', { text: w, name: w, reason: w }],
+    ['POST', '/check', { resource: w, permission: w, subject: w, context: w, explain: w }],
+    ['POST', '/check', { resource: 'object:data/x', permission: 'read', subject: 'user:a', context: { client_ip: w, now: w } }],
+    ['POST', '/lookup', { resourceType: w, permission: w, subject: w, limit: w, idPrefix: w, context: w }],
+    ['POST', '/tenants/acme/disable', { extra: w }],
+  ];
+  const failures: string[] = [];
+  for (const creds of [ROOT, acmeAdmin]) {
+    for (const w of WEIRD) {
+      for (const [method, path, body] of bodies(w)) {
+        const withTenant = creds === ROOT && !path.startsWith('/tenants') && !path.includes('/owner') ? { tenant: TENANT, ...body } : body;
+        const res = await admin(tg, creds, method, path, withTenant);
+        if (res.status >= 500) failures.push(`${method} ${path} ${JSON.stringify(withTenant).slice(0, 400)} → ${res.status} ${JSON.stringify(res.json)}`);
+      }
+    }
+  }
+  t.deepEqual(failures, []);
+  t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.filter((l) => /failed/.test(l)).join('\n').slice(0, 3000));
+});
