@@ -223,6 +223,24 @@ function requirePreconditionsReadable(call: AdminCall, preconditions: rel.Precon
   }
 }
 
+/**
+ * A `create` fails when its tuple exists, so its answer (409, naming the tuple) tells whether a tuple exists: like a
+ * precondition, it is for resources the caller may read (tuples:read or admin reaching them). A writer that may not
+ * read them uses `touch`, whose answer is the same either way.
+ */
+function requireCreatesReadable(call: AdminCall, updates: rel.TupleUpdate[]): void {
+  const grants = reachOf(call.principal, READ);
+  if (grants === undefined || holdsTenantWide(call.principal)) return;
+  for (const u of updates) {
+    if (u.op !== 'create') continue;
+    const tuple = typeof u.tuple === 'string' ? rel.parseTuple(u.tuple) : u.tuple;
+    if (reaches(grants, tuple.resource)) continue;
+    const at = rel.resourceLocation(tuple.resource);
+    const reason = `create answers whether ${rel.formatTuple(tuple)} exists, which needs tuples:read on ${tuple.resource.type}:${tuple.resource.id}: use touch`;
+    call.require({ allowed: false, layer: 'scope', reason }, at ? { bucket: at.bucket } : {});
+  }
+}
+
 /** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
 export function writeTuples(call: AdminCall): unknown {
   onlyFields(call.body, ['tenant', 'updates', 'preconditions', 'reason']);
@@ -232,6 +250,7 @@ export function writeTuples(call: AdminCall): unknown {
   const reason = requiredString(call.body, 'reason');
   const scope = writeScope(call.principal, tenant);
   requirePreconditionsReadable(call, preconditions);
+  requireCreatesReadable(call, updates);
   const revision = guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
   return { tenant, revision, written: updates.length };
 }
