@@ -28,6 +28,8 @@ export interface AuditFilter extends LogFilter {
   action?: string;
   tenant?: string;
   accessKeyId?: string;
+  /** Only records the asker may see (an admin narrower than its tenant); applied before `limit`. */
+  visible?: (record: AuditRecord) => boolean;
 }
 
 /** The audit log's file and filter. */
@@ -37,7 +39,8 @@ const AUDIT = jsonLinesLog<AuditRecord, AuditFilter>(
     (filter.actor === undefined || record.actor === filter.actor) &&
     (filter.action === undefined || record.action === filter.action) &&
     (filter.tenant === undefined || record.tenant === filter.tenant) &&
-    (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId),
+    (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId) &&
+    (filter.visible === undefined || filter.visible(record)),
 );
 
 /** Appends audit records to dataDir/audit.log. */

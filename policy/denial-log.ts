@@ -26,6 +26,8 @@ export interface DenialFilter extends LogFilter {
   layer?: DenialLayer;
   bucket?: string;
   keyPrefix?: string;
+  /** Only records the asker may see (an admin narrower than its tenant); applied before `limit`. */
+  visible?: (record: DenialRecord) => boolean;
 }
 
 /** The denial log's file and filter. */
@@ -36,15 +38,22 @@ const DENIALS = jsonLinesLog<DenialRecord, DenialFilter>(
     (filter.accessKeyId === undefined || record.accessKeyId === filter.accessKeyId) &&
     (filter.layer === undefined || record.layer === filter.layer) &&
     (filter.bucket === undefined || record.bucket === filter.bucket) &&
-    (filter.keyPrefix === undefined || (record.key ?? '').startsWith(filter.keyPrefix)),
+    (filter.keyPrefix === undefined || (record.key ?? '').startsWith(filter.keyPrefix)) &&
+    (filter.visible === undefined || filter.visible(record)),
 );
 
 const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
 const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
 
-/** Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker. */
+/** A URL's query string or fragment (which may carry a token): everything after `?` or `#` up to a space or quote. */
+const URL_QUERY = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#"']*)[?#][^\s"']*/gi;
+
+/**
+ * Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker, and the
+ * query string of any URL (a JWKS URL may carry an access token) with `?…`.
+ */
 export function scrubSecrets(text: string): string {
-  return text.replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
+  return text.replace(URL_QUERY, '$1?…').replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
 }
 
 /**

@@ -182,3 +182,49 @@ test('admin and relationship bodies of the wrong shape are 400, never 500, for e
   t.deepEqual(failures, []);
   t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.filter((l) => /failed/.test(l)).join('\n').slice(0, 3000));
 });
+
+test('an admin narrower than its tenant sees only credentials, roles, providers, denials and audit lines within its reach; JWKS queries are never shown', async (t) => {
+  const narrow = await credential(tg, adminOf('backups/host1/'));
+  const wide = await credential(tg, [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list', 'bucket:read', 'bucket:admin', 'tuples:read', 'tuples:write', 'check', 'watch'], bucket: '*' }]);
+  const other = await credential(tg, [{ families: ['object:read'], bucket: 'data', prefix: 'pub/' }]);
+  const mine = await credential(tg, [{ families: ['object:read'], bucket: 'data', prefix: 'backups/host1/' }], narrow);
+  // Credentials: its own and those it holds, never the others' scopes.
+  const listed: string[] = (await ok(tg, narrow, 'GET', '/credentials')).credentials.map((c: { accessKeyId: string }) => c.accessKeyId);
+  t.true(listed.includes(narrow.accessKeyId) && listed.includes(mine.accessKeyId));
+  t.false(listed.includes(other.accessKeyId) || listed.includes(wide.accessKeyId));
+  t.is((await admin(tg, narrow, 'GET', `/credentials/${other.id}`)).status, 404);
+  t.is((await admin(tg, narrow, 'GET', `/credentials/${mine.id}`)).status, 200);
+  // Denials: about its credentials or under its prefix only.
+  const get = (c: typeof other, key: string) => signedSend({ url: tg.gw.url, method: 'GET', path: `/data/${key}`, creds: c });
+  t.is((await get(other, 'secret/x')).status, 403);
+  t.is((await get(other, 'backups/host1/a')).status, 403);
+  t.is((await get(mine, 'backups/host2/a')).status, 403);
+  const seen = (await ok(tg, narrow, 'GET', '/denials')).denials as Array<{ accessKeyId?: string; key?: string }>;
+  t.true(seen.some((d) => d.accessKeyId === mine.accessKeyId && d.key === 'backups/host2/a'));
+  t.true(seen.some((d) => d.accessKeyId === other.accessKeyId && d.key === 'backups/host1/a'));
+  t.false(seen.some((d) => d.key === 'secret/x'), JSON.stringify(seen));
+  t.true((await ok(tg, wide, 'GET', '/denials')).denials.some((d: { key?: string }) => d.key === 'secret/x'));
+  // Audit: its own changes and those about credentials it holds.
+  const audit = (await ok(tg, narrow, 'GET', '/audit')).audit as Array<{ accessKeyId?: string; actor: string }>;
+  t.true(audit.some((a) => a.accessKeyId === mine.accessKeyId));
+  t.false(audit.some((a) => a.accessKeyId === other.accessKeyId || a.accessKeyId === wide.accessKeyId), JSON.stringify(audit));
+  // Roles and providers beyond it are not listed (nor shown); no listing shows a JWKS query string.
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'pub-reader', scopes: [{ families: ['object:read'], bucket: 'data', prefix: 'pub/' }] });
+  t.false((await ok(tg, narrow, 'GET', '/roles')).roles.some((r: { name: string }) => r.name === 'pub-reader'));
+  t.is((await admin(tg, narrow, 'GET', `/roles/${TENANT}/pub-reader`)).status, 404);
+  const idp = await startIssuer();
+  try {
+    const secret = 'jwks-access-token-123';
+    const added = await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'a', jwks: `${idp.jwksUrl}?access_token=${secret}`, roles: ['pub-reader'] });
+    t.false(JSON.stringify(added).includes(secret));
+    t.false((await ok(tg, narrow, 'GET', '/oidc-providers')).providers.some((p: { id: string }) => p.id === added.id));
+    for (const creds of [wide, ROOT]) {
+      const all = await ok(tg, creds, 'GET', `/oidc-providers?tenant=${TENANT}`);
+      t.true(all.providers.some((p: { id: string }) => p.id === added.id));
+      t.false(JSON.stringify(all).includes(secret));
+    }
+    t.is((await admin(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: `${idp.issuer}?x=1`, audience: 'b', jwks: idp.jwksUrl, roles: ['pub-reader'] })).status, 400);
+  } finally {
+    await idp.close();
+  }
+});

@@ -6,6 +6,7 @@
 import { appSubject, authorizeCredentialAdmin, holdsTenantWide, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { adminView } from './view.ts';
 
 /** Longest rotation grace period: an old secret that never dies would defeat the rotation. */
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -15,7 +16,9 @@ export function listCredentials(call: AdminCall): unknown {
   const { principal } = call;
   const tenant = queryParam(call.query, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant }));
-  return { credentials: call.policy.listCredentials(tenant === undefined ? {} : { tenant }) };
+  const view = adminView(call);
+  const all = call.policy.listCredentials(tenant === undefined ? {} : { tenant });
+  return { credentials: view ? all.filter((c) => c.accessKeyId === principal.accessKeyId || (!c.isRoot && view.holds(c.scopes))) : all };
 }
 
 /** POST /credentials {tenant, name, description, scopes, expiresAt}: answers with the secret, this once. */
@@ -45,6 +48,12 @@ function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
   const { principal } = call;
   if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no credential ${id} in tenant ${principal.tenant}` });
+    throw notFound(`no credential ${id}`);
+  }
+  // An admin narrower than its tenant sees only credentials it holds (or itself); the others answer as missing.
+  const view = change ? undefined : adminView(call);
+  if (view && info.accessKeyId !== principal.accessKeyId && (info.isRoot || !view.holds(info.scopes))) {
+    call.deny({ layer: 'scope', reason: `credential ${id} is beyond the caller's scopes` });
     throw notFound(`no credential ${id}`);
   }
   const target = { tenant: info.tenant, isRoot: info.isRoot, scopes: change ? info.scopes : undefined };
