@@ -215,6 +215,9 @@ test('rotating another credential hands over its identity: refused to a non-tena
     t.true(denials(tg).some((d) => d.accessKeyId === bucketAdmin.accessKeyId && d.action === 'Admin:RotateCredential' && d.layer === 'relationship'));
     // The old secret still works (nothing rotated), and the admin never saw a new one.
     t.true(await read(tg, reader, 'secret/x'));
+    // Its own secret it may always rotate, tuples or not.
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
+    t.truthy((await ok(tg, bucketAdmin, 'POST', `/credentials/${bucketAdmin.accessKeyId}/rotate`, { graceSeconds: 600 })).secretKey);
     // A credential whose subject no tuple names holds nothing by relationships: the admin may rotate it.
     const rotated = await ok(tg, bucketAdmin, 'POST', `/credentials/${plain.id}/rotate`, {});
     t.truthy(rotated.secretKey);

@@ -208,6 +208,11 @@ test('an admin narrower than its tenant sees only credentials, roles, providers,
   const audit = (await ok(tg, narrow, 'GET', '/audit')).audit as Array<{ accessKeyId?: string; actor: string }>;
   t.true(audit.some((a) => a.accessKeyId === mine.accessKeyId));
   t.false(audit.some((a) => a.accessKeyId === other.accessKeyId || a.accessKeyId === wide.accessKeyId), JSON.stringify(audit));
+  // Buckets: those it holds a grant in, as ListBuckets shows them.
+  await tg.s3.send(new CreateBucketCommand({ Bucket: 'acme-extra' }));
+  await ok(tg, ROOT, 'PUT', '/buckets/acme-extra/owner', { tenant: TENANT, reassign: true });
+  t.deepEqual((await ok(tg, narrow, 'GET', '/buckets')).buckets.map((b: { name: string }) => b.name), ['data']);
+  t.true((await ok(tg, wide, 'GET', '/buckets')).buckets.some((b: { name: string }) => b.name === 'acme-extra'));
   // Roles and providers beyond it are not listed (nor shown); no listing shows a JWKS query string.
   await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'pub-reader', scopes: [{ families: ['object:read'], bucket: 'data', prefix: 'pub/' }] });
   t.false((await ok(tg, narrow, 'GET', '/roles')).roles.some((r: { name: string }) => r.name === 'pub-reader'));

@@ -74,7 +74,8 @@ export function showCredential(call: AdminCall): unknown {
  */
 function requireIdentityHeld(call: AdminCall, info: CredentialInfo): void {
   const { principal } = call;
-  if (principal.isRoot || holdsTenantWide(principal)) return;
+  // Rotating one's own secret hands over nothing one did not have.
+  if (principal.isRoot || holdsTenantWide(principal) || info.accessKeyId === principal.accessKeyId) return;
   const subject = appSubject(info.accessKeyId);
   if (call.relationships?.subjectHasGrants(info.tenant, subject)) {
     call.require({
