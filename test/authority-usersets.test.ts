@@ -71,7 +71,7 @@ test('an object readable through its parent but blocked through a group userset 
   const s3 = tg.client(app);
   try {
     await t.throwsAsync(s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'pub/x' })), { name: 'AccessDenied' });
-    t.like(denials(tg).at(-1), { accessKeyId: app.accessKeyId, layer: 'relationship', key: 'pub/x' });
+    t.like(denials(tg).filter((d) => d.accessKeyId === app.accessKeyId).at(-1), { layer: 'relationship', key: 'pub/x' });
     for (const Delimiter of [undefined, '/']) {
       const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'pub/', Delimiter }));
       t.deepEqual(listed.Contents ?? [], [], `delimiter ${Delimiter}`);
