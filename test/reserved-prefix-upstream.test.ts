@@ -1,8 +1,9 @@
 /**
  * The reserved prefix over a real MinIO, which reads keys as paths: every key MinIO would store as `_anvil` or
  * `_anvil/...` (a leading `/`, `//`, `.` or `..` segments) is refused at the reserved_namespace layer, and any other
- * key the upstream would store under another name (`host1/../host2/k`, `a//b`, `\`) is 400 InvalidRequest before it
- * reaches MinIO: nothing of the backend's own records is read or overwritten, and no prefix grant is escaped.
+ * key the upstream would store under another name or refuse (`host1/../host2/k`, `a//b`, `a\..\b`) is 400
+ * InvalidRequest before it reaches MinIO: nothing of the backend's own records is read or overwritten, and no prefix
+ * grant is escaped.
  */
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
@@ -88,7 +89,7 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
   test.serial('keys the upstream would store under another name are 400 InvalidRequest, never 500, and escape no prefix grant', async (t) => {
     const { tg, upstream, host1 } = t.context;
     const before = await upstreamState(upstream);
-    const keys = ['backups/host1/../host2/secret', 'backups/host1/./x', 'backups/host1//x', 'backups/host1/a\\b', 'backups/host1/..', 'backups/host1/.'];
+    const keys = ['backups/host1/../host2/secret', 'backups/host1/./x', 'backups/host1//x', 'backups/host1/a\\..\\b', 'backups/host1/..', 'backups/host1/.'];
     for (const key of keys) {
       const path = `/${BUCKET}/${key.split('/').map(encodeURIComponent).join('/')}`;
       for (const method of ['GET', 'PUT', 'DELETE']) {
@@ -105,6 +106,10 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
       t.is(list.status, 400, `list ${prefix}: ${list.body}`);
       t.is(errorCode(list), 'InvalidRequest');
     }
+    // A backslash inside a segment is stored as it is.
+    const kept = await signedSend({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/backups/host1/a%5Cb`, body: 'kept', creds: host1 });
+    t.is(kept.status, 200, kept.body);
+    await signedSend({ url: tg.gw.url, method: 'DELETE', path: `/${BUCKET}/backups/host1/a%5Cb`, creds: host1 });
     const body = `<Delete><Object><Key>backups/host1/../host2/secret</Key></Object><Object><Key>backups/host1/a</Key></Object></Delete>`;
     const del = await signedSend({
       url: tg.gw.url, method: 'POST', path: `/${BUCKET}`, query: { delete: '' }, body, creds: host1,

@@ -113,18 +113,17 @@ export function parseRecordName(name: string): { key?: string; uploadId: string 
 
 /**
  * Why an upstream may not store `key` under exactly that name, or undefined. S3 servers on a file system (MinIO) read
- * keys as paths: they drop a leading `/` and empty segments and resolve `.` and `..` (or refuse them, as they refuse
- * backslashes), so `//_anvil/x` would land on `_anvil/x` and `host1/../host2/k` on `host2/k`, past every check made on the
- * key as the client spelled it. A trailing `/` (a folder marker) is kept faithfully and allowed.
+ * keys as paths: they drop a leading `/` and empty segments and refuse `.` and `..` segments (split on `/` or `\`),
+ * so `//_anvil/x` would land on `_anvil/x`, and a `..` would either fail upstream or, elsewhere, climb out of a prefix
+ * grant. A trailing `/` (a folder marker) and a backslash inside a segment are kept faithfully and allowed.
  */
 export function unfaithfulKeyReason(key: string): string | undefined {
-  if (key.includes('\\')) return 'a backslash';
   const segments = key.split('/');
   for (const [i, segment] of segments.entries()) {
     if (segment === '' && i < segments.length - 1) return i === 0 ? 'a leading "/"' : 'an empty path segment ("//")';
-    if (segment === '.' || segment === '..') return `a "${segment}" path segment`;
   }
-  return undefined;
+  const dots = key.split(/[/\\]/).find((segment) => segment === '.' || segment === '..');
+  return dots === undefined ? undefined : `a "${dots}" path segment`;
 }
 
 /** The InvalidRequestError (400) for a key the upstream would store under another name, or undefined. */
