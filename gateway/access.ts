@@ -79,8 +79,8 @@ export function createAccess(opts: {
   const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
   // Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant.
   const creating = facts.action === 'CreateBucket';
-  const decide = (family: Family, bucket: string, key?: string): Decision => {
-    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined, creating });
+  const decide = (family: Family, bucket: string, key?: string, wholeBucket?: boolean): Decision => {
+    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner: bucket ? policy.bucketOwner(bucket) : undefined, creating, wholeBucket });
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
@@ -89,7 +89,7 @@ export function createAccess(opts: {
 
   return {
     require(family, bucket, key, extra = {}) {
-      const d = decide(family, bucket, key);
+      const d = decide(family, bucket, key, extra.wholeBucket);
       if (!d.allowed) {
         deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
         throw accessDenied();
