@@ -51,6 +51,8 @@ const tenant = { tenant: opt(name) };
 /** Body schemas by route action (AdminRoute.action). */
 export const ADMIN_BODIES: Record<string, z.ZodObject> = {
   'Admin:CreateTenant': z.strictObject({ name, description: opt(text.max(4096)) }),
+  'Admin:LockdownTenant': z.strictObject({ reason: name }),
+  'Admin:LiftTenantLockdown': z.strictObject({ reason: name }),
   'Admin:CreateCredential': z.strictObject({ ...tenant, name, description: opt(text.max(4096)), scopes: grants, expiresAt: opt(time) }),
   'Admin:RotateCredential': z.strictObject({ graceSeconds: opt(count) }),
   'Admin:AssignBucket': z.strictObject({ tenant: name, reassign: opt(z.boolean()) }),
@@ -75,6 +77,10 @@ export const ADMIN_BODIES: Record<string, z.ZodObject> = {
   'Admin:ImportTuples': z.strictObject({ ...tenant, text: longText, name: opt(name), reason: name }),
   'Admin:RestoreTuples': z.strictObject({ ...tenant, text: longText, name: opt(name), reason: name }),
   'Admin:Check': z.strictObject({ ...tenant, resource: name, permission: name, subject: name, context: opt(context), explain: opt(z.boolean()) }),
+  // Root names a tenant, or '' (or none) for every tenant.
+  'Admin:RunAuditCheck': z.strictObject({
+    tenant: opt(text.max(1024)), days: opt(count), keyAgeDays: opt(count), maxAddresses: opt(count), maxAgents: opt(count), sinceLast: opt(z.boolean()),
+  }),
   'Admin:LookupResources': z.strictObject({
     ...tenant, resourceType: name, permission: name, subject: name, idPrefix: opt(z.string().max(4096)), limit: opt(count), context: opt(context),
   }),
