@@ -7,6 +7,7 @@
 import { CreateBucketCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
 import test from 'ava';
+import { FAMILIES } from '../policy/index.ts';
 import { admin, denials, ok } from './helpers/admin.ts';
 import { adminOf, assumeRole, credential, seed, startIssuer, stsClient, TENANT } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -168,6 +169,11 @@ test('admin and relationship bodies of the wrong shape are 400, never 500, for e
     ['POST', '/check', { resource: 'object:data/x', permission: 'read', subject: 'user:a', context: { client_ip: w, now: w } }],
     ['POST', '/lookup', { resourceType: w, permission: w, subject: w, limit: w, idPrefix: w, context: w }],
     ['POST', '/tenants/acme/disable', { extra: w }],
+    ['POST', '/tenants/no-such-tenant/lockdown', { reason: w }],
+    ['POST', '/tenants/no-such-tenant/lockdown/lift', { reason: w }],
+    ['POST', '/tenants/acme/credentials/revoke', { extra: w }],
+    ['POST', '/audit/check', { tenant: w, days: w, keyAgeDays: w, maxAddresses: w, maxAgents: w, sinceLast: w }],
+    ['POST', '/audit/check', { days: w }],
   ];
   const failures: string[] = [];
   for (const creds of [ROOT, acmeAdmin]) {
@@ -232,4 +238,73 @@ test('an admin narrower than its tenant sees only credentials, roles, providers,
   } finally {
     await idp.close();
   }
+});
+
+/** A console session of `creds` (signed in over HTTP as the page does): calls to the console's admin API. */
+async function consoleAs(creds: { accessKeyId: string; secretAccessKey: string }) {
+  const base = `${tg.gw.url}/_anvil/console/api`;
+  const signIn = await fetch(`${base}/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accessKeyId: creds.accessKeyId, secretKey: creds.secretAccessKey }) });
+  if (signIn.status !== 200) throw new Error(`console sign-in: ${signIn.status}`);
+  const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+  const { csrf } = (await signIn.json()) as { csrf: string };
+  return async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
+    const res = await fetch(`${base}/v1${path}`, { method, headers: { cookie, 'x-anvil-csrf': csrf, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, json: await res.json() };
+  };
+}
+
+test('through the console\'s API too, a narrower admin sees only what it has authority over: credentials, denials, audit lines, audit findings and runs, revoke --all', async (t) => {
+  const narrow = await credential(tg, adminOf('backups/console/'));
+  const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+  const mine = await credential(tg, [{ families: ['object:read', 'admin'], bucket: 'data', prefix: 'backups/console/a/' }], narrow);
+  // Whole-bucket read: a broad-scope finding about a credential the narrower admin does not hold.
+  const other = await credential(tg, [{ families: ['object:read'], bucket: 'data' }]);
+  const get = (c: typeof other, key: string) => signedSend({ url: tg.gw.url, method: 'GET', path: `/data/${key}`, creds: c });
+  t.is((await get(other, '_anvil/console-other')).status, 403);
+  t.is((await get(mine, '_anvil/console-mine')).status, 403);
+  t.is((await get(mine, 'secret/console-y')).status, 403);
+  const asNarrow = await consoleAs(narrow);
+  const asWide = await consoleAs(wide);
+  const names = (x: { status: number; json: any }) => JSON.stringify(x.json);
+
+  const creds = await asNarrow('GET', '/credentials');
+  t.is(creds.status, 200);
+  t.true(names(creds).includes(mine.accessKeyId));
+  t.false(names(creds).includes(other.accessKeyId) || names(creds).includes(wide.accessKeyId));
+  t.is((await asNarrow('GET', `/credentials/${other.id}`)).status, 404);
+  const seen = (await asNarrow('GET', '/denials')).json.denials as Array<{ accessKeyId?: string; key?: string }>;
+  t.true(seen.some((d) => d.accessKeyId === mine.accessKeyId && d.key === 'secret/console-y'));
+  t.false(seen.some((d) => d.accessKeyId === other.accessKeyId || d.key === 'secret/console-x' || d.key === '_anvil/console-other'), JSON.stringify(seen));
+  t.false(names(await asNarrow('GET', '/audit')).includes(other.accessKeyId));
+
+  // Audit findings: the tenant-wide admin's report names `other`; the narrower one's only what it holds.
+  const wideReport = (await asWide('GET', '/audit/check')).json as { findings: Array<{ check: string; accessKeyId?: string; message: string }> };
+  t.true(wideReport.findings.some((f) => f.accessKeyId === other.accessKeyId && f.check === 'broad-scope'));
+  t.true(wideReport.findings.some((f) => f.check === 'reserved-namespace' && f.accessKeyId === other.accessKeyId));
+  const preview = await asNarrow('GET', '/audit/check');
+  t.is(preview.status, 200);
+  const findings = preview.json.findings as Array<{ check: string; accessKeyId?: string }>;
+  t.true(findings.some((f) => f.accessKeyId === mine.accessKeyId && f.check === 'broad-scope'));
+  t.true(findings.some((f) => f.accessKeyId === mine.accessKeyId && f.check === 'reserved-namespace'));
+  t.true(findings.every((f) => f.accessKeyId === narrow.accessKeyId || f.accessKeyId === mine.accessKeyId), JSON.stringify(findings));
+  t.false(names(preview).includes(other.accessKeyId) || names(preview).includes(wide.accessKeyId));
+  // Recorded runs: each compares with its own view only, and neither sees the other's counts.
+  t.is((await asWide('POST', '/audit/check', {})).status, 200);
+  const run = await asNarrow('POST', '/audit/check', {});
+  t.is(run.status, 200);
+  t.is(run.json.previousRun, undefined, 'the tenant-wide run is not the narrower admin\'s baseline');
+  t.deepEqual((await asNarrow('GET', '/audit/checks')).json.runs.map((r: { actor: string }) => r.actor), [narrow.accessKeyId]);
+  t.false((await asWide('GET', '/audit/checks')).json.runs.some((r: { actor: string }) => r.actor === narrow.accessKeyId));
+  t.is((await asNarrow('POST', '/audit/check', {})).json.previousRun?.actor, narrow.accessKeyId);
+
+  // revoke --all from the console: what it holds, itself last; nothing beyond it is revoked or named.
+  const all = await asNarrow('POST', `/tenants/${TENANT}/credentials/revoke`, {});
+  t.is(all.status, 200);
+  t.deepEqual(all.json.revoked, [mine.accessKeyId, narrow.accessKeyId]);
+  t.deepEqual(all.json.refused, []);
+  t.true(all.json.partial);
+  t.false(names(all).includes(other.accessKeyId) || names(all).includes(wide.accessKeyId));
+  t.is((await ok(tg, ROOT, 'GET', `/credentials/${other.id}`)).status, 'active');
+  t.is((await ok(tg, ROOT, 'GET', `/credentials/${wide.id}`)).status, 'active');
+  t.is((await asNarrow('GET', '/credentials')).status, 401, 'its own revocation ended its console session');
 });

@@ -18,7 +18,7 @@ export function listCredentials(call: AdminCall): unknown {
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant }));
   const view = adminView(call);
   const all = call.policy.listCredentials(tenant === undefined ? {} : { tenant });
-  return { credentials: view ? all.filter((c) => c.accessKeyId === principal.accessKeyId || (!c.isRoot && view.holds(c.scopes))) : all };
+  return { credentials: view ? all.filter(view.credential) : all };
 }
 
 /** POST /credentials {tenant, name, description, scopes, expiresAt}: answers with the secret, this once. */
@@ -52,7 +52,7 @@ function targetCredential(call: AdminCall, change: boolean): CredentialInfo {
   }
   // An admin narrower than its tenant sees only credentials it holds (or itself); the others answer as missing.
   const view = change ? undefined : adminView(call);
-  if (view && info.accessKeyId !== principal.accessKeyId && (info.isRoot || !view.holds(info.scopes))) {
+  if (view && !view.credential(info)) {
     call.deny({ layer: 'scope', reason: `credential ${id} is beyond the caller's scopes` });
     throw notFound(`no credential ${id}`);
   }
@@ -129,7 +129,8 @@ export async function revokeCredential(call: AdminCall): Promise<unknown> {
  * POST /tenants/{name}/credentials/revoke: every live application credential of the tenant (the emergency answer to
  * a leaked key whose owner is unknown), each exactly as a single revoke (what it made ends with it). A tenant admin
  * may do it in its own tenant and revokes what it holds the scopes of, its own credential last; the rest is listed
- * as refused. The root credential is never among them.
+ * as refused. The root credential is never among them. An admin narrower than its tenant (view.ts) acts on the
+ * credentials it sees and is told `partial`: whatever lies beyond its authority is neither revoked nor named.
  */
 export async function revokeTenantCredentials(call: AdminCall): Promise<unknown> {
   const tenant = call.params.name!;
@@ -137,7 +138,8 @@ export async function revokeTenantCredentials(call: AdminCall): Promise<unknown>
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
   if ((await call.policy.showTenant(tenant)) === undefined) throw notFound(`no tenant ${tenant}`);
   const self = call.principal.accessKeyId;
-  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked');
+  const view = adminView(call);
+  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked' && (view?.credential(c) ?? true));
   const ordered = [...live.filter((c) => c.accessKeyId !== self), ...live.filter((c) => c.accessKeyId === self)];
   const revoked: string[] = [];
   const refused: Array<{ accessKeyId: string; reason: string }> = [];
@@ -152,7 +154,7 @@ export async function revokeTenantCredentials(call: AdminCall): Promise<unknown>
     await revokeAndPurge(call, info);
     revoked.push(info.accessKeyId);
   }
-  return { tenant, revoked, refused };
+  return { tenant, revoked, refused, ...(view ? { partial: true } : {}) };
 }
 
 /** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */

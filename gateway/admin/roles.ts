@@ -79,16 +79,10 @@ export function deleteRole(call: AdminCall): unknown {
 export function listOidcProviders(call: AdminCall): unknown {
   const tenant = queryParam(call.query, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  const { sessions } = tokenStoresOf(call.policy);
   const view = adminView(call);
   // A narrower admin sees the providers whose every role it holds (those it could register or remove).
-  const visible = (p: OidcProviderInfo) =>
-    view === undefined ||
-    p.roleIds.every((id) => {
-      const role = sessions.roleById(id);
-      return role === undefined || view.holds(role.scopes);
-    });
-  return { providers: sessions.listOidcProviders(tenant === undefined ? {} : { tenant }).filter(visible).map(shownProvider) };
+  const providers = tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant });
+  return { providers: (view ? providers.filter(view.provider) : providers).map(shownProvider) };
 }
 
 /** A provider as the admin API shows it: a JWKS URL without its query string or fragment (they may hold a token). */

@@ -4,13 +4,20 @@
  * holds itself (those it could make, rotate or delete), and denial and audit lines about those credentials or about
  * resources its admin grants reach. Everything else of the tenant answers as if it did not exist.
  */
-import { grantWithin, holdsTenantWide, type AuditRecord, type CredentialInfo, type DenialRecord, type ScopeGrant } from '../../policy/index.ts';
+import { grantWithin, holdsTenantWide, type AuditRecord, type CredentialInfo, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
+import { tokenStoresOf } from '../sts/stores.ts';
 import type { AdminCall } from './call.ts';
 
 /** Filters for one caller; `undefined` from adminView means the caller sees the whole tenant. */
 export interface AdminView {
   /** Whether the caller holds every one of these scopes (a credential's, a role's). */
   holds(scopes: ScopeGrant[]): boolean;
+  /** Whether the caller sees a credential: itself, or one (not root) whose scopes it holds. */
+  credential(info: CredentialInfo): boolean;
+  /** The same for a credential named by access key id in a record or finding (an unknown id is not seen). */
+  credentialId(id: string | undefined): boolean;
+  /** Whether the caller sees an OpenID Connect provider: it holds every role the provider's sessions may assume. */
+  provider(p: OidcProviderInfo): boolean;
   /** Whether a denial line is about the caller's reach or a credential it holds. */
   denial(record: DenialRecord): boolean;
   /** Whether an audit line is by or about a credential it holds, or about a bucket it administers whole. */
@@ -23,20 +30,26 @@ export function adminView(call: AdminCall): AdminView | undefined {
   if (principal.isRoot || holdsTenantWide(principal)) return undefined;
   const holds = (scopes: ScopeGrant[]) => grantWithin(principal, scopes).allowed;
   const grants = principal.scopes.filter((g) => g.families.includes('admin'));
+  const credential = (c: CredentialInfo) => c.accessKeyId === principal.accessKeyId || (!c.isRoot && holds(c.scopes));
   let held: Set<string> | undefined;
   const holdsCredential = (id: string | undefined): boolean => {
     if (id === undefined) return false;
-    held ??= new Set([
-      principal.accessKeyId,
-      ...call.policy.listCredentials({ tenant: principal.tenant }).filter((c: CredentialInfo) => !c.isRoot && holds(c.scopes)).map((c) => c.accessKeyId),
-    ]);
+    held ??= new Set([principal.accessKeyId, ...call.policy.listCredentials({ tenant: principal.tenant }).filter(credential).map((c) => c.accessKeyId)]);
     return held.has(id);
   };
+  const { sessions } = tokenStoresOf(call.policy);
   const reaches = (bucket: string | undefined, key: string | undefined): boolean =>
     bucket !== undefined &&
     grants.some((g) => (g.bucket === '*' || g.bucket === bucket) && (g.exact ? key === g.prefix : (key ?? '').startsWith(g.prefix ?? '')));
   return {
     holds,
+    credential,
+    credentialId: holdsCredential,
+    // A role gone since counts as held: it lets nobody assume anything.
+    provider: (p) => p.roleIds.every((id) => {
+      const role = sessions.roleById(id);
+      return role === undefined || holds(role.scopes);
+    }),
     denial: (r) => holdsCredential(r.accessKeyId) || reaches(r.bucket, r.key),
     audit: (r) =>
       holdsCredential(r.actor) || holdsCredential(r.accessKeyId) || grants.some((g) => (g.bucket === '*' || g.bucket === r.bucket) && r.bucket !== undefined && !g.prefix),
