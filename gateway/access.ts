@@ -79,9 +79,9 @@ export function createAccess(opts: {
   const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
   // Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant.
   const creating = facts.action === 'CreateBucket';
-  const decide = async (family: Family, bucket: string, key?: string): Promise<Decision> => {
+  const decide = async (family: Family, bucket: string, key?: string, wholeBucket?: boolean): Promise<Decision> => {
     const bucketOwner = bucket ? await policy.bucketOwner(bucket) : undefined;
-    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner, creating });
+    const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner, creating, wholeBucket });
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
@@ -90,7 +90,7 @@ export function createAccess(opts: {
 
   return {
     async require(family, bucket, key, extra = {}) {
-      const d = await decide(family, bucket, key);
+      const d = await decide(family, bucket, key, extra.wholeBucket);
       if (!d.allowed) {
         deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
         throw accessDenied();

@@ -9,6 +9,10 @@
  * (capabilityPrincipal; layer capability), and the minter's subject holds the permission by relationships now (layer
  * relationship or caveat, the reason naming the minter). Deleting the minter's tuple ends every share it minted; a
  * revoked or deleted minter is refused at authentication. Capabilities minted by root or the operator act for root.
+ *
+ * A web-identity session whose OpenID Connect provider was registered by a principal without tenant-wide authority
+ * is bounded the same way by that registrar: its own subject and the registrar's must both hold the permission now,
+ * so an issuer the registrar runs cannot mint `sub=alice` into more than the registrar itself may do.
  */
 import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
@@ -80,14 +84,26 @@ async function subjectRefusal(subject: string, relationships: rel.Relationships,
   return undefined;
 }
 
-/** Who relationships are decided for: the caller, or for a capability its minter (root: nothing to decide). */
-type Actor = { root: true } | { root: false; subject: string; label: string };
+/** One subject relationships are decided for, and how a denial names it. */
+interface Actor {
+  subject: string;
+  label: string;
+}
 
-function actorOf(principal: Principal): Actor {
-  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) return { root: false, subject: principal.subject, label: principal.subject };
+/**
+ * Who relationships are decided for, every one of whom must hold the permission: the caller, plus the registrar of
+ * its identity provider when that bounds it (Principal.registrar); for a capability its minter instead. Undefined
+ * when nothing is decided (a capability minted by root or the operator acts for root).
+ */
+function actorsOf(principal: Principal): Actor[] | undefined {
+  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
+    const registrar = principal.registrar;
+    const bound = registrar === undefined ? [] : [{ subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }];
+    return [{ subject: principal.subject, label: principal.subject }, ...bound];
+  }
   const minter = principal.minter;
-  if (minter === undefined || minter.isRoot) return { root: true };
-  return { root: false, subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` };
+  if (minter === undefined || minter.isRoot) return undefined;
+  return [{ subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` }];
 }
 
 /**
@@ -102,47 +118,58 @@ export function createGovernance(opts: {
 }): Governance {
   const { principal, policy, relationships } = opts;
   const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
-  const actor = actorOf(principal);
+  const actors = actorsOf(principal);
   const governed = async (bucket: string): Promise<string | undefined> => {
-    if (principal.isRoot || actor.root || relationships === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
+    if (principal.isRoot || actors === undefined || relationships === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
     return policy.bucketOwner(bucket);
   };
-  const subject = actor.root ? principal.subject : actor.subject;
-  const label = actor.root ? principal.subject : actor.label;
+  const refusalOf = async (r: rel.Relationships, tenant: string): Promise<Decision | undefined> => {
+    for (const a of actors ?? []) {
+      const refused = await subjectRefusal(a.subject, r, tenant);
+      if (refused) return refused;
+    }
+    return undefined;
+  };
   return {
     async refusal(bucket) {
       const tenant = await governed(bucket);
-      return tenant === undefined || relationships === undefined ? undefined : subjectRefusal(subject, relationships, tenant);
+      return tenant === undefined || relationships === undefined ? undefined : refusalOf(relationships, tenant);
     },
     async decide(family, bucket, key) {
       const permission = PERMISSION_OF[family];
       const tenant = permission === undefined ? undefined : await governed(bucket);
       if (tenant === undefined || permission === undefined) return ALLOWED;
       const resource = { type: 'object', id: `${bucket}/${key}` };
-      const refused = await subjectRefusal(subject, relationships!, tenant);
+      const refused = await refusalOf(relationships!, tenant);
       if (refused) return refused;
-      const r = await relationships!.check(tenant, resource, permission, subject, { context });
-      if (r.result === 'allowed') return ALLOWED;
-      const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
-      const reason = `missing ${permission} on ${rel.formatSubject(resource)} for ${label}: ${r.reason}`;
-      return { allowed: false, layer, reason };
+      for (const a of actors!) {
+        const r = await relationships!.check(tenant, resource, permission, a.subject, { context });
+        if (r.result === 'allowed') continue;
+        const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
+        return { allowed: false, layer, reason: `missing ${permission} on ${rel.formatSubject(resource)} for ${a.label}: ${r.reason}` };
+      }
+      return ALLOWED;
     },
     async listing(bucket, prefix) {
       const tenant = await governed(bucket);
       if (tenant === undefined) return undefined;
       const r = relationships!;
       // Callers refused outright (access.listing asks refusal() first) read nothing here either.
-      if (await subjectRefusal(subject, r, tenant)) return { settles: async () => false, readable: async () => new Set<string>() };
+      if (await refusalOf(r, tenant)) return { settles: async () => false, readable: async () => new Set<string>() };
       const inherits = await r.subtreeInherits(tenant, 'read');
-      const settles = async (p: string): Promise<boolean> =>
-        inherits && (await r.check(tenant, settlingResource(bucket, p), 'read', subject, { context })).result === 'allowed';
+      const settles = async (p: string): Promise<boolean> => {
+        if (!inherits) return false;
+        for (const a of actors!) if ((await r.check(tenant, settlingResource(bucket, p), 'read', a.subject, { context })).result !== 'allowed') return false;
+        return true;
+      };
       if (await settles(prefix)) return undefined;
       return {
         settles,
         async readable(keys) {
-          const ids = keys.map((k) => `${bucket}/${k}`);
-          const allowed = await r.filterResources(tenant, 'object', ids, 'read', subject, { context });
-          return new Set(allowed.map((id) => id.slice(bucket.length + 1)));
+          // A key shows only when every actor may read it: filter the page by each in turn.
+          let ids = keys.map((k) => `${bucket}/${k}`);
+          for (const a of actors!) ids = await r.filterResources(tenant, 'object', ids, 'read', a.subject, { context });
+          return new Set(ids.map((id) => id.slice(bucket.length + 1)));
         },
       };
     },

@@ -20,8 +20,11 @@ export interface OpResult {
 
 /** The per-request authorizer operations consult for decisions that depend on data (per key, per listing). */
 export interface Access {
-  /** Rejects with AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key. */
-  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string }): Promise<void>;
+  /**
+   * Rejects with AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key (with
+   * wholeBucket, on the bucket as a whole: its configuration).
+   */
+  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string; wholeBucket?: boolean }): Promise<void>;
   /** The same decision without throwing, for per-key results (DeleteObjects); a denial line is written. */
   allows(family: Family, bucket: string, key: string): Promise<boolean>;
   /** Which listing entries the caller may see under `prefix`; rejects with AccessDenied when it may see none. */

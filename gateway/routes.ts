@@ -44,6 +44,11 @@ export interface OperationSpec {
   body?: boolean;
   /** x-amz-checksum-* headers describe the object, not the request body (CompleteMultipartUpload). */
   objectChecksum?: boolean;
+  /**
+   * The bucket's own configuration (tagging, CORS): only a grant naming the family on the whole bucket covers it,
+   * never one limited to a key prefix, and bucket:read is not implied by other grants (policy/scopes.ts).
+   */
+  wholeBucket?: boolean;
   run: Operation;
 }
 
@@ -56,12 +61,12 @@ export const OPERATIONS = {
   GetBucketLocation: { family: 'bucket:read', run: GetBucketLocation },
   GetBucketVersioning: { family: 'bucket:read', run: GetBucketVersioning },
   HeadBucket: { family: 'bucket:read', run: HeadBucket },
-  GetBucketTagging: { family: 'bucket:read', run: GetBucketTagging },
-  PutBucketTagging: { family: 'bucket:admin', body: true, run: PutBucketTagging },
-  DeleteBucketTagging: { family: 'bucket:admin', run: DeleteBucketTagging },
-  GetBucketCors: { family: 'bucket:read', run: GetBucketCors },
-  PutBucketCors: { family: 'bucket:admin', body: true, run: PutBucketCors },
-  DeleteBucketCors: { family: 'bucket:admin', run: DeleteBucketCors },
+  GetBucketTagging: { family: 'bucket:read', wholeBucket: true, run: GetBucketTagging },
+  PutBucketTagging: { family: 'bucket:admin', body: true, wholeBucket: true, run: PutBucketTagging },
+  DeleteBucketTagging: { family: 'bucket:admin', wholeBucket: true, run: DeleteBucketTagging },
+  GetBucketCors: { family: 'bucket:read', wholeBucket: true, run: GetBucketCors },
+  PutBucketCors: { family: 'bucket:admin', body: true, wholeBucket: true, run: PutBucketCors },
+  DeleteBucketCors: { family: 'bucket:admin', wholeBucket: true, run: DeleteBucketCors },
   CreateBucket: { family: 'bucket:admin', body: true, run: CreateBucket },
   DeleteBucket: { family: 'bucket:admin', run: DeleteBucket },
   ListObjects: { family: 'object:list', run: ListObjects },
@@ -154,7 +159,8 @@ export const ROUTES: readonly Route[] = ROWS.map((row: RouteRow) => {
   const { family, run } = OPERATIONS[row.op];
   const body = 'body' in OPERATIONS[row.op] ? true : undefined;
   const objectChecksum = 'objectChecksum' in OPERATIONS[row.op] ? true : undefined;
-  return { ...row, family, run, ...(body ? { body } : {}), ...(objectChecksum ? { objectChecksum } : {}) };
+  const wholeBucket = 'wholeBucket' in OPERATIONS[row.op] ? true : undefined;
+  return { ...row, family, run, ...(body ? { body } : {}), ...(objectChecksum ? { objectChecksum } : {}), ...(wholeBucket ? { wholeBucket } : {}) };
 });
 
 /**

@@ -32,6 +32,8 @@ export interface AuditFilter extends LogFilter {
   action?: string;
   tenant?: string;
   accessKeyId?: string;
+  /** Only records the asker may see (an admin narrower than its tenant); applied before `limit`. */
+  visible?: (record: AuditRecord) => boolean;
 }
 
 type Row = Selectable<PolicyTables['audit_log']>;

@@ -28,6 +28,8 @@ export interface DenialFilter extends LogFilter {
   layer?: DenialLayer;
   bucket?: string;
   keyPrefix?: string;
+  /** Only records the asker may see (an admin narrower than its tenant); applied before `limit`. */
+  visible?: (record: DenialRecord) => boolean;
 }
 
 /** Longest a denial line waits for its batch by default. */
@@ -42,9 +44,15 @@ const MAX_QUEUED = 50_000;
 const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
 const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
 
-/** Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker. */
+/** A URL's query string or fragment (which may carry a token): everything after `?` or `#` up to a space or quote. */
+const URL_QUERY = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#"']*)[?#][^\s"']*/gi;
+
+/**
+ * Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker, and the
+ * query string of any URL (a JWKS URL may carry an access token) with `?…`.
+ */
 export function scrubSecrets(text: string): string {
-  return text.replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
+  return text.replace(URL_QUERY, '$1?…').replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
 }
 
 /**

@@ -74,7 +74,7 @@ export async function followRows<R extends LogRow>(options: {
 type LogQuery<R> = SelectQueryBuilder<any, any, R>;
 
 /** A log's query, follow and retention, from how to select its rows, apply its own filters, and show a row. */
-export function defineLog<F extends LogFilter, R extends LogRow, T>(spec: {
+export function defineLog<F extends LogFilter & { visible?: (record: T) => boolean }, R extends LogRow, T>(spec: {
   /** Every row of the log's table. */
   rows(database: PolicyDatabase): LogQuery<R>;
   /** The log's own filters (the time window is applied here). */
@@ -93,6 +93,12 @@ export function defineLog<F extends LogFilter, R extends LogRow, T>(spec: {
     /** The records matching `filter`, from every node, oldest first (the newest `limit` when it names one). */
     async query(database: PolicyDatabase, filter: F = {} as F): Promise<T[]> {
       const q = select(database, filter, filter.since?.getTime());
+      const { visible } = filter;
+      if (visible !== undefined) {
+        // What the asker may see is decided per record, before the newest `limit` are kept.
+        const seen = ((await q.orderBy('time').orderBy('id').execute()) as R[]).map(spec.record).filter(visible);
+        return filter.limit === undefined ? seen : seen.slice(Math.max(0, seen.length - filter.limit));
+      }
       const rows = filter.limit === undefined
         ? await q.orderBy('time').orderBy('id').execute()
         : (await q.orderBy('time', 'desc').orderBy('id', 'desc').limit(filter.limit).execute()).reverse();
@@ -102,7 +108,10 @@ export function defineLog<F extends LogFilter, R extends LogRow, T>(spec: {
     follow(database: PolicyDatabase, filter: F, onRecord: (record: T) => void, signal: AbortSignal): Promise<void> {
       return followRows({
         fetch: async (sinceMs) => (await select(database, filter, sinceMs).execute()) as R[],
-        onRow: (row) => onRecord(spec.record(row)),
+        onRow: (row) => {
+          const record = spec.record(row);
+          if (filter.visible === undefined || filter.visible(record)) onRecord(record);
+        },
         signal,
       });
     },

@@ -4,7 +4,7 @@
  * namespace is refused here too, so every backend gets the same rule from one place.
  */
 
-import { isReservedKey, listPrefixTouchesReserved, RESERVED_PREFIX } from './reserved.ts';
+import { isReservedKey, listPrefixTouchesReserved, RESERVED_NAME, RESERVED_PREFIX } from './reserved.ts';
 import { DeniedError } from './errors.ts';
 import { FAMILIES, type Decision, type Family, type Principal, type ScopeGrant } from './types.ts';
 
@@ -18,6 +18,12 @@ export interface AccessRequest {
   bucketOwner?: string;
   /** The request creates the bucket (CreateBucket): the only one that may name a bucket without an owner. */
   creating?: boolean;
+  /**
+   * The request reads or changes the bucket's own configuration (tagging, CORS): only a grant naming the family on
+   * the whole bucket covers it. AWS keeps these apart from object access too (s3:GetBucketTagging, s3:PutBucketCORS
+   * apply to the bucket ARN only; Service Authorization Reference, Amazon S3).
+   */
+  wholeBucket?: boolean;
 }
 
 /** Families whose grant prefix restricts keys; every other family is bucket-level and ignores the prefix. */
@@ -36,9 +42,13 @@ function grantsBucket(grant: ScopeGrant, bucket: string | undefined): boolean {
   return bucket === undefined || grant.bucket === '*' || grant.bucket === bucket;
 }
 
-/** Whether one grant covers family × bucket × key; bucket:read is implied by any grant on the bucket. */
+/**
+ * Whether one grant covers family × bucket × key; bucket:read is implied by any grant on the bucket, except for the
+ * bucket's configuration, which needs the family itself granted on the whole bucket (no prefix, not exact).
+ */
 export function grantCovers(grant: ScopeGrant, request: Omit<AccessRequest, 'bucketOwner' | 'creating'>): boolean {
   if (!grantsBucket(grant, request.bucket)) return false;
+  if (request.wholeBucket) return grant.families.includes(request.family) && !grant.exact && !grant.prefix;
   // HeadBucket and GetBucketLocation succeed in any bucket the credential holds a grant in.
   if (request.family !== 'bucket:read' && !grant.families.includes(request.family)) return false;
   if (!KEY_FAMILIES.has(request.family) || request.key === undefined) return true;
@@ -61,7 +71,7 @@ export function authorize(principal: Principal, request: AccessRequest): Decisio
   }
   if (principal.scopes.some((grant) => grantCovers(grant, request))) return ALLOWED;
   const where = request.bucket === undefined ? 'any bucket' : `bucket ${request.bucket}`;
-  const under = KEY_FAMILIES.has(request.family) && request.key !== undefined ? ` for key ${request.key}` : '';
+  const under = request.wholeBucket ? ' as a whole (bucket configuration)' : KEY_FAMILIES.has(request.family) && request.key !== undefined ? ` for key ${request.key}` : '';
   return { allowed: false, layer: 'scope', reason: `no grant of ${request.family} on ${where}${under}` };
 }
 
@@ -75,7 +85,7 @@ export function assertAllowed(decision: Decision): void {
  * 'all' when a grant covers the whole prefix; 'filtered' when the prefix is broader than some grants.
  */
 export function listingPlan(principal: Principal, bucket: string, listPrefix: string): ListingPlan {
-  if (listPrefix.startsWith(RESERVED_PREFIX)) {
+  if (listPrefix !== RESERVED_NAME && listPrefixTouchesReserved(listPrefix)) {
     return { kind: 'none', layer: 'reserved_namespace', reason: `listing under ${RESERVED_PREFIX} is reserved` };
   }
   if (principal.isRoot) return { kind: 'all' };

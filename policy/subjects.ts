@@ -15,10 +15,18 @@ export function appSubject(accessKeyId: string): string {
 }
 
 /**
+ * Characters no XML 1.0 document can carry (C0 controls; lone surrogates; U+FFFE, U+FFFF), plus tab, CR, LF, DEL and
+ * the C1 controls, which no identity provider puts in a subject: such a sub could not be answered in STS's XML nor
+ * shown safely in a log line.
+ */
+const UNCARRIABLE = /[\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
  * The subject of a web identity, `user:<escaped sub>`, or undefined for a sub no subject can be built from: empty,
- * longer than MAX_SUBJECT_ID, or exactly `*` (which relationship checks could not tell from the wildcard).
+ * longer than MAX_SUBJECT_ID, exactly `*` (which relationship checks could not tell from the wildcard), or holding a
+ * character XML cannot carry (UNCARRIABLE).
  */
 export function webIdentitySubject(sub: string): string | undefined {
-  if (sub === '' || sub === '*' || sub.length > MAX_SUBJECT_ID) return undefined;
+  if (sub === '' || sub === '*' || sub.length > MAX_SUBJECT_ID || UNCARRIABLE.test(sub)) return undefined;
   return `user:${escapeId(sub)}`;
 }

@@ -60,6 +60,12 @@ export interface Principal {
    * governed buckets the capability acts for it: its scopes and relationships are re-checked on every use.
    */
   minter?: Principal;
+  /**
+   * For a web-identity session whose OpenID Connect provider was registered by a principal without tenant-wide
+   * authority: that registrar as it stands now. Its issuer could name any subject, so every relationship decision
+   * (object permissions in governed buckets, the tuple write guard) must allow for the registrar's subject as well.
+   */
+  registrar?: Principal;
 }
 
 /** The outcome of one authorization question. */

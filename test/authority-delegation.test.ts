@@ -4,8 +4,11 @@
  * their role (by immutable id) on every request; a tenant admin cannot delete, replace, revoke or reset anything
  * broader than itself.
  */
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FAMILIES } from '../policy/index.ts';
 import { admin, denials, logText, ok } from './helpers/admin.ts';
 import { adminOf, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
@@ -127,5 +130,113 @@ test('a tenant admin cannot delete, replace, revoke or reset what is broader tha
     const own = await ok(tg, narrow, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'backups/host1/', actions: ['read'] });
     await ok(tg, narrow, 'POST', `/capabilities/${encodeURIComponent(own.id)}/revoke`);
     t.true((await ok(tg, ROOT, 'GET', `/roles/${TENANT}/broad`)).name === 'broad');
+  });
+});
+
+/** Every family on every bucket of the tenant: an admin that can write any schema and tuple anyway. */
+const TENANT_WIDE = [{ families: [...FAMILIES], bucket: '*' }];
+
+test('an issuer a non-tenant-wide admin registers is bounded by the admin\'s own relationships: sub=alice inherits nothing more', async (t) => {
+  await withWorld(INSECURE, async (tg, idp) => {
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [
+      { op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@user:alice` },
+      { op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@user:alice` },
+    ] });
+    // Every scope of the bucket, but no tuple: the admin itself reads nothing in the governed bucket.
+    const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'object:write', 'object:delete', 'tuples:write'], bucket: BUCKET }]);
+    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    await ok(tg, bucketAdmin, 'POST', '/roles', { name: 'rw', scopes: [{ families: ['object:read', 'object:list', 'tuples:write'], bucket: BUCKET }] });
+    await ok(tg, bucketAdmin, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['rw'] });
+    const alice = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/rw`, await idp.token({ sub: 'alice' }));
+    t.is(alice.subject, 'user:alice');
+    t.false(await read(tg, alice, 'secret/x'));
+    const line = (await denials(tg)).at(-1);
+    t.like(line, { accessKeyId: alice.accessKeyId, layer: 'relationship', key: 'secret/x' });
+    t.regex(line?.reason ?? '', new RegExp(`app:${bucketAdmin.accessKeyId} \\(registrar of the identity provider of user:alice\\)`));
+    const s3 = tg.client(alice);
+    try {
+      t.deepEqual((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? [], []);
+    } finally {
+      s3.destroy();
+    }
+    // Nor can the session hand alice's authority to its registrar through a tuple: the guard asks the registrar too.
+    const handOver = await admin(tg, alice, 'POST', '/tuples', { reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@app:${bucketAdmin.accessKeyId}` }] });
+    t.is(handOver.status, 403);
+    t.regex(handOver.json.error.message, /which bounds the writer/);
+    t.true((await denials(tg)).some((d) => d.accessKeyId === alice.accessKeyId && d.action === 'Admin:WriteTuples' && d.layer === 'relationship'));
+    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    // Where the registrar itself holds read, alice's session reads too: the bound is the intersection, now.
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
+    t.true(await read(tg, alice, 'pub/x'));
+    t.false(await read(tg, alice, 'secret/x'));
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'delete', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
+    t.false(await read(tg, alice, 'pub/x'));
+  });
+});
+
+test('issuers root or a tenant-wide admin registers vouch for their subjects\' own relationships', async (t) => {
+  await withWorld(INSECURE, async (tg, idp) => {
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@user:alice` }] });
+    const wide = await credential(tg, TENANT_WIDE);
+    await ok(tg, wide, 'POST', '/roles', { name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
+    await ok(tg, wide, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['reader'] });
+    const alice = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/reader`, await idp.token({ sub: 'alice' }));
+    t.true(await read(tg, alice, 'secret/x'));
+    t.false(await read(tg, alice, 'pub/x'));
+    // Narrowed below tenant-wide, the registrar bounds its sessions again on their next request.
+    const narrowed = await credential(tg, [{ families: ['admin', 'object:read'], bucket: BUCKET }]);
+    await ok(tg, ROOT, 'DELETE', `/oidc-providers/${(await ok(tg, ROOT, 'GET', `/oidc-providers?tenant=${TENANT}`)).providers[0].id}`);
+    await ok(tg, narrowed, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['reader'] });
+    const again = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/reader`, await idp.token({ sub: 'alice' }));
+    t.false(await read(tg, again, 'secret/x'));
+  });
+});
+
+test('rotating another credential hands over its identity: refused to a non-tenant-wide admin while its subject holds tuples', async (t) => {
+  await withWorld({}, async (tg) => {
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET }]);
+    const reader = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    const plain = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@app:${reader.accessKeyId}` }] });
+    t.true(await read(tg, reader, 'secret/x'));
+    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    const refused = await admin(tg, bucketAdmin, 'POST', `/credentials/${reader.id}/rotate`, { graceSeconds: 60 });
+    t.is(refused.status, 403);
+    t.is(refused.json.secretKey, undefined);
+    t.true((await denials(tg)).some((d) => d.accessKeyId === bucketAdmin.accessKeyId && d.action === 'Admin:RotateCredential' && d.layer === 'relationship'));
+    // The old secret still works (nothing rotated), and the admin never saw a new one.
+    t.true(await read(tg, reader, 'secret/x'));
+    // Its own secret it may always rotate, tuples or not.
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
+    t.truthy((await ok(tg, bucketAdmin, 'POST', `/credentials/${bucketAdmin.accessKeyId}/rotate`, { graceSeconds: 600 })).secretKey);
+    // A credential whose subject no tuple names holds nothing by relationships: the admin may rotate it.
+    const rotated = await ok(tg, bucketAdmin, 'POST', `/credentials/${plain.id}/rotate`, {});
+    t.truthy(rotated.secretKey);
+    // Root (or a tenant-wide admin) may rotate the one with tuples.
+    const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+    t.truthy((await ok(tg, wide, 'POST', `/credentials/${reader.id}/rotate`, {})).secretKey);
+  });
+});
+
+test('turning governance off lifts every tuple\'s restriction: it needs tenant-wide authority, not only the bucket', async (t) => {
+  await withWorld({}, async (tg) => {
+    const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list'], bucket: BUCKET }]);
+    // Governing narrows: the bucket's admin may.
+    await ok(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const app = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
+    t.false(await read(tg, app, 'secret/x'));
+    const off = await admin(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
+    t.is(off.status, 403);
+    t.like((await denials(tg)).at(-1), { accessKeyId: bucketAdmin.accessKeyId, action: 'Admin:PutBucketGovernance', layer: 'scope', bucket: BUCKET });
+    t.true((await ok(tg, ROOT, 'GET', `/buckets/${BUCKET}/governance`)).governed);
+    t.false(await read(tg, app, 'secret/x'));
+    // Nor may it swap the schema for a wider one.
+    t.is((await admin(tg, bucketAdmin, 'PUT', '/schema', { schema: 'definition app {}\ndefinition object {\n  permission read = nil\n}', reason: 'x' })).status, 403);
+    const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+    await ok(tg, wide, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
+    t.true(await read(tg, app, 'secret/x'));
   });
 });

@@ -81,3 +81,20 @@ test('a capability in a governed bucket acts for its minter (issue 13): root\'s 
   t.true(lines.every((d) => d.layer === 'relationship' && d.reason.includes(`(minter of capability:${mine.id})`)));
   t.false(tg.logs.some((l) => /failed|Error/.test(l)), tg.logs.join('\n'));
 });
+
+test('a sub holding characters XML cannot carry is refused cleanly; markup characters are escaped in the answer', async (t) => {
+  const refusals = async () => (await denials(tg)).filter((d) => d.action === 'STS:AssumeRoleWithWebIdentity' && d.layer === 'credential' && /cannot name a subject/.test(d.reason)).length;
+  const before = await refusals();
+  const subs = ['a\u0000b', '\u0001', 'a\u000bb', 'tab\there', 'x\uFFFF', 'lone\uD800', 'c1\u0085'];
+  for (const sub of subs) {
+    await t.throwsAsync(
+      stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: ARN, RoleSessionName: 'web', WebIdentityToken: await idp.token({ sub }) })),
+      { name: 'InvalidIdentityTokenException' },
+      JSON.stringify(sub),
+    );
+  }
+  t.true((await refusals()) - before >= subs.length);
+  const out = await stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: ARN, RoleSessionName: 'web', WebIdentityToken: await idp.token({ sub: '<a&b>"\'' }) }));
+  t.is(out.SubjectFromWebIdentityToken, '<a&b>"\'');
+  t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.join('\n'));
+});

@@ -111,3 +111,26 @@ test('tuples:write scoped to a prefix writes only under it, and only what the wr
   }
   t.true((await denials(tg)).some((d) => d.accessKeyId === w.accessKeyId && d.layer === 'relationship'));
 });
+
+test('create answers whether a tuple exists, so a writer without tuples:read there is refused alike and told to touch', async (t) => {
+  const w = await credential(tg, [{ families: ['tuples:write'], bucket: BUCKET, prefix: 'pub/' }]);
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [
+    { op: 'touch', tuple: `folder:${BUCKET}/pub/z/#owner@app:${w.accessKeyId}` },
+    { op: 'touch', tuple: `folder:${BUCKET}/pub/z/#reader@user:erin` },
+  ] });
+  const create = (tuple: string) => admin(tg, w, 'POST', '/tuples', { updates: [{ op: 'create', tuple }], reason: 'x' });
+  const existing = await create(`folder:${BUCKET}/pub/z/#reader@user:erin`);
+  const absent = await create(`folder:${BUCKET}/pub/z/#reader@user:fay`);
+  t.is(existing.status, 403);
+  t.is(absent.status, 403);
+  t.is(existing.json.error.message.replace('erin', '?'), absent.json.error.message.replace('fay', '?'));
+  t.regex(existing.json.error.message, /use touch/);
+  t.true((await denials(tg)).some((d) => d.accessKeyId === w.accessKeyId && d.action === 'Admin:WriteTuples' && d.layer === 'scope' && /use touch/.test(d.reason)));
+  // touch answers alike whether the tuple existed; with tuples:read there, create keeps its conflict answer.
+  const touch = (tuple: string) => admin(tg, w, 'POST', '/tuples', { updates: [{ op: 'touch', tuple }], reason: 'x' });
+  t.is((await touch(`folder:${BUCKET}/pub/z/#reader@user:erin`)).status, 200);
+  t.is((await touch(`folder:${BUCKET}/pub/z/#reader@user:fay`)).status, 200);
+  const reader = await credential(tg, [{ families: ['tuples:write', 'tuples:read'], bucket: BUCKET, prefix: 'pub/' }]);
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/z/#owner@app:${reader.accessKeyId}` }] });
+  t.is((await admin(tg, reader, 'POST', '/tuples', { updates: [{ op: 'create', tuple: `folder:${BUCKET}/pub/z/#reader@user:erin` }], reason: 'x' })).status, 409);
+});

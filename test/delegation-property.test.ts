@@ -3,8 +3,9 @@
  * over HTTP on a fixed set of (bucket, key, action) triples, is a subset of the authority of who made it — at
  * creation, and after the maker is narrowed, revoked or deleted (then it is empty).
  * Chains: admin → credential; credential → role → session → presigned URL; admin → role → session; admin →
- * capability and share link; admin → OIDC provider → web-identity session; app → tuples (in a governed bucket; the
- * tuples an application wrote go when it is revoked or deleted).
+ * capability and share link; admin → OIDC provider → web-identity session (in a governed bucket too, whatever sub
+ * the issuer signs); app → tuples (in a governed bucket; the tuples an application wrote go when it is revoked or
+ * deleted).
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -163,6 +164,35 @@ test('app → tuples: what an application grants another subject is within what 
     await ok(tg, ROOT, 'POST', `/credentials/${app.id}/revoke`);
     t.deepEqual([...(await authority(tg, { creds: victim }, reads))], []);
   } finally {
+    await tg.close();
+  }
+});
+
+test('admin → OIDC provider → web session in a governed bucket: any sub it signs stays within the admin\'s relationships, now', async (t) => {
+  const tg = await startTestGateway(INSECURE);
+  const idp = await startIssuer();
+  try {
+    await seed(tg);
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    const a = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'object:write', 'object:delete'], bucket: BUCKET }]);
+    // alice may do everything; the admin holds only backups/host1/.
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [
+      { op: 'touch', tuple: `bucket:${BUCKET}#owner@user:alice` },
+      { op: 'touch', tuple: `folder:${BUCKET}/backups/host1/#owner@app:${a.id}` },
+    ] });
+    const role = await ok(tg, a, 'POST', '/roles', { name: 'web', scopes: [{ families: ['object:read', 'object:list', 'object:write', 'object:delete'], bucket: BUCKET }] });
+    await ok(tg, a, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['web'] });
+    const alice = await assumeWeb(tg, role.arn, await idp.token({ sub: 'alice' }));
+    const ofA = await authority(tg, { creds: a });
+    const got = await authority(tg, { creds: alice });
+    t.true(got.size > 0);
+    subset(t, got, ofA, 'web session as alice');
+    // The admin loses its tuple: the session loses what it had through the admin on its next request.
+    await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'delete', tuple: `folder:${BUCKET}/backups/host1/#owner@app:${a.id}` }] });
+    const after = await authority(tg, { creds: a });
+    subset(t, await authority(tg, { creds: alice }), after, 'web session after the admin lost its tuple');
+  } finally {
+    await idp.close();
     await tg.close();
   }
 });

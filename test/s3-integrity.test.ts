@@ -16,6 +16,7 @@ import {
   GetObjectAttributesCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   PutBucketTaggingCommand,
   PutObjectCommand,
@@ -182,11 +183,17 @@ onEachBackend(test, 's3-integrity', (it) => {
     await refused(t, attrs('other/b'), 403, 'AccessDenied');
     await refused(t, f.gw.s3.send(new GetObjectAttributesCommand({ Bucket: bucket, Key: '_anvil/x', ObjectAttributes: ['ObjectSize'] })), 403, 'AccessDenied');
     await refused(t, scoped.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet: [{ Key: 'a', Value: 'b' }] } })), 403, 'AccessDenied');
-    // bucket:read (GetBucketTagging) comes with any grant on the bucket (policy/scopes.ts); bucket:admin does not.
-    await refused(t, scoped.send(new GetBucketTaggingCommand({ Bucket: bucket })), 404, 'NoSuchTagSet');
+    // The bucket's tags are its configuration: a grant under a prefix does not reach them (HeadBucket it does); only
+    // bucket:read granted on the whole bucket does (policy/scopes.ts).
+    await refused(t, scoped.send(new GetBucketTaggingCommand({ Bucket: bucket })), 403, 'AccessDenied');
+    await scoped.send(new HeadBucketCommand({ Bucket: bucket }));
+    const w = await f.gw.gw.policy.createCredential({ tenant: ROOT_TENANT, name: `w${randomBytes(3).toString('hex')}`, scopes: [{ families: ['bucket:read'], bucket }] });
+    const whole = f.gw.client({ accessKeyId: w.accessKeyId, secretAccessKey: w.secretKey });
+    await refused(t, whole.send(new GetBucketTaggingCommand({ Bucket: bucket })), 404, 'NoSuchTagSet');
     const other = await freshBucket(f);
-    await refused(t, scoped.send(new GetBucketTaggingCommand({ Bucket: other })), 403, 'AccessDenied');
+    await refused(t, whole.send(new GetBucketTaggingCommand({ Bucket: other })), 403, 'AccessDenied');
     scoped.destroy();
+    whole.destroy();
   });
 
   it('the AWS CLI reads attributes and bucket tags', async (t, f) => {

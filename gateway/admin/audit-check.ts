@@ -1,13 +1,15 @@
 /**
  * Admin handlers for the access audit (`anvil audit check`): they read the facts through the stores, let
  * policy/audit decide the findings, and record each run in the audit log (time, who, counts and the findings'
- * digests) so the next run, on any node, can say what is new. Root audits every tenant (or one it names); a tenant admin audits
- * its own tenant and reads only what the admin API would show it there.
+ * digests) so the next run, on any node, can say what is new. Root audits every tenant (or one it names); a tenant
+ * admin audits its own tenant and reads only what the admin API would show it there: an admin narrower than its
+ * tenant (view.ts) gets the findings about what it has authority over, and compares with its own recorded runs only.
  */
-import { appendAudit, audit, queryAudit, queryDenials, type AuditRecord } from '../../policy/index.ts';
+import { appendAudit, audit, capabilityGrant, queryAudit, queryDenials, type AuditRecord } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { onlyFields, optionalInteger, queryParam, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { adminView, type AdminView } from './view.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -57,16 +59,47 @@ function scopeOf(call: AdminCall, asked: unknown): string | undefined {
   return principal.tenant;
 }
 
-/** Recorded runs of this scope, oldest first; a tenant admin reads none from before its tenant existed. */
+/** Who a narrower admin's run was recorded for: runs of different views are never compared. */
+const viewerOf = (call: AdminCall, view: AdminView | undefined) => (view ? call.principal.accessKeyId : undefined);
+
+/**
+ * Recorded runs of this scope, oldest first; a tenant admin reads none from before its tenant existed, and an admin
+ * narrower than its tenant only its own (another's counts and digests are about more than it may see).
+ */
 async function recordedRuns(call: AdminCall, scope: string | undefined, limit?: number): Promise<AuditRecord[]> {
   const created = call.principal.isRoot || scope === undefined ? undefined : (await call.policy.showTenant(scope))?.createdAt;
   const records = await queryAudit(call.policy.database, { action: AUDIT_RUN_ACTION, tenant: scope, since: created ? new Date(created) : undefined });
-  const mine = records.filter((r) => r.details?.audited === (scope ?? '*'));
+  const viewer = viewerOf(call, await adminView(call));
+  const mine = records.filter((r) => r.details?.audited === (scope ?? '*') && r.details?.viewer === viewer);
   return limit === undefined ? mine : mine.slice(-limit);
 }
 
+/**
+ * The findings an admin narrower than its tenant may see: about credentials it sees (view.ts) and, for leftover
+ * delegations, about roles, providers and capabilities within its authority too; reserved-prefix attempts from the
+ * denial lines it sees (the facts were narrowed to those). Findings about the tenant as a whole (its schema,
+ * tuples, capability root key) name no credential and are not shown.
+ */
+function visibleFinding(view: AdminView, facts: audit.AuditFacts): (f: audit.Finding) => boolean {
+  const held = (mint: audit.AuditFacts['capabilities'][number]) => {
+    try {
+      return view.holds([capabilityGrant(mint.scope, mint.actions)]);
+    } catch {
+      return false;
+    }
+  };
+  // The ids the leftover-* checks give their findings (policy/audit/credential-checks.ts).
+  const delegations = new Set([
+    ...facts.roles.filter((r) => view.holds(r.scopes)).map((r) => `leftover-role:${r.id}`),
+    ...facts.providers.filter(view.provider).map((p) => `leftover-provider:${p.id}`),
+    ...facts.capabilities.filter(held).map((m) => `leftover-capability:${m.id}`),
+  ]);
+  return (f) =>
+    f.check === 'reserved-namespace' || (view.credentialId(f.accessKeyId) && (!f.check.startsWith('leftover-') || delegations.has(f.id)));
+}
+
 /** Everything the checks read, narrowed to the scope. */
-async function gatherFacts(call: AdminCall, scope: string | undefined, options: audit.AuditOptions, previousRunAt?: Date): Promise<audit.AuditFacts> {
+async function gatherFacts(call: AdminCall, scope: string | undefined, options: audit.AuditOptions, previousRunAt?: Date, view?: AdminView): Promise<audit.AuditFacts> {
   const { policy } = call;
   const now = new Date();
   const inScope = (tenant: string | undefined) => scope === undefined || tenant === scope;
@@ -103,7 +136,7 @@ async function gatherFacts(call: AdminCall, scope: string | undefined, options: 
     tenants,
     credentials,
     usage: ((await call.records?.usage({ since })) ?? []).filter((u) => keys.has(u.accessKeyId)),
-    reservedDenials: await queryDenials(call.policy.database, { layer: 'reserved_namespace', since: denialsSince, tenant: scope }),
+    reservedDenials: await queryDenials(call.policy.database, { layer: 'reserved_namespace', since: denialsSince, tenant: scope, ...(view ? { visible: view.denial } : {}) }),
     governedBuckets: (await policy.governedBuckets()).map((bucket) => ({ bucket, tenant: owners.get(bucket)! })).filter((b) => inScope(b.tenant)),
     relationships,
     roles: await sessions.listRoles(filter),
@@ -117,8 +150,10 @@ async function gatherFacts(call: AdminCall, scope: string | undefined, options: 
 /** Runs the checks for a call: the report, marked against the previous recorded run. */
 async function runChecks(call: AdminCall, scope: string | undefined, options: audit.AuditOptions): Promise<AuditReport> {
   const previous = (await recordedRuns(call, scope)).at(-1);
-  const facts = await gatherFacts(call, scope, options, previous ? new Date(previous.time) : undefined);
-  const findings = audit.auditFindings(facts, options);
+  const view = await adminView(call);
+  const facts = await gatherFacts(call, scope, options, previous ? new Date(previous.time) : undefined, view);
+  const all = audit.auditFindings(facts, options);
+  const findings = view ? all.filter(visibleFinding(view, facts)) : all;
   const before = new Set((previous?.details?.findings as string[] | undefined) ?? []);
   const digests = new Set(findings.map((f) => audit.findingDigest(f.id)));
   return {
@@ -148,12 +183,14 @@ export async function runAuditCheck(call: AdminCall): Promise<unknown> {
   if (call.body.sinceLast !== undefined && typeof call.body.sinceLast !== 'boolean') throw invalidInput('"sinceLast" must be true or false');
   const report = await runChecks(call, scope, optionsOf((name) => call.body[name]));
   const digests = report.findings.map((f) => audit.findingDigest(f.id));
+  const viewer = viewerOf(call, await adminView(call));
   await appendAudit(call.policy.database, {
     actor: call.principal.accessKeyId,
     action: AUDIT_RUN_ACTION,
     ...(scope !== undefined ? { tenant: scope } : {}),
     details: {
       audited: report.tenant,
+      ...(viewer ? { viewer } : {}),
       counts: report.counts,
       total: report.findings.length,
       new: report.findings.filter((f) => f.new).length,

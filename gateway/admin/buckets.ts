@@ -1,5 +1,5 @@
 /** Admin handlers for bucket ownership: root sees and assigns every bucket; a tenant admin sees its tenant's. */
-import { authorizeTenantAdmin, RESERVED_NAME } from '../../policy/index.ts';
+import { authorizeTenantAdmin, holdsTenantWide, RESERVED_NAME, visibleBuckets } from '../../policy/index.ts';
 import { onlyFields, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
 
@@ -12,9 +12,14 @@ const ANY_BUCKET_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 /** GET /buckets: bucket names and owning tenants. */
 export async function listBuckets(call: AdminCall): Promise<unknown> {
   const { principal, policy } = call;
+  // A tenant admin sees its tenant's buckets; one narrower than its tenant, those it holds a grant in (as ListBuckets).
+  const tenantBuckets = async (): Promise<string[]> => {
+    const names = await policy.listTenantBuckets(principal.tenant);
+    return holdsTenantWide(principal) ? names : visibleBuckets(principal, names, () => principal.tenant);
+  };
   const owners = principal.isRoot
     ? [...(await policy.bucketOwners())].map(([name, tenant]) => ({ name, tenant }))
-    : (await policy.listTenantBuckets(principal.tenant)).map((name) => ({ name, tenant: principal.tenant }));
+    : (await tenantBuckets()).map((name) => ({ name, tenant: principal.tenant }));
   return { buckets: owners.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 

@@ -3,9 +3,10 @@
  * whose scopes it holds itself (grantWithin), so no credential it creates, rotates or revokes can exceed its own.
  * The secret leaves the gateway in exactly two responses: create and rotate.
  */
-import { authorizeCredentialAdmin, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
+import { appSubject, authorizeCredentialAdmin, holdsTenantWide, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { adminView } from './view.ts';
 
 /** Longest rotation grace period: an old secret that never dies would defeat the rotation. */
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -15,7 +16,9 @@ export async function listCredentials(call: AdminCall): Promise<unknown> {
   const { principal } = call;
   const tenant = queryParam(call.query, 'tenant') ?? (principal.isRoot ? undefined : principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant }));
-  return { credentials: await call.policy.listCredentials(tenant === undefined ? {} : { tenant }) };
+  const view = await adminView(call);
+  const all = await call.policy.listCredentials(tenant === undefined ? {} : { tenant });
+  return { credentials: view ? all.filter(view.credential) : all };
 }
 
 /** POST /credentials {tenant, name, description, scopes, expiresAt}: answers with the secret, this once. */
@@ -47,6 +50,12 @@ async function targetCredential(call: AdminCall, change: boolean): Promise<Crede
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no credential ${id} in tenant ${principal.tenant}` });
     throw notFound(`no credential ${id}`);
   }
+  // An admin narrower than its tenant sees only credentials it holds (or itself); the others answer as missing.
+  const view = change ? undefined : await adminView(call);
+  if (view && !view.credential(info)) {
+    call.deny({ layer: 'scope', reason: `credential ${id} is beyond the caller's scopes` });
+    throw notFound(`no credential ${id}`);
+  }
   const target = { tenant: info.tenant, isRoot: info.isRoot, scopes: change ? info.scopes : undefined };
   call.require(authorizeCredentialAdmin(principal, target));
   return info;
@@ -57,9 +66,30 @@ export function showCredential(call: AdminCall): Promise<unknown> {
   return targetCredential(call, false);
 }
 
+/**
+ * Rotation hands the caller the credential's secret, and with it everything the credential can do: its scopes
+ * (targetCredential) and its subject's relationships. Tuples are written by others and hold authority the caller may
+ * lack, so unless the caller is root or holds tenant-wide authority (which can write itself any tuple anyway), the
+ * credential's subject must hold no relationship grant at all: no tuple names it and no wildcard covers its type.
+ */
+async function requireIdentityHeld(call: AdminCall, info: CredentialInfo): Promise<void> {
+  const { principal } = call;
+  // Rotating one's own secret hands over nothing one did not have.
+  if (principal.isRoot || holdsTenantWide(principal) || info.accessKeyId === principal.accessKeyId) return;
+  const subject = appSubject(info.accessKeyId);
+  if (await call.relationships?.subjectHasGrants(info.tenant, subject)) {
+    call.require({
+      allowed: false,
+      layer: 'relationship',
+      reason: `${subject} holds relationship grants: only root or an admin holding every family on every bucket may take over its secret`,
+    });
+  }
+}
+
 /** POST /credentials/{id}/rotate {graceSeconds}: the new secret, this once. */
 export async function rotateCredential(call: AdminCall): Promise<unknown> {
   const info = await targetCredential(call, true);
+  await requireIdentityHeld(call, info);
   onlyFields(call.body, ['graceSeconds']);
   const graceSeconds = optionalInteger(call.body.graceSeconds, 'graceSeconds', MAX_GRACE_SECONDS) ?? 0;
   return await call.policy.rotateCredential(info.accessKeyId, { graceSeconds, actor: call.principal.accessKeyId });
@@ -99,7 +129,8 @@ export async function revokeCredential(call: AdminCall): Promise<unknown> {
  * POST /tenants/{name}/credentials/revoke: every live application credential of the tenant (the emergency answer to
  * a leaked key whose owner is unknown), each exactly as a single revoke (what it made ends with it). A tenant admin
  * may do it in its own tenant and revokes what it holds the scopes of, its own credential last; the rest is listed
- * as refused. The root credential is never among them.
+ * as refused. The root credential is never among them. An admin narrower than its tenant (view.ts) acts on the
+ * credentials it sees and is told `partial`: whatever lies beyond its authority is neither revoked nor named.
  */
 export async function revokeTenantCredentials(call: AdminCall): Promise<unknown> {
   const tenant = call.params.name!;
@@ -107,7 +138,8 @@ export async function revokeTenantCredentials(call: AdminCall): Promise<unknown>
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
   if ((await call.policy.showTenant(tenant)) === undefined) throw notFound(`no tenant ${tenant}`);
   const self = call.principal.accessKeyId;
-  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked');
+  const view = await adminView(call);
+  const live = (await call.policy.listCredentials({ tenant })).filter((c) => !c.isRoot && c.status !== 'revoked' && (view?.credential(c) ?? true));
   const ordered = [...live.filter((c) => c.accessKeyId !== self), ...live.filter((c) => c.accessKeyId === self)];
   const revoked: string[] = [];
   const refused: Array<{ accessKeyId: string; reason: string }> = [];
@@ -122,7 +154,7 @@ export async function revokeTenantCredentials(call: AdminCall): Promise<unknown>
     await revokeAndPurge(call, info);
     revoked.push(info.accessKeyId);
   }
-  return { tenant, revoked, refused };
+  return { tenant, revoked, refused, ...(view ? { partial: true } : {}) };
 }
 
 /** DELETE /credentials/{id}: everything it made ends with it (credentials, roles, providers, capabilities, tuples). */

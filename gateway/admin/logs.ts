@@ -1,11 +1,12 @@
 /**
  * Admin handlers for the denial and audit logs, which hold every node's lines. Both need the admin family (checked
  * by the dispatcher); a tenant admin reads only its own tenant's lines: the tenant filter is forced, and asking for
- * another tenant is refused.
+ * another tenant is refused. An admin narrower than its tenant reads only lines within its reach (view.ts).
  */
 import { authorizeCredentialAdmin, queryAudit, queryDenials, type DenialFilter, type DenialLayer } from '../../policy/index.ts';
 import { optionalInteger, optionalTime, queryParam, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { adminView } from './view.ts';
 
 /** Most lines one query returns; the newest are kept. */
 export const MAX_LOG_LIMIT = 10_000;
@@ -38,8 +39,10 @@ export async function listDenials(call: AdminCall): Promise<unknown> {
   if (layer !== undefined && !(LAYERS as readonly string[]).includes(layer)) {
     throw invalidInput(`"layer" must be one of ${LAYERS.join(', ')}`);
   }
+  const view = await adminView(call);
   const filter: DenialFilter = {
     ...(await commonFilter(call)),
+    ...(view ? { visible: view.denial } : {}),
     accessKeyId: queryParam(call.query, 'accessKey'),
     layer: layer as DenialLayer | undefined,
     bucket: queryParam(call.query, 'bucket'),
@@ -53,8 +56,10 @@ export async function listDenials(call: AdminCall): Promise<unknown> {
 
 /** GET /audit?since=&until=&tenant=&actor=&action=&accessKey=&limit= (oldest first). */
 export async function listAudit(call: AdminCall): Promise<unknown> {
+  const view = await adminView(call);
   const filter = {
     ...(await commonFilter(call)),
+    ...(view ? { visible: view.audit } : {}),
     actor: queryParam(call.query, 'actor'),
     action: queryParam(call.query, 'action'),
     accessKeyId: queryParam(call.query, 'accessKey'),

@@ -115,12 +115,21 @@ export async function showGovernance(call: AdminCall): Promise<unknown> {
   return { bucket, tenant, governed: await call.policy.bucketGoverned(bucket) };
 }
 
-/** PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none. */
+/**
+ * PUT /buckets/{bucket}/governance {governed}: governing a bucket deploys the default schema if the tenant has none.
+ * Turning governance off releases the relationship restriction of every credential in the bucket, whatever tuples
+ * (written by whomever) said: like replacing the schema, that needs authority over the whole tenant's relationships,
+ * so root or an admin holding every family on every bucket (who could write itself any tuple or schema anyway).
+ */
 export async function setGovernance(call: AdminCall): Promise<unknown> {
   const { bucket, tenant } = await governedBucket(call, true);
   onlyFields(call.body, ['governed']);
   const governed = call.body.governed;
   if (typeof governed !== 'boolean') throw invalidInput('"governed" must be true or false');
+  if (!governed && !holdsTenantWide(call.principal)) {
+    const reason = `turning governance of ${bucket} off lifts every tuple's restriction there: it needs every family on every bucket`;
+    call.require({ allowed: false, layer: 'scope', reason }, { bucket });
+  }
   const engine = engineOf(call);
   let schemaDeployed = false;
   if (governed && (await engine.store.schema(tenant)) === undefined) {
@@ -192,11 +201,13 @@ function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
 /**
  * The scope a writer writes in, unless it is root or holds the whole tenant: its tenant, itself as the writer (for
  * the guard: no self-escalation, and nothing it does not hold itself) and its tuples:write and admin grants, each of
- * which bounds the buckets, prefixes, namespaces and relations of the tuples written under it.
+ * which bounds the buckets, prefixes, namespaces and relations of the tuples written under it. A web-identity session
+ * bounded by its provider's registrar is guarded for the registrar's subject too.
  */
 function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
   if (holdsTenantWide(principal)) return undefined;
-  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']) };
+  const boundedBy = principal.registrar ? [principal.registrar.subject] : undefined;
+  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']), ...(boundedBy ? { boundedBy } : {}) };
 }
 
 /**
@@ -215,6 +226,24 @@ function requirePreconditionsReadable(call: AdminCall, preconditions: rel.Precon
   }
 }
 
+/**
+ * A `create` fails when its tuple exists, so its answer (409, naming the tuple) tells whether a tuple exists: like a
+ * precondition, it is for resources the caller may read (tuples:read or admin reaching them). A writer that may not
+ * read them uses `touch`, whose answer is the same either way.
+ */
+function requireCreatesReadable(call: AdminCall, updates: rel.TupleUpdate[]): void {
+  const grants = reachOf(call.principal, READ);
+  if (grants === undefined || holdsTenantWide(call.principal)) return;
+  for (const u of updates) {
+    if (u.op !== 'create') continue;
+    const tuple = typeof u.tuple === 'string' ? rel.parseTuple(u.tuple) : u.tuple;
+    if (reaches(grants, tuple.resource)) continue;
+    const at = rel.resourceLocation(tuple.resource);
+    const reason = `create answers whether ${rel.formatTuple(tuple)} exists, which needs tuples:read on ${tuple.resource.type}:${tuple.resource.id}: use touch`;
+    call.require({ allowed: false, layer: 'scope', reason }, at ? { bucket: at.bucket } : {});
+  }
+}
+
 /** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
 export async function writeTuples(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'updates', 'preconditions', 'reason']);
@@ -224,6 +253,7 @@ export async function writeTuples(call: AdminCall): Promise<unknown> {
   const reason = requiredString(call.body, 'reason');
   const scope = writeScope(call.principal, tenant);
   requirePreconditionsReadable(call, preconditions);
+  await requireCreatesReadable(call, updates);
   const revision = await guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
   return { tenant, revision, written: updates.length };
 }

@@ -3,10 +3,11 @@
  * Root manages any tenant's; a tenant admin only its own tenant's, and only roles whose scopes it holds itself.
  * JWKS file paths are root-only (a path names a file on the gateway's host); tenant admins give https URLs.
  */
-import { authorizeCredentialAdmin, authorizeTenantAdmin, invalidGrantReason, type ScopeGrant } from '../../policy/index.ts';
+import { authorizeCredentialAdmin, authorizeTenantAdmin, invalidGrantReason, redactUrl, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { adminView } from './view.ts';
 
 function tenantOf(call: AdminCall): string {
   const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
@@ -24,7 +25,9 @@ function stringList(value: unknown, name: string): string[] | undefined {
 export async function listRoles(call: AdminCall): Promise<unknown> {
   const tenant = queryParam(call.query, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  return { roles: await tokenStoresOf(call.policy).sessions.listRoles(tenant === undefined ? {} : { tenant }) };
+  const view = await adminView(call);
+  const roles = await tokenStoresOf(call.policy).sessions.listRoles(tenant === undefined ? {} : { tenant });
+  return { roles: view ? roles.filter((r) => view.holds(r.scopes)) : roles };
 }
 
 /** POST /roles {tenant, name, description, scopes, maxDurationSeconds, trust, replace} */
@@ -56,7 +59,7 @@ export async function showRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const role = await tokenStoresOf(call.policy).sessions.role(tenant!, name!);
-  if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
+  if (role === undefined || (await adminView(call))?.holds(role.scopes) === false) throw notFound(`no role ${name} in tenant ${tenant}`);
   return role;
 }
 
@@ -76,7 +79,15 @@ export async function deleteRole(call: AdminCall): Promise<unknown> {
 export async function listOidcProviders(call: AdminCall): Promise<unknown> {
   const tenant = queryParam(call.query, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
   if (tenant !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant }));
-  return { providers: await tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant }) };
+  const view = await adminView(call);
+  // A narrower admin sees the providers whose every role it holds (those it could register or remove).
+  const providers = await tokenStoresOf(call.policy).sessions.listOidcProviders(tenant === undefined ? {} : { tenant });
+  return { providers: (view ? providers.filter(view.provider) : providers).map(shownProvider) };
+}
+
+/** A provider as the admin API shows it: a JWKS URL without its query string or fragment (they may hold a token). */
+function shownProvider(p: OidcProviderInfo): OidcProviderInfo {
+  return /^[a-z][a-z0-9+.-]*:/i.test(p.jwks) ? { ...p, jwks: redactUrl(p.jwks) } : p;
 }
 
 /**
@@ -104,14 +115,16 @@ export async function addOidcProvider(call: AdminCall): Promise<unknown> {
   if (!/^https?:\/\//i.test(jwks) && !principal.isRoot) call.require({ allowed: false, layer: 'scope', reason: 'only root may name a JWKS file on the gateway host' });
   const roles = stringList(body.roles, 'roles') ?? [];
   await requireRolesHeld(call, tenant, roles);
-  return await tokenStoresOf(call.policy).sessions.addOidcProvider({
+  // OpenID Connect Discovery 1.0 §3: an issuer identifier has no query or fragment (nor could logs show one safely).
+  if (/[?#]/.test(requiredString(body, 'issuer'))) throw invalidInput('"issuer" must be a URL without query or fragment');
+  return shownProvider(await tokenStoresOf(call.policy).sessions.addOidcProvider({
     tenant, jwks, roles,
     issuer: requiredString(body, 'issuer'),
     audience: requiredString(body, 'audience'),
     algorithms: stringList(body.algorithms, 'algorithms'),
     actor: principal.accessKeyId,
     maker: makerOf(principal),
-  });
+  }));
 }
 
 /**

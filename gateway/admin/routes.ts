@@ -10,6 +10,7 @@ import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type A
 import { createCredential, deleteCredential, listCredentials, revokeCredential, revokeTenantCredentials, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
+import { parseAdminBody } from './schemas.ts';
 import { RELATIONSHIP_ADMIN_ROUTES, RELATIONSHIP_FAMILY_ROUTES } from './relationships.ts';
 import {
   addOidcProvider, deleteOidcProvider, deleteRole, listOidcProviders, listRoles, listSigningKeys, putRole, rotateSigningKey, showRole,
@@ -158,7 +159,9 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     dataDir: ctx.dataDir,
     params,
     query: req.query,
-    body: req.body,
+    // Declared at the edge: a JSON body of the wrong shape is a 400 here, before any handler reads it (a text/plain
+    // body comes with its fields in the query instead).
+    body: req.text === undefined ? parseAdminBody(route.action, req.body) : req.body,
     text: req.text,
     relationships: ctx.relationships,
     denials: ctx.denials,

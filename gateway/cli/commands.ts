@@ -202,7 +202,8 @@ export const COMMANDS: Command[] = [
       if (run.values.json) return run.out(json(r));
       run.out(`Tenant ${tenant}: ${r.revoked.length} credential(s) revoked.\n`);
       for (const f of r.refused as Array<{ accessKeyId: string; reason: string }>) run.out(`  not revoked: ${f.accessKeyId} (${f.reason})\n`);
-      if (r.refused.length > 0) return 1;
+      if (r.partial === true) run.out('  credentials beyond your authority, if any, were neither revoked nor shown: ask a tenant-wide admin or root\n');
+      if (r.refused.length > 0 || r.partial === true) return 1;
     },
   },
   {

@@ -6,6 +6,7 @@ import { header } from '../s3-headers.ts';
 import { list, parseXmlBody, text } from '../xml.ts';
 import { contentMd5 } from './put-object.ts';
 import { keyError } from '../addressing.ts';
+import { toS3Error } from '../middleware/respond.ts';
 
 /** Most keys one DeleteObjects request may name. */
 const MAX_KEYS = 1000;
@@ -49,7 +50,10 @@ export const DeleteObjects: Operation = async (op) => {
   }
   const results = allowed.length ? await op.services.backend.deleteObjects(op.bucket, allowed) : [];
   for (const r of results) {
-    if (r.error) errors.push({ Key: r.key, Code: 'InternalError', Message: 'We encountered an internal error. Please try again.' });
+    // A key the client got wrong (say, one the upstream cannot store as spelled) says so; anything else is internal.
+    const known = r.error ? toS3Error(r.error) : undefined;
+    if (known && known.status < 500) errors.push({ Key: r.key, Code: known.code, Message: known.message });
+    else if (r.error) errors.push({ Key: r.key, Code: 'InternalError', Message: 'We encountered an internal error. Please try again.' });
     else if (!quiet) deleted.push({ Key: r.key });
   }
   return xmlResult('DeleteResult', { Deleted: deleted, Error: errors });

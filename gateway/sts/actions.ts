@@ -19,6 +19,12 @@ export interface StsCall {
 /** An STS action: whether it needs a signature, and what it answers (the content of `<ActionResult>`). */
 export interface StsAction {
   signed: boolean;
+  /**
+   * The request parameters it honours besides Action and Version. Anything else (PolicyArns, Tags,
+   * TransitiveTagKeys, SourceIdentity, ExternalId, MFA, ProviderId, …) is refused, never ignored: a parameter
+   * silently dropped could leave a session broader, or differently attributed, than its caller asked for.
+   */
+  params: readonly string[];
   run(call: StsCall): Promise<Record<string, unknown>>;
 }
 
@@ -50,10 +56,26 @@ function credentialsXml(s: AssumedSession): Record<string, unknown> {
   };
 }
 
+/**
+ * Throws InvalidParameterValue (AWS's common error for a value the service cannot take) for a parameter the action
+ * does not honour, or one given twice; Action and Version are read by the endpoint.
+ */
+export function requireHonoured(action: StsAction, params: URLSearchParams): void {
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    if (seen.has(name)) throw new StsError('InvalidParameterValue', `The parameter ${name} is given more than once`);
+    seen.add(name);
+    if (name === 'Action' || name === 'Version' || action.params.includes(name)) continue;
+    const family = name.replace(/\.member\..*$/, '');
+    throw new StsError('InvalidParameterValue', `The parameter ${family} is not supported by this gateway and would not be honoured; the request was refused`);
+  }
+}
+
 /** Every supported action by its `Action` parameter. */
 export const STS_ACTIONS: Record<string, StsAction> = {
   AssumeRole: {
     signed: true,
+    params: ['RoleArn', 'RoleSessionName', 'DurationSeconds', 'Policy'],
     async run({ params, deps, caller, now }) {
       const session = await assumeRole(deps, {
         caller: caller!.principal,
@@ -70,6 +92,7 @@ export const STS_ACTIONS: Record<string, StsAction> = {
   },
   AssumeRoleWithWebIdentity: {
     signed: false,
+    params: ['WebIdentityToken', 'RoleArn', 'RoleSessionName', 'DurationSeconds', 'Policy'],
     async run({ params, deps, now }) {
       const session = await assumeRoleWithWebIdentity(deps, {
         webIdentityToken: required(params, 'WebIdentityToken'),

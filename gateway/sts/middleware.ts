@@ -13,7 +13,7 @@ import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
-import { STS_ACTIONS } from './actions.ts';
+import { requireHonoured, STS_ACTIONS } from './actions.ts';
 import { callerLookup, type ResolvedCaller } from './callers.ts';
 import { SESSION_ERROR_CODES, SIGNATURE_ERROR_CODES, StsError, stsErrorBody, stsResponse } from './errors.ts';
 import type { TokenStores } from './stores.ts';
@@ -98,6 +98,7 @@ export function stsApi(opts: {
       if (!action) throw new StsError('InvalidAction', `Could not find operation ${name} for version ${STS_VERSION}`);
       const version = params.get('Version');
       if (version !== null && version !== STS_VERSION) throw new StsError('InvalidAction', `Could not find operation ${name} for version ${version}`);
+      requireHonoured(action, params);
       const caller = action.signed ? await authenticateSts(ctx, body, refuse) : undefined;
       try {
         const result = await action.run({ params, deps, caller, now: new Date() });

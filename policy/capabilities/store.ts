@@ -14,6 +14,7 @@ import { open, seal } from '../secret-box.ts';
 import { tenantEnabled, tenantState, type TenantState } from '../sessions/database.ts';
 import { commitPolicy, type PolicyTransaction } from '../store-base.ts';
 import { CapabilityError, createCapabilityService, inspectCapability, type CapabilityContents, type CapabilityService, type JsonValue } from './token.ts';
+import { capabilityGrant } from './s3.ts';
 
 /** A verified capability and the tenant whose root key signed it. */
 export interface TenantCapability extends CapabilityContents {
@@ -225,6 +226,9 @@ export class CapabilityStore {
     const mint = await this.mintRecord(contents.id);
     if (mint === undefined || mint.tenant !== tenant) throw new CapabilityError('capability was not minted by this gateway for this tenant');
     if (!(await tenantEnabled(this.tenants, this.db, tenant, mint.tenantId))) throw new CapabilityError(`tenant ${tenant} is disabled or gone`);
+    // A holder may append anything to the scope: what is no object scope (a number, null, {exact: false}) is refused
+    // here as a bad capability, never left to fail later.
+    capabilityGrant(contents.scope, contents.actions);
     return { ...contents, tenant, ...(mint.mintedBy !== undefined ? { mintedBy: mint.mintedBy } : {}) };
   }
 }

@@ -121,6 +121,7 @@ export interface Narrowing {
 
 function narrowingCaveats(n: Narrowing): Caveat[] {
   const out: Caveat[] = [];
+  if (n.append !== undefined && !isJsonValue(n.append)) throw new CapabilityError('append must be a list of JSON values');
   if (n.append !== undefined && n.append.length > 0) out.push({ append: JSON.parse(JSON.stringify(n.append)) as JsonValue[] });
   if (n.expiresAt !== undefined) {
     const ms = n.expiresAt instanceof Date ? n.expiresAt.getTime() : n.expiresAt;
@@ -131,13 +132,42 @@ function narrowingCaveats(n: Narrowing): Caveat[] {
   return out;
 }
 
+const NARROWING_FIELDS: readonly string[] = ['append', 'expiresAt', 'actions'];
+
+/** Whether a value is JSON exactly as given (finite numbers, plain objects): nothing JSON.stringify would change. */
+function isJsonValue(value: unknown, depth = 0): value is JsonValue {
+  if (depth > 32) return false;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((v) => isJsonValue(v, depth + 1));
+  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every((v) => isJsonValue(v, depth + 1));
+}
+
+/**
+ * The narrowing as given, or CapabilityError: an unknown field (`prefix`, `exp`, `expires`: a typo would otherwise
+ * return the capability un-narrowed) or a field of the wrong type is refused, never ignored.
+ */
+function checkNarrowing(n: unknown): Narrowing {
+  if (n === null || typeof n !== 'object' || Array.isArray(n)) throw new CapabilityError('a narrowing is an object of append, expiresAt, actions');
+  const fields = n as Record<string, unknown>;
+  const unknown = Object.keys(fields).find((k) => !NARROWING_FIELDS.includes(k));
+  if (unknown !== undefined) throw new CapabilityError(`unknown narrowing field ${unknown} (expected ${NARROWING_FIELDS.join(', ')})`);
+  const { append, expiresAt, actions } = fields;
+  if (append !== undefined && !(Array.isArray(append) && isJsonValue(append))) throw new CapabilityError('append must be a list of JSON values');
+  if (expiresAt !== undefined && !(expiresAt instanceof Date || typeof expiresAt === 'number')) throw new CapabilityError('expiresAt must be a Date or epoch milliseconds');
+  if (actions !== undefined && !(Array.isArray(actions) && actions.every((a) => typeof a === 'string'))) throw new CapabilityError('actions must be a list of strings');
+  return fields as Narrowing;
+}
+
 /**
  * Narrows a capability offline, without any key: each restriction becomes a caveat chained onto the signature.
- * The result is never broader than the input, whatever is passed (it does not check the input's signature).
+ * The result is never broader than the input (it does not check the input's signature). Throws CapabilityError for
+ * a narrowing with an unknown or mistyped field, so a misspelt restriction never yields an un-narrowed capability.
  */
 export function narrowCapability(cap: string, narrowing: Narrowing): string {
   const [version, keyId, id, caveats, sig] = decode(cap);
-  const added = narrowingCaveats(narrowing);
+  const added = narrowingCaveats(checkNarrowing(narrowing));
   const next = chain(Buffer.from(sig, 'base64url'), added);
   return encode([version, keyId, id, [...caveats, ...added], next.toString('base64url')]);
 }

@@ -8,7 +8,7 @@ import type { EvalState, RelationshipEngine } from './engine.ts';
 import { leaves } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { WriteOptions } from './store.ts';
-import { formatTuple, parseSubject, type ObjectRef, type SubjectRef, type Tuple } from './tuples.ts';
+import { formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef, type Tuple } from './tuples.ts';
 import type { ScopeGrant } from '../types.ts';
 
 /** Where a relationship resource lies in S3 terms: object `b/k`, folder `b/p/`, bucket `b`. */
@@ -46,6 +46,11 @@ export interface AppScope {
   tenant: string;
   /** The writer as a subject, e.g. `app:AKIA…`. */
   writer: SubjectRef | string;
+  /**
+   * Subjects whose authority bounds the writer's (a web-identity session's provider registrar): every rule below
+   * applies to each of them as to the writer, so the batch hands out and enlarges nothing any of them lacks.
+   */
+  boundedBy?: Array<SubjectRef | string>;
   /** Resource types it may write; absent means any. */
   namespaces?: string[];
   /** Relations it may write; absent means any. */
@@ -72,48 +77,64 @@ const refuse = (reason: string): never => {
  */
 export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope: AppScope): NonNullable<WriteOptions['guard']> {
   if (scope.tenant !== tenant) refuse(`applications of tenant ${scope.tenant} cannot write tuples of tenant ${tenant}`);
-  const writer = typeof scope.writer === 'string' ? parseSubject(scope.writer) : scope.writer;
+  const writers = [scope.writer, ...(scope.boundedBy ?? [])].map((w) => (typeof w === 'string' ? parseSubject(w) : w));
   return (updates, write) => engine.session(tenant, { write }, async (state) => {
     if (!state) return;
-    const { schema } = write;
-    const covers = async (subject: SubjectRef): Promise<boolean> => {
-      if (subject.relation === undefined) return subject.type === writer.type && (subject.id === writer.id || subject.id === '*');
-      return (await engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer)).result !== 'denied';
-    };
-    const holds = async (resource: ObjectRef, name: string): Promise<boolean> => (await engine.evaluate(state, resource, name, writer)).result === 'allowed';
-    for (const { op, tuple } of updates) {
-      const label = formatTuple(tuple);
-      if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
-      if (scope.relations && !scope.relations.includes(tuple.relation)) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
-      if (scope.grants) {
-        const reaching = scope.grants.filter((g) => grantReaches(g, tuple.resource));
-        const inNamespace = reaching.filter((g) => namesAllow(g.namespaces, tuple.resource.type));
-        if (reaching.length === 0) refuse(`${label}: ${tuple.resource.type}:${tuple.resource.id} is outside the buckets and prefixes of the writer's grants`);
-        if (inNamespace.length === 0) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
-        if (!inNamespace.some((g) => namesAllow(g.relations, tuple.relation))) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
-      }
-      const def = schema.definitions.get(tuple.resource.type);
-      const exprs = [...(def?.permissions.values() ?? [])];
-      const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
-      const requireHeld = async (needed: string[]) => {
-        for (const name of needed) {
-          if (!(await holds(tuple.resource, name))) refuse(`${label}: the writer does not hold ${name} on ${tuple.resource.type}:${tuple.resource.id} itself`);
-        }
-      };
-      if (op === 'delete') {
-        if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && (await covers(tuple.subject))) refuse(`${label}: deleting it would lift an exclusion on the writer`);
-        await requireHeld(fed.negative);
-        continue;
-      }
-      if (await covers(tuple.subject)) refuse(`${label}: would enlarge the writer's own authority`);
-      const arrowBase = exprs.some((e) => leaves(e).some((l) => l.kind === 'arrow' && l.relation === tuple.relation));
-      // Arrows walk userset subjects as their objects too (SpiceDB), so a userset is linking just as an object is.
-      if (arrowBase && tuple.subject.id !== '*' && (await holdsAnything(engine, state, tuple, writer))) {
-        refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which the writer holds authority`);
-      }
-      await requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
+    for (const [i, writer] of writers.entries()) {
+      await guardOne({ engine, state, schema: write.schema, updates, writer, scope, who: i === 0 ? 'the writer' : `${formatSubject(writer)} (which bounds the writer)` });
     }
   });
+}
+
+/** The checks of appWriteGuard for one writer (the writer itself, or a subject bounding it). */
+async function guardOne(g: {
+  engine: RelationshipEngine;
+  state: EvalState;
+  /** The schema the batch is written against. */
+  schema: EvalState['schema'];
+  updates: Parameters<NonNullable<WriteOptions['guard']>>[0];
+  writer: SubjectRef;
+  scope: AppScope;
+  who: string;
+}): Promise<void> {
+  const { engine, state, schema, updates, writer, scope, who } = g;
+  const covers = async (subject: SubjectRef): Promise<boolean> => {
+    if (subject.relation === undefined) return subject.type === writer.type && (subject.id === writer.id || subject.id === '*');
+    return (await engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer)).result !== 'denied';
+  };
+  const holds = async (resource: ObjectRef, name: string): Promise<boolean> => (await engine.evaluate(state, resource, name, writer)).result === 'allowed';
+  for (const { op, tuple } of updates) {
+    const label = formatTuple(tuple);
+    if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
+    if (scope.relations && !scope.relations.includes(tuple.relation)) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
+    if (scope.grants) {
+      const reaching = scope.grants.filter((gr) => grantReaches(gr, tuple.resource));
+      const inNamespace = reaching.filter((gr) => namesAllow(gr.namespaces, tuple.resource.type));
+      if (reaching.length === 0) refuse(`${label}: ${tuple.resource.type}:${tuple.resource.id} is outside the buckets and prefixes of the writer's grants`);
+      if (inNamespace.length === 0) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
+      if (!inNamespace.some((gr) => namesAllow(gr.relations, tuple.relation))) refuse(`${label}: relation ${tuple.relation} is outside the application's scope`);
+    }
+    const def = schema.definitions.get(tuple.resource.type);
+    const exprs = [...(def?.permissions.values() ?? [])];
+    const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
+    const requireHeld = async (needed: string[]) => {
+      for (const name of needed) {
+        if (!(await holds(tuple.resource, name))) refuse(`${label}: ${who} does not hold ${name} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+      }
+    };
+    if (op === 'delete') {
+      if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && (await covers(tuple.subject))) refuse(`${label}: deleting it would lift an exclusion on ${who}`);
+      await requireHeld(fed.negative);
+      continue;
+    }
+    if (await covers(tuple.subject)) refuse(`${label}: would enlarge ${who === 'the writer' ? "the writer's own authority" : `the authority of ${who}`}`);
+    const arrowBase = exprs.some((e) => leaves(e).some((l) => l.kind === 'arrow' && l.relation === tuple.relation));
+    // Arrows walk userset subjects as their objects too (SpiceDB), so a userset is linking just as an object is.
+    if (arrowBase && tuple.subject.id !== '*' && (await holdsAnything(engine, state, tuple, writer))) {
+      refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which ${who} holds authority`);
+    }
+    await requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
+  }
 }
 
 async function holdsAnything(engine: RelationshipEngine, state: EvalState, tuple: Tuple, writer: SubjectRef): Promise<boolean> {

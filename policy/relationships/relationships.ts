@@ -141,6 +141,16 @@ export class Relationships {
   }
 
   /**
+   * Whether any tuple could give the subject authority: one naming it as a subject (directly, expired or not) or a
+   * wildcard of its type. False means the subject holds nothing by relationships (every permission bottoms out in such
+   * a tuple), which is what handing its identity to someone else may then reveal.
+   */
+  subjectHasGrants(tenant: string, subject: SubjectRef | string): Promise<boolean> {
+    const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
+    return this.store.namesSubject(tenant, sub);
+  }
+
+  /**
    * Writes a batch atomically and returns its revision token. Without `scope` it is an operator write; with it, a
    * tenant application's, refused (DeniedError, layer relationship) outside its scope or when it would enlarge the
    * writer's own authority.

@@ -273,6 +273,19 @@ export abstract class RelationshipStoreCore {
     return rows.map(db.rowTuple);
   }
 
+  /** Whether any tuple, expired or not, names the subject (any relation of it) or a wildcard of its type as its subject. */
+  async namesSubject(tenant: string, subject: { type: string; id: string }): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('tuples')
+      .select('tenant')
+      .where('tenant', '=', tenant)
+      .where('subject_type', '=', subject.type)
+      .where('subject_id', 'in', [subject.id, '*'])
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** The tenant's import records, oldest first. */
   async importSources(tenant: string): Promise<ImportSource[]> {
     const rows = await this.db.selectFrom('import_sources').selectAll().where('tenant', '=', tenant).orderBy('id').execute();

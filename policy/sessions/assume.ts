@@ -151,6 +151,15 @@ async function keySetOf(provider: OidcProviderInfo, policy: JwksPolicy): Promise
   return createLocalJWKSet(JSON.parse(await readFile(provider.jwks, 'utf8')) as JSONWebKeySet);
 }
 
+/**
+ * The one refusal of a web identity token that does not verify, whatever the cause (not a JWT, no provider for its
+ * issuer, keys that cannot be loaded, a bad signature, issuer, audience or algorithm): an unauthenticated caller
+ * learns nothing about which issuers or audiences a tenant trusts. `detail` (the denial log) keeps the cause.
+ */
+function unverifiedToken(detail: string): SessionError {
+  return new SessionError('invalid_identity_token', 'The web identity token could not be validated', detail);
+}
+
 /** AssumeRoleWithWebIdentity: an unsigned request whose proof is the ID token itself. */
 export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   webIdentityToken: string;
@@ -165,21 +174,21 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   try {
     unverified = decodeJwt(input.webIdentityToken);
   } catch {
-    throw new SessionError('invalid_identity_token', 'the web identity token is not a JWT');
+    throw unverifiedToken('the web identity token is not a JWT');
   }
   const parsed = parseRoleArn(input.roleArn);
   if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${input.roleArn} is not arn:aws:iam::<tenant>:role/<name>`);
   // The issuer first (as STS does), then the token's signature, and only then the role: an unverified caller learns
   // nothing about which roles exist, and a missing role answers as one this provider may not assume.
   const [provider] = typeof unverified.iss === 'string' ? await deps.store.oidcProvidersFor(parsed.tenant, unverified.iss) : [];
-  if (provider === undefined) throw new SessionError('invalid_identity_token', 'No OpenIDConnect provider found for the issuer of this token');
+  if (provider === undefined) throw unverifiedToken(`no OpenID Connect provider of tenant ${parsed.tenant} for issuer ${String(unverified.iss).slice(0, 200)}`);
   const now = input.now ?? new Date();
   let keys: Awaited<ReturnType<typeof keySetOf>>;
   try {
     keys = await keySetOf(provider, deps.store.jwksPolicy);
   } catch {
     // The cause (a missing file, a refused or unreachable URL) is the operator's business, not the caller's.
-    throw new SessionError('invalid_identity_token', `the keys of issuer ${provider.issuer} could not be loaded`);
+    throw unverifiedToken(`the keys of issuer ${provider.issuer} could not be loaded`);
   }
   let payload: JWTPayload;
   try {
@@ -192,7 +201,7 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
     }));
   } catch (error) {
     if (error instanceof joseErrors.JWTExpired) throw new SessionError('expired_identity_token', 'the web identity token has expired');
-    throw new SessionError('invalid_identity_token', `the web identity token does not verify: ${(error as Error).message}`);
+    throw unverifiedToken(`the web identity token does not verify against provider ${provider.id}: ${(error as Error).message}`);
   }
   const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
   const role = await requireRole(deps.store, input.roleArn, refuse);
@@ -200,7 +209,7 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
   const sub = typeof payload.sub === 'string' ? payload.sub : '';
   // The subject is built with the one tuple escaping: `b%6Fb` stays itself, `*`, `#`, `@`, `:` spell nothing else.
   const subject = webIdentitySubject(sub);
-  if (subject === undefined) throw new SessionError('invalid_identity_token', 'the web identity token\'s sub cannot name a subject (empty, "*" or too long)');
+  if (subject === undefined) throw new SessionError('invalid_identity_token', 'the web identity token\'s sub cannot name a subject (empty, "*", too long, or holding characters XML cannot carry)');
   if (!trusts(role, [subject, `oidc:${provider.id}`])) throw refuse(`${role.arn} does not trust ${subject}`);
   const roleScopes = await deps.tokens.roleScopes(role, now);
   const maker = await deps.tokens.makerOf(provider.createdBy, now);

@@ -9,6 +9,7 @@ export {
   MIN_SESSION_SECONDS,
   OIDC_ALGORITHMS,
   parseRoleArn,
+  redactUrl,
   roleArn,
   SESSION_TOKEN_ALG,
   SessionStore,

@@ -10,7 +10,7 @@ import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import type { PolicyStore } from '../store.ts';
 import type { Principal, ScopeGrant } from '../types.ts';
-import { boundedBy } from '../scopes.ts';
+import { boundedBy, holdsTenantWide } from '../scopes.ts';
 import { intersectScopes, sessionScopes } from './scopes.ts';
 import { SESSION_TOKEN_ALG, type RoleInfo, type SessionStore, type SigningKey } from './store.ts';
 
@@ -166,6 +166,7 @@ export class SessionTokens {
     // ∩ its parent credential now (or its provider and the provider's maker now), in a tenant that is still this one.
     if (!(await this.store.tenantEnabled(a.tenant, a.tid))) return { ok: false, reason: 'tenant_disabled' };
     let scopes = a.scopes;
+    let registrar: Principal | undefined;
     for (const id of a.roles) {
       const role = await this.store.roleById(id);
       if (role === undefined || role.tenant !== a.tenant) return { ok: false, reason: 'role_removed' };
@@ -185,8 +186,11 @@ export class SessionTokens {
       const maker = await this.makerOf(provider.createdBy, now);
       if (maker === false) return { ok: false, reason: 'maker_gone', detail: 'identity provider' };
       scopes = boundedBy(scopes, maker);
+      // An issuer can name any subject: unless its registrar could grant itself anything (tenant-wide), the
+      // registrar's own relationships bound the session too, so `sub=alice` never inherits more than the registrar.
+      if (maker !== undefined && !holdsTenantWide(maker)) registrar = maker;
     }
-    const principal: Principal = { tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes };
+    const principal: Principal = { tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes, ...(registrar ? { registrar } : {}) };
     return { ok: true, secrets: [this.sessionSecret(entry.key, payload.jti!)], principal, claims };
   }
 }

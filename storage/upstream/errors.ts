@@ -56,6 +56,9 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
   InvalidArgument: (m) => new InvalidRequestError(m),
   XMinioStorageFull: (m) => new StorageFullError(m),
   InvalidTag: (m) => new InvalidRequestError(m),
+  // MinIO refuses names it reads as bad paths (`..`, `.`, `//`, `\`): the client's input, so 400, never 500.
+  XMinioInvalidResourceName: (m) => new InvalidRequestError(m),
+  XMinioInvalidObjectName: (m) => new InvalidRequestError(m),
 };
 
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'RequestThrottled']);

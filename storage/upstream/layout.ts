@@ -18,6 +18,7 @@
  *   to stay under the upstream's 1024-byte key limit.
  */
 import { createHash } from 'node:crypto';
+import { InvalidRequestError } from '../errors.ts';
 
 /** The reserved namespace inside every gateway bucket. */
 export const RESERVED = '_anvil/';
@@ -56,8 +57,9 @@ export class Layout {
     return this.mapping === 'bucket' ? '' : `${bucket}/`;
   }
 
-  /** The upstream address of key `key` in gateway bucket `bucket`. */
+  /** The upstream address of key `key` in gateway bucket `bucket`; InvalidRequestError for a key no upstream keeps as is. */
   object(bucket: string, key: string): Location {
+    requireFaithfulKey(key);
     return { Bucket: this.bucketOf(bucket), Key: this.prefixOf(bucket) + key };
   }
 
@@ -107,4 +109,30 @@ export function parseRecordName(name: string): { key?: string; uploadId: string 
   const uploadId = name.slice(bang + 1);
   if (head.includes('~')) return { uploadId };
   return { key: Buffer.from(head.replaceAll('/', ''), 'hex').toString('utf8'), uploadId };
+}
+
+/**
+ * Why an upstream may not store `key` under exactly that name, or undefined. S3 servers on a file system (MinIO) read
+ * keys as paths: they drop a leading `/` and empty segments and refuse `.` and `..` segments (split on `/` or `\`),
+ * so `//_anvil/x` would land on `_anvil/x`, and a `..` would either fail upstream or, elsewhere, climb out of a prefix
+ * grant. A trailing `/` (a folder marker) and a backslash inside a segment are kept faithfully and allowed.
+ */
+export function unfaithfulKeyReason(key: string): string | undefined {
+  const segments = key.split('/');
+  for (const [i, segment] of segments.entries()) {
+    if (segment === '' && i < segments.length - 1) return i === 0 ? 'a leading "/"' : 'an empty path segment ("//")';
+  }
+  const dots = key.split(/[/\\]/).find((segment) => segment === '.' || segment === '..');
+  return dots === undefined ? undefined : `a "${dots}" path segment`;
+}
+
+/** The InvalidRequestError (400) for a key the upstream would store under another name, or undefined. */
+export function unfaithfulKeyError(key: string): InvalidRequestError | undefined {
+  const reason = unfaithfulKeyReason(key);
+  return reason === undefined ? undefined : new InvalidRequestError(`Object keys with ${reason} cannot be stored upstream under the same name`);
+}
+
+function requireFaithfulKey(key: string): void {
+  const error = unfaithfulKeyError(key);
+  if (error !== undefined) throw error;
 }

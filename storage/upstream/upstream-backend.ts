@@ -52,7 +52,7 @@ import { Buckets, isNotFound } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import type { UpstreamHealth } from './health.ts';
-import type { Layout } from './layout.ts';
+import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
@@ -272,8 +272,14 @@ export class UpstreamBackend implements Backend {
     await this.writable(bucket);
     const failed = new Map<string, Error>();
     const base = this.layout.prefixOf(bucket);
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH);
+    // Keys the upstream would read as other names fail alone, as layout.object refuses them everywhere else.
+    for (const key of keys) {
+      const error = unfaithfulKeyError(key);
+      if (error !== undefined) failed.set(key, error);
+    }
+    const sendable = keys.filter((key) => !failed.has(key));
+    for (let i = 0; i < sendable.length; i += DELETE_BATCH) {
+      const batch = sendable.slice(i, i + DELETE_BATCH);
       try {
         const out = await this.clients.retrying.send(
           new DeleteObjectsCommand({

@@ -8,9 +8,18 @@ const KEYS: [string, boolean][] = [
   ['_anvil/deep/er', true],
   ['_anvilx', false],
   ['_anvil-x/y', false],
-  ['/_anvil', false],
-  ['/_anvil/x', false],
+  // What a path-normalising store (MinIO) would store as a reserved key is reserved too.
+  ['/_anvil', true],
+  ['/_anvil/x', true],
+  ['//_anvil/uploads/x', true],
+  ['./_anvil/x', true],
+  ['a/../_anvil/x', true],
+  ['../_anvil', true],
+  ['_anvil//x', true],
+  ['_anvil\\x', true],
   ['a/_anvil/x', false],
+  ['a/./_anvil/x', false],
+  ['x/../_anvilx', false],
   ['_ANVIL/x', false],
   ['', false],
 ];
@@ -30,6 +39,8 @@ const PREFIXES: [string, boolean][] = [
   ['', false],
   ['_anvilx', false],
   ['x/_anvil/', false],
+  ['/_anvil/', true],
+  ['//_anvil', true],
 ];
 
 for (const [prefix, touches] of PREFIXES) {
