@@ -11,11 +11,14 @@ import {
   CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
   DeleteObjectsCommand,
   GetBucketTaggingCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
+  ListBucketsCommand,
   ListObjectsV2Command,
   PutBucketCorsCommand,
   PutBucketTaggingCommand,
@@ -27,10 +30,13 @@ import {
 } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { FAMILIES } from '../policy/types.ts';
 import { computeChecksum } from '../storage/checksums.ts';
+import { ok, type Creds } from './helpers/admin.ts';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
-import { bodyBytes } from './helpers/gateway.ts';
-import { signedSend } from './helpers/raw.ts';
+import { bodyBytes, ROOT } from './helpers/gateway.ts';
+import { signedSend, signRequest } from './helpers/raw.ts';
 
 const test = anyTest as TestFn<unknown>;
 const MiB = 1024 * 1024;
@@ -75,6 +81,31 @@ async function sigv2Post(
   form.append('file', new Blob([Buffer.from(opts.file ?? 'bar')], { type: 'text/plain' }), opts.filename ?? 'foo.txt');
   const res = await fetch(`${f.gw.gw.url}/${bucket}`, { method: 'POST', body: form, redirect: 'manual' });
   return { status: res.status, body: await res.text(), location: res.headers.get('location') };
+}
+
+/**
+ * The same SigV2 POST as python-requests sends it for the suite (`requests.post(url, files=payload)`): EVERY field
+ * is a part with a filename (its own name) and no Content-Type, and `fields` may go on after the file.
+ */
+async function requestsPost(
+  f: Flavour,
+  bucket: string,
+  policy: unknown,
+  fields: Array<[string, string]>,
+  opts: { secret?: string; accessKey?: string; filename?: string; after?: Array<[string, string]> } = {},
+): Promise<{ status: number; body: string }> {
+  const encoded = Buffer.from(JSON.stringify(policy)).toString('base64');
+  const signature = createHmac('sha1', opts.secret ?? f.gw.config.rootSecretKey!).update(encoded).digest('base64');
+  const value = (v: string) => (v === '$AWSAccessKeyId' ? (opts.accessKey ?? f.gw.config.rootAccessKey!) : v === '$policy' ? encoded : v === '$signature' ? signature : v);
+  const boundary = randomBytes(16).toString('hex');
+  const part = (name: string, filename: string, data: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${filename}"\r\n\r\n${data}\r\n`;
+  const body =
+    fields.map(([k, v]) => part(k, k, value(v))).join('') +
+    part('file', opts.filename ?? 'file', 'bar') +
+    (opts.after ?? []).map(([k, v]) => part(k, k, v)).join('') +
+    `--${boundary}--\r\n`;
+  const res = await fetch(`${f.gw.gw.url}/${bucket}`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  return { status: res.status, body: await res.text() };
 }
 
 /** The suite's usual policy: bucket, key starts-with foo, acl private, Content-Type text/plain, up to 1 KiB. */
@@ -395,4 +426,59 @@ onEachBackend(test, 's3-tests-port', (it) => {
     const noOrigin = await fetch(`${f.gw.gw.url}/${bucket}/bar`, { method: 'OPTIONS' });
     t.is(noOrigin.status, 400);
   });
+
+  // POST Object, as python-requests sends the suite's forms. The file is the field NAMED `file` ("File or text
+  // content. The file or content must be the last field in the form. Any fields below it are ignored.": S3 User Guide,
+  // HTML Forms, and the POST Object API reference), not any part with a filename.
+  it('test_post_object_authenticated_request (python-requests form: every field a part with a filename)', async (t, f) => {
+    const bucket = await newBucket(f);
+    const r = await requestsPost(f, bucket, basicPolicy(bucket), basicFields());
+    t.is(r.status, 204, r.body);
+    t.is(await content(f, bucket, 'foo.txt'), 'bar');
+    const fromName = await requestsPost(f, bucket, basicPolicy(bucket), basicFields('${filename}'), { filename: 'foo2.txt' });
+    t.is(fromName.status, 204, fromName.body);
+    t.is(await content(f, bucket, 'foo2.txt'), 'bar');
+  });
+
+  it('POST Object: fields after the file are ignored, neither stored nor checked against the policy', async (t, f) => {
+    const bucket = await newBucket(f);
+    const r = await requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { after: [['x-amz-meta-late', 'x'], ['key', 'foo-other.txt']] });
+    t.is(r.status, 204, r.body);
+    const head = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'foo.txt' }));
+    t.deepEqual(head.Metadata, {});
+    t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount, 1);
+  });
+
+  it('POST Object: a text field named file is the content', async (t, f) => {
+    const bucket = await newBucket(f);
+    const encoded = Buffer.from(JSON.stringify(basicPolicy(bucket))).toString('base64');
+    const form = new FormData();
+    for (const [k, v] of basicFields()) form.append(k, v === '$AWSAccessKeyId' ? f.gw.config.rootAccessKey! : v === '$policy' ? encoded : v === '$signature' ? createHmac('sha1', f.gw.config.rootSecretKey!).update(encoded).digest('base64') : v);
+    form.append('file', 'typed into a textarea');
+    const res = await fetch(`${f.gw.gw.url}/${bucket}`, { method: 'POST', body: form });
+    t.is(res.status, 204, await res.text());
+    t.is(await content(f, bucket, 'foo.txt'), 'typed into a textarea');
+  });
+
+  it('test_post_object_expired_policy / _invalid_access_key / _invalid_signature / _missing_policy_condition / _request_missing_policy_specified_field / _invalid_request_field_value / _wrong_bucket (python-requests form): 403, nothing stored', async (t, f) => {
+    const bucket = await newBucket(f);
+    const other = await newBucket(f);
+    const noBucketCondition = { expiration: expiresIn(6000), conditions: basicPolicy(bucket).conditions.slice(1) };
+    const cases: Array<[string, Promise<{ status: number; body: string }>, string]> = [
+      ['expired', requestsPost(f, bucket, { ...basicPolicy(bucket), expiration: expiresIn(-6000) }, basicFields()), 'AccessDenied'],
+      ['unknown access key', requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { accessKey: 'AKIANOTAREALKEY00000' }), 'InvalidAccessKeyId'],
+      ['wrong signature', requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { secret: 'not the secret' }), 'AccessDenied'],
+      ['no bucket condition', requestsPost(f, bucket, noBucketCondition, basicFields()), 'AccessDenied'],
+      ['a condition on a missing field', requestsPost(f, bucket, basicPolicy(bucket, [['starts-with', '$x-amz-meta-foo', 'bar']]), basicFields()), 'AccessDenied'],
+      ['a field the condition refuses', requestsPost(f, bucket, basicPolicy(bucket, [['eq', '$x-amz-meta-foo', '']]), [...basicFields(), ['x-amz-meta-foo', 'barclamp']]), 'AccessDenied'],
+      ['the policy of another bucket', requestsPost(f, bucket, basicPolicy(other), [['bucket', other], ...basicFields('${filename}')], { filename: 'foo.txt' }), 'AccessDenied'],
+    ];
+    for (const [name, sent, code] of cases) {
+      const r = await sent;
+      t.is(r.status, 403, `${name}: ${r.body}`);
+      t.regex(r.body, new RegExp(`<Code>${code}</Code>`), name);
+    }
+    for (const b of [bucket, other]) t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: b }))).KeyCount, 0);
+  });
 });
+

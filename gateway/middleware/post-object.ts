@@ -7,7 +7,7 @@
  */
 import busboy from 'busboy';
 import type { Middleware } from 'koa';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { DenialLog, PolicyStore, SessionTokens } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
 import { keyError } from '../addressing.ts';
@@ -32,12 +32,20 @@ function formHeaders(fields: FormFields): Record<string, string> {
   return out;
 }
 
-/** Reads the fields up to the file; the file stream is handed back paused. */
+/** Most form parts before the file; each may be a field or a part with a filename (python-requests sends those). */
+const MAX_FIELDS = 100;
+
+/**
+ * Reads the fields up to the file; the file stream is handed back paused. The file is the part NAMED `file`, as the
+ * POST Object reference defines it ("file: File or text content. The file or content must be the last field in the
+ * form. Any fields below it are ignored."): any other part is a field, whether or not it carries a filename (HTML
+ * forms send none, python-requests sends one for every part), and parts after the file are ignored.
+ */
 function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown> }): Promise<{ fields: FormFields; file: Readable; filename: string; fileType?: string }> {
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers as busboy.BusboyConfig["headers"], limits: { fieldSize: MAX_FIELD_BYTES, fields: 100, files: 1, parts: 102 } });
+      bb = busboy({ headers: req.headers as busboy.BusboyConfig["headers"], limits: { fieldSize: MAX_FIELD_BYTES, fields: MAX_FIELDS, files: MAX_FIELDS + 1, parts: MAX_FIELDS + 1 } });
     } catch {
       reject(new S3Error('MalformedPOSTRequest'));
       return;
@@ -45,30 +53,64 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
     const fields: FormFields = new Map();
     let size = 0;
     let done = false;
+    // Field parts with a filename are read as streams; the file waits until every one before it has ended.
+    let pending = 0;
+    let upload: (() => void) | undefined;
     const fail = (err: S3Error) => {
       if (done) return;
       done = true;
       req.unpipe(bb);
       reject(err);
     };
+    const tooLarge = () => fail(new S3Error('MalformedPOSTRequest', 'Your POST request fields preceding the upload file were too large.'));
+    const settled = () => {
+      if (pending === 0 && upload && !done) {
+        done = true;
+        upload();
+      }
+    };
     bb.on('field', (name, value, info) => {
+      if (done || upload) return;
+      if (info.valueTruncated) return tooLarge();
+      if (name.toLowerCase() === 'file') {
+        // A text field named file is the content itself ("File or text content").
+        upload = () => resolve({ fields, file: Readable.from([Buffer.from(value)]), filename: '' });
+        return settled();
+      }
       size += name.length + value.length;
-      if (info.valueTruncated || size > MAX_FIELD_BYTES) return fail(new S3Error('MalformedPOSTRequest', 'Your POST request fields preceding the upload file were too large.'));
+      if (size > MAX_FIELD_BYTES) return tooLarge();
       fields.set(name.toLowerCase(), value);
     });
     bb.on('file', (name, stream, info) => {
-      if (name.toLowerCase() !== 'file') {
-        stream.resume();
-        return;
+      if (done || upload) return stream.resume();
+      if (name.toLowerCase() === 'file') {
+        stream.pause();
+        upload = () => resolve({ fields, file: stream, filename: info.filename ?? '', fileType: info.mimeType });
+        return settled();
       }
-      if (done) return stream.resume();
-      done = true;
-      stream.pause();
-      resolve({ fields, file: stream, filename: info.filename ?? '', fileType: info.mimeType });
+      pending++;
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_FIELD_BYTES) tooLarge();
+        else chunks.push(chunk);
+      });
+      stream.on('end', () => {
+        pending--;
+        if (done) return;
+        size += name.length;
+        if (size > MAX_FIELD_BYTES) return tooLarge();
+        fields.set(name.toLowerCase(), Buffer.concat(chunks).toString('utf8'));
+        settled();
+      });
     });
-    bb.on('filesLimit', () => fail(new S3Error('IncorrectNumberOfFilesInPostRequest')));
+    bb.on('filesLimit', tooLarge);
+    bb.on('fieldsLimit', tooLarge);
+    bb.on('partsLimit', tooLarge);
     bb.on('error', () => fail(new S3Error('MalformedPOSTRequest')));
-    bb.on('close', () => fail(new S3Error('IncorrectNumberOfFilesInPostRequest')));
+    bb.on('close', () => {
+      if (!upload) fail(new S3Error('IncorrectNumberOfFilesInPostRequest'));
+    });
     req.pipe(bb);
   });
 }
