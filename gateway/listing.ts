@@ -115,3 +115,19 @@ export function encodingOf(query: URLSearchParams): NameEncoding {
   }
   return URL_ENCODED;
 }
+
+/** Continuation tokens: the last returned name, base64url-encoded behind a version tag so they stay opaque. */
+export function encodeContinuationToken(name: string): string {
+  return Buffer.from(`v1:${name}`, 'utf8').toString('base64url');
+}
+
+/** The name a continuation token resumes after; InvalidArgument for anything this gateway did not issue. */
+export function decodeContinuationToken(token: string): string {
+  const raw = Buffer.from(token, 'base64url').toString('utf8');
+  if (!raw.startsWith('v1:') || encodeContinuationToken(raw.slice(3)) !== token) {
+    throw new S3Error('InvalidArgument', 'The continuation token provided is incorrect', {
+      fields: { ArgumentName: 'continuation-token' },
+    });
+  }
+  return raw.slice(3);
+}

@@ -108,6 +108,14 @@ async function requestsPost(
   return { status: res.status, body: await res.text() };
 }
 
+/** A fresh tenant with one admin credential over all its buckets (the suite's alt user). */
+async function freshTenant(f: Flavour): Promise<Creds> {
+  const tenant = `t${randomBytes(4).toString('hex')}`;
+  await ok(f.gw, ROOT, 'POST', '/tenants', { name: tenant });
+  const c = await ok(f.gw, ROOT, 'POST', '/credentials', { tenant, name: 'admin', scopes: [{ families: [...FAMILIES], bucket: '*' }] });
+  return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
+}
+
 /** The suite's usual policy: bucket, key starts-with foo, acl private, Content-Type text/plain, up to 1 KiB. */
 const basicPolicy = (bucket: string, extra: unknown[] = []) => ({
   expiration: expiresIn(6000),
@@ -479,6 +487,46 @@ onEachBackend(test, 's3-tests-port', (it) => {
       t.regex(r.body, new RegExp(`<Code>${code}</Code>`), name);
     }
     for (const b of [bucket, other]) t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: b }))).KeyCount, 0);
+  });
+
+  // ListBuckets pagination (ListBuckets API reference: max-buckets 1-10,000, continuation-token, prefix).
+  it('test_list_buckets_paginated', async (t, f) => {
+    const s3 = f.gw.client(await freshTenant(f));
+    try {
+      const page = (MaxBuckets: number, ContinuationToken?: string, Prefix?: string) => s3.send(new ListBucketsCommand({ MaxBuckets, ContinuationToken, Prefix }));
+      let r = await page(1);
+      t.deepEqual([r.Buckets ?? [], r.ContinuationToken], [[], undefined]);
+      const stem = `s3t-${randomBytes(5).toString('hex')}`;
+      const [b1, b2] = [`${stem}-1`, `${stem}-2`];
+      await s3.send(new CreateBucketCommand({ Bucket: b1 }));
+      r = await page(1);
+      t.deepEqual([r.Buckets?.map((b) => b.Name), r.ContinuationToken], [[b1], undefined]);
+      await s3.send(new CreateBucketCommand({ Bucket: b2 }));
+      r = await page(1);
+      t.deepEqual(r.Buckets?.map((b) => b.Name), [b1]);
+      t.truthy(r.ContinuationToken);
+      const next = await page(1, r.ContinuationToken);
+      t.deepEqual([next.Buckets?.map((b) => b.Name), next.ContinuationToken], [[b2], undefined]);
+      const prefixed = await page(10, undefined, `${stem}-2`);
+      t.deepEqual([prefixed.Buckets?.map((b) => b.Name), prefixed.Prefix], [[b2], b2]);
+      // Without paging parameters, every bucket, as before pagination existed; other tenants' buckets never show.
+      t.deepEqual((await s3.send(new ListBucketsCommand({}))).Buckets?.map((b) => b.Name), [b1, b2]);
+      t.deepEqual(await statusAndCode(t, page(0)), [400, 'InvalidArgument']);
+      t.deepEqual(await statusAndCode(t, page(10_001)), [400, 'InvalidArgument']);
+      t.deepEqual(await statusAndCode(t, page(1, 'not-a-token')), [400, 'InvalidArgument']);
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it('test_bucket_listv2_continuationtoken_empty', async (t, f) => {
+    const bucket = await newBucket(f);
+    for (const Key of ['bar', 'baz', 'foo', 'quxx']) await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));
+    const res = await signedSend({ url: f.gw.gw.url, method: 'GET', path: `/${bucket}`, query: { 'list-type': '2', 'continuation-token': '' } });
+    t.is(res.status, 200, res.body);
+    t.regex(res.body, /<ContinuationToken><\/ContinuationToken>|<ContinuationToken\/>/);
+    t.deepEqual([...res.body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]), ['bar', 'baz', 'foo', 'quxx']);
+    t.regex(res.body, /<IsTruncated>false<\/IsTruncated>/);
   });
 });
 
