@@ -519,6 +519,28 @@ onEachBackend(test, 's3-tests-port', (it) => {
     }
   });
 
+  // CompleteMultipartUpload retried after it succeeded: "applications should be prepared to retry any failed
+  // requests" (CompleteMultipartUpload API reference), so the retry answers as the completion did.
+  it('test_multipart_upload_small / test_multipart_upload: a repeated CompleteMultipartUpload answers 200 again', async (t, f) => {
+    const bucket = await newBucket(f);
+    const up = await f.gw.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mymultipart' }));
+    const p1 = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mymultipart', UploadId: up.UploadId, PartNumber: 1, Body: Buffer.alloc(5 * MiB, 'a') }));
+    const p2 = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mymultipart', UploadId: up.UploadId, PartNumber: 2, Body: 'b' }));
+    const Parts = [{ PartNumber: 1, ETag: p1.ETag }, { PartNumber: 2, ETag: p2.ETag }];
+    const complete = (parts = Parts, extra: { IfNoneMatch?: string } = {}) =>
+      f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'mymultipart', UploadId: up.UploadId, MultipartUpload: { Parts: parts }, ...extra }));
+    const first = await complete();
+    const again = await complete();
+    t.is(again.ETag, first.ETag);
+    t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mymultipart' }))).ContentLength, 5 * MiB + 1);
+    // Only the same parts make the same object: another list, or a conditional retry, still finds no upload.
+    t.deepEqual(await statusAndCode(t, complete([Parts[0]!])), [404, 'NoSuchUpload']);
+    // (A conditional retry may also meet its condition first: MinIO checks If-None-Match before the upload.)
+    const [status, code] = await statusAndCode(t, complete(Parts, { IfNoneMatch: '*' }));
+    t.true((status === 404 && code === 'NoSuchUpload') || (status === 412 && code === 'PreconditionFailed'), `${status} ${code}`);
+    t.deepEqual(await statusAndCode(t, f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'other', UploadId: up.UploadId, MultipartUpload: { Parts } }))), [404, 'NoSuchUpload']);
+  });
+
   it('test_bucket_listv2_continuationtoken_empty', async (t, f) => {
     const bucket = await newBucket(f);
     for (const Key of ['bar', 'baz', 'foo', 'quxx']) await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));

@@ -1,8 +1,10 @@
 /** CompleteMultipartUpload: assembles the listed parts; the object appears only when the index commits. */
-import type { StoredChecksum } from '../../storage/backend.ts';
+import { createHash } from 'node:crypto';
+import type { ObjectMeta, StoredChecksum } from '../../storage/backend.ts';
+import { NoSuchUploadError } from '../../storage/errors.ts';
 import { CHECKSUM_ALGORITHMS, assertChecksumValue } from '../auth/checksums.ts';
 import { S3Error } from '../errors.ts';
-import { xmlResult, type Operation } from '../operation.ts';
+import { xmlResult, type OpContext, type Operation } from '../operation.ts';
 import { checksumHeaders, header, headerChecksum, writeConditionsFromHeaders } from '../s3-headers.ts';
 import { list, parseXmlBody, text } from '../xml.ts';
 
@@ -35,14 +37,13 @@ export const CompleteMultipartUpload: Operation = async (op) => {
     if (!composite) assertChecksumValue(whole.algorithm, whole.value);
     checksum = { ...whole, type: composite ? 'COMPOSITE' : ((type as StoredChecksum['type']) ?? 'FULL_OBJECT') };
   }
-  const meta = await op.services.backend.completeMultipartUpload({
-    bucket: op.bucket,
-    key: op.key,
-    uploadId,
-    parts,
-    writeConditions: writeConditionsFromHeaders(op.headers),
-    ...(checksum ? { checksum } : {}),
-  });
+  const writeConditions = writeConditionsFromHeaders(op.headers);
+  const meta = await op.services.backend
+    .completeMultipartUpload({ bucket: op.bucket, key: op.key, uploadId, parts, writeConditions, ...(checksum ? { checksum } : {}) })
+    .catch(async (err: unknown) => {
+      if (!(err instanceof NoSuchUploadError) || writeConditions) throw err;
+      return (await completedBefore(op, parts)) ?? Promise.reject(err);
+    });
   const sum = meta.checksum;
   const result = xmlResult('CompleteMultipartUploadResult', {
     Location: `/${op.bucket}/${encodeURIComponent(op.key).replace(/%2F/g, '/')}`,
@@ -54,3 +55,19 @@ export const CompleteMultipartUpload: Operation = async (op) => {
   if (sum) result.headers = { ...result.headers, ...checksumHeaders(sum) };
   return result;
 };
+
+/**
+ * The object a retried CompleteMultipartUpload already made, when the key's current object is exactly what these
+ * parts assemble into (its multipart ETag, the MD5 of the parts' MD5s with `-N`, matches); undefined otherwise.
+ * The API reference tells applications to retry a failed CompleteMultipartUpload, and a retry after a lost answer
+ * finds its upload gone: it gets the completed object's answer again instead of NoSuchUpload. Only a caller that
+ * names every part's ETag can match, and a conditional complete never takes this path (its retry cannot tell its
+ * own write from another's).
+ */
+async function completedBefore(op: OpContext, parts: Array<{ etag: string }>): Promise<ObjectMeta | undefined> {
+  if (!parts.every((p) => /^[0-9a-f]{32}$/i.test(p.etag))) return undefined;
+  const md5s = Buffer.concat(parts.map((p) => Buffer.from(p.etag, 'hex')));
+  const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
+  const current = await op.services.backend.headObject(op.bucket, op.key).catch(() => undefined);
+  return current?.etag === etag ? current : undefined;
+}
