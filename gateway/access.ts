@@ -16,7 +16,7 @@ import {
   type relationships,
 } from '../policy/index.ts';
 import type { Decision, DenialLayer, Family, Principal } from '../policy/types.ts';
-import { accessDenied } from './errors.ts';
+import { accessDenied, S3Error } from './errors.ts';
 import { createGovernance } from './governance.ts';
 import type { Access, ListingFilter } from './operation.ts';
 
@@ -61,6 +61,11 @@ export function recordUse(records: AccessRecords | undefined, use: { principal: 
   records.record({ accessKeyId: principal.accessKeyId, family, remoteAddress, userAgent });
 }
 
+/** S3's answer to creating a bucket name that is already taken by someone else. */
+function bucketTaken(bucket: string): S3Error {
+  return new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: bucket } });
+}
+
 /** Just past every key that starts with the reserved prefix, for listings to resume from. */
 const PAST_RESERVED = RESERVED_PREFIX + '\uffff';
 
@@ -85,6 +90,10 @@ export function createAccess(opts: {
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
+  // Creating a name another tenant owns fails as in S3, BucketAlreadyExists (CreateBucket API reference), when the
+  // caller could have created the name were it free: the failure reveals only that the name is taken, which the
+  // failed creation reveals anyway. Every other request on another tenant's bucket stays AccessDenied.
+  const mayCreate = (family: Family, bucket: string): boolean => authorize(principal, { family, bucket, creating }).allowed;
   const deny = (layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }) =>
     logDenial(denials, facts, { layer, reason, principal, ...where });
 
@@ -93,6 +102,7 @@ export function createAccess(opts: {
       const d = await decide(family, bucket, key, extra.wholeBucket);
       if (!d.allowed) {
         deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
+        if (creating && d.layer === 'tenant' && mayCreate(family, bucket)) throw bucketTaken(bucket);
         throw accessDenied();
       }
     },

@@ -541,6 +541,34 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.deepEqual(await statusAndCode(t, f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'other', UploadId: up.UploadId, MultipartUpload: { Parts } }))), [404, 'NoSuchUpload']);
   });
 
+  // CreateBucket of a bucket the caller owns: 200 in us-east-1 ("For legacy compatibility, if you re-create an
+  // existing bucket that you already own in the North Virginia Region, Amazon S3 returns 200 OK": CreateBucket API
+  // reference, BucketAlreadyOwnedByYou), the bucket untouched.
+  it('test_bucket_create_exists / test_bucket_recreate_not_overriding', async (t, f) => {
+    const bucket = await newBucket(f);
+    for (const Key of ['mykey1', 'mykey2']) await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));
+    await f.gw.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    t.deepEqual((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents?.map((o) => o.Key), ['mykey1', 'mykey2']);
+  });
+
+  // CreateBucket of a name another tenant owns: 409 BucketAlreadyExists (CreateBucket API reference), while every
+  // other request on that bucket answers as for a missing one.
+  it('test_bucket_create_exists_nonowner', async (t, f) => {
+    const bucket = await newBucket(f);
+    const alt = f.gw.client(await freshTenant(f));
+    try {
+      t.deepEqual(await statusAndCode(t, alt.send(new CreateBucketCommand({ Bucket: bucket }))), [409, 'BucketAlreadyExists']);
+      const missing = `s3t-${randomBytes(5).toString('hex')}`;
+      for (const op of [(b: string) => alt.send(new DeleteBucketCommand({ Bucket: b })), (b: string) => alt.send(new ListObjectsV2Command({ Bucket: b }))]) {
+        t.deepEqual(await statusAndCode(t, op(bucket)), await statusAndCode(t, op(missing)));
+      }
+      t.deepEqual(await statusAndCode(t, alt.send(new HeadBucketCommand({ Bucket: bucket }))), await statusAndCode(t, alt.send(new HeadBucketCommand({ Bucket: missing }))));
+      await f.gw.s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    } finally {
+      alt.destroy();
+    }
+  });
+
   it('test_bucket_listv2_continuationtoken_empty', async (t, f) => {
     const bucket = await newBucket(f);
     for (const Key of ['bar', 'baz', 'foo', 'quxx']) await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));
@@ -552,3 +580,13 @@ onEachBackend(test, 's3-tests-port', (it) => {
   });
 });
 
+// Outside us-east-1, re-creating a bucket one owns is 409 BucketAlreadyOwnedByYou ("Amazon S3 returns this error in
+// all Amazon Web Services Regions except in the North Virginia Region": CreateBucket API reference).
+onEachBackend(test, 's3-tests-port (eu-west-1)', (it) => {
+  it('test_bucket_create_exists outside us-east-1: 409 BucketAlreadyOwnedByYou, the bucket untouched', async (t, f) => {
+    const bucket = await newBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'kept', Body: 'x' }));
+    t.deepEqual(await statusAndCode(t, f.gw.s3.send(new CreateBucketCommand({ Bucket: bucket }))), [409, 'BucketAlreadyOwnedByYou']);
+    t.is(await content(f, bucket, 'kept'), 'x');
+  });
+}, { ANVIL_REGION: 'eu-west-1' });

@@ -28,10 +28,12 @@ export const CreateBucket: Operation = async (op) => {
     await op.services.backend.createBucket(op.bucket);
   } catch (err) {
     if (err instanceof BucketAlreadyExistsError) {
-      if (await op.access.ownsBucket(op.bucket)) {
-        throw new S3Error('BucketAlreadyOwnedByYou', undefined, { fields: { BucketName: op.bucket } });
-      }
-      throw new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: op.bucket } });
+      if (!(await op.access.ownsBucket(op.bucket))) throw new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: op.bucket } });
+      // "For legacy compatibility, if you re-create an existing bucket that you already own in the North Virginia
+      // Region, Amazon S3 returns 200 OK" (CreateBucket API reference, BucketAlreadyOwnedByYou); elsewhere 409.
+      // The bucket, its contents and its owner stay as they are.
+      if (op.services.config.region === 'us-east-1') return { headers: { location: `/${op.bucket}` } };
+      throw new S3Error('BucketAlreadyOwnedByYou', undefined, { fields: { BucketName: op.bucket } });
     }
     throw err;
   }
