@@ -578,6 +578,33 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.deepEqual([...res.body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]), ['bar', 'baz', 'foo', 'quxx']);
     t.regex(res.body, /<IsTruncated>false<\/IsTruncated>/);
   });
+
+  // A conditional PUT is atomic against writers but never holds readers back while its body arrives (the suite's
+  // _test_atomic_conditional_write reads the key before the body's last byte). The body is large enough that, once
+  // every write but the last has been taken off the client's socket, the gateway has long been sending upstream.
+  it('test_atomic_conditional_write_1mb: a reader is not held back by a conditional PUT in progress', async (t, f) => {
+    const bucket = await newBucket(f);
+    const size = 32 * MiB;
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'testobj', Body: Buffer.alloc(size, 'A') }));
+    const signed = await signRequest({ url: f.gw.gw.url, method: 'PUT', path: `/${bucket}/testobj`, headers: { 'content-length': String(size), 'if-match': '*' }, payloadHash: 'UNSIGNED-PAYLOAD' });
+    const u = new URL(f.gw.gw.url);
+    let answer: ((status: number) => void) | undefined;
+    const answered = new Promise<number>((resolve) => (answer = resolve));
+    const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: signed.path, headers: signed.headers }, (res) => {
+      res.resume();
+      res.on('end', () => answer!(res.statusCode!));
+    });
+    const written = (chunk: Buffer) => new Promise<void>((resolve, reject) => req.write(chunk, (err) => (err ? reject(err) : resolve())));
+    const chunk = Buffer.alloc(MiB, 'B');
+    for (let sent = 0; sent < size - 1; sent += chunk.length) await written(sent + chunk.length < size ? chunk : chunk.subarray(1));
+    // The last byte waits until a reader has seen the old object whole.
+    const seen = await bodyBytes((await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'testobj' }))).Body);
+    t.true(seen.length === size && seen.every((c) => c === 0x41));
+    req.end(Buffer.from('B'));
+    t.is(await answered, 200);
+    const now = await bodyBytes((await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'testobj' }))).Body);
+    t.true(now.length === size && now.every((c) => c === 0x42));
+  });
 });
 
 // Outside us-east-1, re-creating a bucket one owns is 409 BucketAlreadyOwnedByYou ("Amazon S3 returns this error in

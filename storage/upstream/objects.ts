@@ -17,11 +17,11 @@ import {
 import { createHash } from 'node:crypto';
 import type { CopyObjectInput, ObjectMeta, PutObjectInput } from '../backend.ts';
 import { normalizeEtag } from '../conditions.ts';
-import { BadDigestError } from '../errors.ts';
+import { BadDigestError, IncompleteBodyError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
 import { translate } from './errors.ts';
 import type { Layout, Location } from './layout.ts';
-import { copyConditionFields, metaOf, tagRecord, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
+import { checksumUpload, copyConditionFields, metaOf, tagRecord, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
 
 /** Part size of the internal multipart upload behind a PUT of unknown length: memory held per such PUT. */
 const UNSIZED_PART = 8 * 1024 * 1024;
@@ -78,9 +78,12 @@ export async function partSizes(clients: UpstreamClients, loc: Location, count: 
 }
 
 /**
- * A PUT without a declared length. S3 needs Content-Length, so bodies up to one part go up as one PutObject and
- * longer ones as a multipart upload that is aborted on any failure (nothing partial ever becomes visible). Such
- * objects get a multipart ETag. Errors of the client's stream are rethrown as they are.
+ * A PUT without a declared length, or with write conditions. S3 needs Content-Length, so bodies up to one part go
+ * up as one PutObject and longer ones as a multipart upload that is aborted on any failure (nothing partial ever
+ * becomes visible); such objects get a multipart ETag. Write conditions ride on that PutObject or on the
+ * CompleteMultipartUpload, so the upstream checks them atomically with the commit, but only once the whole body is
+ * in hand: an upstream that locks the key for a conditional write (MinIO) then holds it for an upload at loopback
+ * speed, never for the client's. A declared length is enforced. Errors of the client's stream are rethrown as they are.
  */
 export async function putUnsized(
   clients: UpstreamClients,
@@ -109,20 +112,23 @@ export async function putUnsized(
       const b = chunk as Buffer;
       md5.update(b);
       total += b.length;
+      if (input.size !== undefined && total > input.size) throw new IncompleteBodyError(`body is longer than the declared ${input.size} bytes`);
       chunks.push(b);
       buffered += b.length;
       if (buffered >= UNSIZED_PART) await flush();
     }
+    if (input.size !== undefined && total !== input.size) throw new IncompleteBodyError(`body ended after ${total} of ${input.size} bytes`);
     const digest = md5.digest();
     if (input.contentMd5 && !digest.equals(input.contentMd5)) throw new BadDigestError('Content-MD5 does not match the body');
+    const checksum = input.finalChecksum?.() ?? input.meta.checksum;
     let etag: string;
     if (uploadId === undefined) {
       const Body = Buffer.concat(chunks);
-      etag = (await call(() => s3.send(new PutObjectCommand({ ...common, Body, ContentLength: Body.length })))).ETag ?? '';
+      etag = (await call(() => s3.send(new PutObjectCommand({ ...common, ...checksumUpload({}, checksum), Body, ContentLength: Body.length })))).ETag ?? '';
     } else {
       if (buffered > 0) await flush();
       const out = await call(() =>
-        s3.send(new CompleteMultipartUploadCommand({ ...loc, UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+        s3.send(new CompleteMultipartUploadCommand({ ...loc, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions) })),
       );
       etag = out.ETag ?? '';
     }
@@ -133,7 +139,7 @@ export async function putUnsized(
       lastModified: new Date(),
       headers: input.meta.headers,
       userMetadata: input.meta.userMetadata,
-      checksum: input.finalChecksum?.() ?? input.meta.checksum,
+      checksum,
     };
   } catch (err) {
     if (uploadId !== undefined) await s3.send(new AbortMultipartUploadCommand({ ...loc, UploadId: uploadId })).catch(() => {});

@@ -167,7 +167,9 @@ export class UpstreamBackend implements Backend {
       ...writeConditionFields(input.writeConditions),
     };
     const { size } = input;
-    if (size === undefined) {
+    // A conditional PutObject makes MinIO hold the key's lock from the request's start until its body has arrived,
+    // so a reader would wait on the client's upload speed: it goes up as putUnsized sends it, in whole parts.
+    if (size === undefined || input.writeConditions) {
       return putUnsized(this.clients, common, input).catch(async (err: unknown) => {
         throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
       });
