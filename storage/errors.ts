@@ -92,6 +92,16 @@ export class InvalidRequestError extends StorageError {
   override name = 'InvalidRequestError';
 }
 
+/**
+ * CompleteMultipartUpload of a composite-checksum upload that leaves out a part's checksum: S3 answers
+ * InvalidRequest with this message, whichever backend holds the upload.
+ */
+export function missingPartChecksumError(algorithm: string, partNumber: number): InvalidRequestError {
+  return new InvalidRequestError(
+    `The upload was created using a ${algorithm.toLowerCase()} checksum. The complete request must include the checksum for each part. It was missing for part ${partNumber} in the request.`,
+  );
+}
+
 /** The backing service is unreachable or failing; the client should retry after `retryAfterSeconds`. */
 export class ServiceUnavailableError extends StorageError {
   override name = 'ServiceUnavailableError';

@@ -28,6 +28,7 @@ import {
   InvalidPartOrderError,
   InvalidRangeError,
   InvalidRequestError,
+  missingPartChecksumError,
   NoSuchUploadError,
 } from '../errors.ts';
 import type { WrittenBlob } from './blobs.ts';
@@ -192,7 +193,7 @@ function objectChecksum(
     if (!stored || stored.algorithm !== settings.algorithm) throw new InvalidPartError(`part ${row.part_number} has no ${settings.algorithm} checksum`);
     const listed = input.parts[i]!.checksum;
     if (listed === undefined && settings.type === 'COMPOSITE') {
-      throw new InvalidRequestError(`The upload was created using a ${settings.algorithm.toLowerCase()} checksum. The complete request must include the checksum for each part. It was missing for part ${row.part_number} in the request.`);
+      throw missingPartChecksumError(settings.algorithm, row.part_number);
     }
     if (listed !== undefined && listed !== stored.value) throw new InvalidPartError(`part ${row.part_number} checksum does not match`);
     return stored.value;
