@@ -475,7 +475,7 @@ onEachBackend(test, 's3-tests-port', (it) => {
     const cases: Array<[string, Promise<{ status: number; body: string }>, string]> = [
       ['expired', requestsPost(f, bucket, { ...basicPolicy(bucket), expiration: expiresIn(-6000) }, basicFields()), 'AccessDenied'],
       ['unknown access key', requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { accessKey: 'AKIANOTAREALKEY00000' }), 'InvalidAccessKeyId'],
-      ['wrong signature', requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { secret: 'not the secret' }), 'AccessDenied'],
+      ['wrong signature', requestsPost(f, bucket, basicPolicy(bucket), basicFields(), { secret: 'not the secret' }), 'SignatureDoesNotMatch'],
       ['no bucket condition', requestsPost(f, bucket, noBucketCondition, basicFields()), 'AccessDenied'],
       ['a condition on a missing field', requestsPost(f, bucket, basicPolicy(bucket, [['starts-with', '$x-amz-meta-foo', 'bar']]), basicFields()), 'AccessDenied'],
       ['a field the condition refuses', requestsPost(f, bucket, basicPolicy(bucket, [['eq', '$x-amz-meta-foo', '']]), [...basicFields(), ['x-amz-meta-foo', 'barclamp']]), 'AccessDenied'],

@@ -121,9 +121,9 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
     if (ctx.state.route?.op !== 'PostObject') return next();
     const target = ctx.state.target!;
     const facts = { requestId: ctx.state.requestId, action: 'PostObject', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
-    const refuse = (reason: string, accessKeyId?: string): never => {
+    const refuse = (reason: string, accessKeyId?: string, code: 'AccessDenied' | 'SignatureDoesNotMatch' = 'AccessDenied'): never => {
       logDenial(opts.denials, facts, { layer: 'signature', reason, accessKeyId, bucket: target.bucket });
-      throw new S3Error('AccessDenied', reason);
+      throw new S3Error(code, code === 'AccessDenied' ? reason : undefined);
     };
     if (!/^multipart\/form-data/i.test(ctx.get('content-type'))) {
       throw new S3Error('InvalidArgument', 'POST requires exactly one file upload per request.', { fields: { ArgumentName: 'Content-Type' } });
@@ -170,7 +170,8 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
     for (const secret of secrets) if (verify(secret)) valid = true;
     if (!valid) {
       form.file.resume();
-      refuse('POST policy signature does not match', ak);
+      // S3 answers a POST whose policy signature does not verify as any other bad signature.
+      refuse('POST policy signature does not match', ak, 'SignatureDoesNotMatch');
     }
     let limits: PolicyLimits;
     try {
