@@ -29,7 +29,7 @@ import {
   type S3ServiceException,
 } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { FAMILIES } from '../policy/types.ts';
 import { computeChecksum } from '../storage/checksums.ts';
@@ -604,6 +604,46 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.is(await answered, 200);
     const now = await bodyBytes((await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'testobj' }))).Body);
     t.true(now.length === size && now.every((c) => c === 0x42));
+  });
+});
+
+// POST Object's integrity fields: "To ensure that data is not corrupted while traversing the network, use the
+// Content-MD5 form field" (PostObject API reference); x-amz-checksum-<algorithm> likewise. Like every form field they
+// must be covered by the policy (POST Policy, sigv4-HTTPPOSTConstructPolicy), so the suite's
+// test_post_object_upload_checksum, whose policy does not name x-amz-checksum-sha256, is 403 (README, Conformance).
+onEachBackend(test, 's3-tests-port (POST integrity fields)', (it) => {
+  const SHA256_2MIB_X = 'aTL9MeXa9HObn6eP93eygxsJlcwdCwCTysgGAZAgE7w='; // the suite's value, sha256 of 2 MiB of 'x'
+  const withChecksum = (bucket: string) => ({
+    expiration: expiresIn(6000),
+    conditions: [{ bucket }, ['starts-with', '$key', 'foo_cksum_test'], { acl: 'private' }, ['starts-with', '$Content-Type', 'text/plain'], ['content-length-range', 0, 5 * MiB], ['starts-with', '$x-amz-checksum-sha256', ''], ['starts-with', '$Content-MD5', '']],
+  });
+  const fields = (extra: Array<[string, string]>): Array<[string, string]> => [...basicFields('foo_cksum_test.txt'), ...extra];
+  const file = Buffer.alloc(2 * MiB, 'x');
+
+  it('test_post_object_upload_checksum, the field covered by the policy: verified, kept, a mismatch stores nothing', async (t, f) => {
+    const bucket = await newBucket(f);
+    const good = await sigv2Post(f, bucket, withChecksum(bucket), fields([['x-amz-checksum-sha256', SHA256_2MIB_X]]), { file });
+    t.is(good.status, 204, good.body);
+    const head = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'foo_cksum_test.txt', ChecksumMode: 'ENABLED' }));
+    t.is(head.ChecksumSHA256, SHA256_2MIB_X);
+    const other = createHash('sha256').update('not the file').digest('base64');
+    const wrong = await sigv2Post(f, bucket, withChecksum(bucket), fields([['x-amz-checksum-sha256', other]]), { file: 'y'.repeat(10) });
+    t.is(wrong.status, 400);
+    t.regex(wrong.body, /<Code>BadDigest<\/Code>/);
+    const malformed = await sigv2Post(f, bucket, withChecksum(bucket), fields([['x-amz-checksum-sha256', 'sailorjerry']]), { file: 'y'.repeat(10) });
+    t.is(malformed.status, 400);
+    t.regex(malformed.body, /<Code>InvalidRequest<\/Code>/);
+    const md5 = await sigv2Post(f, bucket, withChecksum(bucket), fields([['Content-MD5', createHash('md5').update('not the file').digest('base64')]]), { file: 'y'.repeat(10) });
+    t.is(md5.status, 400);
+    t.regex(md5.body, /<Code>BadDigest<\/Code>/);
+    t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'foo_cksum_test.txt' }))).ContentLength, 2 * MiB);
+  });
+
+  it('test_post_object_upload_checksum as the suite sends it: a field the policy does not cover is 403', async (t, f) => {
+    const bucket = await newBucket(f);
+    const r = await sigv2Post(f, bucket, basicPolicy(bucket), [...basicFields(), ['x-amz-checksum-sha256', SHA256_2MIB_X]]);
+    t.is(r.status, 403, r.body);
+    t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount, 0);
   });
 });
 

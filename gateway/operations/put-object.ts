@@ -16,7 +16,11 @@ export const MAX_PUT_SIZE = 5 * 1024 ** 3;
 
 /** Content-MD5 as raw bytes; anything that is not base64 of 16 bytes is InvalidDigest. */
 export function contentMd5(op: OpContext): Buffer | undefined {
-  const v = header(op.headers, 'content-md5');
+  return parseContentMd5(header(op.headers, 'content-md5'));
+}
+
+/** A Content-MD5 value (header or POST form field) as raw bytes; InvalidDigest unless base64 of 16 bytes. */
+export function parseContentMd5(v: string | undefined): Buffer | undefined {
   if (v === undefined) return undefined;
   const raw = Buffer.from(v, 'base64');
   if (raw.length !== 16 || raw.toString('base64') !== v.trim()) throw new S3Error('InvalidDigest');
