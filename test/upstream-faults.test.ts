@@ -7,6 +7,8 @@
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client, type S3ServiceException } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
 import { admin } from './helpers/admin.ts';
@@ -43,6 +45,52 @@ async function eventually<T>(what: string, attempt: () => Promise<T>, timeoutMs 
     }
   }
 }
+
+/**
+ * An upstream with exactly MinIO's full-volume wire behaviour, made deterministic: it answers a PutObject 507
+ * XMinioStorageFull after the first bytes of the body, then resets the connection under the rest (MinIO does the
+ * same after its 100 Continue, but only sometimes fast enough to lose the race). Everything else gets an empty 200.
+ */
+async function resettingUpstream(): Promise<{ endpoint: string; close: () => Promise<void> }> {
+  const refuse = (req: IncomingMessage, res: ServerResponse): void => {
+    req.once('data', () => {
+      const body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive threshold.</Message></Error>';
+      // Straight onto the socket, then the reset at once: the answer and the RST arrive together, as from MinIO.
+      req.socket.write(`HTTP/1.1 507 Insufficient Storage\r\ncontent-type: application/xml\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      req.socket.resetAndDestroy();
+      res.destroy();
+    });
+  };
+  const server = createServer((req, res) => {
+    if (req.method === 'PUT' && /^\/[^/?]+\/[^?]+/.test(req.url ?? '')) return refuse(req, res);
+    req.resume();
+    const body = req.method === 'GET' && req.url === '/' ? '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>' : '';
+    res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+test('an upstream that answers 507 and resets the connection under the body: the client gets the 507, not a retried reset', async (t) => {
+  const upstream = await resettingUpstream();
+  const tg = await startTestGateway({ ANVIL_BACKEND: 'upstream', ANVIL_UPSTREAM_ENDPOINT: upstream.endpoint, ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' });
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'brim' }));
+    for (let i = 0; i < 5; i++) {
+      const err = (await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: `big-${i}`, Body: pattern(4 * MiB) })))) as S3ServiceException;
+      t.is(err.$metadata.httpStatusCode, 507, err.message);
+      t.is(err.name, 'XMinioStorageFull');
+      t.is(err.$metadata.attempts, 1, `refusal ${i} was not retried`);
+    }
+  } finally {
+    await tg.close();
+    await upstream.close();
+  }
+});
 
 if (minioOrExplain(test, 'upstream-faults')) {
   test('an upstream down at start: the gateway starts, answers 503 with Retry-After, reports not ready, then recovers', async (t) => {
@@ -114,6 +162,13 @@ if (minioOrExplain(test, 'upstream-faults')) {
       });
       t.is(refusal.name, 'XMinioStorageFull');
       t.is(refusal.$metadata.attempts, 1, 'the SDK did not retry');
+      // MinIO answers 507 after its 100 Continue and resets the connection under the rest of the body: each refusal
+      // must still reach the client as the upstream's 507, never as a retryable reset (a race, hence several tries).
+      for (let i = 0; i < 5; i++) {
+        const again = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: `again-${i}`, Body: pattern(4 * MiB) })));
+        t.is((again as S3ServiceException).$metadata.httpStatusCode, 507);
+        t.is((again as S3ServiceException).$metadata.attempts, 1, `refusal ${i} was not retried`);
+      }
       await tg.s3.send(new DeleteObjectCommand({ Bucket: 'brim', Key: 'nothing-here' }));
       t.is(md5(await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'brim', Key: 'kept' }))).Body)), md5(kept));
       t.true(tg.gw.backend.health().up, 'a full upstream is still reachable');

@@ -3,6 +3,9 @@
  * be sent again) and one that never does, for streamed bodies, because a consumed client stream cannot be replayed.
  */
 import { S3Client } from '@aws-sdk/client-s3';
+import { Agent as HttpAgent, type AgentOptions } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Duplex } from 'node:stream';
 
 /**
  * Settings of the upstream backend. The gateway's UpstreamConfig has this shape; it is restated here because
@@ -32,6 +35,52 @@ export interface UpstreamClients {
   timeoutMs: number;
 }
 
+/** Write errors that mean the upstream reset or closed the connection while the request body was still going out. */
+const RESET_ON_WRITE = new Set(['ECONNRESET', 'EPIPE']);
+
+type WriteCallback = (err?: Error | null) => void;
+
+/**
+ * Lets a socket keep reading after its peer reset it mid-request. An upstream that refuses a body early (MinIO's 507
+ * XMinioStorageFull after its 100 Continue) answers and then closes with the rest of the body unread, so the kernel
+ * resets the connection; Node would destroy the socket on the next write error and drop the answer already waiting in
+ * the receive buffer, and the client would get a retryable 503 for what was a 507. Here a reset write only marks the
+ * socket: the rest of the body is dropped, reading goes on, and the request ends with the upstream's own answer, or
+ * with the reset itself when there is none (the read side reports it).
+ */
+function keepReadingAfterReset(socket: Duplex): void {
+  const s = socket as Duplex & { _write: Duplex['_write']; _writev?: Duplex['_writev'] };
+  let reset = false;
+  const guard = (cb: WriteCallback): WriteCallback => (err) => {
+    if (err && RESET_ON_WRITE.has((err as NodeJS.ErrnoException).code ?? '')) {
+      reset = true;
+      return cb();
+    }
+    cb(err);
+  };
+  const write = s._write.bind(s);
+  s._write = (chunk, encoding, cb) => (reset ? cb() : write(chunk, encoding, guard(cb)));
+  if (s._writev) {
+    const writev = s._writev.bind(s);
+    s._writev = (chunks, cb) => (reset ? cb() : writev(chunks, guard(cb)));
+  }
+}
+
+/** Node's default agent settings for SDK clients (keep-alive, 50 sockets), with keepReadingAfterReset on each socket. */
+function agents(): { httpAgent: HttpAgent; httpsAgent: HttpsAgent } {
+  const options: AgentOptions = { keepAlive: true, maxSockets: 50 };
+  const wrap = <A extends HttpAgent>(agent: A): A => {
+    const create = (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection.bind(agent);
+    (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection = (...args: unknown[]) => {
+      const socket = create(...args);
+      keepReadingAfterReset(socket);
+      return socket;
+    };
+    return agent;
+  };
+  return { httpAgent: wrap(new HttpAgent(options)), httpsAgent: wrap(new HttpsAgent(options)) };
+}
+
 /** Builds both clients from the gateway's upstream settings. */
 export function createClients(config: UpstreamConfig): UpstreamClients {
   // The SDK warns about Node 20 on every client creation; the gateway supports Node 20 on purpose.
@@ -58,6 +107,9 @@ export function createClients(config: UpstreamConfig): UpstreamClients {
         throwOnRequestTimeout: requestTimeout > 0,
         // Idle time on the socket: catches an upstream that accepted the connection and then went silent.
         socketTimeout: timeoutMs,
+        // Agents of our own (see keepReadingAfterReset). The SDK then writes a body at once instead of waiting for
+        // 100 Continue; MinIO and S3 accept that.
+        ...agents(),
       },
     });
   return { retrying: make(2, timeoutMs), streaming: make(1, 0), probe: make(1, Math.min(timeoutMs, 5_000)), timeoutMs };
