@@ -10,25 +10,47 @@ import { translate } from './errors.ts';
 /**
  * Passes exactly `size` bytes through, holding the latest chunk back until the source has ended: the upstream gets
  * its last byte only once the body is known to be exactly `size` long, so a longer body can never be stored.
+ *
+ * It never emits 'error': the SDK wraps the stream it is given in streams of its own (aws-chunked encoding, checksum
+ * hashing) that re-emit a source error where nobody listens, which would crash the process. A body that turns out
+ * wrong is reported to `onFail` instead (which aborts the upstream request), and the guard just stops: it neither
+ * errors nor ends, so the upstream can never see a complete body.
  */
 class LengthGuard extends Transform {
   private seen = 0;
   private held: Buffer | undefined;
+  private failed = false;
 
-  constructor(private readonly size: number) {
+  constructor(
+    private readonly size: number,
+    private readonly onFail: (err: Error) => void,
+  ) {
     super();
   }
 
+  /** Stops the guard for good; what it holds is dropped. */
+  stop(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.held = undefined;
+    this.onFail(err);
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.failed) return done();
     this.seen += chunk.length;
-    if (this.seen > this.size) return done(new IncompleteBodyError(`body is longer than the declared ${this.size} bytes`));
+    if (this.seen > this.size) {
+      this.stop(new IncompleteBodyError(`body is longer than the declared ${this.size} bytes`));
+      return done();
+    }
     if (this.held) this.push(this.held);
     this.held = chunk;
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.seen !== this.size) return done(new IncompleteBodyError(`body ended after ${this.seen} of ${this.size} bytes`));
+    if (this.failed) return; // never ends: see the class comment
+    if (this.seen !== this.size) return this.stop(new IncompleteBodyError(`body ended after ${this.seen} of ${this.size} bytes`));
     if (this.held) this.push(this.held);
     done();
   }
@@ -45,23 +67,22 @@ export interface SendBodyOptions<T> {
 /**
  * Sends a request whose body is the client's stream. When the client's stream (or the length guard) fails, the
  * upstream request is aborted and the stream's own error is thrown, so the gateway's verifier errors arrive as
- * themselves; upstream failures arrive translated.
+ * themselves; upstream failures arrive translated. No error of the client's stream ever reaches a stream the SDK
+ * holds (see LengthGuard), so no client input can become an unhandled 'error' event.
  */
 export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Promise<T> {
   const controller = new AbortController();
-  const guard = new LengthGuard(size);
   let failure: Error | undefined;
-  const fail = (err: Error): void => {
+  const guard = new LengthGuard(size, (err) => {
     failure ??= err;
     controller.abort();
-  };
+  });
   const onSourceError = (err: Error): void => {
-    fail(err);
-    guard.destroy(err);
+    body.unpipe(guard);
+    guard.stop(err);
   };
   // Stays attached: a client stream failing after the upstream already gave up must not become an uncaught error.
   body.on('error', onSourceError);
-  guard.on('error', fail);
   body.pipe(guard);
   try {
     const out = await send(guard, controller.signal);
@@ -77,6 +98,7 @@ export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Pro
     throw translated;
   } finally {
     body.unpipe(guard);
+    // Without an error: a destroy(err) would reach the SDK's wrappers as an 'error' nobody listens to.
     if (!guard.destroyed) guard.destroy();
   }
 }
