@@ -437,6 +437,18 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.deepEqual(await preflight('example', 'GET', 'x-amz-meta-header2'), [403, null, null]);
     const noOrigin = await fetch(`${f.gw.gw.url}/${bucket}/bar`, { method: 'OPTIONS' });
     t.is(noOrigin.status, 400);
+    // No existence oracle: a missing bucket, a bucket without rules and a rule that does not match answer alike.
+    await f.gw.s3.send(new CreateBucketCommand({ Bucket: `${bucket}-plain` }));
+    const refusal = async (b: string) => {
+      const res = await fetch(`${f.gw.gw.url}/${b}/bar`, { method: 'OPTIONS', headers: { origin: 'foo.put', 'access-control-request-method': 'GET' } });
+      const body = await res.text();
+      return [res.status, /<Code>([^<]*)<\/Code>/.exec(body)?.[1], /<Message>([^<]*)<\/Message>/.exec(body)?.[1], [...res.headers.keys()].sort().join(',')];
+    };
+    const refused = await refusal(bucket);
+    t.is(refused[0], 403);
+    t.is(refused[1], 'CORSResponse');
+    t.deepEqual(await refusal(`${bucket}-plain`), refused);
+    t.deepEqual(await refusal(`${bucket}-does-not-exist`), refused);
   });
 
   // POST Object, as python-requests sends the suite's forms. The file is the field NAMED `file` ("File or text

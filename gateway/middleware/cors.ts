@@ -48,9 +48,10 @@ export function cors(opts: { backend: Backend; domain: string }): Middleware<Gat
       if (!method) throw new S3Error('InvalidRequest', 'Invalid Access-Control-Request-Method: null');
       const requested = ctx.get('access-control-request-headers').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
       const req: CorsRequest = { origin, method, headers: requested };
+      // One refusal for a missing bucket, a bucket without rules and a rule that does not match: an unauthenticated
+      // preflight must not tell which buckets exist (nor which have CORS rules).
       const rules = await rulesOf(opts.backend, target.bucket);
-      if (!rules) throw new S3Error('CORSResponse', 'CORS is not enabled for this bucket.');
-      const rule = matchRule(rules, req);
+      const rule = rules && matchRule(rules, req);
       if (!rule) throw new S3Error('CORSResponse');
       ctx.set(corsHeaders(rule, req, true));
       ctx.status = 200;
