@@ -50,6 +50,7 @@ export const S3_ERRORS = {
   NoSuchUpload: [404, 'The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.'],
   NotImplemented: [501, 'A header you provided implies functionality that is not implemented.'],
   NotModified: [304, 'Not Modified'],
+  OperationAborted: [409, 'A conflicting conditional operation is currently in progress against this resource. Try again.'],
   PreconditionFailed: [412, 'At least one of the pre-conditions you specified did not hold'],
   RequestHeaderSectionTooLarge: [400, 'Your request header section exceeds the maximum allowed size.'],
   RequestTimeout: [400, 'Your socket connection to the server was not read from or written to within the timeout period.'],

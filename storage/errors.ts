@@ -118,6 +118,21 @@ export class SlowDownError extends StorageError {
   }
 }
 
+/**
+ * The backing service refused a request with a client error (4xx) that none of the classes above names. Its S3 error
+ * `code` and HTTP `status` are kept so the gateway answers the client with the same refusal, never a 500.
+ */
+export class UpstreamRefusalError extends StorageError {
+  override name = 'UpstreamRefusalError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The volume holding the data is full (or nearly: the metadata reserve is in use); data writes are refused. */
 export class StorageFullError extends StorageError {
   override name = 'StorageFullError';

@@ -4,7 +4,7 @@
  * (the test runs it in-process, so an unhandled stream error or rejection would fail the whole file), answers a 4xx
  * with a request id where it can still answer, and stores nothing.
  */
-import { CreateBucketCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, HeadObjectCommand, ListPartsCommand, PutObjectCommand, type S3ServiceException } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
@@ -53,8 +53,8 @@ async function trailerRequest(url: string, key: string, body: Buffer, decoded: n
   return Buffer.from(head);
 }
 
-async function stored(tg: TestGateway, key: string): Promise<boolean> {
-  return tg.s3.send(new HeadObjectCommand({ Bucket: 'hostile', Key: key })).then(
+async function stored(tg: TestGateway, key: string, bucket = 'hostile'): Promise<boolean> {
+  return tg.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(
     () => true,
     () => false,
   );
@@ -135,5 +135,37 @@ if (minioOrExplain(test, 'upstream-hostile')) {
       ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey,
     });
     return { tg, stop: () => minio.close() };
+  });
+}
+
+if (minioOrExplain(test, 'upstream-refusals')) {
+  test('upstream refusals keep their 4xx: a key MinIO refuses is 400 on PUT and a per-key error in DeleteObjects', async (t) => {
+    const minio = await startMinio();
+    const tg = await startTestGateway({
+      ANVIL_BACKEND: 'upstream',
+      ANVIL_UPSTREAM_ENDPOINT: minio.endpoint,
+      ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey,
+      ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey,
+    });
+    try {
+      await tg.s3.send(new CreateBucketCommand({ Bucket: 'refusals' }));
+      // S3 takes 'a//b'; MinIO answers 400 XMinioInvalidObjectName, which used to reach the client as a 500.
+      const put = (await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'refusals', Key: 'a//b', Body: 'x' })))) as S3ServiceException;
+      t.is(put.$metadata.httpStatusCode, 400);
+      t.is(put.name, 'InvalidRequest');
+      t.regex(put.message, /XMinioInvalidObjectName/);
+      t.is(put.$metadata.attempts, 1, 'a client error is not retried');
+
+      await tg.s3.send(new PutObjectCommand({ Bucket: 'refusals', Key: 'fine', Body: 'x' }));
+      const out = await tg.s3.send(new DeleteObjectsCommand({ Bucket: 'refusals', Delete: { Objects: [{ Key: 'fine' }, { Key: 'a//b/../c' }] } }));
+      t.deepEqual(out.Deleted?.map((d) => d.Key), ['fine']);
+      t.is(out.Errors?.length, 1);
+      t.is(out.Errors?.[0]?.Key, 'a//b/../c');
+      t.not(out.Errors?.[0]?.Code, 'InternalError');
+      t.false(await stored(tg, 'fine', 'refusals'));
+    } finally {
+      await tg.close();
+      await minio.close();
+    }
   });
 }

@@ -5,7 +5,7 @@
 import type { Middleware } from 'koa';
 import { isPolicyUnavailable } from '../../policy/index.ts';
 import * as storage from '../../storage/errors.ts';
-import { S3Error } from '../errors.ts';
+import { S3_ERRORS, S3Error, type S3ErrorCode } from '../errors.ts';
 import { httpDate } from '../s3-headers.ts';
 import type { GatewayState } from '../state.ts';
 import { xmlDocument } from '../xml.ts';
@@ -38,11 +38,21 @@ export function toS3Error(err: unknown): S3Error | undefined {
   if (err instanceof storage.SlowDownError) {
     return new S3Error('SlowDown', undefined, { headers: { 'retry-after': String(err.retryAfterSeconds) } });
   }
+  if (err instanceof storage.UpstreamRefusalError) return upstreamRefusal(err);
   // Policy and relationship stores write to the same volume; their "disk full" is the client's 507 too, never a 500.
   if (storage.isNoSpace(err)) return new S3Error('XMinioStorageFull');
   // The policy database (PostgreSQL) is away: nothing was decided, and a retry may find it back.
   if (isPolicyUnavailable(err)) return new S3Error('ServiceUnavailable', undefined, { headers: { 'retry-after': '1' } });
   return undefined;
+}
+
+/** S3 codes standing in for an upstream refusal whose own code the gateway does not know, by HTTP status. */
+const REFUSAL_BY_STATUS: Record<number, S3ErrorCode> = { 403: 'AccessDenied', 405: 'MethodNotAllowed', 409: 'OperationAborted', 411: 'MissingContentLength', 416: 'InvalidRange' };
+
+/** The upstream's own refusal: its code when S3 defines it, else the closest code for its status (400 InvalidRequest). */
+function upstreamRefusal(err: storage.UpstreamRefusalError): S3Error {
+  if (Object.hasOwn(S3_ERRORS, err.code)) return new S3Error(err.code as S3ErrorCode);
+  return new S3Error(REFUSAL_BY_STATUS[err.status] ?? 'InvalidRequest', `The storage behind the gateway refused the request: ${err.code || err.status}.`);
 }
 
 /** Writes S3's error document (no body for HEAD or 304). */

@@ -2,7 +2,8 @@
  * Upstream faults → neutral storage errors. Every SDK call goes through translate(), so no SDK exception ever
  * leaves storage/upstream: codes S3 documents map to their neutral class, a full upstream (MinIO's 507
  * XMinioStorageFull) becomes StorageFullError, network trouble and other 5xx answers become ServiceUnavailableError,
- * throttling becomes SlowDownError, and anything else a plain StorageError (InternalError).
+ * throttling becomes SlowDownError, other client errors (4xx, or a per-key error of a batch) UpstreamRefusalError
+ * with the upstream's code, and anything else a plain StorageError (InternalError).
  */
 import {
   BadDigestError,
@@ -22,6 +23,7 @@ import {
   SlowDownError,
   StorageError,
   StorageFullError,
+  UpstreamRefusalError,
 } from '../errors.ts';
 
 /** Seconds a client is told to wait when the upstream is unreachable or failing. */
@@ -62,6 +64,17 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
 };
 
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'RequestThrottled']);
+
+/** Refusals of the gateway's own signature or upstream credentials. */
+const UPSTREAM_AUTH = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'RequestTimeTooSkewed',
+  'ExpiredToken',
+  'InvalidToken',
+  'AuthorizationHeaderMalformed',
+  'AuthorizationQueryParametersError',
+]);
 
 /** Node and SDK signs that the upstream could not be reached or stopped answering. */
 const NETWORK = new Set([
@@ -106,6 +119,12 @@ export function translate(err: unknown): Error {
   if (NETWORK.has(code) || (status !== undefined && status >= 500) || isNetworkError(err)) {
     return new ServiceUnavailableError(message, RETRY_AFTER_SECONDS);
   }
+  // The gateway's own upstream credentials failing is the operator's fault, not the client's: InternalError, logged.
+  if (UPSTREAM_AUTH.has(code)) return new StorageError(message);
+  // Any other client error keeps its code and status: a 4xx stays the same 4xx, never an InternalError.
+  if (status !== undefined && status >= 400 && status < 500) return new UpstreamRefusalError(message, code, status);
+  // A per-key <Error> of a batch answer (DeleteObjects) has a Code and no status of its own.
+  if (status === undefined && (err as UpstreamFault)?.Code) return new UpstreamRefusalError(message, code, 400);
   return new StorageError(message);
 }
 

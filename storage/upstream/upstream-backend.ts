@@ -44,6 +44,7 @@ import {
   NoSuchKeyError,
   NotModifiedError,
   PreconditionFailedError,
+  UpstreamRefusalError,
 } from '../errors.ts';
 import type { WriteConditions } from '../backend.ts';
 import { sendBody } from './body.ts';
@@ -291,7 +292,13 @@ export class UpstreamBackend implements Backend {
         );
         for (const e of out.Errors ?? []) failed.set((e.Key ?? '').slice(base.length), translate({ Code: e.Code, message: e.Message }));
       } catch (err) {
-        throw await this.missing(err, bucket, '');
+        const refused = await this.missing(err, bucket, '');
+        if (!(refused instanceof UpstreamRefusalError)) throw refused;
+        // The upstream refused the batch as a whole (no DeleteObjects, a limit of its own): key by key instead, so
+        // each key gets its own answer and one bad key does not fail the rest.
+        for (const key of batch) {
+          await this.deleteObject(bucket, key).catch((e: unknown) => failed.set(key, e instanceof Error ? e : translate(e)));
+        }
       }
     }
     return keys.map((key) => (failed.has(key) ? { key, error: failed.get(key) } : { key }));
