@@ -149,11 +149,10 @@ if (minioOrExplain(test, 'upstream-refusals')) {
     });
     try {
       await tg.s3.send(new CreateBucketCommand({ Bucket: 'refusals' }));
-      // S3 takes 'a//b'; MinIO answers 400 XMinioInvalidObjectName, which used to reach the client as a 500.
+      // S3 takes 'a//b'; MinIO cannot store it as spelled (400 XMinioInvalidObjectName): a 400 for the client, never a 500.
       const put = (await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'refusals', Key: 'a//b', Body: 'x' })))) as S3ServiceException;
       t.is(put.$metadata.httpStatusCode, 400);
       t.is(put.name, 'InvalidRequest');
-      t.regex(put.message, /XMinioInvalidObjectName/);
       t.is(put.$metadata.attempts, 1, 'a client error is not retried');
 
       await tg.s3.send(new PutObjectCommand({ Bucket: 'refusals', Key: 'fine', Body: 'x' }));
