@@ -124,6 +124,11 @@ export interface ObjectRead {
   /** Inclusive byte range of the body, when a range or partNumber was asked for. */
   range?: { start: number; end: number };
   body: Readable;
+  /**
+   * The same bytes as `body`, when the backend already holds them in memory (small objects): a caller that uses
+   * them need not touch `body`, which is then never created.
+   */
+  bytes?: Buffer;
 }
 
 export interface CopyObjectInput {

@@ -44,10 +44,11 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   }
   headers['content-length'] = String(length);
   if (!withBody) {
-    res.body.destroy();
+    if (!res.bytes) res.body.destroy();
     return { status, headers };
   }
-  return { status, headers, body: res.body };
+  // Bytes the backend already holds go out in one write, without a stream.
+  return { status, headers, body: res.bytes ?? res.body };
 }
 
 export const GetObject: Operation = (op) => read(op, true);

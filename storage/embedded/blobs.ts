@@ -1,11 +1,13 @@
 /**
  * Blob files of the embedded store: bodies streamed to tmp/, hashed, fsynced and renamed to blobs/ab/cd/<id>, where
- * <id> is random so no path ever derives from an object key. Also the reader pins that keep a blob alive while a
- * response streams it, and the sweep that removes temp files and unreferenced blobs at open.
+ * <id> is random so no path ever derives from an object key; small bodies read whole instead, for the index to keep
+ * inline. Reads open their blob files before streaming: an open file outlives an unlink, so a blob released by a
+ * commit in this process or another (the gateway's workers) stays readable to a reader that opened it, and a reader
+ * that finds it gone already (BlobGoneError) looks the object up again. Also the sweep that removes temp files and
+ * unreferenced blobs at open.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadDigestError, IncompleteBodyError, isNoSpace, StorageError, StorageFullError } from '../errors.ts';
@@ -18,6 +20,26 @@ export interface WrittenBlob {
   size: number;
   md5: Buffer;
 }
+
+/** A small body read whole, for the index to store inline. */
+export interface InlineBody {
+  inline: Buffer;
+  size: number;
+  md5: Buffer;
+}
+
+/** A blob the index named is gone: the object changed between the lookup and the open. Look it up again. */
+export class BlobGoneError extends Error {
+  override name = 'BlobGoneError';
+}
+
+/** Bytes gathered before one write to the temp file, and writes in flight at once: fewer, larger writes, overlapped. */
+const WRITE_BATCH = 1024 * 1024;
+const WRITES_IN_FLIGHT = 2;
+/** Bytes per read while streaming a blob. */
+const READ_CHUNK = 512 * 1024;
+/** A single-segment read up to this size is answered as one Buffer (one read, no stream machinery). */
+export const SMALL_READ = 256 * 1024;
 
 /** Errors a body stream raises when the client went away mid-body: a length problem, not a bad request. */
 const TRUNCATION_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'ECONNABORTED', 'EPIPE']);
@@ -37,8 +59,6 @@ export class BlobStore {
   readonly tmpDir: string;
   readonly blobDir: string;
   private readonly knownDirs = new Set<string>();
-  private readonly pins = new Map<string, number>();
-  private readonly doomed = new Set<string>();
 
   constructor(
     dataDir: string,
@@ -54,50 +74,57 @@ export class BlobStore {
     return join(this.blobDir, id.slice(0, 2), id.slice(2, 4), id);
   }
 
-  /**
-   * Streams `body` into a new durable blob. Throws IncompleteBodyError on a short or long body, BadDigestError on a
-   * Content-MD5 mismatch, StorageFullError when the volume is (nearly) full, or the body's own error; in every
-   * failure the temp file is gone and no blob exists.
-   */
-  async write(body: Readable, size?: number, contentMd5?: Buffer): Promise<WrittenBlob> {
+  /** Refuses a body ahead of time when the volume is nearly full (reading a small refused body first). */
+  private async admit(body: Readable, size: number | undefined): Promise<void> {
     try {
       this.space.assertDataWritable(size);
     } catch (err) {
       await drainRefusedBody(body, size);
       throw err;
     }
+  }
+
+  /**
+   * Reads a body of a declared `size` of at most `max` bytes whole, checking its length and Content-MD5 like write()
+   * does; the caller stores it (inline in the index) and owns its durability.
+   */
+  async readSmall(body: Readable, size: number, contentMd5?: Buffer): Promise<InlineBody> {
+    await this.admit(body, size);
+    const chunks: Buffer[] = [];
+    let read = 0;
+    try {
+      for await (const chunk of body) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        read += buf.length;
+        if (read > size) throw new IncompleteBodyError('body longer than declared size');
+        chunks.push(buf);
+      }
+    } catch (err) {
+      body.destroy();
+      throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
+    }
+    if (read !== size) throw new IncompleteBodyError('body shorter than declared size');
+    const inline = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, read);
+    const md5 = createHash('md5').update(inline).digest();
+    if (contentMd5 && !md5.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
+    return { inline, size, md5 };
+  }
+
+  /**
+   * Streams `body` into a new durable blob. Throws IncompleteBodyError on a short or long body, BadDigestError on a
+   * Content-MD5 mismatch, StorageFullError when the volume is (nearly) full, or the body's own error; in every
+   * failure the temp file is gone and no blob exists.
+   */
+  async write(body: Readable, size?: number, contentMd5?: Buffer): Promise<WrittenBlob> {
+    await this.admit(body, size);
     const id = randomBytes(16).toString('hex');
-    const tmp = join(this.tmpDir, id);
-    const hash = createHash('md5');
-    let written = 0;
-    let full: StorageFullError | undefined;
+    // The writer's pid names its temp files, so the gateway's primary can remove those of a worker that died.
+    const tmp = join(this.tmpDir, `${process.pid}.${id}`);
     const fh = await open(tmp, 'wx').catch((err: unknown) => {
       throw isNoSpace(err) ? noSpace(err) : err;
     });
     try {
-      try {
-        for await (const chunk of body) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-          written += buf.length;
-          if (size !== undefined && written > size) throw new IncompleteBodyError('body longer than declared size');
-          if (full) continue; // dropping the rest of a refused body (see DRAIN_LIMIT)
-          hash.update(buf);
-          try {
-            let off = 0;
-            while (off < buf.length) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-          } catch (err) {
-            if (!isNoSpace(err)) throw err;
-            full = noSpace(err);
-            if (size === undefined || size - written > DRAIN_LIMIT) throw full;
-          }
-        }
-      } catch (err) {
-        body.destroy();
-        throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
-      }
-      if (full) throw full;
-      if (size !== undefined && written !== size) throw new IncompleteBodyError('body shorter than declared size');
-      const md5 = hash.digest();
+      const { written, md5 } = await this.fill(fh, body, size);
       if (contentMd5 && !md5.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
       await fh.sync();
       await fh.close();
@@ -110,6 +137,58 @@ export class BlobStore {
       await rm(tmp, { force: true });
       throw isNoSpace(err) ? noSpace(err) : err;
     }
+  }
+
+  /**
+   * Copies the body into `fh`, hashing it: chunks are gathered into WRITE_BATCH writes, WRITES_IN_FLIGHT of them at
+   * once at their own offsets, so reading the client and writing the disk overlap. On a full volume the rest of a
+   * small body is read and dropped (DRAIN_LIMIT) before StorageFullError.
+   */
+  private async fill(fh: FileHandle, body: Readable, size: number | undefined): Promise<{ written: number; md5: Buffer }> {
+    const hash = createHash('md5');
+    let written = 0;
+    let position = 0;
+    let full: StorageFullError | undefined;
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const inFlight: Array<Promise<unknown>> = [];
+    const settle = async (write: Promise<unknown>): Promise<void> => {
+      const err = await write;
+      if (err === undefined) return;
+      if (!isNoSpace(err)) throw err;
+      full ??= noSpace(err);
+      if (size === undefined || size - written > DRAIN_LIMIT) throw full;
+    };
+    const flush = async (): Promise<void> => {
+      const buffers = batch;
+      const at = position;
+      position += batched;
+      batch = [];
+      batched = 0;
+      inFlight.push(writeAll(fh, buffers, at).then(() => undefined, (err: unknown) => err));
+      while (inFlight.length >= WRITES_IN_FLIGHT) await settle(inFlight.shift()!);
+    };
+    try {
+      for await (const chunk of body) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+        written += buf.length;
+        if (size !== undefined && written > size) throw new IncompleteBodyError('body longer than declared size');
+        if (full) continue; // dropping the rest of a refused body (see DRAIN_LIMIT)
+        hash.update(buf);
+        batch.push(buf);
+        batched += buf.length;
+        if (batched >= WRITE_BATCH) await flush();
+      }
+      if (batched > 0 && !full) await flush();
+      while (inFlight.length > 0) await settle(inFlight.shift()!);
+    } catch (err) {
+      await Promise.allSettled(inFlight);
+      body.destroy();
+      throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
+    }
+    if (full) throw full;
+    if (size !== undefined && written !== size) throw new IncompleteBodyError('body shorter than declared size');
+    return { written, md5: hash.digest() };
   }
 
   /** Creates the fan-out directory of `id` once, fsyncing parents so the new directory entry is durable. */
@@ -126,55 +205,43 @@ export class BlobStore {
   }
 
   /**
-   * A stream of bytes [start, end] across `segments`. The blobs are pinned until the stream ends or is destroyed, so
-   * an overwrite or delete committed meanwhile does not unlink them under the reader.
+   * Opens bytes [start, end] across `segments` now: a Buffer when they lie in one segment and are at most
+   * SMALL_READ long, else a stream over file handles opened before this resolves (`eager`) or as it reaches each
+   * segment (the caller holds a lease on them). Throws BlobGoneError when a file is gone at open.
    */
-  read(segments: readonly Segment[], start: number, end: number): Readable {
-    const ids = segments.map((s) => s.blob);
-    this.pin(ids);
-    const path = (id: string): string => this.path(id);
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let base = 0;
-      for (const seg of segments) {
-        const segStart = base;
-        const segEnd = base + seg.size - 1;
-        base += seg.size;
-        if (seg.size === 0 || segEnd < start || segStart > end) continue;
-        const from = Math.max(start, segStart) - segStart;
-        const to = Math.min(end, segEnd) - segStart;
-        for await (const chunk of createReadStream(path(seg.blob), { start: from, end: to, highWaterMark: 256 * 1024 })) {
-          yield chunk as Buffer;
-        }
+  async open(segments: readonly Segment[], start: number, end: number, opts: { eager: boolean; onClose?: () => void }): Promise<Buffer | Readable> {
+    const spans = spansOf(segments, start, end).map((s) => ({ ...s, path: this.path(s.blob) }));
+    if (spans.length === 1 && spans[0]!.to - spans[0]!.from + 1 <= SMALL_READ && opts.eager) {
+      const span = spans[0]!;
+      const fh = await openBlob(span.path);
+      try {
+        return await readRange(fh, span.from, span.to);
+      } finally {
+        await fh.close();
       }
     }
-    const stream = Readable.from(chunks(), { objectMode: false });
-    // 'close' follows both the end and a destroy (even one before the first read, when no generator code ran).
-    stream.once('close', () => this.unpin(ids));
-    return stream;
-  }
-
-  private pin(ids: readonly string[]): void {
-    for (const id of ids) this.pins.set(id, (this.pins.get(id) ?? 0) + 1);
-  }
-
-  private unpin(ids: readonly string[]): void {
-    for (const id of ids) {
-      const n = (this.pins.get(id) ?? 1) - 1;
-      if (n > 0) {
-        this.pins.set(id, n);
-        continue;
+    if (opts.eager) {
+      const opened = await Promise.allSettled(spans.map((s) => openBlob(s.path)));
+      const failed = opened.find((o) => o.status === 'rejected');
+      if (failed) {
+        await Promise.all(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : undefined)));
+        throw failed.reason;
       }
-      this.pins.delete(id);
-      if (this.doomed.delete(id)) void unlink(this.path(id)).catch(() => {});
+      opened.forEach((o, i) => (spans[i]!.fh = (o as PromiseFulfilledResult<FileHandle>).value));
     }
+    return new SpanStream(spans, opts.onClose);
   }
 
-  /** Unlinks blobs no longer referenced (checked by the caller, after its commit), deferring pinned ones. */
+  /** Unlinks blobs no longer in use (checked by the caller, after its commit is durable). */
   discard(ids: Iterable<string>): void {
-    for (const id of ids) {
-      if (this.pins.has(id)) this.doomed.add(id);
-      else void unlink(this.path(id)).catch(() => {});
-    }
+    for (const id of ids) void unlink(this.path(id)).catch(() => {});
+  }
+
+  /** Removes the temp files of writes by process `pid` (a worker that died mid-write). */
+  async removeTempOf(pid: number): Promise<number> {
+    const mine = (await readdir(this.tmpDir).catch(() => [] as string[])).filter((n) => n.startsWith(`${pid}.`));
+    await Promise.all(mine.map((n) => rm(join(this.tmpDir, n), { force: true })));
+    return mine.length;
   }
 
   /** Prepares the directories and removes leftovers of a crash: every temp file, and blobs `isReferenced` rejects. */
@@ -199,6 +266,117 @@ export class BlobStore {
       }
     }
     return { tmp, orphans };
+  }
+}
+
+/** The stretch of one segment's blob a read covers. */
+interface Span {
+  blob: string;
+  path: string;
+  from: number;
+  to: number;
+  fh?: FileHandle;
+}
+
+/** Which bytes of which segments make up [start, end] of the object. */
+function spansOf(segments: readonly Segment[], start: number, end: number): Array<Omit<Span, 'path'>> {
+  const out: Array<Omit<Span, 'path'>> = [];
+  let base = 0;
+  for (const seg of segments) {
+    const segStart = base;
+    const segEnd = base + seg.size - 1;
+    base += seg.size;
+    if (seg.size === 0 || segEnd < start || segStart > end) continue;
+    out.push({ blob: seg.blob, from: Math.max(start, segStart) - segStart, to: Math.min(end, segEnd) - segStart });
+  }
+  return out;
+}
+
+async function openBlob(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobGoneError(`blob ${path} is gone`);
+    throw err;
+  }
+}
+
+/** Reads bytes [from, to] of an open blob into one Buffer. */
+async function readRange(fh: FileHandle, from: number, to: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(to - from + 1);
+  let got = 0;
+  while (got < out.length) {
+    const { bytesRead } = await fh.read(out, got, out.length - got, from + got);
+    if (bytesRead === 0) throw new StorageError('a blob is shorter than its index entry');
+    got += bytesRead;
+  }
+  return out;
+}
+
+/** Writes all of `buffers` at `position`, however the kernel splits the write. */
+async function writeAll(fh: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let rest = buffers;
+  let at = position;
+  while (rest.length > 0) {
+    const { bytesWritten } = await fh.writev(rest, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    while (rest.length > 0 && skip >= rest[0]!.length) skip -= rest.shift()!.length;
+    if (skip > 0) rest = [rest[0]!.subarray(skip), ...rest.slice(1)];
+  }
+}
+
+/** A body streamed across spans, each file opened ahead (or when reached) and closed when done or destroyed. */
+class SpanStream extends Readable {
+  private index = 0;
+  private position: number;
+
+  constructor(
+    private readonly spans: Span[],
+    private readonly onClose?: () => void,
+  ) {
+    super({ highWaterMark: READ_CHUNK });
+    this.position = spans[0]?.from ?? 0;
+  }
+
+  override _read(): void {
+    const span = this.spans[this.index];
+    if (!span) {
+      this.push(null);
+      return;
+    }
+    void this.readFrom(span).catch((err: unknown) => this.destroy(err as Error));
+  }
+
+  private async readFrom(span: Span): Promise<void> {
+    if (!span.fh) {
+      const opened = await openBlob(span.path);
+      if (this.destroyed) return void (await opened.close());
+      span.fh = opened;
+    }
+    const fh = span.fh;
+    const n = Math.min(READ_CHUNK, span.to - this.position + 1);
+    const buf = Buffer.allocUnsafe(n);
+    const { bytesRead } = await fh.read(buf, 0, n, this.position);
+    if (this.destroyed) return;
+    if (bytesRead === 0) throw new StorageError('a blob is shorter than its index entry');
+    this.position += bytesRead;
+    if (this.position > span.to) {
+      span.fh = undefined;
+      await fh.close();
+      this.index++;
+      this.position = this.spans[this.index]?.from ?? 0;
+    }
+    if (!this.destroyed) this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    const open = this.spans.flatMap((s) => (s.fh ? [s.fh] : []));
+    for (const s of this.spans) s.fh = undefined;
+    void Promise.allSettled(open.map((fh) => fh.close())).then(() => {
+      this.onClose?.();
+      done(err);
+    });
   }
 }
 

@@ -1,10 +1,14 @@
 /**
- * The embedded backend: bodies in durable blob files, everything else in one SQLite index. A write becomes visible
- * only with its index commit, after its blob is fsynced and renamed, so a crash leaves the old object or the new one.
+ * The embedded backend: bodies in durable blob files (small ones inline in the index), everything else in one SQLite
+ * index. A write becomes visible only with its index commit, after its blob is fsynced and renamed, and is
+ * acknowledged only once that commit is on disk, so a crash leaves the old object or the new one. Blobs a commit
+ * stops referencing are unlinked only after it is durable. Several worker processes may share one store; only the
+ * opener that is not a worker sweeps (see openEmbeddedStore).
  */
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type {
   Backend,
   BackendHealth,
@@ -31,8 +35,8 @@ import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidPartError, NoSuch
 import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
 import { lockDataDir, type DataDirLock } from '../data-dir-lock.ts';
 import { SpaceReserve } from '../space-reserve.ts';
-import { BlobStore } from './blobs.ts';
-import { openIndex, type NewObject, type ObjectRow } from './index-db.ts';
+import { BlobStore, type InlineBody, type WrittenBlob } from './blobs.ts';
+import { INLINE_MAX, openIndex, UnsyncedCommitError, type NewObject, type ObjectRow } from './index-db.ts';
 import { successor, walk, type WalkSource } from './listing.ts';
 import * as multipart from './multipart.ts';
 import { StoreContext, cleanMeta, keyBytes, parseTags, rowToMeta } from './store-context.ts';
@@ -48,26 +52,37 @@ export interface EmbeddedStoreOptions {
   lock?: DataDirLock;
   /** The data volume's metadata reserve (the gateway's); absent: none is kept, a full volume is still StorageFullError. */
   space?: SpaceReserve;
+  /**
+   * A worker process of a gateway whose primary holds the exclusive lock and has swept the directory: the worker
+   * takes no lock (kernel locks are per process) and never sweeps, since other workers' writes are in flight.
+   */
+  worker?: boolean;
+  /** Segments a read opens ahead; reads over more lease their blobs in the index (default EAGER_OPEN_MAX). */
+  eagerOpenMax?: number;
 }
 
 /**
- * Opens (creating if needed) the store in `dataDir`, first removing temp files and unreferenced blobs. Throws
- * DataDirInUseError when another process holds the directory.
+ * Opens (creating if needed) the store in `dataDir`, first removing temp files, read leases and unreferenced blobs
+ * (not as a worker). Throws DataDirInUseError when another process holds the directory.
  */
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
-  const { dataDir, lock } = options;
+  const { dataDir, lock, worker } = options;
   if (lock && (lock.mode !== 'exclusive' || lock.dataDir !== dataDir)) {
     throw new Error(`the embedded store needs the exclusive lock of ${dataDir}, not a ${lock.mode} lock of ${lock.dataDir}`);
   }
   const space = options.space ?? SpaceReserve.none(dataDir);
   const blobs = new BlobStore(dataDir, space);
   await mkdir(dataDir, { recursive: true });
-  const own = lock ? undefined : lockDataDir(dataDir, 'exclusive');
+  const own = lock || worker ? undefined : lockDataDir(dataDir, 'exclusive');
   const release = () => own?.release();
   try {
     const index = openIndex(join(dataDir, 'index.db'), space);
-    await blobs.sweep((id) => index.isReferenced(id));
-    return new EmbeddedStore(new StoreContext(index, blobs), release);
+    if (!worker) {
+      // Nobody reads or writes but this opener: every lease is a dead reader's, every unreferenced blob garbage.
+      index.db.exec('DELETE FROM blob_leases');
+      await blobs.sweep((id) => index.isReferenced(id));
+    }
+    return new EmbeddedStore(new StoreContext(index, blobs, options.eagerOpenMax), release);
   } catch (err) {
     release();
     throw err;
@@ -81,6 +96,20 @@ function checksumKept(src: ObjectMeta): { checksum?: ObjectMeta['checksum']; par
 
 function bucketInfo(row: { name: string; created_at: number }): BucketInfo {
   return { name: row.name, createdAt: new Date(row.created_at) };
+}
+
+/** A read whose bytes are already in memory: `bytes` to send as they are, `body` streaming them only if asked for. */
+function readOf(meta: ObjectMeta, range: ResolvedRange | undefined, body: Buffer | Readable): ObjectRead {
+  const base = range ? { meta, range } : { meta };
+  if (!Buffer.isBuffer(body)) return { ...base, body };
+  let stream: Readable | undefined;
+  return {
+    ...base,
+    bytes: body,
+    get body() {
+      return (stream ??= Readable.from([body], { objectMode: false }));
+    },
+  };
 }
 
 /** The embedded store; see openEmbeddedStore. */
@@ -103,7 +132,9 @@ export class EmbeddedStore implements Backend {
 
   async createBucket(name: string): Promise<BucketInfo> {
     const createdAt = Date.now();
-    if (this.q.insertBucket.run(name, createdAt).changes === 0) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
+    if ((await this.ctx.index.commit(() => this.q.insertBucket.run(name, createdAt))).changes === 0) {
+      throw new BucketAlreadyExistsError(`bucket ${name} exists`);
+    }
     return { name, createdAt: new Date(createdAt) };
   }
 
@@ -112,7 +143,7 @@ export class EmbeddedStore implements Backend {
    * the AbortMultipartUpload API reference): they are aborted with the bucket. Objects do keep it (BucketNotEmpty).
    */
   async deleteBucket(name: string): Promise<void> {
-    const released = this.ctx.index.transaction(() => {
+    const released = await this.ctx.index.commit(() => {
       this.ctx.requireBucket(name);
       if (this.q.anyObject.get(name)) throw new BucketNotEmptyError(`bucket ${name} not empty`);
       const blobs: string[] = [];
@@ -139,26 +170,31 @@ export class EmbeddedStore implements Backend {
     ctx.requireBucket(input.bucket);
     // Checked before the body is read (no point storing what will be refused) and again inside the commit.
     checkWriteConditions(input.writeConditions, this.q.getObject.get(input.bucket, keyBytes(input.key)));
-    const blob = await ctx.blobs.write(input.body, input.size, input.contentMd5);
+    const small = input.size !== undefined && input.size <= INLINE_MAX;
+    const body: InlineBody | WrittenBlob = small
+      ? await ctx.blobs.readSmall(input.body, input.size!, input.contentMd5)
+      : await ctx.blobs.write(input.body, input.size, input.contentMd5);
     const checksum = input.finalChecksum?.() ?? input.meta.checksum;
     const obj: NewObject = {
       bucket: input.bucket,
       key: keyBytes(input.key),
-      size: blob.size,
-      etag: blob.md5.toString('hex'),
+      size: body.size,
+      etag: body.md5.toString('hex'),
       lastModified: Date.now(),
       meta: cleanMeta({ ...input.meta, ...(checksum ? { checksum } : {}) }),
       tags: input.tags,
+      ...('inline' in body ? { body: body.inline } : {}),
     };
+    const segments = 'id' in body ? [{ blob: body.id, size: body.size }] : [];
     let released: string[];
     try {
-      released = ctx.index.transaction(() => {
+      released = await ctx.index.commit(() => {
         ctx.requireBucket(input.bucket);
         checkWriteConditions(input.writeConditions, this.q.getObject.get(obj.bucket, obj.key));
-        return ctx.index.replaceObject(obj, [{ blob: blob.id, size: blob.size }]);
+        return ctx.index.replaceObject(obj, segments);
       });
     } catch (err) {
-      ctx.blobs.discard([blob.id]);
+      if ('id' in body && !(err instanceof UnsyncedCommitError)) ctx.blobs.discard([body.id]);
       throw err;
     }
     ctx.release(released);
@@ -166,21 +202,21 @@ export class EmbeddedStore implements Backend {
   }
 
   async getObject(input: GetObjectInput): Promise<ObjectRead> {
-    // No await from lookup to read(): the blobs are pinned in the same tick the index named them.
-    const row = this.ctx.requireObject(input.bucket, input.key);
-    const meta = rowToMeta(row);
-    checkConditions(input.conditions, meta, 'read');
-    let range: ResolvedRange | undefined;
-    if (input.partNumber !== undefined) {
-      range = partRange(meta.partSizes ?? [meta.size], input.partNumber);
-      if (!range) throw new InvalidPartError(`no part ${input.partNumber}`);
-      if (range.end < range.start) range = undefined; // part 1 of an empty object: nothing to range over
-    } else if (input.range) {
-      range = resolveRange(input.range, meta.size);
-    }
-    const segments = this.q.segments.all(row.id);
-    const body = this.ctx.blobs.read(segments, range?.start ?? 0, range?.end ?? meta.size - 1);
-    return range ? { meta, range, body } : { meta, body };
+    const { meta, range, body } = await this.ctx.readBody(() => {
+      const row = this.ctx.requireObject(input.bucket, input.key, true);
+      const meta = rowToMeta(row);
+      checkConditions(input.conditions, meta, 'read');
+      let range: ResolvedRange | undefined;
+      if (input.partNumber !== undefined) {
+        range = partRange(meta.partSizes ?? [meta.size], input.partNumber);
+        if (!range) throw new InvalidPartError(`no part ${input.partNumber}`);
+        if (range.end < range.start) range = undefined; // part 1 of an empty object: nothing to range over
+      } else if (input.range) {
+        range = resolveRange(input.range, meta.size);
+      }
+      return { row, meta, range, start: range?.start ?? 0, end: range?.end ?? meta.size - 1 };
+    });
+    return readOf(meta, range, body);
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {
@@ -193,7 +229,7 @@ export class EmbeddedStore implements Backend {
 
   async deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
     const { ctx } = this;
-    const released = ctx.index.transaction(() => {
+    const released = await ctx.index.commit(() => {
       ctx.requireBucket(bucket);
       const out: string[] = [];
       for (const key of keys) {
@@ -208,9 +244,9 @@ export class EmbeddedStore implements Backend {
 
   async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
     const { ctx } = this;
-    // The copy shares the source's blobs: one synchronous transaction, no bytes moved.
-    const { meta, released } = ctx.index.transaction(() => {
-      const src = ctx.requireObject(input.source.bucket, input.source.key);
+    // The copy shares the source's blobs (or copies its inline body): one transaction, no blob bytes moved.
+    const { meta, released } = await ctx.index.commit(() => {
+      const src = ctx.requireObject(input.source.bucket, input.source.key, true);
       const srcMeta = rowToMeta(src);
       checkConditions(input.source.conditions, srcMeta, 'copy');
       ctx.requireBucket(input.dest.bucket);
@@ -225,6 +261,7 @@ export class EmbeddedStore implements Backend {
         meta: input.replaceMeta ? cleanMeta({ ...input.replaceMeta, ...checksumKept(srcMeta) }) : JSON.parse(src.meta),
         partSizes: srcMeta.partSizes,
         tags: input.replaceTags ?? parseTags(src.tags),
+        ...(src.body ? { body: src.body } : {}),
       };
       const released = ctx.index.replaceObject(obj, segments);
       return { meta: rowToMeta(this.q.getObject.get(obj.bucket, obj.key)!), released };
@@ -268,7 +305,7 @@ export class EmbeddedStore implements Backend {
   }
 
   async putObjectTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
-    this.ctx.index.transaction(() => {
+    await this.ctx.index.commit(() => {
       const row = this.ctx.requireObject(bucket, key);
       this.q.setTags.run(Object.keys(tags).length > 0 ? JSON.stringify(tags) : null, row.id);
     });
@@ -284,7 +321,7 @@ export class EmbeddedStore implements Backend {
   }
 
   async putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
-    this.setBucketConfig(bucket, 'tagging', Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined);
+    await this.setBucketConfig(bucket, 'tagging', Object.keys(tags).length > 0 ? JSON.stringify(tags) : undefined);
   }
 
   async getBucketCors(bucket: string): Promise<string | undefined> {
@@ -293,11 +330,11 @@ export class EmbeddedStore implements Backend {
   }
 
   async putBucketCors(bucket: string, document: string | undefined): Promise<void> {
-    this.setBucketConfig(bucket, 'cors', document);
+    await this.setBucketConfig(bucket, 'cors', document);
   }
 
-  private setBucketConfig(bucket: string, name: string, value: string | undefined): void {
-    this.ctx.index.transaction(() => {
+  private async setBucketConfig(bucket: string, name: string, value: string | undefined): Promise<void> {
+    await this.ctx.index.commit(() => {
       this.ctx.requireBucket(bucket);
       if (value === undefined) this.q.deleteBucketConfig.run(bucket, name);
       else this.q.setBucketConfig.run(bucket, name, value);
@@ -321,7 +358,7 @@ export class EmbeddedStore implements Backend {
   }
 
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
-    multipart.abortMultipartUpload(this.ctx, bucket, key, uploadId);
+    await multipart.abortMultipartUpload(this.ctx, bucket, key, uploadId);
   }
 
   async listParts(input: { bucket: string; key: string; uploadId: string; partNumberMarker?: number; limit: number }): Promise<ListPartsResult> {
@@ -344,7 +381,7 @@ export class EmbeddedStore implements Backend {
   }
 
   async close(): Promise<void> {
-    if (this.ctx.index.db.open) this.ctx.index.db.close();
+    await this.ctx.index.close();
     this.release();
   }
 }

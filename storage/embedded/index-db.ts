@@ -1,10 +1,15 @@
 /**
- * The SQLite index of the embedded store: buckets, objects (as lists of blob segments), uploads and parts. Keys are
- * stored as BLOBs of their UTF-8 bytes so SQLite orders them exactly as S3 lists them (memcmp), never as JS strings.
+ * The SQLite index of the embedded store: buckets, objects (as lists of blob segments, or small bodies inline),
+ * uploads and parts, and the read leases that keep blobs of long multi-segment reads alive across processes. Keys
+ * are stored as BLOBs of their UTF-8 bytes so SQLite orders them exactly as S3 lists them (memcmp), never as JS
+ * strings. Several processes (the gateway's workers) share the file; every write goes through commit(), which
+ * acknowledges only once the commit is on disk (group commit, see wal-sync.ts).
  */
 import Database from 'better-sqlite3';
 import type { ObjectWriteMeta, StoredChecksum } from '../backend.ts';
+import { StorageError } from '../errors.ts';
 import { SpaceReserve } from '../space-reserve.ts';
+import { WalSync } from './wal-sync.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -57,7 +62,19 @@ CREATE TABLE IF NOT EXISTS bucket_config (
   value TEXT NOT NULL,
   PRIMARY KEY (bucket, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blob_leases (
+  lease TEXT NOT NULL,
+  blob TEXT NOT NULL,
+  PRIMARY KEY (lease, blob)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_leases_blob ON blob_leases (blob);
 `;
+
+/** Bodies up to this size live in the objects row itself: one commit makes them durable, one lookup reads them. */
+export const INLINE_MAX = 64 * 1024;
+
+/** How long a write transaction waits for another process's, yielding the event loop between attempts. */
+const WRITE_WAIT_MS = 5000;
 
 /** An object row as stored. */
 export interface ObjectRow {
@@ -71,6 +88,9 @@ export interface ObjectRow {
   part_sizes: string | null;
   tags: string | null;
 }
+
+/** An object row with its inline body (null when the body lives in blobs). */
+export type ObjectRowWithBody = ObjectRow & { body: Buffer | null };
 
 /** One stretch of an object's body: a blob and its length. */
 export interface Segment {
@@ -112,17 +132,34 @@ export interface NewObject {
   meta: StoredMeta;
   partSizes?: number[];
   tags?: Record<string, string>;
+  /** The whole body, stored in the row (at most INLINE_MAX bytes); absent when the body is in segments. */
+  body?: Buffer;
 }
+
+/**
+ * A commit that went through but whose fsync failed: the write may or may not survive a crash. Callers must not
+ * treat it as rolled back (its blobs are referenced now) nor acknowledge it.
+ */
+export class UnsyncedCommitError extends StorageError {
+  override name = 'UnsyncedCommitError';
+}
+
+/** The columns of ObjectRow, without the inline body (read only where it is used). */
+const OBJECT_COLUMNS = 'id, bucket, key, size, etag, last_modified, meta, part_sizes, tags';
 
 /**
  * Opens the index with the durability the store relies on, and prepares every statement once. Transactions that find
  * the volume full release `space`'s reserve and run once more, so deletes commit on a full disk.
  */
 export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(file)) {
-  const db = new Database(file);
+  const db = new Database(file, { timeout: WRITE_WAIT_MS });
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  // Commits do not wait for the disk inside SQLite (on the event loop); commit() waits for WalSync instead.
+  db.pragma('synchronous = NORMAL');
   db.exec(SCHEMA);
+  if (!(db.pragma('table_info(objects)') as Array<{ name: string }>).some((c) => c.name === 'body')) {
+    db.exec('ALTER TABLE objects ADD COLUMN body BLOB');
+  }
   const q = {
     listBuckets: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM buckets ORDER BY name'),
     getBucket: db.prepare<[string], { name: string; created_at: number }>('SELECT name, created_at FROM buckets WHERE name = ?'),
@@ -137,9 +174,10 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     bucketUploads: db.prepare<[string], { upload_id: string }>('SELECT upload_id FROM uploads WHERE bucket = ?'),
     anyObject: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM objects WHERE bucket = ? LIMIT 1'),
     anyUpload: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM uploads WHERE bucket = ? LIMIT 1'),
-    getObject: db.prepare<[string, Buffer], ObjectRow>('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
-    insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null]>(
-      'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    getObject: db.prepare<[string, Buffer], ObjectRow>(`SELECT ${OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?`),
+    getObjectWithBody: db.prepare<[string, Buffer], ObjectRowWithBody>(`SELECT ${OBJECT_COLUMNS}, body FROM objects WHERE bucket = ? AND key = ?`),
+    insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null, Buffer | null]>(
+      'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     deleteObject: db.prepare<[number]>('DELETE FROM objects WHERE id = ?'),
     setTags: db.prepare<[string | null, number]>('UPDATE objects SET tags = ? WHERE id = ?'),
@@ -151,6 +189,9 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     ),
     blobInSegments: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM segments WHERE blob = ? LIMIT 1'),
     blobInParts: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM parts WHERE blob = ? LIMIT 1'),
+    blobLeased: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM blob_leases WHERE blob = ? LIMIT 1'),
+    insertLease: db.prepare<[string, string]>('INSERT OR IGNORE INTO blob_leases (lease, blob) VALUES (?, ?)'),
+    deleteLease: db.prepare<[string]>('DELETE FROM blob_leases WHERE lease = ?'),
     getUpload: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE upload_id = ?'),
     insertUpload: db.prepare<[string, string, Buffer, number, string, string | null]>(
       'INSERT INTO uploads (upload_id, bucket, key, initiated, meta, tags) VALUES (?, ?, ?, ?, ?, ?)',
@@ -183,7 +224,7 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     return blobs;
   }
 
-  /** Replaces (bucket, key) with a new object made of `segments`; returns the blobs the old one referenced. */
+  /** Replaces (bucket, key) with a new object made of `segments` (or its inline body); returns the blobs the old one referenced. */
   function replaceObject(obj: NewObject, segments: readonly Segment[]): string[] {
     const old = q.getObject.get(obj.bucket, obj.key);
     const released = old ? removeObject(old) : [];
@@ -196,18 +237,68 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
       JSON.stringify(obj.meta),
       obj.partSizes ? JSON.stringify(obj.partSizes) : null,
       obj.tags && Object.keys(obj.tags).length > 0 ? JSON.stringify(obj.tags) : null,
+      obj.body ?? null,
     );
     const id = Number(lastInsertRowid);
     segments.forEach((s, i) => q.insertSegment.run(id, i, s.blob, s.size));
     return released;
   }
 
-  /** True while any object or part still points at the blob. */
+  /** True while any object or part points at the blob. */
   function isReferenced(blob: string): boolean {
     return q.blobInSegments.get(blob) !== undefined || q.blobInParts.get(blob) !== undefined;
   }
 
-  return { db, q, removeObject, replaceObject, isReferenced, transaction: <T>(fn: () => T): T => space.commitMetadata(db.transaction(fn)) };
+  /** True while the blob may not be unlinked: referenced, or leased by a reader in some process. */
+  function isInUse(blob: string): boolean {
+    return isReferenced(blob) || q.blobLeased.get(blob) !== undefined;
+  }
+
+  const wal = new WalSync(file);
+  const tx = db.transaction((fn: () => unknown) => fn());
+  // Only a write transaction's start ever waits on another process; it must not sleep on the event loop doing so.
+  const noWait = db.prepare('PRAGMA busy_timeout = 0');
+  const wait = db.prepare(`PRAGMA busy_timeout = ${WRITE_WAIT_MS}`);
+
+  /** Runs `fn` in one IMMEDIATE transaction, retrying (yielding the event loop) while another process writes. */
+  async function write<T>(fn: () => T): Promise<T> {
+    const deadline = Date.now() + WRITE_WAIT_MS;
+    for (let attempt = 0; ; attempt++) {
+      noWait.get();
+      try {
+        return space.commitMetadata(() => tx.immediate(fn) as T);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+      } finally {
+        wait.get();
+      }
+      await new Promise((resolve) => (attempt < 8 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+    }
+  }
+
+  /**
+   * Runs `fn` in one write transaction and resolves with its result once the commit is on disk; throws what `fn`
+   * throws (nothing committed). While another process writes, waits without blocking the event loop, up to
+   * WRITE_WAIT_MS; a full volume releases the metadata reserve and retries (space-reserve.ts).
+   */
+  async function commit<T>(fn: () => T): Promise<T> {
+    const out = await write(fn);
+    await wal.sync().catch((err: Error) => {
+      throw new UnsyncedCommitError(`the index could not be synced to disk: ${err.message}`);
+    });
+    return out;
+  }
+
+  /** Like commit(), without waiting for the disk: for what a crash may lose (read leases). */
+  const commitVolatile = write;
+
+  /** Closes the database and the WAL handle. */
+  async function close(): Promise<void> {
+    await wal.close();
+    if (db.open) db.close();
+  }
+
+  return { db, q, removeObject, replaceObject, isReferenced, isInUse, commit, commitVolatile, close };
 }
 
 /** The opened index: the database, its prepared statements and the few multi-statement helpers. */

@@ -3,7 +3,7 @@
  * becomes the list of its part blobs: nothing is copied, and reads stream across the part files.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import {
   MIN_PART_SIZE,
   type UploadChecksum,
@@ -31,8 +31,9 @@ import {
   missingPartChecksumError,
   NoSuchUploadError,
 } from '../errors.ts';
+import { Readable } from 'node:stream';
 import type { WrittenBlob } from './blobs.ts';
-import { decodeChecksum, encodeChecksum, type PartRow, type StoredMeta, type UploadRow } from './index-db.ts';
+import { decodeChecksum, encodeChecksum, UnsyncedCommitError, type PartRow, type StoredMeta, type UploadRow } from './index-db.ts';
 import { walk, type WalkSource } from './listing.ts';
 import { cleanMeta, keyBytes, rowToMeta, type StoreContext } from './store-context.ts';
 
@@ -71,13 +72,15 @@ function uploadMetaOf(row: UploadRow): UploadMeta {
 }
 
 /** Starts an upload; its metadata, tags and checksum settings wait in the index for completion. */
-export function createMultipartUpload(ctx: StoreContext, input: CreateUploadInput): UploadInfo {
-  ctx.requireBucket(input.bucket);
+export async function createMultipartUpload(ctx: StoreContext, input: CreateUploadInput): Promise<UploadInfo> {
   const uploadId = newUploadId();
   const initiated = Date.now();
   const tags = input.tags && Object.keys(input.tags).length > 0 ? JSON.stringify(input.tags) : null;
   const meta: UploadMeta = { ...cleanMeta(input.meta), ...(input.checksum ? { uploadChecksum: { ...input.checksum } } : {}) };
-  ctx.index.q.insertUpload.run(uploadId, input.bucket, keyBytes(input.key), initiated, JSON.stringify(meta), tags);
+  await ctx.index.commit(() => {
+    ctx.requireBucket(input.bucket);
+    ctx.index.q.insertUpload.run(uploadId, input.bucket, keyBytes(input.key), initiated, JSON.stringify(meta), tags);
+  });
   return { key: input.key, uploadId, initiated: new Date(initiated), ...(input.checksum ? { checksum: input.checksum } : {}) };
 }
 
@@ -113,7 +116,12 @@ function partChecksumPlan(upload: UploadRow, input: UploadPartInput): { body: Re
 }
 
 /** Indexes a written part blob, replacing any earlier upload of the same part number. */
-function commitPart(ctx: StoreContext, input: { bucket: string; key: string; uploadId: string; partNumber: number }, blob: WrittenBlob, checksum?: StoredChecksum): PartInfo {
+async function commitPart(
+  ctx: StoreContext,
+  input: { bucket: string; key: string; uploadId: string; partNumber: number },
+  blob: WrittenBlob,
+  checksum?: StoredChecksum,
+): Promise<PartInfo> {
   const row: PartRow = {
     upload_id: input.uploadId,
     part_number: input.partNumber,
@@ -125,14 +133,14 @@ function commitPart(ctx: StoreContext, input: { bucket: string; key: string; upl
   };
   let replaced: string | undefined;
   try {
-    replaced = ctx.index.transaction(() => {
+    replaced = await ctx.index.commit(() => {
       requireUpload(ctx, input.bucket, input.key, input.uploadId);
       const old = ctx.index.q.getPart.get(input.uploadId, input.partNumber);
       ctx.index.q.upsertPart.run(row.upload_id, row.part_number, row.blob, row.size, row.etag, row.last_modified, row.checksum);
       return old?.blob;
     });
   } catch (err) {
-    ctx.blobs.discard([blob.id]);
+    if (!(err instanceof UnsyncedCommitError)) ctx.blobs.discard([blob.id]);
     throw err;
   }
   if (replaced) ctx.release([replaced]);
@@ -158,18 +166,20 @@ export async function uploadPart(ctx: StoreContext, input: UploadPartInput): Pro
 /** Streams (a range of) an existing object into a new part blob. */
 export async function uploadPartCopy(ctx: StoreContext, input: UploadPartCopyInput): Promise<PartInfo> {
   checkPartNumber(input.partNumber);
-  requireUpload(ctx, input.bucket, input.key, input.uploadId);
-  const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
-  const src = ctx.requireObject(input.source.bucket, input.source.key);
-  checkConditions(input.source.conditions, rowToMeta(src), 'copy');
-  const r = input.source.range ?? { start: 0, end: src.size - 1 };
-  // S3 answers a copy range past the source's end with InvalidRange (UploadPartCopy, x-amz-copy-source-range).
-  if (input.source.range && (r.start < 0 || r.end < r.start || r.end >= src.size)) throw new InvalidRangeError(src.size);
-  const body = ctx.blobs.read(ctx.index.q.segments.all(src.id), r.start, r.end);
-  const plan = partChecksumPlan(upload, { ...input, body, size: r.end - r.start + 1 });
+  const { upload, start, end, body: read } = await ctx.readBody(() => {
+    const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
+    const row = ctx.requireObject(input.source.bucket, input.source.key, true);
+    checkConditions(input.source.conditions, rowToMeta(row), 'copy');
+    const r = input.source.range ?? { start: 0, end: row.size - 1 };
+    // S3 answers a copy range past the source's end with InvalidRange (UploadPartCopy, x-amz-copy-source-range).
+    if (input.source.range && (r.start < 0 || r.end < r.start || r.end >= row.size)) throw new InvalidRangeError(row.size);
+    return { upload, row, start: r.start, end: r.end };
+  });
+  const body = Buffer.isBuffer(read) ? Readable.from([read], { objectMode: false }) : read;
+  const plan = partChecksumPlan(upload, { ...input, body, size: end - start + 1 });
   let blob: WrittenBlob;
   try {
-    blob = await ctx.blobs.write(plan.body, r.end - r.start + 1);
+    blob = await ctx.blobs.write(plan.body, end - start + 1);
   } finally {
     body.destroy();
   }
@@ -211,9 +221,9 @@ function objectChecksum(
 }
 
 /** Checks the client's part list and turns the upload into an object made of the listed part blobs. */
-export function completeMultipartUpload(ctx: StoreContext, input: CompleteUploadInput): ObjectMeta {
+export async function completeMultipartUpload(ctx: StoreContext, input: CompleteUploadInput): Promise<ObjectMeta> {
   const { index } = ctx;
-  const { meta, released } = index.transaction(() => {
+  const { meta, released } = await index.commit(() => {
     const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
     checkWriteConditions(input.writeConditions, index.q.getObject.get(input.bucket, upload.key));
     if (input.parts.length === 0) throw new InvalidRequestError('no parts listed');
@@ -254,8 +264,8 @@ export function completeMultipartUpload(ctx: StoreContext, input: CompleteUpload
 }
 
 /** Drops the upload and its parts. */
-export function abortMultipartUpload(ctx: StoreContext, bucket: string, key: string, uploadId: string): void {
-  const blobs = ctx.index.transaction(() => {
+export async function abortMultipartUpload(ctx: StoreContext, bucket: string, key: string, uploadId: string): Promise<void> {
+  const blobs = await ctx.index.commit(() => {
     requireUpload(ctx, bucket, key, uploadId);
     const parts = ctx.index.q.allParts.all(uploadId).map((p) => p.blob);
     ctx.index.q.deleteParts.run(uploadId);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import Database from 'better-sqlite3';
 import { DataDirInUseError, lockDataDir, NoSuchKeyError, openEmbeddedStore, type EmbeddedStore } from '../../storage/index.ts';
+import { INLINE_MAX } from '../../storage/embedded/index-db.ts';
 import { bodyOf, conformance, readAll } from './conformance.ts';
 
 async function tempDir(): Promise<string> {
@@ -49,6 +50,8 @@ async function withStore(fn: (store: EmbeddedStore, dataDir: string) => Promise<
 const META = { headers: {}, userMetadata: {} };
 const putString = (s: EmbeddedStore, key: string, data: string) =>
   s.putObject({ bucket: 'b', key, body: bodyOf(data), size: Buffer.byteLength(data), meta: META });
+/** A body too large to be kept inline in the index: it gets a blob file. */
+const blobSized = (text: string) => text.repeat(Math.ceil((INLINE_MAX + 1) / text.length));
 
 /** A child process that commits `old`, then starts slow writes (an overwrite and a new key) and reports progress. */
 const CRASH_CHILD = `
@@ -56,7 +59,8 @@ import { Readable } from 'node:stream';
 import { openEmbeddedStore } from ${JSON.stringify(join(ROOT, 'storage/index.ts'))};
 const store = await openEmbeddedStore({ dataDir: process.env.DATA_DIR });
 await store.createBucket('b');
-await store.putObject({ bucket: 'b', key: 'old', body: Readable.from([Buffer.from('old body')]), size: 8, meta: { headers: {}, userMetadata: {} } });
+const old = Buffer.from('old body'.repeat(${Math.ceil(64 * 1024 / 8) + 1}));
+await store.putObject({ bucket: 'b', key: 'old', body: Readable.from([old]), size: old.length, meta: { headers: {}, userMetadata: {} } });
 const slow = () => {
   let sent = 0;
   return new Readable({
@@ -94,7 +98,7 @@ test('embedded: SIGKILL mid-stream leaves the old object, no new one, no temp fi
 
   const store = await openEmbeddedStore({ dataDir });
   try {
-    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'old' })).body)).toString(), 'old body');
+    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'old' })).body)).toString(), blobSized('old body'));
     await t.throwsAsync(store.headObject('b', 'new'), { instanceOf: NoSuchKeyError });
     t.deepEqual(await readdir(join(dataDir, 'tmp')), []);
     t.is((await blobFiles(dataDir)).length, 1);
@@ -108,7 +112,7 @@ test('embedded: open removes stale temp files and unreferenced blobs, keeps obje
   const dataDir = await tempDir();
   let store = await openEmbeddedStore({ dataDir });
   await store.createBucket('b');
-  await putString(store, 'kept', 'kept body');
+  await putString(store, 'kept', blobSized('kept body'));
   const up = await store.createMultipartUpload({ bucket: 'b', key: 'mp', meta: META });
   await store.uploadPart({ bucket: 'b', key: 'mp', uploadId: up.uploadId, partNumber: 1, body: bodyOf('part'), size: 4 });
   await store.close();
@@ -123,7 +127,7 @@ test('embedded: open removes stale temp files and unreferenced blobs, keeps obje
   try {
     t.deepEqual(await readdir(join(dataDir, 'tmp')), []);
     t.is((await blobFiles(dataDir)).length, 2);
-    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'kept' })).body)).toString(), 'kept body');
+    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'kept' })).body)).toString(), blobSized('kept body'));
     t.is((await store.listParts({ bucket: 'b', key: 'mp', uploadId: up.uploadId, limit: 10 })).parts.length, 1);
   } finally {
     await store.close();
@@ -143,7 +147,7 @@ test('embedded: a reader keeps its blob through overwrite and delete; blobs are 
     await new Promise((r) => setTimeout(r, 50));
     t.is((await blobFiles(dataDir)).length, 0);
 
-    await putString(store, 'src', 'shared');
+    await putString(store, 'src', blobSized('shared'));
     await store.copyObject({ source: { bucket: 'b', key: 'src' }, dest: { bucket: 'b', key: 'copy' } });
     t.is((await blobFiles(dataDir)).length, 1, 'copies share the blob');
     await store.deleteObject('b', 'src');
@@ -171,8 +175,8 @@ test('embedded: a reader keeps its blob through overwrite and delete; blobs are 
 test('embedded: keys never become paths', (t) =>
   withStore(async (store, dataDir) => {
     await store.createBucket('b');
-    await putString(store, '../../escape', 'x');
-    await putString(store, '/abs/path', 'y');
+    await putString(store, '../../escape', blobSized('x'));
+    await putString(store, '/abs/path', blobSized('y'));
     const names = await blobFiles(dataDir);
     t.is(names.length, 2);
     for (const n of names) t.regex(n, /^[0-9a-f]{32}$/);
@@ -291,6 +295,64 @@ test('embedded: one process owns a data directory (a kernel lock); a crashed hol
     t.deepEqual((await reopened.listBuckets()).map((b) => b.name), ['locked']);
     await reopened.close();
   } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('embedded: small bodies live inline in the index: no blob file, durable, copied and ranged like any other', (t) =>
+  withStore(async (store, dataDir) => {
+    await store.createBucket('b');
+    const small = Buffer.alloc(INLINE_MAX, 9);
+    await store.putObject({ bucket: 'b', key: 'small', body: bodyOf(small), size: small.length, meta: META });
+    await putString(store, 'tiny', 'tiny body');
+    t.deepEqual(await blobFiles(dataDir), [], 'no blob file for bodies up to INLINE_MAX');
+    const read = await store.getObject({ bucket: 'b', key: 'small' });
+    t.true(read.bytes?.equals(small), 'small bodies are handed over as bytes');
+    t.true((await readAll(read.body)).equals(small), 'and as a stream when asked');
+    const ranged = await store.getObject({ bucket: 'b', key: 'tiny', range: { kind: 'bounded', start: 5, end: 8 } });
+    t.is((await readAll(ranged.body)).toString(), 'body');
+    await store.copyObject({ source: { bucket: 'b', key: 'tiny' }, dest: { bucket: 'b', key: 'tiny-copy' } });
+    await store.deleteObject('b', 'tiny');
+    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'tiny-copy' })).body)).toString(), 'tiny body');
+    const up = await store.createMultipartUpload({ bucket: 'b', key: 'mp', meta: META });
+    await store.uploadPartCopy({ bucket: 'b', key: 'mp', uploadId: up.uploadId, partNumber: 1, source: { bucket: 'b', key: 'tiny-copy', range: { start: 0, end: 3 } } });
+    const parts = await store.listParts({ bucket: 'b', key: 'mp', uploadId: up.uploadId, limit: 10 });
+    await store.completeMultipartUpload({ bucket: 'b', key: 'mp', uploadId: up.uploadId, parts: [{ partNumber: 1, etag: parts.parts[0]!.etag }] });
+    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'mp' })).body)).toString(), 'tiny');
+  }));
+
+test('embedded: a reader in another worker keeps reading what it looked up while this one deletes it', async (t) => {
+  const dataDir = await tempDir();
+  const owner = await openEmbeddedStore({ dataDir });
+  // Two more openers of the same directory, as the gateway's worker processes open it: one reads ahead (every
+  // segment file opened before the stream starts), one leases its blobs in the index (eagerOpenMax 1).
+  const eager = await openEmbeddedStore({ dataDir, worker: true });
+  const leasing = await openEmbeddedStore({ dataDir, worker: true, eagerOpenMax: 1 });
+  try {
+    await owner.createBucket('b');
+    const part = Buffer.alloc(5 * 1024 * 1024, 1);
+    const up = await owner.createMultipartUpload({ bucket: 'b', key: 'mp', meta: META });
+    const etags: string[] = [];
+    for (const n of [1, 2]) etags.push((await owner.uploadPart({ bucket: 'b', key: 'mp', uploadId: up.uploadId, partNumber: n, body: bodyOf(part), size: part.length })).etag);
+    await owner.completeMultipartUpload({ bucket: 'b', key: 'mp', uploadId: up.uploadId, parts: etags.map((etag, i) => ({ partNumber: i + 1, etag })) });
+    const big = Buffer.alloc(3 * 1024 * 1024, 2);
+    await owner.putObject({ bucket: 'b', key: 'one', body: bodyOf(big), size: big.length, meta: META });
+    t.is((await blobFiles(dataDir)).length, 3);
+
+    const leased = await leasing.getObject({ bucket: 'b', key: 'mp' });
+    const ahead = await eager.getObject({ bucket: 'b', key: 'one' });
+    await owner.deleteObjects('b', ['mp', 'one']);
+    await new Promise((r) => setTimeout(r, 50));
+    t.is((await blobFiles(dataDir)).length, 2, "the single blob is unlinked at once (its reader holds it open); the leased ones stay");
+    t.true((await readAll(ahead.body)).equals(big));
+    t.true((await readAll(leased.body)).equals(Buffer.concat([part, part])));
+    await new Promise((r) => setTimeout(r, 100));
+    t.deepEqual(await blobFiles(dataDir), [], 'the lease ended and took the released blobs with it');
+    await t.throwsAsync(eager.getObject({ bucket: 'b', key: 'one' }), { instanceOf: NoSuchKeyError });
+  } finally {
+    await leasing.close();
+    await eager.close();
+    await owner.close();
     await rm(dataDir, { recursive: true, force: true });
   }
 });
