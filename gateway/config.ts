@@ -5,6 +5,7 @@
  * all read it. A bad value stops the start with the variable's name and what it expects.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { UpstreamConfig } from '../storage/upstream/index.ts';
@@ -53,6 +54,7 @@ export const SETTINGS = {
   ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
   ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout, for log shippers (they always go to the policy database)', '`false`'),
   ANVIL_SIGV2: setting(bool(true), 'true or false', 'accept AWS Signature V2 (header and presigned URLs) besides SigV4', '`true`'),
+  ANVIL_WORKERS: setting(int(1, 256, availableParallelism()), 'an integer from 1 to 256', 'worker processes serving requests (node:cluster) behind one port; `1` serves from a single process', 'one per core'),
   ANVIL_SHUTDOWN_TIMEOUT_MS: setting(int(0, 600_000, 30_000), 'an integer from 0 to 600000 (milliseconds)', 'on SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut off', '`30000`'),
   ANVIL_BACKEND: setting(z.enum(['embedded', 'upstream']).default('embedded'), 'embedded or upstream', '`embedded` or `upstream`', '`embedded`'),
   ANVIL_UPSTREAM_ENDPOINT: setting(url, 'an http:// or https:// URL', 'upstream S3 endpoint URL, e.g. `http://127.0.0.1:9100`'),
@@ -115,6 +117,8 @@ export interface GatewayConfig {
   denialsToStdout: boolean;
   /** Milliseconds requests in flight get to finish on SIGTERM/SIGINT. */
   shutdownTimeoutMs: number;
+  /** Worker processes `npm start` runs (gateway/cluster.ts); 1 runs the gateway in the process itself. */
+  workers: number;
   /** Accept AWS Signature Version 2 (legacy clients, botocore's `s3` signature version). */
   sigV2: boolean;
   backend: 'embedded' | 'upstream';
@@ -251,6 +255,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     denialsToStdout: p.ANVIL_DENIALS_STDOUT,
     sigV2: p.ANVIL_SIGV2,
     shutdownTimeoutMs: p.ANVIL_SHUTDOWN_TIMEOUT_MS,
+    workers: p.ANVIL_WORKERS,
     backend: p.ANVIL_BACKEND,
     oidcAllowInsecureJwks: p.ANVIL_OIDC_ALLOW_INSECURE_JWKS,
     console: { enabled: p.ANVIL_CONSOLE, sessionSeconds: p.ANVIL_CONSOLE_SESSION_SECONDS },

@@ -23,8 +23,16 @@ export class GatewayMetrics {
   readonly backendErrors = new Counter({ name: 'anvil_backend_errors_total', help: 'Storage backend calls that failed, by method and error', labelNames: ['method', 'error'], registers: [this.registry] });
   readonly connections = new Gauge({ name: 'anvil_open_connections', help: 'Client connections open now', registers: [this.registry] });
 
+  /** Where scrape() reads from instead of this registry: a worker asks its primary for every worker's sum. */
+  private source: (() => Promise<string>) | undefined;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Serves `source`'s text at /_anvil/metrics instead of this registry's (gateway/cluster.ts). */
+  aggregateVia(source: () => Promise<string>): void {
+    this.source = source;
   }
 
   /** Exposes the check engine's cache counters (read when scraped). */
@@ -44,6 +52,7 @@ export class GatewayMetrics {
       name: 'anvil_check_cache_hit_ratio',
       help: 'Share of relationship check-engine cache lookups that hit, since start',
       registers: [this.registry],
+      aggregator: 'average', // over worker processes
       collect() {
         const total = stats.hits + stats.misses;
         this.set(total === 0 ? 0 : stats.hits / total);
@@ -58,7 +67,7 @@ export class GatewayMetrics {
 
   /** The metrics in Prometheus' text format, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    return { contentType: this.registry.contentType, body: this.source ? await this.source() : await this.registry.metrics() };
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The composition root: reads the configuration, opens the policy store and the storage backend, builds the app and
  * listens (HTTP, or HTTPS with certificate reload, plus an optional health-only HTTP port). Tests start gateways
- * through startGateway() exactly as `npm start` does; main.ts adds signals and the process exit.
+ * through startGateway() exactly as `npm start` does; main.ts adds signals and the process exit, and cluster.ts the
+ * worker processes: prepareDataDir() in the primary, startGateway({ worker: true }) in each worker.
  */
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { AccessRecords, ConsoleSessions, DenialLog, nodeMasterKey, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
 import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
+import type { RootResult } from '../policy/store.ts';
 import { createApp } from './app.ts';
 import { loadConsoleAssets } from './console/index.ts';
 import type { GatewayConfig } from './config.ts';
@@ -53,16 +55,26 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** Opens the backend the configuration names, in a data directory whose lock the caller holds. */
+/**
+ * Opens the backend the configuration names, in a data directory whose lock the caller holds (`lock`), or its
+ * primary does (a worker: no lock here).
+ */
 export async function openBackend(
   config: GatewayConfig,
-  held: { lock: DataDirLock; space: SpaceReserve; log: (line: string) => void },
+  held: { lock?: DataDirLock; space: SpaceReserve; log: (line: string) => void },
 ): Promise<Backend> {
   if (config.backend === 'upstream') {
     const { openUpstreamBackend } = await import('../storage/upstream/index.ts');
     return openUpstreamBackend(config.upstream, { log: held.log });
   }
-  return openEmbeddedStore({ dataDir: config.dataDir, lock: held.lock, space: held.space });
+  return openEmbeddedStore({
+    dataDir: config.dataDir,
+    lock: held.lock,
+    worker: held.lock === undefined,
+    space: held.space,
+    // An orphaned worker of an earlier primary may take up to the shutdown timeout to finish its requests.
+    workersWaitMs: config.shutdownTimeoutMs + 10_000,
+  });
 }
 
 /** What a start has opened so far: closed in reverse order when the start fails, or when the gateway stops. */
@@ -151,23 +163,26 @@ function healthServer(deps: HealthDeps): Server {
   });
 }
 
-/** Starts a gateway; port 0 picks a free port. `logger` defaults to JSON lines on stdout at the configured level. */
-export async function startGateway(config: GatewayConfig, opts: { logger?: Logger } = {}): Promise<Gateway> {
-  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+/** The data directory's kernel lock, taken before anything in it is read or written: a refused start changes nothing. */
+function lockFor(config: GatewayConfig): DataDirLock {
   mkdirSync(config.dataDir, { recursive: true });
-  // The kernel lock comes before anything in the directory is read or written: a refused start changes nothing.
-  const lock = lockDataDir(config.dataDir, config.backend === 'embedded' ? 'exclusive' : 'shared');
-  const opened = new Opened();
-  opened.add(() => lock.release());
-  try {
-    return await startLocked({ config, logger, lock, opened });
-  } catch (err) {
-    await opened.closeAll();
-    throw err;
-  }
+  return lockDataDir(config.dataDir, config.backend === 'embedded' ? 'exclusive' : 'shared');
 }
 
-async function startLocked(start: { config: GatewayConfig; logger: Logger; lock: DataDirLock; opened: Opened }): Promise<Gateway> {
+/** Everything a gateway serves from, opened in order; `opened` closes them in reverse. */
+interface Services {
+  metrics: GatewayMetrics;
+  space: SpaceReserve;
+  policy: PolicyStore;
+  root: RootResult;
+  stores: ReturnType<typeof openTokenStores>;
+  relationships: rel.Relationships;
+  records: AccessRecords;
+  denials: ObservedDenialLog;
+  backend: Backend;
+}
+
+async function openServices(start: { config: GatewayConfig; logger: Logger; lock?: DataDirLock; opened: Opened }): Promise<Services> {
   const { config, logger, lock, opened } = start;
   const metrics = new GatewayMetrics();
   const log = (line: string) => logger.warn(line);
@@ -193,6 +208,50 @@ async function startLocked(start: { config: GatewayConfig; logger: Logger; lock:
   opened.add(() => retention.stop());
   const backend = instrumentBackend(await openBackend(config, { lock, space, log }), metrics);
   opened.add(() => backend.close());
+  return { metrics, space, policy, root, stores, relationships, records, denials, backend };
+}
+
+/**
+ * What the primary of a gateway with worker processes does before forking them: takes the data directory's lock
+ * (held for the primary's life and trusted by its workers), then opens and closes every store once, so their
+ * migrations, the master key, the root credential and the embedded store's start-up sweep (which waits out workers
+ * of an earlier primary first) all happen in one process, before any worker writes. Resolves with the lock and the
+ * root credential (its secret only when created now).
+ */
+export async function prepareDataDir(config: GatewayConfig, logger: Logger): Promise<{ lock: DataDirLock; root: RootResult }> {
+  const lock = lockFor(config);
+  const opened = new Opened();
+  try {
+    const { root } = await openServices({ config, logger, lock, opened });
+    return { lock, root };
+  } catch (err) {
+    lock.release();
+    throw err;
+  } finally {
+    await opened.closeAll();
+  }
+}
+
+/**
+ * Starts a gateway; port 0 picks a free port. `logger` defaults to JSON lines on stdout at the configured level.
+ * `worker`: a worker process of cluster.ts, whose primary holds the data directory's lock and has prepared it.
+ */
+export async function startGateway(config: GatewayConfig, opts: { logger?: Logger; worker?: boolean } = {}): Promise<Gateway> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const lock = opts.worker ? undefined : lockFor(config);
+  const opened = new Opened();
+  if (lock) opened.add(() => lock.release());
+  try {
+    return await startLocked({ config, logger, lock, opened });
+  } catch (err) {
+    await opened.closeAll();
+    throw err;
+  }
+}
+
+async function startLocked(start: { config: GatewayConfig; logger: Logger; lock?: DataDirLock; opened: Opened }): Promise<Gateway> {
+  const { config, logger, opened } = start;
+  const { metrics, space, policy, root, stores, relationships, records, denials, backend } = await openServices(start);
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   let draining = false;

@@ -14,11 +14,12 @@
  * POSIX locks belong to a process and vanish when it closes ANY descriptor of the file: nothing but this module may
  * open anvil.lock (SQLite itself keeps its descriptors open while it holds locks).
  *
- * Worker processes (node:cluster; not built yet): fcntl locks are not inherited, so the primary takes the lock before
- * forking and its workers never lock anvil.lock themselves. A worker is trusted because it is the primary's child on
- * an IPC channel, and exits when that channel disconnects (cluster workers do so when the primary dies). To close the
- * window between a primary's death and its orphans' exit, each worker will also hold a SHARED lock on a second file,
- * anvil.workers.lock, and a new primary takes that one EXCLUSIVE (waiting out any orphan) before its start-up sweep.
+ * Worker processes (node:cluster, gateway/cluster.ts): fcntl locks are not inherited, so the primary takes the lock
+ * before forking and its workers never lock anvil.lock themselves. A worker is trusted because it is the primary's
+ * child on an IPC channel, and exits when that channel disconnects (the primary died). To close the window between a
+ * primary's death and its orphans' exit, each worker of an embedded gateway also holds a SHARED lock on a second
+ * file, anvil.workers.lock (lockWorkers), and whoever sweeps the store at start takes that one EXCLUSIVE first,
+ * waiting out any orphan still finishing its requests.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, rmSync } from 'node:fs';
@@ -27,6 +28,9 @@ import { StorageError } from './errors.ts';
 
 /** The lock file's name inside the data directory. */
 export const LOCK_FILE = 'anvil.lock';
+
+/** The file whose shared locks mark live worker processes of an embedded gateway. */
+export const WORKERS_LOCK_FILE = 'anvil.workers.lock';
 
 /** The pid file earlier versions used as a lock; removed once the kernel lock is held. */
 const LEGACY_LOCK_FILE = 'embedded.lock';
@@ -59,7 +63,39 @@ const BUSY_WAIT_MS = 2000;
  */
 export function lockDataDir(dataDir: string, mode: DataDirLockMode = 'exclusive'): DataDirLock {
   const path = join(dataDir, LOCK_FILE);
-  const db = new Database(path, { timeout: BUSY_WAIT_MS });
+  const db = takeLock(path, mode, BUSY_WAIT_MS, () =>
+    new DataDirInUseError(
+      `data directory ${dataDir} is in use by another Anvil gateway process (it holds the lock on ${path}). ` +
+        (mode === 'exclusive'
+          ? 'The embedded store serves one process at a time: stop the other gateway, or give this one its own ANVIL_DATA_DIR.'
+          : 'A gateway on the embedded store owns it alone: stop it, or give this gateway its own ANVIL_DATA_DIR.'),
+    ),
+  );
+  // Only now, holding the lock, is the directory ours to change.
+  rmSync(join(dataDir, LEGACY_LOCK_FILE), { force: true });
+  return held(dataDir, mode, db);
+}
+
+/**
+ * Takes anvil.workers.lock: `shared` in each worker process for its whole life, `exclusive` by the one opener that
+ * may sweep the store, which waits up to `waitMs` for workers of an earlier primary to exit. Throws
+ * DataDirInUseError when they do not.
+ */
+export function lockWorkers(dataDir: string, mode: DataDirLockMode, waitMs = BUSY_WAIT_MS): DataDirLock {
+  const path = join(dataDir, WORKERS_LOCK_FILE);
+  const db = takeLock(path, mode, waitMs, () =>
+    new DataDirInUseError(
+      mode === 'exclusive'
+        ? `worker processes of an earlier gateway on ${dataDir} are still running (they hold ${path}) after ${Math.round(waitMs / 1000)} s; stop them before starting this one`
+        : `another gateway is preparing ${dataDir} (it holds ${path}): this worker's primary no longer owns it`,
+    ),
+  );
+  return held(dataDir, mode, db);
+}
+
+/** Locks `path` through an SQLite connection (see the module comment), waiting up to `waitMs`; `refused` names a conflict. */
+function takeLock(path: string, mode: DataDirLockMode, waitMs: number, refused: () => Error): Database.Database {
+  const db = new Database(path, { timeout: waitMs });
   try {
     if (mode === 'exclusive') {
       db.pragma('locking_mode = EXCLUSIVE');
@@ -73,19 +109,14 @@ export function lockDataDir(dataDir: string, mode: DataDirLockMode = 'exclusive'
     }
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new DataDirInUseError(
-        `data directory ${dataDir} is in use by another Anvil gateway process (it holds the lock on ${path}). ` +
-          (mode === 'exclusive'
-            ? 'The embedded store serves one process at a time: stop the other gateway, or give this one its own ANVIL_DATA_DIR.'
-            : 'A gateway on the embedded store owns it alone: stop it, or give this gateway its own ANVIL_DATA_DIR.'),
-      );
-    }
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw refused();
     throw err;
   }
   chmodSync(path, 0o600);
-  // Only now, holding the lock, is the directory ours to change.
-  rmSync(join(dataDir, LEGACY_LOCK_FILE), { force: true });
+  return db;
+}
+
+function held(dataDir: string, mode: DataDirLockMode, db: Database.Database): DataDirLock {
   return {
     dataDir,
     mode,

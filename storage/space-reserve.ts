@@ -12,8 +12,8 @@
  * Random bytes, not zeros, so a compressing file system cannot store the reserve in no space at all.
  */
 import { randomBytes } from 'node:crypto';
-import { statfsSync, unlinkSync } from 'node:fs';
-import { open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { statfsSync, statSync, unlinkSync } from 'node:fs';
+import { open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isNoSpace, StorageFullError } from './errors.ts';
@@ -97,9 +97,22 @@ export class SpaceReserve {
    */
   assertDataWritable(size = 0): void {
     if (this.bytes <= 0) return;
+    this.observe();
     this.ensureHeadroom();
     if (!this.held || this.freeBytes() - size < this.bytes) {
       throw new StorageFullError('the data volume is nearly full: data writes are refused until space is freed');
+    }
+  }
+
+  /**
+   * Whether the reserve file is in place, as the file says: the gateway's worker processes share it, and another
+   * one may have released (or rewritten) it since this one looked.
+   */
+  private observe(): void {
+    try {
+      this.held = statSync(this.path).size === this.bytes;
+    } catch {
+      this.held = false;
     }
   }
 
@@ -154,6 +167,11 @@ export class SpaceReserve {
     const size = await stat(this.path).then((s) => s.size, () => -1);
     if (size === this.bytes) this.held = true;
     else if (size >= 0) await rm(this.path, { force: true }); // torn by a crash, or another size configured
+    // Temp files of refills cut short by a crash (their writer is gone; a live worker's is still being written).
+    for (const name of await readdir(this.dataDir).catch(() => [] as string[])) {
+      const pid = /^space\.reserve\.(\d+)\.tmp$/.exec(name)?.[1];
+      if (pid !== undefined && !alive(Number(pid))) await rm(join(this.dataDir, name), { force: true });
+    }
   }
 
   private watch(): void {
@@ -163,6 +181,7 @@ export class SpaceReserve {
     } catch {
       return; // the directory is gone (a test tearing down); nothing to guard
     }
+    if (!this.creating) this.observe();
     if (this.held && free < this.bytes / 2) this.release('free space fell below half the reserve');
     else if (!this.held && free >= 3 * this.bytes) void this.refill();
   }
@@ -183,7 +202,8 @@ export class SpaceReserve {
       this.log(`space: ${mib(s.bavail * s.bsize)} free on the data volume, less than ${mib(3 * this.bytes)}: data writes are refused until space is freed`);
       return;
     }
-    const tmp = `${this.path}.tmp`;
+    // Per process: the gateway's workers may each refill at once (the last rename wins; each file is whole).
+    const tmp = `${this.path}.${process.pid}.tmp`;
     const block = randomBytes(WRITE_BLOCK);
     try {
       const fh = await open(tmp, 'w', 0o600);
@@ -202,6 +222,16 @@ export class SpaceReserve {
       await rm(tmp, { force: true });
       if (!isNoSpace(err)) throw err;
     }
+  }
+}
+
+/** True while a process with this pid exists (ours included). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

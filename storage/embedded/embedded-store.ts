@@ -33,7 +33,7 @@ import type {
 import { checkConditions, checkWriteConditions } from '../conditions.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, InvalidPartError, NoSuchBucketError, ServiceUnavailableError } from '../errors.ts';
 import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
-import { lockDataDir, type DataDirLock } from '../data-dir-lock.ts';
+import { lockDataDir, lockWorkers, type DataDirLock } from '../data-dir-lock.ts';
 import { SpaceReserve } from '../space-reserve.ts';
 import { BlobStore, type InlineBody, type WrittenBlob } from './blobs.ts';
 import { INLINE_MAX, openIndex, UnsyncedCommitError, type NewObject, type ObjectRow } from './index-db.ts';
@@ -59,6 +59,8 @@ export interface EmbeddedStoreOptions {
   worker?: boolean;
   /** Segments a read opens ahead; reads over more lease their blobs in the index (default EAGER_OPEN_MAX). */
   eagerOpenMax?: number;
+  /** How long the sweep waits for worker processes of an earlier gateway to exit (default 2 s). */
+  workersWaitMs?: number;
 }
 
 /**
@@ -74,18 +76,49 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   const blobs = new BlobStore(dataDir, space);
   await mkdir(dataDir, { recursive: true });
   const own = lock || worker ? undefined : lockDataDir(dataDir, 'exclusive');
-  const release = () => own?.release();
+  // A worker marks itself alive for as long as the store is open; the sweeper waits until no worker is.
+  const workers = worker ? lockWorkers(dataDir, 'shared') : undefined;
+  const release = () => {
+    workers?.release();
+    own?.release();
+  };
   try {
     const index = openIndex(join(dataDir, 'index.db'), space);
     if (!worker) {
-      // Nobody reads or writes but this opener: every lease is a dead reader's, every unreferenced blob garbage.
-      index.db.exec('DELETE FROM blob_leases');
-      await blobs.sweep((id) => index.isReferenced(id));
+      const alone = lockWorkers(dataDir, 'exclusive', options.workersWaitMs);
+      try {
+        // Nobody reads or writes but this opener: every lease is a dead reader's, every unreferenced blob garbage.
+        index.db.exec('DELETE FROM blob_leases');
+        await blobs.sweep((id) => index.isReferenced(id));
+      } finally {
+        alone.release();
+      }
     }
     return new EmbeddedStore(new StoreContext(index, blobs, options.eagerOpenMax), release);
   } catch (err) {
     release();
     throw err;
+  }
+}
+
+/**
+ * Clears what a worker process that died left in the store: its temp files and its read leases (unlinking the blobs
+ * only those leases kept). Called by the gateway's primary, which holds the directory's lock, once the worker is gone.
+ */
+export async function reapWorker(dataDir: string, pid: number): Promise<void> {
+  const blobs = new BlobStore(dataDir);
+  await blobs.removeTempOf(pid);
+  const index = openIndex(join(dataDir, 'index.db'));
+  try {
+    const ctx = new StoreContext(index, blobs);
+    const leased = await index.commitVolatile(() => {
+      const ids = index.db.prepare<[string], { blob: string }>('SELECT blob FROM blob_leases WHERE lease LIKE ?').all(`${pid}.%`);
+      index.db.prepare<[string]>('DELETE FROM blob_leases WHERE lease LIKE ?').run(`${pid}.%`);
+      return ids.map((r) => r.blob);
+    });
+    await ctx.release(leased);
+  } finally {
+    await index.close();
   }
 }
 
@@ -156,7 +189,7 @@ export class EmbeddedStore implements Backend {
       this.q.deleteBucket.run(name);
       return blobs;
     });
-    this.ctx.release(released);
+    void this.ctx.release(released);
   }
 
   async headBucket(name: string): Promise<BucketInfo> {
@@ -197,7 +230,7 @@ export class EmbeddedStore implements Backend {
       if ('id' in body && !(err instanceof UnsyncedCommitError)) ctx.blobs.discard([body.id]);
       throw err;
     }
-    ctx.release(released);
+    void ctx.release(released);
     return { key: input.key, size: obj.size, etag: obj.etag, lastModified: new Date(obj.lastModified), ...obj.meta, tagCount: Object.keys(obj.tags ?? {}).length };
   }
 
@@ -238,7 +271,7 @@ export class EmbeddedStore implements Backend {
       }
       return out;
     });
-    ctx.release(released);
+    void ctx.release(released);
     return keys.map((key) => ({ key }));
   }
 
@@ -266,7 +299,7 @@ export class EmbeddedStore implements Backend {
       const released = ctx.index.replaceObject(obj, segments);
       return { meta: rowToMeta(this.q.getObject.get(obj.bucket, obj.key)!), released };
     });
-    ctx.release(released);
+    void ctx.release(released);
     return meta;
   }
 

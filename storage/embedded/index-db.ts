@@ -292,13 +292,16 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
   /** Like commit(), without waiting for the disk: for what a crash may lose (read leases). */
   const commitVolatile = write;
 
+  /** Resolves once every commit visible now, by any process, is on disk. */
+  const sync = (): Promise<void> => wal.sync();
+
   /** Closes the database and the WAL handle. */
   async function close(): Promise<void> {
     await wal.close();
     if (db.open) db.close();
   }
 
-  return { db, q, removeObject, replaceObject, isReferenced, isInUse, commit, commitVolatile, close };
+  return { db, q, removeObject, replaceObject, isReferenced, isInUse, commit, commitVolatile, sync, close };
 }
 
 /** The opened index: the database, its prepared statements and the few multi-statement helpers. */

@@ -143,7 +143,7 @@ async function commitPart(
     if (!(err instanceof UnsyncedCommitError)) ctx.blobs.discard([blob.id]);
     throw err;
   }
-  if (replaced) ctx.release([replaced]);
+  if (replaced) void ctx.release([replaced]);
   return partInfo(row);
 }
 
@@ -259,7 +259,7 @@ export async function completeMultipartUpload(ctx: StoreContext, input: Complete
     for (const p of stored.values()) if (!used.has(p.blob)) released.push(p.blob);
     return { meta: rowToMeta(index.q.getObject.get(input.bucket, upload.key)!), released };
   });
-  ctx.release(released);
+  void ctx.release(released);
   return meta;
 }
 
@@ -272,7 +272,7 @@ export async function abortMultipartUpload(ctx: StoreContext, bucket: string, ke
     ctx.index.q.deleteUpload.run(uploadId);
     return parts;
   });
-  ctx.release(blobs);
+  void ctx.release(blobs);
 }
 
 /** One page of an upload's parts, after `partNumberMarker`. */

@@ -50,13 +50,18 @@ export class StoreContext {
   }
 
   /**
-   * Called once a commit that dropped references to `blobs` is durable (never before: a crash would bring the
-   * references back): unlinks those nothing references or leases any more. Copies share blobs, so the index (not
-   * the caller) decides.
+   * Called after a commit that dropped references to `blobs`: unlinks those nothing references or leases any more,
+   * once the commits that made them so (this one, or another process's) are on disk — never before, or a crash
+   * could bring back a reference to a deleted file. Copies share blobs, so the index (not the caller) decides.
+   * Nothing waits for it but tests; a failure leaves garbage for the next start's sweep.
    */
-  release(blobs: Iterable<string>): void {
+  release(blobs: Iterable<string>): Promise<void> {
     const dead = [...new Set(blobs)].filter((id) => !this.index.isInUse(id));
-    if (dead.length > 0) this.blobs.discard(dead);
+    if (dead.length === 0) return Promise.resolve();
+    return this.index.sync().then(
+      () => this.blobs.discard(dead),
+      () => {},
+    );
   }
 
   /**
@@ -97,7 +102,7 @@ export class StoreContext {
     if (!this.index.db.open) return; // closed meanwhile: the next start's sweep clears leases and unused blobs
     try {
       await this.index.commitVolatile(() => this.index.q.deleteLease.run(lease));
-      this.release(ids);
+      await this.release(ids);
     } catch {
       // Left for the sweep at the next start, like the leases of a process that died.
     }

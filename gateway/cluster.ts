@@ -1,0 +1,212 @@
+/**
+ * Worker processes (node:cluster): ANVIL_WORKERS gateways, one per core by default, behind one listening socket.
+ *
+ * The primary prepares the data directory and keeps its lock for its whole life (server.ts prepareDataDir: the
+ * embedded store's start-up sweep runs there, after waiting out workers of an earlier primary), forks the workers,
+ * replaces one that dies (removing what it left half-written), forwards SIGHUP (TLS reload) and SIGTERM/SIGINT
+ * (every worker drains its requests in flight, then the primary exits), and answers the workers' metrics requests
+ * with the sum over all of them. It serves no request itself.
+ *
+ * A worker is a gateway as startGateway() builds it, minus the lock: it trusts its primary (kernel locks belong to
+ * one process), marks itself alive on anvil.workers.lock (storage/data-dir-lock.ts), and drains and exits when the
+ * primary disconnects, so no orphan outlives a dead primary by more than the shutdown timeout.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import { reapWorker } from '../storage/index.ts';
+import type { GatewayConfig } from './config.ts';
+import { createLogger } from './logging.ts';
+import { prepareDataDir, startGateway, type Gateway } from './server.ts';
+
+/** Messages between the primary and its workers. */
+type Message =
+  | { type: 'anvil:listening'; url: string; healthUrl?: string }
+  | { type: 'anvil:shutdown' }
+  | { type: 'anvil:reload-tls' }
+  | { type: 'anvil:metrics'; id: number }
+  | { type: 'anvil:metrics-reply'; id: number; body?: string; error?: string };
+
+/** More unexpected worker exits than this within CRASH_WINDOW_MS: something is wrong that restarting will not fix. */
+const CRASH_LIMIT = 5;
+const CRASH_WINDOW_MS = 30_000;
+
+/** What a start refused for a reason the operator can act on prints: one line, exit status 1. */
+export function cannotStart(error: Error, known: boolean): never {
+  process.stderr.write(`anvil: cannot start: ${known ? error.message : (error.stack ?? error.message)}\n`);
+  process.exit(1);
+}
+
+/** Prints a root credential created by this start, once, for the person who started the gateway (never a log line). */
+export function announceRoot(root: { accessKeyId: string; secretKey?: string; created: boolean }, url: string, region: string): void {
+  if (!root.secretKey || !root.created) return;
+  const scheme = url.startsWith('https') ? ' --no-verify-ssl' : '';
+  process.stderr.write(
+    `\nRoot credential created. The secret is shown only this once:\n` +
+      `  AWS_ACCESS_KEY_ID=${root.accessKeyId}\n  AWS_SECRET_ACCESS_KEY=${root.secretKey}\n\n` +
+      `Try it:\n  AWS_ACCESS_KEY_ID=${root.accessKeyId} AWS_SECRET_ACCESS_KEY=${root.secretKey} ` +
+      `aws --endpoint-url ${url}${scheme} --region ${region} s3 ls\n\n`,
+  );
+}
+
+/** Runs the primary of a gateway with `config.workers` workers; exits the process when they are all gone. */
+export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<void> {
+  const logger = createLogger({ level: config.logLevel });
+  const { lock, root } = await prepareDataDir(config, logger).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  const aggregator = new AggregatorRegistry();
+  const workers = new Set<Worker>();
+  const crashes: number[] = [];
+  let stopping: NodeJS.Signals | 'failure' | undefined;
+  let failedDrains = 0;
+  let announce: ((m: Extract<Message, { type: 'anvil:listening' }>) => void) | undefined;
+  let startFailed: ((why: string) => void) | undefined;
+
+  const exit = (code: number): never => {
+    lock.release();
+    process.exit(code);
+  };
+  const stopAll = (reason: NodeJS.Signals | 'failure') => {
+    stopping = reason;
+    if (workers.size === 0) exit(reason === 'failure' ? 1 : 0);
+    for (const w of workers) {
+      if (w.isConnected()) w.send({ type: 'anvil:shutdown' } satisfies Message);
+      else w.process.kill('SIGTERM');
+    }
+    // Workers cut their own requests off at the shutdown timeout; this only catches one that hangs past it.
+    setTimeout(() => {
+      for (const w of workers) w.process.kill('SIGKILL');
+    }, config.shutdownTimeoutMs + 10_000).unref();
+  };
+
+  const onMessage = (worker: Worker, m: Message) => {
+    if (m.type === 'anvil:listening') announce?.(m);
+    if (m.type === 'anvil:metrics') {
+      aggregator.clusterMetrics().then(
+        (body) => worker.isConnected() && worker.send({ type: 'anvil:metrics-reply', id: m.id, body } satisfies Message),
+        (err: Error) => worker.isConnected() && worker.send({ type: 'anvil:metrics-reply', id: m.id, error: err.message } satisfies Message),
+      );
+    }
+  };
+  const onExit = (worker: Worker, code: number | null, signal: string | null) => {
+    workers.delete(worker);
+    const pid = worker.process.pid;
+    if (config.backend === 'embedded' && pid !== undefined) {
+      reapWorker(config.dataDir, pid).catch((err: Error) => logger.warn({ pid, err: { message: err.message } }, 'could not clear what a worker left'));
+    }
+    if (stopping) {
+      if (code !== 0) failedDrains++;
+      if (workers.size === 0) exit(stopping === 'failure' || failedDrains > 0 ? 1 : 0);
+      return;
+    }
+    if (startFailed) return startFailed(`a worker exited with ${signal ?? code} while starting`);
+    const now = Date.now();
+    crashes.push(now);
+    while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
+    if (crashes.length > CRASH_LIMIT) {
+      logger.fatal({ pid, code, signal, exits: crashes.length }, 'workers keep exiting: stopping the gateway');
+      return stopAll('failure');
+    }
+    logger.error({ pid, code, signal }, 'worker exited; starting another');
+    fork();
+  };
+  const fork = (): Worker => {
+    const worker = cluster.fork();
+    workers.add(worker);
+    worker.on('message', (m: Message) => onMessage(worker, m));
+    worker.on('exit', (code, signal) => onExit(worker, code, signal));
+    return worker;
+  };
+
+  // The start: every worker listening, or the first failure stops the others.
+  const started = await new Promise<Extract<Message, { type: 'anvil:listening' }> | undefined>((resolve) => {
+    let pending = config.workers;
+    startFailed = (why) => {
+      startFailed = undefined;
+      announce = undefined;
+      logger.fatal(why);
+      resolve(undefined);
+    };
+    announce = (m) => {
+      if (--pending > 0) return;
+      startFailed = undefined;
+      announce = undefined;
+      resolve(m);
+    };
+    for (let i = 0; i < config.workers; i++) fork();
+  });
+  if (!started) {
+    process.stderr.write('anvil: cannot start: a worker process failed (its error is above)\n');
+    return stopAll('failure');
+  }
+  logger.info({ url: started.url, healthUrl: started.healthUrl, dataDir: config.dataDir, backend: config.backend, pid: process.pid, workers: config.workers }, 'listening');
+  announceRoot(root, started.url, config.region);
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      for (const w of workers) w.process.kill('SIGKILL');
+      exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    logger.info({ signal, workers: workers.size }, 'signal received: workers drain their requests');
+    stopAll(signal);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    for (const w of workers) if (w.isConnected()) w.send({ type: 'anvil:reload-tls' } satisfies Message);
+  });
+}
+
+/** Runs one worker: a gateway on the primary's socket, draining on the primary's word, its signals or its death. */
+export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<Gateway> {
+  const logger = createLogger({ level: config.logLevel });
+  const gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  aggregateMetrics(gw);
+  let stopping = false;
+  const drain = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    gw.logger.info({ pid: process.pid, why }, 'worker draining');
+    gw.shutdown(config.shutdownTimeoutMs).then(
+      (cutOff) => process.exit(cutOff > 0 ? 1 : 0),
+      () => process.exit(1),
+    );
+  };
+  process.on('message', (m: Message) => {
+    if (m.type === 'anvil:shutdown') drain('primary asked');
+    if (m.type === 'anvil:reload-tls') gw.reloadTls();
+  });
+  // The primary died: nothing distributes connections any more, and its successor waits for this process to go.
+  process.on('disconnect', () => drain('primary gone'));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    drain(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => gw.reloadTls());
+  process.send!({ type: 'anvil:listening', url: gw.url, healthUrl: gw.healthUrl } satisfies Message);
+  return gw;
+}
+
+/** Makes the worker's /_anvil/metrics answer with all workers' metrics, summed by the primary (prom-client's cluster support). */
+function aggregateMetrics(gw: Gateway): void {
+  new AggregatorRegistry(); // in a worker: answers the primary's requests for this worker's metrics
+  AggregatorRegistry.setRegistries(gw.metrics.registry);
+  const pending = new Map<number, { resolve: (body: string) => void; reject: (err: Error) => void }>();
+  let next = 0;
+  process.on('message', (m: Message) => {
+    if (m.type !== 'anvil:metrics-reply') return;
+    const waiting = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.body !== undefined) waiting?.resolve(m.body);
+    else waiting?.reject(new Error(m.error ?? 'no metrics from the primary'));
+  });
+  gw.metrics.aggregateVia(
+    () =>
+      new Promise<string>((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        process.send!({ type: 'anvil:metrics', id } satisfies Message);
+      }),
+  );
+}
