@@ -116,6 +116,10 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     return worker;
   };
 
+  // Each worker accepts its own connections from the shared socket. Under round-robin the primary accepts and
+  // passes each connection to a worker over IPC, and one passed to a worker that dies before taking it stays open in
+  // the primary, unanswered, for good (node's RoundRobinHandle only closes or redistributes it on the worker's reply).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   // The start: every worker listening, or the first failure stops the others.
   const started = await new Promise<Extract<Message, { type: 'anvil:listening' }> | undefined>((resolve) => {
     let pending = config.workers;
@@ -146,7 +150,7 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
       for (const w of workers) w.process.kill('SIGKILL');
       exit(128 + (signal === 'SIGINT' ? 2 : 15));
     }
-    logger.info({ signal, workers: workers.size }, 'signal received: workers drain their requests');
+    logger.info({ signal, workers: workers.size }, 'signal received'); // each worker drains its requests
     stopAll(signal);
   };
   process.on('SIGTERM', stop);

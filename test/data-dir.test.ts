@@ -72,13 +72,14 @@ if (noPidNs) console.log(`PID namespace test skipped: ${noPidNs}`);
     await tg.s3.send(new CreateBucketCommand({ Bucket: 'owned' }));
     const committed = pattern(100_000);
     await tg.s3.send(new PutObjectCommand({ Bucket: 'owned', Key: 'committed', Body: committed }));
-    // An upload in flight: half its body is in the first gateway's temp file, the rest still to come.
-    const body = pattern(256 * 1024);
+    // An upload in flight: half its body sent, its first 1 MiB batch in the first gateway's temp file, the rest
+    // still to come.
+    const body = pattern(4 * 1024 * 1024);
     const { head } = await signedRequestBytes({ url: tg.gw.url, method: 'PUT', path: '/owned/in-flight', declaredLength: body.length });
     conn.write(head);
     conn.write(body.subarray(0, body.length / 2));
     const tmpBytes = (): number => readdirSync(join(tg.dataDir, 'tmp')).reduce((n, f) => n + statSync(join(tg.dataDir, 'tmp', f)).size, 0);
-    for (let i = 0; tmpBytes() < body.length / 2; i++) {
+    for (let i = 0; tmpBytes() < 1024 * 1024; i++) {
       if (i > 600) throw new Error('the first half of the upload never reached its temp file');
       await new Promise((r) => setTimeout(r, 100));
     }

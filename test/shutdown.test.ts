@@ -1,7 +1,8 @@
 /**
- * Graceful shutdown of the real process under `npm start` (compiled build, npm forwarding the signal): a SIGTERM
- * during a 64 MiB upload lets the upload finish and be acknowledged, then the process exits 0; a second signal exits
- * at once, and the interrupted upload leaves nothing behind. Objects are checked by a gateway reopened on the data.
+ * Graceful shutdown of the real process under `npm start` (compiled build, npm forwarding the signal, two worker
+ * processes behind the primary): a SIGTERM during a 64 MiB upload lets the upload finish and be acknowledged, then
+ * the process exits 0; a second signal exits at once, and the interrupted upload leaves nothing behind. Objects are
+ * checked by a gateway reopened on the data.
  */
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import test, { type ExecutionContext } from 'ava';
@@ -29,7 +30,14 @@ function npmStart(dataDir: string): Promise<Started> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ANVIL_')));
   const child = spawn('npm', ['start'], {
     cwd: REPO,
-    env: { ...env, ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0', ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId, ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey },
+    env: {
+      ...env,
+      ANVIL_DATA_DIR: dataDir,
+      ANVIL_ADDRESS: '127.0.0.1:0',
+      ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId,
+      ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey,
+      ANVIL_WORKERS: '2',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -101,6 +109,7 @@ test.serial('SIGTERM during a 64 MiB upload: the upload completes, then npm star
     t.false(alive(gw.pid), 'the gateway process is gone');
     const logged = gw.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).msg);
     t.true(logged.includes('signal received'));
+    t.is(logged.filter((m) => m === 'worker draining').length, 2, 'both workers drained');
     t.true(logged.includes('stopped'));
     s3.destroy();
 

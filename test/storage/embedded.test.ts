@@ -1,6 +1,6 @@
 /** The embedded store: the conformance suite, then what only this engine promises (crash safety, sweep at open). */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import Database from 'better-sqlite3';
 import { DataDirInUseError, lockDataDir, NoSuchKeyError, openEmbeddedStore, type EmbeddedStore } from '../../storage/index.ts';
-import { INLINE_MAX } from '../../storage/embedded/index-db.ts';
+import { INLINE_MAX, openIndex } from '../../storage/embedded/index-db.ts';
 import { bodyOf, conformance, readAll } from './conformance.ts';
 
 async function tempDir(): Promise<string> {
@@ -360,6 +360,46 @@ test('embedded: a reader in another worker keeps reading what it looked up while
     await leasing.close();
     await eager.close();
     await owner.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('embedded: group commit: each commit is acknowledged only after an fsync of the WAL that began after it', async (t) => {
+  const dataDir = await tempDir();
+  const index = openIndex(join(dataDir, 'index.db'));
+  // Every datasync (the WalSync's fsync of index.db-wal) is recorded and slowed, so commits keep arriving while one
+  // runs; `seq` orders the commits, the syncs' starts and ends, and the acknowledgements.
+  const probe = await open(join(dataDir, 'index.db'), 'r');
+  const fileHandle = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const datasync = fileHandle.datasync;
+  let seq = 0;
+  const syncs: Array<{ start: number; end: number }> = [];
+  fileHandle.datasync = async function (this: unknown) {
+    const start = seq++;
+    await new Promise((r) => setTimeout(r, 20));
+    await datasync.call(this);
+    syncs.push({ start, end: seq++ });
+  };
+  try {
+    const commits: Array<{ committed: number; acknowledged: number }> = [];
+    const one = async (i: number) => {
+      await new Promise((r) => setTimeout(r, (i % 12) * 8));
+      let committed = -1;
+      await index.commit(() => {
+        index.q.insertBucket.run(`bucket-${i}`, Date.now());
+        committed = seq++; // the COMMIT follows in this same synchronous call, before any other callback runs
+      });
+      commits.push({ committed, acknowledged: seq++ });
+    };
+    await Promise.all(Array.from({ length: 60 }, (_, i) => one(i)));
+    for (const c of commits) {
+      t.true(syncs.some((s) => s.start > c.committed && s.end < c.acknowledged), `commit at ${c.committed} was synced before its acknowledgement at ${c.acknowledged}`);
+    }
+    t.true(syncs.length < commits.length, `${commits.length} concurrent commits shared ${syncs.length} fsyncs`);
+  } finally {
+    fileHandle.datasync = datasync;
+    await index.close();
     await rm(dataDir, { recursive: true, force: true });
   }
 });
