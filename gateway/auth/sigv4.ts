@@ -3,6 +3,7 @@
  * once, payload hash from x-amz-content-sha256 or UNSIGNED-PAYLOAD) and verification of header and presigned auth.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { S3Error } from '../errors.ts';
 
 /** The parts of an HTTP request SigV4 covers, as received on the wire. */
@@ -168,10 +169,22 @@ export function stringToSign(amzDate: string, scope: string, canonical: string):
   return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(bytes)}`;
 }
 
-/** Derives the signing key for one day, region and service. */
+/**
+ * Signing keys derived lately, by scope and secret: a key only changes with its day, so each client's requests
+ * derive it once a day instead of with four HMACs each. Which secrets are current is decided per request by the
+ * caller's lookup (a revoked secret is never looked up), so the cache cannot keep a revoked credential alive.
+ */
+const signingKeys = new LRUCache<string, Buffer>({ max: 10_000 });
+
+/** Derives the signing key for one day, region and service (SigV4: "Derive a signing key"). */
 export function deriveSigningKey(secret: string, scope: { date: string; region: string; service: string }): Buffer {
+  const id = `${scope.date}/${scope.region}/${scope.service}/${secret}`;
+  const cached = signingKeys.get(id);
+  if (cached) return cached;
   const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
-  return hmac(hmac(hmac(hmac(`AWS4${secret}`, scope.date), scope.region), scope.service), 'aws4_request');
+  const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, scope.date), scope.region), scope.service), 'aws4_request');
+  signingKeys.set(id, key);
+  return key;
 }
 
 /** Hex HMAC-SHA256 of a string to sign with a signing key. */
