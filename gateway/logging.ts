@@ -23,7 +23,9 @@ export function createLogger(options: { level: string; destination?: Destination
       redact: { paths: REDACT, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: true }),
+    // Asynchronous: a request never waits for its access line's write(2); lines written meanwhile are batched into
+    // the next write, and pino flushes what is pending synchronously when the process exits.
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 
