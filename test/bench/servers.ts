@@ -238,25 +238,50 @@ const CLOCK_TICKS = (() => {
   }
 })();
 
-/** CPU seconds (user + system) a process has used so far. */
-export function cpuSeconds(pid: number): number {
-  // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+/** The fields of /proc/<pid>/stat after the parenthesized command name (index 0 is field 3, the state). */
+function statFields(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
-/** Resident set size of a process in MiB: the current value, and the peak since the last resetPeakRss(). */
+/** The live child processes of `pid` (a gateway's worker processes under ANVIL_WORKERS). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds (user + system) a process and its children (live, or exited and waited for) have used so far. */
+export function cpuSeconds(pid: number): number {
+  // utime is field 14, stime 15, cutime 16 and cstime 17.
+  const fields = statFields(pid);
+  const own = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+  return own + childrenOf(pid).reduce((sum, child) => sum + cpuSeconds(child), 0);
+}
+
+/**
+ * Resident set size in MiB of a process and its live children: the current value, and the peak since the last
+ * resetPeakRss() (with children, the sum of their peaks: an upper bound).
+ */
 export function rssMiB(pid: number): { current: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { current: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  const total = { current: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  for (const child of childrenOf(pid)) {
+    const c = rssMiB(child);
+    total.current += c.current;
+    total.peak += c.peak;
+  }
+  return total;
 }
 
 /** Resets the kernel's peak-RSS mark of a process (clear_refs 5, Linux ≥ 4.0); false when not permitted. */
 export function resetPeakRss(pid: number): boolean {
   try {
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    for (const child of childrenOf(pid)) writeFileSync(`/proc/${child}/clear_refs`, '5');
     return true;
   } catch {
     return false;
