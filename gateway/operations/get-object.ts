@@ -47,8 +47,10 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
     if (!res.bytes) res.body.destroy();
     return { status, headers };
   }
-  // Bytes the backend already holds go out in one write, without a stream.
-  return { status, headers, body: res.bytes ?? res.body };
+  // Bytes the backend already holds go out in one write, without a stream; not with a header value beyond ASCII
+  // (a latin1 response-content-disposition, say), which Node 20 garbles when headers and body go out in one end().
+  const ascii = Object.values(headers).every((v) => v === undefined || !/[^\x00-\x7f]/.test(String(v)));
+  return { status, headers, body: res.bytes && ascii ? res.bytes : res.body };
 }
 
 export const GetObject: Operation = (op) => read(op, true);
