@@ -1,9 +1,9 @@
 /**
  * Starts a real gateway on a loopback ephemeral port with a temporary data directory, and real clients for it. With
  * ANVIL_TEST_WORKERS=N (N > 1, see test/workers/) the gateway is instead `gateway/main.ts` in its own process with N
- * worker processes, as `npm start` runs it; the test then reaches the policy and relationship stores through its own
- * connections to the same data directory, and what only exists inside the gateway's process (backend, metrics,
- * server) is refused.
+ * worker processes, as `npm start` runs it with ANVIL_WORKERS=N; the test then reaches the policy and relationship
+ * stores through its own connections to the same data directory, and what only exists inside the gateway's process
+ * (backend, metrics, server) is refused.
  */
 import { S3Client } from '@aws-sdk/client-s3';
 import * as Minio from 'minio';

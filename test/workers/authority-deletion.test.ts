@@ -1,3 +1,3 @@
-/** test/authority-deletion.test.ts against gateways run as `npm start` runs them: two worker processes behind one port. */
+/** test/authority-deletion.test.ts against a gateway with two worker processes (ANVIL_WORKERS=2) behind one port. */
 process.env.ANVIL_TEST_WORKERS ??= '2';
 await import('../authority-deletion.test.ts');

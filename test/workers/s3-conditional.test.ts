@@ -1,3 +1,3 @@
-/** test/s3-conditional.test.ts against gateways run as `npm start` runs them: two worker processes behind one port. */
+/** test/s3-conditional.test.ts against a gateway with two worker processes (ANVIL_WORKERS=2) behind one port. */
 process.env.ANVIL_TEST_WORKERS ??= '2';
 await import('../s3-conditional.test.ts');

@@ -1,3 +1,3 @@
-/** test/sigv4.test.ts against gateways run as `npm start` runs them: two worker processes behind one port. */
+/** test/sigv4.test.ts against a gateway with two worker processes (ANVIL_WORKERS=2) behind one port. */
 process.env.ANVIL_TEST_WORKERS ??= '2';
 await import('../sigv4.test.ts');
