@@ -92,7 +92,8 @@ test('SIGKILL of a worker under write load: every acknowledged PUT intact, the p
     await until('40 acknowledged writes', () => acknowledged.size >= 40);
     // Kill the worker while it has a body half-written to its temp file, if one shows up in time (it nearly always does).
     const tmp = join(tg.dataDir, 'tmp');
-    const victim = await until('a worker with a write in flight', () => workers.find((pid) => readdirSync(tmp).some((f) => f.startsWith(`${pid}.`))), 30_000).catch(() => workers[0]!);
+    const writing = () => workers.find((pid) => readdirSync(tmp).some((f) => f.startsWith(`${pid}.`)));
+    const victim = await until('a worker with a write in flight', writing, 30_000).catch(() => workers[0]!);
     const ackedBefore = acknowledged.size;
     process.kill(victim, 'SIGKILL');
 
@@ -107,7 +108,8 @@ test('SIGKILL of a worker under write load: every acknowledged PUT intact, the p
     s3.destroy();
     t.log(`${acknowledged.size} acknowledged, ${failed.length} failed: ${[...new Set(failed.map((f) => f.split(': ')[1]))].join(', ')}`);
     t.deepEqual(failed.filter((f) => /timed? ?out/i.test(f)), [], 'every request was answered or its connection reset');
-    t.true(tg.logs.some((l) => l.includes('"msg":"worker exited; starting another"') && l.includes(`"pid":${victim}`)), 'the primary logged the death');
+    const death = (l: string) => l.includes('"msg":"worker exited; starting another"') && l.includes(`"pid":${victim}`);
+    t.true(tg.logs.some(death), 'the primary logged the death');
     await until('the dead worker\'s temp files removed', () => !readdirSync(tmp).some((f) => f.startsWith(`${victim}.`)));
 
     // Through the gateway: every acknowledged object, byte for byte; every listed key holds the body written for it.
