@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { memoryLogger } from '../../gateway/logging.ts';
 import { startGateway, type Gateway } from '../../gateway/server.ts';
+import { closeTokenStores, openTokenStores } from '../../gateway/sts/stores.ts';
 import { PolicyStore, relationships as rel } from '../../policy/index.ts';
 
 /** The root credential every test gateway is configured with. */
@@ -117,6 +118,7 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
     void exited.then(() => reject(new Error(`the gateway exited before listening:\n${logs.join('\n')}\n${stderr}`)));
   });
   const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
+  openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
   const relationships = rel.Relationships.open({ dataDir: config.dataDir });
   let closed: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -126,6 +128,7 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
       await exited;
       clearTimeout(kill);
       relationships.close();
+      closeTokenStores(policy);
       policy.close();
     })();
     return closed;
