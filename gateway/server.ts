@@ -173,6 +173,7 @@ function lockFor(config: GatewayConfig): DataDirLock {
 interface Services {
   metrics: GatewayMetrics;
   space: SpaceReserve;
+  database: PolicyDatabase;
   policy: PolicyStore;
   root: RootResult;
   stores: ReturnType<typeof openTokenStores>;
@@ -208,7 +209,7 @@ async function openServices(start: { config: GatewayConfig; logger: Logger; lock
   opened.add(() => retention.stop());
   const backend = instrumentBackend(await openBackend(config, { lock, space, log }), metrics);
   opened.add(() => backend.close());
-  return { metrics, space, policy, root, stores, relationships, records, denials, backend };
+  return { metrics, space, database, policy, root, stores, relationships, records, denials, backend };
 }
 
 /**
@@ -251,7 +252,7 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
 
 async function startLocked(start: { config: GatewayConfig; logger: Logger; lock?: DataDirLock; opened: Opened }): Promise<Gateway> {
   const { config, logger, opened } = start;
-  const { metrics, space, policy, root, stores, relationships, records, denials, backend } = await openServices(start);
+  const { metrics, space, database, policy, root, stores, relationships, records, denials, backend } = await openServices(start);
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches
   // them until an operator assigns them (anvil bucket assign), and no tenant adopts one by touching it first.
   let draining = false;

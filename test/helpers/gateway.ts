@@ -17,7 +17,7 @@ import { loadConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { memoryLogger } from '../../gateway/logging.ts';
 import { startGateway, type Gateway } from '../../gateway/server.ts';
 import { closeTokenStores, openTokenStores } from '../../gateway/sts/stores.ts';
-import { PolicyStore, relationships as rel } from '../../policy/index.ts';
+import { nodeMasterKey, PolicyDatabase, PolicyStore, relationships as rel } from '../../policy/index.ts';
 
 /** The root credential every test gateway is configured with. */
 export const ROOT = { accessKeyId: 'AKIATESTROOT00000001', secretAccessKey: 'test-root-secret-key-0000000000000000000' };
@@ -117,9 +117,12 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
     });
     void exited.then(() => reject(new Error(`the gateway exited before listening:\n${logs.join('\n')}\n${stderr}`)));
   });
-  const policy = PolicyStore.open({ dataDir: config.dataDir, masterKey: config.masterKey });
-  openTokenStores({ policy, dataDir: config.dataDir, masterKey: config.masterKey, allowInsecureJwks: config.oidcAllowInsecureJwks });
-  const relationships = rel.Relationships.open({ dataDir: config.dataDir });
+  // The test's own view of the policy the workers serve from (the same database, as another node would open it).
+  const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: 2, node: 'test' });
+  const masterKey = nodeMasterKey(config.policyDatabase, config.dataDir, config.masterKey);
+  const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
+  openTokenStores({ policy, allowInsecureJwks: config.oidcAllowInsecureJwks });
+  const relationships = rel.Relationships.open({ database });
   let closed: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     closed ??= (async () => {
@@ -129,7 +132,7 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
       clearTimeout(kill);
       relationships.close();
       closeTokenStores(policy);
-      policy.close();
+      await database.close();
     })();
     return closed;
   };
@@ -143,6 +146,7 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
       port: Number(url.port),
       healthUrl: listening.healthUrl,
       policy,
+      database,
       relationships,
       root: { accessKeyId: ROOT.accessKeyId, created: false },
       reloadTls: () => child.kill('SIGHUP'),
