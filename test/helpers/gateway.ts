@@ -17,7 +17,8 @@ import { loadConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { memoryLogger } from '../../gateway/logging.ts';
 import { startGateway, type Gateway } from '../../gateway/server.ts';
 import { closeTokenStores, openTokenStores } from '../../gateway/sts/stores.ts';
-import { nodeMasterKey, PolicyDatabase, PolicyStore, relationships as rel } from '../../policy/index.ts';
+import { FLUSH_MS as DENIAL_FLUSH_MS } from '../../policy/denial-log.ts';
+import { nodeMasterKey, PolicyDatabase, PolicyStore, queryDenials, relationships as rel } from '../../policy/index.ts';
 
 /** The root credential every test gateway is configured with. */
 export const ROOT = { accessKeyId: 'AKIATESTROOT00000001', secretAccessKey: 'test-root-secret-key-0000000000000000000' };
@@ -148,6 +149,19 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
       policy,
       database,
       relationships,
+      // The workers write their denial rows in batches of their own; a flush from here waits until a batch period
+      // has passed with no new row, so the rows of requests already answered are in.
+      denials: {
+        async flush() {
+          let seen = -1;
+          for (;;) {
+            const rows = (await queryDenials(database)).length;
+            if (rows === seen) return;
+            seen = rows;
+            await new Promise((resolve) => setTimeout(resolve, 3 * DENIAL_FLUSH_MS));
+          }
+        },
+      },
       root: { accessKeyId: ROOT.accessKeyId, created: false },
       reloadTls: () => child.kill('SIGHUP'),
       shutdown: async () => (await stop(), 0),
