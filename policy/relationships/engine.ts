@@ -16,7 +16,7 @@
 
 import { LRUCache } from 'lru-cache';
 import type { CaveatOutcome } from './caveats.ts';
-import { and, DENIED, exclude, prefix, toResult, union, type CheckResult, type Eval } from './eval-result.ts';
+import { and, DENIED, exclude, lapses, prefix, toResult, union, type CheckResult, type Eval } from './eval-result.ts';
 import type { CompiledSchema } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { SnapshotReader, TupleReader } from './store-reads.ts';
@@ -250,7 +250,8 @@ export class RelationshipEngine {
         return expr.all ? this.evalAllArrow(s, res, expr, subject, depth) : this.evalArrow(s, res, expr, subject, depth);
       case 'union': {
         const left = await this.evalExpr(s, res, expr.left, subject, depth);
-        return left.level === 2 ? left : union(left, await this.evalExpr(s, res, expr.right, subject, depth));
+        // A grant that lapses does not end the search: a later-lapsing (or lasting) one may follow (see holdsUntil).
+        return left.level === 2 && !lapses(left) ? left : union(left, await this.evalExpr(s, res, expr.right, subject, depth));
       }
       case 'intersection': {
         const left = await this.evalExpr(s, res, expr.left, subject, depth);
@@ -272,7 +273,7 @@ export class RelationshipEngine {
     for (const base of await this.arrowBases(s, res, expr.relation)) {
       if (!hasName(s.schema, base.object.type, expr.target)) continue;
       best = union(best, await this.arrowStep(s, res, expr, base, subject, depth));
-      if (best.level === 2) break;
+      if (best.level === 2 && !lapses(best)) break;
     }
     return best;
   }
@@ -308,11 +309,11 @@ export class RelationshipEngine {
     let best: Eval = DENIED;
     const direct = await this.exact(s, res, relation, subject);
     if (direct) best = and(this.caveat(s, direct), { level: 2 }, formatTuple(rowTuple(direct)));
-    if (best.level === 2) return best;
+    if (best.level === 2 && !lapses(best)) return best;
     if (subject.relation === undefined && subject.id !== '*') {
       const wildcard = await this.exact(s, res, relation, { type: subject.type, id: '*' });
       if (wildcard) best = union(best, and(this.caveat(s, wildcard), { level: 2 }, formatTuple(rowTuple(wildcard))));
-      if (best.level === 2) return best;
+      if (best.level === 2 && !lapses(best)) return best;
     }
     if (relation === this.parentRelation && subject.relation === undefined && s.implicit) {
       if (s.implicit(res).some((p) => p.type === subject.type && p.id === subject.id)) return { level: 2, path: [`${formatObject(res)}#${relation}@${formatSubject(subject)} (implicit)`] };
@@ -322,7 +323,8 @@ export class RelationshipEngine {
     for (const row of await this.rows(s, res, relation, 'usersets')) {
       if (closure) {
         const userset = `${row.subject_type}:${row.subject_id}#${row.subject_relation}`;
-        if (closure.plain.has(userset) && row.caveat_name === null) {
+        // The reverse index knows membership, not how long it lasts: with an expiry in sight, evaluate forward.
+        if (closure.plain.has(userset) && row.caveat_name === null && row.expires_at === null && closure.until === Infinity) {
           return { level: 2, path: [formatTuple(rowTuple(row)), `${formatSubject(subject)} in ${userset} (reverse index)`] };
         }
         if (!closure.plain.has(userset) && !closure.caveated.has(userset)) continue;
@@ -330,12 +332,18 @@ export class RelationshipEngine {
       const sub = await this.evalName(s, { type: row.subject_type, id: row.subject_id }, row.subject_relation, subject, depth + 1);
       if (sub.level === 0 && !sub.provisional && !sub.reason) continue;
       best = union(best, and(this.caveat(s, row), sub, formatTuple(rowTuple(row))));
-      if (best.level === 2) break;
+      if (best.level === 2 && !lapses(best)) break;
     }
     return best;
   }
 
+  /** A row's own condition: its caveat, and its expiry as the lapse of whatever it grants. */
   private caveat(s: EvalState, row: TupleRow): Eval {
+    const outcome = this.caveatOutcome(s, row);
+    return row.expires_at === null || outcome.level === 0 ? outcome : { ...outcome, holdsUntil: row.expires_at };
+  }
+
+  private caveatOutcome(s: EvalState, row: TupleRow): Eval {
     if (row.caveat_name === null) return { level: 2 };
     const compiled = s.schema.caveats.get(row.caveat_name);
     if (!compiled || compiled.hash !== row.caveat_hash) return { level: 0, reason: 'invalid caveat hash' };

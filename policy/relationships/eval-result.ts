@@ -12,6 +12,11 @@ export interface CheckResult {
   reason: string;
   missing?: string[];
   path?: string[];
+  /**
+   * When allowed or conditional through tuples that expire: the epoch ms at which the latest-expiring granting path
+   * lapses. Absent when some granting path never expires.
+   */
+  holdsUntil?: number;
 }
 
 /** 0 denied, 1 conditional, 2 allowed. */
@@ -29,9 +34,35 @@ export interface Eval {
   provisional?: boolean;
   /** Epoch ms at which a tuple it read expires: the result holds only before then. */
   until?: number;
+  /**
+   * For a granting (or conditional) result: epoch ms at which the latest-expiring path that grants it lapses (the
+   * earliest expiry along that path); absent when some path never expires. Unlike `until` (when the answer may
+   * change, which a tuple expiring on the excluded side of `-` also does), this bounds only the grant itself.
+   */
+  holdsUntil?: number;
 }
 
 export const DENIED: Eval = { level: 0 };
+
+/** The later of two grant lapses (absent: never). */
+function later(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : Math.max(a, b);
+}
+
+/** The earlier of two grant lapses (absent: never). */
+function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+}
+
+/** `holdsUntil` as an object to spread (nothing when the grant never lapses). */
+function lapse(at: number | undefined): Pick<Eval, 'holdsUntil'> {
+  return at === undefined ? {} : { holdsUntil: at };
+}
+
+/** Whether a granting result lapses (so another path may still outlast it). */
+export function lapses(e: Eval): boolean {
+  return e.level !== 0 && e.holdsUntil !== undefined;
+}
 const LABEL = ['denied', 'conditional', 'allowed'] as const;
 
 /** Adds a step in front of the path of a granting (or conditional) result. */
@@ -46,12 +77,16 @@ export function merged(a: Eval, b: Eval): Pick<Eval, 'contextual' | 'provisional
   return flags;
 }
 
-/** Either may hold. */
+/** Either may hold; of two grants, the one lasting longer is kept (its path and its lapse). */
 export function union(a: Eval, b: Eval): Eval {
   const flags = merged(a, b);
-  if (a.level === 2 || b.level === 2) return { ...(a.level === 2 ? a : b), ...(a.level === 2 ? { contextual: a.contextual, provisional: a.provisional } : { contextual: b.contextual, provisional: b.provisional }) };
+  if (a.level === 2 || b.level === 2) {
+    const kept = b.level !== 2 || (a.level === 2 && (a.holdsUntil ?? Infinity) >= (b.holdsUntil ?? Infinity)) ? a : b;
+    return { ...kept, contextual: kept.contextual, provisional: kept.provisional };
+  }
   if (a.level === 1 || b.level === 1) {
-    return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path: a.level === 1 ? a.path : b.path, ...flags };
+    const holdsUntil = a.level === 1 && b.level === 1 ? later(a.holdsUntil, b.holdsUntil) : (a.level === 1 ? a : b).holdsUntil;
+    return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path: a.level === 1 ? a.path : b.path, ...flags, ...lapse(holdsUntil) };
   }
   const reason = a.reason === 'invalid caveat hash' || b.reason === undefined ? a.reason : b.reason;
   return reason === undefined ? { level: 0, ...flags } : { level: 0, reason, ...flags };
@@ -62,8 +97,9 @@ export function and(a: Eval, b: Eval, step?: string): Eval {
   const flags = merged(a, b);
   if (a.level === 0 || b.level === 0) return { level: 0, reason: a.level === 0 ? a.reason : b.reason, ...flags };
   const path = step === undefined ? [...(a.path ?? []), ...(b.path ?? [])] : [step, ...(b.path ?? [])];
-  if (a.level === 2 && b.level === 2) return { level: 2, path, ...flags };
-  return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path, ...flags };
+  const until = lapse(earlier(a.holdsUntil, b.holdsUntil));
+  if (a.level === 2 && b.level === 2) return { level: 2, path, ...flags, ...until };
+  return { level: 1, missing: [...(a.missing ?? []), ...(b.missing ?? [])], path, ...flags, ...until };
 }
 
 /** `left - right`: right allowed excludes, right conditional makes the result conditional (SpiceDB). */
@@ -72,13 +108,14 @@ export function exclude(left: Eval, right: Eval): Eval {
   if (right.level === 2) return { level: 0, reason: 'excluded', ...flags };
   if (right.level === 0 && !right.provisional) return { ...left, ...flags };
   if (right.level === 0) return { level: 0, reason: right.reason, ...flags };
-  return { level: 1, missing: [...(left.missing ?? []), ...(right.missing ?? [])], path: left.path, ...flags };
+  return { level: 1, missing: [...(left.missing ?? []), ...(right.missing ?? [])], path: left.path, ...flags, ...lapse(left.holdsUntil) };
 }
 
 /** The CheckResult of an evaluation of `name` on `res`. */
 export function toResult(e: Eval, res: ObjectRef, name: string): CheckResult {
   const result = LABEL[e.level];
-  if (e.level === 2) return { result, reason: `granted via ${e.path?.join(' → ') ?? name}`, path: e.path ?? [] };
+  const until = e.holdsUntil === undefined ? {} : { holdsUntil: e.holdsUntil };
+  if (e.level === 2) return { result, reason: `granted via ${e.path?.join(' → ') ?? name}`, path: e.path ?? [], ...until };
   if (e.level === 1) {
     const missing = [...new Set(e.missing ?? [])].sort();
     return { result, missing, reason: `caveat context missing: ${missing.join(', ')}`, path: e.path ?? [] };

@@ -8,7 +8,7 @@ import type { EvalState, RelationshipEngine } from './engine.ts';
 import { leaves } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { WriteOptions } from './store.ts';
-import { formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef, type Tuple } from './tuples.ts';
+import { expiresAt, formatSubject, formatTuple, parseSubject, type ObjectRef, type SubjectRef, type Tuple } from './tuples.ts';
 import type { ScopeGrant } from '../types.ts';
 
 /** Where a relationship resource lies in S3 terms: object `b/k`, folder `b/p/`, bucket `b`. */
@@ -73,7 +73,10 @@ const refuse = (reason: string): never => {
  * from the excluded side of `-` every permission that exclusion guards); a subject that is the writer, a userset the
  * writer is (transitively, or conditionally) in, a wildcard of the writer's type, an object the writer holds anything
  * on when written into a relation arrows walk (linking a resource under something the writer controls), and deleting
- * the writer out of a relation used on the excluded side of `-`.
+ * the writer out of a relation used on the excluded side of `-`. Authority that lapses bounds what it hands out: when
+ * the writer holds a permission the tuple confers only through expiring tuples (the latest-expiring granting path
+ * counts; one that never expires wins), the tuple must carry an expiration no later than that instant (it is refused,
+ * naming the instant, never silently capped), and a delete that lifts an exclusion, which lasts for good, is refused.
  */
 export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope: AppScope): NonNullable<WriteOptions['guard']> {
   if (scope.tenant !== tenant) refuse(`applications of tenant ${scope.tenant} cannot write tuples of tenant ${tenant}`);
@@ -102,7 +105,6 @@ async function guardOne(g: {
     if (subject.relation === undefined) return subject.type === writer.type && (subject.id === writer.id || subject.id === '*');
     return (await engine.evaluate(state, { type: subject.type, id: subject.id }, subject.relation, writer)).result !== 'denied';
   };
-  const holds = async (resource: ObjectRef, name: string): Promise<boolean> => (await engine.evaluate(state, resource, name, writer)).result === 'allowed';
   for (const { op, tuple } of updates) {
     const label = formatTuple(tuple);
     if (scope.namespaces && !scope.namespaces.includes(tuple.resource.type)) refuse(`${label}: namespace ${tuple.resource.type} is outside the application's scope`);
@@ -117,14 +119,21 @@ async function guardOne(g: {
     const def = schema.definitions.get(tuple.resource.type);
     const exprs = [...(def?.permissions.values() ?? [])];
     const fed = def ? dependents(def.permissions, tuple.relation) : { positive: [], negative: [] };
-    const requireHeld = async (needed: string[]) => {
+    const on = `${tuple.resource.type}:${tuple.resource.id}`;
+    /** Requires each permission held; the instant the first of them lapses for the writer (undefined: none lapses). */
+    const requireHeld = async (needed: string[]): Promise<{ name: string; at: number } | undefined> => {
+      let bound: { name: string; at: number } | undefined;
       for (const name of needed) {
-        if (!(await holds(tuple.resource, name))) refuse(`${label}: ${who} does not hold ${name} on ${tuple.resource.type}:${tuple.resource.id} itself`);
+        const held = await engine.evaluate(state, tuple.resource, name, writer);
+        if (held.result !== 'allowed') refuse(`${label}: ${who} does not hold ${name} on ${on} itself`);
+        if (held.holdsUntil !== undefined && (bound === undefined || held.holdsUntil < bound.at)) bound = { name, at: held.holdsUntil };
       }
+      return bound;
     };
     if (op === 'delete') {
       if (exprs.some((e) => excludedRefs(e).includes(tuple.relation)) && (await covers(tuple.subject))) refuse(`${label}: deleting it would lift an exclusion on ${who}`);
-      await requireHeld(fed.negative);
+      const lapsing = await requireHeld(fed.negative);
+      if (lapsing) refuse(`${label}: deleting it lifts an exclusion for good, but ${who} holds ${lapsing.name} on ${on} only until ${new Date(lapsing.at).toISOString()}`);
       continue;
     }
     if (await covers(tuple.subject)) refuse(`${label}: would enlarge ${who === 'the writer' ? "the writer's own authority" : `the authority of ${who}`}`);
@@ -133,7 +142,12 @@ async function guardOne(g: {
     if (arrowBase && tuple.subject.id !== '*' && (await holdsAnything(engine, state, tuple, writer))) {
       refuse(`${label}: links a resource under ${tuple.subject.type}:${tuple.subject.id}, on which ${who} holds authority`);
     }
-    await requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
+    const lapsing = await requireHeld(fed.positive.length > 0 ? fed.positive : [tuple.relation]);
+    const expiry = expiresAt(tuple);
+    if (lapsing && (expiry === null || expiry > lapsing.at)) {
+      const until = new Date(lapsing.at).toISOString();
+      refuse(`${label}: ${who} holds ${lapsing.name} on ${on} only until ${until}, so the tuple must expire no later ([expiration:${until}] or earlier)`);
+    }
   }
 }
 
