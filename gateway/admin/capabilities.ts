@@ -16,6 +16,7 @@ import {
 import { tokenStoresOf } from '../sts/stores.ts';
 import { makerOf, notFound, onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
+import { hidden } from './view.ts';
 
 /** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
 export async function mintCapability(call: AdminCall): Promise<unknown> {
@@ -66,8 +67,9 @@ export async function revokeCapability(call: AdminCall): Promise<unknown> {
   const mint = await capabilities.mintRecord(id);
   if (mint === undefined) {
     if (!call.principal.isRoot) throw notFound(`no capability ${id}`);
-  } else {
-    call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: [capabilityGrant(mint.scope, mint.actions)] }));
+  } else if (!authorizeCredentialAdmin(call.principal, { tenant, scopes: [capabilityGrant(mint.scope, mint.actions)] }).allowed) {
+    // One whose grant the caller does not hold is beyond its view: it answers as one never minted.
+    hidden(call, `capability ${id} grants more than the caller holds`, `no capability ${id}`);
   }
   return await capabilities.revoke(id, { actor: call.principal.accessKeyId });
 }

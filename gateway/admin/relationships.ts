@@ -13,9 +13,11 @@ import {
   type Family,
   type Principal,
   type ScopeGrant,
+  visibleBuckets,
 } from '../../policy/index.ts';
 import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
+import { hidden } from './view.ts';
 
 /**
  * The watch feed reads the shared changelog whenever the relationships change signal says the tenant moved (a NOTIFY
@@ -55,7 +57,19 @@ function requireTenantWide(call: AdminCall, what: string): void {
 
 /** Which change events a caller may see: tuple events on resources its grants reach; the rest only tenant-wide. */
 function eventVisible(grants: ScopeGrant[] | undefined): (e: rel.ChangeEvent) => boolean {
-  return (e) => (e.tuple ? reaches(grants, e.tuple.resource) : reaches(grants, { type: '', id: '' }));
+  return (e) => reaches(grants, e.tuple ? e.tuple.resource : TENANT_LEVEL);
+}
+
+/** Where the tenant's schema (and its caveats) lies: at the tenant, reached only by a grant on `*` without a prefix. */
+const TENANT_LEVEL: rel.ObjectRef = { type: '', id: '' };
+
+/**
+ * The schema describes the whole tenant, so reading it (or a diff against it) needs a grant reaching the tenant level,
+ * as its events in the watch feed do: `*` without a prefix. A grant on a bucket or prefix is refused (403).
+ */
+function requireTenantLevel(call: AdminCall, families: Family[], what: string): void {
+  if (reaches(reachOf(call.principal, families), TENANT_LEVEL)) return;
+  call.require({ allowed: false, layer: 'scope', reason: `${what} describes the whole tenant: it needs ${families.join(' or ')} on every bucket (*) without a prefix` });
 }
 
 function engineOf(call: AdminCall): rel.Relationships {
@@ -105,6 +119,10 @@ async function governedBucket(call: AdminCall, change: boolean): Promise<{ bucke
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no bucket ${bucket} of tenant ${principal.tenant}`, bucket });
     throw notFound(`no bucket ${bucket}`);
   }
+  // A bucket of the tenant in which a narrower admin holds no grant is beyond its view (GET /buckets omits it).
+  if (!holdsTenantWide(principal) && visibleBuckets(principal, [bucket], () => tenant).length === 0) {
+    hidden(call, `bucket ${bucket} is beyond the caller's scopes`, `no bucket ${bucket}`);
+  }
   const scopes: ScopeGrant[] | undefined = change ? [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list'], bucket }] : undefined;
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }), { bucket });
   return { bucket, tenant };
@@ -143,6 +161,7 @@ export async function setGovernance(call: AdminCall): Promise<unknown> {
 /** GET /schema: the tenant's schema text, its revision and its caveats' hashes (which caveated tuples must name). */
 export async function readSchema(call: AdminCall): Promise<unknown> {
   const tenant = tenantOf(call);
+  requireTenantLevel(call, READ, 'the schema');
   const engine = engineOf(call);
   const stored = await engine.store.readSchema(tenant);
   if (!stored) throw notFound(`tenant ${tenant} has no schema`);
@@ -165,6 +184,7 @@ export async function writeSchema(call: AdminCall): Promise<unknown> {
 export async function diffSchema(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'schema']);
   const tenant = tenantOf(call);
+  requireTenantLevel(call, ['admin'], 'a schema diff');
   return { tenant, ...(await engineOf(call).diffSchema(tenant, requiredString(call.body, 'schema'))) };
 }
 

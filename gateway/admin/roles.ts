@@ -7,7 +7,7 @@ import { authorizeCredentialAdmin, authorizeTenantAdmin, invalidGrantReason, red
 import { tokenStoresOf } from '../sts/stores.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
-import { adminView } from './view.ts';
+import { adminView, hidden, reservedName } from './view.ts';
 
 function tenantOf(call: AdminCall): string {
   const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
@@ -42,7 +42,10 @@ export async function putRole(call: AdminCall): Promise<unknown> {
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }));
   const { sessions } = tokenStoresOf(call.policy);
   // Replacing a role also takes away what it allowed: only someone holding that may do it.
-  const existing = body.replace === true ? await sessions.role(tenant, name) : undefined;
+  // A name taken by a role beyond a narrower admin's view is refused without saying so (a conflict would reveal it).
+  const taken = await sessions.role(tenant, name);
+  if (taken !== undefined && (await adminView(call))?.holds(taken.scopes) === false) reservedName(call, `role name ${name}`, `role ${name} exists beyond the caller's scopes`);
+  const existing = body.replace === true ? taken : undefined;
   if (existing !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant, scopes: existing.scopes }));
   return await sessions.putRole({
     tenant, name, scopes, maker: makerOf(principal),
@@ -59,17 +62,22 @@ export async function showRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const role = await tokenStoresOf(call.policy).sessions.role(tenant!, name!);
-  if (role === undefined || (await adminView(call))?.holds(role.scopes) === false) throw notFound(`no role ${name} in tenant ${tenant}`);
+  if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
+  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, `no role ${name} in tenant ${tenant}`);
   return role;
 }
 
-/** DELETE /roles/{tenant}/{name}: its sessions end on their next request; only someone holding its scopes may. */
+/**
+ * DELETE /roles/{tenant}/{name}: its sessions end on their next request; only someone holding its scopes may. A
+ * role beyond a narrower admin's view answers as a missing one.
+ */
 export async function deleteRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const { sessions } = tokenStoresOf(call.policy);
   const role = await sessions.role(tenant!, name!);
   if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
+  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, `no role ${name} in tenant ${tenant}`);
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant!, scopes: role.scopes }));
   await sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
   return { deleted: `${tenant}/${name}` };
@@ -92,13 +100,20 @@ function shownProvider(p: OidcProviderInfo): OidcProviderInfo {
 
 /**
  * Requires the caller to hold every scope of the named roles: an issuer can mint any subject, so whoever registers
- * (or removes) one hands out (or takes away) everything those roles allow.
+ * (or removes) one hands out (or takes away) everything those roles allow. A role beyond a narrower admin's view is
+ * refused exactly as a missing one (400, as the store answers for a role that does not exist).
  */
 async function requireRolesHeld(call: AdminCall, tenant: string, roleNames: string[]): Promise<void> {
   const { sessions } = tokenStoresOf(call.policy);
+  const view = await adminView(call);
   for (const name of roleNames) {
     const role = await sessions.role(tenant, name);
-    if (role !== undefined) call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: role.scopes }));
+    if (role === undefined) continue;
+    if (view && !view.holds(role.scopes)) {
+      call.deny({ layer: 'scope', reason: `role ${name} is beyond the caller's scopes` });
+      throw invalidInput(`no role ${name} in tenant ${tenant}`);
+    }
+    call.require(authorizeCredentialAdmin(call.principal, { tenant, scopes: role.scopes }));
   }
 }
 
@@ -116,10 +131,16 @@ export async function addOidcProvider(call: AdminCall): Promise<unknown> {
   const roles = stringList(body.roles, 'roles') ?? [];
   await requireRolesHeld(call, tenant, roles);
   // OpenID Connect Discovery 1.0 §3: an issuer identifier has no query or fragment (nor could logs show one safely).
-  if (/[?#]/.test(requiredString(body, 'issuer'))) throw invalidInput('"issuer" must be a URL without query or fragment');
+  const issuer = requiredString(body, 'issuer');
+  if (/[?#]/.test(issuer)) throw invalidInput('"issuer" must be a URL without query or fragment');
+  // An issuer is trusted once per tenant; one trusted by a provider beyond a narrower admin's view is refused
+  // without naming that provider (a conflict would reveal it).
+  const view = await adminView(call);
+  const taken = await tokenStoresOf(call.policy).sessions.oidcProvidersFor(tenant, issuer);
+  if (view && taken.some((p) => !view.provider(p))) reservedName(call, `issuer ${issuer}`, `issuer ${issuer} is trusted by a provider beyond the caller's scopes`);
   return shownProvider(await tokenStoresOf(call.policy).sessions.addOidcProvider({
     tenant, jwks, roles,
-    issuer: requiredString(body, 'issuer'),
+    issuer,
     audience: requiredString(body, 'audience'),
     algorithms: stringList(body.algorithms, 'algorithms'),
     actor: principal.accessKeyId,
@@ -139,6 +160,8 @@ export async function deleteOidcProvider(call: AdminCall): Promise<unknown> {
     if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no OIDC provider ${call.params.id} in tenant ${principal.tenant}` });
     throw notFound(`no OIDC provider ${call.params.id}`);
   }
+  // One whose roles a narrower admin does not all hold is beyond its view: it answers as a missing one.
+  if ((await adminView(call))?.provider(info) === false) hidden(call, `OIDC provider ${info.id} is beyond the caller's scopes`, `no OIDC provider ${call.params.id}`);
   call.require(authorizeCredentialAdmin(principal, { tenant: info.tenant }));
   await requireRolesHeld(call, info.tenant, info.roles);
   await sessions.deleteOidcProvider(info.id, { actor: principal.accessKeyId });

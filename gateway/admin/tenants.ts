@@ -1,5 +1,5 @@
 /** Admin handlers for tenants: create, list, disable, enable and delete are root-only; a tenant admin may show its own. */
-import { authorizeCredentialAdmin, authorizeTenantAdmin } from '../../policy/index.ts';
+import { authorizeCredentialAdmin, authorizeTenantAdmin, holdsTenantWide, visibleBuckets } from '../../policy/index.ts';
 import { notFound, onlyFields, optionalString, requiredString, type AdminCall } from './call.ts';
 
 /** GET /tenants */
@@ -28,7 +28,10 @@ export async function showTenant(call: AdminCall): Promise<unknown> {
   call.require(authorizeCredentialAdmin(call.principal, { tenant: name! }));
   const info = await call.policy.showTenant(name!);
   if (info === undefined) throw notFound(`no tenant ${name}`);
-  return { ...info, buckets: await call.policy.listTenantBuckets(name!) };
+  // An admin narrower than its tenant sees the buckets it holds a grant in, as in GET /buckets.
+  const buckets = await call.policy.listTenantBuckets(name!);
+  const { principal } = call;
+  return { ...info, buckets: principal.isRoot || holdsTenantWide(principal) ? buckets : visibleBuckets(principal, buckets, () => name) };
 }
 
 /** POST /tenants/{name}/disable and /enable */

@@ -6,7 +6,8 @@
  */
 import { grantWithin, holdsTenantWide, type AuditRecord, type CredentialInfo, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import type { AdminCall } from './call.ts';
+import { notFound, type AdminCall } from './call.ts';
+import { AdminError } from './errors.ts';
 
 /** Filters for one caller; `undefined` from adminView means the caller sees the whole tenant. */
 export interface AdminView {
@@ -22,6 +23,24 @@ export interface AdminView {
   denial(record: DenialRecord): boolean;
   /** Whether an audit line is by or about a credential it holds, or about a bucket it administers whole. */
   audit(record: AuditRecord): boolean;
+}
+
+/**
+ * Answers for something beyond the caller's view exactly as for a missing one (404, `missing` being the message a
+ * missing one gets), after a denial line with the real reason.
+ */
+export function hidden(call: AdminCall, reason: string, missing: string): never {
+  call.deny({ layer: 'scope', reason });
+  throw notFound(missing);
+}
+
+/**
+ * The refusal when a name a narrower admin picks (a role name, an issuer) is taken by something beyond its view: it
+ * names neither that thing nor what holds it, only who may use the name (the denial line keeps the real reason).
+ */
+export function reservedName(call: AdminCall, what: string, reason: string): never {
+  call.deny({ layer: 'scope', reason });
+  throw new AdminError('AccessDenied', `${what} is reserved: only root or an admin holding every family on every bucket may use it`);
 }
 
 /**

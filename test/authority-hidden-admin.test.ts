@@ -1,0 +1,113 @@
+/**
+ * Issue 9, follow-up of class 7: an admin narrower than its tenant cannot tell "exists but beyond my authority" from
+ * "missing". Table-driven over every admin route with a path parameter: the hidden thing and a missing one answer
+ * the same status, code and message (the id aside), the hidden thing is left untouched, and a refusal leaves a
+ * denial line. Names taken by hidden things (role names, issuers) are refused without naming what holds them.
+ */
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { ADMIN_ROUTES, FAMILY_ROUTES } from '../gateway/admin/routes.ts';
+import { admin, denials, ok, type Creds } from './helpers/admin.ts';
+import { adminOf, BUCKET, credential, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+let tg: TestGateway;
+let idp: Issuer;
+let narrow: Creds & { id: string };
+const OTHER_BUCKET = 'data-hidden';
+const OTHER_TENANT = 'beta';
+/** Ids of things that exist but lie beyond the narrow admin's authority. */
+const hiddenIds: Record<string, string> = {};
+
+test.before(async () => {
+  tg = await startTestGateway({ ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' });
+  idp = await startIssuer();
+  await seed(tg);
+  await ok(tg, ROOT, 'POST', '/tenants', { name: OTHER_TENANT });
+  await tg.s3.send(new CreateBucketCommand({ Bucket: OTHER_BUCKET }));
+  await ok(tg, ROOT, 'PUT', `/buckets/${OTHER_BUCKET}/owner`, { tenant: TENANT, reassign: true });
+  narrow = await credential(tg, adminOf('pub/'));
+  hiddenIds.credential = (await credential(tg, [{ families: ['object:read'], bucket: BUCKET }])).id;
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'broad', scopes: [{ families: ['object:read'], bucket: '*' }] });
+  hiddenIds.role = 'broad';
+  const provider = await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['broad'] });
+  hiddenIds.provider = provider.id;
+  hiddenIds.capability = (await ok(tg, ROOT, 'POST', '/capabilities', { tenant: TENANT, bucket: BUCKET, actions: ['read'] })).id;
+});
+test.after.always(async () => {
+  await idp?.close();
+  await tg?.close();
+});
+
+/** One route with a path parameter: the path naming a hidden thing, the path naming a missing one, and a body. */
+interface Case {
+  method: string;
+  pattern: string;
+  hidden: () => string;
+  missing: string;
+  body?: unknown;
+  /** The hidden id as it appears in messages (defaults to the path parameter). */
+  id: () => string;
+  missingId: string;
+}
+
+const MISSING_KEY = 'AKIANOSUCHCREDENTIAL';
+const cases: Case[] = [
+  ...['GET /tenants/:name', 'DELETE /tenants/:name', 'POST /tenants/:name/disable', 'POST /tenants/:name/enable', 'POST /tenants/:name/lockdown', 'POST /tenants/:name/lockdown/lift', 'POST /tenants/:name/credentials/revoke'].map((r) => {
+    const [method, pattern] = r.split(' ') as [string, string];
+    const body = pattern.includes('lockdown') ? { reason: 'probe' } : pattern.endsWith('revoke') || pattern.endsWith('able') ? {} : undefined;
+    return { method, pattern, hidden: () => pattern.replace(':name', OTHER_TENANT), missing: pattern.replace(':name', 'nosuchtenant'), body, id: () => OTHER_TENANT, missingId: 'nosuchtenant' };
+  }),
+  ...['GET /credentials/:id', 'DELETE /credentials/:id', 'POST /credentials/:id/rotate', 'POST /credentials/:id/revoke'].map((r) => {
+    const [method, pattern] = r.split(' ') as [string, string];
+    return { method, pattern, hidden: () => pattern.replace(':id', hiddenIds.credential!), missing: pattern.replace(':id', MISSING_KEY), body: method === 'POST' ? {} : undefined, id: () => hiddenIds.credential!, missingId: MISSING_KEY };
+  }),
+  { method: 'PUT', pattern: '/buckets/:bucket/owner', hidden: () => `/buckets/${OTHER_BUCKET}/owner`, missing: '/buckets/nosuchbucket/owner', body: { tenant: TENANT }, id: () => OTHER_BUCKET, missingId: 'nosuchbucket' },
+  { method: 'GET', pattern: '/buckets/:bucket/governance', hidden: () => `/buckets/${OTHER_BUCKET}/governance`, missing: '/buckets/nosuchbucket/governance', id: () => OTHER_BUCKET, missingId: 'nosuchbucket' },
+  { method: 'PUT', pattern: '/buckets/:bucket/governance', hidden: () => `/buckets/${OTHER_BUCKET}/governance`, missing: '/buckets/nosuchbucket/governance', body: { governed: true }, id: () => OTHER_BUCKET, missingId: 'nosuchbucket' },
+  { method: 'GET', pattern: '/roles/:tenant/:name', hidden: () => `/roles/${TENANT}/broad`, missing: `/roles/${TENANT}/nosuchrole`, id: () => 'broad', missingId: 'nosuchrole' },
+  { method: 'DELETE', pattern: '/roles/:tenant/:name', hidden: () => `/roles/${TENANT}/broad`, missing: `/roles/${TENANT}/nosuchrole`, id: () => 'broad', missingId: 'nosuchrole' },
+  { method: 'DELETE', pattern: '/oidc-providers/:id', hidden: () => `/oidc-providers/${hiddenIds.provider}`, missing: '/oidc-providers/oidc-000000000000', id: () => hiddenIds.provider!, missingId: 'oidc-000000000000' },
+  { method: 'POST', pattern: '/capabilities/:id/revoke', hidden: () => `/capabilities/${encodeURIComponent(hiddenIds.capability!)}/revoke`, missing: `/capabilities/${TENANT}:nosuchcapability/revoke`, body: {}, id: () => hiddenIds.capability!, missingId: `${TENANT}:nosuchcapability` },
+];
+
+test('the table covers every admin route with a path parameter', (t) => {
+  const withParams = [...ADMIN_ROUTES, ...FAMILY_ROUTES].filter((r) => r.pattern.includes(':')).map((r) => `${r.method} ${r.pattern}`);
+  t.deepEqual(cases.map((c) => `${c.method} ${c.pattern}`).sort(), withParams.sort());
+});
+
+for (const c of cases) {
+  test.serial(`${c.method} ${c.pattern}: a hidden thing answers exactly as a missing one`, async (t) => {
+    const before = (await denials(tg)).length;
+    const hidden = await admin(tg, narrow, c.method, c.hidden(), c.body);
+    const missing = await admin(tg, narrow, c.method, c.missing, c.body);
+    const shape = (res: { status: number; json: any }, id: string) => ({ status: res.status, code: res.json?.error?.code, message: String(res.json?.error?.message).split(id).join('<id>') });
+    t.deepEqual(shape(hidden, c.id()), shape(missing, c.missingId));
+    t.true(hidden.status === 403 || hidden.status === 404, JSON.stringify(hidden.json));
+    t.true((await denials(tg)).slice(before).some((d) => d.accessKeyId === narrow.accessKeyId), 'the refusal of the hidden thing is on the denial log');
+  });
+}
+
+test.serial('the hidden things are all still there and unchanged', async (t) => {
+  t.is((await ok(tg, ROOT, 'GET', `/credentials/${hiddenIds.credential}`)).status, 'active');
+  t.is((await ok(tg, ROOT, 'GET', `/roles/${TENANT}/broad`)).name, 'broad');
+  t.true((await ok(tg, ROOT, 'GET', `/oidc-providers?tenant=${TENANT}`)).providers.some((p: { id: string }) => p.id === hiddenIds.provider));
+  t.false((await ok(tg, ROOT, 'GET', `/buckets/${OTHER_BUCKET}/governance`)).governed);
+});
+
+test.serial('names taken by hidden things are refused without naming what holds them; the tenant shows only visible buckets', async (t) => {
+  await ok(tg, narrow, 'POST', '/roles', { name: 'mine', scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }] });
+  const issuer = await admin(tg, narrow, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'x', jwks: idp.jwksUrl, roles: ['mine'] });
+  const freshIssuer = await admin(tg, narrow, 'POST', '/oidc-providers', { issuer: `${idp.issuer}/fresh`, audience: 'x', jwks: idp.jwksUrl, roles: ['mine'] });
+  t.is(freshIssuer.status, 201, JSON.stringify(freshIssuer.json));
+  t.is(issuer.status, 403, JSON.stringify(issuer.json));
+  t.notRegex(issuer.json.error.message, /already|trusts|oidc-/);
+  const role = { name: 'broad', scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }] };
+  for (const replace of [false, true]) {
+    const res = await admin(tg, narrow, 'POST', '/roles', { ...role, replace });
+    t.is(res.status, 403, JSON.stringify(res.json));
+    t.notRegex(res.json.error.message, /exists|object:read on bucket \*/);
+  }
+  const shown = await ok(tg, narrow, 'GET', `/tenants/${TENANT}`);
+  t.deepEqual(shown.buckets, [BUCKET]);
+});
