@@ -28,9 +28,13 @@ test.after.always(async () => tg.close());
 
 const can = (creds: Parameters<typeof allowed>[1], action: 'read' | 'write' | 'delete' | 'list', key: string) => allowed(tg, creds, { bucket: BUCKET, key, action });
 const policy = (Statement: unknown) => JSON.stringify({ Version: '2012-10-17', Statement });
+/** The IAM actions of whole families (a session policy grants a family only with all of them). */
+const READ = ['s3:GetObject', 's3:GetObjectTagging', 's3:GetObjectAttributes'];
+const WRITE = ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObjectTagging', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'];
+const LIST = ['s3:ListBucket', 's3:ListBucketVersions', 's3:ListBucketMultipartUploads'];
 
-test('(a) s3:GetObject + s3:ListBucket on [b/pub/*, b]: reads pub/, lists the bucket, never reads secret/', async (t) => {
-  const s = await assumeRole(tg, app, roleArn, policy([{ Effect: 'Allow', Action: ['s3:GetObject', 's3:ListBucket'], Resource: [`arn:aws:s3:::${BUCKET}/pub/*`, `arn:aws:s3:::${BUCKET}`] }]));
+test('(a) s3:GetObject + s3:ListBucket (with the rest of their families) on [b/pub/*, b]: reads pub/, lists the bucket, never reads secret/', async (t) => {
+  const s = await assumeRole(tg, app, roleArn, policy([{ Effect: 'Allow', Action: [...READ, ...LIST], Resource: [`arn:aws:s3:::${BUCKET}/pub/*`, `arn:aws:s3:::${BUCKET}`] }]));
   const creds = { creds: s };
   t.true(await can(creds, 'read', 'pub/x'));
   t.false(await can(creds, 'read', 'secret/x'));
@@ -40,25 +44,23 @@ test('(a) s3:GetObject + s3:ListBucket on [b/pub/*, b]: reads pub/, lists the bu
 
 test('IAM resource types: object actions on a bucket ARN and bucket actions on an object ARN allow nothing', async (t) => {
   const s = await assumeRole(tg, app, roleArn, policy([
-    { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: `arn:aws:s3:::${BUCKET}` },
-    { Effect: 'Allow', Action: 's3:ListBucket', Resource: `arn:aws:s3:::${BUCKET}/*` },
+    { Effect: 'Allow', Action: [...READ, ...WRITE, 's3:DeleteObject'], Resource: `arn:aws:s3:::${BUCKET}` },
+    { Effect: 'Allow', Action: LIST, Resource: `arn:aws:s3:::${BUCKET}/*` },
   ]));
   for (const action of ['read', 'write', 'delete', 'list'] as const) t.false(await can({ creds: s }, action, 'pub/x'), action);
 });
 
 test('a Resource key without * is that one key; a partial action is never widened to its whole family', async (t) => {
-  const s = await assumeRole(tg, app, roleArn, policy([
-    { Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BUCKET}/reports/q1.csv` },
-    { Effect: 'Allow', Action: ['s3:PutObjectTagging', 's3:GetObjectTagging', 's3:AbortMultipartUpload'], Resource: `arn:aws:s3:::${BUCKET}/*` },
-  ]));
+  const s = await assumeRole(tg, app, roleArn, policy([{ Effect: 'Allow', Action: READ, Resource: `arn:aws:s3:::${BUCKET}/reports/q1.csv` }]));
   t.true(await can({ creds: s }, 'read', 'reports/q1.csv'));
   t.false(await can({ creds: s }, 'read', 'reports/q1.csv.draft'));
   t.false(await can({ creds: s }, 'write', 'pub/x'));
   t.false(await can({ creds: s }, 'read', 'pub/x'));
-  // What cannot be represented is refused outright.
+  // What cannot be represented is refused outright, a partial family included.
   for (const bad of [
-    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BUCKET}/a*b` }],
-    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: `arn:aws:s3:::${BUCKET}/\${aws:username}/*` }],
+    [{ Effect: 'Allow', Action: ['s3:PutObjectTagging', 's3:GetObjectTagging', 's3:AbortMultipartUpload'], Resource: `arn:aws:s3:::${BUCKET}/*` }],
+    [{ Effect: 'Allow', Action: READ, Resource: `arn:aws:s3:::${BUCKET}/a*b` }],
+    [{ Effect: 'Allow', Action: READ, Resource: `arn:aws:s3:::${BUCKET}/\${aws:username}/*` }],
     [{ Effect: 'Allow', NotAction: 's3:DeleteObject', Resource: '*' }],
     [{ Effect: 'Allow', Action: 's3:Get*Tagging', Resource: '*' }],
   ]) await t.throwsAsync(assumeRole(tg, app, roleArn, policy(bad)), { name: 'MalformedPolicyDocumentException' }, JSON.stringify(bad));

@@ -3,7 +3,7 @@
  * ES256, published as JWKS) with secrets derived rather than stored, and the narrowing rules that bound them.
  */
 export { assumeRole, assumeRoleWithWebIdentity, SessionError, type AssumedSession, type SessionDeps, type SessionErrorKind } from './assume.ts';
-export { intersectScopes, IAM_ACTIONS, SESSION_EXCLUDED_FAMILIES, sessionPolicyGrants, sessionScopes } from './scopes.ts';
+export { FAMILY_IAM_ACTIONS, intersectScopes, IAM_ACTIONS, SESSION_EXCLUDED_FAMILIES, sessionPolicyGrants, sessionScopes } from './scopes.ts';
 export {
   MAX_SESSION_SECONDS,
   MIN_SESSION_SECONDS,

@@ -2,6 +2,7 @@
  * Narrowing for temporary credentials: the intersection of two grant lists (a session never exceeds its parent or
  * its role), and session policies — IAM-style JSON or Anvil's own grant list — mapped onto grants.
  */
+import { parseDocument } from 'yaml';
 import { InvalidInputError } from '../errors.ts';
 import { intersectScopes, invalidGrantReason, normalizeGrant } from '../scopes.ts';
 import type { Family, ScopeGrant } from '../types.ts';
@@ -23,56 +24,76 @@ export function sessionScopes(scopes: readonly ScopeGrant[]): ScopeGrant[] {
 type ArnLevel = 'object' | 'bucket';
 
 /**
- * IAM actions the session-policy mapper knows, with the resource type each applies to: object actions only match
- * object ARNs, bucket actions only bucket ARNs, so `s3:GetObject` on `arn:aws:s3:::b` allows nothing. Source:
- * Amazon S3 User Guide, "Policy actions for Amazon S3", and the Service Authorization Reference (resource types).
+ * Each family as the IAM actions its operations need, each operation the one action AWS documents for it (Service
+ * Authorization Reference, "Actions, resources, and condition keys for Amazon S3", and each operation's Permissions
+ * section in the S3 API Reference): object:read = GetObject and HeadObject (s3:GetObject), GetObjectTagging,
+ * GetObjectAttributes; object:write = PutObject, PostObject, CopyObject, CreateMultipartUpload, UploadPart,
+ * UploadPartCopy, CompleteMultipartUpload (s3:PutObject), PutObjectTagging, DeleteObjectTagging,
+ * AbortMultipartUpload, ListParts (s3:ListMultipartUploadParts); object:delete = DeleteObject, DeleteObjects
+ * (s3:DeleteObject); object:list = ListObjects(V2) (s3:ListBucket), ListObjectVersions (s3:ListBucketVersions),
+ * ListMultipartUploads (s3:ListBucketMultipartUploads); bucket:read = ListBuckets (s3:ListAllMyBuckets),
+ * GetBucketLocation, GetBucketVersioning, HeadBucket (s3:ListBucket), GetBucketTagging, GetBucketCors
+ * (s3:GetBucketCORS); bucket:admin = CreateBucket, DeleteBucket, Put/DeleteBucketTagging (s3:PutBucketTagging),
+ * Put/DeleteBucketCors (s3:PutBucketCORS). A family is the smallest unit a grant can carry, so a statement grants it
+ * only when it allows every one of these actions; test/session-policy-actions.test.ts derives the same sets from
+ * gateway/routes.ts, so a new operation cannot slip into a family unnoticed.
  */
-export const IAM_ACTIONS: Record<string, ArnLevel> = {
-  's3:GetObject': 'object',
-  's3:GetObjectVersion': 'object',
-  's3:GetObjectTagging': 'object',
-  's3:PutObject': 'object',
-  's3:PutObjectTagging': 'object',
-  's3:DeleteObjectTagging': 'object',
-  's3:AbortMultipartUpload': 'object',
-  's3:ListMultipartUploadParts': 'object',
-  's3:DeleteObject': 'object',
-  's3:ListBucket': 'bucket',
-  's3:ListBucketVersions': 'bucket',
-  's3:ListBucketMultipartUploads': 'bucket',
-  's3:GetBucketLocation': 'bucket',
-  's3:GetBucketVersioning': 'bucket',
-  's3:ListAllMyBuckets': 'bucket',
-  's3:CreateBucket': 'bucket',
-  's3:DeleteBucket': 'bucket',
+export const FAMILY_IAM_ACTIONS: Partial<Record<Family, { level: ArnLevel; actions: readonly string[] }>> = {
+  'object:read': { level: 'object', actions: ['s3:GetObject', 's3:GetObjectAttributes', 's3:GetObjectTagging'] },
+  'object:write': {
+    level: 'object',
+    actions: ['s3:AbortMultipartUpload', 's3:DeleteObjectTagging', 's3:ListMultipartUploadParts', 's3:PutObject', 's3:PutObjectTagging'],
+  },
+  'object:delete': { level: 'object', actions: ['s3:DeleteObject'] },
+  'object:list': { level: 'bucket', actions: ['s3:ListBucket', 's3:ListBucketMultipartUploads', 's3:ListBucketVersions'] },
+  'bucket:read': {
+    level: 'bucket',
+    actions: ['s3:GetBucketCORS', 's3:GetBucketLocation', 's3:GetBucketTagging', 's3:GetBucketVersioning', 's3:ListAllMyBuckets', 's3:ListBucket'],
+  },
+  'bucket:admin': { level: 'bucket', actions: ['s3:CreateBucket', 's3:DeleteBucket', 's3:PutBucketCORS', 's3:PutBucketTagging'] },
 };
+
+const familyEntries = () => Object.entries(FAMILY_IAM_ACTIONS) as Array<[Family, { level: ArnLevel; actions: readonly string[] }]>;
+
+/** Every IAM action the session-policy mapper knows (case as AWS spells it), with its resource type. */
+export const IAM_ACTIONS: ReadonlyMap<string, ArnLevel> = new Map(
+  Object.values(FAMILY_IAM_ACTIONS).flatMap((f) => f.actions.map((a) => [a, f.level] as const)),
+);
 
 /**
- * What a statement must allow for each family, at which ARN level (any one of the action sets). A family is granted
- * only when its defining action is allowed: s3:PutObjectTagging alone cannot become object:write (which would also
- * allow PutObject), so it grants nothing. The family's other operations (HeadObject and tags with GetObject,
- * multipart steps with PutObject, versions and uploads listings with ListBucket) follow S3's own mapping of
- * operations to these defining actions.
+ * The known actions an Action entry names: itself (IAM action names are case-insensitive), or every one for `s3:*`.
+ * Any other wildcard is refused: `s3:Get*` would also name actions this gateway does not know, so no grant could
+ * stand for it exactly.
  */
-const FAMILY_ACTIONS: Partial<Record<Family, { level: ArnLevel; anyOf: string[][] }>> = {
-  'object:read': { level: 'object', anyOf: [['s3:GetObject']] },
-  'object:write': { level: 'object', anyOf: [['s3:PutObject']] },
-  'object:delete': { level: 'object', anyOf: [['s3:DeleteObject']] },
-  'object:list': { level: 'bucket', anyOf: [['s3:ListBucket']] },
-  'bucket:read': { level: 'bucket', anyOf: [['s3:ListBucket'], ['s3:GetBucketLocation'], ['s3:ListAllMyBuckets']] },
-  'bucket:admin': { level: 'bucket', anyOf: [['s3:CreateBucket', 's3:DeleteBucket']] },
-};
-
-/** The known actions an Action entry names: itself, or those a trailing-`*` pattern (`s3:*`, `s3:Get*`) matches. */
 function expandAction(action: unknown): string[] {
   if (typeof action !== 'string') throw new InvalidInputError(`unsupported Action ${String(action)}`);
-  if (Object.hasOwn(IAM_ACTIONS, action)) return [action];
-  const star = action.indexOf('*');
-  if (action.startsWith('s3:') && star === action.length - 1) {
-    const matched = Object.keys(IAM_ACTIONS).filter((a) => a.startsWith(action.slice(0, -1)));
-    if (matched.length > 0) return matched;
+  if (action === 's3:*' || action === '*') return [...IAM_ACTIONS.keys()];
+  if (/[*?]/.test(action)) throw new InvalidInputError(`unsupported wildcard in Action ${action}: name each action (or s3:*)`);
+  const known = [...IAM_ACTIONS.keys()].find((a) => a.toLowerCase() === action.toLowerCase());
+  if (known === undefined) throw new InvalidInputError(`unsupported Action ${action}`);
+  return [known];
+}
+
+/**
+ * The families a statement's actions grant. Every action must lie in a family the statement allows whole: one that
+ * is only part of a family (s3:PutObjectTagging without the rest of object:write) can be neither granted exactly nor
+ * widened to the family, so it is refused, naming what its family also needs.
+ */
+function familiesOf(allowed: Set<string>): { object: Family[]; bucket: Family[] } {
+  const families = { object: [] as Family[], bucket: [] as Family[] };
+  const covered = new Set<string>();
+  for (const [family, need] of familyEntries()) {
+    if (!need.actions.every((a) => allowed.has(a))) continue;
+    families[need.level].push(family);
+    for (const a of need.actions) covered.add(a);
   }
-  throw new InvalidInputError(`unsupported Action ${action}`);
+  const partial = [...allowed].find((a) => !covered.has(a));
+  if (partial !== undefined) {
+    const [family, need] = familyEntries().find(([, f]) => f.actions.includes(partial))!;
+    const missing = need.actions.filter((a) => !allowed.has(a));
+    throw new InvalidInputError(`Action ${partial} cannot be granted exactly: it is part of ${family}, which also allows ${missing.join(', ')}; name them too in the same statement`);
+  }
+  return families;
 }
 
 const S3_ARN = 'arn:aws:s3:::';
@@ -111,11 +132,7 @@ const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [v]);
 
 /** The grants one Allow statement amounts to: each family paired only with the resources of its action's type. */
 function statementGrants(s: Record<string, unknown>): ScopeGrant[] {
-  const allowed = new Set(list(s.Action).flatMap(expandAction));
-  const families = { object: [] as Family[], bucket: [] as Family[] };
-  for (const [family, need] of Object.entries(FAMILY_ACTIONS) as Array<[Family, { level: ArnLevel; anyOf: string[][] }]>) {
-    if (need.anyOf.some((set) => set.every((a) => allowed.has(a)))) families[need.level].push(family);
-  }
+  const families = familiesOf(new Set(list(s.Action).flatMap(expandAction)));
   const grants: ScopeGrant[] = [];
   for (const resource of list(s.Resource)) {
     const r = resourceOf(resource);
@@ -139,6 +156,10 @@ export function sessionPolicyGrants(policy: string): ScopeGrant[] {
   } catch {
     throw new InvalidInputError('the session policy is not valid JSON');
   }
+  // JSON.parse keeps the last of duplicated keys ("Resource" twice): IAM refuses such a document, and so does this.
+  // YAML's parser (JSON is YAML) reports duplicated keys at any depth.
+  const duplicated = parseDocument(policy, { uniqueKeys: true }).errors.find((e) => e.code === 'DUPLICATE_KEY');
+  if (duplicated) throw new InvalidInputError(`the session policy has a duplicated key: ${duplicated.message.split('\n')[0]}`);
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InvalidInputError('the session policy must be a JSON object');
   const d = doc as Record<string, unknown>;
   if ('scopes' in d) {
