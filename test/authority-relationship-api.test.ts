@@ -134,3 +134,15 @@ test('create answers whether a tuple exists, so a writer without tuples:read the
   await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'seed', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/z/#owner@app:${reader.accessKeyId}` }] });
   t.is((await admin(tg, reader, 'POST', '/tuples', { updates: [{ op: 'create', tuple: `folder:${BUCKET}/pub/z/#reader@user:erin` }], reason: 'x' })).status, 409);
 });
+
+test('the schema is the whole tenant: reading or diffing it needs a grant on every bucket without a prefix, as its watch events do', async (t) => {
+  const scopedRead = await scoped(['tuples:read']);
+  const refused = await admin(tg, scopedRead, 'GET', '/schema');
+  t.is(refused.status, 403, JSON.stringify(refused.json));
+  t.true(denials(tg).some((d) => d.accessKeyId === scopedRead.accessKeyId && d.action === 'Admin:ReadSchema' && d.layer === 'scope'));
+  const bucketAdmin = await credential(tg, [{ families: ['admin', 'tuples:read'], bucket: BUCKET }]);
+  t.is((await admin(tg, bucketAdmin, 'GET', '/schema')).status, 403);
+  t.is((await admin(tg, bucketAdmin, 'POST', '/schema/diff', { schema: 'definition user {}' })).status, 403);
+  const tenantRead = await credential(tg, [{ families: ['tuples:read'], bucket: '*' }]);
+  t.truthy((await ok(tg, tenantRead, 'GET', '/schema')).schema);
+});
