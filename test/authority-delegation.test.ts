@@ -45,9 +45,10 @@ test('a tenant admin scoped to backups/host1/ cannot register an issuer for a br
     const narrow = await credential(tg, adminOf('backups/host1/'));
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'everything', scopes: [{ families: ['object:read', 'object:list'], bucket: '*' }] });
     const provider = { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['everything'] };
+    // A role beyond its authority answers as a missing one (test/authority-hidden-admin.test.ts).
     const refused = await admin(tg, narrow, 'POST', '/oidc-providers', provider);
-    t.is(refused.status, 403);
-    t.regex(refused.json.error.message, /cannot grant object:read on bucket \*/);
+    t.is(refused.status, 400);
+    t.is(refused.json.error.message, `no role everything in tenant ${TENANT}`);
     t.true((await denials(tg)).some((d) => d.accessKeyId === narrow.accessKeyId && d.action === 'Admin:AddOidcProvider' && d.layer === 'scope'));
     // Within its own authority it may: a role it holds, an issuer for it, and the session reads host1, never host2.
     await ok(tg, narrow, 'POST', '/roles', { name: 'host1', scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'backups/host1/' }] });
@@ -113,7 +114,8 @@ test('a tenant admin cannot delete, replace, revoke or reset what is broader tha
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'broad', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
     const deny = async (method: string, path: string, body?: unknown) => {
       const res = await admin(tg, narrow, method, path, body);
-      t.is(res.status, 403, `${method} ${path}: ${JSON.stringify(res.json)}`);
+      // Refused: 403, or 404 for what lies beyond its view (answered as missing; test/authority-hidden-admin.test.ts).
+      t.true([403, 404].includes(res.status), `${method} ${path}: ${JSON.stringify(res.json)}`);
     };
     await deny('DELETE', `/roles/${TENANT}/broad`);
     await deny('POST', '/roles', { name: 'broad', replace: true, scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'backups/host1/' }] });

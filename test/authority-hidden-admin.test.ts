@@ -108,6 +108,12 @@ test.serial('names taken by hidden things are refused without naming what holds 
     t.is(res.status, 403, JSON.stringify(res.json));
     t.notRegex(res.json.error.message, /exists|object:read on bucket \*/);
   }
+  // Naming a hidden role for an issuer answers as naming a missing one.
+  const viaRole = async (name: string) => {
+    const res = await admin(tg, narrow, 'POST', '/oidc-providers', { issuer: `${idp.issuer}/${name}`, audience: 'x', jwks: idp.jwksUrl, roles: [name] });
+    return { status: res.status, code: res.json.error?.code, message: String(res.json.error?.message).split(name).join('<id>') };
+  };
+  t.deepEqual(await viaRole('broad'), await viaRole('nosuchrole'));
   const shown = await ok(tg, narrow, 'GET', `/tenants/${TENANT}`);
   t.deepEqual(shown.buckets, [BUCKET]);
 });
