@@ -139,7 +139,7 @@ test('the schema is the whole tenant: reading or diffing it needs a grant on eve
   const scopedRead = await scoped(['tuples:read']);
   const refused = await admin(tg, scopedRead, 'GET', '/schema');
   t.is(refused.status, 403, JSON.stringify(refused.json));
-  t.true(denials(tg).some((d) => d.accessKeyId === scopedRead.accessKeyId && d.action === 'Admin:ReadSchema' && d.layer === 'scope'));
+  t.true((await denials(tg)).some((d) => d.accessKeyId === scopedRead.accessKeyId && d.action === 'Admin:ReadSchema' && d.layer === 'scope'));
   const bucketAdmin = await credential(tg, [{ families: ['admin', 'tuples:read'], bucket: BUCKET }]);
   t.is((await admin(tg, bucketAdmin, 'GET', '/schema')).status, 403);
   t.is((await admin(tg, bucketAdmin, 'POST', '/schema/diff', { schema: 'definition user {}' })).status, 403);
