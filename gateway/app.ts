@@ -20,6 +20,7 @@ import { observe } from './middleware/observe.ts';
 import { runOperation } from './middleware/operation.ts';
 import { requestId } from './middleware/request-id.ts';
 import { respond } from './middleware/respond.ts';
+import { contentSandbox } from './middleware/sandbox.ts';
 import { dispatch, pipeline } from './mount.ts';
 import { health, metricsBearer, metricsForAdmins } from './ops-endpoints.ts';
 import type { Services } from './operation.ts';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   });
   app.use(requestId());
   app.use(observe({ logger, metrics, accessLog: config.accessLog }));
+  app.use(contentSandbox()); // no object runs script on the console's origin
   app.use(respond({ log }));
   app.use(diskHeadroom(deps.space));
   app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, console: consoleApp, ops, s3 }));

@@ -105,17 +105,33 @@ async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
   return value as Record<string, unknown>;
 }
 
-/** A page of another site may not make the browser send anything here (Fetch Metadata, where the browser sends it). */
-function crossSite(ctx: Ctx): boolean {
+/**
+ * Why a request did not come from the console's own page, or undefined when it may have. Another origin may not
+ * make the browser send anything here: Fetch Metadata (where the browser sends it) must say same-origin (or, for a
+ * read, none: the address bar), and an Origin header must name this host. A document opened from an object answer is
+ * sandboxed (middleware/sandbox.ts): its origin is opaque, so the browser sends `Origin: null` and
+ * `Sec-Fetch-Site: cross-site` and it is refused here, though it came from this host.
+ */
+function foreignOrigin(ctx: Ctx, change: boolean): string | undefined {
   const site = ctx.get('sec-fetch-site');
-  return site !== '' && site !== 'same-origin';
+  if (site !== '' && site !== 'same-origin' && (change || site !== 'none')) return `console request from another origin (Sec-Fetch-Site: ${site})`;
+  const origin = ctx.get('origin');
+  if (origin === '') return undefined;
+  let host: string | undefined;
+  try {
+    host = origin === 'null' ? undefined : new URL(origin).host;
+  } catch {
+    host = undefined;
+  }
+  return host !== undefined && host === ctx.get('host') ? undefined : `console request from another origin (Origin: ${origin.slice(0, 200)})`;
 }
 
 const SESSION = `${API}/session`;
 
 /**
- * Sign-in (POST /api/session) needs no session; everything else under /api a valid one, and every change also the
- * session's CSRF token in x-anvil-csrf. The session's principal goes to ctx.state.principal (and the access line).
+ * Every request under /api must come from the console's own origin (foreignOrigin). Sign-in (POST /api/session)
+ * needs no session; everything else under /api a valid one, and every change also the session's CSRF token in
+ * x-anvil-csrf. The session's principal goes to ctx.state.principal (and the access line).
  */
 export function consoleAuth(deps: ConsoleDeps): Middleware<GatewayState> {
   return async function consoleAuthMiddleware(ctx, next) {
@@ -123,8 +139,9 @@ export function consoleAuth(deps: ConsoleDeps): Middleware<GatewayState> {
     const change = ctx.method !== 'GET' && ctx.method !== 'HEAD';
     const deny = (action: string, layer: 'credential' | 'signature', reason: string, principal?: Principal) =>
       logDenial(deps.denials, facts(ctx, action), { layer, reason, principal });
-    if (change && crossSite(ctx)) {
-      deny(`Console:${ctx.method} ${path}`, 'signature', `console request from another site (${ctx.get('sec-fetch-site')})`);
+    const foreign = foreignOrigin(ctx, change);
+    if (foreign !== undefined) {
+      deny(`Console:${ctx.method} ${path}`, 'signature', foreign);
       throw new AdminError('AccessDenied', 'console requests must come from the console itself');
     }
     if (path === SESSION && ctx.method === 'POST') return next();
