@@ -5,7 +5,7 @@
  * a denial line, never a 500.
  */
 import test from 'ava';
-import { denials, ok } from './helpers/admin.ts';
+import { admin, denials, ok } from './helpers/admin.ts';
 import { allowed, assumeWeb, BUCKET, seed, startIssuer, stsClient, TENANT, type Issuer } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { AssumeRoleWithWebIdentityCommand } from '@aws-sdk/client-sts';
@@ -97,4 +97,26 @@ test('a sub holding characters XML cannot carry is refused cleanly; markup chara
   const out = await stsClient(tg).send(new AssumeRoleWithWebIdentityCommand({ RoleArn: ARN, RoleSessionName: 'web', WebIdentityToken: await idp.token({ sub: '<a&b>"\'' }) }));
   t.is(out.SubjectFromWebIdentityToken, '<a&b>"\'');
   t.false(tg.logs.some((l) => /failed/.test(l)), tg.logs.join('\n'));
+});
+
+test('no escape spells the wildcard: user:%2A and %2a are refused in tuple writes, imports and checks; a raw * still is the wildcard', async (t) => {
+  const web = await assumeWeb(tg, ARN, await idp.token({ sub: 'carol' }));
+  const before = (await ok(tg, ROOT, 'GET', `/tuples?tenant=${TENANT}&resourceType=folder`)).tuples;
+  for (const tuple of [`folder:${BUCKET}/secret/#reader@user:%2A`, `folder:${BUCKET}/secret/#reader@user:%2a`, 'folder:%2A#reader@user:carol', `folder:${BUCKET}/secret/#reader@group:%2A#member`]) {
+    const written = await admin(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple }] });
+    t.is(written.status, 400, tuple);
+    t.regex(written.json.error.message, /"\*"/, tuple);
+    t.is((await admin(tg, ROOT, 'POST', '/tuples/import', { tenant: TENANT, text: tuple, reason: 'x' })).status, 400, tuple);
+  }
+  t.is((await admin(tg, ROOT, 'POST', '/check', { tenant: TENANT, resource: `object:${BUCKET}/secret/x`, permission: 'read', subject: 'user:%2A' })).status, 400);
+  t.deepEqual((await ok(tg, ROOT, 'GET', `/tuples?tenant=${TENANT}&resourceType=folder`)).tuples, before, 'nothing stored');
+  t.false(await read({ creds: web }, 'secret/x'), 'the folder stayed private');
+  // The JSON form's raw id is the literal string, never decoded.
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: { resource: { type: 'folder', id: `${BUCKET}/secret/` }, relation: 'reader', subject: { type: 'user', id: '%2A' } } }] });
+  t.false(await read({ creds: web }, 'secret/x'));
+  // The wildcard written as the README says still works.
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@user:*` }] });
+  t.true(await read({ creds: web }, 'secret/x'));
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'delete', tuple: `folder:${BUCKET}/secret/#reader@user:*` }, { op: 'delete', tuple: `folder:${BUCKET}/secret/#reader@user:%252A` }] });
+  t.false(await read({ creds: web }, 'secret/x'));
 });

@@ -140,11 +140,16 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       const type = str(run, 'type');
       if (!type) throw new UsageError('tuples list needs --type RESOURCE_TYPE');
       const subject = str(run, 'subject');
-      const m = subject === undefined ? undefined : /^([^:]+):([^#]+)(?:#(.+))?$/.exec(subject);
-      if (subject !== undefined && !m) throw new UsageError('--subject takes type:id or type:id#relation');
+      // The one tuple parser decodes the subject, so its escapes mean here what they mean in a tuple.
+      let parsed: rel.SubjectRef | undefined;
+      try {
+        parsed = subject === undefined ? undefined : rel.parseSubject(subject);
+      } catch (error) {
+        throw new UsageError(`--subject takes type:id or type:id#relation: ${(error as Error).message}`);
+      }
       const query = {
         tenant: str(run, 'tenant'), resourceType: type, resourceId: str(run, 'id'), relation: str(run, 'relation'),
-        subjectType: m?.[1], subjectId: m?.[2] && decodeURIComponent(m[2]), subjectRelation: m?.[3], limit: str(run, 'limit'),
+        subjectType: parsed?.type, subjectId: parsed?.id, subjectRelation: parsed?.relation, limit: str(run, 'limit'),
       };
       const r = await run.api.call('GET', '/tuples', { query });
       run.out(run.values.json ? json(r.tuples) : r.tuples.map((t: string) => t + '\n').join(''));

@@ -9,7 +9,8 @@
  * amy[ip_allowlist:a07946243f735a2f:{"allowed":["10.0.0.0/8"]}][expiration:2026-12-31T00:00:00Z]`. Ids
  * percent-encode (UTF-8, uppercase hex) `%`, `#`, `@`, `:`, `[`, `]`, `*`, whitespace and control characters;
  * everything else, `/` and non-ASCII letters included, is written raw. A raw `*` as the whole subject id is the
- * wildcard; `%2A` is a literal id "*". Relation names are `[A-Za-z_][A-Za-z0-9_]*`; type and caveat names may carry
+ * wildcard; an escape that decodes to a whole id of `*` (`%2A`, `%2a`) is refused, since no stored id could tell it
+ * from the wildcard (and a resource id `*` would read as one to SpiceDB). Relation names are `[A-Za-z_][A-Za-z0-9_]*`; type and caveat names may carry
  * namespace prefixes (`acme/document`).
  * JSON form: `{resource:{type,id}, relation, subject:{type,id,relation?}, caveat?:{name,hash?,context?},
  * expiration?: "RFC 3339"}`, raw ids.
@@ -76,14 +77,22 @@ export function escapeId(id: string): string {
   return id.replace(ESCAPED, (c) => encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
-/** Decodes an escaped id; throws on raw reserved characters or bad escapes. */
+/**
+ * Decodes an escaped id; throws on raw reserved characters, bad escapes, and an escape spelling the whole id `*`:
+ * the stored form keeps ids raw, where a decoded `*` would be the wildcard (`user:%2A` must never mean `user:*`).
+ * Decoded `#`, `@`, `:`, `/`, `[` and `]` stay data: ids are kept in their own column and re-escaped whenever
+ * written out, so they never become a relation, a subject, a type or a caveat.
+ */
 export function unescapeId(text: string): string {
   if (/[#@:[\]*\s]/u.test(text)) throw new TupleValidationError(`id "${text}" has an unescaped reserved character`);
+  let id: string;
   try {
-    return decodeURIComponent(text);
+    id = decodeURIComponent(text);
   } catch {
     throw new TupleValidationError(`id "${text}" has an invalid percent escape`);
   }
+  if (id === '*') throw new TupleValidationError(`id "${text}" decodes to "*", which only the wildcard subject may be (written raw)`);
+  return id;
 }
 
 /** Formats a subject as `type:id[#relation]`. */
@@ -108,6 +117,7 @@ export function parseSubject(text: string): SubjectRef {
   const id = rawId === '*' ? '*' : checkId(unescapeId(rawId));
   // SpiceDB writes a plain subject's (empty) relation as `...`, the ellipsis.
   if (hash < 0 || rest.slice(hash + 1) === '...') return { type, id };
+  if (id === '*') throw new TupleValidationError(`subject "${text}": the wildcard names no userset`);
   return { type, id, relation: name(rest.slice(hash + 1), 'subject relation') };
 }
 
@@ -206,7 +216,7 @@ export function tupleFromJson(value: unknown): Tuple {
     return x;
   };
   const tuple: Tuple = {
-    resource: { type: qualified(str(v.resource.type, 'resource.type'), 'resource type'), id: checkId(str(v.resource.id, 'resource.id')) },
+    resource: { type: qualified(str(v.resource.type, 'resource.type'), 'resource type'), id: resourceId(str(v.resource.id, 'resource.id')) },
     relation: name(str(v.relation, 'relation'), 'relation'),
     subject: { type: qualified(str(v.subject.type, 'subject.type'), 'subject type'), id: checkId(str(v.subject.id, 'subject.id')) },
   };
@@ -237,6 +247,12 @@ function name(text: string, what: string): string {
 function qualified(text: string, what: string): string {
   if (!QUALIFIED.test(text)) throw new TupleValidationError(`${what} "${text}" must be a name ([A-Za-z_][A-Za-z0-9_]*), optionally prefixed: acme/name`);
   return text;
+}
+
+/** A raw (JSON form) resource id: `*` is refused, as no escape may spell it either (SpiceDB has no resource wildcard). */
+function resourceId(id: string): string {
+  if (id === '*') throw new TupleValidationError('resource id "*" is refused: the wildcard is a subject only');
+  return checkId(id);
 }
 
 function checkId(id: string): string {
