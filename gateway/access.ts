@@ -5,6 +5,7 @@
 import {
   appSubject,
   authorize,
+  holdsTenantWide,
   keyVisible,
   listingPlan,
   prefixVisible,
@@ -87,13 +88,21 @@ export function createAccess(opts: {
   const decide = async (family: Family, bucket: string, key?: string, wholeBucket?: boolean): Promise<Decision> => {
     const bucketOwner = bucket ? await policy.bucketOwner(bucket) : undefined;
     const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner, creating, wholeBucket });
+    if (scoped.allowed && facts.action === 'DeleteBucket') return deletable(bucket);
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
     return governance.decide(family, bucket, key);
   };
   // Creating a name another tenant owns fails as in S3, BucketAlreadyExists (CreateBucket API reference), when the
   // caller could have created the name were it free: the failure reveals only that the name is taken, which the
-  // failed creation reveals anyway. Every other request on another tenant's bucket stays AccessDenied.
-  const mayCreate = (family: Family, bucket: string): boolean => authorize(principal, { family, bucket, creating }).allowed;
+  // failed creation reveals anyway. CreateBucket is whole-bucket (routes.ts). Every other request on another tenant's bucket stays AccessDenied.
+  const mayCreate = (family: Family, bucket: string): boolean => authorize(principal, { family, bucket, creating, wholeBucket: true }).allowed;
+  // Deleting a governed bucket ends its governance (a bucket re-created under the name starts ungoverned), so it
+  // needs the authority that turns governance off (gateway/admin/relationships.ts setGovernance): every family on
+  // every bucket of the tenant, or root.
+  const deletable = async (bucket: string): Promise<Decision> =>
+    principal.isRoot || holdsTenantWide(principal) || !(await policy.bucketGoverned(bucket))
+      ? { allowed: true }
+      : { allowed: false, layer: 'scope', reason: `deleting governed bucket ${bucket} ends its governance: it needs every family on every bucket` };
   const deny = (layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }) =>
     logDenial(denials, facts, { layer, reason, principal, ...where });
 

@@ -45,8 +45,9 @@ export interface OperationSpec {
   /** x-amz-checksum-* headers describe the object, not the request body (CompleteMultipartUpload). */
   objectChecksum?: boolean;
   /**
-   * The bucket's own configuration (tagging, CORS): only a grant naming the family on the whole bucket covers it,
-   * never one limited to a key prefix, and bucket:read is not implied by other grants (policy/scopes.ts).
+   * The bucket itself or its own configuration (CreateBucket, DeleteBucket, tagging, CORS): only a grant naming the
+   * family on the whole bucket covers it, never one limited to a key prefix, and bucket:read is not implied by other
+   * grants (policy/scopes.ts).
    */
   wholeBucket?: boolean;
   run: Operation;
@@ -67,8 +68,10 @@ export const OPERATIONS = {
   GetBucketCors: { family: 'bucket:read', wholeBucket: true, run: GetBucketCors },
   PutBucketCors: { family: 'bucket:admin', body: true, wholeBucket: true, run: PutBucketCors },
   DeleteBucketCors: { family: 'bucket:admin', wholeBucket: true, run: DeleteBucketCors },
-  CreateBucket: { family: 'bucket:admin', body: true, run: CreateBucket },
-  DeleteBucket: { family: 'bucket:admin', run: DeleteBucket },
+  // The bucket itself (AWS: s3:CreateBucket and s3:DeleteBucket apply to the bucket ARN only): deleting it drops its
+  // configuration and every principal's uploads, so a grant limited to a key prefix covers neither.
+  CreateBucket: { family: 'bucket:admin', body: true, wholeBucket: true, run: CreateBucket },
+  DeleteBucket: { family: 'bucket:admin', wholeBucket: true, run: DeleteBucket },
   ListObjects: { family: 'object:list', run: ListObjects },
   ListObjectsV2: { family: 'object:list', run: ListObjectsV2 },
   ListObjectVersions: { family: 'object:list', run: ListObjectVersions },

@@ -19,8 +19,8 @@ export interface AccessRequest {
   /** The request creates the bucket (CreateBucket): the only one that may name a bucket without an owner. */
   creating?: boolean;
   /**
-   * The request reads or changes the bucket's own configuration (tagging, CORS): only a grant naming the family on
-   * the whole bucket covers it. AWS keeps these apart from object access too (s3:GetBucketTagging, s3:PutBucketCORS
+   * The request creates or deletes the bucket, or reads or changes its own configuration (tagging, CORS): only a
+   * grant naming the family on the whole bucket covers it. AWS keeps these apart from object access too (s3:GetBucketTagging, s3:PutBucketCORS
    * apply to the bucket ARN only; Service Authorization Reference, Amazon S3).
    */
   wholeBucket?: boolean;
@@ -71,7 +71,7 @@ export function authorize(principal: Principal, request: AccessRequest): Decisio
   }
   if (principal.scopes.some((grant) => grantCovers(grant, request))) return ALLOWED;
   const where = request.bucket === undefined ? 'any bucket' : `bucket ${request.bucket}`;
-  const under = request.wholeBucket ? ' as a whole (bucket configuration)' : KEY_FAMILIES.has(request.family) && request.key !== undefined ? ` for key ${request.key}` : '';
+  const under = request.wholeBucket ? ' as a whole (the bucket itself or its configuration)' : KEY_FAMILIES.has(request.family) && request.key !== undefined ? ` for key ${request.key}` : '';
   return { allowed: false, layer: 'scope', reason: `no grant of ${request.family} on ${where}${under}` };
 }
 

@@ -153,7 +153,7 @@ test('the console API refuses what does not come from its own origin: Origin nul
     }
     t.is((await create('refused', { 'sec-fetch-site': 'none' })).status, 403, 'a change never comes from the address bar');
     t.false(JSON.stringify(await ok(tg, ROOT, 'GET', `/credentials?tenant=${TENANT}`)).includes('"refused"'));
-    t.true(denials(tg).some((d) => d.action === 'Console:POST /api/v1/credentials' && /Origin: null/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.action === 'Console:POST /api/v1/credentials' && /Origin: null/.test(d.reason)));
     t.is((await create('accepted', { 'sec-fetch-site': 'same-origin', origin: `http://${host}` })).status, 201);
   } finally {
     await tg.close();

@@ -1,0 +1,114 @@
+/**
+ * The bucket itself is whole-bucket authority (issue 9, tester's findings 2 and 3), over HTTP with the AWS SDK:
+ * a bucket:admin grant limited to a key prefix can neither delete the bucket (dropping its CORS and tagging and
+ * aborting other principals' uploads outside the prefix) nor create one, as AWS applies s3:CreateBucket and
+ * s3:DeleteBucket to the bucket ARN only; and deleting a governed bucket needs the authority that turns governance
+ * off, so an admin refused `governed:false` cannot lift governance by DeleteBucket + CreateBucket.
+ */
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteBucketCommand,
+  GetBucketCorsCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  PutBucketCorsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import anyTest, { type TestFn } from 'ava';
+import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
+import { admin, denials, ok, type Creds } from './helpers/admin.ts';
+import { credential, TENANT } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const test = anyTest as TestFn<unknown>;
+
+function s3(tg: TestGateway, creds: Creds): S3Client {
+  return new S3Client({ endpoint: tg.gw.url, region: tg.config.region, credentials: creds, forcePathStyle: true });
+}
+
+/** The HTTP status of one S3 call (200 family or the error's). */
+async function status(client: S3Client, command: unknown): Promise<number> {
+  try {
+    const out = await client.send(command as Parameters<S3Client['send']>[0]);
+    await (out as { Body?: { transformToString(): Promise<string> } }).Body?.transformToString();
+    return out.$metadata.httpStatusCode ?? 0;
+  } catch (error) {
+    return (error as { $metadata: { httpStatusCode: number } }).$metadata.httpStatusCode;
+  }
+}
+
+/** A bucket of TENANT made by root, with a CORS rule and root's unfinished upload outside `pub/`. */
+async function ownedBucket(tg: TestGateway, bucket: string): Promise<void> {
+  await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: TENANT, reassign: true });
+  await tg.s3.send(new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: { CORSRules: [{ AllowedMethods: ['GET'], AllowedOrigins: ['https://app.example'] }] } }));
+  await tg.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'secret/big' }));
+}
+
+const uploads = async (tg: TestGateway, bucket: string) => (await tg.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads?.length ?? 0;
+
+test('a prefix-scoped bucket:admin can neither delete the bucket nor create one; a whole-bucket grant can', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await ok(tg, ROOT, 'POST', '/tenants', { name: TENANT });
+    await ownedBucket(tg, 'pbuck');
+    const grants: ScopeGrant[][] = [
+      [{ families: ['bucket:admin', 'object:write'], bucket: 'pbuck', prefix: 'pub/' }],
+      [{ families: ['bucket:read', 'bucket:admin'], bucket: '*', prefix: 'pub/' }],
+      [{ families: ['bucket:admin'], bucket: 'pbuck', prefix: 'pub/x', exact: true }],
+    ];
+    for (const scopes of grants) {
+      const narrow = s3(tg, await credential(tg, scopes));
+      t.is(await status(narrow, new DeleteBucketCommand({ Bucket: 'pbuck' })), 403, JSON.stringify(scopes));
+      t.is(await status(narrow, new CreateBucketCommand({ Bucket: 'pnew' })), 403, JSON.stringify(scopes));
+      narrow.destroy();
+    }
+    t.is((await tg.s3.send(new GetBucketCorsCommand({ Bucket: 'pbuck' }))).CORSRules?.length, 1, 'the CORS rule stays');
+    t.is(await uploads(tg, 'pbuck'), 1, "root's upload outside pub/ stays");
+    t.true((await denials(tg)).some((d) => d.action === 'DeleteBucket' && d.layer === 'scope' && /as a whole/.test(d.reason)));
+    t.true((await denials(tg)).some((d) => d.action === 'CreateBucket' && d.bucket === 'pnew' && d.layer === 'scope'));
+
+    const whole = s3(tg, await credential(tg, [{ families: ['bucket:admin'], bucket: '*' }]));
+    t.is(await status(whole, new CreateBucketCommand({ Bucket: 'pnew' })), 200);
+    t.is(await status(whole, new DeleteBucketCommand({ Bucket: 'pbuck' })), 204);
+    whole.destroy();
+  } finally {
+    await tg.close();
+  }
+});
+
+test('deleting a governed bucket needs the authority that turns governance off, so re-creating it cannot lift governance', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await ok(tg, ROOT, 'POST', '/tenants', { name: TENANT });
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'gbuck' }));
+    await ok(tg, ROOT, 'PUT', '/buckets/gbuck/owner', { tenant: TENANT, reassign: true });
+    await ok(tg, ROOT, 'PUT', '/buckets/gbuck/governance', { governed: true });
+    // Every family on the whole bucket, but not on every bucket: refused governance off (setGovernance).
+    const bucketAdmin = await credential(tg, [{ families: FAMILIES.filter((f) => f !== 'admin'), bucket: 'gbuck' }, { families: ['admin'], bucket: 'gbuck' }]);
+    t.is((await admin(tg, bucketAdmin, 'PUT', '/buckets/gbuck/governance', { governed: false })).status, 403);
+    const client = s3(tg, bucketAdmin);
+    t.is(await status(client, new DeleteBucketCommand({ Bucket: 'gbuck' })), 403, 'DeleteBucket is refused as governance off is');
+    t.true((await denials(tg)).some((d) => d.action === 'DeleteBucket' && d.accessKeyId === bucketAdmin.accessKeyId && /governed bucket gbuck/.test(d.reason)));
+    t.is(await status(client, new CreateBucketCommand({ Bucket: 'gbuck' })), 409, 'the bucket is still there (BucketAlreadyOwnedByYou)');
+    t.true((await ok(tg, ROOT, 'GET', '/buckets/gbuck/governance')).governed);
+
+    // A reader without tuples still reads nothing.
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'gbuck', Key: 'doc', Body: 'x' }));
+    const reader = s3(tg, await credential(tg, [{ families: ['object:read'], bucket: 'gbuck' }]));
+    t.is(await status(reader, new GetObjectCommand({ Bucket: 'gbuck', Key: 'doc' })), 403);
+    reader.destroy();
+    client.destroy();
+
+    // Who may turn governance off may also delete: every family on every bucket.
+    const tenantWide = s3(tg, await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]));
+    await tg.s3.send(new DeleteObjectCommand({ Bucket: 'gbuck', Key: 'doc' }));
+    t.is(await status(tenantWide, new DeleteBucketCommand({ Bucket: 'gbuck' })), 204);
+    tenantWide.destroy();
+  } finally {
+    await tg.close();
+  }
+});
