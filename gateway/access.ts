@@ -94,7 +94,8 @@ export function createAccess(opts: {
   };
   // Creating a name another tenant owns fails as in S3, BucketAlreadyExists (CreateBucket API reference), when the
   // caller could have created the name were it free: the failure reveals only that the name is taken, which the
-  // failed creation reveals anyway. CreateBucket is whole-bucket (routes.ts). Every other request on another tenant's bucket stays AccessDenied.
+  // failed creation reveals anyway (CreateBucket is whole-bucket, gateway/routes.ts). Every other request on another
+  // tenant's bucket stays AccessDenied.
   const mayCreate = (family: Family, bucket: string): boolean => authorize(principal, { family, bucket, creating, wholeBucket: true }).allowed;
   // Deleting a governed bucket ends its governance (a bucket re-created under the name starts ungoverned), so it
   // needs the authority that turns governance off (gateway/admin/relationships.ts setGovernance): every family on
