@@ -20,7 +20,7 @@ const DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
 /**
  * Characters escaped on output beyond the five markup ones: CR (XML end-of-line handling would turn it into LF),
  * the C0 controls XML 1.0 forbids, and the non-characters U+FFFE/U+FFFF. Written as decimal references, as S3 does
- * (`&#13;`), which every S3 client's parser decodes.
+ * (`&#13;`), which every S3 client's parser decodes. Request bodies accept the same references back (decodeReferences).
  */
 const UNSAFE_CHARS = /[\x00-\x08\x0B\x0C\x0D\x0E-\x1F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
@@ -73,6 +73,15 @@ function isXmlChar(cp: number): boolean {
   return cp === 0x9 || cp === 0xa || cp === 0xd || (cp >= 0x20 && cp <= 0xd7ff) || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
 }
 
+/**
+ * True for a code point that responses carry only as a reference (UNSAFE_CHARS: C0 controls, U+FFFE/U+FFFF, lone
+ * surrogates). The same references are accepted back in request bodies, so a key listed as `ctl&#1;key` can be
+ * named in DeleteObjects exactly as it was listed; a lone surrogate then fails the key check (InvalidArgument).
+ */
+function isEscapedOnOutput(cp: number): boolean {
+  return cp <= 0x1f || cp === 0xfffe || cp === 0xffff || (cp >= 0xd800 && cp <= 0xdfff);
+}
+
 const PREDEFINED: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
 /**
@@ -87,7 +96,7 @@ export function decodeReferences(s: string): string {
     const m = /^#(?:x([0-9a-fA-F]{1,6})|([0-9]{1,7}))$/.exec(name);
     if (!m) throw new S3Error('MalformedXML');
     const cp = m[1] !== undefined ? parseInt(m[1], 16) : parseInt(m[2]!, 10);
-    if (!isXmlChar(cp)) throw new S3Error('MalformedXML');
+    if (!isXmlChar(cp) && !isEscapedOnOutput(cp)) throw new S3Error('MalformedXML');
     return String.fromCodePoint(cp);
   });
 }
