@@ -10,6 +10,7 @@ import {
   listingPlan,
   prefixVisible,
   RESERVED_PREFIX,
+  ROOT_TENANT,
   visibleBuckets,
   type AccessRecords,
   type DenialLog,
@@ -114,6 +115,13 @@ export function createAccess(opts: {
         deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
         if (creating && d.layer === 'tenant' && mayCreate(family, bucket)) throw bucketTaken(bucket);
         throw accessDenied();
+      }
+      if (extra.expectedOwner !== undefined && bucket && !creating) {
+        const owner = (await policy.bucketOwner(bucket)) ?? ROOT_TENANT;
+        if (owner !== extra.expectedOwner) {
+          deny('tenant', 'bucket owner is not the expected bucket owner', { bucket, key, copySource: extra.copySource });
+          throw accessDenied();
+        }
       }
     },
     async allows(family, bucket, key) {

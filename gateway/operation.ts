@@ -22,9 +22,11 @@ export interface OpResult {
 export interface Access {
   /**
    * Rejects with AccessDenied (after writing a denial line) unless the caller may use `family` on bucket/key (with
-   * wholeBucket, on the bucket as a whole: its configuration).
+   * wholeBucket, on the bucket as a whole: its configuration). With expectedOwner (the request's
+   * x-amz-expected-bucket-owner or x-amz-source-expected-bucket-owner), also AccessDenied unless the bucket's owner
+   * id (its tenant, as ListBuckets reports Owner/ID) is exactly that value (S3 User Guide, "Verifying bucket ownership").
    */
-  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string; wholeBucket?: boolean }): Promise<void>;
+  require(family: Family, bucket: string, key?: string, opts?: { copySource?: string; wholeBucket?: boolean; expectedOwner?: string }): Promise<void>;
   /** The same decision without throwing, for per-key results (DeleteObjects); a denial line is written. */
   allows(family: Family, bucket: string, key: string): Promise<boolean>;
   /** Which listing entries the caller may see under `prefix`; rejects with AccessDenied when it may see none. */

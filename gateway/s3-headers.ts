@@ -221,13 +221,26 @@ export function parseTaggingHeader(value: string | undefined): Record<string, st
 /** Characters S3 allows in tag keys and values: letters, numbers, spaces, and + - = . _ : / @ (Tag data type). */
 const TAG_CHARS = /^[\p{L}\p{Z}\p{N}+\-=._:/@]*$/u;
 
-/** S3's tag rules: at most `limit` tags (10 per object, 50 per bucket), keys 1–128 characters, values up to 256. */
+/** Length in Unicode characters (code points), as the Tag data type counts them: not UTF-8 bytes, not UTF-16 units. */
+function charCount(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/**
+ * S3's tag rules: at most `limit` tags (10 per object, 50 per bucket), keys 1–128 Unicode characters, values up to
+ * 256 (Tag data type), and no key in the reserved `aws:` namespace ("Your TagKey cannot be prefixed with aws:",
+ * InvalidTag, as S3 answers PutObjectTagging, PutBucketTagging and x-amz-tagging).
+ */
 export function validateTags(tags: Record<string, string>, limit = 10): void {
   const keys = Object.keys(tags);
   if (keys.length > limit) throw new S3Error('InvalidTag', `Object tags cannot be greater than ${limit}`);
   for (const k of keys) {
-    if (k.length === 0 || k.length > 128 || !TAG_CHARS.test(k)) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
-    if (tags[k]!.length > 256 || !TAG_CHARS.test(tags[k]!)) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
+    if (/^aws:/i.test(k)) throw new S3Error('InvalidTag', 'Your TagKey cannot be prefixed with aws:');
+    const keyLength = charCount(k);
+    if (keyLength === 0 || keyLength > 128 || !TAG_CHARS.test(k)) throw new S3Error('InvalidTag', 'The TagKey you have provided is invalid');
+    if (charCount(tags[k]!) > 256 || !TAG_CHARS.test(tags[k]!)) throw new S3Error('InvalidTag', 'The TagValue you have provided is invalid');
   }
 }
 

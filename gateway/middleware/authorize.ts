@@ -44,8 +44,10 @@ export function authorizeRequest(opts: {
     const copySource = route!.copy && copyHeader ? parseCopySource(copyHeader) : undefined;
     const copyLabel = copySource ? `${copySource.bucket}/${copySource.key}` : undefined;
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
-    await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel, wholeBucket: route!.wholeBucket });
-    if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel });
+    const expectedOwner = ctx.get('x-amz-expected-bucket-owner') || undefined;
+    const sourceOwner = ctx.get('x-amz-source-expected-bucket-owner') || undefined;
+    await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel, wholeBucket: route!.wholeBucket, expectedOwner });
+    if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel, expectedOwner: sourceOwner });
     recordUse(opts.records, { ...facts, principal: principal!, family: route!.family });
     continueIfExpected(ctx);
     await next();
