@@ -11,7 +11,6 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import type { BucketInfo } from '../backend.ts';
@@ -19,6 +18,7 @@ import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
+import { listObjectsV2 } from './listing.ts';
 
 /** How long a bucket seen to exist is trusted without asking again (prefix mapping checks it before writes). */
 const EXISTS_TTL_MS = 5_000;
@@ -47,9 +47,7 @@ export class Buckets {
       const found: BucketInfo[] = [];
       let token: string | undefined;
       do {
-        const page = await s3.send(
-          new ListObjectsV2Command({ Bucket: this.layout.shared, Prefix: BUCKET_MARKERS, ContinuationToken: token }),
-        );
+        const page = await listObjectsV2(s3, { Bucket: this.layout.shared, Prefix: BUCKET_MARKERS, ContinuationToken: token });
         for (const o of page.Contents ?? []) found.push({ name: o.Key!.slice(BUCKET_MARKERS.length), createdAt: o.LastModified ?? new Date(0) });
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -111,10 +109,10 @@ export class Buckets {
     const base = this.layout.prefixOf(name);
     try {
       // With "/" as delimiter the reserved namespace is one entry at most, so two entries decide emptiness.
-      const top = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: base, Delimiter: '/', MaxKeys: 2 }));
+      const top = await listObjectsV2(s3, { Bucket, Prefix: base, Delimiter: '/', MaxKeys: 2 });
       const others = [...(top.Contents ?? []).map((o) => o.Key), ...(top.CommonPrefixes ?? []).map((p) => p.Prefix)];
       if (others.some((k) => k !== base + RESERVED)) throw new BucketNotEmptyError(`bucket ${name} is not empty`);
-      const uploads = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: base + UPLOADS, MaxKeys: 1 }));
+      const uploads = await listObjectsV2(s3, { Bucket, Prefix: base + UPLOADS, MaxKeys: 1 });
       if ((uploads.Contents ?? []).length > 0) await abortUploads();
       await this.purge(Bucket, base + RESERVED);
       if (this.layout.mapping === 'bucket') await s3.send(new DeleteBucketCommand({ Bucket }));
@@ -129,7 +127,7 @@ export class Buckets {
   private async purge(Bucket: string, prefix: string): Promise<void> {
     const s3 = this.clients.retrying;
     for (;;) {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const page = await listObjectsV2(s3, { Bucket, Prefix: prefix, MaxKeys: 1000 });
       const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
       if (keys.length === 0) return;
       await s3.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));

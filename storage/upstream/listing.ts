@@ -3,7 +3,7 @@
  * then the contract's rule S3 does not follow: a common prefix <= startAfter is dropped (S3 rolls the keys after
  * startAfter up into the prefix that contains it). Uploads: the upload records of layout.ts, rolled up here.
  */
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandInput, type ListObjectsV2CommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import type { ListEntry, ListObjectsInput, ListObjectsResult, ListUploadsInput, ListUploadsResult, UploadListEntry } from '../backend.ts';
 import type { UpstreamClients } from './client.ts';
 import { translate } from './errors.ts';
@@ -15,6 +15,23 @@ const MAX_PAGE = 1000;
 /** Compares strings in UTF-8 byte order, the order S3 lists in. */
 export function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** Decodes one key of an encoding-type=url listing; S3 and MinIO encode a space as `+` and a `+` as `%2B`. */
+function urlDecoded(s: string): string {
+  return decodeURIComponent(s.replace(/\+/g, ' '));
+}
+
+/**
+ * ListObjectsV2 with encoding-type=url, keys and common prefixes decoded: XML 1.0 cannot carry every character a
+ * key may hold (`\x01`, `\x1b`; `\r` is normalised away), so S3 and MinIO url-encode keys when asked
+ * (ListObjectsV2 API reference, EncodingType). The SDK leaves them encoded, so they are decoded here.
+ */
+export async function listObjectsV2(s3: S3Client, input: ListObjectsV2CommandInput): Promise<ListObjectsV2CommandOutput> {
+  const out = await s3.send(new ListObjectsV2Command({ ...input, EncodingType: 'url' }));
+  for (const o of out.Contents ?? []) if (o.Key !== undefined) o.Key = urlDecoded(o.Key);
+  for (const p of out.CommonPrefixes ?? []) if (p.Prefix !== undefined) p.Prefix = urlDecoded(p.Prefix);
+  return out;
 }
 
 /** Sorts after every key that starts with what precedes it: U+10FFFF is the largest code point. */
@@ -37,18 +54,14 @@ export async function listObjects(clients: UpstreamClients, layout: Layout, inpu
   let lastPrefix: string | undefined;
   if (input.limit <= 0) return { entries, isTruncated: false };
   for (;;) {
-    const page = await clients.retrying
-      .send(
-        new ListObjectsV2Command({
-          Bucket,
-          Prefix: base + prefix,
-          Delimiter: local ? undefined : delimiter,
-          StartAfter: token === undefined && startAfter ? base + startAfter : undefined,
-          ContinuationToken: token,
-          MaxKeys: Math.min(MAX_PAGE, input.limit - entries.length + 1),
-        }),
-      )
-      .catch((err: unknown) => {
+    const page = await listObjectsV2(clients.retrying, {
+      Bucket,
+      Prefix: base + prefix,
+      Delimiter: local ? undefined : delimiter,
+      StartAfter: token === undefined && startAfter ? base + startAfter : undefined,
+      ContinuationToken: token,
+      MaxKeys: Math.min(MAX_PAGE, input.limit - entries.length + 1),
+    }).catch((err: unknown) => {
         throw translate(err);
       });
     const batch: ListEntry[] = [
@@ -113,9 +126,7 @@ export async function listUploads(clients: UpstreamClients, layout: Layout, inpu
   let lastPrefix: string | undefined;
   if (input.limit <= 0) return { entries, isTruncated: false };
   for (;;) {
-    const page = await clients.retrying
-      .send(new ListObjectsV2Command({ Bucket, Prefix: root + recordPrefix(prefix), StartAfter: token ? undefined : startAfter, ContinuationToken: token }))
-      .catch((err: unknown) => {
+    const page = await listObjectsV2(clients.retrying, { Bucket, Prefix: root + recordPrefix(prefix), StartAfter: token ? undefined : startAfter, ContinuationToken: token }).catch((err: unknown) => {
         throw translate(err);
       });
     for (const o of page.Contents ?? []) {
