@@ -12,7 +12,7 @@ export interface ResolvedRange {
 
 /**
  * Turns a RangeRequest into inclusive offsets, clamping the end to the object; throws InvalidRangeError when no byte
- * of the object is covered. A bounded range with end < start is syntactically invalid, so (as S3 does) it is ignored
+ * of the object is covered (so every range but a non-zero suffix is 416 on an empty object). A bounded range with end < start is syntactically invalid, so (as S3 does) it is ignored
  * and undefined is returned: serve the whole object.
  */
 export function resolveRange(range: RangeRequest, size: number): ResolvedRange | undefined {
@@ -25,8 +25,11 @@ export function resolveRange(range: RangeRequest, size: number): ResolvedRange |
       if (range.start >= size) throw new InvalidRangeError(size);
       return { start: range.start, end: size - 1 };
     case 'suffix':
-      // A zero-length suffix, or any suffix of an empty object, selects no byte.
-      if (range.length <= 0 || size === 0) throw new InvalidRangeError(size);
+      // A zero-length suffix selects no byte. A non-zero suffix is satisfiable even on an empty object (RFC 9110
+      // §14.1.1: "at least one suffix-range with a non-zero suffix-length"), but no 206 can describe zero bytes,
+      // so the whole (empty) representation is served with 200, as S3 serves tail reads of empty objects.
+      if (range.length <= 0) throw new InvalidRangeError(size);
+      if (size === 0) return undefined;
       return { start: Math.max(0, size - range.length), end: size - 1 };
   }
 }

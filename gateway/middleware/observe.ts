@@ -21,8 +21,16 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
   return async function observeMiddleware(ctx, next) {
     const socket = ctx.req.socket;
     let done = false;
+    // A client that goes away mid-request closes the response before the handler has decided anything (Koa's status
+    // is still its default 404): the line waits for the handler, so it records the real outcome.
+    let handled = false;
+    let deferred = false;
     const finished = () => {
       if (done) return;
+      if (!handled) {
+        deferred = true;
+        return;
+      }
       done = true;
       const operation = operationOf(ctx);
       const seconds = (performance.now() - ctx.state.startedAt) / 1000;
@@ -59,6 +67,12 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
     };
     ctx.res.once('finish', finished);
     ctx.res.once('close', finished);
-    await next();
+    try {
+      await next();
+    } finally {
+      handled = true;
+      // Koa writes the body after the middleware returns; a response still open is observed on its finish/close.
+      if (deferred || ctx.res.writableFinished || ctx.res.destroyed) finished();
+    }
   };
 }
