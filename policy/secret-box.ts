@@ -4,7 +4,7 @@
  */
 
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidInputError, MasterKeyFileError } from './errors.ts';
 import { createFileOnce } from './write-once.ts';
@@ -39,13 +39,65 @@ export function loadMasterKey(dataDir: string, configured?: string | Buffer): Bu
   }
   if (configured !== undefined) return parseMasterKey(configured);
   const path = join(dataDir, MASTER_KEY_FILE);
-  if (!existsSync(path)) createFileOnce(path, randomBytes(32).toString('base64') + '\n');
-  const text = readFileSync(path, 'utf8');
+  // lstat, not exists: anything at the path (a directory, a dangling link) is reported, never generated over.
+  let found = lstatOrUndefined(path);
+  if (found === undefined) {
+    createFileOnce(path, randomBytes(32).toString('base64') + '\n');
+    found = lstatSync(path);
+  }
+  if (found.isSymbolicLink()) found = statOrUndefined(path);
+  if (found === undefined || !found.isFile()) {
+    const what = found === undefined ? 'is a link to nothing' : found.isDirectory() ? 'is a directory' : 'is not a regular file';
+    throw new MasterKeyFileError(`master key file ${path} ${what}; no key is generated in its place. ${recoveryStep(dataDir)}`);
+  }
+  let text: string;
   try {
-    return parseMasterKey(text);
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new MasterKeyFileError(
+      `master key file ${path} cannot be read (${code}); no key is generated in its place. Give the user the gateway ` +
+        `runs as read access to it (chown that user, chmod 600 ${path}) and start again.`,
+    );
+  }
+  try {
+    parseMasterKey(text);
   } catch {
     throw new MasterKeyFileError(describeBadKeyFile(path, Buffer.byteLength(text), existsSync(join(dataDir, POLICY_DB_FILE))));
   }
+  // The key opens every secret at rest: like ssh with a private key, refuse one others may read.
+  if ((found.mode & 0o077) !== 0) {
+    const mode = (found.mode & 0o777).toString(8).padStart(4, '0');
+    throw new MasterKeyFileError(
+      `master key file ${path} has mode ${mode}: group or others may access it. Run chmod 600 ${path} ` +
+        `(and treat the key as exposed if others could read it) before starting again.`,
+    );
+  }
+  return parseMasterKey(text);
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new MasterKeyFileError(`master key file ${path} cannot be examined (${(err as NodeJS.ErrnoException).code}); check the data directory's permissions.`);
+  }
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What to do about something other than a key file at the key's path, depending on whether secrets may be sealed. */
+function recoveryStep(dataDir: string): string {
+  return existsSync(join(dataDir, POLICY_DB_FILE))
+    ? 'Secrets in this data directory are sealed with the key that belongs there: move it aside and restore master.key from a backup, or set ANVIL_MASTER_KEY to the key.'
+    : 'No policy database exists yet, so nothing was sealed: remove it and start again to generate a new key.';
 }
 
 /** The name of the policy database, whose presence says whether secrets may already be sealed with the key. */

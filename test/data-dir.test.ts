@@ -6,7 +6,7 @@
  */
 import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,6 +170,75 @@ test('an empty or truncated master key file is reported with its path and the re
     t.regex(truncated!.message, /holds 9 bytes that are not a 32-byte key/);
     t.regex(truncated!.message, /restore master\.key from a backup, or set ANVIL_MASTER_KEY/);
     t.truthy(root.accessKeyId);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+/** Runs the real gateway entry point (optionally as another user) and returns what it printed and its exit code. */
+function startOnce(env: Record<string, string>, asUser?: number): { status: number | null; output: string } {
+  const node = [process.execPath, '--import', 'tsx', 'gateway/main.ts'];
+  const argv = asUser === undefined ? node : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', ...node];
+  try {
+    const out = execFileSync(argv[0]!, argv.slice(1), {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), ...env, ANVIL_ADDRESS: '127.0.0.1:0' },
+      timeout: 60_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { status: 0, output: out.toString() };
+  } catch (err) {
+    const e = err as { status: number | null; stdout?: Buffer; stderr?: Buffer };
+    return { status: e.status, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+test('a master key path that is a directory, a dangling link, too open or unreadable is one clear error, never replaced', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-key-'));
+  const config = loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0' });
+  const quiet = { logger: memoryLogger([]) };
+  const keyPath = join(dataDir, 'master.key');
+  try {
+    // A directory in its place: the real entry point prints one line naming the path and the way out, no stack.
+    mkdirSync(keyPath);
+    const dir = startOnce({ ANVIL_DATA_DIR: dataDir });
+    t.not(dir.status, 0);
+    t.regex(dir.output, new RegExp(`anvil: cannot start: master key file ${keyPath} is a directory`));
+    t.regex(dir.output, /remove it and start again/);
+    t.notRegex(dir.output, /\n\s+at /, 'no stack trace');
+    t.true(statSync(keyPath).isDirectory(), 'left as it was');
+    rmSync(keyPath, { recursive: true });
+
+    // A dangling symbolic link: nothing is generated through it.
+    symlinkSync(join(dataDir, 'elsewhere.key'), keyPath);
+    const link = await t.throwsAsync(startGateway(config, quiet), { instanceOf: MasterKeyFileError });
+    t.regex(link!.message, /is a link to nothing/);
+    t.false(readdirSync(dataDir).includes('elsewhere.key'));
+    rmSync(keyPath);
+
+    // A good start, then the key file made readable by others: refused until chmod 600, then the same key works.
+    const gw = await startGateway(config, quiet);
+    const root = gw.root;
+    await gw.close();
+    const key = readFileSync(keyPath, 'utf8');
+    chmodSync(keyPath, 0o644);
+    const open = await t.throwsAsync(startGateway(config, quiet), { instanceOf: MasterKeyFileError });
+    t.regex(open!.message, new RegExp(`${keyPath} has mode 0644.*chmod 600 ${keyPath}`));
+    t.is(readFileSync(keyPath, 'utf8'), key, 'the key is not replaced');
+    chmodSync(keyPath, 0o600);
+    const again = await startGateway(config, quiet);
+    t.is(again.root.accessKeyId, root.accessKeyId);
+    await again.close();
+
+    // Unreadable by the user the gateway runs as (root owns the key, the gateway runs as nobody).
+    if (process.getuid?.() !== 0) return t.log('skipped the unreadable case: needs root to start a gateway as another user');
+    chownSync(dataDir, 65534, 65534);
+    for (const name of readdirSync(dataDir)) if (name !== 'master.key') chownSync(join(dataDir, name), 65534, 65534);
+    const denied = startOnce({ ANVIL_DATA_DIR: dataDir }, 65534);
+    t.not(denied.status, 0);
+    t.regex(denied.output, new RegExp(`master key file ${keyPath} cannot be read \\(EACCES\\).*chmod 600`));
+    t.notRegex(denied.output, /\n\s+at /, 'no stack trace');
+    t.is(readFileSync(keyPath, 'utf8'), key, 'the key is not replaced');
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
