@@ -35,8 +35,18 @@ if (cluster.isWorker) {
 } else if (config.workers > 1) {
   await runPrimary(config, isKnownError);
 } else {
-  const { startGateway } = await import('./server.ts');
-  const gw = await startGateway(config).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  const { rootLeftByFailedStart, startGateway } = await import('./server.ts');
+  const gw = await startGateway(config).catch((error: Error) => {
+    const root = rootLeftByFailedStart(error);
+    if (root) {
+      // It could not be taken back (a full volume, say): shown now, or its secret would be lost for good.
+      process.stderr.write(
+        `\nThe root credential was created before the start failed. The secret is shown only this once:\n` +
+          `  AWS_ACCESS_KEY_ID=${root.accessKeyId}\n  AWS_SECRET_ACCESS_KEY=${root.secretKey}\n\n`,
+      );
+    }
+    return cannotStart(error, isKnownError(error));
+  });
   gw.logger.info({ url: gw.url, healthUrl: gw.healthUrl, dataDir: config.dataDir, backend: gw.backend.kind, pid: process.pid, workers: 1 }, 'listening');
   announceRoot(gw.root, gw.url, config.region);
 

@@ -183,7 +183,39 @@ interface Services {
   backend: Backend;
 }
 
-async function openServices(start: { config: GatewayConfig; logger: Logger; lock?: DataDirLock; opened: Opened }): Promise<Services> {
+interface StartState {
+  config: GatewayConfig;
+  logger: Logger;
+  lock?: DataDirLock;
+  opened: Opened;
+  /** A root credential this start generated; its secret has not been shown to anyone yet. */
+  createdRoot?: { policy: PolicyStore; accessKeyId: string; secretKey: string };
+}
+
+const unshownRoots = new WeakMap<object, { accessKeyId: string; secretKey: string }>();
+
+/**
+ * The generated root credential a failed start could not take back, when the error is such a start's: its secret
+ * was never shown, so the caller must show it with the error or it is lost (no later start shows an existing root).
+ */
+export function rootLeftByFailedStart(err: unknown): { accessKeyId: string; secretKey: string } | undefined {
+  return typeof err === 'object' && err !== null ? unshownRoots.get(err) : undefined;
+}
+
+/**
+ * A first start that fails after generating the root credential takes it back, so the next start generates (and
+ * shows) a new one instead of finding a root whose secret nobody ever saw. When even that fails (the volume is full),
+ * the credential stays and the error carries it (rootLeftByFailedStart) for the entry point to show.
+ */
+async function discardCreatedRoot(created: NonNullable<StartState['createdRoot']>, err: unknown): Promise<void> {
+  try {
+    await created.policy.discardRoot(created.accessKeyId);
+  } catch {
+    if (typeof err === 'object' && err !== null) unshownRoots.set(err, { accessKeyId: created.accessKeyId, secretKey: created.secretKey });
+  }
+}
+
+async function openServices(start: StartState): Promise<Services> {
   const { config, logger, lock, opened } = start;
   const metrics = new GatewayMetrics();
   const log = (line: string) => logger.warn(line);
@@ -196,6 +228,7 @@ async function openServices(start: { config: GatewayConfig; logger: Logger; lock
   const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
   opened.add(() => policy.flushLastUse());
   const root = await policy.ensureRoot({ accessKeyId: config.rootAccessKey, secretKey: config.rootSecretKey });
+  if (root.created && root.secretKey && config.rootSecretKey === undefined) start.createdRoot = { policy, accessKeyId: root.accessKeyId, secretKey: root.secretKey };
   const stores = openTokenStores({ policy, allowInsecureJwks: config.oidcAllowInsecureJwks });
   opened.add(() => closeTokenStores(policy));
   const relationships = rel.Relationships.open({ database });
@@ -222,10 +255,12 @@ async function openServices(start: { config: GatewayConfig; logger: Logger; lock
 export async function prepareDataDir(config: GatewayConfig, logger: Logger): Promise<{ lock: DataDirLock; root: RootResult }> {
   const lock = lockFor(config);
   const opened = new Opened();
+  const start: StartState = { config, logger, lock, opened };
   try {
-    const { root } = await openServices({ config, logger, lock, opened });
+    const { root } = await openServices(start);
     return { lock, root };
   } catch (err) {
+    if (start.createdRoot) await discardCreatedRoot(start.createdRoot, err);
     lock.release();
     throw err;
   } finally {
@@ -242,15 +277,17 @@ export async function startGateway(config: GatewayConfig, opts: { logger?: Logge
   const lock = opts.worker ? undefined : lockFor(config);
   const opened = new Opened();
   if (lock) opened.add(() => lock.release());
+  const start: StartState = { config, logger, lock, opened };
   try {
-    return await startLocked({ config, logger, lock, opened });
+    return await startLocked(start);
   } catch (err) {
+    if (start.createdRoot) await discardCreatedRoot(start.createdRoot, err);
     await opened.closeAll();
     throw err;
   }
 }
 
-async function startLocked(start: { config: GatewayConfig; logger: Logger; lock?: DataDirLock; opened: Opened }): Promise<Gateway> {
+async function startLocked(start: StartState): Promise<Gateway> {
   const { config, logger, opened } = start;
   const { metrics, space, database, policy, root, stores, relationships, records, denials, backend } = await openServices(start);
   // Buckets that predate the policy store (an existing upstream, say) stay owned by no tenant: root alone reaches

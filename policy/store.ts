@@ -143,6 +143,17 @@ export class PolicyStore extends TenancyStore {
     });
   }
 
+  /**
+   * Deletes the root credential `accessKeyId` that this process generated moments ago and never showed (a first
+   * start that failed after creating it), so that the next start generates and shows a new one. Any other is kept.
+   */
+  async discardRoot(accessKeyId: string): Promise<void> {
+    await this.commit(async (trx) => {
+      const gone = await trx.deleteFrom('credentials').where('access_key_id', '=', accessKeyId).where('is_root', '=', 1).executeTakeFirst();
+      return { result: undefined, change: gone.numDeletedRows > 0n ? rootChange('root.discard', accessKeyId) : undefined };
+    });
+  }
+
   private insertRoot(trx: PolicyTransaction, accessKeyId: string, secretKey: string): Promise<void> {
     const description = 'bootstrap root credential';
     return this.insertCredential(trx, { accessKeyId, secretKey, tenant: schema.ROOT_TENANT, name: 'root', description, scopes: ROOT_SCOPES, isRoot: true });

@@ -4,7 +4,8 @@
  * running gateway's in-flight upload, not its root credential. A damaged master key file is reported with its path
  * and the way out, never used as a key.
  */
-import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createServer, type AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -240,6 +241,32 @@ test('a master key path that is a directory, a dangling link, too open or unread
     t.notRegex(denied.output, /\n\s+at /, 'no stack trace');
     t.is(readFileSync(keyPath, 'utf8'), key, 'the key is not replaced');
   } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a first start that fails after generating the root credential takes it back: the next start shows a working one', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-root-'));
+  const quiet = { logger: memoryLogger([]) };
+  // Something else holds the port: the start fails at its very end, after the root credential was committed.
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const busy = (holder.address() as AddressInfo).port;
+  try {
+    const err = await t.throwsAsync(startGateway(loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: `127.0.0.1:${busy}` }), quiet));
+    t.is((err as NodeJS.ErrnoException).code, 'EADDRINUSE');
+    const gw = await startGateway(loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0' }), quiet);
+    try {
+      t.true(gw.root.created, 'the next start creates the root, so it shows its secret');
+      t.truthy(gw.root.secretKey);
+      const s3 = new S3Client({ endpoint: gw.url, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: gw.root.accessKeyId, secretAccessKey: gw.root.secretKey! } });
+      t.deepEqual((await s3.send(new ListBucketsCommand({}))).Buckets ?? [], []);
+      s3.destroy();
+    } finally {
+      await gw.close();
+    }
+  } finally {
+    holder.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
