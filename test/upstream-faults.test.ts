@@ -4,13 +4,24 @@
  * then recovers by itself; MinIO's 507 XMinioStorageFull reaches the
  * client as the same non-retried 507. Each case checks the gateway still serves and acknowledged objects are intact.
  */
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client, type S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { admin } from './helpers/admin.ts';
 import { bodyBytes, pattern, ROOT, startTestGateway } from './helpers/gateway.ts';
 import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
@@ -142,6 +153,13 @@ if (minioOrExplain(test, 'upstream-faults')) {
   if (!mounted) console.log(`upstream storage-full test skipped: ${(volume as { unavailable: string }).unavailable}`);
   test.after.always(() => mounted?.unmount());
 
+  function assertFull(t: ExecutionContext, err: unknown, what: string): void {
+    const e = err as S3ServiceException;
+    t.is(e?.$metadata?.httpStatusCode, 507, `${what}: ${e?.name} ${e?.message}`);
+    t.is(e?.name, 'XMinioStorageFull', what);
+    t.is(e?.$metadata?.attempts, 1, `${what} was not retried`);
+  }
+
   (mounted ? test : test.skip)('the upstream\'s own full volume (507 XMinioStorageFull) reaches the client as the same 507', async (t) => {
     const minio = await startMinio({ under: mounted!.dir });
     const tg = await startTestGateway(upstreamEnv(minio));
@@ -149,6 +167,8 @@ if (minioOrExplain(test, 'upstream-faults')) {
       await tg.s3.send(new CreateBucketCommand({ Bucket: 'brim' }));
       const kept = pattern(MiB);
       await tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: 'kept', Body: kept }));
+      const earlier = await tg.s3.send(new CreateMultipartUploadCommand({ Bucket: 'brim', Key: 'mpu-full' }));
+      const first = await tg.s3.send(new UploadPartCommand({ Bucket: 'brim', Key: 'mpu-full', UploadId: earlier.UploadId, PartNumber: 1, Body: pattern(MiB) }));
       // Everything but about a megabyte goes to a file beside MinIO's data: MinIO keeps 1% free, so 4 MiB cannot fit.
       writeFileSync(join(mounted!.dir, 'filler'), Buffer.alloc(mounted!.free() - MiB));
       const refusal = await eventually('MinIO to see its volume full', async () => {
@@ -168,6 +188,22 @@ if (minioOrExplain(test, 'upstream-faults')) {
         const again = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'brim', Key: `again-${i}`, Body: pattern(4 * MiB) })));
         t.is((again as S3ServiceException).$metadata.httpStatusCode, 507);
         t.is((again as S3ServiceException).$metadata.attempts, 1, `refusal ${i} was not retried`);
+      }
+      // Multipart too: an upload begun before the volume filled, and the multipart calls made after.
+      const fresh = await t.throwsAsync(tg.s3.send(new CreateMultipartUploadCommand({ Bucket: 'brim', Key: 'mpu-new' })));
+      assertFull(t, fresh, 'CreateMultipartUpload');
+      const part = await t.throwsAsync(tg.s3.send(new UploadPartCommand({ Bucket: 'brim', Key: 'mpu-full', UploadId: earlier.UploadId, PartNumber: 2, Body: pattern(4 * MiB) })));
+      assertFull(t, part, 'UploadPart');
+      // Completing needs room for the upload's record and the object's metadata: done whole, or 507 with nothing made.
+      const parts = [{ PartNumber: 1, ETag: first.ETag }];
+      const completed = await tg.s3
+        .send(new CompleteMultipartUploadCommand({ Bucket: 'brim', Key: 'mpu-full', UploadId: earlier.UploadId, MultipartUpload: { Parts: parts } }))
+        .then(() => undefined, (err: unknown) => err);
+      if (completed !== undefined) {
+        assertFull(t, completed, 'CompleteMultipartUpload');
+        await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'brim', Key: 'mpu-full' })), { name: 'NoSuchKey' });
+      } else {
+        t.is((await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'brim', Key: 'mpu-full' }))).Body)).length, MiB);
       }
       await tg.s3.send(new DeleteObjectCommand({ Bucket: 'brim', Key: 'nothing-here' }));
       t.is(md5(await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'brim', Key: 'kept' }))).Body)), md5(kept));
