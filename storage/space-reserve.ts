@@ -93,15 +93,43 @@ export class SpaceReserve {
 
   /**
    * Throws StorageFullError unless a data write of `size` bytes (unknown: 0) may start: the reserve is in place and
-   * the write leaves at least one reserve's worth free.
+   * the write leaves at least one reserve's worth free, counting what writes already in flight have still to write.
    */
   assertDataWritable(size = 0): void {
     if (this.bytes <= 0) return;
     this.observe();
     this.ensureHeadroom();
-    if (!this.held || this.freeBytes() - size < this.bytes) {
+    this.refuseBelow(size, undefined);
+  }
+
+  /**
+   * Starts a data write of `size` bytes (undefined: unknown length, aws-chunked without a decoded length or
+   * Transfer-Encoding: chunked) after the same check as assertDataWritable. The claim counts the bytes the write has
+   * still to write against every other write's check, and its progress() re-checks as bytes arrive, so a write of
+   * unknown length, or one racing others, is refused once it would cross the threshold. end() it in every case.
+   */
+  beginDataWrite(size?: number): DataWriteClaim {
+    this.assertDataWritable(size);
+    const claim = new DataWriteClaim(this, size);
+    if (this.bytes > 0) this.claims.add(claim);
+    return claim;
+  }
+
+  private readonly claims = new Set<DataWriteClaim>();
+
+  /** Throws StorageFullError when `size` more bytes, on top of other claims' outstanding bytes, cross the threshold. */
+  refuseBelow(size: number, except: DataWriteClaim | undefined): void {
+    if (this.bytes <= 0) return;
+    let pending = 0;
+    for (const c of this.claims) if (c !== except) pending += c.outstanding;
+    if (!this.held || this.freeBytes() - pending - size < this.bytes) {
       throw new StorageFullError('the data volume is nearly full: data writes are refused until space is freed');
     }
+  }
+
+  /** Forgets a finished claim. */
+  forget(claim: DataWriteClaim): void {
+    this.claims.delete(claim);
   }
 
   /**
@@ -237,4 +265,35 @@ function alive(pid: number): boolean {
 
 function mib(bytes: number): string {
   return `${Math.round(bytes / (1024 * 1024))} MiB`;
+}
+
+/** How many bytes a write of unknown length (or one racing others) may write between two free-space checks. */
+const CHECK_EVERY = 1024 * 1024;
+
+/** One data write in flight; see SpaceReserve.beginDataWrite. */
+export class DataWriteClaim {
+  private written = 0;
+  private checkedAt = 0;
+
+  constructor(
+    private readonly space: SpaceReserve,
+    private readonly size: number | undefined,
+  ) {}
+
+  /** Bytes this write has declared and not yet written (0 for an unknown length: it is checked as it goes). */
+  get outstanding(): number {
+    return this.size === undefined ? 0 : Math.max(0, this.size - this.written);
+  }
+
+  /** Records that `written` bytes are on disk; throws StorageFullError once the write would cross the threshold. */
+  progress(written: number): void {
+    this.written = written;
+    if (written - this.checkedAt < CHECK_EVERY) return;
+    this.checkedAt = written;
+    this.space.refuseBelow(this.outstanding, this);
+  }
+
+  end(): void {
+    this.space.forget(this);
+  }
 }

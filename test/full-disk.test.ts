@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import test from 'ava';
 import { remoteTransport } from '../gateway/cli/transport.ts';
@@ -26,6 +27,7 @@ import { memoryLogger } from '../gateway/logging.ts';
 import { startGateway } from '../gateway/server.ts';
 import { lockDataDir, RESERVE_FILE } from '../storage/index.ts';
 import { bodyBytes, pattern, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { signRequest } from './helpers/raw.ts';
 import { mountSmallVolume, type SmallVolume } from './helpers/small-volume.ts';
 
 const MIB = 1024 * 1024;
@@ -187,5 +189,66 @@ it('a first start on a full volume leaves no half-written master key, and the ne
   } finally {
     rmSync(filler, { force: true });
     rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+/** A signed PUT whose body goes out in pieces as `pieces` yields them: Transfer-Encoding chunked unless `length` is given. */
+async function streamingPut(tg: TestGateway, path: string, pieces: AsyncIterable<Buffer>, length?: number): Promise<{ status: number; body: string }> {
+  const signed = await signRequest({ url: tg.gw.url, method: 'PUT', path, payloadHash: 'UNSIGNED-PAYLOAD', headers: length === undefined ? {} : { 'content-length': String(length) } });
+  return new Promise((resolve, reject) => {
+    const req = request(`${tg.gw.url}${signed.path}`, { method: 'PUT', headers: signed.headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    void (async () => {
+      try {
+        for await (const p of pieces) if (!req.write(p)) await new Promise((r) => req.once('drain', r));
+        req.end();
+      } catch {
+        // The gateway answered and closed first: the response (or the error) settles the promise.
+      }
+    })();
+  });
+}
+
+async function* megabytes(n: number, gate?: Promise<void>, gateAfter = 0): AsyncGenerator<Buffer> {
+  for (let i = 0; i < n; i++) {
+    if (gate && i === gateAfter) await gate;
+    yield pattern(MIB);
+  }
+}
+
+it('writes of unknown length and writes in flight together count against the threshold: 507, nothing stored', async (t) => {
+  const tg = await startTestGateway({ ANVIL_SPACE_RESERVE_MB: '4' }, mounted!.dir);
+  const filler = join(mounted!.dir, 'filler-4');
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'flight' }));
+    // About one reserve plus 6 MiB stays free.
+    writeFileSync(filler, Buffer.alloc(mounted!.free() - 10 * MIB));
+
+    // Transfer-Encoding: chunked, 12 MiB: no length to check up front, so it is refused once it crosses the threshold.
+    const chunked = await streamingPut(tg, '/flight/unknown', megabytes(12));
+    t.is(chunked.status, 507, chunked.body);
+    t.regex(chunked.body, /<Code>XMinioStorageFull<\/Code>/);
+    await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: 'unknown' })), { name: 'NoSuchKey' });
+    t.deepEqual(readdirSync(join(tg.dataDir, 'tmp')), [], 'no temp file is left');
+
+    // A declared 5 MiB upload sends 2 MiB and waits; a 2 MiB upload that alone would fit does not fit beside it.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = streamingPut(tg, '/flight/first', megabytes(5, gate, 2), 5 * MIB);
+    await new Promise((r) => setTimeout(r, 1000));
+    const second = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'flight', Key: 'second', Body: pattern(2 * MIB) })));
+    assertStorageFull(t, second as S3ServiceException, 'a write that fits only without the one in flight');
+    release();
+    const done = await first;
+    t.is(done.status, 200, done.body);
+    t.is((await tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: 'first' }))).ContentLength, 5 * MIB);
+    await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: 'second' })), { name: 'NoSuchKey' });
+  } finally {
+    rmSync(filler, { force: true });
+    await tg.close();
   }
 });

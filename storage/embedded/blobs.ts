@@ -11,7 +11,7 @@ import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadDigestError, IncompleteBodyError, isNoSpace, StorageError, StorageFullError } from '../errors.ts';
-import { DRAIN_LIMIT, drainRefusedBody, SpaceReserve } from '../space-reserve.ts';
+import { DRAIN_LIMIT, drainRefusedBody, type DataWriteClaim, SpaceReserve } from '../space-reserve.ts';
 import type { Segment } from './index-db.ts';
 
 /** A blob just written: where it lives and what was hashed while writing it. */
@@ -116,7 +116,21 @@ export class BlobStore {
    * failure the temp file is gone and no blob exists.
    */
   async write(body: Readable, size?: number, contentMd5?: Buffer): Promise<WrittenBlob> {
-    await this.admit(body, size);
+    let claim: DataWriteClaim;
+    try {
+      claim = this.space.beginDataWrite(size);
+    } catch (err) {
+      await drainRefusedBody(body, size);
+      throw err;
+    }
+    try {
+      return await this.writeClaimed(claim, body, size, contentMd5);
+    } finally {
+      claim.end();
+    }
+  }
+
+  private async writeClaimed(claim: DataWriteClaim, body: Readable, size: number | undefined, contentMd5: Buffer | undefined): Promise<WrittenBlob> {
     const id = randomBytes(16).toString('hex');
     // The writer's pid names its temp files, so the gateway's primary can remove those of a worker that died.
     const tmp = join(this.tmpDir, `${process.pid}.${id}`);
@@ -124,7 +138,7 @@ export class BlobStore {
       throw isNoSpace(err) ? noSpace(err) : err;
     });
     try {
-      const { written, md5 } = await this.fill(fh, body, size);
+      const { written, md5 } = await this.fill(fh, body, size, claim);
       if (contentMd5 && !md5.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
       await fh.sync();
       await fh.close();
@@ -144,7 +158,7 @@ export class BlobStore {
    * once at their own offsets, so reading the client and writing the disk overlap. On a full volume the rest of a
    * small body is read and dropped (DRAIN_LIMIT) before StorageFullError.
    */
-  private async fill(fh: FileHandle, body: Readable, size: number | undefined): Promise<{ written: number; md5: Buffer }> {
+  private async fill(fh: FileHandle, body: Readable, size: number | undefined, claim: DataWriteClaim): Promise<{ written: number; md5: Buffer }> {
     const hash = createHash('md5');
     let written = 0;
     let position = 0;
@@ -178,6 +192,14 @@ export class BlobStore {
         batch.push(buf);
         batched += buf.length;
         if (batched >= WRITE_BATCH) await flush();
+        // Crossing the free-space threshold mid-stream (an unknown length, or writes racing) refuses it too.
+        try {
+          claim.progress(written);
+        } catch (err) {
+          if (!(err instanceof StorageFullError)) throw err;
+          full ??= err;
+          if (size === undefined || size - written > DRAIN_LIMIT) throw full;
+        }
       }
       if (batched > 0 && !full) await flush();
       while (inFlight.length > 0) await settle(inFlight.shift()!);
