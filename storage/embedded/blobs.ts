@@ -163,6 +163,8 @@ export class BlobStore {
     let written = 0;
     let position = 0;
     let full: StorageFullError | undefined;
+    /** Where the threshold refused the body (its rest is read and dropped so the client hears the 507). */
+    let refusedAt: number | undefined;
     let batch: Buffer[] = [];
     let batched = 0;
     const inFlight: Array<Promise<unknown>> = [];
@@ -187,7 +189,11 @@ export class BlobStore {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
         written += buf.length;
         if (size !== undefined && written > size) throw new IncompleteBodyError('body longer than declared size');
-        if (full) continue; // dropping the rest of a refused body (see DRAIN_LIMIT)
+        if (full) {
+          // Dropping the rest of a refused body (see DRAIN_LIMIT); one of unknown length for up to DRAIN_LIMIT more.
+          if (size === undefined && refusedAt !== undefined && written - refusedAt > DRAIN_LIMIT) throw full;
+          continue;
+        }
         hash.update(buf);
         batch.push(buf);
         batched += buf.length;
@@ -198,7 +204,8 @@ export class BlobStore {
         } catch (err) {
           if (!(err instanceof StorageFullError)) throw err;
           full ??= err;
-          if (size === undefined || size - written > DRAIN_LIMIT) throw full;
+          refusedAt = written;
+          if (size !== undefined && size - written > DRAIN_LIMIT) throw full;
         }
       }
       if (batched > 0 && !full) await flush();
