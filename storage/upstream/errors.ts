@@ -114,8 +114,12 @@ export function translate(err: unknown): Error {
   const known = BY_CODE[code];
   if (known) return known(message);
   if (status === 412) return new PreconditionFailedError(message);
-  // 507 Insufficient Storage: the upstream's volume is full. Never ServiceUnavailable, which clients retry.
-  if (status === 507) return new StorageFullError(message);
+  // 507 Insufficient Storage: the upstream's volume is full. Never ServiceUnavailable, which clients retry. MinIO
+  // answers a write that races its own free-space check with 500 InternalError whose message names the cause
+  // ("... cause(no space left on device)"): the same full volume, so the same answer.
+  if (status === 507 || (status !== undefined && status >= 500 && /no space left on device/i.test(message))) {
+    return new StorageFullError(message);
+  }
   if (NETWORK.has(code) || (status !== undefined && status >= 500) || isNetworkError(err)) {
     return new ServiceUnavailableError(message, RETRY_AFTER_SECONDS);
   }
