@@ -364,7 +364,9 @@ test('embedded: a reader in another worker keeps reading what it looked up while
   }
 });
 
-test('embedded: group commit: each commit is acknowledged only after an fsync of the WAL that began after it', async (t) => {
+// Serial: the datasync probe is patched on FileHandle's prototype, and the other tests of this file (concurrent in
+// this process) would add their own fsyncs to the count.
+test.serial('embedded: group commit: each commit is acknowledged only after an fsync of the WAL that began after it', async (t) => {
   const dataDir = await tempDir();
   const index = openIndex(join(dataDir, 'index.db'));
   // Every datasync (the WalSync's fsync of index.db-wal) is recorded and slowed, so commits keep arriving while one
