@@ -6,6 +6,7 @@ import test from 'ava';
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { planBody, storedContentEncoding } from '../gateway/auth/body-verifier.ts';
@@ -14,7 +15,8 @@ import { computeChecksum } from '../gateway/auth/checksums.ts';
 import { verifySigV4, sha256Hex, type VerifiedAuth } from '../gateway/auth/sigv4.ts';
 import { S3Error } from '../gateway/errors.ts';
 
-const DIR = '/work/shared/testdata/sigv4';
+// The shared test data sits beside the repository (../shared), wherever it is cloned.
+const DIR = fileURLToPath(new URL('../../shared/testdata/sigv4', import.meta.url));
 
 interface ChunkVector {
   name: string;

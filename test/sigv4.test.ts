@@ -6,13 +6,15 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   canonicalRequest, deriveSigningKey, sign, stringToSign, sha256Hex, verifySigV4, authLocation, formatAmzDate,
   type SignedRequest, type VerifyOptions,
 } from '../gateway/auth/sigv4.ts';
 import { S3Error } from '../gateway/errors.ts';
 
-const DIR = '/work/shared/testdata/sigv4';
+// The shared test data sits beside the repository (../shared), wherever it is cloned.
+const DIR = fileURLToPath(new URL('../../shared/testdata/sigv4', import.meta.url));
 
 interface Vector {
   name: string;
