@@ -6,7 +6,7 @@ import { header } from '../s3-headers.ts';
 import { list, parseXmlBody, text } from '../xml.ts';
 import { contentMd5 } from './put-object.ts';
 import { keyError } from '../addressing.ts';
-import { toS3Error } from '../middleware/respond.ts';
+import { toS3Error } from '../error-mapping.ts';
 
 /** Most keys one DeleteObjects request may name. */
 const MAX_KEYS = 1000;
