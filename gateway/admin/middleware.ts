@@ -54,9 +54,13 @@ async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], li
   return (await readLimited(plan.stream, limit, tooLarge)).toString('utf8');
 }
 
-function parseJsonObject(text: string, contentType: string): Record<string, unknown> {
+/**
+ * A request body as a JSON object ({} when empty); 400 InvalidInput when it is not one or is sent as another type.
+ * `caller` names who is told to send application/json; `typeRequired`: an absent content type is refused too.
+ */
+export function parseJsonObject(text: string, contentType: string, caller = 'admin', typeRequired = false): Record<string, unknown> {
   if (text.trim() === '') return {};
-  if (contentType !== '' && !/^application\/json\b/i.test(contentType)) throw invalidInput('admin requests send application/json');
+  if ((typeRequired || contentType !== '') && !/^application\/json\b/i.test(contentType)) throw invalidInput(`${caller} requests send application/json`);
   let value: unknown;
   try {
     value = JSON.parse(text);

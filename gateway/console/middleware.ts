@@ -11,7 +11,7 @@ import type { AccessRecords, ConsoleSessions, DenialLog, PolicyStore, Principal,
 import { logDenial, recordUse } from '../access.ts';
 import { AdminStream } from '../admin/call.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from '../admin/errors.ts';
-import { MAX_ADMIN_BODY } from '../admin/middleware.ts';
+import { MAX_ADMIN_BODY, parseJsonObject } from '../admin/middleware.ts';
 import { dispatchAdmin, matchAdminRoute } from '../admin/routes.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
@@ -93,16 +93,7 @@ export function consoleAssets(assets: Map<string, ConsoleFile>): Middleware<Gate
 /** A JSON object body of at most MAX_ADMIN_BODY bytes; changes must send application/json. */
 async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
   const text = (await readLimited(ctx.req, MAX_ADMIN_BODY, () => new AdminError('PayloadTooLarge', `console request bodies are limited to ${MAX_ADMIN_BODY} bytes`))).toString('utf8');
-  if (text.trim() === '') return {};
-  if (!/^application\/json\b/i.test(ctx.get('content-type'))) throw invalidInput('console requests send application/json');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw invalidInput('the body is not valid JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidInput('the body must be a JSON object');
-  return value as Record<string, unknown>;
+  return parseJsonObject(text, ctx.get('content-type'), 'console', true);
 }
 
 /**
