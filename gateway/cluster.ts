@@ -162,7 +162,8 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
 
 /** Runs one worker: a gateway on the primary's socket, draining on the primary's word, its signals or its death. */
 export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<Gateway> {
-  const logger = createLogger({ level: config.logLevel });
+  // Every line names the worker that wrote it (access lines included), so an operator can tell workers apart.
+  const logger = createLogger({ level: config.logLevel }).child({ pid: process.pid });
   const gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error)));
   aggregateMetrics(gw);
   let stopping = false;

@@ -18,22 +18,9 @@ import { connect } from 'node:tls';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { bodyBytes, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { makeCertificates } from './helpers/tls.ts';
 
 const run = promisify(execFile);
-
-/** A CA, and two leaf certificates for 127.0.0.1 it signed (`one`, `two`), as PEM files in `dir`. */
-async function makeCertificates(dir: string): Promise<void> {
-  const openssl = (...args: string[]) => run('openssl', args, { cwd: dir });
-  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', '/CN=Anvil test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  for (const name of ['one', 'two']) {
-    await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=anvil-${name}`,
-      '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    writeFileSync(join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
-      '-extfile', `${name}.ext`, '-out', `${name}.pem`);
-  }
-}
 
 /** The subject CN of the certificate the server presents to a new connection. */
 function servedName(port: number, ca: Buffer): Promise<string> {

@@ -142,6 +142,8 @@ export async function startGatewayProcess(opts: {
     ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId,
     ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    // One worker unless the run asks for more (ANVIL_WORKERS=2 npm run bench …): the tables compare like with like.
+    ANVIL_WORKERS: process.env.ANVIL_WORKERS ?? '1',
     ...opts.env,
   });
   const url = await waitForUrl(child, output, listeningUrl, `gateway (${opts.name})`);

@@ -14,6 +14,8 @@ export interface GatewayProcess {
   port: number;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
+  /** The complete lines it printed on stdout so far (its JSON log lines), never mixed with stderr. */
+  stdoutLines(): string[];
   /** Ends it at once, as a crash or a power cut would (SIGKILL). */
   kill(): Promise<void>;
   /** Stops it gracefully (SIGTERM), then SIGKILL after a grace period. */
@@ -37,13 +39,21 @@ export function listeningUrl(output: string): string | undefined {
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
     cwd: REPO,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, ANVIL_ADDRESS: '127.0.0.1:0' },
+    // One process unless the test asks for workers: a kill() then ends the whole node, as a crash of its host would.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ANVIL_WORKERS: '1', ...env, ANVIL_ADDRESS: '127.0.0.1:0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
   const capture = (d: Buffer) => {
     log = (log + d.toString()).slice(-200_000);
   };
+  const lines: string[] = [];
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const parts = (partial + d.toString()).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
   child.stdout!.on('data', capture);
   child.stderr!.on('data', capture);
   const reap = () => child.kill('SIGKILL');
@@ -69,5 +79,5 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     await exited;
     clearTimeout(timer);
   };
-  return { url, port, output: () => log, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  return { url, port, output: () => log, stdoutLines: () => lines, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
 }

@@ -1,0 +1,170 @@
+/**
+ * What two worker processes must agree on although each keeps its own memory, checked with requests that provably
+ * reached both workers (every access line names its worker's pid; each request comes on a connection of its own, and
+ * the kernel hands connections to whichever worker accepts first):
+ *   - If-None-Match: * PUTs of one key racing on both workers: exactly one wins, and its body is the one stored;
+ *   - a credential revoked through one worker is refused by every worker on the next request, with a denial row
+ *     written by each worker that refused;
+ *   - /_anvil/metrics, answered by one worker, counts the requests of both;
+ *   - a first start without ANVIL_ROOT_* creates one root credential (printed once), which both workers accept.
+ */
+process.env.ANVIL_TEST_WORKERS ??= '2';
+const { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
+const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+const { default: test } = await import('ava');
+const { Agent } = await import('node:http');
+const { mkdtempSync, rmSync } = await import('node:fs');
+const { tmpdir } = await import('node:os');
+const { join } = await import('node:path');
+const { denials, ok } = await import('../helpers/admin.ts');
+const { bodyBytes, ROOT, startTestGateway } = await import('../helpers/gateway.ts');
+const { startGatewayProcess } = await import('../helpers/gateway-process.ts');
+
+type Creds = { accessKeyId: string; secretAccessKey: string };
+type Client = InstanceType<typeof S3Client>;
+
+/** An SDK client that opens a new connection for every request and never retries (an answer is the answer). */
+function freshConnections(url: string, creds: Creds): Client {
+  return new S3Client({
+    endpoint: url,
+    region: 'us-east-1',
+    credentials: creds,
+    forcePathStyle: true,
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: false }), requestTimeout: 60_000 }),
+  });
+}
+
+/** The request id of an SDK answer or error. */
+const requestIdOf = (x: unknown): string | undefined => (x as { $metadata?: { requestId?: string } }).$metadata?.requestId;
+
+/** The pid of the worker that wrote the access line of each request id (waiting for the lines to arrive). */
+async function servedBy(logs: string[], ids: string[]): Promise<Map<string, number>> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const pids = new Map<string, number>();
+    for (const line of logs) {
+      if (!line.includes('"msg":"request"')) continue;
+      const entry = JSON.parse(line) as { requestId?: string; pid?: number };
+      if (entry.requestId !== undefined && entry.pid !== undefined && ids.includes(entry.requestId)) pids.set(entry.requestId, entry.pid);
+    }
+    if (pids.size === ids.length) return pids;
+    if (Date.now() > deadline) throw new Error(`no access line for ${ids.length - pids.size} of ${ids.length} requests`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Runs `send` (each call on a new connection) until two distinct workers have answered, at most `max` times. */
+async function onBothWorkers(logs: string[], send: () => Promise<unknown>, max = 200): Promise<Set<number>> {
+  const ids: string[] = [];
+  for (let i = 0; i < max; i += 8) {
+    const answers = await Promise.all(Array.from({ length: 8 }, () => send().catch((err: unknown) => err)));
+    ids.push(...answers.map(requestIdOf).filter((id): id is string => id !== undefined));
+    const pids = new Set((await servedBy(logs, ids)).values());
+    if (pids.size >= 2) return pids;
+  }
+  throw new Error(`${max} requests on new connections all reached one worker`);
+}
+
+test('If-None-Match: * PUTs of one key racing on both workers: exactly one wins, and its body is stored', async (t) => {
+  const tg = await startTestGateway({ ANVIL_METRICS_TOKEN: 'metrics-token-0123456789abcdef' });
+  const racers = Array.from({ length: 6 }, () => freshConnections(tg.gw.url, ROOT));
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'race' }));
+    const ids: string[] = [];
+    let puts = 0;
+    for (let k = 0; k < 16; k++) {
+      const key = `key-${k}`;
+      const answers = await Promise.all(
+        racers.map((s3, r) =>
+          s3.send(new PutObjectCommand({ Bucket: 'race', Key: key, Body: `racer ${r} of ${key}`, IfNoneMatch: '*' })).then(
+            (ok) => ({ won: true, r, id: requestIdOf(ok), status: 200 }),
+            (err: Error & { $metadata?: { httpStatusCode?: number } }) => ({ won: false, r, id: requestIdOf(err), status: err.$metadata?.httpStatusCode, name: err.name }),
+          ),
+        ),
+      );
+      puts += answers.length;
+      ids.push(...answers.map((a) => a.id!));
+      const winners = answers.filter((a) => a.won);
+      t.is(winners.length, 1, `${key}: ${JSON.stringify(answers)}`);
+      for (const lost of answers.filter((a) => !a.won)) t.true(lost.status === 412 || lost.status === 409, `${key}: ${JSON.stringify(lost)}`);
+      const stored = await bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'race', Key: key }))).Body);
+      t.is(stored.toString(), `racer ${winners[0]?.r} of ${key}`);
+    }
+    const pids = new Set((await servedBy(tg.logs, ids)).values());
+    t.is(pids.size, 2, 'the racing PUTs reached both workers');
+
+    // Metrics, scraped through whichever worker takes the connection, count every worker's PUTs.
+    const scraped = await (await fetch(`${tg.gw.url}/_anvil/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789abcdef' } })).text();
+    const counted = scraped
+      .split('\n')
+      .filter((l) => l.startsWith('anvil_requests_total{') && l.includes('operation="PutObject"'))
+      .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    t.is(counted, puts, scraped.split('\n').filter((l) => l.includes('PutObject')).join('\n'));
+  } finally {
+    for (const s3 of racers) s3.destroy();
+    await tg.close();
+  }
+});
+
+test('a credential revoked through one worker is refused by both on the next request, each writing its denial rows', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'acme' });
+    const app = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'lister', scopes: [{ families: ['object:list', 'bucket:admin'], bucket: '*' }] });
+    const creds = { accessKeyId: app.accessKeyId as string, secretAccessKey: app.secretKey as string };
+    const s3 = freshConnections(tg.gw.url, creds);
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'kept' })); // acme's bucket
+      // Both workers have the credential in their caches.
+      const warm = await onBothWorkers(tg.logs, () => s3.send(new ListObjectsV2Command({ Bucket: 'kept' })));
+      t.is(warm.size, 2);
+
+      await ok(tg, ROOT, 'POST', `/credentials/${creds.accessKeyId}/revoke`);
+      const ids: string[] = [];
+      for (let i = 0; i < 48; i++) {
+        const err = await t.throwsAsync(s3.send(new ListObjectsV2Command({ Bucket: 'kept' })));
+        t.is((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, 403, err?.message);
+        ids.push(requestIdOf(err)!);
+      }
+      const refusedBy = new Set((await servedBy(tg.logs, ids)).values());
+      t.deepEqual([...refusedBy].sort(), [...warm].sort(), 'both workers refused the revoked credential');
+
+      // Each refusal is a denial row, written by the worker that refused it.
+      const rows = (await denials(tg)).filter((d) => ids.includes(d.requestId));
+      t.is(rows.length, ids.length);
+      const nodes = new Set(rows.map((d) => Number(d.node?.split(':').at(-1))));
+      t.deepEqual([...nodes].sort(), [...refusedBy].sort());
+    } finally {
+      s3.destroy();
+    }
+  } finally {
+    await tg.close();
+  }
+});
+
+test('a first start without ANVIL_ROOT_* creates one root credential, shown once, that both workers accept', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-test-'));
+  const gw = await startGatewayProcess({ ANVIL_DATA_DIR: dataDir, ANVIL_WORKERS: '2', ANVIL_SPACE_RESERVE_MB: '8' });
+  try {
+    const shown = gw.output().match(/AWS_ACCESS_KEY_ID=(\S+)\n\s+AWS_SECRET_ACCESS_KEY=(\S+)/g) ?? [];
+    t.is(shown.length, 1, gw.output());
+    const [, accessKeyId, secretAccessKey] = /AWS_ACCESS_KEY_ID=(\S+)\n\s+AWS_SECRET_ACCESS_KEY=(\S+)/.exec(shown[0]!)!;
+    const s3 = freshConnections(gw.url, { accessKeyId: accessKeyId!, secretAccessKey: secretAccessKey! });
+    const lines = () => gw.stdoutLines();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 200; i += 8) {
+        const answers = await Promise.all(Array.from({ length: 8 }, () => s3.send(new ListBucketsCommand({}))));
+        ids.push(...answers.map((a) => a.$metadata.requestId!));
+        if (new Set((await servedBy(lines(), ids)).values()).size === 2) break;
+      }
+      t.is(new Set((await servedBy(lines(), ids)).values()).size, 2, 'both workers accepted the one root credential');
+    } finally {
+      s3.destroy();
+    }
+  } finally {
+    await gw.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,3 @@
+/** test/full-disk.test.ts against a gateway with two worker processes (ANVIL_WORKERS=2) behind one port. */
+process.env.ANVIL_TEST_WORKERS ??= '2';
+await import('../full-disk.test.ts');
