@@ -16,7 +16,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { reapWorker } from '../storage/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { createLogger } from './logging.ts';
-import { prepareDataDir, startGateway, type Gateway } from './server.ts';
+import { discardPreparedRoot, prepareDataDir, rootLeftByFailedStart, startGateway, type Gateway } from './server.ts';
 
 /** Messages between the primary and its workers. */
 type Message =
@@ -36,6 +36,15 @@ export function cannotStart(error: Error, known: boolean): never {
   process.exit(1);
 }
 
+/** Prints a root credential that a failed start created and could not take back: its secret is otherwise lost. */
+export function announceLeftRoot(root: { accessKeyId: string; secretKey: string } | undefined): void {
+  if (!root) return;
+  process.stderr.write(
+    `\nThe root credential was created before the start failed. The secret is shown only this once:\n` +
+      `  AWS_ACCESS_KEY_ID=${root.accessKeyId}\n  AWS_SECRET_ACCESS_KEY=${root.secretKey}\n\n`,
+  );
+}
+
 /** Prints a root credential created by this start, once, for the person who started the gateway (never a log line). */
 export function announceRoot(root: { accessKeyId: string; secretKey?: string; created: boolean }, url: string, region: string): void {
   if (!root.secretKey || !root.created) return;
@@ -51,7 +60,10 @@ export function announceRoot(root: { accessKeyId: string; secretKey?: string; cr
 /** Runs the primary of a gateway with `config.workers` workers; exits the process when they are all gone. */
 export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
-  const { lock, root } = await prepareDataDir(config, logger).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  const { lock, root } = await prepareDataDir(config, logger).catch((error: Error) => {
+    announceLeftRoot(rootLeftByFailedStart(error));
+    return cannotStart(error, isKnownError(error));
+  });
   const aggregator = new AggregatorRegistry();
   const workers = new Set<Worker>();
   const crashes: number[] = [];
@@ -138,6 +150,8 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     for (let i = 0; i < config.workers; i++) fork();
   });
   if (!started) {
+    // As a failed start in one process does: a root credential nobody was shown is taken back (or shown now).
+    announceLeftRoot(await discardPreparedRoot(config, root));
     process.stderr.write('anvil: cannot start: a worker process failed (its error is above)\n');
     return stopAll('failure');
   }
@@ -170,7 +184,7 @@ export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) 
   const drain = (why: string) => {
     if (stopping) return;
     stopping = true;
-    gw.logger.info({ pid: process.pid, why }, 'worker draining');
+    gw.logger.info({ why }, 'worker draining');
     gw.shutdown(config.shutdownTimeoutMs).then(
       (cutOff) => process.exit(cutOff > 0 ? 1 : 0),
       () => process.exit(1),

@@ -28,7 +28,7 @@ const { StorageError } = await import('../storage/errors.ts');
 /** A refusal the operator can act on (directory in use, damaged key file) is one clear line, not a stack trace. */
 const isKnownError = (error: Error) => error instanceof StorageError || error instanceof PolicyError;
 const { default: cluster } = await import('node:cluster');
-const { announceRoot, cannotStart, runPrimary, runWorker } = await import('./cluster.ts');
+const { announceLeftRoot, announceRoot, cannotStart, runPrimary, runWorker } = await import('./cluster.ts');
 
 if (cluster.isWorker) {
   await runWorker(config, isKnownError);
@@ -37,14 +37,8 @@ if (cluster.isWorker) {
 } else {
   const { rootLeftByFailedStart, startGateway } = await import('./server.ts');
   const gw = await startGateway(config).catch((error: Error) => {
-    const root = rootLeftByFailedStart(error);
-    if (root) {
-      // It could not be taken back (a full volume, say): shown now, or its secret would be lost for good.
-      process.stderr.write(
-        `\nThe root credential was created before the start failed. The secret is shown only this once:\n` +
-          `  AWS_ACCESS_KEY_ID=${root.accessKeyId}\n  AWS_SECRET_ACCESS_KEY=${root.secretKey}\n\n`,
-      );
-    }
+    // A root credential that could not be taken back (a full volume, say): shown now, or its secret is lost for good.
+    announceLeftRoot(rootLeftByFailedStart(error));
     return cannotStart(error, isKnownError(error));
   });
   gw.logger.info({ url: gw.url, healthUrl: gw.healthUrl, dataDir: config.dataDir, backend: gw.backend.kind, pid: process.pid, workers: 1 }, 'listening');

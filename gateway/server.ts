@@ -269,6 +269,28 @@ export async function prepareDataDir(config: GatewayConfig, logger: Logger): Pro
 }
 
 /**
+ * Takes back the root credential prepareDataDir created when the start fails afterwards (a worker could not listen,
+ * say), as a failed start in one process does (discardCreatedRoot), so the next start creates and shows one. Resolves
+ * with the credential when it could not be taken back (the entry point must then show its secret), else undefined.
+ */
+export async function discardPreparedRoot(config: GatewayConfig, root: RootResult): Promise<{ accessKeyId: string; secretKey: string } | undefined> {
+  if (!root.created || root.secretKey === undefined || config.rootSecretKey !== undefined) return undefined;
+  const opened = new Opened();
+  try {
+    const masterKey = nodeMasterKey(config.policyDatabase, config.dataDir, config.masterKey);
+    const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: 1, node: config.nodeName });
+    opened.add(() => database.close());
+    const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
+    await policy.discardRoot(root.accessKeyId);
+    return undefined;
+  } catch {
+    return { accessKeyId: root.accessKeyId, secretKey: root.secretKey };
+  } finally {
+    await opened.closeAll().catch(() => {});
+  }
+}
+
+/**
  * Starts a gateway; port 0 picks a free port. `logger` defaults to JSON lines on stdout at the configured level.
  * `worker`: a worker process of cluster.ts, whose primary holds the data directory's lock and has prepared it.
  */

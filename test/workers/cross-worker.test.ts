@@ -6,14 +6,17 @@
  *   - a credential revoked through one worker is refused by every worker on the next request, with a denial row
  *     written by each worker that refused;
  *   - /_anvil/metrics, answered by one worker, counts the requests of both;
- *   - a first start without ANVIL_ROOT_* creates one root credential (printed once), which both workers accept.
+ *   - a first start without ANVIL_ROOT_* creates one root credential (printed once), which both workers accept; one
+ *     whose workers fail to start takes the credential it created back, as a failed start in one process does.
  */
 process.env.ANVIL_TEST_WORKERS ??= '2';
 const { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
 const { NodeHttpHandler } = await import('@smithy/node-http-handler');
 const { default: test } = await import('ava');
 const { Agent } = await import('node:http');
+const { execFile } = await import('node:child_process');
 const { mkdtempSync, rmSync } = await import('node:fs');
+const { createServer } = await import('node:net');
 const { tmpdir } = await import('node:os');
 const { join } = await import('node:path');
 const { denials, ok } = await import('../helpers/admin.ts');
@@ -21,6 +24,7 @@ const { bodyBytes, ROOT, startTestGateway } = await import('../helpers/gateway.t
 const { startGatewayProcess } = await import('../helpers/gateway-process.ts');
 
 type Creds = { accessKeyId: string; secretAccessKey: string };
+type AddressInfo = import('node:net').AddressInfo;
 type Client = InstanceType<typeof S3Client>;
 
 /** An SDK client that opens a new connection for every request and never retries (an answer is the answer). */
@@ -143,8 +147,28 @@ test('a credential revoked through one worker is refused by both on the next req
   }
 });
 
+/** `gateway/main.ts` with two workers on a port another server holds: its exit status and what it printed. */
+function startOnBusyPort(dataDir: string, port: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', 'gateway/main.ts'], {
+      cwd: join(import.meta.dirname, '../..'),
+      env: { PATH: process.env.PATH ?? '', ANVIL_DATA_DIR: dataDir, ANVIL_WORKERS: '2', ANVIL_SPACE_RESERVE_MB: '8', ANVIL_ADDRESS: `127.0.0.1:${port}` },
+      timeout: 120_000,
+    }, (_err, stdout, stderr) => resolve({ code: child.exitCode, output: `${stdout}${stderr}` }));
+  });
+}
+
 test('a first start without ANVIL_ROOT_* creates one root credential, shown once, that both workers accept', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-test-'));
+  // A first start whose workers cannot listen fails after the primary created the root credential: it takes it back.
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const failed = await startOnBusyPort(dataDir, (holder.address() as AddressInfo).port);
+  holder.close();
+  t.is(failed.code, 1, failed.output);
+  t.regex(failed.output, /anvil: cannot start: a worker process failed/);
+  t.notRegex(failed.output, /AWS_SECRET_ACCESS_KEY/, 'the credential was taken back, so its secret is not shown');
+
   const gw = await startGatewayProcess({ ANVIL_DATA_DIR: dataDir, ANVIL_WORKERS: '2', ANVIL_SPACE_RESERVE_MB: '8' });
   try {
     const shown = gw.output().match(/AWS_ACCESS_KEY_ID=(\S+)\n\s+AWS_SECRET_ACCESS_KEY=(\S+)/g) ?? [];
