@@ -10,10 +10,8 @@
  *     whose workers fail to start takes the credential it created back, as a failed start in one process does.
  */
 process.env.ANVIL_TEST_WORKERS ??= '2';
-const { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
-const { NodeHttpHandler } = await import('@smithy/node-http-handler');
+const { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, ListObjectsV2Command, PutObjectCommand } = await import('@aws-sdk/client-s3');
 const { default: test } = await import('ava');
-const { Agent } = await import('node:http');
 const { execFile } = await import('node:child_process');
 const { mkdtempSync, rmSync } = await import('node:fs');
 const { createServer } = await import('node:net');
@@ -22,41 +20,9 @@ const { join } = await import('node:path');
 const { denials, ok } = await import('../helpers/admin.ts');
 const { bodyBytes, ROOT, startTestGateway } = await import('../helpers/gateway.ts');
 const { startGatewayProcess } = await import('../helpers/gateway-process.ts');
+const { freshConnections, requestIdOf, servedBy } = await import('./served-by.ts');
 
-type Creds = { accessKeyId: string; secretAccessKey: string };
 type AddressInfo = import('node:net').AddressInfo;
-type Client = InstanceType<typeof S3Client>;
-
-/** An SDK client that opens a new connection for every request and never retries (an answer is the answer). */
-function freshConnections(url: string, creds: Creds): Client {
-  return new S3Client({
-    endpoint: url,
-    region: 'us-east-1',
-    credentials: creds,
-    forcePathStyle: true,
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: false }), requestTimeout: 60_000 }),
-  });
-}
-
-/** The request id of an SDK answer or error. */
-const requestIdOf = (x: unknown): string | undefined => (x as { $metadata?: { requestId?: string } }).$metadata?.requestId;
-
-/** The pid of the worker that wrote the access line of each request id (waiting for the lines to arrive). */
-async function servedBy(logs: string[], ids: string[]): Promise<Map<string, number>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const pids = new Map<string, number>();
-    for (const line of logs) {
-      if (!line.includes('"msg":"request"')) continue;
-      const entry = JSON.parse(line) as { requestId?: string; pid?: number };
-      if (entry.requestId !== undefined && entry.pid !== undefined && ids.includes(entry.requestId)) pids.set(entry.requestId, entry.pid);
-    }
-    if (pids.size === ids.length) return pids;
-    if (Date.now() > deadline) throw new Error(`no access line for ${ids.length - pids.size} of ${ids.length} requests`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Runs `send` (each call on a new connection) until two distinct workers have answered, at most `max` times. */
 async function onBothWorkers(logs: string[], send: () => Promise<unknown>, max = 200): Promise<Set<number>> {
