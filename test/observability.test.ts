@@ -124,8 +124,10 @@ test('access log: one JSON line per request with operation, status, bytes and ke
     const presigned = await getSignedUrl(tg.s3, new GetObjectCommand({ Bucket: 'logged', Key: 'k.bin' }), { expiresIn: 60 });
     t.is((await fetch(presigned)).status, 200);
     await fetch(`${tg.gw.url}/_anvil/health/live`);
-    // A gateway in worker processes (test/workers/) writes its lines to a pipe: they arrive a little after the answers.
-    for (let i = 0; !tg.logs.some((l) => l.includes('"operation":"Health"')); i++) {
+    // A gateway in worker processes (test/workers/) writes its lines to a pipe, each worker its own: they arrive a
+    // little after the answers, in no order across workers.
+    const arrived = () => ['PutObject', 'GetObject', 'Health'].every((op) => tg.logs.some((l) => l.includes(`"operation":"${op}"`)));
+    for (let i = 0; !arrived(); i++) {
       if (i > 300) break;
       await new Promise((r) => setTimeout(r, 100));
     }
