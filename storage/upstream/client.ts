@@ -6,6 +6,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { LeanClient } from './lean.ts';
 
 /**
  * Settings of the upstream backend. The gateway's UpstreamConfig has this shape; it is restated here because
@@ -32,6 +33,8 @@ export interface UpstreamClients {
   streaming: S3Client;
   /** Health probes: a single attempt, and none of the fail-fast the other two get while the upstream is down. */
   probe: S3Client;
+  /** The hot object calls (GetObject, HeadObject, PutObject, UploadPart) without the SDK's middleware: see lean.ts. */
+  lean: LeanClient;
   timeoutMs: number;
 }
 
@@ -112,5 +115,16 @@ export function createClients(config: UpstreamConfig): UpstreamClients {
         ...agents(),
       },
     });
-  return { retrying: make(2, timeoutMs), streaming: make(1, 0), probe: make(1, Math.min(timeoutMs, 5_000)), timeoutMs };
+  const retrying = make(2, timeoutMs);
+  const own = agents();
+  const lean = new LeanClient({
+    endpoint: config.endpoint,
+    region: config.region,
+    forcePathStyle: config.forcePathStyle,
+    // The SDK's provider: static keys, or the default chain with its caching and refresh.
+    credentials: retrying.config.credentials,
+    agents: { http: own.httpAgent, https: own.httpsAgent },
+    timeoutMs,
+  });
+  return { retrying, streaming: make(1, 0), probe: make(1, Math.min(timeoutMs, 5_000)), lean, timeoutMs };
 }

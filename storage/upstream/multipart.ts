@@ -34,7 +34,8 @@ import { isNotFound } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import type { Layout } from './layout.ts';
-import { checksumField, checksumOf, checksumUpload, copyConditionFields, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
+import { trailerOf } from './lean-wire.ts';
+import { checksumField, checksumHeaders, checksumOf, copyConditionFields, objectFieldsOf, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
 
 /** What an upload record holds. */
 interface UploadRecord {
@@ -97,23 +98,36 @@ export class Multipart {
     // Without a client checksum, the upload's algorithm (if any) is asked for, so the SDK computes it for the part.
     const known = input.finalChecksum?.() ?? input.checksum;
     const wanted = input.announcedChecksum || known ? undefined : (await this.readRecord(input.bucket, input.key, input.uploadId))?.checksum?.algorithm;
-    const out = await sendBody({
-      body: input.body,
-      size,
-      send: (Body, abortSignal) =>
-        this.clients.streaming.send(
-          new UploadPartCommand({
-            ...this.layout.object(input.bucket, input.key),
-            UploadId: input.uploadId,
-            PartNumber: input.partNumber,
-            Body,
-            ContentLength: size,
-            ContentMD5: input.contentMd5?.toString('base64'),
-            ...(wanted ? { ChecksumAlgorithm: wanted } : checksumUpload(input, known)),
-          }),
-          { abortSignal },
-        ),
-    });
+    const loc = this.layout.object(input.bucket, input.key);
+    // The upload's algorithm asked for a part without a client checksum: the SDK computes it (nobody else has).
+    const out = wanted
+      ? await sendBody({
+          body: input.body,
+          size,
+          send: (Body, abortSignal) =>
+            this.clients.streaming.send(
+              new UploadPartCommand({ ...loc, UploadId: input.uploadId, PartNumber: input.partNumber, Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64'), ChecksumAlgorithm: wanted }),
+              { abortSignal },
+            ),
+        })
+      : await sendBody({
+          body: input.body,
+          size,
+          send: (stream, signal) =>
+            this.clients.lean
+              .send({
+                method: 'PUT',
+                loc,
+                query: { partNumber: String(input.partNumber), uploadId: input.uploadId },
+                headers: { 'content-type': 'application/octet-stream', ...checksumHeaders(known), 'content-md5': input.contentMd5?.toString('base64') },
+                body: { stream, size, trailer: trailerOf(input, known) },
+                signal,
+              })
+              .then((res) => {
+                res.body.resume();
+                return objectFieldsOf(res.headers);
+              }),
+        });
     return {
       partNumber: input.partNumber,
       etag: normalizeEtag(out.ETag ?? ''),

@@ -7,10 +7,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   DeleteObjectTaggingCommand,
-  GetObjectCommand,
   GetObjectTaggingCommand,
-  HeadObjectCommand,
-  PutObjectCommand,
   PutObjectTaggingCommand,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
@@ -57,9 +54,12 @@ import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
+import { headerValue, trailerOf, verifiedBody } from './lean-wire.ts';
 import {
-  checksumUpload,
-  conditionFields,
+  checksumHeaders,
+  conditionHeaders,
+  objectFieldsOf,
+  writeHeaders,
   copyConditionFields,
   metaOf,
   parseContentRange,
@@ -92,6 +92,7 @@ export class UpstreamBackend implements Backend {
     this.config = new BucketConfig(clients, layout, this.buckets);
     reachability.attach(clients.retrying);
     reachability.attach(clients.streaming);
+    clients.lean.watch(reachability);
   }
 
   ping(signal?: AbortSignal): Promise<void> {
@@ -178,19 +179,28 @@ export class UpstreamBackend implements Backend {
     const out = await sendBody({
       body: input.body,
       size,
-      send: (Body, abortSignal) =>
-        this.clients.streaming.send(
-          new PutObjectCommand({ ...common, ...checksumUpload(input, input.meta.checksum), Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64') }),
-          { abortSignal },
-        ),
+      send: (stream, signal) =>
+        this.clients.lean.send({
+          method: 'PUT',
+          loc: this.layout.object(input.bucket, input.key),
+          headers: {
+            ...writeHeaders(input.meta),
+            'x-amz-tagging': taggingHeader(input.tags),
+            ...checksumHeaders(input.meta.checksum),
+            'content-md5': input.contentMd5?.toString('base64'),
+          },
+          body: { stream, size, trailer: trailerOf(input, input.meta.checksum) },
+          signal,
+        }),
     }).catch(async (err: unknown) => {
       if (faultCode(err) === 'NoSuchBucket') throw await this.missing(err, input.bucket, input.key);
       throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
     });
+    out.body.resume();
     return {
       key: input.key,
       size,
-      etag: normalizeEtag(out.ETag ?? ''),
+      etag: normalizeEtag(headerValue(out.headers.etag) ?? ''),
       // PutObject does not answer with Last-Modified; the local clock is within a request of it.
       lastModified: new Date(),
       headers: input.meta.headers,
@@ -206,7 +216,7 @@ export class UpstreamBackend implements Backend {
     if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
     let out;
     try {
-      out = await this.clients.retrying.send(new GetObjectCommand({ ...loc, Range: range, ChecksumMode: 'ENABLED', ...conditionFields(input.conditions) }));
+      out = await this.clients.lean.send({ method: 'GET', loc, headers: { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(input.conditions) } });
     } catch (err) {
       const status = faultStatus(err);
       if (status === 304) {
@@ -216,12 +226,15 @@ export class UpstreamBackend implements Backend {
       if (status === 416) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
       throw await this.missing(err, input.bucket, input.key);
     }
-    const served = parseContentRange(out.ContentRange);
-    const meta = metaOf(input.key, out, served?.size ?? out.ContentLength ?? 0);
+    const fields = objectFieldsOf(out.headers);
+    const served = parseContentRange(headerValue(out.headers['content-range']));
+    const meta = metaOf(input.key, fields, served?.size ?? fields.ContentLength ?? 0);
     let read: ObjectRead['range'];
     if (served) read = { start: served.start, end: served.end };
     else if (range && meta.size > 0) read = { start: 0, end: meta.size - 1 };
-    return { meta, range: read, body: out.Body as Readable };
+    // A whole object's full-object checksum is checked as the body streams, as the SDK did with ChecksumMode.
+    const body = !served && out.status === 200 && meta.checksum?.type === 'FULL_OBJECT' ? verifiedBody(out.body, meta.checksum) : out.body;
+    return { meta, range: read, body };
   }
 
   /**
@@ -236,10 +249,12 @@ export class UpstreamBackend implements Backend {
     const span = partRange(head.partSizes ?? [head.size], partNumber);
     if (!span) throw new InvalidPartError(`no part ${partNumber}`);
     try {
-      const out = await this.clients.retrying.send(
-        new GetObjectCommand({ ...this.layout.object(input.bucket, input.key), Range: `bytes=${span.start}-${span.end}`, IfMatch: `"${head.etag}"` }),
-      );
-      return { meta: head, range: span, body: out.Body as Readable };
+      const out = await this.clients.lean.send({
+        method: 'GET',
+        loc: this.layout.object(input.bucket, input.key),
+        headers: { range: `bytes=${span.start}-${span.end}`, 'if-match': `"${head.etag}"` },
+      });
+      return { meta: head, range: span, body: out.body };
     } catch (err) {
       // Replaced between the HEAD and the GET: S3 would have served one version or the other; serve the new one.
       if (faultStatus(err) === 412 && attempt === 1) return this.getPart(input, partNumber, 2);
@@ -250,8 +265,9 @@ export class UpstreamBackend implements Backend {
   async headObject(bucket: string, key: string): Promise<ObjectMeta> {
     const loc = this.layout.object(bucket, key);
     try {
-      const out = await this.clients.retrying.send(new HeadObjectCommand({ ...loc, ChecksumMode: 'ENABLED' }));
-      const meta = metaOf(key, out);
+      const out = await this.clients.lean.send({ method: 'HEAD', loc, headers: { 'x-amz-checksum-mode': 'ENABLED' } });
+      out.body.resume();
+      const meta = metaOf(key, objectFieldsOf(out.headers));
       const parts = partsCountOf(meta.etag);
       if (parts > 0) {
         const found = await partSizes(this.clients, loc, parts);
@@ -405,5 +421,6 @@ export class UpstreamBackend implements Backend {
     this.clients.retrying.destroy();
     this.clients.streaming.destroy();
     this.clients.probe.destroy();
+    this.clients.lean.close();
   }
 }

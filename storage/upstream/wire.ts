@@ -3,6 +3,7 @@
  * object metadata, conditions, ranges and tag sets.
  */
 import type { HeadObjectCommandOutput, Tag } from '@aws-sdk/client-s3';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { BodyInput, ChecksumAlgorithm, ChecksumType, Conditions, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../backend.ts';
 import { normalizeEtag } from '../conditions.ts';
 import { decodeWord, encodeWord } from '../encoded-words.ts';
@@ -192,4 +193,74 @@ export function rangeHeader(range: RangeRequest | undefined): string | undefined
 export function parseContentRange(value: string | undefined): { start: number; end: number; size: number } | undefined {
   const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value?.trim() ?? '');
   return m ? { start: Number(m[1]), end: Number(m[2]), size: Number(m[3]) } : undefined;
+}
+
+/** Headers of a value of the request-header table below: undefined leaves the header out. */
+type HeaderValues = Record<string, string | undefined>;
+
+/**
+ * writeFields() as request headers, serialised as the SDK serialises them (dates in IMF-fixdate, metadata as
+ * `x-amz-meta-*`, and application/octet-stream when the client gave no type, as the SDK's blob payload default).
+ */
+export function writeHeaders(meta: ObjectWriteMeta): HeaderValues {
+  const f = writeFields(meta);
+  const h: HeaderValues = {
+    'content-type': f.ContentType ?? 'application/octet-stream',
+    'content-encoding': f.ContentEncoding,
+    'content-disposition': f.ContentDisposition,
+    'content-language': f.ContentLanguage,
+    'cache-control': f.CacheControl,
+    expires: f.Expires?.toUTCString(),
+  };
+  for (const [k, v] of Object.entries(f.Metadata)) h[`x-amz-meta-${k}`] = v;
+  return h;
+}
+
+/** conditionFields() as request headers. */
+export function conditionHeaders(c: Conditions | undefined): HeaderValues {
+  const f = conditionFields(c);
+  return {
+    'if-match': f.IfMatch,
+    'if-none-match': f.IfNoneMatch,
+    'if-modified-since': f.IfModifiedSince?.toUTCString(),
+    'if-unmodified-since': f.IfUnmodifiedSince?.toUTCString(),
+  };
+}
+
+/** A checksumUpload() value as request headers (`x-amz-checksum-crc32: …`); the algorithm alone is not a header. */
+export function checksumHeaders(known: StoredChecksum | undefined): HeaderValues {
+  if (!known || (known.type && known.type !== 'FULL_OBJECT')) return {};
+  return { [`x-amz-checksum-${known.algorithm.toLowerCase()}`]: known.value };
+}
+
+/** The ObjectFields of a HeadObject or GetObject answer's headers, as the SDK would have deserialised them. */
+export function objectFieldsOf(h: IncomingHttpHeaders): ObjectFields {
+  const one = (name: string): string | undefined => {
+    const v = h[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (k.startsWith('x-amz-meta-') && v !== undefined) metadata[k.slice(11)] = Array.isArray(v) ? v.join(', ') : v;
+  const length = one('content-length');
+  const modified = one('last-modified');
+  const tags = one('x-amz-tagging-count');
+  return {
+    ContentLength: length !== undefined ? Number(length) : undefined,
+    ETag: one('etag'),
+    LastModified: modified !== undefined ? new Date(modified) : undefined,
+    ContentType: one('content-type'),
+    ContentEncoding: one('content-encoding'),
+    ContentDisposition: one('content-disposition'),
+    ContentLanguage: one('content-language'),
+    CacheControl: one('cache-control'),
+    ExpiresString: one('expires'),
+    Metadata: metadata,
+    ChecksumCRC32: one('x-amz-checksum-crc32'),
+    ChecksumCRC32C: one('x-amz-checksum-crc32c'),
+    ChecksumCRC64NVME: one('x-amz-checksum-crc64nvme'),
+    ChecksumSHA1: one('x-amz-checksum-sha1'),
+    ChecksumSHA256: one('x-amz-checksum-sha256'),
+    ChecksumType: one('x-amz-checksum-type') as ObjectFields['ChecksumType'],
+    TagCount: tags !== undefined ? Number(tags) : undefined,
+  };
 }
