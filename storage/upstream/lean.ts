@@ -13,6 +13,7 @@ import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { XMLParser } from 'fast-xml-parser';
 import { request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Location } from './layout.ts';
 
@@ -72,9 +73,10 @@ function escape(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** A bucket name usable as a host name label (S3's virtual-hosted style), as the SDK decides it. */
-function virtualHostable(bucket: string, tls: boolean): boolean {
-  return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) && !/\.\./.test(bucket) && !(tls && bucket.includes('.'));
+/** A bucket name usable as a host name label (S3's virtual-hosted style) on this endpoint, as the SDK decides it. */
+function virtualHostable(bucket: string, endpoint: URL): boolean {
+  if (isIP(endpoint.hostname.replace(/^\[|\]$/g, '')) !== 0) return false;
+  return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) && !/\.\./.test(bucket) && !(endpoint.protocol === 'https:' && bucket.includes('.'));
 }
 
 /** The SDK's error shape, so translate(), faultCode() and faultStatus() read it as they read an SDK exception. */
@@ -121,8 +123,10 @@ class AwsChunked extends Transform {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (chunk.length > 0) this.push(Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]));
-    done();
+    if (chunk.length === 0) return done();
+    this.push(`${chunk.length.toString(16)}\r\n`);
+    this.push(chunk);
+    done(null, '\r\n');
   }
   override _flush(done: TransformCallback): void {
     const value = this.trailer.value();
@@ -181,7 +185,7 @@ export class LeanClient {
 
   private async attempt(req: LeanRequest): Promise<LeanResponse> {
     const { loc, body } = req;
-    const virtual = !this.options.forcePathStyle && virtualHostable(loc.Bucket, this.tls);
+    const virtual = !this.options.forcePathStyle && virtualHostable(loc.Bucket, this.url);
     const hostname = virtual ? `${loc.Bucket}.${this.url.hostname}` : this.url.hostname;
     const key = loc.Key.split('/').map(escape).join('/');
     const path = virtual ? `/${key}` : `/${loc.Bucket}/${key}`;
