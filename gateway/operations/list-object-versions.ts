@@ -1,7 +1,8 @@
 /** ListObjectVersions on unversioned buckets: every object once, VersionId "null", IsLatest true. */
 import { encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
-import { xmlResult, type Operation } from '../operation.ts';
-import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
+import type { Operation } from '../operation.ts';
+import { xmlElements } from '../xml.ts';
+import { listObjectsVisible, listResult, renderEntries } from './list-objects-common.ts';
 
 export const ListObjectVersions: Operation = async (op) => {
   const prefix = op.query.get('prefix') ?? '';
@@ -14,7 +15,7 @@ export const ListObjectVersions: Operation = async (op) => {
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
   const listed = renderEntries(page.entries, { e, owner, version: true });
-  return xmlResult('ListVersionsResult', {
+  const head = xmlElements({
     Name: op.bucket,
     Prefix: e(prefix),
     KeyMarker: e(keyMarker),
@@ -24,7 +25,6 @@ export const ListObjectVersions: Operation = async (op) => {
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
     ...echo,
-    Version: listed.items,
-    CommonPrefixes: listed.prefixes,
   });
+  return listResult('ListVersionsResult', head + listed.items + listed.prefixes);
 };

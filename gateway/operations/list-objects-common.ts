@@ -1,8 +1,8 @@
 /** The object listing shared by ListObjects (v1), ListObjectsV2 and ListObjectVersions. */
 import type { ListEntry } from '../../storage/backend.ts';
 import { listVisible, type Listed, type VisiblePage } from '../listing.ts';
-import type { OpContext } from '../operation.ts';
-import { isoTime } from '../xml.ts';
+import type { OpContext, OpResult } from '../operation.ts';
+import { escapeText, isoTime, xmlElements, xmlListDocument } from '../xml.ts';
 
 /** An object row of a listing. */
 export type ObjectRow = Extract<ListEntry, { kind: 'object' }>;
@@ -51,25 +51,34 @@ function fetcher(op: OpContext, prefix: string, delimiter: string) {
   };
 }
 
-/** Renders listing entries as S3's Contents (or Version) elements and CommonPrefixes, encoding names with `e`. */
+/** A list response of `root` from rendered content (xmlListDocument). */
+export function listResult(root: string, content: string): OpResult {
+  return { status: 200, headers: { 'content-type': 'application/xml' }, body: xmlListDocument(root, content) };
+}
+
+/**
+ * Renders listing entries as S3's Contents (or Version) elements and CommonPrefixes, encoding names with `e`. A
+ * template per entry (see xmlListDocument for why), writing what xmlDocument wrote for the same fields.
+ */
 export function renderEntries(
   entries: Listed<ObjectRow>[],
   opts: { e: (s: string) => string; owner?: { ID: string; DisplayName: string }; version?: boolean },
-): { items: Record<string, unknown>[]; prefixes: Array<{ Prefix: string }> } {
-  const { e, owner, version } = opts;
-  const items = entries.flatMap((x) =>
-    x.kind === 'item'
-      ? [{
-          Key: e(x.item.key),
-          ...(version ? { VersionId: 'null', IsLatest: true } : {}),
-          LastModified: isoTime(x.item.lastModified),
-          ETag: `"${x.item.etag}"`,
-          Size: x.item.size,
-          ...(owner ? { Owner: owner } : {}),
-          StorageClass: 'STANDARD',
-        }]
-      : [],
-  );
-  const prefixes = entries.flatMap((x) => (x.kind === 'prefix' ? [{ Prefix: e(x.prefix) }] : []));
+): { items: string; prefixes: string } {
+  const { e, version } = opts;
+  const element = version ? 'Version' : 'Contents';
+  const versionFields = version ? '<VersionId>null</VersionId><IsLatest>true</IsLatest>' : '';
+  const owner = opts.owner ? xmlElements({ Owner: opts.owner }) : '';
+  let items = '';
+  let prefixes = '';
+  for (const x of entries) {
+    if (x.kind === 'prefix') {
+      prefixes += `<CommonPrefixes><Prefix>${escapeText(e(x.prefix))}</Prefix></CommonPrefixes>`;
+      continue;
+    }
+    const o = x.item;
+    items +=
+      `<${element}><Key>${escapeText(e(o.key))}</Key>${versionFields}<LastModified>${isoTime(o.lastModified)}</LastModified>` +
+      `<ETag>&quot;${escapeText(o.etag)}&quot;</ETag><Size>${o.size}</Size>${owner}<StorageClass>STANDARD</StorageClass></${element}>`;
+  }
   return { items, prefixes };
 }

@@ -1,7 +1,8 @@
 /** ListObjectsV2: opaque continuation tokens, start-after, fetch-owner, KeyCount over visible entries. */
 import { decodeContinuationToken, encodeContinuationToken, encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
-import { xmlResult, type Operation } from '../operation.ts';
-import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
+import type { Operation } from '../operation.ts';
+import { xmlElements } from '../xml.ts';
+import { listObjectsVisible, listResult, renderEntries } from './list-objects-common.ts';
 
 export const ListObjectsV2: Operation = async (op) => {
   const prefix = op.query.get('prefix') ?? '';
@@ -18,7 +19,7 @@ export const ListObjectsV2: Operation = async (op) => {
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
   const listed = renderEntries(page.entries, { e, owner: fetchOwner ? owner : undefined });
-  return xmlResult('ListBucketResult', {
+  const head = xmlElements({
     Name: op.bucket,
     Prefix: e(prefix),
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
@@ -29,7 +30,6 @@ export const ListObjectsV2: Operation = async (op) => {
     ...(token !== null ? { ContinuationToken: token } : {}),
     ...(page.isTruncated && last ? { NextContinuationToken: encodeContinuationToken(nameOf(last)) } : {}),
     ...(startAfter ? { StartAfter: e(startAfter) } : {}),
-    Contents: listed.items,
-    CommonPrefixes: listed.prefixes,
   });
+  return listResult('ListBucketResult', head + listed.items + listed.prefixes);
 };

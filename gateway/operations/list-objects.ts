@@ -1,7 +1,8 @@
 /** ListObjects (v1): marker-based paging; NextMarker is the last visible name when truncated. */
 import { encodingOf, nameOf, parseMaxKeys } from '../listing.ts';
-import { xmlResult, type Operation } from '../operation.ts';
-import { listObjectsVisible, renderEntries } from './list-objects-common.ts';
+import type { Operation } from '../operation.ts';
+import { xmlElements } from '../xml.ts';
+import { listObjectsVisible, listResult, renderEntries } from './list-objects-common.ts';
 
 export const ListObjects: Operation = async (op) => {
   const prefix = op.query.get('prefix') ?? '';
@@ -13,7 +14,7 @@ export const ListObjects: Operation = async (op) => {
   const owner = { ID: op.principal.tenant, DisplayName: op.principal.tenant };
   const last = page.entries.at(-1);
   const listed = renderEntries(page.entries, { e, owner });
-  return xmlResult('ListBucketResult', {
+  const head = xmlElements({
     Name: op.bucket,
     Prefix: e(prefix),
     Marker: e(marker),
@@ -22,7 +23,6 @@ export const ListObjects: Operation = async (op) => {
     ...(delimiter ? { Delimiter: e(delimiter) } : {}),
     IsTruncated: page.isTruncated,
     ...echo,
-    Contents: listed.items,
-    CommonPrefixes: listed.prefixes,
   });
+  return listResult('ListBucketResult', head + listed.items + listed.prefixes);
 };
