@@ -10,6 +10,9 @@ import type { ListingFilter } from './operation.ts';
 /** Largest page S3 returns. */
 export const MAX_LIST_KEYS = 1000;
 
+/** Most entries one fetch asks the backend for: a full page and the one after it. */
+const MAX_FETCH = MAX_LIST_KEYS + 1;
+
 /** An entry of an ordered listing: an item (with the key it shows and the cursor it resumes from), or a prefix. */
 export type Listed<T> = { kind: 'prefix'; prefix: string } | { kind: 'item'; name: string; key: string; item: T };
 
@@ -54,9 +57,16 @@ export async function listVisible<T>(opts: {
   const out: Listed<T>[] = [];
   let cursor = opts.startAfter;
   let exhausted = false;
+  // Entries fetched and found visible so far: a filter that hid most of them makes the next fetch larger.
+  let fetched = 0;
+  let shown = 0;
   while (out.length < wanted && !exhausted) {
-    // Ask for more than needed: filtered listings would otherwise crawl one small page at a time.
-    const page = await fetch(cursor, Math.min(MAX_LIST_KEYS, Math.max(wanted - out.length, 100)));
+    // Exactly what is missing while everything is visible (an unfiltered 1,000-key page is one fetch of 1,001, the
+    // last one answering IsTruncated), scaled up by the share hidden so far, so filtered listings do not crawl.
+    const need = wanted - out.length;
+    const limit = Math.min(MAX_FETCH, Math.max(need, Math.ceil((need * fetched) / Math.max(shown, 1))));
+    const page = await fetch(cursor, limit);
+    fetched += page.entries.length;
     exhausted = !page.isTruncated;
     const readable = await readableOf(filter, page.entries);
     for (const entry of page.entries) {
@@ -67,6 +77,7 @@ export async function listVisible<T>(opts: {
           ? await filter.prefixVisible(entry.prefix, probe)
           : filter.keyVisible(entry.key) && (readable === undefined || readable.has(entry.key));
       if (visible) {
+        shown++;
         out.push(entry);
         if (out.length === wanted) break;
         continue;
