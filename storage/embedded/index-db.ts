@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS objects (
   tags TEXT,
   UNIQUE (bucket, key)
 );
+-- Covers listings: a page is read from this index alone, never from the rows (which hold inline bodies).
+CREATE INDEX IF NOT EXISTS objects_listing ON objects (bucket, key, size, etag, last_modified);
 CREATE TABLE IF NOT EXISTS segments (
   object_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,

@@ -79,7 +79,8 @@ export function walk<R extends KeyedRow>(source: WalkSource<R>, input: WalkInput
     const past: Cursor = s.after !== undefined ? s : { key: successor(s.key) };
     if (Buffer.compare(past.key, prefix) >= 0) cursor = past;
   }
-  const batch = Math.min(limit + 1, 1000);
+  // One query for the whole page and the entry after it (rows are read lazily, so LIMIT bounds nothing in memory).
+  const batch = limit + 1;
   const rollUp = (key: Buffer): Buffer | undefined => {
     if (delimiter === undefined || delimiter.length === 0) return undefined;
     const at = key.indexOf(delimiter, prefix.length);
