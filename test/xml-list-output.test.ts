@@ -84,6 +84,11 @@ test('list documents are byte for byte the builder\'s for the same content, plai
   }
 });
 
+test('isoTime is toISOString, whichever second the previous call formatted', (t) => {
+  const times = [0, 1, 999, 1000, 1_700_000_000_000, 1_700_000_000_007, 1_700_000_000_070, 1_700_000_000_700, 1_700_000_001_000, 1_699_999_999_999, -1, -86_400_001, 253_402_300_799_999, 253_402_300_800_000, 8.64e15];
+  for (const ms of [...times, ...times.reverse()]) t.is(isoTime(new Date(ms)), new Date(ms).toISOString(), String(ms));
+});
+
 test('an empty list document is the builder\'s too', (t) => {
   const head = { Name: 'b', Prefix: '', KeyCount: 0, IsTruncated: false };
   const listed = renderEntries([], { e: (s) => s });
