@@ -17,6 +17,7 @@
 import { LRUCache } from 'lru-cache';
 import type { CaveatOutcome } from './caveats.ts';
 import { and, DENIED, exclude, lapses, prefix, toResult, union, type CheckResult, type Eval } from './eval-result.ts';
+import { compareUtf8, matters, parentsKey, shareableTuplesets, type PageShape } from './page-filter.ts';
 import type { CompiledSchema } from './schema.ts';
 import type { PermissionExpr } from './schema-parser.ts';
 import type { SnapshotReader, TupleReader } from './store-reads.ts';
@@ -70,7 +71,8 @@ export interface EvalState {
   implicit?: ImplicitParents;
   memo: Map<string, Eval>;
   active: Set<string>;
-  prefetch?: { type: string; rows: Map<string, TupleRow[]> };
+  /** Every tuple of the resources of `type` with ids in [from, to] (a listed page), by resource id. */
+  prefetch?: { type: string; from: string; to: string; rows: Map<string, TupleRow[]> };
   /** Usersets each subject is in, from the reverse index (see closure()). */
   closures: Map<string, Closure | undefined>;
   /** The engine clock at the start of the evaluation: rows expired by then do not exist for it. */
@@ -106,6 +108,8 @@ export class RelationshipEngine {
   private readonly closureCache: LRUCache<string, Closure | false>;
   private readonly rowsCache: LRUCache<string, TupleRow[] | false>;
   private readonly clock: () => number;
+  /** Each implicit-parents function as evaluations call it, and every type it has returned (see page-filter.ts). */
+  private readonly recorded = new WeakMap<ImplicitParents, { fn: ImplicitParents; types: Set<string> }>();
 
   constructor(options: EngineOptions) {
     this.store = options.store;
@@ -130,13 +134,31 @@ export class RelationshipEngine {
     if (!schema) return fn(undefined);
     const snapshot: SnapshotReader | undefined = write ? undefined : this.store.snapshot();
     const reader = write?.reader ?? snapshot!;
-    const implicit = options.implicitParents ?? this.implicit;
+    const implicit = this.recording(options.implicitParents ?? this.implicit)?.fn;
     const state: EvalState = { tenant, revision, reader, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [] };
     try {
       return await fn(state);
     } finally {
       await snapshot?.end();
     }
+  }
+
+  /** The implicit-parents function wrapped to record the types it returns (one wrapper per function). */
+  private recording(base: ImplicitParents | undefined): { fn: ImplicitParents; types: Set<string> } | undefined {
+    if (base === undefined) return undefined;
+    let entry = this.recorded.get(base);
+    if (!entry) {
+      const types = new Set<string>();
+      const fn: ImplicitParents = (resource) => {
+        const parents = base(resource);
+        for (const p of parents) types.add(p.type);
+        return parents;
+      };
+      entry = { fn, types };
+      this.recorded.set(base, entry);
+      this.recorded.set(fn, entry);
+    }
+    return entry;
   }
 
   /** Decides one permission (or relation); subjects and resources may be given as `type:id[#relation]` strings. */
@@ -356,7 +378,8 @@ export class RelationshipEngine {
 
   /** All tuples of a resource (one indexed range, cached per revision), or undefined when it has too many to hold. */
   private async resourceRows(s: EvalState, res: ObjectRef): Promise<TupleRow[] | undefined> {
-    if (s.prefetch?.type === res.type) return s.prefetch.rows.get(res.id) ?? [];
+    const page = s.prefetch;
+    if (page?.type === res.type && compareUtf8(res.id, page.from) >= 0 && compareUtf8(res.id, page.to) <= 0) return page.rows.get(res.id) ?? [];
     const key = `${s.tenant}\u0000${s.revision}\u0000${res.type}:${res.id}`;
     let rows = this.rowsCache.get(key);
     if (rows === undefined) {
@@ -453,9 +476,69 @@ export class RelationshipEngine {
       if (list) list.push(row);
       else rows.set(row.resource_id, [row]);
     }
-    state.prefetch = { type, rows };
+    state.prefetch = { type, from, to, rows };
+  }
+
+  /**
+   * The ids (of `type`) the subject holds `name` on, in the given order: exactly the per-key answers (`evaluate`),
+   * with conditional ones left out. One range query reads the page's tuples; keys with no tuple that matters to the
+   * subject and the same implicit parents share one evaluation (page-filter.ts says when that is exact).
+   */
+  async filterPage(s: EvalState, type: string, ids: string[], name: string, subject: SubjectRef): Promise<string[]> {
+    if (ids.length === 0) return [];
+    if (ids.length > 4) {
+      const { from, to } = idRange(ids);
+      await this.prefetch(s, type, from, to);
+    }
+    const tuplesets = s.prefetch && subject.type !== type ? shareableTuplesets(s.schema, type) : undefined;
+    const closure = tuplesets && subject.relation === undefined ? await this.closure(s, subject) : undefined;
+    const shape: PageShape | undefined = tuplesets && { tuplesets, subject, closure };
+    const types = this.recording(s.implicit)?.types;
+    const shared = new Map<string, boolean>();
+    const allowed: string[] = [];
+    for (const id of ids) {
+      const res = { type, id };
+      let key: string | undefined;
+      const rows = s.prefetch?.rows.get(id);
+      if (shape && (rows === undefined || !rows.some((row) => matters(row, shape)))) {
+        key = parentsKey(s.implicit?.(res) ?? []);
+        const known = shared.get(key);
+        if (known !== undefined) {
+          if (known) allowed.push(id);
+          continue;
+        }
+      }
+      // Allowed exactly when check's result would be 'allowed' (toResult), without building its reason.
+      const granted = (await this.evalName(s, res, name, subject, 0)).level === 2;
+      // Shared only while no walk has reached a resource of this type through implicit parents.
+      if (key !== undefined && !types?.has(type)) shared.set(key, granted);
+      if (granted) allowed.push(id);
+    }
+    return allowed;
   }
 }
+
+/** The least and greatest of `ids` in UTF-8 byte order, the order of the range query they bound. */
+function idRange(ids: string[]): { from: string; to: string } {
+  let from = ids[0] as string;
+  let to = from;
+  // Below U+D800 code units compare as code points do, so the native comparison is exact: the common case.
+  const exact = (id: string) => !SURROGATE_OR_ABOVE.test(id);
+  if (ids.every(exact)) {
+    for (const id of ids) {
+      if (id < from) from = id;
+      else if (id > to) to = id;
+    }
+  } else {
+    for (const id of ids) {
+      if (compareUtf8(id, from) < 0) from = id;
+      else if (compareUtf8(id, to) > 0) to = id;
+    }
+  }
+  return { from, to };
+}
+
+const SURROGATE_OR_ABOVE = /[\uD800-\uFFFF]/;
 
 const TARGETS = new WeakMap<CompiledSchema, Set<string> | false>();
 

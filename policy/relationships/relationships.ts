@@ -84,20 +84,12 @@ export class Relationships {
 
   /**
    * The ids (of a page the storage listed) the subject holds `permission` on, in the given order; conditional
-   * results are left out. One range query prefetches the page's tuples; folders and buckets are memoized.
+   * results are left out. One range query prefetches the page's tuples; keys with no tuple that matters to the subject
+   * share one evaluation per folder (engine.filterPage); folders and buckets are memoized.
    */
   async filterResources(tenant: string, type: string, ids: string[], permission: string, subject: SubjectRef | string, options: CheckOptions = {}): Promise<string[]> {
     const sub = typeof subject === 'string' ? parseSubject(subject) : subject;
-    return this.engine.session(tenant, options, async (state) => {
-      if (!state || ids.length === 0) return [];
-      if (ids.length > 4) {
-        const sorted = [...ids].sort();
-        await this.engine.prefetch(state, type, sorted[0] as string, sorted[sorted.length - 1] as string);
-      }
-      const allowed: string[] = [];
-      for (const id of ids) if ((await this.engine.evaluate(state, { type, id }, permission, sub)).result === 'allowed') allowed.push(id);
-      return allowed;
-    });
+    return this.engine.session(tenant, options, async (state) => (state ? this.engine.filterPage(state, type, ids, permission, sub) : []));
   }
 
   /**

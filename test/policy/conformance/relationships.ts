@@ -18,6 +18,7 @@ import {
   SchemaConflictError,
 } from '../../../policy/relationships/index.ts';
 import type { PolicyEnv, PolicyFactory } from './factory.ts';
+import { pageFilterSuite } from './relationships-page-filter.ts';
 
 const AUDIT = { actor: 'operator', reason: 'test', requestId: 'req-1' };
 const EXPIRY = Date.parse('2030-06-01T12:00:00Z');
@@ -43,6 +44,7 @@ const TUPLES = [
 
 /** Registers the relationship tests against one engine. */
 export function relationshipSuite(test: TestFn, f: PolicyFactory): void {
+  pageFilterSuite(test, f);
   /** An engine over a fresh database with the default object schema for tenant acme; `clock` decides expiry. */
   async function setup(t: ExecutionContext, schema = DEFAULT_OBJECT_SCHEMA): Promise<{ env: PolicyEnv; rel: Relationships; clock: { now: number } }> {
     const env = await f.fresh(t);
