@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { BadDigestError, IncompleteBodyError, isNoSpace, StorageError, StorageFullError } from '../errors.ts';
 import { DRAIN_LIMIT, drainRefusedBody, type DataWriteClaim, SpaceReserve } from '../space-reserve.ts';
 import type { Segment } from './index-db.ts';
+import { Md5Session } from './md5-threads.ts';
 
 /** A blob just written: where it lives and what was hashed while writing it. */
 export interface WrittenBlob {
@@ -140,7 +141,9 @@ export class BlobStore {
     try {
       const { written, md5 } = await this.fill(fh, body, size, claim);
       if (contentMd5 && !md5.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
-      await fh.sync();
+      // fdatasync: the data and the size (which a later read needs), not the timestamps; the rename and the
+      // directory's fsync below make the name durable.
+      await fh.datasync();
       await fh.close();
       const dir = await this.ensureDir(id);
       await rename(tmp, this.path(id));
@@ -159,7 +162,7 @@ export class BlobStore {
    * small body is read and dropped (DRAIN_LIMIT) before StorageFullError.
    */
   private async fill(fh: FileHandle, body: Readable, size: number | undefined, claim: DataWriteClaim): Promise<{ written: number; md5: Buffer }> {
-    const hash = createHash('md5');
+    const hash = new Md5Session();
     let written = 0;
     let position = 0;
     let full: StorageFullError | undefined;
@@ -181,6 +184,7 @@ export class BlobStore {
       position += batched;
       batch = [];
       batched = 0;
+      await hash.update(buffers, position - at);
       inFlight.push(writeAll(fh, buffers, at).then(() => undefined, (err: unknown) => err));
       while (inFlight.length >= WRITES_IN_FLIGHT) await settle(inFlight.shift()!);
     };
@@ -194,7 +198,6 @@ export class BlobStore {
           if (size === undefined && refusedAt !== undefined && written - refusedAt > DRAIN_LIMIT) throw full;
           continue;
         }
-        hash.update(buf);
         batch.push(buf);
         batched += buf.length;
         if (batched >= WRITE_BATCH) await flush();
@@ -211,13 +214,16 @@ export class BlobStore {
       if (batched > 0 && !full) await flush();
       while (inFlight.length > 0) await settle(inFlight.shift()!);
     } catch (err) {
+      hash.drop();
       await Promise.allSettled(inFlight);
       body.destroy();
       throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
     }
-    if (full) throw full;
-    if (size !== undefined && written !== size) throw new IncompleteBodyError('body shorter than declared size');
-    return { written, md5: hash.digest() };
+    if (full || (size !== undefined && written !== size)) {
+      hash.drop();
+      throw full ?? new IncompleteBodyError('body shorter than declared size');
+    }
+    return { written, md5: await hash.digest() };
   }
 
   /** Creates the fan-out directory of `id` once, fsyncing parents so the new directory entry is durable. */
