@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
  * A session holds at most SESSION_SLOTS of them, so one fast client cannot starve the others.
  */
 const SLOT = 1024 * 1024;
-const SLOTS = 16;
+const SLOTS = 8;
 const SESSION_SLOTS = 2;
 
 /** Hash threads per process: the gateway's cores, at most 4 (each worker process of the gateway has its own pool). */
