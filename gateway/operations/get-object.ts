@@ -1,6 +1,7 @@
 /** GetObject and HeadObject: ranges, partNumber, conditional headers, response-* overrides. */
 import { S3Error } from '../errors.ts';
 import type { OpContext, Operation, OpResult } from '../operation.ts';
+import type { ObjectMeta } from '../../storage/backend.ts';
 import { conditionsFromHeaders, responseOverrides, header, objectHeaders, parseRange } from '../s3-headers.ts';
 
 function partNumberOf(op: OpContext): number | undefined {
@@ -22,13 +23,16 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   if (partNumber !== undefined && range !== undefined) {
     throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
   }
-  const res = await op.services.backend.getObject({
-    bucket: op.bucket,
-    key: op.key,
-    range,
-    partNumber,
-    conditions: conditionsFromHeaders(op.headers),
-  });
+  const request = { bucket: op.bucket, key: op.key, partNumber, conditions: conditionsFromHeaders(op.headers) };
+  let res = await op.services.backend.getObject({ ...request, range });
+  // If-Range (RFC 9110 §13.1.5, honoured by S3): a validator that no longer names the object turns the ranged read into
+  // a whole one, so a resuming client never splices bytes of a newer object onto an older one. The object is read
+  // again without the range rather than trusting the first read's body, which is already cut to the range.
+  const ifRange = header(op.headers, 'if-range');
+  if (res.range && range !== undefined && ifRange !== undefined && !ifRangeHolds(ifRange, res.meta)) {
+    res.body.destroy();
+    res = await op.services.backend.getObject(request);
+  }
   const checksumMode = header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED';
   const headers = objectHeaders(res.meta, { checksumMode: checksumMode && !res.range });
   // A part read returns that part's checksum (GetObject API reference, partNumber with x-amz-checksum-mode).
@@ -51,6 +55,19 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   // (a latin1 response-content-disposition, say), which Node 20 garbles when headers and body go out in one end().
   const ascii = Object.values(headers).every((v) => v === undefined || !/[^\x00-\x7f]/.test(String(v)));
   return { status, headers, body: res.bytes && ascii ? res.bytes : res.body };
+}
+
+/**
+ * True when an If-Range value still names the object: a strong entity tag equal to its ETag, or an HTTP-date equal
+ * to its Last-Modified (to the second, the precision Last-Modified is sent with). A weak tag never matches, and a
+ * value that is neither form does not either: both then serve the whole object (RFC 9110 §13.1.5).
+ */
+function ifRangeHolds(value: string, meta: ObjectMeta): boolean {
+  const v = value.trim();
+  if (v.startsWith('"')) return v === `"${meta.etag}"`;
+  if (v.startsWith('W/')) return false;
+  const date = Date.parse(v);
+  return !Number.isNaN(date) && Math.floor(meta.lastModified.getTime() / 1000) === Math.floor(date / 1000);
 }
 
 export const GetObject: Operation = (op) => read(op, true);
