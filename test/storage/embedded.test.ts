@@ -197,14 +197,19 @@ test('embedded: streaming a large body keeps memory flat', (t) =>
     await store.createBucket('b');
     const chunk = Buffer.alloc(1024 * 1024, 5);
     const total = 192;
-    let sent = 0;
-    const body = new Readable({
-      read() {
-        this.push(sent++ < total ? chunk : null);
-      },
-    });
+    const bodyOf = (): Readable => {
+      let sent = 0;
+      return new Readable({
+        read() {
+          this.push(sent++ < total ? chunk : null);
+        },
+      });
+    };
+    // A first upload starts the MD5 hashing threads (each an isolate of its own, tens of MiB of RSS on Node 22):
+    // process set-up, not the body, so it is left out of what the second upload is measured against.
+    await store.putObject({ bucket: 'b', key: 'warm-up', body: bodyOf(), size: total * chunk.length, meta: META });
     const before = process.memoryUsage().rss;
-    const meta = await store.putObject({ bucket: 'b', key: 'big', body, size: total * chunk.length, meta: META });
+    const meta = await store.putObject({ bucket: 'b', key: 'big', body: bodyOf(), size: total * chunk.length, meta: META });
     t.is(meta.size, total * chunk.length);
     t.true(process.memoryUsage().rss - before < 96 * 1024 * 1024, 'the body was not buffered');
     let read = 0;
