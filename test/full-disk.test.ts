@@ -91,11 +91,20 @@ it('a full volume refuses data writes with 507 and still commits deletes, revoca
     assertStorageFull(t, refusal, 'PUT on a nearly full volume');
     t.true(acked.size > 5, `${acked.size} objects fit before the refusal`);
     t.deepEqual(readdirSync(join(tg.dataDir, 'tmp')), [], 'no temp file is left');
-    // A body too large to drain: the gateway closes the connection after its answer, and the client still reads it.
+    // A body too large to drain: the gateway closes the connection after its answer. With 100-continue the client
+    // never sends it and hears the 507 once. Without, the client is still sending when the gateway closes, and the
+    // kernel may reset the connection before the answer is read (no lingering close here), so the SDK may send it
+    // once more; it must still end with the 507 and nothing stored. Known gap, in the README's full-volume paragraph.
     const noContinue = new S3Client({ endpoint: tg.gw.url, region: tg.config.region, credentials: ROOT, forcePathStyle: true, expectContinueHeader: false });
     for (let i = 0; i < 3; i++) {
-      const big = await t.throwsAsync((i % 2 ? noContinue : tg.s3).send(new PutObjectCommand({ Bucket: 'full', Key: `big-${i}`, Body: pattern(24 * MIB) })));
-      assertStorageFull(t, big as S3ServiceException, `a 24 MiB PUT on a nearly full volume (${i})`);
+      const big = (await t.throwsAsync((i % 2 ? noContinue : tg.s3).send(new PutObjectCommand({ Bucket: 'full', Key: `big-${i}`, Body: pattern(24 * MIB) })))) as S3ServiceException;
+      if (i % 2) {
+        t.is(big.$metadata.httpStatusCode, 507, `a 24 MiB PUT without 100-continue (${i}): status`);
+        t.is(big.name, 'XMinioStorageFull');
+        t.true((big.$metadata.attempts ?? 0) <= 2, `a 24 MiB PUT without 100-continue (${i}): at most one retry after a reset`);
+      } else {
+        assertStorageFull(t, big, `a 24 MiB PUT on a nearly full volume (${i})`);
+      }
     }
     noContinue.destroy();
 
