@@ -26,7 +26,7 @@ import { loadConfig } from '../gateway/config.ts';
 import { memoryLogger } from '../gateway/logging.ts';
 import { startGateway } from '../gateway/server.ts';
 import { lockDataDir, RESERVE_FILE } from '../storage/index.ts';
-import { bodyBytes, pattern, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { bodyBytes, pattern, ROOT, startTestGateway, TEST_WORKERS, type TestGateway } from './helpers/gateway.ts';
 import { signRequest } from './helpers/raw.ts';
 import { mountSmallVolume, type SmallVolume } from './helpers/small-volume.ts';
 
@@ -94,14 +94,14 @@ it('a full volume refuses data writes with 507 and still commits deletes, revoca
     // A body too large to drain: the gateway closes the connection after its answer. With 100-continue the client
     // never sends it and hears the 507 once. Without, the client is still sending when the gateway closes, and the
     // kernel may reset the connection before the answer is read (no lingering close here), so the SDK may send it
-    // once more; it must still end with the 507 and nothing stored. Known gap, in the README's full-volume paragraph.
+    // again (up to its attempts); it must end refused, with the 507 or the reset, and nothing stored. Known gap, in the README's full-volume paragraph.
     const noContinue = new S3Client({ endpoint: tg.gw.url, region: tg.config.region, credentials: ROOT, forcePathStyle: true, expectContinueHeader: false });
     for (let i = 0; i < 3; i++) {
       const big = (await t.throwsAsync((i % 2 ? noContinue : tg.s3).send(new PutObjectCommand({ Bucket: 'full', Key: `big-${i}`, Body: pattern(24 * MIB) })))) as S3ServiceException;
       if (i % 2) {
-        t.is(big.$metadata.httpStatusCode, 507, `a 24 MiB PUT without 100-continue (${i}): status`);
-        t.is(big.name, 'XMinioStorageFull');
-        t.true((big.$metadata.attempts ?? 0) <= 2, `a 24 MiB PUT without 100-continue (${i}): at most one retry after a reset`);
+        // Refused either way: the 507, or (every attempt meeting the reset) a connection error; never stored.
+        t.true(big.$metadata?.httpStatusCode === 507 || big.$metadata?.httpStatusCode === undefined, `a 24 MiB PUT without 100-continue (${i}): ${big.name}`);
+        await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'full', Key: `big-${i}` })), { name: 'NoSuchKey' });
       } else {
         assertStorageFull(t, big, `a 24 MiB PUT on a nearly full volume (${i})`);
       }
@@ -252,13 +252,24 @@ it('writes of unknown length and writes in flight together count against the thr
     const gate = new Promise<void>((r) => (release = r));
     const first = streamingPut(tg, '/flight/first', megabytes(5, gate, 2), 5 * MIB);
     await new Promise((r) => setTimeout(r, 1000));
-    const second = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'flight', Key: 'second', Body: pattern(2 * MIB) })));
-    assertStorageFull(t, second as S3ServiceException, 'a write that fits only without the one in flight');
+    const put = tg.s3.send(new PutObjectCommand({ Bucket: 'flight', Key: 'second', Body: pattern(2 * MIB) }));
+    // With worker processes each counts only its own writes in flight (the README's bound: real free space is
+    // re-checked every MiB, the reserve is never used), so the second upload is refused only when the kernel gave
+    // its connection to the worker holding the first; on another worker it may be stored, and must then be whole.
+    const second = TEST_WORKERS > 1 ? await put.then(() => undefined, (err: unknown) => err) : await t.throwsAsync(put);
+    if (second !== undefined || TEST_WORKERS <= 1) assertStorageFull(t, second as S3ServiceException, 'a write that fits only without the one in flight');
     release();
     const done = await first;
-    t.is(done.status, 200, done.body);
-    t.is((await tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: 'first' }))).ContentLength, 5 * MIB);
-    await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: 'second' })), { name: 'NoSuchKey' });
+    // Stored beside it, the second may in turn push the first over the line as it writes its last MiB: with workers
+    // either may be refused, never both, and what was acknowledged is whole while what was refused is absent.
+    if (TEST_WORKERS <= 1 || second !== undefined) t.is(done.status, 200, done.body);
+    else t.true(done.status === 200 || done.status === 507, done.body);
+    const stored = async (key: string, size: number, acked: boolean): Promise<void> => {
+      if (acked) t.is((await tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: key }))).ContentLength, size);
+      else await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: key })), { name: 'NoSuchKey' });
+    };
+    await stored('first', 5 * MIB, done.status === 200);
+    await stored('second', 2 * MIB, second === undefined);
   } finally {
     rmSync(filler, { force: true });
     rmSync(`${filler}-b`, { force: true });

@@ -137,6 +137,8 @@ test('a first start without ANVIL_ROOT_* creates one root credential, shown once
 
   const gw = await startGatewayProcess({ ANVIL_DATA_DIR: dataDir, ANVIL_WORKERS: '2', ANVIL_SPACE_RESERVE_MB: '8' });
   try {
+    // The banner goes to stderr and the listening line to stdout: the one may arrive after the other.
+    for (let i = 0; i < 100 && !/AWS_SECRET_ACCESS_KEY=\S+/.test(gw.output()); i++) await new Promise((r) => setTimeout(r, 100));
     const shown = gw.output().match(/AWS_ACCESS_KEY_ID=(\S+)\n\s+AWS_SECRET_ACCESS_KEY=(\S+)/g) ?? [];
     t.is(shown.length, 1, gw.output());
     const [, accessKeyId, secretAccessKey] = /AWS_ACCESS_KEY_ID=(\S+)\n\s+AWS_SECRET_ACCESS_KEY=(\S+)/.exec(shown[0]!)!;
