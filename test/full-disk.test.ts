@@ -9,6 +9,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -209,6 +210,7 @@ async function streamingPut(tg: TestGateway, path: string, pieces: AsyncIterable
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode!, body }));
+      res.on('error', reject);
     });
     req.on('error', reject);
     void (async () => {
@@ -259,13 +261,15 @@ it('writes of unknown length and writes in flight together count against the thr
     const second = TEST_WORKERS > 1 ? await put.then(() => undefined, (err: unknown) => err) : await t.throwsAsync(put);
     if (second !== undefined || TEST_WORKERS <= 1) assertStorageFull(t, second as S3ServiceException, 'a write that fits only without the one in flight');
     release();
-    const done = await first;
+    // A refusal mid-body closes the connection, which may cut the answer short: with workers that is a refusal too.
+    const done = TEST_WORKERS > 1 ? await first.catch((err: Error) => ({ status: 0, body: String(err) })) : await first;
     // Stored beside it, the second may in turn push the first over the line as it writes its last MiB: with workers
     // either may be refused, never both, and what was acknowledged is whole while what was refused is absent.
     if (TEST_WORKERS <= 1 || second !== undefined) t.is(done.status, 200, done.body);
-    else t.true(done.status === 200 || done.status === 507, done.body);
+    else t.true(done.status === 200 || done.status === 507 || done.status === 0, done.body);
     const stored = async (key: string, size: number, acked: boolean): Promise<void> => {
-      if (acked) t.is((await tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: key }))).ContentLength, size);
+      // HeadObject: a GetObject body left unread is cut when the gateway's workers stop, an uncaught 'aborted'.
+      if (acked) t.is((await tg.s3.send(new HeadObjectCommand({ Bucket: 'flight', Key: key }))).ContentLength, size);
       else await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'flight', Key: key })), { name: 'NoSuchKey' });
     };
     await stored('first', 5 * MIB, done.status === 200);
