@@ -7,6 +7,7 @@
 import { CreateBucketCommand, HeadObjectCommand, ListObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import test, { type ExecutionContext } from 'ava';
 import { startTestGateway } from './helpers/gateway.ts';
+import { seeded } from './helpers/seeded.ts';
 
 const BUCKET = 'scattered';
 const TENANT = 'acme';
@@ -39,15 +40,6 @@ definition object {
 caveat ip_allowlist(client_ip ipaddress, allowed list<string>) { allowed.exists(cidr, client_ip.in_cidr(cidr)) }
 `;
 
-/** Deterministic pseudo-random integers below n (mulberry32). */
-function seeded(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
-}
 
 /** Every page of a listing by `s3`; each page's KeyCount, fullness and IsTruncated are checked as it arrives. */
 async function listAll(t: ExecutionContext, s3: S3Client, version: 1 | 2, MaxKeys: number): Promise<string[]> {

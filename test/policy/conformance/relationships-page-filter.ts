@@ -8,21 +8,13 @@
 import type { ExecutionContext, TestFn } from 'ava';
 import { Relationships } from '../../../policy/relationships/index.ts';
 import type { PolicyFactory } from './factory.ts';
+import { seeded } from '../../helpers/seeded.ts';
 
 const AUDIT = { actor: 'operator', reason: 'test' };
 const NOW = Date.parse('2030-06-01T12:00:00Z');
 const PAST = '2030-06-01T11:00:00Z';
 const FUTURE = '2030-06-01T13:00:00Z';
 
-/** Deterministic pseudo-random integers below n (mulberry32), so a failing seed can be replayed. */
-function seeded(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
-}
 
 /** Permission bodies for `read` on objects and folders (`parent` is implicit: object → folder → bucket). */
 const READ_FORMS = [

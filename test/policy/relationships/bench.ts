@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { PolicyDatabase } from '../../../policy/index.ts';
 import type { TuplesTable } from '../../../policy/database/tables.ts';
 import { DEFAULT_OBJECT_SCHEMA, Relationships } from '../../../policy/relationships/index.ts';
+import { seeded } from '../../helpers/seeded.ts';
 
 /** One measured row: a label and its numbers. */
 export interface BenchRow {
@@ -34,15 +35,6 @@ export const BENCH_SCHEMA = DEFAULT_OBJECT_SCHEMA.replace(
   'permission read = reader + write + parent->read + clearance.all(member)\n  permission delete = owner + parent->delete\n}\ndefinition object',
 );
 
-/** Deterministic pseudo-random integers below n (mulberry32), so runs compare. */
-function seeded(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
-}
 
 const pathOf = (i: number): string => `f${i % 10}/g${(i >> 4) % 10}/h${(i >> 8) % 10}/k${(i >> 12) % 10}/`;
 
