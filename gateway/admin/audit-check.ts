@@ -104,6 +104,9 @@ async function gatherFacts(call: AdminCall, scope: string | undefined, options: 
   const now = new Date();
   const inScope = (tenant: string | undefined) => scope === undefined || tenant === scope;
   const tenants = (await policy.listTenants()).filter((t) => inScope(t.name));
+  // This node's gathered last-use times first (they are written within a second), so a key used here just now is
+  // not reported as never used; other nodes' reach the database within that second too.
+  await policy.flushLastUse();
   const credentials = await policy.listCredentials(scope === undefined ? {} : { tenant: scope });
   const keys = new Set(credentials.map((c) => c.accessKeyId));
   const since = new Date(now.getTime() - options.days * DAY_MS);
