@@ -1,7 +1,8 @@
 /** GetObject and HeadObject: ranges, partNumber, conditional headers, response-* overrides. */
 import { S3Error } from '../errors.ts';
 import type { OpContext, Operation, OpResult } from '../operation.ts';
-import type { ObjectMeta } from '../../storage/backend.ts';
+import type { GetObjectInput, ObjectMeta, ObjectRead } from '../../storage/backend.ts';
+import { InvalidRangeError } from '../../storage/errors.ts';
 import { conditionsFromHeaders, responseOverrides, header, objectHeaders, parseRange } from '../s3-headers.ts';
 
 function partNumberOf(op: OpContext): number | undefined {
@@ -24,12 +25,12 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
     throw new S3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter');
   }
   const request = { bucket: op.bucket, key: op.key, partNumber, conditions: conditionsFromHeaders(op.headers) };
-  let res = await op.services.backend.getObject({ ...request, range });
+  const ifRange = range !== undefined ? header(op.headers, 'if-range') : undefined;
+  let res = await readRange(op, request, range, ifRange);
   // If-Range (RFC 9110 §13.1.5, honoured by S3): a validator that no longer names the object turns the ranged read into
   // a whole one, so a resuming client never splices bytes of a newer object onto an older one. The object is read
   // again without the range rather than trusting the first read's body, which is already cut to the range.
-  const ifRange = header(op.headers, 'if-range');
-  if (res.range && range !== undefined && ifRange !== undefined && !ifRangeHolds(ifRange, res.meta)) {
+  if (res.range && ifRange !== undefined && !ifRangeHolds(ifRange, res.meta)) {
     res.body.destroy();
     res = await op.services.backend.getObject(request);
   }
@@ -55,6 +56,23 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   // (a latin1 response-content-disposition, say), which Node 20 garbles when headers and body go out in one end().
   const ascii = Object.values(headers).every((v) => v === undefined || !/[^\x00-\x7f]/.test(String(v)));
   return { status, headers, body: res.bytes && ascii ? res.bytes : res.body };
+}
+
+/**
+ * The ranged read. A range past the end is InvalidRange (416) only while If-Range, if sent, still names the object:
+ * with a stale validator the range is ignored before it is evaluated (RFC 9110 §13.1.5), so the whole object is
+ * served, as for any other range.
+ */
+async function readRange(op: OpContext, request: GetObjectInput, range: GetObjectInput['range'], ifRange: string | undefined): Promise<ObjectRead> {
+  try {
+    return await op.services.backend.getObject({ ...request, range });
+  } catch (err) {
+    if (!(err instanceof InvalidRangeError) || ifRange === undefined) throw err;
+    const whole = await op.services.backend.getObject(request);
+    if (!ifRangeHolds(ifRange, whole.meta)) return whole;
+    whole.body.destroy();
+    throw err;
+  }
 }
 
 /**
