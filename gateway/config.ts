@@ -178,6 +178,16 @@ export function parseAddress(address: string, name = 'ANVIL_ADDRESS'): { host: s
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port: Number(m[3]) };
 }
 
+/** Settings whose values are secrets: a bad one is described, never echoed (a typo would print most of the key). */
+const SECRET_SETTINGS: ReadonlySet<SettingName> = new Set(['ANVIL_ROOT_SECRET_KEY', 'ANVIL_MASTER_KEY', 'ANVIL_METRICS_TOKEN', 'ANVIL_UPSTREAM_SECRET_KEY']);
+
+/** A rejected value as an error message may show it: secrets by length only, a URL's password masked. */
+function shownValue(name: SettingName, given: string | undefined): string {
+  if (given === undefined) return 'nothing';
+  if (SECRET_SETTINGS.has(name)) return `a value of ${given.length} characters (not shown: it is a secret)`;
+  return JSON.stringify(given.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)[^/@]*@/i, '$1***@'));
+}
+
 /** Parses every setting, collecting every problem before failing. */
 function parseAll(get: (name: SettingName) => string | undefined): Parsed {
   const out: Record<string, unknown> = {};
@@ -186,7 +196,7 @@ function parseAll(get: (name: SettingName) => string | undefined): Parsed {
     const given = get(name);
     const result = s.schema.safeParse(given);
     if (result.success) out[name] = result.data;
-    else problems.push(`${name}: expected ${s.expects}, got ${JSON.stringify(given)}`);
+    else problems.push(`${name}: expected ${s.expects}, got ${shownValue(name, given)}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out as Parsed;

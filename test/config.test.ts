@@ -79,6 +79,15 @@ test('each bad value is refused by loadConfig with the variable and what it expe
     t.regex(error!.message, message);
   }
   t.throws(() => parseAddress('9000'), { message: /host:port/ });
+  // A secret that fails its check is described, never echoed: a one-digit typo would print the rest of the key.
+  const key = 'a1'.repeat(31) + 'b';
+  for (const [name, value] of [['ANVIL_MASTER_KEY', key], ['ANVIL_ROOT_SECRET_KEY', 'short-secret'], ['ANVIL_METRICS_TOKEN', 'token with spaces in it'], ['ANVIL_UPSTREAM_SECRET_KEY', 'x'.repeat(300)]] as const) {
+    const error = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError });
+    t.regex(error!.message, new RegExp(`${name}: expected .*, got a value of ${value.length} characters \\(not shown`));
+    t.false(error!.message.includes(value.slice(0, 10)), name);
+  }
+  const url = t.throws(() => loadConfig({ ANVIL_POLICY_DATABASE: 'mysql://anvil:hunter2@db/anvil' }), { instanceOf: ConfigError });
+  t.regex(url!.message, /got "mysql:\/\/anvil:\*\*\*@db\/anvil"/);
   // Every problem at once, not the first only.
   const both = t.throws(() => loadConfig({ ANVIL_UPSTREAM_TIMEOUT_MS: 'abc', ANVIL_LOG_LEVEL: 'loud' }), { instanceOf: ConfigError });
   t.is(both!.problems.length, 2);
