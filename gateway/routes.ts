@@ -31,7 +31,6 @@ import { DeleteBucketTagging, GetBucketTagging, PutBucketTagging } from './opera
 import { DeleteBucketCors, GetBucketCors, PutBucketCors } from './operations/bucket-cors.ts';
 import { GetObjectAttributes } from './operations/get-object-attributes.ts';
 import { PostObject } from './operations/post-object.ts';
-import { refuseUnsupportedFeatures } from './request-features.ts';
 
 /** Where in the URL space a request lands. */
 export type Level = 'service' | 'bucket' | 'object';
@@ -204,7 +203,6 @@ export function matchRoute(
       if (value !== undefined && query.get(name!) !== value) continue;
     }
     if (r.copy !== undefined && r.copy !== copy) continue;
-    refuseUnsupportedFeatures(r.op, headers, query);
     return r;
   }
   if (method === 'POST' || method === 'OPTIONS') return { miss: 'NotImplemented' };

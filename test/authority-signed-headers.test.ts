@@ -54,6 +54,37 @@ test('a signed PutObject replayed with an unsigned x-amz-copy-source, meta or ta
   t.false(await exists('up/copied2'));
 });
 
+test('a header naming a feature the gateway lacks is answered 501 only to a caller that is authenticated and authorized', async (t) => {
+  const lacking: Array<Record<string, string>> = [
+    { 'x-amz-acl': 'public-read' },
+    { 'x-amz-storage-class': 'GLACIER' },
+    { 'x-amz-server-side-encryption': 'aws:kms' },
+    { 'x-amz-object-lock-mode': 'GOVERNANCE' },
+    { 'x-amz-website-redirect-location': '/elsewhere' },
+  ];
+  for (const [i, extra] of lacking.entries()) {
+    const key = `up/feature-${i}`;
+    const what = JSON.stringify(extra);
+    // Unsigned: the signature layer refuses it, as any unsigned x-amz-* header, and writes the denial line.
+    const signed = await signRequest({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/${key}`, body: 'hello', creds: app });
+    const unsigned = await send({ url: tg.gw.url, method: 'PUT', path: signed.path, headers: { ...signed.headers, ...extra }, body: 'hello' });
+    t.is(unsigned.status, 403, what);
+    t.is((await denials(tg)).find((d) => d.requestId === unsigned.headers['x-amz-request-id'])?.layer, 'signature', what);
+    // Anonymous: refused as anonymous, not told what the gateway implements.
+    const anonymous = await send({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/${key}`, headers: extra, body: 'hello' });
+    t.is(anonymous.status, 403, what);
+    t.is(errorCode(anonymous), 'AccessDenied', what);
+    // Signed, but outside the caller's scopes: the scope layer decides first.
+    const outside = await signedSend({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/secret/feature-${i}`, headers: extra, body: 'hello', creds: app });
+    t.is(outside.status, 403, what);
+    // Signed and allowed: now the gateway says what it lacks.
+    const allowed = await signedSend({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/${key}`, headers: extra, body: 'hello', creds: app });
+    t.is(allowed.status, 501, what);
+    t.is(errorCode(allowed), 'NotImplemented', what);
+    t.false(await exists(key), `nothing stored for ${what}`);
+  }
+});
+
 /** Sends headers with Expect: 100-continue and reports the first status line, then the final one. */
 function expectContinue(path: string, headers: Record<string, string>, body: string): Promise<{ first: string; final: string; sawContinue: boolean }> {
   const u = new URL(tg.gw.url);

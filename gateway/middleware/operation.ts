@@ -6,6 +6,7 @@ import { planBody } from '../auth/body-verifier.ts';
 import { S3Error } from '../errors.ts';
 import type { OpContext, Services } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
+import { refuseUnsupportedFeatures } from '../request-features.ts';
 import type { GatewayState } from '../state.ts';
 
 /** Largest XML request body read whole. */
@@ -14,6 +15,9 @@ const DEFAULT_TEXT_LIMIT = 1024 * 1024;
 export function runOperation(services: Services): Middleware<GatewayState> {
   return async function operationMiddleware(ctx, next) {
     const { route, target, principal, access, auth } = ctx.state;
+    // Only now, once the caller is authenticated and authorized: a caller refused there gets its 403 and its denial
+    // line, not a 501 that answers before anyone is asked who is calling.
+    refuseUnsupportedFeatures(route!.op, ctx.headers, target!.query);
     const hasLength = ctx.get('content-length') !== '' || ctx.get('transfer-encoding') !== '';
     if (route!.body && ['PUT', 'POST'].includes(ctx.method) && !hasLength) throw new S3Error('MissingContentLength');
     const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(ctx.headers).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : ctx.headers;
