@@ -34,12 +34,12 @@ export interface RequestFacts {
 export function logDenial(
   denials: DenialLog,
   facts: RequestFacts,
-  d: { layer: DenialLayer; reason: string; principal?: Principal; accessKeyId?: string; bucket?: string; key?: string; copySource?: string },
+  d: { layer: DenialLayer; reason: string; principal?: Principal; accessKeyId?: string; tenant?: string; bucket?: string; key?: string; copySource?: string },
 ): void {
   denials.write({
     time: new Date().toISOString(),
     requestId: facts.requestId,
-    tenant: d.principal?.tenant,
+    tenant: d.principal?.tenant ?? d.tenant,
     accessKeyId: d.principal?.accessKeyId ?? d.accessKeyId,
     subject: d.principal?.subject,
     action: facts.action,

@@ -22,7 +22,8 @@ export type CredentialFailure = 'unknown' | 'revoked' | 'expired' | 'tenant_disa
 /** The answer of resolveAccessKey: the secrets a signature may verify against and who signs, or why not. */
 export type ResolveResult =
   | { ok: true; secrets: string[]; principal: Principal }
-  | { ok: false; reason: CredentialFailure };
+  /** `tenant` names the tenant of a key that exists but cannot be used, so its refusals reach that tenant's denial log. */
+  | { ok: false; reason: CredentialFailure; tenant?: string };
 
 interface Entry {
   principal: Principal;
@@ -84,10 +85,10 @@ export class CredentialCache {
     const entry = await this.entry(accessKeyId, 0, this.generation);
     if (entry === false) return { ok: false, reason: 'unknown' };
     const nowMs = now.getTime();
-    if (entry.revoked) return { ok: false, reason: 'revoked' };
-    if (entry.tenantDisabled) return { ok: false, reason: 'tenant_disabled' };
-    if (entry.makerGone) return { ok: false, reason: 'maker_gone' };
-    if (entry.expiresAt <= nowMs) return { ok: false, reason: 'expired' };
+    if (entry.revoked) return { ok: false, reason: 'revoked', tenant: entry.principal.tenant };
+    if (entry.tenantDisabled) return { ok: false, reason: 'tenant_disabled', tenant: entry.principal.tenant };
+    if (entry.makerGone) return { ok: false, reason: 'maker_gone', tenant: entry.principal.tenant };
+    if (entry.expiresAt <= nowMs) return { ok: false, reason: 'expired', tenant: entry.principal.tenant };
     this.recordUse(accessKeyId, nowMs);
     const secrets = entry.previous !== undefined && nowMs < entry.previousUntil ? [entry.secret, entry.previous] : [entry.secret];
     return { ok: true, secrets, principal: entry.principal };

@@ -122,6 +122,11 @@ test('credential revoke --tenant T --all revokes every credential of T: sessions
 
     // A tenant admin may do it in its own tenant: what it holds, its own credential last, and nothing of another.
     const admin = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
+    // The runbook's next step: the tenant's own admin finds the uses of the revoked keys in its denial log.
+    const seen = (await ok(tg, admin, 'GET', `/denials?tenant=${TENANT}&layer=credential`)).denials as Array<{ accessKeyId: string; tenant: string; reason: string }>;
+    const appUse = seen.find((d) => d.accessKeyId === e.app.accessKeyId);
+    t.is(appUse?.tenant, TENANT);
+    t.is(appUse?.reason, 'credential revoked');
     const narrow = await credential(tg, [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }]);
     const wider = await credential(tg, [{ families: ['object:read', 'object:write'], bucket: BUCKET }]);
     const prefixAdmin = await credential(tg, [{ families: ['admin', 'object:read'], bucket: BUCKET, prefix: 'pub/' }]);

@@ -45,7 +45,7 @@ export const CAPABILITY_HEADER = 'x-anvil-capability';
 export const CAPABILITY_QUERY = 'X-Anvil-Capability';
 
 type Ctx = ParameterizedContext<GatewayState>;
-type Refuse = (layer: DenialLayer, reason: string, who?: { accessKeyId?: string; principal?: Principal }) => void;
+type Refuse = (layer: DenialLayer, reason: string, who?: { accessKeyId?: string; tenant?: string; principal?: Principal }) => void;
 
 /** The capability a request presents, if any. */
 function capabilityOf(ctx: Ctx): string | undefined {
@@ -139,6 +139,7 @@ export function authenticate(opts: {
         const unsigned = err.fields.HeadersNotSigned ? ` (${err.fields.HeadersNotSigned})` : '';
         refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}${unsigned}`, {
           accessKeyId: failure?.accessKeyId ?? result.caller?.principal.accessKeyId,
+          tenant: failure?.tenant ?? result.caller?.principal.tenant,
         });
       }
       throw err;

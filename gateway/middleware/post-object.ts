@@ -163,7 +163,7 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
     const secrets = await lookupSecrets(ak);
     if (!secrets?.length) {
       form.file.resume();
-      logDenial(opts.denials, facts, { layer: result.failure?.layer ?? 'credential', reason: result.failure?.reason ?? 'unknown access key', accessKeyId: ak, bucket: target.bucket });
+      logDenial(opts.denials, facts, { layer: result.failure?.layer ?? 'credential', reason: result.failure?.reason ?? 'unknown access key', accessKeyId: ak, tenant: result.failure?.tenant, bucket: target.bucket });
       throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: ak } });
     }
     let valid = false;

@@ -28,6 +28,8 @@ export interface CallerFailure {
   layer: DenialLayer;
   reason: string;
   accessKeyId: string;
+  /** The tenant of a known key that cannot be used (revoked, expired, tenant disabled). */
+  tenant?: string;
 }
 
 /** The X-Amz-Security-Token of a request (header or presigned query), if any. */
@@ -73,7 +75,7 @@ export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens;
     }
     const r = await opts.policy.resolveAccessKey(accessKeyId, opts.now);
     if (!r.ok) {
-      result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId };
+      result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}) };
       return undefined;
     }
     result.caller = { principal: r.principal, secret: r.secrets[0] };
