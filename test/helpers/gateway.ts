@@ -113,6 +113,8 @@ async function startWorkerGateway(settings: Record<string, string>, config: Gate
       pending = lines.pop()!;
       for (const line of lines) {
         logs.push(line);
+        // A worker that dies under a test is worth seeing in its output (test/workers/kill-worker kills them on purpose).
+        if (line.includes('worker exited')) console.error(`gateway ${child.pid}: ${line}\n${stderr.slice(-2000)}`);
         if (line.includes('"msg":"listening"')) resolve(JSON.parse(line) as { url: string; healthUrl?: string });
       }
     });
