@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { sameBytes } from './helpers/bytes.ts';
 
 const run = promisify(execFile);
 interface Ctx extends TestGateway {
@@ -73,7 +74,7 @@ test.serial('restic init, backup, snapshots, check and restore inside the prefix
   const target = join(t.context.work, 'restored');
   await run('restic', ['restore', 'latest', '--target', target], { env: e });
   const restored = join(target, t.context.work, 'src', 'nested/deeper/c.bin');
-  t.deepEqual(readFileSync(restored), readFileSync(join(t.context.work, 'src/nested/deeper/c.bin')));
+  sameBytes(t, readFileSync(restored), readFileSync(join(t.context.work, 'src/nested/deeper/c.bin')));
   t.true((await keysUnder(t, 'backups/host1/restic/')).some((k) => k.endsWith('/config')));
   const outside = { ...e, RESTIC_REPOSITORY: `s3:${t.context.gw.url}/backups/backups/host2/restic` };
   await t.throwsAsync(run('restic', ['init'], { env: outside }));
@@ -112,7 +113,7 @@ test.serial('aws s3 sync into the prefix, ls of the bucket root is filtered', as
   t.notRegex(ls, /host2/);
   const back = join(t.context.work, 'aws-back');
   await run('aws', ['--endpoint-url', t.context.gw.url, 's3', 'sync', 's3://backups/backups/host1/aws', back], { env: e });
-  t.deepEqual(readFileSync(join(back, 'nested/deeper/c.bin')), readFileSync(join(src, 'nested/deeper/c.bin')));
+  sameBytes(t, readFileSync(join(back, 'nested/deeper/c.bin')), readFileSync(join(src, 'nested/deeper/c.bin')));
   await t.throwsAsync(run('aws', ['--endpoint-url', t.context.gw.url, 's3', 'cp', join(src, 'a.txt'), 's3://backups/backups/host2/a.txt'], { env: e }));
   t.deepEqual(await keysUnder(t, 'backups/host2/'), ['backups/host2/private']);
 });
