@@ -111,21 +111,59 @@ export function canonicalUri(rawPath: string): string {
   return uriEncode(percentDecode(rawPath), true) || '/';
 }
 
-/** Splits a raw query into decoded [name, value] pairs; '+' means space, as in form encoding. */
-export function parseQuery(rawQuery: string): Array<[string, string]> {
+/**
+ * Percent-decodes a query component to text (invalid UTF-8 becomes U+FFFD). decodeURIComponent gives the same text
+ * whenever it accepts the input, natively; only what it refuses (a stray '%', bytes that are no UTF-8) takes the
+ * byte-wise path.
+ */
+function decodeText(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return percentDecode(s).toString('utf8');
+  }
+}
+
+const UNRESERVED_TEXT = /^[A-Za-z0-9\-._~]*$/;
+
+/**
+ * uriEncode of a text's UTF-8 bytes, '/' encoded. encodeURIComponent encodes the same bytes the same way (upper-case
+ * hex) except that it leaves ! ' ( ) * as they are, which SigV4 encodes.
+ */
+function encodeText(s: string): string {
+  if (UNRESERVED_TEXT.test(s)) return s;
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => ENCODED[c.charCodeAt(0)]!);
+}
+
+/** The query parsed last: authentication asks for the same request's query several times (SigV4, SigV2, session token). */
+let lastQuery: { raw: string; pairs: ReadonlyArray<readonly [string, string]> } = { raw: '', pairs: [] };
+
+/**
+ * Splits a raw query into decoded [name, value] pairs; '+' means space, as in form encoding. The answer is shared
+ * with the next caller asking about the same query string, hence read-only (and frozen).
+ */
+export function parseQuery(rawQuery: string): ReadonlyArray<readonly [string, string]> {
   if (!rawQuery) return [];
-  return rawQuery.split('&').filter(Boolean).map((part) => {
+  if (rawQuery === lastQuery.raw) return lastQuery.pairs;
+  const pairs: Array<readonly [string, string]> = [];
+  for (const part of rawQuery.split('&')) {
+    if (!part) continue;
     const eq = part.indexOf('=');
-    const [n, v] = eq < 0 ? [part, ''] : [part.slice(0, eq), part.slice(eq + 1)];
-    return [percentDecode(n.replaceAll('+', ' ')).toString('utf8'), percentDecode(v.replaceAll('+', ' ')).toString('utf8')];
-  });
+    const n = eq < 0 ? part : part.slice(0, eq);
+    const v = eq < 0 ? '' : part.slice(eq + 1);
+    pairs.push(Object.freeze([decodeText(n.replaceAll('+', ' ')), decodeText(v.replaceAll('+', ' '))] as const));
+  }
+  Object.freeze(pairs);
+  lastQuery = { raw: rawQuery, pairs };
+  return pairs;
 }
 
 /** The canonical query string: decoded, re-encoded with '/' encoded, sorted by name then value. */
 export function canonicalQuery(rawQuery: string, presigned = false): string {
   const pairs = parseQuery(rawQuery)
     .filter(([n]) => !(presigned && n === 'X-Amz-Signature'))
-    .map(([n, v]) => [uriEncode(Buffer.from(n), false), uriEncode(Buffer.from(v), false)]);
+    .map(([n, v]) => [encodeText(n), encodeText(v)]);
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');
 }
@@ -226,8 +264,13 @@ const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 function parseAmzDate(s: string): number {
   const m = AMZ_DATE.exec(s);
   if (!m) return NaN;
-  const t = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-  return new Date(t).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '') === s ? t : NaN;
+  const [year, month, day, hour, minute, second] = [+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!];
+  const t = Date.UTC(year, month, day, hour, minute, second);
+  // Date.UTC rolls 31 April over into May (and maps years 0-99 to 1900-1999): such a date names no real time.
+  const d = new Date(t);
+  const exact = d.getUTCFullYear() === year && d.getUTCMonth() === month && d.getUTCDate() === day &&
+    d.getUTCHours() === hour && d.getUTCMinutes() === minute && d.getUTCSeconds() === second;
+  return exact ? t : NaN;
 }
 
 /** Formats a time as YYYYMMDDTHHMMSSZ. */
