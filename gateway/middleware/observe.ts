@@ -4,7 +4,7 @@
  * string (where presigned URLs carry their signature), a header or a secret.
  */
 import type { Middleware, ParameterizedContext } from 'koa';
-import type { Logger } from '../logging.ts';
+import { accessLogger, type Logger } from '../logging.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { GatewayState } from '../state.ts';
 
@@ -17,7 +17,8 @@ export function operationOf(ctx: ParameterizedContext<GatewayState>): string {
 const counted = new WeakMap<object, { read: number; written: number }>();
 
 export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessLog: boolean }): Middleware<GatewayState> {
-  const { logger, metrics, accessLog } = opts;
+  const { metrics, accessLog } = opts;
+  const logger = accessLogger(opts.logger);
   return async function observeMiddleware(ctx, next) {
     const socket = ctx.req.socket;
     let done = false;
