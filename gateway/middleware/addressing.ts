@@ -5,7 +5,7 @@
 import type { Middleware, ParameterizedContext } from 'koa';
 import { adminTargetOf } from '../admin/index.ts';
 import { CONSOLE_PREFIX } from '../console/index.ts';
-import { resolveTarget } from '../addressing.ts';
+import { resolveTarget, type Target } from '../addressing.ts';
 import { S3Error } from '../errors.ts';
 import { isOpsPath } from '../ops-endpoints.ts';
 import { matchRoute } from '../routes.ts';
@@ -14,6 +14,23 @@ import { isStsRequest, KEYS_PATH } from '../sts/middleware.ts';
 
 /** The pipelines a request can take. */
 export type Pipeline = 'sts' | 'admin' | 'console' | 'ops' | 's3';
+
+/** Targets resolved so far, by request: the front app's choice of pipeline and the pipeline itself share one. */
+const resolved = new WeakMap<object, Target>();
+
+/**
+ * The target of a request (resolveTarget over its URL and Host), resolved once per request: every step that asks
+ * gets the same object, which the S3 pipeline then keeps as ctx.state.target. Throws InvalidURI as resolveTarget
+ * does (every time it is asked).
+ */
+export function targetOf(ctx: ParameterizedContext<GatewayState>, domain: string): Target {
+  let target = resolved.get(ctx.req);
+  if (!target) {
+    target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+    resolved.set(ctx.req, target);
+  }
+  return target;
+}
 
 /**
  * The pipeline of a request, noted in ctx.state.api for logs and metrics: STS calls (POST / with a form body) and
@@ -27,7 +44,7 @@ export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: stri
     ctx.state.api = 'STS';
     return 'sts';
   }
-  const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+  const target = targetOf(ctx, domain);
   if (adminTargetOf(target)) {
     ctx.state.api = 'Admin';
     return 'admin';
@@ -39,7 +56,7 @@ export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: stri
 /** S3 pipeline: bucket, key and the route, or NotImplemented / MethodNotAllowed when the table has none. */
 export function addressing(domain: string): Middleware<GatewayState> {
   return async function addressingMiddleware(ctx, next) {
-    const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+    const target = targetOf(ctx, domain);
     ctx.state.target = target;
     const level = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object';
     const route = matchRoute(ctx.method, level, target.query, ctx.headers);
@@ -52,7 +69,7 @@ export function addressing(domain: string): Middleware<GatewayState> {
 /** Admin pipeline: the admin path and query; denial lines name no bucket or key for admin requests. */
 export function adminAddressing(domain: string): Middleware<GatewayState> {
   return async function adminAddressingMiddleware(ctx, next) {
-    const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+    const target = targetOf(ctx, domain);
     ctx.state.admin = adminTargetOf(target);
     ctx.state.target = { ...target, bucket: '', key: '' };
     await next();

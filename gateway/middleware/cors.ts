@@ -8,10 +8,10 @@ import type { Middleware } from 'koa';
 import type { Backend } from '../../storage/backend.ts';
 import { NoSuchBucketError } from '../../storage/errors.ts';
 import { adminTargetOf } from '../admin/index.ts';
-import { resolveTarget } from '../addressing.ts';
 import { corsHeaders, matchRule, parseCorsConfiguration, type CorsRequest, type CorsRule } from '../cors.ts';
 import { S3Error } from '../errors.ts';
 import type { GatewayState } from '../state.ts';
+import { targetOf } from './addressing.ts';
 
 /** Parsed rules by document, so a busy bucket's rules are parsed once. */
 const parsed = new Map<string, CorsRule[]>();
@@ -40,7 +40,7 @@ export function cors(opts: { backend: Backend; domain: string }): Middleware<Gat
   return async function corsMiddleware(ctx, next) {
     const origin = ctx.get('origin');
     if (!origin && ctx.method !== 'OPTIONS') return next();
-    const target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), opts.domain);
+    const target = targetOf(ctx, opts.domain);
     if (adminTargetOf(target)) return next();
     if (ctx.method === 'OPTIONS') {
       const method = ctx.get('access-control-request-method');
