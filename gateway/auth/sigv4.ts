@@ -168,9 +168,9 @@ export function canonicalQuery(rawQuery: string, presigned = false): string {
   return pairs.map(([n, v]) => `${n}=${v}`).join('&');
 }
 
-/** Values of a header in arrival order, trimmed with inner whitespace runs (and obs-folds) collapsed. */
-function headerValues(headers: Array<[string, string]>, lowerName: string): string[] {
-  return headers.filter(([n]) => n.toLowerCase() === lowerName).map(([, v]) => v.trim().replace(/\s+/g, ' '));
+/** A header value as SigV4 canonicalizes it: trimmed, inner whitespace runs (and obs-folds) collapsed to one space. */
+function canonicalValue(value: string): string {
+  return value.trim().replace(/\s+/g, ' ');
 }
 
 /** First value of a header (case-insensitive), or undefined. */
@@ -182,7 +182,10 @@ export function getHeader(headers: Array<[string, string]>, name: string): strin
 
 /** Builds S3's canonical request; repeated headers are joined with ',' exactly as received. */
 export function canonicalRequest(input: CanonicalRequestInput): string {
-  const lines = input.signedHeaders.map((h) => `${h}:${headerValues(input.headers, h).join(',')}\n`).join('');
+  // One pass over the request's headers collects the signed ones (names lower-cased once each).
+  const signed = new Map<string, string[]>(input.signedHeaders.map((h) => [h, []]));
+  for (const [name, value] of input.headers) signed.get(name.toLowerCase())?.push(canonicalValue(value));
+  const lines = input.signedHeaders.map((h) => `${h}:${signed.get(h)!.join(',')}\n`).join('');
   return [
     input.method.toUpperCase(),
     canonicalUri(input.rawPath),
