@@ -196,6 +196,27 @@ if (minioOrExplain(test, 'upstream-lean')) {
       t.is(second.ChecksumCRC32, crc32Of(part2));
     });
   }
+
+  test('a 64 MiB GET streams the very bytes stored, with and without a full-object checksum to check', async (t) => {
+    const gw = t.context.byBucket;
+    const body = pattern(64 * 1024 * 1024);
+    const digest = createHash('sha256').update(body).digest('hex');
+    await gw.s3.send(new PutObjectCommand({ Bucket: 'lean', Key: 'big-summed', Body: body, ChecksumAlgorithm: 'CRC32' }));
+    // Put straight into MinIO without a checksum: its GET answers with none, so the body streams unverified.
+    await t.context.upstream.send(new PutObjectCommand({ Bucket: 'lean', Key: 'big-plain', Body: body }));
+    for (const key of ['big-summed', 'big-plain']) {
+      const got = await gw.s3.send(new GetObjectCommand({ Bucket: 'lean', Key: key }));
+      t.is(got.ContentLength, body.length, key);
+      const hash = createHash('sha256');
+      let size = 0;
+      for await (const chunk of got.Body as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
+      t.is(size, body.length, key);
+      t.is(hash.digest('hex'), digest, key);
+    }
+  });
 }
 
 /** A hand-written upstream: `answer` serves each request and returns nothing; the requests it saw are kept. */
@@ -282,6 +303,81 @@ test('a body that does not match the checksum its upstream gave is cut off, neve
     const good = await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'good' }));
     t.true((await bodyBytes(good.Body)).equals(body));
     await t.throwsAsync(async () => bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'bad' }))).Body));
+  } finally {
+    await tg.close();
+    await upstream.close();
+  }
+});
+
+test('a small body its upstream cuts short or corrupts is an error answer, never a 200 with the wrong bytes', async (t) => {
+  const body = pattern(4096);
+  const upstream = await fakeUpstream((req, res) => {
+    req.resume();
+    const headers = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(body.length),
+      etag: '"0123456789abcdef0123456789abcdef"',
+      'last-modified': new Date().toUTCString(),
+      ...(req.url?.includes('/short') ? {} : { 'x-amz-checksum-crc32': req.url?.includes('/good') ? crc32Of(body) : 'AAAAAA==', 'x-amz-checksum-type': 'FULL_OBJECT' }),
+    };
+    if (req.method === 'HEAD') return void res.writeHead(200, headers).end();
+    if (!req.url?.includes('/short')) return void res.writeHead(200, headers).end(body);
+    // Half the declared body, then the connection drops.
+    res.writeHead(200, headers);
+    res.write(body.subarray(0, 2048), () => res.socket?.destroy());
+  });
+  const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
+  const noRetry = new S3Client({ endpoint: tg.gw.url, region: 'us-east-1', forcePathStyle: true, credentials: ROOT, maxAttempts: 1 });
+  try {
+    const good = await noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'good' }));
+    t.true((await bodyBytes(good.Body)).equals(body));
+    const bad = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'bad' })))) as S3ServiceException;
+    t.is(bad.$metadata.httpStatusCode, 500);
+    t.is(bad.name, 'InternalError');
+    const short = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'short' })))) as S3ServiceException;
+    t.is(short.$metadata.httpStatusCode, 503);
+    t.is(short.name, 'ServiceUnavailable');
+  } finally {
+    noRetry.destroy();
+    await tg.close();
+    await upstream.close();
+  }
+});
+
+test('a client that goes away in the middle of a large GET aborts the upstream request', async (t) => {
+  const size = 256 * 1024 * 1024;
+  let sent = 0;
+  let upstreamClosed!: () => void;
+  const closed = new Promise<void>((r) => (upstreamClosed = r));
+  const upstream = await fakeUpstream((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: '"0123456789abcdef0123456789abcdef"', 'last-modified': new Date().toUTCString() });
+    if (req.method === 'HEAD') return void res.end();
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    // Writes as fast as the gateway reads; a response closed before its last byte is an aborted request.
+    const pump = () => {
+      while (sent < size && !res.destroyed) {
+        sent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      if (sent >= size) res.end();
+    };
+    res.on('close', () => {
+      if (!res.writableFinished) upstreamClosed();
+    });
+    pump();
+  });
+  const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
+  try {
+    const got = await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'huge' }));
+    t.is(got.ContentLength, size);
+    let read = 0;
+    for await (const c of got.Body as AsyncIterable<Uint8Array>) {
+      read += c.length;
+      if (read >= 4 * 1024 * 1024) break; // leaving the loop destroys the body: the client goes away
+    }
+    await closed;
+    t.true(sent < size, `the upstream stopped sending after ${sent} of ${size} bytes`);
   } finally {
     await tg.close();
     await upstream.close();

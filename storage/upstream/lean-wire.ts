@@ -1,13 +1,21 @@
 /**
  * What the lean client's callers need beyond wire.ts: a header's single value, the trailing checksum of a streamed
- * upload, and the check of a downloaded body against the checksum the upstream answered with.
+ * upload, the check of a downloaded body against the checksum the upstream answered with, and small bodies read
+ * whole before the answer goes out.
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { BodyInput, StoredChecksum } from '../backend.ts';
 import { createHasher, type Hasher } from '../checksums.ts';
-import { BadDigestError } from '../errors.ts';
+import { BadDigestError, ServiceUnavailableError, StorageError } from '../errors.ts';
+import { translate } from './errors.ts';
 import type { LeanBody } from './lean.ts';
+
+/**
+ * Largest GetObject body read whole before the gateway answers (one socket read's worth). Held per request only
+ * until it is written, so 32 connections hold at most 2 MiB; anything longer streams.
+ */
+export const SMALL_BODY = 64 * 1024;
 
 /** One header's value (repeated headers joined as HTTP joins them). */
 export function headerValue(v: IncomingHttpHeaders[string]): string | undefined {
@@ -73,4 +81,54 @@ export function verifiedBody(body: Readable, checksum: StoredChecksum): Readable
     if (!body.readableEnded) body.destroy();
   });
   return body.pipe(verifier);
+}
+
+/**
+ * Reads an upstream body of `length` (≤ SMALL_BODY) bytes whole, checked against its full-object checksum when one
+ * is given. The gateway then answers with head and body in one write, without a stream pipeline per request (Koa's
+ * stream.pipeline with its AbortController, the verifier, their listeners: most of what a small upstream GET cost
+ * beyond the two sockets), and a short, cut or corrupt body becomes an error answer instead of a truncated 200.
+ * Throws ServiceUnavailableError (translated) when the body is cut short, StorageError when it does not match.
+ */
+export async function smallBody(body: IncomingMessage, length: number, checksum?: StoredChecksum): Promise<Buffer> {
+  const bytes = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (err: unknown) => {
+      body.destroy();
+      reject(translate(err));
+    };
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > length) return fail(new ServiceUnavailableError(`upstream body is longer than its ${length} bytes`));
+      chunks.push(chunk);
+    });
+    const short = () => fail(new ServiceUnavailableError(`upstream body ended after ${size} of ${length} bytes`));
+    body.once('error', fail);
+    body.once('end', () => {
+      if (size !== length) return short();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    // Cut off (reset, idle timeout) without an 'error' of its own.
+    body.once('close', () => {
+      if (!body.readableEnded) short();
+    });
+  });
+  if (checksum) {
+    const hasher = createHasher(checksum.algorithm);
+    hasher.update(bytes);
+    const got = (await hasher.digest()).toString('base64');
+    // The upstream's data, not the client's request, is wrong: InternalError, logged, never BadDigest (a 400).
+    if (got !== checksum.value) throw new StorageError(`upstream body's ${checksum.algorithm} ${got} is not the stored ${checksum.value}`);
+  }
+  return bytes;
+}
+
+/** A read served from bytes in memory: `bytes` to send as they are, `body` streaming them only if asked for. */
+export function bytesRead<T extends object>(read: T, bytes: Buffer): T & { bytes: Buffer; body: Readable } {
+  let stream: Readable | undefined;
+  return Object.defineProperties(read as T & { bytes: Buffer; body: Readable }, {
+    bytes: { value: bytes, enumerable: true },
+    body: { get: () => (stream ??= Readable.from([bytes], { objectMode: false })), enumerable: true },
+  });
 }

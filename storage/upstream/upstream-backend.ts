@@ -54,7 +54,7 @@ import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
-import { headerValue, trailerOf, verifiedBody } from './lean-wire.ts';
+import { bytesRead, headerValue, SMALL_BODY, smallBody, trailerOf, verifiedBody } from './lean-wire.ts';
 import {
   checksumHeaders,
   conditionHeaders,
@@ -232,9 +232,12 @@ export class UpstreamBackend implements Backend {
     let read: ObjectRead['range'];
     if (served) read = { start: served.start, end: served.end };
     else if (range && meta.size > 0) read = { start: 0, end: meta.size - 1 };
-    // A whole object's full-object checksum is checked as the body streams, as the SDK did with ChecksumMode.
-    const body = !served && out.status === 200 && meta.checksum?.type === 'FULL_OBJECT' ? verifiedBody(out.body, meta.checksum) : out.body;
-    return { meta, range: read, body };
+    // A whole object's full-object checksum is checked as the body streams, as the SDK did with ChecksumMode; a small
+    // body is read whole first (and checked at once), so the gateway answers it in one write (lean-wire.ts smallBody).
+    const checksum = !served && out.status === 200 && meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum : undefined;
+    const length = Number(headerValue(out.headers['content-length']));
+    if (Number.isSafeInteger(length) && length <= SMALL_BODY) return bytesRead({ meta, range: read }, await smallBody(out.body, length, checksum));
+    return { meta, range: read, body: checksum ? verifiedBody(out.body, checksum) : out.body };
   }
 
   /**
