@@ -34,6 +34,17 @@ export function etagMatches(header: string, etag: string): boolean {
   });
 }
 
+/**
+ * The one ETag (or `*`) an If-Match / If-None-Match value names, in strong quoted form (`W/"abc"` → `"abc"`), or
+ * undefined when it names several or none. An upstream that compares the header as one literal tag (MinIO) answers
+ * like etagMatches() only for this form; lists have to be evaluated here.
+ */
+export function singleEtag(header: string): string | undefined {
+  const items = header.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  if (items.length !== 1) return undefined;
+  return items[0] === '*' ? '*' : `"${normalizeEtag(items[0]!)}"`;
+}
+
 /** Whole seconds, because HTTP dates carry no milliseconds and Last-Modified is sent truncated. */
 function seconds(d: Date): number {
   return Math.floor(d.getTime() / 1000);

@@ -35,7 +35,8 @@ import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import type { Layout } from './layout.ts';
 import { trailerOf } from './lean-wire.ts';
-import { checksumField, checksumHeaders, checksumOf, copyConditionFields, objectFieldsOf, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
+import { sendableConditions } from './preconditions.ts';
+import { checksumField, checksumHeaders, checksumOf, copyConditionFields, metaOf, objectFieldsOf, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
 
 /** What an upload record holds. */
 interface UploadRecord {
@@ -148,6 +149,7 @@ export class Multipart {
     });
     const total = head.ContentLength ?? 0;
     if (src.range && (src.range.start > src.range.end || src.range.end >= total)) throw new InvalidRangeError(total);
+    const { conditions } = await sendableConditions(src.conditions, async () => metaOf(src.key, head), 'copy');
     try {
       const out = await s3.send(
         new UploadPartCopyCommand({
@@ -156,7 +158,7 @@ export class Multipart {
           PartNumber: input.partNumber,
           CopySource: this.layout.copySource(src.bucket, src.key),
           CopySourceRange: src.range ? `bytes=${src.range.start}-${src.range.end}` : undefined,
-          ...copyConditionFields(src.conditions),
+          ...copyConditionFields(conditions),
         }),
       );
       const size = src.range ? src.range.end - src.range.start + 1 : total;

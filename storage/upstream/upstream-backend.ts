@@ -54,6 +54,7 @@ import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
+import { sendableConditions, sendableWriteConditions } from './preconditions.ts';
 import { bytesRead, headerValue, SMALL_BODY, smallBody, trailerOf, verifiedBody } from './lean-wire.ts';
 import {
   checksumHeaders,
@@ -155,13 +156,19 @@ export class UpstreamBackend implements Backend {
     return new PreconditionFailedError('upstream: precondition failed', conditions.ifNoneMatch !== undefined ? 'If-None-Match' : 'If-Match');
   }
 
+  /** Write conditions as the upstream can check them (preconditions.ts), with this backend's HEAD. */
+  private sendableWrite(c: WriteConditions | undefined, bucket: string, key: string): Promise<WriteConditions | undefined> {
+    return sendableWriteConditions(c, () => this.headObject(bucket, key));
+  }
+
   /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first. */
   private async writable(bucket: string): Promise<void> {
     if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
   }
 
-  async putObject(input: PutObjectInput): Promise<ObjectMeta> {
-    await this.writable(input.bucket);
+  async putObject(original: PutObjectInput): Promise<ObjectMeta> {
+    await this.writable(original.bucket);
+    const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
     const common = {
       ...this.layout.object(input.bucket, input.key),
       ...writeFields(input.meta),
@@ -209,16 +216,24 @@ export class UpstreamBackend implements Backend {
     };
   }
 
-  async getObject(input: GetObjectInput): Promise<ObjectRead> {
+  getObject(input: GetObjectInput): Promise<ObjectRead> {
     if (input.partNumber !== undefined) return this.getPart(input, input.partNumber, 1);
+    return this.getWhole(input, 1);
+  }
+
+  /** A GetObject without partNumber; `attempt` 2 is the retry of a read whose list conditions were pinned to a replaced version. */
+  private async getWhole(input: GetObjectInput, attempt: number): Promise<ObjectRead> {
     const loc = this.layout.object(input.bucket, input.key);
     const range = rangeHeader(input.range);
     if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
+    const sendable = await sendableConditions(input.conditions, () => this.headObject(input.bucket, input.key), 'read');
     let out;
     try {
-      out = await this.clients.lean.send({ method: 'GET', loc, headers: { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(input.conditions) } });
+      out = await this.clients.lean.send({ method: 'GET', loc, headers: { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(sendable.conditions) } });
     } catch (err) {
       const status = faultStatus(err);
+      // Replaced between the HEAD that evaluated the list and the GET: evaluate again against the new version.
+      if (status === 412 && sendable.pinned && attempt === 1) return this.getWhole(input, 2);
       if (status === 304) {
         const head = await this.headObject(input.bucket, input.key);
         throw new NotModifiedError(head.etag, head.lastModified);
@@ -323,9 +338,17 @@ export class UpstreamBackend implements Backend {
     return keys.map((key) => (failed.has(key) ? { key, error: failed.get(key) } : { key }));
   }
 
-  async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
-    const { source, dest } = input;
+  async copyObject(original: CopyObjectInput): Promise<ObjectMeta> {
+    const { dest } = original;
     await this.writable(dest.bucket);
+    const { bucket, key } = original.source;
+    const sourceConditions = (await sendableConditions(original.source.conditions, () => this.headObject(bucket, key), 'copy')).conditions;
+    const input = {
+      ...original,
+      source: { ...original.source, conditions: sourceConditions },
+      writeConditions: await this.sendableWrite(original.writeConditions, dest.bucket, dest.key),
+    };
+    const { source } = input;
     if (input.writeConditions) {
       await conditionalCopy(this.clients, this.layout, input).catch(async (err: unknown) => {
         if (err instanceof NoSuchKeyError && input.writeConditions?.ifMatch === undefined) throw await this.missing(err, source.bucket, source.key);
@@ -403,7 +426,8 @@ export class UpstreamBackend implements Backend {
   uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
     return this.multipart.uploadPartCopy(input);
   }
-  async completeMultipartUpload(input: CompleteUploadInput): Promise<ObjectMeta> {
+  async completeMultipartUpload(original: CompleteUploadInput): Promise<ObjectMeta> {
+    const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
     await this.multipart.complete(input).catch(async (err: unknown) => {
       throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
     });
