@@ -12,19 +12,39 @@ import {
   PutObjectCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
+  type CompletedPart,
   type CreateMultipartUploadCommandInput,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import type { CopyObjectInput, ObjectMeta, PutObjectInput } from '../backend.ts';
-import { normalizeEtag } from '../conditions.ts';
+import { Readable } from 'node:stream';
+import type { ChecksumAlgorithm, CopyObjectInput, ObjectMeta, PutObjectInput, StoredChecksum } from '../backend.ts';
+import { checkConditions, normalizeEtag } from '../conditions.ts';
 import { BadDigestError, IncompleteBodyError } from '../errors.ts';
+import { sendBody } from './body.ts';
 import type { UpstreamClients } from './client.ts';
 import { translate } from './errors.ts';
 import type { Layout, Location } from './layout.ts';
-import { checksumUpload, copyConditionFields, metaOf, tagRecord, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
+import { checksumField, checksumOf, checksumUpload, copyConditionFields, metaOf, tagRecord, taggingHeader, writeConditionFields, writeFields } from './wire.ts';
 
 /** Part size of the internal multipart upload behind a PUT of unknown length: memory held per such PUT. */
 const UNSIZED_PART = 8 * 1024 * 1024;
+/** The algorithms S3 can keep as a FULL_OBJECT checksum of a multipart object (CRCs combine; SHAs do not). */
+const FULL_OBJECT_ALGORITHMS: ReadonlySet<ChecksumAlgorithm> = new Set(['CRC32', 'CRC32C', 'CRC64NVME']);
+
+/**
+ * The fields that make a multipart upload store `algorithm` as a FULL_OBJECT checksum, as a single PutObject stores
+ * it; empty for no algorithm, or one multipart cannot keep whole (SHA1, SHA256).
+ */
+function fullObjectUpload(algorithm: ChecksumAlgorithm | undefined): { ChecksumAlgorithm?: ChecksumAlgorithm; ChecksumType?: 'FULL_OBJECT' } {
+  return algorithm && FULL_OBJECT_ALGORITHMS.has(algorithm) ? { ChecksumAlgorithm: algorithm, ChecksumType: 'FULL_OBJECT' } : {};
+}
+
+/** CompleteMultipartUpload's fields for the whole object's checksum, when fullObjectUpload() asked for one. */
+function fullObjectCompletion(checksum: StoredChecksum | undefined): Record<string, string> {
+  if (!checksum || (checksum.type && checksum.type !== 'FULL_OBJECT') || !FULL_OBJECT_ALGORITHMS.has(checksum.algorithm)) return {};
+  return { [checksumField(checksum.algorithm)]: checksum.value, ChecksumType: 'FULL_OBJECT' };
+}
+
 /** Concurrent HEADs when part sizes have to be asked part by part. */
 const PART_HEAD_CONCURRENCY = 8;
 
@@ -83,7 +103,10 @@ export async function partSizes(clients: UpstreamClients, loc: Location, count: 
  * becomes visible); such objects get a multipart ETag. Write conditions ride on that PutObject or on the
  * CompleteMultipartUpload, so the upstream checks them atomically with the commit, but only once the whole body is
  * in hand: an upstream that locks the key for a conditional write (MinIO) then holds it for an upload at loopback
- * speed, never for the client's. A declared length is enforced. Errors of the client's stream are rethrown as they are.
+ * speed, never for the client's. A client checksum of the CRC family is stored as the object's FULL_OBJECT
+ * checksum either way (each part carries its own, computed by the SDK, and the completion the client's whole-body
+ * value), so HEAD and GetObjectAttributes report it as after a plain PutObject. A declared length is enforced.
+ * Errors of the client's stream are rethrown as they are.
  */
 export async function putUnsized(
   clients: UpstreamClients,
@@ -92,20 +115,24 @@ export async function putUnsized(
 ): Promise<ObjectMeta> {
   const s3 = clients.retrying;
   const md5 = createHash('md5');
-  const parts: Array<{ PartNumber: number; ETag?: string }> = [];
+  const parts: CompletedPart[] = [];
   let chunks: Buffer[] = [];
   let buffered = 0;
   let total = 0;
   let uploadId: string | undefined;
   const loc = { Bucket: common.Bucket, Key: common.Key };
+  const whole = fullObjectUpload(input.meta.checksum?.algorithm ?? input.announcedChecksum);
   const flush = async (): Promise<void> => {
-    uploadId ??= (await call(() => s3.send(new CreateMultipartUploadCommand(common)))).UploadId!;
+    uploadId ??= (await call(() => s3.send(new CreateMultipartUploadCommand({ ...common, ...whole })))).UploadId!;
     const Body = Buffer.concat(chunks);
     chunks = [];
     buffered = 0;
     const PartNumber = parts.length + 1;
-    const out = await call(() => s3.send(new UploadPartCommand({ ...loc, UploadId: uploadId, PartNumber, Body, ContentLength: Body.length })));
-    parts.push({ PartNumber, ETag: out.ETag });
+    const out = await call(() =>
+      s3.send(new UploadPartCommand({ ...loc, UploadId: uploadId, PartNumber, Body, ContentLength: Body.length, ChecksumAlgorithm: whole.ChecksumAlgorithm })),
+    );
+    const partChecksum = whole.ChecksumAlgorithm ? { [checksumField(whole.ChecksumAlgorithm)]: out[checksumField(whole.ChecksumAlgorithm)] } : {};
+    parts.push({ PartNumber, ETag: out.ETag, ...partChecksum });
   };
   try {
     for await (const chunk of input.body) {
@@ -128,7 +155,7 @@ export async function putUnsized(
     } else {
       if (buffered > 0) await flush();
       const out = await call(() =>
-        s3.send(new CompleteMultipartUploadCommand({ ...loc, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions) })),
+        s3.send(new CompleteMultipartUploadCommand({ ...loc, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions), ...fullObjectCompletion(checksum) })),
       );
       etag = out.ETag ?? '';
     }
@@ -147,6 +174,42 @@ export async function putUnsized(
   }
 }
 
+/** What copyPartThrough() copies: bytes start..end of `src` (pinned to `etag`) as part `partNumber` of `dest`. */
+interface PartThrough {
+  src: Location;
+  dest: Location;
+  uploadId: string;
+  partNumber: number;
+  start: number;
+  end: number;
+  etag: string;
+  algorithm: ChecksumAlgorithm;
+}
+
+/**
+ * One part of a conditional copy streamed through the gateway (a ranged GetObject into an UploadPart whose checksum
+ * the SDK computes), for a source with a CRC checksum: an upstream part made by UploadPartCopy carries no checksum
+ * on MinIO, which then refuses to complete a FULL_OBJECT upload. Nothing is buffered; the bytes cross the gateway.
+ */
+async function copyPartThrough(clients: UpstreamClients, p: PartThrough): Promise<CompletedPart> {
+  const size = p.end - p.start + 1;
+  const source =
+    size > 0
+      ? (await call(() => clients.lean.send({ method: 'GET', loc: p.src, headers: { range: `bytes=${p.start}-${p.end}`, 'if-match': p.etag } }))).body
+      : Readable.from([]);
+  const out = await sendBody({
+    body: source,
+    size,
+    send: (Body, abortSignal) =>
+      clients.streaming.send(
+        new UploadPartCommand({ ...p.dest, UploadId: p.uploadId, PartNumber: p.partNumber, Body, ContentLength: size, ChecksumAlgorithm: p.algorithm }),
+        { abortSignal },
+      ),
+  }).finally(() => source.destroy());
+  const field = checksumField(p.algorithm);
+  return { PartNumber: p.partNumber, ETag: out.ETag, [field]: out[field] };
+}
+
 /** Largest part a conditional copy sends in one UploadPartCopy (S3's part limit). */
 const COPY_PART = 5 * 1024 ** 3;
 
@@ -154,21 +217,30 @@ const COPY_PART = 5 * 1024 ** 3;
  * A CopyObject with If-Match / If-None-Match on the destination. Upstreams do not all honour these on CopyObject
  * (MinIO ignores them), but every one that implements conditional writes honours them on
  * CompleteMultipartUpload: so the copy runs as a server-side multipart copy whose completion carries the
- * conditions, atomic upstream. The copy then has a multipart ETag (`…-N`). Metadata and tags follow the directives.
+ * conditions, atomic upstream. The copy then has a multipart ETag (`…-N`); a source's FULL_OBJECT CRC checksum
+ * is stored with it as a plain CopyObject keeps it, its parts then streamed through the gateway (copyPartThrough). Metadata and tags follow the directives.
  */
 export async function conditionalCopy(clients: UpstreamClients, layout: Layout, input: CopyObjectInput): Promise<void> {
   const s3 = clients.retrying;
   const src = layout.object(input.source.bucket, input.source.key);
   const dest = layout.object(input.dest.bucket, input.dest.key);
-  const head = await call(() => s3.send(new HeadObjectCommand(src)));
+  const head = await call(() => s3.send(new HeadObjectCommand({ ...src, ChecksumMode: 'ENABLED' })));
+  const checksum = checksumOf(head);
+  const whole = fullObjectUpload(checksum?.type === 'FULL_OBJECT' ? checksum.algorithm : undefined);
   const meta = input.replaceMeta ?? metaOf(input.source.key, head);
   const tags = input.replaceTags ?? tagRecord((await call(() => s3.send(new GetObjectTaggingCommand(src)))).TagSet);
   const size = head.ContentLength ?? 0;
-  const uploadId = (await call(() => s3.send(new CreateMultipartUploadCommand({ ...dest, ...writeFields(meta), Tagging: taggingHeader(tags) })))).UploadId!;
+  const uploadId = (await call(() => s3.send(new CreateMultipartUploadCommand({ ...dest, ...writeFields(meta), Tagging: taggingHeader(tags), ...whole })))).UploadId!;
   try {
-    const parts: Array<{ PartNumber: number; ETag?: string }> = [];
+    const parts: CompletedPart[] = [];
+    const etag = `"${normalizeEtag(head.ETag ?? '')}"`;
+    if (whole.ChecksumAlgorithm) checkConditions(input.source.conditions, metaOf(input.source.key, head), 'copy');
     for (let start = 0, n = 1; n === 1 || start < size; start += COPY_PART, n++) {
       const end = Math.min(size, start + COPY_PART) - 1;
+      if (whole.ChecksumAlgorithm) {
+        parts.push(await copyPartThrough(clients, { src, dest, uploadId, partNumber: n, start, end, etag, algorithm: whole.ChecksumAlgorithm }));
+        continue;
+      }
       const out = await call(() =>
         s3.send(
           new UploadPartCopyCommand({
@@ -179,14 +251,14 @@ export async function conditionalCopy(clients: UpstreamClients, layout: Layout, 
             CopySourceRange: size > 0 ? `bytes=${start}-${end}` : undefined,
             ...copyConditionFields(input.source.conditions),
             // Every part comes from the version whose metadata was read.
-            CopySourceIfMatch: input.source.conditions?.ifMatch ?? `"${normalizeEtag(head.ETag ?? '')}"`,
+            CopySourceIfMatch: input.source.conditions?.ifMatch ?? etag,
           }),
         ),
       );
       parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
     }
     await call(() =>
-      s3.send(new CompleteMultipartUploadCommand({ ...dest, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions) })),
+      s3.send(new CompleteMultipartUploadCommand({ ...dest, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions), ...fullObjectCompletion(checksum) })),
     );
   } catch (err) {
     await s3.send(new AbortMultipartUploadCommand({ ...dest, UploadId: uploadId })).catch(() => {});
