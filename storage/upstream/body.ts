@@ -3,7 +3,7 @@
  * complete body early, and a body stream that errors aborts the upstream request and surfaces as that same error.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { IncompleteBodyError, StorageFullError } from '../errors.ts';
+import { IncompleteBodyError, ServiceUnavailableError, StorageFullError } from '../errors.ts';
 import { drainRefusedBody } from '../space-reserve.ts';
 import { translate } from './errors.ts';
 
@@ -56,6 +56,30 @@ class LengthGuard extends Transform {
   }
 }
 
+/**
+ * Decides whose fault an upstream failure is while the client's body is still incomplete: the body's own error when
+ * it fails (the gateway's idle timer ends a stalled body with RequestTimeout), undefined as soon as the client shows
+ * it is alive (a byte arrives, or the body ends or closes). An upstream that times out an idle upload (its own idle
+ * timeout, or the socket timeout from ANVIL_UPSTREAM_TIMEOUT_MS, either shorter than the gateway's) only echoes a
+ * client that stopped sending; answering 503 there would invite the client to retry what is its own fault. The body
+ * flows meanwhile, so a paused stream does not read as the gateway being the slow side.
+ */
+function clientVerdict(body: Readable, guard: LengthGuard): Promise<Error | undefined> {
+  body.unpipe(guard);
+  if (body.readableLength > 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const settle = (err?: Error): void => {
+      body.off('data', alive).off('end', alive).off('close', alive).off('error', settle);
+      body.pause();
+      resolve(err);
+    };
+    const alive = (): void => settle();
+    body.on('data', alive).on('end', alive).on('close', alive).on('error', settle);
+    if (body.destroyed) return settle(body.errored ?? undefined);
+    body.resume();
+  });
+}
+
 /** Options of sendBody(). */
 export interface SendBodyOptions<T> {
   body: Readable;
@@ -91,6 +115,7 @@ export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Pro
   } catch (err) {
     if (failure) throw failure;
     const translated = translate(err);
+    if (translated instanceof ServiceUnavailableError && !body.readableEnded) throw (await clientVerdict(body, guard)) ?? translated;
     if (translated instanceof StorageFullError) {
       body.unpipe(guard);
       await drainRefusedBody(body, size);
