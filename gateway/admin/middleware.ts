@@ -6,6 +6,7 @@ import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
 import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
 import { logDenial, recordUse } from '../access.ts';
+import { closeAfterResponse } from '../http/lingering-close.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
@@ -36,7 +37,7 @@ export function adminErrors(opts: { log: (line: string) => void }): Middleware<G
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
         err = new AdminError('InternalError', 'internal error; the request id identifies it in the gateway log');
       }
-      if (!ctx.req.readableEnded) ctx.set('connection', 'close');
+      if (!ctx.req.readableEnded) closeAfterResponse(ctx.res);
       ctx.state.result = jsonResult(err.status, adminErrorBody(err, ctx.state.requestId));
     }
   };

@@ -16,6 +16,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Socket } from 'node:net';
 import { S3Error } from '../errors.ts';
 import { errorBody } from '../middleware/respond.ts';
+import { answeredLast } from './lingering-close.ts';
 import { newRequestId } from '../middleware/request-id.ts';
 
 /** Settings of guardConnections. */
@@ -52,6 +53,12 @@ export function guardConnections(handler: RequestListener, options: ConnectionGu
     const socket = req.socket;
     const lane = laneOf(socket);
     const run = (): void => {
+      // The connection already gave its last answer (Connection: close) and is only draining: a request parsed
+      // behind it is not served (RFC 9112 §9.6), and its body is dropped with the rest.
+      if (answeredLast(socket)) {
+        req.resume();
+        return;
+      }
       lane.busy = true;
       res.once('close', () => {
         lane.busy = false;

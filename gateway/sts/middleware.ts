@@ -9,6 +9,7 @@ import { SessionError, type DenialLog, type DenialLayer, type PolicyStore } from
 import { logDenial } from '../access.ts';
 import { verifySigV4 } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
+import { closeAfterResponse } from '../http/lingering-close.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { readLimited } from '../read-limited.ts';
@@ -117,7 +118,7 @@ export function stsApi(opts: {
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
         err = new StsError('InternalFailure', 'internal error; the request id identifies it in the gateway log');
       }
-      if (!ctx.req.readableEnded) ctx.set('connection', 'close');
+      if (!ctx.req.readableEnded) closeAfterResponse(ctx.res);
       ctx.state.result = { status: err.status, headers: { 'content-type': 'text/xml' }, body: stsErrorBody(err, ctx.state.requestId) };
     }
   };

@@ -1,0 +1,3 @@
+/** test/lingering-close.test.ts against a gateway with two worker processes (ANVIL_WORKERS=2) behind one port. */
+process.env.ANVIL_TEST_WORKERS ??= '2';
+await import('../lingering-close.test.ts');
