@@ -1,5 +1,5 @@
 /**
- * Worker processes (node:cluster): ANVIL_WORKERS gateways, one per core by default, behind one listening socket.
+ * Worker processes (node:cluster): ANVIL_WORKERS gateways, one per core within the CPU quota by default (gateway/cpu-quota.ts), behind one listening socket.
  *
  * The primary prepares the data directory and keeps its lock for its whole life (server.ts prepareDataDir: the
  * embedded store's start-up sweep runs there, after waiting out workers of an earlier primary), forks the workers,

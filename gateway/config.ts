@@ -5,10 +5,10 @@
  * all read it. A bad value stops the start with the variable's name and what it expects.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { UpstreamConfig } from '../storage/upstream/index.ts';
+import { autoWorkers } from './cpu-quota.ts';
 
 /** One setting: how its text is parsed and checked, what it means, and what a wrong value is told it expects. */
 interface Setting<T> {
@@ -29,7 +29,7 @@ const int = (min: number, max: number, fallback: number) => z.coerce.number().in
 const ADDRESS = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/;
 const address = z.string().refine((a) => Number(ADDRESS.exec(a)?.[3] ?? NaN) <= 65535);
 const url = z.url({ protocol: /^https?$/ }).optional();
-const workers = z.union([z.literal('auto').transform(() => availableParallelism()), z.coerce.number().int().min(1).max(256)]).default(() => availableParallelism());
+const workers = z.union([z.literal('auto').transform(() => autoWorkers()), z.coerce.number().int().min(1).max(256)]).default(() => autoWorkers());
 
 /** Every setting the gateway reads, by environment variable. */
 export const SETTINGS = {
@@ -55,7 +55,7 @@ export const SETTINGS = {
   ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
   ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout, for log shippers (they always go to the policy database)', '`false`'),
   ANVIL_SIGV2: setting(bool(true), 'true or false', 'accept AWS Signature V2 (header and presigned URLs) besides SigV4', '`true`'),
-  ANVIL_WORKERS: setting(workers, 'an integer from 1 to 256, or `auto` (one per core)', 'worker processes serving requests (node:cluster) behind one port; `1` serves from a single process; see "Worker processes"', '`auto` (one per core)'),
+  ANVIL_WORKERS: setting(workers, 'an integer from 1 to 256, or `auto` (one per core, within the CPU quota)', 'worker processes serving requests (node:cluster) behind one port; `1` serves from a single process; see "Worker processes"', '`auto` (one per core, within the CPU quota)'),
   ANVIL_SHUTDOWN_TIMEOUT_MS: setting(int(0, 600_000, 30_000), 'an integer from 0 to 600000 (milliseconds)', 'on SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut off', '`30000`'),
   ANVIL_BACKEND: setting(z.enum(['embedded', 'upstream']).default('embedded'), 'embedded or upstream', '`embedded` or `upstream`', '`embedded`'),
   ANVIL_UPSTREAM_ENDPOINT: setting(url, 'an http:// or https:// URL', 'upstream S3 endpoint URL, e.g. `http://127.0.0.1:9100`'),

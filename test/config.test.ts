@@ -5,16 +5,17 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { autoWorkers } from '../gateway/cpu-quota.ts';
 import { ConfigError, loadConfig, parseAddress, SETTINGS, settingsTable } from '../gateway/config.ts';
 
 const REPO = join(import.meta.dirname, '..');
 
 test('defaults: loopback port 9000, ./data, embedded store, access log on, one worker per core', (t) => {
   const c = loadConfig({});
-  t.is(c.workers, availableParallelism());
-  t.is(loadConfig({ ANVIL_WORKERS: 'auto' }).workers, availableParallelism());
+  t.is(c.workers, autoWorkers());
+  t.is(loadConfig({ ANVIL_WORKERS: 'auto' }).workers, autoWorkers());
   t.is(loadConfig({ ANVIL_WORKERS: '1' }).workers, 1);
   t.is(c.host, '127.0.0.1');
   t.is(c.port, 9000);
