@@ -53,7 +53,7 @@ export class BucketConfig {
 
   /** Stores the document, or removes it when `value` is undefined. */
   async set(bucket: string, name: string, value: string | undefined): Promise<void> {
-    await this.buckets.head(bucket);
+    await this.buckets.writable(bucket);
     const loc = this.layout.object(bucket, CONFIG + name);
     this.cache.delete(`${bucket}/${name}`);
     try {

@@ -73,10 +73,14 @@ export class Buckets {
     return this.head(name);
   }
 
-  /** Throws NoSuchBucketError unless the bucket exists; answers from a short-lived cache when it can. */
-  async head(name: string): Promise<BucketInfo> {
+  /**
+   * Throws NoSuchBucketError unless the bucket exists; answers from a short-lived cache when it can. The cache may
+   * still hold a bucket deleted a moment ago elsewhere (another node, or straight on the upstream): what creates
+   * data asks through writable() instead.
+   */
+  async head(name: string, options: { fresh?: boolean } = {}): Promise<BucketInfo> {
     const cached = this.seen.get(name);
-    if (cached && Date.now() - cached.at < EXISTS_TTL_MS) return cached.info;
+    if (cached && !options.fresh && Date.now() - cached.at < EXISTS_TTL_MS) return cached.info;
     const s3 = this.clients.retrying;
     let info: BucketInfo;
     try {
@@ -90,11 +94,29 @@ export class Buckets {
         info = { name, createdAt: out.LastModified ?? new Date(0) };
       }
     } catch (err) {
-      if (isNotFound(err)) throw new NoSuchBucketError(`bucket ${name} does not exist`);
+      if (isNotFound(err)) {
+        this.seen.delete(name);
+        throw new NoSuchBucketError(`bucket ${name} does not exist`);
+      }
       throw translate(err);
     }
     this.seen.set(name, { info, at: Date.now() });
     return info;
+  }
+
+  /**
+   * Throws NoSuchBucketError unless a write may create data in the bucket. With bucket mapping the upstream itself
+   * refuses a write into a missing bucket (and the backend then forgets it), so the cache may answer. With prefix
+   * mapping nothing upstream would: the shared bucket exists whatever became of the marker, so a stale cache entry
+   * would let a write land in a deleted bucket, and the marker is asked every time.
+   */
+  async writable(name: string): Promise<void> {
+    await this.head(name, { fresh: this.layout.mapping === 'prefix' });
+  }
+
+  /** Drops what the cache knows of a bucket: the upstream answered that it does not exist. */
+  forget(name: string): void {
+    this.seen.delete(name);
   }
 
   /**

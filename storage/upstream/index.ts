@@ -3,6 +3,7 @@ import type { Backend } from '../backend.ts';
 import { createClients, type UpstreamConfig } from './client.ts';
 import { probeUpstream, UpstreamHealth } from './health.ts';
 import { Layout } from './layout.ts';
+import { forgettingGoneBuckets } from './gone-buckets.ts';
 import { UpstreamBackend } from './upstream-backend.ts';
 
 export type { UpstreamConfig } from './client.ts';
@@ -19,5 +20,6 @@ export async function openUpstreamBackend(config: UpstreamConfig, options: { log
   const health = new UpstreamHealth({ probe: (signal) => probeUpstream(clients, layout, signal), log: options.log });
   // One probe now, in the background: an upstream down at start shows in health() (readiness) from the start.
   health.check().catch(() => {});
-  return new UpstreamBackend(clients, layout, health);
+  const backend = new UpstreamBackend(clients, layout, health);
+  return forgettingGoneBuckets(backend, (bucket) => backend.forgetBucket(bucket));
 }

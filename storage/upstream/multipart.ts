@@ -64,7 +64,7 @@ export class Multipart {
   }
 
   async create(input: CreateUploadInput): Promise<UploadInfo> {
-    await this.buckets.head(input.bucket);
+    await this.buckets.writable(input.bucket);
     const s3 = this.clients.retrying;
     const out = await this.call(() =>
       s3.send(

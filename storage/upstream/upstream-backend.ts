@@ -100,6 +100,11 @@ export class UpstreamBackend implements Backend {
     return this.reachability.check(signal);
   }
 
+  /** Forgets what the bucket cache knows of `bucket`: the upstream answered that it does not exist. */
+  forgetBucket(bucket: string): void {
+    this.buckets.forget(bucket);
+  }
+
   health(): BackendHealth {
     return this.reachability.current();
   }
@@ -161,8 +166,13 @@ export class UpstreamBackend implements Backend {
     return sendableWriteConditions(c, () => this.headObject(bucket, key));
   }
 
-  /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first. */
+  /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first (Buckets.writable). */
   private async writable(bucket: string): Promise<void> {
+    if (this.layout.mapping === 'prefix') await this.buckets.writable(bucket);
+  }
+
+  /** Deletes and listings create nothing: with prefix mapping the cached answer is enough to refuse a missing bucket. */
+  private async present(bucket: string): Promise<void> {
     if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
   }
 
@@ -299,14 +309,14 @@ export class UpstreamBackend implements Backend {
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {
-    await this.writable(bucket);
+    await this.present(bucket);
     await this.clients.retrying.send(new DeleteObjectCommand(this.layout.object(bucket, key))).catch(async (err: unknown) => {
       throw await this.missing(err, bucket, key);
     });
   }
 
   async deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
-    await this.writable(bucket);
+    await this.present(bucket);
     const failed = new Map<string, Error>();
     const base = this.layout.prefixOf(bucket);
     // Keys the upstream would read as other names fail alone, as layout.object refuses them everywhere else.
@@ -375,7 +385,7 @@ export class UpstreamBackend implements Backend {
   }
 
   listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
-    return this.writable(input.bucket).then(() => listObjects(this.clients, this.layout, input));
+    return this.present(input.bucket).then(() => listObjects(this.clients, this.layout, input));
   }
 
   async getObjectTagging(bucket: string, key: string): Promise<Record<string, string>> {
