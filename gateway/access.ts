@@ -68,8 +68,13 @@ function bucketTaken(bucket: string): S3Error {
   return new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: bucket } });
 }
 
-/** Just past every key that starts with the reserved prefix, for listings to resume from. */
-const PAST_RESERVED = RESERVED_PREFIX + '\uffff';
+/**
+ * Just past every key that starts with the reserved prefix, for listings to resume after, in the order storage and
+ * S3 sort keys (UTF-8 bytes). U+FFFF is not enough there: astral characters (4 UTF-8 bytes, F0-F4) sort after it.
+ * U+10FFFF (F4 8F BF BF) is the greatest character, and 254 of them make a 1023-byte key, above every reserved key
+ * of up to S3's 1024 bytes (but the few that start with this very cursor) and below `_anvil0`, the next name.
+ */
+const PAST_RESERVED = RESERVED_PREFIX + '\u{10FFFF}'.repeat(254);
 
 /**
  * Builds the Access object for one authenticated request. Scopes decide first (reserved prefix, tenant, scope); in a

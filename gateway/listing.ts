@@ -83,7 +83,8 @@ export async function listVisible<T>(opts: {
         continue;
       }
       const skip = filter.skipPast(entry.kind === 'prefix' ? entry.prefix : entry.key);
-      if (skip !== undefined && skip > name) {
+      // Storage orders keys by UTF-8 bytes, not by JavaScript's UTF-16 units (which put U+FFFF after astral ones).
+      if (skip !== undefined && Buffer.compare(Buffer.from(skip), Buffer.from(name)) > 0) {
         cursor = skip;
         exhausted = false;
         break;
