@@ -76,6 +76,8 @@ test.serial('a body that stops arriving is answered 400 RequestTimeout and its t
   const missing = await t.throwsAsync(get(t, 'stalled'));
   t.is(missing!.name, 'NoSuchKey', 'nothing of the stalled upload was stored');
   t.is((await get(t, 'kept')).toString(), 'acknowledged before the stall');
+  // One answer only: the operation's own error, arriving after the guard's 400, is not written a second time.
+  t.false(t.context.logs.some((l) => l.includes('ERR_HTTP_HEADERS_SENT')), 'no second answer was attempted');
 });
 
 test.serial('a reader that stops reading is cut off, and the blob deleted under it is reclaimed when it goes', async (t) => {

@@ -30,6 +30,14 @@ export function respond(opts: { log: (line: string) => void }): Middleware<Gatew
       else if (ctx.status === 200 && ctx.method !== 'HEAD') ctx.body = '';
     } catch (thrown) {
       let err = toS3Error(thrown);
+      if (ctx.res.headersSent) {
+        // The answer already left (the connection guard's 400 RequestTimeout for a stalled body): the operation's
+        // own failure that followed is not answered a second time.
+        if (!err) opts.log(`request ${ctx.state.requestId} failed after its answer: ${thrown instanceof Error ? thrown.message : String(thrown)}`);
+        ctx.respond = false;
+        if (!ctx.res.writableEnded) ctx.res.destroy();
+        return;
+      }
       if (!err) {
         // Log the cause server-side only; the client learns nothing beyond InternalError and the request id.
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
