@@ -89,14 +89,14 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
     const revoked = await store.createCredential({ tenant: 'acme', name: 'a', scopes: SCOPES });
     await store.resolveAccessKey(revoked.accessKeyId);
     await store.revokeCredential(revoked.accessKeyId);
-    t.deepEqual(await store.resolveAccessKey(revoked.accessKeyId), { ok: false, reason: 'revoked' });
+    t.deepEqual(await store.resolveAccessKey(revoked.accessKeyId), { ok: false, reason: 'revoked', tenant: 'acme' });
     t.is((await store.showCredential(revoked.accessKeyId))?.status, 'revoked');
     await t.throwsAsync(store.rotateCredential(revoked.accessKeyId), { instanceOf: ConflictError });
 
     const expiresAt = new Date(Date.now() + 60_000);
     const expiring = await store.createCredential({ tenant: 'acme', name: 'b', scopes: SCOPES, expiresAt });
     t.true((await store.resolveAccessKey(expiring.accessKeyId)).ok);
-    t.deepEqual(await store.resolveAccessKey(expiring.accessKeyId, new Date(expiresAt.getTime() + 1)), { ok: false, reason: 'expired' });
+    t.deepEqual(await store.resolveAccessKey(expiring.accessKeyId, new Date(expiresAt.getTime() + 1)), { ok: false, reason: 'expired', tenant: 'acme' });
     t.is((await store.showCredential(expiring.accessKeyId))?.expiresAt, expiresAt.toISOString());
 
     const deleted = await store.createCredential({ tenant: 'acme', name: 'c', scopes: SCOPES });
@@ -134,7 +134,7 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
     t.true((await second.resolveAccessKey(a.accessKeyId)).ok); // now cached by the second node
     await store.revokeCredential(a.accessKeyId);
     await env.bound();
-    t.deepEqual(await second.resolveAccessKey(a.accessKeyId), { ok: false, reason: 'revoked' });
+    t.deepEqual(await second.resolveAccessKey(a.accessKeyId), { ok: false, reason: 'revoked', tenant: 'acme' });
 
     t.deepEqual(secretsOf(await second.resolveAccessKey(b.accessKeyId)), [b.secretKey]);
     const rotated = await store.rotateCredential(b.accessKeyId);
@@ -143,7 +143,7 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
 
     await store.disableTenant('acme');
     await env.bound();
-    t.deepEqual(await second.resolveAccessKey(b.accessKeyId), { ok: false, reason: 'tenant_disabled' });
+    t.deepEqual(await second.resolveAccessKey(b.accessKeyId), { ok: false, reason: 'tenant_disabled', tenant: 'acme' });
     await store.disableTenant('acme', { disabled: false });
     await env.bound();
     t.true((await second.resolveAccessKey(b.accessKeyId)).ok);

@@ -53,7 +53,7 @@ export function operationsSuite(test: TestFn, f: PolicyFactory): void {
     const cutOff = await a.lockdownTenant('acme', { reason: 'key leaked', actor: 'root-key' });
     t.deepEqual(cutOff, { credentials: 1, roles: 0, providers: 0, capabilities: 1 });
     await env.bound();
-    t.deepEqual(await b.resolveAccessKey(app.accessKeyId), { ok: false, reason: 'tenant_disabled' });
+    t.deepEqual(await b.resolveAccessKey(app.accessKeyId), { ok: false, reason: 'tenant_disabled', tenant: 'acme' });
     await t.throwsAsync(capsB.verify(minted.capability), { message: /tenant acme is disabled or gone/ });
     t.false(await sessionsB.tenantEnabled('acme'));
     t.like(await b.showTenant('acme'), { disabled: true, lockedDown: true });
@@ -66,7 +66,7 @@ export function operationsSuite(test: TestFn, f: PolicyFactory): void {
     await b.lockdownTenant('acme', { lift: true, reason: 'rotated', actor: 'root-key' });
     await env.bound();
     t.true((await a.resolveAccessKey(app.accessKeyId)).ok);
-    t.deepEqual(await a.resolveAccessKey(revokedBefore.accessKeyId), { ok: false, reason: 'revoked' }, 'what was revoked stays revoked');
+    t.deepEqual(await a.resolveAccessKey(revokedBefore.accessKeyId), { ok: false, reason: 'revoked', tenant: 'acme' }, 'what was revoked stays revoked');
     t.is((await capsA.verify(minted.capability)).tenant, 'acme');
     await t.throwsAsync(a.lockdownTenant('acme', { lift: true, reason: 'twice' }), { instanceOf: ConflictError, message: /not locked down/ });
     const audited = await queryAudit(b.database, { tenant: 'acme' });
@@ -84,7 +84,7 @@ export function operationsSuite(test: TestFn, f: PolicyFactory): void {
     for (const c of made) t.true((await b.resolveAccessKey(c.accessKeyId)).ok);
     for (const c of await a.listCredentials({ tenant: 'acme' })) await a.revokeCredential(c.accessKeyId, { actor: 'root-key' });
     await env.bound();
-    for (const c of made) t.deepEqual(await b.resolveAccessKey(c.accessKeyId), { ok: false, reason: 'revoked' });
+    for (const c of made) t.deepEqual(await b.resolveAccessKey(c.accessKeyId), { ok: false, reason: 'revoked', tenant: 'acme' });
     t.true((await b.resolveAccessKey(bystander.accessKeyId)).ok);
     t.is((await queryAudit(b.database, { tenant: 'acme', action: 'credential.revoke' })).length, 3);
   });
