@@ -21,7 +21,7 @@ import anyTest, { type TestFn } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import * as Minio from 'minio';
 import { bodyBytes, pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
 
 interface Ctx {
   minio: MinioServer;
@@ -32,22 +32,6 @@ interface Ctx {
 const test = anyTest as TestFn<Ctx>;
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
-
-/** ANVIL_* settings for a gateway over `m`. */
-function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ANVIL_BACKEND: 'upstream',
-    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
-    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
-    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
-    ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
-    ...extra,
-  };
-}
-
-function direct(m: MinioServer): S3Client {
-  return new S3Client({ endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey } });
-}
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -60,7 +44,7 @@ if (minioOrExplain(test, 'gateway-upstream')) {
     const minio = await startMinio();
     const gw = await startTestGateway(upstreamEnv(minio));
     await gw.s3.send(new CreateBucketCommand({ Bucket: 'gwup' }));
-    t.context = { minio, gw, upstream: direct(minio) };
+    t.context = { minio, gw, upstream: directClient(minio) };
   });
   test.after.always(async (t) => {
     t.context.upstream?.destroy();

@@ -10,7 +10,7 @@ import anyTest, { type TestFn } from 'ava';
 import { createHash } from 'node:crypto';
 import { denials } from './helpers/admin.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
 import { errorCode, signedSend } from './helpers/raw.ts';
 
 interface Ctx {
@@ -48,7 +48,7 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
     for (const key of ['backups/host1/a', 'backups/host2/secret']) await tg.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: `body of ${key}` }));
     // An upload in progress: the backend keeps its record under _anvil/uploads/ upstream.
     await tg.s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'backups/host1/big' }));
-    const upstream = new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey } });
+    const upstream = directClient(minio);
     t.context = { minio, tg, upstream, host1: { accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretKey } };
   });
   test.after.always(async (t) => {

@@ -18,24 +18,13 @@ import {
 import anyTest, { type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
 
 interface Ctx {
   minio: MinioServer;
   upstream: S3Client;
 }
 const test = anyTest as TestFn<Ctx>;
-
-function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ANVIL_BACKEND: 'upstream',
-    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
-    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
-    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
-    ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
-    ...extra,
-  };
-}
 
 async function refusedNoSuchBucket(t: import('ava').ExecutionContext, what: string, call: Promise<unknown>): Promise<void> {
   const err = (await t.throwsAsync(call, undefined, what)) as S3ServiceException;
@@ -62,7 +51,7 @@ async function writesAfterRemoteDelete(t: import('ava').ExecutionContext, b: Tes
 if (minioOrExplain(test, 'upstream-bucket-cache')) {
   test.before(async (t) => {
     const minio = await startMinio();
-    const upstream = new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey } });
+    const upstream = directClient(minio);
     t.context = { minio, upstream };
   });
   test.after.always(async (t) => {

@@ -25,26 +25,12 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { admin } from './helpers/admin.ts';
 import { bodyBytes, pattern, ROOT, startTestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, startMinio, upstreamEnv } from './helpers/minio.ts';
 import { signedSend } from './helpers/raw.ts';
 import { mountSmallVolume, type SmallVolume } from './helpers/small-volume.ts';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
-
-function upstreamEnv(m: MinioServer): Record<string, string> {
-  return {
-    ANVIL_BACKEND: 'upstream',
-    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
-    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
-    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
-    ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
-  };
-}
-
-function direct(m: MinioServer): S3Client {
-  return new S3Client({ endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey } });
-}
 
 async function eventually<T>(what: string, attempt: () => Promise<T>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -107,7 +93,7 @@ test('an upstream that answers 507 and resets the connection under the body: the
 if (minioOrExplain(test, 'upstream-faults')) {
   test('an upstream down at start: the gateway starts, answers 503 with Retry-After, reports not ready, then recovers', async (t) => {
     const minio = await startMinio();
-    const upstream = direct(minio);
+    const upstream = directClient(minio);
     const old = pattern(50_000);
     await upstream.send(new CreateBucketCommand({ Bucket: 'predates' }));
     await upstream.send(new PutObjectCommand({ Bucket: 'predates', Key: 'old', Body: old }));

@@ -23,7 +23,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { bodyBytes, pattern, ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
 
 interface Ctx {
   minio: MinioServer;
@@ -72,7 +72,7 @@ const ODD_KEYS = [
 if (minioOrExplain(test, 'upstream-lean')) {
   test.before(async (t) => {
     const minio = await startMinio();
-    const upstream = new S3Client({ endpoint: minio.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey } });
+    const upstream = directClient(minio);
     await upstream.send(new CreateBucketCommand({ Bucket: SHARED }));
     const creds = { ANVIL_UPSTREAM_ACCESS_KEY: minio.accessKey, ANVIL_UPSTREAM_SECRET_KEY: minio.secretKey };
     const byBucket = await startTestGateway(upstreamEnv(minio.endpoint, creds));
@@ -242,6 +242,15 @@ async function fakeUpstream(answer: (req: IncomingMessage, res: ServerResponse) 
   };
 }
 
+/** The headers a fake upstream answers a GetObject of `body` with, and its full-object CRC32 when given. */
+const objectHeaders = (body: Buffer, crc32?: string): Record<string, string> => ({
+  'content-type': 'application/octet-stream',
+  'content-length': String(body.length),
+  etag: '"0123456789abcdef0123456789abcdef"',
+  'last-modified': new Date().toUTCString(),
+  ...(crc32 !== undefined ? { 'x-amz-checksum-crc32': crc32, 'x-amz-checksum-type': 'FULL_OBJECT' } : {}),
+});
+
 const errorDoc = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><Resource>/b/k</Resource><RequestId>1</RequestId></Error>`;
 
@@ -288,14 +297,7 @@ test('a body that does not match the checksum its upstream gave is cut off, neve
   const body = pattern(100_000);
   const upstream = await fakeUpstream((req, res) => {
     req.resume();
-    const headers = {
-      'content-type': 'application/octet-stream',
-      'content-length': String(body.length),
-      etag: '"0123456789abcdef0123456789abcdef"',
-      'last-modified': new Date().toUTCString(),
-      'x-amz-checksum-crc32': req.url?.includes('/good') ? crc32Of(body) : 'AAAAAA==',
-      'x-amz-checksum-type': 'FULL_OBJECT',
-    };
+    const headers = objectHeaders(body, req.url?.includes('/good') ? crc32Of(body) : 'AAAAAA==');
     res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : body);
   });
   const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
@@ -313,13 +315,7 @@ test('a small body its upstream cuts short or corrupts is an error answer, never
   const body = pattern(4096);
   const upstream = await fakeUpstream((req, res) => {
     req.resume();
-    const headers = {
-      'content-type': 'application/octet-stream',
-      'content-length': String(body.length),
-      etag: '"0123456789abcdef0123456789abcdef"',
-      'last-modified': new Date().toUTCString(),
-      ...(req.url?.includes('/short') ? {} : { 'x-amz-checksum-crc32': req.url?.includes('/good') ? crc32Of(body) : 'AAAAAA==', 'x-amz-checksum-type': 'FULL_OBJECT' }),
-    };
+    const headers = objectHeaders(body, req.url?.includes('/short') ? undefined : req.url?.includes('/good') ? crc32Of(body) : 'AAAAAA==');
     if (req.method === 'HEAD') return void res.writeHead(200, headers).end();
     if (!req.url?.includes('/short')) return void res.writeHead(200, headers).end(body);
     // Half the declared body, then the connection drops.

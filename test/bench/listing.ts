@@ -14,19 +14,10 @@ import { run } from './load.ts';
 import { sdkClient } from './requests.ts';
 import { memoryDir, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer, type Credentials } from './servers.ts';
 import type { Row } from './table.ts';
+import { seeded } from '../helpers/seeded.ts';
 
 /** The bucket holding the listing keys, on every server. */
 export const LIST_BUCKET = 'bench-list';
-
-/** Deterministic pseudo-random integers below n (mulberry32), so runs pick the same keys. */
-export function seeded(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) % n;
-  };
-}
 
 /** The listing keys: ten top-level folders of ten subfolders each. */
 export function listingKeys(count: number): string[] {

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { TestFn } from 'ava';
 
 /** Where test/tools/minio.sh puts the binary, unless MINIO_BIN names another. */
@@ -125,4 +126,21 @@ export async function startMinio(options: { under?: string } = {}): Promise<Mini
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** ANVIL_* settings for a gateway in front of `m` (a 3 s upstream timeout, so faults show quickly), plus `extra`. */
+export function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ANVIL_BACKEND: 'upstream',
+    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
+    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
+    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
+    ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
+    ...extra,
+  };
+}
+
+/** An S3 client speaking to `m` directly, as its root, bypassing the gateway. */
+export function directClient(m: MinioServer): S3Client {
+  return new S3Client({ endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey } });
 }
