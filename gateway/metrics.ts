@@ -6,6 +6,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
+import { wrapMethods } from '../storage/wrap-methods.ts';
 
 /** Latency buckets in seconds, from a cached check to a large transfer. */
 const SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -76,8 +77,7 @@ export class GatewayMetrics {
  * wrapped once (per function the backend holds), with its label set made once, so a call allocates no closures.
  */
 export function instrumentBackend(backend: Backend, metrics: GatewayMetrics): Backend {
-  const wrapped = new Map<string, { of: (...args: unknown[]) => unknown; timed: (...args: unknown[]) => unknown }>();
-  const wrap = (target: Backend, property: string, value: (...args: unknown[]) => unknown) => {
+  return wrapMethods(backend, (property, method) => {
     const labels = { method: property };
     const observe = (started: number) => metrics.backendDuration.observe(labels, (performance.now() - started) / 1000);
     const failed = (started: number, error: unknown) => {
@@ -85,10 +85,10 @@ export function instrumentBackend(backend: Backend, metrics: GatewayMetrics): Ba
       metrics.backendErrors.inc({ method: property, error: error instanceof Error ? error.name : 'unknown' });
       throw error;
     };
-    return function timed(this: unknown, ...args: unknown[]) {
+    return function timed(...args: unknown[]) {
       const started = performance.now();
       try {
-        const result = value.apply(target, args);
+        const result = method(...args);
         if (!(result instanceof Promise)) return (observe(started), result);
         return result.then(
           (out: unknown) => (observe(started), out),
@@ -98,16 +98,5 @@ export function instrumentBackend(backend: Backend, metrics: GatewayMetrics): Ba
         return failed(started, error);
       }
     };
-  };
-  return new Proxy(backend, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
-      if (typeof value !== 'function' || typeof property !== 'string' || property === 'close') return value;
-      const entry = wrapped.get(property);
-      if (entry !== undefined && entry.of === value) return entry.timed;
-      const timed = wrap(target, property, value);
-      wrapped.set(property, { of: value, timed });
-      return timed;
-    },
-  });
+  }, (property) => property === 'close');
 }

@@ -6,6 +6,7 @@
  */
 import type { Backend } from '../backend.ts';
 import { NoSuchBucketError } from '../errors.ts';
+import { wrapMethods } from '../wrap-methods.ts';
 
 /** The gateway buckets a backend call names: a leading string argument, or an input's bucket, source and dest. */
 function bucketsNamed(args: unknown[]): string[] {
@@ -17,18 +18,12 @@ function bucketsNamed(args: unknown[]): string[] {
 
 /** `backend`, each of whose calls failing with NoSuchBucketError makes `forget` drop the buckets it named. */
 export function forgettingGoneBuckets<B extends Backend>(backend: B, forget: (bucket: string) => void): B {
-  return new Proxy(backend, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== 'function') return value;
-      return function guarded(this: unknown, ...args: unknown[]): unknown {
-        const out = (value as (...a: unknown[]) => unknown).apply(target, args);
-        if (!(out instanceof Promise)) return out;
-        return out.catch((err: unknown) => {
-          if (err instanceof NoSuchBucketError) for (const bucket of bucketsNamed(args)) forget(bucket);
-          throw err;
-        });
-      };
-    },
+  return wrapMethods(backend, (_name, method) => function guarded(...args: unknown[]): unknown {
+    const out = method(...args);
+    if (!(out instanceof Promise)) return out;
+    return out.catch((err: unknown) => {
+      if (err instanceof NoSuchBucketError) for (const bucket of bucketsNamed(args)) forget(bucket);
+      throw err;
+    });
   });
 }
