@@ -23,8 +23,8 @@ export interface BodyVerifierOptions {
 export interface BodyPlan {
   /** decoded content length if known (x-amz-decoded-content-length for aws-chunked, else content-length) */
   decodedLength?: number;
-  /** raw request body in, object bytes out; errors with an S3Error in flush, before the end */
-  stream: Transform;
+  /** raw request body in, object bytes out; errors with an S3Error in flush, before the end (made on first use) */
+  readonly stream: Transform;
   /** after the stream finished: the verified checksum, or the one computed for x-amz-sdk-checksum-algorithm alone */
   checksum(): Checksum | undefined;
 }
@@ -98,13 +98,21 @@ export function planBody(opts: BodyVerifierOptions): BodyPlan {
         : undefined,
     })
     : undefined;
-  const stream = new BodyVerifier({
-    parser,
-    source,
-    sha256Hex: payload.mode === 'signed' ? payload.sha256Hex : undefined,
-    length: chunked ? undefined : decodedLength,
-  });
-  return { decodedLength, stream, checksum: () => stream.verified };
+  // Every refusal above happens now, before the operation runs; the verifying Transform is built only when the body
+  // is read, which most requests (GET, HEAD) never do.
+  let stream: BodyVerifier | undefined;
+  return {
+    decodedLength,
+    get stream() {
+      return (stream ??= new BodyVerifier({
+        parser,
+        source,
+        sha256Hex: payload.mode === 'signed' ? payload.sha256Hex : undefined,
+        length: chunked ? undefined : decodedLength,
+      }));
+    },
+    checksum: () => stream?.verified,
+  };
 }
 
 interface VerifierParts {

@@ -2,8 +2,7 @@
 import type { Middleware } from 'koa';
 import { pipeline, type Readable } from 'node:stream';
 import type { StoredChecksum } from '../../storage/backend.ts';
-import { planBody, type BodyPlan } from '../auth/body-verifier.ts';
-import { parsePayloadHash, type VerifiedAuth } from '../auth/sigv4.ts';
+import { planBody } from '../auth/body-verifier.ts';
 import { S3Error } from '../errors.ts';
 import type { OpContext, Services } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
@@ -12,21 +11,6 @@ import type { GatewayState } from '../state.ts';
 
 /** Largest XML request body read whole. */
 const DEFAULT_TEXT_LIMIT = 1024 * 1024;
-
-/**
- * True when planBody can refuse nothing in these headers — no x-amz-checksum-*, x-amz-trailer or
- * x-amz-sdk-checksum-algorithm header, and no aws-chunked payload — so the plan (and the verifying stream it builds)
- * can wait until an operation reads the body or asks its length, which most requests (GET, HEAD) never do.
- */
-function planCannotFail(auth: VerifiedAuth | undefined, headers: OpContext['headers']): boolean {
-  const announced = headers['x-amz-content-sha256'];
-  const mode = auth ? auth.payload.mode : typeof announced === 'string' ? parsePayloadHash(announced.trim())?.mode : undefined;
-  if (mode === 'streaming-signed' || mode === 'streaming-unsigned-trailer') return false;
-  for (const name in headers) {
-    if (name.startsWith('x-amz-checksum-') || name === 'x-amz-trailer' || name === 'x-amz-sdk-checksum-algorithm') return false;
-  }
-  return true;
-}
 
 export function runOperation(services: Services): Middleware<GatewayState> {
   return async function operationMiddleware(ctx, next) {
@@ -37,14 +21,11 @@ export function runOperation(services: Services): Middleware<GatewayState> {
     const hasLength = ctx.get('content-length') !== '' || ctx.get('transfer-encoding') !== '';
     if (route!.body && ['PUT', 'POST'].includes(ctx.method) && !hasLength) throw new S3Error('MissingContentLength');
     const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(ctx.headers).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : ctx.headers;
-    let plan: BodyPlan | undefined;
-    const planned = (): BodyPlan => (plan ??= planBody({ auth, headers }));
-    // Whatever planBody may refuse, it refuses before the operation runs, as S3 does.
-    if (!planCannotFail(auth, headers)) planned();
+    // Whatever planBody may refuse, it refuses here, before the operation runs, as S3 does.
+    const plan = planBody({ auth, headers });
     let stream: Readable | undefined;
     const body = (): Readable => {
       if (!stream) {
-        const plan = planned();
         stream = plan.stream;
         pipeline(ctx.req, plan.stream, () => {
           // Errors reach the consumer through plan.stream; nothing else to do here.
@@ -62,14 +43,11 @@ export function runOperation(services: Services): Middleware<GatewayState> {
       principal: principal!,
       access: access!,
       body,
-      get bodyLength() {
-        return planned().decodedLength;
-      },
-      bodyChecksum: (): StoredChecksum | undefined => plan?.checksum(),
+      bodyLength: plan.decodedLength,
+      bodyChecksum: (): StoredChecksum | undefined => plan.checksum(),
       form: ctx.state.postForm,
       async readText(limit = DEFAULT_TEXT_LIMIT) {
-        const { decodedLength } = planned();
-        if (decodedLength !== undefined && decodedLength > limit) throw new S3Error('MalformedXML');
+        if (plan.decodedLength !== undefined && plan.decodedLength > limit) throw new S3Error('MalformedXML');
         return (await readLimited(body(), limit, () => new S3Error('MalformedXML'))).toString('utf8');
       },
     };
