@@ -4,6 +4,7 @@
  * per fetched page), and resumes past hidden subtrees, so KeyCount, IsTruncated and the markers are computed over
  * visible entries only and never leak a hidden name.
  */
+import { compareUtf8 } from '../storage/utf8-order.ts';
 import { S3Error } from './errors.ts';
 import type { ListingFilter } from './operation.ts';
 
@@ -84,7 +85,7 @@ export async function listVisible<T>(opts: {
       }
       const skip = filter.skipPast(entry.kind === 'prefix' ? entry.prefix : entry.key);
       // Storage orders keys by UTF-8 bytes, not by JavaScript's UTF-16 units (which put U+FFFF after astral ones).
-      if (skip !== undefined && Buffer.compare(Buffer.from(skip), Buffer.from(name)) > 0) {
+      if (skip !== undefined && compareUtf8(skip, name) > 0) {
         cursor = skip;
         exhausted = false;
         break;

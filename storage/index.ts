@@ -7,3 +7,4 @@ export { DataDirInUseError, LOCK_FILE, lockDataDir, lockWorkers, WORKERS_LOCK_FI
 export { EmbeddedStore, openEmbeddedStore, reapWorker, type EmbeddedStoreOptions } from './embedded/embedded-store.ts';
 export { DEFAULT_RESERVE_BYTES, RESERVE_FILE, SpaceReserve, type SpaceReserveOptions } from './space-reserve.ts';
 export { decodeWord, encodeWord } from './encoded-words.ts';
+export { compareUtf8 } from './utf8-order.ts';

@@ -1,4 +1,5 @@
 /** GetObjectTagging, PutObjectTagging, DeleteObjectTagging; the tag-set document is shared with bucket tagging. */
+import { compareUtf8 } from '../../storage/utf8-order.ts';
 import { S3Error } from '../errors.ts';
 import { xmlResult, type Operation, type OpResult } from '../operation.ts';
 import { validateTags } from '../s3-headers.ts';
@@ -6,7 +7,7 @@ import { child, list, parseXmlBody, text } from '../xml.ts';
 
 /** A Tagging document with the tags in key order, so every backend answers the same tag set the same way. */
 export function taggingResult(tags: Record<string, string>): OpResult {
-  const keys = Object.keys(tags).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const keys = Object.keys(tags).sort(compareUtf8);
   return xmlResult('Tagging', { TagSet: { Tag: keys.map((Key) => ({ Key, Value: tags[Key] })) } });
 }
 

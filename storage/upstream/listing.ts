@@ -8,14 +8,10 @@ import type { ListEntry, ListObjectsInput, ListObjectsResult, ListUploadsInput, 
 import type { UpstreamClients } from './client.ts';
 import { translate } from './errors.ts';
 import { UPLOADS, parseRecordName, recordName, recordPrefix, type Layout } from './layout.ts';
+import { compareUtf8 } from '../utf8-order.ts';
 
 /** Largest page S3 returns. */
 const MAX_PAGE = 1000;
-
-/** Compares strings in UTF-8 byte order, the order S3 lists in. */
-export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
 
 /** Decodes one key of an encoding-type=url listing; S3 and MinIO encode a space as `+` and a `+` as `%2B`. */
 function urlDecoded(s: string): string {
