@@ -45,9 +45,18 @@ export function announceLeftRoot(root: { accessKeyId: string; secretKey: string 
   );
 }
 
-/** Prints a root credential created by this start, once, for the person who started the gateway (never a log line). */
-export function announceRoot(root: { accessKeyId: string; secretKey?: string; created: boolean }, url: string, region: string): void {
-  if (!root.secretKey || !root.created) return;
+/**
+ * Prints a root credential created by this start, once, for the person who started the gateway (never a log line).
+ * A secret the operator configured (ANVIL_ROOT_SECRET_KEY) is not printed: they have it, and stderr often ends up in a
+ * log collector.
+ */
+export function announceRoot(root: { accessKeyId: string; secretKey?: string; created: boolean }, url: string, region: string, configured: boolean): void {
+  if (!root.created) return;
+  if (configured) {
+    process.stderr.write(`\nRoot credential ${root.accessKeyId} created from ANVIL_ROOT_ACCESS_KEY and ANVIL_ROOT_SECRET_KEY.\n\n`);
+    return;
+  }
+  if (!root.secretKey) return;
   const scheme = url.startsWith('https') ? ' --no-verify-ssl' : '';
   process.stderr.write(
     `\nRoot credential created. The secret is shown only this once:\n` +
@@ -156,7 +165,7 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     return stopAll('failure');
   }
   logger.info({ url: started.url, healthUrl: started.healthUrl, dataDir: config.dataDir, backend: config.backend, pid: process.pid, workers: config.workers }, 'listening');
-  announceRoot(root, started.url, config.region);
+  announceRoot(root, started.url, config.region, config.rootSecretKey !== undefined);
 
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -42,7 +42,7 @@ if (cluster.isWorker) {
     return cannotStart(error, isKnownError(error));
   });
   gw.logger.info({ url: gw.url, healthUrl: gw.healthUrl, dataDir: config.dataDir, backend: gw.backend.kind, pid: process.pid, workers: 1 }, 'listening');
-  announceRoot(gw.root, gw.url, config.region);
+  announceRoot(gw.root, gw.url, config.region, config.rootSecretKey !== undefined);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
