@@ -256,6 +256,21 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     t.is(await status(s3(a, creds).send(new GetObjectCommand({ Bucket: 'plain', Key: 'r.txt' }))), 403);
   });
 
+  test.serial('with every pooled connection ended by the server (a failover, an idle-session timeout), the next request is served', async (t) => {
+    const { b, app } = t.context;
+    await s3(b, app).send(new PutObjectCommand({ Bucket: 'plain', Key: 'pooled.txt', Body: 'p' }));
+    const server = await sharedPostgres();
+    for (let round = 0; round < 10; round++) {
+      const cut = await server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('anvil-gateway', 'anvil-changes')");
+      t.true(cut.rowCount! >= 1, 'the nodes had connections to end');
+      // A fresh credential: its lookup must reach the database (no cache can answer it).
+      const fresh = await t.context.admin.a.call('POST', '/credentials', { body: { tenant: 'acme', name: `pooled-${round}`, scopes: [{ families: ['object:read'], bucket: 'plain' }] } });
+      await server.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('anvil-gateway', 'anvil-changes')");
+      t.is(await text(s3(b, { accessKeyId: fresh.accessKeyId, secretAccessKey: fresh.secretKey }), 'plain', 'pooled.txt'), 'p', `round ${round}: a new key`);
+      t.is(await text(s3(b, app), 'plain', 'pooled.txt'), 'p', `round ${round}: a known key`);
+    }
+  });
+
   test.serial('killing node A mid-load loses no acknowledged object, and node B keeps serving', async (t) => {
     const { a, b, app } = t.context;
     const acknowledged = new Map<string, string>();

@@ -71,9 +71,103 @@ export function postgresClientConfig(url: string): pg.ClientConfig {
   };
 }
 
+/**
+ * Errors of a connection that was already gone: the server ended it (SQLSTATE 57P01 admin_shutdown, 57P02
+ * crash_shutdown, 57P03 cannot_connect_now) or the socket closed under it.
+ */
+function isConnectionLost(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  if (e?.code === '57P01' || e?.code === '57P02' || e?.code === '57P03' || e?.code === 'ECONNRESET' || e?.code === 'EPIPE') return true;
+  return typeof e?.message === 'string' && /^Connection terminated|Client has encountered a connection error/.test(e.message);
+}
+
+/** Statements that change nothing when sent again: a transaction's start, a read. */
+const REPEATABLE = /^\s*(begin|start transaction|select)\b/i;
+
+type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void;
+
+/**
+ * One checkout of a pooled connection that survives the server having ended the connection while it sat idle in the
+ * pool (a failover, a restart, `idle_session_timeout`, an operator's pg_terminate_backend): the server's notice of
+ * that arrives asynchronously, so the pool can hand out a connection that is already gone, and the request that drew
+ * it would answer 503 although the database is up. When the checkout's first statement fails because its connection
+ * was gone and is a BEGIN or a read, nothing of it ran (or running it twice changes nothing), so it is sent again on
+ * another connection, which the checkout keeps from then on. Anything else (a write outside a transaction, a
+ * statement inside one, any other error, a connection that cannot be opened) is thrown as it came: the caller
+ * answers 503 rather than guess.
+ */
+class Checkout {
+  private sent = 0;
+
+  constructor(
+    private readonly pool: ResilientPool,
+    private client: pg.PoolClient,
+  ) {}
+
+  query(text: string, values?: unknown[] | QueryCallback, callback?: QueryCallback): Promise<pg.QueryResult> | undefined {
+    if (typeof values === 'function') [values, callback] = [undefined, values];
+    const answer = this.run(text, values);
+    if (callback === undefined) return answer;
+    answer.then((result) => callback(null, result), (err: Error) => callback(err));
+    return undefined;
+  }
+
+  release(err?: Error | boolean): void {
+    this.client.release(err);
+  }
+
+  // pg-pool's `query` also listens for 'error' on the client and releases it on one, which would hand back a
+  // connection a second attempt still uses. A lost connection fails the statement in flight as well (node-postgres
+  // rejects the active query), so the checkout reports it through that statement alone.
+  once(): this {
+    return this;
+  }
+
+  removeListener(): this {
+    return this;
+  }
+
+  private async run(text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
+    const repeatable = this.sent++ === 0 && typeof text === 'string' && REPEATABLE.test(text);
+    // Every idle connection may have been ended at once, and the pool hands them out before their notice arrives:
+    // each is dropped as it fails, so a connection opened afresh comes within the pool's size. A failure to open
+    // one is thrown from checkOut at once (the database is really gone).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.client.query(text, values);
+      } catch (err) {
+        if (!repeatable || attempt > (this.pool.options.max ?? 10) || !isConnectionLost(err)) throw err;
+        this.client.release(err as Error);
+        this.client = await this.pool.checkOut();
+      }
+    }
+  }
+}
+
+/** A pg.Pool whose checkouts (and so its `query`, which checks out) are Checkouts. */
+class ResilientPool extends pg.Pool {
+  /** A bare connection from the pool, for a Checkout's second attempt. */
+  checkOut(): Promise<pg.PoolClient> {
+    return super.connect();
+  }
+
+  // pg-pool's own `query` calls connect with a callback and then client.query(text, values, callback).
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): void;
+  override connect(callback?: (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void): Promise<pg.PoolClient> | void {
+    const wrap = (client: pg.PoolClient) => new Checkout(this, client) as unknown as pg.PoolClient;
+    if (callback === undefined) return super.connect().then(wrap);
+    super.connect((err, client, done) => {
+      if (err || client === undefined) return callback(err, undefined, done);
+      const checkout = wrap(client);
+      callback(undefined, checkout, (release) => checkout.release(release as Error | undefined));
+    });
+  }
+}
+
 /** A node's connection pool and its Kysely dialect. */
 export function postgresDialect(url: string, max: number): { pool: pg.Pool; dialect: Dialect } {
-  const pool = new pg.Pool({ ...postgresClientConfig(url), max, application_name: 'anvil-gateway' });
+  const pool = new ResilientPool({ ...postgresClientConfig(url), max, application_name: 'anvil-gateway' });
   // A connection the server ended must not crash the process: idle ones are the pool's 'error'; a checked-out one
   // (between two queries of a transaction) emits on the client, and its next query fails instead. The pool drops it.
   pool.on('error', () => {});
