@@ -330,6 +330,8 @@ async function startLocked(start: StartState): Promise<Gateway> {
   // A connection's requests run in order, each under the idle timer (gateway/http/connection-guard.ts).
   const handle = guardConnections(app.callback(), { idleTimeoutMs: config.idleTimeoutMs });
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    // Before any lookup of this request: on SQLite its policy lookups share one check for other processes' commits.
+    database.requestStarted();
     inFlight++;
     res.once('close', () => inFlight--);
     // While draining, every answer ends its connection so keep-alive clients reconnect elsewhere.

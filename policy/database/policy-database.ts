@@ -17,7 +17,7 @@ import { migratePostgres, migrateSqlite, type Migration } from './migrate.ts';
 import { LOG_MIGRATIONS } from './migrations/logs.ts';
 import { POLICY_MIGRATIONS } from './migrations/policy.ts';
 import { RELATIONSHIP_MIGRATIONS } from './migrations/relationships.ts';
-import { CHANGE_CHANNEL, PostgresChannel, SqliteSignal, type ChangeSignal, type ChannelState, type SignalledConcern } from './signals.ts';
+import { CHANGE_CHANNEL, PostgresChannel, RequestStarts, SqliteSignal, type ChangeSignal, type ChannelState, type SignalledConcern } from './signals.ts';
 import type { Concern, ConcernTables } from './tables.ts';
 
 /** How to open the policy database. */
@@ -63,7 +63,17 @@ export class PolicyDatabase {
     readonly location: string,
     private readonly closers: Array<() => unknown>,
     private readonly channel?: PostgresChannel,
+    private readonly requests?: RequestStarts,
   ) {}
+
+  /**
+   * A request (of any API) arrived, before any of its lookups: on SQLite the caches check for other processes'
+   * commits once per request from now on, at the first lookup after each start (signals.ts, RequestStarts), instead
+   * of at every lookup. PostgreSQL's signals need nothing.
+   */
+  requestStarted(): void {
+    this.requests?.started();
+  }
 
   /** Opens (creating and migrating when needed) the policy database the options name. */
   static async open(options: PolicyDatabaseOptions): Promise<PolicyDatabase> {
@@ -93,10 +103,11 @@ export class PolicyDatabase {
       for (const db of Object.values(raw)) db.close();
       throw error;
     }
+    const requests = new RequestStarts();
     const watch = (concern: SignalledConcern) => {
       const db = new Database(join(dataDir, SQLITE_FILES[concern]));
       db.pragma('busy_timeout = 5000');
-      return new SqliteSignal(db, concern);
+      return new SqliteSignal(db, concern, requests);
     };
     const signals = { policy: watch('policy'), relationships: watch('relationships') };
     const handles: Handles = {
@@ -105,7 +116,7 @@ export class PolicyDatabase {
       logs: new Kysely({ dialect: sqliteDialect(raw.logs) }),
     };
     const closers = [() => signals.policy.close(), () => signals.relationships.close(), ...Object.values(handles).map((h) => () => h.destroy())];
-    return new PolicyDatabase('sqlite', handles, signals, node, dataDir, closers);
+    return new PolicyDatabase('sqlite', handles, signals, node, dataDir, closers, undefined, requests);
   }
 
   private static async openPostgres(url: string, node: string, poolSize: number): Promise<PolicyDatabase> {

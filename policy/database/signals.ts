@@ -4,8 +4,11 @@
  * write lock; a ChangeSignal follows that counter and tells the caches when it moved (naming the tenant when only
  * one tenant's relationships moved, so other tenants keep their caches).
  *
- * SQLite (one host): `PRAGMA data_version` is read on every request (no I/O: it changes when another connection
- * commits), and only when it moved is the revision row read. A change is in force on the next request.
+ * SQLite (one host): `PRAGMA data_version` is read once per request (no I/O: it changes when another connection
+ * commits), and only when it moved is the revision row read. A change is in force on the next request. Once the
+ * gateway reports request starts (RequestStarts), the first lookup after a request started checks, and the lookups
+ * after it share that check until the next request starts: a request that started after a commit has its lookups
+ * answered by a check made after that start, so it sees the commit; without reported starts every sync checks.
  *
  * PostgreSQL (many nodes): each node keeps one connection LISTENing on CHANGE_CHANNEL; every write transaction sends
  * `pg_notify` (delivered at commit). The same connection runs a heartbeat every HEARTBEAT_MS that reads the revision
@@ -82,28 +85,61 @@ class RevisionTracker implements ChangeSignal {
 }
 
 /**
- * SQLite: `PRAGMA data_version` per sync, the revision row when it moved; a timer keeps watchers fed too. It reads on
- * a connection of its own, so it never sees a write transaction of this process before that commits (a rolled-back
- * revision must never be taken for a committed one).
+ * The requests a node has started, counted, for SQLite's once-per-request check. The gateway calls started() as
+ * each request (of any API) arrives, before any of its lookups; until the first call, every sync checks.
+ */
+export class RequestStarts {
+  /** Requests started so far; -1 while nobody reports them. */
+  count = -1;
+
+  /** A request arrived: the next sync of each concern checks again. */
+  started(): void {
+    this.count = this.count < 0 ? 1 : this.count + 1;
+  }
+}
+
+/**
+ * SQLite: `PRAGMA data_version` once per request (see RequestStarts), the revision row when it moved; a timer keeps
+ * watchers fed too. It reads on a connection of its own, so it never sees a write transaction of this process before
+ * that commits (a rolled-back revision must never be taken for a committed one).
  */
 export class SqliteSignal extends RevisionTracker {
   private readonly dataVersion: Database.Statement;
   private readonly read: Database.Statement;
   private lastDataVersion: number;
+  /** RequestStarts.count when this signal last checked. */
+  private checkedAt = -1;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly db: Database.Database, concern: SignalledConcern) {
+  constructor(
+    private readonly db: Database.Database,
+    concern: SignalledConcern,
+    private readonly requests: RequestStarts = new RequestStarts(),
+  ) {
     const read = db.prepare('SELECT value FROM revisions WHERE name = ?').pluck();
     super(read.get(concern) as number);
     this.read = read.bind(concern);
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.lastDataVersion = this.dataVersion.get() as number;
     // Requests sync on their own; this only wakes watch streams when another process wrote.
-    this.timer = setInterval(() => this.sync(), 100);
+    this.timer = setInterval(() => this.check(), 100);
     this.timer.unref();
   }
 
+  /**
+   * Checks unless a check was made since the latest request started: every lookup of a request then sees what was
+   * committed before the request started (a check made after its start), at one statement per request, not per
+   * lookup. Without reported request starts (count -1), every call checks.
+   */
   override sync(): void {
+    const started = this.requests.count;
+    if (started >= 0 && this.checkedAt === started) return;
+    this.check();
+    this.checkedAt = started;
+  }
+
+  /** Reads data_version now, and the revision row when it moved. */
+  private check(): void {
     const version = this.dataVersion.get() as number;
     if (version === this.lastDataVersion) return;
     this.lastDataVersion = version;
