@@ -159,13 +159,40 @@ export function parseQuery(rawQuery: string): ReadonlyArray<readonly [string, st
   return pairs;
 }
 
-/** The canonical query string: decoded, re-encoded with '/' encoded, sorted by name then value. */
+/**
+ * A raw query component already in canonical form: unreserved characters, and upper-case escapes of ASCII bytes
+ * that are not unreserved (each decodes to one character that encodeText escapes back exactly so).
+ */
+const CANONICAL_COMPONENT = /^(?:[A-Za-z0-9\-._~]|%(?:[0-7][0-9A-F]))*$/;
+const ESCAPED_UNRESERVED = /%(?:2D|2E|3[0-9]|4[1-9A-F]|5[0-9A]|5F|6[1-9A-F]|7[0-9A]|7E)/;
+
+/** encodeText(decoded component) straight from the raw component: as received when that is canonical already. */
+function canonicalComponent(raw: string): string {
+  if (UNRESERVED_TEXT.test(raw)) return raw;
+  if (CANONICAL_COMPONENT.test(raw) && !ESCAPED_UNRESERVED.test(raw)) return raw;
+  return encodeText(decodeText(raw.replaceAll('+', ' ')));
+}
+
+/**
+ * The canonical query string: decoded, re-encoded with '/' encoded, sorted by name then value. Components a client
+ * sent in canonical form already (as SDKs send presigned URLs) are taken as they are, without decoding and encoding.
+ */
 export function canonicalQuery(rawQuery: string, presigned = false): string {
-  const pairs = parseQuery(rawQuery)
-    .filter(([n]) => !(presigned && n === 'X-Amz-Signature'))
-    .map(([n, v]) => [encodeText(n), encodeText(v)]);
+  const pairs: Array<[string, string]> = [];
+  if (rawQuery) {
+    for (const part of rawQuery.split('&')) {
+      if (!part) continue;
+      const eq = part.indexOf('=');
+      const n = canonicalComponent(eq < 0 ? part : part.slice(0, eq));
+      // The encoding is one-to-one and leaves this name as it is: comparing encoded names compares decoded ones.
+      if (presigned && n === 'X-Amz-Signature') continue;
+      pairs.push([n, eq < 0 ? '' : canonicalComponent(part.slice(eq + 1))]);
+    }
+  }
   pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-  return pairs.map(([n, v]) => `${n}=${v}`).join('&');
+  let out = '';
+  for (let i = 0; i < pairs.length; i++) out += `${i > 0 ? '&' : ''}${pairs[i]![0]}=${pairs[i]![1]}`;
+  return out;
 }
 
 /** A header value as SigV4 canonicalizes it: trimmed, inner whitespace runs (and obs-folds) collapsed to one space. */
@@ -426,8 +453,10 @@ export function authLocation(req: Pick<SignedRequest, 'headers' | 'rawQuery'>): 
 /** Returns undefined when the request carries no SigV4 auth at all (anonymous), throws S3Error on any bad auth. */
 export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Promise<VerifiedAuth | undefined> {
   const auth = getHeader(req.headers, 'authorization');
-  const query = parseQuery(req.rawQuery);
-  const q = (name: string) => query.find(([n]) => n === name)?.[1];
+  // The first value of each query parameter, collected in one pass (verification asks for a dozen of them).
+  const first = new Map<string, string>();
+  for (const [n, v] of parseQuery(req.rawQuery)) if (!first.has(n)) first.set(n, v);
+  const q = (name: string) => first.get(name);
   const v4Query = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'].some((n) => q(n) !== undefined);
   const v2Query = q('AWSAccessKeyId') !== undefined || q('Signature') !== undefined;
   if (auth !== undefined && (v4Query || v2Query)) {
