@@ -177,7 +177,10 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     anyObject: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM objects WHERE bucket = ? LIMIT 1'),
     anyUpload: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM uploads WHERE bucket = ? LIMIT 1'),
     getObject: db.prepare<[string, Buffer], ObjectRow>(`SELECT ${OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ?`),
-    getObjectWithBody: db.prepare<[string, Buffer], ObjectRowWithBody>(`SELECT ${OBJECT_COLUMNS}, body FROM objects WHERE bucket = ? AND key = ?`),
+    // Without bucket and key, which the caller has: a key column costs a Buffer copy, a GET's lookup is per request.
+    getObjectWithBody: db.prepare<[string, Buffer], Omit<ObjectRowWithBody, 'bucket' | 'key'>>(
+      'SELECT id, size, etag, last_modified, meta, part_sizes, tags, body FROM objects WHERE bucket = ? AND key = ?',
+    ),
     insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null, Buffer | null]>(
       'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),

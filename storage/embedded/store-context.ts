@@ -43,8 +43,14 @@ export class StoreContext {
   requireObject(bucket: string, key: string, withBody: true): ObjectRowWithBody;
   requireObject(bucket: string, key: string, withBody = false): ObjectRow | ObjectRowWithBody {
     const q = this.index.q;
-    const row = withBody ? q.getObjectWithBody.get(bucket, keyBytes(key)) : q.getObject.get(bucket, keyBytes(key));
-    if (row) return row;
+    const bytes = keyBytes(key);
+    if (withBody) {
+      const found = q.getObjectWithBody.get(bucket, bytes);
+      if (found) return { ...found, bucket, key: bytes };
+    } else {
+      const row = q.getObject.get(bucket, bytes);
+      if (row) return row;
+    }
     this.requireBucket(bucket);
     throw new NoSuchKeyError(`no key ${key}`);
   }
