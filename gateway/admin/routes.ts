@@ -179,10 +179,15 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
   return { status: route.status ?? 200, body };
 }
 
+/** ADMIN_PREFIX as the bucket and key prefix it addresses (split once: every S3 request asks adminTargetOf). */
+const ADMIN_TARGET = (() => {
+  const [, bucket, ...rest] = ADMIN_PREFIX.split('/');
+  return { bucket: bucket!, base: rest.join('/') };
+})();
+
 /** The admin target when a request addresses ADMIN_PREFIX (path-style), else undefined. */
 export function adminTargetOf(target: { bucket: string; key: string; query: URLSearchParams }): AdminTarget | undefined {
-  const [, bucket, ...rest] = ADMIN_PREFIX.split('/');
-  const base = rest.join('/');
+  const { bucket, base } = ADMIN_TARGET;
   if (target.bucket !== bucket || (target.key !== base && !target.key.startsWith(`${base}/`))) return undefined;
   return { path: target.key.slice(base.length), query: target.query };
 }
