@@ -62,3 +62,37 @@ test('sqlite: databases of earlier releases upgrade in place, their revisions ca
   await store.createTenant({ name: 'acme' });
   t.is(database.signals.policy.revision, 42);
 });
+
+test('sqlite: once the server reports request starts, a commit by another process is seen by the next request, and without reports by every lookup', async (t) => {
+  const dir = tempDataDir(t);
+  // `gateway` reports request starts as the server does; `cli` and `library` are other processes' connections.
+  const [gateway, cli, library] = await Promise.all([1, 2, 3].map(() => PolicyDatabase.open({ dataDir: dir })));
+  t.teardown(async () => {
+    for (const database of [gateway, cli, library]) await database.close();
+  });
+  const bump = (concern: 'policy' | 'relationships') => cli.change(concern, async () => ({ result: undefined, changed: true }));
+  for (const concern of ['policy', 'relationships'] as const) {
+    const signal = gateway.signals[concern];
+    gateway.requestStarted();
+    signal.sync();
+    const before = signal.revision;
+    await bump(concern);
+    // The request that starts after the commit: its first lookup checks, and so do none of its later ones.
+    gateway.requestStarted();
+    await signal.sync();
+    t.is(signal.revision, before + 1, `${concern}: the next request sees the commit`);
+    await signal.sync();
+    t.is(signal.revision, before + 1);
+    await bump(concern);
+    gateway.requestStarted();
+    await signal.sync();
+    t.is(signal.revision, before + 2, `${concern}: and the one after sees the next`);
+    // A process that reports no request starts (the CLI, a script) checks at every lookup.
+    const own = library.signals[concern];
+    await own.sync();
+    const seen = own.revision;
+    await bump(concern);
+    await own.sync();
+    t.is(own.revision, seen + 1, `${concern}: without request starts every lookup checks`);
+  }
+});
