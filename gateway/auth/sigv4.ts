@@ -2,7 +2,7 @@
  * AWS Signature Version 4 as S3 checks it: canonicalization (no path normalization, path decoded once and encoded
  * once, payload hash from x-amz-content-sha256 or UNSIGNED-PAYLOAD) and verification of header and presigned auth.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { S3Error } from '../errors.ts';
 
@@ -225,7 +225,8 @@ export function canonicalRequest(input: CanonicalRequestInput): string {
 
 /** Hex SHA-256 of a string or bytes. */
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  // The one-shot form: no Hash object per call (one request hashes its canonical request this way).
+  return hash('sha256', data, 'hex');
 }
 
 /**
@@ -233,7 +234,8 @@ export function sha256Hex(data: string | Uint8Array): string {
  * in latin1 is hashed as latin1 to recover the bytes the client signed (UTF-8 x-amz-meta-* values included).
  */
 export function stringToSign(amzDate: string, scope: string, canonical: string): string {
-  const bytes = Buffer.from(canonical, /[^\x00-\xff]/.test(canonical) ? 'utf8' : 'latin1');
+  // ASCII (the usual case) is the same bytes in either encoding: hashed as the string, without a copy.
+  const bytes = !/[^\x00-\x7f]/.test(canonical) ? canonical : Buffer.from(canonical, /[^\x00-\xff]/.test(canonical) ? 'utf8' : 'latin1');
   return `${ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(bytes)}`;
 }
 
