@@ -45,7 +45,8 @@ export interface ChangeSignal {
   /** The newest revision this node knows of. */
   readonly revision: number;
   /**
-   * Makes sure every change committed before the call has been announced to the listeners. Returns at once (no
+   * Makes sure every change committed before the call has been announced to the listeners (SQLite, once the
+   * gateway reports request starts: every change committed before the current request started). Returns at once (no
    * promise) when the push channel vouches for freshness; otherwise reads the revision from the database.
    */
   sync(): void | Promise<void>;
