@@ -1,6 +1,6 @@
 /**
  * `npm run bench [section…] [-- --seconds=N --only=TEXT]`: the gateway on its embedded store, MinIO direct, the
- * gateway in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
+ * gateway in front of that MinIO, a bare Node proxy in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
  * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved, with the
@@ -20,7 +20,7 @@ import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
 import { sdkClient } from './requests.ts';
-import { startBareProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
+import { startBareProcess, startBareProxyProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 import { formatEngineTable, formatTable, type Row } from './table.ts';
 
 const SECTIONS = ['small', 'large', 'listing', 'relationships', 'policy', 'console'] as const;
@@ -44,7 +44,10 @@ function machine(): string {
     `${Math.round(totalmem() / 2 ** 30)} GiB · Linux ${release()} · Node ${process.version} · load average ${load}`;
 }
 
-/** The small and large object rows, on MinIO, the bare server and two gateways started for them (data on disk). */
+/**
+ * The small and large object rows, on MinIO, the bare proxy in front of it, the bare server and two gateways started
+ * for them (data on disk).
+ */
 async function objectRows(): Promise<Row[]> {
   const servers: BenchServer[] = [];
   try {
@@ -54,15 +57,18 @@ async function objectRows(): Promise<Row[]> {
     servers.push(gateway);
     const upstream = await startUpstreamGatewayProcess(minio);
     servers.push(upstream);
+    const proxy = await startBareProxyProcess(minio);
+    servers.push(proxy);
     const bare = await startBareProcess();
     servers.push(bare);
     const targets: Target[] = [
       { server: gateway, bucket: 'bench' },
       { server: minio, bucket: 'bench-direct' },
       { server: upstream, bucket: 'bench' },
+      { server: proxy, bucket: 'bench-proxy' },
       { server: bare, bucket: 'bench' },
     ];
-    for (const t of targets.slice(0, 3)) {
+    for (const t of targets.filter((t) => t.server !== bare)) {
       const s3 = sdkClient(t.server);
       await s3.send(new CreateBucketCommand({ Bucket: t.bucket }));
       s3.destroy();

@@ -1,7 +1,7 @@
 /**
  * The servers the bench compares, each in its own process started here: the gateway exactly as `npm start` runs it
- * (on its embedded store, or in front of MinIO), MinIO itself, and a bare Node HTTP server (the ceiling). Also the
- * peak-RSS probe the memory rows read from /proc.
+ * (on its embedded store, or in front of MinIO), MinIO itself, a bare Node proxy in front of that MinIO (the ceiling
+ * of any proxy hop) and a bare Node HTTP server (the ceiling). Also the peak-RSS probe the memory rows read from /proc.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -15,10 +15,13 @@ import { startMinio } from '../helpers/minio.ts';
 /** The repository root: servers run with it as their working directory, as `npm start` does. */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** The four columns of the table, in order. */
-export const SERVERS = ['gateway', 'minio', 'upstream', 'bare'] as const;
+/** The five columns of the table, in order. */
+export const SERVERS = ['gateway', 'minio', 'upstream', 'proxy', 'bare'] as const;
 
-/** One of the compared servers: the embedded gateway, MinIO direct, the gateway in front of MinIO, bare Node. */
+/**
+ * One of the compared servers: the embedded gateway, MinIO direct, the gateway in front of MinIO, a bare Node proxy
+ * in front of MinIO, bare Node.
+ */
 export type ServerName = (typeof SERVERS)[number];
 
 /** Column headings of the table. */
@@ -26,6 +29,7 @@ export const SERVER_TITLES: Record<ServerName, string> = {
   gateway: 'gateway (embedded)',
   minio: 'MinIO direct',
   upstream: 'gateway → that MinIO',
+  proxy: 'bare Node proxy → that MinIO',
   bare: 'bare Node HTTP server',
 };
 
@@ -181,6 +185,16 @@ export async function startBareProcess(): Promise<BenchServer> {
   const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/bare-server.ts'], {});
   const url = await waitForUrl(child, output, (out) => /listening on (http:\/\/\S+)/.exec(out)?.[1], 'bare server');
   return { name: 'bare', url, creds: { accessKeyId: 'bare', secretAccessKey: 'bare' }, pid: child.pid!, close: () => terminate(child) };
+}
+
+/**
+ * Starts the bare Node proxy (bare-proxy.ts) in front of `minio`, in its own process. It forwards the Host header as
+ * it gets it, so a client signs for the proxy's URL with MinIO's credentials and MinIO verifies that signature.
+ */
+export async function startBareProxyProcess(minio: MinioBenchServer): Promise<BenchServer> {
+  const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/bare-proxy.ts', minio.endpoint], {});
+  const url = await waitForUrl(child, output, (out) => /listening on (http:\/\/\S+)/.exec(out)?.[1], 'bare proxy');
+  return { name: 'proxy', url, creds: minio.creds, pid: child.pid!, close: () => terminate(child) };
 }
 
 /** Where RAM-backed scratch data can go: /dev/shm when it is a usable tmpfs with room, else the temp directory. */
