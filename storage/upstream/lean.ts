@@ -1,14 +1,11 @@
 /**
  * A lean upstream client for the hot object calls (GetObject, HeadObject, PutObject, UploadPart): one SigV4 signature
- * (@smithy/signature-v4, the SDK's own signer) and one node:http(s) request on the backend's keep-alive agents, with
+ * (lean-signer.ts) and one node:http(s) request on the backend's keep-alive agents, with
  * the bodies streamed both ways. The SDK's middleware stack (endpoint rules, schema serde, retry bookkeeping, checksum
  * stream wrappers) cost the gateway several times MinIO's own CPU per small request; everything else still goes
  * through the SDK. Failures are thrown in the SDK's shape (`name` = S3 error code, `$metadata.httpStatusCode`), so
  * errors.ts translates both alike.
  */
-import { Hash } from '@smithy/hash-node';
-import { HttpRequest } from '@smithy/protocol-http';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { XMLParser } from 'fast-xml-parser';
 import { request as httpRequest, type Agent, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
@@ -16,6 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Location } from './layout.ts';
+import { escapeUri as escape, LeanSigner } from './lean-signer.ts';
 
 /** SHA-256 of the empty payload: what a bodiless request signs. */
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -66,11 +64,6 @@ export interface LeanClientOptions {
   credentials: AwsCredentialIdentityProvider;
   agents: { http: Agent; https: Agent };
   timeoutMs: number;
-}
-
-/** RFC 3986 encoding as SigV4 canonicalises it (encodeURIComponent leaves `!'()*` alone). */
-function escape(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** A bucket name usable as a host name label (S3's virtual-hosted style) on this endpoint, as the SDK decides it. */
@@ -137,7 +130,7 @@ class AwsChunked extends Transform {
 
 /** Sends signed requests; see the module comment. */
 export class LeanClient {
-  private readonly signer: SignatureV4;
+  private readonly signer: LeanSigner;
   private readonly url: URL;
   private readonly tls: boolean;
   private reachability: Reachability | undefined;
@@ -145,7 +138,7 @@ export class LeanClient {
   constructor(private readonly options: LeanClientOptions) {
     this.url = new URL(options.endpoint ?? `https://s3.${options.region}.amazonaws.com`);
     this.tls = this.url.protocol === 'https:';
-    this.signer = new SignatureV4({ service: 's3', region: options.region, credentials: options.credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false, applyChecksum: false });
+    this.signer = new LeanSigner(options.region, options.credentials);
   }
 
   /** Closes the idle keep-alive sockets. */
@@ -190,7 +183,7 @@ export class LeanClient {
     const key = loc.Key.split('/').map(escape).join('/');
     const path = virtual ? `/${key}` : `/${loc.Bucket}/${key}`;
     const headers: Record<string, string> = { host: this.url.port ? `${hostname}:${this.url.port}` : hostname };
-    for (const [k, v] of Object.entries(req.headers ?? {})) if (v !== undefined) headers[k] = v;
+    for (const [k, v] of Object.entries(req.headers ?? {})) if (v !== undefined) headers[k.toLowerCase()] = v;
     if (!body) headers['x-amz-content-sha256'] = EMPTY_SHA256;
     else if (body.trailer) {
       Object.assign(headers, {
@@ -204,7 +197,7 @@ export class LeanClient {
       headers['content-length'] = String(body.size);
     }
     const query = req.query ?? {};
-    const signed = await this.signer.sign(new HttpRequest({ method: req.method, protocol: this.url.protocol, hostname, path, query, headers }));
+    await this.signer.sign({ method: req.method, path, query, headers });
     const search = Object.entries(query).map(([k, v]) => `${escape(k)}=${escape(v)}`).join('&');
     const timeoutMs = this.options.timeoutMs;
     return new Promise<LeanResponse>((resolve, reject) => {
@@ -215,7 +208,7 @@ export class LeanClient {
         port: this.url.port || undefined,
         method: req.method,
         path: search ? `${path}?${search}` : path,
-        headers: signed.headers,
+        headers,
         setHost: false,
       });
       const timeout = (what: string) => () => r.destroy(Object.assign(new Error(`upstream ${what} timed out after ${timeoutMs} ms`), { name: 'TimeoutError' }));
