@@ -127,8 +127,13 @@ export async function smallBody(body: IncomingMessage, length: number, checksum?
 /** A read served from bytes in memory: `bytes` to send as they are, `body` streaming them only if asked for. */
 export function bytesRead<T extends object>(read: T, bytes: Buffer): T & { bytes: Buffer; body: Readable } {
   let stream: Readable | undefined;
-  return Object.defineProperties(read as T & { bytes: Buffer; body: Readable }, {
-    bytes: { value: bytes, enumerable: true },
-    body: { get: () => (stream ??= Readable.from([bytes], { objectMode: false })), enumerable: true },
-  });
+  // An object literal with a getter: Object.defineProperties turned every small read into a dictionary-mode object
+  // (about 1% of a small upstream GET's CPU in the profile).
+  return {
+    ...read,
+    bytes,
+    get body(): Readable {
+      return (stream ??= Readable.from([bytes], { objectMode: false }));
+    },
+  };
 }
