@@ -17,6 +17,14 @@ export function escapeUri(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** Whitespace a canonical header value loses or has collapsed (SigV4: trimmed, sequential spaces as one). */
+const UNCANONICAL = /[\r\n\t]| {2}|^ | $/;
+
+/** A header value as SigV4 signs it; most values are already canonical, and are checked with one test. */
+function canonicalValue(v: string): string {
+  return UNCANONICAL.test(v) ? v.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '') : v;
+}
+
 /** One request to sign: the path as it goes on the wire, the query unescaped, header names in lower case. */
 export interface SignableRequest {
   method: string;
@@ -52,7 +60,7 @@ export class LeanSigner {
       .filter((n) => !Object.hasOwn(ALWAYS_UNSIGNABLE_HEADERS, n) && !PROXY_HEADER_PATTERN.test(n) && !SEC_HEADER_PATTERN.test(n))
       .sort();
     let canonicalHeaders = '';
-    for (const n of names) canonicalHeaders += `${n}:${headers[n]!.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').replace(/^ | $/g, '')}\n`;
+    for (const n of names) canonicalHeaders += `${n}:${canonicalValue(headers[n]!)}\n`;
     const signedHeaders = names.join(';');
     const query = Object.keys(req.query)
       .map((k) => [escapeUri(k), escapeUri(req.query[k]!)] as const)
