@@ -2,7 +2,8 @@
  * Large bodies on the embedded store's write path, where the MD5 is hashed on worker threads through shared 1 MiB
  * slots while the body is written to disk in 1 MiB batches: bodies whose pieces arrive in odd sizes around those
  * boundaries, more concurrent uploads than there are slots, and bodies refused at their very end (a wrong checksum
- * or Content-MD5), which must leave nothing stored and the previous object intact.
+ * or Content-MD5), which must leave nothing stored and the previous object intact; and bodies long enough to be
+ * fdatasynced in the background while they arrive.
  */
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
@@ -141,4 +142,28 @@ test.serial('a large body cut short at any point leaves nothing stored, the old 
   const etag = (await s3.send(new PutObjectCommand({ Bucket: 'large', Key: 'cut', Body: body }))).ETag;
   t.is(etag, `"${md5(body)}"`, 'a whole body after the cut ones is stored with its MD5');
   t.true((await get(t, 'cut')).equals(body));
+});
+
+test.serial('bodies past the background fdatasync interval (16 MiB): stored whole side by side, or nothing when cut after syncs began', async (t) => {
+  const { gw, s3, dataDir } = t.context;
+  // Three at once: one process runs one background sync at a time, so the others go without and sync at their end.
+  const bodies = [pattern(40 * MiB + 11), pattern(33 * MiB), pattern(17 * MiB - 3)];
+  const etags = await Promise.all(bodies.map(async (body, i) => (await s3.send(new PutObjectCommand({ Bucket: 'large', Key: `synced/${i}`, Body: body }))).ETag));
+  t.deepEqual(etags, bodies.map((b) => `"${md5(b)}"`));
+  for (const [i, body] of bodies.entries()) t.true((await get(t, `synced/${i}`)).equals(body), `synced/${i} reads back whole`);
+
+  const old = pattern(MiB + 5);
+  await s3.send(new PutObjectCommand({ Bucket: 'large', Key: 'synced/cut', Body: old }));
+  const blobsBefore = (await filesUnder(join(dataDir, 'blobs'))).sort();
+  const body = bodies[0]!;
+  const conn = await RawConnection.open(gw.url);
+  const { head } = await signedRequestBytes({ url: gw.url, method: 'PUT', path: '/large/synced/cut', body });
+  conn.write(head);
+  conn.write(body.subarray(0, 35 * MiB));
+  await new Promise((r) => setTimeout(r, 500));
+  conn.socket.destroy();
+  for (let i = 0; i < 600 && (await filesUnder(join(dataDir, 'tmp'))).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(await filesUnder(join(dataDir, 'tmp')), [], 'no temp file left');
+  t.true((await get(t, 'synced/cut')).equals(old), 'the earlier object is whole');
+  t.deepEqual((await filesUnder(join(dataDir, 'blobs'))).sort(), blobsBefore, 'no new blob');
 });

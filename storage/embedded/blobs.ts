@@ -37,6 +37,17 @@ export class BlobGoneError extends Error {
 /** Bytes gathered before one write to the temp file, and writes in flight at once: fewer, larger writes, overlapped. */
 const WRITE_BATCH = 1024 * 1024;
 const WRITES_IN_FLIGHT = 2;
+/**
+ * A large body's blob is fdatasynced in the background every this many bytes written, so the disk writes back while
+ * the rest arrives and the final fdatasync (which the answer waits for) has at most this much left to flush.
+ */
+const BACKGROUND_SYNC_EVERY = 16 * 1024 * 1024;
+/**
+ * Background fdatasyncs running at once in this process. Each holds one of libuv's few threads, which the blob
+ * writes need too: with many bodies arriving together, the rest wait for their final sync instead.
+ */
+const BACKGROUND_SYNCS_MAX = 1;
+let backgroundSyncs = 0;
 /** Bytes per read while streaming a blob. */
 const READ_CHUNK = 512 * 1024;
 /** A single-segment read up to this size is answered as one Buffer (one read, no stream machinery). */
@@ -142,7 +153,9 @@ export class BlobStore {
       const { written, digest } = await this.fill(fh, body, size, claim);
       // fdatasync: the data and the size (which a later read needs), not the timestamps; the rename and the
       // directory's fsync below make the name durable. It runs while the hash thread finishes the MD5 (on a busy
-      // machine the thread is often some MiB behind the body), so the two waits overlap instead of adding up.
+      // machine the thread is often some MiB behind the body), so the two waits overlap instead of adding up. (fill
+      // has settled its background syncs and thrown if one failed: Linux reports a writeback error to one fdatasync
+      // only, so a failed background sync must fail the write even when this one then succeeds.)
       const [synced, hashed] = await Promise.allSettled([fh.datasync(), digest()]);
       if (hashed.status === 'rejected') throw hashed.reason;
       if (contentMd5 && !hashed.value.equals(contentMd5)) throw new BadDigestError('Content-MD5 mismatch');
@@ -176,6 +189,25 @@ export class BlobStore {
     let batch: Buffer[] = [];
     let batched = 0;
     const inFlight: Array<Promise<unknown>> = [];
+    /** The running background fdatasync, the first error one met, and where the next may start. */
+    let syncing: Promise<void> | undefined;
+    let syncError: unknown;
+    let nextSyncAt = BACKGROUND_SYNC_EVERY;
+    const backgroundSync = (after: Promise<unknown>): void => {
+      if (syncing !== undefined || backgroundSyncs >= BACKGROUND_SYNCS_MAX) return;
+      backgroundSyncs++;
+      nextSyncAt = position + BACKGROUND_SYNC_EVERY;
+      // After the batches started so far are written, so the sync covers them; the fd stays open until it settled.
+      syncing = after
+        .then(() => fh.datasync())
+        .catch((err: unknown) => {
+          syncError ??= err;
+        })
+        .finally(() => {
+          backgroundSyncs--;
+          syncing = undefined;
+        });
+    };
     const settle = async (write: Promise<unknown>): Promise<void> => {
       const err = await write;
       if (err === undefined) return;
@@ -193,6 +225,8 @@ export class BlobStore {
       inFlight.push(writeAll(fh, buffers, at).then(() => undefined, (err: unknown) => err));
       await hash.update(buffers, position - at);
       while (inFlight.length >= WRITES_IN_FLIGHT) await settle(inFlight.shift()!);
+      if (syncError !== undefined) throw syncError;
+      if (position >= nextSyncAt) backgroundSync(Promise.all(inFlight));
     };
     try {
       for await (const chunk of body) {
@@ -219,9 +253,11 @@ export class BlobStore {
       }
       if (batched > 0 && !full) await flush();
       while (inFlight.length > 0) await settle(inFlight.shift()!);
+      await syncing;
+      if (syncError !== undefined) throw syncError;
     } catch (err) {
       hash.drop();
-      await Promise.allSettled(inFlight);
+      await Promise.allSettled([...inFlight, syncing]);
       body.destroy();
       throw isTruncation(err) ? new IncompleteBodyError('body ended early') : err;
     }
