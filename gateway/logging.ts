@@ -4,6 +4,7 @@
  * passed to it; the redaction below is a second line of defence for fields that must never appear.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import sonicBoom, { type SonicBoom } from 'sonic-boom';
 
 export type { Logger } from 'pino';
 
@@ -24,9 +25,47 @@ export function createLogger(options: { level: string; destination?: Destination
       formatters: { level: (label) => ({ level: label }) },
     },
     // Asynchronous: a request never waits for its access line's write(2); lines written meanwhile are batched into
-    // the next write, and pino flushes what is pending synchronously when the process exits.
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    // the next write, and what is pending is flushed synchronously when the process exits.
+    options.destination ?? stdoutDestination(),
   );
+}
+
+let stdout: SonicBoom | undefined;
+
+/**
+ * Standard output as one asynchronous sonic-boom stream per process, shared by every logger. Not pino.destination():
+ * the sonic-boom 4 it builds retries a failed write forever when it flushes at exit, a closed reader (EPIPE)
+ * included, so a gateway whose log reader had gone (a log shipper that died, a parent that exited) hung at exit on
+ * SIGTERM with its main thread asleep in that loop, where not even a second signal is handled. With sonic-boom 5 the
+ * exit flush gives up on such an error, and on a reader that stopped reading (EAGAIN): the lines are lost, the exit
+ * is not. As pino does, a reader gone while serving (EPIPE) ends logging instead of crashing the process.
+ */
+function stdoutDestination(): SonicBoom {
+  if (stdout !== undefined) return stdout;
+  let exiting = false;
+  // CommonJS whose module.exports is the class (the types also call it the default export's SonicBoom).
+  const Stream = sonicBoom as unknown as typeof SonicBoom;
+  const dest = new Stream({ fd: 1, sync: false, retryEAGAIN: () => !exiting });
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') {
+      dest.removeListener('error', onError);
+      dest.emit('error', err);
+      return;
+    }
+    dest.write = () => true;
+    dest.flushSync = () => {};
+  };
+  dest.on('error', onError);
+  process.once('exit', () => {
+    exiting = true;
+    try {
+      dest.flushSync();
+    } catch {
+      // The reader is gone or stuck: what was pending is lost.
+    }
+  });
+  stdout = dest;
+  return dest;
 }
 
 /**

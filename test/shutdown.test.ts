@@ -2,7 +2,7 @@
  * Graceful shutdown of the real process under `npm start` (compiled build, npm forwarding the signal, two worker
  * processes behind the primary): a SIGTERM during a 64 MiB upload lets the upload finish and be acknowledged, then
  * the process exits 0; a second signal exits at once, and the interrupted upload leaves nothing behind. Objects are
- * checked by a gateway reopened on the data.
+ * checked by a gateway reopened on the data. A gateway whose log reader went away still exits.
  */
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import test, { type ExecutionContext } from 'ava';
@@ -26,7 +26,7 @@ interface Started {
 }
 
 /** `npm start` on a fresh data directory; resolves once the gateway logs that it listens. */
-function npmStart(dataDir: string): Promise<Started> {
+function npmStart(dataDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ANVIL_')));
   const child = spawn('npm', ['start'], {
     cwd: REPO,
@@ -37,6 +37,7 @@ function npmStart(dataDir: string): Promise<Started> {
       ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId,
       ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey,
       ANVIL_WORKERS: '2',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -147,6 +148,32 @@ test.serial('a second signal exits at once; the interrupted upload fails cleanly
     } finally {
       await reopened.gw.close();
     }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test.serial('a gateway whose log reader goes away (a log shipper died) still exits on SIGTERM', async (t) => {
+  t.timeout(5 * 60_000);
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-shutdown-'));
+  try {
+    // The reader goes before the signal, or just after it, while the shutdown's own lines are being written.
+    for (const [round, readerGoesFirst] of [true, false, false, false, false, true].entries()) {
+      // A primary cuts off workers that outlive its shutdown timeout: longer than the wait below, so a worker stuck
+      // on its log would show as a gateway still alive.
+      const gw = await npmStart(dataDir, { ANVIL_SHUTDOWN_TIMEOUT_MS: '300000' });
+      t.teardown(() => killLeftovers(gw));
+      await Promise.all(Array.from({ length: 20 }, () => fetch(`${gw.url}/`).then((r) => r.arrayBuffer()).catch(() => {})));
+      if (readerGoesFirst) gw.child.stdout!.destroy();
+      process.kill(gw.pid, 'SIGTERM');
+      if (!readerGoesFirst) gw.child.stdout!.destroy();
+      const deadline = Date.now() + 60_000;
+      while (alive(gw.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const hung = alive(gw.pid);
+      killLeftovers(gw);
+      if (hung) return t.fail(`round ${round}: the gateway hung at exit on its unread log`);
+    }
+    t.pass();
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
