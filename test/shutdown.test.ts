@@ -8,7 +8,7 @@ import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } fr
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -82,9 +82,18 @@ const alive = (pid: number) => {
   }
 };
 
-/** A failed test must not leave npm or the gateway running. */
+/** The live child processes of `pid` (a primary's workers). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A failed test must not leave npm, the gateway or its workers (a stuck worker outlives its primary) running. */
 function killLeftovers(gw: Started): void {
-  for (const pid of [gw.pid, gw.child.pid]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of [...childrenOf(gw.pid), gw.pid, gw.child.pid]) if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
 /** `npm start` on `dataDir` (killed if the test fails), a client for it, a bucket, and 64 MiB to upload. */
