@@ -4,7 +4,7 @@
  */
 import type { ExecutionContext, TestFn } from 'ava';
 import { startTestGateway, type TestGateway } from './gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './minio.ts';
+import { minioOrExplain, startMinio, upstreamEnv as minioUpstreamEnv, type MinioServer } from './minio.ts';
 
 /** One gateway flavour under test. */
 export interface Flavour {
@@ -13,16 +13,9 @@ export interface Flavour {
   minio?: MinioServer;
 }
 
-/** ANVIL_* settings for a gateway over MinIO `m`. */
+/** ANVIL_* settings for a gateway over MinIO `m`, with a 10 s upstream timeout (these suites move larger bodies). */
 export function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ANVIL_BACKEND: 'upstream',
-    ANVIL_UPSTREAM_ENDPOINT: m.endpoint,
-    ANVIL_UPSTREAM_ACCESS_KEY: m.accessKey,
-    ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
-    ANVIL_UPSTREAM_TIMEOUT_MS: '10000',
-    ...extra,
-  };
+  return minioUpstreamEnv(m, { ANVIL_UPSTREAM_TIMEOUT_MS: '10000', ...extra });
 }
 
 /**
