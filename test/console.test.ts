@@ -158,7 +158,12 @@ test('revoke a credential from the inventory after a confirmation: its next S3 r
     // Rotate shows the new secret once; the old one stops working, the new one works.
     await page.getByRole('button', { name: `Rotate ${spared.id}` }).click();
     await page.getByRole('dialog', { name: 'Rotate credential' }).getByRole('button', { name: `Rotate ${spared.id}` }).click();
-    const fresh = await page.getByLabel('Secret access key').inputValue();
+    // The secret's dialog is in the page before the answer arrives, its field empty: wait until it shows the secret.
+    const secretField = page.getByRole('dialog', { name: 'New secret' }).getByLabel('Secret access key');
+    await secretField.waitFor();
+    await page.waitForFunction(() => (document.getElementById('new-secret') as HTMLInputElement | null)?.value !== '');
+    const fresh = await secretField.inputValue();
+    t.regex(fresh, /^\S{20,}$/);
     t.is(await get(tg, spared, 'data', 'pub/x'), 403);
     t.is(await get(tg, { accessKeyId: spared.id, secretAccessKey: fresh }, 'data', 'pub/x'), 200);
     await page.getByRole('button', { name: 'Done' }).click();
