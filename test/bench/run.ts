@@ -1,6 +1,7 @@
 /**
  * `npm run bench [section…] [-- --seconds=N --only=TEXT]`: the gateway on its embedded store, MinIO direct, the
- * gateway in front of that MinIO, a bare Node proxy in front of that MinIO and a bare Node HTTP server, each in its own process started here, driven the same
+ * gateway in front of that MinIO, a bare Node proxy and a TCP forwarder in front of that MinIO, and a bare Node HTTP
+ * server, each in its own process started here, driven the same
  * way by load generators in other processes; prints one Markdown table with the ratios. Sections: small (4 KiB rows),
  * large (64 MiB rows, peak RSS), listing (ListObjectsV2 pages over BENCH_LIST_KEYS keys, unfiltered and filtered),
  * relationships (the engine's rows from test/policy/relationships/bench.ts, in process: no server involved, with the
@@ -20,7 +21,7 @@ import { listingRows } from './listing.ts';
 import { ensureLoadGenerators } from './load.ts';
 import { largeObjectRows, smallObjectRows, type Target } from './objects.ts';
 import { sdkClient } from './requests.ts';
-import { startBareProcess, startBareProxyProcess, startGatewayProcess, startMinioProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
+import { startBareProcess, startBareProxyProcess, startGatewayProcess, startMinioProcess, startTcpForwarderProcess, startUpstreamGatewayProcess, type BenchServer } from './servers.ts';
 import { formatEngineTable, formatTable, type Row } from './table.ts';
 
 const SECTIONS = ['small', 'large', 'listing', 'relationships', 'policy', 'console'] as const;
@@ -45,7 +46,7 @@ function machine(): string {
 }
 
 /**
- * The small and large object rows, on MinIO, the bare proxy in front of it, the bare server and two gateways started
+ * The small and large object rows, on MinIO, the bare proxy and the TCP forwarder in front of it, the bare server and two gateways started
  * for them (data on disk).
  */
 async function objectRows(): Promise<Row[]> {
@@ -59,6 +60,8 @@ async function objectRows(): Promise<Row[]> {
     servers.push(upstream);
     const proxy = await startBareProxyProcess(minio);
     servers.push(proxy);
+    const forwarder = await startTcpForwarderProcess(minio);
+    servers.push(forwarder);
     const bare = await startBareProcess();
     servers.push(bare);
     const targets: Target[] = [
@@ -66,6 +69,7 @@ async function objectRows(): Promise<Row[]> {
       { server: minio, bucket: 'bench-direct' },
       { server: upstream, bucket: 'bench' },
       { server: proxy, bucket: 'bench-proxy' },
+      { server: forwarder, bucket: 'bench-forwarder' },
       { server: bare, bucket: 'bench' },
     ];
     for (const t of targets.filter((t) => t.server !== bare)) {

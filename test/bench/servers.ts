@@ -16,11 +16,11 @@ import { startMinio } from '../helpers/minio.ts';
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The five columns of the table, in order. */
-export const SERVERS = ['gateway', 'minio', 'upstream', 'proxy', 'bare'] as const;
+export const SERVERS = ['gateway', 'minio', 'upstream', 'proxy', 'forwarder', 'bare'] as const;
 
 /**
  * One of the compared servers: the embedded gateway, MinIO direct, the gateway in front of MinIO, a bare Node proxy
- * in front of MinIO, bare Node.
+ * in front of MinIO, a TCP forwarder in front of MinIO, bare Node.
  */
 export type ServerName = (typeof SERVERS)[number];
 
@@ -30,6 +30,7 @@ export const SERVER_TITLES: Record<ServerName, string> = {
   minio: 'MinIO direct',
   upstream: 'gateway → that MinIO',
   proxy: 'bare Node proxy → that MinIO',
+  forwarder: 'TCP forwarder → that MinIO',
   bare: 'bare Node HTTP server',
 };
 
@@ -195,6 +196,16 @@ export async function startBareProxyProcess(minio: MinioBenchServer): Promise<Be
   const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/bare-proxy.ts', minio.endpoint], {});
   const url = await waitForUrl(child, output, (out) => /listening on (http:\/\/\S+)/.exec(out)?.[1], 'bare proxy');
   return { name: 'proxy', url, creds: minio.creds, pid: child.pid!, close: () => terminate(child) };
+}
+
+/**
+ * Starts the TCP forwarder (tcp-forwarder.ts) in front of `minio`, in its own process: the ceiling of any hop, since
+ * it parses nothing. Like the proxy, a client signs for its URL with MinIO's credentials.
+ */
+export async function startTcpForwarderProcess(minio: MinioBenchServer): Promise<BenchServer> {
+  const { child, output } = launch([process.execPath, '--import=tsx', 'test/bench/tcp-forwarder.ts', minio.endpoint], {});
+  const url = await waitForUrl(child, output, (out) => /listening on (http:\/\/\S+)/.exec(out)?.[1], 'TCP forwarder');
+  return { name: 'forwarder', url, creds: minio.creds, pid: child.pid!, close: () => terminate(child) };
 }
 
 /** Where RAM-backed scratch data can go: /dev/shm when it is a usable tmpfs with room, else the temp directory. */

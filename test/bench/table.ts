@@ -1,7 +1,8 @@
 /**
  * The bench's one table: a row per workload, a column per server, then the ratios the issue's targets are stated in
- * (gateway ÷ MinIO direct, gateway → MinIO ÷ MinIO direct, gateway ÷ bare), and gateway → MinIO ÷ bare proxy → MinIO:
- * how much of the upstream gap is the gateway's own work rather than the cost of any proxy hop. Printed as Markdown, so a run's output
+ * (gateway ÷ MinIO direct, gateway → MinIO ÷ MinIO direct, gateway ÷ bare), gateway → MinIO ÷ bare proxy → MinIO
+ * (how much of the upstream gap is the gateway's own work rather than the cost of a Node proxy hop), and TCP forwarder
+ * → MinIO ÷ MinIO direct (the most any hop in front of MinIO can keep on this machine). Printed as Markdown, so a run's output
  * goes into the README as it is.
  */
 import type { BenchRow } from '../policy/relationships/bench.ts';
@@ -26,6 +27,7 @@ export const RATIOS: ReadonlyArray<[string, ServerName, ServerName]> = [
   ['gateway ÷ MinIO', 'gateway', 'minio'],
   ['gateway→MinIO ÷ MinIO', 'upstream', 'minio'],
   ['gateway→MinIO ÷ bare proxy', 'upstream', 'proxy'],
+  ['TCP forwarder ÷ MinIO', 'forwarder', 'minio'],
   ['gateway ÷ bare', 'gateway', 'bare'],
 ];
 
