@@ -57,7 +57,6 @@ const BY_CODE: Record<string, (message: string) => StorageError> = {
   InvalidRequest: (m) => new InvalidRequestError(m),
   InvalidArgument: (m) => new InvalidRequestError(m),
   XMinioStorageFull: (m) => new StorageFullError(m),
-  InvalidTag: (m) => new InvalidRequestError(m),
   // MinIO refuses names it reads as bad paths (`..`, `.`, `//`, `\`): the client's input, so 400, never 500.
   XMinioInvalidResourceName: (m) => new InvalidRequestError(m),
   XMinioInvalidObjectName: (m) => new InvalidRequestError(m),
