@@ -203,7 +203,8 @@ function canonicalValue(value: string): string {
 /** First value of a header (case-insensitive), or undefined. */
 export function getHeader(headers: Array<[string, string]>, name: string): string | undefined {
   const lower = name.toLowerCase();
-  const found = headers.find(([n]) => n.toLowerCase() === lower);
+  // Only names of the same length are lower-cased: a request asks for half a dozen headers among a dozen or more.
+  const found = headers.find(([n]) => n.length === lower.length && n.toLowerCase() === lower);
   return found?.[1].trim();
 }
 
@@ -364,8 +365,13 @@ function payloadFromHeader(headers: Array<[string, string]>, required: boolean, 
 
 /** AccessDenied when an x-amz-* header is present but not among the signed headers (header and query auth alike). */
 function refuseUnsignedAmzHeaders(req: SignedRequest, signed: string[]): void {
-  const unsigned = [...new Set(req.headers.map(([n]) => n.toLowerCase()))].filter((n) => n.startsWith('x-amz-') && !signed.includes(n));
-  if (unsigned.length > 0) {
+  let unsigned: string[] | undefined;
+  for (const [name] of req.headers) {
+    if (name.length <= 6 || (name.charCodeAt(0) | 0x20) !== 0x78) continue; // not x-amz-…: the usual header
+    const n = name.toLowerCase();
+    if (n.startsWith('x-amz-') && !signed.includes(n) && !unsigned?.includes(n)) (unsigned ??= []).push(n);
+  }
+  if (unsigned !== undefined) {
     throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
       fields: { HeadersNotSigned: unsigned.join(', ') },
     });
@@ -399,7 +405,8 @@ function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions):
   const dateHeader = getHeader(req.headers, 'date');
   const time = amzHeader !== undefined ? parseAmzDate(amzHeader) : dateHeader !== undefined ? Date.parse(dateHeader) : NaN;
   if (Number.isNaN(time)) throw new S3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header');
-  const amzDate = formatAmzDate(new Date(time));
+  // parseAmzDate accepts only the exact YYYYMMDDTHHMMSSZ form of a real time, so a valid x-amz-date is its own format.
+  const amzDate = amzHeader !== undefined ? amzHeader : formatAmzDate(new Date(time));
   if (amzDate.slice(0, 8) !== scope.date) throw headerMalformed('Invalid credential date. Date is not the same as X-Amz-Date.');
   const maxSkew = opts.maxSkewMs ?? DEFAULT_SKEW_MS;
   if (Math.abs(opts.now.getTime() - time) > maxSkew) {
