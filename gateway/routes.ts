@@ -165,6 +165,20 @@ export const ROUTES: readonly Route[] = ROWS.map((row: RouteRow) => {
   return { ...row, family, run, ...(body ? { body } : {}), ...(objectChecksum ? { objectChecksum } : {}), ...(wholeBucket ? { wholeBucket } : {}) };
 });
 
+/** A route's query marker split once (`list-type=2` → name `list-type`, value `2`), not on every request. */
+interface Candidate {
+  route: Route;
+  markerName?: string;
+  markerValue?: string;
+}
+
+/** The routes of each level, in table order, with their markers split. */
+const BY_LEVEL: Record<Level, Candidate[]> = { service: [], bucket: [], object: [] };
+for (const route of ROUTES) {
+  const [markerName, markerValue] = route.marker === undefined ? [] : route.marker.split('=');
+  BY_LEVEL[route.level].push({ route, markerName, markerValue });
+}
+
 /**
  * S3 subresources the gateway does not implement. A request naming one answers NotImplemented instead of falling
  * through to a plain GET/PUT (a PUT ?acl must never overwrite the object with an ACL document).
@@ -192,19 +206,16 @@ export function matchRoute(
   if (level === 'object' && query.has('cors')) return { miss: 'NotImplemented' };
   if (level !== 'object' && query.has('attributes')) return { miss: 'NotImplemented' };
   const copy = headers['x-amz-copy-source'] !== undefined;
-  let sameResource = false;
-  for (const r of ROUTES) {
-    if (r.level !== level) continue;
-    sameResource = true;
+  const candidates = BY_LEVEL[level];
+  for (const { route: r, markerName, markerValue } of candidates) {
     if (r.method !== method) continue;
-    if (r.marker !== undefined) {
-      const [name, value] = r.marker.split('=');
-      if (!query.has(name!)) continue;
-      if (value !== undefined && query.get(name!) !== value) continue;
+    if (markerName !== undefined) {
+      if (!query.has(markerName)) continue;
+      if (markerValue !== undefined && query.get(markerName) !== markerValue) continue;
     }
     if (r.copy !== undefined && r.copy !== copy) continue;
     return r;
   }
   if (method === 'POST' || method === 'OPTIONS') return { miss: 'NotImplemented' };
-  return { miss: sameResource ? 'MethodNotAllowed' : 'NotImplemented' };
+  return { miss: candidates.length > 0 ? 'MethodNotAllowed' : 'NotImplemented' };
 }

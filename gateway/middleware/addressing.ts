@@ -26,7 +26,7 @@ const resolved = new WeakMap<object, Target>();
 export function targetOf(ctx: ParameterizedContext<GatewayState>, domain: string): Target {
   let target = resolved.get(ctx.req);
   if (!target) {
-    target = resolveTarget(ctx.req.url ?? '/', ctx.get('host'), domain);
+    target = resolveTarget(ctx.req.url ?? '/', ctx.req.headers.host, domain);
     resolved.set(ctx.req, target);
   }
   return target;
@@ -40,7 +40,7 @@ export function targetOf(ctx: ParameterizedContext<GatewayState>, domain: string
  * that is no URL path.
  */
 export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: string): Pipeline {
-  if ((ctx.method === 'GET' && ctx.path === KEYS_PATH) || isStsRequest(ctx, domain)) {
+  if ((ctx.req.method === 'GET' && ctx.req.url?.startsWith(KEYS_PATH) && ctx.path === KEYS_PATH) || isStsRequest(ctx, domain)) {
     ctx.state.api = 'STS';
     return 'sts';
   }
@@ -55,14 +55,15 @@ export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: stri
 
 /** S3 pipeline: bucket, key and the route, or NotImplemented / MethodNotAllowed when the table has none. */
 export function addressing(domain: string): Middleware<GatewayState> {
-  return async function addressingMiddleware(ctx, next) {
+  // Not async: it only hands on (its throws still become rejections in koa-compose).
+  return function addressingMiddleware(ctx, next) {
     const target = targetOf(ctx, domain);
     ctx.state.target = target;
     const level = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object';
-    const route = matchRoute(ctx.method, level, target.query, ctx.headers);
+    const route = matchRoute(ctx.req.method ?? 'GET', level, target.query, ctx.req.headers);
     if ('miss' in route) throw new S3Error(route.miss);
     ctx.state.route = route;
-    await next();
+    return next();
   };
 }
 

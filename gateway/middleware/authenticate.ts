@@ -49,7 +49,7 @@ type Refuse = (layer: DenialLayer, reason: string, who?: { accessKeyId?: string;
 
 /** The capability a request presents, if any. */
 function capabilityOf(ctx: Ctx): string | undefined {
-  return ctx.get(CAPABILITY_HEADER) || ctx.state.target?.query.get(CAPABILITY_QUERY) || undefined;
+  return (ctx.req.headers[CAPABILITY_HEADER] as string | undefined) || ctx.state.target?.query.get(CAPABILITY_QUERY) || undefined;
 }
 
 /**
@@ -108,11 +108,12 @@ export function authenticate(opts: {
   return async function authenticateMiddleware(ctx, next) {
     // A browser form upload was authenticated by its POST policy (middleware/post-object.ts).
     if (ctx.state.postForm) return next();
+    const method = ctx.req.method ?? 'GET';
     const facts = {
       requestId: ctx.state.requestId,
-      action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${ctx.method} ${ctx.state.admin.path}` : ctx.method),
+      action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${method} ${ctx.state.admin.path}` : method),
       remoteAddress: ctx.req.socket.remoteAddress,
-      userAgent: ctx.get('user-agent') || undefined,
+      userAgent: ctx.req.headers['user-agent'] || undefined,
     };
     const target = ctx.state.target!;
     const refuse: Refuse = (layer, reason, who = {}) =>
@@ -124,7 +125,7 @@ export function authenticate(opts: {
       return next();
     }
 
-    const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
+    const request = signedRequestOf(method, ctx.req.url ?? '/', ctx.req.rawHeaders);
     const now = new Date();
     const { lookupSecrets, result } = callerLookup({ policy, tokens, request, now });
     let auth: Awaited<ReturnType<typeof verifySigV4>>;

@@ -16,7 +16,8 @@ import type { GatewayState } from '../state.ts';
  * never sends the body (RFC 9110 §10.1.1; the server registers 'checkContinue' so Node does not answer by itself).
  */
 export function continueIfExpected(ctx: { req: IncomingMessage; res: ServerResponse }): void {
-  if (!/^100-continue$/i.test(String(ctx.req.headers.expect ?? '').trim())) return;
+  const expect = ctx.req.headers.expect;
+  if (expect === undefined || !/^100-continue$/i.test(expect.trim())) return;
   const res = ctx.res as ServerResponse & { anvilContinued?: boolean };
   if (res.anvilContinued || res.headersSent) return;
   res.anvilContinued = true;
@@ -32,20 +33,22 @@ export function authorizeRequest(opts: {
 }): Middleware<GatewayState> {
   return async function authorizeMiddleware(ctx, next) {
     const { route, target, principal } = ctx.state;
+    // Headers read from Node's object, not through Koa's ctx.get (the same values: a missing one is '' there).
+    const headers = ctx.req.headers;
     const facts = {
       requestId: ctx.state.requestId,
       action: route!.op,
       remoteAddress: ctx.req.socket.remoteAddress,
-      userAgent: ctx.get('user-agent') || undefined,
+      userAgent: headers['user-agent'] || undefined,
     };
     const access = createAccess({ principal: principal!, policy: opts.policy, denials: opts.denials, relationships: opts.relationships, facts });
     ctx.state.access = access;
-    const copyHeader = ctx.get('x-amz-copy-source');
+    const copyHeader = headers['x-amz-copy-source'] as string | undefined;
     const copySource = route!.copy && copyHeader ? parseCopySource(copyHeader) : undefined;
     const copyLabel = copySource ? `${copySource.bucket}/${copySource.key}` : undefined;
     // Listings and DeleteObjects decide per key inside the operation; the bucket-level question comes first.
-    const expectedOwner = ctx.get('x-amz-expected-bucket-owner') || undefined;
-    const sourceOwner = ctx.get('x-amz-source-expected-bucket-owner') || undefined;
+    const expectedOwner = (headers['x-amz-expected-bucket-owner'] as string | undefined) || undefined;
+    const sourceOwner = (headers['x-amz-source-expected-bucket-owner'] as string | undefined) || undefined;
     await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel, wholeBucket: route!.wholeBucket, expectedOwner });
     if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel, expectedOwner: sourceOwner });
     recordUse(opts.records, { ...facts, principal: principal!, family: route!.family });

@@ -4,7 +4,7 @@
  * matching Access-Control-* headers, success or error. Nothing here grants authority: a preflight only tells the
  * browser what it may send, and the request it then sends is authenticated and authorized like any other.
  */
-import type { Middleware } from 'koa';
+import type { Middleware, Next, ParameterizedContext } from 'koa';
 import type { Backend } from '../../storage/backend.ts';
 import { NoSuchBucketError } from '../../storage/errors.ts';
 import { adminTargetOf } from '../admin/index.ts';
@@ -37,9 +37,14 @@ async function rulesOf(backend: Backend, bucket: string): Promise<CorsRule[] | u
 
 /** Answers preflights and decorates cross-origin responses; `domain` resolves virtual-hosted buckets. */
 export function cors(opts: { backend: Backend; domain: string }): Middleware<GatewayState> {
-  return async function corsMiddleware(ctx, next) {
+  // Not async on the common path: a request without Origin (every SDK's) is handed on without one more promise.
+  return function corsMiddleware(ctx, next) {
+    if (!ctx.req.headers.origin && ctx.req.method !== 'OPTIONS') return next();
+    return crossOrigin(ctx, next);
+  };
+
+  async function crossOrigin(ctx: ParameterizedContext<GatewayState>, next: Next): Promise<void> {
     const origin = ctx.get('origin');
-    if (!origin && ctx.method !== 'OPTIONS') return next();
     const target = targetOf(ctx, opts.domain);
     if (adminTargetOf(target)) return next();
     if (ctx.method === 'OPTIONS') {
@@ -63,5 +68,5 @@ export function cors(opts: { backend: Backend; domain: string }): Middleware<Gat
     const rule = rules && matchRule(rules, req);
     if (rule) ctx.set(corsHeaders(rule, req, false));
     await next();
-  };
+  }
 }

@@ -7,8 +7,10 @@ import type { SpaceReserve } from '../../storage/space-reserve.ts';
 import type { GatewayState } from '../state.ts';
 
 export function diskHeadroom(space: SpaceReserve): Middleware<GatewayState> {
-  return async function diskHeadroomMiddleware(ctx, next) {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') space.ensureHeadroom();
-    await next();
+  // Not async: it only hands on (a throw from ensureHeadroom still becomes a rejection in koa-compose).
+  return function diskHeadroomMiddleware(ctx, next) {
+    const method = ctx.req.method;
+    if (method !== 'GET' && method !== 'HEAD') space.ensureHeadroom();
+    return next();
   };
 }

@@ -35,27 +35,30 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
       done = true;
       const operation = operationOf(ctx);
       const seconds = (performance.now() - ctx.state.startedAt) / 1000;
-      const before = counted.get(socket) ?? { read: 0, written: 0 };
-      const now = { read: socket.bytesRead, written: socket.bytesWritten };
-      counted.set(socket, now);
-      const bytesIn = Math.max(0, now.read - before.read);
-      const bytesOut = Math.max(0, now.written - before.written);
+      let charged = counted.get(socket);
+      if (!charged) {
+        charged = { read: 0, written: 0 };
+        counted.set(socket, charged);
+      }
+      const read = socket.bytesRead;
+      const written = socket.bytesWritten;
+      const bytesIn = Math.max(0, read - charged.read);
+      const bytesOut = Math.max(0, written - charged.written);
+      charged.read = read;
+      charged.written = written;
       const aborted = !ctx.res.writableFinished;
-      metrics.requests.inc({ operation, status: String(ctx.status) });
-      metrics.duration.observe({ operation }, seconds);
-      metrics.bytesIn.inc({ operation }, bytesIn);
-      metrics.bytesOut.inc({ operation }, bytesOut);
-      if (ctx.status === 507) metrics.storageFull.inc({ operation });
+      const status = ctx.res.statusCode;
+      metrics.answered(operation, status, seconds, bytesIn, bytesOut);
       if (!accessLog) return;
       const { target, principal } = ctx.state;
       logger.info(
         {
           requestId: ctx.state.requestId,
-          method: ctx.method,
+          method: ctx.req.method,
           operation,
           bucket: target?.bucket || undefined,
           key: target?.key || undefined,
-          status: ctx.status,
+          status,
           bytesIn,
           bytesOut,
           durationMs: Math.round(seconds * 10_000) / 10,

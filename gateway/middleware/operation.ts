@@ -17,10 +17,13 @@ export function runOperation(services: Services): Middleware<GatewayState> {
     const { route, target, principal, access, auth } = ctx.state;
     // Only now, once the caller is authenticated and authorized: a caller refused there gets its 403 and its denial
     // line, not a 501 that answers before anyone is asked who is calling.
-    refuseUnsupportedFeatures(route!.op, ctx.headers, target!.query);
-    const hasLength = ctx.get('content-length') !== '' || ctx.get('transfer-encoding') !== '';
-    if (route!.body && ['PUT', 'POST'].includes(ctx.method) && !hasLength) throw new S3Error('MissingContentLength');
-    const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(ctx.headers).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : ctx.headers;
+    const requestHeaders = ctx.req.headers;
+    refuseUnsupportedFeatures(route!.op, requestHeaders, target!.query);
+    if (route!.body) {
+      const hasLength = Boolean(requestHeaders['content-length']) || Boolean(requestHeaders['transfer-encoding']);
+      if ((ctx.req.method === 'PUT' || ctx.req.method === 'POST') && !hasLength) throw new S3Error('MissingContentLength');
+    }
+    const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(requestHeaders).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : requestHeaders;
     // Whatever planBody may refuse, it refuses here, before the operation runs, as S3 does.
     const plan = planBody({ auth, headers });
     let stream: Readable | undefined;
@@ -38,7 +41,7 @@ export function runOperation(services: Services): Middleware<GatewayState> {
       bucket: target!.bucket,
       key: target!.key,
       query: target!.query,
-      headers: ctx.headers,
+      headers: requestHeaders,
       services,
       principal: principal!,
       access: access!,

@@ -6,7 +6,7 @@
  * every layer (scopes, tenant, reserved prefix, relationships) exactly as for PutObject.
  */
 import busboy from 'busboy';
-import type { Middleware } from 'koa';
+import type { Middleware, Next, ParameterizedContext } from 'koa';
 import { Readable } from 'node:stream';
 import type { DenialLog, PolicyStore, SessionTokens } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
@@ -117,8 +117,12 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
 
 /** Verifies the POST policy signature and resolves the signer, or throws the S3 error and writes the denial. */
 export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; region: string; tokens: SessionTokens; sigV2?: boolean }): Middleware<GatewayState> {
-  return async function postObjectMiddleware(ctx, next) {
-    if (ctx.state.route?.op !== 'PostObject') return next();
+  // Not async for every other request: they are handed on without one more promise.
+  return function postObjectMiddleware(ctx, next) {
+    return ctx.state.route?.op === 'PostObject' ? postObject(ctx, next) : next();
+  };
+
+  async function postObject(ctx: ParameterizedContext<GatewayState>, next: Next): Promise<void> {
     const target = ctx.state.target!;
     const facts = { requestId: ctx.state.requestId, action: 'PostObject', remoteAddress: ctx.req.socket.remoteAddress, userAgent: ctx.get('user-agent') || undefined };
     const refuse = (reason: string, accessKeyId?: string, code: 'AccessDenied' | 'SignatureDoesNotMatch' = 'AccessDenied'): never => {
@@ -192,5 +196,5 @@ export function postObjectAuth(opts: { policy: PolicyStore; denials: DenialLog; 
     ctx.state.principal = result.caller!.principal;
     ctx.state.postForm = { ...form, limits };
     await next();
-  };
+  }
 }

@@ -17,14 +17,20 @@ export function newRequestId(): string {
   return pool.toString('hex', offset - 8, offset).toUpperCase();
 }
 
-/** Names the request and notes when it started (observe() reports both once it is answered). */
+/**
+ * Names the request and notes when it started (observe() reports both once it is answered). Not async: a step that
+ * only hands on returns next()'s promise instead of wrapping it in one more (one promise and one microtask less per
+ * request). Nothing has been sent yet, so the headers go straight onto the response.
+ */
 export function requestId(): Middleware<GatewayState> {
-  return async function requestIdMiddleware(ctx, next) {
-    ctx.state.requestId = newRequestId();
+  return function requestIdMiddleware(ctx, next) {
+    const id = newRequestId();
+    ctx.state.requestId = id;
     ctx.state.startedAt = performance.now();
-    ctx.set('x-amz-request-id', ctx.state.requestId);
-    ctx.set('x-amz-id-2', Buffer.from(ctx.state.requestId).toString('base64'));
-    ctx.set('Server', 'AnvilGateway');
-    await next();
+    const res = ctx.res;
+    res.setHeader('x-amz-request-id', id);
+    res.setHeader('x-amz-id-2', Buffer.from(id).toString('base64'));
+    res.setHeader('Server', 'AnvilGateway');
+    return next();
   };
 }

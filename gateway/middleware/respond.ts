@@ -25,7 +25,9 @@ export function respond(opts: { log: (line: string) => void }): Middleware<Gatew
       const result = ctx.state.result;
       if (!result) return;
       ctx.status = result.status ?? 200;
-      for (const [k, v] of Object.entries(result.headers ?? {})) if (v !== undefined) ctx.set(k, v);
+      const headers = result.headers;
+      // Straight onto the response (what ctx.set does for a string, without its getters): its head has not left.
+      if (headers && !ctx.res.headersSent) for (const k in headers) if (headers[k] !== undefined) ctx.res.setHeader(k, headers[k]);
       if (result.body !== undefined) ctx.body = result.body;
       else if (ctx.status === 200 && ctx.method !== 'HEAD') ctx.body = '';
     } catch (thrown) {

@@ -7,6 +7,7 @@
  * `X-Content-Type-Options: nosniff`. The console's own answers carry its strict policy instead (console/assets.ts).
  */
 import type { Middleware } from 'koa';
+import type { ServerResponse } from 'node:http';
 import type { GatewayState } from '../state.ts';
 
 /** The policy every non-console answer carries: the empty sandbox, every allow-* token off. */
@@ -16,16 +17,19 @@ export const CONTENT_SANDBOX = 'sandbox';
 export function contentSandbox(): Middleware<GatewayState> {
   return async function contentSandboxMiddleware(ctx, next) {
     // Set first too, so an answer written outside Koa (the request timeout) carries them; the console overwrites them.
-    ctx.set('content-security-policy', CONTENT_SANDBOX);
-    ctx.set('x-content-type-options', 'nosniff');
+    sandbox(ctx.res);
     try {
       await next();
     } finally {
       // Set last, over anything an operation wrote, so no stored or requested header can lift it.
-      if (ctx.state.api !== 'Console') {
-        ctx.set('content-security-policy', CONTENT_SANDBOX);
-        ctx.set('x-content-type-options', 'nosniff');
-      }
+      if (ctx.state.api !== 'Console') sandbox(ctx.res);
     }
   };
+}
+
+/** Puts the two headers on a response whose head has not left yet (what Koa's ctx.set does, without its getters). */
+function sandbox(res: ServerResponse): void {
+  if (res.headersSent) return;
+  res.setHeader('content-security-policy', CONTENT_SANDBOX);
+  res.setHeader('x-content-type-options', 'nosniff');
 }

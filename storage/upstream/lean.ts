@@ -72,6 +72,14 @@ function virtualHostable(bucket: string, endpoint: URL): boolean {
   return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) && !/\.\./.test(bucket) && !(endpoint.protocol === 'https:' && bucket.includes('.'));
 }
 
+/** Characters a key keeps as they are on the wire (unreserved, and the `/` between segments). */
+const PLAIN_KEY = /^[A-Za-z0-9\-._~/]*$/;
+
+/** A key as it goes into the path: each segment escaped as SigV4 canonicalises it, the slashes kept. */
+function keyPath(key: string): string {
+  return PLAIN_KEY.test(key) ? key : key.split('/').map(escape).join('/');
+}
+
 /** The SDK's error shape, so translate(), faultCode() and faultStatus() read it as they read an SDK exception. */
 function fault(status: number, code: string | undefined, message: string | undefined): Error {
   const name = code || STATUS_NAMES[status] || 'UnknownError';
@@ -176,14 +184,33 @@ export class LeanClient {
     }
   }
 
-  private async attempt(req: LeanRequest): Promise<LeanResponse> {
+  /**
+   * Where a bucket's requests go: virtual-hosted (the bucket as a host name label) or path-style, decided once per
+   * bucket name (the rules are the SDK's, virtualHostable()).
+   */
+  private readonly hosts = new Map<string, { hostname: string; host: string; virtual: boolean }>();
+
+  private hostOf(bucket: string): { hostname: string; host: string; virtual: boolean } {
+    let h = this.hosts.get(bucket);
+    if (!h) {
+      const virtual = !this.options.forcePathStyle && virtualHostable(bucket, this.url);
+      const hostname = virtual ? `${bucket}.${this.url.hostname}` : this.url.hostname;
+      h = { hostname, host: this.url.port ? `${hostname}:${this.url.port}` : hostname, virtual };
+      if (this.hosts.size >= 1000) this.hosts.clear();
+      this.hosts.set(bucket, h);
+    }
+    return h;
+  }
+
+  /** One attempt; not async while the credentials are at hand, so a request costs no extra promise for them. */
+  private attempt(req: LeanRequest): Promise<LeanResponse> {
     const { loc, body } = req;
-    const virtual = !this.options.forcePathStyle && virtualHostable(loc.Bucket, this.url);
-    const hostname = virtual ? `${loc.Bucket}.${this.url.hostname}` : this.url.hostname;
-    const key = loc.Key.split('/').map(escape).join('/');
+    const { host, virtual } = this.hostOf(loc.Bucket);
+    const key = keyPath(loc.Key);
     const path = virtual ? `/${key}` : `/${loc.Bucket}/${key}`;
-    const headers: Record<string, string> = { host: this.url.port ? `${hostname}:${this.url.port}` : hostname };
-    for (const [k, v] of Object.entries(req.headers ?? {})) if (v !== undefined) headers[k.toLowerCase()] = v;
+    const headers: Record<string, string> = { host };
+    const extra = req.headers;
+    if (extra) for (const k in extra) if (extra[k] !== undefined) headers[k.toLowerCase()] = extra[k];
     if (!body) headers['x-amz-content-sha256'] = EMPTY_SHA256;
     else if (body.trailer) {
       Object.assign(headers, {
@@ -197,8 +224,23 @@ export class LeanClient {
       headers['content-length'] = String(body.size);
     }
     const query = req.query ?? {};
-    await this.signer.sign({ method: req.method, path, query, headers });
-    const search = Object.entries(query).map(([k, v]) => `${escape(k)}=${escape(v)}`).join('&');
+    const signable = { method: req.method, path, query, headers };
+    const credentials = this.signer.current();
+    if (credentials) {
+      this.signer.signWith(credentials, signable);
+      return this.dispatch(req, path, query, headers);
+    }
+    return this.signer.credentialsNow().then((c) => {
+      this.signer.signWith(c, signable);
+      return this.dispatch(req, path, query, headers);
+    });
+  }
+
+  /** Sends the signed request and resolves with its 2xx answer (see send()). */
+  private dispatch(req: LeanRequest, path: string, query: Record<string, string>, headers: Record<string, string>): Promise<LeanResponse> {
+    const { body } = req;
+    let search = '';
+    for (const k in query) search += `${search ? '&' : ''}${escape(k)}=${escape(query[k]!)}`;
     const timeoutMs = this.options.timeoutMs;
     return new Promise<LeanResponse>((resolve, reject) => {
       const r = (this.tls ? httpsRequest : httpRequest)({
