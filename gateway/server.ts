@@ -333,7 +333,8 @@ async function startLocked(start: StartState): Promise<Gateway> {
     // Before any lookup of this request: on SQLite its policy lookups share one check for other processes' commits.
     database.requestStarted();
     inFlight++;
-    res.once('close', () => inFlight--);
+    // on, not once: a response closes once, and once() wraps the listener in one more closure per request.
+    res.on('close', () => inFlight--);
     // While draining, every answer ends its connection so keep-alive clients reconnect elsewhere.
     if (draining) res.setHeader('connection', 'close');
     void handle(req, res);

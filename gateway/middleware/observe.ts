@@ -69,8 +69,9 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
         'request',
       );
     };
-    ctx.res.once('finish', finished);
-    ctx.res.once('close', finished);
+    // on, not once: each fires once per response (finished() runs once anyway), without once()'s wrapper per event.
+    ctx.res.on('finish', finished);
+    ctx.res.on('close', finished);
     try {
       await next();
     } finally {

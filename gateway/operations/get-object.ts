@@ -17,6 +17,9 @@ function partNumberOf(op: OpContext): number | undefined {
   return n;
 }
 
+/** A character beyond ASCII. */
+const NOT_ASCII = /[^\x00-\x7f]/;
+
 async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   const partNumber = partNumberOf(op);
   const overrides = responseOverrides(op.query); // refused before the object is opened
@@ -54,7 +57,8 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
   }
   // Bytes the backend already holds go out in one write, without a stream; not with a header value beyond ASCII
   // (a latin1 response-content-disposition, say), which Node 20 garbles when headers and body go out in one end().
-  const ascii = Object.values(headers).every((v) => v === undefined || !/[^\x00-\x7f]/.test(String(v)));
+  let ascii = true;
+  for (const name in headers) if (headers[name] !== undefined && NOT_ASCII.test(headers[name])) ascii = false;
   return { status, headers, body: res.bytes && ascii ? res.bytes : res.body };
 }
 
