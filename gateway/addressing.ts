@@ -56,7 +56,8 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
 
   let bucket = '';
   let keyPath: string;
-  const hostname = (host ?? '').replace(/:\d+$/, '').toLowerCase();
+  // Without a domain (the default) the Host header names no bucket, and is not looked at.
+  const hostname = domain ? (host ?? '').replace(/:\d+$/, '').toLowerCase() : '';
   const virtualHost = Boolean(domain && hostname.endsWith(`.${domain}`));
   if (virtualHost) {
     bucket = hostname.slice(0, -(domain.length + 1));
@@ -72,5 +73,5 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
     const bad = keyError(key);
     if (bad) throw new S3Error(bad.code, bad.message);
   }
-  return { bucket, key, rawPath, rawQuery, query, ...(virtualHost ? { virtualHost } : {}) };
+  return virtualHost ? { bucket, key, rawPath, rawQuery, query, virtualHost } : { bucket, key, rawPath, rawQuery, query };
 }
