@@ -28,6 +28,8 @@ export interface AdminTarget {
 
 /** Decodes a path once; malformed escapes or bytes that are not UTF-8 are InvalidURI. */
 function decodePath(raw: string): string {
+  // Nothing escaped, nothing to decode (decodeURIComponent would return it unchanged).
+  if (!raw.includes('%')) return raw;
   try {
     return decodeURIComponent(raw);
   } catch {
