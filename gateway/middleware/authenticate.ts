@@ -109,15 +109,17 @@ export function authenticate(opts: {
     // A browser form upload was authenticated by its POST policy (middleware/post-object.ts).
     if (ctx.state.postForm) return next();
     const method = ctx.req.method ?? 'GET';
-    const facts = {
-      requestId: ctx.state.requestId,
-      action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${method} ${ctx.state.admin.path}` : method),
-      remoteAddress: ctx.req.socket.remoteAddress,
-      userAgent: ctx.req.headers['user-agent'] || undefined,
-    };
     const target = ctx.state.target!;
-    const refuse: Refuse = (layer, reason, who = {}) =>
+    // The denial line's request facts are gathered only when there is a denial to write.
+    const refuse: Refuse = (layer, reason, who = {}) => {
+      const facts = {
+        requestId: ctx.state.requestId,
+        action: ctx.state.route?.op ?? (ctx.state.admin ? `Admin:${method} ${ctx.state.admin.path}` : method),
+        remoteAddress: ctx.req.socket.remoteAddress,
+        userAgent: ctx.req.headers['user-agent'] || undefined,
+      };
       logDenial(denials, facts, { layer, reason, ...who, bucket: target.bucket, key: target.key });
+    };
 
     const capability = capabilityOf(ctx);
     if (capability !== undefined) {

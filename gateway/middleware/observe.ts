@@ -64,7 +64,7 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
           durationMs: Math.round(seconds * 10_000) / 10,
           accessKeyId: principal?.accessKeyId,
           remoteAddress: socket.remoteAddress,
-          ...(aborted ? { aborted: true } : {}),
+          aborted: aborted ? true : undefined, // pino leaves undefined fields out of the line
         },
         'request',
       );
