@@ -70,7 +70,8 @@ function isTruncation(err: unknown): boolean {
 export class BlobStore {
   readonly tmpDir: string;
   readonly blobDir: string;
-  private readonly knownDirs = new Set<string>();
+  /** Fan-out directories made durable (or being made so) by this process, by path. */
+  private readonly dirs = new Map<string, Promise<string>>();
 
   constructor(
     dataDir: string,
@@ -149,6 +150,9 @@ export class BlobStore {
     const fh = await open(tmp, 'wx').catch((err: unknown) => {
       throw isNoSpace(err) ? noSpace(err) : err;
     });
+    // The blob's fan-out directory is made (and made durable) while the body arrives, not after it.
+    const dirReady = this.ensureDir(id);
+    dirReady.catch(() => {});
     try {
       const { written, digest } = await this.fill(fh, body, size, claim);
       // fdatasync: the data and the size (which a later read needs), not the timestamps; the rename and the
@@ -162,7 +166,7 @@ export class BlobStore {
       if (synced.status === 'rejected') throw synced.reason;
       const md5 = hashed.value;
       await fh.close();
-      const dir = await this.ensureDir(id);
+      const dir = await dirReady;
       await rename(tmp, this.path(id));
       await fsyncDir(dir);
       return { id, size: written, md5 };
@@ -268,17 +272,27 @@ export class BlobStore {
     return { written, digest: () => hash.digest() };
   }
 
-  /** Creates the fan-out directory of `id` once, fsyncing parents so the new directory entry is durable. */
-  private async ensureDir(id: string): Promise<string> {
+  /**
+   * Creates the fan-out directory of `id` once, fsyncing parents so the new directory entry is durable. Concurrent
+   * writes into one new directory share the first one's promise: a second mkdir finds the directory made but not yet
+   * durable, and must not rename into it before the parents' fsyncs are done.
+   */
+  private ensureDir(id: string): Promise<string> {
     const dir = join(this.blobDir, id.slice(0, 2), id.slice(2, 4));
-    if (this.knownDirs.has(dir)) return dir;
-    const made = await mkdir(dir, { recursive: true });
-    if (made !== undefined) {
-      await fsyncDir(join(this.blobDir, id.slice(0, 2)));
-      await fsyncDir(this.blobDir);
+    let ready = this.dirs.get(dir);
+    if (!ready) {
+      ready = (async () => {
+        const made = await mkdir(dir, { recursive: true });
+        if (made !== undefined) {
+          await fsyncDir(join(this.blobDir, id.slice(0, 2)));
+          await fsyncDir(this.blobDir);
+        }
+        return dir;
+      })();
+      this.dirs.set(dir, ready);
+      ready.catch(() => this.dirs.delete(dir));
     }
-    this.knownDirs.add(dir);
-    return dir;
+    return ready;
   }
 
   /**
