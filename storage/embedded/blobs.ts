@@ -152,7 +152,6 @@ export class BlobStore {
     });
     // The blob's fan-out directory is made (and made durable) while the body arrives, not after it.
     const dirReady = this.ensureDir(id);
-    dirReady.catch(() => {});
     try {
       const { written, digest } = await this.fill(fh, body, size, claim);
       // fdatasync: the data and the size (which a later read needs), not the timestamps; the rename and the
@@ -290,6 +289,8 @@ export class BlobStore {
         return dir;
       })();
       this.dirs.set(dir, ready);
+      // A failed one is tried again by the next write; this handler also keeps a write that failed first (and never
+      // awaits the directory) from leaving the rejection unhandled.
       ready.catch(() => this.dirs.delete(dir));
     }
     return ready;

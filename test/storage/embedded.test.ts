@@ -148,6 +148,31 @@ test('embedded: open removes stale temp files and unreferenced blobs, keeps obje
   }
 });
 
+test('embedded: a blob directory that cannot be made fails the write and stores nothing; the next write stores', (t) =>
+  withStore(async (store, dataDir) => {
+    await store.createBucket('b');
+    // The fan-out directory is made while the body arrives: a file in the place of every first level makes that fail.
+    const blocked = Array.from({ length: 256 }, (_, i) => join(dataDir, 'blobs', i.toString(16).padStart(2, '0')));
+    await Promise.all(blocked.map((path) => writeFile(path, '')));
+    const body = blobSized('blocked ');
+    await t.throwsAsync(putString(store, 'k', body));
+    // And with the body failing as well: the write fails on the body, never awaiting the directory.
+    const cut = Readable.from(
+      (function* () {
+        yield Buffer.alloc(INLINE_MAX + 1);
+        throw new Error('client went away');
+      })(),
+      { objectMode: false },
+    );
+    await t.throwsAsync(store.putObject({ bucket: 'b', key: 'k', body: cut, size: 4 * INLINE_MAX, meta: META }));
+    t.deepEqual(await readdir(join(dataDir, 'tmp')), []);
+    await t.throwsAsync(store.getObject({ bucket: 'b', key: 'k' }), { instanceOf: NoSuchKeyError });
+    await Promise.all(blocked.map((path) => rm(path)));
+    await putString(store, 'k', body);
+    t.is((await readAll((await store.getObject({ bucket: 'b', key: 'k' })).body)).toString(), body);
+    t.is((await blobFiles(dataDir)).length, 1);
+  }));
+
 test('embedded: a reader keeps its blob through overwrite and delete; blobs are freed once unreferenced', (t) =>
   withStore(async (store, dataDir) => {
     await store.createBucket('b');
