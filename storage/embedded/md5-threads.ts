@@ -13,14 +13,11 @@ import { Worker } from 'node:worker_threads';
  * Bodies reach the threads through shared 1 MiB slots, SLOTS of them per process, reused: the bytes copied for
  * hashing and not yet hashed are at most SLOTS MiB whatever the number of uploads (transferring a fresh buffer per
  * batch instead left each one to the thread's garbage collector, and 32 concurrent 64 MiB PUTs peaked at 360 MiB).
- * A session holds at most SESSION_SLOTS of them, so one fast client cannot starve the others. That is 6 MiB, about
- * 8 ms of hashing here, rather than 2: the main thread stalls now and then (a garbage collection, or a core taken by
- * another thread on a busy machine), and with only 2 MiB queued the hash thread, which bounds a large PUT's rate, ran
- * dry in each stall (measured: it waited for bytes 67-73 ms of a 64 MiB PUT with 2 slots, 12-46 ms with 6).
+ * A session holds at most SESSION_SLOTS of them, so one fast client cannot starve the others.
  */
 const SLOT = 1024 * 1024;
-const SLOTS = 16;
-const SESSION_SLOTS = 6;
+const SLOTS = 8;
+const SESSION_SLOTS = 2;
 
 /** Hash threads per process: the gateway's cores, at most 4 (each worker process of the gateway has its own pool). */
 const THREADS = Math.max(1, Math.min(4, availableParallelism()));
