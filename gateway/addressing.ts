@@ -48,7 +48,16 @@ export function keyError(key: string): { code: S3ErrorCode; message: string } | 
   return undefined;
 }
 
-/** Splits the request target (req.url) and Host into bucket, key and query. */
+/**
+ * The characters of every bucket name S3 has ever allowed (current rules: lower-case letters, digits, `.` and `-`;
+ * legacy us-east-1 names added upper case and `_`, up to 255 characters). Source: Amazon S3 User Guide, "General
+ * purpose bucket naming rules". A name outside them names no bucket anywhere: it is refused here, before it can
+ * reach a backend that would read a decoded `/` (`/a%2F_anvil/x`) as a path separator, or a space or NUL as bytes no
+ * request line may carry.
+ */
+const BUCKET_NAME_CHARS = /^[A-Za-z0-9._-]{1,255}$/;
+
+/** Splits the request target (req.url) and Host into bucket, key and query; InvalidBucketName for a name no bucket has. */
 export function resolveTarget(url: string, host: string | undefined, domain: string): Target {
   const q = url.indexOf('?');
   const rawPath = q >= 0 ? url.slice(0, q) : url;
@@ -70,6 +79,8 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
     bucket = decodePath(slash >= 0 ? rest.slice(0, slash) : rest);
     keyPath = slash >= 0 ? rest.slice(slash + 1) : '';
   }
+  // An empty bucket is only the service (`/`): `//key` or a Host of just `.<domain>` names no bucket.
+  if (bucket === '' ? virtualHost || rawPath !== '/' : !BUCKET_NAME_CHARS.test(bucket)) throw new S3Error('InvalidBucketName');
   const key = decodePath(keyPath);
   if (key !== '') {
     const bad = keyError(key);

@@ -40,3 +40,26 @@ test('keys keep dot segments, doubled slashes and plus signs literally', async (
     t.is((await bodyBytes(got.Body)).toString(), key);
   }
 });
+
+test('a request naming no bucket, or a bucket name no bucket can have, is 400 InvalidBucketName and never ListBuckets', async (t) => {
+  const { gw } = t.context;
+  const cases: Array<[string, Record<string, string>]> = [
+    ['//vhost/x', {}],
+    ['//', {}],
+    ['/vhost%2Fx/y', {}],
+    ['/vh%20ost/y', {}],
+    ['/dir/x', { host: `.s3.anvil.test:${gw.port}` }],
+    ['/x', { host: `vh%2fost.s3.anvil.test:${gw.port}` }],
+  ];
+  for (const [path, headers] of cases) {
+    for (const method of ['GET', 'PUT']) {
+      const res = await signedSend({ url: gw.url, method, path, headers, body: method === 'PUT' ? 'x' : '' });
+      t.is(res.status, 400, `${method} ${path} ${JSON.stringify(headers)}: ${res.body}`);
+      t.regex(res.body, /<Code>InvalidBucketName<\/Code>[\s\S]*<RequestId>/);
+      t.notRegex(res.body, /ListAllMyBucketsResult/);
+    }
+  }
+  // The service itself, path-style and on the bare domain, still lists.
+  t.regex((await signedSend({ url: gw.url, method: 'GET', path: '/' })).body, /ListAllMyBucketsResult/);
+  t.regex((await signedSend({ url: gw.url, method: 'GET', path: '/', headers: { host: `s3.anvil.test:${gw.port}` } })).body, /ListAllMyBucketsResult/);
+});

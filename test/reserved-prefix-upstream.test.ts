@@ -86,6 +86,28 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
     t.is(await upstreamState(upstream), before);
   });
 
+  // Bucket mapping names the upstream bucket after the gateway's: a decoded `/` in the bucket segment would reach
+  // another bucket's keys (`up1%2F_anvil/x` is key `_anvil/x` of up1 there), a space or NUL no request line may carry.
+  test.serial('a bucket segment no bucket name can have is 400 InvalidBucketName for every verb, root included, and reaches nothing upstream', async (t) => {
+    const { tg, upstream } = t.context;
+    const before = await upstreamState(upstream);
+    const paths = [`/${BUCKET}%2F_anvil/evil`, `/${BUCKET}%2F_anvil%2Fuploads/x`, `/${BUCKET}%2Fbackups/host1/a`, `/${BUCKET}%2F`, `/zz%20/x`, `/pt3%00/x`, `/${BUCKET}%3F/x`, `//${BUCKET}/x`, '//'];
+    for (const creds of [ROOT, t.context.host1]) {
+      for (const path of paths) {
+        for (const [method, query] of [['GET', {}], ['HEAD', {}], ['PUT', {}], ['DELETE', {}], ['POST', { uploads: '' }]] as const) {
+          const res = await signedSend({ url: tg.gw.url, method, path, query, body: method === 'PUT' ? 'EVIL' : '', creds });
+          t.is(res.status, 400, `${method} ${path}: ${res.body}`);
+          if (method !== 'HEAD') {
+            t.is(errorCode(res), 'InvalidBucketName', `${method} ${path}`);
+            t.regex(res.body, /<RequestId>/);
+          }
+        }
+      }
+    }
+    t.is(await upstreamState(upstream), before);
+    t.is((await upstream.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: '_anvil/evil' }))).KeyCount, 0);
+  });
+
   test.serial('keys the upstream would store under another name are 400 InvalidRequest, never 500, and escape no prefix grant', async (t) => {
     const { tg, upstream, host1 } = t.context;
     const before = await upstreamState(upstream);

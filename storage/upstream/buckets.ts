@@ -61,7 +61,7 @@ export class Buckets {
     this.seen.delete(name);
     try {
       if (this.layout.mapping === 'bucket') {
-        await this.clients.retrying.send(new CreateBucketCommand({ Bucket: name }));
+        await this.clients.retrying.send(new CreateBucketCommand({ Bucket: this.layout.bucketOf(name) }));
       } else {
         // If-None-Match: * makes the marker's creation the atomic "name is free" check.
         await this.clients.retrying.send(new PutObjectCommand({ ...this.layout.marker(name), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
@@ -85,7 +85,7 @@ export class Buckets {
     let info: BucketInfo;
     try {
       if (this.layout.mapping === 'bucket') {
-        await s3.send(new HeadBucketCommand({ Bucket: name }));
+        await s3.send(new HeadBucketCommand({ Bucket: this.layout.bucketOf(name) }));
         // HeadBucket carries no creation date; the listing does (and may be refused: then the epoch).
         const listed = await this.list().catch(() => []);
         info = { name, createdAt: listed.find((b) => b.name === name)?.createdAt ?? new Date(0) };

@@ -31,6 +31,19 @@ export const LONG_KEY_BYTES = 300;
 /** Hex characters per path segment of a record name. */
 const SEGMENT = 100;
 
+/**
+ * Bucket names that may become part of an upstream address. Bucket mapping: the characters S3 has ever allowed
+ * (legacy names add upper case and `_`); prefix mapping: those the gateway creates (no `_`, so no bucket's prefix
+ * meets `_anvil/`). Anything else — a decoded `/` above all, which would address another bucket's keys or the
+ * reserved namespace — never reaches the upstream, whatever the caller checked before.
+ */
+const BUCKET_NAMES = { bucket: /^[A-Za-z0-9._-]{1,255}$/, prefix: /^[a-z0-9.-]{1,63}$/ } as const;
+
+/** Throws InvalidRequestError unless `bucket` may name a gateway bucket upstream with `mapping`. */
+function requireBucketName(bucket: string, mapping: 'bucket' | 'prefix'): void {
+  if (!BUCKET_NAMES[mapping].test(bucket)) throw new InvalidRequestError('The specified bucket is not valid.');
+}
+
 /** An upstream object address. */
 export interface Location {
   Bucket: string;
@@ -47,13 +60,15 @@ export class Layout {
     if (mapping === 'prefix' && !shared) throw new Error('upstream mapping "prefix" needs ANVIL_UPSTREAM_BUCKET');
   }
 
-  /** The upstream bucket holding gateway bucket `bucket`. */
+  /** The upstream bucket holding gateway bucket `bucket`; InvalidRequestError for a name no bucket can have. */
   bucketOf(bucket: string): string {
+    requireBucketName(bucket, this.mapping);
     return this.mapping === 'bucket' ? bucket : this.shared;
   }
 
-  /** The upstream key prefix every key of `bucket` carries ('' with bucket mapping). */
+  /** The upstream key prefix every key of `bucket` carries ('' with bucket mapping); InvalidRequestError as bucketOf. */
   prefixOf(bucket: string): string {
+    requireBucketName(bucket, this.mapping);
     return this.mapping === 'bucket' ? '' : `${bucket}/`;
   }
 
@@ -76,6 +91,7 @@ export class Layout {
 
   /** The marker object of a gateway bucket (prefix mapping). */
   marker(bucket: string): Location {
+    requireBucketName(bucket, this.mapping);
     return { Bucket: this.shared, Key: BUCKET_MARKERS + bucket };
   }
 
