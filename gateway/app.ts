@@ -14,6 +14,7 @@ import { addressing, adminAddressing, pipelineOf } from './middleware/addressing
 import { authenticate } from './middleware/authenticate.ts';
 import { authorizeRequest } from './middleware/authorize.ts';
 import { diskHeadroom } from './middleware/disk-headroom.ts';
+import { hostRequired } from './middleware/host-required.ts';
 import { cors } from './middleware/cors.ts';
 import { postObjectAuth } from './middleware/post-object.ts';
 import { observe } from './middleware/observe.ts';
@@ -91,6 +92,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
   app.use(observe({ logger, metrics, accessLog: config.accessLog }));
   app.use(contentSandbox()); // no object runs script on the console's origin
   app.use(respond({ log }));
+  app.use(hostRequired()); // HTTP/1.1 without Host: Node's own bare 400 is off (server.ts)
   app.use(diskHeadroom(deps.space));
   app.use(dispatch((ctx) => pipelineOf(ctx, domain), { sts, admin, console: consoleApp, ops, s3 }));
   return app;

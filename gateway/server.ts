@@ -16,12 +16,10 @@ import type { RootResult } from '../policy/store.ts';
 import { createApp } from './app.ts';
 import { loadConsoleAssets } from './console/index.ts';
 import type { GatewayConfig } from './config.ts';
-import { S3Error } from './errors.ts';
 import { guardConnections } from './http/connection-guard.ts';
+import { earlyAnswers } from './http/early-answers.ts';
 import { createLogger, type Logger } from './logging.ts';
 import { GatewayMetrics, instrumentBackend } from './metrics.ts';
-import { newRequestId } from './middleware/request-id.ts';
-import { errorBody } from './middleware/respond.ts';
 import { healthAnswer, type HealthDeps } from './ops-endpoints.ts';
 import { closeTokenStores, openTokenStores } from './sts/stores.ts';
 import { loadTlsPair, watchTls, type TlsReloader } from './tls.ts';
@@ -88,22 +86,6 @@ class Opened {
   async closeAll(): Promise<void> {
     while (this.closers.length > 0) await this.closers.pop()!();
   }
-}
-
-/** Answers requests Node rejects before the app sees them (oversized headers, garbage) with an S3 error. */
-function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderSectionTooLarge' : 'InvalidRequest';
-  const e = new S3Error(code as 'InvalidRequest');
-  const id = newRequestId();
-  const body = errorBody(e, id, '');
-  socket.end(
-    `HTTP/1.1 ${e.status} Bad Request\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `x-amz-request-id: ${id}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }
 
 /** The denial log, also counting each line in the metrics and (when asked) writing it to the JSON log. */
@@ -322,7 +304,9 @@ async function startLocked(start: StartState): Promise<Gateway> {
   if (web?.assets.size === 0) logger.warn('the web console was not built (npm run build): /_anvil/console/ answers 503');
   const app = createApp({ backend, config, policy, denials, stores, relationships, records, logger, metrics, console: web, draining: () => draining, space });
 
-  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
+  // requireHostHeader: false: an HTTP/1.1 request without Host is refused inside the app (middleware/host-required.ts),
+  // with an S3 error, an access line and a count, instead of Node's bare 400.
+  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, requireHostHeader: false };
   const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
   const server: Server = tlsPair
     ? (createHttpsServer({ ...serverOptions, cert: tlsPair.cert, key: tlsPair.key }) as unknown as Server)
@@ -342,7 +326,11 @@ async function startLocked(start: StartState): Promise<Gateway> {
   server.on('request', onRequest);
   // Expect: 100-continue reaches the app without an automatic 100: it is sent once the request is authorized.
   server.on('checkContinue', onRequest);
-  server.on('clientError', answerClientError);
+  // Requests Node refuses before the app (a lower-case method, a malformed head, CONNECT) get an S3 error, an access
+  // line and a count like every other answer (gateway/http/early-answers.ts).
+  const early = earlyAnswers({ logger, metrics, accessLog: config.accessLog });
+  server.on('clientError', early.clientError);
+  server.on('connect', early.connect);
   server.on('connection', (socket) => {
     metrics.connections.inc();
     socket.once('close', () => metrics.connections.dec());

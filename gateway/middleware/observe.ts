@@ -13,8 +13,36 @@ export function operationOf(ctx: ParameterizedContext<GatewayState>): string {
   return ctx.state.route?.op ?? ctx.state.api ?? '-';
 }
 
-/** Socket byte counts at the end of the socket's previous request: each request is charged what came after. */
-const counted = new WeakMap<object, { read: number; written: number }>();
+/** A socket's byte counts at the end of its previous request, and what the request ending now is charged. */
+interface Charge {
+  read: number;
+  written: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Per socket: each request is charged what came after the previous one. */
+const counted = new WeakMap<object, Charge>();
+
+/**
+ * Charges the request now ending on `socket` the bytes carried since the previous one (here, and for the answers
+ * Node's refusals get in gateway/http/early-answers.ts). Returns the socket's own record (no allocation per request):
+ * read its bytesIn and bytesOut before the socket's next request ends.
+ */
+export function chargeSocket(socket: { bytesRead: number; bytesWritten: number }): Readonly<Charge> {
+  let charged = counted.get(socket);
+  if (!charged) {
+    charged = { read: 0, written: 0, bytesIn: 0, bytesOut: 0 };
+    counted.set(socket, charged);
+  }
+  const read = socket.bytesRead;
+  const written = socket.bytesWritten;
+  charged.bytesIn = Math.max(0, read - charged.read);
+  charged.bytesOut = Math.max(0, written - charged.written);
+  charged.read = read;
+  charged.written = written;
+  return charged;
+}
 
 export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessLog: boolean }): Middleware<GatewayState> {
   const { metrics, accessLog } = opts;
@@ -35,17 +63,7 @@ export function observe(opts: { logger: Logger; metrics: GatewayMetrics; accessL
       done = true;
       const operation = operationOf(ctx);
       const seconds = (performance.now() - ctx.state.startedAt) / 1000;
-      let charged = counted.get(socket);
-      if (!charged) {
-        charged = { read: 0, written: 0 };
-        counted.set(socket, charged);
-      }
-      const read = socket.bytesRead;
-      const written = socket.bytesWritten;
-      const bytesIn = Math.max(0, read - charged.read);
-      const bytesOut = Math.max(0, written - charged.written);
-      charged.read = read;
-      charged.written = written;
+      const { bytesIn, bytesOut } = chargeSocket(socket);
       const aborted = !ctx.res.writableFinished;
       const status = ctx.res.statusCode;
       metrics.answered(operation, status, seconds, bytesIn, bytesOut);

@@ -1,0 +1,95 @@
+/**
+ * Answers to requests Node refuses before the app sees them, written straight to the socket: a method Node's parser
+ * does not accept (`get`, `Delete`: methods are case-sensitive, RFC 9110 §9.1), a malformed request line or header,
+ * an oversized header section (the server's 'clientError' event), and CONNECT (the 'connect' event, which Node
+ * otherwise answers by closing the connection). Each gets an S3 error document with a request id and, like every
+ * answer of the app (gateway/middleware/observe.ts), one access line and one count in anvil_requests_total.
+ * Source of the events: Node.js HTTP documentation, `Event: 'clientError'` and `Event: 'connect'`.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { S3Error } from '../errors.ts';
+import { accessLogger, type Logger } from '../logging.ts';
+import type { GatewayMetrics } from '../metrics.ts';
+import { chargeSocket } from '../middleware/observe.ts';
+import { newRequestId } from '../middleware/request-id.ts';
+import { errorBody } from '../middleware/respond.ts';
+
+/** Where early answers are observed. */
+export interface EarlyAnswerOptions {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  accessLog: boolean;
+}
+
+/** The reason phrases of the statuses answered here. */
+const REASONS: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed' };
+
+/**
+ * The method token of a request Node could not parse, for the access line: the request line's first word when it is
+ * a plain token (`get`), else undefined. Never more of the line: the target may hold a presigned URL's signature.
+ */
+function methodOf(raw: Buffer | undefined): string | undefined {
+  if (!raw) return undefined;
+  const m = /^([A-Za-z]{1,20}) /.exec(raw.subarray(0, 21).toString('latin1'));
+  return m?.[1];
+}
+
+/** The server's 'clientError' and 'connect' listeners, observed as `opts` says. */
+export function earlyAnswers(opts: EarlyAnswerOptions): {
+  clientError: (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => void;
+  connect: (req: IncomingMessage, socket: Duplex) => void;
+} {
+  const logger = accessLogger(opts.logger);
+
+  /** Writes `err` as the connection's last answer, then observes it once the socket closes. */
+  const answer = (socket: Duplex, err: S3Error, method: string | undefined): void => {
+    const started = performance.now();
+    const requestId = newRequestId();
+    const body = errorBody(err, requestId, '');
+    socket.once('close', () => {
+      const { bytesIn, bytesOut } = chargeSocket(socket as Duplex & { bytesRead: number; bytesWritten: number });
+      const seconds = (performance.now() - started) / 1000;
+      opts.metrics.answered('-', err.status, seconds, bytesIn, bytesOut);
+      if (!opts.accessLog) return;
+      logger.info(
+        {
+          requestId,
+          method,
+          operation: '-',
+          status: err.status,
+          bytesIn,
+          bytesOut,
+          durationMs: Math.round(seconds * 10_000) / 10,
+          remoteAddress: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+          error: err.code,
+        },
+        'request',
+      );
+    });
+    socket.end(
+      `HTTP/1.1 ${err.status} ${REASONS[err.status] ?? 'Bad Request'}\r\nContent-Type: application/xml\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nx-amz-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
+
+  return {
+    // Oversized headers are RequestHeaderSectionTooLarge, every other parse failure InvalidRequest.
+    clientError(err, socket) {
+      // A reset or half-closed connection cannot be answered (Node's documentation does the same).
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      answer(socket, new S3Error(err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderSectionTooLarge' : 'InvalidRequest'), methodOf(err.rawPacket));
+    },
+    // S3 has no CONNECT: 405 MethodNotAllowed, as for other methods a resource lacks.
+    connect(req, socket) {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      answer(socket, new S3Error('MethodNotAllowed'), req.method);
+    },
+  };
+}

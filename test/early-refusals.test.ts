@@ -1,0 +1,98 @@
+/**
+ * Requests refused before the app sees them — a method Node's parser rejects (`get`, `Delete`), a malformed request
+ * line or header, CONNECT, HTTP/1.1 without Host — are answered with an S3 error and a request id, and, like every
+ * other answer, leave one access line and one count in anvil_requests_total. Nothing they ask for runs.
+ */
+import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { connect } from 'node:net';
+import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { signRequest } from './helpers/raw.ts';
+
+const TOKEN = 'metrics-token-0123456789abcdef';
+let tg: TestGateway;
+
+test.before(async () => {
+  tg = await startTestGateway({ ANVIL_METRICS_TOKEN: TOKEN });
+  await tg.s3.send(new CreateBucketCommand({ Bucket: 'early' }));
+});
+test.after.always(async () => tg.close());
+
+/** Writes raw bytes on a new connection and collects everything until the server closes it (or 30 s pass). */
+function exchange(bytes: string): Promise<string> {
+  const u = new URL(tg.gw.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(u.port), u.hostname, () => socket.write(bytes));
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.on('error', reject);
+    setTimeout(() => {
+      socket.destroy();
+    }, 30_000).unref();
+  });
+}
+
+/** The value of `anvil_requests_total` for (operation, status), scraped over HTTP as Prometheus does. */
+async function answered(operation: string, status: number): Promise<number> {
+  const text = await (await fetch(`${tg.gw.url}/_anvil/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`anvil_requests_total{operation="${operation}",status="${status}"} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+/** The access line with this request id, waiting for it a while (lines are written when the socket closes). */
+async function accessLine(requestId: string): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const line = tg.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.requestId === requestId);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
+const requestIdOf = (response: string) => /x-amz-request-id: (\S+)/i.exec(response)?.[1];
+
+test.serial('a lower-case or mixed-case method, a malformed head and CONNECT: S3 error, request id, access line, count', async (t) => {
+  const host = new URL(tg.gw.url).host;
+  const cases: Array<{ what: string; bytes: string; status: number; code: string; method?: string }> = [
+    { what: 'get', bytes: `get /early/x HTTP/1.1\r\nHost: ${host}\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'get' },
+    { what: 'Delete', bytes: `Delete /early/x HTTP/1.1\r\nHost: ${host}\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'Delete' },
+    { what: 'bad header', bytes: `GET /early/x HTTP/1.1\r\nHost: ${host}\r\nBad Header\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'GET' },
+    { what: 'bad version', bytes: `GET /early/x HTTP/9.z\r\nHost: ${host}\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'GET' },
+    { what: 'oversized headers', bytes: `GET /early/x HTTP/1.1\r\nHost: ${host}\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, status: 400, code: 'RequestHeaderSectionTooLarge', method: 'GET' },
+    { what: 'CONNECT', bytes: `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, status: 405, code: 'MethodNotAllowed', method: 'CONNECT' },
+  ];
+  for (const c of cases) {
+    const before = await answered('-', c.status);
+    const response = await exchange(c.bytes);
+    t.true(response.startsWith(`HTTP/1.1 ${c.status} `), `${c.what}: ${response.slice(0, 80)}`);
+    t.true(response.includes(`<Code>${c.code}</Code>`), c.what);
+    const id = requestIdOf(response);
+    t.truthy(id, `${c.what}: a request id`);
+    t.true(response.includes(`<RequestId>${id}</RequestId>`), c.what);
+    const line = await accessLine(id!);
+    t.truthy(line, `${c.what}: an access line`);
+    t.is(line?.status, c.status, c.what);
+    t.is(line?.method, c.method, c.what);
+    t.true(Number(line?.bytesIn) > 0, c.what);
+    t.is(await answered('-', c.status), before + 1, `${c.what}: counted`);
+  }
+  // Nothing ran: the lower-case DELETE and GET reached no operation.
+  t.false(tg.logs.some((l) => l.includes('"operation":"DeleteObject"')));
+});
+
+test.serial('HTTP/1.1 without Host: an S3 error with a request id, an access line and a count, not Node\'s bare 400', async (t) => {
+  const before = await answered('-', 400);
+  const { path, headers } = await signRequest({ url: tg.gw.url, method: 'PUT', path: '/early/no-host', body: 'x' });
+  delete headers.host;
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  const response = await exchange(`PUT ${path} HTTP/1.1\r\n${head}\r\ncontent-length: 1\r\nconnection: close\r\n\r\nx`);
+  t.true(response.startsWith('HTTP/1.1 400 '), response.slice(0, 80));
+  t.true(response.includes('<Code>InvalidRequest</Code>'));
+  const id = requestIdOf(response);
+  t.truthy(id);
+  t.is((await accessLine(id!))?.status, 400);
+  t.is(await answered('-', 400), before + 1);
+  // Nothing stored.
+  await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'early', Key: 'no-host' })), { name: 'NotFound' });
+});
