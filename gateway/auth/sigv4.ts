@@ -363,14 +363,71 @@ function payloadFromHeader(headers: Array<[string, string]>, required: boolean, 
   return value;
 }
 
-/** AccessDenied when an x-amz-* header is present but not among the signed headers (header and query auth alike). */
+/**
+ * Headers whose single value authentication or the operation acts on. SigV4 joins a repeated header's values with ','
+ * in the canonical request, so a signature covers both copies while the gateway would act on one: a request carrying
+ * one of these twice is refused (AWS documents no answer for this; InvalidArgument names the header).
+ */
+const SINGLE_VALUED = [
+  'x-amz-date',
+  'x-amz-content-sha256',
+  'x-amz-security-token',
+  'x-amz-decoded-content-length',
+  'x-amz-copy-source',
+  'x-amz-copy-source-range',
+  'x-amz-trailer',
+  'x-amz-checksum-algorithm',
+  'x-amz-sdk-checksum-algorithm',
+  'x-amz-checksum-crc32',
+  'x-amz-checksum-crc32c',
+  'x-amz-checksum-crc64nvme',
+  'x-amz-checksum-sha1',
+  'x-amz-checksum-sha256',
+  'x-amz-checksum-type',
+];
+/** Bits of the non-x-amz headers checked in the same pass: Authorization (repeated) and Host (repeated, missing, empty). */
+const AUTHORIZATION_BIT = 1 << SINGLE_VALUED.length;
+const HOST_BIT = AUTHORIZATION_BIT << 1;
+
+function repeatedHeader(name: string): S3Error {
+  return new S3Error('InvalidArgument', `The ${name} header must not be given more than once.`, { fields: { ArgumentName: name } });
+}
+
+/**
+ * One pass over the request's headers (header and query auth alike) refuses:
+ *   - an x-amz-* header present but not among the signed headers (AccessDenied, as S3);
+ *   - a repeated Authorization, Host or SINGLE_VALUED header (InvalidArgument naming it);
+ *   - a missing or empty Host (InvalidRequest): a signature must be bound to the endpoint it was made for, or it
+ *     could be replayed against any other (RFC 9112 §3.2 makes Host required; SigV4 requires it signed).
+ * The common request allocates nothing here beyond the lower-cased x-amz-* names (a bit mask records what was seen).
+ */
 function refuseUnsignedAmzHeaders(req: SignedRequest, signed: string[]): void {
   let unsigned: string[] | undefined;
-  for (const [name] of req.headers) {
-    if (name.length <= 6 || (name.charCodeAt(0) | 0x20) !== 0x78) continue; // not x-amz-…: the usual header
+  let seen = 0;
+  for (const [name, value] of req.headers) {
+    const first = name.charCodeAt(0) | 0x20;
+    if (name.length === 4 && first === 0x68 && name.toLowerCase() === 'host') {
+      if (seen & HOST_BIT) throw repeatedHeader('host');
+      if (value.trim() === '') break; // refused below as missing
+      seen |= HOST_BIT;
+      continue;
+    }
+    if (name.length === 13 && first === 0x61 && name.toLowerCase() === 'authorization') {
+      if (seen & AUTHORIZATION_BIT) throw repeatedHeader('authorization');
+      seen |= AUTHORIZATION_BIT;
+      continue;
+    }
+    if (name.length <= 6 || first !== 0x78) continue; // not x-amz-…: the usual header
     const n = name.toLowerCase();
-    if (n.startsWith('x-amz-') && !signed.includes(n) && !unsigned?.includes(n)) (unsigned ??= []).push(n);
+    if (!n.startsWith('x-amz-')) continue;
+    const single = SINGLE_VALUED.indexOf(n);
+    if (single >= 0) {
+      if (seen & (1 << single)) throw repeatedHeader(n);
+      seen |= 1 << single;
+    }
+    if (!signed.includes(n) && !unsigned?.includes(n)) (unsigned ??= []).push(n);
   }
+  if (!(seen & HOST_BIT)) throw new S3Error('InvalidRequest', 'A signed request must carry a non-empty Host header.');
   if (unsigned !== undefined) {
     throw new S3Error('AccessDenied', 'There were headers present in the request which were not signed', {
       fields: { HeadersNotSigned: unsigned.join(', ') },
@@ -462,9 +519,15 @@ export function authLocation(req: Pick<SignedRequest, 'headers' | 'rawQuery'>): 
 /** Returns undefined when the request carries no SigV4 auth at all (anonymous), throws S3Error on any bad auth. */
 export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Promise<VerifiedAuth | undefined> {
   const auth = getHeader(req.headers, 'authorization');
-  // The first value of each query parameter, collected in one pass (verification asks for a dozen of them).
+  // The value of each query parameter, collected in one pass (verification asks for a dozen of them). A repeated
+  // X-Amz-* parameter is refused, as a repeated signed header is: the signature covers both values, the check one.
   const first = new Map<string, string>();
-  for (const [n, v] of parseQuery(req.rawQuery)) if (!first.has(n)) first.set(n, v);
+  for (const [n, v] of parseQuery(req.rawQuery)) {
+    if (!first.has(n)) first.set(n, v);
+    else if (n.startsWith('X-Amz-')) {
+      throw new S3Error('InvalidArgument', `The ${n} query parameter must not be given more than once.`, { fields: { ArgumentName: n } });
+    }
+  }
   const q = (name: string) => first.get(name);
   const v4Query = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'].some((n) => q(n) !== undefined);
   const v2Query = q('AWSAccessKeyId') !== undefined || q('Signature') !== undefined;
