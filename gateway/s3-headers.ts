@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChecksumAlgorithm, Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../storage/backend.ts';
 import { decodeWord, encodeWord } from '../storage/encoded-words.ts';
+import { plausibleBucketName } from './addressing.ts';
 import { checksumHeaderAlgorithm, parseChecksumAlgorithm } from './auth/checksums.ts';
 import { S3Error } from './errors.ts';
 
@@ -267,5 +268,8 @@ export function parseCopySource(value: string): { bucket: string; key: string; v
       fields: { ArgumentName: 'x-amz-copy-source' },
     });
   }
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), versionId };
+  const bucket = decoded.slice(0, slash);
+  // As for the request's own bucket (addressing.ts): `..` or a space must never reach a backend as a bucket.
+  if (!plausibleBucketName(bucket)) throw new S3Error('InvalidBucketName', 'The source bucket name is not valid.');
+  return { bucket, key: decoded.slice(slash + 1), versionId };
 }

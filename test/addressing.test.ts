@@ -50,6 +50,9 @@ test('a request naming no bucket, or a bucket name no bucket can have, is 400 In
     ['/vh%20ost/y', {}],
     ['/dir/x', { host: `.s3.anvil.test:${gw.port}` }],
     ['/x', { host: `vh%2fost.s3.anvil.test:${gw.port}` }],
+    ['/vhost/x', { host: `..s3.anvil.test:${gw.port}` }],
+    ['/%2E%2E/vhost/x', {}],
+    ['/./vhost/x', {}],
   ];
   for (const [path, headers] of cases) {
     for (const method of ['GET', 'PUT']) {

@@ -91,7 +91,9 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
   test.serial('a bucket segment no bucket name can have is 400 InvalidBucketName for every verb, root included, and reaches nothing upstream', async (t) => {
     const { tg, upstream } = t.context;
     const before = await upstreamState(upstream);
-    const paths = [`/${BUCKET}%2F_anvil/evil`, `/${BUCKET}%2F_anvil%2Fuploads/x`, `/${BUCKET}%2Fbackups/host1/a`, `/${BUCKET}%2F`, `/zz%20/x`, `/pt3%00/x`, `/${BUCKET}%3F/x`, `//${BUCKET}/x`, '//'];
+    // MinIO resolves a bucket of `.` or `..` as a path segment: `/../up1/_anvil/x` would be key _anvil/x of up1.
+    const paths = [`/${BUCKET}%2F_anvil/evil`, `/${BUCKET}%2F_anvil%2Fuploads/x`, `/${BUCKET}%2Fbackups/host1/a`, `/${BUCKET}%2F`, `/zz%20/x`, `/pt3%00/x`, `/${BUCKET}%3F/x`, `//${BUCKET}/x`, '//',
+      `/%2E%2E/${BUCKET}/_anvil/evil`, `/../${BUCKET}/_anvil/evil`, `/%2E/${BUCKET}/x`, `/..?tagging`, '/ab/x', '/-up1/x', '/_x/y'];
     for (const creds of [ROOT, t.context.host1]) {
       for (const path of paths) {
         for (const [method, query] of [['GET', {}], ['HEAD', {}], ['PUT', {}], ['DELETE', {}], ['POST', { uploads: '' }]] as const) {
@@ -103,6 +105,13 @@ if (minioOrExplain(test, 'reserved-prefix-upstream')) {
           }
         }
       }
+    }
+    // Nor as a copy source: `../up1/_anvil/…` would read the backend's own records.
+    const records = (await upstream.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: '_anvil/uploads/' }))).Contents ?? [];
+    for (const source of [`../${BUCKET}/${records[0]!.Key}`, `%2E%2E/${BUCKET}/backups/host2/secret`, `/./${BUCKET}/backups/host2/secret`]) {
+      const copy = await signedSend({ url: tg.gw.url, method: 'PUT', path: `/${BUCKET}/backups/host1/copied`, headers: { 'x-amz-copy-source': source }, creds: ROOT });
+      t.is(copy.status, 400, `copy from ${source}: ${copy.body}`);
+      t.is(errorCode(copy), 'InvalidBucketName', `copy from ${source}`);
     }
     t.is(await upstreamState(upstream), before);
     t.is((await upstream.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: '_anvil/evil' }))).KeyCount, 0);

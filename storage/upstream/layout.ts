@@ -33,11 +33,12 @@ const SEGMENT = 100;
 
 /**
  * Bucket names that may become part of an upstream address. Bucket mapping: the characters S3 has ever allowed
- * (legacy names add upper case and `_`); prefix mapping: those the gateway creates (no `_`, so no bucket's prefix
- * meets `_anvil/`). Anything else — a decoded `/` above all, which would address another bucket's keys or the
- * reserved namespace — never reaches the upstream, whatever the caller checked before.
+ * (legacy names add upper case and `_`), 3 or more, starting with a letter or digit; prefix mapping: those the
+ * gateway creates (no `_`, so no bucket's prefix meets `_anvil/`). Anything else — a decoded `/`, or `.` and `..`,
+ * which MinIO resolves as path segments into another bucket's keys or the reserved namespace — never reaches the
+ * upstream, whatever the caller checked before.
  */
-const BUCKET_NAMES = { bucket: /^[A-Za-z0-9._-]{1,255}$/, prefix: /^[a-z0-9.-]{1,63}$/ } as const;
+const BUCKET_NAMES = { bucket: /^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/, prefix: /^[a-z0-9][a-z0-9.-]{2,62}$/ } as const;
 
 /** Throws InvalidRequestError unless `bucket` may name a gateway bucket upstream with `mapping`. */
 function requireBucketName(bucket: string, mapping: 'bucket' | 'prefix'): void {
