@@ -224,8 +224,8 @@ async function fakeUpstream(answer: (req: IncomingMessage, res: ServerResponse) 
   const seen: Array<{ method: string; url: string }> = [];
   const server = createServer((req, res) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '' });
-    // The start-up probe (ListBuckets) always succeeds, and bucket b exists.
-    if (req.method === 'HEAD' && (req.url === '/b' || req.url === '/b/')) return void req.resume().on('end', () => res.writeHead(200).end());
+    // The start-up probe (ListBuckets) always succeeds, and bucket fake exists.
+    if (req.method === 'HEAD' && (req.url === '/fake' || req.url === '/fake/')) return void req.resume().on('end', () => res.writeHead(200).end());
     if (req.method === 'GET' && (req.url === '/' || req.url?.startsWith('/?'))) {
       req.resume();
       const doc = '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>';
@@ -252,7 +252,7 @@ const objectHeaders = (body: Buffer, crc32?: string): Record<string, string> => 
 });
 
 const errorDoc = (code: string, message: string) =>
-  `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><Resource>/b/k</Resource><RequestId>1</RequestId></Error>`;
+  `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><Resource>/fake/k</Resource><RequestId>1</RequestId></Error>`;
 
 test('upstream error documents: a full volume is 507 (its 507 or its 500 "no space left"), a failing PUT is sent once, a GET twice', async (t) => {
   let flakyCalls = 0;
@@ -272,19 +272,19 @@ test('upstream error documents: a full volume is 507 (its 507 or its 500 "no spa
     const noRetry = new S3Client({ endpoint: tg.gw.url, region: 'us-east-1', forcePathStyle: true, credentials: ROOT, maxAttempts: 1 });
     for (const key of ['full507', 'full500']) {
       const before = upstream.seen.length;
-      const err = (await t.throwsAsync(noRetry.send(new PutObjectCommand({ Bucket: 'b', Key: key, Body: pattern(4096) })))) as S3ServiceException;
+      const err = (await t.throwsAsync(noRetry.send(new PutObjectCommand({ Bucket: 'fake', Key: key, Body: pattern(4096) })))) as S3ServiceException;
       t.is(err.$metadata.httpStatusCode, 507, key);
       t.is(err.name, 'XMinioStorageFull', key);
       t.is(upstream.seen.slice(before).filter((s) => s.method === 'PUT').length, 1, `${key}: a streamed body is never replayed`);
     }
     const before = upstream.seen.length;
-    const flaky = await noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'flaky' }));
+    const flaky = await noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'flaky' }));
     t.is(await flaky.Body?.transformToString(), 'hello');
     t.is(upstream.seen.slice(before).filter((s) => s.method === 'GET').length, 2, 'a bodiless request is sent once more after a 500');
-    const slow = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'slow' })))) as S3ServiceException;
+    const slow = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'slow' })))) as S3ServiceException;
     t.is(slow.$metadata.httpStatusCode, 503);
     t.is(slow.name, 'SlowDown');
-    const missing = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'gone' })))) as S3ServiceException;
+    const missing = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'gone' })))) as S3ServiceException;
     t.is(missing.name, 'NoSuchKey', JSON.stringify(upstream.seen.slice(-4)));
     noRetry.destroy();
   } finally {
@@ -302,9 +302,9 @@ test('a body that does not match the checksum its upstream gave is cut off, neve
   });
   const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
   try {
-    const good = await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'good' }));
+    const good = await tg.s3.send(new GetObjectCommand({ Bucket: 'fake', Key: 'good' }));
     t.true((await bodyBytes(good.Body)).equals(body));
-    await t.throwsAsync(async () => bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'bad' }))).Body));
+    await t.throwsAsync(async () => bodyBytes((await tg.s3.send(new GetObjectCommand({ Bucket: 'fake', Key: 'bad' }))).Body));
   } finally {
     await tg.close();
     await upstream.close();
@@ -325,12 +325,12 @@ test('a small body its upstream cuts short or corrupts is an error answer, never
   const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
   const noRetry = new S3Client({ endpoint: tg.gw.url, region: 'us-east-1', forcePathStyle: true, credentials: ROOT, maxAttempts: 1 });
   try {
-    const good = await noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'good' }));
+    const good = await noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'good' }));
     t.true((await bodyBytes(good.Body)).equals(body));
-    const bad = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'bad' })))) as S3ServiceException;
+    const bad = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'bad' })))) as S3ServiceException;
     t.is(bad.$metadata.httpStatusCode, 500);
     t.is(bad.name, 'InternalError');
-    const short = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'b', Key: 'short' })))) as S3ServiceException;
+    const short = (await t.throwsAsync(noRetry.send(new GetObjectCommand({ Bucket: 'fake', Key: 'short' })))) as S3ServiceException;
     t.is(short.$metadata.httpStatusCode, 503);
     t.is(short.name, 'ServiceUnavailable');
   } finally {
@@ -365,7 +365,7 @@ test('a client that goes away in the middle of a large GET aborts the upstream r
   });
   const tg = await startTestGateway(upstreamEnv(upstream.endpoint, { ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret' }));
   try {
-    const got = await tg.s3.send(new GetObjectCommand({ Bucket: 'b', Key: 'huge' }));
+    const got = await tg.s3.send(new GetObjectCommand({ Bucket: 'fake', Key: 'huge' }));
     t.is(got.ContentLength, size);
     let read = 0;
     for await (const c of got.Body as AsyncIterable<Uint8Array>) {
