@@ -3,6 +3,7 @@
  * path decoded exactly once, as S3 does; nothing normalizes dot segments or slashes, so the key seen by policy is
  * the key storage will store.
  */
+import { plausibleBucketName } from '../storage/bucket-names.ts';
 import { S3Error, type S3ErrorCode } from './errors.ts';
 
 /** Longest key S3 accepts, in UTF-8 bytes. */
@@ -48,25 +49,8 @@ export function keyError(key: string): { code: S3ErrorCode; message: string } | 
   return undefined;
 }
 
-/**
- * The shape of every bucket name S3 has ever allowed (current rules: 3 to 63 lower-case letters, digits, `.` and `-`,
- * starting with a letter or digit; legacy us-east-1 names added upper case and `_`, up to 255 characters). Source:
- * Amazon S3 User Guide, "General purpose bucket naming rules". A name outside it names no bucket anywhere: it is
- * refused here, before it can reach a backend that would read a decoded `/` (`/a%2F_anvil/x`) as a path separator,
- * `..` as the parent, or a space or NUL as bytes no request line may carry.
- */
-const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/;
-
 /** The first path segment of the gateway's own endpoints (no bucket can be named so: it starts with `_`). */
 const GATEWAY_ROOT = '_anvil';
-
-/**
- * True when `name` has the shape of some bucket name S3 has allowed: 3 to 255 of those characters, starting with a
- * letter or digit — never `.` or `..`, which a backend on a file system (MinIO) would resolve as a path segment.
- */
-export function plausibleBucketName(name: string): boolean {
-  return BUCKET_NAME.test(name);
-}
 
 /** Splits the request target (req.url) and Host into bucket, key and query; InvalidBucketName for a name no bucket has. */
 export function resolveTarget(url: string, host: string | undefined, domain: string): Target {
@@ -90,9 +74,10 @@ export function resolveTarget(url: string, host: string | undefined, domain: str
     bucket = decodePath(slash >= 0 ? rest.slice(0, slash) : rest);
     keyPath = slash >= 0 ? rest.slice(slash + 1) : '';
   }
-  // An empty bucket is only the service (`/`): `//key` or a Host of just `.<domain>` names no bucket.
+  // An empty bucket is only the service (`/`): `//key` or a Host of just `.<domain>` names no bucket. A name without a
+  // bucket name's shape is refused before any backend could read a decoded `/` or `..` in it as a path.
   // `/_anvil/…` is the gateway's own root (admin API, console, health, metrics), routed on this target: kept.
-  if (bucket === '' ? virtualHost || rawPath !== '/' : !BUCKET_NAME.test(bucket) && bucket !== GATEWAY_ROOT) throw new S3Error('InvalidBucketName');
+  if (bucket === '' ? virtualHost || rawPath !== '/' : !plausibleBucketName(bucket) && bucket !== GATEWAY_ROOT) throw new S3Error('InvalidBucketName');
   const key = decodePath(keyPath);
   if (key !== '') {
     const bad = keyError(key);

@@ -4,8 +4,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ChecksumAlgorithm, Conditions, ObjectHeaders, ObjectMeta, ObjectWriteMeta, RangeRequest, StoredChecksum, WriteConditions } from '../storage/backend.ts';
+import { plausibleBucketName } from '../storage/bucket-names.ts';
 import { decodeWord, encodeWord } from '../storage/encoded-words.ts';
-import { plausibleBucketName } from './addressing.ts';
 import { checksumHeaderAlgorithm, parseChecksumAlgorithm } from './auth/checksums.ts';
 import { S3Error } from './errors.ts';
 

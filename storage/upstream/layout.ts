@@ -18,6 +18,7 @@
  *   to stay under the upstream's 1024-byte key limit.
  */
 import { createHash } from 'node:crypto';
+import { plausibleBucketName } from '../bucket-names.ts';
 import { InvalidRequestError } from '../errors.ts';
 
 /** The reserved namespace inside every gateway bucket. */
@@ -32,17 +33,19 @@ export const LONG_KEY_BYTES = 300;
 const SEGMENT = 100;
 
 /**
- * Bucket names that may become part of an upstream address. Bucket mapping: the characters S3 has ever allowed
- * (legacy names add upper case and `_`), 3 or more, starting with a letter or digit; prefix mapping: those the
- * gateway creates (no `_`, so no bucket's prefix meets `_anvil/`). Anything else — a decoded `/`, or `.` and `..`,
- * which MinIO resolves as path segments into another bucket's keys or the reserved namespace — never reaches the
- * upstream, whatever the caller checked before.
+ * Bucket names a prefix-mapped bucket may have: those the gateway creates (no `_`, so no bucket's prefix meets
+ * `_anvil/`). With bucket mapping, any bucket name's shape (bucket-names.ts).
  */
-const BUCKET_NAMES = { bucket: /^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/, prefix: /^[a-z0-9][a-z0-9.-]{2,62}$/ } as const;
+const PREFIX_BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{2,62}$/;
 
-/** Throws InvalidRequestError unless `bucket` may name a gateway bucket upstream with `mapping`. */
+/**
+ * Throws InvalidRequestError unless `bucket` may become part of an upstream address with `mapping`: a decoded `/`,
+ * or `.` and `..`, which MinIO resolves as path segments into another bucket's keys or the reserved namespace, never
+ * reaches the upstream, whatever the caller checked before.
+ */
 function requireBucketName(bucket: string, mapping: 'bucket' | 'prefix'): void {
-  if (!BUCKET_NAMES[mapping].test(bucket)) throw new InvalidRequestError('The specified bucket is not valid.');
+  const ok = mapping === 'bucket' ? plausibleBucketName(bucket) : PREFIX_BUCKET_NAME.test(bucket);
+  if (!ok) throw new InvalidRequestError('The specified bucket is not valid.');
 }
 
 /** An upstream object address. */
