@@ -96,3 +96,27 @@ test.serial('HTTP/1.1 without Host: an S3 error with a request id, an access lin
   // Nothing stored.
   await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'early', Key: 'no-host' })), { name: 'NotFound' });
 });
+
+test.serial('chunked framing that breaks inside a running PUT: answered once, on that request\'s own id, one line, one count', async (t) => {
+  const host = new URL(tg.gw.url).host;
+  // Access lines of a PUT or of an early answer (the metrics scrapes in between have their own).
+  const lines = () => tg.logs.filter((l) => l.includes('"msg":"request"') && /"operation":"(PutObject|-)"/.test(l)).length;
+  const beforePut = await answered('PutObject', 400);
+  const beforeEarly = await answered('-', 400);
+  const linesBefore = lines();
+  const { path, headers } = await signRequest({ url: tg.gw.url, method: 'PUT', path: '/early/broken-chunks', payloadHash: 'UNSIGNED-PAYLOAD' });
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  // A good first chunk, then a chunk-size line that is not hex: the parser fails while the app reads the body.
+  const response = await exchange(`PUT ${path} HTTP/1.1\r\n${head}\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nXYZ\r\n`);
+  t.true(response.startsWith('HTTP/1.1 400 '), response.slice(0, 80));
+  t.true(response.includes('<Code>InvalidRequest</Code>'));
+  t.is(response.match(/^HTTP\/1\.1 /gm)?.length, 1, 'one answer on the connection');
+  const id = requestIdOf(response);
+  const line = await accessLine(id!);
+  t.is(line?.operation, 'PutObject', 'the access line is the request\'s own');
+  t.is(line?.status, 400);
+  t.is(await answered('PutObject', 400), beforePut + 1);
+  t.is(await answered('-', 400), beforeEarly, 'no second, early count');
+  t.is(lines(), linesBefore + 1, 'one access line');
+  await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'early', Key: 'broken-chunks' })), { name: 'NotFound' });
+});

@@ -91,12 +91,21 @@ function watchProgress(req: IncomingMessage, res: ServerResponse, idleTimeoutMs:
 
 /** Answers 400 RequestTimeout on the stalled request's own response, then aborts the request (and its body reader). */
 function answerRequestTimeout(req: IncomingMessage, res: ServerResponse): void {
+  answerAndAbort(req, res, new S3Error('RequestTimeout'));
+}
+
+/**
+ * Answers `err` on a running request's own response (its request id, `Connection: close`), then aborts the request
+ * with `err`, so the handler still reading its body stops and the request is observed once, by the app, with this
+ * answer's status. When the answer has already started, the request is only aborted.
+ */
+export function answerAndAbort(req: IncomingMessage, res: ServerResponse, err: S3Error): void {
   const abort = (): void => {
-    req.destroy(new S3Error('RequestTimeout'));
+    req.destroy(err);
   };
   if (res.headersSent) return abort();
   const requestId = String(res.getHeader('x-amz-request-id') ?? newRequestId());
-  const body = errorBody(new S3Error('RequestTimeout'), requestId, new URL(req.url ?? '/', 'http://gateway').pathname);
-  res.writeHead(400, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  const body = errorBody(err, requestId, new URL(req.url ?? '/', 'http://gateway').pathname);
+  res.writeHead(err.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), connection: 'close' });
   res.end(body, abort);
 }

@@ -4,11 +4,15 @@
  * an oversized header section (the server's 'clientError' event), and CONNECT (the 'connect' event, which Node
  * otherwise answers by closing the connection). Each gets an S3 error document with a request id and, like every
  * answer of the app (gateway/middleware/observe.ts), one access line and one count in anvil_requests_total.
+ * A parse failure inside the body of a request the app is already serving (chunked framing that breaks off, say) is
+ * that request's answer instead: it goes out on the request's own response, under its request id, and the app's
+ * access line and count are the only ones.
  * Source of the events: Node.js HTTP documentation, `Event: 'clientError'` and `Event: 'connect'`.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { S3Error } from '../errors.ts';
+import { answerAndAbort } from './connection-guard.ts';
 import { accessLogger, type Logger } from '../logging.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import { chargeSocket } from '../middleware/observe.ts';
@@ -81,7 +85,18 @@ export function earlyAnswers(opts: EarlyAnswerOptions): {
         socket.destroy();
         return;
       }
-      answer(socket, new S3Error(err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderSectionTooLarge' : 'InvalidRequest'), methodOf(err.rawPacket));
+      const refusal = new S3Error(err.code === 'HPE_HEADER_OVERFLOW' ? 'RequestHeaderSectionTooLarge' : 'InvalidRequest');
+      // The response of the request the app is serving on this connection, if any (Node's own bookkeeping).
+      const running = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (running?.req) {
+        // Bytes of the running request's body: it is answered. Bytes after it (a request pipelined behind): the
+        // connection closes once the running one is answered, as it would after any answer with Connection: close.
+        if (!running.req.complete) answerAndAbort(running.req, running, refusal);
+        else if (running.headersSent) socket.destroy();
+        else running.shouldKeepAlive = false;
+        return;
+      }
+      answer(socket, refusal, methodOf(err.rawPacket));
     },
     // S3 has no CONNECT: 405 MethodNotAllowed, as for other methods a resource lacks.
     connect(req, socket) {
