@@ -272,7 +272,7 @@ export class BlobStore {
   }
 
   /**
-   * Creates the fan-out directory of `id` once, fsyncing parents so the new directory entry is durable. Concurrent
+   * Creates the fan-out directory of `id` once per process, fsyncing parents so its directory entry is durable. Concurrent
    * writes into one new directory share the first one's promise: a second mkdir finds the directory made but not yet
    * durable, and must not rename into it before the parents' fsyncs are done.
    */
@@ -281,11 +281,12 @@ export class BlobStore {
     let ready = this.dirs.get(dir);
     if (!ready) {
       ready = (async () => {
-        const made = await mkdir(dir, { recursive: true });
-        if (made !== undefined) {
-          await fsyncDir(join(this.blobDir, id.slice(0, 2)));
-          await fsyncDir(this.blobDir);
-        }
+        await mkdir(dir, { recursive: true });
+        // The parents are synced even when the directory already existed: another worker process may have made it
+        // a moment ago and not have synced them yet, or a process may have crashed between its mkdir and its
+        // syncs. Once per directory and process, so it costs two directory fsyncs per fan-out directory.
+        await fsyncDir(join(this.blobDir, id.slice(0, 2)));
+        await fsyncDir(this.blobDir);
         return dir;
       })();
       this.dirs.set(dir, ready);
