@@ -22,7 +22,8 @@ test.before(async () => {
 definition doc {
   relation reader: app | app with expiration
   relation banned: user
-  permission view = reader - banned
+  relation banned_app: app
+  permission view = reader - banned - banned_app
 }
 `;
   await ok(tg, ROOT, 'PUT', '/schema', { tenant: OTHER_TENANT, schema, reason: 'exclusion case' });
@@ -92,4 +93,15 @@ test('a delete that lifts an exclusion for good needs the guarded permission hel
   t.regex(lifted.json.error.message, /lifts an exclusion for good/);
   await rootWrite([`doc:d1#reader@app:${w.accessKeyId}`], OTHER_TENANT);
   t.is((await write(w, 'doc:d1#banned@user:eve', 'delete')).status, 200);
+});
+
+test('a writer never writes a tuple about itself, even an exclusion that only narrows it; the refusal says so', async (t) => {
+  const w = await credential(tg, [{ families: ['tuples:write'], bucket: '*' }], ROOT, OTHER_TENANT);
+  await rootWrite([`doc:d2#reader@app:${w.accessKeyId}`], OTHER_TENANT);
+  const self = await write(w, `doc:d2#banned_app@app:${w.accessKeyId}`);
+  t.is(self.status, 403, JSON.stringify(self.json));
+  t.regex(self.json.error.message, /covers the writer, and no tuple about the writer's own authority is written/);
+  t.notRegex(self.json.error.message, /enlarge/);
+  // Onto itself through a relation that grants: still "would enlarge".
+  t.regex((await write(w, `doc:d3#reader@app:${w.accessKeyId}`)).json.error.message, /would enlarge the writer's own authority/);
 });

@@ -136,7 +136,13 @@ async function guardOne(g: {
       if (lapsing) refuse(`${label}: deleting it lifts an exclusion for good, but ${who} holds ${lapsing.name} on ${on} only until ${new Date(lapsing.at).toISOString()}`);
       continue;
     }
-    if (await covers(tuple.subject)) refuse(`${label}: would enlarge ${who === 'the writer' ? "the writer's own authority" : `the authority of ${who}`}`);
+    if (await covers(tuple.subject)) {
+      const whose = who === 'the writer' ? "the writer's own authority" : `the authority of ${who}`;
+      // A relation this definition only subtracts narrows here, but may still widen a permission elsewhere that
+      // subtracts one built on it, so it is refused all the same, saying why.
+      if (fed.positive.length === 0 && fed.negative.length > 0) refuse(`${label}: its subject covers ${who}, and no tuple about ${whose} is written through the relationship API, even one that only narrows it`);
+      refuse(`${label}: would enlarge ${whose}`);
+    }
     const arrowBase = exprs.some((e) => leaves(e).some((l) => l.kind === 'arrow' && l.relation === tuple.relation));
     // Arrows walk userset subjects as their objects too (SpiceDB), so a userset is linking just as an object is.
     if (arrowBase && tuple.subject.id !== '*' && (await holdsAnything(engine, state, tuple, writer))) {
