@@ -133,6 +133,31 @@ test('a link for prefix A is refused for prefix B and for _anvil/; narrowing off
   });
 });
 
+test('one capability per request: a repeated parameter or header, or both forms, is 400 InvalidArgument in either order', async (t) => {
+  await withGateway(async (tg, acmeAdmin) => {
+    const reader = (await ok(tg, acmeAdmin, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'A/', actions: ['read'] })).capability;
+    const writer = (await ok(tg, acmeAdmin, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'A/', actions: ['write'] })).capability;
+    const url = `${tg.gw.url}/${BUCKET}/A/report.txt`;
+    const answers = [
+      await fetch(`${url}?X-Anvil-Capability=${reader}&X-Anvil-Capability=${writer}`),
+      await fetch(`${url}?X-Anvil-Capability=${writer}&X-Anvil-Capability=${reader}`),
+      await fetch(`${url}?X-Anvil-Capability=${reader}`, { headers: { 'x-anvil-capability': writer } }),
+      await fetch(`${url}?X-Anvil-Capability=${writer}`, { headers: { 'x-anvil-capability': reader } }),
+      await fetch(url, { headers: [['x-anvil-capability', reader], ['X-Anvil-Capability', writer]] }),
+    ];
+    for (const [i, res] of answers.entries()) {
+      t.is(res.status, 400, `case ${i}`);
+      const body = await res.text();
+      t.regex(body, /<Code>InvalidArgument<\/Code>/, `case ${i}`);
+      t.regex(body, /<RequestId>[0-9A-F]+<\/RequestId>/, `case ${i}`);
+    }
+    t.true((await denials(tg)).some((d) => d.layer === 'capability' && /more than once|both as/.test(d.reason ?? '')));
+    // One of them, once, still works.
+    t.is((await fetch(`${url}?X-Anvil-Capability=${reader}`)).status, 200);
+    t.is((await fetch(url, { headers: { 'x-anvil-capability': reader } })).status, 200);
+  });
+});
+
 test('resetting the root key invalidates every earlier link; revoking by id invalidates one', async (t) => {
   await withGateway(async (tg, acmeAdmin) => {
     const env = { AWS_ACCESS_KEY_ID: acmeAdmin.accessKeyId, AWS_SECRET_ACCESS_KEY: acmeAdmin.secretAccessKey };

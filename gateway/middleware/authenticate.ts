@@ -47,9 +47,28 @@ export const CAPABILITY_QUERY = 'X-Anvil-Capability';
 type Ctx = ParameterizedContext<GatewayState>;
 type Refuse = (layer: DenialLayer, reason: string, who?: { accessKeyId?: string; tenant?: string; principal?: Principal }) => void;
 
-/** The capability a request presents, if any. */
+/**
+ * The capability a request presents, if any. One only: a repeated header or query parameter, or both forms at once,
+ * is 400 InvalidArgument, as a repeated signed header or X-Amz-* parameter is (which of two would be the credential
+ * must not depend on their order).
+ */
 function capabilityOf(ctx: Ctx): string | undefined {
-  return (ctx.req.headers[CAPABILITY_HEADER] as string | undefined) || ctx.state.target?.query.get(CAPABILITY_QUERY) || undefined;
+  const header = ctx.req.headers[CAPABILITY_HEADER] as string | undefined;
+  const query = ctx.state.target?.query.getAll(CAPABILITY_QUERY) ?? [];
+  if (query.length > 1) {
+    throw new S3Error('InvalidArgument', `The ${CAPABILITY_QUERY} query parameter must not be given more than once.`, { fields: { ArgumentName: CAPABILITY_QUERY } });
+  }
+  if (header !== undefined) {
+    const raw = ctx.req.rawHeaders;
+    let n = 0;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === CAPABILITY_HEADER.length && raw[i]!.toLowerCase() === CAPABILITY_HEADER) n++;
+    // A capability is base64url, so a comma is a list of them folded into one field line (RFC 9110 §5.3).
+    if (n > 1 || header.includes(',')) throw new S3Error('InvalidArgument', `The ${CAPABILITY_HEADER} header must not be given more than once.`, { fields: { ArgumentName: CAPABILITY_HEADER } });
+    if (query.length > 0) {
+      throw new S3Error('InvalidArgument', `A capability is given both as the ${CAPABILITY_HEADER} header and as the ${CAPABILITY_QUERY} query parameter.`, { fields: { ArgumentName: CAPABILITY_QUERY } });
+    }
+  }
+  return header || query[0] || undefined;
 }
 
 /**
@@ -121,7 +140,13 @@ export function authenticate(opts: {
       logDenial(denials, facts, { layer, reason, ...who, bucket: target.bucket, key: target.key });
     };
 
-    const capability = capabilityOf(ctx);
+    let capability: string | undefined;
+    try {
+      capability = capabilityOf(ctx);
+    } catch (err) {
+      refuse('capability', (err as Error).message);
+      throw err;
+    }
     if (capability !== undefined) {
       ctx.state.principal = await capabilityCaller(ctx, capability, { policy, capabilities, refuse });
       return next();
