@@ -256,12 +256,21 @@ export function authorizeTenantAdmin(actor: Principal): Decision {
   return actor.isRoot ? ALLOWED : { allowed: false, layer: 'scope', reason: 'only root may manage tenants' };
 }
 
+/**
+ * The shape of a bucket a grant may name: every name S3 has allowed (storage/bucket-names.ts holds the same rule for
+ * addressing; policy/ does not import storage/). A grant naming anything else would silently grant nothing.
+ */
+const GRANT_BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$/;
+
 /** Why a grant list is malformed, or undefined when every grant is well-formed. */
 export function invalidGrantReason(scopes: unknown): string | undefined {
   if (!Array.isArray(scopes)) return 'scopes must be an array';
   for (const grant of scopes as Partial<ScopeGrant>[]) {
     if (typeof grant !== 'object' || grant === null) return 'each grant must be an object';
     if (typeof grant.bucket !== 'string' || grant.bucket === '') return 'each grant needs a bucket (or "*")';
+    if (grant.bucket !== '*' && !GRANT_BUCKET.test(grant.bucket)) {
+      return `bucket ${JSON.stringify(grant.bucket)} is not a bucket name (3 to 255 letters, digits, ".", "-" or "_", starting with a letter or digit) or "*"`;
+    }
     if (grant.prefix !== undefined && typeof grant.prefix !== 'string') return 'a grant prefix must be a string';
     if (!Array.isArray(grant.families) || grant.families.length === 0) return 'each grant needs at least one family';
     const unknown = grant.families.find((family) => !(FAMILIES as readonly string[]).includes(family));

@@ -188,6 +188,12 @@ test('malformed and unauthenticated admin requests get JSON errors', async (t) =
     t.is(tampered.status, 400);
     t.is((await admin(tg, ROOT, 'GET', '/tenants/z')).status, 404);
     t.is((await admin(tg, ROOT, 'POST', '/credentials', { body: { tenant: 'dup', name: 'n', scopes: [{ families: ['fly'], bucket: '*' }] } })).status, 400);
+    // A scope naming no possible bucket (a typo such as "data/a") is refused, not stored as a grant of nothing.
+    for (const bucket of ['data/a', 'dat*', '..', 'd']) {
+      const refused = await admin(tg, ROOT, 'POST', '/credentials', { body: { tenant: 'dup', name: 'n', scopes: [{ families: ['object:read'], bucket }] } });
+      t.is(refused.status, 400, bucket);
+      t.regex(JSON.stringify(refused.json), /is not a bucket name/, bucket);
+    }
     t.is((await admin(tg, ROOT, 'POST', '/credentials', { body: { tenant: 'nope', name: 'n', scopes: [{ families: ['admin'], bucket: '*' }] } })).status, 404);
     // S3 paths next to the admin prefix stay S3.
     const s3Side = await signedSend({ url: tg.gw.url, method: 'GET', path: '/_anvil' });

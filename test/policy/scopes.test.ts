@@ -162,10 +162,16 @@ test('credential administration needs admin, the own tenant, and held scopes', (
 });
 
 test('malformed grants are named', (t) => {
-  t.is(invalidGrantReason([{ families: ['object:read'], bucket: 'b' }]), undefined);
-  t.regex(invalidGrantReason([{ families: ['object:nope'], bucket: 'b' }]) ?? '', /unknown family/);
-  t.regex(invalidGrantReason([{ families: [], bucket: 'b' }]) ?? '', /family/);
+  t.is(invalidGrantReason([{ families: ['object:read'], bucket: 'bkt' }]), undefined);
+  t.is(invalidGrantReason([{ families: ['object:read'], bucket: '*' }]), undefined);
+  t.is(invalidGrantReason([{ families: ['object:read'], bucket: 'Legacy_Name.1' }]), undefined);
+  t.regex(invalidGrantReason([{ families: ['object:nope'], bucket: 'bkt' }]) ?? '', /unknown family/);
+  t.regex(invalidGrantReason([{ families: [], bucket: 'bkt' }]) ?? '', /family/);
   t.regex(invalidGrantReason([{ families: ['object:read'], bucket: '' }]) ?? '', /bucket/);
-  t.regex(invalidGrantReason([{ families: ['object:read'], bucket: 'b', prefix: '_anvil/x' }]) ?? '', /reserved/);
+  t.regex(invalidGrantReason([{ families: ['object:read'], bucket: 'bkt', prefix: '_anvil/x' }]) ?? '', /reserved/);
+  // A bucket no S3 bucket could be named would silently grant nothing: refused instead.
+  for (const bucket of ['b', 'dat*', 'data/a', '..', '* ', '-bkt', 'a'.repeat(256), 'bkt\u0000']) {
+    t.regex(invalidGrantReason([{ families: ['object:read'], bucket }]) ?? '', /is not a bucket name/, JSON.stringify(bucket));
+  }
   t.truthy(invalidGrantReason('nope'));
 });
