@@ -21,7 +21,8 @@ export type CredentialFailure = 'unknown' | 'revoked' | 'expired' | 'tenant_disa
 
 /** The answer of resolveAccessKey: the secrets a signature may verify against and who signs, or why not. */
 export type ResolveResult =
-  | { ok: true; secrets: string[]; principal: Principal }
+  /** `expiresAt`: when the credential stops working on its own or with its maker (absent: it does not expire). */
+  | { ok: true; secrets: string[]; principal: Principal; expiresAt?: Date }
   /** `tenant` names the tenant of a key that exists but cannot be used, so its refusals reach that tenant's denial log. */
   | { ok: false; reason: CredentialFailure; tenant?: string };
 
@@ -91,7 +92,7 @@ export class CredentialCache {
     if (entry.expiresAt <= nowMs) return { ok: false, reason: 'expired', tenant: entry.principal.tenant };
     this.recordUse(accessKeyId, nowMs);
     const secrets = entry.previous !== undefined && nowMs < entry.previousUntil ? [entry.secret, entry.previous] : [entry.secret];
-    return { ok: true, secrets, principal: entry.principal };
+    return { ok: true, secrets, principal: entry.principal, ...(Number.isFinite(entry.expiresAt) ? { expiresAt: new Date(entry.expiresAt) } : {}) };
   }
 
   /** The tenant owning a bucket and whether relationships govern it, or false when no tenant owns it. */

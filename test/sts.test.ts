@@ -132,6 +132,32 @@ test('a session policy narrows further; chained AssumeRole only narrows; the rol
   });
 });
 
+test('what an expiring credential starts or mints never claims to outlive it: session Expiration and capability expiresAt', async (t) => {
+  await withGateway(async (tg) => {
+    const { bucket, roleArn } = await setup(tg);
+    const end = new Date(Date.now() + 20 * 60_000);
+    const c = await ok(tg, ROOT, 'POST', '/credentials', {
+      tenant: 'acme', name: 'short', expiresAt: end.toISOString(), scopes: [{ families: ['object:read', 'object:list', 'admin'], bucket }],
+    });
+    const short = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
+    // The role allows an hour; the credential has 20 minutes left.
+    const out = await sts(tg, short).send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'short', DurationSeconds: 3600 }));
+    t.true(out.Credentials!.Expiration!.getTime() <= end.getTime(), `${out.Credentials!.Expiration!.toISOString()} > ${end.toISOString()}`);
+    t.true(out.Credentials!.Expiration!.getTime() > Date.now() + 15 * 60_000);
+    const session = { accessKeyId: out.Credentials!.AccessKeyId!, secretAccessKey: out.Credentials!.SecretAccessKey!, sessionToken: out.Credentials!.SessionToken! };
+    t.is(await read(tg.client(session), bucket, 'reports/q1.csv'), 'body of reports/q1.csv');
+    // A capability asked for a week, or for no expiry at all, ends with the credential too.
+    for (const asked of [{ expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString() }, {}]) {
+      const cap = await ok(tg, short, 'POST', '/capabilities', { bucket, prefix: 'reports/', actions: ['read'], ...asked });
+      t.truthy(cap.expiresAt, JSON.stringify(asked));
+      t.true(Date.parse(cap.expiresAt) <= end.getTime(), `${cap.expiresAt} > ${end.toISOString()}`);
+    }
+    // A shorter one is kept as asked.
+    const soon = new Date(Date.now() + 5 * 60_000);
+    t.is(Date.parse((await ok(tg, short, 'POST', '/capabilities', { bucket, prefix: 'reports/', actions: ['read'], expiresAt: soon.toISOString() })).expiresAt), soon.getTime());
+  });
+});
+
 test('session credentials work in presigned URLs (X-Amz-Security-Token in the query) and with the aws CLI', async (t) => {
   await withGateway(async (tg) => {
     const { app, bucket, roleArn } = await setup(tg);
@@ -337,22 +363,22 @@ test('session policies map onto grants and only narrow; what cannot be represent
   const read = ['s3:GetObject', 's3:GetObjectTagging', 's3:GetObjectAttributes'];
   const write = ['s3:PutObject', 's3:PutObjectTagging', 's3:DeleteObjectTagging', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'];
   const list = ['s3:ListBucket', 's3:ListBucketVersions', 's3:ListBucketMultipartUploads'];
-  t.deepEqual(iam([{ Effect: 'Allow', Action: [...read, ...write], Resource: 'arn:aws:s3:::b/p/*' }]), [
-    { families: ['object:read', 'object:write'], bucket: 'b', prefix: 'p/' },
+  t.deepEqual(iam([{ Effect: 'Allow', Action: [...read, ...write], Resource: 'arn:aws:s3:::bkt/p/*' }]), [
+    { families: ['object:read', 'object:write'], bucket: 'bkt', prefix: 'p/' },
   ]);
   // IAM resource types: ListBucket matches bucket ARNs only, so an object ARN adds nothing; a key without `*` is one key.
-  t.deepEqual(iam({ Effect: 'Allow', Action: list, Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::c/x'] }), [
-    { families: ['object:list'], bucket: 'b' },
+  t.deepEqual(iam({ Effect: 'Allow', Action: list, Resource: ['arn:aws:s3:::bkt', 'arn:aws:s3:::cat/x'] }), [
+    { families: ['object:list'], bucket: 'bkt' },
   ]);
-  t.deepEqual(iam({ Effect: 'Allow', Action: read, Resource: ['arn:aws:s3:::b', 'arn:aws:s3:::c/x'] }), [
-    { families: ['object:read'], bucket: 'c', prefix: 'x', exact: true },
+  t.deepEqual(iam({ Effect: 'Allow', Action: read, Resource: ['arn:aws:s3:::bkt', 'arn:aws:s3:::cat/x'] }), [
+    { families: ['object:read'], bucket: 'cat', prefix: 'x', exact: true },
   ]);
-  t.deepEqual(sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"b","prefix":"q/"}]}'), [{ families: ['object:read'], bucket: 'b', prefix: 'q/' }]);
+  t.deepEqual(sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"bkt","prefix":"q/"}]}'), [{ families: ['object:read'], bucket: 'bkt', prefix: 'q/' }]);
   for (const bad of [
     [{ Effect: 'Deny', Action: 's3:*', Resource: '*' }],
     [{ Effect: 'Allow', Action: 'iam:PassRole', Resource: '*' }],
-    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b*/x' }],
-    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::b/x*y' }],
+    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::bkt*/x' }],
+    [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::bkt/x*y' }],
     [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*', Condition: { StringLike: {} } }],
   ]) t.throws(() => iam(bad), undefined, JSON.stringify(bad));
   t.throws(() => sessionPolicyGrants('not json'));

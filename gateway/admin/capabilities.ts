@@ -29,8 +29,12 @@ export async function mintCapability(call: AdminCall): Promise<unknown> {
   if (!Array.isArray(actions) || actions.length === 0 || !actions.every((a) => typeof a === 'string' && isCapabilityAction(a))) {
     throw invalidInput('"actions" must be a non-empty list of read, list, write, delete');
   }
-  const expiresAt = optionalTime(body.expiresAt, 'expiresAt');
+  let expiresAt = optionalTime(body.expiresAt, 'expiresAt');
   if (expiresAt !== undefined && expiresAt.getTime() <= Date.now()) throw invalidInput('"expiresAt" must be in the future');
+  // A capability stops working with its minter's credential, so it never claims to outlive it.
+  const minter = principal.isRoot ? undefined : await policy.resolveAccessKey(principal.accessKeyId);
+  const minterEnd = minter?.ok ? minter.expiresAt : undefined;
+  if (minterEnd && (expiresAt === undefined || expiresAt > minterEnd)) expiresAt = minterEnd;
   const owner = bucket === '*' ? undefined : await policy.bucketOwner(bucket);
   if (bucket !== '*' && owner === undefined) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
   const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;

@@ -81,6 +81,7 @@ export const STS_ACTIONS: Record<string, StsAction> = {
         caller: caller!.principal,
         callerSecret: caller!.secret,
         callerSession: caller!.session,
+        callerExpiresAt: caller!.expiresAt,
         roleArn: required(params, 'RoleArn'),
         sessionName: required(params, 'RoleSessionName'),
         durationSeconds: duration(params),

@@ -21,6 +21,8 @@ export interface ResolvedCaller {
   secret?: string;
   /** The session's claims, when the caller is a session. */
   session?: SessionClaims;
+  /** When an application credential stops working, with its maker (absent: never). */
+  expiresAt?: Date;
 }
 
 /** Why no caller could be resolved, for the denial line. */
@@ -78,7 +80,7 @@ export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens;
       result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}) };
       return undefined;
     }
-    result.caller = { principal: r.principal, secret: r.secrets[0] };
+    result.caller = { principal: r.principal, secret: r.secrets[0], ...(r.expiresAt ? { expiresAt: r.expiresAt } : {}) };
     return r.secrets;
   };
   return { lookupSecrets, result };

@@ -98,6 +98,8 @@ export async function assumeRole(deps: SessionDeps, input: {
   /** The secret the caller's credential has now (absent for a session caller). */
   callerSecret?: string;
   callerSession?: SessionClaims;
+  /** When the caller's application credential stops working (its own expiry or its maker's); bounds the session. */
+  callerExpiresAt?: Date;
   roleArn: string;
   sessionName: string;
   durationSeconds?: number;
@@ -124,7 +126,9 @@ export async function assumeRole(deps: SessionDeps, input: {
   const scopes = narrowByPolicy(held, input.policy);
   const now = input.now ?? new Date();
   let expiresAt = new Date(now.getTime() + duration * 1000);
+  // Never advertised past the caller's own end: the session would be refused from then on anyway.
   if (callerSession && callerSession.expiresAt < expiresAt) expiresAt = callerSession.expiresAt;
+  if (input.callerExpiresAt && input.callerExpiresAt < expiresAt) expiresAt = input.callerExpiresAt;
   let parent: Parameters<SessionTokens['issue']>[0]['parent'];
   if (callerSession) parent = callerSession.parent;
   else if (input.callerSecret !== undefined) parent = { kind: 'credential', id: caller.accessKeyId, secret: input.callerSecret };

@@ -111,7 +111,7 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
     const { store } = await setup(t);
     await t.throwsAsync(store.createCredential({ tenant: 'nope', name: 'a', scopes: SCOPES }), { instanceOf: NotFoundError });
     await t.throwsAsync(store.createCredential({ tenant: 'acme', name: '', scopes: SCOPES }), { instanceOf: InvalidInputError });
-    await t.throwsAsync(store.createCredential({ tenant: 'acme', name: 'a', scopes: [{ families: ['nope' as 'admin'], bucket: 'b' }] }), { instanceOf: InvalidInputError });
+    await t.throwsAsync(store.createCredential({ tenant: 'acme', name: 'a', scopes: [{ families: ['nope' as 'admin'], bucket: 'bkt' }] }), { instanceOf: InvalidInputError });
   });
 
   test(`${f.engine}: a wrong master key is refused at open, naming both keys' references; the right one opens the secrets`, async (t) => {
