@@ -73,6 +73,11 @@ test('anvil share prints a plain URL that GETs, HEADs and range-reads one object
     // The same capability in the header works too; without it nothing does.
     const cap = new URL(url).searchParams.get('X-Anvil-Capability')!;
     t.is((await fetch(`${tg.gw.url}/${BUCKET}/A/report.txt`, { headers: { 'x-anvil-capability': cap } })).status, 200);
+    // The gateway named by ANVIL_ENDPOINT (remote mode without flags) is the link's gateway too.
+    const fromEnv = await anvil(['share', `s3://${BUCKET}/A/report.txt`], { ...env, ANVIL_ENDPOINT: tg.gw.url });
+    t.is(fromEnv.code, 0, fromEnv.stderr);
+    t.true(fromEnv.stdout.trim().startsWith(`${tg.gw.url}/${BUCKET}/A/report.txt?X-Anvil-Capability=`), fromEnv.stdout);
+    t.is((await fetch(fromEnv.stdout.trim())).status, 200);
     t.is((await fetch(`${tg.gw.url}/${BUCKET}/A/report.txt`)).status, 403);
     // The link names one object: a key that merely starts with its name is not shared.
     t.is((await fetch(link(tg, 'A/report.txt.bak', cap))).status, 403);

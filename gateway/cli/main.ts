@@ -161,6 +161,9 @@ function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: Ab
       // Opened on first use, so argument mistakes a command finds are usage errors even without a store.
       const open = () => (opened.api ??= openTransport(values, io.env, command));
       const api: AdminTransport = {
+        get endpoint() {
+          return open().endpoint;
+        },
         call: (...a) => open().call(...a),
         upload: (...a) => open().upload(...a),
         follow: (...a) => open().follow(...a),

@@ -163,8 +163,9 @@ export const TOKEN_COMMANDS: Command[] = [
     async run(run) {
       const { bucket, key } = parseS3Url(run.args[0]!);
       if (key === '') throw new UsageError('share needs an object key: s3://bucket/key');
-      const base = str(run, 'url') ?? (run.values.endpoint as string | undefined);
-      if (!base) throw new UsageError('share needs --url GATEWAY_URL (or --endpoint) to build the link');
+      // The link's gateway: --url, else the one this command talks to (--endpoint, the profile or ANVIL_ENDPOINT).
+      const base = str(run, 'url') ?? run.api.endpoint;
+      if (!base) throw new UsageError('share needs --url GATEWAY_URL (or --endpoint, a profile or ANVIL_ENDPOINT) to build the link');
       // A share link opens exactly this object, not every key that merely starts with its name.
       const c = await mint(run, { bucket, prefix: key, exact: true, actions: ['read'], expiresAt: timeArg('expires', str(run, 'expires') ?? '1h', 1) });
       const url = `${base.replace(/\/$/, '')}/${enc(bucket)}/${keyPath(key)}?X-Anvil-Capability=${c.capability}`;

@@ -49,6 +49,8 @@ export type FollowRequest =
 
 /** One way of sending admin requests. */
 export interface AdminTransport {
+  /** The gateway URL a remote transport talks to (from --endpoint, the profile or ANVIL_ENDPOINT); absent locally. */
+  readonly endpoint?: string;
   /** Sends one request; resolves with the JSON answer or rejects with AdminRequestError. */
   call(method: string, path: string, options?: { query?: Query; body?: Record<string, unknown> }): Promise<any>;
   /** Sends a file as a text/plain body (streamed in remote mode, never capped by the JSON body limit). */
@@ -282,6 +284,7 @@ export function remoteTransport(options: { endpoint: string; credentials: Creden
   };
   const jsonBody = (body: Record<string, unknown> | undefined) => (body === undefined ? undefined : { text: JSON.stringify(body) });
   return {
+    endpoint: options.endpoint,
     call: (method, path, { query, body } = {}) => send(method, path, query, jsonBody(body ?? (method === 'GET' ? undefined : {}))),
     upload: (method, path, query, file) => send(method, path, query, { file, contentType: 'text/plain; charset=utf-8' }),
     async events(path, query, onEvent, signal) {
