@@ -3,7 +3,8 @@
  * a bucket:admin grant limited to a key prefix can neither delete the bucket (dropping its CORS and tagging and
  * aborting other principals' uploads outside the prefix) nor create one, as AWS applies s3:CreateBucket and
  * s3:DeleteBucket to the bucket ARN only; and deleting a governed bucket needs the authority that turns governance
- * off, so an admin refused `governed:false` cannot lift governance by DeleteBucket + CreateBucket.
+ * off, so an admin refused `governed:false` cannot lift governance by DeleteBucket + CreateBucket. A write still
+ * arriving while its bucket is deleted and created again (by another tenant) never lands in the new bucket.
  */
 import {
   CreateBucketCommand,
@@ -14,10 +15,13 @@ import {
   GetObjectCommand,
   ListMultipartUploadsCommand,
   PutBucketCorsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type TestFn } from 'ava';
+import { request } from 'node:http';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
 import { credential, TENANT } from './helpers/authority.ts';
@@ -109,6 +113,44 @@ test('deleting a governed bucket needs the authority that turns governance off, 
     await tg.s3.send(new DeleteObjectCommand({ Bucket: 'gbuck', Key: 'doc' }));
     t.is(await status(tenantWide, new DeleteBucketCommand({ Bucket: 'gbuck' })), 204);
     tenantWide.destroy();
+  } finally {
+    await tg.close();
+  }
+});
+
+test('a write in flight while its bucket is deleted and created again for another tenant is refused, and lands nowhere', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    for (const name of ['xx', 'yy']) await ok(tg, ROOT, 'POST', '/tenants', { name });
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-b' }));
+    await ok(tg, ROOT, 'PUT', '/buckets/race-b/owner', { tenant: 'xx', reassign: true });
+    const writer = await credential(tg, [{ families: ['object:write'], bucket: 'race-b' }], ROOT, 'xx');
+    const url = new URL(await getSignedUrl(s3(tg, writer), new PutObjectCommand({ Bucket: 'race-b', Key: 'planted' }), { expiresIn: 600 }));
+    // Half the body now; the rest once the bucket is another one.
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 10 } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.write('01234');
+      setTimeout(() => {
+        void (async () => {
+          await tg.s3.send(new DeleteBucketCommand({ Bucket: 'race-b' }));
+          await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-b' }));
+          await ok(tg, ROOT, 'PUT', '/buckets/race-b/owner', { tenant: 'yy', reassign: true });
+        })().then(() => req.end('56789'), reject);
+      }, 1000);
+    });
+    const { status: code, body } = await answer;
+    t.is(code, 404, body);
+    t.regex(body, /<Code>NoSuchBucket<\/Code>/);
+    const listed = await tg.s3.send(new ListObjectsV2Command({ Bucket: 'race-b' }));
+    t.deepEqual((listed.Contents ?? []).map((o) => o.Key), [], 'nothing of the first bucket\'s writer is in the second');
+    // The new bucket takes writes as any bucket does.
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'race-b', Key: 'own', Body: 'y' }));
+    t.is((await tg.s3.send(new ListObjectsV2Command({ Bucket: 'race-b' }))).KeyCount, 1);
   } finally {
     await tg.close();
   }

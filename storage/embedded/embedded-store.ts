@@ -165,9 +165,12 @@ export class EmbeddedStore implements Backend {
 
   async createBucket(name: string): Promise<BucketInfo> {
     const createdAt = Date.now();
-    if ((await this.ctx.index.commit(() => this.q.insertBucket.run(name, createdAt))).changes === 0) {
-      throw new BucketAlreadyExistsError(`bucket ${name} exists`);
-    }
+    const created = await this.ctx.index.commit(() => {
+      const incarnation = Number(this.q.newIncarnation.run().lastInsertRowid);
+      this.q.dropIncarnationsBefore.run(incarnation);
+      return this.q.insertBucket.run(name, createdAt, incarnation).changes;
+    });
+    if (created === 0) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
     return { name, createdAt: new Date(createdAt) };
   }
 
@@ -200,7 +203,7 @@ export class EmbeddedStore implements Backend {
 
   async putObject(input: PutObjectInput): Promise<ObjectMeta> {
     const { ctx } = this;
-    ctx.requireBucket(input.bucket);
+    const bucket = ctx.requireBucket(input.bucket);
     // Checked before the body is read (no point storing what will be refused) and again inside the commit.
     checkWriteConditions(input.writeConditions, this.q.getObject.get(input.bucket, keyBytes(input.key)));
     const small = input.size !== undefined && input.size <= INLINE_MAX;
@@ -222,7 +225,7 @@ export class EmbeddedStore implements Backend {
     let released: string[];
     try {
       released = await ctx.index.commit(() => {
-        ctx.requireBucket(input.bucket);
+        ctx.requireSameBucket(input.bucket, bucket);
         checkWriteConditions(input.writeConditions, this.q.getObject.get(obj.bucket, obj.key));
         return ctx.index.replaceObject(obj, segments);
       });

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS buckets (
   name TEXT PRIMARY KEY,
   created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bucket_incarnations (n INTEGER PRIMARY KEY AUTOINCREMENT);
 CREATE TABLE IF NOT EXISTS objects (
   id INTEGER PRIMARY KEY,
   bucket TEXT NOT NULL,
@@ -150,6 +151,20 @@ export class UnsyncedCommitError extends StorageError {
 const OBJECT_COLUMNS = 'id, bucket, key, size, etag, last_modified, meta, part_sizes, tags';
 
 /**
+ * Adds a column unless the table has it. Worker processes open the index at the same time, so one of two may find it
+ * added meanwhile ("duplicate column name"): that is the outcome wanted.
+ */
+function addColumn(db: Database.Database, table: string, column: string): void {
+  const name = column.split(' ')[0]!;
+  if ((db.pragma(`table_info(${table})`) as Array<{ name: string }>).some((c) => c.name === name)) return;
+  try {
+    db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
+  } catch (err) {
+    if (!/duplicate column name/i.test((err as Error).message)) throw err;
+  }
+}
+
+/**
  * Opens the index with the durability the store relies on, and prepares every statement once. Transactions that find
  * the volume full release `space`'s reserve and run once more, so deletes commit on a full disk.
  */
@@ -159,13 +174,16 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
   // Commits do not wait for the disk inside SQLite (on the event loop); commit() waits for WalSync instead.
   db.pragma('synchronous = NORMAL');
   db.exec(SCHEMA);
-  if (!(db.pragma('table_info(objects)') as Array<{ name: string }>).some((c) => c.name === 'body')) {
-    db.exec('ALTER TABLE objects ADD COLUMN body BLOB');
-  }
+  addColumn(db, 'objects', 'body BLOB');
+  // Which creation of a bucket of this name a row is (bucket_incarnations: AUTOINCREMENT never hands a number out
+  // twice). Buckets made before the column existed keep NULL, itself unlike any later incarnation.
+  addColumn(db, 'buckets', 'incarnation INTEGER');
   const q = {
     listBuckets: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM buckets ORDER BY name'),
-    getBucket: db.prepare<[string], { name: string; created_at: number }>('SELECT name, created_at FROM buckets WHERE name = ?'),
-    insertBucket: db.prepare<[string, number]>('INSERT OR IGNORE INTO buckets (name, created_at) VALUES (?, ?)'),
+    getBucket: db.prepare<[string], { name: string; created_at: number; incarnation: number | null }>('SELECT name, created_at, incarnation FROM buckets WHERE name = ?'),
+    insertBucket: db.prepare<[string, number, number]>('INSERT OR IGNORE INTO buckets (name, created_at, incarnation) VALUES (?, ?, ?)'),
+    newIncarnation: db.prepare<[]>('INSERT INTO bucket_incarnations DEFAULT VALUES'),
+    dropIncarnationsBefore: db.prepare<[number]>('DELETE FROM bucket_incarnations WHERE n < ?'),
     deleteBucket: db.prepare<[string]>('DELETE FROM buckets WHERE name = ?'),
     getBucketConfig: db.prepare<[string, string], { value: string }>('SELECT value FROM bucket_config WHERE bucket = ? AND name = ?'),
     setBucketConfig: db.prepare<[string, string, string]>(

@@ -33,9 +33,23 @@ export class StoreContext {
     private readonly eagerOpenMax = EAGER_OPEN_MAX,
   ) {}
 
-  /** Throws NoSuchBucketError unless the bucket exists. */
-  requireBucket(name: string): void {
-    if (!this.index.q.getBucket.get(name)) throw new NoSuchBucketError(`no bucket ${name}`);
+  /**
+   * Throws NoSuchBucketError unless the bucket exists; returns which creation of the name it is (see
+   * requireSameBucket).
+   */
+  requireBucket(name: string): { incarnation: number | null } {
+    const row = this.index.q.getBucket.get(name);
+    if (!row) throw new NoSuchBucketError(`no bucket ${name}`);
+    return row;
+  }
+
+  /**
+   * Inside a commit: throws NoSuchBucketError unless the bucket is still the one a write found when it started. A
+   * bucket deleted while the body arrived and created again (by another tenant, say) is another bucket: what was
+   * authorized for the first never lands in the second.
+   */
+  requireSameBucket(name: string, found: { incarnation: number | null }): void {
+    if (this.requireBucket(name).incarnation !== found.incarnation) throw new NoSuchBucketError(`bucket ${name} was deleted and created again during the write`);
   }
 
   /** The object row (with its inline body when `withBody`), or NoSuchBucketError / NoSuchKeyError. */

@@ -419,7 +419,7 @@ test.serial('embedded: group commit: each commit is acknowledged only after an f
       await new Promise((r) => setTimeout(r, (i % 12) * 8));
       let committed = -1;
       await index.commit(() => {
-        index.q.insertBucket.run(`bucket-${i}`, Date.now());
+        index.q.insertBucket.run(`bucket-${i}`, Date.now(), i);
         committed = seq++; // the COMMIT follows in this same synchronous call, before any other callback runs
       });
       commits.push({ committed, acknowledged: seq++ });
