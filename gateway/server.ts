@@ -311,6 +311,10 @@ async function startLocked(start: StartState): Promise<Gateway> {
   const server: Server = tlsPair
     ? (createHttpsServer({ ...serverOptions, cert: tlsPair.cert, key: tlsPair.key }) as unknown as Server)
     : createServer(serverOptions);
+  // A client may half-close its side once its request is sent; the answer is still due on the other side (RFC 9112
+  // §9.6 lets the server answer, then close). Node would end the connection at the client's FIN instead, and the
+  // answer to a write that committed would be lost. (Node's own switch for this; it has no constructor option.)
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // A connection's requests run in order, each under the idle timer (gateway/http/connection-guard.ts).
   const handle = guardConnections(app.callback(), { idleTimeoutMs: config.idleTimeoutMs });
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {

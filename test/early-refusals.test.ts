@@ -120,3 +120,23 @@ test.serial('chunked framing that breaks inside a running PUT: answered once, on
   t.is(lines(), linesBefore + 1, 'one access line');
   await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'early', Key: 'broken-chunks' })), { name: 'NotFound' });
 });
+
+test.serial('a client that half-closes once its request is sent still gets the answer: a PUT that committed says so', async (t) => {
+  const u = new URL(tg.gw.url);
+  const halfClosed = (bytes: string) => new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(u.port), u.hostname, () => socket.end(bytes));
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.on('error', reject);
+  });
+  const put = await signRequest({ url: tg.gw.url, method: 'PUT', path: '/early/half-closed', body: 'committed' });
+  const putHead = Object.entries(put.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  const putAnswer = await halfClosed(`PUT ${put.path} HTTP/1.1\r\n${putHead}\r\ncontent-length: 9\r\n\r\ncommitted`);
+  t.true(putAnswer.startsWith('HTTP/1.1 200 '), putAnswer.slice(0, 80));
+  const get = await signRequest({ url: tg.gw.url, method: 'GET', path: '/early/half-closed' });
+  const getHead = Object.entries(get.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  const getAnswer = await halfClosed(`GET ${get.path} HTTP/1.1\r\n${getHead}\r\n\r\n`);
+  t.true(getAnswer.startsWith('HTTP/1.1 200 '), getAnswer.slice(0, 80));
+  t.true(getAnswer.endsWith('\r\n\r\ncommitted'));
+});

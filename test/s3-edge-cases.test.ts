@@ -86,9 +86,10 @@ test('an upload abandoned mid-body is logged with its real outcome, not 200, and
       if (!found) await new Promise((r) => setTimeout(r, 50));
     }
     t.truthy(found, 'an access line for the abandoned upload');
-    // Not 200, nor Koa's default 404 from before the handler decided: the body ended early, a 400 (IncompleteBody).
+    // Not 200, nor Koa's default 404 from before the handler decided: the body ended early, a 400. (The connection
+    // may only be half-closed, so the 400 is written to it; whether it still arrived the gateway cannot tell.)
     t.is(found!.status, 400, JSON.stringify(found));
-    t.is(found!.aborted, true);
+    t.is(tg.logs.filter((l) => l.includes('"msg":"request"') && (l.includes('"key":"half"') || l.includes('"operation":"-"'))).length, 1, 'one access line');
     const stored = await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'gone', Key: 'half' })));
     t.is(stored?.name, 'NotFound');
   } finally {
