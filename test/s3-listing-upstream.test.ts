@@ -6,7 +6,7 @@
  * credential's grants sit between pages and after the last visible key, and KeyCount, IsTruncated and the markers
  * count visible entries only, never naming a hidden one.
  */
-import { CreateBucketCommand, ListObjectsCommand, ListObjectsV2Command, S3Client, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
 import { createServer, request, Agent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -173,5 +173,35 @@ if (minioOrExplain(test, 's3-listing-upstream')) {
     const names = pages.map((p) => [...(p.Contents ?? []).map((c) => c.Key!), ...(p.CommonPrefixes ?? []).map((c) => c.Prefix!)]);
     t.deepEqual(names, [['A'], ['B/'], ['C/'], ['a/'], ['z']]);
     t.deepEqual(pages.map((p) => [p.KeyCount, p.IsTruncated]), [[1, true], [1, true], [1, true], [1, true], [1, false]]);
+  });
+
+  test('a directory object next to an object of its name (`a`, `a/`): start-after and small pages over MinIO walk exactly as the embedded store does', async (t) => {
+    // MinIO answers StartAfter `a/` with MaxKeys 2 as an empty page that is not truncated; the gateway must not stop there.
+    const keys = ['a', 'a/', 'a b', 'a+b', 'a%b', 'a-b', 'a.b', 'a0', 'a~', '_anvilx/y', 'zz/x'];
+    const embedded = await startTestGateway();
+    try {
+      const bucket = 'dir-objects';
+      for (const g of [t.context.tg, embedded]) {
+        await g.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        for (const Key of keys) await g.s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'x' }));
+      }
+      const walk = async (s3: S3Client, MaxKeys: number, Delimiter: string | undefined, StartAfter: string | undefined) => {
+        const names: string[] = [];
+        let token: string | undefined;
+        do {
+          const p = await s3.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys, Delimiter, StartAfter: token ? undefined : StartAfter, ContinuationToken: token }));
+          names.push(...(p.Contents ?? []).map((c) => c.Key!), ...(p.CommonPrefixes ?? []).map((c) => c.Prefix!));
+          token = p.IsTruncated ? p.NextContinuationToken : undefined;
+        } while (token);
+        return names;
+      };
+      for (const [maxKeys, delimiter, startAfter] of [[2, '/', 'a/'], [2, '/', undefined], [1, '/', undefined], [2, undefined, 'a/'], [3, '/', 'a/'], [1000, '/', 'a/']] as const) {
+        const expected = await walk(embedded.s3, maxKeys, delimiter, startAfter);
+        t.deepEqual(await walk(t.context.tg.s3, maxKeys, delimiter, startAfter), expected, `max-keys ${maxKeys}, delimiter ${delimiter}, start-after ${startAfter}`);
+      }
+      t.deepEqual(await walk(embedded.s3, 2, '/', 'a/'), ['a0', 'a~', 'zz/']);
+    } finally {
+      await embedded.close();
+    }
   });
 }

@@ -60,16 +60,25 @@ export async function listObjects(clients: UpstreamClients, layout: Layout, inpu
   let startAfter = after;
   let lastPrefix: string | undefined;
   if (input.limit <= 0) return { entries, isTruncated: false };
-  for (;;) {
-    const page = await listObjectsV2(clients.retrying, {
+  const fetch = (MaxKeys: number) =>
+    listObjectsV2(clients.retrying, {
       Bucket,
       Prefix: base + prefix,
       Delimiter: local ? undefined : delimiter,
       StartAfter: startAfter ? base + startAfter : undefined,
-      MaxKeys: Math.min(MAX_PAGE, input.limit - entries.length + 1),
+      MaxKeys,
     }).catch((err: unknown) => {
-        throw translate(err);
-      });
+      throw translate(err);
+    });
+  for (;;) {
+    const asked = Math.min(MAX_PAGE, input.limit - entries.length + 1);
+    let page = await fetch(asked);
+    // MinIO counts names at StartAfter's own position (a directory object such as `a/` next to an object `a`)
+    // against a small MaxKeys, then answers a short page with IsTruncated false although names follow (StartAfter
+    // `a/`, MaxKeys 2: nothing, not truncated). A short last page after StartAfter is asked again as a whole page.
+    if (startAfter && !page.IsTruncated && asked < MAX_PAGE && (page.Contents?.length ?? 0) + (page.CommonPrefixes?.length ?? 0) < asked) {
+      page = await fetch(MAX_PAGE);
+    }
     const batch: ListEntry[] = [
       ...(page.Contents ?? []).map((o): ListEntry => {
         const key = layout.keyOf(input.bucket, o.Key ?? '');
