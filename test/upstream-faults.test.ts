@@ -12,6 +12,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   ListBucketsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -72,6 +73,64 @@ async function resettingUpstream(): Promise<{ endpoint: string; close: () => Pro
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
+
+/**
+ * An upstream that answers like an empty S3 (every bucket exists and is empty, objects are empty) until `hang()`,
+ * then takes requests and never answers them, like a MinIO that was SIGSTOPped; it counts the requests it swallowed.
+ */
+async function hangingUpstream(): Promise<{ endpoint: string; hang: () => void; swallowed: () => number; close: () => Promise<void> }> {
+  let hung = false;
+  let swallowed = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    if (hung) {
+      swallowed++;
+      return;
+    }
+    const listing = req.method === 'GET' && /[?&]list-type=2/.test(req.url ?? '');
+    const body = req.method === 'GET' && req.url === '/'
+      ? '<?xml version="1.0" encoding="UTF-8"?><ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>'
+      : listing ? '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>' : '';
+    res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), etag: '"d41d8cd98f00b204e9800998ecf8427e"' });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hang: () => {
+      hung = true;
+    },
+    swallowed: () => swallowed,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+test('an upstream that hangs: a read and a listing are each sent once and answered 503 after one timeout, not retried into a second', async (t) => {
+  for (const [what, call] of [
+    ['GetObject', (s3: S3Client) => s3.send(new GetObjectCommand({ Bucket: 'hung', Key: 'k' }))],
+    ['ListObjectsV2', (s3: S3Client) => s3.send(new ListObjectsV2Command({ Bucket: 'hung' }))],
+  ] as const) {
+    const upstream = await hangingUpstream();
+    const tg = await startTestGateway({
+      ANVIL_BACKEND: 'upstream', ANVIL_UPSTREAM_ENDPOINT: upstream.endpoint, ANVIL_UPSTREAM_ACCESS_KEY: 'up', ANVIL_UPSTREAM_SECRET_KEY: 'upstream-secret', ANVIL_UPSTREAM_TIMEOUT_MS: '500',
+    });
+    try {
+      await tg.s3.send(new CreateBucketCommand({ Bucket: 'hung' }));
+      upstream.hang();
+      const client = new S3Client({ endpoint: tg.gw.url, region: 'us-east-1', forcePathStyle: true, credentials: ROOT, maxAttempts: 1 });
+      const err = (await t.throwsAsync(call(client))) as S3ServiceException;
+      t.is(err.$metadata.httpStatusCode, 503, `${what}: ${err.message}`);
+      t.is(upstream.swallowed(), 1, `${what} reached the hung upstream once`);
+      client.destroy();
+    } finally {
+      await tg.close();
+      await upstream.close();
+    }
+  }
+});
 
 test('an upstream that answers 507 and resets the connection under the body: the client gets the 507, not a retried reset', async (t) => {
   const upstream = await resettingUpstream();

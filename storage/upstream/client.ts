@@ -6,6 +6,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent, type AgentOptions } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { RetryStrategyV2, RetryToken } from '@smithy/types';
+import { timedOut } from './errors.ts';
 import { LeanClient } from './lean.ts';
 
 /**
@@ -27,7 +29,7 @@ export interface UpstreamConfig {
 
 /** The clients and the timeout they were built with. */
 export interface UpstreamClients {
-  /** Retries at most once more, so a dead upstream answers within about one timeout. */
+  /** Retries at most once more, never after a timeout, so a dead or hung upstream answers within about one timeout. */
   retrying: S3Client;
   /** Sends streamed bodies: a single attempt, no whole-request timer (only connect and idle timeouts). */
   streaming: S3Client;
@@ -84,6 +86,23 @@ function agents(): { httpAgent: HttpAgent; httpsAgent: HttpsAgent } {
   return { httpAgent: wrap(new HttpAgent(options)), httpsAgent: wrap(new HttpsAgent(options)) };
 }
 
+/**
+ * The retrying client's strategy: one more attempt after a transient, throttling or server failure, as the SDK's
+ * standard strategy makes it, but none after a timeout, so a hung upstream is answered 503 after one timeout, not
+ * two (a second attempt at a silent upstream only waits as long again).
+ */
+function oneRetryUnlessTimedOut(): RetryStrategyV2 {
+  const token = (count: number, delay: number): RetryToken => ({ getRetryCount: () => count, getRetryDelay: () => delay });
+  return {
+    acquireInitialRetryToken: async () => token(0, 0),
+    async refreshRetryTokenForRetry(previous, info) {
+      if (previous.getRetryCount() >= 1 || info.errorType === 'CLIENT_ERROR' || timedOut(info.error)) throw info.error ?? new Error('not retried');
+      return token(1, Math.random() * 100);
+    },
+    recordSuccess: () => {},
+  };
+}
+
 /** Builds both clients from the gateway's upstream settings. */
 export function createClients(config: UpstreamConfig): UpstreamClients {
   // The SDK warns about Node 20 on every client creation; the gateway supports Node 20 on purpose.
@@ -100,6 +119,7 @@ export function createClients(config: UpstreamConfig): UpstreamClients {
       credentials: config.accessKey && config.secretKey ? { accessKeyId: config.accessKey, secretAccessKey: config.secretKey } : undefined,
       forcePathStyle: config.forcePathStyle,
       maxAttempts,
+      ...(maxAttempts > 1 ? { retryStrategy: oneRetryUnlessTimedOut() } : {}),
       // Checksums are the gateway's business (it verified the client's); the SDK adding its own costs CPU and
       // would store checksums on objects the client never asked for.
       requestChecksumCalculation: 'WHEN_REQUIRED',

@@ -145,3 +145,9 @@ function isNetworkError(err: unknown): boolean {
   if (typeof e?.errno === 'number' || (e?.cause && NETWORK.has(e.cause.code ?? ''))) return true;
   return /socket hang up|ECONNREFUSED|ECONNRESET|connect/i.test(e?.message ?? '');
 }
+
+/** True when a request used up its whole timeout (ANVIL_UPSTREAM_TIMEOUT_MS): the SDK's and lean.ts's TimeoutError. */
+export function timedOut(err: unknown): boolean {
+  const e = err as { name?: string; code?: string } | undefined;
+  return e?.name === 'TimeoutError' || e?.code === 'ETIMEDOUT';
+}

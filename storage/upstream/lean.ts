@@ -13,6 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Location } from './layout.ts';
+import { timedOut } from './errors.ts';
 import { escapeUri as escape, LeanSigner } from './lean-signer.ts';
 
 /** SHA-256 of the empty payload: what a bodiless request signs. */
@@ -293,6 +294,7 @@ export class LeanClient {
 /** A failure worth one more attempt of a replayable request: no answer at all, or a transient status. */
 function retryable(err: unknown): boolean {
   const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-  if (status === undefined) return (err as Error)?.name !== 'AbortError';
+  // A timeout is not asked again: a silent upstream would only keep the client waiting one more timeout.
+  if (status === undefined) return (err as Error)?.name !== 'AbortError' && !timedOut(err);
   return RETRYABLE_STATUS.has(status) || (err as Error).name === 'SlowDown';
 }
