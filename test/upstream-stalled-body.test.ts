@@ -7,8 +7,11 @@
  */
 import { CreateBucketCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
+import { startTestGateway } from './helpers/gateway.ts';
+import { directClient, minioOrExplain, startMinio, upstreamEnv } from './helpers/minio.ts';
+import { signedSend } from './helpers/raw.ts';
 import { RawConnection, signedRequestBytes } from './helpers/raw-socket.ts';
 
 const test = anyTest as TestFn<unknown>;
@@ -57,3 +60,31 @@ onEachBackend(
   },
   { ANVIL_IDLE_TIMEOUT_MS: String(IDLE_MS), ANVIL_UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS) },
 );
+
+if (minioOrExplain(test, 'upstream-stalled-body (prefix mapping)')) {
+  test('prefix mapping: a small body that fails its check while the bucket is checked is answered at once, not after the upstream timeout', async (t) => {
+    const minio = await startMinio();
+    await directClient(minio).send(new CreateBucketCommand({ Bucket: 'shared-stall' }));
+    // An upstream timeout no test waits out: a body the upstream waited for would hang the request.
+    const gw = await startTestGateway(upstreamEnv(minio, { ANVIL_UPSTREAM_MAPPING: 'prefix', ANVIL_UPSTREAM_BUCKET: 'shared-stall', ANVIL_UPSTREAM_TIMEOUT_MS: '600000' }));
+    const withinSeconds = <T>(p: Promise<T>, what: string) =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within 20 s`)), 20_000).unref())]);
+    try {
+      await gw.s3.send(new CreateBucketCommand({ Bucket: 'checked' }));
+      const up = await gw.s3.send(new CreateMultipartUploadCommand({ Bucket: 'checked', Key: 'mp' }));
+      const otherHash = createHash('sha256').update('another body').digest('hex');
+      for (const [what, query] of [['PutObject', undefined], ['UploadPart', { partNumber: '1', uploadId: up.UploadId! }]] as const) {
+        const res = await withinSeconds(signedSend({ url: gw.gw.url, method: 'PUT', path: '/checked/mp', query, body: Buffer.from('abc'), payloadHash: otherHash }), what);
+        t.is(res.status, 400, `${what}: ${res.body}`);
+        t.regex(res.body, /<Code>XAmzContentSHA256Mismatch<\/Code>/, what);
+      }
+      const crc = await withinSeconds(signedSend({ url: gw.gw.url, method: 'PUT', path: '/checked/crc', body: Buffer.from('abc'), headers: { 'x-amz-checksum-crc32': 'AAAAAA==' } }), 'bad CRC32');
+      t.is(crc.status, 400, crc.body);
+      t.regex(crc.body, /<Code>BadDigest<\/Code>/);
+      await t.throwsAsync(gw.s3.send(new HeadObjectCommand({ Bucket: 'checked', Key: 'crc' })), { name: 'NotFound' });
+    } finally {
+      await gw.close();
+      await minio.close();
+    }
+  });
+}

@@ -95,6 +95,11 @@ export interface SendBodyOptions<T> {
  * holds (see LengthGuard), so no client input can become an unhandled 'error' event.
  */
 export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Promise<T> {
+  // A body can fail before it is sent: a small one arrives whole while the write first checks its bucket, and its
+  // verifier fails it at once. Piping an errored stream passes nothing on, so the upstream would wait for a body
+  // until its timeout.
+  if (body.errored) throw body.errored;
+  if (body.destroyed) throw new IncompleteBodyError('the body ended before it could be sent');
   const controller = new AbortController();
   let failure: Error | undefined;
   const guard = new LengthGuard(size, (err) => {
