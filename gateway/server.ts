@@ -350,8 +350,8 @@ async function startLocked(start: StartState): Promise<Gateway> {
   let closed: Promise<void> | undefined;
   let cutOff = 0;
   const closeStores = () => opened.closeAll();
-  const stopListening = () =>
-    Promise.all([server, ...(health ? [health] : [])].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  const closeListener = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+  const stopListening = () => Promise.all([server, ...(health ? [health] : [])].map(closeListener));
 
   return {
     server,
@@ -371,7 +371,9 @@ async function startLocked(start: StartState): Promise<Gateway> {
       closed ??= (async () => {
         draining = true;
         logger.info({ inFlight, timeoutMs }, 'shutting down: no new connections; requests in flight may finish');
-        const stopped = stopListening();
+        // The S3 port takes no new connection; the health address goes on answering (ready: 503) until the end, so
+        // a probe sees the drain instead of a refused connection.
+        const stopped = closeListener(server);
         const deadline = Date.now() + timeoutMs;
         while (inFlight > 0 && Date.now() < deadline) {
           server.closeIdleConnections();
@@ -380,8 +382,12 @@ async function startLocked(start: StartState): Promise<Gateway> {
         cutOff = inFlight;
         if (cutOff > 0) logger.warn({ requests: cutOff }, 'shutdown timeout: cutting off requests still in flight');
         server.closeAllConnections();
-        health?.closeAllConnections();
         await stopped;
+        if (health) {
+          const healthStopped = closeListener(health);
+          health.closeAllConnections();
+          await healthStopped;
+        }
         await closeStores();
         logger.info('stopped');
       })();

@@ -71,6 +71,39 @@ test('health: live and ready on both ports, unauthenticated, no denial line; rea
   }
 });
 
+test('shutdown: the health address answers ready 503 while requests drain, then closes; the S3 port takes no new connection', async (t) => {
+  if (TEST_WORKERS > 1) return t.pass('the drain runs in each worker process; test/shutdown.test.ts covers SIGTERM with workers');
+  const tg = await startTestGateway({ ANVIL_HEALTH_ADDRESS: '127.0.0.1:0' });
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'draining' }));
+    const url = new URL(await getSignedUrl(tg.s3, new PutObjectCommand({ Bucket: 'draining', Key: 'slow' }), { expiresIn: 300 }));
+    // A PUT in flight: half its body now, the rest once the drain has been seen.
+    const { request } = await import('node:http');
+    let finish!: () => void;
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 8 } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.write('half');
+      finish = () => req.end('done');
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = tg.gw.shutdown(30_000);
+    const ready = await fetch(`${tg.gw.healthUrl}/_anvil/health/ready`);
+    t.is(ready.status, 503, 'not ready from the moment the shutdown began');
+    t.is((await fetch(`${tg.gw.healthUrl}/_anvil/health/live`)).status, 200);
+    await t.throwsAsync(fetch(`${tg.gw.url}/_anvil/health/live`), undefined, 'the S3 port takes no new connection');
+    finish();
+    t.is(await answered, 200, 'the request in flight finished');
+    t.is(await stopped, 0);
+    await t.throwsAsync(fetch(`${tg.gw.healthUrl}/_anvil/health/live`), undefined, 'closed once stopped');
+  } finally {
+    await tg.close();
+  }
+});
+
 test('metrics: refused without the token or the admin family (with a denial line), scraped and parsed otherwise', async (t) => {
   const tg = await startTestGateway({ ANVIL_METRICS_TOKEN: TOKEN });
   try {
