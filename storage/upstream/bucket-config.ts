@@ -51,16 +51,21 @@ export class BucketConfig {
     for (const key of [...this.cache.keys()]) if (key.startsWith(`${bucket}/`)) this.cache.delete(key);
   }
 
-  /** Stores the document, or removes it when `value` is undefined. */
+  /**
+   * Stores the document, or removes it when `value` is undefined. A document stored while the bucket was re-created
+   * is removed again and NoSuchBucketError thrown: one tenant's CORS rules never configure another's bucket.
+   */
   async set(bucket: string, name: string, value: string | undefined): Promise<void> {
-    await this.buckets.writable(bucket);
+    const started = await this.buckets.writable(bucket);
     const loc = this.layout.object(bucket, CONFIG + name);
     this.cache.delete(`${bucket}/${name}`);
+    let etag: string;
     try {
-      if (value === undefined) await this.clients.retrying.send(new DeleteObjectCommand(loc));
-      else await this.clients.retrying.send(new PutObjectCommand({ ...loc, Body: value, ContentType: 'application/octet-stream' }));
+      if (value === undefined) return void (await this.clients.retrying.send(new DeleteObjectCommand(loc)));
+      etag = (await this.clients.retrying.send(new PutObjectCommand({ ...loc, Body: value, ContentType: 'application/octet-stream' }))).ETag ?? '';
     } catch (err) {
       throw translate(err);
     }
+    await this.buckets.confirmObject(bucket, started, { key: CONFIG + name, etag });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Gateway buckets upstream: real upstream buckets (bucket mapping) or marker objects in the shared bucket (prefix
  * mapping, see layout.ts). Deleting a bucket checks emptiness the contract's way (objects outside `_anvil/`, upload
- * records) and then clears the backend's own records before removing the bucket.
+ * records) and then clears the backend's own records before removing the bucket. Creating one gives it a new
+ * incarnation (incarnation.ts), which every write that creates data checks once the upstream acknowledged it.
  */
 import {
   CreateBucketCommand,
@@ -11,12 +12,12 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
-  PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import type { BucketInfo } from '../backend.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
+import { readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
 import { listObjectsV2 } from './listing.ts';
 
@@ -31,6 +32,8 @@ export function isNotFound(err: unknown): boolean {
 /** Bucket operations for one layout. */
 export class Buckets {
   private readonly seen = new Map<string, { info: BucketInfo; at: number }>();
+  /** Incarnations read or written lately (bucket mapping), the value a write starts under; see writable(). */
+  private readonly incarnations = new Map<string, { value: string; at: number }>();
 
   constructor(
     private readonly clients: UpstreamClients,
@@ -58,14 +61,11 @@ export class Buckets {
   }
 
   async create(name: string): Promise<BucketInfo> {
-    this.seen.delete(name);
+    this.forget(name);
     try {
-      if (this.layout.mapping === 'bucket') {
-        await this.clients.retrying.send(new CreateBucketCommand({ Bucket: this.layout.bucketOf(name) }));
-      } else {
-        // If-None-Match: * makes the marker's creation the atomic "name is free" check.
-        await this.clients.retrying.send(new PutObjectCommand({ ...this.layout.marker(name), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
-      }
+      // Bucket mapping: CreateBucket is the atomic "name is free" check (a crash before the tag leaves "none").
+      if (this.layout.mapping === 'bucket') await this.clients.retrying.send(new CreateBucketCommand({ Bucket: this.layout.bucketOf(name) }));
+      this.incarnations.set(name, { value: await writeIncarnation(this.clients, this.layout, name), at: Date.now() });
     } catch (err) {
       if (faultStatus(err) === 412 || faultStatus(err) === 409) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
       throw translate(err);
@@ -105,18 +105,57 @@ export class Buckets {
   }
 
   /**
-   * Throws NoSuchBucketError unless a write may create data in the bucket. With bucket mapping the upstream itself
-   * refuses a write into a missing bucket (and the backend then forgets it), so the cache may answer. With prefix
-   * mapping nothing upstream would: the shared bucket exists whatever became of the marker, so a stale cache entry
-   * would let a write land in a deleted bucket, and the marker is asked every time.
+   * The incarnation a write that creates data starts under (pass it to confirm() once the upstream acknowledged the
+   * write); NoSuchBucketError unless the bucket exists. With prefix mapping nothing upstream refuses a write into a
+   * missing bucket (the shared bucket exists whatever became of the marker), so the marker is asked every time, and
+   * its ETag is the incarnation. With bucket mapping the upstream refuses such writes itself, so a recent value may
+   * answer: one older than the request only makes confirm() stricter (a bucket re-created elsewhere since then
+   * fails the write once, and the next one reads afresh).
    */
-  async writable(name: string): Promise<void> {
-    await this.head(name, { fresh: this.layout.mapping === 'prefix' });
+  async writable(name: string): Promise<string> {
+    const known = this.incarnations.get(name);
+    if (this.layout.mapping === 'bucket' && known && Date.now() - known.at < EXISTS_TTL_MS) return known.value;
+    return this.readIncarnation(name);
+  }
+
+  /**
+   * Returns when the bucket's incarnation is still `started` (from writable()) after a write; otherwise runs
+   * `undo`, which removes what the write created, and throws NoSuchBucketError: the write was authorized against a
+   * bucket that has since been deleted (and perhaps created again for someone else). One upstream request.
+   */
+  async confirm(name: string, started: string, undo: () => Promise<void>): Promise<void> {
+    const now = await this.readIncarnation(name).catch((err: unknown) => {
+      if (err instanceof NoSuchBucketError) return undefined;
+      throw err;
+    });
+    if (now === started) return;
+    await undo();
+    this.forget(name);
+    throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
+  }
+
+  /** confirm() for a write that created `key` with `etag`, undone only while the key still holds that version. */
+  confirmObject(name: string, started: string, written: { key: string; etag: string }): Promise<void> {
+    const loc = this.layout.object(name, written.key);
+    return this.confirm(name, started, () => removeIfUnchanged(this.clients, loc, written.etag));
+  }
+
+  /** The incarnation as the upstream has it now, remembered for writable(); NoSuchBucketError when the bucket is gone. */
+  private async readIncarnation(name: string): Promise<string> {
+    try {
+      const value = await readIncarnation(this.clients, this.layout, name);
+      this.incarnations.set(name, { value, at: Date.now() });
+      return value;
+    } catch (err) {
+      if (err instanceof NoSuchBucketError) this.forget(name);
+      throw err;
+    }
   }
 
   /** Drops what the cache knows of a bucket: the upstream answered that it does not exist. */
   forget(name: string): void {
     this.seen.delete(name);
+    this.incarnations.delete(name);
   }
 
   /**
@@ -125,7 +164,7 @@ export class Buckets {
    */
   async delete(name: string, abortUploads: () => Promise<void>): Promise<void> {
     await this.head(name);
-    this.seen.delete(name);
+    this.forget(name);
     const s3 = this.clients.retrying;
     const Bucket = this.layout.bucketOf(name);
     const base = this.layout.prefixOf(name);

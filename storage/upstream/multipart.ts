@@ -63,8 +63,12 @@ export class Multipart {
     }
   }
 
+  /**
+   * CreateMultipartUpload and its record. An upload is something the bucket's owner sees (ListMultipartUploads):
+   * when the bucket was re-created meanwhile it is aborted and NoSuchBucketError thrown (Buckets.confirm).
+   */
   async create(input: CreateUploadInput): Promise<UploadInfo> {
-    await this.buckets.writable(input.bucket);
+    const started = await this.buckets.writable(input.bucket);
     const s3 = this.clients.retrying;
     const out = await this.call(() =>
       s3.send(
@@ -88,6 +92,10 @@ export class Multipart {
       await s3.send(new AbortMultipartUploadCommand({ ...this.layout.object(input.bucket, input.key), UploadId: uploadId })).catch(() => {});
       throw translate(err);
     }
+    await this.buckets.confirm(input.bucket, started, async () => {
+      await s3.send(new AbortMultipartUploadCommand({ ...this.layout.object(input.bucket, input.key), UploadId: uploadId })).catch(() => {});
+      await this.dropRecord(input.bucket, input.key, uploadId);
+    });
     return { key: input.key, uploadId, initiated, ...(input.checksum ? { checksum: input.checksum } : {}) };
   }
 
@@ -174,16 +182,17 @@ export class Multipart {
     }
   }
 
-  /** Completes upstream and drops the record; the caller reads the new object's metadata. */
-  async complete(input: CompleteUploadInput): Promise<void> {
+  /** Completes upstream and drops the record; the new object's ETag (the caller reads its metadata). */
+  async complete(input: CompleteUploadInput): Promise<string> {
     for (let i = 1; i < input.parts.length; i++) {
       if (input.parts[i]!.partNumber <= input.parts[i - 1]!.partNumber) throw new InvalidPartOrderError('parts are not in ascending order');
     }
     const algorithm = input.parts.some((p) => p.checksum !== undefined)
       ? (await this.readRecord(input.bucket, input.key, input.uploadId))?.checksum?.algorithm
       : undefined;
+    let etag: string;
     try {
-      await this.clients.retrying.send(
+      const out = await this.clients.retrying.send(
         new CompleteMultipartUploadCommand({
           ...this.layout.object(input.bucket, input.key),
           UploadId: input.uploadId,
@@ -192,10 +201,12 @@ export class Multipart {
           ...(input.checksum ? { [checksumField(input.checksum.algorithm)]: input.checksum.value, ChecksumType: input.checksum.type ?? 'FULL_OBJECT' } : {}),
         }),
       );
+      etag = normalizeEtag(out.ETag ?? '');
     } catch (err) {
       throw (await this.missingPartChecksum(err, input)) ?? translate(err);
     }
     await this.dropRecord(input.bucket, input.key, input.uploadId);
+    return etag;
   }
 
   /**

@@ -219,8 +219,9 @@ const COPY_PART = 5 * 1024 ** 3;
  * CompleteMultipartUpload: so the copy runs as a server-side multipart copy whose completion carries the
  * conditions, atomic upstream. The copy then has a multipart ETag (`…-N`); a source's FULL_OBJECT CRC checksum
  * is stored with it as a plain CopyObject keeps it, its parts then streamed through the gateway (copyPartThrough). Metadata and tags follow the directives.
+ * Resolves to the new object's ETag.
  */
-export async function conditionalCopy(clients: UpstreamClients, layout: Layout, input: CopyObjectInput): Promise<void> {
+export async function conditionalCopy(clients: UpstreamClients, layout: Layout, input: CopyObjectInput): Promise<string> {
   const s3 = clients.retrying;
   const src = layout.object(input.source.bucket, input.source.key);
   const dest = layout.object(input.dest.bucket, input.dest.key);
@@ -257,9 +258,10 @@ export async function conditionalCopy(clients: UpstreamClients, layout: Layout, 
       );
       parts.push({ PartNumber: n, ETag: out.CopyPartResult?.ETag });
     }
-    await call(() =>
+    const out = await call(() =>
       s3.send(new CompleteMultipartUploadCommand({ ...dest, UploadId: uploadId, MultipartUpload: { Parts: parts }, ...writeConditionFields(input.writeConditions), ...fullObjectCompletion(checksum) })),
     );
+    return normalizeEtag(out.ETag ?? '');
   } catch (err) {
     await s3.send(new AbortMultipartUploadCommand({ ...dest, UploadId: uploadId })).catch(() => {});
     throw err;

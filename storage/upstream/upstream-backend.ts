@@ -166,9 +166,12 @@ export class UpstreamBackend implements Backend {
     return sendableWriteConditions(c, () => this.headObject(bucket, key));
   }
 
-  /** With prefix mapping nothing upstream refuses a write into a missing bucket, so ask first (Buckets.writable). */
-  private async writable(bucket: string): Promise<void> {
-    if (this.layout.mapping === 'prefix') await this.buckets.writable(bucket);
+  /**
+   * The incarnation a write that creates data starts under; NoSuchBucketError when the bucket is missing (with
+   * prefix mapping nothing upstream would refuse the write). See Buckets.writable and incarnation.ts.
+   */
+  private writable(bucket: string): Promise<string> {
+    return this.buckets.writable(bucket);
   }
 
   /** Deletes and listings create nothing: with prefix mapping the cached answer is enough to refuse a missing bucket. */
@@ -176,8 +179,15 @@ export class UpstreamBackend implements Backend {
     if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
   }
 
+  /** PutObject; once the upstream acknowledged it, refused and undone if the bucket was re-created meanwhile. */
   async putObject(original: PutObjectInput): Promise<ObjectMeta> {
-    await this.writable(original.bucket);
+    const started = await this.writable(original.bucket);
+    const meta = await this.putStarted(original);
+    await this.buckets.confirmObject(original.bucket, started, meta);
+    return meta;
+  }
+
+  private async putStarted(original: PutObjectInput): Promise<ObjectMeta> {
     const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
     const common = {
       ...this.layout.object(input.bucket, input.key),
@@ -350,7 +360,7 @@ export class UpstreamBackend implements Backend {
 
   async copyObject(original: CopyObjectInput): Promise<ObjectMeta> {
     const { dest } = original;
-    await this.writable(dest.bucket);
+    const started = await this.writable(dest.bucket);
     const { bucket, key } = original.source;
     const sourceConditions = (await sendableConditions(original.source.conditions, () => this.headObject(bucket, key), 'copy')).conditions;
     const input = {
@@ -359,15 +369,24 @@ export class UpstreamBackend implements Backend {
       writeConditions: await this.sendableWrite(original.writeConditions, dest.bucket, dest.key),
     };
     const { source } = input;
+    let etag: string;
     if (input.writeConditions) {
-      await conditionalCopy(this.clients, this.layout, input).catch(async (err: unknown) => {
+      etag = await conditionalCopy(this.clients, this.layout, input).catch(async (err: unknown) => {
         if (err instanceof NoSuchKeyError && input.writeConditions?.ifMatch === undefined) throw await this.missing(err, source.bucket, source.key);
         throw await this.conditionFailure(err, input.writeConditions, dest.bucket, dest.key);
       });
-      return this.headObject(dest.bucket, dest.key);
+    } else {
+      etag = await this.plainCopy(input);
     }
+    await this.buckets.confirmObject(dest.bucket, started, { key: dest.key, etag });
+    return this.headObject(dest.bucket, dest.key);
+  }
+
+  /** A CopyObject without destination conditions, server-side upstream; the new object's ETag. */
+  private async plainCopy(input: CopyObjectInput): Promise<string> {
+    const { source, dest } = input;
     try {
-      await this.clients.retrying.send(
+      const out = await this.clients.retrying.send(
         new CopyObjectCommand({
           ...this.layout.object(dest.bucket, dest.key),
           CopySource: this.layout.copySource(source.bucket, source.key),
@@ -378,10 +397,10 @@ export class UpstreamBackend implements Backend {
           ...copyConditionFields(source.conditions),
         }),
       );
+      return normalizeEtag(out.CopyObjectResult?.ETag ?? '');
     } catch (err) {
       throw await this.missing(err, source.bucket, source.key);
     }
-    return this.headObject(dest.bucket, dest.key);
   }
 
   listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
@@ -437,10 +456,12 @@ export class UpstreamBackend implements Backend {
     return this.multipart.uploadPartCopy(input);
   }
   async completeMultipartUpload(original: CompleteUploadInput): Promise<ObjectMeta> {
+    const started = await this.writable(original.bucket);
     const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
-    await this.multipart.complete(input).catch(async (err: unknown) => {
+    const etag = await this.multipart.complete(input).catch(async (err: unknown) => {
       throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
     });
+    await this.buckets.confirmObject(input.bucket, started, { key: input.key, etag });
     return this.headObject(input.bucket, input.key);
   }
   abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
