@@ -27,6 +27,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { createClients } from '../storage/upstream/client.ts';
+import { removeIfUnchanged } from '../storage/upstream/incarnation.ts';
 import { ok } from './helpers/admin.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
@@ -185,6 +187,30 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
       }
     });
   }
+
+  test.serial('undoing a refused write removes only the version it wrote, never a newer one at the same key', async (t) => {
+    const { minio, upstream } = t.context;
+    const bucket = `undo-${randomBytes(3).toString('hex')}`;
+    await upstream.send(new CreateBucketCommand({ Bucket: bucket }));
+    const clients = createClients({ endpoint: minio.endpoint, region: 'us-east-1', accessKey: minio.accessKey, secretKey: minio.secretKey, forcePathStyle: true, mapping: 'bucket', requestTimeoutMs: 3000 });
+    try {
+      const loc = { Bucket: bucket, Key: 'k' };
+      const mine = await upstream.send(new PutObjectCommand({ ...loc, Body: 'the refused write' }));
+      await upstream.send(new PutObjectCommand({ ...loc, Body: 'a newer write' }));
+      await removeIfUnchanged(clients, loc, mine.ETag!);
+      t.is(await text(upstream, bucket, 'k'), 'a newer write', 'the newer object stays');
+      const newer = await upstream.send(new PutObjectCommand({ ...loc, Body: 'written, then refused' }));
+      await removeIfUnchanged(clients, loc, newer.ETag!);
+      await refusedWith(t, 'the refused write is gone', upstream.send(new GetObjectCommand(loc)), 'NoSuchKey', 404);
+      await removeIfUnchanged(clients, loc, newer.ETag!);
+      t.pass('removing what is already gone is no error');
+    } finally {
+      clients.retrying.destroy();
+      clients.streaming.destroy();
+      clients.probe.destroy();
+      clients.lean.close();
+    }
+  });
 
   test.serial('bucket mapping: a bucket created before incarnations (no incarnation tag) still takes writes', async (t) => {
     const bucket = `legacy-${randomBytes(3).toString('hex')}`;
