@@ -23,6 +23,8 @@ import { listObjectsV2 } from './listing.ts';
 
 /** How long a bucket seen to exist is trusted without asking again (prefix mapping checks it before writes). */
 const EXISTS_TTL_MS = 5_000;
+/** How long confirm() waits before asking a changed incarnation a second time. */
+const CONFIRM_RETRY_MS = 100;
 
 /** True when an SDK error says "not found" (HEAD answers carry no error code, only 404). */
 export function isNotFound(err: unknown): boolean {
@@ -124,11 +126,17 @@ export class Buckets {
    * bucket that has since been deleted (and perhaps created again for someone else). One upstream request.
    */
   async confirm(name: string, started: string, undo: () => Promise<void>): Promise<void> {
-    const now = await this.readIncarnation(name).catch((err: unknown) => {
-      if (err instanceof NoSuchBucketError) return undefined;
-      throw err;
-    });
-    if (now === started) return;
+    const now = () =>
+      this.readIncarnation(name).catch((err: unknown) => {
+        if (err instanceof NoSuchBucketError) return undefined;
+        throw err;
+      });
+    if ((await now()) === started) return;
+    // Asked once more before the write is undone: once, in a full test run under load, a write into a bucket this
+    // backend had just created and tagged was refused (cause not pinned down; a stale tag-set answer from MinIO is
+    // the likely one). A bucket really created again differs the second time as well.
+    await new Promise((resolve) => setTimeout(resolve, CONFIRM_RETRY_MS));
+    if ((await now()) === started) return;
     await undo();
     this.forget(name);
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);

@@ -76,9 +76,10 @@ export async function readIncarnation(clients: UpstreamClients, layout: Layout, 
   } catch (err) {
     const status = faultStatus(err) ?? 0;
     if (faultCode(err) === 'NoSuchBucket' || (layout.mapping === 'prefix' && status === 404)) throw new NoSuchBucketError(`bucket ${bucket} does not exist`);
-    // No tag set (NoSuchTagSet), or an upstream that keeps no bucket tags or does not let this credential read them:
-    // the bucket has no incarnation, as one from before incarnations.
-    if (layout.mapping === 'bucket' && status >= 400 && status < 500) return NO_INCARNATION;
+    // No tag set (NoSuchTagSet, or another 404 than NoSuchBucket), or an upstream that keeps no bucket tags (501) or
+    // does not let this credential read them (403): no incarnation, as a bucket from before incarnations. Any other
+    // answer is an error of its own, never taken for "none".
+    if (layout.mapping === 'bucket' && [403, 404, 501].includes(status)) return NO_INCARNATION;
     throw translate(err);
   }
 }
