@@ -233,6 +233,28 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
     }
   });
 
+  test.serial('bucket mapping, two nodes: a bucket created again on one node a while before a write through the other is no refusal there', async (t) => {
+    const bucket = `twonode-${randomBytes(3).toString('hex')}`;
+    const a = (await gatewayFor(t, 'bucket')).tg;
+    const b = (await gatewayFor(t, 'bucket')).tg;
+    try {
+      await a.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      // Node b writes, and so holds the first incarnation in its few-seconds cache.
+      await b.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'first', Body: 'one' }));
+      await a.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'first' }));
+      await a.s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+      await a.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      // Well after the re-creation (more than the clock margin between nodes), a write through b: the bucket it
+      // finds is the one that existed when the write started, so the write stands.
+      await new Promise((r) => setTimeout(r, 1500));
+      await b.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'second', Body: 'two' }));
+      t.deepEqual(await upstreamKeys(t, bucket), ['second']);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test.serial('prefix mapping: a bucket whose marker is empty (from before incarnations) still takes writes', async (t) => {
     const { tg, shared } = await gatewayFor(t, 'prefix');
     try {

@@ -17,7 +17,7 @@ import type { BucketInfo } from '../backend.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
-import { readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
+import { createdBefore, NO_INCARNATION, readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
 import { listObjectsV2 } from './listing.ts';
 
@@ -25,6 +25,13 @@ import { listObjectsV2 } from './listing.ts';
 const EXISTS_TTL_MS = 5_000;
 /** How long confirm() waits before asking a changed incarnation a second time. */
 const CONFIRM_RETRY_MS = 100;
+
+/** What a write that creates data started under: the bucket's incarnation then, and when it started. */
+export interface WriteStart {
+  incarnation: string;
+  /** Epoch milliseconds. */
+  at: number;
+}
 
 /** True when an SDK error says "not found" (HEAD answers carry no error code, only 404). */
 export function isNotFound(err: unknown): boolean {
@@ -114,10 +121,11 @@ export class Buckets {
    * answer: one older than the request only makes confirm() stricter (a bucket re-created elsewhere since then
    * fails the write once, and the next one reads afresh).
    */
-  async writable(name: string): Promise<string> {
+  async writable(name: string): Promise<WriteStart> {
+    const at = Date.now();
     const known = this.incarnations.get(name);
-    if (this.layout.mapping === 'bucket' && known && Date.now() - known.at < EXISTS_TTL_MS) return known.value;
-    return this.readIncarnation(name);
+    if (this.layout.mapping === 'bucket' && known && at - known.at < EXISTS_TTL_MS) return { incarnation: known.value, at };
+    return { incarnation: await this.readIncarnation(name), at };
   }
 
   /**
@@ -125,25 +133,29 @@ export class Buckets {
    * `undo`, which removes what the write created, and throws NoSuchBucketError: the write was authorized against a
    * bucket that has since been deleted (and perhaps created again for someone else). One upstream request.
    */
-  async confirm(name: string, started: string, undo: () => Promise<void>): Promise<void> {
+  async confirm(name: string, started: WriteStart, undo: () => Promise<void>): Promise<void> {
     const now = () =>
       this.readIncarnation(name).catch((err: unknown) => {
         if (err instanceof NoSuchBucketError) return undefined;
         throw err;
       });
-    if ((await now()) === started) return;
+    // The same bucket; or one without an incarnation (its upstream keeps no tags for it: unprotected, as the README
+    // says); or, with a value from this node's cache, a bucket created again elsewhere before the write started.
+    const holds = (value: string | undefined) =>
+      value !== undefined && (value === started.incarnation || value === NO_INCARNATION || createdBefore(value, started.at));
+    if (holds(await now())) return;
     // Asked once more before the write is undone: once, in a full test run under load, a write into a bucket this
     // backend had just created and tagged was refused (cause not pinned down; a stale tag-set answer from MinIO is
     // the likely one). A bucket really created again differs the second time as well.
     await new Promise((resolve) => setTimeout(resolve, CONFIRM_RETRY_MS));
-    if ((await now()) === started) return;
+    if (holds(await now())) return;
     await undo();
     this.forget(name);
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
   }
 
   /** confirm() for a write that created `key` with `etag`, undone only while the key still holds that version. */
-  confirmObject(name: string, started: string, written: { key: string; etag: string }): Promise<void> {
+  confirmObject(name: string, started: WriteStart, written: { key: string; etag: string }): Promise<void> {
     const loc = this.layout.object(name, written.key);
     return this.confirm(name, started, () => removeIfUnchanged(this.clients, loc, written.etag));
   }

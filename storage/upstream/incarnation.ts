@@ -31,9 +31,25 @@ export const NO_INCARNATION = 'none';
 
 const xml = new XMLParser({ parseTagValue: false, isArray: (name) => name === 'Tag' });
 
-/** A fresh random value: 128 bits, so no two incarnations (or marker ETags) are ever equal. */
+/**
+ * A fresh value: the creation time (epoch milliseconds), then 128 random bits, so no two incarnations (or marker
+ * ETags) are ever equal, and a bucket-mapped one tells when its bucket was created (see createdBefore()).
+ */
 export function incarnationBody(): string {
-  return randomBytes(16).toString('hex');
+  return `${Date.now()}-${randomBytes(16).toString('hex')}`;
+}
+
+/** How far apart two gateway nodes' clocks may be for createdBefore() to hold: NTP keeps them far closer. */
+const CLOCK_MARGIN_MS = 1_000;
+
+/**
+ * True when incarnation `value` (a bucket-mapped one, which carries its creation time) is of a bucket created well
+ * before `at` (epoch milliseconds): a write that started at `at` was authorized against that bucket, whatever older
+ * value a node's cache started it under. False for values without a time (markers' ETags, "none").
+ */
+export function createdBefore(value: string, at: number): boolean {
+  const created = /^(\d{13})-[0-9a-f]{32}$/.exec(value)?.[1];
+  return created !== undefined && Number(created) < at - CLOCK_MARGIN_MS;
 }
 
 /**

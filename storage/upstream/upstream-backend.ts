@@ -46,7 +46,7 @@ import {
 import type { WriteConditions } from '../backend.ts';
 import { sendBody } from './body.ts';
 import { BucketConfig } from './bucket-config.ts';
-import { Buckets, isNotFound } from './buckets.ts';
+import { Buckets, isNotFound, type WriteStart } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import type { UpstreamHealth } from './health.ts';
@@ -170,7 +170,7 @@ export class UpstreamBackend implements Backend {
    * The incarnation a write that creates data starts under; NoSuchBucketError when the bucket is missing (with
    * prefix mapping nothing upstream would refuse the write). See Buckets.writable and incarnation.ts.
    */
-  private writable(bucket: string): Promise<string> {
+  private writable(bucket: string): Promise<WriteStart> {
     return this.buckets.writable(bucket);
   }
 
