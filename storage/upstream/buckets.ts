@@ -17,7 +17,7 @@ import type { BucketInfo } from '../backend.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
-import { createdBefore, NO_INCARNATION, readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
+import { createdBefore, readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
 import { listObjectsV2 } from './listing.ts';
 
@@ -139,10 +139,9 @@ export class Buckets {
         if (err instanceof NoSuchBucketError) return undefined;
         throw err;
       });
-    // The same bucket; or one without an incarnation (its upstream keeps no tags for it: unprotected, as the README
-    // says); or, with a value from this node's cache, a bucket created again elsewhere before the write started.
-    const holds = (value: string | undefined) =>
-      value !== undefined && (value === started.incarnation || value === NO_INCARNATION || createdBefore(value, started.at));
+    // The same bucket; or, with a value from this node's cache, a bucket created again elsewhere well before the
+    // write started. Never "none" against a value: a bucket just created again reads "none" until its tag is written.
+    const holds = (value: string | undefined) => value !== undefined && (value === started.incarnation || createdBefore(value, started.at));
     if (holds(await now())) return;
     // Asked once more before the write is undone: once, in a full test run under load, a write into a bucket this
     // backend had just created and tagged was refused (cause not pinned down; a stale tag-set answer from MinIO is
