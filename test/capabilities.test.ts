@@ -157,6 +157,10 @@ test('one capability per request: a repeated parameter or header, or both forms,
       t.regex(body, /<RequestId>[0-9A-F]+<\/RequestId>/, `case ${i}`);
     }
     t.true((await denials(tg)).some((d) => d.layer === 'capability' && /more than once|both as/.test(d.reason ?? '')));
+    // A capability and a signature together: refused, with a denial line too.
+    const signedToo = await signedSend({ url: tg.gw.url, method: 'GET', path: `/${BUCKET}/A/report.txt`, headers: { 'x-anvil-capability': reader } });
+    t.is(signedToo.status, 400);
+    t.true((await denials(tg)).some((d) => d.layer === 'capability' && /Only one auth mechanism/.test(d.reason ?? '')));
     // One of them, once, still works.
     t.is((await fetch(`${url}?X-Anvil-Capability=${reader}`)).status, 200);
     t.is((await fetch(url, { headers: { 'x-anvil-capability': reader } })).status, 200);

@@ -387,6 +387,10 @@ test('session policies map onto grants and only narrow; what cannot be represent
     [{ Effect: 'Allow', Action: 's3:GetObject', Resource: 'arn:aws:s3:::bkt/x*y' }],
     [{ Effect: 'Allow', Action: 's3:GetObject', Resource: '*', Condition: { StringLike: {} } }],
   ]) t.throws(() => iam(bad), undefined, JSON.stringify(bad));
+  // An ARN naming no possible bucket is refused, as the Anvil form's grants are, never a grant of nothing.
+  for (const resource of ['arn:aws:s3:::d/*', 'arn:aws:s3:::../x', 'arn:aws:s3:::da%2Fta/x', 'arn:aws:s3:::ab/*']) {
+    t.throws(() => iam({ Effect: 'Allow', Action: read, Resource: resource }), { message: /is not a bucket name/ }, resource);
+  }
   t.throws(() => sessionPolicyGrants('not json'));
   t.throws(() => sessionPolicyGrants('{"scopes":[{"families":["object:read"],"bucket":"b","prefix":"_anvil/"}]}'));
 

@@ -79,7 +79,9 @@ async function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: Po
   const { route, target, admin } = ctx.state;
   const req = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
   if (authLocation(req) !== undefined) {
-    throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed: a capability or a signature, not both');
+    const message = 'Only one auth mechanism allowed: a capability or a signature, not both';
+    opts.refuse('capability', message);
+    throw new S3Error('InvalidArgument', message);
   }
   let verified: Awaited<ReturnType<CapabilityStore['verify']>>;
   try {

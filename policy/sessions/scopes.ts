@@ -181,5 +181,9 @@ export function sessionPolicyGrants(policy: string): ScopeGrant[] {
     if (s.Action === undefined || s.Resource === undefined) throw new InvalidInputError('each Statement needs Action and Resource');
     grants.push(...statementGrants(s));
   }
+  // The same well-formedness as the Anvil form: an ARN naming no possible bucket (`arn:aws:s3:::d/*`) is refused,
+  // never a grant of nothing.
+  const invalid = invalidGrantReason(grants);
+  if (invalid !== undefined) throw new InvalidInputError(invalid);
   return grants;
 }
