@@ -74,8 +74,8 @@ async function waitLive(endpoint: string, child: ChildProcess, output: () => str
 /** Starts MinIO on a free loopback port with a fresh data directory (made under `under`, default the temp dir). */
 export async function startMinio(options: { under?: string } = {}): Promise<MinioServer> {
   const dataDir = mkdtempSync(join(options.under ?? tmpdir(), 'anvil-minio-'));
-  const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  let port = await freePort();
+  let endpoint = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   let log = '';
   const start = async (): Promise<void> => {
@@ -114,7 +114,17 @@ export async function startMinio(options: { under?: string } = {}): Promise<Mini
     await exited;
     clearTimeout(timer);
   };
-  await start();
+  // The port freePort() found can be taken by another test process before MinIO binds it: then another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (err) {
+      if (attempt >= 5 || !/port is already in use/i.test((err as Error).message)) throw err;
+      port = await freePort();
+      endpoint = `http://127.0.0.1:${port}`;
+    }
+  }
   return {
     endpoint,
     port,
