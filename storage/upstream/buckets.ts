@@ -23,8 +23,6 @@ import { listObjectsV2 } from './listing.ts';
 
 /** How long a bucket seen to exist is trusted without asking again (prefix mapping checks it before writes). */
 const EXISTS_TTL_MS = 5_000;
-/** How long confirm() waits before asking a changed incarnation a second time. */
-const CONFIRM_RETRY_MS = 100;
 
 /** What a write that creates data started under: the bucket's incarnation then, and when it started. */
 export interface WriteStart {
@@ -131,7 +129,8 @@ export class Buckets {
   /**
    * Returns when the bucket's incarnation is still `started` (from writable()) after a write; otherwise runs
    * `undo`, which removes what the write created, and throws NoSuchBucketError: the write was authorized against a
-   * bucket that has since been deleted (and perhaps created again for someone else). One upstream request.
+   * bucket that has since been deleted (and perhaps created again for someone else). One upstream request (a few
+   * more, over at most about 1.5 s, while the bucket reads untagged).
    */
   async confirm(name: string, started: WriteStart, undo: () => Promise<void>): Promise<void> {
     const now = () =>
@@ -155,11 +154,6 @@ export class Buckets {
       value = await now();
     }
     if (value === NO_INCARNATION || holds(value)) return;
-    // Asked once more before the write is undone: a bucket really created again differs the second time as well.
-    if (value !== undefined) {
-      await pause(CONFIRM_RETRY_MS);
-      if (holds(await now())) return;
-    }
     await undo();
     this.forget(name);
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
