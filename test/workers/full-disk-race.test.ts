@@ -55,6 +55,23 @@ test.after.always(() => mounted?.unmount());
         }),
       );
     }
+    // The kernel hands each new connection to whichever worker accepts first (SCHED_NONE, gateway/cluster.ts), so the
+    // rounds above can all land on one worker. More uploads, now toward the full volume, until both have answered:
+    // each must be refused (507) like the others, so the second worker's threshold is exercised too.
+    for (let extra = 0; extra < 40 && new Set((await servedBy(tg.logs, ids)).values()).size < 2; extra++) {
+      const key = `extra-${extra}`;
+      try {
+        const body = randomBytes(12 * MIB);
+        ids.push(requestIdOf(await clients[extra % WRITERS]!.send(new PutObjectCommand({ Bucket: 'race', Key: key, Body: body })))!);
+        acked.set(key, createHash('md5').update(body).digest('hex'));
+      } catch (err) {
+        const e = err as Error & { $metadata?: { httpStatusCode?: number } };
+        t.is(e.$metadata?.httpStatusCode, 507, `${key}: ${e.name} ${e.message}`);
+        refused.push(key);
+        const id = requestIdOf(err);
+        if (id) ids.push(id);
+      }
+    }
     clearInterval(sampler);
     t.log(`${acked.size} acknowledged, ${refused.length} refused; lowest free ${(lowest / MIB).toFixed(1)} MiB`);
     t.true(refused.length > 0, 'the volume filled up');
