@@ -180,5 +180,16 @@ export function createAccess(opts: {
       await policy.releaseBucket(bucket, { actor: principal.accessKeyId });
     },
     ownsBucket: async (bucket) => principal.isRoot || (await policy.bucketOwner(bucket)) === principal.tenant,
+    ownerCheck(bucket, key) {
+      if (principal.isRoot) return undefined;
+      return async () => {
+        const owner = await policy.bucketOwner(bucket);
+        if (owner === principal.tenant) return;
+        if (owner === undefined) throw new S3Error('NoSuchBucket', undefined, { fields: { BucketName: bucket } });
+        // Not naming the new owner: the caller's tenant may read this line.
+        deny('tenant', `bucket ${bucket} stopped belonging to tenant ${principal.tenant} (deleted and created again, or moved) while the write was in progress`, { bucket, key });
+        throw accessDenied();
+      };
+    },
   };
 }

@@ -38,6 +38,13 @@ export interface Access {
   bucketDeleted(bucket: string): Promise<void>;
   /** Whether the bucket already belongs to the caller's tenant (BucketAlreadyOwnedByYou vs BucketAlreadyExists). */
   ownsBucket(bucket: string): Promise<boolean>;
+  /**
+   * A write's last check (storage's `beforeCommit`, storage/backend.ts CommitCheck), or undefined for root: rejects
+   * with AccessDenied (after a denial line, layer `tenant`) when the bucket belongs to another tenant by then, with
+   * NoSuchBucket when it belongs to none (deleted). The request was authorized against the owner of the name when it
+   * started; a bucket deleted and created again for another tenant since (or moved to one) is not that bucket.
+   */
+  ownerCheck(bucket: string, key?: string): (() => Promise<void>) | undefined;
 }
 
 /** Decides visibility of listing entries; a seek hint lets the listing skip a subtree that is wholly hidden. */

@@ -86,6 +86,20 @@ export interface Conditions {
   ifUnmodifiedSince?: Date;
 }
 
+/**
+ * The caller's last check of a write that creates data, run once the write is bound to one incarnation of its bucket
+ * (one creation of the name: a bucket deleted and created again is another) and before it is acknowledged. The
+ * gateway passes one that confirms the bucket still belongs to the tenant it authorized: a bucket deleted and created
+ * again for another tenant (or moved to one) between the authorization and the storage call is refused there, the
+ * window the incarnation check alone cannot see. Awaited before the write can take effect: the embedded store awaits
+ * it before its commit; the upstream backend holds a body's last bytes back until it resolves (for an empty body,
+ * and for copies, completions and new uploads, it is awaited before the upstream request), so the upstream never
+ * completes a refused write. A rejection abandons the write, stores nothing, and is thrown as it is.
+ */
+export interface CommitCheck {
+  beforeCommit?: () => Promise<void>;
+}
+
 /** A streamed write: the body is consumed once; a body stream that errors aborts the write and stores nothing. */
 export interface BodyInput {
   body: Readable;
@@ -102,7 +116,7 @@ export interface BodyInput {
   announcedChecksum?: ChecksumAlgorithm;
 }
 
-export interface PutObjectInput extends BodyInput {
+export interface PutObjectInput extends BodyInput, CommitCheck {
   bucket: string;
   key: string;
   meta: ObjectWriteMeta;
@@ -131,7 +145,7 @@ export interface ObjectRead {
   bytes?: Buffer;
 }
 
-export interface CopyObjectInput {
+export interface CopyObjectInput extends CommitCheck {
   source: { bucket: string; key: string; conditions?: Conditions };
   dest: { bucket: string; key: string };
   /** Metadata to set on the copy (REPLACE); absent means copy the source's metadata (COPY). */
@@ -211,7 +225,7 @@ export interface UploadChecksum {
   type: ChecksumType;
 }
 
-export interface CreateUploadInput {
+export interface CreateUploadInput extends CommitCheck {
   bucket: string;
   key: string;
   meta: ObjectWriteMeta;
@@ -235,7 +249,7 @@ export interface UploadPartCopyInput {
   source: { bucket: string; key: string; range?: { start: number; end: number }; conditions?: Conditions };
 }
 
-export interface CompleteUploadInput {
+export interface CompleteUploadInput extends CommitCheck {
   bucket: string;
   key: string;
   uploadId: string;

@@ -4,7 +4,8 @@
  * aborting other principals' uploads outside the prefix) nor create one, as AWS applies s3:CreateBucket and
  * s3:DeleteBucket to the bucket ARN only; and deleting a governed bucket needs the authority that turns governance
  * off, so an admin refused `governed:false` cannot lift governance by DeleteBucket + CreateBucket. A write still
- * arriving while its bucket is deleted and created again (by another tenant) never lands in the new bucket.
+ * arriving while its bucket is deleted and created again (by another tenant), or moved to another tenant, never lands
+ * in the new bucket: refused 403 by the owner check at its end (a denial line), or 404 by the incarnation check.
  */
 import {
   CreateBucketCommand,
@@ -118,39 +119,103 @@ test('deleting a governed bucket needs the authority that turns governance off, 
   }
 });
 
+/**
+ * A PUT of 10 bytes to a presigned URL that sends half its body, runs `meanwhile`, then sends the rest; its answer.
+ */
+function slowPut(url: URL, meanwhile: () => Promise<void>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 10 } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.write('01234');
+    setTimeout(() => meanwhile().then(() => req.end('56789'), reject), 1000);
+  });
+}
+
+/** Tenants xx and yy, and `bucket` made by root and given to xx; a presigned PUT of `key` by xx's writer. */
+async function xxWriting(tg: TestGateway, bucket: string, key: string): Promise<URL> {
+  for (const name of ['xx', 'yy']) await ok(tg, ROOT, 'POST', '/tenants', { name });
+  await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
+  const writer = await credential(tg, [{ families: ['object:write'], bucket }], ROOT, 'xx');
+  return new URL(await getSignedUrl(s3(tg, writer), new PutObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: 600 }));
+}
+
 test('a write in flight while its bucket is deleted and created again for another tenant is refused, and lands nowhere', async (t) => {
   const tg = await startTestGateway();
   try {
-    for (const name of ['xx', 'yy']) await ok(tg, ROOT, 'POST', '/tenants', { name });
-    await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-b' }));
-    await ok(tg, ROOT, 'PUT', '/buckets/race-b/owner', { tenant: 'xx', reassign: true });
-    const writer = await credential(tg, [{ families: ['object:write'], bucket: 'race-b' }], ROOT, 'xx');
-    const url = new URL(await getSignedUrl(s3(tg, writer), new PutObjectCommand({ Bucket: 'race-b', Key: 'planted' }), { expiresIn: 600 }));
+    const url = await xxWriting(tg, 'race-b', 'planted');
     // Half the body now; the rest once the bucket is another one.
-    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 10 } }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
-      req.on('error', reject);
-      req.write('01234');
-      setTimeout(() => {
-        void (async () => {
-          await tg.s3.send(new DeleteBucketCommand({ Bucket: 'race-b' }));
-          await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-b' }));
-          await ok(tg, ROOT, 'PUT', '/buckets/race-b/owner', { tenant: 'yy', reassign: true });
-        })().then(() => req.end('56789'), reject);
-      }, 1000);
+    const { status: code, body } = await slowPut(url, async () => {
+      await tg.s3.send(new DeleteBucketCommand({ Bucket: 'race-b' }));
+      await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-b' }));
+      await ok(tg, ROOT, 'PUT', '/buckets/race-b/owner', { tenant: 'yy', reassign: true });
     });
-    const { status: code, body } = await answer;
-    t.is(code, 404, body);
-    t.regex(body, /<Code>NoSuchBucket<\/Code>/);
+    // The name is another tenant's by then: refused as any write into another tenant's bucket, with a denial line.
+    t.is(code, 403, body);
+    t.regex(body, /<Code>AccessDenied<\/Code>/);
+    t.true((await denials(tg)).some((d) => d.action === 'PutObject' && d.bucket === 'race-b' && d.layer === 'tenant'));
     const listed = await tg.s3.send(new ListObjectsV2Command({ Bucket: 'race-b' }));
     t.deepEqual((listed.Contents ?? []).map((o) => o.Key), [], 'nothing of the first bucket\'s writer is in the second');
     // The new bucket takes writes as any bucket does.
     await tg.s3.send(new PutObjectCommand({ Bucket: 'race-b', Key: 'own', Body: 'y' }));
     t.is((await tg.s3.send(new ListObjectsV2Command({ Bucket: 'race-b' }))).KeyCount, 1);
+  } finally {
+    await tg.close();
+  }
+});
+
+test("root's write in flight while its bucket is deleted and created again is refused with NoSuchBucket, and lands nowhere", async (t) => {
+  const tg = await startTestGateway();
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-r' }));
+    const url = new URL(await getSignedUrl(tg.s3, new PutObjectCommand({ Bucket: 'race-r', Key: 'planted' }), { expiresIn: 600 }));
+    const { status: code, body } = await slowPut(url, async () => {
+      await tg.s3.send(new DeleteBucketCommand({ Bucket: 'race-r' }));
+      await tg.s3.send(new CreateBucketCommand({ Bucket: 'race-r' }));
+    });
+    t.is(code, 404, body);
+    t.regex(body, /<Code>NoSuchBucket<\/Code>/);
+    t.deepEqual((await tg.s3.send(new ListObjectsV2Command({ Bucket: 'race-r' }))).Contents ?? [], []);
+  } finally {
+    await tg.close();
+  }
+});
+
+test('a write in flight while its bucket is deleted (and created again by root, unowned) is refused with NoSuchBucket', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const url = await xxWriting(tg, 'gone-b', 'planted');
+    const { status: code, body } = await slowPut(url, async () => {
+      await tg.s3.send(new DeleteBucketCommand({ Bucket: 'gone-b' }));
+    });
+    t.is(code, 404, body);
+    t.regex(body, /<Code>NoSuchBucket<\/Code>/);
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'gone-b' }));
+    t.deepEqual((await tg.s3.send(new ListObjectsV2Command({ Bucket: 'gone-b' }))).Contents ?? [], []);
+  } finally {
+    await tg.close();
+  }
+});
+
+test('a write in flight while its bucket is moved to another tenant is refused at its end: 403, a denial line, nothing stored', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const url = await xxWriting(tg, 'move-b', 'planted');
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'move-b', Key: 'planted', Body: 'before the move' }));
+    const { status: code, body } = await slowPut(url, () => ok(tg, ROOT, 'PUT', '/buckets/move-b/owner', { tenant: 'yy', reassign: true }));
+    t.is(code, 403, body);
+    t.regex(body, /<Code>AccessDenied<\/Code>/);
+    const kept = await tg.s3.send(new GetObjectCommand({ Bucket: 'move-b', Key: 'planted' }));
+    t.is(await kept.Body!.transformToString(), 'before the move', 'nothing of the former owner lands in the moved bucket');
+    const line = (await denials(tg)).find((d) => d.action === 'PutObject' && d.bucket === 'move-b');
+    t.is(line?.layer, 'tenant');
+    t.is(line?.key, 'planted');
+    t.regex(line?.reason ?? '', /stopped belonging to tenant xx/);
+    t.notRegex(line?.reason ?? '', /yy/, 'the new owner is not named to the former one');
   } finally {
     await tg.close();
   }

@@ -1,8 +1,9 @@
 /**
  * Authority never grows across a bucket's re-creation over the upstream backend (storage/upstream/incarnation.ts): a
  * write authorized for tenant xx's bucket that is still in flight while root deletes the bucket, creates it again
- * and gives it to tenant yy is refused with 404 NoSuchBucket once the upstream acknowledged it, and nothing of it is
- * left in yy's bucket. Ordinary writes, copies, multipart uploads and buckets created before incarnations existed
+ * and gives it to tenant yy (or just moves it to yy) is refused with 403 AccessDenied before the upstream can complete
+ * it (the gateway's owner check, storage/backend.ts CommitCheck); root's own write racing a re-creation is refused
+ * with 404 NoSuchBucket once the upstream acknowledged it (the incarnation check), and nothing of either is left. Ordinary writes, copies, multipart uploads and buckets created before incarnations existed
  * keep working; an upload of the old bucket cannot be continued in the new one. Both mappings, real MinIO, over HTTP.
  */
 import {
@@ -144,13 +145,58 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
           await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
           await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'yy', reassign: true });
         });
-        t.is(res.status, 404, res.body);
-        t.regex(res.body, /<Code>NoSuchBucket<\/Code>/);
+        // The name is yy's by then: refused as a write into another tenant's bucket (with root's writer, which the
+        // owner check does not apply to, the incarnation check answers NoSuchBucket: see the next tests).
+        t.is(res.status, 403, res.body);
+        t.regex(res.body, /<Code>AccessDenied<\/Code>/);
         t.regex(res.body, /<RequestId>[^<]+<\/RequestId>/);
         const listed = await tg.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
         t.deepEqual(listed.Contents ?? [], [], "yy's new bucket lists nothing");
         t.false((await upstreamKeys(t, bucket, shared)).includes('planted'), 'nothing of the write is left upstream');
         await refusedWith(t, 'xx cannot write into the new bucket', xx.send(new PutObjectCommand({ Bucket: bucket, Key: 'again', Body: 'x' })), 'AccessDenied', 403);
+        xx.destroy();
+      } finally {
+        await tg.close();
+      }
+    });
+
+    test.serial(`${mapping} mapping: root's write in flight while its bucket is re-created is refused by the incarnation check and undone`, async (t) => {
+      const { tg, shared } = await gatewayFor(t, mapping);
+      try {
+        const bucket = 'race-root';
+        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        const url = await getSignedUrl(tg.s3, new PutObjectCommand({ Bucket: bucket, Key: 'planted' }), { expiresIn: 600 });
+        const res = await inFlightPut(url, Buffer.from('first'), Buffer.from('later'), async () => {
+          await tg.s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+          await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        });
+        t.is(res.status, 404, res.body);
+        t.regex(res.body, /<Code>NoSuchBucket<\/Code>/);
+        t.deepEqual((await tg.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [], [], 'the new bucket lists nothing');
+        t.false((await upstreamKeys(t, bucket, shared)).includes('planted'), 'nothing of the write is left upstream');
+      } finally {
+        await tg.close();
+      }
+    });
+
+    test.serial(`${mapping} mapping: a write in flight while its bucket is moved to another tenant is refused (403) before the upstream completes it: what it would replace stays`, async (t) => {
+      const { tg, shared } = await gatewayFor(t, mapping);
+      try {
+        const bucket = 'move-b';
+        await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
+        await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
+        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
+        const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
+        const xx = tg.client({ accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey });
+        await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'planted', Body: 'before the move' }));
+        const url = await getSignedUrl(xx, new PutObjectCommand({ Bucket: bucket, Key: 'planted' }), { expiresIn: 600 });
+        // The bucket stays the same upstream (same incarnation): only its owner changes while the body arrives.
+        const res = await inFlightPut(url, Buffer.from('first'), Buffer.from('later'), () => ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'yy', reassign: true }));
+        t.is(res.status, 403, res.body);
+        t.regex(res.body, /<Code>AccessDenied<\/Code>/);
+        t.is(await text(tg.s3, bucket, 'planted'), 'before the move', "the object the refused write would have replaced stays, in the gateway's view");
+        t.is(await text(t.context.upstream, shared ?? bucket, shared ? `${bucket}/planted` : 'planted'), 'before the move', 'and upstream');
         xx.destroy();
       } finally {
         await tg.close();

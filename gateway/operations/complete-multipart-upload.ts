@@ -39,7 +39,7 @@ export const CompleteMultipartUpload: Operation = async (op) => {
   }
   const writeConditions = writeConditionsFromHeaders(op.headers);
   const meta = await op.services.backend
-    .completeMultipartUpload({ bucket: op.bucket, key: op.key, uploadId, parts, writeConditions, ...(checksum ? { checksum } : {}) })
+    .completeMultipartUpload({ bucket: op.bucket, key: op.key, uploadId, parts, writeConditions, ...(checksum ? { checksum } : {}), beforeCommit: op.access.ownerCheck(op.bucket, op.key) })
     .catch(async (err: unknown) => {
       if (!(err instanceof NoSuchUploadError) || writeConditions) throw err;
       return (await completedBefore(op, parts)) ?? Promise.reject(err);

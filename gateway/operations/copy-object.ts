@@ -64,6 +64,7 @@ export const CopyObject: Operation = async (op) => {
       replaceMeta: metaDirective === 'REPLACE' ? writeMetaFromHeaders(op.headers) : undefined,
       replaceTags,
       writeConditions: writeConditionsFromHeaders(op.headers),
+      beforeCommit: op.access.ownerCheck(op.bucket, op.key),
     }),
   );
   const sum = meta.checksum && (meta.checksum.type ?? 'FULL_OBJECT') === 'FULL_OBJECT' ? { [`Checksum${meta.checksum.algorithm}`]: meta.checksum.value, ChecksumType: 'FULL_OBJECT' } : {};

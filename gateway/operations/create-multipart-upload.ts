@@ -35,6 +35,7 @@ export const CreateMultipartUpload: Operation = async (op) => {
     meta: writeMetaFromHeaders(op.headers),
     tags: parseTaggingHeader(header(op.headers, 'x-amz-tagging')),
     checksum,
+    beforeCommit: op.access.ownerCheck(op.bucket, op.key),
   });
   const result = xmlResult('InitiateMultipartUploadResult', { Bucket: op.bucket, Key: op.key, UploadId: upload.uploadId });
   if (checksum) result.headers = { ...result.headers, 'x-amz-checksum-algorithm': checksum.algorithm, 'x-amz-checksum-type': checksum.type };

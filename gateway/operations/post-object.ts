@@ -83,6 +83,7 @@ export const PostObject: Operation = async (op) => {
     contentMd5: md5,
     finalChecksum: () => plan.checksum(),
     announcedChecksum: announcedChecksum(integrity),
+    beforeCommit: op.access.ownerCheck(op.bucket, op.key),
   });
   const sum = plan.checksum();
   const etag = `"${stored.etag}"`;

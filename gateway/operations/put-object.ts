@@ -45,6 +45,7 @@ export const PutObject: Operation = async (op) => {
     finalChecksum: () => op.bodyChecksum(),
     announcedChecksum: announcedChecksum(op.headers),
     writeConditions: writeConditionsFromHeaders(op.headers),
+    beforeCommit: op.access.ownerCheck(op.bucket, op.key),
   });
   const sum = op.bodyChecksum();
   return { headers: { etag: `"${stored.etag}"`, ...(sum ? checksumHeaders(sum) : {}) } };

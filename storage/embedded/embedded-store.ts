@@ -224,6 +224,7 @@ export class EmbeddedStore implements Backend {
     const segments = 'id' in body ? [{ blob: body.id, size: body.size }] : [];
     let released: string[];
     try {
+      await input.beforeCommit?.();
       released = await ctx.index.commit(() => {
         ctx.requireSameBucket(input.bucket, bucket);
         checkWriteConditions(input.writeConditions, this.q.getObject.get(obj.bucket, obj.key));
@@ -280,12 +281,14 @@ export class EmbeddedStore implements Backend {
 
   async copyObject(input: CopyObjectInput): Promise<ObjectMeta> {
     const { ctx } = this;
+    const dest = ctx.requireBucket(input.dest.bucket);
+    await input.beforeCommit?.();
     // The copy shares the source's blobs (or copies its inline body): one transaction, no blob bytes moved.
     const { meta, released } = await ctx.index.commit(() => {
       const src = ctx.requireObject(input.source.bucket, input.source.key, true);
       const srcMeta = rowToMeta(src);
       checkConditions(input.source.conditions, srcMeta, 'copy');
-      ctx.requireBucket(input.dest.bucket);
+      ctx.requireSameBucket(input.dest.bucket, dest);
       checkWriteConditions(input.writeConditions, this.q.getObject.get(input.dest.bucket, keyBytes(input.dest.key)));
       const segments = this.q.segments.all(src.id);
       const obj: NewObject = {

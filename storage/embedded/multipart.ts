@@ -77,8 +77,10 @@ export async function createMultipartUpload(ctx: StoreContext, input: CreateUplo
   const initiated = Date.now();
   const tags = input.tags && Object.keys(input.tags).length > 0 ? JSON.stringify(input.tags) : null;
   const meta: UploadMeta = { ...cleanMeta(input.meta), ...(input.checksum ? { uploadChecksum: { ...input.checksum } } : {}) };
+  const bucket = ctx.requireBucket(input.bucket);
+  await input.beforeCommit?.();
   await ctx.index.commit(() => {
-    ctx.requireBucket(input.bucket);
+    ctx.requireSameBucket(input.bucket, bucket);
     ctx.index.q.insertUpload.run(uploadId, input.bucket, keyBytes(input.key), initiated, JSON.stringify(meta), tags);
   });
   return { key: input.key, uploadId, initiated: new Date(initiated), ...(input.checksum ? { checksum: input.checksum } : {}) };
@@ -223,6 +225,8 @@ function objectChecksum(
 /** Checks the client's part list and turns the upload into an object made of the listed part blobs. */
 export async function completeMultipartUpload(ctx: StoreContext, input: CompleteUploadInput): Promise<ObjectMeta> {
   const { index } = ctx;
+  // An upload ends with its bucket (deleteBucket), so finding it inside the commit binds this to one incarnation.
+  await input.beforeCommit?.();
   const { meta, released } = await index.commit(() => {
     const upload = requireUpload(ctx, input.bucket, input.key, input.uploadId);
     checkWriteConditions(input.writeConditions, index.q.getObject.get(input.bucket, upload.key));

@@ -24,6 +24,7 @@ class LengthGuard extends Transform {
   constructor(
     private readonly size: number,
     private readonly onFail: (err: Error) => void,
+    private readonly beforeEnd?: () => Promise<void>,
   ) {
     super();
   }
@@ -51,8 +52,13 @@ class LengthGuard extends Transform {
   override _flush(done: TransformCallback): void {
     if (this.failed) return; // never ends: see the class comment
     if (this.seen !== this.size) return this.stop(new IncompleteBodyError(`body ended after ${this.seen} of ${this.size} bytes`));
-    if (this.held) this.push(this.held);
-    done();
+    const end = (): void => {
+      if (this.failed) return;
+      if (this.held) this.push(this.held);
+      done();
+    };
+    if (this.beforeEnd === undefined) return end();
+    this.beforeEnd().then(end, (err: Error) => this.stop(err));
   }
 }
 
@@ -86,6 +92,11 @@ export interface SendBodyOptions<T> {
   size: number;
   /** Sends the upstream request with the guarded stream as its body; must pass the signal to the SDK. */
   send: (body: Readable, signal: AbortSignal) => Promise<T>;
+  /**
+   * Awaited once the whole body has arrived, before the upstream gets its last bytes (before the request starts for
+   * an empty body): a rejection aborts the upstream request, so the upstream never completes the write, and is thrown.
+   */
+  beforeEnd?: () => Promise<void>;
 }
 
 /**
@@ -94,18 +105,24 @@ export interface SendBodyOptions<T> {
  * themselves; upstream failures arrive translated. No error of the client's stream ever reaches a stream the SDK
  * holds (see LengthGuard), so no client input can become an unhandled 'error' event.
  */
-export async function sendBody<T>({ body, size, send }: SendBodyOptions<T>): Promise<T> {
+export async function sendBody<T>({ body, size, send, beforeEnd }: SendBodyOptions<T>): Promise<T> {
   // A body can fail before it is sent: a small one arrives whole while the write first checks its bucket, and its
   // verifier fails it at once. Piping an errored stream passes nothing on, so the upstream would wait for a body
   // until its timeout.
   if (body.errored) throw body.errored;
   if (body.destroyed) throw new IncompleteBodyError('the body ended before it could be sent');
+  // An empty body: the upstream completes the write as soon as it has the request's head.
+  if (size === 0) await beforeEnd?.();
   const controller = new AbortController();
   let failure: Error | undefined;
-  const guard = new LengthGuard(size, (err) => {
-    failure ??= err;
-    controller.abort();
-  });
+  const guard = new LengthGuard(
+    size,
+    (err) => {
+      failure ??= err;
+      controller.abort();
+    },
+    size === 0 ? undefined : beforeEnd,
+  );
   const onSourceError = (err: Error): void => {
     body.unpipe(guard);
     guard.stop(err);

@@ -69,6 +69,7 @@ export class Multipart {
    */
   async create(input: CreateUploadInput): Promise<UploadInfo> {
     const started = await this.buckets.writable(input.bucket);
+    await input.beforeCommit?.();
     const s3 = this.clients.retrying;
     const out = await this.call(() =>
       s3.send(

@@ -148,6 +148,7 @@ export async function putUnsized(
     const digest = md5.digest();
     if (input.contentMd5 && !digest.equals(input.contentMd5)) throw new BadDigestError('Content-MD5 does not match the body');
     const checksum = input.finalChecksum?.() ?? input.meta.checksum;
+    await input.beforeCommit?.();
     let etag: string;
     if (uploadId === undefined) {
       const Body = Buffer.concat(chunks);

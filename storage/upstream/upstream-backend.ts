@@ -219,6 +219,7 @@ export class UpstreamBackend implements Backend {
           body: { stream, size, trailer: trailerOf(input, input.meta.checksum) },
           signal,
         }),
+      beforeEnd: input.beforeCommit,
     }).catch(async (err: unknown) => {
       if (faultCode(err) === 'NoSuchBucket') throw await this.missing(err, input.bucket, input.key);
       throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
@@ -369,6 +370,7 @@ export class UpstreamBackend implements Backend {
       writeConditions: await this.sendableWrite(original.writeConditions, dest.bucket, dest.key),
     };
     const { source } = input;
+    await input.beforeCommit?.();
     let etag: string;
     if (input.writeConditions) {
       etag = await conditionalCopy(this.clients, this.layout, input).catch(async (err: unknown) => {
@@ -458,6 +460,7 @@ export class UpstreamBackend implements Backend {
   async completeMultipartUpload(original: CompleteUploadInput): Promise<ObjectMeta> {
     const started = await this.writable(original.bucket);
     const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
+    await input.beforeCommit?.();
     const etag = await this.multipart.complete(input).catch(async (err: unknown) => {
       throw await this.conditionFailure(err, input.writeConditions, input.bucket, input.key);
     });

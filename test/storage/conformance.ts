@@ -397,6 +397,65 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
   });
 
   multipartTests(it, put, get);
+
+  // storage/backend.ts CommitCheck: the gateway's last check of a write that creates data.
+  it('beforeCommit: a rejection is thrown as it is, and the write stores nothing and replaces nothing', async (t, c) => {
+    const refusal = new Error('refused by the caller');
+    const refuse = async (): Promise<void> => {
+      throw refusal;
+    };
+    await put(c, 'kept', 'the object before');
+    const sizes: Array<[string, Buffer, number | undefined]> = [
+      ['small', Buffer.from('refused body'), 12],
+      ['large', randomBytes(300 * 1024), 300 * 1024],
+      ['empty', Buffer.alloc(0), 0],
+      ['unsized', randomBytes(70 * 1024), undefined],
+    ];
+    for (const [what, data, size] of sizes) {
+      for (const key of ['kept', `new-${what}`]) {
+        const err = await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key, body: bodyOf(data), size, meta: META, beforeCommit: refuse }));
+        t.is(err, refusal, `putObject ${what} onto ${key}`);
+      }
+      await assertFailedWriteLeftNothing(t, c, `new-${what}`);
+    }
+    t.is((await get(c, 'kept')).toString(), 'the object before');
+    const copy = await t.throwsAsync(c.b.copyObject({ source: { bucket: c.bucket, key: 'kept' }, dest: { bucket: c.bucket, key: 'copy' }, beforeCommit: refuse }));
+    t.is(copy, refusal, 'copyObject');
+    await assertFailedWriteLeftNothing(t, c, 'copy');
+    t.is(await t.throwsAsync(c.b.createMultipartUpload({ bucket: c.bucket, key: 'mp', meta: META, beforeCommit: refuse })), refusal, 'createMultipartUpload');
+    t.deepEqual((await c.b.listMultipartUploads({ bucket: c.bucket, limit: 10 })).entries, [], 'no upload is left');
+    const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'kept', meta: META });
+    const p1 = await c.b.uploadPart({ bucket: c.bucket, key: 'kept', uploadId: up.uploadId, partNumber: 1, body: bodyOf('part'), size: 4 });
+    const complete = { bucket: c.bucket, key: 'kept', uploadId: up.uploadId, parts: [{ partNumber: 1, etag: p1.etag }] };
+    t.is(await t.throwsAsync(c.b.completeMultipartUpload({ ...complete, beforeCommit: refuse })), refusal, 'completeMultipartUpload');
+    t.is((await get(c, 'kept')).toString(), 'the object before');
+    let calls = 0;
+    await c.b.completeMultipartUpload({ ...complete, beforeCommit: async () => void calls++ });
+    t.is((await get(c, 'kept')).toString(), 'part', 'the upload can still be completed');
+    await c.b.putObject({ bucket: c.bucket, key: 'ok', body: bodyOf('x'), size: 1, meta: META, beforeCommit: async () => void calls++ });
+    t.is(calls, 2, 'called once per write');
+  });
+
+  it('beforeCommit runs once the write is bound to its bucket: a bucket created again meanwhile refuses the write', async (t, c) => {
+    await put(c, 'src', 'source');
+    const other = `conf-${randomBytes(6).toString('hex')}`;
+    await c.b.createBucket(other);
+    /** Deletes `other` (emptied) and creates it again: another incarnation of the name. */
+    const recreate = async (): Promise<void> => {
+      for (const e of (await c.b.listObjects({ bucket: other, limit: 1000 })).entries) if (e.kind === 'object') await c.b.deleteObject(other, e.key);
+      await c.b.deleteBucket(other);
+      await c.b.createBucket(other);
+    };
+    for (const [what, data, size] of [['small', Buffer.from('body'), 4], ['large', randomBytes(300 * 1024), 300 * 1024]] as const) {
+      await t.throwsAsync(c.b.putObject({ bucket: other, key: what, body: bodyOf(data), size, meta: META, beforeCommit: recreate }), { instanceOf: NoSuchBucketError }, what);
+    }
+    await t.throwsAsync(c.b.copyObject({ source: { bucket: c.bucket, key: 'src' }, dest: { bucket: other, key: 'copy' }, beforeCommit: recreate }), { instanceOf: NoSuchBucketError }, 'copy');
+    await t.throwsAsync(c.b.createMultipartUpload({ bucket: other, key: 'mp', meta: META, beforeCommit: recreate }), { instanceOf: NoSuchBucketError }, 'upload');
+    t.deepEqual(names((await c.b.listObjects({ bucket: other, limit: 1000 })).entries), [], 'the bucket created again holds nothing of them');
+    t.deepEqual((await c.b.listMultipartUploads({ bucket: other, limit: 10 })).entries, []);
+    if (c.handle.leftovers) t.deepEqual(await c.handle.leftovers(), []);
+    await c.b.deleteBucket(other);
+  });
 }
 
 type It = (title: string, fn: (t: ExecutionContext, c: Ctx) => Promise<void>) => void;
