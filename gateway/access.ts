@@ -183,7 +183,8 @@ export function createAccess(opts: {
     ownerCheck(bucket, key) {
       if (principal.isRoot) return undefined;
       return async () => {
-        const owner = await policy.bucketOwner(bucket);
+        // As of now: the request's own start-of-request check may predate a change another worker committed since.
+        const owner = await policy.bucketOwner(bucket, { now: true });
         if (owner === principal.tenant) return;
         if (owner === undefined) throw new S3Error('NoSuchBucket', undefined, { fields: { BucketName: bucket } });
         // Not naming the new owner: the caller's tenant may read this line.

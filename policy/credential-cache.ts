@@ -95,9 +95,12 @@ export class CredentialCache {
     return { ok: true, secrets, principal: entry.principal, ...(Number.isFinite(entry.expiresAt) ? { expiresAt: new Date(entry.expiresAt) } : {}) };
   }
 
-  /** The tenant owning a bucket and whether relationships govern it, or false when no tenant owns it. */
-  async bucket(bucket: string): Promise<Owner> {
-    await this.signal.sync();
+  /**
+   * The tenant owning a bucket and whether relationships govern it, or false when no tenant owns it. `now`: as of
+   * this call, not of the current request's start (ChangeSignal.sync).
+   */
+  async bucket(bucket: string, now = false): Promise<Owner> {
+    await this.signal.sync(now);
     const cached = this.owners.get(bucket);
     if (cached !== undefined) return cached;
     const generation = this.generation;

@@ -37,9 +37,12 @@ async function lockdownReach(trx: PolicyTransaction, tenant: string): Promise<Lo
 
 /** The tenant and bucket-ownership half of the policy store. */
 export abstract class TenancyStore extends StoreBase {
-  /** The tenant owning a bucket, or undefined when no tenant does; cached, so cheap on every request. */
-  async bucketOwner(bucket: string): Promise<string | undefined> {
-    const owner = await this.cache.bucket(bucket);
+  /**
+   * The tenant owning a bucket, or undefined when no tenant does; cached, so cheap on every request. `now`: as of
+   * this call rather than of the current request's start (a write's last check; ChangeSignal.sync).
+   */
+  async bucketOwner(bucket: string, options: { now?: boolean } = {}): Promise<string | undefined> {
+    const owner = await this.cache.bucket(bucket, options.now);
     return owner === false ? undefined : owner.tenant;
   }
 

@@ -47,9 +47,11 @@ export interface ChangeSignal {
   /**
    * Makes sure every change committed before the call has been announced to the listeners (SQLite, once the
    * gateway reports request starts: every change committed before the current request started). Returns at once (no
-   * promise) when the push channel vouches for freshness; otherwise reads the revision from the database.
+   * promise) when the push channel vouches for freshness; otherwise reads the revision from the database. `now`
+   * (SQLite): every change committed before this call, even when this request already checked — for a request's
+   * last check of what it started under (PostgreSQL: as without, within CONSISTENCY_BOUND_MS).
    */
-  sync(): void | Promise<void>;
+  sync(now?: boolean): void | Promise<void>;
   /** Registers a listener for changes (`hint`: the only tenant whose relationships moved); returns its removal. */
   onChange(listener: (hint?: string) => void): () => void;
   /** Records a change this node committed (revision `revision`), announcing it at once. */
@@ -62,7 +64,7 @@ class RevisionTracker implements ChangeSignal {
 
   constructor(public revision: number) {}
 
-  sync(): void | Promise<void> {}
+  sync(_now?: boolean): void | Promise<void> {}
 
   onChange(listener: (hint?: string) => void): () => void {
     this.listeners.add(listener);
@@ -132,9 +134,9 @@ export class SqliteSignal extends RevisionTracker {
    * committed before the request started (a check made after its start), at one statement per request, not per
    * lookup. Without reported request starts (count -1), every call checks.
    */
-  override sync(): void {
+  override sync(now = false): void {
     const started = this.requests.count;
-    if (started >= 0 && this.checkedAt === started) return;
+    if (!now && started >= 0 && this.checkedAt === started) return;
     this.check();
     this.checkedAt = started;
   }
