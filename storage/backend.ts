@@ -233,7 +233,7 @@ export interface CreateUploadInput extends CommitCheck {
   checksum?: UploadChecksum;
 }
 
-export interface UploadPartInput extends BodyInput {
+export interface UploadPartInput extends BodyInput, CommitCheck {
   bucket: string;
   key: string;
   uploadId: string;
@@ -241,7 +241,7 @@ export interface UploadPartInput extends BodyInput {
   checksum?: StoredChecksum;
 }
 
-export interface UploadPartCopyInput {
+export interface UploadPartCopyInput extends CommitCheck {
   bucket: string;
   key: string;
   uploadId: string;

@@ -11,6 +11,7 @@ export const GetBucketCors: Operation = async (op) => {
 
 export const PutBucketCors: Operation = async (op) => {
   const rules = parseCorsConfiguration(await op.readText(64 * 1024));
+  await op.access.ownerCheck(op.bucket)?.();
   await op.services.backend.putBucketCors(op.bucket, corsDocument(rules));
   return {};
 };

@@ -14,6 +14,7 @@ export const GetBucketTagging: Operation = async (op) => {
 
 export const PutBucketTagging: Operation = async (op) => {
   const tags = parseTagging(await op.readText(64 * 1024), MAX_BUCKET_TAGS);
+  await op.access.ownerCheck(op.bucket)?.();
   await op.services.backend.putBucketTagging(op.bucket, tags);
   return { status: 204 };
 };

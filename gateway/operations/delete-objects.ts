@@ -48,6 +48,8 @@ export const DeleteObjects: Operation = async (op) => {
       allowed.push(key);
     }
   }
+  // Decided as the request started; the bucket must still be the caller's tenant's once its (perhaps slow) body came.
+  if (allowed.length > 0) await op.access.ownerCheck(op.bucket)?.();
   const results = allowed.length ? await op.services.backend.deleteObjects(op.bucket, allowed) : [];
   for (const r of results) {
     // A key the client got wrong (say, one the upstream cannot store as spelled) says so; anything else is internal.

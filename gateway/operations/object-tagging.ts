@@ -32,6 +32,7 @@ export const GetObjectTagging: Operation = async (op) => taggingResult(await op.
 
 export const PutObjectTagging: Operation = async (op) => {
   const tags = parseTagging(await op.readText(64 * 1024), 10);
+  await op.access.ownerCheck(op.bucket, op.key)?.();
   await op.services.backend.putObjectTagging(op.bucket, op.key, tags);
   return {};
 };

@@ -31,6 +31,7 @@ export const UploadPartCopy: Operation = async (op) => {
         range: copyRange(header(op.headers, 'x-amz-copy-source-range')),
         conditions: conditionsFromHeaders(op.headers, 'x-amz-copy-source-'),
       },
+      beforeCommit: op.access.ownerCheck(op.bucket, op.key),
     }),
   );
   return xmlResult('CopyPartResult', { LastModified: isoTime(part.lastModified), ETag: `"${part.etag}"` });

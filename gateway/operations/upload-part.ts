@@ -32,6 +32,7 @@ export const UploadPart: Operation = async (op) => {
     contentMd5: contentMd5(op),
     finalChecksum: () => op.bodyChecksum(),
     announcedChecksum: announcedChecksum(op.headers),
+    beforeCommit: op.access.ownerCheck(op.bucket, op.key),
   });
   const out: Record<string, string> = { etag: `"${part.etag}"` };
   const sum = part.checksum ?? op.bodyChecksum();

@@ -120,7 +120,7 @@ function partChecksumPlan(upload: UploadRow, input: UploadPartInput): { body: Re
 /** Indexes a written part blob, replacing any earlier upload of the same part number. */
 async function commitPart(
   ctx: StoreContext,
-  input: { bucket: string; key: string; uploadId: string; partNumber: number },
+  input: { bucket: string; key: string; uploadId: string; partNumber: number; beforeCommit?: () => Promise<void> },
   blob: WrittenBlob,
   checksum?: StoredChecksum,
 ): Promise<PartInfo> {
@@ -135,6 +135,8 @@ async function commitPart(
   };
   let replaced: string | undefined;
   try {
+    // An upload ends with its bucket, so finding it inside the commit binds the part to one incarnation.
+    await input.beforeCommit?.();
     replaced = await ctx.index.commit(() => {
       requireUpload(ctx, input.bucket, input.key, input.uploadId);
       const old = ctx.index.q.getPart.get(input.uploadId, input.partNumber);

@@ -103,9 +103,30 @@ export function faultStatus(err: unknown): number | undefined {
   return (err as UpstreamFault)?.$metadata?.httpStatusCode;
 }
 
-/** Turns anything an SDK call threw into a neutral storage error; neutral errors pass through unchanged. */
+/** Rejections of a caller's beforeCommit (storage/backend.ts CommitCheck), which are thrown as they are. */
+const callerRefusals = new WeakSet<object>();
+
+/** The caller's beforeCommit, its rejections marked so that no translation here touches them; undefined stays so. */
+export function callerCheck(check: (() => Promise<void>) | undefined): (() => Promise<void>) | undefined {
+  if (check === undefined) return undefined;
+  return () =>
+    check().catch((err: unknown) => {
+      if (typeof err === 'object' && err !== null) callerRefusals.add(err);
+      throw err;
+    });
+}
+
+/** Whether `err` is a caller's beforeCommit rejection (callerCheck). */
+export function isCallerRefusal(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && callerRefusals.has(err);
+}
+
+/**
+ * Turns anything an SDK call threw into a neutral storage error; neutral errors and a caller's beforeCommit
+ * rejections pass through unchanged.
+ */
 export function translate(err: unknown): Error {
-  if (err instanceof StorageError) return err;
+  if (err instanceof StorageError || isCallerRefusal(err)) return err as Error;
   const code = faultCode(err) ?? '';
   const status = faultStatus(err);
   const message = `upstream: ${code || 'error'}${(err as UpstreamFault)?.message ? ` (${(err as UpstreamFault).message})` : ''}`;

@@ -119,6 +119,7 @@ export class Multipart {
               new UploadPartCommand({ ...loc, UploadId: input.uploadId, PartNumber: input.partNumber, Body, ContentLength: size, ContentMD5: input.contentMd5?.toString('base64'), ChecksumAlgorithm: wanted }),
               { abortSignal },
             ),
+          beforeEnd: input.beforeCommit,
         })
       : await sendBody({
           body: input.body,
@@ -137,6 +138,7 @@ export class Multipart {
                 res.body.resume();
                 return objectFieldsOf(res.headers);
               }),
+          beforeEnd: input.beforeCommit,
         });
     return {
       partNumber: input.partNumber,
@@ -159,6 +161,7 @@ export class Multipart {
     const total = head.ContentLength ?? 0;
     if (src.range && (src.range.start > src.range.end || src.range.end >= total)) throw new InvalidRangeError(total);
     const { conditions } = await sendableConditions(src.conditions, async () => metaOf(src.key, head), 'copy');
+    await input.beforeCommit?.();
     try {
       const out = await s3.send(
         new UploadPartCopyCommand({

@@ -48,7 +48,7 @@ import { sendBody } from './body.ts';
 import { BucketConfig } from './bucket-config.ts';
 import { Buckets, isNotFound, type WriteStart } from './buckets.ts';
 import type { UpstreamClients } from './client.ts';
-import { faultCode, faultStatus, translate } from './errors.ts';
+import { callerCheck, faultCode, faultStatus, isCallerRefusal, translate } from './errors.ts';
 import type { UpstreamHealth } from './health.ts';
 import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
@@ -140,6 +140,7 @@ export class UpstreamBackend implements Backend {
 
   /** The neutral error for an upstream "not found": the bucket's absence wins over the key's. */
   private async missing(err: unknown, bucket: string, key: string): Promise<Error> {
+    if (isCallerRefusal(err)) return err as Error;
     if (faultCode(err) === 'NoSuchBucket') return new NoSuchBucketError(`bucket ${bucket} does not exist`);
     if (!isNotFound(err)) return translate(err);
     await this.buckets.head(bucket);
@@ -151,6 +152,7 @@ export class UpstreamBackend implements Backend {
    * If-Match on a key that does not exist is NoSuchKey (some upstreams answer 412 there; a HEAD tells them apart).
    */
   private async conditionFailure(err: unknown, conditions: WriteConditions | undefined, bucket: string, key: string): Promise<Error> {
+    if (isCallerRefusal(err)) return err as Error;
     const status = err instanceof PreconditionFailedError ? 412 : err instanceof NoSuchKeyError ? 404 : faultStatus(err);
     if (!conditions || (status !== 412 && status !== 404)) return translate(err);
     if (status === 404) return this.missing(err, bucket, key);
@@ -181,6 +183,7 @@ export class UpstreamBackend implements Backend {
 
   /** PutObject; once the upstream acknowledged it, refused and undone if the bucket was re-created meanwhile. */
   async putObject(original: PutObjectInput): Promise<ObjectMeta> {
+    original = { ...original, beforeCommit: callerCheck(original.beforeCommit) };
     const started = await this.writable(original.bucket);
     const meta = await this.putStarted(original);
     await this.buckets.confirmObject(original.bucket, started, meta);
@@ -360,6 +363,7 @@ export class UpstreamBackend implements Backend {
   }
 
   async copyObject(original: CopyObjectInput): Promise<ObjectMeta> {
+    original = { ...original, beforeCommit: callerCheck(original.beforeCommit) };
     const { dest } = original;
     const started = await this.writable(dest.bucket);
     const { bucket, key } = original.source;
@@ -449,15 +453,16 @@ export class UpstreamBackend implements Backend {
   }
 
   createMultipartUpload(input: CreateUploadInput): Promise<UploadInfo> {
-    return this.multipart.create(input);
+    return this.multipart.create({ ...input, beforeCommit: callerCheck(input.beforeCommit) });
   }
   uploadPart(input: UploadPartInput): Promise<PartInfo> {
-    return this.multipart.uploadPart(input);
+    return this.multipart.uploadPart({ ...input, beforeCommit: callerCheck(input.beforeCommit) });
   }
   uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
-    return this.multipart.uploadPartCopy(input);
+    return this.multipart.uploadPartCopy({ ...input, beforeCommit: callerCheck(input.beforeCommit) });
   }
   async completeMultipartUpload(original: CompleteUploadInput): Promise<ObjectMeta> {
+    original = { ...original, beforeCommit: callerCheck(original.beforeCommit) };
     const started = await this.writable(original.bucket);
     const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
     await input.beforeCommit?.();

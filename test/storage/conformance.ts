@@ -418,6 +418,13 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
       }
       await assertFailedWriteLeftNothing(t, c, `new-${what}`);
     }
+    const before = await c.b.headObject(c.bucket, 'kept');
+    for (const writeConditions of [{ ifNoneMatch: '*' }, { ifMatch: `"${before.etag}"` }]) {
+      const key = writeConditions.ifNoneMatch ? 'new-conditional' : 'kept';
+      const err = await t.throwsAsync(c.b.putObject({ bucket: c.bucket, key, body: bodyOf('conditional'), size: 11, meta: META, writeConditions, beforeCommit: refuse }));
+      t.is(err, refusal, `conditional putObject ${JSON.stringify(writeConditions)}`);
+    }
+    await assertFailedWriteLeftNothing(t, c, 'new-conditional');
     t.is((await get(c, 'kept')).toString(), 'the object before');
     const copy = await t.throwsAsync(c.b.copyObject({ source: { bucket: c.bucket, key: 'kept' }, dest: { bucket: c.bucket, key: 'copy' }, beforeCommit: refuse }));
     t.is(copy, refusal, 'copyObject');
@@ -426,6 +433,12 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
     t.deepEqual((await c.b.listMultipartUploads({ bucket: c.bucket, limit: 10 })).entries, [], 'no upload is left');
     const up = await c.b.createMultipartUpload({ bucket: c.bucket, key: 'kept', meta: META });
     const p1 = await c.b.uploadPart({ bucket: c.bucket, key: 'kept', uploadId: up.uploadId, partNumber: 1, body: bodyOf('part'), size: 4 });
+    const refusedPart = await t.throwsAsync(c.b.uploadPart({ bucket: c.bucket, key: 'kept', uploadId: up.uploadId, partNumber: 2, body: bodyOf('refused'), size: 7, beforeCommit: refuse }));
+    t.is(refusedPart, refusal, 'uploadPart');
+    const refusedCopy = await t.throwsAsync(c.b.uploadPartCopy({ bucket: c.bucket, key: 'kept', uploadId: up.uploadId, partNumber: 3, source: { bucket: c.bucket, key: 'kept' }, beforeCommit: refuse }));
+    t.is(refusedCopy, refusal, 'uploadPartCopy');
+    const listed = await c.b.listParts({ bucket: c.bucket, key: 'kept', uploadId: up.uploadId, limit: 10 });
+    t.deepEqual(listed.parts.map((p) => p.partNumber), [1], 'refused parts are not kept');
     const complete = { bucket: c.bucket, key: 'kept', uploadId: up.uploadId, parts: [{ partNumber: 1, etag: p1.etag }] };
     t.is(await t.throwsAsync(c.b.completeMultipartUpload({ ...complete, beforeCommit: refuse })), refusal, 'completeMultipartUpload');
     t.is((await get(c, 'kept')).toString(), 'the object before');
