@@ -229,3 +229,19 @@ test('minting is allowed only within the minter authority at that moment', async
     t.is((await fetch(link(tg, 'A/report.txt', within.json.capability))).status, 403);
   });
 });
+
+test("a tenant admin minting on another tenant's bucket and on a free name gets the same answer", async (t) => {
+  await withGateway(async (tg, acmeAdmin) => {
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'other' });
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'other-data' }));
+    await ok(tg, ROOT, 'PUT', '/buckets/other-data/owner', { tenant: 'other', reassign: true });
+    const taken = await admin(tg, acmeAdmin, 'POST', '/capabilities', { bucket: 'other-data', actions: ['read'] });
+    const free = await admin(tg, acmeAdmin, 'POST', '/capabilities', { bucket: 'no-such-bucket-here', actions: ['read'] });
+    t.is(taken.status, 403);
+    t.is(free.status, taken.status);
+    t.is(free.json.error.code, taken.json.error.code);
+    t.is(free.json.error.message.replace('no-such-bucket-here', 'B'), taken.json.error.message.replace('other-data', 'B'));
+    // Root is told the name is free.
+    t.is((await admin(tg, ROOT, 'POST', '/capabilities', { bucket: 'no-such-bucket-here', tenant: 'acme', actions: ['read'] })).status, 400);
+  });
+});

@@ -36,7 +36,8 @@ export async function mintCapability(call: AdminCall): Promise<unknown> {
   const minterEnd = minter?.ok ? minter.expiresAt : undefined;
   if (minterEnd && (expiresAt === undefined || expiresAt > minterEnd)) expiresAt = minterEnd;
   const owner = bucket === '*' ? undefined : await policy.bucketOwner(bucket);
-  if (bucket !== '*' && owner === undefined) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
+  // Only root learns that a name is free: to anyone else it answers as another tenant's bucket does.
+  if (bucket !== '*' && owner === undefined && principal.isRoot) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
   const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;
   if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
   if (bucket !== '*' && owner !== tenant) {
