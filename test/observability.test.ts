@@ -80,16 +80,26 @@ test('shutdown: the health address answers ready 503 while requests drain, then 
     // A PUT in flight: half its body now, the rest once the drain has been seen.
     const { request } = await import('node:http');
     let finish!: () => void;
+    let inFlight!: () => void;
+    const started = new Promise<void>((resolve) => (inFlight = resolve));
     const answered = new Promise<number>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 8 } }, (res) => {
+      // 100-continue: the half body goes once the gateway has the request, so the drain surely finds it in flight (a
+      // fixed pause before the shutdown was not always enough on a loaded machine: the connection was still idle).
+      const headers = { 'content-length': 8, expect: '100-continue' };
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       });
       req.on('error', reject);
-      req.write('half');
+      req.on('continue', () => {
+        req.write('half');
+        inFlight();
+      });
+      req.flushHeaders();
       finish = () => req.end('done');
     });
-    await new Promise((r) => setTimeout(r, 200));
+    await started;
+    await new Promise((r) => setTimeout(r, 100));
     const stopped = tg.gw.shutdown(30_000);
     const ready = await fetch(`${tg.gw.healthUrl}/_anvil/health/ready`);
     t.is(ready.status, 503, 'not ready from the moment the shutdown began');
