@@ -7,7 +7,7 @@
 import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createServer, type AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,39 @@ test('embedded and upstream gateways never share a data directory; upstream gate
     const owner = await startGateway(embedded, quiet);
     await t.throwsAsync(startGateway(loadConfig(upstream), quiet), { instanceOf: DataDirInUseError });
     await owner.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+/** Files under `dir` this process holds open (Linux /proc), deleted ones included. */
+function openFilesUnder(dir: string): string[] {
+  const open: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(`${dir}/`)) open.push(target);
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return open;
+}
+
+test('a stopped gateway holds no file of its data directory open, so removing the directory frees its space at once', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'anvil-closed-'));
+  try {
+    const config = loadConfig({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: '127.0.0.1:0', ANVIL_ROOT_ACCESS_KEY: ROOT.accessKeyId, ANVIL_ROOT_SECRET_KEY: ROOT.secretAccessKey });
+    const gw = await startGateway(config, { logger: memoryLogger([]) });
+    const s3 = new S3Client({ endpoint: gw.url, region: config.region, credentials: ROOT, forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: 'held' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'held', Key: 'k', Body: pattern(1024 * 1024) }));
+    t.is((await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'held', Key: 'k' }))).Body)).length, 1024 * 1024);
+    s3.destroy();
+    t.not(openFilesUnder(dataDir).length, 0, 'a running gateway has its databases open');
+    await gw.close();
+    // A connection left to garbage collection would keep a removed directory's files, and their space, for a while.
+    t.deepEqual(openFilesUnder(dataDir), []);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -115,7 +115,15 @@ export class PolicyDatabase {
       relationships: new Kysely({ dialect: sqliteDialect(raw.relationships) }),
       logs: new Kysely({ dialect: sqliteDialect(raw.logs) }),
     };
-    const closers = [() => signals.policy.close(), () => signals.relationships.close(), ...Object.values(handles).map((h) => () => h.destroy())];
+    // The raw connections are closed here too: Kysely's destroy() closes nothing when the handle never ran a query
+    // (its driver was never initialized), and a connection left open keeps the deleted files of a removed data
+    // directory, and their space, until garbage collection happens to finalize it. Closing twice is harmless.
+    const closers = [
+      () => signals.policy.close(),
+      () => signals.relationships.close(),
+      ...Object.values(handles).map((h) => () => h.destroy()),
+      ...Object.values(raw).map((db) => () => db.close()),
+    ];
     return new PolicyDatabase('sqlite', handles, signals, node, dataDir, closers, undefined, requests);
   }
 
