@@ -12,7 +12,7 @@
  * Random bytes, not zeros, so a compressing file system cannot store the reserve in no space at all.
  */
 import { randomBytes } from 'node:crypto';
-import { statfsSync, statSync, unlinkSync } from 'node:fs';
+import { fstatSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -120,6 +120,8 @@ export class SpaceReserve {
   /** Throws StorageFullError when `size` more bytes, on top of other claims' outstanding bytes, cross the threshold. */
   refuseBelow(size: number, except: DataWriteClaim | undefined): void {
     if (this.bytes <= 0) return;
+    // The claims' files are measured before the volume: a write landing between the two is then counted twice (a
+    // moment's caution), never not at all.
     let pending = 0;
     for (const c of this.claims) if (c !== except) pending += c.outstanding;
     if (!this.held || this.freeBytes() - pending - size < this.bytes) {
@@ -270,22 +272,51 @@ function mib(bytes: number): string {
 /** How many bytes a write of unknown length (or one racing others) may write between two free-space checks. */
 const CHECK_EVERY = 1024 * 1024;
 
+/** The file a claim's write fills: a FileHandle, whose fd reads -1 once it is closed. */
+export interface ClaimedFile {
+  readonly fd: number;
+}
+
 /** One data write in flight; see SpaceReserve.beginDataWrite. */
 export class DataWriteClaim {
   private written = 0;
   private checkedAt = 0;
+  private file: ClaimedFile | undefined;
 
   constructor(
     private readonly space: SpaceReserve,
     private readonly size: number | undefined,
   ) {}
 
-  /** Bytes this write has declared and not yet written (0 for an unknown length: it is checked as it goes). */
-  get outstanding(): number {
-    return this.size === undefined ? 0 : Math.max(0, this.size - this.written);
+  /** Names the file the write fills, once open: what it holds on disk is what outstanding subtracts. */
+  attach(file: ClaimedFile): void {
+    this.file = file;
   }
 
-  /** Records that `written` bytes are on disk; throws StorageFullError once the write would cross the threshold. */
+  /**
+   * Bytes this write has declared and not yet put on disk (0 for an unknown length: it is checked as it goes). The
+   * bytes received are not the measure: up to a write batch and the writes in flight are in memory, taken from
+   * neither free space nor this count, so a write racing this one would be admitted on space that is promised.
+   * The file's allocated blocks are: the same count statfs takes free space from.
+   */
+  get outstanding(): number {
+    if (this.size === undefined) return 0;
+    return Math.max(0, this.size - this.onDisk());
+  }
+
+  /** Bytes the write's file holds on disk now: none before it is open, all of them once it is closed. */
+  private onDisk(): number {
+    if (!this.file) return 0;
+    const fd = this.file.fd;
+    if (fd < 0) return this.size ?? this.written;
+    try {
+      return fstatSync(fd).blocks * 512;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Records that `written` bytes were received; throws StorageFullError once the write would cross the threshold. */
   progress(written: number): void {
     this.written = written;
     if (written - this.checkedAt < CHECK_EVERY) return;

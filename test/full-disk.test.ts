@@ -17,7 +17,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import test from 'ava';
@@ -226,6 +226,40 @@ async function* megabytes(n: number, gate?: Promise<void>, gateAfter = 0): Async
   }
 }
 
+/**
+ * Leaves `target` bytes free on the volume with a filler file at `path`: once free space has stopped moving (space
+ * given back late would otherwise widen the window after this measured it), and checked, so a test's window of free
+ * space is the one it states whatever earlier steps left behind.
+ */
+async function leaveFree(t: import('ava').ExecutionContext, path: string, target: number): Promise<void> {
+  let before = mounted!.free();
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const now = mounted!.free();
+    if (now === before) break;
+    before = now;
+  }
+  const excess = mounted!.free() - target;
+  if (excess > 0) writeFileSync(path, Buffer.alloc(excess));
+  const free = mounted!.free();
+  t.true(free <= target && free > target - 64 * 1024, `${free} bytes free, meant ${target}`);
+}
+
+/** Resolves once an upload's temp file in `tg`'s data directory holds at least `bytes`. */
+async function tempFileHolds(tg: TestGateway, bytes: number): Promise<void> {
+  const tmp = join(tg.dataDir, 'tmp');
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+    for (const name of readdirSync(tmp)) {
+      try {
+        if (statSync(join(tmp, name)).blocks * 512 >= bytes) return;
+      } catch {
+        // gone between the listing and the stat
+      }
+    }
+  }
+  throw new Error(`no upload in ${tmp} reached ${bytes} bytes`);
+}
+
 it('writes of unknown length and writes in flight together count against the threshold: 507, nothing stored', async (t) => {
   const tg = await startTestGateway({ ANVIL_SPACE_RESERVE_MB: '4' }, mounted!.dir);
   const filler = join(mounted!.dir, 'filler-4');
@@ -243,13 +277,13 @@ it('writes of unknown length and writes in flight together count against the thr
 
     // A declared 5 MiB upload sends 2 MiB and waits; a 2 MiB upload that alone would fit does not fit beside it.
     // Free space is set again first: one reserve plus 6 MiB, whatever the refused upload left behind.
-    const topUp = mounted!.free() - 10 * MIB;
-    if (topUp > 0) writeFileSync(`${filler}-b`, Buffer.alloc(topUp));
+    await leaveFree(t, `${filler}-b`, 10 * MIB);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     // Settled at once, so a failure of the first upload while the second runs is reported here, not as unhandled.
     const first = streamingPut(tg, '/flight/first', megabytes(5, gate, 2), 5 * MIB).catch((err: Error) => ({ status: 0, body: String(err) }));
-    await new Promise((r) => setTimeout(r, 1000));
+    // The first is in flight (its claim is made before its temp file) and part of it is on disk.
+    await tempFileHolds(tg, MIB);
     const put = tg.s3.send(new PutObjectCommand({ Bucket: 'flight', Key: 'second', Body: pattern(2 * MIB) }));
     // With worker processes each counts only its own writes in flight (the README's bound: real free space is
     // re-checked every MiB, the reserve is never used), so the second upload is refused only when the kernel gave
@@ -273,6 +307,42 @@ it('writes of unknown length and writes in flight together count against the thr
   } finally {
     rmSync(filler, { force: true });
     rmSync(`${filler}-b`, { force: true });
+    await tg.close();
+  }
+});
+
+const oneProcess = mounted && TEST_WORKERS <= 1 ? test.serial : test.skip;
+
+oneProcess('a write in flight counts what it has still to put on disk, not what the gateway has received of it', async (t) => {
+  const tg = await startTestGateway({ ANVIL_SPACE_RESERVE_MB: '4' }, mounted!.dir);
+  const filler = join(mounted!.dir, 'filler-5');
+  try {
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'landed' }));
+    await leaveFree(t, filler, 10 * MIB);
+    // A declared 5 MiB upload sends 1.9 MiB and waits. The gateway writes bodies in batches of about a MiB, so up to
+    // 0.9 MiB of what it received is in its memory: on disk neither as used space nor yet as the file's size.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    async function* pieces(): AsyncGenerator<Buffer> {
+      yield pattern(MIB);
+      yield pattern(900 * 1024);
+      await gate;
+      yield pattern(4 * MIB - 900 * 1024);
+    }
+    const first = streamingPut(tg, '/landed/first', pieces(), 5 * MIB).catch((err: Error) => ({ status: 0, body: String(err) }));
+    await tempFileHolds(tg, MIB);
+    await new Promise((r) => setTimeout(r, 500)); // the rest of the 1.9 MiB reaches the gateway
+    // 10 - 5 - 1.5 leaves 3.5 MiB, below the 4 MiB reserve: refused, however much of the first is on disk. Counting
+    // the first's received bytes as written would see up to 0.9 MiB more and store it.
+    const err = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'landed', Key: 'second', Body: pattern(1.5 * MIB) })));
+    assertStorageFull(t, err as S3ServiceException, 'a write that fits only without the whole of the one in flight');
+    release();
+    const done = await first;
+    t.is(done.status, 200, done.body);
+    t.is((await tg.s3.send(new HeadObjectCommand({ Bucket: 'landed', Key: 'first' }))).ContentLength, 5 * MIB);
+    await t.throwsAsync(tg.s3.send(new GetObjectCommand({ Bucket: 'landed', Key: 'second' })), { name: 'NoSuchKey' });
+  } finally {
+    rmSync(filler, { force: true });
     await tg.close();
   }
 });

@@ -150,6 +150,7 @@ export class BlobStore {
     const fh = await open(tmp, 'wx').catch((err: unknown) => {
       throw isNoSpace(err) ? noSpace(err) : err;
     });
+    claim.attach(fh);
     // The blob's fan-out directory is made (and made durable) while the body arrives, not after it.
     const dirReady = this.ensureDir(id);
     try {
