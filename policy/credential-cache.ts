@@ -8,6 +8,7 @@
 
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
+import { credentialFailure, credentialState, MAX_MAKER_DEPTH, type CredentialFailure, type CredentialState } from './credential-state.ts';
 import type { ChangeSignal } from './database/signals.ts';
 import type { PolicyTables } from './database/tables.ts';
 import { boundedBy } from './scopes.ts';
@@ -16,8 +17,7 @@ import type { CredentialRow } from './store-schema.ts';
 import { appSubject } from './subjects.ts';
 import type { Principal, ScopeGrant } from './types.ts';
 
-/** Why an access key cannot be used. Deleted credentials are 'unknown'; 'maker_gone' when its maker cannot be used. */
-export type CredentialFailure = 'unknown' | 'revoked' | 'expired' | 'tenant_disabled' | 'maker_gone';
+export type { CredentialFailure } from './credential-state.ts';
 
 /** The answer of resolveAccessKey: the secrets a signature may verify against and who signs, or why not. */
 export type ResolveResult =
@@ -31,18 +31,12 @@ interface Entry {
   secret: string;
   previous?: string;
   previousUntil: number;
-  expiresAt: number;
-  revoked: boolean;
-  tenantDisabled: boolean;
-  /** The maker (the credential that created this one) is revoked, deleted or disabled. */
-  makerGone: boolean;
+  /** Revoked, tenant disabled, maker chain broken, expiry: credential-state.ts's rule, which the listings share. */
+  state: CredentialState;
 }
 
 /** A bucket's owner and whether relationships govern it (false: no tenant owns it). */
 type Owner = { tenant: string; governed: boolean } | false;
-
-/** Longest maker chain followed; a longer one (impossible through the API) fails closed. */
-const MAX_MAKER_DEPTH = 32;
 
 /** Last-used time is written at most this often per key and node. */
 const LAST_USED_EVERY_MS = 60_000;
@@ -86,13 +80,12 @@ export class CredentialCache {
     const entry = await this.entry(accessKeyId, 0, this.generation);
     if (entry === false) return { ok: false, reason: 'unknown' };
     const nowMs = now.getTime();
-    if (entry.revoked) return { ok: false, reason: 'revoked', tenant: entry.principal.tenant };
-    if (entry.tenantDisabled) return { ok: false, reason: 'tenant_disabled', tenant: entry.principal.tenant };
-    if (entry.makerGone) return { ok: false, reason: 'maker_gone', tenant: entry.principal.tenant };
-    if (entry.expiresAt <= nowMs) return { ok: false, reason: 'expired', tenant: entry.principal.tenant };
+    const failure = credentialFailure(entry.state, nowMs);
+    if (failure !== undefined) return { ok: false, reason: failure, tenant: entry.principal.tenant };
     this.recordUse(accessKeyId, nowMs);
     const secrets = entry.previous !== undefined && nowMs < entry.previousUntil ? [entry.secret, entry.previous] : [entry.secret];
-    return { ok: true, secrets, principal: entry.principal, ...(Number.isFinite(entry.expiresAt) ? { expiresAt: new Date(entry.expiresAt) } : {}) };
+    const { expiresAt } = entry.state;
+    return { ok: true, secrets, principal: entry.principal, ...(Number.isFinite(expiresAt) ? { expiresAt: new Date(expiresAt) } : {}) };
   }
 
   /**
@@ -136,16 +129,9 @@ export class CredentialCache {
       .executeTakeFirst()) as (CredentialRow & { tenant_disabled: number }) | undefined;
     if (row === undefined) return false;
     let scopes = JSON.parse(row.scopes) as ScopeGrant[];
-    let makerGone = false;
-    let makerExpires = Number.POSITIVE_INFINITY;
-    if (row.created_by !== null) {
-      const maker = depth < MAX_MAKER_DEPTH && row.created_by !== accessKeyId ? await this.entry(row.created_by, depth + 1, generation) : false;
-      if (maker === false || maker.revoked || maker.makerGone || maker.tenantDisabled || maker.principal.tenant !== row.tenant) makerGone = true;
-      else {
-        makerExpires = maker.expiresAt;
-        scopes = boundedBy(scopes, maker.principal);
-      }
-    }
+    const maker = row.created_by !== null && depth < MAX_MAKER_DEPTH && row.created_by !== accessKeyId ? await this.entry(row.created_by, depth + 1, generation) : false;
+    const state = credentialState(row, maker === false ? false : maker.state);
+    if (maker !== false && !state.makerGone) scopes = boundedBy(scopes, maker.principal);
     scopes = scopes.map((grant) => Object.freeze(grant));
     const principal: Principal = Object.freeze({
       tenant: row.tenant,
@@ -159,10 +145,7 @@ export class CredentialCache {
       principal,
       secret: open(this.masterKey, sealed, accessKeyId),
       previousUntil: row.prev_until ?? 0,
-      expiresAt: Math.min(row.expires_at ?? Number.POSITIVE_INFINITY, makerExpires),
-      revoked: row.revoked_at !== null,
-      tenantDisabled: row.tenant_disabled !== 0, // disabled or locked down
-      makerGone,
+      state,
     };
     if (row.prev_ct !== null && row.prev_iv !== null && row.prev_tag !== null) {
       entry.previous = open(this.masterKey, { ciphertext: row.prev_ct, iv: row.prev_iv, tag: row.prev_tag }, accessKeyId);

@@ -6,6 +6,7 @@
 
 import { createHmac } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { credentialFailure, type CredentialFailure, type CredentialState } from './credential-state.ts';
 import type { PolicyTables } from './database/tables.ts';
 import { MasterKeyMismatchError } from './errors.ts';
 import { open, seal } from './secret-box.ts';
@@ -91,8 +92,8 @@ export interface TenantInfo {
   credentialCount: number;
 }
 
-/** Whether a credential works now, and if not why. */
-export type CredentialStatus = 'active' | 'revoked' | 'expired';
+/** Whether a credential works now, and if not why: the reasons requests give (credential-state.ts). */
+export type CredentialStatus = 'active' | Exclude<CredentialFailure, 'unknown'>;
 
 /** A credential as the store shows it: everything but the secret. */
 export interface CredentialInfo {
@@ -118,10 +119,9 @@ function iso(ms: number | null): string | undefined {
   return ms === null ? undefined : new Date(ms).toISOString();
 }
 
-/** A credentials row shown without its secrets. */
-export function credentialInfo(row: CredentialRow, nowMs: number): CredentialInfo {
-  const status: CredentialStatus =
-    row.revoked_at !== null ? 'revoked' : row.expires_at !== null && row.expires_at <= nowMs ? 'expired' : 'active';
+/** A credentials row shown without its secrets, with the status `state` (its maker chain's included) has at `nowMs`. */
+export function credentialInfo(row: CredentialRow, state: CredentialState, nowMs: number): CredentialInfo {
+  const status: CredentialStatus = credentialFailure(state, nowMs) ?? 'active';
   const info: CredentialInfo = {
     accessKeyId: row.access_key_id,
     tenant: row.tenant,

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CredentialCache, type ResolveResult } from './credential-cache.ts';
+import { credentialStates } from './credential-state.ts';
 import { isPostgresUrl, redactUrl } from './database/dialects.ts';
 import type { PolicyDatabase } from './database/policy-database.ts';
 import { ConflictError, InvalidInputError, MasterKeyMismatchError, NotFoundError } from './errors.ts';
@@ -222,18 +223,32 @@ export class PolicyStore extends TenancyStore {
     return { ...(await this.requireCredential(accessKeyId)), secretKey };
   }
 
-  /** Every credential, or those of one tenant; never with secrets. */
+  /**
+   * Every credential, or those of one tenant; never with secrets. Each status is what a request with the key would
+   * meet, its maker chain and tenant included (credential-state.ts), not only its own row.
+   */
   async listCredentials(filter: { tenant?: string } = {}): Promise<schema.CredentialInfo[]> {
-    const q = this.db.selectFrom('credentials').selectAll();
-    const rows = (await (filter.tenant === undefined ? q.orderBy('tenant').orderBy('created_at') : q.where('tenant', '=', filter.tenant).orderBy('created_at')).execute()) as schema.CredentialRow[];
-    const now = Date.now();
-    return rows.map((row) => schema.credentialInfo(row, now));
+    const q = this.credentialRows();
+    const rows = await (filter.tenant === undefined ? q.orderBy('c.tenant').orderBy('c.created_at') : q.where('c.tenant', '=', filter.tenant).orderBy('c.created_at')).execute();
+    return this.shown(rows);
   }
 
-  /** One credential without its secret, or undefined. */
+  /** One credential without its secret, or undefined; its status as listCredentials gives it. */
   async showCredential(accessKeyId: string): Promise<schema.CredentialInfo | undefined> {
-    const row = await this.db.selectFrom('credentials').selectAll().where('access_key_id', '=', accessKeyId).executeTakeFirst();
-    return row === undefined ? undefined : schema.credentialInfo(row as schema.CredentialRow, Date.now());
+    const row = await this.credentialRows().where('c.access_key_id', '=', accessKeyId).executeTakeFirst();
+    return row === undefined ? undefined : (await this.shown([row]))[0];
+  }
+
+  /** Credentials rows with their tenant's disabled flag. */
+  private credentialRows() {
+    return this.db.selectFrom('credentials as c').innerJoin('tenants as t', 't.name', 'c.tenant').selectAll('c').select('t.disabled as tenant_disabled');
+  }
+
+  /** `rows` as shown, each status following its maker chain (makers outside `rows` are read as needed). */
+  private async shown(rows: Array<schema.CredentialRow & { tenant_disabled: number }>): Promise<schema.CredentialInfo[]> {
+    const states = await credentialStates(rows, (id) => this.credentialRows().where('c.access_key_id', '=', id).executeTakeFirst());
+    const now = Date.now();
+    return rows.map((row) => schema.credentialInfo(row, states.get(row.access_key_id)!, now));
   }
 
   private async requireCredential(accessKeyId: string): Promise<schema.CredentialInfo> {

@@ -241,6 +241,51 @@ test('rotate with and without grace, and revoke, as real S3 clients see them', a
   });
 });
 
+test('the credential listing shows the state requests meet: a maker revoked, deleted or expired, a tenant disabled', async (t) => {
+  await withGateway(async (tg) => {
+    const { admin: tenantAdmin, bucket } = await setup(tg);
+    const make = async (maker: Creds, name: string, expiresAt?: string): Promise<Creds> => {
+      const made = await admin(tg, maker, 'POST', '/credentials', { body: { name, scopes: [{ families: [...FAMILIES], bucket: '*' }], ...(expiresAt ? { expiresAt } : {}) } });
+      if (made.status !== 201) throw new Error(made.body);
+      return creds(made.json);
+    };
+    const status = async (c: Creds): Promise<{ listed: string; shown: string }> => {
+      const list = await admin(tg, ROOT, 'GET', '/credentials', { query: { tenant: 'acme' } });
+      const listed = (list.json.credentials as Array<{ accessKeyId: string; status: string }>).find((x) => x.accessKeyId === c.accessKeyId)!.status;
+      return { listed, shown: (await admin(tg, tenantAdmin, 'GET', `/credentials/${c.accessKeyId}`)).json.status };
+    };
+    const list = (c: Creds) => s3For(tg, c).send(new ListObjectsV2Command({ Bucket: bucket }));
+
+    // Two links down from makers that then go: revoked, deleted, expired.
+    const revokedMaker = await make(tenantAdmin, 'revoked-maker');
+    const underRevoked = await make(await make(revokedMaker, 'middle-r'), 'under-revoked');
+    const deletedMaker = await make(tenantAdmin, 'deleted-maker');
+    const underDeleted = await make(deletedMaker, 'under-deleted');
+    const expiry = new Date(Date.now() + 3000);
+    const expiringMaker = await make(tenantAdmin, 'expiring-maker', expiry.toISOString());
+    const underExpired = await make(expiringMaker, 'under-expired');
+    for (const c of [underRevoked, underDeleted, underExpired]) {
+      await list(c);
+      t.deepEqual(await status(c), { listed: 'active', shown: 'active' });
+    }
+
+    t.is((await admin(tg, tenantAdmin, 'POST', `/credentials/${revokedMaker.accessKeyId}/revoke`)).status, 200);
+    t.is((await admin(tg, tenantAdmin, 'DELETE', `/credentials/${deletedMaker.accessKeyId}`)).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry.getTime() - Date.now()) + 100));
+    for (const [c, expected] of [[underRevoked, 'maker_gone'], [underDeleted, 'maker_gone'], [underExpired, 'expired']] as const) {
+      await t.throwsAsync(list(c), { name: 'InvalidAccessKeyId' }, `${expected}: refused`);
+      t.deepEqual(await status(c), { listed: expected, shown: expected }, `${expected}: listed and shown as such`);
+    }
+    t.is((await status(tenantAdmin)).listed, 'active', 'an unaffected credential stays active');
+
+    t.is((await admin(tg, ROOT, 'POST', '/tenants/acme/disable')).status, 200);
+    await t.throwsAsync(list(tenantAdmin));
+    const listed = (await admin(tg, ROOT, 'GET', '/credentials', { query: { tenant: 'acme' } })).json.credentials as Array<{ name: string; status: string }>;
+    t.is(listed.find((c) => c.name === 'admin')!.status, 'tenant_disabled');
+    t.is(listed.find((c) => c.name === 'revoked-maker')!.status, 'revoked', 'revoked stays the first reason, as requests give it');
+  });
+});
+
 test('denials: filters, a tenant admin sees only its tenant, and no secret reaches any log', async (t) => {
   await withGateway(async (tg) => {
     const acme = await setup(tg, 'acme');

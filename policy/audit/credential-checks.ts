@@ -38,7 +38,7 @@ export function staleCredentials(facts: AuditFacts, options: AuditOptions): Find
   for (const c of facts.credentials.filter((x) => !x.isRoot)) {
     const base = { check: 'stale-credential' as const, tenant: c.tenant, accessKeyId: c.accessKeyId, subject: c.accessKeyId };
     if (c.status === 'expired') {
-      out.push({ ...base, id: `stale-credential:${c.accessKeyId}:expired`, severity: 'low', message: `${c.name} expired on ${c.expiresAt} but is still present`, fix: `anvil credential delete ${c.accessKeyId}` });
+      out.push({ ...base, id: `stale-credential:${c.accessKeyId}:expired`, severity: 'low', message: `${c.name} expired ${c.expiresAt !== undefined && new Date(c.expiresAt) <= facts.now ? `on ${c.expiresAt}` : 'with its maker'} but is still present`, fix: `anvil credential delete ${c.accessKeyId}` });
     } else if (c.status === 'active' && c.lastUsedAt === undefined && new Date(c.createdAt) < since) {
       out.push({ ...base, id: `stale-credential:${c.accessKeyId}:never`, severity: 'medium', message: `${c.name} was never used since it was created ${daysBetween(new Date(c.createdAt), facts.now)} days ago`, fix: `anvil credential revoke ${c.accessKeyId}` });
     } else if (c.status === 'active' && c.lastUsedAt !== undefined && new Date(c.lastUsedAt) < since) {

@@ -14,7 +14,7 @@ interface Credential {
   description: string;
   isRoot: boolean;
   scopes: Grant[];
-  status: 'active' | 'revoked' | 'expired';
+  status: 'active' | 'revoked' | 'expired' | 'tenant_disabled' | 'maker_gone';
   createdAt: string;
   expiresAt?: string;
   lastUsedAt?: string;
