@@ -13,6 +13,7 @@ import {
   HeadObjectCommand,
   ListBucketsCommand,
 } from '@aws-sdk/client-s3';
+import { LRUCache } from 'lru-cache';
 import type { BucketInfo } from '../backend.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
@@ -23,6 +24,13 @@ import { listObjectsV2 } from './listing.ts';
 
 /** How long a bucket seen to exist is trusted without asking again (prefix mapping checks it before writes). */
 const EXISTS_TTL_MS = 5_000;
+
+/**
+ * Buckets whose existence and incarnation a node remembers, the least recently used forgotten first: one entry per
+ * bucket requests found, kept after its 5 s were over, so without a bound the maps grew with every bucket ever used
+ * (and every one created and deleted again upstream). Forgetting one only costs the next request on it one read.
+ */
+export const BUCKET_CACHE_MAX = 10_000;
 
 /** What a write that creates data started under: the bucket's incarnation then, and when it started. */
 export interface WriteStart {
@@ -38,14 +46,18 @@ export function isNotFound(err: unknown): boolean {
 
 /** Bucket operations for one layout. */
 export class Buckets {
-  private readonly seen = new Map<string, { info: BucketInfo; at: number }>();
+  private readonly seen: LRUCache<string, { info: BucketInfo; at: number }>;
   /** Incarnations read or written lately (bucket mapping), the value a write starts under; see writable(). */
-  private readonly incarnations = new Map<string, { value: string; at: number }>();
+  private readonly incarnations: LRUCache<string, { value: string; at: number }>;
 
   constructor(
     private readonly clients: UpstreamClients,
     private readonly layout: Layout,
-  ) {}
+    max = BUCKET_CACHE_MAX,
+  ) {
+    this.seen = new LRUCache({ max });
+    this.incarnations = new LRUCache({ max });
+  }
 
   async list(): Promise<BucketInfo[]> {
     const s3 = this.clients.retrying;
