@@ -84,7 +84,7 @@ onEachBackend(test, 'upstream-conditions', (it) => {
     });
   });
 
-  it('GET and HEAD read If-Match / If-None-Match lists and compare If-None-Match weakly', async (t, f) => {
+  it('GET and HEAD read If-Match / If-None-Match lists, compare If-None-Match weakly and If-Match strongly', async (t, f) => {
     const bucket = await freshBucket(f);
     const { ETag } = await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'listed' }));
     const tag = ETag!;
@@ -92,6 +92,13 @@ onEachBackend(test, 'upstream-conditions', (it) => {
       [{ IfMatch: `"x", ${tag}` }, 200],
       [{ IfMatch: `${tag}, "y"` }, 200],
       [{ IfMatch: `"x", "y"` }, 412],
+      // RFC 9110 §13.1.1: If-Match uses the strong comparison, which a weak entity tag never passes.
+      [{ IfMatch: `W/${tag}` }, 412],
+      [{ IfMatch: `"x", W/${tag}` }, 412],
+      [{ IfMatch: `W/${tag}`, IfNoneMatch: `"y"` }, 412],
+      // A comma inside the quotes belongs to the tag: `"a,<etag>"` names neither "a" nor the ETag.
+      [{ IfMatch: `"a,${tag.slice(1)}` }, 412],
+      [{ IfNoneMatch: `"a,${tag.slice(1)}` }, 200],
       [{ IfNoneMatch: `W/${tag}` }, 304],
       [{ IfNoneMatch: `"x", ${tag}` }, 304],
       [{ IfNoneMatch: `"x", W/${tag}` }, 304],
@@ -130,5 +137,21 @@ onEachBackend(test, 'upstream-conditions', (it) => {
     await f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'c', CopySource: `${bucket}/src`, CopySourceIfMatch: `"x", ${src.ETag}` }));
     const notModified = await status(f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'c2', CopySource: `${bucket}/src`, CopySourceIfNoneMatch: `"x", ${src.ETag}` })));
     t.deepEqual(notModified, { status: 412, code: 'PreconditionFailed' });
+    t.deepEqual(await status(f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'c3', CopySource: `${bucket}/src`, CopySourceIfNoneMatch: `W/${src.ETag}` }))), {
+      status: 412,
+      code: 'PreconditionFailed',
+    }, 'a copy-source If-None-Match compares weakly');
+    // If-Match compares strongly wherever it is read: a weak tag of the current ETag swaps nothing and copies nothing.
+    const current = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'k' }));
+    for (const IfMatch of [`W/${current.ETag}`, `"x", W/${current.ETag}`]) {
+      t.deepEqual(await status(f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'weak', IfMatch }))), { status: 412, code: 'PreconditionFailed' }, `PUT ${IfMatch}`);
+      t.deepEqual(await status(f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'k', CopySource: `${bucket}/src`, IfMatch }))), { status: 412, code: 'PreconditionFailed' }, `COPY ${IfMatch}`);
+    }
+    for (const CopySourceIfMatch of [`W/${src.ETag}`, `"x", W/${src.ETag}`]) {
+      const weakSource = await status(f.gw.s3.send(new CopyObjectCommand({ Bucket: bucket, Key: 'c4', CopySource: `${bucket}/src`, CopySourceIfMatch })));
+      t.deepEqual(weakSource, { status: 412, code: 'PreconditionFailed' }, `copy source ${CopySourceIfMatch}`);
+    }
+    t.is((await bodyBytes((await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k' }))).Body)).toString(), 'copied', 'nothing was swapped');
+    await t.throwsAsync(f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'c4' })), { name: 'NotFound' });
   });
 });

@@ -1,9 +1,10 @@
 /**
  * Conditions put in a form every upstream evaluates as S3 does. MinIO compares an If-Match / If-None-Match value as
  * one literal tag: a list (`"x", "<etag>"`) or a weak tag (`W/"<etag>"`) never matches there, while S3 and the
- * embedded store (conditions.ts) read lists and compare weakly. A single tag is sent in its strong form; a list is
- * evaluated here against a HEAD of the object, and the request is then pinned upstream with `If-Match` to the ETag
- * that was evaluated, so a replacement in between is still caught upstream (RFC 9110 §13.1.1, §13.1.2).
+ * embedded store (conditions.ts) read lists, compare If-None-Match weakly and If-Match strongly (a weak tag never
+ * matches). A single tag is sent in its strong form (a weak one in If-Match is not sent: it can match nothing); the
+ * rest is evaluated here against a HEAD of the object, and the request is then pinned upstream with `If-Match` to the
+ * ETag that was evaluated, so a replacement in between is still caught upstream (RFC 9110 §13.1.1, §13.1.2).
  */
 import type { Conditions, ObjectMeta, WriteConditions } from '../backend.ts';
 import { checkConditions, checkWriteConditions, singleEtag, type ConditionMode } from '../conditions.ts';
@@ -21,8 +22,8 @@ export interface SendableConditions {
  */
 export async function sendableConditions(c: Conditions | undefined, head: () => Promise<ObjectMeta>, mode: ConditionMode): Promise<SendableConditions> {
   if (!c) return { conditions: c, pinned: false };
-  const ifMatch = c.ifMatch === undefined ? undefined : singleEtag(c.ifMatch);
-  const ifNoneMatch = c.ifNoneMatch === undefined ? undefined : singleEtag(c.ifNoneMatch);
+  const ifMatch = c.ifMatch === undefined ? undefined : singleEtag(c.ifMatch, 'strong');
+  const ifNoneMatch = c.ifNoneMatch === undefined ? undefined : singleEtag(c.ifNoneMatch, 'weak');
   if ((c.ifMatch === undefined || ifMatch) && (c.ifNoneMatch === undefined || ifNoneMatch)) {
     return { conditions: { ...c, ifMatch, ifNoneMatch }, pinned: false };
   }
@@ -38,7 +39,7 @@ export async function sendableConditions(c: Conditions | undefined, head: () => 
  */
 export async function sendableWriteConditions(c: WriteConditions | undefined, head: () => Promise<ObjectMeta>): Promise<WriteConditions | undefined> {
   if (c?.ifMatch === undefined) return c;
-  const one = singleEtag(c.ifMatch);
+  const one = singleEtag(c.ifMatch, 'strong');
   if (one !== undefined) return { ...c, ifMatch: one };
   const existing = await head().catch((err: unknown) => (err instanceof NoSuchKeyError ? undefined : Promise.reject(err)));
   checkWriteConditions(c, existing);
