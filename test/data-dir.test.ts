@@ -7,7 +7,7 @@
 import { CreateBucketCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createServer, type AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +80,13 @@ if (noPidNs) console.log(`PID namespace test skipped: ${noPidNs}`);
     conn.write(head);
     conn.write(body.subarray(0, body.length / 2));
     const tmpBytes = (): number => readdirSync(join(tg.dataDir, 'tmp')).reduce((n, f) => n + statSync(join(tg.dataDir, 'tmp', f)).size, 0);
-    for (let i = 0; tmpBytes() < 1024 * 1024; i++) {
+    // Its blob's fan-out directory is made while the body arrives (blobs.ts), under load after the first MiB.
+    const fanOutMade = (): boolean =>
+      readdirSync(join(tg.dataDir, 'tmp')).some((f) => {
+        const id = f.split('.')[1] ?? '';
+        return existsSync(join(tg.dataDir, 'blobs', id.slice(0, 2), id.slice(2, 4)));
+      });
+    for (let i = 0; tmpBytes() < 1024 * 1024 || !fanOutMade(); i++) {
       if (i > 600) throw new Error('the first half of the upload never reached its temp file');
       await new Promise((r) => setTimeout(r, 100));
     }
