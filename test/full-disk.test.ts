@@ -103,7 +103,9 @@ it('a full volume refuses data writes with 507 and still commits deletes, revoca
     }
     noContinue.destroy();
 
-    // Then something else takes the last block.
+    // Then something else takes the last block, once what the refused uploads wrote is gone (with worker processes a
+    // refused upload's temp file can still be on its way out; space it gave back after the fill would leave a gap).
+    await spaceSettled(tg.dataDir);
     filler = mounted!.fill();
     t.is(mounted!.free(), 0);
 
@@ -223,6 +225,17 @@ async function* megabytes(n: number, gate?: Promise<void>, gateAfter = 0): Async
   for (let i = 0; i < n; i++) {
     if (gate && i === gateAfter) await gate;
     yield pattern(MIB);
+  }
+}
+
+/** Resolves once no upload's temp file is left in `dataDir` and the volume's free space has stopped moving. */
+async function spaceSettled(dataDir: string): Promise<void> {
+  let before = -1;
+  for (let i = 0; i < 100; i++) {
+    const now = mounted!.free();
+    if (now === before && readdirSync(join(dataDir, 'tmp')).length === 0) return;
+    before = now;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
