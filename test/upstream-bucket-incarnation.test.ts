@@ -27,10 +27,10 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { createClients } from '../storage/upstream/client.ts';
 import { removeIfUnchanged } from '../storage/upstream/incarnation.ts';
 import { ok } from './helpers/admin.ts';
+import { inFlightPut } from './helpers/in-flight-put.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
 
@@ -55,41 +55,6 @@ async function gatewayFor(t: ExecutionContext<Ctx>, mapping: Mapping): Promise<{
 async function upstreamKeys(t: ExecutionContext<Ctx>, bucket: string, shared?: string): Promise<string[]> {
   const out = await t.context.upstream.send(new ListObjectsV2Command({ Bucket: shared ?? bucket, Prefix: shared ? `${bucket}/` : undefined }));
   return (out.Contents ?? []).map((o) => o.Key!.slice(shared ? bucket.length + 1 : 0));
-}
-
-/**
- * A PUT to presigned `url` over node:http that declares first.length + rest.length bytes, sends `first` once the
- * gateway authorized it (Expect: 100-continue), gives the gateway a moment to start the upstream write, runs
- * `meanwhile`, then sends `rest`. The answer's status and body.
- */
-function inFlightPut(url: string, first: Buffer, rest: Buffer, meanwhile: () => Promise<void>): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: u.hostname,
-      port: u.port,
-      method: 'PUT',
-      path: u.pathname + u.search,
-      headers: { 'content-length': String(first.length + rest.length), expect: '100-continue' },
-    });
-    req.on('continue', () => {
-      req.write(first);
-      setTimeout(() => {
-        meanwhile().then(() => req.end(rest), (err: unknown) => {
-          req.destroy();
-          reject(err);
-        });
-      }, 1000);
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.flushHeaders();
-  });
 }
 
 async function refusedWith(t: ExecutionContext, what: string, call: Promise<unknown>, code: string, status: number): Promise<void> {
