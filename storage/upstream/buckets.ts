@@ -1,17 +1,20 @@
 /**
  * Gateway buckets upstream: real upstream buckets (bucket mapping) or marker objects in the shared bucket (prefix
  * mapping, see layout.ts). Deleting a bucket checks emptiness the contract's way (objects outside `_anvil/`, upload
- * records) and then clears the backend's own records before removing the bucket. Creating one gives it a new
- * incarnation (incarnation.ts), which every write that creates data checks once the upstream acknowledged it.
+ * records) and clears the backend's own records with the bucket (with prefix mapping only once the marker is gone
+ * and a second listing found nothing new: deleteMarker()). Creating one gives it a new incarnation (incarnation.ts),
+ * which every write that creates data checks once the upstream acknowledged it.
  */
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListBucketsCommand,
+  PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { LRUCache } from 'lru-cache';
 import type { BucketInfo } from '../backend.ts';
@@ -197,7 +200,9 @@ export class Buckets {
 
   /**
    * Refuses with BucketNotEmptyError while objects remain; uploads in progress are ended by `abortUploads` (S3 lets
-   * a general purpose bucket go with them); then removes the backend's records and the bucket.
+   * a general purpose bucket go with them); then removes the backend's records and the bucket. With prefix mapping
+   * nothing upstream refuses a write under a prefix whose marker is gone, so the bucket is looked at again once its
+   * marker is: see deleteMarker().
    */
   async delete(name: string, abortUploads: () => Promise<void>): Promise<void> {
     await this.head(name);
@@ -206,19 +211,60 @@ export class Buckets {
     const Bucket = this.layout.bucketOf(name);
     const base = this.layout.prefixOf(name);
     try {
-      // With "/" as delimiter the reserved namespace is one entry at most, so two entries decide emptiness.
-      const top = await listObjectsV2(s3, { Bucket, Prefix: base, Delimiter: '/', MaxKeys: 2 });
-      const others = [...(top.Contents ?? []).map((o) => o.Key), ...(top.CommonPrefixes ?? []).map((p) => p.Prefix)];
-      if (others.some((k) => k !== base + RESERVED)) throw new BucketNotEmptyError(`bucket ${name} is not empty`);
-      const uploads = await listObjectsV2(s3, { Bucket, Prefix: base + UPLOADS, MaxKeys: 1 });
-      if ((uploads.Contents ?? []).length > 0) await abortUploads();
-      await this.purge(Bucket, base + RESERVED);
-      if (this.layout.mapping === 'bucket') await s3.send(new DeleteBucketCommand({ Bucket }));
-      else await s3.send(new DeleteObjectCommand(this.layout.marker(name)));
+      if (await this.holdsObjects(Bucket, base)) throw new BucketNotEmptyError(`bucket ${name} is not empty`);
+      if (this.layout.mapping === 'prefix') return await this.deleteMarker(name, abortUploads);
+      await this.clearRecords(Bucket, base, abortUploads);
+      await s3.send(new DeleteBucketCommand({ Bucket }));
     } catch (err) {
       if (faultCode(err) === 'NoSuchBucket') throw new NoSuchBucketError(`bucket ${name} does not exist`);
       throw translate(err);
     }
+  }
+
+  /**
+   * Prefix mapping: deletes the marker, then lists the bucket again. A write that landed after the first listing
+   * and confirmed its incarnation before the marker went was acknowledged, so it shows now: the marker is put back
+   * with the same body (the same ETag, so the same incarnation: writes in flight stand), and BucketNotEmptyError is
+   * thrown, as for any bucket with objects. A write landing after this listing confirms after the marker is gone
+   * and is undone by confirm(). Only then are uploads aborted and records removed (a bucket that stays keeps them).
+   */
+  private async deleteMarker(name: string, abortUploads: () => Promise<void>): Promise<void> {
+    const s3 = this.clients.retrying;
+    const marker = this.layout.marker(name);
+    const Bucket = this.layout.bucketOf(name);
+    const base = this.layout.prefixOf(name);
+    let body: string;
+    try {
+      body = await (await s3.send(new GetObjectCommand(marker))).Body!.transformToString();
+    } catch (err) {
+      if (isNotFound(err)) throw new NoSuchBucketError(`bucket ${name} does not exist`);
+      throw err;
+    }
+    await s3.send(new DeleteObjectCommand(marker));
+    if (await this.holdsObjects(Bucket, base)) {
+      // If-None-Match: a bucket of the name created meanwhile (by its owner, or root) is not replaced; it is the
+      // name's bucket now, and the objects are its.
+      await s3.send(new PutObjectCommand({ ...marker, Body: body, ContentLength: Buffer.byteLength(body), IfNoneMatch: '*' })).catch((err: unknown) => {
+        if (faultStatus(err) !== 412) throw err;
+      });
+      throw new BucketNotEmptyError(`bucket ${name} is not empty`);
+    }
+    await this.clearRecords(Bucket, base, abortUploads);
+  }
+
+  /** True when the bucket holds an object outside `_anvil/`. */
+  private async holdsObjects(Bucket: string, base: string): Promise<boolean> {
+    // With "/" as delimiter the reserved namespace is one entry at most, so two entries decide emptiness.
+    const top = await listObjectsV2(this.clients.retrying, { Bucket, Prefix: base, Delimiter: '/', MaxKeys: 2 });
+    const others = [...(top.Contents ?? []).map((o) => o.Key), ...(top.CommonPrefixes ?? []).map((p) => p.Prefix)];
+    return others.some((k) => k !== base + RESERVED);
+  }
+
+  /** Aborts the bucket's uploads (when it has any) and removes every record under its `_anvil/`. */
+  private async clearRecords(Bucket: string, base: string, abortUploads: () => Promise<void>): Promise<void> {
+    const uploads = await listObjectsV2(this.clients.retrying, { Bucket, Prefix: base + UPLOADS, MaxKeys: 1 });
+    if ((uploads.Contents ?? []).length > 0) await abortUploads();
+    await this.purge(Bucket, base + RESERVED);
   }
 
   /** Deletes every upstream object under `prefix`, a thousand per call. */
