@@ -190,7 +190,7 @@ if (minioOrExplain(test, 'upstream-delete-bucket-race')) {
   });
 
   test.serial('prefix mapping: small writes racing DeleteBucket are either kept in a bucket that stays, or refused with nothing left', async (t) => {
-    const rounds = 12;
+    const rounds = 16;
     const bucket = 'racing';
     const { tg, shared, xx } = await prefixSetup(t, bucket);
     const tally = { deleted: 0, kept: 0, acknowledged: 0, refused: 0 };
@@ -198,10 +198,11 @@ if (minioOrExplain(test, 'upstream-delete-bucket-race')) {
       for (let round = 0; round < rounds; round++) {
         // The marker deletion waits a little, as under load, so the writes have a window to land in.
         const reached = t.context.proxy.hold(markerDeletion(bucket));
-        void reached.then(() => setTimeout(() => t.context.proxy.release(), 40));
+        void reached.then(() => setTimeout(() => t.context.proxy.release(), 30));
         const deleting = outcome(tg.s3.send(new DeleteBucketCommand({ Bucket: bucket })));
         const writes = Array.from({ length: 4 }, async (_, i) => {
-          await new Promise((r) => setTimeout(r, Math.random() * 80));
+          // Some land before the delete's listing, some while the marker goes, some after the delete answered.
+          await new Promise((r) => setTimeout(r, Math.random() * 150));
           const key = `w${round}-${i}`;
           return { key, result: await outcome(xx.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: randomBytes(4096) }))) };
         });
@@ -232,6 +233,66 @@ if (minioOrExplain(test, 'upstream-delete-bucket-race')) {
       xx.destroy();
     } finally {
       t.context.proxy.release();
+      await tg.close();
+    }
+  });
+
+  test.serial('bucket mapping: a write that brings a deleted bucket back (an untagged ghost) is refused and undone, and the name can be created again', async (t) => {
+    const { minio, upstream } = t.context;
+    const tg = await startTestGateway(upstreamEnv(minio));
+    try {
+      const bucket = `ghost-${randomBytes(3).toString('hex')}`;
+      await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
+      const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'yy', name: 'admin', scopes: [{ families: ['bucket:admin', 'object:write', 'object:read', 'object:list'], bucket }] });
+      const yy = tg.client({ accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey });
+      await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      // Root's PutObject is in flight when root deletes the bucket (204) and MinIO brings it back, as it does when a
+      // PutObject that passed its bucket check writes after the delete: a bucket directory without metadata, no tag,
+      // created 0001-01-01. (That race is MinIO's own and too narrow to hit on purpose; its result is made here.)
+      const url = await getSignedUrl(tg.s3, new PutObjectCommand({ Bucket: bucket, Key: 'planted' }), { expiresIn: 600 });
+      let deleted = '';
+      const res = await inFlightPut(url, Buffer.from('first'), Buffer.from('later'), async () => {
+        deleted = await outcome(tg.s3.send(new DeleteBucketCommand({ Bucket: bucket })));
+        mkdirSync(join(t.context.minioData, bucket));
+      });
+      t.is(deleted, '200', 'DeleteBucket answered 204');
+      const ghost = (await upstream.send(new ListBucketsCommand({}))).Buckets?.find((b) => b.Name === bucket);
+      t.is(ghost?.CreationDate?.getUTCFullYear(), 1, 'the upstream holds a ghost of the bucket');
+      t.is(res.status, 404, res.body);
+      t.regex(res.body, /<Code>NoSuchBucket<\/Code>/);
+      t.deepEqual((await upstream.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? [], [], 'the write was undone');
+      // Another tenant takes the name: the ghost is nobody's bucket and holds nothing.
+      await yy.send(new CreateBucketCommand({ Bucket: bucket }));
+      await yy.send(new PutObjectCommand({ Bucket: bucket, Key: 'mine', Body: 'yy' }));
+      t.deepEqual(((await yy.send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key), ['mine']);
+      const tags = await upstream.send(new GetBucketTaggingCommand({ Bucket: bucket }));
+      t.true((tags.TagSet ?? []).some((tag) => tag.Key === 'anvil-incarnation'), 'the new bucket has its incarnation');
+      const created = (await upstream.send(new ListBucketsCommand({}))).Buckets?.find((b) => b.Name === bucket)?.CreationDate;
+      t.true((created?.getUTCFullYear() ?? 0) > 1, 'and a creation date: a bucket of its own upstream');
+      yy.destroy();
+    } finally {
+      await tg.close();
+    }
+  });
+
+  test.serial('bucket mapping: CreateBucket takes over no bucket but an empty ghost: not one made on the upstream, nor a ghost holding an object', async (t) => {
+    const { minio, upstream } = t.context;
+    const tg = await startTestGateway(upstreamEnv(minio));
+    try {
+      const made = `operator-${randomBytes(3).toString('hex')}`;
+      const holding = `holding-${randomBytes(3).toString('hex')}`;
+      await upstream.send(new CreateBucketCommand({ Bucket: made }));
+      mkdirSync(join(t.context.minioData, holding));
+      await upstream.send(new PutObjectCommand({ Bucket: holding, Key: 'left', Body: 'a write nobody undid' }));
+      await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
+      const cred = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'yy', name: 'admin', scopes: [{ families: ['bucket:admin'], bucket: '*' }] });
+      const yy = tg.client({ accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretKey });
+      t.is(await outcome(yy.send(new CreateBucketCommand({ Bucket: made }))), 'BucketAlreadyExists', 'an empty, untagged bucket with a creation date');
+      t.not(await outcome(upstream.send(new GetBucketTaggingCommand({ Bucket: made }))), '200', 'which got no incarnation tag');
+      t.is(await outcome(yy.send(new CreateBucketCommand({ Bucket: holding }))), 'BucketAlreadyExists', 'a ghost holding an object');
+      t.is(await text(upstream, holding, 'left'), 'a write nobody undid', 'which keeps it');
+      yy.destroy();
+    } finally {
       await tg.close();
     }
   });

@@ -86,13 +86,49 @@ export class Buckets {
     this.forget(name);
     try {
       // Bucket mapping: CreateBucket is the atomic "name is free" check (a crash before the tag leaves "none").
-      if (this.layout.mapping === 'bucket') await this.clients.retrying.send(new CreateBucketCommand({ Bucket: this.layout.bucketOf(name) }));
+      if (this.layout.mapping === 'bucket') await this.createUpstream(name);
       this.incarnations.set(name, { value: await writeIncarnation(this.clients, this.layout, name), at: Date.now() });
     } catch (err) {
       if (faultStatus(err) === 412 || faultStatus(err) === 409) throw new BucketAlreadyExistsError(`bucket ${name} exists`);
       throw translate(err);
     }
     return this.head(name);
+  }
+
+  /**
+   * CreateBucket upstream; a ghost (isGhost()) in the way is deleted and the bucket created again. The upstream's
+   * DeleteBucket refuses a bucket that holds anything, so an object landing after the check keeps the ghost (409).
+   */
+  private async createUpstream(name: string): Promise<void> {
+    const s3 = this.clients.retrying;
+    const Bucket = this.layout.bucketOf(name);
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket }));
+      return;
+    } catch (err) {
+      if (faultStatus(err) !== 409 || !(await this.isGhost(name))) throw err;
+    }
+    await s3.send(new DeleteBucketCommand({ Bucket }));
+    await s3.send(new CreateBucketCommand({ Bucket }));
+  }
+
+  /**
+   * True for a ghost: an upstream bucket MinIO brought back after its DeleteBucket answered, because a PutObject that
+   * had passed MinIO's bucket check before the delete wrote its object afterwards (MinIO keeps no bucket metadata for
+   * it: no tags, creation date 0001-01-01). The write that brought it back is undone by confirm() (its bucket lost
+   * its incarnation), which leaves the ghost empty, and no tenant owns the name (its DeleteBucket answered): without
+   * this, every CreateBucket of the name would answer BucketAlreadyExists for good. Only an empty bucket without an
+   * incarnation AND without a creation date counts: a bucket someone made on the upstream, one from before
+   * incarnations or one whose tag an operator wiped always has its creation date, so none of them is taken over.
+   */
+  private async isGhost(name: string): Promise<boolean> {
+    const Bucket = this.layout.bucketOf(name);
+    if ((await readIncarnation(this.clients, this.layout, name).catch(() => undefined)) !== NO_INCARNATION) return false;
+    const listed = await this.clients.retrying.send(new ListBucketsCommand({}));
+    const created = (listed.Buckets ?? []).find((b) => b.Name === Bucket)?.CreationDate;
+    if (created === undefined || created.getUTCFullYear() > 1) return false;
+    const inside = await listObjectsV2(this.clients.retrying, { Bucket, MaxKeys: 1 });
+    return (inside.Contents ?? []).length === 0;
   }
 
   /**
@@ -144,8 +180,9 @@ export class Buckets {
   /**
    * Returns when the bucket's incarnation is still `started` (from writable()) after a write; otherwise runs
    * `undo`, which removes what the write created, and throws NoSuchBucketError: the write was authorized against a
-   * bucket that has since been deleted (and perhaps created again for someone else). One upstream request (a few
-   * more, over at most about 1.5 s, while the bucket reads untagged).
+   * bucket that has since been deleted (and perhaps created again for someone else, or brought back untagged by
+   * the upstream itself, see isGhost()). One upstream request (a few more, over at most about 3 s, while the bucket
+   * reads untagged).
    */
   async confirm(name: string, started: WriteStart, undo: () => Promise<void>): Promise<void> {
     const now = () =>
@@ -160,15 +197,18 @@ export class Buckets {
     let value = await now();
     // A bucket without its tag (bucket mapping) is ambiguous: one created again a moment ago whose tag is still being
     // written, or a tag MinIO answers without for a while (full test runs under load saw a bucket this backend had
-    // just created and tagged read untagged). It is asked again for about 1.5 s: the tag of a bucket created again
-    // through a gateway shows up within a request's time, and then differs; a bucket that stays untagged is
-    // unprotected (README), never refused for it. A missing bucket is never ambiguous: the write's bucket is gone.
-    for (const wait of [100, 200, 400, 800]) {
+    // just created and tagged read untagged). It is asked again for about 3 s: the tag of a bucket created again
+    // through a gateway shows up within a request's time, and then differs. A write that started under a real
+    // incarnation and still finds none is refused: its bucket was deleted and the upstream brought it back without
+    // metadata (MinIO does, for a PutObject racing DeleteBucket: isGhost()), or an operator wiped the tag meanwhile
+    // (README). A bucket that had no incarnation when the write started is unprotected (README), never refused for
+    // it. A missing bucket is never ambiguous: the write's bucket is gone.
+    for (const wait of [100, 200, 400, 800, 1600]) {
       if (value !== NO_INCARNATION || started.incarnation === NO_INCARNATION) break;
       await pause(wait);
       value = await now();
     }
-    if (value === NO_INCARNATION || holds(value)) return;
+    if (holds(value)) return;
     await undo();
     this.forget(name);
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
