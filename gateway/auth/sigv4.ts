@@ -141,7 +141,8 @@ let lastQuery: { raw: string; pairs: ReadonlyArray<readonly [string, string]> } 
 
 /**
  * Splits a raw query into decoded [name, value] pairs; '+' means space, as in form encoding. The answer is shared
- * with the next caller asking about the same query string, hence read-only (and frozen).
+ * with the next caller asking about the same query string, hence read-only (by its type: freezing each pair cost
+ * more than the rest of the parse).
  */
 export function parseQuery(rawQuery: string): ReadonlyArray<readonly [string, string]> {
   if (!rawQuery) return [];
@@ -152,9 +153,9 @@ export function parseQuery(rawQuery: string): ReadonlyArray<readonly [string, st
     const eq = part.indexOf('=');
     const n = eq < 0 ? part : part.slice(0, eq);
     const v = eq < 0 ? '' : part.slice(eq + 1);
-    pairs.push(Object.freeze([decodeText(n.replaceAll('+', ' ')), decodeText(v.replaceAll('+', ' '))] as const));
+    // replaceAll only where there is a '+': it costs a scan and a copy even when there is none.
+    pairs.push([decodeText(n.includes('+') ? n.replaceAll('+', ' ') : n), decodeText(v.includes('+') ? v.replaceAll('+', ' ') : v)]);
   }
-  Object.freeze(pairs);
   lastQuery = { raw: rawQuery, pairs };
   return pairs;
 }
@@ -326,7 +327,11 @@ export function parsePayloadHash(value: string): PayloadMode | undefined {
   return /^[0-9a-fA-F]{64}$/.test(value) ? { mode: 'signed', sha256Hex: value.toLowerCase() } : undefined;
 }
 
-function parseCredential(value: string, opts: VerifyOptions, fail: ErrorFactory): ParsedAuth['scope'] & { ak: string } {
+/**
+ * The access key id and scope of a Credential value: two parts, not one object split again with a rest pattern
+ * (`{ ak, ...scope }`), which V8 builds slowly.
+ */
+function parseCredential(value: string, opts: VerifyOptions, fail: ErrorFactory): { ak: string; scope: ParsedAuth['scope'] } {
   const parts = value.split('/');
   if (parts.length !== 5 || !parts[0] || !/^\d{8}$/.test(parts[1]) || parts[4] !== 'aws4_request') {
     throw fail('the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".');
@@ -337,7 +342,7 @@ function parseCredential(value: string, opts: VerifyOptions, fail: ErrorFactory)
   }
   const services = opts.services ?? ['s3'];
   if (!services.includes(service)) throw fail(`incorrect service "${service}". This endpoint belongs to "${services[0]}".`);
-  return { ak, date, region, service };
+  return { ak, scope: { date, region, service } };
 }
 
 function parseSignedHeaders(value: string, fail: ErrorFactory): string[] {
@@ -455,7 +460,7 @@ function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions):
   if (credential === undefined || signedHeaders === undefined || signature === undefined || parts.size !== 3) {
     throw headerMalformed('the authorization header requires three components: Credential, SignedHeaders, and Signature.');
   }
-  const { ak, ...scope } = parseCredential(credential, opts, headerMalformed);
+  const { ak, scope } = parseCredential(credential, opts, headerMalformed);
   const names = parseSignedHeaders(signedHeaders, headerMalformed);
 
   const amzHeader = getHeader(req.headers, 'x-amz-date');
@@ -489,7 +494,7 @@ function parseQueryAuth(q: (name: string) => string | undefined, req: SignedRequ
     throw queryMalformed('Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, ' +
       'X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.');
   }
-  const { ak, ...scope } = parseCredential(credential, opts, (d, f) => queryMalformed(`Error parsing the X-Amz-Credential parameter; ${d}`, f));
+  const { ak, scope } = parseCredential(credential, opts, (d, f) => queryMalformed(`Error parsing the X-Amz-Credential parameter; ${d}`, f));
   const names = parseSignedHeaders(signedHeaders, queryMalformed);
   const time = parseAmzDate(date);
   if (Number.isNaN(time)) throw queryMalformed('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
@@ -546,7 +551,17 @@ export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Prom
   if (!secrets || secrets.length === 0) {
     throw new S3Error('InvalidAccessKeyId', undefined, { fields: { AWSAccessKeyId: parsed.accessKeyId } });
   }
-  const canonical = canonicalRequest({ ...req, signedHeaders: parsed.signedHeaders, payloadHash: parsed.payloadHash, presigned: parsed.location === 'query' });
+  // Field by field: in V8 a spread followed by more properties ({ ...req, signedHeaders }) is a slow path; with the
+  // rest pattern in parseCredential it cost a presigned verification about 4.5 of its 19 µs (in process, this machine).
+  const canonical = canonicalRequest({
+    method: req.method,
+    rawPath: req.rawPath,
+    rawQuery: req.rawQuery,
+    headers: req.headers,
+    signedHeaders: parsed.signedHeaders,
+    payloadHash: parsed.payloadHash,
+    presigned: parsed.location === 'query',
+  });
   const scope = `${parsed.scope.date}/${parsed.scope.region}/${parsed.scope.service}/aws4_request`;
   const toSign = stringToSign(parsed.amzDate, scope, canonical);
   // Every secret is tried even after a match would be found, so timing does not reveal which one is current.
@@ -560,7 +575,7 @@ export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Prom
       fields: { AWSAccessKeyId: parsed.accessKeyId, StringToSign: toSign, CanonicalRequest: canonical },
     });
   }
-  return {
+  const verified: VerifiedAuth = {
     accessKeyId: parsed.accessKeyId,
     location: parsed.location,
     payload: parsePayloadHash(parsed.payloadHash)!,
@@ -568,6 +583,7 @@ export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Prom
     signingKey,
     scope,
     amzDate: parsed.amzDate,
-    ...(parsed.sessionToken !== undefined ? { sessionToken: parsed.sessionToken } : {}),
   };
+  if (parsed.sessionToken !== undefined) verified.sessionToken = parsed.sessionToken;
+  return verified;
 }
