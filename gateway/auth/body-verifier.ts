@@ -68,7 +68,7 @@ function planChecksum(headers: BodyVerifierOptions['headers'], trailerMode: bool
   if (sdk && declared && sdk !== declared) throw invalid('Value for x-amz-sdk-checksum-algorithm header is invalid.');
   if (inHeaders[0]) {
     assertChecksumValue(inHeaders[0].algorithm, inHeaders[0].value);
-    return { ...inHeaders[0], from: 'header' };
+    return { algorithm: inHeaders[0].algorithm, value: inHeaders[0].value, from: 'header' };
   }
   if (inTrailer[0]) return { algorithm: inTrailer[0], from: 'trailer' };
   // S3 computes and stores the checksum when the client names the algorithm without sending a value.

