@@ -4,13 +4,13 @@
  * about, and the profile of a small upstream GET showed @smithy/signature-v4 at about 5% of its CPU: an extra HMAC per
  * request just to key its signing-key cache, a dozen awaits, byte conversions around every hash. The lean client
  * builds every request itself (path already escaped segment by segment, as S3 wants it: no double encoding; query
- * values plain strings), so signing it is one SHA-256 and one HMAC with the day's key, synchronously. Which headers
- * are signed follows @smithy/signature-v4 (its constants), and test/upstream-lean-signer.test.ts checks the result
- * against it.
+ * values plain strings), so signing it is one SHA-256 (one-shot, no Hash object) and one HMAC with the day's key,
+ * synchronously. Which headers are signed follows @smithy/signature-v4 (its constants), and
+ * test/upstream-lean-signer.test.ts checks the result against it.
  */
 import { ALWAYS_UNSIGNABLE_HEADERS, PROXY_HEADER_PATTERN, SEC_HEADER_PATTERN } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 /** Text RFC 3986 leaves as it is (unreserved characters only): most keys and every query name the client sends. */
 const UNRESERVED = /^[A-Za-z0-9\-._~]*$/;
@@ -115,7 +115,7 @@ export class LeanSigner {
           .join('&');
     const canonicalRequest = `${req.method}\n${req.path}\n${query}\n${canonicalHeaders}\n${signedHeaders}\n${headers['x-amz-content-sha256']}`;
     const scope = `${day}/${this.region}/${this.service}/aws4_request`;
-    const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${createHash('sha256').update(canonicalRequest).digest('hex')}`;
+    const stringToSign = `AWS4-HMAC-SHA256\n${longDate}\n${scope}\n${hash('sha256', canonicalRequest, 'hex')}`;
     const signature = createHmac('sha256', this.signingKey(credentials, day)).update(stringToSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return headers;

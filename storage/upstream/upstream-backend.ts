@@ -54,7 +54,7 @@ import { unfaithfulKeyError, type Layout } from './layout.ts';
 import { listObjects, listUploads } from './listing.ts';
 import { Multipart } from './multipart.ts';
 import { conditionalCopy, partSizes, putUnsized } from './objects.ts';
-import { sendableConditions, sendableWriteConditions } from './preconditions.ts';
+import { sendableConditions, sendableWriteConditions, type SendableConditions } from './preconditions.ts';
 import { bytesRead, headerValue, SMALL_BODY, smallBody, trailerOf, verifiedBody } from './lean-wire.ts';
 import {
   checksumHeaders,
@@ -74,6 +74,9 @@ import {
 
 /** Keys per DeleteObjects call, S3's maximum. */
 const DELETE_BATCH = 1000;
+
+/** What sendableConditions answers for a read without conditions. */
+const NO_CONDITIONS: SendableConditions = Object.freeze({ conditions: undefined, pinned: false });
 
 /** The upstream S3 backend. */
 export class UpstreamBackend implements Backend {
@@ -191,21 +194,31 @@ export class UpstreamBackend implements Backend {
   }
 
   private async putStarted(original: PutObjectInput): Promise<ObjectMeta> {
-    const input = { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
-    const common = {
-      ...this.layout.object(input.bucket, input.key),
-      ...writeFields(input.meta),
-      Tagging: taggingHeader(input.tags),
-      ...writeConditionFields(input.writeConditions),
-    };
+    // An unconditional write (the usual one) is sent as it came: no await and no copy of its input ({ ...input, x }
+    // costs V8 microseconds).
+    const input = original.writeConditions === undefined
+      ? original
+      : { ...original, writeConditions: await this.sendableWrite(original.writeConditions, original.bucket, original.key) };
     const { size } = input;
     // A conditional PutObject makes MinIO hold the key's lock from the request's start until its body has arrived,
     // so a reader would wait on the client's upload speed: it goes up as putUnsized sends it, in whole parts.
     if (size === undefined || input.writeConditions) {
+      const common = {
+        ...this.layout.object(input.bucket, input.key),
+        ...writeFields(input.meta),
+        Tagging: taggingHeader(input.tags),
+        ...writeConditionFields(input.writeConditions),
+      };
       return putUnsized(this.clients, common, input).catch(async (err: unknown) => {
         throw input.writeConditions ? await this.conditionFailure(err, input.writeConditions, input.bucket, input.key) : err;
       });
     }
+    // Added to writeHeaders' fresh object rather than spread into another: a spread followed by more properties costs
+    // V8 microseconds per request.
+    const headers = writeHeaders(input.meta);
+    headers['x-amz-tagging'] = taggingHeader(input.tags);
+    Object.assign(headers, checksumHeaders(input.meta.checksum));
+    headers['content-md5'] = input.contentMd5?.toString('base64');
     const out = await sendBody({
       body: input.body,
       size,
@@ -213,12 +226,7 @@ export class UpstreamBackend implements Backend {
         this.clients.lean.send({
           method: 'PUT',
           loc: this.layout.object(input.bucket, input.key),
-          headers: {
-            ...writeHeaders(input.meta),
-            'x-amz-tagging': taggingHeader(input.tags),
-            ...checksumHeaders(input.meta.checksum),
-            'content-md5': input.contentMd5?.toString('base64'),
-          },
+          headers,
           body: { stream, size, trailer: trailerOf(input, input.meta.checksum) },
           signal,
         }),
@@ -250,7 +258,8 @@ export class UpstreamBackend implements Backend {
     const loc = this.layout.object(input.bucket, input.key);
     const range = rangeHeader(input.range);
     if (range === null) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);
-    const sendable = await sendableConditions(input.conditions, () => this.headObject(input.bucket, input.key), 'read');
+    // A read without conditions (the usual one) skips the asynchronous step that only conditions need.
+    const sendable = input.conditions === undefined ? NO_CONDITIONS : await sendableConditions(input.conditions, () => this.headObject(input.bucket, input.key), 'read');
     let out;
     try {
       out = await this.clients.lean.send({ method: 'GET', loc, headers: { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(sendable.conditions) } });
