@@ -331,7 +331,9 @@ oneProcess('a write in flight counts what it has still to put on disk, not what 
   const filler = join(mounted!.dir, 'filler-5');
   try {
     await tg.s3.send(new CreateBucketCommand({ Bucket: 'landed' }));
-    await leaveFree(t, filler, 10 * MIB);
+    // 10.4 MiB: the first (5 MiB) fits with 1.4 MiB to spare beside the 4 MiB reserve (a full CI run once saw it
+    // refused with exactly 1 MiB to spare; the data directory's own files grow a little meanwhile).
+    await leaveFree(t, filler, 10.4 * MIB);
     // A declared 5 MiB upload sends 1.9 MiB and waits. The gateway writes bodies in batches of about a MiB, so up to
     // 0.9 MiB of what it received is in its memory: on disk neither as used space nor yet as the file's size.
     let release!: () => void;
@@ -345,8 +347,8 @@ oneProcess('a write in flight counts what it has still to put on disk, not what 
     const first = streamingPut(tg, '/landed/first', pieces(), 5 * MIB).catch((err: Error) => ({ status: 0, body: String(err) }));
     await tempFileHolds(tg, MIB);
     await new Promise((r) => setTimeout(r, 500)); // the rest of the 1.9 MiB reaches the gateway
-    // 10 - 5 - 1.5 leaves 3.5 MiB, below the 4 MiB reserve: refused, however much of the first is on disk. Counting
-    // the first's received bytes as written would see up to 0.9 MiB more and store it.
+    // 10.4 - 5 - 1.5 leaves 3.9 MiB, below the 4 MiB reserve: refused, however much of the first is on disk.
+    // Counting the first's received bytes as written would see up to 0.9 MiB more and store it.
     const err = await t.throwsAsync(tg.s3.send(new PutObjectCommand({ Bucket: 'landed', Key: 'second', Body: pattern(1.5 * MIB) })));
     assertStorageFull(t, err as S3ServiceException, 'a write that fits only without the whole of the one in flight');
     release();
