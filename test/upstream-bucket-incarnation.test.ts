@@ -27,10 +27,12 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { createClients } from '../storage/upstream/client.ts';
 import { removeIfUnchanged } from '../storage/upstream/incarnation.ts';
 import { ok } from './helpers/admin.ts';
 import { inFlightPut } from './helpers/in-flight-put.ts';
+import { signRequest } from './helpers/raw.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
 
@@ -163,6 +165,50 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
         t.is(await text(tg.s3, bucket, 'planted'), 'before the move', "the object the refused write would have replaced stays, in the gateway's view");
         t.is(await text(t.context.upstream, shared ?? bucket, shared ? `${bucket}/planted` : 'planted'), 'before the move', 'and upstream');
         xx.destroy();
+      } finally {
+        await tg.close();
+      }
+    });
+
+    test.serial(`${mapping} mapping: an empty aws-chunked PUT whose framing arrives after a move is refused, and what it would replace stays`, async (t) => {
+      const { tg, shared } = await gatewayFor(t, mapping);
+      try {
+        const bucket = 'empty-b';
+        await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
+        await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
+        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+        await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
+        await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'victim', Body: 'before the move' }));
+        const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
+        const creds = { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
+        // No bytes, but a body all the same: the final chunk and its trailer, sent once root has moved the bucket.
+        const headers = {
+          'content-encoding': 'aws-chunked',
+          'x-amz-decoded-content-length': '0',
+          'x-amz-trailer': 'x-amz-checksum-crc32',
+        };
+        const signed = await signRequest({ url: tg.gw.url, method: 'PUT', path: `/${bucket}/victim`, headers, creds, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' });
+        const framing = Buffer.from('0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n');
+        const u = new URL(tg.gw.url);
+        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: signed.path, headers: { ...signed.headers, 'content-length': String(framing.length) } }, (r) => {
+            let body = '';
+            r.on('data', (d: Buffer) => (body += d.toString()));
+            r.on('end', () => resolve({ status: r.statusCode!, body }));
+          });
+          req.on('error', reject);
+          req.flushHeaders();
+          setTimeout(() => ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'yy', reassign: true }).then(() => req.end(framing), reject), 500);
+        });
+        t.is(res.status, 403, res.body);
+        t.is(await text(tg.s3, bucket, 'victim'), 'before the move', 'the object stays whole');
+        t.true((await upstreamKeys(t, bucket, shared)).includes('victim'));
+        // The same empty body with a wrong trailer checksum is refused before anything reaches the upstream.
+        const bad = await signRequest({ url: tg.gw.url, method: 'PUT', path: `/${bucket}/bad-empty`, headers, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' });
+        const wrong = Buffer.from('0\r\nx-amz-checksum-crc32:AAAAAB==\r\n\r\n');
+        const refused = await fetch(`${tg.gw.url}${bad.path}`, { method: 'PUT', headers: { ...bad.headers, 'content-length': String(wrong.length) }, body: wrong });
+        t.is(refused.status, 400, await refused.text());
+        t.false((await upstreamKeys(t, bucket, shared)).includes('bad-empty'), 'nothing of a refused empty body is stored');
       } finally {
         await tg.close();
       }

@@ -2,7 +2,7 @@
  * Streaming a client's body to the upstream: the declared length is enforced without letting the upstream see a
  * complete body early, and a body stream that errors aborts the upstream request and surfaces as that same error.
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { IncompleteBodyError, ServiceUnavailableError, StorageFullError } from '../errors.ts';
 import { drainRefusedBody } from '../space-reserve.ts';
 import { translate } from './errors.ts';
@@ -86,6 +86,13 @@ function clientVerdict(body: Readable, guard: LengthGuard): Promise<Error | unde
   });
 }
 
+/** Reads a body declared empty to its end; IncompleteBodyError if it holds a byte, its own error if it fails. */
+async function emptied(body: Readable): Promise<void> {
+  for await (const chunk of body) {
+    if ((chunk as Buffer).length > 0) throw new IncompleteBodyError('body is longer than the declared 0 bytes');
+  }
+}
+
 /** Options of sendBody(). */
 export interface SendBodyOptions<T> {
   body: Readable;
@@ -111,8 +118,15 @@ export async function sendBody<T>({ body, size, send, beforeEnd }: SendBodyOptio
   // until its timeout.
   if (body.errored) throw body.errored;
   if (body.destroyed) throw new IncompleteBodyError('the body ended before it could be sent');
-  // An empty body: the upstream completes the write as soon as it has the request's head.
-  if (size === 0) await beforeEnd?.();
+  let source = body;
+  if (size === 0) {
+    // An empty body: the upstream completes the write as soon as it has the request's head, so the client's body
+    // must have ended first (its framing, chunk signatures and trailer checked: aws-chunked sends "0\r\n..." even
+    // for no bytes, and may send it late), and then the caller's check must have passed.
+    await emptied(body);
+    await beforeEnd?.();
+    source = Readable.from([]);
+  }
   const controller = new AbortController();
   let failure: Error | undefined;
   const guard = new LengthGuard(
@@ -124,12 +138,12 @@ export async function sendBody<T>({ body, size, send, beforeEnd }: SendBodyOptio
     size === 0 ? undefined : beforeEnd,
   );
   const onSourceError = (err: Error): void => {
-    body.unpipe(guard);
+    source.unpipe(guard);
     guard.stop(err);
   };
   // Stays attached: a client stream failing after the upstream already gave up must not become an uncaught error.
-  body.on('error', onSourceError);
-  body.pipe(guard);
+  source.on('error', onSourceError);
+  source.pipe(guard);
   try {
     const out = await send(guard, controller.signal);
     if (failure) throw failure;
@@ -144,7 +158,7 @@ export async function sendBody<T>({ body, size, send, beforeEnd }: SendBodyOptio
     }
     throw translated;
   } finally {
-    body.unpipe(guard);
+    source.unpipe(guard);
     // Without an error: a destroy(err) would reach the SDK's wrappers as an 'error' nobody listens to.
     if (!guard.destroyed) guard.destroy();
   }

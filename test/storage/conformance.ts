@@ -3,7 +3,7 @@
  * backend factory. Only the contract is tested here; engine specifics live beside each engine's test file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { ExecutionContext, TestFn } from 'ava';
 import { sameBytes } from '../helpers/bytes.ts';
 import {
@@ -447,6 +447,32 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
     t.is((await get(c, 'kept')).toString(), 'part', 'the upload can still be completed');
     await c.b.putObject({ bucket: c.bucket, key: 'ok', body: bodyOf('x'), size: 1, meta: META, beforeCommit: async () => void calls++ });
     t.is(calls, 2, 'called once per write');
+  });
+
+  it('beforeCommit runs once the whole body has arrived, an empty body too: the write cannot take effect before it', async (t, c) => {
+    for (const [what, data] of [['empty', Buffer.alloc(0)], ['small', Buffer.from('late body')], ['large', randomBytes(300 * 1024)]] as const) {
+      const body = new PassThrough();
+      let ended = false;
+      let sawEnd: boolean | undefined;
+      const write = c.b.putObject({
+        bucket: c.bucket,
+        key: `late-${what}`,
+        body,
+        size: data.length,
+        meta: META,
+        beforeCommit: async () => {
+          sawEnd = ended;
+        },
+      });
+      // The body (an aws-chunked "0" chunk and trailer, say) arrives well after the write began.
+      await new Promise((r) => setTimeout(r, 300));
+      await t.throwsAsync(c.b.headObject(c.bucket, `late-${what}`), { instanceOf: NoSuchKeyError }, `${what}: nothing before the body ended`);
+      ended = true;
+      body.end(data);
+      await write;
+      t.true(sawEnd, `${what}: the check ran after the body ended`);
+      t.is((await get(c, `late-${what}`)).length, data.length);
+    }
   });
 
   it('beforeCommit runs once the write is bound to its bucket: a bucket created again meanwhile refuses the write', async (t, c) => {
