@@ -26,10 +26,10 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type TestFn } from 'ava';
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
 import { credential, TENANT } from './helpers/authority.ts';
+import { inFlightPut, inFlightRequest } from './helpers/in-flight-put.ts';
 import { signRequest } from './helpers/raw.ts';
 import { ROOT, startTestGateway, TEST_WORKERS, type TestGateway } from './helpers/gateway.ts';
 
@@ -134,20 +134,9 @@ async function denialLine(tg: TestGateway, match: (d: Record<string, string | un
   return undefined;
 }
 
-/**
- * A PUT of 10 bytes to a presigned URL that sends half its body, runs `meanwhile`, then sends the rest; its answer.
- */
+/** A PUT of 10 bytes to presigned `url`: half its body, then `meanwhile`, then the rest (inFlightPut); its answer. */
 function slowPut(url: URL, meanwhile: () => Promise<void>): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: url.pathname + url.search, headers: { 'content-length': 10 } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    req.on('error', reject);
-    req.write('01234');
-    setTimeout(() => meanwhile().then(() => req.end('56789'), reject), 1000);
-  });
+  return inFlightPut(url.toString(), Buffer.from('01234'), Buffer.from('56789'), meanwhile);
 }
 
 /** Tenants xx and yy, and `bucket` made by root and given to xx; a presigned PUT of `key` by xx's writer. */
@@ -243,10 +232,7 @@ test('a write in flight while its bucket is moved to another tenant is refused a
   }
 });
 
-/**
- * A header-signed request whose body is sent in two halves with `meanwhile` between them (a second apart); its
- * status and body.
- */
+/** A header-signed request whose body is sent in two halves with `meanwhile` between them (inFlightRequest). */
 async function slowSigned(
   tg: TestGateway,
   creds: Creds,
@@ -254,19 +240,9 @@ async function slowSigned(
   meanwhile: () => Promise<void>,
 ): Promise<{ status: number; body: string }> {
   const signed = await signRequest({ url: tg.gw.url, creds, ...req });
-  const u = new URL(tg.gw.url);
   const bytes = Buffer.from(req.body);
-  return new Promise((resolve, reject) => {
-    const r = request({ host: u.hostname, port: u.port, method: req.method, path: signed.path, headers: { ...signed.headers, 'content-length': String(bytes.length) } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
-    r.on('error', reject);
-    const half = Math.floor(bytes.length / 2);
-    r.write(bytes.subarray(0, half));
-    setTimeout(() => meanwhile().then(() => r.end(bytes.subarray(half)), reject), 1000);
-  });
+  const half = Math.floor(bytes.length / 2);
+  return inFlightRequest({ url: tg.gw.url + signed.path, method: req.method, headers: signed.headers, first: bytes.subarray(0, half), rest: bytes.subarray(half) }, meanwhile);
 }
 
 test('requests whose body arrives after their bucket moved to another tenant change nothing there: tagging, CORS, batch delete, parts', async (t) => {

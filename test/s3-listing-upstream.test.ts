@@ -8,12 +8,10 @@
  */
 import { CreateBucketCommand, ListObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
-import { createServer, request, Agent, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { upstreamEnv } from './helpers/backends.ts';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { minioOrExplain, startMinio, type MinioServer } from './helpers/minio.ts';
+import { minioOrExplain, minioProxy, startMinio, type MinioServer } from './helpers/minio.ts';
 import { signedSend } from './helpers/raw.ts';
 
 /** An HTTP proxy in front of MinIO that keeps the query of every ListObjectsV2 request it forwards. */
@@ -25,28 +23,12 @@ interface CountingProxy {
 
 async function countingProxy(target: MinioServer): Promise<CountingProxy> {
   const lists: URLSearchParams[] = [];
-  const agent = new Agent({ keepAlive: true });
-  const server: Server = createServer((req, res) => {
+  const proxy = await minioProxy(target, (req, forward) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     if (req.method === 'GET' && url.searchParams.get('list-type') === '2') lists.push(url.searchParams);
-    // The Host header is forwarded as signed: MinIO checks the signature against it.
-    const upstream = request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forward();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    lists,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      agent.destroy();
-    },
-  };
+  return { ...proxy, lists };
 }
 
 interface Ctx {

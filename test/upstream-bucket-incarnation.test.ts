@@ -27,11 +27,10 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { createClients } from '../storage/upstream/client.ts';
 import { removeIfUnchanged } from '../storage/upstream/incarnation.ts';
 import { ok } from './helpers/admin.ts';
-import { inFlightPut } from './helpers/in-flight-put.ts';
+import { inFlightPut, inFlightRequest } from './helpers/in-flight-put.ts';
 import { signRequest } from './helpers/raw.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
@@ -57,6 +56,16 @@ async function gatewayFor(t: ExecutionContext<Ctx>, mapping: Mapping): Promise<{
 async function upstreamKeys(t: ExecutionContext<Ctx>, bucket: string, shared?: string): Promise<string[]> {
   const out = await t.context.upstream.send(new ListObjectsV2Command({ Bucket: shared ?? bucket, Prefix: shared ? `${bucket}/` : undefined }));
   return (out.Contents ?? []).map((o) => o.Key!.slice(shared ? bucket.length + 1 : 0));
+}
+
+/** Tenants xx and yy, `bucket` made by root and given to xx, and the credentials of an object writer of xx on it. */
+async function xxWriter(tg: TestGateway, bucket: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+  await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
+  await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
+  await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
+  const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
+  return { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
 }
 
 async function refusedWith(t: ExecutionContext, what: string, call: Promise<unknown>, code: string, status: number): Promise<void> {
@@ -100,12 +109,8 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
       const { tg, shared } = await gatewayFor(t, mapping);
       try {
         const bucket = 'race-b';
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
-        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-        await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
-        const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
-        const xx = tg.client({ accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey });
+        const creds = await xxWriter(tg, bucket);
+        const xx = tg.client(creds);
         const url = await getSignedUrl(xx, new PutObjectCommand({ Bucket: bucket, Key: 'planted' }), { expiresIn: 600 });
         const res = await inFlightPut(url, Buffer.from('first'), Buffer.from('later'), async () => {
           await tg.s3.send(new DeleteBucketCommand({ Bucket: bucket }));
@@ -150,12 +155,8 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
       const { tg, shared } = await gatewayFor(t, mapping);
       try {
         const bucket = 'move-b';
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
-        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-        await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
-        const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
-        const xx = tg.client({ accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey });
+        const creds = await xxWriter(tg, bucket);
+        const xx = tg.client(creds);
         await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'planted', Body: 'before the move' }));
         const url = await getSignedUrl(xx, new PutObjectCommand({ Bucket: bucket, Key: 'planted' }), { expiresIn: 600 });
         // The bucket stays the same upstream (same incarnation): only its owner changes while the body arrives.
@@ -174,13 +175,8 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
       const { tg, shared } = await gatewayFor(t, mapping);
       try {
         const bucket = 'empty-b';
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'xx' });
-        await ok(tg, ROOT, 'POST', '/tenants', { name: 'yy' });
-        await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
-        await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'xx', reassign: true });
+        const creds = await xxWriter(tg, bucket);
         await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'victim', Body: 'before the move' }));
-        const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'xx', name: 'writer', scopes: [{ families: ['object:write'], bucket }] });
-        const creds = { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
         // No bytes, but a body all the same: the final chunk and its trailer, sent once root has moved the bucket.
         const headers = {
           'content-encoding': 'aws-chunked',
@@ -189,17 +185,8 @@ if (minioOrExplain(test, 'upstream-bucket-incarnation')) {
         };
         const signed = await signRequest({ url: tg.gw.url, method: 'PUT', path: `/${bucket}/victim`, headers, creds, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' });
         const framing = Buffer.from('0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n');
-        const u = new URL(tg.gw.url);
-        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = request({ host: u.hostname, port: u.port, method: 'PUT', path: signed.path, headers: { ...signed.headers, 'content-length': String(framing.length) } }, (r) => {
-            let body = '';
-            r.on('data', (d: Buffer) => (body += d.toString()));
-            r.on('end', () => resolve({ status: r.statusCode!, body }));
-          });
-          req.on('error', reject);
-          req.flushHeaders();
-          setTimeout(() => ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'yy', reassign: true }).then(() => req.end(framing), reject), 500);
-        });
+        const moved = () => ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant: 'yy', reassign: true });
+        const res = await inFlightRequest({ url: tg.gw.url + signed.path, headers: signed.headers, first: Buffer.alloc(0), rest: framing }, moved);
         t.is(res.status, 403, res.body);
         t.is(await text(tg.s3, bucket, 'victim'), 'before the move', 'the object stays whole');
         t.true((await upstreamKeys(t, bucket, shared)).includes('victim'));

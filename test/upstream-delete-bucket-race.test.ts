@@ -23,15 +23,14 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ok } from './helpers/admin.ts';
 import { inFlightPut } from './helpers/in-flight-put.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { directClient, minioOrExplain, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
+import { directClient, minioOrExplain, minioProxy, startMinio, upstreamEnv, type MinioServer } from './helpers/minio.ts';
 
 /** A proxy in front of MinIO that holds every request `held` matches until the test releases it. */
 interface HoldingProxy {
@@ -44,29 +43,18 @@ interface HoldingProxy {
 }
 
 async function holdingProxy(target: MinioServer): Promise<HoldingProxy> {
-  const agent = new Agent({ keepAlive: true });
   let match: ((req: IncomingMessage) => boolean) | undefined;
   let arrived = (): void => {};
   let released = Promise.resolve();
   let release = (): void => {};
-  const server: Server = createServer((req, res) => {
-    const forward = (): void => {
-      // The Host header is forwarded as signed: MinIO checks the signature against it.
-      const upstream = request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      upstream.on('error', () => res.destroy());
-      req.pipe(upstream);
-    };
+  const proxy = await minioProxy(target, (req, forward) => {
     if (match?.(req)) {
       arrived();
       void released.then(forward);
     } else forward();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    ...proxy,
     hold(m) {
       match = m;
       released = new Promise((r) => (release = r));
@@ -75,11 +63,6 @@ async function holdingProxy(target: MinioServer): Promise<HoldingProxy> {
     release() {
       match = undefined;
       release();
-    },
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      agent.destroy();
     },
   };
 }

@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { Agent, createServer as createHttpServer, request, type IncomingMessage } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -153,4 +154,38 @@ export function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}):
 /** An S3 client speaking to `m` directly, as its root, bypassing the gateway. */
 export function directClient(m: MinioServer): S3Client {
   return new S3Client({ endpoint: m.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: m.accessKey, secretAccessKey: m.secretKey } });
+}
+
+/** An HTTP proxy in front of MinIO that a test can watch or stall (minioProxy). */
+export interface MinioProxy {
+  endpoint: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback HTTP proxy that forwards every request to `target` on a keep-alive agent, Host header included as
+ * signed (MinIO checks the signature against it). `onRequest` sees each request first and calls `forward` when (and
+ * if) it should go on: at once to watch the traffic, later to hold it.
+ */
+export async function minioProxy(target: MinioServer, onRequest: (req: IncomingMessage, forward: () => void) => void): Promise<MinioProxy> {
+  const agent = new Agent({ keepAlive: true });
+  const server = createHttpServer((req, res) => {
+    onRequest(req, () => {
+      const upstream = request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      agent.destroy();
+    },
+  };
 }

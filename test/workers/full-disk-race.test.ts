@@ -37,32 +37,11 @@ test.after.always(() => mounted?.unmount());
     const acked = new Map<string, string>();
     const refused: string[] = [];
     const ids: string[] = [];
-    for (let round = 0; round < 6 && refused.length === 0; round++) {
-      await Promise.all(
-        clients.map(async (s3, w) => {
-          const key = `r${round}-w${w}`;
-          const body = randomBytes(12 * MIB);
-          try {
-            ids.push(requestIdOf(await s3.send(new PutObjectCommand({ Bucket: 'race', Key: key, Body: body })))!);
-            acked.set(key, createHash('md5').update(body).digest('hex'));
-          } catch (err) {
-            const e = err as Error & { $metadata?: { httpStatusCode?: number } };
-            t.is(e.$metadata?.httpStatusCode, 507, `${key}: ${e.name} ${e.message}`);
-            refused.push(key);
-            const id = requestIdOf(err);
-            if (id) ids.push(id);
-          }
-        }),
-      );
-    }
-    // The kernel hands each new connection to whichever worker accepts first (SCHED_NONE, gateway/cluster.ts), so the
-    // rounds above can all land on one worker. More uploads, now toward the full volume, until both have answered:
-    // each must be refused (507) like the others, so the second worker's threshold is exercised too.
-    for (let extra = 0; extra < 40 && new Set((await servedBy(tg.logs, ids)).values()).size < 2; extra++) {
-      const key = `extra-${extra}`;
+    /** One 12 MiB upload: acknowledged (its MD5 kept) or refused with 507; its request id kept either way. */
+    const upload = async (s3: (typeof clients)[number], key: string): Promise<void> => {
+      const body = randomBytes(12 * MIB);
       try {
-        const body = randomBytes(12 * MIB);
-        ids.push(requestIdOf(await clients[extra % WRITERS]!.send(new PutObjectCommand({ Bucket: 'race', Key: key, Body: body })))!);
+        ids.push(requestIdOf(await s3.send(new PutObjectCommand({ Bucket: 'race', Key: key, Body: body })))!);
         acked.set(key, createHash('md5').update(body).digest('hex'));
       } catch (err) {
         const e = err as Error & { $metadata?: { httpStatusCode?: number } };
@@ -71,6 +50,15 @@ test.after.always(() => mounted?.unmount());
         const id = requestIdOf(err);
         if (id) ids.push(id);
       }
+    };
+    for (let round = 0; round < 6 && refused.length === 0; round++) {
+      await Promise.all(clients.map((s3, w) => upload(s3, `r${round}-w${w}`)));
+    }
+    // The kernel hands each new connection to whichever worker accepts first (SCHED_NONE, gateway/cluster.ts), so the
+    // rounds above can all land on one worker. More uploads, now toward the full volume, until both have answered:
+    // each must be refused (507) like the others, so the second worker's threshold is exercised too.
+    for (let extra = 0; extra < 40 && new Set((await servedBy(tg.logs, ids)).values()).size < 2; extra++) {
+      await upload(clients[extra % WRITERS]!, `extra-${extra}`);
     }
     clearInterval(sampler);
     t.log(`${acked.size} acknowledged, ${refused.length} refused; lowest free ${(lowest / MIB).toFixed(1)} MiB`);
