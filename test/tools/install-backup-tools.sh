@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real backup tools the scoped-credential tests drive, when a machine lacks them:
-# restic and rclone from Debian's packages, the AWS CLI from PyPI. Idempotent; prints what it did.
+# restic, rclone and s3cmd from Debian's packages, the AWS CLI from PyPI. Idempotent; prints what it did.
 set -u
 missing=()
 command -v restic >/dev/null || missing+=(restic)
 command -v rclone >/dev/null || missing+=(rclone)
+command -v s3cmd >/dev/null || missing+=(s3cmd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
