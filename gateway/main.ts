@@ -25,8 +25,12 @@ try {
 }
 const { PolicyError } = await import('../policy/errors.ts');
 const { StorageError } = await import('../storage/errors.ts');
-/** A refusal the operator can act on (directory in use, damaged key file) is one clear line, not a stack trace. */
-const isKnownError = (error: Error) => error instanceof StorageError || error instanceof PolicyError;
+/**
+ * A refusal the operator can act on (directory in use, damaged key file, an address already in use or not ours to
+ * bind: ANVIL_ADDRESS, ANVIL_HEALTH_ADDRESS) is one clear line, not a stack trace.
+ */
+const isKnownError = (error: Error) =>
+  error instanceof StorageError || error instanceof PolicyError || ['listen', 'bind'].includes((error as NodeJS.ErrnoException).syscall ?? '');
 const { default: cluster } = await import('node:cluster');
 const { announceLeftRoot, announceRoot, cannotStart, runPrimary, runWorker } = await import('./cluster.ts');
 

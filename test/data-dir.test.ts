@@ -222,7 +222,7 @@ function startOnce(env: Record<string, string>, asUser?: number): { status: numb
   try {
     const out = execFileSync(argv[0]!, argv.slice(1), {
       cwd: REPO,
-      env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), ...env, ANVIL_ADDRESS: '127.0.0.1:0' },
+      env: { PATH: process.env.PATH ?? '', HOME: tmpdir(), ANVIL_ADDRESS: '127.0.0.1:0', ...env },
       timeout: 60_000,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -232,6 +232,24 @@ function startOnce(env: Record<string, string>, asUser?: number): { status: numb
     return { status: e.status, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
 }
+
+test('an address already in use is one clear line and exit status 1, with one worker or two', async (t) => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const { port } = taken.address() as AddressInfo;
+  try {
+    for (const workers of ['1', '2']) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'anvil-port-'));
+      const run = startOnce({ ANVIL_DATA_DIR: dataDir, ANVIL_ADDRESS: `127.0.0.1:${port}`, ANVIL_WORKERS: workers });
+      t.is(run.status, 1, run.output);
+      t.regex(run.output, new RegExp(`anvil: cannot start: (listen|bind) EADDRINUSE\\b.* 127\\.0\\.0\\.1:${port}`));
+      t.notRegex(run.output, /\n\s+at /, 'no stack trace');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  } finally {
+    taken.close();
+  }
+});
 
 test('a master key path that is a directory, a dangling link, too open or unreadable is one clear error, never replaced', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'anvil-key-'));
