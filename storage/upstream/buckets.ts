@@ -21,6 +21,7 @@ import type { BucketInfo } from '../backend.ts';
 import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from '../errors.ts';
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
+import { FreshReads } from './fresh-reads.ts';
 import { createdBefore, NO_INCARNATION, readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
 import { listObjectsV2 } from './listing.ts';
@@ -52,6 +53,8 @@ export class Buckets {
   private readonly seen: LRUCache<string, { info: BucketInfo; at: number }>;
   /** Incarnations read or written lately (bucket mapping), the value a write starts under; see writable(). */
   private readonly incarnations: LRUCache<string, { value: string; at: number }>;
+  /** The incarnation reads confirm() makes after writes, shared by the writes to one bucket that end together. */
+  private readonly confirmations = new FreshReads<string>((name) => this.readIncarnation(name));
 
   constructor(
     private readonly clients: UpstreamClients,
@@ -181,12 +184,13 @@ export class Buckets {
    * Returns when the bucket's incarnation is still `started` (from writable()) after a write; otherwise runs
    * `undo`, which removes what the write created, and throws NoSuchBucketError: the write was authorized against a
    * bucket that has since been deleted (and perhaps created again for someone else, or brought back untagged by
-   * the upstream itself, see isGhost()). One upstream request (a few more, over at most about 3 s, while the bucket
-   * reads untagged).
+   * the upstream itself, see isGhost()). One upstream request sent after the write was acknowledged, shared with the
+   * writes to the same bucket acknowledged meanwhile (FreshReads); a few more, over at most about 3 s, while the
+   * bucket reads untagged.
    */
   async confirm(name: string, started: WriteStart, undo: () => Promise<void>): Promise<void> {
     const now = () =>
-      this.readIncarnation(name).catch((err: unknown) => {
+      this.confirmations.get(name).catch((err: unknown) => {
         if (err instanceof NoSuchBucketError) return undefined;
         throw err;
       });
