@@ -243,20 +243,24 @@ export class LeanClient {
     let search = '';
     for (const k in query) search += `${search ? '&' : ''}${escape(k)}=${escape(query[k]!)}`;
     const timeoutMs = this.options.timeoutMs;
+    // Name, value, name, value: node:http then writes the head as given (each header still validated) instead of
+    // copying every header through setHeader() into a map of its own first.
+    const flat: string[] = [];
+    for (const k in headers) flat.push(k, headers[k]!);
     return new Promise<LeanResponse>((resolve, reject) => {
       const r = (this.tls ? httpsRequest : httpRequest)({
         agent: this.tls ? this.options.agents.https : this.options.agents.http,
-        protocol: this.url.protocol,
         hostname: this.url.hostname,
         port: this.url.port || undefined,
         method: req.method,
         path: search ? `${path}?${search}` : path,
-        headers,
+        headers: flat,
         setHost: false,
       });
       const timeout = (what: string) => () => r.destroy(Object.assign(new Error(`upstream ${what} timed out after ${timeoutMs} ms`), { name: 'TimeoutError' }));
-      // Idle time on the socket (connect included): an upstream that accepted and went silent. Streamed bodies get
-      // no whole-request timer, bodiless requests one until the answer's head.
+      // Idle time on the socket (connect included): an upstream that accepted and went silent. Set per request, so a
+      // reused socket's time idle in the pool never counts (a held body may write nothing for a while). Streamed
+      // bodies get no whole-request timer, bodiless requests one until the answer's head.
       r.setTimeout(timeoutMs, timeout('socket'));
       const headTimer = body ? undefined : setTimeout(timeout('request'), timeoutMs);
       const onAbort = () => r.destroy(Object.assign(new Error('This operation was aborted'), { name: 'AbortError' }));
