@@ -262,7 +262,11 @@ export class UpstreamBackend implements Backend {
     const sendable = input.conditions === undefined ? NO_CONDITIONS : await sendableConditions(input.conditions, () => this.headObject(input.bucket, input.key), 'read');
     let out;
     try {
-      out = await this.clients.lean.send({ method: 'GET', loc, headers: { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(sendable.conditions) } });
+      // The usual read has no conditions: no header object of four undefined values built and spread for it.
+      const headers = sendable.conditions === undefined
+        ? { range, 'x-amz-checksum-mode': 'ENABLED' }
+        : { range, 'x-amz-checksum-mode': 'ENABLED', ...conditionHeaders(sendable.conditions) };
+      out = await this.clients.lean.send({ method: 'GET', loc, headers });
     } catch (err) {
       const status = faultStatus(err);
       // Replaced between the HEAD that evaluated the list and the GET: evaluate again against the new version.

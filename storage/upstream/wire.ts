@@ -240,7 +240,11 @@ export function objectFieldsOf(h: IncomingHttpHeaders): ObjectFields {
     return Array.isArray(v) ? v.join(', ') : v;
   };
   const metadata: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) if (k.startsWith('x-amz-meta-') && v !== undefined) metadata[k.slice(11)] = Array.isArray(v) ? v.join(', ') : v;
+  // for…in rather than Object.entries(): no array of pairs per answer (every upstream GET and HEAD passes here).
+  for (const k in h) {
+    const v = h[k];
+    if (v !== undefined && k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = Array.isArray(v) ? v.join(', ') : v;
+  }
   const length = one('content-length');
   const modified = one('last-modified');
   const tags = one('x-amz-tagging-count');
