@@ -1,9 +1,10 @@
 /**
- * `npx tsx test/bench/upstream-storage.ts [--seconds=8] [--rounds=2]`: the CPU the upstream backend alone
+ * `npx tsx test/bench/upstream-storage.ts [--seconds=8] [--rounds=2] [--only=GET|PUT]`: the CPU the upstream backend alone
  * (storage/upstream: lean client, signer, header translation) spends per 4 KiB GetObject and PutObject in front of
  * MinIO, called in process by 32 concurrent loops, without the gateway's pipeline around it. CPU is this process's
  * (process.cpuUsage), so MinIO's share and the machine's load move it far less than a rate: run it on two commits
- * back to back to A/B a change under storage/upstream.
+ * back to back to A/B a change under storage/upstream. GETs measured after a burst of PUTs read higher and vary more
+ * (MinIO is still busy with the writes): A/B GETs with --only=GET.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -16,6 +17,7 @@ const args = process.argv.slice(2);
 const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const seconds = Number(option('seconds') ?? 8);
 const rounds = Number(option('rounds') ?? 2);
+const only = option('only');
 const CONNECTIONS = 32;
 const KEYS = 256;
 
@@ -56,10 +58,10 @@ async function load(op: (i: number) => Promise<unknown>, secs: number): Promise<
 try {
   await backend.createBucket('bench');
   for (let i = 0; i < KEYS; i++) await put(i);
-  await load(get, 2);
-  await load(put, 2);
+  const ops = ([['GET', get], ['PUT', put]] as const).filter(([name]) => !only || name === only);
+  for (const [, op] of ops) await load(op, 2);
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, op] of [['GET', get], ['PUT', put]] as const) {
+    for (const [name, op] of ops) {
       const r = await load(op, seconds);
       console.log(`round ${round} ${name} 4 KiB, ${CONNECTIONS} at once: ${Math.round(r.rate)} op/s, ${Math.round(r.cpuUs)} µs CPU/op in process`);
     }
