@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Family } from '../policy/types.ts';
+import { S3Error } from './errors.ts';
 import type { Operation } from './operation.ts';
 import { AbortMultipartUpload } from './operations/abort-multipart-upload.ts';
 import { CompleteMultipartUpload } from './operations/complete-multipart-upload.ts';
@@ -98,6 +99,13 @@ export const OPERATIONS = {
 /** An S3 operation name as AWS spells it. */
 export type OperationName = keyof typeof OPERATIONS;
 
+/**
+ * The operation label of a request naming a sub-resource the gateway does not implement: method and sub-resource
+ * (`PUT ?acl`), as denial lines, access lines and metrics show it. Bounded: only names UNSUPPORTED and
+ * unimplementedSubresource know.
+ */
+export type UnimplementedLabel = `${string} ?${string}`;
+
 /** Where an operation is found: method, level, and the query marker or header that tells it from its neighbours. */
 interface RouteRow {
   op: OperationName;
@@ -109,8 +117,8 @@ interface RouteRow {
   copy?: boolean;
 }
 
-/** One row of the table, with its operation's spec. */
-export type Route = RouteRow & OperationSpec;
+/** One row of the table, with its operation's spec; or an unimplemented sub-resource, routed to be authorized. */
+export type Route = (RouteRow | (Omit<RouteRow, 'op'> & { op: UnimplementedLabel })) & OperationSpec;
 
 /** Where each operation is routed. More specific rows (with a marker or copy flag) come before their plain forms. */
 const ROWS = [
@@ -190,8 +198,41 @@ const UNSUPPORTED = new Set([
   'restore', 'retention', 'select', 'session', 'torrent', 'website', 'renameObject',
 ]);
 
-/** Why no route matched: an unsupported feature (501) or a method the resource does not take (405). */
+/** Why no route matched: an unsupported method or resource (501) or a method the resource does not take (405). */
 export type RouteMiss = { miss: 'NotImplemented' | 'MethodNotAllowed' };
+
+/** The unimplemented sub-resource a request names, if any. */
+function unimplementedSubresource(method: string, level: Level, query: URLSearchParams): string | undefined {
+  for (const name of query.keys()) if (UNSUPPORTED.has(name)) return name;
+  // Versioning writes are a subresource too, just not implemented; bucket and object subresources stay in their level.
+  if (level === 'bucket' && query.has('versioning') && method !== 'GET') return 'versioning';
+  if (level === 'object' && query.has('cors')) return 'cors';
+  if (level !== 'object' && query.has('attributes')) return 'attributes';
+  return undefined;
+}
+
+/**
+ * The route of a request naming an unimplemented sub-resource. It is authenticated and authorized like the
+ * operations it stands beside, so that only a caller who may act on the target learns it is not implemented, and
+ * everyone else (anonymous, out of scope, another tenant's or a missing bucket, a reserved key) gets the 403 and the
+ * denial line any request would: the same order as an unsupported header (request-features.ts). Reads of an
+ * object's sub-resource need object:read, changes object:write; a bucket's are its configuration, so bucket:read
+ * (changes bucket:admin) on the whole bucket, as GetBucketCors and PutBucketCors. s3cmd `info` reads `?policy`,
+ * `?cors` and `?acl` and accepts 501 from each (403 only from `?policy`).
+ */
+function unimplementedRoute(method: string, level: Level, subresource: string): Route {
+  const reads = method === 'GET' || method === 'HEAD';
+  const family = level === 'object' ? (reads ? 'object:read' : 'object:write') : reads ? 'bucket:read' : 'bucket:admin';
+  const message = `${method} with the ${subresource} subresource is not implemented by this gateway`;
+  return {
+    op: `${method} ?${subresource}`,
+    method,
+    level,
+    family,
+    ...(level === 'object' ? {} : { wholeBucket: true }),
+    run: () => Promise.reject(new S3Error('NotImplemented', message)),
+  };
+}
 
 /** Finds the route for a request, or says why there is none. */
 export function matchRoute(
@@ -200,11 +241,8 @@ export function matchRoute(
   query: URLSearchParams,
   headers: IncomingHttpHeaders,
 ): Route | RouteMiss {
-  for (const name of query.keys()) if (UNSUPPORTED.has(name)) return { miss: 'NotImplemented' };
-  // Versioning writes are a subresource too, just not implemented; bucket and object subresources stay in their level.
-  if (level === 'bucket' && query.has('versioning') && method !== 'GET') return { miss: 'NotImplemented' };
-  if (level === 'object' && query.has('cors')) return { miss: 'NotImplemented' };
-  if (level !== 'object' && query.has('attributes')) return { miss: 'NotImplemented' };
+  const subresource = unimplementedSubresource(method, level, query);
+  if (subresource !== undefined) return unimplementedRoute(method, level, subresource);
   const copy = headers['x-amz-copy-source'] !== undefined;
   const candidates = BY_LEVEL[level];
   for (const { route: r, markerName, markerValue } of candidates) {

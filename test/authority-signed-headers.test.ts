@@ -8,7 +8,7 @@ import test from 'ava';
 import { connect } from 'node:net';
 import { denials } from './helpers/admin.ts';
 import { BUCKET, credential, seed } from './helpers/authority.ts';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { errorCode, send, signRequest, signedSend } from './helpers/raw.ts';
 
 let tg: TestGateway;
@@ -82,6 +82,68 @@ test('a header naming a feature the gateway lacks is answered 501 only to a call
     t.is(allowed.status, 501, what);
     t.is(errorCode(allowed), 'NotImplemented', what);
     t.false(await exists(key), `nothing stored for ${what}`);
+  }
+});
+
+test('a sub-resource the gateway lacks is answered 501 only to a caller that may act on the target; everyone else gets 403 and a denial line', async (t) => {
+  await seed(tg, 'other', 'theirs');
+  // May read the bucket's configuration and pub/ (s3cmd info's credential), and write up/.
+  const reader = await credential(tg, [
+    { families: ['bucket:read'], bucket: BUCKET },
+    { families: ['object:read'], bucket: BUCKET, prefix: 'pub/' },
+    { families: ['object:write'], bucket: BUCKET, prefix: 'up/' },
+  ]);
+  const line = async (res: { headers: Record<string, unknown> }) => (await denials(tg)).find((d) => d.requestId === res.headers['x-amz-request-id']);
+  const probes: Array<{ method: string; sub: string; key?: string; body?: string }> = [
+    { method: 'GET', sub: 'acl', key: 'pub/x' },
+    { method: 'PUT', sub: 'acl', key: 'up/acl', body: '<AccessControlPolicy/>' },
+    { method: 'GET', sub: 'torrent', key: 'pub/x' },
+    { method: 'GET', sub: 'retention', key: 'pub/x' },
+    { method: 'PUT', sub: 'legal-hold', key: 'up/hold', body: '<LegalHold/>' },
+    { method: 'GET', sub: 'policy' },
+    { method: 'GET', sub: 'lifecycle' },
+    { method: 'GET', sub: 'website' },
+    { method: 'PUT', sub: 'versioning', body: '<VersioningConfiguration/>' },
+  ];
+  for (const { method, sub, key, body } of probes) {
+    const at = (bucket: string, k = key) => (k === undefined ? `/${bucket}` : `/${bucket}/${k}`);
+    const what = `${method} ${at(BUCKET)}?${sub}`;
+    const query = { [sub]: '' };
+    const anonymous = await send({ url: tg.gw.url, method, path: `${at(BUCKET)}?${sub}`, body });
+    t.is(anonymous.status, 403, what);
+    t.is(errorCode(anonymous), 'AccessDenied', what);
+    t.is((await line(anonymous))?.layer, 'signature', what);
+    const unknown = await signedSend({ url: tg.gw.url, method, path: at(BUCKET), query, body, creds: { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'nope' } });
+    t.is(errorCode(unknown), 'InvalidAccessKeyId', what);
+    t.truthy(await line(unknown), what);
+    const forged = await signedSend({ url: tg.gw.url, method, path: at(BUCKET), query, body, creds: { ...reader, secretAccessKey: 'wrong' } });
+    t.is(errorCode(forged), 'SignatureDoesNotMatch', what);
+    t.truthy(await line(forged), what);
+    // Out of scope: app holds no bucket:read and nothing under secret/.
+    const outside = await signedSend({ url: tg.gw.url, method, path: at(BUCKET, key && `secret/${sub}`), query, body, creds: app });
+    t.is(outside.status, 403, what);
+    t.is((await line(outside))?.layer, 'scope', what);
+    for (const bucket of ['theirs', 'missing-bucket']) {
+      const foreign = await signedSend({ url: tg.gw.url, method, path: at(bucket), query, body, creds: reader });
+      t.is(foreign.status, 403, `${what} on ${bucket}`);
+      t.is((await line(foreign))?.layer, 'tenant', `${what} on ${bucket}`);
+    }
+    if (key !== undefined) {
+      // Reserved for everyone, root included: the probe reaches the reserved-namespace audit check.
+      const reserved = await signedSend({ url: tg.gw.url, method, path: at(BUCKET, `_anvil/${sub}`), query, body });
+      t.is(reserved.status, 403, what);
+      t.is((await line(reserved))?.layer, 'reserved_namespace', what);
+    }
+    // A caller that may act on the target is told what is not implemented.
+    for (const creds of [ROOT, reader]) {
+      if (creds === reader && method === 'PUT' && key === undefined) continue; // bucket:admin: root only here
+      const allowed = await signedSend({ url: tg.gw.url, method, path: at(BUCKET), query, body, creds });
+      t.is(allowed.status, 501, what);
+      t.is(errorCode(allowed), 'NotImplemented', what);
+      t.regex(allowed.body, new RegExp(`${method} with the ${sub} subresource is not implemented`), what);
+      t.falsy(await line(allowed), what);
+    }
+    if (key?.startsWith('up/')) t.false(await exists(key), `nothing stored by ${what}`);
   }
 });
 

@@ -53,15 +53,20 @@ export function pipelineOf(ctx: ParameterizedContext<GatewayState>, domain: stri
   return target.bucket === '_anvil' && isOpsPath(ctx.path) ? 'ops' : 's3';
 }
 
-/** S3 pipeline: bucket, key and the route, or NotImplemented / MethodNotAllowed when the table has none. */
+/**
+ * S3 pipeline: bucket, key and the route (an unimplemented sub-resource's too, answered only once authorized), or
+ * NotImplemented / MethodNotAllowed when the table has none for the method.
+ */
 export function addressing(domain: string): Middleware<GatewayState> {
   // Not async: it only hands on (its throws still become rejections in koa-compose).
   return function addressingMiddleware(ctx, next) {
     const target = targetOf(ctx, domain);
     ctx.state.target = target;
     const level = target.bucket === '' ? 'service' : target.key === '' ? 'bucket' : 'object';
-    const route = matchRoute(ctx.req.method ?? 'GET', level, target.query, ctx.req.headers);
-    if ('miss' in route) throw new S3Error(route.miss);
+    const method = ctx.req.method ?? 'GET';
+    const route = matchRoute(method, level, target.query, ctx.req.headers);
+    // The default NotImplemented message speaks of a header; here it is the method on this kind of resource.
+    if ('miss' in route) throw new S3Error(route.miss, route.miss === 'NotImplemented' ? `${method} on this resource is not implemented by this gateway` : undefined);
     ctx.state.route = route;
     return next();
   };
