@@ -116,4 +116,10 @@ test.serial('names taken by hidden things are refused without naming what holds 
   t.deepEqual(await viaRole('broad'), await viaRole('nosuchrole'));
   const shown = await ok(tg, narrow, 'GET', `/tenants/${TENANT}`);
   t.deepEqual(shown.buckets, [BUCKET]);
+  // Its counts are over what it sees, not the whole tenant's (which root still gets).
+  const seen = (await ok(tg, narrow, 'GET', '/credentials')).credentials;
+  t.like(shown, { bucketCount: 1, credentialCount: seen.length });
+  const whole = await ok(tg, ROOT, 'GET', `/tenants/${TENANT}`);
+  t.like(whole, { bucketCount: 2, credentialCount: (await ok(tg, ROOT, 'GET', `/credentials?tenant=${TENANT}`)).credentials.length });
+  t.true(whole.credentialCount > seen.length);
 });

@@ -1,6 +1,7 @@
 /** Admin handlers for tenants: create, list, disable, enable and delete are root-only; a tenant admin may show its own. */
-import { authorizeCredentialAdmin, authorizeTenantAdmin, holdsTenantWide, visibleBuckets } from '../../policy/index.ts';
+import { authorizeCredentialAdmin, authorizeTenantAdmin, visibleBuckets } from '../../policy/index.ts';
 import { notFound, onlyFields, optionalString, requiredString, type AdminCall } from './call.ts';
+import { adminView } from './view.ts';
 
 /** GET /tenants */
 export async function listTenants(call: AdminCall): Promise<unknown> {
@@ -21,17 +22,23 @@ export async function createTenant(call: AdminCall): Promise<unknown> {
   return await call.policy.createTenant({ name, description, actor: call.principal.accessKeyId });
 }
 
-/** GET /tenants/{name}: root, or an admin of that tenant. */
+/**
+ * GET /tenants/{name}: root, or an admin of that tenant. An admin narrower than its tenant gets the buckets it holds a
+ * grant in (as in GET /buckets) and counts over what it sees (README "Who may do what"): its bucketCount is those
+ * buckets, its credentialCount the credentials GET /credentials shows it, never the whole tenant's.
+ */
 export async function showTenant(call: AdminCall): Promise<unknown> {
   const { name } = call.params;
   // Decide before looking, so a tenant admin cannot probe which other tenants exist.
   call.require(authorizeCredentialAdmin(call.principal, { tenant: name! }));
   const info = await call.policy.showTenant(name!);
   if (info === undefined) throw notFound(`no tenant ${name}`);
-  // An admin narrower than its tenant sees the buckets it holds a grant in, as in GET /buckets.
   const buckets = await call.policy.listTenantBuckets(name!);
-  const { principal } = call;
-  return { ...info, buckets: principal.isRoot || holdsTenantWide(principal) ? buckets : visibleBuckets(principal, buckets, () => name) };
+  const view = await adminView(call);
+  if (view === undefined) return { ...info, buckets };
+  const seen = visibleBuckets(call.principal, buckets, () => name);
+  const credentials = (await call.policy.listCredentials({ tenant: name! })).filter(view.credential);
+  return { ...info, bucketCount: seen.length, credentialCount: credentials.length, buckets: seen };
 }
 
 /** POST /tenants/{name}/disable and /enable */
