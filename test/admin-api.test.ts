@@ -96,6 +96,14 @@ test('root creates a tenant and its admin; the admin grants within its scope onl
     });
     t.is(otherTenant.status, 403);
     t.regex(otherTenant.json.error.message, /tenant other is not tenant acme/);
+    // A capability naming another tenant is refused the same way, not minted in the caller's own tenant.
+    const otherCapability = await admin(tg, tenantAdmin, 'POST', '/capabilities', { body: { tenant: 'other', bucket, actions: ['read'] } });
+    t.deepEqual(
+      { status: otherCapability.status, code: otherCapability.json.error?.code, message: otherCapability.json.error?.message },
+      { status: otherTenant.status, code: otherTenant.json.error.code, message: otherTenant.json.error.message },
+    );
+    t.true((await denials(tg)).some((d) => d.action === 'Admin:MintCapability' && d.layer === 'tenant' && d.accessKeyId === tenantAdmin.accessKeyId));
+    t.is((await admin(tg, tenantAdmin, 'POST', '/capabilities', { body: { tenant: 'acme', bucket, actions: ['read'] } })).status, 201);
 
     const makeTenant = await admin(tg, tenantAdmin, 'POST', '/tenants', { body: { name: 'mine' } });
     t.is(makeTenant.status, 403);
@@ -148,6 +156,14 @@ test('an ordinary credential is refused every admin endpoint, clearly, with a de
     const lines = (await denials(tg)).filter((d) => d.accessKeyId === app.accessKeyId);
     t.deepEqual(lines.map((d) => d.action), ADMIN_ROUTES.map((r) => r.action));
     t.true(lines.every((d) => d.layer === 'scope' && d.tenant === 'acme'));
+    // whoami answers any live credential, one without a single grant too (README: "any credential").
+    const bare = creds((await admin(tg, ROOT, 'POST', '/credentials', { body: { tenant: 'acme', name: 'bare', scopes: [] } })).json);
+    for (const who of [app, bare]) {
+      const me = await admin(tg, who, 'GET', '/whoami');
+      t.is(me.status, 200, me.body);
+      t.like(me.json, { tenant: 'acme', accessKeyId: who.accessKeyId, root: false });
+    }
+    t.deepEqual((await admin(tg, bare, 'GET', '/whoami')).json.scopes, []);
   });
 });
 

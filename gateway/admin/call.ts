@@ -58,7 +58,10 @@ export interface AdminRoute {
   action: string;
   /** Status of a success (201 for creations). */
   status?: number;
-  /** Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent. */
+  /**
+   * Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent; none (`[]`) opens
+   * it to every authenticated caller, grants or not (whoami).
+   */
   families?: Family[];
   /** Also takes a text/plain body (streamed by the CLI) up to MAX_ADMIN_TEXT_BODY instead of the JSON limit. */
   textBody?: true;

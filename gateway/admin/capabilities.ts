@@ -35,10 +35,14 @@ export async function mintCapability(call: AdminCall): Promise<unknown> {
   const minter = principal.isRoot ? undefined : await policy.resolveAccessKey(principal.accessKeyId);
   const minterEnd = minter?.ok ? minter.expiresAt : undefined;
   if (minterEnd && (expiresAt === undefined || expiresAt > minterEnd)) expiresAt = minterEnd;
+  // A tenant admin names only its own tenant, as in POST /credentials: another is refused the same way (403, layer
+  // tenant, "tenant other is not tenant acme"), never silently replaced by its own.
+  const asked = optionalString(body, 'tenant');
+  if (!principal.isRoot && asked !== undefined) call.require(authorizeCredentialAdmin(principal, { tenant: asked }));
   const owner = bucket === '*' ? undefined : await policy.bucketOwner(bucket);
   // Only root learns that a name is free: to anyone else it answers as another tenant's bucket does.
   if (bucket !== '*' && owner === undefined && principal.isRoot) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
-  const tenant = principal.isRoot ? (optionalString(body, 'tenant') ?? owner) : principal.tenant;
+  const tenant = principal.isRoot ? (asked ?? owner) : principal.tenant;
   if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
   if (bucket !== '*' && owner !== tenant) {
     call.require({ allowed: false, layer: 'tenant', reason: `bucket ${bucket} is not owned by tenant ${tenant}` }, { bucket });

@@ -2,7 +2,7 @@
  * The admin API's routing table (method + path pattern → action and handler) and the dispatcher both the gateway
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
-import { FAMILIES, type AccessRecords, type DenialLog, type Family, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
+import { type AccessRecords, type DenialLog, type Family, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
 import { listAuditChecks, previewAuditCheck, runAuditCheck } from './audit-check.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
@@ -71,8 +71,9 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 /** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */
 export const FAMILY_ROUTES: AdminRoute[] = [
   ...RELATIONSHIP_FAMILY_ROUTES,
-  // Any credential may ask who it is: `anvil whoami`.
-  { method: 'GET', pattern: '/whoami', action: 'Admin:WhoAmI', families: [...FAMILIES], run: whoami },
+  // Any live credential may ask who it is (`anvil whoami`), one without a single grant too: that is when its user
+  // most needs to see its grants, and the answer tells the caller only about itself.
+  { method: 'GET', pattern: '/whoami', action: 'Admin:WhoAmI', families: [], run: whoami },
 ];
 
 const ALL_ROUTES = [...ADMIN_ROUTES, ...FAMILY_ROUTES];
@@ -149,7 +150,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
   // Every endpoint needs the admin family (or one its route names): an ordinary credential learns nothing here.
   const families = route.families ?? ['admin'];
   const holds = (family: Family) => principal.isRoot || principal.scopes.some((grant) => grant.families.includes(family));
-  if (!families.some(holds)) {
+  if (families.length > 0 && !families.some(holds)) {
     const needs = families.join(' or ');
     refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
   }
@@ -174,8 +175,8 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     deny: (refusal) => ctx.deny(route.action, refusal),
   };
   const body = await route.run(call);
-  // The family an answered request used: the narrowest one that opens it (whoami, open to every family, uses none).
-  if (families.length < FAMILIES.length) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
+  // The family an answered request used: the narrowest one that opens it (whoami, open without one, uses none).
+  if (families.length > 0) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
   return { status: route.status ?? 200, body };
 }
 
