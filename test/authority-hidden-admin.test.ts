@@ -10,6 +10,8 @@ import { ADMIN_ROUTES, FAMILY_ROUTES } from '../gateway/admin/routes.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
 import { adminOf, BUCKET, credential, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { signedSend } from './helpers/raw.ts';
+import type { DenialRecord } from '../policy/index.ts';
 
 let tg: TestGateway;
 let idp: Issuer;
@@ -85,8 +87,55 @@ for (const c of cases) {
     t.deepEqual(shape(hidden, c.id()), shape(missing, c.missingId));
     t.true(hidden.status === 403 || hidden.status === 404, JSON.stringify(hidden.json));
     t.true((await denials(tg)).slice(before).some((d) => d.accessKeyId === narrow.accessKeyId), 'the refusal of the hidden thing is on the denial log');
+    // The lines the narrow admin reads of its own two requests differ only by the id, as the answers do.
+    const seen: DenialRecord[] = (await ok(tg, narrow, 'GET', '/denials')).denials;
+    const line = (res: { json: any }, id: string) => {
+      const d = seen.find((r) => r.requestId === res.json?.error?.requestId);
+      return d && { layer: d.layer, action: d.action, reason: d.reason.split(id).join('<id>'), bucket: d.bucket?.split(id).join('<id>') };
+    };
+    t.truthy(line(hidden, c.id()), 'the narrow admin reads a line for the hidden thing');
+    t.deepEqual(line(hidden, c.id()), line(missing, c.missingId));
   });
 }
+
+test.serial('root reads the true reason of a hidden thing\'s line, which the narrow admin reads as a missing one\'s', async (t) => {
+  const res = await admin(tg, narrow, 'GET', `/credentials/${hiddenIds.credential}`);
+  const requestId = res.json.error.requestId;
+  const truth = (await ok(tg, ROOT, 'GET', `/denials?accessKey=${narrow.accessKeyId}`)).denials.find((d: DenialRecord) => d.requestId === requestId);
+  t.like(truth, { layer: 'scope' });
+  t.regex(truth.reason, /is beyond the caller's scopes/);
+  const shown = (await ok(tg, narrow, 'GET', '/denials')).denials.find((d: DenialRecord) => d.requestId === requestId);
+  t.like(shown, { layer: 'tenant', reason: `no credential ${hiddenIds.credential} in tenant ${TENANT}` });
+  t.true((await ok(tg, narrow, 'GET', '/denials?layer=tenant')).denials.some((d: DenialRecord) => d.requestId === requestId));
+  t.false((await ok(tg, narrow, 'GET', '/denials?layer=scope')).denials.some((d: DenialRecord) => d.requestId === requestId));
+});
+
+test.serial('S3 denial lines of a credential it sees do not tell the narrow admin which buckets beyond it exist', async (t) => {
+  const held = await credential(tg, [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }]);
+  const head = (bucket: string) => signedSend({ url: tg.gw.url, method: 'HEAD', path: `/${bucket}`, creds: held });
+  const beyond = await head(OTHER_BUCKET);
+  const absent = await head('nosuchbucket');
+  t.is(beyond.status, 403);
+  t.is(absent.status, 403);
+  const lines = async (who: Creds, layer?: string): Promise<DenialRecord[]> =>
+    (await ok(tg, who, 'GET', `/denials?accessKey=${held.accessKeyId}${layer ? `&layer=${layer}` : ''}`)).denials;
+  const line = (seen: DenialRecord[], res: typeof beyond, bucket: string) => {
+    const d = seen.find((r) => r.requestId === res.headers['x-amz-request-id']);
+    return d && { layer: d.layer, action: d.action, reason: d.reason.split(bucket).join('<b>'), bucket: d.bucket?.split(bucket).join('<b>') };
+  };
+  const seen = await lines(narrow);
+  t.truthy(line(seen, beyond, OTHER_BUCKET));
+  t.deepEqual(line(seen, beyond, OTHER_BUCKET), line(seen, absent, 'nosuchbucket'));
+  for (const layer of ['scope', 'tenant']) {
+    const filtered = await lines(narrow, layer);
+    t.is(Boolean(line(filtered, beyond, OTHER_BUCKET)), Boolean(line(filtered, absent, 'nosuchbucket')), layer);
+  }
+  // Root (and a tenant-wide admin) read what happened: the bucket exists and the credential holds no grant in it.
+  t.like(line(await lines(ROOT), beyond, OTHER_BUCKET), { layer: 'scope' });
+  // A bucket the narrow admin does see keeps its true line.
+  const inside = await signedSend({ url: tg.gw.url, method: 'GET', path: `/${BUCKET}/secret/x`, creds: held });
+  t.like(line(await lines(narrow), inside, BUCKET), { layer: 'scope' });
+});
 
 test.serial('the hidden things are all still there and unchanged', async (t) => {
   t.is((await ok(tg, ROOT, 'GET', `/credentials/${hiddenIds.credential}`)).status, 'active');

@@ -14,9 +14,9 @@ import {
   type CapabilityAction,
 } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import { makerOf, notFound, onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
+import { makerOf, onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
-import { hidden } from './view.ts';
+import { hidden, missing } from './view.ts';
 
 /** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
 export async function mintCapability(call: AdminCall): Promise<unknown> {
@@ -74,11 +74,12 @@ export async function revokeCapability(call: AdminCall): Promise<unknown> {
   call.require(authorizeCredentialAdmin(call.principal, { tenant }));
   const { capabilities } = tokenStoresOf(call.policy);
   const mint = await capabilities.mintRecord(id);
+  const absent = { message: `no capability ${id}`, reason: `no capability ${id} in tenant ${tenant}` };
   if (mint === undefined) {
-    if (!call.principal.isRoot) throw notFound(`no capability ${id}`);
+    if (!call.principal.isRoot) missing(call, absent);
   } else if (!authorizeCredentialAdmin(call.principal, { tenant, scopes: [capabilityGrant(mint.scope, mint.actions)] }).allowed) {
     // One whose grant the caller does not hold is beyond its view: it answers as one never minted.
-    hidden(call, `capability ${id} grants more than the caller holds`, `no capability ${id}`);
+    hidden(call, `capability ${id} grants more than the caller holds`, absent);
   }
   return await capabilities.revoke(id, { actor: call.principal.accessKeyId });
 }

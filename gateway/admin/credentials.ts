@@ -6,7 +6,7 @@
 import { appSubject, authorizeCredentialAdmin, holdsTenantWide, invalidGrantReason, type CredentialInfo, type ScopeGrant } from '../../policy/index.ts';
 import { makerOf, notFound, onlyFields, optionalInteger, optionalString, optionalTime, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
-import { adminView, hidden } from './view.ts';
+import { adminView, hidden, missing } from './view.ts';
 
 /** Longest rotation grace period: an old secret that never dies would defeat the rotation. */
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
@@ -46,14 +46,12 @@ async function targetCredential(call: AdminCall, change: boolean): Promise<Crede
   const id = call.params.id!;
   const info = await call.policy.showCredential(id);
   const { principal } = call;
-  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
-    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no credential ${id} in tenant ${principal.tenant}` });
-    throw notFound(`no credential ${id}`);
-  }
+  const absent = { message: `no credential ${id}`, reason: `no credential ${id} in tenant ${principal.tenant}` };
+  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) missing(call, absent);
   // An admin narrower than its tenant sees only credentials it holds (or itself); the others answer as missing, to
   // a change as to a read, so "exists but broader" and "missing" cannot be told apart.
   const view = await adminView(call);
-  if (view && !view.credential(info)) hidden(call, `credential ${id} is beyond the caller's scopes`, `no credential ${id}`);
+  if (view && !view.credential(info)) hidden(call, `credential ${id} is beyond the caller's scopes`, absent);
   const target = { tenant: info.tenant, isRoot: info.isRoot, scopes: change ? info.scopes : undefined };
   call.require(authorizeCredentialAdmin(principal, target));
   return info;

@@ -42,16 +42,18 @@ export async function listDenials(call: AdminCall): Promise<unknown> {
   const view = await adminView(call);
   const filter: DenialFilter = {
     ...(await commonFilter(call)),
-    ...(view ? { visible: view.denial } : {}),
+    // A narrower admin gets its lines as it is shown them (view.ts), and a layer filter matches what it is shown:
+    // filtering on the written layer would tell a hidden thing's line from a missing one's by what it leaves out.
+    ...(view ? { visible: (r) => view.denial(r) && (layer === undefined || view.shown(r).layer === layer) } : { layer: layer as DenialLayer | undefined }),
     accessKeyId: queryParam(call.query, 'accessKey'),
-    layer: layer as DenialLayer | undefined,
     bucket: queryParam(call.query, 'bucket'),
     keyPrefix: queryParam(call.query, 'keyPrefix'),
   };
   // This node's own lines first, so a refusal is in the answer of the next query made here; other nodes' lines
   // arrive within their batch interval (FLUSH_MS).
   await call.denials?.flush();
-  return { denials: await queryDenials(call.policy.database, filter) };
+  const denials = await queryDenials(call.policy.database, filter);
+  return { denials: view ? denials.map(view.shown) : denials };
 }
 
 /** GET /audit?since=&until=&tenant=&actor=&action=&accessKey=&limit= (oldest first). */

@@ -17,7 +17,7 @@ import {
 } from '../../policy/index.ts';
 import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
-import { hidden } from './view.ts';
+import { hidden, missing } from './view.ts';
 
 /**
  * The watch feed reads the shared changelog whenever the relationships change signal says the tenant moved (a NOTIFY
@@ -115,13 +115,11 @@ async function governedBucket(call: AdminCall, change: boolean): Promise<{ bucke
   const bucket = call.params.bucket!;
   const tenant = await call.policy.bucketOwner(bucket);
   const { principal } = call;
-  if (tenant === undefined || (!principal.isRoot && tenant !== principal.tenant)) {
-    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no bucket ${bucket} of tenant ${principal.tenant}`, bucket });
-    throw notFound(`no bucket ${bucket}`);
-  }
+  const absent = { message: `no bucket ${bucket}`, reason: `no bucket ${bucket} of tenant ${principal.tenant}`, bucket };
+  if (tenant === undefined || (!principal.isRoot && tenant !== principal.tenant)) missing(call, absent);
   // A bucket of the tenant in which a narrower admin holds no grant is beyond its view (GET /buckets omits it).
   if (!holdsTenantWide(principal) && visibleBuckets(principal, [bucket], () => tenant).length === 0) {
-    hidden(call, `bucket ${bucket} is beyond the caller's scopes`, `no bucket ${bucket}`);
+    hidden(call, `bucket ${bucket} is beyond the caller's scopes`, absent);
   }
   const scopes: ScopeGrant[] | undefined = change ? [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list'], bucket }] : undefined;
   call.require(authorizeCredentialAdmin(principal, { tenant, scopes }), { bucket });

@@ -5,9 +5,9 @@
  */
 import { authorizeCredentialAdmin, authorizeTenantAdmin, invalidGrantReason, redactUrl, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import { makerOf, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
+import { makerOf, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
-import { adminView, hidden, reservedName } from './view.ts';
+import { adminView, hidden, missing, reservedName } from './view.ts';
 
 function tenantOf(call: AdminCall): string {
   const tenant = optionalString(call.body, 'tenant') ?? (call.principal.isRoot ? undefined : call.principal.tenant);
@@ -62,8 +62,9 @@ export async function showRole(call: AdminCall): Promise<unknown> {
   const { tenant, name } = call.params;
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const role = await tokenStoresOf(call.policy).sessions.role(tenant!, name!);
-  if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
-  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, `no role ${name} in tenant ${tenant}`);
+  const absent = { message: `no role ${name} in tenant ${tenant}`, reason: `no role ${name} in tenant ${tenant}` };
+  if (role === undefined) missing(call, absent);
+  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, absent);
   return role;
 }
 
@@ -76,8 +77,9 @@ export async function deleteRole(call: AdminCall): Promise<unknown> {
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant! }));
   const { sessions } = tokenStoresOf(call.policy);
   const role = await sessions.role(tenant!, name!);
-  if (role === undefined) throw notFound(`no role ${name} in tenant ${tenant}`);
-  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, `no role ${name} in tenant ${tenant}`);
+  const absent = { message: `no role ${name} in tenant ${tenant}`, reason: `no role ${name} in tenant ${tenant}` };
+  if (role === undefined) missing(call, absent);
+  if ((await adminView(call))?.holds(role.scopes) === false) hidden(call, `role ${name} is beyond the caller's scopes`, absent);
   call.require(authorizeCredentialAdmin(call.principal, { tenant: tenant!, scopes: role.scopes }));
   await sessions.deleteRole(tenant!, name!, { actor: call.principal.accessKeyId });
   return { deleted: `${tenant}/${name}` };
@@ -156,12 +158,10 @@ export async function deleteOidcProvider(call: AdminCall): Promise<unknown> {
   const { sessions } = tokenStoresOf(call.policy);
   const { principal } = call;
   const info = await sessions.oidcProvider(call.params.id!);
-  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) {
-    if (!principal.isRoot) call.deny({ layer: 'tenant', reason: `no OIDC provider ${call.params.id} in tenant ${principal.tenant}` });
-    throw notFound(`no OIDC provider ${call.params.id}`);
-  }
+  const absent = { message: `no OIDC provider ${call.params.id}`, reason: `no OIDC provider ${call.params.id} in tenant ${principal.tenant}` };
+  if (info === undefined || (!principal.isRoot && info.tenant !== principal.tenant)) missing(call, absent);
   // One whose roles a narrower admin does not all hold is beyond its view: it answers as a missing one.
-  if ((await adminView(call))?.provider(info) === false) hidden(call, `OIDC provider ${info.id} is beyond the caller's scopes`, `no OIDC provider ${call.params.id}`);
+  if ((await adminView(call))?.provider(info) === false) hidden(call, `OIDC provider ${info.id} is beyond the caller's scopes`, absent);
   call.require(authorizeCredentialAdmin(principal, { tenant: info.tenant }));
   await requireRolesHeld(call, info.tenant, info.roles);
   await sessions.deleteOidcProvider(info.id, { actor: principal.accessKeyId });

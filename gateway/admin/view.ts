@@ -4,7 +4,7 @@
  * holds itself (those it could make, rotate or delete), and denial and audit lines about those credentials or about
  * resources its admin grants reach. Everything else of the tenant answers as if it did not exist.
  */
-import { grantWithin, holdsTenantWide, type AuditRecord, type CredentialInfo, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
+import { grantWithin, holdsTenantWide, visibleBuckets, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { notFound, type AdminCall } from './call.ts';
 import { AdminError } from './errors.ts';
@@ -21,18 +21,47 @@ export interface AdminView {
   provider(p: OidcProviderInfo): boolean;
   /** Whether a denial line is about the caller's reach or a credential it holds. */
   denial(record: DenialRecord): boolean;
+  /**
+   * A denial line as the caller is shown it: a refusal about something beyond its view reads as the refusal about a
+   * missing one (layer tenant, the missing one's reason), so its own lines and those of the credentials it holds
+   * cannot tell "exists but beyond me" from "missing". Root and tenant-wide admins read every line as written.
+   */
+  shown(record: DenialRecord): DenialRecord;
   /** Whether an audit line is by or about a credential it holds, or about a bucket it administers whole. */
   audit(record: AuditRecord): boolean;
 }
 
-/**
- * Answers for something beyond the caller's view exactly as for a missing one (404, `missing` being the message a
- * missing one gets), after a denial line with the real reason.
- */
-export function hidden(call: AdminCall, reason: string, missing: string): never {
-  call.deny({ layer: 'scope', reason });
-  throw notFound(missing);
+/** How a missing thing (or another tenant's) is answered: the 404's message, and its denial line's reason and bucket. */
+export interface Missing {
+  message: string;
+  reason: string;
+  bucket?: string;
 }
+
+/**
+ * Between the true reason of a hidden thing's denial line and the missing one's reason, which is all that an admin
+ * narrower than its tenant is shown of the line (AdminView.shown); the line ends with `)`.
+ */
+export const SHOWN_AS = ' (the caller is shown: ';
+
+/** Answers 404 for a missing thing, after a denial line (layer tenant) for any caller but root, which sees all. */
+export function missing(call: AdminCall, m: Missing): never {
+  if (!call.principal.isRoot) call.deny({ layer: 'tenant', reason: m.reason, ...(m.bucket ? { bucket: m.bucket } : {}) });
+  throw notFound(m.message);
+}
+
+/**
+ * Answers for something beyond the caller's view exactly as for a missing one: the same 404, and a denial line that
+ * root and tenant-wide admins read with the true layer and reason (`truth`) and the caller is shown exactly as the
+ * missing one's line (layer tenant, `m.reason`).
+ */
+export function hidden(call: AdminCall, truth: string, m: Missing): never {
+  call.deny({ layer: 'scope', reason: `${truth}${SHOWN_AS}${m.reason})`, ...(m.bucket ? { bucket: m.bucket } : {}) });
+  throw notFound(m.message);
+}
+
+/** Layers an S3 request of a credential reaches only in a bucket of its tenant: before them come signature to tenant. */
+const IN_BUCKET_LAYERS: ReadonlySet<DenialLayer> = new Set(['scope', 'relationship', 'caveat']);
 
 /**
  * The refusal when a name a narrower admin picks (a role name, an issuer) is taken by something beyond its view: it
@@ -69,6 +98,16 @@ export async function adminView(call: AdminCall): Promise<AdminView | undefined>
       return role === undefined || holds(role.scopes);
     }),
     denial: (r) => holdsCredential(r.accessKeyId) || reaches(r.bucket, r.key),
+    shown(r) {
+      if (r.action.startsWith('Admin:')) {
+        const at = r.layer === 'scope' ? r.reason.lastIndexOf(SHOWN_AS) : -1;
+        return at < 0 ? r : { ...r, layer: 'tenant', reason: r.reason.slice(at + SHOWN_AS.length, -1) };
+      }
+      // An S3 refusal past the tenant layer in a bucket of the tenant that the caller holds no grant in (a credential
+      // it holds tried one) reads as the refusal of a missing bucket, which the tenant layer writes.
+      if (r.bucket === undefined || !IN_BUCKET_LAYERS.has(r.layer) || visibleBuckets(principal, [r.bucket], () => principal.tenant).length > 0) return r;
+      return { ...r, layer: 'tenant', reason: `bucket ${r.bucket} is not owned by tenant ${r.tenant ?? principal.tenant}` };
+    },
     audit: (r) =>
       holdsCredential(r.actor) || holdsCredential(r.accessKeyId) || grants.some((g) => (g.bucket === '*' || g.bucket === r.bucket) && r.bucket !== undefined && !g.prefix),
   };
