@@ -101,8 +101,8 @@ export type OperationName = keyof typeof OPERATIONS;
 
 /**
  * The operation label of a request naming a sub-resource the gateway does not implement: method and sub-resource
- * (`PUT ?acl`), as denial lines, access lines and metrics show it. Bounded: only names UNSUPPORTED and
- * unimplementedSubresource know.
+ * (`PUT ?acl`), as denial lines, access lines and metrics show it. Bounded: five methods (S3_METHODS) times the
+ * names UNSUPPORTED and unimplementedSubresource know.
  */
 export type UnimplementedLabel = `${string} ?${string}`;
 
@@ -201,8 +201,12 @@ const UNSUPPORTED = new Set([
 /** Why no route matched: an unsupported method or resource (501) or a method the resource does not take (405). */
 export type RouteMiss = { miss: 'NotImplemented' | 'MethodNotAllowed' };
 
+/** Methods S3 operations use; any other is answered by the table (405 or 501), so labels stay few. */
+const S3_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
+
 /** The unimplemented sub-resource a request names, if any. */
 function unimplementedSubresource(method: string, level: Level, query: URLSearchParams): string | undefined {
+  if (!S3_METHODS.has(method)) return undefined;
   for (const name of query.keys()) if (UNSUPPORTED.has(name)) return name;
   // Versioning writes are a subresource too, just not implemented; bucket and object subresources stay in their level.
   if (level === 'bucket' && query.has('versioning') && method !== 'GET') return 'versioning';
