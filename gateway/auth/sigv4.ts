@@ -174,6 +174,11 @@ function canonicalComponent(raw: string): string {
   return encodeText(decodeText(raw.replaceAll('+', ' ')));
 }
 
+/** Orders canonical query pairs by name, then value (code units: the components are ASCII once encoded). */
+function comparePairs(a: readonly [string, string], b: readonly [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+}
+
 /**
  * The canonical query string: decoded, re-encoded with '/' encoded, sorted by name then value. Components a client
  * sent in canonical form already (as SDKs send presigned URLs) are taken as they are, without decoding and encoding.
@@ -190,15 +195,26 @@ export function canonicalQuery(rawQuery: string, presigned = false): string {
       pairs.push([n, eq < 0 ? '' : canonicalComponent(part.slice(eq + 1))]);
     }
   }
-  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  // SDKs send their parameters sorted already (presigned URLs always): a check in one pass, and a sort only if not.
+  for (let i = 1; i < pairs.length; i++) {
+    if (comparePairs(pairs[i - 1]!, pairs[i]!) > 0) {
+      pairs.sort(comparePairs);
+      break;
+    }
+  }
   let out = '';
   for (let i = 0; i < pairs.length; i++) out += `${i > 0 ? '&' : ''}${pairs[i]![0]}=${pairs[i]![1]}`;
   return out;
 }
 
+/** Whitespace canonicalValue rewrites: a run of two or more, or any single one that is not a plain space. */
+const INNER_WHITESPACE = /\s\s|[^\S ]/;
+
 /** A header value as SigV4 canonicalizes it: trimmed, inner whitespace runs (and obs-folds) collapsed to one space. */
 function canonicalValue(value: string): string {
-  return value.trim().replace(/\s+/g, ' ');
+  const trimmed = value.trim();
+  // Most values hold no whitespace run to collapse: tested first, without building a copy.
+  return INNER_WHITESPACE.test(trimmed) ? trimmed.replace(/\s+/g, ' ') : trimmed;
 }
 
 /** First value of a header (case-insensitive), or undefined. */
@@ -211,18 +227,19 @@ export function getHeader(headers: Array<[string, string]>, name: string): strin
 
 /** Builds S3's canonical request; repeated headers are joined with ',' exactly as received. */
 export function canonicalRequest(input: CanonicalRequestInput): string {
-  // One pass over the request's headers collects the signed ones (names lower-cased once each).
-  const signed = new Map<string, string[]>(input.signedHeaders.map((h) => [h, []]));
-  for (const [name, value] of input.headers) signed.get(name.toLowerCase())?.push(canonicalValue(value));
-  const lines = input.signedHeaders.map((h) => `${h}:${signed.get(h)!.join(',')}\n`).join('');
-  return [
-    input.method.toUpperCase(),
-    canonicalUri(input.rawPath),
-    canonicalQuery(input.rawQuery, input.presigned),
-    lines,
-    input.signedHeaders.join(';'),
-    input.payloadHash,
-  ].join('\n');
+  // One pass over the request's headers collects the signed ones (names lower-cased once each), in the order received.
+  const names = input.signedHeaders;
+  const values: Array<string | undefined> = new Array(names.length).fill(undefined);
+  for (const [name, value] of input.headers) {
+    const i = names.indexOf(name.toLowerCase());
+    if (i < 0) continue;
+    const v = canonicalValue(value);
+    values[i] = values[i] === undefined ? v : `${values[i]},${v}`;
+  }
+  let lines = '';
+  // A name listed twice (the first of it holds the values) gets its line twice, as the values joined under it did.
+  for (let i = 0; i < names.length; i++) lines += `${names[i]}:${values[names.indexOf(names[i]!)] ?? ''}\n`;
+  return `${input.method.toUpperCase()}\n${canonicalUri(input.rawPath)}\n${canonicalQuery(input.rawQuery, input.presigned)}\n${lines}\n${names.join(';')}\n${input.payloadHash}`;
 }
 
 /** Hex SHA-256 of a string or bytes. */
@@ -294,8 +311,19 @@ const queryMalformed: ErrorFactory = (detail, fields) =>
 
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
+/** The last x-amz-date parsed and its time: a client's requests within one second share it (and every presigned URL
+ * signed in one second). */
+let lastAmzDate = { text: '', time: NaN };
+
 /** Parses YYYYMMDDTHHMMSSZ into epoch milliseconds, or NaN. */
 function parseAmzDate(s: string): number {
+  if (s === lastAmzDate.text) return lastAmzDate.time;
+  const time = parseAmzDateText(s);
+  lastAmzDate = { text: s, time };
+  return time;
+}
+
+function parseAmzDateText(s: string): number {
   const m = AMZ_DATE.exec(s);
   if (!m) return NaN;
   const [year, month, day, hour, minute, second] = [+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!];
@@ -488,8 +516,11 @@ function parseHeaderAuth(auth: string, req: SignedRequest, opts: VerifyOptions):
 
 function parseQueryAuth(q: (name: string) => string | undefined, req: SignedRequest, opts: VerifyOptions): ParsedAuth {
   if (q('X-Amz-Algorithm') !== ALGORITHM) throw queryMalformed('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"');
-  const [credential, date, expires, signedHeaders, signature] =
-    ['X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders', 'X-Amz-Signature'].map(q);
+  const credential = q('X-Amz-Credential');
+  const date = q('X-Amz-Date');
+  const expires = q('X-Amz-Expires');
+  const signedHeaders = q('X-Amz-SignedHeaders');
+  const signature = q('X-Amz-Signature');
   if (credential === undefined || date === undefined || expires === undefined || signedHeaders === undefined || signature === undefined) {
     throw queryMalformed('Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, ' +
       'X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.');
