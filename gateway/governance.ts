@@ -117,14 +117,19 @@ export function createGovernance(opts: {
   remoteAddress: string | undefined;
 }): Governance {
   const { principal, policy, relationships } = opts;
-  const context = { now: new Date(), client_ip: clientIp(opts.remoteAddress) ?? '' };
-  const actors = actorsOf(principal);
+  // The request's time is taken now; the caveat context and the actors are built only for a governed bucket, which
+  // most requests never reach (ungoverned buckets are decided by scopes alone).
+  const startedAt = Date.now();
+  let context: { now: Date; client_ip: string } | undefined;
+  const contextOf = () => (context ??= { now: new Date(startedAt), client_ip: clientIp(opts.remoteAddress) ?? '' });
+  let actors: Actor[] | undefined | null = null;
+  const actorsNow = (): Actor[] | undefined => (actors === null ? (actors = actorsOf(principal)) : actors);
   const governed = async (bucket: string): Promise<string | undefined> => {
-    if (principal.isRoot || actors === undefined || relationships === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
+    if (principal.isRoot || relationships === undefined || actorsNow() === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
     return policy.bucketOwner(bucket);
   };
   const refusalOf = async (r: rel.Relationships, tenant: string): Promise<Decision | undefined> => {
-    for (const a of actors ?? []) {
+    for (const a of actorsNow() ?? []) {
       const refused = await subjectRefusal(a.subject, r, tenant);
       if (refused) return refused;
     }
@@ -142,8 +147,8 @@ export function createGovernance(opts: {
       const resource = { type: 'object', id: `${bucket}/${key}` };
       const refused = await refusalOf(relationships!, tenant);
       if (refused) return refused;
-      for (const a of actors!) {
-        const r = await relationships!.check(tenant, resource, permission, a.subject, { context });
+      for (const a of actorsNow()!) {
+        const r = await relationships!.check(tenant, resource, permission, a.subject, { context: contextOf() });
         if (r.result === 'allowed') continue;
         const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
         return { allowed: false, layer, reason: `missing ${permission} on ${rel.formatSubject(resource)} for ${a.label}: ${r.reason}` };
@@ -159,7 +164,7 @@ export function createGovernance(opts: {
       const inherits = await r.subtreeInherits(tenant, 'read');
       const settles = async (p: string): Promise<boolean> => {
         if (!inherits) return false;
-        for (const a of actors!) if ((await r.check(tenant, settlingResource(bucket, p), 'read', a.subject, { context })).result !== 'allowed') return false;
+        for (const a of actorsNow()!) if ((await r.check(tenant, settlingResource(bucket, p), 'read', a.subject, { context: contextOf() })).result !== 'allowed') return false;
         return true;
       };
       if (await settles(prefix)) return undefined;
@@ -168,7 +173,7 @@ export function createGovernance(opts: {
         async readable(keys) {
           // A key shows only when every actor may read it: filter the page by each in turn.
           let ids = keys.map((k) => `${bucket}/${k}`);
-          for (const a of actors!) ids = await r.filterResources(tenant, 'object', ids, 'read', a.subject, { context });
+          for (const a of actorsNow()!) ids = await r.filterResources(tenant, 'object', ids, 'read', a.subject, { context: contextOf() });
           return new Set(ids.map((id) => id.slice(bucket.length + 1)));
         },
       };

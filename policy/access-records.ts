@@ -52,10 +52,13 @@ export class AccessRecords {
 
   /** Records one use in the background; never throws (a busy database must not fail a request over its bookkeeping). */
   record(use: CredentialUse): void {
-    const day = Math.floor((use.time ?? new Date()).getTime() / DAY_MS);
-    const row = { access_key_id: use.accessKeyId, day, family: use.family, remote_address: use.remoteAddress ?? '', user_agent: (use.userAgent ?? '').slice(0, MAX_USER_AGENT) };
-    const key = `${row.access_key_id}\n${day}\n${row.family}\n${row.remote_address}\n${row.user_agent}`;
+    const day = Math.floor((use.time === undefined ? Date.now() : use.time.getTime()) / DAY_MS);
+    const remoteAddress = use.remoteAddress ?? '';
+    const userAgent = use.userAgent === undefined ? '' : use.userAgent.slice(0, MAX_USER_AGENT);
+    const key = `${use.accessKeyId}\n${day}\n${use.family}\n${remoteAddress}\n${userAgent}`;
+    // Almost every use was written already: that is known before anything else is built.
     if (this.written.has(key)) return;
+    const row = { access_key_id: use.accessKeyId, day, family: use.family, remote_address: remoteAddress, user_agent: userAgent };
     this.written.set(key, true);
     const write = this.write(row, day).catch(() => {
       // Best effort, like the last-used time: the audit reads what could be written; a later use tries again.

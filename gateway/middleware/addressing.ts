@@ -15,8 +15,11 @@ import { isStsRequest, KEYS_PATH } from '../sts/middleware.ts';
 /** The pipelines a request can take. */
 export type Pipeline = 'sts' | 'admin' | 'console' | 'ops' | 's3';
 
-/** Targets resolved so far, by request: the front app's choice of pipeline and the pipeline itself share one. */
-const resolved = new WeakMap<object, Target>();
+/**
+ * Where a request's resolved target is kept on its IncomingMessage, so the front app's choice of pipeline and the
+ * pipeline itself share one: a property, not a WeakMap, whose every entry costs V8 an ephemeron for the collector.
+ */
+const RESOLVED = Symbol('anvil.target');
 
 /**
  * The target of a request (resolveTarget over its URL and Host), resolved once per request: every step that asks
@@ -24,10 +27,11 @@ const resolved = new WeakMap<object, Target>();
  * does (every time it is asked).
  */
 export function targetOf(ctx: ParameterizedContext<GatewayState>, domain: string): Target {
-  let target = resolved.get(ctx.req);
+  const req = ctx.req as typeof ctx.req & { [RESOLVED]?: Target };
+  let target = req[RESOLVED];
   if (!target) {
-    target = resolveTarget(ctx.req.url ?? '/', ctx.req.headers.host, domain);
-    resolved.set(ctx.req, target);
+    target = resolveTarget(req.url ?? '/', req.headers.host, domain);
+    req[RESOLVED] = target;
   }
   return target;
 }

@@ -22,7 +22,7 @@ export function contentSandbox(): Middleware<GatewayState> {
       await next();
     } finally {
       // Set last, over anything an operation wrote, so no stored or requested header can lift it.
-      if (ctx.state.api !== 'Console') sandbox(ctx.res);
+      if (ctx.state.api !== 'Console') resandbox(ctx.res);
     }
   };
 }
@@ -32,4 +32,14 @@ function sandbox(res: ServerResponse): void {
   if (res.headersSent) return;
   res.setHeader('content-security-policy', CONTENT_SANDBOX);
   res.setHeader('x-content-type-options', 'nosniff');
+}
+
+/**
+ * sandbox() again after the handler: only a header the handler changed is set (setHeader validates name and value each
+ * time; most answers still carry what was set first).
+ */
+function resandbox(res: ServerResponse): void {
+  if (res.headersSent) return;
+  if (res.getHeader('content-security-policy') !== CONTENT_SANDBOX) res.setHeader('content-security-policy', CONTENT_SANDBOX);
+  if (res.getHeader('x-content-type-options') !== 'nosniff') res.setHeader('x-content-type-options', 'nosniff');
 }

@@ -72,8 +72,12 @@ export function expiresAt(t: Tuple): number | null {
 const ESCAPED = /[%#@:[\]*\s\u0000-\u001f\u007f-\u009f]/gu;
 const MAX_ID = 4096;
 
+/** ESCAPED without the global flag: whether an id holds anything to escape at all (most do not). */
+const HAS_ESCAPED = new RegExp(ESCAPED.source, 'u');
+
 /** Percent-encodes the characters the string form reserves. */
 export function escapeId(id: string): string {
+  if (!HAS_ESCAPED.test(id)) return id;
   return id.replace(ESCAPED, (c) => encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
