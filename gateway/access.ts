@@ -19,7 +19,7 @@ import {
 } from '../policy/index.ts';
 import type { Decision, DenialLayer, Family, Principal } from '../policy/types.ts';
 import { accessDenied, S3Error } from './errors.ts';
-import { createGovernance } from './governance.ts';
+import { createGovernance, type Governance } from './governance.ts';
 import type { Access, ListingFilter } from './operation.ts';
 
 /** What a denial line needs to know about the request besides the decision. */
@@ -76,121 +76,164 @@ function bucketTaken(bucket: string): S3Error {
  */
 const PAST_RESERVED = RESERVED_PREFIX + '\u{10FFFF}'.repeat(254);
 
-/**
- * Builds the Access object for one authenticated request. Scopes decide first (reserved prefix, tenant, scope); in a
- * governed bucket an object request must then also hold its relationship permission: both must allow.
- */
-export function createAccess(opts: {
+/** What one request's Access is built from. */
+interface AccessOptions {
   principal: Principal;
   policy: PolicyStore;
   denials: DenialLog;
   facts: RequestFacts;
   relationships?: relationships.Relationships;
-}): Access {
-  const { principal, policy, denials, facts } = opts;
-  const governance = createGovernance({ principal, policy, relationships: opts.relationships, remoteAddress: facts.remoteAddress });
-  // Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant.
-  const creating = facts.action === 'CreateBucket';
-  const decide = async (family: Family, bucket: string, key?: string, wholeBucket?: boolean): Promise<Decision> => {
+}
+
+/**
+ * Builds the Access object for one authenticated request. Scopes decide first (reserved prefix, tenant, scope); in a
+ * governed bucket an object request must then also hold its relationship permission: both must allow.
+ */
+export function createAccess(opts: AccessOptions): Access {
+  return new RequestAccess(opts);
+}
+
+/**
+ * One request's Access. A class rather than an object of closures: every request builds one, and its methods then
+ * live once on the prototype instead of a dozen closures per request.
+ */
+class RequestAccess implements Access {
+  private readonly principal: Principal;
+  private readonly policy: PolicyStore;
+  /** Only CreateBucket may name a bucket nobody owns: DeleteBucket of a missing bucket answers as one of another tenant. */
+  private readonly creating: boolean;
+  private readonly governance: Governance;
+
+  constructor(private readonly opts: AccessOptions) {
+    this.principal = opts.principal;
+    this.policy = opts.policy;
+    this.creating = opts.facts.action === 'CreateBucket';
+    this.governance = createGovernance({ principal: opts.principal, policy: opts.policy, relationships: opts.relationships, remoteAddress: opts.facts.remoteAddress });
+  }
+
+  private async decide(family: Family, bucket: string, key?: string, wholeBucket?: boolean): Promise<Decision> {
+    const { principal, policy, creating } = this;
     const bucketOwner = bucket ? await policy.bucketOwner(bucket) : undefined;
     const scoped = authorize(principal, { family, bucket: bucket || undefined, key, bucketOwner, creating, wholeBucket });
-    if (scoped.allowed && facts.action === 'DeleteBucket') return deletable(bucket);
+    if (scoped.allowed && this.opts.facts.action === 'DeleteBucket') return this.deletable(bucket);
     if (!scoped.allowed || !bucket || key === undefined) return scoped;
-    return governance.decide(family, bucket, key);
-  };
-  // Creating a name another tenant owns fails as in S3, BucketAlreadyExists (CreateBucket API reference), when the
-  // caller could have created the name were it free: the failure reveals only that the name is taken, which the
-  // failed creation reveals anyway (CreateBucket is whole-bucket, gateway/routes.ts). Every other request on another
-  // tenant's bucket stays AccessDenied.
-  const mayCreate = (family: Family, bucket: string): boolean => authorize(principal, { family, bucket, creating, wholeBucket: true }).allowed;
-  // Deleting a governed bucket ends its governance (a bucket re-created under the name starts ungoverned), so it
-  // needs the authority that turns governance off (gateway/admin/relationships.ts setGovernance): every family on
-  // every bucket of the tenant, or root.
-  const deletable = async (bucket: string): Promise<Decision> =>
-    principal.isRoot || holdsTenantWide(principal) || !(await policy.bucketGoverned(bucket))
+    return this.governance.decide(family, bucket, key);
+  }
+
+  /**
+   * Creating a name another tenant owns fails as in S3, BucketAlreadyExists (CreateBucket API reference), when the
+   * caller could have created the name were it free: the failure reveals only that the name is taken, which the
+   * failed creation reveals anyway (CreateBucket is whole-bucket, gateway/routes.ts). Every other request on another
+   * tenant's bucket stays AccessDenied.
+   */
+  private mayCreate(family: Family, bucket: string): boolean {
+    return authorize(this.principal, { family, bucket, creating: this.creating, wholeBucket: true }).allowed;
+  }
+
+  /**
+   * Deleting a governed bucket ends its governance (a bucket re-created under the name starts ungoverned), so it
+   * needs the authority that turns governance off (gateway/admin/relationships.ts setGovernance): every family on
+   * every bucket of the tenant, or root.
+   */
+  private async deletable(bucket: string): Promise<Decision> {
+    const principal = this.principal;
+    return principal.isRoot || holdsTenantWide(principal) || !(await this.policy.bucketGoverned(bucket))
       ? { allowed: true }
       : { allowed: false, layer: 'scope', reason: `deleting governed bucket ${bucket} ends its governance: it needs every family on every bucket` };
-  const deny = (layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }) =>
-    logDenial(denials, facts, { layer, reason, principal, ...where });
+  }
 
-  return {
-    async require(family, bucket, key, extra = {}) {
-      const d = await decide(family, bucket, key, extra.wholeBucket);
-      if (!d.allowed) {
-        deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
-        if (creating && d.layer === 'tenant' && mayCreate(family, bucket)) throw bucketTaken(bucket);
+  private deny(layer: DenialLayer, reason: string, where: { bucket?: string; key?: string; copySource?: string }): void {
+    logDenial(this.opts.denials, this.opts.facts, { layer, reason, principal: this.principal, ...where });
+  }
+
+  async require(family: Family, bucket: string, key?: string, extra: { copySource?: string; wholeBucket?: boolean; expectedOwner?: string } = {}): Promise<void> {
+    const d = await this.decide(family, bucket, key, extra.wholeBucket);
+    if (!d.allowed) {
+      this.deny(d.layer, d.reason, { bucket, key, copySource: extra.copySource });
+      if (this.creating && d.layer === 'tenant' && this.mayCreate(family, bucket)) throw bucketTaken(bucket);
+      throw accessDenied();
+    }
+    if (extra.expectedOwner !== undefined && bucket && !this.creating) {
+      const owner = (await this.policy.bucketOwner(bucket)) ?? ROOT_TENANT;
+      if (owner !== extra.expectedOwner) {
+        this.deny('tenant', 'bucket owner is not the expected bucket owner', { bucket, key, copySource: extra.copySource });
         throw accessDenied();
       }
-      if (extra.expectedOwner !== undefined && bucket && !creating) {
-        const owner = (await policy.bucketOwner(bucket)) ?? ROOT_TENANT;
-        if (owner !== extra.expectedOwner) {
-          deny('tenant', 'bucket owner is not the expected bucket owner', { bucket, key, copySource: extra.copySource });
-          throw accessDenied();
+    }
+  }
+
+  async allows(family: Family, bucket: string, key: string): Promise<boolean> {
+    const d = await this.decide(family, bucket, key);
+    if (!d.allowed) this.deny(d.layer, d.reason, { bucket, key });
+    return d.allowed;
+  }
+
+  async listing(bucket: string, prefix: string): Promise<ListingFilter> {
+    const { principal, governance } = this;
+    const refused = await governance.refusal(bucket);
+    if (refused && !refused.allowed) {
+      this.deny(refused.layer, refused.reason, { bucket, key: prefix });
+      throw accessDenied();
+    }
+    const plan = listingPlan(principal, bucket, prefix);
+    if (plan.kind === 'none') {
+      this.deny(plan.layer, plan.reason, { bucket, key: prefix });
+      throw accessDenied();
+    }
+    const scoped: ListingFilter = {
+      keyVisible: (key) => keyVisible(plan, key),
+      async prefixVisible(p, probe) {
+        if (!prefixVisible(plan, p)) return false;
+        if (plan.kind === 'all') return true;
+        // The prefix only leads towards a grant: show it when a granted key really lies beneath it.
+        for (const g of plan.grantPrefixes) {
+          if (p.startsWith(g)) return true;
+          if (g.startsWith(p) && (await probe(g))) return true;
         }
-      }
-    },
-    async allows(family, bucket, key) {
-      const d = await decide(family, bucket, key);
-      if (!d.allowed) deny(d.layer, d.reason, { bucket, key });
-      return d.allowed;
-    },
-    async listing(bucket, prefix): Promise<ListingFilter> {
-      const refused = await governance.refusal(bucket);
-      if (refused && !refused.allowed) {
-        deny(refused.layer, refused.reason, { bucket, key: prefix });
-        throw accessDenied();
-      }
-      const plan = listingPlan(principal, bucket, prefix);
-      if (plan.kind === 'none') {
-        deny(plan.layer, plan.reason, { bucket, key: prefix });
-        throw accessDenied();
-      }
-      const scoped: ListingFilter = {
-        keyVisible: (key) => keyVisible(plan, key),
-        async prefixVisible(p, probe) {
-          if (!prefixVisible(plan, p)) return false;
-          if (plan.kind === 'all') return true;
-          // The prefix only leads towards a grant: show it when a granted key really lies beneath it.
-          for (const g of plan.grantPrefixes) {
-            if (p.startsWith(g)) return true;
-            if (g.startsWith(p) && (await probe(g))) return true;
-          }
-          return false;
-        },
-        skipPast: (key) => (key === '_anvil' || key.startsWith(RESERVED_PREFIX) ? PAST_RESERVED : undefined),
-      };
-      const governed = await governance.listing(bucket, prefix);
-      if (governed === undefined) return scoped;
-      return {
-        ...scoped,
-        // A common prefix shows when one folder read settles it, or when a readable key really lies beneath it.
-        prefixVisible: async (p, probe) => (await scoped.prefixVisible(p, probe)) && ((await governed.settles(p)) || (await probe(p))),
-        readable: (keys) => governed.readable(keys),
-      };
-    },
-    async visibleBuckets(names) {
-      // One owner lookup per bucket, each cached: decided up front so the scope rule stays synchronous.
-      const owners = new Map(await Promise.all(names.map(async (b) => [b, await policy.bucketOwner(b)] as const)));
-      return visibleBuckets(principal, names, (b) => owners.get(b));
-    },
-    async bucketCreated(bucket) {
-      await policy.assignBucket(bucket, principal.tenant, { actor: principal.accessKeyId });
-    },
-    async bucketDeleted(bucket) {
-      await policy.releaseBucket(bucket, { actor: principal.accessKeyId });
-    },
-    ownsBucket: async (bucket) => principal.isRoot || (await policy.bucketOwner(bucket)) === principal.tenant,
-    ownerCheck(bucket, key) {
-      if (principal.isRoot) return undefined;
-      return async () => {
-        // As of now: the request's own start-of-request check may predate a change another worker committed since.
-        const owner = await policy.bucketOwner(bucket, { now: true });
-        if (owner === principal.tenant) return;
-        if (owner === undefined) throw new S3Error('NoSuchBucket', undefined, { fields: { BucketName: bucket } });
-        // Not naming the new owner: the caller's tenant may read this line.
-        deny('tenant', `bucket ${bucket} stopped belonging to tenant ${principal.tenant} (deleted and created again, or moved) while the write was in progress`, { bucket, key });
-        throw accessDenied();
-      };
-    },
-  };
+        return false;
+      },
+      skipPast: (key) => (key === '_anvil' || key.startsWith(RESERVED_PREFIX) ? PAST_RESERVED : undefined),
+    };
+    const governed = await governance.listing(bucket, prefix);
+    if (governed === undefined) return scoped;
+    return {
+      ...scoped,
+      // A common prefix shows when one folder read settles it, or when a readable key really lies beneath it.
+      prefixVisible: async (p, probe) => (await scoped.prefixVisible(p, probe)) && ((await governed.settles(p)) || (await probe(p))),
+      readable: (keys) => governed.readable(keys),
+    };
+  }
+
+  async visibleBuckets(names: string[]): Promise<string[]> {
+    const policy = this.policy;
+    // One owner lookup per bucket, each cached: decided up front so the scope rule stays synchronous.
+    const owners = new Map(await Promise.all(names.map(async (b) => [b, await policy.bucketOwner(b)] as const)));
+    return visibleBuckets(this.principal, names, (b) => owners.get(b));
+  }
+
+  async bucketCreated(bucket: string): Promise<void> {
+    await this.policy.assignBucket(bucket, this.principal.tenant, { actor: this.principal.accessKeyId });
+  }
+
+  async bucketDeleted(bucket: string): Promise<void> {
+    await this.policy.releaseBucket(bucket, { actor: this.principal.accessKeyId });
+  }
+
+  async ownsBucket(bucket: string): Promise<boolean> {
+    return this.principal.isRoot || (await this.policy.bucketOwner(bucket)) === this.principal.tenant;
+  }
+
+  ownerCheck(bucket: string, key?: string): (() => Promise<void>) | undefined {
+    const principal = this.principal;
+    if (principal.isRoot) return undefined;
+    return async () => {
+      // As of now: the request's own start-of-request check may predate a change another worker committed since.
+      const owner = await this.policy.bucketOwner(bucket, { now: true });
+      if (owner === principal.tenant) return;
+      if (owner === undefined) throw new S3Error('NoSuchBucket', undefined, { fields: { BucketName: bucket } });
+      // Not naming the new owner: the caller's tenant may read this line.
+      this.deny('tenant', `bucket ${bucket} stopped belonging to tenant ${principal.tenant} (deleted and created again, or moved) while the write was in progress`, { bucket, key });
+      throw accessDenied();
+    };
+  }
 }
