@@ -565,8 +565,8 @@ export async function verifySigV4(req: SignedRequest, opts: VerifyOptions): Prom
     }
   }
   const q = (name: string) => first.get(name);
-  const v4Query = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'].some((n) => q(n) !== undefined);
-  const v2Query = q('AWSAccessKeyId') !== undefined || q('Signature') !== undefined;
+  const v4Query = first.has('X-Amz-Algorithm') || first.has('X-Amz-Credential') || first.has('X-Amz-Signature');
+  const v2Query = first.has('AWSAccessKeyId') || first.has('Signature');
   if (auth !== undefined && (v4Query || v2Query)) {
     throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, ' +
       'Signature query string parameter or the Authorization header should be specified', { fields: { ArgumentName: 'Authorization' } });

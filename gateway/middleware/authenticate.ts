@@ -40,6 +40,9 @@ export function signedRequestOf(method: string, url: string, rawHeaders: string[
   };
 }
 
+/** The services an S3 request's credential scope may name (one array for every request). */
+const S3_SERVICES = ['s3'];
+
 /** The header and query parameter a capability may arrive in. */
 export const CAPABILITY_HEADER = 'x-anvil-capability';
 export const CAPABILITY_QUERY = 'X-Anvil-Capability';
@@ -161,7 +164,7 @@ export function authenticate(opts: {
     try {
       auth = opts.sigV2 && isSigV2(request)
         ? await verifySigV2(request, { now, lookupSecrets, hostBucket: target.virtualHost ? target.bucket : undefined })
-        : await verifySigV4(request, { region, now, services: ['s3'], lookupSecrets });
+        : await verifySigV4(request, { region, now, services: S3_SERVICES, lookupSecrets });
     } catch (err) {
       // Every refused signature is a denial line: bad or unknown keys, expiry, unsigned x-amz-* headers.
       const failure = result.failure;

@@ -36,7 +36,10 @@ export interface CallerFailure {
 
 /** The X-Amz-Security-Token of a request (header or presigned query), if any. */
 export function sessionTokenOf(req: SignedRequest): string | undefined {
-  return getHeader(req.headers, 'x-amz-security-token') ?? parseQuery(req.rawQuery).find(([n]) => n === 'X-Amz-Security-Token')?.[1];
+  const header = getHeader(req.headers, 'x-amz-security-token');
+  if (header !== undefined) return header;
+  for (const [name, value] of parseQuery(req.rawQuery)) if (name === 'X-Amz-Security-Token') return value;
+  return undefined;
 }
 
 const SESSION_REASONS: Record<SessionFailure, string> = {
