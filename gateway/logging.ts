@@ -17,16 +17,26 @@ const REDACT = [
 /** The last line's time field and the millisecond it is for. */
 let timeMs = -1;
 let timeField = '';
+/** The second the last formatted time fell in (its first millisecond), and its ISO text up to the seconds' dot. */
+let secondMs = -1;
+let secondText = '';
 
 /**
- * pino's isoTime (`,"time":"2026-11-30T12:58:04.123Z"`), formatted once per millisecond: lines written within the
- * same millisecond (access lines under load) share the string instead of formatting a Date each.
+ * pino's isoTime (`,"time":"2026-11-30T12:58:04.123Z"`): lines written within the same millisecond (access lines
+ * under load) share the string, and a Date is formatted (toISOString, over a microsecond) once per second, the
+ * milliseconds appended to that second's text.
  */
 function isoTime(): string {
   const now = Date.now();
   if (now !== timeMs) {
     timeMs = now;
-    timeField = `,"time":"${new Date(now).toISOString()}"`;
+    const ms = now % 1000;
+    if (now - ms !== secondMs) {
+      secondMs = now - ms;
+      // `2026-11-30T12:58:04.` (every ISO time from year 0 to 9999 has its milliseconds in the last four characters).
+      secondText = new Date(secondMs).toISOString().slice(0, -4);
+    }
+    timeField = `,"time":"${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
   }
   return timeField;
 }
