@@ -160,6 +160,7 @@ test('metrics: refused without the token or the admin family (with a denial line
 });
 
 test('access log: one JSON line per request with operation, status, bytes and key id; never a signature or secret', async (t) => {
+  const startedAt = Date.now();
   const tg = await startTestGateway();
   try {
     await tg.s3.send(new CreateBucketCommand({ Bucket: 'logged' }));
@@ -184,6 +185,13 @@ test('access log: one JSON line per request with operation, status, bytes and ke
     t.is(gets.length, 1);
     t.true(gets[0].bytesOut >= 4096);
     t.truthy(lines.find((l) => l.operation === 'Health'));
+    // Every line's time is an ISO 8601 instant with milliseconds (the gateway formats it once per second and appends
+    // the milliseconds: gateway/logging.ts), within the test's run.
+    for (const l of tg.logs.map((line) => JSON.parse(line) as { time: string })) {
+      t.regex(l.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+      t.is(new Date(l.time).toISOString(), l.time);
+      t.true(Date.parse(l.time) >= startedAt - 1 && Date.parse(l.time) <= Date.now() + 1, l.time);
+    }
     const everything = tg.logs.join('\n');
     const signature = new URL(presigned).searchParams.get('X-Amz-Signature')!;
     t.false(everything.includes(signature));
