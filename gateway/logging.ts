@@ -30,15 +30,23 @@ function isoTime(): string {
   const now = Date.now();
   if (now !== timeMs) {
     timeMs = now;
-    const ms = now % 1000;
-    if (now - ms !== secondMs) {
-      secondMs = now - ms;
-      // `2026-11-30T12:58:04.` (every ISO time from year 0 to 9999 has its milliseconds in the last four characters).
-      secondText = new Date(secondMs).toISOString().slice(0, -4);
-    }
-    timeField = `,"time":"${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+    timeField = `,"time":"${isoInstant(now)}"`;
   }
   return timeField;
+}
+
+/**
+ * `new Date(now).toISOString()` for an instant in milliseconds since the epoch, from 1970 to 9999 (log times), with
+ * the date and clock formatted once per second.
+ */
+export function isoInstant(now: number): string {
+  const ms = now % 1000;
+  if (now - ms !== secondMs) {
+    secondMs = now - ms;
+    // `2026-11-30T12:58:04.` (every ISO time from year 0 to 9999 has its milliseconds in the last four characters).
+    secondText = new Date(secondMs).toISOString().slice(0, -4);
+  }
+  return `${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
 /** A logger at `level` writing JSON lines to `destination` (stdout by default). */

@@ -9,6 +9,7 @@ import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import test from 'ava';
+import { isoInstant } from '../gateway/logging.ts';
 import { denials, ok } from './helpers/admin.ts';
 import { ROOT, startTestGateway, TEST_WORKERS, type TestGateway } from './helpers/gateway.ts';
 
@@ -157,6 +158,12 @@ test('metrics: refused without the token or the admin family (with a denial line
   } finally {
     await tg.close();
   }
+});
+
+test('log times: the per-second formatting gives toISOString\'s text for every millisecond, across seconds and days', (t) => {
+  const start = Date.UTC(2026, 10, 30, 23, 59, 58, 990);
+  for (let now = start; now < start + 2_100; now++) t.is(isoInstant(now), new Date(now).toISOString());
+  for (const now of [0, 5, 50, 999, 1_000, 1_001, Date.UTC(9999, 11, 31, 23, 59, 59, 999)]) t.is(isoInstant(now), new Date(now).toISOString());
 });
 
 test('access log: one JSON line per request with operation, status, bytes and key id; never a signature or secret', async (t) => {
