@@ -106,19 +106,30 @@ export function planBody(opts: BodyVerifierOptions): BodyPlan {
     : undefined;
   // Every refusal above happens now, before the operation runs; the verifying Transform is built only when the body
   // is read, which most requests (GET, HEAD) never do.
-  let stream: BodyVerifier | undefined;
-  return {
-    decodedLength,
-    get stream() {
-      return (stream ??= new BodyVerifier({
-        parser,
-        source,
-        sha256Hex: payload.mode === 'signed' ? payload.sha256Hex : undefined,
-        length: chunked ? undefined : decodedLength,
-      }));
-    },
-    checksum: () => stream?.verified,
-  };
+  return new LazyBodyPlan(decodedLength, {
+    parser,
+    source,
+    sha256Hex: payload.mode === 'signed' ? payload.sha256Hex : undefined,
+    length: chunked ? undefined : decodedLength,
+  });
+}
+
+/**
+ * A BodyPlan whose verifier is made on first use. A class, not an object literal with a getter: V8 defines a literal's
+ * accessor through the runtime on every request.
+ */
+class LazyBodyPlan implements BodyPlan {
+  private made: BodyVerifier | undefined;
+
+  constructor(readonly decodedLength: number | undefined, private readonly parts: VerifierParts) {}
+
+  get stream(): Transform {
+    return (this.made ??= new BodyVerifier(this.parts));
+  }
+
+  checksum(): Checksum | undefined {
+    return this.made?.verified;
+  }
 }
 
 interface VerifierParts {
