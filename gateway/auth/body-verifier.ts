@@ -42,8 +42,8 @@ function anonymousPayload(value: string | undefined): PayloadMode {
   return mode ?? { mode: 'unsigned' };
 }
 
-/** The names checksumHeaderAlgorithm may recognize (it trims and lower-cases them first). */
-const CHECKSUM_HEADER = /^\s*x-amz-checksum-/i;
+/** The names checksumHeaderAlgorithm may recognize (it trims and lower-cases them first; `u` folds case as Unicode does). */
+const CHECKSUM_HEADER = /^\s*x-amz-checksum-/iu;
 
 function planChecksum(headers: BodyVerifierOptions['headers'], trailerMode: boolean): ChecksumSource | undefined {
   const inHeaders: Array<{ algorithm: ChecksumAlgorithm; value: string }> = [];
