@@ -13,6 +13,11 @@
  * A web-identity session whose OpenID Connect provider was registered by a principal without tenant-wide authority
  * is bounded the same way by that registrar: its own subject and the registrar's must both hold the permission now,
  * so an issuer the registrar runs cannot mint `sub=alice` into more than the registrar itself may do.
+ *
+ * A credential made by a principal without tenant-wide authority is bounded likewise by that maker, and by each such
+ * maker up its chain (Principal.boundingMakers, as the chain stands now): deleting a narrowed admin's tuple ends what
+ * its credentials, their sessions and the capabilities they mint reached through that tuple. Makers that are root,
+ * the operator or tenant-wide bound nothing (they could write themselves any tuple), so no extra check is made then.
  */
 import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
@@ -90,20 +95,27 @@ interface Actor {
   label: string;
 }
 
+/** The makers bounding `of` (Principal.boundingMakers) as actors, each label naming whom it bounds. */
+function makersOf(of: Principal, whose: string): Actor[] {
+  return (of.boundingMakers ?? []).map((subject) => ({ subject, label: `${subject} (a maker of ${whose})` }));
+}
+
 /**
  * Who relationships are decided for, every one of whom must hold the permission: the caller, plus the registrar of
- * its identity provider when that bounds it (Principal.registrar); for a capability its minter instead. Undefined
- * when nothing is decided (a capability minted by root or the operator acts for root).
+ * its identity provider when that bounds it (Principal.registrar), plus every maker up its chain (or the registrar's)
+ * without tenant-wide authority (Principal.boundingMakers); for a capability its minter and the minter's makers
+ * instead. Undefined when nothing is decided (a capability minted by root or the operator acts for root).
  */
 function actorsOf(principal: Principal): Actor[] | undefined {
   if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
     const registrar = principal.registrar;
-    const bound = registrar === undefined ? [] : [{ subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }];
-    return [{ subject: principal.subject, label: principal.subject }, ...bound];
+    const own = [{ subject: principal.subject, label: principal.subject }, ...makersOf(principal, principal.accessKeyId)];
+    if (registrar === undefined) return own;
+    return [...own, { subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }, ...makersOf(registrar, registrar.accessKeyId)];
   }
   const minter = principal.minter;
   if (minter === undefined || minter.isRoot) return undefined;
-  return [{ subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` }];
+  return [{ subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` }, ...makersOf(minter, minter.accessKeyId)];
 }
 
 /**

@@ -11,7 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { credentialFailure, credentialState, MAX_MAKER_DEPTH, type CredentialFailure, type CredentialState } from './credential-state.ts';
 import type { ChangeSignal } from './database/signals.ts';
 import type { PolicyTables } from './database/tables.ts';
-import { boundedBy } from './scopes.ts';
+import { boundedBy, relationshipBounds } from './scopes.ts';
 import { open, type Sealed } from './secret-box.ts';
 import type { CredentialRow } from './store-schema.ts';
 import { appSubject } from './subjects.ts';
@@ -141,12 +141,15 @@ export class CredentialCache {
     const state = credentialState(row, maker === false ? false : maker.state);
     if (maker !== false && !state.makerGone) scopes = boundedBy(scopes, maker.principal);
     scopes = scopes.map((grant) => Object.freeze(grant));
+    // A maker without tenant-wide authority bounds this credential's relationships too (governance.ts actorsOf).
+    const bounds = maker !== false && !state.makerGone ? relationshipBounds(maker.principal) : [];
     const principal: Principal = Object.freeze({
       tenant: row.tenant,
       accessKeyId: row.access_key_id,
       subject: appSubject(row.access_key_id),
       isRoot: row.is_root === 1,
       scopes: Object.freeze(scopes) as ScopeGrant[],
+      ...(bounds.length > 0 ? { boundingMakers: Object.freeze([...bounds]) } : {}),
     });
     const sealed: Sealed = { ciphertext: row.secret_ct, iv: row.secret_iv, tag: row.secret_tag };
     const entry: Entry = {

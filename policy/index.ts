@@ -18,6 +18,7 @@ export {
   visibleBuckets,
   grantWithin,
   holdsTenantWide,
+  relationshipBounds,
   TENANT_WIDE,
   normalizeGrant,
   formatGrant,

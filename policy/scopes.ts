@@ -171,6 +171,17 @@ export function holdsTenantWide(principal: Principal): boolean {
   return grantWithin(principal, [...TENANT_WIDE]).allowed;
 }
 
+/**
+ * The subjects whose relationships bound what `maker` makes (a credential, a session, a capability): its own unless it
+ * is root or tenant-wide (such a maker could write itself any tuple, so it bounds nothing more), then those bounding
+ * it in turn (Principal.boundingMakers). Empty in the common case, so nothing extra is checked then.
+ */
+export function relationshipBounds(maker: Principal): readonly string[] {
+  const own = maker.isRoot || holdsTenantWide(maker) ? [] : [maker.subject];
+  const above = maker.boundingMakers ?? [];
+  return own.length === 0 ? above : [...own, ...above];
+}
+
 /** A grant as the CLI spells it: `families@bucket/prefix`, e.g. `object:read,object:list@data/reports/`. */
 export function formatGrant(grant: ScopeGrant): string {
   return `${grant.families.join(',')}@${grant.bucket}${grant.prefix ? `/${grant.prefix}` : ''}`;

@@ -66,6 +66,13 @@ export interface Principal {
    * (object permissions in governed buckets, the tuple write guard) must allow for the registrar's subject as well.
    */
   registrar?: Principal;
+  /**
+   * For a credential made by a principal without tenant-wide authority (and for its sessions): the subjects of every
+   * such maker up its chain, nearest first, as the chain stands now. A maker may have lost tuples since it made this
+   * credential, so every relationship decision (object permissions in governed buckets, listings, the tuple write
+   * guard) must hold for each of them as well. Absent when every maker is root, the operator or tenant-wide.
+   */
+  boundingMakers?: readonly string[];
 }
 
 /** The outcome of one authorization question. */

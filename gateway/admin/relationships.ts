@@ -220,12 +220,15 @@ function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
  * The scope a writer writes in, unless it is root or holds the whole tenant: its tenant, itself as the writer (for
  * the guard: no self-escalation, and nothing it does not hold itself) and its tuples:write and admin grants, each of
  * which bounds the buckets, prefixes, namespaces and relations of the tuples written under it. A web-identity session
- * bounded by its provider's registrar is guarded for the registrar's subject too.
+ * bounded by its provider's registrar is guarded for the registrar's subject too, and a credential (or its session)
+ * for every maker up its chain without tenant-wide authority (Principal.boundingMakers), so a derived credential
+ * never hands out what a maker no longer holds.
  */
 function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
   if (holdsTenantWide(principal)) return undefined;
-  const boundedBy = principal.registrar ? [principal.registrar.subject] : undefined;
-  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']), ...(boundedBy ? { boundedBy } : {}) };
+  const { registrar } = principal;
+  const boundedBy = [...(principal.boundingMakers ?? []), ...(registrar ? [registrar.subject, ...(registrar.boundingMakers ?? [])] : [])];
+  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']), ...(boundedBy.length > 0 ? { boundedBy } : {}) };
 }
 
 /**

@@ -47,8 +47,9 @@ export interface AppScope {
   /** The writer as a subject, e.g. `app:AKIA…`. */
   writer: SubjectRef | string;
   /**
-   * Subjects whose authority bounds the writer's (a web-identity session's provider registrar): every rule below
-   * applies to each of them as to the writer, so the batch hands out and enlarges nothing any of them lacks.
+   * Subjects whose authority bounds the writer's (a web-identity session's provider registrar, a credential's makers
+   * without tenant-wide authority): every rule below applies to each of them as to the writer, so the batch hands out
+   * and enlarges nothing any of them lacks.
    */
   boundedBy?: Array<SubjectRef | string>;
   /** Resource types it may write; absent means any. */

@@ -167,6 +167,7 @@ export class SessionTokens {
     if (!(await this.store.tenantEnabled(a.tenant, a.tid))) return { ok: false, reason: 'tenant_disabled' };
     let scopes = a.scopes;
     let registrar: Principal | undefined;
+    let boundingMakers: readonly string[] | undefined;
     for (const id of a.roles) {
       const role = await this.store.roleById(id);
       if (role === undefined || role.tenant !== a.tenant) return { ok: false, reason: 'role_removed' };
@@ -180,6 +181,8 @@ export class SessionTokens {
       if (this.parentFingerprint(entry.key, a.parent.id, parent.secrets[0]!) !== a.parent.fp) return { ok: false, reason: 'parent_rotated' };
       // The parent may have been narrowed since: a session never exceeds what its parent holds now.
       if (!parent.principal.isRoot) scopes = intersectScopes(scopes, sessionScopes(parent.principal.scopes));
+      // So may its makers have lost tuples: the session carries the parent's relationship bounds (governance.ts).
+      boundingMakers = parent.principal.boundingMakers;
     } else {
       const provider = await this.store.oidcProvider(a.parent.id);
       if (provider === undefined || provider.tenant !== a.tenant || !provider.roleIds.includes(a.roles[0]!)) return { ok: false, reason: 'provider_removed' };
@@ -190,7 +193,9 @@ export class SessionTokens {
       // registrar's own relationships bound the session too, so `sub=alice` never inherits more than the registrar.
       if (maker !== undefined && !holdsTenantWide(maker)) registrar = maker;
     }
-    const principal: Principal = { tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes, ...(registrar ? { registrar } : {}) };
+    const principal: Principal = {
+      tenant: a.tenant, accessKeyId, subject: payload.sub!, isRoot: false, scopes, ...(registrar ? { registrar } : {}), ...(boundingMakers ? { boundingMakers } : {}),
+    };
     return { ok: true, secrets: [this.sessionSecret(entry.key, payload.jti!)], principal, claims };
   }
 }

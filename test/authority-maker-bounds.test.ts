@@ -1,0 +1,122 @@
+/**
+ * A credential made by a narrowed admin keeps no relationship authority its maker lost: in a governed bucket every
+ * relationship decision for a credential, its sessions and the capabilities it mints holds for each maker up its
+ * chain that is not root, the operator or tenant-wide (README "Temporary credentials and capabilities"). Makers with
+ * tenant-wide authority bound nothing more, so their credentials answer for their own relationships alone.
+ */
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import test from 'ava';
+import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
+import { admin, denials, ok, type Creds } from './helpers/admin.ts';
+import { allowed, assumeRole, BUCKET, credential, seed, TENANT, type Caller } from './helpers/authority.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+
+const FOLDER = `folder:${BUCKET}/pub/`;
+const READ_PUB: ScopeGrant[] = [{ families: ['object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }];
+const TENANT_WIDE: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
+
+async function withGoverned(fn: (tg: TestGateway) => Promise<void>): Promise<void> {
+  const tg = await startTestGateway();
+  try {
+    await seed(tg);
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    await fn(tg);
+  } finally {
+    await tg.close();
+  }
+}
+
+const tuple = (tg: TestGateway, by: Creds, op: 'touch' | 'delete', t: string): Promise<{ status: number; json: any }> =>
+  admin(tg, by, 'POST', '/tuples', { ...(by === ROOT ? { tenant: TENANT } : {}), reason: 'test', updates: [{ op, tuple: t }] });
+
+const reads = (tg: TestGateway, caller: Caller): Promise<boolean> => allowed(tg, caller, { bucket: BUCKET, key: 'pub/x', action: 'read' });
+
+async function listed(tg: TestGateway, creds: Creds): Promise<string[]> {
+  const s3 = tg.client(creds);
+  try {
+    return ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'pub/' }))).Contents ?? []).map((o) => o.Key!);
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** A prefix-scoped admin over pub/ that owns folder pub/ by a tuple root wrote. */
+async function narrowAdmin(tg: TestGateway): Promise<Creds & { id: string }> {
+  const gadm = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'object:write', 'object:delete', 'tuples:write', 'tuples:read'], bucket: BUCKET, prefix: 'pub/' }]);
+  t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#owner@app:${gadm.id}`));
+  return gadm;
+}
+
+function t200(r: { status: number; json: any }): void {
+  if (r.status !== 200) throw new Error(`expected 200, got ${r.status}: ${JSON.stringify(r.json)}`);
+}
+
+test('deleting a narrowed admin\'s tuple ends what its credentials, their sessions and their capabilities reached through it', async (t) => {
+  await withGoverned(async (tg) => {
+    const gadm = await narrowAdmin(tg);
+    // C2's reader tuple written by its maker, C3's by root: either way C2 and C3 act within gadm's authority.
+    const c2 = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
+    const c3 = await credential(tg, READ_PUB, gadm);
+    t200(await tuple(tg, gadm, 'touch', `${FOLDER}#reader@app:${c2.id}`));
+    t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@app:${c3.id}`));
+    const role = await ok(tg, gadm, 'POST', '/roles', { name: 'pubread', scopes: READ_PUB });
+    const session = await assumeRole(tg, c2, role.arn);
+    const capability = (await ok(tg, c2, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'pub/', actions: ['read', 'list'] })).capability as string;
+    const callers: Record<string, Caller> = { c2: { creds: c2 }, c3: { creds: c3 }, session: { creds: session }, capability: { capability } };
+    for (const [name, caller] of Object.entries(callers)) t.true(await reads(tg, caller), `${name} reads before`);
+    t.deepEqual(await listed(tg, c2), ['pub/x']);
+
+    t200(await tuple(tg, ROOT, 'delete', `${FOLDER}#owner@app:${gadm.id}`));
+    t.false(await reads(tg, { creds: gadm }));
+    for (const [name, caller] of Object.entries(callers)) t.false(await reads(tg, caller), `${name} reads after its maker lost the tuple`);
+    const line = (await denials(tg)).find((d) => d.accessKeyId === c3.accessKeyId && d.layer === 'relationship');
+    t.regex(line?.reason ?? '', new RegExp(`app:${gadm.id} \\(a maker of ${c3.id}\\)`));
+    // Listings keep only what every maker may read too, the filtered page and the settling folder check alike.
+    t.deepEqual(await listed(tg, c2), []);
+    t.deepEqual(await listed(tg, session), []);
+
+    // The bound is the intersection, now: the maker reading again lets them read again.
+    t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@app:${gadm.id}`));
+    for (const [name, caller] of Object.entries(callers)) t.true(await reads(tg, caller), `${name} reads once its maker does again`);
+  });
+});
+
+test('a credential of a narrowed admin cannot write a tuple handing out what its maker no longer holds', async (t) => {
+  await withGoverned(async (tg) => {
+    const g2 = await narrowAdmin(tg);
+    const c4 = await credential(tg, [{ families: ['tuples:write', 'object:read'], bucket: BUCKET, prefix: 'pub/', namespaces: ['folder'], relations: ['reader'] }], g2);
+    t200(await tuple(tg, g2, 'touch', `${FOLDER}#reader@app:${c4.id}`));
+    t200(await tuple(tg, c4, 'touch', `${FOLDER}#reader@user:bob`));
+
+    t200(await tuple(tg, ROOT, 'delete', `${FOLDER}#owner@app:${g2.id}`));
+    const byMaker = await tuple(tg, g2, 'touch', `${FOLDER}#reader@user:mallory`);
+    t.is(byMaker.status, 403);
+    const byChild = await tuple(tg, c4, 'touch', `${FOLDER}#reader@user:mallory`);
+    t.is(byChild.status, 403);
+    t.regex(byChild.json.error.message, new RegExp(`app:${g2.id} \\(which bounds the writer\\)`));
+    t.true((await denials(tg)).some((d) => d.accessKeyId === c4.accessKeyId && d.action === 'Admin:WriteTuples' && d.layer === 'relationship'));
+    const mallory = await ok(tg, ROOT, 'GET', `/tuples?tenant=${TENANT}&resourceType=folder&subjectType=user&subjectId=mallory`);
+    t.deepEqual(mallory.tuples, []);
+  });
+});
+
+test('a credential a tenant-wide admin makes answers for its own relationships only, not for the admin\'s tuples', async (t) => {
+  await withGoverned(async (tg) => {
+    // The tenant-wide admin holds no tuple at all; it could write itself any, so it bounds nothing more.
+    const wide = await credential(tg, TENANT_WIDE);
+    const child = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'tuples:write'], bucket: BUCKET, prefix: 'pub/' }], wide);
+    t.false(await reads(tg, { creds: wide }));
+    t200(await tuple(tg, wide, 'touch', `${FOLDER}#owner@app:${child.id}`));
+    t.true(await reads(tg, { creds: child }));
+    t.deepEqual(await listed(tg, child), ['pub/x']);
+    const grandchild = await credential(tg, READ_PUB, child);
+    t200(await tuple(tg, child, 'touch', `${FOLDER}#reader@app:${grandchild.id}`));
+    t.true(await reads(tg, { creds: grandchild }));
+    // The narrowed child does bound its own credential: its tuple gone, the grandchild reads no more.
+    t200(await tuple(tg, ROOT, 'delete', `${FOLDER}#owner@app:${child.id}`));
+    t.false(await reads(tg, { creds: grandchild }));
+    const line = (await denials(tg)).find((d) => d.accessKeyId === grandchild.accessKeyId && d.layer === 'relationship');
+    t.regex(line?.reason ?? '', new RegExp(`app:${child.id} \\(a maker of ${grandchild.id}\\)`));
+    t.notRegex(line?.reason ?? '', new RegExp(wide.id));
+  });
+});
