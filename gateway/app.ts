@@ -67,7 +67,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     adminAddressing(domain),
     adminErrors({ log }),
     authn,
-    adminApi({ policy, denials, dataDir, relationships, records }),
+    adminApi({ policy, denials, dataDir, relationships, records, tokens: stores.tokens }),
   );
   const sts = pipeline<GatewayState>(stsApi({ policy, denials, region, domain, stores, log }));
   const web = deps.console && { policy, denials, dataDir, relationships, records, ...deps.console };

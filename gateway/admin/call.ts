@@ -15,6 +15,12 @@ export interface AdminRefusal {
   bucket?: string;
 }
 
+/**
+ * The caller of a request as it stands now (its credential, session or console session resolved again: revocation,
+ * expiry, maker chain, tenant disabled or locked down, narrowed scopes), or the reason it no longer stands.
+ */
+export type CallerNow = { ok: true; principal: Principal } | { ok: false; reason: string };
+
 /** What a handler gets: who asks, the stores, the path parameters, the query and the JSON body. */
 export interface AdminCall {
   principal: Principal;
@@ -35,6 +41,11 @@ export interface AdminCall {
   requestId?: string;
   /** A request header by lower-case name (e.g. last-event-id), when the call came over HTTP. */
   header(name: string): string | undefined;
+  /**
+   * The caller as it stands now, for an answer that goes on after the request was authorized (the watch feed), when
+   * the call came over HTTP. A stream must ask before each delivery: revocation is in force for what it sends next.
+   */
+  callerNow?: () => Promise<CallerNow>;
   /** Throws 403 with the decision's reason (after a denial line) unless the decision allows. */
   require(decision: Decision, where?: { bucket?: string }): void;
   /** Writes a denial line without answering 403 (for refusals that must answer like a missing thing). */

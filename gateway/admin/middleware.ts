@@ -4,13 +4,15 @@
  */
 import type { Middleware } from 'koa';
 import { pipeline } from 'node:stream';
-import type { AccessRecords, DenialLog, PolicyStore, relationships } from '../../policy/index.ts';
+import type { AccessRecords, DenialLog, PolicyStore, relationships, SessionTokens } from '../../policy/index.ts';
 import { logDenial, recordUse } from '../access.ts';
 import { closeAfterResponse } from '../http/lingering-close.ts';
+import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
+import { callerNow } from '../sts/callers.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
 import { AdminStream } from './call.ts';
@@ -79,6 +81,15 @@ export interface AdminDeps {
   dataDir: string;
   relationships?: relationships.Relationships;
   records?: AccessRecords;
+  /** Session tokens, so a stream can resolve its session caller again before each delivery (callerNow). */
+  tokens?: SessionTokens;
+}
+
+/** The signed caller of an admin request as it stands now, resolved from the same access key (and session token). */
+function callerOf(ctx: Parameters<Middleware<GatewayState>>[0], policy: PolicyStore, tokens: SessionTokens): () => ReturnType<typeof callerNow> {
+  const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
+  const accessKeyId = ctx.state.principal!.accessKeyId;
+  return () => callerNow({ policy, tokens, request, accessKeyId });
 }
 
 export function adminApi(opts: AdminDeps): Middleware<GatewayState> {
@@ -109,6 +120,7 @@ export function adminApi(opts: AdminDeps): Middleware<GatewayState> {
         records: opts.records,
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
+        ...(opts.tokens ? { callerNow: callerOf(ctx, opts.policy, opts.tokens) } : {}),
         deny: (action, refusal) => logDenial(opts.denials, { ...facts, action }, { ...refusal, principal }),
         used: (family) => recordUse(opts.records, { ...facts, principal: principal!, family }),
       },

@@ -15,7 +15,7 @@ import {
   type ScopeGrant,
   visibleBuckets,
 } from '../../policy/index.ts';
-import { AdminStream, notFound, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
+import { AdminStream, notFound, type AdminRefusal, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
 import { hidden, missing } from './view.ts';
 
@@ -377,6 +377,12 @@ function revisionParam(value: string | undefined): string {
  * event as JSON), from after the revision given by Last-Event-ID or `after` (from the start without either). Whole
  * revisions are sent at once, so resuming at any id loses nothing; revisions are the shared changelog's, so a client
  * may resume on any node. The feed ends when the client disconnects.
+ *
+ * A stream is a request that goes on delivering, so its authority is decided at every delivery, not only at the
+ * start: after each read of the changelog (and so before any event read is written), the caller is resolved again
+ * (call.callerNow: revoked, expired, maker gone, tenant disabled or locked down, session or console session ended)
+ * and its watch grants as they stand now must still reach every event the stream would send. Otherwise the feed
+ * writes a denial line and ends without sending them; a reconnect is then refused as any new request is.
  */
 export function watch(call: AdminCall): AdminStream {
   const tenant = tenantOf(call);
@@ -385,16 +391,39 @@ export function watch(call: AdminCall): AdminStream {
   let after = revisionParam(call.header('last-event-id') ?? queryParam(call.query, 'after'));
   let running: Promise<void> | undefined;
   let again = false;
+  let ended = false;
+  // Why the caller may no longer receive `shown` (read after them: a revocation committed before they were written is
+  // seen here), or undefined when it still may. Without callerNow (the CLI's local mode) the operator is the caller.
+  const refusalNow = async (shown: rel.ChangeEvent[]): Promise<AdminRefusal | undefined> => {
+    if (!call.callerNow) return undefined;
+    const now = await call.callerNow();
+    if (!now.ok) return { layer: 'credential', reason: `the watch stream's caller no longer stands: ${now.reason}` };
+    const visibleNow = eventVisible(reachOf(now.principal, ['watch']));
+    const refused = shown.find((e) => !visibleNow(e));
+    if (refused === undefined) return undefined;
+    const at = refused.tuple ? `${refused.tuple.resource.type}:${refused.tuple.resource.id}` : `tenant ${tenant}`;
+    return { layer: 'scope', reason: `no grant of watch reaches ${at} any longer` };
+  };
+  const end = (refusal: AdminRefusal): void => {
+    ended = true;
+    call.deny(refusal);
+    stream.push(null);
+    stop();
+  };
   const poll = async (): Promise<void> => {
     for (;;) {
       again = false;
+      if (ended) return;
       let events = await engine.changesSince(tenant, after, { limit: WATCH_BATCH });
       // A full batch may end inside a revision: hold that revision back for the next poll unless it is all there is.
       const last = events.at(-1)?.revision;
       const full = events.length === WATCH_BATCH;
       if (full && events[0]!.revision !== last) events = events.filter((e) => e.revision !== last);
       // The position moves past events the caller may not see, without sending them.
-      for (const e of events.filter(visible)) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
+      const shown = events.filter(visible);
+      const refused = await refusalNow(shown);
+      if (refused !== undefined) return end(refused);
+      for (const e of shown) stream.push(`id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(e)}\n\n`);
       if (events.length > 0) after = events.at(-1)!.revision;
       if (!full && !again) return;
     }
@@ -418,12 +447,15 @@ export function watch(call: AdminCall): AdminStream {
   });
   const timer = setInterval(wake, WATCH_POLL_MS);
   const heartbeat = setInterval(() => stream.push(': keep-alive\n\n'), WATCH_HEARTBEAT_MS);
+  const stop = (): void => {
+    stopListening();
+    clearInterval(timer);
+    clearInterval(heartbeat);
+  };
   const stream = new Readable({
     read() {},
     destroy(error, done) {
-      stopListening();
-      clearInterval(timer);
-      clearInterval(heartbeat);
+      stop();
       done(error);
     },
   });

@@ -6,7 +6,7 @@ import { type AccessRecords, type DenialLog, type Family, type PolicyStore, type
 import { listAuditChecks, previewAuditCheck, runAuditCheck } from './audit-check.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
-import { NEEDS_ADMIN, type AdminCall, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
+import { NEEDS_ADMIN, type AdminCall, type CallerNow, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
 import { createCredential, deleteCredential, listCredentials, revokeCredential, revokeTenantCredentials, rotateCredential, showCredential } from './credentials.ts';
 import { AdminError } from './errors.ts';
 import { listAudit, listDenials } from './logs.ts';
@@ -100,6 +100,8 @@ export interface AdminContext {
   requestId?: string;
   /** Request headers by lower-case name, when the call came over HTTP. */
   header?: (name: string) => string | undefined;
+  /** The caller as it stands now (AdminCall.callerNow), when the call came over HTTP. */
+  callerNow?: () => Promise<CallerNow>;
   /** Records one refused admin request (a denial line). */
   deny(action: string, refusal: AdminRefusal): void;
   /** Records the family an admitted request used (the access records), when the call came over HTTP. */
@@ -169,6 +171,7 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     records: ctx.records,
     requestId: ctx.requestId,
     header: (name) => ctx.header?.(name),
+    ...(ctx.callerNow ? { callerNow: ctx.callerNow } : {}),
     require(decision, where = {}) {
       if (!decision.allowed) refuse({ layer: decision.layer, reason: decision.reason, ...where }, decision.reason);
     },

@@ -184,6 +184,10 @@ export function consoleApi(deps: ConsoleDeps): Middleware<GatewayState> {
         records: deps.records,
         requestId: ctx.state.requestId,
         header: (name) => ctx.get(name) || undefined,
+        callerNow: async () => {
+          const now = await sessionPrincipal(deps.policy, deps.sessions, cookieToken(ctx));
+          return now ? { ok: true, principal: now.principal } : { ok: false, reason: 'console session expired or its credential can no longer sign in' };
+        },
         deny: (action, refusal) => logDenial(deps.denials, { ...f, action }, { ...refusal, principal }),
         used: (family) => recordUse(deps.records, { ...f, principal, family }),
       },

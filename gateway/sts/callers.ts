@@ -56,6 +56,21 @@ const SESSION_REASONS: Record<SessionFailure, string> = {
   tenant_disabled: 'session tenant disabled or deleted',
 };
 
+/**
+ * The caller behind a signed request's access key as it stands now: the same lookup authentication made, made again
+ * (a session's token is verified and its parent, roles, provider and tenant re-checked; a credential's revocation,
+ * expiry, maker chain and tenant), or the denial reason it no longer stands. For streams that outlive their request.
+ */
+export async function callerNow(opts: { policy: PolicyStore; tokens: SessionTokens; request: SignedRequest; accessKeyId: string }): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
+  const { lookupSecrets, result } = callerLookup({ ...opts, now: new Date() });
+  try {
+    await lookupSecrets(opts.accessKeyId);
+  } catch {
+    // A session that no longer verifies throws its S3 error; the failure is recorded in `result`.
+  }
+  return result.caller ? { ok: true, principal: result.caller.principal } : { ok: false, reason: result.failure?.reason ?? 'the caller can no longer be resolved' };
+}
+
 /** A lookupSecrets for verifySigV4 that records the resolved caller (or the failure) as it goes. */
 export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens; request: SignedRequest; now: Date }): {
   lookupSecrets: (accessKeyId: string) => Promise<string[] | undefined>;
