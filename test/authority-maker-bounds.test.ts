@@ -8,15 +8,15 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
-import { allowed, assumeRole, BUCKET, credential, seed, TENANT, type Caller } from './helpers/authority.ts';
+import { allowed, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, type Caller } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 
 const FOLDER = `folder:${BUCKET}/pub/`;
 const READ_PUB: ScopeGrant[] = [{ families: ['object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }];
 const TENANT_WIDE: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
 
-async function withGoverned(fn: (tg: TestGateway) => Promise<void>): Promise<void> {
-  const tg = await startTestGateway();
+async function withGoverned(fn: (tg: TestGateway) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
+  const tg = await startTestGateway(env);
   try {
     await seed(tg);
     await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
@@ -119,4 +119,26 @@ test('a credential a tenant-wide admin makes answers for its own relationships o
     t.regex(line?.reason ?? '', new RegExp(`app:${child.id} \\(a maker of ${grandchild.id}\\)`));
     t.notRegex(line?.reason ?? '', new RegExp(wide.id));
   });
+});
+
+test('an issuer registered by a credential of a narrowed admin is bounded by that admin too', async (t) => {
+  const idp = await startIssuer();
+  try {
+    await withGoverned(async (tg) => {
+      const gadm = await narrowAdmin(tg);
+      const child = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
+      t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@app:${child.id}`));
+      t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@user:alice`));
+      await ok(tg, child, 'POST', '/roles', { name: 'pub', scopes: READ_PUB });
+      await ok(tg, child, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['pub'] });
+      const alice = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/pub`, await idp.token({ sub: 'alice' }));
+      t.true(await reads(tg, { creds: alice }));
+      t200(await tuple(tg, ROOT, 'delete', `${FOLDER}#owner@app:${gadm.id}`));
+      t.false(await reads(tg, { creds: alice }));
+      const line = (await denials(tg)).find((d) => d.accessKeyId === alice.accessKeyId && d.layer === 'relationship');
+      t.regex(line?.reason ?? '', new RegExp(`app:${gadm.id} \\(a maker of ${child.id}\\)`));
+    }, { ANVIL_OIDC_ALLOW_INSECURE_JWKS: 'true' });
+  } finally {
+    await idp.close();
+  }
 });
