@@ -94,6 +94,13 @@ test('revoking the credential of an open watch stream ends it before the next ch
   });
 });
 
+test('rotating the credential of an open watch stream ends it once the old secret\'s grace is over', async (t) => {
+  await withGateway(async (tg) => {
+    const watcher = await credential(tg, WATCH_ALL);
+    await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/rotate`, { graceSeconds: 0 }));
+  });
+});
+
 test('disabling the tenant of an open watch stream ends it before the next change', async (t) => {
   await withGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);

@@ -15,7 +15,7 @@ import { readLimited } from '../read-limited.ts';
 import { callerNow } from '../sts/callers.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
-import { AdminStream } from './call.ts';
+import { AdminStream, type CallerNow } from './call.ts';
 import { dispatchAdmin, matchAdminRoute } from './routes.ts';
 
 /** Largest JSON body an admin request may carry. */
@@ -86,10 +86,19 @@ export interface AdminDeps {
 }
 
 /** The signed caller of an admin request as it stands now, resolved from the same access key (and session token). */
-function callerOf(ctx: Parameters<Middleware<GatewayState>>[0], policy: PolicyStore, tokens: SessionTokens): () => ReturnType<typeof callerNow> {
+function callerOf(ctx: Parameters<Middleware<GatewayState>>[0], policy: PolicyStore, tokens: SessionTokens): () => Promise<CallerNow> {
   const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
   const accessKeyId = ctx.state.principal!.accessKeyId;
-  return () => callerNow({ policy, tokens, request, accessKeyId });
+  // The secrets valid when the caller was first asked about, one of which signed the request: once a rotation's grace
+  // has ended none of them is, and the caller stands no longer (as the console session's binding to its secret).
+  let signable: readonly string[] | undefined;
+  return async () => {
+    const now = await callerNow({ policy, tokens, request, accessKeyId });
+    if (!now.ok) return now;
+    signable ??= now.secrets;
+    if (!now.secrets.some((s) => signable!.includes(s))) return { ok: false, reason: 'the secret the request was signed with was rotated' };
+    return { ok: true, principal: now.principal };
+  };
 }
 
 export function adminApi(opts: AdminDeps): Middleware<GatewayState> {

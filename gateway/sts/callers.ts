@@ -61,14 +61,21 @@ const SESSION_REASONS: Record<SessionFailure, string> = {
  * (a session's token is verified and its parent, roles, provider and tenant re-checked; a credential's revocation,
  * expiry, maker chain and tenant), or the denial reason it no longer stands. For streams that outlive their request.
  */
-export async function callerNow(opts: { policy: PolicyStore; tokens: SessionTokens; request: SignedRequest; accessKeyId: string }): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
+export async function callerNow(opts: {
+  policy: PolicyStore;
+  tokens: SessionTokens;
+  request: SignedRequest;
+  accessKeyId: string;
+}): Promise<{ ok: true; principal: Principal; secrets: readonly string[] } | { ok: false; reason: string }> {
   const { lookupSecrets, result } = callerLookup({ ...opts, now: new Date() });
+  let secrets: string[] | undefined;
   try {
-    await lookupSecrets(opts.accessKeyId);
+    secrets = await lookupSecrets(opts.accessKeyId);
   } catch {
     // A session that no longer verifies throws its S3 error; the failure is recorded in `result`.
   }
-  return result.caller ? { ok: true, principal: result.caller.principal } : { ok: false, reason: result.failure?.reason ?? 'the caller can no longer be resolved' };
+  if (result.caller && secrets) return { ok: true, principal: result.caller.principal, secrets };
+  return { ok: false, reason: result.failure?.reason ?? 'the caller can no longer be resolved' };
 }
 
 /** A lookupSecrets for verifySigV4 that records the resolved caller (or the failure) as it goes. */
