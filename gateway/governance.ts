@@ -109,7 +109,10 @@ function makersOf(of: Principal, whose: string): Actor[] {
 function actorsOf(principal: Principal): Actor[] | undefined {
   if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
     const registrar = principal.registrar;
-    const own = [{ subject: principal.subject, label: principal.subject }, ...makersOf(principal, principal.accessKeyId)];
+    const self = { subject: principal.subject, label: principal.subject };
+    // The common case (made by root or a tenant-wide admin, no registrar): the caller alone, nothing more built.
+    if (registrar === undefined && principal.boundingMakers === undefined) return [self];
+    const own = [self, ...makersOf(principal, principal.accessKeyId)];
     if (registrar === undefined) return own;
     return [...own, { subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }, ...makersOf(registrar, registrar.accessKeyId)];
   }
