@@ -23,7 +23,7 @@ import { requestId } from './middleware/request-id.ts';
 import { respond } from './middleware/respond.ts';
 import { contentSandbox } from './middleware/sandbox.ts';
 import { dispatch, pipeline } from './mount.ts';
-import { health, metricsBearer, metricsForAdmins } from './ops-endpoints.ts';
+import { health, metricsBearer, metricsForRoot } from './ops-endpoints.ts';
 import type { Services } from './operation.ts';
 import { stsApi } from './sts/middleware.ts';
 import type { TokenStores } from './sts/stores.ts';
@@ -78,7 +78,7 @@ export function createApp(deps: AppDeps): Koa<GatewayState> {
     health({ policy, backend, logger, draining: deps.draining }),
     metricsBearer({ token: config.metricsToken, metrics, denials }),
     authn,
-    metricsForAdmins({ metrics, denials }),
+    metricsForRoot({ metrics, denials }),
   );
 
   const app = new Koa<GatewayState>();

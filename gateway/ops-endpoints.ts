@@ -2,8 +2,8 @@
  * The operator endpoints under `/_anvil` (path-style only; `_anvil` is no valid bucket name):
  * - `GET /_anvil/health/live`: the process answers (200). `GET /_anvil/health/ready`: the policy store and the
  *   storage backend answer too (200), else 503. Both unauthenticated, writing no denial line, revealing nothing else.
- * - `GET /_anvil/metrics`: Prometheus' text format, for a configured bearer token or a SigV4 caller with the admin
- *   family (root included); anyone else is refused like any S3 request, with a denial line.
+ * - `GET /_anvil/metrics`: Prometheus' text format, for a configured bearer token or root (SigV4); anyone else is
+ *   refused like any S3 request, with a denial line.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { Middleware, ParameterizedContext } from 'koa';
@@ -92,7 +92,7 @@ function bearerMatches(header: string, token: string | undefined): boolean {
 
 /**
  * The metrics endpoint. A request with the configured bearer token is answered at once; any other goes on to
- * authenticate (SigV4), after which `metricsForAdmins` answers callers with the admin family.
+ * authenticate (SigV4), after which `metricsForRoot` answers root.
  */
 export function metricsBearer(opts: { token?: string; metrics: GatewayMetrics; denials: DenialLog }): Middleware<GatewayState> {
   return async function metricsBearerMiddleware(ctx, next) {
@@ -110,12 +110,16 @@ export function metricsBearer(opts: { token?: string; metrics: GatewayMetrics; d
   };
 }
 
-/** After authenticate: root or a caller holding the admin family reads the metrics; others get AccessDenied. */
-export function metricsForAdmins(opts: { metrics: GatewayMetrics; denials: DenialLog }): Middleware<GatewayState> {
-  return async function metricsForAdminsMiddleware(ctx) {
+/**
+ * After authenticate: root reads the metrics; others get AccessDenied. They count every tenant's traffic (requests,
+ * denials by layer), which no tenant admin may read: a narrower admin would even learn from the denial counts by
+ * layer what its denial lines hide from it.
+ */
+export function metricsForRoot(opts: { metrics: GatewayMetrics; denials: DenialLog }): Middleware<GatewayState> {
+  return async function metricsForRootMiddleware(ctx) {
     const principal = ctx.state.principal!;
-    if (!principal.isRoot && !principal.scopes.some((grant) => grant.families.includes('admin'))) {
-      logDenial(opts.denials, factsOf(ctx), { layer: 'scope', reason: 'reading metrics needs the admin family', principal });
+    if (!principal.isRoot) {
+      logDenial(opts.denials, factsOf(ctx), { layer: 'scope', reason: 'reading metrics needs root (they count every tenant)', principal });
       throw new S3Error('AccessDenied');
     }
     ctx.state.result = await scraped(opts.metrics);

@@ -137,6 +137,24 @@ test.serial('S3 denial lines of a credential it sees do not tell the narrow admi
   t.like(line(await lines(narrow), inside, BUCKET), { layer: 'scope' });
 });
 
+test.serial('minting a capability or share link on a bucket beyond it answers as on a missing one, in its lines too', async (t) => {
+  const mint = async (bucket: string, exact: boolean) => {
+    const res = await admin(tg, narrow, 'POST', '/capabilities', { bucket, actions: ['read'], ...(exact ? { prefix: 'k1', exact } : {}) });
+    const requestId = res.json.error?.requestId;
+    const line = (await ok(tg, narrow, 'GET', '/denials')).denials.find((d: DenialRecord) => d.requestId === requestId);
+    const hide = (text: unknown) => String(text).split(bucket).join('<b>');
+    return { status: res.status, code: res.json.error?.code, message: hide(res.json.error?.message), layer: line?.layer, reason: hide(line?.reason) };
+  };
+  for (const exact of [false, true]) {
+    const beyond = await mint(OTHER_BUCKET, exact);
+    t.is(beyond.status, 403);
+    t.deepEqual(beyond, await mint('nosuchbucket-cap', exact));
+  }
+  // Root reads what happened: the bucket exists and the admin holds no grant in it.
+  const truth = (await ok(tg, ROOT, 'GET', `/denials?accessKey=${narrow.accessKeyId}&bucket=${OTHER_BUCKET}`)).denials;
+  t.true(truth.some((d: DenialRecord) => d.action === 'Admin:MintCapability' && d.layer === 'scope'), JSON.stringify(truth.map((d: DenialRecord) => [d.action, d.layer])));
+});
+
 test.serial('the hidden things are all still there and unchanged', async (t) => {
   t.is((await ok(tg, ROOT, 'GET', `/credentials/${hiddenIds.credential}`)).status, 'active');
   t.is((await ok(tg, ROOT, 'GET', `/roles/${TENANT}/broad`)).name, 'broad');

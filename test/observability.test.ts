@@ -115,7 +115,7 @@ test('shutdown: the health address answers ready 503 while requests drain, then 
   }
 });
 
-test('metrics: refused without the token or the admin family (with a denial line), scraped and parsed otherwise', async (t) => {
+test('metrics: refused without the token or root (with a denial line), scraped and parsed otherwise', async (t) => {
   const tg = await startTestGateway({ ANVIL_METRICS_TOKEN: TOKEN });
   try {
     await tg.s3.send(new CreateBucketCommand({ Bucket: 'metered' }));
@@ -135,6 +135,9 @@ test('metrics: refused without the token or the admin family (with a denial line
     const app = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'reader', scopes: [{ families: ['object:read'], bucket: '*' }] });
     const appAnswer = await signedGet(url, { accessKeyId: app.accessKeyId, secretAccessKey: app.secretKey });
     t.is(appAnswer.status, 403, 'an application without the admin family is refused');
+    // The series count every tenant's traffic: a tenant admin, even one holding every family on every bucket, may not.
+    const tenantAdmin = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'acme', name: 'tenant-admin', scopes: [{ families: ['admin', 'object:read', 'object:write', 'object:delete', 'object:list', 'bucket:read', 'bucket:admin', 'tuples:read', 'tuples:write', 'check', 'watch'], bucket: '*' }] });
+    t.is((await signedGet(url, { accessKeyId: tenantAdmin.accessKeyId, secretAccessKey: tenantAdmin.secretKey })).status, 403, 'a tenant admin is refused');
     t.is((await signedGet(url, ROOT)).status, 200, 'root (SigV4) may read them');
 
     const scraped = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -11,12 +11,13 @@ import {
   objectScope,
   tenantOfCapabilityId,
   TENANT_WIDE,
+  visibleBuckets,
   type CapabilityAction,
 } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { makerOf, onlyFields, optionalString, optionalTime, requiredString, type AdminCall } from './call.ts';
-import { invalidInput } from './errors.ts';
-import { hidden, missing } from './view.ts';
+import { AdminError, invalidInput } from './errors.ts';
+import { hidden, missing, SHOWN_AS } from './view.ts';
 
 /** POST /capabilities {bucket, prefix, exact, actions, expiresAt, tenant}: the capability string and its id. */
 export async function mintCapability(call: AdminCall): Promise<unknown> {
@@ -44,8 +45,13 @@ export async function mintCapability(call: AdminCall): Promise<unknown> {
   if (bucket !== '*' && owner === undefined && principal.isRoot) throw invalidInput(`bucket ${bucket} belongs to no tenant`);
   const tenant = principal.isRoot ? (asked ?? owner) : principal.tenant;
   if (tenant === undefined) throw invalidInput('"tenant" is required for a capability on every bucket');
-  if (bucket !== '*' && owner !== tenant) {
-    call.require({ allowed: false, layer: 'tenant', reason: `bucket ${bucket} is not owned by tenant ${tenant}` }, { bucket });
+  const notOwned = `bucket ${bucket} is not owned by tenant ${tenant}`;
+  if (bucket !== '*' && owner !== tenant) call.require({ allowed: false, layer: 'tenant', reason: notOwned }, { bucket });
+  // A bucket of the tenant that a narrower admin holds no grant in answers as a missing or another tenant's one does
+  // (README "Who may do what"); the denial line keeps the true reason for root and tenant-wide admins (view.ts).
+  if (bucket !== '*' && !principal.isRoot && visibleBuckets(principal, [bucket], () => owner).length === 0) {
+    call.deny({ layer: 'scope', reason: `bucket ${bucket} is beyond the caller's scopes${SHOWN_AS}${notOwned})`, bucket });
+    throw new AdminError('AccessDenied', notOwned);
   }
   if (body.exact !== undefined && typeof body.exact !== 'boolean') throw invalidInput('"exact" must be true or false');
   const exact = body.exact === true;
