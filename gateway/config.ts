@@ -50,7 +50,7 @@ export const SETTINGS = {
   ANVIL_TLS_CERT: setting(text(), 'a PEM certificate file path', 'serve HTTPS with this PEM certificate chain (with `ANVIL_TLS_KEY`); reloaded on SIGHUP or when the file changes'),
   ANVIL_TLS_KEY: setting(text(), 'a PEM private key file path', 'the PEM private key of `ANVIL_TLS_CERT`'),
   ANVIL_HEALTH_ADDRESS: setting(address.optional(), 'host:port, e.g. 0.0.0.0:9090', 'also answer `/_anvil/health/*` (and nothing else) over plain HTTP on this host:port'),
-  ANVIL_METRICS_TOKEN: setting(z.string().regex(/^[\x21-\x7e]{16,256}$/).optional(), '16 to 256 printable characters without spaces', 'bearer token that may read `/_anvil/metrics` (SigV4 requests with the admin family always may)'),
+  ANVIL_METRICS_TOKEN: setting(z.string().regex(/^[\x21-\x7e]{16,256}$/).optional(), '16 to 256 printable characters without spaces', 'bearer token that may read `/_anvil/metrics` (SigV4 requests of root always may)'),
   ANVIL_LOG_LEVEL: setting(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'one of fatal, error, warn, info, debug, trace, silent', 'least severe level of the JSON log lines on stdout', '`info`'),
   ANVIL_ACCESS_LOG: setting(bool(true), 'true or false', 'one JSON access line per request on stdout', '`true`'),
   ANVIL_DENIALS_STDOUT: setting(bool(false), 'true or false', 'also write each denial as a JSON log line on stdout, for log shippers (they always go to the policy database)', '`false`'),
