@@ -8,23 +8,12 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
-import { allowed, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, type Caller } from './helpers/authority.ts';
-import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { allowed, assumeRole, assumeWeb, BUCKET, credential, startIssuer, TENANT, withGovernedGateway, type Caller } from './helpers/authority.ts';
+import { ROOT, type TestGateway } from './helpers/gateway.ts';
 
 const FOLDER = `folder:${BUCKET}/pub/`;
 const READ_PUB: ScopeGrant[] = [{ families: ['object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }];
 const TENANT_WIDE: ScopeGrant[] = [{ families: [...FAMILIES], bucket: '*' }];
-
-async function withGoverned(fn: (tg: TestGateway) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
-  const tg = await startTestGateway(env);
-  try {
-    await seed(tg);
-    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
-    await fn(tg);
-  } finally {
-    await tg.close();
-  }
-}
 
 const tuple = (tg: TestGateway, by: Creds, op: 'touch' | 'delete', t: string): Promise<{ status: number; json: any }> =>
   admin(tg, by, 'POST', '/tuples', { ...(by === ROOT ? { tenant: TENANT } : {}), reason: 'test', updates: [{ op, tuple: t }] });
@@ -52,7 +41,7 @@ function t200(r: { status: number; json: any }): void {
 }
 
 test('deleting a narrowed admin\'s tuple ends what its credentials, their sessions and their capabilities reached through it', async (t) => {
-  await withGoverned(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const gadm = await narrowAdmin(tg);
     // C2's reader tuple written by its maker, C3's by root: either way C2 and C3 act within gadm's authority.
     const c2 = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
@@ -82,7 +71,7 @@ test('deleting a narrowed admin\'s tuple ends what its credentials, their sessio
 });
 
 test('a credential of a narrowed admin cannot write a tuple handing out what its maker no longer holds', async (t) => {
-  await withGoverned(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const g2 = await narrowAdmin(tg);
     const c4 = await credential(tg, [{ families: ['tuples:write', 'object:read'], bucket: BUCKET, prefix: 'pub/', namespaces: ['folder'], relations: ['reader'] }], g2);
     t200(await tuple(tg, g2, 'touch', `${FOLDER}#reader@app:${c4.id}`));
@@ -101,7 +90,7 @@ test('a credential of a narrowed admin cannot write a tuple handing out what its
 });
 
 test('a credential a tenant-wide admin makes answers for its own relationships only, not for the admin\'s tuples', async (t) => {
-  await withGoverned(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     // The tenant-wide admin holds no tuple at all; it could write itself any, so it bounds nothing more.
     const wide = await credential(tg, TENANT_WIDE);
     const child = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'tuples:write'], bucket: BUCKET, prefix: 'pub/' }], wide);
@@ -124,7 +113,7 @@ test('a credential a tenant-wide admin makes answers for its own relationships o
 test('an issuer registered by a credential of a narrowed admin is bounded by that admin too', async (t) => {
   const idp = await startIssuer();
   try {
-    await withGoverned(async (tg) => {
+    await withGovernedGateway(async (tg) => {
       const gadm = await narrowAdmin(tg);
       const child = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
       t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@app:${child.id}`));

@@ -8,8 +8,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readEvents, type ServerEvent } from '../gateway/cli/transport.ts';
 import type { ScopeGrant } from '../policy/index.ts';
 import { denials, ok, type Creds } from './helpers/admin.ts';
-import { assumeRole, BUCKET, credential, seed, TENANT } from './helpers/authority.ts';
-import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { assumeRole, BUCKET, credential, TENANT, withGovernedGateway } from './helpers/authority.ts';
+import { ROOT, type TestGateway } from './helpers/gateway.ts';
 import { signRequest } from './helpers/raw.ts';
 
 const WATCH_ALL: ScopeGrant[] = [{ families: ['watch'], bucket: '*' }];
@@ -76,47 +76,36 @@ async function cutOff(t: ExecutionContext, tg: TestGateway, feed: Feed, accessKe
   }
 }
 
-async function withGateway(fn: (tg: TestGateway) => Promise<void>): Promise<void> {
-  const tg = await startTestGateway();
-  try {
-    await seed(tg);
-    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
-    await fn(tg);
-  } finally {
-    await tg.close();
-  }
-}
-
 test('revoking the credential of an open watch stream ends it before the next change', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/revoke`));
   });
 });
 
 test('rotating the credential of an open watch stream ends it once the old secret\'s grace is over', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/rotate`, { graceSeconds: 0 }));
   });
 });
 
 test('disabling the tenant of an open watch stream ends it before the next change', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/tenants/${TENANT}/disable`));
   });
 });
 
 test('locking down the tenant of an open watch stream ends it before the next change', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/tenants/${TENANT}/lockdown`, { reason: 'test' }));
   });
 });
 
 test('a session whose role is narrowed away from what it watches stops receiving and its stream ends; so does one whose parent is revoked', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const app = await credential(tg, [{ families: ['watch'], bucket: BUCKET }]);
     const role = await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'watcher', scopes: [{ families: ['watch'], bucket: BUCKET }] });
     const narrowed = await assumeRole(tg, app, role.arn);
@@ -129,7 +118,7 @@ test('a session whose role is narrowed away from what it watches stops receiving
 });
 
 test('the console\'s watch feed is authorized at each delivery too: a revoked credential\'s feed gets no later change', async (t) => {
-  await withGateway(async (tg) => {
+  await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     const signIn = await fetch(`${tg.gw.url}/_anvil/console/api/session`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accessKeyId: watcher.accessKeyId, secretKey: watcher.secretAccessKey }),

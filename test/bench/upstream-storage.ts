@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { startMinio } from '../helpers/minio.ts';
+import { startMinio, upstreamConfig } from '../helpers/minio.ts';
 import { openUpstreamBackend } from '../../storage/upstream/index.ts';
 import type { Backend } from '../../storage/backend.ts';
 
@@ -22,15 +22,7 @@ const CONNECTIONS = 32;
 const KEYS = 256;
 
 const minio = await startMinio();
-const backend: Backend = await openUpstreamBackend({
-  endpoint: minio.endpoint,
-  region: 'us-east-1',
-  accessKey: minio.accessKey,
-  secretKey: minio.secretKey,
-  forcePathStyle: true,
-  mapping: 'bucket',
-  requestTimeoutMs: 30_000,
-});
+const backend: Backend = await openUpstreamBackend(upstreamConfig(minio, { requestTimeoutMs: 30_000 }));
 const body = randomBytes(4096);
 const checksum = { algorithm: 'CRC32' as const, type: 'FULL_OBJECT' as const, value: Buffer.from(crc32(body).toString(16).padStart(8, '0'), 'hex').toString('base64') };
 

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ScopeGrant } from '../../policy/index.ts';
 import { ok, type Creds } from './admin.ts';
-import { ROOT, type TestGateway } from './gateway.ts';
+import { ROOT, startTestGateway, type TestGateway } from './gateway.ts';
 import { errorCode, send, signedSend, type RawResponse } from './raw.ts';
 
 /** The tenant and bucket every authority test uses. */
@@ -31,6 +31,18 @@ export async function seed(tg: TestGateway, tenant = TENANT, bucket = BUCKET): P
   await tg.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   await ok(tg, ROOT, 'PUT', `/buckets/${bucket}/owner`, { tenant, reassign: true });
   for (const key of KEYS) await tg.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: `body of ${key}` }));
+}
+
+/** Runs `fn` on a fresh gateway (settings `env`) seeded as seed() does, with BUCKET governed by relationships. */
+export async function withGovernedGateway(fn: (tg: TestGateway) => Promise<void>, env: Record<string, string> = {}): Promise<void> {
+  const tg = await startTestGateway(env);
+  try {
+    await seed(tg);
+    await ok(tg, ROOT, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
+    await fn(tg);
+  } finally {
+    await tg.close();
+  }
 }
 
 /** A credential of a tenant made by `maker` (root by default) through the admin API. */

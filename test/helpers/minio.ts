@@ -10,6 +10,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { TestFn } from 'ava';
+import type { UpstreamConfig } from '../../storage/upstream/index.ts';
 
 /** Where test/tools/minio.sh puts the binary, unless MINIO_BIN names another. */
 export const MINIO_BIN = process.env.MINIO_BIN ?? join(process.env.ANVIL_CACHE ?? join(homedir(), '.cache/anvil'), 'bin/minio');
@@ -148,6 +149,20 @@ export function upstreamEnv(m: MinioServer, extra: Record<string, string> = {}):
     ANVIL_UPSTREAM_SECRET_KEY: m.secretKey,
     ANVIL_UPSTREAM_TIMEOUT_MS: '3000',
     ...extra,
+  };
+}
+
+/** The upstream backend's configuration for `m` (bucket mapping, path style, a 5 s request timeout), plus `over`. */
+export function upstreamConfig(m: MinioServer, over: Partial<UpstreamConfig> = {}): UpstreamConfig {
+  return {
+    endpoint: m.endpoint,
+    region: 'us-east-1',
+    accessKey: m.accessKey,
+    secretKey: m.secretKey,
+    forcePathStyle: true,
+    mapping: 'bucket',
+    requestTimeoutMs: 5_000,
+    ...over,
   };
 }
 

@@ -27,7 +27,7 @@ import {
 import { translate } from '../../storage/upstream/errors.ts';
 import { parseRecordName, recordName, recordPrefix } from '../../storage/upstream/layout.ts';
 import { openUpstreamBackend, type UpstreamConfig } from '../../storage/upstream/index.ts';
-import { freePort, minioOrExplain, startMinio, type MinioServer } from '../helpers/minio.ts';
+import { freePort, minioOrExplain, startMinio, upstreamConfig, type MinioServer } from '../helpers/minio.ts';
 import { bodyOf, conformance, readAll } from './conformance.ts';
 
 const SHARED = `anvil-shared-${randomBytes(4).toString('hex')}`;
@@ -98,16 +98,7 @@ if (minioOrExplain(test, 'upstream')) {
     await minio?.close();
   });
 
-  const settings = (over: Partial<UpstreamConfig> = {}): UpstreamConfig => ({
-    endpoint: minio.endpoint,
-    region: 'us-east-1',
-    accessKey: minio.accessKey,
-    secretKey: minio.secretKey,
-    forcePathStyle: true,
-    mapping: 'bucket',
-    requestTimeoutMs: 5_000,
-    ...over,
-  });
+  const settings = (over: Partial<UpstreamConfig> = {}): UpstreamConfig => upstreamConfig(minio, over);
   const factory = (over: Partial<UpstreamConfig>) => async () => {
     const backend = await openUpstreamBackend(settings(over));
     return { backend, cleanup: () => backend.close() };
