@@ -22,7 +22,7 @@ import { BucketAlreadyExistsError, BucketNotEmptyError, NoSuchBucketError } from
 import type { UpstreamClients } from './client.ts';
 import { faultCode, faultStatus, translate } from './errors.ts';
 import { FreshReads } from './fresh-reads.ts';
-import { createdBefore, NO_INCARNATION, readIncarnation, removeIfUnchanged, writeIncarnation } from './incarnation.ts';
+import { createdBefore, NO_INCARNATION, readIncarnation, removeIfUnchanged, writeIncarnation, writtenAt } from './incarnation.ts';
 import { BUCKET_MARKERS, RESERVED, UPLOADS, type Layout } from './layout.ts';
 import { listObjectsV2 } from './listing.ts';
 
@@ -199,23 +199,47 @@ export class Buckets {
     const holds = (value: string | undefined) => value !== undefined && (value === started.incarnation || createdBefore(value, started.at));
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     let value = await now();
-    // A bucket without its tag (bucket mapping) is ambiguous: one created again a moment ago whose tag is still being
-    // written, or a tag MinIO answers without for a while (full test runs under load saw a bucket this backend had
-    // just created and tagged read untagged). It is asked again for about 3 s: the tag of a bucket created again
-    // through a gateway shows up within a request's time, and then differs. A write that started under a real
-    // incarnation and still finds none is refused: its bucket was deleted and the upstream brought it back without
-    // metadata (MinIO does, for a PutObject racing DeleteBucket: isGhost()), or an operator wiped the tag meanwhile
-    // (README). A bucket that had no incarnation when the write started is unprotected (README), never refused for
-    // it. A missing bucket is never ambiguous: the write's bucket is gone.
-    for (const wait of [100, 200, 400, 800, 1600]) {
-      if (value !== NO_INCARNATION || started.incarnation === NO_INCARNATION) break;
-      await pause(wait);
-      value = await now();
+    // A bucket without its tag (bucket mapping), when the write started under one, is ambiguous: the write's bucket
+    // whose tag MinIO answers without (its in-memory bucket metadata can be replaced by a copy read from disk just
+    // before the tag was written, and stays so until MinIO's 15-minute refresh: a ListBuckets racing a CreateBucket
+    // does it, cmd/bucket-metadata-sys.go GetConfig), an operator wiping the tag set, a bucket created again whose
+    // tag is still being written, or a ghost MinIO brought back after its DeleteBucket answered (isGhost()). The
+    // upstream's creation date tells them apart: the write's bucket was created before its incarnation was written
+    // (the incarnation carries that time), one created again after it, a ghost has none. A missing bucket is never
+    // ambiguous: the write's bucket is gone. A bucket that had no incarnation when the write started is
+    // unprotected (README), never refused for it.
+    if (value === NO_INCARNATION && started.incarnation !== NO_INCARNATION) {
+      const same = await this.createdUnder(name, started.incarnation).catch(() => undefined);
+      if (same === true) return;
+      // No creation date to go by (the listing failed or is refused): asked again for about 3 s, as the tag of a
+      // bucket created again through a gateway shows up within a request's time, and then differs.
+      for (const wait of same === undefined ? [100, 200, 400, 800, 1600] : []) {
+        await pause(wait);
+        value = await now();
+        if (value !== NO_INCARNATION) break;
+      }
     }
     if (holds(value)) return;
     await undo();
     this.forget(name);
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
+  }
+
+  /**
+   * True when upstream bucket `name` was created no later than `incarnation` (a timed one, incarnationBody()) was
+   * written: the bucket that incarnation was given to, whatever its tag reads now. False for a bucket created after
+   * it (created again since), one without a creation date (a ghost: year 1), a missing one, or an incarnation
+   * without a time. One ListBuckets; throws when the upstream refuses or fails it. A bucket created again within the
+   * clock difference between this node and the upstream (NTP keeps it to milliseconds) after the tag was written,
+   * and found untagged, would pass for the old one.
+   */
+  private async createdUnder(name: string, incarnation: string): Promise<boolean> {
+    const tagged = writtenAt(incarnation);
+    if (tagged === undefined) return false;
+    const listed = await this.clients.retrying.send(new ListBucketsCommand({}));
+    const created = (listed.Buckets ?? []).find((b) => b.Name === this.layout.bucketOf(name))?.CreationDate;
+    if (created === undefined || created.getUTCFullYear() <= 1) return false;
+    return created.getTime() <= tagged;
   }
 
   /** confirm() for a write that created `key` with `etag`, undone only while the key still holds that version. */

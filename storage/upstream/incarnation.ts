@@ -48,8 +48,14 @@ const CLOCK_MARGIN_MS = 1_000;
  * value a node's cache started it under. False for values without a time (markers' ETags, "none").
  */
 export function createdBefore(value: string, at: number): boolean {
-  const created = /^(\d{13})-[0-9a-f]{32}$/.exec(value)?.[1];
-  return created !== undefined && Number(created) < at - CLOCK_MARGIN_MS;
+  const created = writtenAt(value);
+  return created !== undefined && created < at - CLOCK_MARGIN_MS;
+}
+
+/** When bucket-mapped incarnation `value` was written (epoch milliseconds); undefined for values without a time. */
+export function writtenAt(value: string): number | undefined {
+  const at = /^(\d{13})-[0-9a-f]{32}$/.exec(value)?.[1];
+  return at === undefined ? undefined : Number(at);
 }
 
 /**

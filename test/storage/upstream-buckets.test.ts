@@ -129,3 +129,30 @@ test('a shared read that fails fails every write waiting on it, and the next wri
   t.is(await Promise.race([reads.get('k').catch(() => 'sent'), new Promise((r) => setImmediate(() => r('sent')))]), 'sent');
   t.is(calls, 3, 'a new read once nothing was in flight');
 });
+
+test('a bucket found untagged without a creation date to go by (ListBuckets refused) is asked again, then the write refused', async (t) => {
+  let reads = 0;
+  const lean = {
+    async send(req: { method: string; query?: Record<string, string> }) {
+      if (req.method !== 'GET' || req.query?.tagging === undefined) throw new Error(`unexpected ${req.method} request`);
+      reads++;
+      return { status: 200, headers: {}, body: Readable.from([Buffer.from('<Tagging><TagSet></TagSet></Tagging>')]) };
+    },
+  };
+  const retrying = {
+    async send() {
+      throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    },
+  };
+  const buckets = new Buckets({ lean, retrying } as unknown as UpstreamClients, new Layout('bucket'));
+  let undone = false;
+  const started = { incarnation: `${Date.now() - 1000}-${'c'.repeat(32)}`, at: Date.now() };
+  await t.throwsAsync(
+    buckets.confirm('bucket-u', started, async () => {
+      undone = true;
+    }),
+    { name: 'NoSuchBucketError' },
+  );
+  t.true(undone, 'the write was undone');
+  t.is(reads, 6, 'the tag was read again five times before refusing');
+});
