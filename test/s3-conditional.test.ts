@@ -174,3 +174,22 @@ onEachBackend(test, 's3-if-range', (it) => {
     t.is(refused?.name, 'InvalidRange');
   });
 });
+
+onEachBackend(test, 's3-conditional-precedence', (it) => {
+  // RFC 9110 §13.2.2: If-Match is evaluated first, so a failing one answers 412 whatever If-None-Match or
+  // If-Modified-Since would have answered (MinIO alone answers 304 there).
+  it('GetObject and HeadObject: a failing If-Match is 412 even beside a matching If-None-Match or a false If-Modified-Since', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const put = await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'k', Body: 'precedence' }));
+    const future = new Date(Date.now() + 3600_000);
+    for (const extra of [{ IfNoneMatch: put.ETag! }, { IfModifiedSince: future }]) {
+      const what = JSON.stringify(extra);
+      await refused(t, f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k', IfMatch: '"0123456789abcdef0123456789abcdef"', ...extra })), 412, 'PreconditionFailed');
+      const head = (await t.throwsAsync(f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'k', IfMatch: '"0123456789abcdef0123456789abcdef"', ...extra })))) as S3ServiceException;
+      t.is(head?.$metadata?.httpStatusCode, 412, what);
+    }
+    // A matching If-Match leaves If-None-Match to decide: 304.
+    const notModified = (await t.throwsAsync(f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'k', IfMatch: put.ETag!, IfNoneMatch: put.ETag! })))) as S3ServiceException;
+    t.is(notModified?.$metadata?.httpStatusCode, 304);
+  });
+});

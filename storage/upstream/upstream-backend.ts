@@ -273,6 +273,9 @@ export class UpstreamBackend implements Backend {
       if (status === 412 && sendable.pinned && attempt === 1) return this.getWhole(input, 2);
       if (status === 304) {
         const head = await this.headObject(input.bucket, input.key);
+        // MinIO answers 304 for a matching If-None-Match or a false If-Modified-Since even when If-Match fails, where
+        // If-Match is evaluated first and fails the request with 412 (RFC 9110 §13.2.2): evaluated again here.
+        checkConditions(input.conditions, head, 'read');
         throw new NotModifiedError(head.etag, head.lastModified);
       }
       if (status === 416) throw new InvalidRangeError((await this.headObject(input.bucket, input.key)).size);

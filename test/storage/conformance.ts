@@ -207,6 +207,10 @@ export function conformance(test: TestFn, name: string, makeBackend: BackendFact
     // S3 precedence: a true If-Match wins over a false If-Unmodified-Since; a false If-None-Match wins over If-Modified-Since.
     t.truthy(await get({ ifMatch: meta.etag, ifUnmodifiedSince: past }));
     t.truthy(await get({ ifNoneMatch: '"0000"', ifModifiedSince: same }));
+    // A failing If-Match fails the read (412) whatever If-None-Match or If-Modified-Since say (RFC 9110 §13.2.2).
+    await t.throwsAsync(get({ ifMatch: '"0000"', ifNoneMatch: `"${meta.etag}"` }), { instanceOf: PreconditionFailedError });
+    await t.throwsAsync(get({ ifMatch: '"0000"', ifModifiedSince: same }), { instanceOf: PreconditionFailedError });
+    await t.throwsAsync(get({ ifMatch: `"${meta.etag}"`, ifNoneMatch: `"${meta.etag}"` }), { instanceOf: NotModifiedError });
   });
 
   it('copy: metadata and tags copied or replaced, source conditions, copy onto itself', async (t, c) => {
