@@ -79,6 +79,8 @@ export interface EvalState {
   now: number;
   /** One entry per evaluation of a name in progress: the earliest expiry of a live row it read (Infinity: none). */
   frames: number[];
+  /** One entry per evaluation of a name in progress: how many nested steps below it its evaluation took so far. */
+  heights: number[];
 }
 
 /** The usersets (`type:id#relation`) a subject is in through tuples alone; `caveated` ones need full evaluation. */
@@ -135,7 +137,7 @@ export class RelationshipEngine {
     const snapshot: SnapshotReader | undefined = write ? undefined : this.store.snapshot();
     const reader = write?.reader ?? snapshot!;
     const implicit = this.recording(options.implicitParents ?? this.implicit)?.fn;
-    const state: EvalState = { tenant, revision, reader, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [] };
+    const state: EvalState = { tenant, revision, reader, schema, context: options.context ?? {}, implicit, memo: new Map(), active: new Set(), closures: new Map(), now: this.clock(), frames: [], heights: [] };
     try {
       return await fn(state);
     } finally {
@@ -186,13 +188,22 @@ export class RelationshipEngine {
   private async evalName(s: EvalState, res: ObjectRef, name: string, subject: SubjectRef, depth: number): Promise<Eval> {
     // Ids are length-prefixed, so no id can spell another key (names cannot contain ':', '#' or '@').
     const key = `${res.type}:${res.id.length}:${res.id}#${name}@${subject.type}:${subject.id.length}:${subject.id}#${subject.relation ?? ''}`;
+    // A result found earlier (in this call's memo or the cache across calls) answers here only when its evaluation
+    // would have stayed within the depth limit from this depth too: then a fresh evaluation would have walked the
+    // same steps to the same answer. Otherwise the name is evaluated again from here, so a depth-limited question
+    // gets the same answer whatever was asked before it (a chain that grants from one object but is too long from
+    // another is never allowed from the latter through a result cached for the former).
+    const fits = (e: Eval) => depth + (e.height ?? 0) <= this.maxDepth;
     const memo = s.memo.get(key);
-    if (memo) return this.seen(s, memo);
+    if (memo && fits(memo)) return this.seen(s, memo);
     if (s.active.has(key)) return { level: 0, reason: 'cycle', provisional: true };
-    if (depth > this.maxDepth) return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
+    if (depth > this.maxDepth) {
+      this.below(s, 0);
+      return { level: 0, reason: `depth limit ${this.maxDepth} exceeded`, provisional: true };
+    }
     const cacheKey = `${s.tenant}\u0000${s.revision}\u0000${key}`;
     const cached = this.cache.get(cacheKey);
-    if (cached && (cached.until === undefined || cached.until > s.now)) {
+    if (cached && (cached.until === undefined || cached.until > s.now) && fits(cached)) {
       this.cacheStats.hits++;
       return this.seen(s, cached);
     }
@@ -200,6 +211,7 @@ export class RelationshipEngine {
     const def = s.schema.definitions.get(res.type);
     let out: Eval;
     s.frames.push(Infinity);
+    s.heights.push(0);
     try {
       if (subject.relation === name && subject.type === res.type && subject.id === res.id) out = { level: 2, path: [`${formatObject(res)}#${name}`] };
       else if (!def) out = { level: 0, reason: `unknown type ${res.type}` };
@@ -216,8 +228,11 @@ export class RelationshipEngine {
       }
     } finally {
       const until = s.frames.pop() as number;
+      const height = s.heights.pop() as number;
       this.expiresAt(s, until);
+      this.below(s, height);
       if (until !== Infinity) out = { ...out!, until };
+      if (height > 0) out = { ...out!, height };
     }
     if (!out.provisional) {
       s.memo.set(key, out);
@@ -229,7 +244,14 @@ export class RelationshipEngine {
   /** A memoized or cached result reused inside the current evaluation, which then depends on its expiry too. */
   private seen(s: EvalState, e: Eval): Eval {
     if (e.until !== undefined) this.expiresAt(s, e.until);
+    this.below(s, e.height ?? 0);
     return e;
+  }
+
+  /** Records that a step directly below the evaluation in progress took `height` nested steps of its own. */
+  private below(s: EvalState, height: number): void {
+    const top = s.heights.length - 1;
+    if (top >= 0 && height + 1 > (s.heights[top] as number)) s.heights[top] = height + 1;
   }
 
   /** Records that the evaluation in progress read something live only until `until` (epoch ms). */

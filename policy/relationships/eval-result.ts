@@ -35,6 +35,11 @@ export interface Eval {
   /** Epoch ms at which a tuple it read expires: the result holds only before then. */
   until?: number;
   /**
+   * How many nested steps (names evaluated one inside another) the deepest walk below this one took; absent: none.
+   * A stored result is reused at depth d only while d + height stays within the depth limit (engine.ts evalName).
+   */
+  height?: number;
+  /**
    * For a granting (or conditional) result: epoch ms at which the latest-expiring path that grants it lapses (the
    * earliest expiry along that path); absent when some path never expires. Unlike `until` (when the answer may
    * change, which a tuple expiring on the excluded side of `-` also does), this bounds only the grant itself.
