@@ -86,7 +86,10 @@ export interface OpContext {
   bodyLength: number | undefined;
   /** The checksum the body verifier confirmed, once body() has been fully consumed. */
   bodyChecksum(): StoredChecksum | undefined;
-  /** Reads a small body (XML documents) whole, refusing more than `limit` bytes. */
+  /**
+   * Reads a small body (XML documents) whole as UTF-8 text, refusing more than `limit` bytes and bytes that are not
+   * UTF-8 (both MalformedXML). The text is exactly the bytes received: encoded again, it gives them back.
+   */
   readText(limit?: number): Promise<string>;
   /** The verified browser form of a PostObject request (its file still streaming). */
   form?: PostForm;

@@ -8,6 +8,7 @@ import type { OpContext, Services } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
 import { refuseUnsupportedFeatures } from '../request-features.ts';
 import type { GatewayState } from '../state.ts';
+import { utf8Text } from '../utf8.ts';
 
 /** Largest XML request body read whole. */
 const DEFAULT_TEXT_LIMIT = 1024 * 1024;
@@ -51,7 +52,10 @@ export function runOperation(services: Services): Middleware<GatewayState> {
       form: ctx.state.postForm,
       async readText(limit = DEFAULT_TEXT_LIMIT) {
         if (plan.decodedLength !== undefined && plan.decodedLength > limit) throw new S3Error('MalformedXML');
-        return (await readLimited(body(), limit, () => new S3Error('MalformedXML'))).toString('utf8');
+        // Strictly: a lossy decode would turn bytes that are not UTF-8 into the U+FFFD of someone else's key.
+        const text = utf8Text(await readLimited(body(), limit, () => new S3Error('MalformedXML')));
+        if (text === undefined) throw new S3Error('MalformedXML', 'The XML you provided was not valid UTF-8');
+        return text;
       },
     };
     ctx.state.result = await route!.run(op);

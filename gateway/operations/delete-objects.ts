@@ -18,6 +18,7 @@ export const DeleteObjects: Operation = async (op) => {
     throw new S3Error('InvalidRequest', 'Missing required header for this request: Content-MD5');
   }
   const body = await op.readText(2 * 1024 * 1024);
+  // readText decodes strictly, so the text's UTF-8 is byte for byte the body received: the digest is of those bytes.
   if (md5 && !createHash('md5').update(body, 'utf8').digest().equals(md5)) throw new S3Error('BadDigest');
   // Object, Key and VersionId (and S3's ETag/LastModifiedTime/Size conditions) per key, plus Delete and Quiet.
   const doc = parseXmlBody(body, 'Delete', { maxElements: MAX_KEYS * 6 + 2 });
