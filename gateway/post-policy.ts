@@ -8,6 +8,7 @@
  */
 import type { Readable } from 'node:stream';
 import { S3Error } from './errors.ts';
+import { utf8Text } from './utf8.ts';
 
 /** The fields of a form, names lower-cased (S3 matches form field names case-insensitively). */
 export type FormFields = Map<string, string>;
@@ -71,7 +72,10 @@ function parseCondition(c: unknown): Condition {
 export function checkPostPolicy(policyB64: string, fields: FormFields, bucket: string, now: Date, filename = ''): PolicyLimits {
   let doc: { expiration?: unknown; conditions?: unknown };
   try {
-    doc = JSON.parse(Buffer.from(policyB64, 'base64').toString('utf8')) as typeof doc;
+    // Strictly UTF-8 (RFC 8259 §8.1): a condition on `pf/\xff` must not read as one on the key `pf/\uFFFD`.
+    const json = utf8Text(Buffer.from(policyB64, 'base64'));
+    if (json === undefined) throw new S3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid JSON.');
+    doc = JSON.parse(json) as typeof doc;
   } catch {
     throw new S3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid JSON.');
   }

@@ -18,6 +18,7 @@ import { checkPostPolicy, type FormFields, type PolicyLimits } from '../post-pol
 import { refuseUnsupportedFeatures } from '../request-features.ts';
 import type { GatewayState } from '../state.ts';
 import { callerLookup } from '../sts/callers.ts';
+import { utf8Text } from '../utf8.ts';
 
 /** Most bytes of form fields before the file (S3: 20 KB). */
 const MAX_FIELD_BYTES = 20 * 1024;
@@ -32,6 +33,9 @@ function formHeaders(fields: FormFields): Record<string, string> {
   return out;
 }
 
+/** What busboy decodes bytes that are not UTF-8 to. */
+const REPLACEMENT = '\uFFFD';
+
 /** Most form parts before the file; each may be a field or a part with a filename (python-requests sends those). */
 const MAX_FIELDS = 100;
 
@@ -45,7 +49,10 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers as busboy.BusboyConfig["headers"], limits: { fieldSize: MAX_FIELD_BYTES, fields: MAX_FIELDS, files: MAX_FIELDS + 1, parts: MAX_FIELDS + 1 } });
+      // Field names and file names in Content-Disposition are read as UTF-8, as browsers and urllib3 2.x send them raw
+      // (WHATWG HTML, "multipart/form-data encoding algorithm"; RFC 7578 §4.2), busboy's default being latin1;
+      // `filename*=utf-8''…` (RFC 5987) is decoded by busboy and preferred when present.
+      bb = busboy({ headers: req.headers as busboy.BusboyConfig["headers"], defParamCharset: 'utf8', limits: { fieldSize: MAX_FIELD_BYTES, fields: MAX_FIELDS, files: MAX_FIELDS + 1, parts: MAX_FIELDS + 1 } });
     } catch {
       reject(new S3Error('MalformedPOSTRequest'));
       return;
@@ -63,6 +70,7 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
       reject(err);
     };
     const tooLarge = () => fail(new S3Error('MalformedPOSTRequest', 'Your POST request fields preceding the upload file were too large.'));
+    const notUtf8 = () => fail(new S3Error('MalformedPOSTRequest', 'The form field names, values and file name of your POST request must be UTF-8.'));
     const settled = () => {
       if (pending === 0 && upload && !done) {
         done = true;
@@ -72,6 +80,9 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
     bb.on('field', (name, value, info) => {
       if (done || upload) return;
       if (info.valueTruncated) return tooLarge();
+      // busboy has decoded the name and value already, bytes that are not UTF-8 to U+FFFD; a key spelled with one
+      // could be either (and name an object `pf/\uFFFD` nobody meant), so U+FFFD is refused in what busboy decodes.
+      if (name.includes(REPLACEMENT) || value.includes(REPLACEMENT)) return notUtf8();
       if (name.toLowerCase() === 'file') {
         // A text field named file is the content itself ("File or text content").
         upload = () => resolve({ fields, file: Readable.from([Buffer.from(value)]), filename: '' });
@@ -83,6 +94,10 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
     });
     bb.on('file', (name, stream, info) => {
       if (done || upload) return stream.resume();
+      if (name.includes(REPLACEMENT) || (name.toLowerCase() === 'file' && info.filename?.includes(REPLACEMENT))) {
+        stream.resume();
+        return notUtf8();
+      }
       if (name.toLowerCase() === 'file') {
         stream.pause();
         upload = () => resolve({ fields, file: stream, filename: info.filename ?? '', fileType: info.mimeType });
@@ -100,7 +115,9 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
         if (done) return;
         size += name.length;
         if (size > MAX_FIELD_BYTES) return tooLarge();
-        fields.set(name.toLowerCase(), Buffer.concat(chunks).toString('utf8'));
+        const value = utf8Text(Buffer.concat(chunks));
+        if (value === undefined) return notUtf8();
+        fields.set(name.toLowerCase(), value);
         settled();
       });
     });
