@@ -112,7 +112,8 @@ export function canonicalUri(rawPath: string): string {
 }
 
 /**
- * Percent-decodes a query component to text (invalid UTF-8 becomes U+FFFD). decodeURIComponent gives the same text
+ * Percent-decodes a query component to text (invalid UTF-8 becomes U+FFFD: only for finding the X-Amz-* parameters;
+ * a request with such a value is refused once authenticated, middleware/authenticate.ts). decodeURIComponent gives the same text
  * whenever it accepts the input, natively; only what it refuses (a stray '%', bytes that are no UTF-8) takes the
  * byte-wise path.
  */
@@ -167,11 +168,21 @@ export function parseQuery(rawQuery: string): ReadonlyArray<readonly [string, st
 const CANONICAL_COMPONENT = /^(?:[A-Za-z0-9\-._~]|%(?:[0-7][0-9A-F]))*$/;
 const ESCAPED_UNRESERVED = /%(?:2D|2E|3[0-9]|4[1-9A-F]|5[0-9A]|5F|6[1-9A-F]|7[0-9A]|7E)/;
 
-/** encodeText(decoded component) straight from the raw component: as received when that is canonical already. */
+/**
+ * The canonical form of a raw query component: its bytes, percent-decoded ('+' a space), encoded again (SigV4: the
+ * canonical query encodes each byte). As received when that is canonical already. Bytes that are not UTF-8 (`%FF`)
+ * are encoded as the bytes they are, as the client signed them, never through a U+FFFD (that would be %EF%BF%BD).
+ */
 function canonicalComponent(raw: string): string {
   if (UNRESERVED_TEXT.test(raw)) return raw;
   if (CANONICAL_COMPONENT.test(raw) && !ESCAPED_UNRESERVED.test(raw)) return raw;
-  return encodeText(decodeText(raw.replaceAll('+', ' ')));
+  const spaced = raw.replaceAll('+', ' ');
+  try {
+    // decodeURIComponent and encodeText are native and give the same bytes whenever the input is UTF-8.
+    return encodeText(decodeURIComponent(spaced));
+  } catch {
+    return uriEncode(percentDecode(spaced), false);
+  }
 }
 
 /** Orders canonical query pairs by name, then value (code units: the components are ASCII once encoded). */

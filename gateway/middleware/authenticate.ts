@@ -19,6 +19,7 @@ import { logDenial } from '../access.ts';
 import { isSigV2, verifySigV2 } from '../auth/sigv2.ts';
 import { authLocation, verifySigV4, type SignedRequest } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
+import { nonUtf8QueryParam } from '../utf8.ts';
 import { callerLookup } from '../sts/callers.ts';
 import type { GatewayState } from '../state.ts';
 
@@ -119,6 +120,19 @@ async function capabilityCaller(ctx: Ctx, capability: string, opts: { policy: Po
   return principal;
 }
 
+/**
+ * InvalidArgument for a query parameter whose percent-decoded bytes are not UTF-8 (`prefix=%FF`, `uploadId=%FF`):
+ * no key, name or header value can be such bytes, and a lossy decode would read them as the U+FFFD someone else's
+ * key holds. Asked once the caller is known, so a correctly signed request learns what is wrong with it (the
+ * signature covers the bytes, sigv4.ts canonicalQuery) and an unsigned one is still a 403 first.
+ */
+function refuseNonUtf8Query(target: { rawQuery: string }): void {
+  const name = nonUtf8QueryParam(target.rawQuery);
+  if (name !== undefined) {
+    throw new S3Error('InvalidArgument', `The value of query parameter ${name} is not valid UTF-8`, { fields: { ArgumentName: name } });
+  }
+}
+
 export function authenticate(opts: {
   policy: PolicyStore;
   denials: DenialLog;
@@ -131,7 +145,10 @@ export function authenticate(opts: {
   const { policy, denials, region, tokens, capabilities } = opts;
   return async function authenticateMiddleware(ctx, next) {
     // A browser form upload was authenticated by its POST policy (middleware/post-object.ts).
-    if (ctx.state.postForm) return next();
+    if (ctx.state.postForm) {
+      refuseNonUtf8Query(ctx.state.target!);
+      return next();
+    }
     const method = ctx.req.method ?? 'GET';
     const target = ctx.state.target!;
     // The denial line's request facts are gathered only when there is a denial to write.
@@ -154,6 +171,7 @@ export function authenticate(opts: {
     }
     if (capability !== undefined) {
       ctx.state.principal = await capabilityCaller(ctx, capability, { policy, capabilities, refuse });
+      refuseNonUtf8Query(target);
       return next();
     }
 
@@ -183,6 +201,7 @@ export function authenticate(opts: {
     }
     ctx.state.auth = auth;
     ctx.state.principal = result.caller!.principal;
+    refuseNonUtf8Query(target);
     await next();
   };
 }
