@@ -8,6 +8,7 @@ import { plausibleBucketName } from '../storage/bucket-names.ts';
 import { decodeWord, encodeWord } from '../storage/encoded-words.ts';
 import { checksumHeaderAlgorithm, parseChecksumAlgorithm } from './auth/checksums.ts';
 import { S3Error } from './errors.ts';
+import { nonUtf8QueryParam, utf8Text } from './utf8.ts';
 
 /** Response headers as operations return them; undefined entries are skipped. */
 export type HeaderMap = Record<string, string | undefined>;
@@ -51,6 +52,8 @@ export function writeMetaFromHeaders(headers: IncomingHttpHeaders): ObjectWriteM
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
     const key = name.slice('x-amz-meta-'.length);
+    // A metadata entry needs a name: `x-amz-meta-` alone would be stored as one nobody can send back as a header name.
+    if (key === '') throw new S3Error('InvalidArgument', 'User-defined metadata names must not be empty', { fields: { ArgumentName: name } });
     const v = fromWireText(Array.isArray(value) ? value.join(',') : value);
     userMetadata[key] = v;
     size += Buffer.byteLength(key) + Buffer.byteLength(v);
@@ -224,11 +227,27 @@ export function parseRange(value: string | undefined): RangeRequest | undefined 
   return { kind: 'bounded', start, end };
 }
 
-/** Parses a URL-encoded tag set (x-amz-tagging header) and checks S3's limits. */
+/**
+ * A header value that names something (a key, a tag) as the UTF-8 text its bytes are. Node reads header bytes as
+ * latin1, so bytes sent unescaped are read back as the UTF-8 they must be (as x-amz-meta-* values are), never as
+ * latin1 characters that would spell another name (`é` as `Ã©`, 0xFF as `ÿ`); throws `bad()` when they are not UTF-8.
+ */
+function headerUtf8(raw: string, bad: () => S3Error): string {
+  if (!/[^\x00-\x7f]/.test(raw)) return raw;
+  const text = utf8Text(Buffer.from(raw, 'latin1'));
+  if (text === undefined) throw bad();
+  return text;
+}
+
+/** Parses a URL-encoded tag set (x-amz-tagging header) and checks S3's limits; InvalidTag for text that is not UTF-8. */
 export function parseTaggingHeader(value: string | undefined): Record<string, string> | undefined {
   if (value === undefined) return undefined;
+  const notUtf8 = () => new S3Error('InvalidTag', 'The x-amz-tagging header must be URL-encoded UTF-8');
+  const text = headerUtf8(value, notUtf8);
+  // URLSearchParams would decode an escaped byte that is not UTF-8 (`%FF`) to U+FFFD.
+  if (nonUtf8QueryParam(text) !== undefined) throw notUtf8();
   const tags: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(value)) {
+  for (const [k, v] of new URLSearchParams(text)) {
     if (k in tags) throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
     tags[k] = v;
   }
@@ -272,11 +291,14 @@ export function parseCopySource(value: string): { bucket: string; key: string; v
     versionId = params.get('versionId') ?? undefined;
     raw = raw.slice(0, q);
   }
+  const badEncoding = () => new S3Error('InvalidArgument', 'Invalid copy source encoding', { fields: { ArgumentName: 'x-amz-copy-source' } });
+  raw = headerUtf8(raw, badEncoding);
   let decoded: string;
   try {
+    // decodeURIComponent refuses escapes of bytes that are not UTF-8 (`%FF`), rather than decoding them to U+FFFD.
     decoded = decodeURIComponent(raw);
   } catch {
-    throw new S3Error('InvalidArgument', 'Invalid copy source encoding', { fields: { ArgumentName: 'x-amz-copy-source' } });
+    throw badEncoding();
   }
   if (decoded.startsWith('/')) decoded = decoded.slice(1);
   const slash = decoded.indexOf('/');

@@ -16,6 +16,7 @@ import { dispatchAdmin, matchAdminRoute } from '../admin/routes.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
+import { utf8Text } from '../utf8.ts';
 import { CONSOLE_SECURITY_HEADERS, type ConsoleFile } from './assets.ts';
 import { CONSOLE_PREFIX, cookieToken, CSRF_HEADER, sessionCookie, sessionPrincipal, sessionView, signIn } from './session.ts';
 
@@ -92,7 +93,10 @@ export function consoleAssets(assets: Map<string, ConsoleFile>): Middleware<Gate
 
 /** A JSON object body of at most MAX_ADMIN_BODY bytes; changes must send application/json. */
 async function jsonBody(ctx: Ctx): Promise<Record<string, unknown>> {
-  const text = (await readLimited(ctx.req, MAX_ADMIN_BODY, () => new AdminError('PayloadTooLarge', `console request bodies are limited to ${MAX_ADMIN_BODY} bytes`))).toString('utf8');
+  const bytes = await readLimited(ctx.req, MAX_ADMIN_BODY, () => new AdminError('PayloadTooLarge', `console request bodies are limited to ${MAX_ADMIN_BODY} bytes`));
+  // JSON is UTF-8 (RFC 8259 §8.1); a lossy decode would read a key or name in it as another one's U+FFFD.
+  const text = utf8Text(bytes);
+  if (text === undefined) throw invalidInput('the body is not valid UTF-8');
   return parseJsonObject(text, ctx.get('content-type'), 'console', true);
 }
 

@@ -23,7 +23,11 @@ function directive(op: OpContext, name: string): 'COPY' | 'REPLACE' {
 /** The copy source of this request, with a non-null versionId refused (buckets here are unversioned). */
 export function copySourceOf(op: OpContext): { bucket: string; key: string } {
   const src = parseCopySource(header(op.headers, 'x-amz-copy-source') ?? '');
-  if (src.versionId !== undefined && src.versionId !== 'null') throw new S3Error('NoSuchVersion');
+  // As for ?versionId= on the request itself (request-features.ts): buckets here are unversioned, and S3 answers a
+  // version id it cannot have issued with InvalidArgument, not NoSuchVersion (S3 API reference, CopyObject, Errors).
+  if (src.versionId !== undefined && src.versionId !== 'null') {
+    throw new S3Error('InvalidArgument', 'Invalid version id specified', { fields: { ArgumentName: 'x-amz-copy-source', ArgumentValue: src.versionId } });
+  }
   return src;
 }
 

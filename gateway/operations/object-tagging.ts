@@ -19,8 +19,10 @@ export function parseTagging(body: string, limit: number): Record<string, string
   const tags: Record<string, string> = {};
   for (const t of list(set, 'Tag')) {
     const k = text(t, 'Key');
-    const v = text(t, 'Value') ?? '';
-    if (k === undefined) throw new S3Error('MalformedXML');
+    const v = text(t, 'Value');
+    // Both are required (S3 API reference, Tag data type): a missing Value is a document that does not validate, an
+    // empty `<Value></Value>` (what SDKs send for "") is the empty value.
+    if (k === undefined || v === undefined) throw new S3Error('MalformedXML');
     if (Object.hasOwn(tags, k)) throw new S3Error('InvalidTag', 'Cannot provide multiple Tags with the same key');
     tags[k] = v;
   }

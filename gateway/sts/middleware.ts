@@ -14,6 +14,7 @@ import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
+import { nonUtf8QueryParam, utf8Text } from '../utf8.ts';
 import { requireHonoured, STS_ACTIONS } from './actions.ts';
 import { callerLookup, type ResolvedCaller } from './callers.ts';
 import { SESSION_ERROR_CODES, SIGNATURE_ERROR_CODES, StsError, stsErrorBody, stsResponse } from './errors.ts';
@@ -91,7 +92,12 @@ export function stsApi(opts: {
       // STS signs its form body: nothing can be authorized before it is read.
       continueIfExpected(ctx);
       const body = await readBody(ctx);
-      const params = new URLSearchParams(body.toString('utf8'));
+      // Strictly UTF-8, escapes included: a session policy or name spelled with bytes that are not UTF-8 must not be
+      // read as the U+FFFD a lossy decode (URLSearchParams') would put in their place.
+      const form = utf8Text(body);
+      const bad = form === undefined ? 'body' : nonUtf8QueryParam(form);
+      if (bad !== undefined) throw new StsError('InvalidParameterValue', `The ${bad === 'body' ? 'request body' : `parameter ${bad}`} is not valid UTF-8`);
+      const params = new URLSearchParams(form);
       const name = params.get('Action');
       if (!name) throw new StsError('MissingAction', 'Missing Action');
       facts.action = `STS:${name}`;
