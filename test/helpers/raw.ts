@@ -121,3 +121,48 @@ export async function signedSend(opts: SignOptions): Promise<RawResponse> {
 export function errorCode(res: RawResponse): string | undefined {
   return /<Code>([^<]+)<\/Code>/.exec(res.body)?.[1] ?? (res.headers['x-amz-error-code'] as string | undefined);
 }
+
+/**
+ * Signs and sends a request byte for byte as given, for what no signer will produce: a query of raw components
+ * (`prefix=%FF`, already in canonical form: unreserved characters and upper-case escapes) and header values of any
+ * bytes (a Buffer goes on the wire as those bytes). The canonical request is built here from the bytes, as the
+ * SigV4 reference defines it, independently of the gateway's own code. `path` must be canonical already.
+ */
+export function rawSignedSend(opts: {
+  url: string;
+  method: string;
+  path: string;
+  query?: Array<[string, string]>;
+  headers?: Record<string, string | Buffer>;
+  body?: Buffer | string;
+  creds?: { accessKeyId: string; secretAccessKey: string };
+}): Promise<RawResponse> {
+  const u = new URL(opts.url);
+  const creds = opts.creds ?? ROOT;
+  const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : (opts.body ?? Buffer.alloc(0));
+  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const headers = new Map<string, Buffer>();
+  for (const [n, v] of Object.entries(opts.headers ?? {})) headers.set(n.toLowerCase(), Buffer.isBuffer(v) ? v : Buffer.from(v));
+  headers.set('host', Buffer.from(u.host));
+  headers.set('x-amz-date', Buffer.from(amzDate));
+  headers.set('x-amz-content-sha256', Buffer.from(createHash('sha256').update(body).digest('hex')));
+  const names = [...headers.keys()].sort();
+  const query = [...(opts.query ?? [])].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  const rawQuery = query.map(([n, v]) => `${n}=${v}`).join('&');
+  const canonical = Buffer.concat([
+    Buffer.from(`${opts.method}\n${opts.path}\n${rawQuery}\n`),
+    ...names.flatMap((n) => [Buffer.from(`${n}:`), headers.get(n)!, Buffer.from('\n')]),
+    Buffer.from(`\n${names.join(';')}\n${headers.get('x-amz-content-sha256')!.toString()}`),
+  ]);
+  const scope = `${day}/us-east-1/s3/aws4_request`;
+  const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
+  let key: Buffer = Buffer.from(`AWS4${creds.secretAccessKey}`);
+  for (const part of [day, 'us-east-1', 's3', 'aws4_request']) key = createHmac('sha256', key).update(part).digest();
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  const wire: Record<string, string> = {};
+  // Node writes header values as latin1: one character per byte, so these bytes go out exactly.
+  for (const n of names) wire[n] = headers.get(n)!.toString('latin1');
+  wire.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
+  return send({ url: opts.url, method: opts.method, path: opts.path + (rawQuery ? `?${rawQuery}` : ''), headers: wire, body });
+}
