@@ -5,7 +5,7 @@
  */
 import { audit } from '../../policy/index.ts';
 import type { Command, CommandRun } from './command.ts';
-import { table, UsageError } from './format.ts';
+import { say, table, UsageError } from './format.ts';
 
 const str = (run: CommandRun, name: string) => run.values[name] as string | undefined;
 
@@ -23,9 +23,9 @@ function summary(report: { findings: Array<{ new: boolean }>; counts: audit.Seve
   const total = Object.values(report.counts).reduce((a, b) => a + b, 0);
   const by = [...audit.SEVERITIES].reverse().filter((s) => report.counts[s] > 0).map((s) => `${report.counts[s]} ${s}`);
   const previous = report.previousRun
-    ? `; ${report.findings.filter((f) => f.new).length} new and ${report.resolved} resolved since the run of ${report.previousRun.time} by ${report.previousRun.actor}`
+    ? say`; ${report.findings.filter((f) => f.new).length} new and ${report.resolved} resolved since the run of ${report.previousRun.time} by ${report.previousRun.actor}`
     : '; no earlier run to compare with';
-  return `${total} finding(s)${by.length > 0 ? `: ${by.join(', ')}` : ''}${previous}${report.sinceLast ? ' (only the new ones are listed)' : ''}\n`;
+  return say`${total} finding(s)${by.length > 0 ? `: ${by.join(', ')}` : ''}${previous}${report.sinceLast ? ' (only the new ones are listed)' : ''}\n`;
 }
 
 /** The audit commands, in the order help lists them. */

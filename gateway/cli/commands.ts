@@ -3,7 +3,7 @@
  * them into admin API calls through whichever transport main.ts picked. Output is a table by default, JSON on --json.
  */
 import { FAMILIES, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type TenantInfo } from '../../policy/index.ts';
-import { formatRow, formatScope, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { formatRow, formatScope, printable, say, keyValues, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
 import { MIGRATE_COMMAND } from './migrate-command.ts';
 import { AUDIT_COMMANDS } from './audit-commands.ts';
 import { PROFILE_COMMANDS } from './profile-commands.ts';
@@ -19,8 +19,9 @@ const str = (run: CommandRun, name: string) => run.values[name] as string | unde
 const json = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
 const enc = encodeURIComponent;
 
+/** `what` and `extra` are already printable (built with `say`). */
 function secretNotice(what: string, accessKeyId: string, secretKey: string, extra = ''): string {
-  return `${what}. The secret is shown only this once:\n  AWS_ACCESS_KEY_ID=${accessKeyId}\n  AWS_SECRET_ACCESS_KEY=${secretKey}\n${extra}`;
+  return `${what}. The secret is shown only this once:\n  AWS_ACCESS_KEY_ID=${printable(accessKeyId)}\n  AWS_SECRET_ACCESS_KEY=${printable(secretKey)}\n${extra}`;
 }
 
 function tenantTable(tenants: TenantInfo[]): string {
@@ -83,14 +84,14 @@ export const COMMANDS: Command[] = [
         body: { tenant, name: str(run, 'admin-name') ?? 'admin', description: `admin of tenant ${tenant}`, scopes: [{ families: [...FAMILIES], bucket: '*' }] },
       });
       if (run.values.json) return run.out(json({ tenant: created, credential }));
-      run.out(`Tenant ${tenant} created.\n` + secretNotice(`Admin credential ${credential.accessKeyId} created`, credential.accessKeyId, credential.secretKey));
+      run.out(say`Tenant ${tenant} created.\n` + secretNotice(say`Admin credential ${credential.accessKeyId} created`, credential.accessKeyId, credential.secretKey));
     },
   },
   {
     name: 'tenant create', args: ['NAME'], options: { description: { type: 'string' }, ...JSON_OPT }, summary: 'create a tenant (root only)',
     async run(run) {
       const t = await run.api.call('POST', '/tenants', { body: { name: run.args[0], description: str(run, 'description') } });
-      run.out(run.values.json ? json(t) : `Tenant ${t.name} created.\n`);
+      run.out(run.values.json ? json(t) : say`Tenant ${t.name} created.\n`);
     },
   },
   {
@@ -111,7 +112,7 @@ export const COMMANDS: Command[] = [
     name: `tenant ${verb}`, args: ['NAME'], options: JSON_OPT, summary: `${verb} a tenant (root only)${verb === 'disable' ? '; its credentials stop working' : ''}`,
     async run(run) {
       const t = await run.api.call('POST', `/tenants/${enc(run.args[0]!)}/${verb}`);
-      run.out(run.values.json ? json(t) : `Tenant ${run.args[0]} ${verb}d.\n`);
+      run.out(run.values.json ? json(t) : say`Tenant ${run.args[0]} ${verb}d.\n`);
     },
   })),
   {
@@ -124,16 +125,16 @@ export const COMMANDS: Command[] = [
       const lift = run.values.lift === true;
       const t = await run.api.call('POST', `/tenants/${enc(run.args[0]!)}/lockdown${lift ? '/lift' : ''}`, { body: { reason } });
       if (run.values.json) return run.out(json(t));
-      if (lift) return run.out(`Tenant ${t.name}: lockdown lifted; its live credentials work again.\n`);
+      if (lift) return run.out(say`Tenant ${t.name}: lockdown lifted; its live credentials work again.\n`);
       const c = t.cutOff;
-      run.out(`Tenant ${t.name} locked down: ${c.credentials} credential(s), every session, ${c.capabilities} capability(ies) and share link refused from the next request.\n`);
+      run.out(say`Tenant ${t.name} locked down: ${c.credentials} credential(s), every session, ${c.capabilities} capability(ies) and share link refused from the next request.\n`);
     },
   },
   {
     name: 'tenant delete', args: ['NAME'], options: {}, summary: 'delete a tenant and its credentials (root only; it must own no buckets)',
     async run(run) {
       await run.api.call('DELETE', `/tenants/${enc(run.args[0]!)}`);
-      run.out(`Tenant ${run.args[0]} deleted.\n`);
+      run.out(say`Tenant ${run.args[0]} deleted.\n`);
     },
   },
   {
@@ -155,7 +156,7 @@ export const COMMANDS: Command[] = [
       const body = { tenant: str(run, 'tenant'), name, description: str(run, 'description'), scopes, expiresAt: timeArg('expires', str(run, 'expires'), 1) };
       const c = await run.api.call('POST', '/credentials', { body });
       if (run.values.json) return run.out(json(c));
-      run.out(secretNotice(`Credential ${c.accessKeyId} (${c.name}, tenant ${c.tenant}) created`, c.accessKeyId, c.secretKey));
+      run.out(secretNotice(say`Credential ${c.accessKeyId} (${c.name}, tenant ${c.tenant}) created`, c.accessKeyId, c.secretKey));
     },
   },
   {
@@ -180,8 +181,8 @@ export const COMMANDS: Command[] = [
       if (!/^\d+$/.test(grace)) throw new UsageError('--grace takes a number of seconds');
       const r = await run.api.call('POST', `/credentials/${enc(run.args[0]!)}/rotate`, { body: { graceSeconds: Number(grace) } });
       if (run.values.json) return run.out(json(r));
-      const until = r.previousSecretValidUntil ? `The previous secret keeps working until ${r.previousSecretValidUntil}.\n` : 'The previous secret no longer works.\n';
-      run.out(secretNotice(`Credential ${r.accessKeyId} rotated`, r.accessKeyId, r.secretKey, until));
+      const until = r.previousSecretValidUntil ? say`The previous secret keeps working until ${r.previousSecretValidUntil}.\n` : 'The previous secret no longer works.\n';
+      run.out(secretNotice(say`Credential ${r.accessKeyId} rotated`, r.accessKeyId, r.secretKey, until));
     },
   },
   {
@@ -194,14 +195,14 @@ export const COMMANDS: Command[] = [
       if (run.values.all !== true) {
         if (id === undefined) throw new UsageError('credential revoke needs an ID, or --tenant T --all');
         const c = await run.api.call('POST', `/credentials/${enc(id)}/revoke`);
-        return run.out(run.values.json ? json(c) : `Credential ${id} revoked.\n`);
+        return run.out(run.values.json ? json(c) : say`Credential ${id} revoked.\n`);
       }
       if (id !== undefined) throw new UsageError('give an ID or --all, not both');
       if (!tenant) throw new UsageError('credential revoke --all needs --tenant NAME');
       const r = await run.api.call('POST', `/tenants/${enc(tenant)}/credentials/revoke`);
       if (run.values.json) return run.out(json(r));
-      run.out(`Tenant ${tenant}: ${r.revoked.length} credential(s) revoked.\n`);
-      for (const f of r.refused as Array<{ accessKeyId: string; reason: string }>) run.out(`  not revoked: ${f.accessKeyId} (${f.reason})\n`);
+      run.out(say`Tenant ${tenant}: ${r.revoked.length} credential(s) revoked.\n`);
+      for (const f of r.refused as Array<{ accessKeyId: string; reason: string }>) run.out(say`  not revoked: ${f.accessKeyId} (${f.reason})\n`);
       if (r.partial === true) run.out('  credentials beyond your authority, if any, were neither revoked nor shown: ask a tenant-wide admin or root\n');
       if (r.refused.length > 0 || r.partial === true) return 1;
     },
@@ -210,7 +211,7 @@ export const COMMANDS: Command[] = [
     name: 'credential delete', args: ['ID'], options: {}, summary: 'delete a credential',
     async run(run) {
       await run.api.call('DELETE', `/credentials/${enc(run.args[0]!)}`);
-      run.out(`Credential ${run.args[0]} deleted.\n`);
+      run.out(say`Credential ${run.args[0]} deleted.\n`);
     },
   },
   {
@@ -227,7 +228,7 @@ export const COMMANDS: Command[] = [
       const tenant = str(run, 'tenant');
       if (!tenant) throw new UsageError('bucket assign needs --tenant NAME');
       const b = await run.api.call('PUT', `/buckets/${enc(run.args[0]!)}/owner`, { body: { tenant, reassign: run.values.reassign === true } });
-      run.out(run.values.json ? json(b) : `Bucket ${b.name} now belongs to tenant ${b.tenant}.\n`);
+      run.out(run.values.json ? json(b) : say`Bucket ${b.name} now belongs to tenant ${b.tenant}.\n`);
     },
   },
   {

@@ -11,7 +11,7 @@ import { packageVersion } from '../version.ts';
 import type { Command, Options } from './command.ts';
 import { COMMANDS } from './commands.ts';
 import { completionScript, SHELLS } from './completion.ts';
-import { setColor, UsageError } from './format.ts';
+import { printable, printableLines, setColor, UsageError } from './format.ts';
 import { chosenProfile } from './profiles.ts';
 import { AdminRequestError, localTransport, remoteTransport, type AdminTransport } from './transport.ts';
 
@@ -174,7 +174,7 @@ function buildProgram(commands: Command[], io: CliIo, color: boolean, signal: Ab
         const code = await command.run({ api, args: params.slice(0, command.args.length) as string[], values, out: io.out, signal, env: io.env });
         if (typeof code === 'number') opened.exitCode = code;
       } catch (error) {
-        if (error instanceof UsageError) self.error(error.message, { exitCode: 2, code: 'anvil.usage' });
+        if (error instanceof UsageError) self.error(printable(error.message), { exitCode: 2, code: 'anvil.usage' });
         throw error;
       }
     });
@@ -209,10 +209,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     if (err instanceof AdminRequestError) {
-      io.err(`${red('anvil:')} ${err.message}${err.code === 'ConnectionFailed' ? '' : ` (${err.code})`}\n`);
+      io.err(`${red('anvil:')} ${printable(err.message)}${err.code === 'ConnectionFailed' ? '' : ` (${err.code})`}\n`);
       return 1;
     }
-    io.err(`${red('anvil:')} ${(err as Error).message}\n`);
+    io.err(`${red('anvil:')} ${printableLines((err as Error).message)}\n`);
     return 1;
   } finally {
     process.off('SIGINT', onSignal);

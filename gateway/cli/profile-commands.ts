@@ -3,7 +3,7 @@
  * endpoints (`profile set|list|remove`), kept in ~/.config/anvil/config.json.
  */
 import type { Command, CommandRun } from './command.ts';
-import { formatScope, keyValues, table, UsageError } from './format.ts';
+import { formatScope, keyValues, say, table, UsageError } from './format.ts';
 import { profilesPath, readProfiles, validProfile, writeProfiles } from './profiles.ts';
 
 const str = (run: CommandRun, name: string) => run.values[name] as string | undefined;
@@ -40,7 +40,7 @@ export const PROFILE_COMMANDS: Command[] = [
       file.profiles[name] = profile;
       if (run.values.default === true) file.defaultProfile = name;
       const path = writeProfiles(run.env, file);
-      run.out(`Profile ${name} saved in ${path}${file.defaultProfile === name ? ' (the default)' : ''}.\n`);
+      run.out(say`Profile ${name} saved in ${path}${file.defaultProfile === name ? ' (the default)' : ''}.\n`);
     },
   },
   {
@@ -49,7 +49,7 @@ export const PROFILE_COMMANDS: Command[] = [
       const file = readProfiles(run.env);
       const rows = Object.entries(file.profiles).map(([name, p]) => ({ name, endpoint: p.endpoint, accessKeyId: p.accessKeyId, region: p.region ?? 'us-east-1', default: file.defaultProfile === name }));
       if (run.values.json) return run.out(JSON.stringify(rows, null, 2) + '\n');
-      if (rows.length === 0) return run.out(`No profiles in ${profilesPath(run.env)}.\n`);
+      if (rows.length === 0) return run.out(say`No profiles in ${profilesPath(run.env)}.\n`);
       run.out(table(['NAME', 'ENDPOINT', 'ACCESS KEY', 'REGION', 'DEFAULT'], rows.map((r) => [r.name, r.endpoint, r.accessKeyId, r.region, r.default ? '*' : ''])));
     },
   },
@@ -62,7 +62,7 @@ export const PROFILE_COMMANDS: Command[] = [
       delete file.profiles[name];
       if (file.defaultProfile === name) delete file.defaultProfile;
       writeProfiles(run.env, file);
-      run.out(`Profile ${name} removed.\n`);
+      run.out(say`Profile ${name} removed.\n`);
     },
   },
 ];

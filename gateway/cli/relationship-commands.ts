@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { relationships as rel } from '../../policy/index.ts';
 import type { Command, CommandRun } from './command.ts';
-import { keyValues, table, UsageError } from './format.ts';
+import { keyValues, printable, printableLines, say, table, UsageError } from './format.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -41,7 +41,7 @@ function tupleCommand(verb: 'write' | 'delete'): Command {
       const op = verb === 'delete' ? 'delete' : run.values.create ? 'create' : 'touch';
       const body = { tenant: str(run, 'tenant'), updates: [{ op, tuple: run.args[0] }], reason: reasonOf(run, `tuples ${verb}`) };
       const r = await run.api.call('POST', '/tuples', { body });
-      run.out(run.values.json ? json(r) : `Tuple ${verb === 'delete' ? 'deleted' : 'written'} at revision ${r.revision}.\n`);
+      run.out(run.values.json ? json(r) : say`Tuple ${verb === 'delete' ? 'deleted' : 'written'} at revision ${r.revision}.\n`);
     },
   };
 }
@@ -54,8 +54,8 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     async run(run) {
       const b = await run.api.call('PUT', `/buckets/${enc(run.args[0]!)}/governance`, { body: { governed: run.values.off !== true } });
       if (run.values.json) return run.out(json(b));
-      run.out(`Bucket ${b.bucket} is ${b.governed ? 'governed by relationships' : 'no longer governed by relationships'}.\n`);
-      if (b.schemaDeployed) run.out(`Deployed the default object schema for tenant ${b.tenant}.\n`);
+      run.out(say`Bucket ${b.bucket} is ${b.governed ? 'governed by relationships' : 'no longer governed by relationships'}.\n`);
+      if (b.schemaDeployed) run.out(say`Deployed the default object schema for tenant ${b.tenant}.\n`);
     },
   },
   {
@@ -63,8 +63,8 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     async run(run) {
       const s = await run.api.call('GET', '/schema', { query: { tenant: str(run, 'tenant') } });
       if (run.values.json) return run.out(json(s));
-      const caveats = s.caveats.map((c: { name: string; hash: string }) => `# caveat ${c.name}: hash ${c.hash}`).join('\n');
-      run.out(`# tenant ${s.tenant}, revision ${s.revision}\n${caveats ? caveats + '\n' : ''}${s.schema}`);
+      const caveats = s.caveats.map((c: { name: string; hash: string }) => say`# caveat ${c.name}: hash ${c.hash}`).join('\n');
+      run.out(say`# tenant ${s.tenant}, revision ${s.revision}\n` + (caveats ? caveats + '\n' : '') + printableLines(s.schema));
     },
   },
   {
@@ -72,7 +72,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     async run(run) {
       const body = { tenant: str(run, 'tenant'), schema: readArgFile(run.args[0]!), reason: reasonOf(run, 'schema write') };
       const r = await run.api.call('PUT', '/schema', { body });
-      run.out(run.values.json ? json(r) : `Schema of tenant ${r.tenant} written at revision ${r.revision}.\n`);
+      run.out(run.values.json ? json(r) : say`Schema of tenant ${r.tenant} written at revision ${r.revision}.\n`);
     },
   },
   {
@@ -87,7 +87,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
         [...p.subjectTypesAdded.map((x) => `+${x}`), ...p.subjectTypesRemoved.map((x) => `-${x}`)].join(' '),
       ]);
       run.out(rows.length ? table(['PERMISSION', 'CHANGE', 'GRANTED BY', 'SUBJECT TYPES'], rows) : 'No permission changes.\n');
-      for (const c of d.caveats) run.out(`caveat ${c.name}: ${c.change}${c.change === 'changed' ? ' (tuples written against the old definition will fail closed)' : ''}\n`);
+      for (const c of d.caveats) run.out(say`caveat ${c.name}: ${c.change}${c.change === 'changed' ? ' (tuples written against the old definition will fail closed)' : ''}\n`);
     },
   },
   {
@@ -97,7 +97,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       const path = run.args[0]!;
       readArgFile(path);
       const report = await rel.runValidationPath(path);
-      run.out(rel.formatValidationReport(report, path));
+      run.out(printableLines(rel.formatValidationReport(report, path)));
       if (report.failures.length > 0) throw new Error(`${path}: ${report.failures.length} validation failure(s)`);
     },
   },
@@ -111,7 +111,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       // Streamed as the request body in remote mode: no JSON body limit applies, whatever the file's size.
       const query = { tenant: str(run, 'tenant'), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples import') };
       const r = await run.api.upload('POST', '/tuples/import', query, run.args[0] === '-' ? '/dev/stdin' : run.args[0]!);
-      run.out(run.values.json ? json(r) : `Imported ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
+      run.out(run.values.json ? json(r) : say`Imported ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
     },
   },
   {
@@ -119,7 +119,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
     summary: 'print the tenant as zed reads it: --format yaml (schema + relationships, default) | relationships | schema',
     async run(run) {
       const r = await run.api.call('GET', '/tuples/export', { query: { tenant: str(run, 'tenant'), format: str(run, 'format') } });
-      run.out(run.values.json ? json(r) : r.text);
+      run.out(run.values.json ? json(r) : printableLines(r.text));
     },
   },
   {
@@ -129,7 +129,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       // Streamed like an import: an export of any size restores.
       const query = { tenant: str(run, 'tenant'), name: str(run, 'name') ?? run.args[0], reason: reasonOf(run, 'tuples restore') };
       const r = await run.api.upload('POST', '/tuples/restore', query, run.args[0] === '-' ? '/dev/stdin' : run.args[0]!);
-      run.out(run.values.json ? json(r) : `Restored ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
+      run.out(run.values.json ? json(r) : say`Restored ${r.count} tuple(s) at revision ${r.revision} (sha256 ${r.digest}).\n`);
     },
   },
   {
@@ -152,7 +152,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
         subjectType: parsed?.type, subjectId: parsed?.id, subjectRelation: parsed?.relation, limit: str(run, 'limit'),
       };
       const r = await run.api.call('GET', '/tuples', { query });
-      run.out(run.values.json ? json(r.tuples) : r.tuples.map((t: string) => t + '\n').join(''));
+      run.out(run.values.json ? json(r.tuples) : r.tuples.map((t: string) => printable(t) + '\n').join(''));
     },
   },
   {
@@ -171,7 +171,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
       const r = await run.api.call('POST', '/check', { body });
       if (run.values.json) return run.out(json(r));
       run.out(keyValues({ result: r.result, reason: r.reason, missing: r.missing?.length ? r.missing.join(', ') : undefined }));
-      if (run.values.explain && r.path?.length) run.out(r.path.map((step: string) => `  ${step}\n`).join(''));
+      if (run.values.explain && r.path?.length) run.out(r.path.map((step: string) => say`  ${step}\n`).join(''));
     },
   },
   {
@@ -182,7 +182,7 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
         if (run.values.json) return run.out(event.data + '\n');
         const e = JSON.parse(event.data) as { revision: string; kind: string; tuple?: unknown; caveat?: { name: string; hash: string | null }; at: string };
         const what = e.tuple ? formatTupleJson(e.tuple) : e.caveat ? `${e.caveat.name} ${e.caveat.hash ?? '(removed)'}` : '';
-        run.out(`${e.revision}  ${e.at}  ${e.kind.padEnd(12)}  ${what}\n`);
+        run.out(say`${e.revision}  ${e.at}  ${e.kind.padEnd(12)}  ${what}\n`);
       }, run.signal);
     },
   },

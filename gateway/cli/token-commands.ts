@@ -5,7 +5,7 @@
  */
 import type { OidcProviderInfo, RoleInfo } from '../../policy/index.ts';
 import type { Command, CommandRun } from './command.ts';
-import { formatScope, parseDuration, parseScope, shortTime, table, timeArg, UsageError } from './format.ts';
+import { formatScope, parseDuration, parseScope, say, shortTime, table, timeArg, UsageError } from './format.ts';
 
 const JSON_OPT = { json: { type: 'boolean' } } as const;
 const str = (run: CommandRun, name: string) => run.values[name] as string | undefined;
@@ -67,7 +67,7 @@ export const TOKEN_COMMANDS: Command[] = [
           maxDurationSeconds: seconds(run, 'max-duration'), trust: trust.length > 0 ? trust : undefined, replace: run.values.replace === true,
         },
       });
-      run.out(run.values.json ? json(role) : `Role ${role.arn} defined (sessions up to ${role.maxDurationSeconds}s).\n`);
+      run.out(run.values.json ? json(role) : say`Role ${role.arn} defined (sessions up to ${role.maxDurationSeconds}s).\n`);
     },
   },
   {
@@ -81,7 +81,7 @@ export const TOKEN_COMMANDS: Command[] = [
     name: 'role delete', args: ['TENANT', 'NAME'], options: {}, summary: 'delete a role (its sessions end on their next request)',
     async run(run) {
       await run.api.call('DELETE', `/roles/${enc(run.args[0]!)}/${enc(run.args[1]!)}`);
-      run.out(`Role ${run.args[1]} of tenant ${run.args[0]} deleted.\n`);
+      run.out(say`Role ${run.args[1]} of tenant ${run.args[0]} deleted.\n`);
     },
   },
   {
@@ -100,7 +100,7 @@ export const TOKEN_COMMANDS: Command[] = [
           algorithms: str(run, 'alg')?.split(',').map((a) => a.trim()).filter(Boolean), roles: strings(run, 'role'),
         },
       });
-      run.out(run.values.json ? json(p) : `OIDC provider ${p.id} added: ${p.issuer} may assume ${p.roles.join(', ')} in tenant ${p.tenant}.\n`);
+      run.out(run.values.json ? json(p) : say`OIDC provider ${p.id} added: ${p.issuer} may assume ${p.roles.join(', ')} in tenant ${p.tenant}.\n`);
     },
   },
   {
@@ -114,7 +114,7 @@ export const TOKEN_COMMANDS: Command[] = [
     name: 'oidc delete', args: ['ID'], options: {}, summary: 'stop trusting an issuer (its sessions end on their next request)',
     async run(run) {
       await run.api.call('DELETE', `/oidc-providers/${enc(run.args[0]!)}`);
-      run.out(`OIDC provider ${run.args[0]} deleted.\n`);
+      run.out(say`OIDC provider ${run.args[0]} deleted.\n`);
     },
   },
   {
@@ -123,7 +123,7 @@ export const TOKEN_COMMANDS: Command[] = [
     async run(run) {
       const grace = seconds(run, 'grace');
       const r = await run.api.call('POST', '/sts/keys/rotate', { body: grace === undefined ? {} : { graceSeconds: grace } });
-      run.out(run.values.json ? json(r) : `Session tokens are now signed with key ${r.kid}.\n`);
+      run.out(run.values.json ? json(r) : say`Session tokens are now signed with key ${r.kid}.\n`);
     },
   },
   {
@@ -135,7 +135,7 @@ export const TOKEN_COMMANDS: Command[] = [
       if (!bucket) throw new UsageError('capability mint needs --bucket');
       const actions = (str(run, 'actions') ?? 'read').split(',').map((a) => a.trim()).filter(Boolean);
       const c = await mint(run, { tenant: str(run, 'tenant'), bucket, prefix: str(run, 'prefix'), actions, expiresAt: timeArg('expires', str(run, 'expires'), 1) });
-      run.out(run.values.json ? json(c) : `Capability ${c.id}:\n${c.capability}\n`);
+      run.out(run.values.json ? json(c) : say`Capability ${c.id}:\n${c.capability}\n`);
     },
   },
   {
@@ -143,7 +143,7 @@ export const TOKEN_COMMANDS: Command[] = [
     examples: ['capability revoke acme:Xyz…'],
     async run(run) {
       const r = await run.api.call('POST', `/capabilities/${enc(run.args[0]!)}/revoke`);
-      run.out(run.values.json ? json(r) : `Capability ${r.id} revoked.\n`);
+      run.out(run.values.json ? json(r) : say`Capability ${r.id} revoked.\n`);
     },
   },
   {
@@ -153,7 +153,7 @@ export const TOKEN_COMMANDS: Command[] = [
       const tenant = str(run, 'tenant');
       if (!tenant) throw new UsageError('capability reset needs --tenant');
       const r = await run.api.call('POST', '/capabilities/reset', { body: { tenant } });
-      run.out(run.values.json ? json(r) : `Capability root key of tenant ${tenant} reset; earlier capabilities no longer work.\n`);
+      run.out(run.values.json ? json(r) : say`Capability root key of tenant ${tenant} reset; earlier capabilities no longer work.\n`);
     },
   },
   {
@@ -169,7 +169,7 @@ export const TOKEN_COMMANDS: Command[] = [
       // A share link opens exactly this object, not every key that merely starts with its name.
       const c = await mint(run, { bucket, prefix: key, exact: true, actions: ['read'], expiresAt: timeArg('expires', str(run, 'expires') ?? '1h', 1) });
       const url = `${base.replace(/\/$/, '')}/${enc(bucket)}/${keyPath(key)}?X-Anvil-Capability=${c.capability}`;
-      run.out(run.values.json ? json({ ...c, url }) : `${url}\n`);
+      run.out(run.values.json ? json({ ...c, url }) : say`${url}\n`);
     },
   },
 ];
