@@ -59,11 +59,36 @@ export interface SchemaAst {
 
 const IDENT = /[A-Za-z_][A-Za-z0-9_]*/y;
 const SYMBOLS = ['->', '{', '}', '(', ')', ':', '|', '#', '*', '+', '&', '-', '=', ',', '<', '>', '.'];
+/**
+ * How deep parentheses may nest in one permission expression, and type arguments in one caveat parameter type
+ * (`list<map<…>>`). The parser recurses once per level, so without a bound a hostile schema of a few thousand `(`
+ * overflows the stack; 100 levels is far beyond any schema a person writes. SpiceDB bounds its own parser's
+ * recursion too (its schema compiler refuses expressions nested beyond a fixed limit).
+ */
+export const MAX_SCHEMA_NESTING = 100;
+/**
+ * How many operators (`+`, `-`, `&`) one permission expression may hold. A chain of them is a tree as deep as it is
+ * long, and compiling, diffing and checking walk it recursively: 4,000 keeps every walk clear of the stack's end
+ * (10,000 overflowed it) and is far beyond a hand-written permission.
+ */
+export const MAX_PERMISSION_OPERATORS = 4000;
+/**
+ * SpiceDB's length bounds on names (https://authzed.com/docs/spicedb/concepts/schema, "Identifier Rules": 3–64
+ * characters; its API caps a definition name with its namespace prefixes at 128 bytes): a longer name would deploy
+ * here and then fail to load in zed or SpiceDB. Only the upper bounds are enforced: SpiceDB's lower bound (3) and
+ * lowercase-only rule would refuse schemas this engine has always accepted and stored.
+ */
+export const MAX_NAME_LENGTH = 64;
+export const MAX_QUALIFIED_NAME_LENGTH = 128;
 /** Features `use` may enable; SpiceDB names others (e.g. `typechecking`) that this engine does not implement. */
 const USE_FEATURES = new Set(['expiration']);
 
 class Cursor {
   pos = 0;
+  /** Open parentheses (or `<` of a parameter type) around the current position. */
+  nesting = 0;
+  /** Operators read so far in the current permission expression. */
+  operators = 0;
   constructor(readonly text: string) {}
 
   line(at = this.pos): number {
@@ -74,6 +99,16 @@ class Cursor {
 
   fail(message: string, at = this.pos): never {
     throw new SchemaValidationError([`line ${this.line(at)}: ${message}`]);
+  }
+
+  /** Counts one more operator of the current permission; fails naming the line past MAX_PERMISSION_OPERATORS. */
+  operator(): void {
+    if (++this.operators > MAX_PERMISSION_OPERATORS) this.fail(`permission expression has more than ${MAX_PERMISSION_OPERATORS} operators`);
+  }
+
+  /** Enters one more nesting level; fails naming the line past MAX_SCHEMA_NESTING. */
+  enter(what: string): void {
+    if (++this.nesting > MAX_SCHEMA_NESTING) this.fail(`${what} nested deeper than ${MAX_SCHEMA_NESTING} levels`);
   }
 
   skip(): void {
@@ -121,13 +156,25 @@ class Cursor {
     return got;
   }
 
+  /** A relation, permission or namespace segment name: an identifier of at most MAX_NAME_LENGTH characters. */
+  name(what: string): string {
+    this.skip();
+    const at = this.pos;
+    const got = this.ident(what);
+    if (got.length > MAX_NAME_LENGTH) this.fail(`${what} "${got.slice(0, 16)}…" is ${got.length} characters long; SpiceDB allows at most ${MAX_NAME_LENGTH}`, at);
+    return got;
+  }
+
   /** A definition or caveat name, with optional namespace prefixes written without spaces: `acme/document`. */
   qualified(what: string): string {
-    let name = this.ident(what);
+    this.skip();
+    const at = this.pos;
+    let name = this.name(what);
     while (this.text[this.pos] === '/' && /[A-Za-z_]/.test(this.text[this.pos + 1] ?? '')) {
       this.pos++;
-      name += `/${this.ident(what)}`;
+      name += `/${this.name(what)}`;
     }
+    if (name.length > MAX_QUALIFIED_NAME_LENGTH) this.fail(`${what} is ${name.length} characters long with its prefixes; SpiceDB allows at most ${MAX_QUALIFIED_NAME_LENGTH}`, at);
     return name;
   }
 
@@ -182,7 +229,7 @@ function parseDefinition(c: Cursor, at: number, useExpiration: boolean): Definit
     const keyword = c.next();
     if (keyword === '}') return def;
     if (keyword !== 'relation' && keyword !== 'permission') c.fail(`expected "relation", "permission" or "}" but found "${keyword}"`, start);
-    const name = c.ident(`a ${keyword} name`);
+    const name = c.name(`a ${keyword} name`);
     if (def.relations.has(name) || def.permissions.has(name)) c.fail(`duplicate relation or permission "${def.name}#${name}"`, start);
     if (keyword === 'relation') {
       c.expect(':');
@@ -194,6 +241,7 @@ function parseDefinition(c: Cursor, at: number, useExpiration: boolean): Definit
       def.relations.set(name, allowed);
     } else {
       c.expect('=');
+      c.operators = 0;
       def.permissions.set(name, parseUnion(c));
     }
   }
@@ -235,6 +283,7 @@ function parseAllowed(c: Cursor, useExpiration: boolean): AllowedSubject {
 function parseUnion(c: Cursor): PermissionExpr {
   let left = parseExclusion(c);
   while (c.peek() === '+') {
+    c.operator();
     c.next();
     left = { kind: 'union', left, right: parseExclusion(c) };
   }
@@ -244,6 +293,7 @@ function parseUnion(c: Cursor): PermissionExpr {
 function parseExclusion(c: Cursor): PermissionExpr {
   let left = parseIntersection(c);
   while (c.peek() === '-') {
+    c.operator();
     c.next();
     left = { kind: 'exclusion', left, right: parseIntersection(c) };
   }
@@ -253,6 +303,7 @@ function parseExclusion(c: Cursor): PermissionExpr {
 function parseIntersection(c: Cursor): PermissionExpr {
   let left = parseTerm(c);
   while (c.peek() === '&') {
+    c.operator();
     c.next();
     left = { kind: 'intersection', left, right: parseTerm(c) };
   }
@@ -261,9 +312,11 @@ function parseIntersection(c: Cursor): PermissionExpr {
 
 function parseTerm(c: Cursor): PermissionExpr {
   if (c.peek() === '(') {
+    c.enter('parentheses');
     c.next();
     const inner = parseUnion(c);
     c.expect(')');
+    c.nesting--;
     return inner;
   }
   const name = c.ident('a relation, permission or "("');
@@ -305,6 +358,7 @@ function parseCaveat(c: Cursor, at: number): CaveatAst {
 function parseParamType(c: Cursor): string {
   const base = c.ident('a parameter type');
   if (c.peek() !== '<') return base;
+  c.enter('type arguments');
   c.next();
   const args = [parseParamType(c)];
   while (c.peek() === ',') {
@@ -312,5 +366,6 @@ function parseParamType(c: Cursor): string {
     args.push(parseParamType(c));
   }
   c.expect('>');
+  c.nesting--;
   return `${base}<${args.join(', ')}>`;
 }
