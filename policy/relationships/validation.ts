@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { z } from 'zod';
 import { PolicyDatabase } from '../database/policy-database.ts';
 import { ImportError, SchemaValidationError } from './errors.ts';
 import { expand, subjectLabel } from './expand.ts';
@@ -49,6 +50,17 @@ type Expected = 'allowed' | 'denied' | 'conditional';
 const ASSERTIONS: Record<string, Expected> = { assertTrue: 'allowed', assertFalse: 'denied', assertCaveated: 'conditional' };
 const AUDIT = { actor: 'anvil:validate', reason: 'validation file' };
 
+/**
+ * The `anvil:` block, declared with zod so a mistyped or misspelt setting is a failure naming its line instead of
+ * being ignored (a CI gate must not pass a file whose settings were dropped). maxDepth is a positive whole number of
+ * hops, as the engine's depth limit.
+ */
+const EXTENSION = z.strictObject({
+  implicitParents: z.literal('s3').optional(),
+  maxDepth: z.number().int().min(1).max(10_000).optional(),
+  schemaAfter: z.string().optional(),
+});
+
 /** Reads and runs a validation file; never throws for problems in the file, which become failures. */
 export async function runValidationFile(text: string, options: ValidationOptions = {}): Promise<ValidationReport> {
   const report: ValidationReport = { relationships: 0, assertions: 0, expected: 0, failures: [], warnings: [] };
@@ -63,7 +75,19 @@ export async function runValidationFile(text: string, options: ValidationOptions
   if (!isMap(doc.contents)) return fail({ kind: 'file', message: 'a validation file is a YAML mapping (schema, relationships, assertions, validation)' });
   const top = doc.contents;
   const value = (key: string): unknown => top.get(key, true);
-  const extension = (doc.toJS() as { anvil?: { implicitParents?: string; maxDepth?: number; schemaAfter?: string } }).anvil ?? {};
+  const anvilNode = value('anvil');
+  const parsedExtension = EXTENSION.safeParse((doc.toJS() as { anvil?: unknown }).anvil ?? {});
+  if (!parsedExtension.success) {
+    for (const issue of parsedExtension.error.issues) {
+      // The line of the offending setting when there is one (`maxDepth: -5`), else of the block.
+      const key = issue.path[0] ?? (issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+      const at = isMap(anvilNode) && key !== undefined ? anvilNode.items.find((p) => isScalar(p.key) && p.key.value === key)?.key : anvilNode;
+      const where = key === undefined ? '' : `\`${String(key)}\`: `;
+      fail({ kind: 'file', line: lineOf(at ?? anvilNode), message: `anvil block: ${where}${issue.message}` });
+    }
+    return report;
+  }
+  const extension = parsedExtension.data;
 
   let schema = stringOf(value('schema'));
   const schemaFile = stringOf(value('schemaFile'));
@@ -178,10 +202,20 @@ async function runAssertions(rel: Relationships, node: unknown, outerLineOf: (n:
       report.failures.push({ kind: 'file', line: lineOf(pair.key), message: `unexpected key \`${key}\` in assertions` });
       continue;
     }
-    for (const item of isSeq(pair.value) ? pair.value.items : []) {
-      const line = stringOf(item) === undefined ? undefined : lineOf(item);
+    // As zed: a block is a list of strings; anything else fails (skipping it would pass a failing model).
+    if (!isSeq(pair.value)) {
+      if (pair.value !== null && !(isScalar(pair.value) && pair.value.value === null)) {
+        report.failures.push({ kind: 'file', line: lineOf(pair.value) ?? lineOf(pair.key), message: `\`${key}\` must be a list of relationships` });
+      }
+      continue;
+    }
+    for (const item of pair.value.items) {
       report.assertions++;
-      await runAssertion(rel, key, expected, stringOf(item) ?? '', line, report);
+      if (stringOf(item) === undefined) {
+        report.failures.push({ kind: 'file', line: lineOf(item) ?? lineOf(pair.key), message: `each entry of \`${key}\` must be a relationship string` });
+        continue;
+      }
+      await runAssertion(rel, key, expected, stringOf(item)!, lineOf(item), report);
     }
   }
 }
@@ -254,6 +288,10 @@ async function runExpected(
       resource = parseSubject(onr.slice(0, hash));
     } catch (error) {
       report.failures.push({ kind: 'expected', line: keyLine, message: `could not parse ${onr}: ${(error as Error).message}` });
+      continue;
+    }
+    if (!isSeq(pair.value) && pair.value !== null && !(isScalar(pair.value) && pair.value.value === null)) {
+      report.failures.push({ kind: 'file', line: lineOf(pair.value) ?? keyLine, message: `expected subjects of \`${onr}\` must be a list` });
       continue;
     }
     report.expected++;
