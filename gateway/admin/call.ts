@@ -70,6 +70,11 @@ export interface AdminRoute {
   /** Status of a success (201 for creations). */
   status?: number;
   /**
+   * The query parameters a listing takes; any other is refused (400 InvalidInput naming it), so a misspelt filter
+   * (`subject=` for `subjectId=`) cannot silently answer every row. Absent: the route reads no filters.
+   */
+  query?: readonly string[];
+  /**
    * Families any one of which opens the endpoint to a non-root caller; `admin` alone when absent; none (`[]`) opens
    * it to every authenticated caller, grants or not (whoami).
    */

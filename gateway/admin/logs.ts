@@ -33,6 +33,11 @@ async function commonFilter(call: AdminCall): Promise<{ since?: Date; until?: Da
   };
 }
 
+/** The query parameters GET /denials takes (anything else is refused). */
+export const DENIAL_QUERY = ['since', 'until', 'tenant', 'limit', 'accessKey', 'layer', 'bucket', 'keyPrefix'] as const;
+/** The query parameters GET /audit takes. */
+export const AUDIT_QUERY = ['since', 'until', 'tenant', 'limit', 'actor', 'action', 'accessKey'] as const;
+
 /** GET /denials?since=&until=&tenant=&accessKey=&layer=&bucket=&keyPrefix=&limit= (oldest first). */
 export async function listDenials(call: AdminCall): Promise<unknown> {
   const layer = queryParam(call.query, 'layer');

@@ -481,7 +481,7 @@ export const RELATIONSHIP_ADMIN_ROUTES: AdminRoute[] = [
 /** The relationship endpoints the tuples:read, tuples:write, check and watch families open (admin opens them all). */
 export const RELATIONSHIP_FAMILY_ROUTES: AdminRoute[] = [
   { method: 'GET', pattern: '/schema', action: 'Admin:ReadSchema', families: READ, run: readSchema },
-  { method: 'GET', pattern: '/tuples', action: 'Admin:ReadTuples', families: READ, run: readTuples },
+  { method: 'GET', pattern: '/tuples', action: 'Admin:ReadTuples', families: READ, query: ['tenant', ...FILTER_FIELDS, 'limit'], run: readTuples },
   { method: 'POST', pattern: '/tuples', action: 'Admin:WriteTuples', families: ['tuples:write', 'admin'], run: writeTuples },
   { method: 'POST', pattern: '/check', action: 'Admin:Check', families: ['check', 'admin'], run: check },
   { method: 'POST', pattern: '/lookup', action: 'Admin:LookupResources', families: ['check', 'admin'], run: lookup },

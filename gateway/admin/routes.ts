@@ -8,8 +8,8 @@ import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type CallerNow, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
 import { createCredential, deleteCredential, listCredentials, revokeCredential, revokeTenantCredentials, rotateCredential, showCredential } from './credentials.ts';
-import { AdminError } from './errors.ts';
-import { listAudit, listDenials } from './logs.ts';
+import { AdminError, invalidInput } from './errors.ts';
+import { AUDIT_QUERY, DENIAL_QUERY, listAudit, listDenials } from './logs.ts';
 import { parseAdminBody } from './schemas.ts';
 import { RELATIONSHIP_ADMIN_ROUTES, RELATIONSHIP_FAMILY_ROUTES } from './relationships.ts';
 import {
@@ -25,7 +25,7 @@ export type { AdminRoute };
 
 /** Every endpoint that needs the admin family. */
 export const ADMIN_ROUTES: AdminRoute[] = [
-  { method: 'GET', pattern: '/tenants', action: 'Admin:ListTenants', run: listTenants },
+  { method: 'GET', pattern: '/tenants', action: 'Admin:ListTenants', query: [], run: listTenants },
   { method: 'POST', pattern: '/tenants', action: 'Admin:CreateTenant', status: 201, run: createTenant },
   { method: 'GET', pattern: '/tenants/:name', action: 'Admin:GetTenant', run: showTenant },
   { method: 'DELETE', pattern: '/tenants/:name', action: 'Admin:DeleteTenant', run: deleteTenant },
@@ -35,21 +35,21 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   { method: 'POST', pattern: '/tenants/:name/lockdown/lift', action: 'Admin:LiftTenantLockdown', run: lockdownTenant(true) },
   { method: 'POST', pattern: '/tenants/:name/credentials/revoke', action: 'Admin:RevokeTenantCredentials', run: revokeTenantCredentials },
 
-  { method: 'GET', pattern: '/credentials', action: 'Admin:ListCredentials', run: listCredentials },
+  { method: 'GET', pattern: '/credentials', action: 'Admin:ListCredentials', query: ['tenant'], run: listCredentials },
   { method: 'POST', pattern: '/credentials', action: 'Admin:CreateCredential', status: 201, run: createCredential },
   { method: 'GET', pattern: '/credentials/:id', action: 'Admin:GetCredential', run: showCredential },
   { method: 'DELETE', pattern: '/credentials/:id', action: 'Admin:DeleteCredential', run: deleteCredential },
   { method: 'POST', pattern: '/credentials/:id/rotate', action: 'Admin:RotateCredential', run: rotateCredential },
   { method: 'POST', pattern: '/credentials/:id/revoke', action: 'Admin:RevokeCredential', run: revokeCredential },
 
-  { method: 'GET', pattern: '/buckets', action: 'Admin:ListBuckets', run: listBuckets },
+  { method: 'GET', pattern: '/buckets', action: 'Admin:ListBuckets', query: [], run: listBuckets },
   { method: 'PUT', pattern: '/buckets/:bucket/owner', action: 'Admin:AssignBucket', run: assignBucket },
 
-  { method: 'GET', pattern: '/roles', action: 'Admin:ListRoles', run: listRoles },
+  { method: 'GET', pattern: '/roles', action: 'Admin:ListRoles', query: ['tenant'], run: listRoles },
   { method: 'POST', pattern: '/roles', action: 'Admin:PutRole', status: 201, run: putRole },
   { method: 'GET', pattern: '/roles/:tenant/:name', action: 'Admin:GetRole', run: showRole },
   { method: 'DELETE', pattern: '/roles/:tenant/:name', action: 'Admin:DeleteRole', run: deleteRole },
-  { method: 'GET', pattern: '/oidc-providers', action: 'Admin:ListOidcProviders', run: listOidcProviders },
+  { method: 'GET', pattern: '/oidc-providers', action: 'Admin:ListOidcProviders', query: ['tenant'], run: listOidcProviders },
   { method: 'POST', pattern: '/oidc-providers', action: 'Admin:AddOidcProvider', status: 201, run: addOidcProvider },
   { method: 'DELETE', pattern: '/oidc-providers/:id', action: 'Admin:DeleteOidcProvider', run: deleteOidcProvider },
   { method: 'GET', pattern: '/sts/keys', action: 'Admin:ListSigningKeys', run: listSigningKeys },
@@ -61,11 +61,11 @@ export const ADMIN_ROUTES: AdminRoute[] = [
 
   ...RELATIONSHIP_ADMIN_ROUTES,
 
-  { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', run: listDenials },
-  { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', run: listAudit },
+  { method: 'GET', pattern: '/denials', action: 'Admin:QueryDenials', query: DENIAL_QUERY, run: listDenials },
+  { method: 'GET', pattern: '/audit', action: 'Admin:QueryAudit', query: AUDIT_QUERY, run: listAudit },
   { method: 'GET', pattern: '/audit/check', action: 'Admin:PreviewAuditCheck', run: previewAuditCheck },
   { method: 'POST', pattern: '/audit/check', action: 'Admin:RunAuditCheck', run: runAuditCheck },
-  { method: 'GET', pattern: '/audit/checks', action: 'Admin:ListAuditChecks', run: listAuditChecks },
+  { method: 'GET', pattern: '/audit/checks', action: 'Admin:ListAuditChecks', query: ['tenant', 'limit'], run: listAuditChecks },
 ];
 
 /** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */
@@ -155,6 +155,12 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
   if (families.length > 0 && !families.some(holds)) {
     const needs = families.join(' or ');
     refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
+  }
+  if (route.query !== undefined) {
+    const unknown = [...new Set(req.query.keys())].filter((name) => !route.query!.includes(name));
+    if (unknown.length > 0) {
+      throw invalidInput(`unknown query parameter ${unknown.map((n) => `"${n}"`).join(', ')} (${ADMIN_PREFIX}${req.path} takes ${route.query.length > 0 ? route.query.join(', ') : 'none'})`);
+    }
   }
   const call: AdminCall = {
     principal,
