@@ -265,7 +265,14 @@ function requireCreatesReadable(call: AdminCall, updates: rel.TupleUpdate[]): vo
   }
 }
 
-/** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision. */
+/** Whether the caller may read (tuples:read reaching it) the resource of every update. */
+function readsAll(call: AdminCall, updates: rel.TupleUpdate[]): boolean {
+  const grants = reachOf(call.principal, READ);
+  if (grants === undefined || holdsTenantWide(call.principal)) return true;
+  return updates.every((u) => reaches(grants, (typeof u.tuple === 'string' ? rel.parseTuple(u.tuple) : u.tuple).resource));
+}
+
+/** POST /tuples {updates, preconditions, reason}: one atomic batch; answers its revision and how many changed. */
 export async function writeTuples(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'updates', 'preconditions', 'reason']);
   const tenant = tenantOf(call);
@@ -275,8 +282,10 @@ export async function writeTuples(call: AdminCall): Promise<unknown> {
   const scope = writeScope(call.principal, tenant);
   requirePreconditionsReadable(call, preconditions);
   await requireCreatesReadable(call, updates);
-  const revision = await guarded(call, () => engineOf(call).write(tenant, updates, { ...audit(call, reason), preconditions, scope }));
-  return { tenant, revision, written: updates.length };
+  const { revision, written } = await guarded(call, () => engineOf(call).writeCounted(tenant, updates, { ...audit(call, reason), preconditions, scope }));
+  // Only real changes count (a delete of a missing tuple does not), but only for a caller that may read every
+  // resource of the batch: to any other writer, touch and delete answer alike whether the tuple existed.
+  return { tenant, revision, written: readsAll(call, updates) ? written : updates.length };
 }
 
 /**

@@ -148,9 +148,14 @@ export class Relationships {
    * writer's own authority.
    */
   async write(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): Promise<string> {
+    return (await this.writeCounted(tenant, updates, options)).revision;
+  }
+
+  /** `write`, also answering how many updates changed something (a delete of a missing tuple does not). */
+  async writeCounted(tenant: string, updates: TupleUpdate[], options: AuditContext & { preconditions?: Precondition[]; scope?: AppScope }): Promise<{ revision: string; written: number }> {
     const guard = options.scope ? appWriteGuard(this.engine, tenant, options.scope) : undefined;
     const writer = options.scope === undefined ? undefined : typeof options.scope.writer === 'string' ? options.scope.writer : formatSubject(options.scope.writer);
-    return this.store.write(tenant, updates, { ...options, guard, writer });
+    return this.store.writeCounted(tenant, updates, { ...options, guard, writer });
   }
 
   /** Writes a tenant's schema (and caveats); applications (`scope` given) are always refused. */

@@ -187,6 +187,14 @@ export abstract class RelationshipStoreCore {
 
   /** Applies a batch atomically: every tuple validated, preconditions checked, then all or nothing; returns the revision token. */
   async write(tenant: string, updates: TupleUpdate[], options: WriteOptions): Promise<string> {
+    return (await this.writeCounted(tenant, updates, options)).revision;
+  }
+
+  /**
+   * `write`, also answering how many updates changed something. A delete of a tuple that does not exist (or has
+   * expired) changes nothing and, as in SpiceDB, records nothing in the changelog or the watch feed.
+   */
+  async writeCounted(tenant: string, updates: TupleUpdate[], options: WriteOptions): Promise<{ revision: string; written: number }> {
     requireReason(options);
     if (updates.length === 0) throw new InvalidInputError('a write needs at least one update');
     const parsed = updates.map((u) => ({ op: u.op, tuple: typeof u.tuple === 'string' ? parseTuple(u.tuple) : tupleFromJson(u.tuple) }));
@@ -197,7 +205,9 @@ export abstract class RelationshipStoreCore {
       if (keys.has(key)) throw new InvalidInputError(`tuple ${key} appears twice in one batch`);
       keys.add(key);
     }
-    return this.commit(tenant, options, async (w) => {
+    let written = 0;
+    const revision = await this.commit(tenant, options, async (w) => {
+      written = 0;
       const schema = w.before.schema;
       if (!schema) throw new NotFoundError(`tenant ${tenant} has no schema`);
       const bound = parsed.map((u) => (u.op === 'delete' ? u : { op: u.op, tuple: bindCaveat(schema, u.tuple) }));
@@ -209,7 +219,10 @@ export abstract class RelationshipStoreCore {
       for (const u of bound) {
         const values = db.tupleValues(tenant, u.tuple, w.revision);
         if (u.op === 'delete') {
+          const existing = await w.trx.selectFrom('tuples').select('expires_at').where(keyIs(values)).executeTakeFirst();
+          if (!existing) continue;
           await w.trx.deleteFrom('tuples').where(keyIs(values)).execute();
+          if (db.expired(existing, now)) continue;
         } else {
           if (u.op === 'create') {
             // An expired tuple no longer exists (SpiceDB): creating over it replaces it.
@@ -220,8 +233,10 @@ export abstract class RelationshipStoreCore {
         }
         // A guarded (application) write hangs from its writer: purgeWrittenBy finds it by this mark.
         w.log({ kind: `tuple.${u.op}`, tuple: u.tuple, ...(options.guard ? { details: { guarded: true, writer: options.writer } } : {}) });
+        written++;
       }
     });
+    return { revision, written };
   }
 
   /**
