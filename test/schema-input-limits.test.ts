@@ -39,6 +39,15 @@ test('schema write and diff of a 3,000-deep schema answer 400 naming the line; t
     }
     const long = await admin(tg, ROOT, 'PUT', '/schema', { tenant: 'acme', schema: `definition user {}\ndefinition ${'d'.repeat(2000)} {}`, reason: 'x' });
     t.is(long.status, 400);
+    // At the operator limit every walk (compile, diff, check) still fits the stack.
+    const wide = `definition user {}\ndefinition doc {\n relation r: user\n relation s: user\n permission p = ${Array(4000).fill('s').join(' + ')} + r\n}`;
+    t.is((await admin(tg, ROOT, 'POST', '/schema/diff', { tenant: 'acme', schema: wide })).status, 200);
+    t.is((await admin(tg, ROOT, 'PUT', '/schema', { tenant: 'acme', schema: wide, reason: 'x' })).status, 200);
+    t.is((await admin(tg, ROOT, 'POST', '/tuples', { tenant: 'acme', reason: 'x', updates: [{ op: 'touch', tuple: 'doc:1#r@user:amy' }] })).status, 200);
+    const checked = await admin(tg, ROOT, 'POST', '/check', { tenant: 'acme', resource: 'doc:1', permission: 'p', subject: 'user:amy', explain: true });
+    t.is(checked.status, 200, JSON.stringify(checked.json));
+    t.is(checked.json.result, 'allowed');
+    t.is((await admin(tg, ROOT, 'POST', '/lookup', { tenant: 'acme', resourceType: 'doc', permission: 'p', subject: 'user:amy' })).status, 200);
     t.false(tg.logs.some((l) => l.includes('Maximum call stack')), 'no stack overflow logged');
 
     const file = join(dir, 'deep.yaml');
