@@ -79,6 +79,7 @@ export const MAX_PERMISSION_OPERATORS = 4000;
  * lowercase-only rule would refuse schemas this engine has always accepted and stored.
  */
 export const MAX_NAME_LENGTH = 64;
+/** The longest definition or caveat name with its namespace prefixes (`acme/document`), SpiceDB's 128 bytes. */
 export const MAX_QUALIFIED_NAME_LENGTH = 128;
 /** Features `use` may enable; SpiceDB names others (e.g. `typechecking`) that this engine does not implement. */
 const USE_FEATURES = new Set(['expiration']);
