@@ -3,10 +3,10 @@
  * renders anything thrown during an admin request as JSON, and adminApi (after authenticate) answers it.
  */
 import type { Middleware } from 'koa';
-import { pipeline } from 'node:stream';
 import type { AccessRecords, DenialLog, PolicyStore, relationships, SessionTokens } from '../../policy/index.ts';
 import { logDenial, recordUse } from '../access.ts';
 import { closeAfterResponse } from '../http/lingering-close.ts';
+import { feedBody } from '../http/request-body.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
@@ -51,10 +51,13 @@ async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], li
   const tooLarge = () => new AdminError('PayloadTooLarge', `admin request bodies are limited to ${limit} bytes`);
   if (declared > limit) throw tooLarge();
   const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers });
-  pipeline(ctx.req, plan.stream, () => {
-    // Errors reach the reader below through plan.stream.
-  });
-  return (await readLimited(plan.stream, limit, tooLarge)).toString('utf8');
+  // Not stream.pipeline: a body refused as too large must leave the connection to close lingering, not reset it.
+  const detach = feedBody(ctx.req, plan.stream);
+  try {
+    return (await readLimited(plan.stream, limit, tooLarge)).toString('utf8');
+  } finally {
+    detach();
+  }
 }
 
 /**

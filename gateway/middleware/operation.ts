@@ -1,9 +1,10 @@
 /** Runs the matched operation with its OpContext; the body, when the operation reads one, is verified as it streams. */
 import type { Middleware } from 'koa';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { StoredChecksum } from '../../storage/backend.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import { S3Error } from '../errors.ts';
+import { feedBody } from '../http/request-body.ts';
 import type { OpContext, Services } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
 import { refuseUnsupportedFeatures } from '../request-features.ts';
@@ -28,12 +29,12 @@ export function runOperation(services: Services): Middleware<GatewayState> {
     // Whatever planBody may refuse, it refuses here, before the operation runs, as S3 does.
     const plan = planBody({ auth, headers });
     let stream: Readable | undefined;
+    let detach: (() => void) | undefined;
     const body = (): Readable => {
       if (!stream) {
         stream = plan.stream;
-        pipeline(ctx.req, plan.stream, () => {
-          // Errors reach the consumer through plan.stream; nothing else to do here.
-        });
+        // Not stream.pipeline: a store that stops reading (a failed precondition) must not reset the connection.
+        detach = feedBody(ctx.req, plan.stream);
       }
       return stream;
     };
@@ -58,7 +59,13 @@ export function runOperation(services: Services): Middleware<GatewayState> {
         return text;
       },
     };
-    ctx.state.result = await route!.run(op);
+    try {
+      ctx.state.result = await route!.run(op);
+    } finally {
+      // The operation is over: a body it left unread is no longer fed to it, so the responder's lingering close can
+      // drain it (a reader that stalled without ending would otherwise hold the request paused).
+      detach?.();
+    }
     await next();
   };
 }
