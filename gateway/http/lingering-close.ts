@@ -61,6 +61,9 @@ function linger(socket: Socket, req: IncomingMessage): void {
   // Node's HTTP parser keeps reading the socket, and resOnFinish has already set the refused body flowing to nowhere
   // (req._dump). The bytes are counted on the request, not the socket: a 'data' listener on the socket takes it from
   // the parser (unconsume in lib/_http_server.js), and one the parser had paused for backpressure then stays paused.
+  // Whatever the request was still piped into (a POST form's parser whose file the store stopped reading) is done
+  // with it: left attached, a reader that no longer reads would hold the request paused and the drain with it.
+  req.unpipe();
   let drained = 0;
   req.on('data', (chunk: Buffer) => {
     drained += chunk.length;
