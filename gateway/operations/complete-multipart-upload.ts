@@ -1,7 +1,7 @@
 /** CompleteMultipartUpload: assembles the listed parts; the object appears only when the index commits. */
 import { createHash } from 'node:crypto';
 import type { ObjectMeta, StoredChecksum } from '../../storage/backend.ts';
-import { NoSuchUploadError } from '../../storage/errors.ts';
+import { NoSuchUploadError, PreconditionFailedError } from '../../storage/errors.ts';
 import { CHECKSUM_ALGORITHMS, assertChecksumValue } from '../auth/checksums.ts';
 import { S3Error } from '../errors.ts';
 import { xmlResult, type OpContext, type Operation } from '../operation.ts';
@@ -40,10 +40,7 @@ export const CompleteMultipartUpload: Operation = async (op) => {
   const writeConditions = writeConditionsFromHeaders(op.headers);
   const meta = await op.services.backend
     .completeMultipartUpload({ bucket: op.bucket, key: op.key, uploadId, parts, writeConditions, ...(checksum ? { checksum } : {}), beforeCommit: op.access.ownerCheck(op.bucket, op.key) })
-    .catch(async (err: unknown) => {
-      if (!(err instanceof NoSuchUploadError) || writeConditions) throw err;
-      return (await completedBefore(op, parts)) ?? Promise.reject(err);
-    });
+    .catch(async (err: unknown) => (await completedBefore(op, uploadId, parts, err)) ?? Promise.reject(err));
   const sum = meta.checksum;
   const result = xmlResult('CompleteMultipartUploadResult', {
     Location: `/${op.bucket}/${encodeURIComponent(op.key).replace(/%2F/g, '/')}`,
@@ -57,17 +54,31 @@ export const CompleteMultipartUpload: Operation = async (op) => {
 };
 
 /**
- * The object a retried CompleteMultipartUpload already made, when the key's current object is exactly what these
- * parts assemble into (its multipart ETag, the MD5 of the parts' MD5s with `-N`, matches); undefined otherwise.
- * The API reference tells applications to retry a failed CompleteMultipartUpload, and a retry after a lost answer
- * finds its upload gone: it gets the completed object's answer again instead of NoSuchUpload. Only a caller that
- * names every part's ETag can match, and a conditional complete never takes this path (its retry cannot tell its
- * own write from another's).
+ * The object a retried CompleteMultipartUpload already made, when `err` is how the backend refused the retry, the
+ * upload is gone and the key's current object is exactly what these parts assemble into (its multipart ETag, the MD5
+ * of the parts' MD5s with `-N`, matches); undefined otherwise. The API reference tells applications to retry a failed
+ * CompleteMultipartUpload, and a retry after a lost answer finds its upload gone: it gets the completed object's
+ * answer again instead of NoSuchUpload. Only a caller that names every part's ETag can match.
+ * A conditional retry (If-None-Match: *, If-Match) is the same completion: the first attempt's success is what makes
+ * its condition fail now (the key exists; its ETag is no longer the one named), so the retry is recognized before the
+ * condition counts. The embedded store finds the upload gone first (NoSuchUpload); an upstream may evaluate the
+ * condition first (MinIO answers 412), so on a 412 the upload is looked up: one that still exists is a real refusal.
  */
-async function completedBefore(op: OpContext, parts: Array<{ etag: string }>): Promise<ObjectMeta | undefined> {
+async function completedBefore(op: OpContext, uploadId: string, parts: Array<{ etag: string }>, err: unknown): Promise<ObjectMeta | undefined> {
+  const gone = err instanceof NoSuchUploadError;
+  if (!gone && !(err instanceof PreconditionFailedError)) return undefined;
   if (!parts.every((p) => /^[0-9a-f]{32}$/i.test(p.etag))) return undefined;
+  if (!gone && !(await uploadGone(op, uploadId))) return undefined;
   const md5s = Buffer.concat(parts.map((p) => Buffer.from(p.etag, 'hex')));
   const etag = `${createHash('md5').update(md5s).digest('hex')}-${parts.length}`;
   const current = await op.services.backend.headObject(op.bucket, op.key).catch(() => undefined);
   return current?.etag === etag ? current : undefined;
+}
+
+/** Whether the upload no longer exists (ListParts says NoSuchUpload); any other answer keeps the refusal as it was. */
+function uploadGone(op: OpContext, uploadId: string): Promise<boolean> {
+  return op.services.backend.listParts({ bucket: op.bucket, key: op.key, uploadId, limit: 1 }).then(
+    () => false,
+    (err: unknown) => err instanceof NoSuchUploadError,
+  );
 }
