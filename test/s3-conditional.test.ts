@@ -15,6 +15,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type S3ServiceException,
@@ -84,6 +85,29 @@ onEachBackend(test, 's3-conditional', (it) => {
     const head = await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp' }));
     await complete({ IfMatch: head.ETag });
     t.is(await body(f, bucket, 'mp'), 'multipart');
+  });
+
+  it('a conditional CompleteMultipartUpload retried after its answer was lost answers as the completion did', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'im', Body: 'previous' }));
+    const previous = (await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'im' }))).ETag!;
+    for (const [key, condition] of [['inm', { IfNoneMatch: '*' }], ['im', { IfMatch: previous }]] as const) {
+      const up = await f.gw.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      const part = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: up.UploadId, PartNumber: 1, Body: `made by ${key}` }));
+      const complete = () =>
+        f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...condition }));
+      const first = await complete();
+      // The SDK's retry of the same request, as after a lost answer: the first attempt's object is what it finds.
+      const retry = await complete();
+      t.is(retry.ETag, first.ETag, `${key}: the retry answers the completion's ETag`);
+      t.is(await body(f, bucket, key), `made by ${key}`);
+    }
+    // Not a retry: another upload under the same condition is still refused while it exists, and stays.
+    const other = await f.gw.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'inm' }));
+    const part = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'inm', UploadId: other.UploadId, PartNumber: 1, Body: 'made by inm' }));
+    const parts = { Parts: [{ PartNumber: 1, ETag: part.ETag }] };
+    await refused(t, f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'inm', UploadId: other.UploadId, MultipartUpload: parts, IfNoneMatch: '*' })), 412, 'PreconditionFailed');
+    t.is((await f.gw.s3.send(new ListPartsCommand({ Bucket: bucket, Key: 'inm', UploadId: other.UploadId }))).Parts?.length, 1, 'the refused upload is still there');
   });
 
   it('CopyObject If-None-Match: * does not overwrite the destination', async (t, f) => {
