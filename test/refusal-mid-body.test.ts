@@ -145,6 +145,20 @@ onEachBackend(test, 'refusal-mid-body', (it) => {
     assertRefused(t, res, 404, 'NoSuchUpload');
   });
 
+  it('an 8 MiB aws-chunked PUT whose framing breaks is answered 403 InvalidChunkSizeError whole, not reset; nothing stored', async (t, f) => {
+    const bucket = await freshBucket(f);
+    // The body verifier refuses at the first chunk header while the client still has 8 MiB to send.
+    const prefix = Buffer.from('zz\r\n');
+    const signed = await signRequest({
+      url: f.gw.gw.url, method: 'PUT', path: `/${bucket}/framed`, payloadHash: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+      headers: { 'content-length': String(prefix.length + BODY_BYTES), 'content-encoding': 'aws-chunked', 'x-amz-decoded-content-length': String(BODY_BYTES) },
+    });
+    const head = `PUT ${signed.path} HTTP/1.1\r\n${Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const res = await sendWholeThenRead(f.gw.gw.port, head, BODY_BYTES, prefix);
+    assertRefused(t, res, 403, 'InvalidChunkSizeError');
+    t.is(await etagOf(f, bucket, 'framed'), undefined);
+  });
+
   it('an 8 MiB POST Object refused mid-file (missing bucket, over its size range) is answered whole, not reset', async (t, f) => {
     const bucket = await freshBucket(f);
     const cases = [
