@@ -13,6 +13,7 @@ import { AdminStream } from '../admin/call.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from '../admin/errors.ts';
 import { MAX_ADMIN_BODY, parseJsonObject } from '../admin/middleware.ts';
 import { dispatchAdmin, matchAdminRoute } from '../admin/routes.ts';
+import { bodyUnread, closeAfterResponse } from '../http/lingering-close.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
 import type { GatewayState } from '../state.ts';
@@ -61,6 +62,8 @@ export function consoleErrors(opts: { log: (line: string) => void }): Middleware
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
         err = new AdminError('InternalError', 'internal error; the request id identifies it in the gateway log');
       }
+      // A body refused while it still arrives (over its limit): the answer, then a lingering close, not a stalled read.
+      if (bodyUnread(ctx.req)) closeAfterResponse(ctx.res);
       ctx.state.result = { ...json(err.status, undefined), body: adminErrorBody(err, ctx.state.requestId) };
     }
   };

@@ -41,6 +41,16 @@ export function closeAfterResponse(res: ServerResponse): void {
   socket.destroySoon = () => linger(socket, res.req);
 }
 
+/**
+ * Whether a request's body may still be arriving unread: it declared one (a non-zero Content-Length, or
+ * Transfer-Encoding) and has not ended. An error answer to such a request goes out with closeAfterResponse.
+ */
+export function bodyUnread(req: IncomingMessage): boolean {
+  if (req.readableEnded) return false;
+  const length = req.headers['content-length'];
+  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
+}
+
 /** True once the connection has sent its last response: a request still parsed on it must not run (RFC 9112 §9.6). */
 export function answeredLast(socket: Socket): boolean {
   return marked.has(socket) || socket.writableEnded;

@@ -5,7 +5,7 @@
 import type { Middleware } from 'koa';
 import { toS3Error } from '../error-mapping.ts';
 import { S3Error } from '../errors.ts';
-import { closeAfterResponse } from '../http/lingering-close.ts';
+import { bodyUnread, closeAfterResponse } from '../http/lingering-close.ts';
 import type { GatewayState } from '../state.ts';
 import { xmlDocument } from '../xml.ts';
 
@@ -45,10 +45,9 @@ export function respond(opts: { log: (line: string) => void }): Middleware<Gatew
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
         err = new S3Error('InternalError');
       }
-      const consumed = ctx.req.readableEnded || ctx.req.headers['content-length'] === '0' || ctx.req.headers['content-length'] === undefined && ctx.req.headers['transfer-encoding'] === undefined;
       // A refused upload still streaming: close the connection rather than read gigabytes we will not store, but
       // lingering, so the client reads this answer rather than a reset.
-      if (!consumed) closeAfterResponse(ctx.res);
+      if (bodyUnread(ctx.req)) closeAfterResponse(ctx.res);
       ctx.status = err.status;
       for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
       if (ctx.method === 'HEAD' || err.status === 304) {
