@@ -221,3 +221,26 @@ test('an admin body refused as too large while it still arrives (chunked, no len
     await tg.close();
   }
 });
+
+test('STS and console bodies over their 64 KiB limit, sent whole (with and without a length), are answered whole, not reset', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const size = 8 * MIB;
+    const host = `host: 127.0.0.1:${tg.gw.port}\r\n`;
+    const cases = [
+      { what: 'STS, Content-Length', head: `POST / HTTP/1.1\r\n${host}content-type: application/x-www-form-urlencoded\r\ncontent-length: ${size}\r\n\r\n`, chunked: false, status: 400, code: 'ValidationError' },
+      { what: 'STS, chunked', head: `POST / HTTP/1.1\r\n${host}content-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n`, chunked: true, status: 400, code: 'ValidationError' },
+      { what: 'console sign-in, chunked', head: `POST /_anvil/console/api/session HTTP/1.1\r\n${host}content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`, chunked: true, status: 413, code: 'PayloadTooLarge' },
+    ];
+    for (const c of cases) {
+      const prefix = Buffer.from(c.chunked ? `${size.toString(16)}\r\n` : '');
+      const suffix = Buffer.from(c.chunked ? '\r\n0\r\n\r\n' : '');
+      const res = await sendWholeThenRead(tg.gw.port, c.head, size, prefix, suffix);
+      t.is(res.status, c.status, `${c.what}: ${res.body}`);
+      t.true(res.body.includes(c.code), `${c.what}: ${res.body}`);
+      t.is(res.ending, 'closed', c.what);
+    }
+  } finally {
+    await tg.close();
+  }
+});
