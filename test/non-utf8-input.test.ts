@@ -102,6 +102,20 @@ onEachBackend(test, 'non-utf8-input', (it, flavour) => {
       t.is(res.status, 400, res.body);
       t.regex(res.body, /not valid UTF-8/);
     });
+
+    it('admin API bodies that are not UTF-8 are 400 InvalidInput: no tuple lands on the U+FFFD spelling', async (t, f) => {
+      await signedSend({ url: f.gw.gw.url, method: 'POST', path: '/_anvil/admin/v1/tenants', body: JSON.stringify({ name: 'utf' }), headers: { 'content-type': 'application/json' } });
+      const schema = 'definition user {}\ndefinition doc {\n  relation viewer: user\n}';
+      const put = await signedSend({ url: f.gw.gw.url, method: 'PUT', path: '/_anvil/admin/v1/schema', query: { tenant: 'utf' }, body: JSON.stringify({ schema, reason: 't' }), headers: { 'content-type': 'application/json' } });
+      t.is(put.status, 200, put.body);
+      const body = Buffer.concat([Buffer.from('{"tenant":"utf","reason":"t","updates":[{"op":"touch","tuple":"doc:a'), Buffer.from([0xff]), Buffer.from('#viewer@user:amy"}]}')]);
+      const res = await rawSignedSend({ url: f.gw.gw.url, method: 'POST', path: '/_anvil/admin/v1/tuples', body, headers: { 'content-type': 'application/json' } });
+      t.is(res.status, 400, res.body);
+      t.regex(res.body, /InvalidInput[\s\S]*not UTF-8/);
+      const listed = await signedSend({ url: f.gw.gw.url, method: 'GET', path: '/_anvil/admin/v1/tuples', query: { tenant: 'utf', resourceType: 'doc' } });
+      t.is(listed.status, 200, listed.body);
+      t.notRegex(listed.body, /doc:a/, 'nothing was written');
+    });
   }
 
   it('DeleteObjects naming bytes that are not UTF-8 is MalformedXML (a correct Content-MD5 too) and deletes nothing', async (t, f) => {

@@ -12,6 +12,7 @@ import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
+import { utf8Text } from '../utf8.ts';
 import { callerNow } from '../sts/callers.ts';
 import type { GatewayState } from '../state.ts';
 import { AdminError, adminErrorBody, invalidInput, toAdminError } from './errors.ts';
@@ -54,7 +55,11 @@ async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], li
   // Not stream.pipeline: a body refused as too large must leave the connection to close lingering, not reset it.
   const detach = feedBody(ctx.req, plan.stream);
   try {
-    return (await readLimited(plan.stream, limit, tooLarge)).toString('utf8');
+    // Strictly: a lossy decode would turn bytes that are not UTF-8 into U+FFFD, so a tuple or grant naming them would
+    // land on the different key spelled with U+FFFD (utf8.ts).
+    const text = utf8Text(await readLimited(plan.stream, limit, tooLarge));
+    if (text === undefined) throw invalidInput('the body is not UTF-8');
+    return text;
   } finally {
     detach();
   }
