@@ -75,6 +75,7 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
   });
   const aggregator = new AggregatorRegistry();
   const workers = new Set<Worker>();
+  const listening = new WeakSet<Worker>();
   const crashes: number[] = [];
   let stopping: NodeJS.Signals | 'failure' | undefined;
   let failedDrains = 0;
@@ -89,7 +90,8 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     stopping = reason;
     if (workers.size === 0) exit(reason === 'failure' ? 1 : 0);
     for (const w of workers) {
-      if (w.isConnected()) w.send({ type: 'anvil:shutdown' } satisfies Message);
+      // A worker still starting may not listen for messages yet; a signal reaches it either way.
+      if (w.isConnected() && listening.has(w)) w.send({ type: 'anvil:shutdown' } satisfies Message);
       else w.process.kill('SIGTERM');
     }
     // Workers cut their own requests off at the shutdown timeout; this only catches one that hangs past it.
@@ -99,7 +101,10 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
   };
 
   const onMessage = (worker: Worker, m: Message) => {
-    if (m.type === 'anvil:listening') announce?.(m);
+    if (m.type === 'anvil:listening') {
+      listening.add(worker);
+      announce?.(m);
+    }
     if (m.type === 'anvil:metrics') {
       aggregator.clusterMetrics().then(
         (body) => worker.isConnected() && worker.send({ type: 'anvil:metrics-reply', id: m.id, body } satisfies Message),
@@ -114,7 +119,8 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
       reapWorker(config.dataDir, pid).catch((err: Error) => logger.warn({ pid, err: { message: err.message } }, 'could not clear what a worker left'));
     }
     if (stopping) {
-      if (code !== 0) failedDrains++;
+      // A worker stopped before it listened served nothing: its signal exit is no failed drain.
+      if (code !== 0 && listening.has(worker)) failedDrains++;
       if (workers.size === 0) exit(stopping === 'failure' || failedDrains > 0 ? 1 : 0);
       return;
     }
@@ -137,6 +143,24 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     return worker;
   };
 
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      for (const w of workers) w.process.kill('SIGKILL');
+      exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    logger.info({ signal, workers: workers.size }, 'signal received'); // each worker drains its requests
+    stopAll(signal);
+  };
+  // Before the first fork: a worker answers requests as soon as it listens, before its siblings do, so a signal that
+  // comes while others are still starting must drain it too (the default action would kill this process, and its
+  // workers would lose their queued denial lines).
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    for (const w of workers) if (w.isConnected()) w.send({ type: 'anvil:reload-tls' } satisfies Message);
+  });
+
   // Each worker accepts its own connections from the shared socket. Under round-robin the primary accepts and
   // passes each connection to a worker over IPC, and one passed to a worker that dies before taking it stays open in
   // the primary, unanswered, for good (node's RoundRobinHandle only closes or redistributes it on the worker's reply).
@@ -158,6 +182,7 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     };
     for (let i = 0; i < config.workers; i++) fork();
   });
+  if (stopping) return; // a signal came during the start: the workers drain, the last one's exit ends this process
   if (!started) {
     // As a failed start in one process does: a root credential nobody was shown is taken back (or shown now).
     announceLeftRoot(await discardPreparedRoot(config, root));
@@ -166,34 +191,29 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
   }
   logger.info({ url: started.url, healthUrl: started.healthUrl, dataDir: config.dataDir, backend: config.backend, pid: process.pid, workers: config.workers }, 'listening');
   announceRoot(root, started.url, config.region, config.rootSecretKey !== undefined);
-
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      for (const w of workers) w.process.kill('SIGKILL');
-      exit(128 + (signal === 'SIGINT' ? 2 : 15));
-    }
-    logger.info({ signal, workers: workers.size }, 'signal received'); // each worker drains its requests
-    stopAll(signal);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.on('SIGHUP', () => {
-    for (const w of workers) if (w.isConnected()) w.send({ type: 'anvil:reload-tls' } satisfies Message);
-  });
 }
 
-/** Runs one worker: a gateway on the primary's socket, draining on the primary's word, its signals or its death. */
+/**
+ * Runs one worker: a gateway on the primary's socket, draining on the primary's word, its own signal or the
+ * primary's death. Each drain ends with the stores closed, so the denial lines, access records and last-used times
+ * still queued are written before the exit; a second signal to the worker itself exits at once.
+ */
 export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<Gateway> {
+  // Node's cluster code exits a worker at once (status 0) when the primary's channel closes, unless the worker is
+  // marked as disconnecting on purpose; it would skip the drain below and lose the queued denial lines.
+  cluster.worker!.exitedAfterDisconnect = true;
   // Every line names the worker that wrote it (access lines included), so an operator can tell workers apart.
   const logger = createLogger({ level: config.logLevel }).child({ pid: process.pid });
-  const gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error)));
-  aggregateMetrics(gw);
-  let stopping = false;
+  let gw: Gateway | undefined;
+  let asked: string | undefined;
+  let draining = false;
+  let signals = 0;
   const drain = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    gw.logger.info({ why }, 'worker draining');
+    asked ??= why;
+    // Asked while still starting: the drain runs once the gateway is up (or the start fails and exits).
+    if (gw === undefined || draining) return;
+    draining = true;
+    gw.logger.info({ why: asked }, 'worker draining');
     gw.shutdown(config.shutdownTimeoutMs).then(
       (cutOff) => process.exit(cutOff > 0 ? 1 : 0),
       () => process.exit(1),
@@ -201,18 +221,26 @@ export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) 
   };
   process.on('message', (m: Message) => {
     if (m.type === 'anvil:shutdown') drain('primary asked');
-    if (m.type === 'anvil:reload-tls') gw.reloadTls();
+    if (m.type === 'anvil:reload-tls') gw?.reloadTls();
   });
   // The primary died: nothing distributes connections any more, and its successor waits for this process to go.
-  process.on('disconnect', () => drain('primary gone'));
+  process.on('disconnect', () => {
+    if (gw === undefined) process.exit(1); // nothing served, nothing queued: the start is moot
+    drain('primary gone');
+  });
+  // The primary forwards its signal as a message, and a terminal's Ctrl-C or systemd's stop signals every process of
+  // the group too: only a second signal to this worker itself skips the drain.
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    if (++signals > 1) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
     drain(signal);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('SIGHUP', () => gw.reloadTls());
+  process.on('SIGHUP', () => gw?.reloadTls());
+  gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  aggregateMetrics(gw);
   process.send!({ type: 'anvil:listening', url: gw.url, healthUrl: gw.healthUrl } satisfies Message);
+  if (asked !== undefined) drain(asked);
   return gw;
 }
 

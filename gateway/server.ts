@@ -120,6 +120,9 @@ function keepLogs(database: PolicyDatabase, config: GatewayConfig): { stop(): vo
   return { stop: () => clearInterval(timer) };
 }
 
+/** Longest a shutdown waits, after cutting requests off, for their handlers to return and write their access lines. */
+const UNWIND_MS = 5_000;
+
 /** Listens on host:port; resolves once bound. */
 function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -316,7 +319,17 @@ async function startLocked(start: StartState): Promise<Gateway> {
   // answer to a write that committed would be lost. (Node's own switch for this; it has no constructor option.)
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   // A connection's requests run in order, each under the idle timer (gateway/http/connection-guard.ts).
-  const handle = guardConnections(app.callback(), { idleTimeoutMs: config.idleTimeoutMs });
+  // `handling` counts requests whose handler has not returned: a request cut off at the shutdown timeout closes its
+  // response at once, but its access line is written when its handler unwinds, which must happen before the exit.
+  let handling = 0;
+  const appHandler = app.callback();
+  const handle = guardConnections(
+    (req, res) => {
+      handling++;
+      void appHandler(req, res).finally(() => handling--);
+    },
+    { idleTimeoutMs: config.idleTimeoutMs },
+  );
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // Before any lookup of this request: on SQLite its policy lookups share one check for other processes' commits.
     database.requestStarted();
@@ -383,6 +396,10 @@ async function startLocked(start: StartState): Promise<Gateway> {
         if (cutOff > 0) logger.warn({ requests: cutOff }, 'shutdown timeout: cutting off requests still in flight');
         server.closeAllConnections();
         await stopped;
+        // The requests cut off unwind (their storage calls see the aborted body) and write their access lines.
+        const unwound = Date.now() + UNWIND_MS;
+        while (handling > 0 && Date.now() < unwound) await new Promise((resolve) => setTimeout(resolve, 10));
+        if (handling > 0) logger.warn({ requests: handling }, 'requests still unwinding at exit: no access line for them');
         if (health) {
           const healthStopped = closeListener(health);
           health.closeAllConnections();
