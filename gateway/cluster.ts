@@ -16,6 +16,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { reapWorker } from '../storage/index.ts';
 import type { GatewayConfig } from './config.ts';
 import { createLogger } from './logging.ts';
+import { EX_CONFIG, startFailure } from './start-errors.ts';
+import { loadTlsAtStart } from './tls.ts';
 import { discardPreparedRoot, prepareDataDir, rootLeftByFailedStart, startGateway, type Gateway } from './server.ts';
 
 /** Messages between the primary and its workers. */
@@ -30,10 +32,11 @@ type Message =
 const CRASH_LIMIT = 5;
 const CRASH_WINDOW_MS = 30_000;
 
-/** What a start refused for a reason the operator can act on prints: one line, exit status 1. */
-export function cannotStart(error: Error, known: boolean): never {
-  process.stderr.write(`anvil: cannot start: ${known ? error.message : (error.stack ?? error.message)}\n`);
-  process.exit(1);
+/** What a refused start prints and exits with: one line, 78 for a bad configuration value, else 1 (start-errors.ts). */
+export function cannotStart(error: Error, known: boolean, logLevel?: string): never {
+  const { line, code } = startFailure(error, known, logLevel);
+  process.stderr.write(`${line}\n`);
+  process.exit(code);
 }
 
 /** Prints a root credential that a failed start created and could not take back: its secret is otherwise lost. */
@@ -69,16 +72,21 @@ export function announceRoot(root: { accessKeyId: string; secretKey?: string; cr
 /** Runs the primary of a gateway with `config.workers` workers; exits the process when they are all gone. */
 export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error) => boolean): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
-  const { lock, root } = await prepareDataDir(config, logger).catch((error: Error) => {
-    announceLeftRoot(rootLeftByFailedStart(error));
-    return cannotStart(error, isKnownError(error));
-  });
+  // The TLS pair once here too: a pair that does not load is one line from this process, not one per worker.
+  const { lock, root } = await Promise.resolve()
+    .then(() => config.tls && loadTlsAtStart(config.tls, createLogger({ level: 'silent' })))
+    .then(() => prepareDataDir(config, logger))
+    .catch((error: Error) => {
+      announceLeftRoot(rootLeftByFailedStart(error));
+      return cannotStart(error, isKnownError(error), config.logLevel);
+    });
   const aggregator = new AggregatorRegistry();
   const workers = new Set<Worker>();
   const listening = new WeakSet<Worker>();
   const crashes: number[] = [];
   let stopping: NodeJS.Signals | 'failure' | undefined;
   let failedDrains = 0;
+  let failureCode = 1;
   let announce: ((m: Extract<Message, { type: 'anvil:listening' }>) => void) | undefined;
   let startFailed: ((why: string) => void) | undefined;
 
@@ -88,7 +96,7 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
   };
   const stopAll = (reason: NodeJS.Signals | 'failure') => {
     stopping = reason;
-    if (workers.size === 0) exit(reason === 'failure' ? 1 : 0);
+    if (workers.size === 0) exit(reason === 'failure' ? failureCode : 0);
     for (const w of workers) {
       // A worker still starting may not listen for messages yet; a signal reaches it either way.
       if (w.isConnected() && listening.has(w)) w.send({ type: 'anvil:shutdown' } satisfies Message);
@@ -121,10 +129,14 @@ export async function runPrimary(config: GatewayConfig, isKnownError: (e: Error)
     if (stopping) {
       // A worker stopped before it listened served nothing: its signal exit is no failed drain.
       if (code !== 0 && listening.has(worker)) failedDrains++;
-      if (workers.size === 0) exit(stopping === 'failure' || failedDrains > 0 ? 1 : 0);
+      if (workers.size === 0) exit(stopping === 'failure' ? failureCode : failedDrains > 0 ? 1 : 0);
       return;
     }
-    if (startFailed) return startFailed(`a worker exited with ${signal ?? code} while starting`);
+    if (startFailed) {
+      // A worker refused the configuration (a certificate that does not load, an address not of this host): so does the gateway.
+      if (code === EX_CONFIG) failureCode = EX_CONFIG;
+      return startFailed(`a worker exited with ${signal ?? code} while starting`);
+    }
     const now = Date.now();
     crashes.push(now);
     while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
@@ -237,7 +249,7 @@ export async function runWorker(config: GatewayConfig, isKnownError: (e: Error) 
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', () => gw?.reloadTls());
-  gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error)));
+  gw = await startGateway(config, { logger, worker: true }).catch((error: Error) => cannotStart(error, isKnownError(error), config.logLevel));
   aggregateMetrics(gw);
   process.send!({ type: 'anvil:listening', url: gw.url, healthUrl: gw.healthUrl } satisfies Message);
   if (asked !== undefined) drain(asked);

@@ -1,7 +1,8 @@
 /**
  * `npm start` (node dist/gateway/main.js): checks the Node.js version, reads the configuration (a bad value stops
- * the start naming the variable, exit status 78), starts the gateway (a refused start, such as a data directory in
- * use or a damaged key file, is one line and exit status 1), and prints the root credential once when it is created.
+ * the start naming the variable, exit status 78), starts the gateway (a refused start is one line: exit status 78
+ * when a value proves unusable, such as a certificate that does not load or a data directory that is a file, 1 when
+ * a restart may succeed, such as a data directory in use or a database that is down: gateway/start-errors.ts), and prints the root credential once when it is created.
  * With ANVIL_WORKERS above 1 (one per core by default) this process becomes the primary of that many worker
  * processes (gateway/cluster.ts); with 1 it serves requests itself.
  * SIGTERM or SIGINT drains (requests in flight may finish for ANVIL_SHUTDOWN_TIMEOUT_MS) and exits 0; a second
@@ -12,8 +13,7 @@ import { requireSupportedNode } from './node-version.ts';
 requireSupportedNode();
 const { ConfigError, loadConfig } = await import('./config.ts');
 
-/** sysexits' EX_CONFIG: systemd units can refuse to restart on it (RestartPreventExitStatus=78). */
-const EX_CONFIG = 78;
+const { EX_CONFIG } = await import('./start-errors.ts');
 
 let config;
 try {
@@ -43,7 +43,7 @@ if (cluster.isWorker) {
   const gw = await startGateway(config).catch((error: Error) => {
     // A root credential that could not be taken back (a full volume, say): shown now, or its secret is lost for good.
     announceLeftRoot(rootLeftByFailedStart(error));
-    return cannotStart(error, isKnownError(error));
+    return cannotStart(error, isKnownError(error), config.logLevel);
   });
   gw.logger.info({ url: gw.url, healthUrl: gw.healthUrl, dataDir: config.dataDir, backend: gw.backend.kind, pid: process.pid, workers: 1 }, 'listening');
   announceRoot(gw.root, gw.url, config.region, config.rootSecretKey !== undefined);

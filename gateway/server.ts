@@ -4,14 +4,13 @@
  * through startGateway() exactly as `npm start` does; main.ts adds signals and the process exit, and cluster.ts the
  * worker processes: prepareDataDir() in the primary, startGateway({ worker: true }) in each worker.
  */
-import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AccessRecords, ConsoleSessions, DenialLog, nodeMasterKey, PolicyDatabase, PolicyStore, purgeAudit, purgeDenials, relationships as rel, type DenialRecord } from '../policy/index.ts';
 import type { Backend } from '../storage/backend.ts';
-import { lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
+import { DataDirInUseError, lockDataDir, openEmbeddedStore, SpaceReserve, type DataDirLock } from '../storage/index.ts';
 import type { RootResult } from '../policy/store.ts';
 import { createApp } from './app.ts';
 import { loadConsoleAssets } from './console/index.ts';
@@ -22,7 +21,8 @@ import { createLogger, type Logger } from './logging.ts';
 import { GatewayMetrics, instrumentBackend } from './metrics.ts';
 import { healthAnswer, type HealthDeps } from './ops-endpoints.ts';
 import { closeTokenStores, openTokenStores } from './sts/stores.ts';
-import { loadTlsPair, watchTls, type TlsReloader } from './tls.ts';
+import { listenError, makeDataDir, SettingError } from './start-errors.ts';
+import { loadTlsAtStart, watchTls, type TlsReloader } from './tls.ts';
 
 /** A running gateway. */
 export interface Gateway {
@@ -123,12 +123,13 @@ function keepLogs(database: PolicyDatabase, config: GatewayConfig): { stop(): vo
 /** Longest a shutdown waits, after cutting requests off, for their handlers to return and write their access lines. */
 const UNWIND_MS = 5_000;
 
-/** Listens on host:port; resolves once bound. */
-function listen(server: Server, host: string, port: number): Promise<number> {
+/** Listens on host:port; resolves once bound, or rejects (a SettingError naming `setting` when the address is at fault). */
+function listen(server: Server, host: string, port: number, setting: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const refused = (error: NodeJS.ErrnoException) => reject(listenError(error, setting, `${host}:${port}`));
+    server.once('error', refused);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', refused);
       resolve((server.address() as AddressInfo).port);
     });
   });
@@ -150,8 +151,14 @@ function healthServer(deps: HealthDeps): Server {
 
 /** The data directory's kernel lock, taken before anything in it is read or written: a refused start changes nothing. */
 function lockFor(config: GatewayConfig): DataDirLock {
-  mkdirSync(config.dataDir, { recursive: true });
-  return lockDataDir(config.dataDir, config.backend === 'embedded' ? 'exclusive' : 'shared');
+  makeDataDir(config.dataDir);
+  try {
+    return lockDataDir(config.dataDir, config.backend === 'embedded' ? 'exclusive' : 'shared');
+  } catch (error) {
+    if (error instanceof DataDirInUseError) throw error;
+    // A directory that takes no file (/proc/1, a read-only mount) is the setting's fault, not a passing state.
+    throw new SettingError('ANVIL_DATA_DIR', `${config.dataDir}: cannot create the lock file in it (${(error as Error).message})`);
+  }
 }
 
 /** Everything a gateway serves from, opened in order; `opened` closes them in reverse. */
@@ -310,7 +317,7 @@ async function startLocked(start: StartState): Promise<Gateway> {
   // requireHostHeader: false: an HTTP/1.1 request without Host is refused inside the app (middleware/host-required.ts),
   // with an S3 error, an access line and a count, instead of Node's bare 400.
   const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000, requireHostHeader: false };
-  const tlsPair = config.tls ? loadTlsPair(config.tls) : undefined;
+  const tlsPair = config.tls ? loadTlsAtStart(config.tls, logger) : undefined;
   const server: Server = tlsPair
     ? (createHttpsServer({ ...serverOptions, cert: tlsPair.cert, key: tlsPair.key }) as unknown as Server)
     : createServer(serverOptions);
@@ -356,9 +363,9 @@ async function startLocked(start: StartState): Promise<Gateway> {
   opened.add(() => reloader?.stop());
   if (tlsPair) logger.info({ tls: tlsPair.summary }, 'TLS certificate loaded');
 
-  const port = await listen(server, config.host, config.port);
+  const port = await listen(server, config.host, config.port, 'ANVIL_ADDRESS');
   const health = config.health ? healthServer({ policy, backend, logger, draining: () => draining }) : undefined;
-  const healthPort = health && config.health ? await listen(health, config.health.host, config.health.port) : undefined;
+  const healthPort = health && config.health ? await listen(health, config.health.host, config.health.port, 'ANVIL_HEALTH_ADDRESS') : undefined;
 
   let closed: Promise<void> | undefined;
   let cutOff = 0;

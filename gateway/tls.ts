@@ -8,6 +8,7 @@ import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from './logging.ts';
+import { SettingError } from './start-errors.ts';
 
 /** The certificate and key files. */
 export interface TlsFiles {
@@ -28,6 +29,39 @@ export function loadTlsPair(files: TlsFiles): { cert: Buffer; key: Buffer; summa
   return { cert, key, summary: { subject: x509.subject.replace(/\n/g, ', '), validTo: x509.validTo, fingerprint256: x509.fingerprint256 } };
 }
 
+/**
+ * Why the certificate is outside its validity period now (expired, or not yet valid), or undefined. Such a pair still
+ * loads: clients refuse it, but refusing the start (or a reload) would take down a gateway whose clients may skip
+ * verification, and the fix (a new certificate) is picked up on SIGHUP or file change without a restart.
+ */
+export function certificateOutOfDate(cert: Buffer, now = Date.now()): string | undefined {
+  const x509 = new X509Certificate(cert);
+  if (Date.parse(x509.validTo) < now) return `the certificate expired on ${new Date(x509.validTo).toISOString()}`;
+  if (Date.parse(x509.validFrom) > now) return `the certificate is not valid before ${new Date(x509.validFrom).toISOString()}`;
+  return undefined;
+}
+
+/** Logs the warning of a pair outside its validity period (certificateOutOfDate). */
+function warnOutOfDate(cert: Buffer, logger: Logger, files: TlsFiles, reason: string): void {
+  const why = certificateOutOfDate(cert);
+  if (why) logger.warn({ certFile: files.certFile, reason }, `TLS certificate out of date: ${why}; clients that verify it will refuse every connection`);
+}
+
+/**
+ * Loads the pair for the start: a pair that cannot serve (unreadable, not PEM, a key that does not match) is a
+ * SettingError (exit 78); one outside its validity period loads with a warning.
+ */
+export function loadTlsAtStart(files: TlsFiles, logger: Logger): ReturnType<typeof loadTlsPair> {
+  let pair: ReturnType<typeof loadTlsPair>;
+  try {
+    pair = loadTlsPair(files);
+  } catch (error) {
+    throw new SettingError('ANVIL_TLS_CERT and ANVIL_TLS_KEY', `${files.certFile} and ${files.keyFile} do not load as a PEM certificate and its key: ${(error as Error).message}`);
+  }
+  warnOutOfDate(pair.cert, logger, files, 'start');
+  return pair;
+}
+
 /** Reloads the server's certificate on demand and on file change, until stop(). */
 export interface TlsReloader {
   /** Loads the files now; true when the new pair is in use. */
@@ -43,6 +77,7 @@ export function watchTls(server: HttpsServer, files: TlsFiles, logger: Logger): 
       const { cert, key, summary } = loadTlsPair(files);
       server.setSecureContext({ cert, key });
       logger.info({ tls: summary, reason }, 'TLS certificate loaded');
+      warnOutOfDate(cert, logger, files, reason);
       return true;
     } catch (error) {
       logger.error({ err: { message: (error as Error).message }, reason }, 'TLS certificate reload failed; the previous certificate stays in use');
