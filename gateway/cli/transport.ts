@@ -187,8 +187,11 @@ export function localTransport(options: { dataDir: string; masterKey?: string; p
         : followAudit(database, req.filter, onRecord, signal);
     },
     async close() {
-      if (opened === undefined) return;
-      const { database, policy, engine, records } = await opened;
+      // A store that never opened (database down or missing, wrong master key) has nothing to close, and its error
+      // was already reported by the command that tried: awaiting it here again would throw it past main().
+      const stores = await opened?.catch(() => undefined);
+      if (stores === undefined) return;
+      const { database, policy, engine, records } = stores;
       closeTokenStores(policy);
       await records.close();
       engine.close();
