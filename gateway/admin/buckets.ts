@@ -1,13 +1,9 @@
 /** Admin handlers for bucket ownership: root sees and assigns every bucket; a tenant admin sees its tenant's. */
 import { authorizeTenantAdmin, holdsTenantWide, RESERVED_NAME, visibleBuckets } from '../../policy/index.ts';
 import { onlyFields, requiredString, type AdminCall } from './call.ts';
+import { plausibleBucketName } from '../../storage/bucket-names.ts';
 import { invalidInput } from './errors.ts';
 
-/**
- * Names an operator may assign: looser than CreateBucket's rules, because buckets adopted from an existing upstream
- * may predate them (capitals, underscores).
- */
-const ANY_BUCKET_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 
 /** GET /buckets: bucket names and owning tenants. */
 export async function listBuckets(call: AdminCall): Promise<unknown> {
@@ -31,7 +27,12 @@ export async function assignBucket(call: AdminCall): Promise<unknown> {
   const tenant = requiredString(call.body, 'tenant');
   const reassign = call.body.reassign ?? false;
   if (typeof reassign !== 'boolean') throw invalidInput('"reassign" must be true or false');
-  if (!ANY_BUCKET_NAME.test(bucket!) || bucket === RESERVED_NAME) throw invalidInput(`${bucket} is not a valid bucket name`);
+  // Every name S3 has allowed, legacy ones included (buckets adopted from an existing upstream may predate the current
+  // rules), and the same shape, with the same answer, as a scope grant's bucket (policy/scopes.ts): a name no bucket
+  // can have would only sit in the bucket list.
+  if (!plausibleBucketName(bucket!) || bucket === RESERVED_NAME) {
+    throw invalidInput(`bucket ${JSON.stringify(bucket)} is not a bucket name (3 to 255 letters, digits, ".", "-" or "_", starting with a letter or digit)`);
+  }
   await call.policy.assignBucket(bucket!, tenant, { reassign, actor: call.principal.accessKeyId });
   return { name: bucket, tenant };
 }
