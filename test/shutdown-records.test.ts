@@ -1,7 +1,7 @@
 /**
  * Nothing buffered is lost on a stop: the denial rows of refusals made just before SIGTERM are in the denial log
  * after the exit, with worker processes too (a signal while a worker's siblings are still starting, a primary that
- * dies), and a request cut off at the shutdown timeout still writes its access line (`aborted`). The gateway runs as
+ * dies), on SQLite and on PostgreSQL, and a request cut off at the shutdown timeout still writes its access line (`aborted`). The gateway runs as
  * `npm start` runs it (gateway/main.ts in its own process); the denial log is read back with `anvil denials`.
  */
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { anvil } from './helpers/cli.ts';
 import { ROOT } from './helpers/gateway.ts';
+import { postgresOrExplain, sharedPostgres } from './helpers/postgres.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -103,8 +104,8 @@ const alive = (pid: number) => {
 };
 
 /** The user agents of the denial rows in `dataDir` (read by the CLI in local mode). */
-async function deniedAgents(t: ExecutionContext, dataDir: string): Promise<string[]> {
-  const run = await anvil(['--data-dir', dataDir, 'denials', '--json']);
+async function deniedAgents(t: ExecutionContext, dataDir: string, env: Record<string, string> = {}): Promise<string[]> {
+  const run = await anvil(['--data-dir', dataDir, 'denials', '--json'], env);
   t.is(run.code, 0, run.stderr);
   return (JSON.parse(run.stdout) as Array<{ userAgent?: string }>).map((r) => r.userAgent ?? '');
 }
@@ -115,13 +116,12 @@ function tempDir(t: ExecutionContext): string {
   return dir;
 }
 
-test.serial('with workers, a SIGTERM right after a refusal keeps its denial row, also while workers are still starting', async (t) => {
-  t.timeout(5 * 60_000);
+/** A SIGTERM right after a refusal, `rounds` times, with two workers on `env`'s policy database; every row is kept. */
+async function refusalThenSigterm(t: ExecutionContext, env: Record<string, string>, rounds: number): Promise<void> {
   const dataDir = tempDir(t);
-  const rounds = 4;
   for (let i = 0; i < rounds; i++) {
     const port = await freePort();
-    const gw = spawnGateway(dataDir, port, { ANVIL_WORKERS: '2' });
+    const gw = spawnGateway(dataDir, port, { ANVIL_WORKERS: '2', ...env });
     t.teardown(() => {
       for (const pid of [...childrenOf(gw.child.pid!), gw.child.pid!]) if (alive(pid)) process.kill(pid, 'SIGKILL');
     });
@@ -131,9 +131,23 @@ test.serial('with workers, a SIGTERM right after a refusal keeps its denial row,
     gw.child.kill('SIGTERM');
     t.is(await gw.exited, 0, gw.lines.join('\n'));
   }
-  const agents = await deniedAgents(t, dataDir);
+  const agents = await deniedAgents(t, dataDir, env);
   t.deepEqual(agents.filter((a) => a.startsWith('flushprobe-')).sort(), Array.from({ length: rounds }, (_, i) => `flushprobe-${i}`));
+}
+
+test.serial('with workers, a SIGTERM right after a refusal keeps its denial row, also while workers are still starting', async (t) => {
+  t.timeout(5 * 60_000);
+  await refusalThenSigterm(t, {}, 4);
 });
+
+if (postgresOrExplain(test, 'denial rows kept at shutdown on PostgreSQL')) {
+  test.after.always(async () => (await sharedPostgres()).close());
+  test.serial('the same on a PostgreSQL policy database', async (t) => {
+    t.timeout(5 * 60_000);
+    const url = await (await sharedPostgres()).createDatabase();
+    await refusalThenSigterm(t, { ANVIL_POLICY_DATABASE: url, ANVIL_MASTER_KEY: '33'.repeat(32) }, 3);
+  });
+}
 
 test.serial('a worker whose primary dies drains and writes its queued denial rows before it exits', async (t) => {
   t.timeout(5 * 60_000);
