@@ -8,7 +8,7 @@ import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { anvil } from './helpers/cli.ts';
 import { ROOT } from './helpers/gateway.ts';
 import { postgresOrExplain, sharedPostgres } from './helpers/postgres.ts';
+import { alive, childrenOf } from './helpers/processes.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 
@@ -85,23 +86,7 @@ async function firstAnswer(port: number, gw: Running): Promise<void> {
   }
 }
 
-/** The live child processes of `pid` (a primary's workers). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The user agents of the denial rows in `dataDir` (read by the CLI in local mode). */
 async function deniedAgents(t: ExecutionContext, dataDir: string, env: Record<string, string> = {}): Promise<string[]> {

@@ -8,11 +8,12 @@ import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } fr
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ROOT, startTestGateway } from './helpers/gateway.ts';
+import { alive, childrenOf } from './helpers/processes.ts';
 
 const REPO = join(import.meta.dirname, '..');
 const MiB = 1024 * 1024;
@@ -73,23 +74,7 @@ function slowBody(data: Buffer, delayMs: number, onChunk: (n: number) => void): 
   })());
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
-/** The live child processes of `pid` (a primary's workers). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 /** A failed test must not leave npm, the gateway or its workers (a stuck worker outlives its primary) running. */
 function killLeftovers(gw: Started): void {
