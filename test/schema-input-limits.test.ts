@@ -24,6 +24,12 @@ test('unit: nesting past the limit and over-long names are schema errors naming 
   t.notThrows(() => rel.compileSchema(`definition user {}\ndefinition acme/${'d'.repeat(64)} {\n relation ${'r'.repeat(64)}: user\n}`));
   t.notThrows(() => rel.compileSchema(`definition user {}\ndefinition doc {\n relation r: user\n permission p = ${Array(4001).fill('r').join(' + ')}\n}`));
   t.throws(() => rel.compileSchema(`definition user {}\ndefinition doc {\n relation r: user\n permission p = ${Array(10_000).fill('r').join(' + ')}\n}`), { message: /line 4: permission expression has more than 4000 operators/ });
+  // A caveat's CEL expression: member steps, parentheses, lists and ternaries nested thousands deep are refused by
+  // name, never a stack overflow in the walks after parsing; 400 levels still compile.
+  for (const body of ['x' + '.a'.repeat(3000) + ' == 1', '('.repeat(3000) + 'n == 1' + ')'.repeat(3000), '['.repeat(3000) + '1' + ']'.repeat(3000) + ' == []', Array.from({ length: 3000 }, (_, i) => `n == ${i} ? true : `).join('') + 'false']) {
+    t.throws(() => rel.compileSchema(`definition user {}\ncaveat c(x map<any>, n int) {\n ${body}\n}`), { instanceOf: rel.SchemaValidationError, message: /line 2: caveat c: expression nests deeper than 500 levels/ });
+  }
+  t.notThrows(() => rel.compileSchema(`definition user {}\ncaveat c(x map<any>, n int) {\n ${'x' + '.a'.repeat(400)} == 1\n}`));
 });
 
 test('schema write and diff of a 3,000-deep schema answer 400 naming the line; the CLI validator reports it', async (t) => {
@@ -39,6 +45,12 @@ test('schema write and diff of a 3,000-deep schema answer 400 naming the line; t
     }
     const long = await admin(tg, ROOT, 'PUT', '/schema', { tenant: 'acme', schema: `definition user {}\ndefinition ${'d'.repeat(2000)} {}`, reason: 'x' });
     t.is(long.status, 400);
+    const caveat = `caveat c(x map<any>) {\n ${'x' + '.a'.repeat(3000)} == 1\n}\ndefinition user {}\n`;
+    for (const [method, path] of [['PUT', '/schema'], ['POST', '/schema/diff']] as const) {
+      const res = await admin(tg, ROOT, method, path, { tenant: 'acme', schema: caveat, ...(method === 'PUT' ? { reason: 'x' } : {}) });
+      t.is(res.status, 400, `caveat: ${method} ${path} ${JSON.stringify(res.json)}`);
+      t.regex(res.json.error.message, /caveat c: expression nests deeper than 500 levels/);
+    }
     // At the operator limit every walk (compile, diff, check) still fits the stack.
     const wide = `definition user {}\ndefinition doc {\n relation r: user\n relation s: user\n permission p = ${Array(4000).fill('s').join(' + ')} + r\n}`;
     t.is((await admin(tg, ROOT, 'POST', '/schema/diff', { tenant: 'acme', schema: wide })).status, 200);

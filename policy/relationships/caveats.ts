@@ -53,8 +53,12 @@ export function compileCaveat(ast: CaveatAst): { errors: string[]; caveat?: Comp
   try {
     parsed = parse(ast.expression);
   } catch (error) {
+    // The CEL parser recurses per nesting level: an expression nested thousands deep overflows its stack.
+    if (error instanceof RangeError) return { errors: [`${where}: expression nests deeper than ${MAX_CAVEAT_DEPTH} levels`] };
     return { errors: [`${where}: CEL syntax error: ${(error as Error).message}`] };
   }
+  // What follows (the identifier walk, planning, evaluation, unparse) recurses per level of the tree too.
+  if (exprDepth(parsed.expr) > MAX_CAVEAT_DEPTH) return { errors: [`${where}: expression nests deeper than ${MAX_CAVEAT_DEPTH} levels`] };
   const declared = new Set(ast.params.map((p) => p.name));
   for (const name of identifiers(parsed.expr, new Set())) {
     if (!declared.has(name) && !TYPE_IDENTS.has(name)) errors.push(`${where}: unknown identifier "${name}" (not a declared parameter)`);
@@ -103,6 +107,26 @@ export function compileCaveat(ast: CaveatAst): { errors: string[]; caveat?: Comp
 }
 
 type Node = { exprKind?: { case?: string; value?: unknown } } | undefined;
+
+/**
+ * Deepest a caveat's expression tree may nest (member steps `x.a.a…`, calls, lists, operators, parentheses). Every
+ * step after parsing walks the tree recursively; 1,000 levels were seen to compile and 3,000 to overflow the stack.
+ */
+export const MAX_CAVEAT_DEPTH = 500;
+
+/** How deep the expressions of a CEL AST nest, counted without recursion (so any tree can be measured). */
+function exprDepth(root: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object' || ArrayBuffer.isView(node)) continue;
+    const here = 'exprKind' in node ? depth + 1 : depth;
+    if (here > max) max = here;
+    for (const value of Object.values(node)) if (value !== null && typeof value === 'object') stack.push([value, here]);
+  }
+  return max;
+}
 
 /** Free identifiers of a CEL AST; comprehension variables are bound inside their loop. */
 function identifiers(node: Node, bound: Set<string>, out = new Set<string>()): Set<string> {
