@@ -4,11 +4,11 @@
  * schema (type and bounds), default and documentation; the README table, the compose test and the error messages
  * all read it. A bad value stops the start with the variable's name and what it expects.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { UpstreamConfig } from '../storage/upstream/index.ts';
 import { autoWorkers } from './cpu-quota.ts';
+import { readSmallFile } from './small-file.ts';
 
 /** One setting: how its text is parsed and checked, what it means, and what a wrong value is told it expects. */
 interface Setting<T> {
@@ -149,12 +149,17 @@ export function fileKeyOf(name: SettingName): string {
   return name.slice('ANVIL_'.length).toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** Largest configuration file read (a JSON object of settings is a few KiB). */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+/** Largest master key file read (the key is 32 bytes, 44 in base64). */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
 const BY_FILE_KEY = new Map((Object.keys(SETTINGS) as SettingName[]).map((name) => [fileKeyOf(name), name]));
 
 function fileSource(path: string): Source {
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readSmallFile(path, MAX_CONFIG_FILE_BYTES).toString('utf8'));
   } catch (error) {
     throw new ConfigError([`ANVIL_CONFIG: cannot read ${path} as JSON (${(error as Error).message})`]);
   }
@@ -225,7 +230,7 @@ function crossChecks(p: Parsed): string[] {
 function masterKeyFromFile(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
   try {
-    return readFileSync(resolve(path), 'utf8').trim();
+    return readSmallFile(resolve(path), MAX_KEY_FILE_BYTES).toString('utf8').trim();
   } catch (error) {
     throw new ConfigError([`ANVIL_MASTER_KEY_FILE: cannot read ${path} (${(error as Error).message})`]);
   }

@@ -3,12 +3,16 @@
  * without a restart on SIGHUP or when either file changes. A new pair that does not load (unreadable, not PEM, key
  * not matching the certificate) is refused with an error line and the previous pair keeps serving.
  */
-import { unwatchFile, watchFile, readFileSync } from 'node:fs';
+import { unwatchFile, watchFile } from 'node:fs';
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from './logging.ts';
+import { readSmallFile } from './small-file.ts';
 import { SettingError } from './start-errors.ts';
+
+/** Largest certificate (chain) or key file read. */
+const MAX_PEM_FILE_BYTES = 1024 * 1024;
 
 /** The certificate and key files. */
 export interface TlsFiles {
@@ -22,8 +26,8 @@ const SETTLE_MS = 300;
 
 /** Reads and checks a pair; throws when it cannot serve (a key that does not match fails here, not on a handshake). */
 export function loadTlsPair(files: TlsFiles): { cert: Buffer; key: Buffer; summary: Record<string, string> } {
-  const cert = readFileSync(files.certFile);
-  const key = readFileSync(files.keyFile);
+  const cert = readSmallFile(files.certFile, MAX_PEM_FILE_BYTES);
+  const key = readSmallFile(files.keyFile, MAX_PEM_FILE_BYTES);
   createSecureContext({ cert, key });
   const x509 = new X509Certificate(cert);
   return { cert, key, summary: { subject: x509.subject.replace(/\n/g, ', '), validTo: x509.validTo, fingerprint256: x509.fingerprint256 } };

@@ -64,6 +64,20 @@ test.serial('start-up refusals past the schema: one line naming the setting, exi
   }
 });
 
+test.serial('a file setting naming a device that never ends (/dev/zero) is refused at once by its size, exit status 78', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ ANVIL_MASTER_KEY_FILE: '/dev/zero' }, /ANVIL_MASTER_KEY_FILE: cannot read \/dev\/zero \(\/dev\/zero is larger than 65536 bytes\)/],
+    [{ ANVIL_CONFIG: '/dev/zero' }, /ANVIL_CONFIG: cannot read \/dev\/zero as JSON \(\/dev\/zero is larger than 1048576 bytes\)/],
+    [{ ANVIL_TLS_CERT: '/dev/zero', ANVIL_TLS_KEY: '/dev/zero' }, /ANVIL_TLS_CERT and ANVIL_TLS_KEY: .*\/dev\/zero is larger than 1048576 bytes/],
+  ];
+  for (const [env, cause] of cases) {
+    const run = await start({ ANVIL_WORKERS: '1', ANVIL_DATA_DIR: freshDir(), ...env });
+    t.is(run.code, 78, run.stderr);
+    t.regex(run.stderr, cause);
+    t.notRegex(run.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
 test.serial('a policy database that is down at start: one line and exit status 1 (a restart may succeed)', async (t) => {
   const run = await start({ ANVIL_WORKERS: '1', ANVIL_DATA_DIR: freshDir(), ANVIL_MASTER_KEY: KEY, ANVIL_POLICY_DATABASE: 'postgres://anvil@127.0.0.1:1/anvil' });
   t.is(run.code, 1, run.stderr);
