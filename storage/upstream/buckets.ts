@@ -8,8 +8,10 @@
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
+  DeleteBucketPolicyCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetBucketPolicyCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -211,12 +213,15 @@ export class Buckets {
     if (value === NO_INCARNATION && started.incarnation !== NO_INCARNATION) {
       const same = await this.createdUnder(name, started.incarnation).catch(() => undefined);
       if (same === true) return;
+      // MinIO's copy can also be the one read before CreateBucket wrote any metadata: no tag and no creation date,
+      // exactly what a ghost shows. Having MinIO read its metadata from disk again tells them apart.
+      if (await this.reloadMetadata(name)) value = await now();
       // No creation date to go by (the listing failed or is refused): asked again for about 3 s, as the tag of a
       // bucket created again through a gateway shows up within a request's time, and then differs.
       for (const wait of same === undefined ? [100, 200, 400, 800, 1600] : []) {
+        if (value !== NO_INCARNATION) break;
         await pause(wait);
         value = await now();
-        if (value !== NO_INCARNATION) break;
       }
     }
     if (holds(value)) return;
@@ -240,6 +245,30 @@ export class Buckets {
     const created = (listed.Buckets ?? []).find((b) => b.Name === this.layout.bucketOf(name))?.CreationDate;
     if (created === undefined || created.getUTCFullYear() <= 1) return false;
     return created.getTime() <= tagged;
+  }
+
+  /**
+   * Makes MinIO read a bucket's metadata from disk again, replacing the copy it answers from (a metadata update
+   * loads from disk, changes one config and saves: cmd/bucket-metadata-sys.go updateAndParse). The update is a
+   * DeleteBucketPolicy, sent only when the bucket reads as having no policy: a copy that old was read before anyone
+   * could set one (setting one would have replaced it), so there is none on disk to delete either. True when it was
+   * sent; false when the bucket has a policy or the upstream refuses either request (then nothing changes).
+   */
+  private async reloadMetadata(name: string): Promise<boolean> {
+    const s3 = this.clients.retrying;
+    const Bucket = this.layout.bucketOf(name);
+    try {
+      await s3.send(new GetBucketPolicyCommand({ Bucket }));
+      return false;
+    } catch (err) {
+      if (faultCode(err) !== 'NoSuchBucketPolicy') return false;
+    }
+    try {
+      await s3.send(new DeleteBucketPolicyCommand({ Bucket }));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** confirm() for a write that created `key` with `etag`, undone only while the key still holds that version. */

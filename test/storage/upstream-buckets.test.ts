@@ -156,3 +156,50 @@ test('a bucket found untagged without a creation date to go by (ListBuckets refu
   t.true(undone, 'the write was undone');
   t.is(reads, 6, 'the tag was read again five times before refusing');
 });
+
+/**
+ * An upstream like MinIO holding a stale in-memory copy of a bucket's metadata (no tag, no creation date: what a
+ * ghost shows too) until a metadata update makes it read the disk again; `tagOnDisk` is what the disk holds.
+ */
+function staleUpstream(tagOnDisk: string | undefined): { clients: UpstreamClients; sent: string[] } {
+  let reloaded = false;
+  const sent: string[] = [];
+  const lean = {
+    async send(req: { method: string; query?: Record<string, string> }) {
+      if (req.method !== 'GET' || req.query?.tagging === undefined) throw new Error(`unexpected ${req.method} request`);
+      const tag = reloaded && tagOnDisk ? `<Tag><Key>${INCARNATION_TAG}</Key><Value>${tagOnDisk}</Value></Tag>` : '';
+      return { status: 200, headers: {}, body: Readable.from([Buffer.from(`<Tagging><TagSet>${tag}</TagSet></Tagging>`)]) };
+    },
+  };
+  const retrying = {
+    async send(command: { constructor: { name: string } }) {
+      const name = command.constructor.name;
+      sent.push(name);
+      if (name === 'ListBucketsCommand') return { Buckets: [{ Name: 'bucket-s', CreationDate: new Date('0001-01-01T00:00:00Z') }] };
+      if (name === 'GetBucketPolicyCommand') throw Object.assign(new Error('no policy'), { name: 'NoSuchBucketPolicy', Code: 'NoSuchBucketPolicy', $metadata: { httpStatusCode: 404 } });
+      if (name === 'DeleteBucketPolicyCommand') {
+        reloaded = true;
+        return {};
+      }
+      throw new Error(`unexpected ${name}`);
+    },
+  };
+  return { clients: { lean, retrying } as unknown as UpstreamClients, sent };
+}
+
+test('a bucket MinIO answers from a stale copy (untagged, no creation date) is read again from disk: the write stands; a ghost stays refused', async (t) => {
+  const incarnation = `${Date.now() - 1000}-${'d'.repeat(32)}`;
+  const started = { incarnation, at: Date.now() };
+  const ours = staleUpstream(incarnation);
+  await new Buckets(ours.clients, new Layout('bucket')).confirm('bucket-s', started, async () => t.fail('the write is not undone'));
+  t.deepEqual(ours.sent, ['ListBucketsCommand', 'GetBucketPolicyCommand', 'DeleteBucketPolicyCommand']);
+  const ghost = staleUpstream(undefined);
+  let undone = false;
+  await t.throwsAsync(
+    new Buckets(ghost.clients, new Layout('bucket')).confirm('bucket-s', started, async () => {
+      undone = true;
+    }),
+    { name: 'NoSuchBucketError' },
+  );
+  t.true(undone, 'the write into the ghost was undone');
+});
