@@ -5,6 +5,7 @@
 import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { S3Error } from '../errors.ts';
+import { percentBytes } from '../utf8.ts';
 
 /** The parts of an HTTP request SigV4 covers, as received on the wire. */
 export interface SignedRequest {
@@ -77,21 +78,6 @@ const DEFAULT_SKEW_MS = 15 * 60 * 1000;
 const MAX_EXPIRES_S = 604800;
 const UNRESERVED = /^[A-Za-z0-9\-._~/]*$/;
 
-/** Percent-decodes to bytes without touching '+', because S3 keys may contain a literal '+'. */
-function percentDecode(s: string): Buffer {
-  if (!s.includes('%')) return Buffer.from(s, 'utf8');
-  const out: number[] = [];
-  const raw = Buffer.from(s, 'utf8');
-  for (let i = 0; i < raw.length; i++) {
-    const hex = raw[i] === 0x25 && i + 2 < raw.length ? raw.toString('latin1', i + 1, i + 3) : '';
-    if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
-      out.push(parseInt(hex, 16));
-      i += 2;
-    } else out.push(raw[i]);
-  }
-  return Buffer.from(out);
-}
-
 // One string per byte, so encoding a key is a table lookup instead of a regex test per character.
 const ENCODED = Array.from({ length: 256 }, (_, b) => {
   const c = String.fromCharCode(b);
@@ -108,7 +94,7 @@ function uriEncode(bytes: Buffer, keepSlash: boolean): string {
 /** S3's canonical URI: decode the wire path once, encode it once, keep '/', '.', '..' and '//' as they are. */
 export function canonicalUri(rawPath: string): string {
   if (UNRESERVED.test(rawPath)) return rawPath || '/';
-  return uriEncode(percentDecode(rawPath), true) || '/';
+  return uriEncode(percentBytes(rawPath), true) || '/';
 }
 
 /**
@@ -122,7 +108,7 @@ function decodeText(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    return percentDecode(s).toString('utf8');
+    return percentBytes(s).toString('utf8');
   }
 }
 
@@ -181,7 +167,7 @@ function canonicalComponent(raw: string): string {
     // decodeURIComponent and encodeText are native and give the same bytes whenever the input is UTF-8.
     return encodeText(decodeURIComponent(spaced));
   } catch {
-    return uriEncode(percentDecode(spaced), false);
+    return uriEncode(percentBytes(spaced), false);
   }
 }
 
