@@ -129,9 +129,10 @@ export class Buckets {
   private async isGhost(name: string): Promise<boolean> {
     const Bucket = this.layout.bucketOf(name);
     if ((await readIncarnation(this.clients, this.layout, name).catch(() => undefined)) !== NO_INCARNATION) return false;
-    const listed = await this.clients.retrying.send(new ListBucketsCommand({}));
-    const created = (listed.Buckets ?? []).find((b) => b.Name === Bucket)?.CreationDate;
+    const created = await this.upstreamCreated(name);
     if (created === undefined || created.getUTCFullYear() > 1) return false;
+    // MinIO's stale copy of a live bucket looks the same (see confirm()): read from disk again, it shows its tag.
+    if ((await this.reloadMetadata(name)) && (await readIncarnation(this.clients, this.layout, name).catch(() => undefined)) !== NO_INCARNATION) return false;
     const inside = await listObjectsV2(this.clients.retrying, { Bucket, MaxKeys: 1 });
     return (inside.Contents ?? []).length === 0;
   }
@@ -230,6 +231,12 @@ export class Buckets {
     throw new NoSuchBucketError(`bucket ${name} was deleted while the write was in progress`);
   }
 
+  /** The upstream bucket's creation date as ListBuckets gives it (year 1 for a ghost); undefined when it is not listed. */
+  private async upstreamCreated(name: string): Promise<Date | undefined> {
+    const listed = await this.clients.retrying.send(new ListBucketsCommand({}));
+    return (listed.Buckets ?? []).find((b) => b.Name === this.layout.bucketOf(name))?.CreationDate;
+  }
+
   /**
    * True when upstream bucket `name` was created no later than `incarnation` (a timed one, incarnationBody()) was
    * written: the bucket that incarnation was given to, whatever its tag reads now. False for a bucket created after
@@ -241,8 +248,7 @@ export class Buckets {
   private async createdUnder(name: string, incarnation: string): Promise<boolean> {
     const tagged = writtenAt(incarnation);
     if (tagged === undefined) return false;
-    const listed = await this.clients.retrying.send(new ListBucketsCommand({}));
-    const created = (listed.Buckets ?? []).find((b) => b.Name === this.layout.bucketOf(name))?.CreationDate;
+    const created = await this.upstreamCreated(name);
     if (created === undefined || created.getUTCFullYear() <= 1) return false;
     return created.getTime() <= tagged;
   }
