@@ -19,7 +19,7 @@
  * its credentials, their sessions and the capabilities they mint reached through that tuple. Makers that are root,
  * the operator or tenant-wide bound nothing (they could write themselves any tuple), so no extra check is made then.
  */
-import { CAPABILITY_SUBJECT_TYPE, relationships as rel, type PolicyStore } from '../policy/index.ts';
+import { actorLabel, actorsOf, relationships as rel, type PolicyStore, type RelationshipActor } from '../policy/index.ts';
 import type { Decision, Family, Principal } from '../policy/types.ts';
 
 /** The relationship permission each family needs in a governed bucket (undefined: none); a new family must choose. */
@@ -89,38 +89,6 @@ async function subjectRefusal(subject: string, relationships: rel.Relationships,
   return undefined;
 }
 
-/** One subject relationships are decided for, and how a denial names it. */
-interface Actor {
-  subject: string;
-  label: string;
-}
-
-/** The makers bounding `of` (Principal.boundingMakers) as actors, each label naming whom it bounds. */
-function makersOf(of: Principal, whose: string): Actor[] {
-  return (of.boundingMakers ?? []).map((subject) => ({ subject, label: `${subject} (a maker of ${whose})` }));
-}
-
-/**
- * Who relationships are decided for, every one of whom must hold the permission: the caller, plus the registrar of
- * its identity provider when that bounds it (Principal.registrar), plus every maker up its chain (or the registrar's)
- * without tenant-wide authority (Principal.boundingMakers); for a capability its minter and the minter's makers
- * instead. Undefined when nothing is decided (a capability minted by root or the operator acts for root).
- */
-function actorsOf(principal: Principal): Actor[] | undefined {
-  if (!principal.subject.startsWith(`${CAPABILITY_SUBJECT_TYPE}:`)) {
-    const registrar = principal.registrar;
-    const self = { subject: principal.subject, label: principal.subject };
-    // The common case (made by root or a tenant-wide admin, no registrar): the caller alone, nothing more built.
-    if (registrar === undefined && principal.boundingMakers === undefined) return [self];
-    const own = [self, ...makersOf(principal, principal.accessKeyId)];
-    if (registrar === undefined) return own;
-    return [...own, { subject: registrar.subject, label: `${registrar.subject} (registrar of the identity provider of ${principal.subject})` }, ...makersOf(registrar, registrar.accessKeyId)];
-  }
-  const minter = principal.minter;
-  if (minter === undefined || minter.isRoot) return undefined;
-  return [{ subject: minter.subject, label: `${minter.subject} (minter of ${principal.accessKeyId})` }, ...makersOf(minter, minter.accessKeyId)];
-}
-
 /**
  * Builds the governance of one request. Root bypasses relationships as it bypasses scopes (the reserved prefix is
  * decided before and still applies); ungoverned buckets are decided by scopes alone, exactly as before.
@@ -137,8 +105,8 @@ export function createGovernance(opts: {
   const startedAt = Date.now();
   let context: { now: Date; client_ip: string } | undefined;
   const contextOf = () => (context ??= { now: new Date(startedAt), client_ip: clientIp(opts.remoteAddress) ?? '' });
-  let actors: Actor[] | undefined | null = null;
-  const actorsNow = (): Actor[] | undefined => (actors === null ? (actors = actorsOf(principal)) : actors);
+  let actors: RelationshipActor[] | undefined | null = null;
+  const actorsNow = (): RelationshipActor[] | undefined => (actors === null ? (actors = actorsOf(principal)) : actors);
   const governed = async (bucket: string): Promise<string | undefined> => {
     if (principal.isRoot || relationships === undefined || actorsNow() === undefined || !(await policy.bucketGoverned(bucket))) return undefined;
     return policy.bucketOwner(bucket);
@@ -166,7 +134,7 @@ export function createGovernance(opts: {
         const r = await relationships!.check(tenant, resource, permission, a.subject, { context: contextOf() });
         if (r.result === 'allowed') continue;
         const layer = r.result === 'conditional' || /caveat/.test(r.reason) ? 'caveat' : 'relationship';
-        return { allowed: false, layer, reason: `missing ${permission} on ${rel.formatSubject(resource)} for ${a.label}: ${r.reason}` };
+        return { allowed: false, layer, reason: `missing ${permission} on ${rel.formatSubject(resource)} for ${actorLabel(a)}: ${r.reason}` };
       }
       return ALLOWED;
     },

@@ -55,3 +55,14 @@ export * from './sessions/index.ts';
 export * from './capabilities/index.ts';
 export * as relationships from './relationships/index.ts';
 export * as audit from './audit/index.ts';
+export {
+  actorLabel,
+  actorsOf,
+  checkActors,
+  lookupActors,
+  subjectStanding,
+  type ActorAnswer,
+  type RelationshipActor,
+  type StandingSources,
+  type SubjectStanding,
+} from './actors.ts';

@@ -131,3 +131,73 @@ test('an issuer registered by a credential of a narrowed admin is bounded by tha
     await idp.close();
   }
 });
+
+/** POST /check about `subject` (root names the tenant): the answer's result and reason. */
+const checked = async (tg: TestGateway, by: Creds, subject: string, explain = false): Promise<any> =>
+  ok(tg, by, 'POST', '/check', { ...(by === ROOT ? { tenant: TENANT } : {}), resource: `object:${BUCKET}/pub/x`, permission: 'read', subject, explain });
+
+/** POST /lookup of the objects `subject` may read (root names the tenant): their ids. */
+const looked = async (tg: TestGateway, by: Creds, subject: string): Promise<string[]> =>
+  (await ok(tg, by, 'POST', '/lookup', { ...(by === ROOT ? { tenant: TENANT } : {}), resourceType: 'object', permission: 'read', subject, idPrefix: `${BUCKET}/pub/` })).ids;
+
+test('check and lookup about a credential answer as S3 decides for it: its narrowed maker bounds them too', async (t) => {
+  await withGovernedGateway(async (tg) => {
+    const gadm = await narrowAdmin(tg);
+    const c2 = await credential(tg, [{ families: ['admin', 'object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
+    t200(await tuple(tg, ROOT, 'touch', `object:${BUCKET}/pub/x#reader@app:${c2.id}`));
+    const me = `app:${c2.id}`;
+    for (const by of [ROOT, c2]) {
+      t.is((await checked(tg, by, me)).result, 'allowed');
+      t.deepEqual(await looked(tg, by, me), [`${BUCKET}/pub/x`]);
+    }
+    t.true(await reads(tg, { creds: c2 }));
+
+    t200(await tuple(tg, ROOT, 'delete', `${FOLDER}#owner@app:${gadm.id}`));
+    // S3 refuses C2 the read and lists nothing; the relationship API tells it (and root) the same, not the tuple alone.
+    t.false(await reads(tg, { creds: c2 }));
+    t.deepEqual(await listed(tg, c2), []);
+    for (const by of [ROOT, c2]) {
+      t.is((await checked(tg, by, me)).result, 'denied');
+      t.deepEqual(await looked(tg, by, me), []);
+    }
+    // Root is told which actor denied; C2, which cannot see its maker, only that a maker of its own did.
+    const rootView = await checked(tg, ROOT, me, true);
+    t.regex(rootView.reason, new RegExp(`for app:${gadm.id} \\(a maker of ${c2.id}\\)`));
+    t.deepEqual(rootView.actors.map((a: any) => [a.actor, a.result]), [[me, 'allowed'], [`app:${gadm.id} (a maker of ${c2.id})`, 'denied']]);
+    const ownView = await checked(tg, c2, me, true);
+    t.is(ownView.result, 'denied');
+    t.notRegex(JSON.stringify(ownView), new RegExp(gadm.id));
+
+    // The maker reading again lets both answers include it again.
+    t200(await tuple(tg, ROOT, 'touch', `${FOLDER}#reader@app:${gadm.id}`));
+    t.true(await reads(tg, { creds: c2 }));
+    t.is((await checked(tg, c2, me)).result, 'allowed');
+    t.deepEqual(await looked(tg, c2, me), [`${BUCKET}/pub/x`]);
+  });
+});
+
+test('check and lookup about a deleted credential or a capability answer as S3 would decide for them', async (t) => {
+  await withGovernedGateway(async (tg) => {
+    const gadm = await narrowAdmin(tg);
+    const c2 = await credential(tg, [{ families: ['object:read', 'object:list'], bucket: BUCKET, prefix: 'pub/' }], gadm);
+    // Lookups list resources that have tuples: an object tuple (C2's) makes pub/x one.
+    t200(await tuple(tg, ROOT, 'touch', `object:${BUCKET}/pub/x#reader@app:${c2.id}`));
+    const capability = (await ok(tg, gadm, 'POST', '/capabilities', { bucket: BUCKET, prefix: 'pub/', actions: ['read'] }));
+    const cap = `capability:${capability.id.replaceAll(':', '%3A')}`;
+    t.true(await reads(tg, { capability: capability.capability }));
+    t.is((await checked(tg, ROOT, cap)).result, 'allowed');
+    t.deepEqual(await looked(tg, ROOT, cap), [`${BUCKET}/pub/x`]);
+    t.is((await checked(tg, ROOT, `app:${c2.id}`)).result, 'allowed');
+
+    await ok(tg, gadm, 'DELETE', `/credentials/${c2.id}`);
+    t200(await tuple(tg, ROOT, 'touch', `object:${BUCKET}/pub/x#reader@app:${c2.id}`));
+    // Its tuples may outlive it (written again by root here), yet a credential that is gone holds nothing.
+    t.is((await checked(tg, ROOT, `app:${c2.id}`)).result, 'denied');
+    t.deepEqual(await looked(tg, ROOT, `app:${c2.id}`), []);
+
+    await ok(tg, ROOT, 'POST', `/capabilities/${encodeURIComponent(capability.id)}/revoke`, {});
+    t.false(await reads(tg, { capability: capability.capability }));
+    t.is((await checked(tg, ROOT, cap)).result, 'denied');
+    t.deepEqual(await looked(tg, ROOT, cap), []);
+  });
+});

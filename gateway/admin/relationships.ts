@@ -6,18 +6,26 @@
  */
 import { Readable } from 'node:stream';
 import {
+  actorLabel,
+  actorsOf,
   authorizeCredentialAdmin,
+  checkActors,
   DeniedError,
   holdsTenantWide,
+  lookupActors,
   relationships as rel,
+  subjectStanding,
+  type RelationshipActor,
   type Family,
   type Principal,
   type ScopeGrant,
+  type SubjectStanding,
   visibleBuckets,
 } from '../../policy/index.ts';
+import { tokenStoresOf } from '../sts/stores.ts';
 import { AdminStream, notFound, type AdminRefusal, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
-import { hidden, missing } from './view.ts';
+import { adminView, hidden, missing } from './view.ts';
 
 /**
  * The watch feed reads the shared changelog whenever the relationships change signal says the tenant moved (a NOTIFY
@@ -226,8 +234,8 @@ function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
  */
 function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
   if (holdsTenantWide(principal)) return undefined;
-  const { registrar } = principal;
-  const boundedBy = [...(principal.boundingMakers ?? []), ...(registrar ? [registrar.subject, ...(registrar.boundingMakers ?? [])] : [])];
+  // The same actors S3 decides for (policy/actors.ts), but the writer itself: the guard checks it as the writer.
+  const boundedBy = (actorsOf(principal) ?? []).filter((a) => a.role !== undefined).map((a) => a.subject);
   return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']), ...(boundedBy.length > 0 ? { boundedBy } : {}) };
 }
 
@@ -341,7 +349,35 @@ function contextOf(value: unknown): rel.RequestContext {
   return context;
 }
 
-/** POST /check {resource, permission, subject, context, explain}: allowed, denied or conditional (missing params). */
+/**
+ * The principal a check or lookup asks about (policy/actors.ts subjectStanding): a credential or capability S3 decides
+ * for with more than one actor is answered as S3 decides, one that cannot act in the tenant holds nothing.
+ */
+function standingOf(call: AdminCall, tenant: string, subject: string, now: Date): Promise<SubjectStanding> {
+  const { capabilities } = tokenStoresOf(call.policy);
+  const sources = { resolveAccessKey: (id: string, at: Date) => call.policy.resolveAccessKey(id, at), mintRecord: (id: string) => capabilities.mintRecord(id), isRevoked: (id: string) => capabilities.isRevoked(id) };
+  return subjectStanding(rel.parseSubject(subject), tenant, sources, now);
+}
+
+/**
+ * How an answer names the actors: in full for root and tenant-wide admins; to a narrower caller, a maker, registrar
+ * or minter it may not see (view.ts) only by its part, so a check is no way to learn another credential's chain.
+ */
+async function actorNames(call: AdminCall, subject: string): Promise<(a: RelationshipActor) => string> {
+  const view = await adminView(call);
+  if (view === undefined) return actorLabel;
+  return (a) => {
+    const named = rel.parseSubject(a.subject);
+    if (a.role === undefined || (named.type === 'app' && view.credentialId(named.id))) return actorLabel(a);
+    return `a credential bounding ${subject} (${a.role.startsWith('minter') ? 'its minter' : 'a maker or registrar'})`;
+  };
+}
+
+/**
+ * POST /check {resource, permission, subject, context, explain}: allowed, denied or conditional (missing params).
+ * A subject naming a credential (`app:<access key id>`) or capability is decided as S3 decides for it: for every
+ * actor (policy/actors.ts), so a derived credential is never told it may do what its narrowed maker no longer may.
+ */
 export async function check(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'resource', 'permission', 'subject', 'context', 'explain']);
   const tenant = tenantOf(call);
@@ -351,23 +387,37 @@ export async function check(call: AdminCall): Promise<unknown> {
   requireReach(call, reachOf(call.principal, ['check']), rel.parseSubject(resource), 'check');
   const options = { context: contextOf(call.body.context) };
   const engine = engineOf(call);
-  const result = await (call.body.explain === true ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
+  const explain = call.body.explain === true;
+  const standing = await standingOf(call, tenant, subject, new Date());
+  let result: rel.CheckResult;
+  if (standing.kind === 'gone') result = { result: 'denied', reason: standing.reason, ...(explain ? { path: [] } : {}) };
+  else if (standing.kind === 'principal') {
+    result = await checkActors({ relationships: engine, tenant, resource, permission, actors: standing.actors, label: await actorNames(call, subject), explain, options });
+  } else result = await (explain ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
   return { tenant, resource, permission, subject, ...result };
 }
 
-/** POST /lookup {resourceType, permission, subject, idPrefix, limit, context}: ids with tuples the subject reaches. */
+/**
+ * POST /lookup {resourceType, permission, subject, idPrefix, limit, context}: ids with tuples the subject reaches,
+ * only those under the caller's check grants. For a credential or capability, the ids every actor reaches (as S3
+ * lists for it); none for one that cannot act in the tenant.
+ */
 export async function lookup(call: AdminCall): Promise<unknown> {
   onlyFields(call.body, ['tenant', 'resourceType', 'permission', 'subject', 'idPrefix', 'limit', 'context']);
   const tenant = tenantOf(call);
   const resourceType = requiredString(call.body, 'resourceType');
+  const permission = requiredString(call.body, 'permission');
+  const subject = requiredString(call.body, 'subject');
   const grants = reachOf(call.principal, ['check']);
   const limit = optionalInteger(call.body.limit, 'limit', 100_000);
-  const ids = (
-    await engineOf(call).lookupResources(tenant, resourceType, requiredString(call.body, 'permission'), requiredString(call.body, 'subject'), {
-      context: contextOf(call.body.context),
-      idPrefix: optionalString(call.body, 'idPrefix'),
-    })
-  ).filter((id) => reaches(grants, { type: resourceType, id }));
+  const options = { context: contextOf(call.body.context), idPrefix: optionalString(call.body, 'idPrefix') };
+  const engine = engineOf(call);
+  const standing = await standingOf(call, tenant, subject, new Date());
+  let found: string[];
+  if (standing.kind === 'gone') found = [];
+  else if (standing.kind === 'principal') found = await lookupActors({ relationships: engine, tenant, resourceType, permission, actors: standing.actors, options });
+  else found = await engine.lookupResources(tenant, resourceType, permission, subject, options);
+  const ids = found.filter((id) => reaches(grants, { type: resourceType, id }));
   return { tenant, ids: limit === undefined ? ids : ids.slice(0, limit) };
 }
 
