@@ -309,7 +309,7 @@ async function startLocked(start: StartState): Promise<Gateway> {
   let draining = false;
   let inFlight = 0;
   const web = config.console.enabled
-    ? { sessions: ConsoleSessions.open({ masterKey: policy.masterKey, idleSeconds: config.console.sessionSeconds }), assets: loadConsoleAssets() }
+    ? { sessions: ConsoleSessions.open({ masterKey: policy.masterKey, idleSeconds: config.console.sessionSeconds, database: policy.database }), assets: loadConsoleAssets() }
     : undefined;
   if (web?.assets.size === 0) logger.warn('the web console was not built (npm run build): /_anvil/console/ answers 503');
   const app = createApp({ backend, config, policy, denials, stores, relationships, records, logger, metrics, console: web, draining: () => draining, space });

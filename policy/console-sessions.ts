@@ -4,10 +4,13 @@
  * with (so rotating that secret ends the session); it is MACed (HMAC-SHA256) under a key derived from the master key
  * with HKDF, so every gateway node sharing the policy (and so the master key) accepts it and nobody can forge or
  * stretch one.
- * Nothing is stored: the credential itself is looked up again on every use (revoked, expired, disabled: refused), so
- * a session never outlives the authority it was opened with. The CSRF token is derived from the session id.
+ * Nothing is stored at sign-in: the credential itself is looked up again on every use (revoked, expired, disabled:
+ * refused), so a session never outlives the authority it was opened with. Only a sign-out is stored
+ * (console-signouts.ts), so a copied token dies with it on every node. The CSRF token is derived from the session id.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { PolicyDatabase } from './database/policy-database.ts';
+import { ConsoleSignOuts } from './console-signouts.ts';
 
 /** Longest a session may live from its sign-in, however often it is renewed. */
 export const MAX_SESSION_MS = 8 * 3600_000;
@@ -42,12 +45,25 @@ function sameText(a: string, b: string): boolean {
 
 /** Issues and verifies console session tokens; `idleMs` is how long one lives without being renewed. */
 export class ConsoleSessions {
-  constructor(private readonly key: Buffer, readonly idleMs: number) {}
+  constructor(private readonly key: Buffer, readonly idleMs: number, private readonly signOuts: ConsoleSignOuts) {}
 
-  /** The sessions of a node: the key derived from the master key its policy store opened with. */
-  static open(options: { masterKey: Buffer; idleSeconds: number }): ConsoleSessions {
+  /**
+   * The sessions of a node: the key derived from the master key its policy store opened with, and the sign-outs
+   * recorded in its policy database (shared by every node and worker).
+   */
+  static open(options: { masterKey: Buffer; idleSeconds: number; database: PolicyDatabase }): ConsoleSessions {
     const key = Buffer.from(hkdfSync('sha256', options.masterKey, Buffer.alloc(0), 'anvil console session v1', 32));
-    return new ConsoleSessions(key, options.idleSeconds * 1000);
+    return new ConsoleSessions(key, options.idleSeconds * 1000, new ConsoleSignOuts(options.database));
+  }
+
+  /** Ends a session on every node: its token (and any copy of it) is refused from now on (ConsoleSignOuts). */
+  signOut(session: ConsoleSession, tenant: string | undefined): Promise<void> {
+    return this.signOuts.signOut(session, tenant);
+  }
+
+  /** Whether the session was signed out. */
+  signedOut(session: ConsoleSession): Promise<boolean> {
+    return this.signOuts.has(session.id);
   }
 
   private mac(text: string): string {

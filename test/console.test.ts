@@ -267,6 +267,50 @@ test('a tenant admin sees only its own tenant: credentials, denials and findings
   }
 });
 
+test('signing out ends the session on the server: a copy of its cookie is refused afterwards', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const send = (method: string, path: string, headers: Record<string, string> = {}, body?: unknown) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: any }>((resolve, reject) => {
+        const req = httpRequest(`${tg.gw.url}${CONSOLE}${path}`, { method, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, json: text ? JSON.parse(text) : undefined }));
+        });
+        req.on('error', reject);
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
+    await seed(tg);
+    const job = await credential(tg, 'acme', 'job', [{ families: ['admin'], bucket: 'data' }]);
+    const signIn = await send('POST', '/api/session', {}, { accessKeyId: job.id, secretKey: job.secretAccessKey });
+    t.is(signIn.status, 200);
+    // The copy an attacker (or a shared machine's browser history) keeps of the cookie.
+    const copied = { cookie: String(signIn.headers['set-cookie']).split(';')[0]! };
+    t.is((await send('GET', '/api/session', copied)).status, 200);
+    t.is((await send('GET', '/api/v1/whoami', copied)).status, 200);
+
+    const out = await send('DELETE', '/api/session', { ...copied, 'x-anvil-csrf': signIn.json.csrf });
+    t.is(out.status, 200);
+    t.regex(String(out.headers['set-cookie']), /Max-Age=0/);
+    for (const path of ['/api/session', '/api/v1/whoami', '/api/v1/credentials?tenant=acme']) {
+      const refused = await send('GET', path, copied);
+      t.is(refused.status, 401, `${path} after sign-out`);
+      t.is(refused.json.error.code, 'Unauthenticated');
+    }
+    t.is((await send('DELETE', '/api/session', { ...copied, 'x-anvil-csrf': signIn.json.csrf })).status, 401, 'a signed-out session cannot sign out again');
+    t.true((await denials(tg)).some((d) => d.action === 'Console:GET /api/v1/whoami' && d.layer === 'credential'));
+    // The sign-out is a recorded change by its credential; the session id is not in it.
+    const audit = await ok(tg, ROOT, 'GET', `/audit?action=console.sign-out`);
+    t.true(audit.audit.some((r: any) => r.actor === job.id && r.accessKeyId === job.id && r.details === undefined), JSON.stringify(audit.audit));
+
+    // Only that session ends: the credential signs in again, and its new session works.
+    const again = await send('POST', '/api/session', {}, { accessKeyId: job.id, secretKey: job.secretAccessKey });
+    t.is((await send('GET', '/api/v1/whoami', { cookie: String(again.headers['set-cookie']).split(';')[0]! })).status, 200);
+  } finally {
+    await tg.close();
+  }
+});
+
 test('audit and relationships pages: findings with their fixes and recorded runs; schema, check with the granting path, watch stream', async (t) => {
   const tg = await startTestGateway();
   try {

@@ -189,6 +189,24 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     for (const creds of keys) t.is(await read(b, creds), 403);
   });
 
+  test.serial('a console session signed out on node A is refused by node B within the bound, its copied cookie included', async (t) => {
+    const { a, b, admin } = t.context;
+    const made = await admin.a.call('POST', '/credentials', { body: { tenant: 'acme', name: 'console-user', scopes: [{ families: ['admin'], bucket: 'plain' }] } });
+    const consoleCall = (node: GatewayProcess, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) =>
+      fetch(`${node.url}/_anvil/console${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const signIn = await consoleCall(a, 'POST', '/api/session', {}, { accessKeyId: made.accessKeyId, secretKey: made.secretKey });
+    t.is(signIn.status, 200);
+    const { csrf } = (await signIn.json()) as { csrf: string };
+    const copied = { cookie: signIn.headers.get('set-cookie')!.split(';')[0]! };
+    // Node B accepts the session (same master key) and has its answer cached now.
+    for (let i = 0; i < 3; i++) t.is((await consoleCall(b, 'GET', '/api/v1/whoami', copied)).status, 200);
+    t.is((await consoleCall(a, 'DELETE', '/api/session', { ...copied, 'x-anvil-csrf': csrf })).status, 200);
+    t.is((await consoleCall(a, 'GET', '/api/session', copied)).status, 401, 'refused at once on the node that signed it out');
+    await afterBound();
+    t.is((await consoleCall(b, 'GET', '/api/v1/whoami', copied)).status, 401);
+    t.is((await consoleCall(b, 'GET', '/api/session', copied)).status, 401);
+  });
+
   test.serial('a denial caused on node A is listed by `anvil denials` pointed at node B, and A printed it to stdout', async (t) => {
     const { a, b, app } = t.context;
     const key = `nope-${randomBytes(4).toString('hex')}.txt`;

@@ -223,12 +223,14 @@ function endWithSession(stream: Readable, current: () => Promise<unknown>): void
   stream.once('close', () => clearInterval(timer));
 }
 
-/** POST /api/session {accessKeyId, secretKey}: sign in; GET: who is signed in; DELETE: sign out. */
+/** POST /api/session {accessKeyId, secretKey}: sign in; GET: who is signed in; DELETE: sign out (on every node). */
 async function session(ctx: Ctx, deps: ConsoleDeps): Promise<void> {
   if (ctx.method === 'GET') {
     const current = ctx.state.consoleSession!;
     ctx.state.result = json(200, sessionView(ctx.state.principal!, deps.sessions.csrf(current), new Date(current.expiresAt)));
   } else if (ctx.method === 'DELETE') {
+    // Recorded before the answer, so the session is over wherever its token (or a copy) is presented next.
+    await deps.sessions.signOut(ctx.state.consoleSession!, ctx.state.principal!.tenant);
     ctx.state.result = json(200, { signedOut: true }, { 'set-cookie': sessionCookie(ctx, undefined) });
   } else if (ctx.method === 'POST') {
     const body = await jsonBody(ctx);

@@ -63,10 +63,13 @@ export async function signIn(
   return { ok: true, principal: resolved.principal, issued: sessions.issue(accessKeyId, secretKey) };
 }
 
-/** The principal behind a session token now, or undefined (bad token, expired, or its credential can no longer sign in). */
+/**
+ * The principal behind a session token now, or undefined (bad token, expired, signed out on any node, or its
+ * credential can no longer sign in).
+ */
 export async function sessionPrincipal(policy: PolicyStore, sessions: ConsoleSessions, token: string | undefined): Promise<{ session: ConsoleSession; principal: Principal } | undefined> {
   const session = token === undefined ? undefined : sessions.verify(token);
-  if (session === undefined) return undefined;
+  if (session === undefined || (await sessions.signedOut(session))) return undefined;
   const resolved = await policy.resolveAccessKey(session.accessKeyId);
   if (!resolved.ok || !sessions.boundTo(session, resolved.secrets)) return undefined;
   return { session, principal: resolved.principal };

@@ -29,6 +29,7 @@ const TABLES: Record<Concern, Array<{ table: string; key: string[]; serial?: str
     { table: 'capability_mints', key: ['id'] },
     { table: 'audit_log', key: ['id'], serial: 'id' },
     { table: 'credential_uses', key: ['access_key_id', 'day', 'family', 'remote_address', 'user_agent'] },
+    { table: 'console_signouts', key: ['id'] },
   ],
   relationships: [
     { table: 'revisions', key: ['name'] },

@@ -87,6 +87,8 @@ export interface PolicyTables {
   capability_revocations: { id: string; tenant: string; revoked_at: number };
   capability_mints: { id: string; tenant: string; tenant_id: string; scope: string; actions: string | null; minted_by: string | null; created_at: number };
   credential_uses: { access_key_id: string; day: number; family: string; remote_address: string; user_agent: string };
+  /** Console sessions signed out before they expired (policy/console-sessions.ts), kept until `expires_at` (epoch ms). */
+  console_signouts: { id: string; expires_at: number };
   audit_log: {
     id: Generated<number>;
     time: number;

@@ -202,4 +202,12 @@ export const POLICY_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX credential_uses_day ON credential_uses (day);`,
   },
+  // 6: console sign-outs — a signed-out session's id until the session would have expired, so a copied cookie is
+  // refused on every node after its sign-out (session tokens are otherwise stateless); rows are purged once expired.
+  {
+    sqlite: `CREATE TABLE console_signouts (id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+      CREATE INDEX console_signouts_expiry ON console_signouts (expires_at);`,
+    postgres: `CREATE TABLE console_signouts (id TEXT COLLATE "C" PRIMARY KEY, expires_at BIGINT NOT NULL);
+      CREATE INDEX console_signouts_expiry ON console_signouts (expires_at);`,
+  },
 ];
