@@ -80,9 +80,9 @@ export async function subjectStanding(subject: SubjectRef, tenant: string, sourc
   let principal: Principal;
   if (subject.type === 'app') {
     const resolved = await sources.resolveAccessKey(subject.id, now);
+    // Root bypasses relationships in S3, in every tenant; its subject is answered for itself, as before.
+    if (resolved.ok && resolved.principal.isRoot) return { kind: 'subject' };
     if (!resolved.ok || resolved.principal.tenant !== tenant) return gone;
-    // Root bypasses relationships in S3; its subject is answered for itself, as before.
-    if (resolved.principal.isRoot) return { kind: 'subject' };
     principal = resolved.principal;
   } else if (subject.type === CAPABILITY_SUBJECT_TYPE) {
     const mint = await sources.mintRecord(subject.id);
