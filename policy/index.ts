@@ -50,6 +50,7 @@ export {
 export { queryAudit, followAudit, purgeAudit, appendAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export { FOLLOW_OVERLAP_MS, type LogFilter } from './log-query.ts';
 export { ConsoleSessions, MAX_SESSION_MS, type ConsoleSession, type IssuedSession } from './console-sessions.ts';
+export { ConsoleSignOuts } from './console-signouts.ts';
 export { AccessRecords, RETENTION_DAYS, type CredentialUse, type CredentialUsage } from './access-records.ts';
 export * from './sessions/index.ts';
 export * from './capabilities/index.ts';

@@ -6,6 +6,7 @@ import type { ExecutionContext, TestFn } from 'ava';
 import {
   authorize,
   ConflictError,
+  ConsoleSignOuts,
   InvalidInputError,
   MasterKeyMismatchError,
   NotFoundError,
@@ -267,5 +268,24 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
     t.false(rootA.created && rootB.created);
     t.deepEqual(secretsOf(await a.resolveAccessKey(made!.accessKeyId)), [made!.secretKey!]);
     t.deepEqual(secretsOf(await b.resolveAccessKey(made!.accessKeyId)), [made!.secretKey!]);
+  });
+
+  test(`${f.engine}: a console sign-out on one node is seen by another; rows go once their session has expired`, async (t) => {
+    const env = await f.fresh(t);
+    const [a, b] = await Promise.all([env.open(), env.open()]);
+    const [onA, onB] = [new ConsoleSignOuts(a), new ConsoleSignOuts(b)];
+    const now = Date.now();
+    t.false(await onB.has('sess-Q1'), 'node B has read (and cached) the session as live');
+    await onA.signOut({ id: 'sess-Q1', accessKeyId: 'AKIAEXAMPLE', expiresAt: now + 1000 }, 'acme', now);
+    t.true(await onA.has('sess-Q1'));
+    await env.bound();
+    t.true(await onB.has('sess-Q1'));
+    // A later sign-out, after s1 would have expired, purges sess-Q1's row: the table holds only sessions still alive.
+    await onB.signOut({ id: 'sess-Q2', accessKeyId: 'AKIAEXAMPLE', expiresAt: now + 5000 }, 'acme', now + 1000);
+    const ids = await a.db('policy').selectFrom('console_signouts').select('id').execute();
+    t.deepEqual(ids.map((r) => r.id), ['sess-Q2']);
+    const audit = await queryAudit(a, { action: 'console.sign-out' });
+    t.is(audit.length, 2);
+    t.true(audit.every((r) => r.actor === 'AKIAEXAMPLE' && r.tenant === 'acme' && !JSON.stringify(r).includes('sess-Q1')));
   });
 }
