@@ -280,7 +280,7 @@ export function credentialSuite(test: TestFn, f: PolicyFactory): void {
     t.true(await onA.has('sess-Q1'));
     await env.bound();
     t.true(await onB.has('sess-Q1'));
-    // A later sign-out, after s1 would have expired, purges sess-Q1's row: the table holds only sessions still alive.
+    // A later sign-out, after sess-Q1 would have expired, purges sess-Q1's row: the table holds only sessions still alive.
     await onB.signOut({ id: 'sess-Q2', accessKeyId: 'AKIAEXAMPLE', expiresAt: now + 5000 }, 'acme', now + 1000);
     const ids = await a.db('policy').selectFrom('console_signouts').select('id').execute();
     t.deepEqual(ids.map((r) => r.id), ['sess-Q2']);
