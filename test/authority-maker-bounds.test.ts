@@ -3,12 +3,13 @@
  * relationship decision for a credential, its sessions and the capabilities it mints holds for each maker up its
  * chain that is not root, the operator or tenant-wide (README "Temporary credentials and capabilities"). Makers with
  * tenant-wide authority bound nothing more, so their credentials answer for their own relationships alone.
+ * The relationship API's check and lookup about a credential or capability answer as S3 decides for it.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { FAMILIES, type ScopeGrant } from '../policy/index.ts';
 import { admin, denials, ok, type Creds } from './helpers/admin.ts';
-import { allowed, assumeRole, assumeWeb, BUCKET, credential, startIssuer, TENANT, withGovernedGateway, type Caller } from './helpers/authority.ts';
+import { allowed, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, withGovernedGateway, type Caller } from './helpers/authority.ts';
 import { ROOT, type TestGateway } from './helpers/gateway.ts';
 
 const FOLDER = `folder:${BUCKET}/pub/`;
@@ -194,6 +195,15 @@ test('check and lookup about a deleted credential or a capability answer as S3 w
     // Its tuples may outlive it (written again by root here), yet a credential that is gone holds nothing.
     t.is((await checked(tg, ROOT, `app:${c2.id}`)).result, 'denied');
     t.deepEqual(await looked(tg, ROOT, `app:${c2.id}`), []);
+
+    // Another tenant's live credential answers exactly as a key that never existed: no probe of other tenants.
+    await seed(tg, 'globex', 'gdata');
+    const foreign = await credential(tg, [{ families: ['object:read'], bucket: 'gdata' }], ROOT, 'globex');
+    const nobody = 'AKIANOSUCHKEY0000000';
+    for (const id of [foreign.id, nobody]) t200(await tuple(tg, ROOT, 'touch', `object:${BUCKET}/pub/x#reader@app:${id}`));
+    const [theirs, none] = [await checked(tg, ROOT, `app:${foreign.id}`), await checked(tg, ROOT, `app:${nobody}`)];
+    t.is(theirs.result, 'denied');
+    t.is(theirs.reason.replace(foreign.id, 'K'), none.reason.replace(nobody, 'K'));
 
     await ok(tg, ROOT, 'POST', `/capabilities/${encodeURIComponent(capability.id)}/revoke`, {});
     t.false(await reads(tg, { capability: capability.capability }));
