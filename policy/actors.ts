@@ -101,10 +101,17 @@ export interface ActorAnswer extends CheckResult {
   actor: string;
 }
 
+/** An actor's answer without what names its tuples: the result, the missing parameters, when it lapses. */
+function undetailed(r: CheckResult): CheckResult {
+  const reason = r.result === 'allowed' ? 'granted' : r.result === 'conditional' ? `conditional on ${(r.missing ?? []).join(', ')}` : 'not granted';
+  return { result: r.result, reason, ...(r.missing ? { missing: r.missing } : {}), ...(r.holdsUntil !== undefined ? { holdsUntil: r.holdsUntil } : {}) };
+}
+
 /**
  * A check for every actor, combined as S3 decides: any denied → denied (naming that actor); otherwise any
  * conditional → conditional with the union of the missing parameters; otherwise allowed (holding until the first
- * actor's grant lapses). `label` names an actor in the answer (a caller may not see every maker).
+ * actor's grant lapses). `label` names an actor in the answer and `detailed` says whether its path and reason are
+ * shown (a caller may not see every maker).
  */
 export async function checkActors(opts: {
   relationships: Relationships;
@@ -113,6 +120,8 @@ export async function checkActors(opts: {
   permission: string;
   actors: RelationshipActor[];
   label: (a: RelationshipActor) => string;
+  /** Whether an actor's path and reason (which name its tuples, and so its subject) may be shown; default all. */
+  detailed?: (a: RelationshipActor) => boolean;
   explain: boolean;
   options: CheckOptions;
 }): Promise<CheckResult & { actors?: ActorAnswer[] }> {
@@ -120,12 +129,12 @@ export async function checkActors(opts: {
   const answers: ActorAnswer[] = [];
   for (const a of opts.actors) {
     const one = await (opts.explain ? r.explain(tenant, resource, permission, a.subject, opts.options) : r.check(tenant, resource, permission, a.subject, opts.options));
-    answers.push({ actor: opts.label(a), ...one });
+    answers.push({ actor: opts.label(a), ...((opts.detailed?.(a) ?? true) ? one : undetailed(one)) });
     if (one.result === 'denied') break;
   }
   const shown = opts.explain ? { actors: answers } : {};
   const denied = answers.find((x) => x.result === 'denied');
-  if (denied) return { result: 'denied', reason: `missing ${permission} on ${resource} for ${denied.actor}: ${denied.reason}`, ...(denied.path ? { path: denied.path } : {}), ...shown };
+  if (denied) return { result: 'denied', reason: `missing ${permission} on ${resource} for ${denied.actor}: ${denied.reason}`, ...(denied.path || opts.explain ? { path: denied.path ?? [] } : {}), ...shown };
   const conditional = answers.filter((x) => x.result === 'conditional');
   const lapses = answers.map((x) => x.holdsUntil).filter((t): t is number => t !== undefined);
   const holdsUntil = lapses.length > 0 ? { holdsUntil: Math.min(...lapses) } : {};

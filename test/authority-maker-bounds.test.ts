@@ -174,6 +174,11 @@ test('check and lookup about a credential answer as S3 decides for it: its narro
     t.true(await reads(tg, { creds: c2 }));
     t.is((await checked(tg, c2, me)).result, 'allowed');
     t.deepEqual(await looked(tg, c2, me), [`${BUCKET}/pub/x`]);
+    // Allowed, the maker's granting path names its tuple: root is shown it, C2 is not.
+    t.regex(JSON.stringify(await checked(tg, ROOT, me, true)), new RegExp(`reader@app:${gadm.id}`));
+    const allowedView = await checked(tg, c2, me, true);
+    t.is(allowedView.result, 'allowed');
+    t.notRegex(JSON.stringify(allowedView), new RegExp(gadm.id));
   });
 });
 

@@ -361,16 +361,18 @@ function standingOf(call: AdminCall, tenant: string, subject: string, now: Date)
 
 /**
  * How an answer names the actors: in full for root and tenant-wide admins; to a narrower caller, a maker, registrar
- * or minter it may not see (view.ts) only by its part, so a check is no way to learn another credential's chain.
+ * or minter it may not see (view.ts) only by its part, without the path or reason that name its tuples, so a check is
+ * no way to learn another credential's chain.
  */
-async function actorNames(call: AdminCall, subject: string): Promise<(a: RelationshipActor) => string> {
+async function actorNames(call: AdminCall, subject: string): Promise<{ label: (a: RelationshipActor) => string; detailed: (a: RelationshipActor) => boolean }> {
   const view = await adminView(call);
-  if (view === undefined) return actorLabel;
-  return (a) => {
+  if (view === undefined) return { label: actorLabel, detailed: () => true };
+  const seen = (a: RelationshipActor): boolean => {
     const named = rel.parseSubject(a.subject);
-    if (a.role === undefined || (named.type === 'app' && view.credentialId(named.id))) return actorLabel(a);
-    return `a credential bounding ${subject} (${a.role.startsWith('minter') ? 'its minter' : 'a maker or registrar'})`;
+    return a.role === undefined || (named.type === 'app' && view.credentialId(named.id));
   };
+  const part = (a: RelationshipActor) => (a.role!.startsWith('minter') ? 'its minter' : 'a maker or registrar');
+  return { label: (a) => (seen(a) ? actorLabel(a) : `a credential bounding ${subject} (${part(a)})`), detailed: seen };
 }
 
 /**
@@ -392,7 +394,7 @@ export async function check(call: AdminCall): Promise<unknown> {
   let result: rel.CheckResult;
   if (standing.kind === 'gone') result = { result: 'denied', reason: standing.reason, ...(explain ? { path: [] } : {}) };
   else if (standing.kind === 'principal') {
-    result = await checkActors({ relationships: engine, tenant, resource, permission, actors: standing.actors, label: await actorNames(call, subject), explain, options });
+    result = await checkActors({ relationships: engine, tenant, resource, permission, actors: standing.actors, ...(await actorNames(call, subject)), explain, options });
   } else result = await (explain ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
   return { tenant, resource, permission, subject, ...result };
 }
