@@ -11,12 +11,11 @@ import type { Principal } from './types.ts';
 
 /**
  * One subject relationships are decided for. `role` says why it is decided for (`a maker of K`, `minter of
- * capability:K`, …), absent for the principal's own subject; `accessKeyId` names the credential it is, when it is one.
+ * capability:K`, …), absent for the principal's own subject.
  */
 export interface RelationshipActor {
   subject: string;
   role?: string;
-  accessKeyId?: string;
 }
 
 /** How a decision names an actor: its subject, and why it is decided for when it is not the principal itself. */
@@ -44,11 +43,11 @@ export function actorsOf(principal: Principal): RelationshipActor[] | undefined 
     const own = [self, ...makersOf(principal, principal.accessKeyId)];
     if (registrar === undefined) return own;
     const role = `registrar of the identity provider of ${principal.subject}`;
-    return [...own, { subject: registrar.subject, role, accessKeyId: registrar.accessKeyId }, ...makersOf(registrar, registrar.accessKeyId)];
+    return [...own, { subject: registrar.subject, role }, ...makersOf(registrar, registrar.accessKeyId)];
   }
   const minter = principal.minter;
   if (minter === undefined || minter.isRoot) return undefined;
-  return [{ subject: minter.subject, role: `minter of ${principal.accessKeyId}`, accessKeyId: minter.accessKeyId }, ...makersOf(minter, minter.accessKeyId)];
+  return [{ subject: minter.subject, role: `minter of ${principal.accessKeyId}` }, ...makersOf(minter, minter.accessKeyId)];
 }
 
 /** What answers about a subject string must allow for: the principal it names, if any. */
