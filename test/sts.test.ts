@@ -232,7 +232,7 @@ test('revoking or rotating the parent, or disabling the tenant, ends its session
 
     const s1 = await assume(tg, app, { RoleArn: roleArn });
     t.is(await check(s1), 'body of reports/q1.csv');
-    const rotated = await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/rotate`, { graceSeconds: 600 });
+    const rotated = await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/rotate`, { graceSeconds: 0 });
     await t.throwsAsync(check(s1), { name: 'InvalidToken' });
     t.true((await denials(tg)).some((d) => d.accessKeyId === s1.accessKeyId && /rotated/.test(d.reason)));
 
@@ -248,6 +248,28 @@ test('revoking or rotating the parent, or disabling the tenant, ends its session
     await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/revoke`);
     await t.throwsAsync(check(s2), { name: 'InvalidToken' });
     t.true((await denials(tg)).some((d) => d.accessKeyId === s2.accessKeyId && /parent credential revoked/.test(d.reason)));
+  });
+});
+
+test('a graceful rotation ends the sessions its old secret opened, before or during the grace, when the grace ends', async (t) => {
+  await withGateway(async (tg) => {
+    const { app, bucket, roleArn } = await setup(tg);
+    const check = (c: Creds) => read(tg.client(c), bucket, 'reports/q1.csv');
+    const early = await assume(tg, app, { RoleArn: roleArn });
+    const rotated = await ok(tg, ROOT, 'POST', `/credentials/${app.accessKeyId}/rotate`, { graceSeconds: 4 });
+    // Still the old secret, inside the grace: a session asked for an hour, and one chained from it.
+    const late = await assume(tg, app, { RoleArn: roleArn, DurationSeconds: 3600 });
+    const chained = await assume(tg, late, { RoleArn: roleArn });
+    const fresh = await assume(tg, { accessKeyId: app.accessKeyId, secretAccessKey: rotated.secretKey }, { RoleArn: roleArn });
+    for (const s of [early, late, chained, fresh]) t.is(await check(s), 'body of reports/q1.csv', 'the old secret still verifies');
+
+    // Past the grace the old secret signs nothing, and nothing it opened stands either.
+    const old = tg.client(app);
+    const refused = async () => (await old.send(new GetObjectCommand({ Bucket: bucket, Key: 'reports/q1.csv' })).then(() => 'ok', (e: Error) => e.name)) === 'SignatureDoesNotMatch';
+    while (!(await refused())) await new Promise((r) => setTimeout(r, 100));
+    for (const s of [early, late, chained]) await t.throwsAsync(check(s), { name: 'InvalidToken' });
+    t.is(await check(fresh), 'body of reports/q1.csv');
+    t.true((await denials(tg)).some((d) => d.accessKeyId === late.accessKeyId && /rotated/.test(d.reason)));
   });
 });
 

@@ -3,6 +3,7 @@
  * credential, disabling or locking down its tenant, or narrowing its session's role ends the stream (with a denial
  * line) before any later tuple change reaches it; the same holds for the console's feed.
  */
+import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import test, { type ExecutionContext } from 'ava';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readEvents, type ServerEvent } from '../gateway/cli/transport.ts';
@@ -87,6 +88,34 @@ test('rotating the credential of an open watch stream ends it once the old secre
   await withGovernedGateway(async (tg) => {
     const watcher = await credential(tg, WATCH_ALL);
     await cutOff(t, tg, await openFeed(tg, watcher), watcher.accessKeyId, () => ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/rotate`, { graceSeconds: 0 }));
+  });
+});
+
+test('a watch stream signed with the old secret, before or during a rotation\'s grace, ends when the grace does', async (t) => {
+  await withGovernedGateway(async (tg) => {
+    const watcher = await credential(tg, WATCH_ALL);
+    const before = await openFeed(tg, watcher);
+    await ok(tg, ROOT, 'POST', `/credentials/${watcher.id}/rotate`, { graceSeconds: 3 });
+    const during = await openFeed(tg, watcher); // still the old secret, inside the grace
+    const [inGrace, after] = ['in-grace', 'after-grace'].map((m) => `${m}-${Math.random().toString(36).slice(2, 8)}`) as [string, string];
+    try {
+      t.is(during.status, 200);
+      await touch(tg, inGrace);
+      t.true(await eventually(() => before.saw(inGrace) && during.saw(inGrace)), 'both feeds deliver while the old secret verifies');
+      // Past the grace: the old secret itself no longer signs anything.
+      const s3 = tg.client(watcher);
+      t.true(await eventually(async () => (await s3.send(new ListBucketsCommand({})).then(() => 'ok', (e: Error) => e.name)) === 'SignatureDoesNotMatch'));
+      s3.destroy();
+      await touch(tg, after);
+      let closed = 0;
+      for (const feed of [before, during]) void feed.closed.then(() => closed++);
+      t.true(await eventually(() => closed === 2), 'both feeds close');
+      t.false(before.saw(after) || during.saw(after), 'a change after the grace is never delivered');
+      t.is((await denials(tg)).filter((d) => d.accessKeyId === watcher.accessKeyId && /Watch/.test(d.action)).length, 2, 'a denial line for each stream');
+    } finally {
+      before.abort();
+      during.abort();
+    }
   });
 });
 

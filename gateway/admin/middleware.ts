@@ -10,6 +10,7 @@ import { feedBody } from '../http/request-body.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
+import { signedWith } from '../auth/sigv4.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
 import { utf8Text } from '../utf8.ts';
@@ -97,14 +98,14 @@ export interface AdminDeps {
 function callerOf(ctx: Parameters<Middleware<GatewayState>>[0], policy: PolicyStore, tokens: SessionTokens): () => Promise<CallerNow> {
   const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
   const accessKeyId = ctx.state.principal!.accessKeyId;
-  // The secrets valid when the caller was first asked about, one of which signed the request: once a rotation's grace
-  // has ended none of them is, and the caller stands no longer (as the console session's binding to its secret).
-  let signable: readonly string[] | undefined;
+  const auth = ctx.state.auth!;
+  // Bound to the one secret that signed the request (as a console session is to the secret it was opened with): once
+  // it no longer verifies (a rotation, at once or when its grace ends) the caller stands no longer, even when the
+  // request was signed with the old secret during the grace.
   return async () => {
     const now = await callerNow({ policy, tokens, request, accessKeyId });
     if (!now.ok) return now;
-    signable ??= now.secrets;
-    if (!now.secrets.some((s) => signable!.includes(s))) return { ok: false, reason: 'the secret the request was signed with was rotated' };
+    if (!now.secrets.some((s) => signedWith(auth, s))) return { ok: false, reason: 'the secret the request was signed with was rotated' };
     return { ok: true, principal: now.principal };
   };
 }

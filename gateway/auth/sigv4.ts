@@ -273,6 +273,19 @@ export function deriveSigningKey(secret: string, scope: { date: string; region: 
   return key;
 }
 
+/**
+ * Whether `secret` is the secret a verified SigV4 request was signed with (its signing key for the request's day,
+ * region and service is the one that verified). What derives authority from a signature (a session AssumeRole opens,
+ * a watch stream) is bound to that one secret, not to every secret valid at the time: during a rotation's grace the
+ * old secret must not open something that outlives the grace. False for SigV2 (it has no signing key).
+ */
+export function signedWith(auth: Pick<VerifiedAuth, 'scope' | 'signingKey'>, secret: string): boolean {
+  const [date, region, service] = auth.scope.split('/');
+  if (date === undefined || region === undefined || service === undefined || auth.signingKey.length === 0) return false;
+  const key = deriveSigningKey(secret, { date, region, service });
+  return key.length === auth.signingKey.length && timingSafeEqual(key, auth.signingKey);
+}
+
 /** Hex HMAC-SHA256 of a string to sign with a signing key. */
 export function sign(signingKey: Buffer, toSign: string): string {
   return createHmac('sha256', signingKey).update(toSign).digest('hex');

@@ -17,7 +17,12 @@ import { S3Error } from '../errors.ts';
 /** The caller a verified signature belongs to. */
 export interface ResolvedCaller {
   principal: Principal;
-  /** An application credential's current secret, which a session it starts is bound to. */
+  /**
+   * An application credential's secrets valid now: the current one, then the previous one while a rotation's grace
+   * lasts. A session it starts is bound to the one that signed (sigv4.ts signedWith).
+   */
+  secrets?: readonly string[];
+  /** The one of `secrets` that signed the request, once its signature verified (what a session is bound to). */
   secret?: string;
   /** The session's claims, when the caller is a session. */
   session?: SessionClaims;
@@ -105,7 +110,7 @@ export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens;
       result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}) };
       return undefined;
     }
-    result.caller = { principal: r.principal, secret: r.secrets[0], ...(r.expiresAt ? { expiresAt: r.expiresAt } : {}) };
+    result.caller = { principal: r.principal, secrets: r.secrets, ...(r.expiresAt ? { expiresAt: r.expiresAt } : {}) };
     return r.secrets;
   };
   return { lookupSecrets, result };

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Middleware, ParameterizedContext } from 'koa';
 import { SessionError, type DenialLog, type DenialLayer, type PolicyStore } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
-import { verifySigV4 } from '../auth/sigv4.ts';
+import { signedWith, verifySigV4 } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
 import { closeAfterResponse } from '../http/lingering-close.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
@@ -62,6 +62,9 @@ export function stsApi(opts: {
     try {
       const auth = await verifySigV4(request, { region, now, services: ['sts'], lookupSecrets, bodySha256: bodyHash });
       if (!auth) throw new StsError('MissingAuthenticationToken', 'Request is missing Authentication Token');
+      const caller = result.caller!;
+      const secret = caller.secrets?.find((s) => signedWith(auth, s));
+      return secret === undefined ? caller : { ...caller, secret };
     } catch (err) {
       if (err instanceof StsError) {
         refuse('signature', 'anonymous request');
@@ -72,7 +75,6 @@ export function stsApi(opts: {
       refuse(failure?.layer ?? 'signature', failure?.reason ?? `${err.code}: ${err.message}`, failure?.accessKeyId ?? result.caller?.principal.accessKeyId);
       throw new StsError(SIGNATURE_ERROR_CODES[err.code] ?? 'IncompleteSignature', err.message);
     }
-    return result.caller!;
   }
 
   return async function stsMiddleware(ctx, next) {

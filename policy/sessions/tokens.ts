@@ -3,8 +3,9 @@
  * tenant, subject, the temporary access key id, scopes, the role and the parent, and never a secret. The session's
  * secret key is HMAC-SHA256(seed of the signing key, token id), so any process holding the sealed key material
  * derives it, and retiring the signing key retires the secret with it. Every request re-checks the parent: an
- * application credential must still resolve with the very secret it had when the session was issued (a revoke,
- * rotation, expiry or disabled tenant ends the session), a web identity's provider and the role must still exist.
+ * application credential must still resolve, and the very secret that signed the AssumeRole must still be one of its
+ * valid secrets (a revoke, expiry or disabled tenant ends the session, and so does a rotation, at once or when its
+ * grace ends), a web identity's provider and the role must still exist.
  */
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
@@ -86,7 +87,7 @@ export class SessionTokens {
     return createHmac('sha256', key.seed).update(`anvil-session-secret\0${jti}`).digest().subarray(0, 30).toString('base64');
   }
 
-  /** A fingerprint of a parent's current secret, keyed so it reveals nothing about it. */
+  /** A fingerprint of the parent secret a session is bound to, keyed so it reveals nothing about it. */
   private parentFingerprint(key: SigningKey, parentId: string, secret: string): string {
     return createHmac('sha256', key.seed).update(`anvil-parent\0${parentId}\0${secret}`).digest().subarray(0, 16).toString('base64url');
   }
@@ -178,7 +179,10 @@ export class SessionTokens {
     if (a.parent.kind === 'credential') {
       const parent = await this.policy.resolveAccessKey(a.parent.id, now);
       if (!parent.ok) return { ok: false, reason: parent.reason === 'tenant_disabled' ? 'tenant_disabled' : 'parent_revoked', detail: `parent credential ${parent.reason}` };
-      if (this.parentFingerprint(entry.key, a.parent.id, parent.secrets[0]!) !== a.parent.fp) return { ok: false, reason: 'parent_rotated' };
+      // Bound to the secret that signed the AssumeRole: the session stands while that secret verifies, so a rotation
+      // ends it at once, or when the rotation's grace ends (a session opened with the old secret in the grace too).
+      const fp = a.parent.fp;
+      if (!parent.secrets.some((secret) => this.parentFingerprint(entry.key, a.parent.id, secret) === fp)) return { ok: false, reason: 'parent_rotated' };
       // The parent may have been narrowed since: a session never exceeds what its parent holds now.
       if (!parent.principal.isRoot) scopes = intersectScopes(scopes, sessionScopes(parent.principal.scopes));
       // So may its makers have lost tuples: the session carries the parent's relationship bounds (governance.ts).
