@@ -12,6 +12,12 @@ import type { LogTables } from './database/tables.ts';
 import { defineLog, type LogFilter } from './log-query.ts';
 import type { DenialLayer, DenialRecord } from './types.ts';
 
+/**
+ * Between the true reason of a denial line about something hidden and the reason a missing one's line gives, which
+ * is all an admin narrower than its tenant is shown of it (gateway/admin/view.ts); such a line ends with `)`.
+ */
+export const SHOWN_AS = ' (the caller is shown: ';
+
 /** Where and how denials are written. */
 export interface DenialLogOptions {
   database: PolicyDatabase;

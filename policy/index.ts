@@ -44,6 +44,7 @@ export {
   purgeDenials,
   sanitizeDenial,
   scrubSecrets,
+  SHOWN_AS,
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';

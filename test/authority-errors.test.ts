@@ -68,6 +68,45 @@ test('STS answers alike for a missing role, another tenant\'s, and one that does
   t.true(reasons.some((r) => /no role missing/.test(r)) && reasons.some((r) => /does not trust/.test(r)));
 });
 
+test('STS denial lines tell no role\'s existence to a reader who may not know of it', async (t) => {
+  // A narrow admin (pub/ of data) and the credential it made; root makes the roles.
+  const narrow = await credential(tg, adminOf('pub/'));
+  const child = await credential(tg, [{ families: ['object:read'], bucket: 'data', prefix: 'pub/' }], narrow);
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: 'rival', name: 'exists', scopes: [{ families: ['object:read'], bucket: 'rival-data' }] });
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'beyond', scopes: [{ families: ['object:read'], bucket: 'data', prefix: 'secret/' }], trust: ['user:nobody'] });
+  await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'within', scopes: [{ families: ['object:read'], bucket: 'data', prefix: 'pub/' }], trust: ['user:nobody'] });
+  const arns = {
+    rivalExists: 'arn:aws:iam::rival:role/exists', rivalMissing: 'arn:aws:iam::rival:role/nothing', noTenant: 'arn:aws:iam::no-such-tenant:role/x',
+    beyond: `arn:aws:iam::${TENANT}:role/beyond`, missing: `arn:aws:iam::${TENANT}:role/nothing`, within: `arn:aws:iam::${TENANT}:role/within`,
+  };
+  const requestIds: Record<string, string> = {};
+  for (const [name, arn] of Object.entries(arns)) {
+    const err = await t.throwsAsync(assumeRole(tg, child, arn));
+    t.is(err?.name, 'AccessDenied', arn);
+    requestIds[name] = (err as { $metadata?: { requestId?: string } }).$metadata!.requestId!;
+  }
+  const lines = async (reader: typeof ROOT) => {
+    const all = (await ok(tg, reader, 'GET', `/denials?accessKey=${child.accessKeyId}`)).denials as Array<{ requestId: string; layer: string; reason: string }>;
+    return Object.fromEntries(Object.entries(requestIds).map(([name, id]) => {
+      const line = all.find((d) => d.requestId === id);
+      return [name, line && `${line.layer}: ${line.reason}`];
+    }));
+  };
+  for (const reader of [ROOT, narrow]) {
+    const shown = await lines(reader);
+    // Another tenant's role reads the same, whoever reads: existing or missing, or no such tenant.
+    t.truthy(shown.rivalExists);
+    t.is(shown.rivalExists, shown.rivalMissing);
+    t.is(shown.noTenant, shown.rivalExists!.replace('tenant rival', 'tenant no-such-tenant'));
+  }
+  // A role of the tenant beyond the narrow admin reads to it as a missing one; one within its view keeps its reason.
+  const narrowLines = await lines(narrow);
+  t.is(narrowLines.beyond, narrowLines.missing!.replace('nothing', 'beyond'));
+  t.regex(narrowLines.within!, /does not trust/);
+  // Root (as a tenant-wide admin) reads the real reason.
+  t.regex((await lines(ROOT)).beyond!, /role\/beyond does not trust/);
+});
+
 test('DeleteBucket of another tenant\'s bucket and of a missing one answer alike', async (t) => {
   const bucketAdmin = await credential(tg, [{ families: ['bucket:admin', 'bucket:read'], bucket: '*' }]);
   const del = (bucket: string) => signedSend({ url: tg.gw.url, method: 'DELETE', path: `/${bucket}`, creds: bucketAdmin });

@@ -4,7 +4,7 @@
  * holds itself (those it could make, rotate or delete), and denial and audit lines about those credentials or about
  * resources its admin grants reach. Everything else of the tenant answers as if it did not exist.
  */
-import { grantWithin, holdsTenantWide, visibleBuckets, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
+import { grantWithin, holdsTenantWide, SHOWN_AS, visibleBuckets, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { notFound, type AdminCall } from './call.ts';
 import { AdminError } from './errors.ts';
@@ -38,11 +38,8 @@ export interface Missing {
   bucket?: string;
 }
 
-/**
- * Between the true reason of a hidden thing's denial line and the missing one's reason, which is all that an admin
- * narrower than its tenant is shown of the line (AdminView.shown); the line ends with `)`.
- */
-export const SHOWN_AS = ' (the caller is shown: ';
+/** Between a hidden thing's true reason and the missing one's in a denial line (policy/denial-log.ts). */
+export { SHOWN_AS };
 
 /** Answers 404 for a missing thing, after a denial line (layer tenant) for any caller but root, which sees all. */
 export function missing(call: AdminCall, m: Missing): never {
@@ -88,6 +85,16 @@ export async function adminView(call: AdminCall): Promise<AdminView | undefined>
   const reaches = (bucket: string | undefined, key: string | undefined): boolean =>
     bucket !== undefined &&
     grants.some((g) => (g.bucket === '*' || g.bucket === bucket) && (g.exact ? key === g.prefix : (key ?? '').startsWith(g.prefix ?? '')));
+  // A refusal about a role of the tenant reads as the missing role's refusal unless the caller sees that role
+  // (holds its scopes); the line names it in the missing role's reason (policy/sessions/assume.ts).
+  const shownSts = (r: DenialRecord): DenialRecord => {
+    const at = r.reason.lastIndexOf(SHOWN_AS);
+    if (at < 0) return r;
+    const masked = r.reason.slice(at + SHOWN_AS.length, -1);
+    const name = /^no role (\S+) in tenant /.exec(masked)?.[1];
+    const role = [...roles.values()].find((x) => x.name === name);
+    return role !== undefined && holds(role.scopes) ? { ...r, reason: r.reason.slice(0, at) } : { ...r, reason: masked };
+  };
   return {
     holds,
     credential,
@@ -103,6 +110,7 @@ export async function adminView(call: AdminCall): Promise<AdminView | undefined>
         const at = r.layer === 'scope' ? r.reason.lastIndexOf(SHOWN_AS) : -1;
         return at < 0 ? r : { ...r, layer: 'tenant', reason: r.reason.slice(at + SHOWN_AS.length, -1) };
       }
+      if (r.action.startsWith('STS:')) return shownSts(r);
       // An S3 refusal past the tenant layer in a bucket of the tenant that the caller holds no grant in (a credential
       // it holds tried one) reads as the refusal of a missing bucket, which the tenant layer writes.
       if (r.bucket === undefined || !IN_BUCKET_LAYERS.has(r.layer) || visibleBuckets(principal, [r.bucket], () => principal.tenant).length > 0) return r;

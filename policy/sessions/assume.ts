@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { SHOWN_AS } from '../denial-log.ts';
 import { InvalidInputError, PolicyError } from '../errors.ts';
 import type { Principal, ScopeGrant } from '../types.ts';
 import { boundedBy } from '../scopes.ts';
@@ -54,11 +55,21 @@ function notAuthorized(action: string, who: string, arn: string, detail: string)
   return new SessionError('denied', `User: ${who} is not authorized to perform: sts:${action} on resource: ${arn}`, detail);
 }
 
-async function requireRole(store: SessionStore, arn: string, refuse: (detail: string) => SessionError): Promise<RoleInfo> {
+/** The denial-line reason of a missing role, which every refusal about a role the reader cannot see reads as. */
+function noRole(name: string, tenant: string): string {
+  return `no role ${name} in tenant ${tenant}`;
+}
+
+/**
+ * The role an ARN names, for a caller of `callerTenant` (undefined: root, which may assume any tenant's). Another
+ * tenant's role is refused before it is looked up, so the caller's denial line is the same whether it exists or not.
+ */
+async function requireRole(store: SessionStore, arn: string, callerTenant: string | undefined, refuse: (detail: string) => SessionError): Promise<RoleInfo> {
   const parsed = parseRoleArn(arn);
   if (parsed === undefined) throw new SessionError('invalid', `RoleArn ${arn} is not arn:aws:iam::<tenant>:role/<name>`);
+  if (callerTenant !== undefined && parsed.tenant !== callerTenant) throw refuse(`a caller of tenant ${callerTenant} may not assume a role of tenant ${parsed.tenant}`);
   const role = await store.role(parsed.tenant, parsed.name);
-  if (role === undefined) throw refuse(`no role ${parsed.name} in tenant ${parsed.tenant}`);
+  if (role === undefined) throw refuse(noRole(parsed.name, parsed.tenant));
   return role;
 }
 
@@ -109,18 +120,18 @@ export async function assumeRole(deps: SessionDeps, input: {
   const { caller, callerSession } = input;
   checkSessionName(input.sessionName);
   const refuse = (detail: string) => notAuthorized('AssumeRole', caller.subject, input.roleArn, detail);
-  const role = await requireRole(deps.store, input.roleArn, refuse);
   // Root may assume any tenant's role; a session of root is no longer root, so chaining stays within the tenant.
-  if (role.tenant !== caller.tenant && !(caller.isRoot && callerSession === undefined)) {
-    throw refuse(`${caller.accessKeyId} of tenant ${caller.tenant} may not assume a role of tenant ${role.tenant}`);
-  }
+  const role = await requireRole(deps.store, input.roleArn, caller.isRoot && callerSession === undefined ? undefined : caller.tenant, refuse);
+  // A refusal about a role that exists carries the missing role's reason too: an admin of the tenant that cannot
+  // see the role is shown only that (gateway/admin/view.ts), so its lines tell no hidden role from a missing one.
+  const refuseRole = (truth: string) => refuse(`${truth}${SHOWN_AS}${noRole(role.name, role.tenant)})`);
   const subject = callerSession?.subject ?? caller.subject;
   const names = [subject, caller.accessKeyId, ...(callerSession?.parent.kind === 'credential' ? [callerSession.parent.id] : [])];
-  if (!trusts(role, names)) throw refuse(`${role.arn} does not trust ${subject}`);
+  if (!trusts(role, names)) throw refuseRole(`${role.arn} does not trust ${subject}`);
   const roleScopes = await deps.tokens.roleScopes(role, input.now);
-  if (roleScopes === undefined) throw refuse(`the maker of ${role.arn} can no longer be used`);
+  if (roleScopes === undefined) throw refuseRole(`the maker of ${role.arn} can no longer be used`);
   const tenantId = callerSession?.tenantId ?? (await deps.store.tenantId(role.tenant));
-  if (tenantId === undefined) throw refuse(`tenant ${role.tenant} is gone`);
+  if (tenantId === undefined) throw refuseRole(`tenant ${role.tenant} is gone`);
   const duration = durationOf(role, input.durationSeconds);
   const held = caller.isRoot ? sessionScopes(roleScopes) : intersectScopes(sessionScopes(roleScopes), sessionScopes(caller.scopes));
   const scopes = narrowByPolicy(held, input.policy);
@@ -208,7 +219,7 @@ export async function assumeRoleWithWebIdentity(deps: SessionDeps, input: {
     throw unverifiedToken(`the web identity token does not verify against provider ${provider.id}: ${(error as Error).message}`);
   }
   const refuse = (detail: string) => notAuthorized('AssumeRoleWithWebIdentity', 'web identity', input.roleArn, detail);
-  const role = await requireRole(deps.store, input.roleArn, refuse);
+  const role = await requireRole(deps.store, input.roleArn, provider.tenant, refuse);
   if (!provider.roleIds.includes(role.id)) throw refuse(`OpenID Connect provider ${provider.id} may not assume ${role.arn}`);
   const sub = typeof payload.sub === 'string' ? payload.sub : '';
   // The subject is built with the one tuple escaping: `b%6Fb` stays itself, `*`, `#`, `@`, `:` spell nothing else.
