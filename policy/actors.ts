@@ -121,6 +121,8 @@ export async function checkActors(opts: {
   label: (a: RelationshipActor) => string;
   /** Whether an actor's path and reason (which name its tuples, and so its subject) may be shown; default all. */
   detailed?: (a: RelationshipActor) => boolean;
+  /** What of a detailed answer the reader may see (its path and reason cut to the reader's reach); default all. */
+  within?: (r: CheckResult) => CheckResult;
   explain: boolean;
   options: CheckOptions;
 }): Promise<CheckResult & { actors?: ActorAnswer[] }> {
@@ -128,7 +130,7 @@ export async function checkActors(opts: {
   const answers: ActorAnswer[] = [];
   for (const a of opts.actors) {
     const one = await (opts.explain ? r.explain(tenant, resource, permission, a.subject, opts.options) : r.check(tenant, resource, permission, a.subject, opts.options));
-    answers.push({ actor: opts.label(a), ...((opts.detailed?.(a) ?? true) ? one : undetailed(one)) });
+    answers.push({ actor: opts.label(a), ...((opts.detailed?.(a) ?? true) ? (opts.within?.(one) ?? one) : undetailed(one)) });
     if (one.result === 'denied') break;
   }
   const shown = opts.explain ? { actors: answers } : {};

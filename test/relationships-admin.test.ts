@@ -173,6 +173,42 @@ test.serial('check, explain and lookup for the check family; the audit trail nam
   t.regex(rec.requestId, /.+/);
 });
 
+test.serial('explain shows a caller narrower than its tenant no relationship outside its check and tuples:read reach', async (t) => {
+  const { admin, as } = t.context;
+  const checker = await as([{ families: ['check', 'tuples:read'], bucket: BUCKET, prefix: 'sealed/' }]);
+  // A credential made by a narrower admin: a check for it is one for each of them (policy/actors.ts).
+  const maker = await as([{ families: ['admin', 'object:read'], bucket: BUCKET }]);
+  const child = await maker.api.call('POST', '/credentials', { body: { tenant: TENANT, name: 'child', scopes: [{ families: ['object:read'], bucket: BUCKET }] } });
+  const app = { subject: `app:${child.accessKeyId}` };
+  await write(admin, `folder:${BUCKET}/sealed/sub/#parent@folder:${BUCKET}/elsewhere/`);
+  for (const who of ['user:dave', app.subject, maker.subject]) await write(admin, `folder:${BUCKET}/elsewhere/#reader@${who}`);
+  await write(admin, 'group:insiders#member@user:bob');
+  await write(admin, `folder:${BUCKET}/sealed/#reader@group:insiders#member`);
+  const explain = (subject: string, key: string) =>
+    checker.api.call('POST', '/check', { body: { resource: `object:${BUCKET}/sealed/${key}`, permission: 'read', subject, explain: true } });
+  // What the same caller's GET /tuples shows: the tuples under sealed/, none on elsewhere/ or the group.
+  const listed = JSON.stringify(await checker.api.call('GET', '/tuples', { query: { resourceType: 'folder' } }));
+  t.true(listed.includes(`${BUCKET}/sealed/sub/`));
+  t.false(listed.includes(`"${BUCKET}/elsewhere/"`));
+  for (const [subject, key, hidden] of [
+    ['user:dave', 'sub/e.txt', `folder:${BUCKET}/elsewhere/#`],
+    [app.subject, 'sub/e.txt', `folder:${BUCKET}/elsewhere/#`],
+    ['user:bob', 'a.txt', 'in group:insiders#member'],
+  ] as const) {
+    const r = await explain(subject, key);
+    t.is(r.result, 'allowed', subject);
+    const shown = JSON.stringify(r);
+    t.false(shown.includes(hidden), `${subject}: ${shown}`);
+    t.true(r.path.includes('(a relationship outside your reach)'), `${subject}: ${shown}`);
+    t.false(r.path.some((step: string) => step.includes('@user:dave') || step.includes('@user:bob')), shown);
+    if (subject === app.subject) t.is(r.actors?.length, 2, shown);
+  }
+  // The steps within reach stay, and a caller that reaches everything sees the whole path.
+  t.true((await explain('user:dave', 'sub/e.txt')).path.includes(`folder:${BUCKET}/sealed/sub/#parent@folder:${BUCKET}/elsewhere/`));
+  const whole = await admin.call('POST', '/check', { body: { resource: `object:${BUCKET}/sealed/sub/e.txt`, permission: 'read', subject: 'user:dave', explain: true } });
+  t.true(whole.path.includes(`folder:${BUCKET}/elsewhere/#reader@user:dave`), JSON.stringify(whole));
+});
+
 test.serial('watch streams tuple writes as Server-Sent Events and resumes after a revision', async (t) => {
   const { admin, as } = t.context;
   const watcher = (await as([{ families: ['watch'], bucket: '*' }]));

@@ -26,6 +26,7 @@ import { tokenStoresOf } from '../sts/stores.ts';
 import { AdminStream, notFound, type AdminRefusal, onlyFields, optionalInteger, optionalString, queryParam, requiredString, type AdminCall, type AdminRoute } from './call.ts';
 import { AdminError, invalidInput } from './errors.ts';
 import { adminView, hidden, missing } from './view.ts';
+import { withinReach } from './explain-reach.ts';
 
 /**
  * The watch feed reads the shared changelog whenever the relationships change signal says the tenant moved (a NOTIFY
@@ -390,12 +391,19 @@ export async function check(call: AdminCall): Promise<unknown> {
   const options = { context: contextOf(call.body.context) };
   const engine = engineOf(call);
   const explain = call.body.explain === true;
+  // An explanation shows a caller narrower than its tenant only the relationships its check and tuples:read grants
+  // reach (explain-reach.ts); a plain check's answer names no path.
+  const reach = holdsTenantWide(call.principal) ? undefined : reachOf(call.principal, ['check', 'tuples:read']);
+  const within = explain && reach !== undefined ? <R extends rel.CheckResult>(r: R) => withinReach(r, (ref) => reaches(reach, ref)) : undefined;
   const standing = await standingOf(call, tenant, subject, new Date());
   let result: rel.CheckResult;
   if (standing.kind === 'gone') result = { result: 'denied', reason: standing.reason, ...(explain ? { path: [] } : {}) };
   else if (standing.kind === 'principal') {
-    result = await checkActors({ relationships: engine, tenant, resource, permission, actors: standing.actors, ...(await actorNames(call, subject)), explain, options });
-  } else result = await (explain ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
+    result = await checkActors({ relationships: engine, tenant, resource, permission, actors: standing.actors, ...(await actorNames(call, subject)), ...(within ? { within } : {}), explain, options });
+  } else {
+    result = await (explain ? engine.explain(tenant, resource, permission, subject, options) : engine.check(tenant, resource, permission, subject, options));
+    if (within) result = within(result);
+  }
   return { tenant, resource, permission, subject, ...result };
 }
 
