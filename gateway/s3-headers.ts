@@ -302,7 +302,9 @@ export function parseCopySource(value: string): { bucket: string; key: string; v
   }
   if (decoded.startsWith('/')) decoded = decoded.slice(1);
   const slash = decoded.indexOf('/');
-  if (slash <= 0 || slash === decoded.length - 1) {
+  // An empty bucket segment before a key (`//key`) is a bucket name, as a GET of `//key` reads it: InvalidBucketName.
+  if (slash === 0 && decoded.length > 1) throw new S3Error('InvalidBucketName', 'The source bucket name is not valid.');
+  if (slash < 0 || slash === decoded.length - 1) {
     throw new S3Error('InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey', {
       fields: { ArgumentName: 'x-amz-copy-source' },
     });
