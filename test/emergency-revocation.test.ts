@@ -101,6 +101,37 @@ test('tenant lockdown refuses every way into the tenant from the next request, o
   }
 });
 
+/** A console request with this cookie (the console's own origin sends no Origin header for these). */
+async function consoleStatus(tg: TestGateway, cookie: string): Promise<number> {
+  return (await fetch(`${tg.gw.url}/_anvil/console/api/v1/whoami`, { headers: { cookie } })).status;
+}
+
+test('tenant disable suspends every way into the tenant; enable restores what was not ended meanwhile', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const e = await exposures(tg);
+    const open = { app: 200, lister: 200, session: 200, share: 200, presigned: 200, other: 200, root: 200 };
+    const signIn = await fetch(`${tg.gw.url}/_anvil/console/api/session`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ accessKeyId: e.lister.accessKeyId, secretKey: e.lister.secretAccessKey }),
+    });
+    t.is(signIn.status, 200);
+    const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
+    t.is(await consoleStatus(tg, cookie), 200);
+
+    await ok(tg, ROOT, 'POST', `/tenants/${TENANT}/disable`);
+    t.deepEqual(await statuses(tg, e), { ...open, app: 403, lister: 403, session: 400, share: 403, presigned: 403 });
+    t.is(await consoleStatus(tg, cookie), 401);
+    // Meanwhile one credential is revoked: that one stays ended, with what it started.
+    await ok(tg, ROOT, 'POST', `/credentials/${e.app.accessKeyId}/revoke`);
+
+    await ok(tg, ROOT, 'POST', `/tenants/${TENANT}/enable`);
+    t.deepEqual(await statuses(tg, e), { ...open, app: 403, session: 400 }, 'a suspension: the rest works again');
+    t.is(await consoleStatus(tg, cookie), 200, 'a console session too (a browser that met the 401 has dropped its cookie)');
+  } finally {
+    await tg.close();
+  }
+});
+
 test('credential revoke --tenant T --all revokes every credential of T: sessions and presigned URLs end with them', async (t) => {
   const tg = await startTestGateway();
   try {
