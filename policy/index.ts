@@ -68,3 +68,4 @@ export {
   type StandingSources,
   type SubjectStanding,
 } from './actors.ts';
+export { tupleWriteScope, tuplesBeyondWriters, type TupleBeyondWriter } from './tuple-writers.ts';

@@ -74,6 +74,11 @@ async function plant(tg: TestGateway) {
   await tg.s3.send(new PutObjectCommand({ Bucket: 'docs', Key: 'gov-marker', Body: 'x' }));
   await ok(tg, ROOT, 'PUT', '/buckets/docs/governance', { governed: true });
   const watcher = await make(tg, 'acme', 'watcher', [{ families: ['watch'], bucket: 'docs', prefix: 'team/' }]);
+  // leftover-tuple: an application hands carol team/ through the write guard, then loses team/ itself.
+  const lender = await make(tg, 'acme', 'lender', [{ families: ['tuples:write', 'object:read'], bucket: 'docs', prefix: 'team/' }]);
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: 'acme', reason: 'lender reads team', updates: [{ op: 'touch', tuple: `folder:docs/team/#reader@app:${lender.id}` }] });
+  await ok(tg, lender.creds, 'POST', '/tuples', { reason: 'carol reads team', updates: [{ op: 'touch', tuple: 'folder:docs/team/#reader@user:carol' }] });
+  await ok(tg, ROOT, 'POST', '/tuples', { tenant: 'acme', reason: 'lender leaves team', updates: [{ op: 'delete', tuple: `folder:docs/team/#reader@app:${lender.id}` }] });
   // stale-caveat: a tuple written against ip_allowlist, whose definition then changes.
   await ok(tg, ROOT, 'POST', '/tuples', { tenant: 'acme', reason: 'seed', updates: [{ op: 'touch', tuple: 'bucket:docs#reader@user:amy[ip_allowlist:{"allowed":["10.0.0.0/8"]}]' }] });
   await ok(tg, ROOT, 'POST', '/tuples', { tenant: 'acme', reason: 'seed', updates: [{ op: 'touch', tuple: `object:docs/pub/x#reader@app:${prober.id}` }] });
@@ -95,7 +100,7 @@ async function plant(tg: TestGateway) {
   // Tenant other: one stale credential, never used since it was made 50 days ago.
   const otherStale = await make(tg, 'other', 'forgotten', [{ families: ['object:read'], bucket: 'elsewhere', prefix: 'x/' }]);
   tamper(tg, 'policy.db', 'UPDATE credentials SET created_at = ? WHERE access_key_id = ?', Date.now() - 50 * DAY, otherStale.id);
-  return { stale, wide, backup, shared, prober, watcher, maker, provider, capability, otherStale };
+  return { stale, wide, backup, shared, prober, watcher, lender, maker, provider, capability, otherStale };
 }
 
 test('a seeded data directory: every check reports exactly what was planted for it; runs are recorded and compared', async (t) => {
@@ -143,6 +148,10 @@ test('a seeded data directory: every check reports exactly what was planted for 
     t.is(by('leftover-provider')[0]!.fix, `anvil oidc delete ${p.provider.id}`);
     t.deepEqual(subjects('leftover-capability'), [`capability ${p.capability.id}`]);
     t.is(by('leftover-capability')[0]!.fix, `anvil capability revoke ${p.capability.id}`);
+    t.deepEqual(subjects('leftover-tuple'), ['folder:docs/team/#reader@user:carol']);
+    t.is(by('leftover-tuple')[0]!.accessKeyId, p.lender.id);
+    t.is(by('leftover-tuple')[0]!.severity, 'high');
+    t.is(by('leftover-tuple')[0]!.fix, `anvil tuples delete 'folder:docs/team/#reader@user:carol' --tenant acme --reason 'its writer app:${p.lender.id} no longer holds what it handed out'`);
     t.deepEqual(subjects('old-capability-key'), ['acme/1']);
     t.is(by('old-capability-key')[0]!.fix, 'anvil capability reset --tenant acme');
     for (const check of Object.keys(audit.AUDIT_CHECKS) as audit.AuditCheck[]) t.true(by(check).length > 0, `${check} found its planted finding`);

@@ -5,7 +5,7 @@
  * admin audits its own tenant and reads only what the admin API would show it there: an admin narrower than its
  * tenant (view.ts) gets the findings about what it has authority over, and compares with its own recorded runs only.
  */
-import { appendAudit, audit, capabilityGrant, queryAudit, queryDenials, type AuditRecord } from '../../policy/index.ts';
+import { appendAudit, audit, capabilityGrant, queryAudit, queryDenials, tuplesBeyondWriters, type AuditRecord } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { onlyFields, optionalInteger, queryParam, type AdminCall } from './call.ts';
 import { invalidInput } from './errors.ts';
@@ -77,8 +77,9 @@ async function recordedRuns(call: AdminCall, scope: string | undefined, limit?: 
 /**
  * The findings an admin narrower than its tenant may see: about credentials it sees (view.ts) and, for leftover
  * delegations, about roles, providers and capabilities within its authority too; reserved-prefix attempts from the
- * denial lines it sees (the facts were narrowed to those). Findings about the tenant as a whole (its schema,
- * tuples, capability root key) name no credential and are not shown.
+ * denial lines it sees and leftover tuples of credentials it sees on resources its admin grants reach (the facts were
+ * narrowed to those). Findings about the tenant as a whole (its schema, other tuples, capability root key) name no
+ * credential and are not shown.
  */
 function visibleFinding(view: AdminView, facts: audit.AuditFacts): (f: audit.Finding) => boolean {
   const held = (mint: audit.AuditFacts['capabilities'][number]) => {
@@ -95,7 +96,7 @@ function visibleFinding(view: AdminView, facts: audit.AuditFacts): (f: audit.Fin
     ...facts.capabilities.filter(held).map((m) => `leftover-capability:${m.id}`),
   ]);
   return (f) =>
-    f.check === 'reserved-namespace' || (view.credentialId(f.accessKeyId) && (!f.check.startsWith('leftover-') || delegations.has(f.id)));
+    f.check === 'reserved-namespace' || f.check === 'leftover-tuple' || (view.credentialId(f.accessKeyId) && (!f.check.startsWith('leftover-') || delegations.has(f.id)));
 }
 
 /** Everything the checks read, narrowed to the scope. */
@@ -119,7 +120,9 @@ async function gatherFacts(call: AdminCall, scope: string | undefined, options: 
   const { sessions, capabilities } = tokenStoresOf(policy);
   const filter = scope === undefined ? {} : { tenant: scope };
   const relationships: audit.TenantRelationshipFacts[] = [];
-  const store = call.relationships?.store;
+  const engine = call.relationships;
+  const store = engine?.store;
+  const resolveAccessKey = (id: string, at: Date) => policy.resolveAccessKey(id, at);
   for (const { name: tenant } of store ? tenants : []) {
     const schemas = await store!.schemaHistory(tenant);
     if (schemas.length === 0) continue;
@@ -132,6 +135,9 @@ async function gatherFacts(call: AdminCall, scope: string | undefined, options: 
       unaudited: await store!.unauditedTuples(tenant),
       imports: await store!.importSources(tenant),
       appSubjects: new Set(await store!.subjectIds(tenant, 'app')),
+      beyondWriters: (await tuplesBeyondWriters({ relationships: engine!, tenant, resolveAccessKey, now })).filter(
+        (b) => view === undefined || (view.credentialId(b.accessKeyId) && view.resource(b.tuple.resource)),
+      ),
     });
   }
   return {

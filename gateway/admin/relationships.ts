@@ -15,6 +15,7 @@ import {
   lookupActors,
   relationships as rel,
   subjectStanding,
+  tupleWriteScope,
   type RelationshipActor,
   type Family,
   type Principal,
@@ -226,21 +227,6 @@ function preconditionsOf(value: unknown): rel.Precondition[] | undefined {
 }
 
 /**
- * The scope a writer writes in, unless it is root or holds the whole tenant: its tenant, itself as the writer (for
- * the guard: no self-escalation, and nothing it does not hold itself) and its tuples:write and admin grants, each of
- * which bounds the buckets, prefixes, namespaces and relations of the tuples written under it. A web-identity session
- * bounded by its provider's registrar is guarded for the registrar's subject too, and a credential (or its session)
- * for every maker up its chain without tenant-wide authority (Principal.boundingMakers), so a derived credential
- * never hands out what a maker no longer holds.
- */
-function writeScope(principal: Principal, tenant: string): rel.AppScope | undefined {
-  if (holdsTenantWide(principal)) return undefined;
-  // The same actors S3 decides for (policy/actors.ts), but the writer itself: the guard checks it as the writer.
-  const boundedBy = (actorsOf(principal) ?? []).filter((a) => a.role !== undefined).map((a) => a.subject);
-  return { tenant, writer: principal.subject, grants: reachOf(principal, ['tuples:write']), ...(boundedBy.length > 0 ? { boundedBy } : {}) };
-}
-
-/**
  * Preconditions answer whether tuples exist, so each must be about one resource the caller may read (tuples:read or
  * admin reaching it); otherwise the write is refused before any precondition is looked at.
  */
@@ -288,7 +274,7 @@ export async function writeTuples(call: AdminCall): Promise<unknown> {
   const updates = updatesOf(call.body.updates);
   const preconditions = preconditionsOf(call.body.preconditions);
   const reason = requiredString(call.body, 'reason');
-  const scope = writeScope(call.principal, tenant);
+  const scope = tupleWriteScope(call.principal, tenant);
   requirePreconditionsReadable(call, preconditions);
   await requireCreatesReadable(call, updates);
   const { revision, written } = await guarded(call, () => engineOf(call).writeCounted(tenant, updates, { ...audit(call, reason), preconditions, scope }));

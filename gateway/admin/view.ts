@@ -4,7 +4,7 @@
  * holds itself (those it could make, rotate or delete), and denial and audit lines about those credentials or about
  * resources its admin grants reach. Everything else of the tenant answers as if it did not exist.
  */
-import { grantWithin, holdsTenantWide, SHOWN_AS, visibleBuckets, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
+import { grantWithin, holdsTenantWide, relationships, SHOWN_AS, visibleBuckets, type AuditRecord, type CredentialInfo, type DenialLayer, type DenialRecord, type OidcProviderInfo, type ScopeGrant } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
 import { notFound, type AdminCall } from './call.ts';
 import { AdminError } from './errors.ts';
@@ -29,6 +29,8 @@ export interface AdminView {
   shown(record: DenialRecord): DenialRecord;
   /** Whether an audit line is by or about a credential it holds, or about a bucket it administers whole. */
   audit(record: AuditRecord): boolean;
+  /** Whether its admin grants reach a relationship resource (relationships.grantReaches), and so the tuples on it. */
+  resource(resource: relationships.ObjectRef): boolean;
 }
 
 /** How a missing thing (or another tenant's) is answered: the 404's message, and its denial line's reason and bucket. */
@@ -118,5 +120,6 @@ export async function adminView(call: AdminCall): Promise<AdminView | undefined>
     },
     audit: (r) =>
       holdsCredential(r.actor) || holdsCredential(r.accessKeyId) || grants.some((g) => (g.bucket === '*' || g.bucket === r.bucket) && r.bucket !== undefined && !g.prefix),
+    resource: (resource) => grants.some((g) => relationships.grantReaches(g, resource)),
   };
 }

@@ -8,7 +8,7 @@ import {
   broadScopes, governanceGaps, leftoverCapabilities, leftoverProviders, leftoverRoles, oldCapabilityKeys, reservedAttempts, sharedCredentials,
   staleCredentials, unusedFamilies,
 } from './credential-checks.ts';
-import { staleCaveats, unauditedTuples, unsourcedImports, widenedSchemas } from './relationship-checks.ts';
+import { leftoverTuples, staleCaveats, unauditedTuples, unsourcedImports, widenedSchemas } from './relationship-checks.ts';
 import { SEVERITIES, type AuditCheck, type AuditFacts, type AuditOptions, type Finding, type Severity, type SeverityCounts } from './types.ts';
 
 export * from './types.ts';
@@ -29,6 +29,7 @@ const CHECKS: Record<AuditCheck, (facts: AuditFacts, options: AuditOptions) => F
   'leftover-role': leftoverRoles,
   'leftover-provider': leftoverProviders,
   'leftover-capability': leftoverCapabilities,
+  'leftover-tuple': leftoverTuples,
   'old-capability-key': oldCapabilityKeys,
 };
 

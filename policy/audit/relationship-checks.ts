@@ -1,7 +1,7 @@
 /**
  * The access audit's checks on relationships: imports that name no source, tuples no audited batch wrote, caveated
- * tuples bound to a caveat definition that is no longer deployed, and schema permissions that widened since the last
- * audit. Pure functions over AuditFacts.
+ * tuples bound to a caveat definition that is no longer deployed, tuples applications wrote that they could no longer
+ * write today, and schema permissions that widened since the last audit. Pure functions over AuditFacts.
  */
 import { schemaDiff } from '../relationships/schema-diff.ts';
 import { formatSpiceDbTuple, formatTuple } from '../relationships/tuples.ts';
@@ -66,6 +66,30 @@ export function staleCaveats(facts: AuditFacts): Finding[] {
     }
     if (stale.length > MAX_TUPLE_FINDINGS) {
       out.push({ id: `stale-caveat:${r.tenant}:more`, check: 'stale-caveat', severity: 'medium', tenant: r.tenant, subject: `${stale.length - MAX_TUPLE_FINDINGS} more tuples`, message: `${stale.length - MAX_TUPLE_FINDINGS} more caveated tuple(s) of tenant ${r.tenant} fail closed`, fix: `anvil tuples export --tenant ${r.tenant}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * leftover-tuple: live tuples an application wrote through the tuple write guard that the guard would refuse the same
+ * writer today (it, or a maker bounding it, no longer holds what the tuple hands out, or it cannot act at all). Unlike
+ * the other leftovers they do not fail closed: the tuple keeps granting its subject until it is deleted.
+ */
+export function leftoverTuples(facts: AuditFacts): Finding[] {
+  const out: Finding[] = [];
+  for (const r of facts.relationships) {
+    for (const b of r.beyondWriters.slice(0, MAX_TUPLE_FINDINGS)) {
+      const text = formatSpiceDbTuple(b.tuple);
+      out.push({
+        id: `leftover-tuple:${r.tenant}:${formatTuple({ resource: b.tuple.resource, relation: b.tuple.relation, subject: b.tuple.subject })}`, check: 'leftover-tuple', severity: 'high', tenant: r.tenant, accessKeyId: b.accessKeyId, subject: text,
+        message: `tuple ${text}, written by ${b.writer} through the write guard, still grants, but the guard would refuse it today: ${b.reason}`,
+        fix: `anvil tuples delete ${quote(text)} --tenant ${r.tenant} --reason ${quote(`its writer ${b.writer} no longer holds what it handed out`)}`,
+      });
+    }
+    const more = r.beyondWriters.length - MAX_TUPLE_FINDINGS;
+    if (more > 0) {
+      out.push({ id: `leftover-tuple:${r.tenant}:more`, check: 'leftover-tuple', severity: 'high', tenant: r.tenant, subject: `${more} more tuples`, message: `${more} more tuple(s) of tenant ${r.tenant} were written by applications that could no longer write them`, fix: `anvil audit check --tenant ${r.tenant} (again, after deleting the tuples listed)` });
     }
   }
   return out;

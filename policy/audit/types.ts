@@ -6,6 +6,7 @@ import type { CredentialUsage } from '../access-records.ts';
 import type { CapabilityMint } from '../capabilities/store.ts';
 import type { ImportSource } from '../relationships/store.ts';
 import type { Tuple } from '../relationships/tuples.ts';
+import type { TupleBeyondWriter } from '../tuple-writers.ts';
 import type { OidcProviderInfo, RoleInfo } from '../sessions/store.ts';
 import type { CredentialInfo, TenantInfo } from '../store-schema.ts';
 import type { DenialRecord } from '../types.ts';
@@ -31,6 +32,7 @@ export const AUDIT_CHECKS = {
   'leftover-role': 'roles their maker could no longer create today',
   'leftover-provider': 'OpenID Connect providers their maker could no longer register today',
   'leftover-capability': 'live capabilities their minter could no longer mint today',
+  'leftover-tuple': 'live tuples an application wrote through the tuple write guard that the guard would refuse it today',
   'old-capability-key': 'capability root keys older than the configured age',
 } as const;
 
@@ -80,6 +82,8 @@ export interface TenantRelationshipFacts {
   imports: ImportSource[];
   /** Ids of `app` subjects that appear in the tenant's tuples. */
   appSubjects: Set<string>;
+  /** Live tuples applications wrote that the write guard would refuse them today (tuple-writers.ts). */
+  beyondWriters: TupleBeyondWriter[];
 }
 
 /** Everything one run reads, already narrowed to the tenants the caller may audit. */

@@ -63,6 +63,9 @@ export interface AppScope {
   grants?: ScopeGrant[];
 }
 
+/** A batch as a guard sees it: each update with its tuple parsed. */
+type GuardUpdates = Parameters<NonNullable<WriteOptions['guard']>>[0];
+
 const refuse = (reason: string): never => {
   throw new DeniedError('relationship', reason);
 };
@@ -80,14 +83,39 @@ const refuse = (reason: string): never => {
  * naming the instant, never silently capped), and a delete that lifts an exclusion, which lasts for good, is refused.
  */
 export function appWriteGuard(engine: RelationshipEngine, tenant: string, scope: AppScope): NonNullable<WriteOptions['guard']> {
+  const writers = guardedWriters(tenant, scope);
+  return (updates, write) => engine.session(tenant, { write }, (state) => guardAll({ engine, state, writers, scope, updates }));
+}
+
+/**
+ * Why appWriteGuard would refuse `updates` for `scope` against the tenant as it stands now (its reason), or
+ * undefined when it would let them through: the access audit's second look at tuples written long ago (policy
+ * tuple-writers.ts). Nothing is written. Other errors (a tenant without a schema aside, which passes) are thrown.
+ */
+export async function guardRefusal(engine: RelationshipEngine, tenant: string, scope: AppScope, updates: GuardUpdates): Promise<string | undefined> {
+  try {
+    const writers = guardedWriters(tenant, scope);
+    await engine.session(tenant, {}, (state) => guardAll({ engine, state, writers, scope, updates }));
+    return undefined;
+  } catch (error) {
+    if (error instanceof DeniedError) return error.reason;
+    throw error;
+  }
+}
+
+/** The writer and every subject bounding it; refuses a scope of another tenant. */
+function guardedWriters(tenant: string, scope: AppScope): SubjectRef[] {
   if (scope.tenant !== tenant) refuse(`applications of tenant ${scope.tenant} cannot write tuples of tenant ${tenant}`);
-  const writers = [scope.writer, ...(scope.boundedBy ?? [])].map((w) => (typeof w === 'string' ? parseSubject(w) : w));
-  return (updates, write) => engine.session(tenant, { write }, async (state) => {
-    if (!state) return;
-    for (const [i, writer] of writers.entries()) {
-      await guardOne({ engine, state, schema: write.schema, updates, writer, scope, who: i === 0 ? 'the writer' : `${formatSubject(writer)} (which bounds the writer)` });
-    }
-  });
+  return [scope.writer, ...(scope.boundedBy ?? [])].map((w) => (typeof w === 'string' ? parseSubject(w) : w));
+}
+
+/** Every check of appWriteGuard, for the writer and then each subject bounding it. */
+async function guardAll(g: { engine: RelationshipEngine; state: EvalState | undefined; writers: SubjectRef[]; scope: AppScope; updates: GuardUpdates }): Promise<void> {
+  const { engine, state, writers, scope, updates } = g;
+  if (!state) return;
+  for (const [i, writer] of writers.entries()) {
+    await guardOne({ engine, state, schema: state.schema, updates, writer, scope, who: i === 0 ? 'the writer' : `${formatSubject(writer)} (which bounds the writer)` });
+  }
 }
 
 /** The checks of appWriteGuard for one writer (the writer itself, or a subject bounding it). */
@@ -96,7 +124,7 @@ async function guardOne(g: {
   state: EvalState;
   /** The schema the batch is written against. */
   schema: EvalState['schema'];
-  updates: Parameters<NonNullable<WriteOptions['guard']>>[0];
+  updates: GuardUpdates;
   writer: SubjectRef;
   scope: AppScope;
   who: string;

@@ -6,7 +6,7 @@
 
 export { Relationships, s3ParentOf, type RelationshipsOptions } from './relationships.ts';
 export { RelationshipEngine, type CheckResult, type CheckOptions, type RequestContext, type ImplicitParents, type EngineOptions, type EvalState } from './engine.ts';
-export { RelationshipStore } from './store-bulk.ts';
+export { RelationshipStore, type GuardedWrite } from './store-bulk.ts';
 export type { TupleReader, SnapshotReader } from './store-reads.ts';
 export {
   type AuditContext,
@@ -18,7 +18,7 @@ export {
   type RelationshipAuditRecord,
   type ImportSource,
 } from './store-types.ts';
-export { appWriteGuard, dependents, grantReaches, resourceLocation, type AppScope, type ResourceLocation } from './guard.ts';
+export { appWriteGuard, dependents, guardRefusal, grantReaches, resourceLocation, type AppScope, type ResourceLocation } from './guard.ts';
 export { compileSchema, DEFAULT_OBJECT_SCHEMA, type CompiledSchema } from './schema.ts';
 export { schemaDiff, permissionReach, type SchemaDiff, type PermissionDiff, type PermissionReach } from './schema-diff.ts';
 export { caveatHash, REQUEST_CONTEXT_PARAMS } from './caveats.ts';
@@ -27,6 +27,7 @@ export { expand, subjectLabel, type FoundSubject, type SubjectSet } from './expa
 export { formatValidationReport, runValidationFile, runValidationPath, type ValidationFailure, type ValidationReport, type ValidationOptions } from './validation.ts';
 export {
   parseTuple,
+  expiresAt,
   formatTuple,
   formatSpiceDbTuple,
   normalizeExpiration,

@@ -155,10 +155,21 @@ export class RelationshipStore extends RelationshipStoreCore {
   async purgeWrittenBy(tenant: string, actors: string[], audit: AuditContext): Promise<number> {
     if (actors.length === 0) return 0;
     const subjects = new Set(actors.map(appSubject));
-    const last = new Map<string, { tuple: Tuple; kind: string; mine: boolean }>();
+    const doomed = (await this.guardedWrites(tenant)).filter((e) => actors.includes(e.actor) || (e.writer !== undefined && subjects.has(e.writer)));
+    if (doomed.length === 0) return 0;
+    await this.write(tenant, doomed.map((e) => ({ op: 'delete' as const, tuple: e.tuple })), audit);
+    return doomed.length;
+  }
+
+  /**
+   * The tenant's tuples whose latest change event is a write the tenant-application guard judged (not root, the
+   * operator, a tenant-wide admin or an import, and not deleted since), as that write wrote them, with who wrote them.
+   * The changelog is read in pages, oldest first, so a long history never sits in memory as one result.
+   */
+  async guardedWrites(tenant: string): Promise<GuardedWrite[]> {
+    const last = new Map<string, GuardedWrite>();
     let seq = 0;
     for (;;) {
-      // Read in pages, oldest first, so a long history never sits in memory as one result.
       const rows = await this.db
         .selectFrom('changelog')
         .select(['seq', 'tuple', 'kind', 'actor', 'details'])
@@ -171,16 +182,14 @@ export class RelationshipStore extends RelationshipStoreCore {
       for (const row of rows) {
         const tuple = parseTuple(row.tuple!);
         const details = (row.details === null ? {} : JSON.parse(row.details)) as { guarded?: boolean; writer?: string };
-        const mine = details.guarded === true && (actors.includes(row.actor) || (details.writer !== undefined && subjects.has(details.writer)));
-        last.set(identity(tuple), { tuple, kind: row.kind, mine });
+        // A later unguarded write (or any delete) makes the tuple the tenant's own, or gone: only the latest counts.
+        if (details.guarded === true && row.kind !== 'tuple.delete') last.set(identity(tuple), { tuple, actor: row.actor, ...(details.writer !== undefined ? { writer: details.writer } : {}) });
+        else last.delete(identity(tuple));
       }
       if (rows.length < 10_000) break;
       seq = rows.at(-1)!.seq;
     }
-    const doomed = [...last.values()].filter((e) => e.mine && e.kind !== 'tuple.delete');
-    if (doomed.length === 0) return 0;
-    await this.write(tenant, doomed.map((e) => ({ op: 'delete' as const, tuple: e.tuple })), audit);
-    return doomed.length;
+    return [...last.values()];
   }
 
   // ── access audit reads (anvil audit check) ────────────────────────────────────────────────────────────────────
@@ -246,6 +255,15 @@ export class RelationshipStore extends RelationshipStoreCore {
     }
     return { tuples, total };
   }
+}
+
+/** A tuple as the guarded write that last wrote it left it (RelationshipStore.guardedWrites). */
+export interface GuardedWrite {
+  tuple: Tuple;
+  /** The access key id that wrote it (a session's own id when a session wrote it). */
+  actor: string;
+  /** The writer's subject as the guard judged it (`app:AKIA…` for a credential and its sessions). */
+  writer?: string;
 }
 
 /** Rows per page of the access audit's whole-tenant reads. */
