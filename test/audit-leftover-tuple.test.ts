@@ -6,13 +6,12 @@
  * view holds the writer, not to one whose view does not; its fix command, run as printed, deletes it and S3 refuses
  * the third credential from then on.
  */
-import { GetObjectCommand, type S3ServiceException } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import type { audit, ScopeGrant } from '../policy/index.ts';
 import { ok, type Creds } from './helpers/admin.ts';
-import { BUCKET, credential, TENANT, withGovernedGateway } from './helpers/authority.ts';
+import { BUCKET, credential, sdkReads, TENANT, withGovernedGateway } from './helpers/authority.ts';
 import { anvil, credentialEnv, type CliRun } from './helpers/cli.ts';
 import { ROOT, type TestGateway } from './helpers/gateway.ts';
 
@@ -42,19 +41,6 @@ function runFix(tg: TestGateway, fix: string, creds: Creds): Promise<CliRun> {
   });
 }
 
-async function reads(tg: TestGateway, creds: Creds, key: string): Promise<boolean> {
-  const s3 = tg.client(creds);
-  try {
-    await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-    return true;
-  } catch (error) {
-    if ((error as S3ServiceException).name === 'AccessDenied') return false;
-    throw error;
-  } finally {
-    s3.destroy();
-  }
-}
-
 test('a tuple a narrowed writer handed out is reported, deleted by its fix, and S3 then refuses its subject', async (t) => {
   await withGovernedGateway(async (tg) => {
     // A1: a narrow admin of the bucket, owning it by root's tuple; C2: its child, owning pub/ by A1's tuple.
@@ -76,11 +62,11 @@ test('a tuple a narrowed writer handed out is reported, deleted by its fix, and 
     const n = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET, prefix: 'backups/' }]);
 
     t.deepEqual(await leftovers(tg), [], 'every writer still holds what it handed out');
-    t.true(await reads(tg, t3, 'pub/x'));
+    t.true(await sdkReads(tg, t3, 'pub/x'));
 
     await write(tg, ROOT, 'delete', `bucket:${BUCKET}#owner@app:${a1.id}`);
-    t.false(await reads(tg, c2, 'pub/x'), 'C2 lost pub/ with its maker');
-    t.true(await reads(tg, t3, 'pub/x'), 'the gap: T3 still reads through the tuple C2 wrote');
+    t.false(await sdkReads(tg, c2, 'pub/x'), 'C2 lost pub/ with its maker');
+    t.true(await sdkReads(tg, t3, 'pub/x'), 'the gap: T3 still reads through the tuple C2 wrote');
     // Both tuples the narrowed chain wrote: A1's handing C2 pub/, C2's handing T3 pub/ (W still holds what it wrote).
     const found = await leftovers(tg);
     t.deepEqual(found.map((x) => x.subject).sort(), [handedToC2, handedOut].sort());
@@ -99,8 +85,8 @@ test('a tuple a narrowed writer handed out is reported, deleted by its fix, and 
 
     const fixed = await runFix(tg, f.fix, ROOT);
     t.is(fixed.code, 0, fixed.stderr);
-    t.false(await reads(tg, t3, 'pub/x'), 'S3 refuses T3 once the tuple is gone');
-    t.true(await reads(tg, t3, 'backups/host1/a'), "W's tuple still grants");
+    t.false(await sdkReads(tg, t3, 'pub/x'), 'S3 refuses T3 once the tuple is gone');
+    t.true(await sdkReads(tg, t3, 'backups/host1/a'), "W's tuple still grants");
     const rest = await leftovers(tg);
     t.deepEqual(rest.map((x) => x.subject), [handedToC2]);
     t.is((await runFix(tg, rest[0]!.fix, ROOT)).code, 0);

@@ -4,27 +4,14 @@
  * their role (by immutable id) on every request; a tenant admin cannot delete, replace, revoke or reset anything
  * broader than itself.
  */
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FAMILIES } from '../policy/index.ts';
 import { admin, denials, logText, ok } from './helpers/admin.ts';
-import { adminOf, assumeRole, assumeWeb, BUCKET, credential, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
+import { adminOf, assumeRole, assumeWeb, BUCKET, credential, sdkReads, seed, startIssuer, TENANT, type Issuer } from './helpers/authority.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-
-const read = async (tg: TestGateway, creds: Parameters<TestGateway['client']>[0], key: string): Promise<boolean> => {
-  const s3 = tg.client(creds);
-  try {
-    await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-    return true;
-  } catch (error) {
-    if ((error as Error).name === 'AccessDenied') return false;
-    throw error;
-  } finally {
-    s3.destroy();
-  }
-};
 
 async function withWorld(env: Record<string, string>, fn: (tg: TestGateway, idp: Issuer) => Promise<void>): Promise<void> {
   const tg = await startTestGateway(env);
@@ -54,8 +41,8 @@ test('a tenant admin scoped to backups/host1/ cannot register an issuer for a br
     await ok(tg, narrow, 'POST', '/roles', { name: 'host1', scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'backups/host1/' }] });
     await ok(tg, narrow, 'POST', '/oidc-providers', { ...provider, roles: ['host1'] });
     const session = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/host1`, await idp.token({ sub: 'anyone' }));
-    t.true(await read(tg, session, 'backups/host1/a'));
-    t.false(await read(tg, session, 'backups/host2/a'));
+    t.true(await sdkReads(tg, session, 'backups/host1/a'));
+    t.false(await sdkReads(tg, session, 'backups/host2/a'));
     // The issuer may not assume the broad role either, even though root made that role.
     await t.throwsAsync(assumeWeb(tg, `arn:aws:iam::${TENANT}:role/everything`, await idp.token({ sub: 'anyone' })), { name: 'AccessDenied' });
   });
@@ -84,7 +71,7 @@ test('JWKS URLs are https to public hosts unless the operator opts in; no user i
     const secret = 'tok3n-in-the-query-string';
     await ok(tg, ROOT, 'POST', '/oidc-providers', { tenant: TENANT, issuer: idp.issuer, audience: 'my-app', jwks: `${idp.jwksUrl}?access_token=${secret}`, algorithms: ['RS256'], roles: ['r'] });
     const session = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/r`, await idp.token({ sub: 'amy' }));
-    t.true(await read(tg, session, 'pub/x'));
+    t.true(await sdkReads(tg, session, 'pub/x'));
     t.false((await logText(tg)).includes(secret), 'denial and audit rows');
     t.false(tg.logs.join('\n').includes(secret));
   });
@@ -95,15 +82,15 @@ test('sessions are re-evaluated on every request: a narrowed role narrows them, 
     const app = await credential(tg, [{ families: ['object:read', 'object:list'], bucket: BUCKET }]);
     const role = await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
     const session = await assumeRole(tg, app, role.arn);
-    t.true(await read(tg, session, 'secret/x'));
+    t.true(await sdkReads(tg, session, 'secret/x'));
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', replace: true, scopes: [{ families: ['object:read'], bucket: BUCKET, prefix: 'pub/' }] });
-    t.false(await read(tg, session, 'secret/x'));
-    t.true(await read(tg, session, 'pub/x'));
+    t.false(await sdkReads(tg, session, 'secret/x'));
+    t.true(await sdkReads(tg, session, 'pub/x'));
     // Widening the role again never exceeds what the token itself carried at issue.
     await ok(tg, ROOT, 'DELETE', `/roles/${TENANT}/reader`);
-    await t.throwsAsync(read(tg, session, 'pub/x'), { name: 'InvalidToken' });
+    await t.throwsAsync(sdkReads(tg, session, 'pub/x'), { name: 'InvalidToken' });
     await ok(tg, ROOT, 'POST', '/roles', { tenant: TENANT, name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
-    await t.throwsAsync(read(tg, session, 'pub/x'), { name: 'InvalidToken' });
+    await t.throwsAsync(sdkReads(tg, session, 'pub/x'), { name: 'InvalidToken' });
     t.true((await denials(tg)).some((d) => d.accessKeyId === session.accessKeyId && d.layer === 'credential' && /role removed/.test(d.reason)));
   });
 });
@@ -147,12 +134,12 @@ test('an issuer a non-tenant-wide admin registers is bounded by the admin\'s own
     ] });
     // Every scope of the bucket, but no tuple: the admin itself reads nothing in the governed bucket.
     const bucketAdmin = await credential(tg, [{ families: ['admin', 'object:read', 'object:list', 'object:write', 'object:delete', 'tuples:write'], bucket: BUCKET }]);
-    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    t.false(await sdkReads(tg, bucketAdmin, 'secret/x'));
     await ok(tg, bucketAdmin, 'POST', '/roles', { name: 'rw', scopes: [{ families: ['object:read', 'object:list', 'tuples:write'], bucket: BUCKET }] });
     await ok(tg, bucketAdmin, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['rw'] });
     const alice = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/rw`, await idp.token({ sub: 'alice' }));
     t.is(alice.subject, 'user:alice');
-    t.false(await read(tg, alice, 'secret/x'));
+    t.false(await sdkReads(tg, alice, 'secret/x'));
     const line = (await denials(tg)).at(-1);
     t.like(line, { accessKeyId: alice.accessKeyId, layer: 'relationship', key: 'secret/x' });
     t.regex(line?.reason ?? '', new RegExp(`app:${bucketAdmin.accessKeyId} \\(registrar of the identity provider of user:alice\\)`));
@@ -167,13 +154,13 @@ test('an issuer a non-tenant-wide admin registers is bounded by the admin\'s own
     t.is(handOver.status, 403);
     t.regex(handOver.json.error.message, /which bounds the writer/);
     t.true((await denials(tg)).some((d) => d.accessKeyId === alice.accessKeyId && d.action === 'Admin:WriteTuples' && d.layer === 'relationship'));
-    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    t.false(await sdkReads(tg, bucketAdmin, 'secret/x'));
     // Where the registrar itself holds read, alice's session reads too: the bound is the intersection, now.
     await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
-    t.true(await read(tg, alice, 'pub/x'));
-    t.false(await read(tg, alice, 'secret/x'));
+    t.true(await sdkReads(tg, alice, 'pub/x'));
+    t.false(await sdkReads(tg, alice, 'secret/x'));
     await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'delete', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
-    t.false(await read(tg, alice, 'pub/x'));
+    t.false(await sdkReads(tg, alice, 'pub/x'));
   });
 });
 
@@ -185,14 +172,14 @@ test('issuers root or a tenant-wide admin registers vouch for their subjects\' o
     await ok(tg, wide, 'POST', '/roles', { name: 'reader', scopes: [{ families: ['object:read'], bucket: BUCKET }] });
     await ok(tg, wide, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['reader'] });
     const alice = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/reader`, await idp.token({ sub: 'alice' }));
-    t.true(await read(tg, alice, 'secret/x'));
-    t.false(await read(tg, alice, 'pub/x'));
+    t.true(await sdkReads(tg, alice, 'secret/x'));
+    t.false(await sdkReads(tg, alice, 'pub/x'));
     // Narrowed below tenant-wide, the registrar bounds its sessions again on their next request.
     const narrowed = await credential(tg, [{ families: ['admin', 'object:read'], bucket: BUCKET }]);
     await ok(tg, ROOT, 'DELETE', `/oidc-providers/${(await ok(tg, ROOT, 'GET', `/oidc-providers?tenant=${TENANT}`)).providers[0].id}`);
     await ok(tg, narrowed, 'POST', '/oidc-providers', { issuer: idp.issuer, audience: 'my-app', jwks: idp.jwksUrl, algorithms: ['RS256'], roles: ['reader'] });
     const again = await assumeWeb(tg, `arn:aws:iam::${TENANT}:role/reader`, await idp.token({ sub: 'alice' }));
-    t.false(await read(tg, again, 'secret/x'));
+    t.false(await sdkReads(tg, again, 'secret/x'));
   });
 });
 
@@ -203,14 +190,14 @@ test('rotating another credential hands over its identity: refused to a non-tena
     const reader = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
     const plain = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
     await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/secret/#reader@app:${reader.accessKeyId}` }] });
-    t.true(await read(tg, reader, 'secret/x'));
-    t.false(await read(tg, bucketAdmin, 'secret/x'));
+    t.true(await sdkReads(tg, reader, 'secret/x'));
+    t.false(await sdkReads(tg, bucketAdmin, 'secret/x'));
     const refused = await admin(tg, bucketAdmin, 'POST', `/credentials/${reader.id}/rotate`, { graceSeconds: 60 });
     t.is(refused.status, 403);
     t.is(refused.json.secretKey, undefined);
     t.true((await denials(tg)).some((d) => d.accessKeyId === bucketAdmin.accessKeyId && d.action === 'Admin:RotateCredential' && d.layer === 'relationship'));
     // The old secret still works (nothing rotated), and the admin never saw a new one.
-    t.true(await read(tg, reader, 'secret/x'));
+    t.true(await sdkReads(tg, reader, 'secret/x'));
     // Its own secret it may always rotate, tuples or not.
     await ok(tg, ROOT, 'POST', '/tuples', { tenant: TENANT, reason: 'x', updates: [{ op: 'touch', tuple: `folder:${BUCKET}/pub/#reader@app:${bucketAdmin.accessKeyId}` }] });
     t.truthy((await ok(tg, bucketAdmin, 'POST', `/credentials/${bucketAdmin.accessKeyId}/rotate`, { graceSeconds: 600 })).secretKey);
@@ -229,16 +216,16 @@ test('turning governance off lifts every tuple\'s restriction: it needs tenant-w
     // Governing narrows: the bucket's admin may.
     await ok(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: true });
     const app = await credential(tg, [{ families: ['object:read'], bucket: BUCKET }]);
-    t.false(await read(tg, app, 'secret/x'));
+    t.false(await sdkReads(tg, app, 'secret/x'));
     const off = await admin(tg, bucketAdmin, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
     t.is(off.status, 403);
     t.like((await denials(tg)).at(-1), { accessKeyId: bucketAdmin.accessKeyId, action: 'Admin:PutBucketGovernance', layer: 'scope', bucket: BUCKET });
     t.true((await ok(tg, ROOT, 'GET', `/buckets/${BUCKET}/governance`)).governed);
-    t.false(await read(tg, app, 'secret/x'));
+    t.false(await sdkReads(tg, app, 'secret/x'));
     // Nor may it swap the schema for a wider one.
     t.is((await admin(tg, bucketAdmin, 'PUT', '/schema', { schema: 'definition app {}\ndefinition object {\n  permission read = nil\n}', reason: 'x' })).status, 403);
     const wide = await credential(tg, [{ families: [...FAMILIES], bucket: '*' }]);
     await ok(tg, wide, 'PUT', `/buckets/${BUCKET}/governance`, { governed: false });
-    t.true(await read(tg, app, 'secret/x'));
+    t.true(await sdkReads(tg, app, 'secret/x'));
   });
 });

@@ -3,7 +3,7 @@
  * breadths, a local OpenID Connect issuer (JWKS over loopback HTTP), STS calls, and the probe that asks the real
  * gateway over HTTP which (bucket, key, action) triples a caller may use.
  */
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, AssumeRoleWithWebIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { createServer, type Server } from 'node:http';
@@ -49,6 +49,20 @@ export async function withGovernedGateway(fn: (tg: TestGateway) => Promise<void>
 export async function credential(tg: TestGateway, scopes: ScopeGrant[], maker: Creds = ROOT, tenant = TENANT): Promise<Creds & { id: string }> {
   const c = await ok(tg, maker, 'POST', '/credentials', { tenant, name: `c${Math.random().toString(36).slice(2, 8)}`, scopes });
   return { id: c.accessKeyId, accessKeyId: c.accessKeyId, secretAccessKey: c.secretKey };
+}
+
+/** Whether the AWS SDK's GetObject of `key` in BUCKET succeeds for `creds` (false on AccessDenied; other errors throw). */
+export async function sdkReads(tg: TestGateway, creds: Creds, key: string): Promise<boolean> {
+  const s3 = tg.client(creds);
+  try {
+    await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    return true;
+  } catch (error) {
+    if ((error as Error).name === 'AccessDenied') return false;
+    throw error;
+  } finally {
+    s3.destroy();
+  }
 }
 
 /** An STS client of the gateway. */
