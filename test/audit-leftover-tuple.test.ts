@@ -9,7 +9,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import type { audit, ScopeGrant } from '../policy/index.ts';
+import { relationships as rel, type audit, type ScopeGrant } from '../policy/index.ts';
 import { ok, type Creds } from './helpers/admin.ts';
 import { BUCKET, credential, sdkReads, TENANT, withGovernedGateway } from './helpers/authority.ts';
 import { anvil, credentialEnv, type CliRun } from './helpers/cli.ts';
@@ -41,26 +41,34 @@ function runFix(tg: TestGateway, fix: string, creds: Creds): Promise<CliRun> {
   });
 }
 
+/**
+ * The gov.py chain: A1, a narrow admin of the bucket owning it by root's tuple; C2, its child, owning pub/ by A1's
+ * tuple and handing pub/ to T3 (made by root) through the guard; W, made by root, reading backups/ by root's tuple
+ * and handing one object of it to T3; N, a narrow admin of backups/ only. Nobody is narrowed yet.
+ */
+async function chain(tg: TestGateway) {
+  const a1 = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET }]);
+  await write(tg, ROOT, 'touch', `bucket:${BUCKET}#owner@app:${a1.id}`);
+  const c2 = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET, prefix: 'pub/' }], a1);
+  const handedToC2 = `folder:${BUCKET}/pub/#owner@app:${c2.id}`;
+  await write(tg, a1, 'touch', handedToC2);
+  // T3: a reader made by root, to whom C2 hands out pub/ through the guard.
+  const t3 = await credential(tg, [{ families: ['object:read', 'object:list'], bucket: BUCKET }]);
+  const handedOut = `folder:${BUCKET}/pub/#reader@app:${t3.id}`;
+  await write(tg, c2, 'touch', handedOut);
+  // W: a writer made by root that reads backups/ by root's tuple and hands one object of it to T3.
+  const w = await credential(tg, [{ families: ['tuples:write', 'object:read'], bucket: BUCKET, prefix: 'backups/' }]);
+  await write(tg, ROOT, 'touch', `folder:${BUCKET}/backups/#reader@app:${w.id}`);
+  const wHandedOut = `object:${BUCKET}/backups/host1/a#reader@app:${t3.id}`;
+  await write(tg, w, 'touch', wHandedOut);
+  // N: a narrow admin of backups/ only, beside A1.
+  const n = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET, prefix: 'backups/' }]);
+  return { a1, c2, t3, w, n, handedToC2, handedOut, wHandedOut };
+}
+
 test('a tuple a narrowed writer handed out is reported, deleted by its fix, and S3 then refuses its subject', async (t) => {
   await withGovernedGateway(async (tg) => {
-    // A1: a narrow admin of the bucket, owning it by root's tuple; C2: its child, owning pub/ by A1's tuple.
-    const a1 = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET }]);
-    await write(tg, ROOT, 'touch', `bucket:${BUCKET}#owner@app:${a1.id}`);
-    const c2 = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET, prefix: 'pub/' }], a1);
-    const handedToC2 = `folder:${BUCKET}/pub/#owner@app:${c2.id}`;
-    await write(tg, a1, 'touch', handedToC2);
-    // T3: a reader made by root, to whom C2 hands out pub/ through the guard.
-    const t3 = await credential(tg, [{ families: ['object:read', 'object:list'], bucket: BUCKET }]);
-    const handedOut = `folder:${BUCKET}/pub/#reader@app:${t3.id}`;
-    await write(tg, c2, 'touch', handedOut);
-    // W: a writer made by root that reads backups/ by root's tuple and hands one object of it to T3.
-    const w = await credential(tg, [{ families: ['tuples:write', 'object:read'], bucket: BUCKET, prefix: 'backups/' }]);
-    await write(tg, ROOT, 'touch', `folder:${BUCKET}/backups/#reader@app:${w.id}`);
-    const wHandedOut = `object:${BUCKET}/backups/host1/a#reader@app:${t3.id}`;
-    await write(tg, w, 'touch', wHandedOut);
-    // N: a narrow admin of backups/ only, beside A1.
-    const n = await credential(tg, [{ families: ['admin', ...OBJ, ...REL], bucket: BUCKET, prefix: 'backups/' }]);
-
+    const { a1, c2, t3, w, n, handedToC2, handedOut, wHandedOut } = await chain(tg);
     t.deepEqual(await leftovers(tg), [], 'every writer still holds what it handed out');
     t.true(await sdkReads(tg, t3, 'pub/x'));
 
@@ -98,5 +106,33 @@ test('a tuple a narrowed writer handed out is reported, deleted by its fix, and 
     t.deepEqual(later.map((x) => x.subject), [wHandedOut]);
     t.regex(later[0]!.message, /the writer does not hold read on object:data\/backups\/host1\/a itself/);
     t.deepEqual((await leftovers(tg, n)).map((x) => x.subject), [wHandedOut], "N's view holds W and reaches backups/");
+  });
+});
+
+test('tuples prune-leftovers deletes exactly the leftover tuples, recorded with the reason; only a tenant-wide admin may run it', async (t) => {
+  await withGovernedGateway(async (tg) => {
+    const { a1, t3, handedToC2, handedOut, wHandedOut } = await chain(tg);
+    const prune = (creds: Creds, ...args: string[]) => anvil(['--endpoint', tg.gw.url, 'tuples', 'prune-leftovers', '--json', ...args], credentialEnv(creds));
+    const none = await prune(ROOT, '--tenant', TENANT, '--reason', 'nothing to do yet');
+    t.is(none.code, 0, none.stderr);
+    t.deepEqual(JSON.parse(none.stdout), { tenant: TENANT, deleted: 0, tuples: [] });
+
+    await write(tg, ROOT, 'delete', `bucket:${BUCKET}#owner@app:${a1.id}`);
+    const narrow = await prune(a1, '--reason', 'not mine to run');
+    t.is(narrow.code, 1);
+    t.regex(narrow.stderr, /every family on every bucket \(AccessDenied\)/);
+    t.true(await sdkReads(tg, t3, 'pub/x'), 'a refused prune deletes nothing');
+
+    const run = await prune(ROOT, '--tenant', TENANT, '--reason', 'A1 narrowed');
+    t.is(run.code, 0, run.stderr);
+    const r = JSON.parse(run.stdout) as { deleted: number; tuples: Array<{ tuple: string; writer: string }> };
+    t.is(r.deleted, 2);
+    t.deepEqual(r.tuples.map((x) => x.tuple).sort(), [handedToC2, handedOut].sort());
+    t.false(await sdkReads(tg, t3, 'pub/x'));
+    t.true(await sdkReads(tg, t3, 'backups/host1/a'), `W still holds what it handed out: ${wHandedOut} stays`);
+    t.deepEqual(await leftovers(tg), []);
+    const { records } = (await ok(tg, ROOT, 'GET', `/tuples/audit?tenant=${TENANT}`)) as { records: Array<{ kind: string; tuple: rel.Tuple; reason: string; actor: string }> };
+    const pruned = records.filter((x) => x.reason === 'A1 narrowed');
+    t.deepEqual(pruned.map((x) => [x.kind, x.actor, rel.formatSpiceDbTuple(x.tuple)]).sort(), [handedToC2, handedOut].sort().map((x) => ['tuple.delete', ROOT.accessKeyId, x]));
   });
 });

@@ -5,10 +5,10 @@
  * admin audits its own tenant and reads only what the admin API would show it there: an admin narrower than its
  * tenant (view.ts) gets the findings about what it has authority over, and compares with its own recorded runs only.
  */
-import { appendAudit, audit, capabilityGrant, queryAudit, queryDenials, tuplesBeyondWriters, type AuditRecord } from '../../policy/index.ts';
+import { appendAudit, audit, capabilityGrant, holdsTenantWide, queryAudit, queryDenials, relationships as rel, tuplesBeyondWriters, type AuditRecord } from '../../policy/index.ts';
 import { tokenStoresOf } from '../sts/stores.ts';
-import { onlyFields, optionalInteger, queryParam, type AdminCall } from './call.ts';
-import { invalidInput } from './errors.ts';
+import { onlyFields, optionalInteger, queryParam, requiredString, type AdminCall } from './call.ts';
+import { AdminError, invalidInput } from './errors.ts';
 import { adminView, type AdminView } from './view.ts';
 
 const DAY_MS = 86_400_000;
@@ -218,4 +218,27 @@ export async function listAuditChecks(call: AdminCall): Promise<unknown> {
   return {
     runs: runs.map((r) => ({ time: r.time, actor: r.actor, tenant: r.details?.audited, counts: r.details?.counts, total: r.details?.total, new: r.details?.new, resolved: r.details?.resolved })),
   };
+}
+
+/**
+ * POST /tuples/prune-leftovers {tenant, reason}: the opt-in clean-up of the leftover-tuple check. Deletes every tuple
+ * that check reports now (no cap), in one batch recorded with the reason, and answers them with their writer and why.
+ * Root (naming the tenant) or a tenant-wide admin only: an admin narrower than its tenant deletes the findings it sees
+ * one by one with their fix commands. Nothing runs it on its own. Answers {tenant, deleted, revision?, tuples}.
+ */
+export async function pruneLeftoverTuples(call: AdminCall): Promise<unknown> {
+  onlyFields(call.body, ['tenant', 'reason']);
+  const tenant = scopeOf(call, call.body.tenant);
+  if (tenant === undefined) throw invalidInput('"tenant" is required');
+  const reason = requiredString(call.body, 'reason');
+  if (!holdsTenantWide(call.principal)) {
+    call.require({ allowed: false, layer: 'scope', reason: 'pruning leftover tuples reaches the whole tenant: it needs every family on every bucket' });
+  }
+  if (!call.relationships) throw new AdminError('InternalError', 'the relationship engine is not open');
+  const found = await tuplesBeyondWriters({ relationships: call.relationships, tenant, resolveAccessKey: (id, at) => call.policy.resolveAccessKey(id, at), now: new Date() });
+  const tuples = found.map((b) => ({ tuple: rel.formatSpiceDbTuple(b.tuple), writer: b.writer, why: b.reason }));
+  if (found.length === 0) return { tenant, deleted: 0, tuples };
+  const updates = found.map((b) => ({ op: 'delete' as const, tuple: b.tuple }));
+  const revision = await call.relationships.write(tenant, updates, { actor: call.principal.accessKeyId, reason, requestId: call.requestId });
+  return { tenant, deleted: found.length, revision, tuples };
 }

@@ -3,7 +3,7 @@
  * and the CLI's local mode call: it gates every action on the admin family, records refusals, and runs the handler.
  */
 import { type AccessRecords, type DenialLog, type Family, type PolicyStore, type Principal, type relationships } from '../../policy/index.ts';
-import { listAuditChecks, previewAuditCheck, runAuditCheck } from './audit-check.ts';
+import { listAuditChecks, previewAuditCheck, pruneLeftoverTuples, runAuditCheck } from './audit-check.ts';
 import { assignBucket, listBuckets } from './buckets.ts';
 import { mintCapability, resetCapabilities, revokeCapability } from './capabilities.ts';
 import { NEEDS_ADMIN, type AdminCall, type CallerNow, type AdminRefusal, type AdminRoute, type AdminTarget } from './call.ts';
@@ -66,6 +66,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
   { method: 'GET', pattern: '/audit/check', action: 'Admin:PreviewAuditCheck', run: previewAuditCheck },
   { method: 'POST', pattern: '/audit/check', action: 'Admin:RunAuditCheck', run: runAuditCheck },
   { method: 'GET', pattern: '/audit/checks', action: 'Admin:ListAuditChecks', query: ['tenant', 'limit'], run: listAuditChecks },
+  { method: 'POST', pattern: '/tuples/prune-leftovers', action: 'Admin:PruneLeftoverTuples', run: pruneLeftoverTuples },
 ];
 
 /** Endpoints other families open (relationship reads, writes, checks, watch); admin opens them too. */

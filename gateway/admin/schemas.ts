@@ -81,6 +81,7 @@ export const ADMIN_BODIES: Record<string, z.ZodObject> = {
   'Admin:RunAuditCheck': z.strictObject({
     tenant: opt(text.max(1024)), days: opt(count), keyAgeDays: opt(count), maxAddresses: opt(count), maxAgents: opt(count), sinceLast: opt(z.boolean()),
   }),
+  'Admin:PruneLeftoverTuples': z.strictObject({ ...tenant, reason: name }),
   'Admin:LookupResources': z.strictObject({
     ...tenant, resourceType: name, permission: name, subject: name, idPrefix: opt(z.string().max(4096)), limit: opt(count), context: opt(context),
   }),

@@ -104,6 +104,17 @@ export const RELATIONSHIP_COMMANDS: Command[] = [
   tupleCommand('write'),
   tupleCommand('delete'),
   {
+    name: 'tuples prune-leftovers', args: [], options: REASON,
+    summary: "delete every tuple audit check reports as leftover-tuple (its writer no longer holds what it handed out) --reason R (tenant-wide admin)",
+    examples: ['tuples prune-leftovers --tenant acme --reason "writers narrowed in the March re-org"'],
+    async run(run) {
+      const r = await run.api.call('POST', '/tuples/prune-leftovers', { body: { tenant: str(run, 'tenant'), reason: reasonOf(run, 'tuples prune-leftovers') } });
+      if (run.values.json) return run.out(json(r));
+      for (const t of r.tuples as Array<{ tuple: string; writer: string; why: string }>) run.out(say`${t.tuple}\twritten by ${t.writer}: ${t.why}\n`);
+      run.out(r.deleted > 0 ? say`Deleted ${r.deleted} leftover tuple(s) of tenant ${r.tenant} at revision ${r.revision}.\n` : say`No leftover tuples in tenant ${r.tenant}.\n`);
+    },
+  },
+  {
     name: 'tuples import', args: ['FILE'], options: { ...REASON, name: { type: 'string' } },
     summary: 'import tuples from FILE (one per line, # comments) --reason R, all or nothing (admin only)',
     examples: ['tuples import grants.txt --tenant acme --reason "migration from the old ACLs"'],
