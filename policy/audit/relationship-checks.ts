@@ -89,7 +89,7 @@ export function leftoverTuples(facts: AuditFacts): Finding[] {
     }
     const more = r.beyondWriters.length - MAX_TUPLE_FINDINGS;
     if (more > 0) {
-      out.push({ id: `leftover-tuple:${r.tenant}:more`, check: 'leftover-tuple', severity: 'high', tenant: r.tenant, subject: `${more} more tuples`, message: `${more} more tuple(s) of tenant ${r.tenant} were written by applications that could no longer write them`, fix: `anvil audit check --tenant ${r.tenant} (again, after deleting the tuples listed)` });
+      out.push({ id: `leftover-tuple:${r.tenant}:more`, check: 'leftover-tuple', severity: 'high', tenant: r.tenant, subject: `${more} more tuples`, message: `${more} more tuple(s) of tenant ${r.tenant} were written by applications that could no longer write them`, fix: `anvil tuples prune-leftovers --tenant ${r.tenant} --reason REASON` });
     }
   }
   return out;
