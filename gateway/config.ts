@@ -43,7 +43,8 @@ export const SETTINGS = {
   ANVIL_MASTER_KEY: setting(z.string().regex(/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/).optional(), '32 bytes as 64 hex digits or 44 base64 characters', '32-byte key encrypting secrets at rest; by default generated into `<data>/master.key` (mode 0600); with `ANVIL_POLICY_DATABASE` never generated: every node needs the same key', 'generated'),
   ANVIL_MASTER_KEY_FILE: setting(text(), 'a file path', 'a file holding the master key (instead of `ANVIL_MASTER_KEY`), e.g. a mounted secret'),
   ANVIL_POLICY_DATABASE: setting(z.string().max(4096).regex(/^postgres(ql)?:\/\//i).optional(), 'a postgres:// URL, e.g. postgres://anvil:secret@db:5432/anvil', 'PostgreSQL database holding the policy every gateway node shares (credentials, tenants, STS, capabilities, tuples, changelog, denial and audit logs); by default SQLite files in the data directory', 'SQLite'),
-  ANVIL_POLICY_POOL_SIZE: setting(int(1, 1000, 10), 'an integer from 1 to 1000', 'PostgreSQL connections one node may hold (plus one listening for changes)', '`10`'),
+  ANVIL_POLICY_POOL_SIZE: setting(int(1, 1000, 10), 'an integer from 1 to 1000', 'PostgreSQL connections one node may hold (plus one listening for changes and up to 2 for maintenance statements)', '`10`'),
+  ANVIL_POLICY_TIMEOUT_MS: setting(int(100, 600_000, 5_000), 'an integer from 100 to 600000 (milliseconds)', 'with `ANVIL_POLICY_DATABASE`: how long one PostgreSQL interaction of a request (connecting, waiting for a pooled connection, one statement) may take before the request answers 503; migrations, log queries and purges and tenant exports may take 10 minutes', '`5000`'),
   ANVIL_NODE_NAME: setting(z.string().regex(/^[\x21-\x7e]{1,128}$/).optional(), '1 to 128 printable characters without spaces', "this node's name in denial and audit rows", 'host:pid'),
   ANVIL_DENIAL_RETENTION_DAYS: setting(int(0, 36_500, 30), 'an integer from 0 to 36500 (days)', 'denial rows older than this are deleted (hourly; `0` keeps them)', '`30`'),
   ANVIL_AUDIT_RETENTION_DAYS: setting(int(0, 36_500, 365), 'an integer from 0 to 36500 (days)', 'audit rows older than this are deleted (hourly; `0` keeps them)', '`365`'),
@@ -99,6 +100,8 @@ export interface GatewayConfig {
   policyDatabase?: string;
   /** PostgreSQL connections this node may hold. */
   policyPoolSize: number;
+  /** Milliseconds one PostgreSQL interaction of a request may take before it fails as unavailable. */
+  policyTimeoutMs: number;
   /** This node's name in denial and audit rows (default host:pid). */
   nodeName?: string;
   /** Days denial rows are kept (0: for ever). */
@@ -260,6 +263,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
     masterKey: p.ANVIL_MASTER_KEY ?? masterKeyFromFile(p.ANVIL_MASTER_KEY_FILE),
     policyDatabase: p.ANVIL_POLICY_DATABASE,
     policyPoolSize: p.ANVIL_POLICY_POOL_SIZE,
+    policyTimeoutMs: p.ANVIL_POLICY_TIMEOUT_MS,
     nodeName: p.ANVIL_NODE_NAME,
     denialRetentionDays: p.ANVIL_DENIAL_RETENTION_DAYS,
     auditRetentionDays: p.ANVIL_AUDIT_RETENTION_DAYS,

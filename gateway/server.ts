@@ -215,7 +215,7 @@ async function openServices(start: StartState): Promise<Services> {
   opened.add(() => space.close());
   // The key first: a missing, damaged or (on a full volume) unwritable key stops the start before any file is made.
   const masterKey = nodeMasterKey(config.policyDatabase, config.dataDir, config.masterKey);
-  const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: config.policyPoolSize, node: config.nodeName });
+  const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: config.policyPoolSize, timeoutMs: config.policyTimeoutMs, node: config.nodeName });
   opened.add(() => database.close());
   const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
   opened.add(() => policy.flushLastUse());
@@ -270,7 +270,7 @@ export async function discardPreparedRoot(config: GatewayConfig, root: RootResul
   const opened = new Opened();
   try {
     const masterKey = nodeMasterKey(config.policyDatabase, config.dataDir, config.masterKey);
-    const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: 1, node: config.nodeName });
+    const database = await PolicyDatabase.open({ url: config.policyDatabase, dataDir: config.dataDir, poolSize: 1, timeoutMs: config.policyTimeoutMs, node: config.nodeName });
     opened.add(() => database.close());
     const policy = await PolicyStore.open({ database, dataDir: config.dataDir, masterKey });
     await policy.discardRoot(root.accessKeyId);

@@ -74,7 +74,7 @@ function recordOf(row: Row): AuditRecord {
 }
 
 const AUDIT = defineLog<AuditFilter, Row, AuditRecord>({
-  rows: (database) => database.db('policy').selectFrom('audit_log').selectAll(),
+  rows: (database) => database.db('policy', 'long').selectFrom('audit_log').selectAll(),
   narrow(q, filter) {
     if (filter.actor !== undefined) q = q.where('actor', '=', filter.actor);
     if (filter.action !== undefined) q = q.where('action', '=', filter.action);
@@ -84,7 +84,7 @@ const AUDIT = defineLog<AuditFilter, Row, AuditRecord>({
   },
   record: recordOf,
   async remove(database, before) {
-    return Number((await database.db('policy').deleteFrom('audit_log').where('time', '<', before).executeTakeFirst()).numDeletedRows);
+    return Number((await database.db('policy', 'long').deleteFrom('audit_log').where('time', '<', before).executeTakeFirst()).numDeletedRows);
   },
 });
 

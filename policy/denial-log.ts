@@ -173,7 +173,7 @@ export class DenialLog {
 }
 
 const DENIALS = defineLog<DenialFilter, Row, DenialRecord>({
-  rows: (database) => database.db('logs').selectFrom('denials').selectAll(),
+  rows: (database) => database.db('logs', 'long').selectFrom('denials').selectAll(),
   narrow(q, filter) {
     if (filter.tenant !== undefined) q = q.where('tenant', '=', filter.tenant);
     if (filter.accessKeyId !== undefined) q = q.where('access_key_id', '=', filter.accessKeyId);
@@ -185,7 +185,7 @@ const DENIALS = defineLog<DenialFilter, Row, DenialRecord>({
   },
   record: recordOf,
   async remove(database, before) {
-    return Number((await database.db('logs').deleteFrom('denials').where('time', '<', before).executeTakeFirst()).numDeletedRows);
+    return Number((await database.db('logs', 'long').deleteFrom('denials').where('time', '<', before).executeTakeFirst()).numDeletedRows);
   },
 });
 

@@ -42,17 +42,21 @@ export class DeniedError extends PolicyError {
   }
 }
 
-/** Network errors and PostgreSQL's connection, shutdown and resource classes (SQLSTATE 08, 57P, 53). */
+/**
+ * Network errors and PostgreSQL's connection, shutdown and resource classes (SQLSTATE 08, 57P, 53), and 57014
+ * query_canceled: a statement that outlived statement_timeout (waiting on a lock a stalled node holds, say).
+ */
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
 
 /**
  * Whether an error means the policy database could not be reached or served the request now (PostgreSQL down,
- * restarting, out of connections), as opposed to a fault of the request: the gateway answers 503 and the client
+ * restarting, out of connections, or not answering within the node's timeout: node-postgres's connection, pool and
+ * query timeouts), as opposed to a fault of the request: the gateway answers 503 and the client
  * retries, and nothing was decided on stale policy.
  */
 export function isPolicyUnavailable(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
-  if (UNAVAILABLE_CODES.has(code) || /^(08|57P|53)/.test(code)) return true;
-  return typeof e?.message === 'string' && /^Connection terminated|^timeout exceeded when trying to connect|Client has encountered a connection error/.test(e.message);
+  if (UNAVAILABLE_CODES.has(code) || /^(08|57P|53)/.test(code) || code === '57014') return true;
+  return typeof e?.message === 'string' && /^Connection terminated|^timeout exceeded when trying to connect|^Query read timeout$|Client has encountered a connection error/.test(e.message);
 }

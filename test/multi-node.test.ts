@@ -324,6 +324,47 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     t.is(await text(s3(b, { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey }), 'plain', 'after-a.txt'), 'b lives');
   });
 
+  test.serial('with PostgreSQL stalled (SIGSTOP: connections open, no answer), node B answers 503 with a request id, readiness 503, and recovers when it resumes', async (t) => {
+    const { b, app } = t.context;
+    const postgres = await sharedPostgres();
+    await s3(b, app).send(new PutObjectCommand({ Bucket: 'plain', Key: 'before-stall.txt', Body: 'kept' }));
+    t.is(await text(s3(b, app), 'plain', 'before-stall.txt'), 'kept'); // warm: pooled connections open
+    // Generous limits, not a performance assertion: without bounded waits the answers never come at all.
+    const limit = () => ({ abortSignal: AbortSignal.timeout(20_000) });
+    postgres.signal('SIGSTOP');
+    try {
+      await afterBound(); // the listening connection's heartbeat goes stale: requests must ask the database
+      const [get, put, ready] = await Promise.all([
+        s3(b, app).send(new GetObjectCommand({ Bucket: 'plain', Key: 'before-stall.txt' }), limit()).then(
+          () => ({ status: 200, requestId: undefined, retryAfter: undefined }),
+          (e: { $metadata?: { httpStatusCode?: number; requestId?: string }; $response?: { headers?: Record<string, string> } }) => ({
+            status: e.$metadata?.httpStatusCode ?? 0,
+            requestId: e.$metadata?.requestId,
+            retryAfter: e.$response?.headers?.['retry-after'],
+          }),
+        ),
+        status(s3(b, app).send(new PutObjectCommand({ Bucket: 'plain', Key: 'stalled.txt', Body: 'x' }), limit())),
+        fetch(`${b.url}/_anvil/health/ready`, { signal: AbortSignal.timeout(20_000) }).then((r) => r.status, () => 0),
+      ]);
+      t.is(get.status, 503, b.output().slice(-2000));
+      t.truthy(get.requestId);
+      t.is(get.retryAfter, '1');
+      t.is(put, 503);
+      t.is(ready, 503);
+    } finally {
+      postgres.signal('SIGCONT');
+    }
+    // Recovery without a restart: the connections that timed out were dropped, fresh ones answer.
+    let answer = 0;
+    for (let i = 0; i < 60 && answer !== 200; i++) {
+      answer = await status(s3(b, app).send(new GetObjectCommand({ Bucket: 'plain', Key: 'before-stall.txt' }), limit()));
+      if (answer !== 200) await new Promise((r) => setTimeout(r, 500));
+    }
+    t.is(answer, 200);
+    t.is((await fetch(`${b.url}/_anvil/health/ready`)).status, 200);
+    t.is(await status(s3(b, app).send(new PutObjectCommand({ Bucket: 'plain', Key: 'resumed.txt', Body: 'y' }))), 200);
+  });
+
   test.serial('with PostgreSQL gone, node B answers 503 ServiceUnavailable rather than decide on what it cannot confirm', async (t) => {
     const { b, app } = t.context;
     t.is(await text(s3(b, app), 'plain', 'after-a.txt'), 'b lives'); // warm

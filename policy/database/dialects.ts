@@ -60,10 +60,33 @@ export function sqliteDialect(db: Database.Database): Dialect {
 
 const INT8_OID = 20;
 
-/** node-postgres settings shared by the pool and the listening connection: 64-bit integers as numbers. */
-export function postgresClientConfig(url: string): pg.ClientConfig {
+/** How long one PostgreSQL interaction of a request may take before it fails as unavailable (ANVIL_POLICY_TIMEOUT_MS). */
+export const DEFAULT_POSTGRES_TIMEOUT_MS = 5_000;
+
+/**
+ * The bound of maintenance statements (migrations, log purges and queries, whole-tenant reads), which may
+ * legitimately run long on a big database but must still end when the server hangs.
+ */
+export const LONG_POSTGRES_TIMEOUT_MS = 600_000;
+
+/**
+ * node-postgres settings shared by the pools and the listening connection: 64-bit integers as numbers, and bounded
+ * waits, so a server that stops answering without closing the connection (SIGSTOPped, a partition that drops
+ * packets instead of resetting) fails each interaction within `timeoutMs` instead of hanging it: connecting
+ * (connectionTimeoutMillis), each statement on the server (statement_timeout: a live server cancels it and the
+ * connection stays usable) and on the client (query_timeout: a hung server; a little later than the server's, so a
+ * live one answers first). TCP keepalive ends connections whose peer has gone for good. A `timeoutMs` of
+ * LONG_POSTGRES_TIMEOUT_MS lifts the server's limit (statement_timeout 0) and keeps only the client's.
+ */
+export function postgresClientConfig(url: string, timeoutMs = DEFAULT_POSTGRES_TIMEOUT_MS): pg.ClientConfig {
+  const long = timeoutMs >= LONG_POSTGRES_TIMEOUT_MS;
   return {
     connectionString: url,
+    connectionTimeoutMillis: Math.min(timeoutMs, DEFAULT_POSTGRES_TIMEOUT_MS * 2),
+    statement_timeout: long ? 0 : timeoutMs,
+    query_timeout: timeoutMs + 1_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
@@ -79,6 +102,11 @@ function isConnectionLost(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | null;
   if (e?.code === '57P01' || e?.code === '57P02' || e?.code === '57P03' || e?.code === 'ECONNRESET' || e?.code === 'EPIPE') return true;
   return typeof e?.message === 'string' && /^Connection terminated|Client has encountered a connection error/.test(e.message);
+}
+
+/** node-postgres's own timeout of a statement the server did not answer (query_timeout). */
+function isClientTimeout(error: unknown): boolean {
+  return (error as { message?: unknown } | null)?.message === 'Query read timeout';
 }
 
 /** Statements that change nothing when sent again: a transaction's start, a read. */
@@ -98,6 +126,8 @@ type QueryCallback = (err: Error | null, result?: pg.QueryResult) => void;
  */
 class Checkout {
   private sent = 0;
+  /** The client-side timeout that left this connection with a statement the server never answered. */
+  private stalled?: Error;
 
   constructor(
     private readonly pool: ResilientPool,
@@ -113,7 +143,8 @@ class Checkout {
   }
 
   release(err?: Error | boolean): void {
-    this.client.release(err);
+    // A connection whose statement timed out on the client still waits for that answer: never hand it out again.
+    this.client.release(this.stalled ?? err);
   }
 
   // pg-pool's `query` also listens for 'error' on the client and releases it on one, which would hand back a
@@ -132,10 +163,14 @@ class Checkout {
     // Every idle connection may have been ended at once, and the pool hands them out before their notice arrives:
     // each is dropped as it fails, so a connection opened afresh comes within the pool's size. A failure to open
     // one is thrown from checkOut at once (the database is really gone).
+    // After a client-side timeout the server may still be stalled: what follows (a ROLLBACK) fails at once rather
+    // than wait for it a second time, and the connection is destroyed at release.
+    if (this.stalled !== undefined) throw this.stalled;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.client.query(text, values);
       } catch (err) {
+        if (isClientTimeout(err)) this.stalled = err as Error;
         if (!repeatable || attempt > (this.pool.options.max ?? 10) || !isConnectionLost(err)) throw err;
         this.client.release(err as Error);
         this.client = await this.pool.checkOut();
@@ -165,9 +200,13 @@ class ResilientPool extends pg.Pool {
   }
 }
 
-/** A node's connection pool and its Kysely dialect. */
-export function postgresDialect(url: string, max: number): { pool: pg.Pool; dialect: Dialect } {
-  const pool = new ResilientPool({ ...postgresClientConfig(url), max, application_name: 'anvil-gateway' });
+/**
+ * A node's connection pool and its Kysely dialect; every interaction is bounded by `timeoutMs` (postgresClientConfig),
+ * waiting for a free pooled connection included.
+ */
+export function postgresDialect(url: string, options: { max: number; timeoutMs?: number; name?: string }): { pool: pg.Pool; dialect: Dialect } {
+  const config = postgresClientConfig(url, options.timeoutMs);
+  const pool = new ResilientPool({ ...config, max: options.max, application_name: options.name ?? 'anvil-gateway' });
   // A connection the server ended must not crash the process: idle ones are the pool's 'error'; a checked-out one
   // (between two queries of a transaction) emits on the client, and its next query fails instead. The pool drops it.
   pool.on('error', () => {});

@@ -12,7 +12,17 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, sql, type Transaction } from 'kysely';
-import { isPostgresUrl, isUniqueViolation, postgresClientConfig, postgresDialect, redactUrl, sqliteDialect, type DialectName } from './dialects.ts';
+import {
+  DEFAULT_POSTGRES_TIMEOUT_MS,
+  isPostgresUrl,
+  isUniqueViolation,
+  LONG_POSTGRES_TIMEOUT_MS,
+  postgresClientConfig,
+  postgresDialect,
+  redactUrl,
+  sqliteDialect,
+  type DialectName,
+} from './dialects.ts';
 import { migratePostgres, migrateSqlite, type Migration } from './migrate.ts';
 import { LOG_MIGRATIONS } from './migrations/logs.ts';
 import { POLICY_MIGRATIONS } from './migrations/policy.ts';
@@ -30,7 +40,20 @@ export interface PolicyDatabaseOptions {
   poolSize?: number;
   /** This node's name in log rows (default host:pid). */
   node?: string;
+  /**
+   * PostgreSQL: how long one interaction (connecting, waiting for a pooled connection, one statement) may take before
+   * it fails as unavailable, in milliseconds (default DEFAULT_POSTGRES_TIMEOUT_MS). Maintenance statements have
+   * LONG_POSTGRES_TIMEOUT_MS instead (see `db`).
+   */
+  timeoutMs?: number;
 }
+
+/**
+ * Which bound a statement runs under: `request` (the node's timeout: every lookup and change of a request), or `long`
+ * (LONG_POSTGRES_TIMEOUT_MS, on a small pool of its own: migrations, log queries and purges, whole-tenant reads,
+ * which may read much of a big table). SQLite has no such bounds: its files answer or fail at once.
+ */
+export type StatementBound = 'request' | 'long';
 
 /** What a write transaction's body reports: its result, whether it changed anything, and the one tenant it touched. */
 export interface ChangeOutcome<T> {
@@ -50,6 +73,9 @@ export const SQLITE_FILES: Record<Concern, string> = { policy: 'policy.db', rela
 
 type Handles = { [C in Concern]: Kysely<ConcernTables[C]> };
 
+/** Connections of the pool for long statements (they are rare: an operator's query, the hourly purge). */
+const LONG_POOL_SIZE = 2;
+
 /** The open policy database. */
 export class PolicyDatabase {
   private constructor(
@@ -64,6 +90,7 @@ export class PolicyDatabase {
     private readonly closers: Array<() => unknown>,
     private readonly channel?: PostgresChannel,
     private readonly requests?: RequestStarts,
+    private readonly longHandles: Handles = handles,
   ) {}
 
   /**
@@ -78,7 +105,9 @@ export class PolicyDatabase {
   /** Opens (creating and migrating when needed) the policy database the options name. */
   static async open(options: PolicyDatabaseOptions): Promise<PolicyDatabase> {
     const node = options.node ?? `${hostname()}:${process.pid}`;
-    return isPostgresUrl(options.url) ? PolicyDatabase.openPostgres(options.url, node, options.poolSize ?? 10) : PolicyDatabase.openSqlite(options.dataDir, node);
+    return isPostgresUrl(options.url)
+      ? PolicyDatabase.openPostgres(options.url, node, options.poolSize ?? 10, options.timeoutMs ?? DEFAULT_POSTGRES_TIMEOUT_MS)
+      : PolicyDatabase.openSqlite(options.dataDir, node);
   }
 
   private static async openSqlite(dataDir: string, node: string): Promise<PolicyDatabase> {
@@ -127,30 +156,33 @@ export class PolicyDatabase {
     return new PolicyDatabase('sqlite', handles, signals, node, dataDir, closers, undefined, requests);
   }
 
-  private static async openPostgres(url: string, node: string, poolSize: number): Promise<PolicyDatabase> {
-    const { pool, dialect } = postgresDialect(url, poolSize);
-    let base: Kysely<unknown> | undefined;
-    try {
-      for (const concern of ['policy', 'relationships', 'logs'] as const) await migratePostgres(pool, POSTGRES_SCHEMAS[concern], MIGRATIONS[concern]);
-      base = new Kysely<unknown>({ dialect });
-      const channel = await PostgresChannel.open(postgresClientConfig(url), pool, POSTGRES_SCHEMAS);
-      const handles = {
+  private static async openPostgres(url: string, node: string, poolSize: number, timeoutMs: number): Promise<PolicyDatabase> {
+    const { pool, dialect } = postgresDialect(url, { max: poolSize, timeoutMs });
+    const long = postgresDialect(url, { max: LONG_POOL_SIZE, timeoutMs: LONG_POSTGRES_TIMEOUT_MS, name: 'anvil-maintenance' });
+    const kyselys: Array<Kysely<unknown>> = [];
+    const handlesOf = (base: Kysely<unknown>) =>
+      ({
         policy: base.withSchema(POSTGRES_SCHEMAS.policy),
         relationships: base.withSchema(POSTGRES_SCHEMAS.relationships),
         logs: base.withSchema(POSTGRES_SCHEMAS.logs),
-      } as unknown as Handles;
-      const closers = [() => base!.destroy()];
-      return new PolicyDatabase('postgres', handles, channel.signals, node, redactUrl(url), closers, channel);
+      }) as unknown as Handles;
+    try {
+      // A migration may rewrite a big table, and waits for another node's migration: the long bound.
+      for (const concern of ['policy', 'relationships', 'logs'] as const) await migratePostgres(long.pool, POSTGRES_SCHEMAS[concern], MIGRATIONS[concern]);
+      kyselys.push(new Kysely<unknown>({ dialect }), new Kysely<unknown>({ dialect: long.dialect }));
+      const channel = await PostgresChannel.open(postgresClientConfig(url, timeoutMs), pool, POSTGRES_SCHEMAS);
+      const closers = kyselys.map((k) => () => k.destroy());
+      return new PolicyDatabase('postgres', handlesOf(kyselys[0]!), channel.signals, node, redactUrl(url), closers, channel, undefined, handlesOf(kyselys[1]!));
     } catch (error) {
-      if (base) await base.destroy();
-      else await pool.end().catch(() => {});
+      if (kyselys.length > 0) for (const k of kyselys) await k.destroy();
+      else await Promise.all([pool.end().catch(() => {}), long.pool.end().catch(() => {})]);
       throw new Error(`cannot open the policy database at ${redactUrl(url)}: ${(error as Error).message}`, { cause: error });
     }
   }
 
-  /** The Kysely instance of one concern. */
-  db<C extends Concern>(concern: C): Kysely<ConcernTables[C]> {
-    return this.handles[concern];
+  /** The Kysely instance of one concern, its statements under `bound` (default `request`). */
+  db<C extends Concern>(concern: C, bound: StatementBound = 'request'): Kysely<ConcernTables[C]> {
+    return (bound === 'long' ? this.longHandles : this.handles)[concern];
   }
 
   /** The state of the PostgreSQL push channel (undefined for SQLite, which needs none). */
@@ -188,9 +220,9 @@ export class PolicyDatabase {
     return { result: done.outcome.result, revision: done.revision };
   }
 
-  /** Runs `fn` in a read-only transaction that sees one snapshot (PostgreSQL: REPEATABLE READ). */
-  snapshot<C extends Concern, T>(concern: C, fn: (trx: Transaction<ConcernTables[C]>) => Promise<T>): Promise<T> {
-    const builder = this.handles[concern].transaction().setAccessMode('read only');
+  /** Runs `fn` in a read-only transaction that sees one snapshot (PostgreSQL: REPEATABLE READ), under `bound`. */
+  snapshot<C extends Concern, T>(concern: C, fn: (trx: Transaction<ConcernTables[C]>) => Promise<T>, bound: StatementBound = 'request'): Promise<T> {
+    const builder = this.db(concern, bound).transaction().setAccessMode('read only');
     return (this.dialect === 'postgres' ? builder.setIsolationLevel('repeatable read') : builder).execute(fn);
   }
 

@@ -87,6 +87,7 @@ export class RelationshipStore extends RelationshipStoreCore {
         .orderBy('subject_type')
         .orderBy('subject_id')
         .execute(),
+      'long', // a whole tenant, which may be millions of tuples
     );
     const tuples: Tuple[] = [];
     let skipped = 0;

@@ -5,7 +5,7 @@
  * tests run as root the cluster belongs to (and runs as) the `postgres` user.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestFn } from 'ava';
@@ -75,11 +75,38 @@ export interface PostgresServer {
   createDatabase(name?: string): Promise<string>;
   /** Runs SQL as the superuser on the `postgres` database (e.g. to end other sessions). */
   query(sql: string, params?: unknown[]): Promise<pg.QueryResult>;
+  /**
+   * Sends a signal to every process of this cluster (its own process group, nothing else): SIGSTOP stalls it with
+   * its connections open (a hung server, or a partition that drops packets), SIGCONT resumes it.
+   */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Stops the server and deletes the cluster. */
   close(): Promise<void>;
 }
 
 let counter = 0;
+
+/** Every process below `root`, read from /proc (Linux). */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The fourth field of /proc/<pid>/stat, after the parenthesised command name.
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  const found: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    const children = parents.get(queue.shift()!) ?? [];
+    found.push(...children);
+    queue.push(...children);
+  }
+  return found;
+}
 
 /** Starts a cluster on a free loopback port. */
 export async function startPostgres(): Promise<PostgresServer> {
@@ -125,6 +152,19 @@ export async function startPostgres(): Promise<PostgresServer> {
     port,
     url,
     query: (sql, params) => admin.query(sql, params as unknown[]),
+    signal(sig) {
+      // Backends call setsid(), so the group reaches only the postmaster (and runuser): each descendant is signalled
+      // too. Stopping starts at the top, so the stopped postmaster forks no backend the list would miss.
+      const pids = [child.pid!, ...descendants(child.pid!)];
+      if (sig === 'SIGSTOP') process.kill(-child.pid!, sig);
+      for (const pid of sig === 'SIGSTOP' ? pids : pids.reverse()) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // Exited meanwhile.
+        }
+      }
+    },
     async createDatabase(name) {
       const db = name ?? `anvil_${process.pid}_${++counter}`;
       await admin.query(`CREATE DATABASE "${db}"`);
@@ -132,6 +172,11 @@ export async function startPostgres(): Promise<PostgresServer> {
     },
     async close() {
       await admin.end().catch(() => {});
+      try {
+        process.kill(-child.pid!, 'SIGCONT'); // a stalled cluster would never act on SIGQUIT
+      } catch {
+        // Already gone.
+      }
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         // SIGQUIT is PostgreSQL's immediate shutdown: a throwaway cluster needs no checkpoint.
