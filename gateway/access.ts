@@ -212,7 +212,10 @@ class RequestAccess implements Access {
   }
 
   async bucketCreated(bucket: string): Promise<void> {
-    await this.policy.assignBucket(bucket, this.principal.tenant, { actor: this.principal.accessKeyId });
+    // Root creating a name the operator assigned to a tenant beforehand (PUT /buckets/{b}/owner) creates it for that
+    // tenant: the assignment is the operator's decision, and root re-creating an existing tenant bucket also leaves
+    // its owner as it is. Anyone else meets a ConflictError (the name went to another tenant after authorization).
+    await this.policy.assignBucket(bucket, this.principal.tenant, { actor: this.principal.accessKeyId, keepOwner: this.principal.isRoot });
   }
 
   async bucketDeleted(bucket: string): Promise<void> {

@@ -151,12 +151,16 @@ export abstract class TenancyStore extends StoreBase {
 
   // ── buckets ────────────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** Records that a tenant owns a bucket; refused when another tenant owns it, unless `reassign` (an operator move). */
-  async assignBucket(bucket: string, tenant: string, options: { reassign?: boolean } & Actor = {}): Promise<void> {
+  /**
+   * Records that a tenant owns a bucket; refused (ConflictError) when another tenant owns it, unless `reassign` (an
+   * operator move). With `keepOwner` a bucket that already has an owner keeps it, unchanged (root creating a name
+   * assigned beforehand). Resolves with the owner the bucket has afterwards.
+   */
+  async assignBucket(bucket: string, tenant: string, options: { reassign?: boolean; keepOwner?: boolean } & Actor = {}): Promise<string> {
     await this.requireTenant(tenant);
-    await this.commit(async (trx) => {
+    return this.commit(async (trx) => {
       const current = await this.ownerRow(trx, bucket);
-      if (current === tenant) return { result: undefined };
+      if (current === tenant || (current !== undefined && options.keepOwner === true)) return { result: current };
       if (current !== undefined && options.reassign !== true) throw new ConflictError(`bucket ${bucket} is owned by another tenant`);
       await trx
         .insertInto('buckets')
@@ -164,7 +168,7 @@ export abstract class TenancyStore extends StoreBase {
         .onConflict((oc) => oc.column('name').doUpdateSet((eb) => ({ tenant: eb.ref('excluded.tenant'), assigned_at: eb.ref('excluded.assigned_at') })))
         .execute();
       const action = current === undefined ? 'bucket.assign' : 'bucket.reassign';
-      return { result: undefined, change: { actor: options.actor, action, tenant, bucket, details: current ? { from: current } : undefined } };
+      return { result: tenant, change: { actor: options.actor, action, tenant, bucket, details: current ? { from: current } : undefined } };
     });
   }
 

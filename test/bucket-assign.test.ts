@@ -1,10 +1,13 @@
 /**
  * Bucket assignment refuses a name no bucket can have (`anvil bucket assign pa --tenant acme`), with the 400 a scope
- * grant naming it gets, and the bucket list never shows it; a legacy name (capitals, `_`) is still assigned.
+ * grant naming it gets, and the bucket list never shows it; a legacy name (capitals, `_`) is still assigned. A name
+ * assigned before its bucket exists is created for its tenant when root creates it, on either backend.
  */
+import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
 import { ok } from './helpers/admin.ts';
+import { onEachBackend } from './helpers/backends.ts';
 import { anvil, credentialEnv } from './helpers/cli.ts';
 import { ROOT, startTestGateway } from './helpers/gateway.ts';
 import { signedSend } from './helpers/raw.ts';
@@ -37,4 +40,28 @@ test('bucket assign refuses names that cannot be buckets, as a scope grant does;
   } finally {
     await tg.close();
   }
+});
+
+onEachBackend(test, 'bucket-assign', (it) => {
+  it('root CreateBucket of a name assigned beforehand creates it for that tenant, with no 500; a tenant still gets 409', async (t, f) => {
+    const tg = f.gw;
+    const s3 = (creds: { accessKeyId: string; secretAccessKey: string }) =>
+      new S3Client({ endpoint: tg.gw.url, region: 'us-east-1', credentials: creds, forcePathStyle: true, maxAttempts: 1 });
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'reserving' });
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'other' });
+    await ok(tg, ROOT, 'PUT', '/buckets/reserved-by-op/owner', { tenant: 'reserving' });
+    const made = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'other', name: 'o', scopes: [{ families: ['bucket:admin'], bucket: '*' }] });
+    const other = { accessKeyId: made.accessKeyId, secretAccessKey: made.secretKey };
+    const refused = await s3(other).send(new CreateBucketCommand({ Bucket: 'reserved-by-op' })).catch((e: { name: string; $metadata: { httpStatusCode?: number } }) => e);
+    t.is((refused as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode, 409);
+    await t.throwsAsync(s3(ROOT).send(new HeadBucketCommand({ Bucket: 'reserved-by-op' })));
+    // Root: created, and the operator's assignment stands.
+    await s3(ROOT).send(new CreateBucketCommand({ Bucket: 'reserved-by-op' }));
+    await s3(ROOT).send(new HeadBucketCommand({ Bucket: 'reserved-by-op' }));
+    const { buckets } = (await ok(tg, ROOT, 'GET', '/buckets')) as { buckets: Array<{ name: string; tenant: string }> };
+    t.deepEqual(buckets.find((b) => b.name === 'reserved-by-op'), { name: 'reserved-by-op', tenant: 'reserving' });
+    const writer = await ok(tg, ROOT, 'POST', '/credentials', { tenant: 'reserving', name: 'w', scopes: [{ families: ['object:write'], bucket: 'reserved-by-op' }] });
+    await s3({ accessKeyId: writer.accessKeyId, secretAccessKey: writer.secretKey }).send(new PutObjectCommand({ Bucket: 'reserved-by-op', Key: 'k', Body: 'v' }));
+    t.pass();
+  });
 });

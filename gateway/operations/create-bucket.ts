@@ -1,4 +1,5 @@
 /** CreateBucket: S3's naming rules, an optional LocationConstraint that must name our region, tenant ownership. */
+import { ConflictError } from '../../policy/index.ts';
 import { BucketAlreadyExistsError } from '../../storage/errors.ts';
 import { S3Error } from '../errors.ts';
 import type { Operation } from '../operation.ts';
@@ -37,6 +38,15 @@ export const CreateBucket: Operation = async (op) => {
     }
     throw err;
   }
-  await op.access.bucketCreated(op.bucket);
+  try {
+    await op.access.bucketCreated(op.bucket);
+  } catch (err) {
+    // The bucket exists in storage but its owner could not be recorded (the name was assigned to another tenant after
+    // this request was authorized, or the policy database failed): it goes again, so a refusal leaves nothing behind
+    // (a bucket without an owner would be root's alone). It is empty: nobody else could reach it yet but root.
+    await op.services.backend.deleteBucket(op.bucket).catch(() => {});
+    if (err instanceof ConflictError) throw new S3Error('BucketAlreadyExists', undefined, { fields: { BucketName: op.bucket } });
+    throw err;
+  }
   return { headers: { location: `/${op.bucket}` } };
 };
