@@ -16,6 +16,8 @@ export const S3_ERRORS = {
   CORSResponse: [403, 'This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource\'s CORS spec.'],
   EntityTooLarge: [400, 'Your proposed upload exceeds the maximum allowed object size.'],
   EntityTooSmall: [400, 'Your proposed upload is smaller than the minimum allowed object size.'],
+  // AWS documents no code for 417; named after the HTTP status, for an Expect other than 100-continue.
+  ExpectationFailed: [417, 'The expectation given in the Expect header cannot be met: only 100-continue is supported.'],
   ExpiredToken: [400, 'The provided token has expired.'],
   IncorrectNumberOfFilesInPostRequest: [400, 'POST requires exactly one file upload per request.'],
   IncompleteBody: [400, 'You did not provide the number of bytes specified by the Content-Length HTTP header.'],

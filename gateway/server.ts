@@ -350,11 +350,12 @@ async function startLocked(start: StartState): Promise<Gateway> {
   server.on('request', onRequest);
   // Expect: 100-continue reaches the app without an automatic 100: it is sent once the request is authorized.
   server.on('checkContinue', onRequest);
-  // Requests Node refuses before the app (a lower-case method, a malformed head, CONNECT) get an S3 error, an access
+  // Requests Node refuses before the app (a lower-case method, a malformed head, CONNECT, an unknown Expect) get an S3 error, an access
   // line and a count like every other answer (gateway/http/early-answers.ts).
   const early = earlyAnswers({ logger, metrics, accessLog: config.accessLog });
   server.on('clientError', early.clientError);
   server.on('connect', early.connect);
+  server.on('checkExpectation', early.checkExpectation);
   server.on('connection', (socket) => {
     metrics.connections.inc();
     socket.once('close', () => metrics.connections.dec());

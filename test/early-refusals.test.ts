@@ -1,6 +1,6 @@
 /**
  * Requests refused before the app sees them — a method Node's parser rejects (`get`, `Delete`), a malformed request
- * line or header, CONNECT, HTTP/1.1 without Host — are answered with an S3 error and a request id, and, like every
+ * line or header, CONNECT, an Expect other than 100-continue, HTTP/1.1 without Host — are answered with an S3 error and a request id, and, like every
  * other answer, leave one access line and one count in anvil_requests_total. Nothing they ask for runs.
  */
 import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -52,7 +52,7 @@ async function accessLine(requestId: string): Promise<Record<string, unknown> | 
 
 const requestIdOf = (response: string) => /x-amz-request-id: (\S+)/i.exec(response)?.[1];
 
-test.serial('a lower-case or mixed-case method, a malformed head and CONNECT: S3 error, request id, access line, count', async (t) => {
+test.serial('a lower-case or mixed-case method, a malformed head, CONNECT and an unknown Expect: S3 error, request id, access line, count', async (t) => {
   const host = new URL(tg.gw.url).host;
   const cases: Array<{ what: string; bytes: string; status: number; code: string; method?: string }> = [
     { what: 'get', bytes: `get /early/x HTTP/1.1\r\nHost: ${host}\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'get' },
@@ -61,6 +61,8 @@ test.serial('a lower-case or mixed-case method, a malformed head and CONNECT: S3
     { what: 'bad version', bytes: `GET /early/x HTTP/9.z\r\nHost: ${host}\r\n\r\n`, status: 400, code: 'InvalidRequest', method: 'GET' },
     { what: 'oversized headers', bytes: `GET /early/x HTTP/1.1\r\nHost: ${host}\r\nx-big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, status: 400, code: 'RequestHeaderSectionTooLarge', method: 'GET' },
     { what: 'CONNECT', bytes: `CONNECT ${host} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, status: 405, code: 'MethodNotAllowed', method: 'CONNECT' },
+    // Node's 'checkExpectation': any expectation but 100-continue (RFC 9110 §10.1.1).
+    { what: 'Expect: 200-ok', bytes: `PUT /early/expected HTTP/1.1\r\nHost: ${host}\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx`, status: 417, code: 'ExpectationFailed', method: 'PUT' },
   ];
   for (const c of cases) {
     const before = await answered('-', c.status);
@@ -77,8 +79,9 @@ test.serial('a lower-case or mixed-case method, a malformed head and CONNECT: S3
     t.true(Number(line?.bytesIn) > 0, c.what);
     t.is(await answered('-', c.status), before + 1, `${c.what}: counted`);
   }
-  // Nothing ran: the lower-case DELETE and GET reached no operation.
+  // Nothing ran: the lower-case DELETE and GET reached no operation, the PUT with an unmet expectation stored nothing.
   t.false(tg.logs.some((l) => l.includes('"operation":"DeleteObject"')));
+  await t.throwsAsync(tg.s3.send(new HeadObjectCommand({ Bucket: 'early', Key: 'expected' })), { name: 'NotFound' });
 });
 
 test.serial('HTTP/1.1 without Host: an S3 error with a request id, an access line and a count, not Node\'s bare 400', async (t) => {

@@ -2,12 +2,14 @@
  * Answers to requests Node refuses before the app sees them, written straight to the socket: a method Node's parser
  * does not accept (`get`, `Delete`: methods are case-sensitive, RFC 9110 §9.1), a malformed request line or header,
  * an oversized header section (the server's 'clientError' event), and CONNECT (the 'connect' event, which Node
- * otherwise answers by closing the connection). Each gets an S3 error document with a request id and, like every
+ * otherwise answers by closing the connection), and an `Expect` other than `100-continue` (the 'checkExpectation' event,
+ * which Node otherwise answers with a bare 417). Each gets an S3 error document with a request id and, like every
  * answer of the app (gateway/middleware/observe.ts), one access line and one count in anvil_requests_total.
  * A parse failure inside the body of a request the app is already serving (chunked framing that breaks off, say) is
  * that request's answer instead: it goes out on the request's own response, under its request id, and the app's
  * access line and count are the only ones.
- * Source of the events: Node.js HTTP documentation, `Event: 'clientError'` and `Event: 'connect'`.
+ * Source of the events: Node.js HTTP documentation, `Event: 'clientError'`, `Event: 'connect'` and
+ * `Event: 'checkExpectation'`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -39,38 +41,43 @@ function methodOf(raw: Buffer | undefined): string | undefined {
   return m?.[1];
 }
 
-/** The server's 'clientError' and 'connect' listeners, observed as `opts` says. */
+/** The server's 'clientError', 'connect' and 'checkExpectation' listeners, observed as `opts` says. */
 export function earlyAnswers(opts: EarlyAnswerOptions): {
   clientError: (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex) => void;
   connect: (req: IncomingMessage, socket: Duplex) => void;
+  checkExpectation: (req: IncomingMessage, res: ServerResponse) => void;
 } {
   const logger = accessLogger(opts.logger);
 
-  /** Writes `err` as the connection's last answer, then observes it once the socket closes. */
-  const answer = (socket: Duplex, err: S3Error, method: string | undefined): void => {
-    const started = performance.now();
-    const requestId = newRequestId();
-    const body = errorBody(err, requestId, '');
+  /** The access line and count of an early answer, once `socket` closed (all its bytes are counted then). */
+  const observeOnClose = (socket: Duplex, started: number, line: { requestId: string; method: string | undefined; err: S3Error }): void => {
     socket.once('close', () => {
       const { bytesIn, bytesOut } = chargeSocket(socket as Duplex & { bytesRead: number; bytesWritten: number });
       const seconds = (performance.now() - started) / 1000;
-      opts.metrics.answered('-', err.status, seconds, bytesIn, bytesOut);
+      opts.metrics.answered('-', line.err.status, seconds, bytesIn, bytesOut);
       if (!opts.accessLog) return;
       logger.info(
         {
-          requestId,
-          method,
+          requestId: line.requestId,
+          method: line.method,
           operation: '-',
-          status: err.status,
+          status: line.err.status,
           bytesIn,
           bytesOut,
           durationMs: Math.round(seconds * 10_000) / 10,
           remoteAddress: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
-          error: err.code,
+          error: line.err.code,
         },
         'request',
       );
     });
+  };
+
+  /** Writes `err` as the connection's last answer, then observes it once the socket closes. */
+  const answer = (socket: Duplex, err: S3Error, method: string | undefined): void => {
+    const requestId = newRequestId();
+    const body = errorBody(err, requestId, '');
+    observeOnClose(socket, performance.now(), { requestId, method, err });
     socket.end(
       `HTTP/1.1 ${err.status} ${REASONS[err.status] ?? 'Bad Request'}\r\nContent-Type: application/xml\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nx-amz-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
@@ -97,6 +104,17 @@ export function earlyAnswers(opts: EarlyAnswerOptions): {
         return;
       }
       answer(socket, refusal, methodOf(err.rawPacket));
+    },
+    // An Expect other than 100-continue (RFC 9110 §10.1.1: a server that cannot meet an expectation answers 417).
+    // The body it announced is never read: the answer closes the connection.
+    checkExpectation(req, res) {
+      const err = new S3Error('ExpectationFailed');
+      const requestId = newRequestId();
+      const body = errorBody(err, requestId, '');
+      observeOnClose(req.socket, performance.now(), { requestId, method: req.method, err });
+      res.shouldKeepAlive = false;
+      res.writeHead(err.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), 'x-amz-request-id': requestId, connection: 'close' });
+      res.end(body);
     },
     // S3 has no CONNECT: 405 MethodNotAllowed, as for other methods a resource lacks.
     connect(req, socket) {
