@@ -75,6 +75,10 @@ test('tenant lockdown refuses every way into the tenant from the next request, o
     t.regex(locked.stdout, /Tenant acme locked down: 3 credential\(s\), every session, 1 capability\(ies\) and share link refused/);
     // A refused session token is S3's InvalidToken (400), as for any session that no longer verifies.
     t.deepEqual(await statuses(tg, e), { ...open, app: 403, lister: 403, session: 400, share: 403, presigned: 403 });
+    // The runbook's codes: a credential (signed header or presigned URL) answers AccessDenied, not InvalidAccessKeyId.
+    t.is(await s3(tg, e.app).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'pub/x' })).catch((err: Error) => err.name), 'AccessDenied');
+    t.regex(await (await fetch(e.presigned)).text(), /<Code>AccessDenied<\/Code>/);
+    t.is(await s3(tg, e.session).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'pub/x' })).catch((err: Error) => err.name), 'InvalidToken');
     const lines = await denials(tg);
     t.true(lines.some((d) => d.accessKeyId === e.app.accessKeyId && d.layer === 'credential' && d.reason === 'credential tenant_disabled'));
     t.true(lines.some((d) => d.accessKeyId === e.session.accessKeyId && d.layer === 'credential' && /session tenant disabled/.test(d.reason)));

@@ -108,6 +108,9 @@ export function callerLookup(opts: { policy: PolicyStore; tokens: SessionTokens;
     const r = await opts.policy.resolveAccessKey(accessKeyId, opts.now);
     if (!r.ok) {
       result.failure = { layer: 'credential', reason: `credential ${r.reason}`, accessKeyId, ...(r.tenant !== undefined ? { tenant: r.tenant } : {}) };
+      // A key of a disabled or locked-down tenant is refused as AccessDenied (README, leaked-key runbook), not as a key
+      // that "does not exist in our records": the tenant may come back, and the holder learns no more than no.
+      if (r.reason === 'tenant_disabled') throw new S3Error('AccessDenied');
       return undefined;
     }
     result.caller = { principal: r.principal, secrets: r.secrets, ...(r.expiresAt ? { expiresAt: r.expiresAt } : {}) };
