@@ -1,7 +1,8 @@
 /**
  * `anvil migrate-policy`: an embedded deployment (gateway on SQLite) moves its policy into PostgreSQL; a gateway on
  * PostgreSQL with the same master key then serves the same credentials, relationships and logs. All or nothing: a
- * second run into the filled database is refused and changes nothing.
+ * second run into the filled database is refused and changes nothing, and so is a run while a gateway still serves
+ * the data directory (what it changed afterwards would be lost).
  */
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import test from 'ava';
@@ -77,5 +78,26 @@ if (postgresOrExplain(test, 'migrate-policy')) {
     } finally {
       await shared.close();
     }
+  });
+
+  test('migrate-policy is refused, in one line and changing nothing, while a gateway runs on the data directory', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'anvil-migrate-live-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const url = await (await sharedPostgres()).createDatabase();
+    const running = await startTestGateway({ ANVIL_DATA_DIR: dir });
+    let refused: Awaited<ReturnType<typeof anvil>>;
+    try {
+      await ok(running, ROOT, 'POST', '/tenants', { name: 'acme' });
+      refused = await anvil(['migrate-policy', '--from', dir, '--to', url]);
+    } finally {
+      await running.close();
+    }
+    t.is(refused.code, 1, refused.stdout);
+    t.regex(refused.stderr, /^anvil: a gateway is running on .*: stop it first/);
+    t.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    // Nothing was copied: with the gateway stopped, the same target takes the copy, the tenant made last included.
+    const moved = await anvil(['migrate-policy', '--from', dir, '--to', url, '--json']);
+    t.is(moved.code, 0, moved.stderr);
+    t.like((JSON.parse(moved.stdout) as { counts: Record<string, number> }).counts, { 'policy.tenants': 2 });
   });
 }

@@ -1,11 +1,14 @@
 /**
  * `anvil migrate-policy --from DATA_DIR --to postgres://…`: moves an embedded deployment's policy into PostgreSQL, so
- * several gateway nodes can share it. Runs here, not through a gateway: stop the gateway on DATA_DIR first. All or
+ * several gateway nodes can share it. Runs here, not through a gateway: stop the gateway on DATA_DIR first — it is
+ * refused while a gateway holds DATA_DIR's lock (storage/data-dir-lock.ts), since what that gateway changed after the
+ * copy (a revocation) would be missing from the target, and a second run into the filled database is refused. All or
  * nothing (one transaction), into an empty database only; prints what it copied, table by table.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { copyPolicy, isPostgresUrl, MASTER_KEY_FILE, masterKeyReference, nodeMasterKey, PolicyDatabase, redactDatabaseUrl, verifyMasterKey } from '../../policy/index.ts';
+import { DataDirInUseError, LOCK_FILE, lockDataDir, type DataDirLock } from '../../storage/index.ts';
 import type { Command } from './command.ts';
 import { readSmallFile } from '../small-file.ts';
 import { table, UsageError } from './format.ts';
@@ -29,7 +32,19 @@ export const MIGRATE_COMMAND: Command = {
     if (configured === undefined && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
       throw new UsageError(`no ${MASTER_KEY_FILE} in ${dataDir}: give the deployment's key as ANVIL_MASTER_KEY or ANVIL_MASTER_KEY_FILE`);
     }
-    const source = await PolicyDatabase.open({ dataDir });
+    // The gateway's own lock, exclusive, held until the copy is done: no gateway runs on DATA_DIR meanwhile, and
+    // none starts (its start is refused) until the copy is complete.
+    let lock: DataDirLock;
+    try {
+      lock = lockDataDir(dataDir, 'exclusive');
+    } catch (error) {
+      if (!(error instanceof DataDirInUseError)) throw error;
+      throw new Error(`a gateway is running on ${dataDir} (it holds ${join(dataDir, LOCK_FILE)}): stop it first, or what it changes after the copy is lost`);
+    }
+    const source = await PolicyDatabase.open({ dataDir }).catch((error: unknown) => {
+      lock.release();
+      throw error;
+    });
     try {
       // The sealed secrets move as they are: the nodes need the key that sealed them, checked here before anything moves.
       const key = nodeMasterKey(undefined, dataDir, configured);
@@ -51,6 +66,7 @@ export const MIGRATE_COMMAND: Command = {
       }
     } finally {
       await source.close();
+      lock.release();
     }
   },
 };
