@@ -128,6 +128,8 @@ class Checkout {
   private sent = 0;
   /** The client-side timeout that left this connection with a statement the server never answered. */
   private stalled?: Error;
+  /** The connection went back to the pool for a second attempt that found none: nothing left to release. */
+  private released = false;
 
   constructor(
     private readonly pool: ResilientPool,
@@ -143,6 +145,9 @@ class Checkout {
   }
 
   release(err?: Error | boolean): void {
+    // pg-pool throws on a second release, and from its query callback that ended the process.
+    if (this.released) return;
+    this.released = true;
     // A connection whose statement timed out on the client still waits for that answer: never hand it out again.
     this.client.release(this.stalled ?? err);
   }
@@ -173,7 +178,9 @@ class Checkout {
         if (isClientTimeout(err)) this.stalled = err as Error;
         if (!repeatable || attempt > (this.pool.options.max ?? 10) || !isConnectionLost(err)) throw err;
         this.client.release(err as Error);
+        this.released = true;
         this.client = await this.pool.checkOut();
+        this.released = false;
       }
     }
   }
