@@ -335,7 +335,14 @@ async function startLocked(start: StartState): Promise<Gateway> {
       handling++;
       void appHandler(req, res).finally(() => handling--);
     },
-    { idleTimeoutMs: config.idleTimeoutMs },
+    {
+      idleTimeoutMs: config.idleTimeoutMs,
+      // A request parsed behind a connection's last answer never runs: it is over. A response Node already gave the
+      // socket to still closes with it (and is counted then); the others never close.
+      onDropped: (_req, res) => {
+        if (res.socket === null) inFlight--;
+      },
+    },
   );
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // Before any lookup of this request: on SQLite its policy lookups share one check for other processes' commits.

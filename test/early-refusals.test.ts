@@ -6,7 +6,7 @@
 import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import test from 'ava';
 import { connect } from 'node:net';
-import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { signRequest } from './helpers/raw.ts';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -142,4 +142,30 @@ test.serial('a client that half-closes once its request is sent still gets the a
   const getAnswer = await halfClosed(`GET ${get.path} HTTP/1.1\r\n${getHead}\r\n\r\n`);
   t.true(getAnswer.startsWith('HTTP/1.1 200 '), getAnswer.slice(0, 80));
   t.true(getAnswer.endsWith('\r\n\r\ncommitted'));
+});
+
+test('requests pipelined behind a refused request never run and are not left in flight: a graceful stop cuts nothing off', async (t) => {
+  const own = await startTestGateway();
+  try {
+    await own.s3.send(new CreateBucketCommand({ Bucket: 'piped' }));
+    const wrong = { accessKeyId: ROOT.accessKeyId, secretAccessKey: 'x'.repeat(40) };
+    const put = await signRequest({ url: own.gw.url, method: 'PUT', path: '/piped/refused', body: 'abc', creds: wrong });
+    const get = await signRequest({ url: own.gw.url, method: 'GET', path: '/piped/refused' });
+    const head = (method: string, s: { path: string; headers: Record<string, string> }, extra = '') =>
+      `${method} ${s.path} HTTP/1.1\r\n${Object.entries(s.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n${extra}\r\n`;
+    const u = new URL(own.gw.url);
+    const response = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(u.port), u.hostname, () => socket.write(head('PUT', put, 'content-length: 3\r\n') + 'abc' + head('GET', get).repeat(5)));
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      socket.on('error', reject);
+    });
+    t.true(response.startsWith('HTTP/1.1 403 '), response.slice(0, 80));
+    t.is(response.split('HTTP/1.1 ').length - 1, 1, 'one answer: the requests behind it were not served');
+    await new Promise((r) => setTimeout(r, 200));
+    t.is(await own.gw.shutdown(3_000), 0, 'nothing left in flight to cut off');
+  } finally {
+    await own.close();
+  }
 });

@@ -23,12 +23,25 @@ import { newRequestId } from '../middleware/request-id.ts';
 export interface ConnectionGuardOptions {
   /** Longest a running request may go without a byte received or sent while it waits on the client. */
   idleTimeoutMs: number;
+  /**
+   * A request Node parsed that will never run: pipelined behind the connection's last answer, or still waiting when
+   * the connection closed. Its response never closes unless Node already gave it the socket (`res.socket` set), so
+   * whoever counts requests by their response's 'close' learns here that the others are over.
+   */
+  onDropped?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/** A request parsed behind the running one, and how to start it. */
+interface Waiting {
+  req: IncomingMessage;
+  res: ServerResponse;
+  run: () => void;
 }
 
 /** The requests of one connection: whether one is running, and those parsed behind it. */
 interface Lane {
   busy: boolean;
-  waiting: Array<() => void>;
+  waiting: Waiting[];
 }
 
 /** Wraps `handler` so each connection's requests run one after another, each under the progress timeout. */
@@ -41,7 +54,8 @@ export function guardConnections(handler: RequestListener, options: ConnectionGu
       const created: Lane = { busy: false, waiting: [] };
       // A closed connection answers nothing more: drop what was parsed behind the request that was running.
       socket.once('close', () => {
-        created.waiting.length = 0;
+        const dropped = created.waiting.splice(0);
+        for (const w of dropped) options.onDropped?.(w.req, w.res);
       });
       lanes.set(socket, created);
       lane = created;
@@ -57,18 +71,26 @@ export function guardConnections(handler: RequestListener, options: ConnectionGu
       // behind it is not served (RFC 9112 §9.6), and its body is dropped with the rest.
       if (answeredLast(socket)) {
         req.resume();
+        options.onDropped?.(req, res);
+        // And every request parsed behind this one: none of them runs either.
+        for (const w of lane.waiting.splice(0)) {
+          w.req.resume();
+          options.onDropped?.(w.req, w.res);
+        }
         return;
       }
       lane.busy = true;
       res.once('close', () => {
         lane.busy = false;
         const next = lane.waiting.shift();
-        if (next && !socket.destroyed) next();
+        if (next === undefined) return;
+        if (!socket.destroyed) next.run();
+        else options.onDropped?.(next.req, next.res);
       });
       watchProgress(req, res, options.idleTimeoutMs);
       void handler(req, res);
     };
-    if (lane.busy) lane.waiting.push(run);
+    if (lane.busy) lane.waiting.push({ req, res, run });
     else run();
   };
 }
