@@ -1,11 +1,13 @@
 /**
  * How a refused start reads and exits: one line naming the cause, never a stack trace (it would land in the journal
  * instead of the cause), and sysexits' EX_CONFIG (78) when a configuration value is wrong, so a systemd unit with
- * RestartPreventExitStatus=78 stops retrying what a restart cannot fix. Anything else (a database that is down, an
+ * RestartPreventExitStatus=78 stops retrying what a restart cannot fix — a master key that does not open the stored
+ * secrets, or a key file that holds none, among them. Anything else (a database that is down, an
  * address in use, a data directory in use) exits 1: a restart may well succeed.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { MasterKeyFileError, MasterKeyMismatchError } from '../policy/index.ts';
 
 /** sysexits' EX_CONFIG: systemd units can refuse to restart on it (RestartPreventExitStatus=78). */
 export const EX_CONFIG = 78;
@@ -73,7 +75,15 @@ function dataDirError(dataDir: string, detail: string): SettingError {
  */
 export function startFailure(error: Error, known: boolean, logLevel?: string): { line: string; code: number } {
   const message = (error.message || String(error)).replace(/\s*\n\s*/g, ' ');
-  if (error instanceof SettingError) return { line: `anvil: cannot start: ${message}`, code: EX_CONFIG };
+  if (error instanceof SettingError || isMasterKeyError(error)) return { line: `anvil: cannot start: ${message}`, code: EX_CONFIG };
   const stack = !known && (logLevel === 'debug' || logLevel === 'trace') && error.stack ? `\n${error.stack}` : '';
   return { line: `anvil: cannot start: ${message}${stack}`, code: 1 };
+}
+
+/** A master key that cannot open the stored secrets (or a key file holding none), also as the cause of a wrapper. */
+function isMasterKeyError(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof MasterKeyMismatchError || e instanceof MasterKeyFileError) return true;
+  }
+  return false;
 }

@@ -5,7 +5,7 @@
  */
 
 export * from './types.ts';
-export { PolicyError, NotFoundError, ConflictError, InvalidInputError, MasterKeyMismatchError, DeniedError, isPolicyUnavailable } from './errors.ts';
+export { PolicyError, NotFoundError, ConflictError, InvalidInputError, MasterKeyMismatchError, MasterKeyFileError, DeniedError, isPolicyUnavailable } from './errors.ts';
 export { RESERVED_PREFIX, RESERVED_NAME, isReservedKey, listPrefixTouchesReserved } from './reserved.ts';
 export {
   KEY_FAMILIES,

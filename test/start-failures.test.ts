@@ -78,6 +78,18 @@ test.serial('a file setting naming a device that never ends (/dev/zero) is refus
   }
 });
 
+test.serial('a master key that does not open the stored secrets: one line and exit status 78 (a restart cannot fix it)', async (t) => {
+  const dir = freshDir();
+  const first = await startGatewayProcess({ ANVIL_DATA_DIR: dir, ANVIL_MASTER_KEY: KEY });
+  await first.stop();
+  for (const workers of ['1', '2']) {
+    const run = await start({ ANVIL_WORKERS: workers, ANVIL_DATA_DIR: dir, ANVIL_MASTER_KEY: '22'.repeat(32) });
+    t.is(run.code, 78, `${workers} worker(s): ${run.stderr}`);
+    t.regex(run.stderr, /^anvil: cannot start: .*master key/i);
+    t.is(run.stderr.trim().split('\n').length, 1, run.stderr);
+  }
+});
+
 test.serial('a policy database that is down at start: one line and exit status 1 (a restart may succeed)', async (t) => {
   const run = await start({ ANVIL_WORKERS: '1', ANVIL_DATA_DIR: freshDir(), ANVIL_MASTER_KEY: KEY, ANVIL_POLICY_DATABASE: 'postgres://anvil@127.0.0.1:1/anvil' });
   t.is(run.code, 1, run.stderr);
