@@ -68,6 +68,7 @@ export const SETTINGS = {
   ANVIL_UPSTREAM_BUCKET: setting(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/).optional(), 'an S3 bucket name', 'the single upstream bucket for `prefix` mapping'),
   ANVIL_UPSTREAM_TIMEOUT_MS: setting(int(100, 600_000, 30_000), 'an integer from 100 to 600000 (milliseconds)', 'upstream request timeout', '`30000`'),
   ANVIL_IDLE_TIMEOUT_MS: setting(int(0, 3_600_000, 30_000), 'an integer from 0 to 3600000 (milliseconds)', 'a request body that stops arriving for this long is answered `400 RequestTimeout`; a response the client stops reading for this long is cut off (`0` disables)', '`30000`'),
+  ANVIL_MIN_BODY_RATE: setting(int(0, 1_073_741_824, 256), 'an integer from 0 to 1073741824 (bytes per second)', 'a request body still arriving after `ANVIL_IDLE_TIMEOUT_MS` must have averaged at least this many bytes per second (time the gateway is not reading does not count), else it is answered `400 RequestTimeout` (`0` disables)', '`256`'),
   ANVIL_SPACE_RESERVE_MB: setting(int(0, 1_048_576, 64), 'an integer from 0 to 1048576 (MiB)', 'space kept on the data volume for metadata, so deletes and revocations commit when it is full; data writes are refused with `507` near it (`0` disables)', '`64`'),
   ANVIL_CONSOLE: setting(bool(true), 'true or false', 'serve the web console at `/_anvil/console/` (sign-in with an access key and secret; the admin API\'s authority rules)', '`true`'),
   ANVIL_CONSOLE_SESSION_SECONDS: setting(int(60, 28_800, 900), 'an integer from 60 to 28800 (seconds)', 'how long a console session lives without use (renewed while used, never beyond 8 hours from sign-in)', '`900`'),
@@ -131,6 +132,8 @@ export interface GatewayConfig {
   oidcAllowInsecureJwks: boolean;
   /** Longest a request may wait on its client (a body not arriving, a response not read); 0 disables. */
   idleTimeoutMs: number;
+  /** Least average rate, in bytes a second, of a request body still arriving after idleTimeoutMs; 0 disables. */
+  minBodyRate: number;
   /** Metadata reserve kept on the data volume (see storage/space-reserve.ts); 0 disables. */
   spaceReserveBytes: number;
   /** The web console: off, or how long its sessions live without use. */
@@ -290,6 +293,7 @@ export function loadConfig(env: Source = process.env): GatewayConfig {
       requestTimeoutMs: p.ANVIL_UPSTREAM_TIMEOUT_MS,
     },
     idleTimeoutMs: p.ANVIL_IDLE_TIMEOUT_MS,
+    minBodyRate: p.ANVIL_MIN_BODY_RATE,
     spaceReserveBytes: p.ANVIL_SPACE_RESERVE_MB * 1024 * 1024,
   };
 }

@@ -329,27 +329,31 @@ async function startLocked(start: StartState): Promise<Gateway> {
   // `handling` counts requests whose handler has not returned: a request cut off at the shutdown timeout closes its
   // response at once, but its access line is written when its handler unwinds, which must happen before the exit.
   let handling = 0;
+  // A request is in flight from its head until its response closes, or until the guard drops it unserved (parsed
+  // behind its connection's last answer): Node never closes such a response, and counting it would hold every stop
+  // for the whole shutdown timeout. delete() answers true once, so a response both dropped and closed counts once.
+  const counted = new WeakSet<ServerResponse>();
+  const settle = (res: ServerResponse): void => {
+    if (counted.delete(res)) inFlight--;
+  };
+  // A named function reading `this`: one listener for all responses instead of a closure per request.
+  function settleOnClose(this: ServerResponse): void {
+    settle(this);
+  }
   const appHandler = app.callback();
   const handle = guardConnections(
     (req, res) => {
       handling++;
       void appHandler(req, res).finally(() => handling--);
     },
-    {
-      idleTimeoutMs: config.idleTimeoutMs,
-      // A request parsed behind a connection's last answer never runs: it is over. A response Node already gave the
-      // socket to still closes with it (and is counted then); the others never close.
-      onDropped: (_req, res) => {
-        if (res.socket === null) inFlight--;
-      },
-    },
+    { idleTimeoutMs: config.idleTimeoutMs, minBodyRate: config.minBodyRate, dropped: (_req, res) => settle(res) },
   );
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // Before any lookup of this request: on SQLite its policy lookups share one check for other processes' commits.
     database.requestStarted();
     inFlight++;
-    // on, not once: a response closes once, and once() wraps the listener in one more closure per request.
-    res.on('close', () => inFlight--);
+    counted.add(res);
+    res.on('close', settleOnClose);
     // While draining, every answer ends its connection so keep-alive clients reconnect elsewhere.
     if (draining) res.setHeader('connection', 'close');
     void handle(req, res);

@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { bodyBytes, pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { RawConnection, signedRequestBytes } from './helpers/raw-socket.ts';
+import { onEachBackend } from './helpers/backends.ts';
+import { RawConnection, signedRequestBytes, type WireResponse } from './helpers/raw-socket.ts';
 
 const test = anyTest as TestFn<TestGateway>;
 
@@ -182,3 +183,112 @@ test.serial('time the gateway itself spends (a slow upstream) never counts again
     upstream.close();
   }
 });
+
+/** The inFlight count the gateway logged when its stop began. */
+function inFlightAtStop(logs: string[]): number | undefined {
+  const line = logs.find((l) => l.includes('shutting down'));
+  return line === undefined ? undefined : (JSON.parse(line) as { inFlight: number }).inFlight;
+}
+
+test.serial('requests pipelined behind a refusal or a closed connection are dropped, not left in flight for the stop to wait on', async (t) => {
+  const tg = await startTestGateway();
+  try {
+    const { gw } = tg;
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'slow' }));
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'slow', Key: 'small', Body: 'small' }));
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'slow', Key: 'big', Body: pattern(48 * 1024 * 1024) }));
+    const wrongSecret = { accessKeyId: 'AKIATESTROOT00000001', secretAccessKey: 'x'.repeat(40) };
+    const refused = await signedRequestBytes({ url: gw.url, method: 'PUT', path: '/slow/refused', body: 'abc', creds: wrongSecret });
+    const small = await signedRequestBytes({ url: gw.url, method: 'GET', path: '/slow/small' });
+
+    // A refusal with its body (403, Connection: close), then five signed GETs in the same write: the last answer has
+    // been given, so they are not served (RFC 9112 §9.6).
+    const REFUSED_CONNECTIONS = 10;
+    for (let i = 0; i < REFUSED_CONNECTIONS; i++) {
+      const conn = await RawConnection.open(gw.url);
+      conn.write(Buffer.concat([Buffer.from(refused.head), refused.body, ...Array.from({ length: 5 }, () => Buffer.from(small.head))]));
+      const res = await conn.response();
+      t.is(res.status, 403, `connection ${i}: the refusal`);
+      t.is(res.headers.connection, 'close');
+      t.true(await conn.waitClosed(30_000), `connection ${i}: closed after its last answer`);
+      await t.throwsAsync(conn.response({ timeoutMs: 1 }), undefined, `connection ${i}: nothing answered after the refusal`);
+      conn.destroy();
+    }
+
+    // A keep-alive connection whose client goes while the first request runs (a GET it stops reading), with a second
+    // GET queued behind it: the second is never started.
+    const big = await signedRequestBytes({ url: gw.url, method: 'GET', path: '/slow/big' });
+    const conn = await RawConnection.open(gw.url);
+    conn.write(Buffer.concat([Buffer.from(big.head), Buffer.from(small.head)]));
+    await until('the first response to start', async () => conn.socket.bytesRead > 64 * 1024);
+    conn.destroy();
+    const accessLines = (key: string) => tg.logs.filter((l) => l.includes('"msg":"request"') && l.includes(`"key":"${key}"`));
+    await until('the gateway to see the client go', async () => accessLines('big').some((l) => l.includes('"operation":"GetObject"')));
+
+    // Every request was answered or dropped: the stop cuts nothing off, and began with nothing in flight.
+    const cutOff = await gw.shutdown(30_000);
+    t.is(cutOff, 0, 'no request was still in flight at the shutdown timeout');
+    t.is(inFlightAtStop(tg.logs), 0);
+    const answered = accessLines('refused').filter((l) => l.includes('"status":403'));
+    t.is(answered.length, REFUSED_CONNECTIONS, 'each refusal has its access line');
+  } finally {
+    await tg.close();
+  }
+});
+
+/**
+ * Sends a PUT of `length` bytes as `pieces` pieces, one every `everyMs`, then reads its answer (the gateway may answer
+ * and close before the last piece: writes after that are dropped).
+ */
+async function trickledPut(url: string, key: string, length: number, pieces: number, everyMs: number): Promise<WireResponse> {
+  const conn = await RawConnection.open(url);
+  const { head } = await signedRequestBytes({ url, method: 'PUT', path: `/paced/${key}`, declaredLength: length });
+  conn.write(head);
+  const piece = Buffer.alloc(length / pieces, 'p');
+  const answer = conn.response({ timeoutMs: 120_000 });
+  answer.catch(() => {});
+  for (let i = 0; i < pieces && !conn.closed; i++) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    if (!conn.closed) conn.write(piece);
+  }
+  try {
+    return await answer;
+  } finally {
+    conn.destroy();
+  }
+}
+
+// The pace rule with a short setting: once read for 2 s, a body must have averaged 1,000 bytes a second.
+onEachBackend(
+  test,
+  'a body trickled under the idle timeout',
+  (it) => {
+    it('a body trickled just under the idle timeout, slower than ANVIL_MIN_BODY_RATE, is answered 400 RequestTimeout and stores nothing', async (t, f) => {
+      const { gw, s3 } = f.gw;
+      await s3.send(new CreateBucketCommand({ Bucket: 'paced' })).catch((e: Error) => {
+        if (e.name !== 'BucketAlreadyOwnedByYou') throw e;
+      });
+      // 20 bytes a second, a piece every 500 ms (never idle for the 2 s timeout): 40 s to send all 800 bytes.
+      const res = await trickledPut(gw.url, 'trickled', 800, 40, 500);
+      t.is(res.status, 400);
+      t.regex(res.body.toString(), /<Code>RequestTimeout<\/Code>/);
+      t.truthy(res.headers['x-amz-request-id']);
+      t.is(res.headers.connection, 'close');
+      await t.throwsAsync(s3.send(new GetObjectCommand({ Bucket: 'paced', Key: 'trickled' })), { name: 'NoSuchKey' });
+      if (f.name === 'embedded') await until('the temp file to go', async () => (await readdir(join(f.gw.dataDir, 'tmp'))).length === 0);
+    });
+
+    it('a body sent slowly but above ANVIL_MIN_BODY_RATE is stored whole', async (t, f) => {
+      const { gw, s3 } = f.gw;
+      await s3.send(new CreateBucketCommand({ Bucket: 'paced' })).catch((e: Error) => {
+        if (e.name !== 'BucketAlreadyOwnedByYou') throw e;
+      });
+      // 4,000 bytes a second for 5 s, well past the 2 s grace.
+      const res = await trickledPut(gw.url, 'steady', 20_000, 10, 500);
+      t.is(res.status, 200, res.body.toString());
+      const stored = await bodyBytes((await s3.send(new GetObjectCommand({ Bucket: 'paced', Key: 'steady' }))).Body);
+      t.true(stored.equals(Buffer.alloc(20_000, 'p')));
+    });
+  },
+  { ANVIL_IDLE_TIMEOUT_MS: '2000', ANVIL_MIN_BODY_RATE: '1000' },
+);
