@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseMasterKey } from '../policy/index.ts';
 import type { UpstreamConfig } from '../storage/upstream/index.ts';
 import { autoWorkers } from './cpu-quota.ts';
 import { readSmallFile } from './small-file.ts';
@@ -232,14 +233,23 @@ function crossChecks(p: Parsed): string[] {
   return problems;
 }
 
-/** The key a master key file holds (parsed and checked when the policy store opens). */
+/** The key a master key file holds, as text; ConfigError when the file cannot be read or holds no key. */
 function masterKeyFromFile(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
+  let text: string;
   try {
-    return readSmallFile(resolve(path), MAX_KEY_FILE_BYTES).toString('utf8').trim();
+    text = readSmallFile(resolve(path), MAX_KEY_FILE_BYTES).toString('utf8').trim();
   } catch (error) {
     throw new ConfigError([`ANVIL_MASTER_KEY_FILE: cannot read ${path} (${(error as Error).message})`]);
   }
+  // Parsed here as the policy store will parse it, so a file holding no key is a bad setting (exit 78, one line
+  // that never echoes the file), not a failure of the start.
+  try {
+    parseMasterKey(text);
+  } catch {
+    throw new ConfigError([`ANVIL_MASTER_KEY_FILE: ${path} holds no master key (expected 32 bytes as 64 hex digits or base64)`]);
+  }
+  return text;
 }
 
 /**

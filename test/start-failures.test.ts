@@ -64,9 +64,12 @@ test.serial('start-up refusals past the schema: one line naming the setting, exi
   }
 });
 
-test.serial('a file setting naming a device that never ends (/dev/zero) is refused at once by its size, exit status 78', async (t) => {
+test.serial('a file setting naming a device that never ends (/dev/zero), or a key file holding no key, is refused at once, exit status 78', async (t) => {
+  const noKey = join(work, 'no-key');
+  writeFileSync(noKey, 'short-not-a-key\n', { mode: 0o600 });
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ ANVIL_MASTER_KEY_FILE: '/dev/zero' }, /ANVIL_MASTER_KEY_FILE: cannot read \/dev\/zero \(\/dev\/zero is larger than 65536 bytes\)/],
+    [{ ANVIL_MASTER_KEY_FILE: noKey }, /ANVIL_MASTER_KEY_FILE: .*no-key holds no master key/],
     [{ ANVIL_CONFIG: '/dev/zero' }, /ANVIL_CONFIG: cannot read \/dev\/zero as JSON \(\/dev\/zero is larger than 1048576 bytes\)/],
     [{ ANVIL_TLS_CERT: '/dev/zero', ANVIL_TLS_KEY: '/dev/zero' }, /ANVIL_TLS_CERT and ANVIL_TLS_KEY: .*\/dev\/zero is larger than 1048576 bytes/],
   ];
@@ -75,6 +78,7 @@ test.serial('a file setting naming a device that never ends (/dev/zero) is refus
     t.is(run.code, 78, run.stderr);
     t.regex(run.stderr, cause);
     t.notRegex(run.stderr, /\n\s+at /, 'no stack trace');
+    t.notRegex(run.stderr, /short-not-a-key/, 'the file is never echoed');
   }
 });
 
