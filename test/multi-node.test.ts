@@ -5,6 +5,7 @@
  * acknowledged object or stopping the others, and without its database a node refuses to guess (503).
  */
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import anyTest, { type TestFn } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -380,6 +381,17 @@ if (postgresOrExplain(test, 'multi-node') && minioOrExplain(test, 'multi-node'))
     );
     // No status at all would mean no answer: say why, with what the node printed last.
     t.is(refused, 503, `${failure}\n${b.output().slice(-3000)}`);
+    // STS too: AWS's ServiceUnavailable with Retry-After, not a 500 InternalFailure.
+    const sts = new STSClient({ endpoint: b.url, region: 'us-east-1', credentials: app, maxAttempts: 1 });
+    const assumed = await sts.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::acme:role/any', RoleSessionName: 'probe' })).then(
+      () => ({ status: 200, code: '', retryAfter: undefined }),
+      (e: { $metadata?: { httpStatusCode?: number }; name?: string; $response?: { headers?: Record<string, string> } }) => ({
+        status: e.$metadata?.httpStatusCode ?? 0,
+        code: e.name,
+        retryAfter: e.$response?.headers?.['retry-after'],
+      }),
+    );
+    t.deepEqual(assumed, { status: 503, code: 'ServiceUnavailable', retryAfter: '1' }, b.output().slice(-3000));
   });
 }
 

@@ -23,6 +23,8 @@ export const STS_ERRORS = {
   MissingAction: 400,
   MissingAuthenticationToken: 403,
   RequestExpired: 400,
+  // AWS's common error for a temporary failure of the server (the policy database cannot be reached).
+  ServiceUnavailable: 503,
   SignatureDoesNotMatch: 403,
   ValidationError: 400,
 } as const;

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Middleware, ParameterizedContext } from 'koa';
-import { SessionError, type DenialLog, type DenialLayer, type PolicyStore } from '../../policy/index.ts';
+import { isPolicyUnavailable, SessionError, type DenialLog, type DenialLayer, type PolicyStore } from '../../policy/index.ts';
 import { logDenial } from '../access.ts';
 import { signedWith, verifySigV4 } from '../auth/sigv4.ts';
 import { S3Error } from '../errors.ts';
@@ -122,12 +122,16 @@ export function stsApi(opts: {
       }
     } catch (thrown) {
       let err = thrown instanceof StsError ? thrown : undefined;
+      // The policy database cannot be reached: 503 with Retry-After, as on every other surface (error-mapping.ts).
+      if (!err && isPolicyUnavailable(thrown)) err = new StsError('ServiceUnavailable', 'the policy database cannot be reached: retry shortly');
       if (!err) {
         opts.log(`request ${ctx.state.requestId} failed: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`);
         err = new StsError('InternalFailure', 'internal error; the request id identifies it in the gateway log');
       }
       if (!ctx.req.readableEnded) closeAfterResponse(ctx.res);
-      ctx.state.result = { status: err.status, headers: { 'content-type': 'text/xml' }, body: stsErrorBody(err, ctx.state.requestId) };
+      const headers: Record<string, string> = { 'content-type': 'text/xml' };
+      if (err.status === 503) headers['retry-after'] = '1';
+      ctx.state.result = { status: err.status, headers, body: stsErrorBody(err, ctx.state.requestId) };
     }
   };
 }
