@@ -233,8 +233,11 @@ function crossChecks(p: Parsed): string[] {
   return problems;
 }
 
-/** The key a master key file holds, as text; ConfigError when the file cannot be read or holds no key. */
-function masterKeyFromFile(path: string | undefined): string | undefined {
+/**
+ * The key a master key file (ANVIL_MASTER_KEY_FILE) holds, as text; ConfigError when the file cannot be read, is over
+ * 64 KiB or holds no key. The gateway's start and `anvil migrate-policy` read it through here.
+ */
+export function masterKeyFromFile(path: string | undefined): string | undefined {
   if (path === undefined) return undefined;
   let text: string;
   try {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { copyPolicy, isPostgresUrl, MASTER_KEY_FILE, masterKeyReference, nodeMasterKey, PolicyDatabase, redactDatabaseUrl, verifyMasterKey } from '../../policy/index.ts';
 import { DataDirInUseError, LOCK_FILE, lockDataDir, type DataDirLock } from '../../storage/index.ts';
 import type { Command } from './command.ts';
-import { readSmallFile } from '../small-file.ts';
+import { masterKeyFromFile } from '../config.ts';
 import { table, UsageError } from './format.ts';
 
 /** The migrate-policy command. */
@@ -28,7 +28,7 @@ export const MIGRATE_COMMAND: Command = {
     const dataDir = resolve(from);
     if (!existsSync(join(dataDir, 'policy.db'))) throw new UsageError(`no policy store in ${dataDir}`);
     const keyFile = run.env.ANVIL_MASTER_KEY_FILE;
-    const configured = run.env.ANVIL_MASTER_KEY || (keyFile ? readSmallFile(resolve(keyFile), 64 * 1024).toString('utf8').trim() : undefined);
+    const configured = run.env.ANVIL_MASTER_KEY || masterKeyFromFile(keyFile || undefined);
     if (configured === undefined && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
       throw new UsageError(`no ${MASTER_KEY_FILE} in ${dataDir}: give the deployment's key as ANVIL_MASTER_KEY or ANVIL_MASTER_KEY_FILE`);
     }
