@@ -226,6 +226,10 @@ class RequestAccess implements Access {
     return this.principal.isRoot || (await this.policy.bucketOwner(bucket)) === this.principal.tenant;
   }
 
+  bodyRefused(err: { code: string; message: string }, bucket: string, key?: string): void {
+    this.deny('signature', `${err.code}: ${err.message}`, { bucket, key });
+  }
+
   ownerCheck(bucket: string, key?: string): (() => Promise<void>) | undefined {
     const principal = this.principal;
     if (principal.isRoot) return undefined;

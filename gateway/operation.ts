@@ -45,6 +45,11 @@ export interface Access {
    * started; a bucket deleted and created again for another tenant since (or moved to one) is not that bucket.
    */
   ownerCheck(bucket: string, key?: string): (() => Promise<void>) | undefined;
+  /**
+   * Writes the denial line (layer signature, reason `Code: message`) of a body refused as it streamed: a chunk or
+   * trailer signature, x-amz-content-sha256 or the decoded length did not verify (auth/body-verifier.ts onRefused).
+   */
+  bodyRefused(err: { code: string; message: string }, bucket: string, key?: string): void;
 }
 
 /** Decides visibility of listing entries; a seek hint lets the listing skip a subtree that is wholly hidden. */

@@ -10,6 +10,7 @@ import { feedBody } from '../http/request-body.ts';
 import { signedRequestOf } from '../middleware/authenticate.ts';
 import { continueIfExpected } from '../middleware/authorize.ts';
 import { planBody } from '../auth/body-verifier.ts';
+import type { S3Error } from '../errors.ts';
 import { signedWith } from '../auth/sigv4.ts';
 import type { OpResult } from '../operation.ts';
 import { readLimited } from '../read-limited.ts';
@@ -47,12 +48,15 @@ export function adminErrors(opts: { log: (line: string) => void }): Middleware<G
   };
 }
 
-/** Reads the whole body through the SigV4 payload verifier, refusing more than `limit` bytes. */
-async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], limit = MAX_ADMIN_BODY): Promise<string> {
+/**
+ * Reads the whole body through the SigV4 payload verifier, refusing more than `limit` bytes; a body that does not
+ * verify is handed to `refused` (for its denial line) before it rejects.
+ */
+async function readVerifiedBody(ctx: Parameters<Middleware<GatewayState>>[0], refused: (err: S3Error) => void, limit = MAX_ADMIN_BODY): Promise<string> {
   const declared = Number(ctx.get('content-length') || 0);
   const tooLarge = () => new AdminError('PayloadTooLarge', `admin request bodies are limited to ${limit} bytes`);
   if (declared > limit) throw tooLarge();
-  const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers });
+  const plan = planBody({ auth: ctx.state.auth, headers: ctx.headers, onRefused: refused });
   // Not stream.pipeline: a body refused as too large must leave the connection to close lingering, not reset it.
   const detach = feedBody(ctx.req, plan.stream);
   try {
@@ -120,13 +124,15 @@ export function adminApi(opts: AdminDeps): Middleware<GatewayState> {
     // A text/plain body only where the route takes one (tuple imports); everything else is a JSON object.
     const textual = /^text\/plain\b/i.test(ctx.get('content-type'));
     if (textual && !matchAdminRoute(ctx.method, admin!.path).route.textBody) throw invalidInput('this endpoint takes application/json');
-    const text = textual ? await readVerifiedBody(ctx, MAX_ADMIN_TEXT_BODY) : undefined;
-    const body = textual ? {} : parseJsonObject(await readVerifiedBody(ctx), ctx.get('content-type'));
     const facts = {
       requestId: ctx.state.requestId,
       remoteAddress: ctx.req.socket.remoteAddress,
       userAgent: ctx.get('user-agent') || undefined,
     };
+    // The same action as a signature refused at the headers names (middleware/authenticate.ts).
+    const refused = (err: S3Error) => logDenial(opts.denials, { ...facts, action: `Admin:${ctx.method} ${admin!.path}` }, { layer: 'signature', reason: `${err.code}: ${err.message}`, principal });
+    const text = textual ? await readVerifiedBody(ctx, refused, MAX_ADMIN_TEXT_BODY) : undefined;
+    const body = textual ? {} : parseJsonObject(await readVerifiedBody(ctx, refused), ctx.get('content-type'));
     const answer = await dispatchAdmin(
       { method: ctx.method, path: admin!.path, query: admin!.query, body, text },
       {

@@ -17,6 +17,13 @@ import { parsePayloadHash, type PayloadMode, type VerifiedAuth } from './sigv4.t
 export interface BodyVerifierOptions {
   auth: VerifiedAuth | undefined;
   headers: Record<string, string | string[] | undefined>;
+  /**
+   * Called once, as the body streams, when it fails a check its signature or signed headers cover (chunk and trailer
+   * signatures, aws-chunked framing and chunk sizes, x-amz-content-sha256, the decoded length, the trailer section):
+   * the caller writes the request's denial line, as a header-stage signature failure does. A checksum that does not
+   * match (BadDigest) is the body's integrity, as a Content-MD5 mismatch is, not a refusal, and is not reported.
+   */
+  onRefused?: (err: S3Error) => void;
 }
 
 /** Result telling the gateway the decoded length and which checksum (if any) was verified so storage can keep it. */
@@ -89,7 +96,7 @@ function parseLength(value: string | undefined, required: boolean): number | und
 
 /** Throws S3Error up front for impossible combinations, else returns the verifying Transform and what it will know. */
 export function planBody(opts: BodyVerifierOptions): BodyPlan {
-  const { auth, headers } = opts;
+  const { auth, headers, onRefused } = opts;
   const payload = auth?.payload ?? anonymousPayload(first(headers['x-amz-content-sha256']));
   const chunked = payload.mode === 'streaming-signed' || payload.mode === 'streaming-unsigned-trailer';
   const trailer = payload.mode === 'streaming-unsigned-trailer' || (payload.mode === 'streaming-signed' && payload.trailer);
@@ -111,6 +118,7 @@ export function planBody(opts: BodyVerifierOptions): BodyPlan {
     source,
     sha256Hex: payload.mode === 'signed' ? payload.sha256Hex : undefined,
     length: chunked ? undefined : decodedLength,
+    onRefused,
   });
 }
 
@@ -138,6 +146,7 @@ interface VerifierParts {
   sha256Hex?: string;
   /** content-length to hold a plain body to */
   length?: number;
+  onRefused?: (err: S3Error) => void;
 }
 
 /** The Transform planBody returns; data passes through as it arrives, every check runs in flush. */
@@ -146,6 +155,7 @@ class BodyVerifier extends Transform {
   private readonly sha256: Hash | undefined;
   private readonly checksum: Hasher | undefined;
   private bytes = 0;
+  private reported = false;
   private readonly onData = (data: Buffer) => {
     this.checksum?.update(data);
     this.push(data);
@@ -167,16 +177,33 @@ class BodyVerifier extends Transform {
       }
       cb();
     } catch (err) {
-      cb(err as Error);
+      cb(this.refused(err as Error));
     }
   }
 
   override _flush(cb: TransformCallback): void {
-    this.verify().then(() => cb(), (err: Error) => cb(err));
+    let signed = true;
+    try {
+      this.verifySigned();
+    } catch (err) {
+      signed = false;
+      cb(this.refused(err as Error));
+    }
+    if (signed) this.verifyChecksum().then(() => cb(), (err: Error) => cb(err));
   }
 
-  private async verify(): Promise<void> {
-    const { parser, source, sha256Hex, length } = this.parts;
+  /** Reports a refusal of what the signature covers to onRefused, once per request; returns the error to fail with. */
+  private refused(err: Error): Error {
+    if (err instanceof S3Error && !this.reported) {
+      this.reported = true;
+      this.parts.onRefused?.(err);
+    }
+    return err;
+  }
+
+  /** The checks of what the signature covers: framing, the decoded length, x-amz-content-sha256, the trailer section. */
+  private verifySigned(): void {
+    const { parser, sha256Hex, length } = this.parts;
     parser?.end();
     if (length !== undefined && this.bytes !== length) throw new S3Error('IncompleteBody');
     if (this.sha256 && sha256Hex !== undefined) {
@@ -187,15 +214,17 @@ class BodyVerifier extends Transform {
         });
       }
     }
-    if (parser) this.checkUnannouncedTrailers(parser);
+    if (parser) this.checkTrailers(parser);
+  }
+
+  private async verifyChecksum(): Promise<void> {
+    const { parser, source } = this.parts;
     if (!source || !this.checksum) return;
     const value = (await this.checksum.digest()).toString('base64');
     let expected: string | undefined;
     if (source.from === 'header') expected = source.value;
     else if (source.from === 'trailer') {
-      const name = checksumHeaderName(source.algorithm);
-      expected = parser?.trailers.find(([n]) => n === name)?.[1];
-      if (expected === undefined) throw new S3Error('IncompleteBody', `The trailing ${name} announced in x-amz-trailer was not sent.`);
+      expected = parser!.trailers.find(([n]) => n === checksumHeaderName(source.algorithm))![1];
       assertChecksumValue(source.algorithm, expected);
     }
     if (expected !== undefined && expected !== value) {
@@ -204,11 +233,17 @@ class BodyVerifier extends Transform {
     this.verified = { algorithm: source.algorithm, value };
   }
 
-  /** A checksum trailer nobody announced cannot have been hashed; refusing beats storing an unchecked body silently. */
-  private checkUnannouncedTrailers(parser: AwsChunkedParser): void {
+  /**
+   * The trailer section holds what x-amz-trailer announced, sent: a checksum trailer nobody announced cannot have been
+   * hashed, and refusing beats storing an unchecked body silently.
+   */
+  private checkTrailers(parser: AwsChunkedParser): void {
     const announced = this.parts.source?.from === 'trailer' ? checksumHeaderName(this.parts.source.algorithm) : undefined;
     const stray = parser.trailers.find(([n]) => checksumHeaderAlgorithm(n) && n !== announced);
     if (stray) throw invalid(`Trailer ${stray[0]} was not announced in x-amz-trailer.`);
+    if (announced !== undefined && !parser.trailers.some(([n]) => n === announced)) {
+      throw new S3Error('IncompleteBody', `The trailing ${announced} announced in x-amz-trailer was not sent.`);
+    }
   }
 }
 

@@ -33,6 +33,8 @@ export const MIN_SIGNED_CHUNK = 8192;
 // Chunk header lines are ~90 bytes and trailer lines shorter than 200; the cap only stops a client streaming garbage.
 const MAX_LINE = 4096;
 const CRLF = Buffer.from('\r\n');
+/** Trailer names whose one value the gateway acts on. */
+const SINGLE_TRAILER = /^(?:x-amz-trailer-signature|x-amz-checksum-[a-z0-9]+)$/;
 
 /** String to sign for one chunk: chained from the previous signature, over the SHA-256 of the chunk's data. */
 export function chunkStringToSign(signing: Omit<ChunkSigning, 'signingKey' | 'seedSignature'>, previousSignature: string, dataSha256Hex: string): string {
@@ -67,6 +69,7 @@ export class AwsChunkedParser {
   private crlfSeen = 0;
   private chunkCount = 0;
   private trailerSignature: string | undefined;
+  private readonly singleTrailers = new Set<string>();
   private readonly minChunkSize: number;
 
   constructor(private readonly opts: AwsChunkedOptions) {
@@ -153,6 +156,12 @@ export class AwsChunkedParser {
     if (colon <= 0) throw malformed('bad trailer line');
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
+    // A trailer the gateway acts on (the signature, a checksum) sent twice would be verified on one copy while the
+    // other was signed too: refused as a repeated x-amz-checksum-* header is (sigv4.ts SINGLE_VALUED).
+    if (SINGLE_TRAILER.test(name)) {
+      if (this.singleTrailers.has(name)) throw new S3Error('InvalidArgument', `The ${name} trailer must not be given more than once.`, { fields: { ArgumentName: name } });
+      this.singleTrailers.add(name);
+    }
     if (name === 'x-amz-trailer-signature') this.trailerSignature = value;
     else this.trailers.push([name, value]);
   }

@@ -27,7 +27,8 @@ export function runOperation(services: Services): Middleware<GatewayState> {
     }
     const headers = route!.objectChecksum ? Object.fromEntries(Object.entries(requestHeaders).filter(([n]) => !n.startsWith('x-amz-checksum-'))) : requestHeaders;
     // Whatever planBody may refuse, it refuses here, before the operation runs, as S3 does.
-    const plan = planBody({ auth, headers });
+    // A body refused as it streams writes its denial line then, as a signature refused at the headers did.
+    const plan = planBody({ auth, headers, onRefused: (err) => access!.bodyRefused(err, target!.bucket, target!.key) });
     let stream: Readable | undefined;
     let detach: (() => void) | undefined;
     const body = (): Readable => {

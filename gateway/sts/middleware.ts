@@ -56,7 +56,11 @@ export function stsApi(opts: {
     const request = signedRequestOf(ctx.method, ctx.req.url ?? '/', ctx.req.rawHeaders);
     const bodyHash = createHash('sha256').update(body).digest('hex');
     const declared = ctx.get('x-amz-content-sha256');
-    if (declared !== '' && declared.toLowerCase() !== bodyHash) throw new StsError('IncompleteSignature', 'STS requests must sign their body');
+    if (declared !== '' && declared.toLowerCase() !== bodyHash) {
+      // A body that is not the one signed is a refused signature, with its denial line as every other.
+      refuse('signature', 'XAmzContentSHA256Mismatch: the body is not the one x-amz-content-sha256 declares');
+      throw new StsError('IncompleteSignature', 'STS requests must sign their body');
+    }
     const now = new Date();
     const { lookupSecrets, result } = callerLookup({ policy, tokens: stores.tokens, request, now });
     try {
