@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { S3Error } from '../errors.ts';
-import { getHeader, parsePayloadHash, parseQuery, signaturesEqual, type PayloadMode, type SignedRequest, type VerifiedAuth } from './sigv4.ts';
+import { getHeader, parsePayloadHash, parseQuery, refuseRepeatedHeaders, signaturesEqual, type PayloadMode, type SignedRequest, type VerifiedAuth } from './sigv4.ts';
 
 /** What verifySigV2 needs besides the request. */
 export interface SigV2Options {
@@ -27,6 +27,13 @@ const SUB_RESOURCES = new Set([
   'response-content-language', 'response-content-type', 'response-expires', 'restore', 'tagging', 'torrent',
   'uploadId', 'uploads', 'versionId', 'versioning', 'versions', 'website',
 ]);
+
+/**
+ * Query parameters the V2 path acts on. Each may be given once: the V2 string to sign covers none of them (Expires
+ * only as its value), so a second copy would be one the gateway never verified; refused as SigV4 refuses a repeated
+ * X-Amz-* parameter (sigv4.ts verifySigV4), 400 InvalidArgument naming it.
+ */
+const V2_QUERY = new Set(['AWSAccessKeyId', 'Signature', 'Expires', 'x-amz-security-token']);
 
 const DEFAULT_SKEW_MS = 15 * 60 * 1000;
 /** Longest a presigned V2 URL may live, as for SigV4 (S3 itself sets no bound; an unbounded link is a leak). */
@@ -51,6 +58,17 @@ function canonicalAmzHeaders(headers: Array<[string, string]>): string {
 }
 
 /**
+ * A decoded sub-resource value as its UTF-8 bytes, one character per byte, as the rest of the string to sign is (the
+ * raw path and Node's header values are one character per byte as on the wire). SigV2 signs the UTF-8 encoding of
+ * the string to sign, with response-* override values not URL-encoded (S3 API Reference, "Signing and authenticating
+ * REST requests (AWS signature version 2)", RESTAuthentication), and botocore's HmacV1Auth does exactly that: the
+ * value unquoted, the whole string encoded as UTF-8. So `é` (sent %C3%A9) is signed as the bytes C3 A9, never E9.
+ */
+function utf8Bytes(value: string): string {
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+}
+
+/**
  * The canonical resources a request may have been signed with: `/bucket` when addressed by host, the raw path,
  * then the sorted sub-resources. A path-style bucket request `/bucket` is signed as `/bucket/` by some clients
  * (botocore) and as `/bucket` by others; both name the same bucket, so both are accepted.
@@ -59,7 +77,7 @@ function canonicalResources(req: SignedRequest, hostBucket: string | undefined):
   const subs = parseQuery(req.rawQuery)
     .filter(([n]) => SUB_RESOURCES.has(n))
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    .map(([n, v]) => (v === '' ? n : `${n}=${v}`));
+    .map(([n, v]) => (v === '' ? n : `${n}=${utf8Bytes(v)}`));
   const path = (hostBucket ? `/${hostBucket}` : '') + (req.rawPath || '/');
   const paths = !hostBucket && /^\/[^/]+$/.test(path) ? [path, `${path}/`] : [path];
   return paths.map((p) => (subs.length > 0 ? `${p}?${subs.join('&')}` : p));
@@ -72,7 +90,10 @@ export function stringsToSignV2(req: SignedRequest, dateLine: string, hostBucket
   return canonicalResources(req, hostBucket).map((resource) => `${head}\n${amz}${resource}`);
 }
 
-/** Base64 HMAC-SHA1 of a string to sign. */
+/**
+ * Base64 HMAC-SHA1 of a string to sign holding one character per byte (stringsToSignV2's, a POST policy); a
+ * character above U+00FF, which only a caller's own text can hold, is taken as UTF-8, never truncated to a byte.
+ */
 export function signV2(secret: string, toSign: string): string {
   return createHmac('sha1', secret).update(Buffer.from(toSign, /[^\x00-\xff]/.test(toSign) ? 'utf8' : 'latin1')).digest('base64');
 }
@@ -93,6 +114,14 @@ export async function verifySigV2(req: SignedRequest, opts: SigV2Options): Promi
   const auth = getHeader(req.headers, 'authorization');
   const query = parseQuery(req.rawQuery);
   const q = (name: string) => query.find(([n]) => n === name)?.[1];
+  const given = new Set<string>();
+  for (const [name] of query) {
+    const n = name.toLowerCase() === 'x-amz-security-token' ? 'x-amz-security-token' : name;
+    if (!V2_QUERY.has(n)) continue;
+    if (given.has(n)) throw new S3Error('InvalidArgument', `The ${name} query parameter must not be given more than once.`, { fields: { ArgumentName: name } });
+    given.add(n);
+  }
+  refuseRepeatedHeaders(req);
   let accessKeyId: string;
   let signature: string;
   let dateLine: string;
@@ -135,9 +164,10 @@ export async function verifySigV2(req: SignedRequest, opts: SigV2Options): Promi
     dateLine = expires;
     location = 'query';
   }
-  // A session token always rides in x-amz-security-token, which SigV2 covers among the x-amz-* headers; in a
-  // presigned URL it is a query parameter that the V2 string to sign does not cover, so it is refused there.
-  if (location === 'query' && q('x-amz-security-token') !== undefined) {
+  // A session token always rides in x-amz-security-token, which SigV2 covers among the x-amz-* headers; as a query
+  // parameter (a presigned URL, in any case of its name, which the caller lookup reads) the V2 string to sign does not
+  // cover it, so it is refused there.
+  if (given.has('x-amz-security-token')) {
     throw new S3Error('InvalidRequest', 'Session tokens cannot be used with Signature V2 presigned URLs; use SigV4.');
   }
   const secrets = await opts.lookupSecrets(accessKeyId);

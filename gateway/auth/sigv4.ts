@@ -437,6 +437,20 @@ function repeatedHeader(name: string): S3Error {
 }
 
 /**
+ * Refuses a repeated Authorization, Host or SINGLE_VALUED header (InvalidArgument naming it), for SigV2 (sigv2.ts):
+ * it signs a repeated x-amz-* header's values joined with ',' as SigV4 does, and the gateway would act on one.
+ */
+export function refuseRepeatedHeaders(req: Pick<SignedRequest, 'headers'>): void {
+  const seen = new Set<string>();
+  for (const [name] of req.headers) {
+    const n = name.toLowerCase();
+    if (n !== 'host' && n !== 'authorization' && !SINGLE_VALUED.includes(n)) continue;
+    if (seen.has(n)) throw repeatedHeader(n);
+    seen.add(n);
+  }
+}
+
+/**
  * One pass over the request's headers (header and query auth alike) refuses:
  *   - an x-amz-* header present but not among the signed headers (AccessDenied, as S3);
  *   - a repeated Authorization, Host or SINGLE_VALUED header (InvalidArgument naming it);
