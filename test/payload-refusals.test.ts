@@ -13,8 +13,9 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { denials } from './helpers/admin.ts';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
-import { ROOT } from './helpers/gateway.ts';
-import { errorCode, send, signRequest, type RawResponse } from './helpers/raw.ts';
+import { ROOT, startTestGateway } from './helpers/gateway.ts';
+import { errorCode, send, signedSend, signRequest, type RawResponse } from './helpers/raw.ts';
+import { ADMIN_PREFIX } from '../gateway/admin/index.ts';
 
 const test = anyTest as TestFn<unknown>;
 
@@ -189,4 +190,37 @@ onEachBackend(test, 'payload-refusals', (it) => {
     const res = await send({ url: f.gw.gw.url, method: 'PUT', path: signed.path, headers, body: 'x' });
     await assertRefusedOnce(t, f, res, { status: 403, code: 'SignatureDoesNotMatch', bucket, key: 'hdr', label: 'header signature' });
   });
+});
+
+test('an admin or STS body that is not the one signed writes one denial line (layer signature), nothing changed', async (t) => {
+  const gw = await startTestGateway();
+  try {
+    const admin = await signedSend({
+      url: gw.gw.url, method: 'POST', path: `${ADMIN_PREFIX}/tenants`, body: '{"name":"tampered"}', headers: { 'content-type': 'application/json' },
+      payloadHash: sha256('{"name":"signed"}'),
+    });
+    t.is(admin.status, 400, admin.body);
+    const adminId = JSON.parse(admin.body).error.requestId as string;
+    const sts = await signedSend({
+      url: gw.gw.url, method: 'POST', path: '/', body: 'Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3Aroot%3Arole%2Fr&RoleSessionName=s', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payloadHash: sha256('Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3Aroot%3Arole%2Fother&RoleSessionName=s'),
+    });
+    t.is(sts.status, 400, sts.body);
+    const stsId = /<RequestId>([^<]+)<\/RequestId>/.exec(sts.body)?.[1] ?? (sts.headers['x-amzn-requestid'] as string);
+    const lines = await denials(gw);
+    const adminLines = lines.filter((l) => l.requestId === adminId);
+    t.is(adminLines.length, 1, JSON.stringify(adminLines));
+    t.is(adminLines[0]?.layer, 'signature');
+    t.regex(adminLines[0]?.reason ?? '', /^XAmzContentSHA256Mismatch: /);
+    t.is(adminLines[0]?.accessKeyId, ROOT.accessKeyId);
+    t.is(adminLines[0]?.action, `Admin:POST /tenants`);
+    const stsLines = lines.filter((l) => l.requestId === stsId);
+    t.is(stsLines.length, 1, `${stsId} ${JSON.stringify(stsLines)}`);
+    t.is(stsLines[0]?.layer, 'signature');
+    t.regex(stsLines[0]?.reason ?? '', /^XAmzContentSHA256Mismatch: /);
+    t.notRegex(JSON.stringify([...adminLines, ...stsLines]), /[0-9a-f]{64}/);
+    t.is((await signedSend({ url: gw.gw.url, method: 'GET', path: `${ADMIN_PREFIX}/tenants/tampered` })).status, 404);
+  } finally {
+    await gw.close();
+  }
 });
