@@ -57,6 +57,8 @@ interface Spoil {
   badTrailerSignature?: boolean;
   /** trailer lines (`name:value`) instead of the one right checksum */
   trailers?: (right: string) => string[];
+  /** x-amz-trailer-signature values instead of the one right signature */
+  trailerSignatures?: (right: string) => string[];
   /** x-amz-decoded-content-length off by this much */
   lengthOff?: number;
   /** the wire body replaced by this, once signed */
@@ -77,7 +79,8 @@ async function chunkedPut(f: Flavour, path: string, mode: 'signed' | 'signed-tra
   const frame = (sig1: string, sig0: string, trailerSig: string, sent: Buffer): Buffer => {
     const ext = (sig: string) => (mode === 'unsigned-trailer' ? '' : `;chunk-signature=${sig}`);
     const parts = [`${data.length.toString(16)}${ext(sig1)}\r\n`, sent, `\r\n0${ext(sig0)}\r\n`];
-    if (trailer) parts.push(trailerLines.map((l) => `${l}\r\n`).join(''), mode === 'signed-trailer' ? `x-amz-trailer-signature:${trailerSig}\r\n` : '');
+    const signatures = mode === 'signed-trailer' ? (spoil.trailerSignatures?.(trailerSig) ?? [trailerSig]) : [];
+    if (trailer) parts.push(trailerLines.map((l) => `${l}\r\n`).join(''), signatures.map((sig) => `x-amz-trailer-signature:${sig}\r\n`).join(''));
     parts.push('\r\n');
     return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
   };
@@ -171,7 +174,7 @@ onEachBackend(test, 'payload-refusals', (it) => {
     await assertRefusedOnce(t, f, res, { status: 400, code: 'XAmzContentSHA256Mismatch', bucket, key: 'sha', label: 'sha256 mismatch' });
   });
 
-  it('a trailer section repeating x-amz-checksum-crc32 is 400 InvalidArgument, one denial line, nothing stored', async (t, f) => {
+  it('a trailer section repeating x-amz-checksum-crc32 or x-amz-trailer-signature is 400 InvalidArgument, one denial line, nothing stored', async (t, f) => {
     const bucket = await freshBucket(f);
     for (const mode of ['signed-trailer', 'unsigned-trailer'] as const) {
       for (const [label, second] of [['right then wrong', 'AAAAAA=='], ['right then garbage', 'notbase64!!'], ['right twice', undefined]] as const) {
@@ -181,6 +184,11 @@ onEachBackend(test, 'payload-refusals', (it) => {
         t.regex(res.body, /<ArgumentName>x-amz-checksum-crc32<\/ArgumentName>/);
       }
     }
+    // The trailer's own signature, wrong then right: the copy checked must not depend on the order.
+    const key = 'dup-trailer-signature';
+    const res = await chunkedPut(f, `/${bucket}/${key}`, 'signed-trailer', { trailerSignatures: (right) => ['0'.repeat(64), right] });
+    await assertRefusedOnce(t, f, res, { status: 400, code: 'InvalidArgument', bucket, key, label: 'repeated trailer signature' });
+    t.regex(res.body, /<ArgumentName>x-amz-trailer-signature<\/ArgumentName>/);
   });
 
   it('a signature refused at the headers still writes exactly one denial line', async (t, f) => {
