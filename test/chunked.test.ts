@@ -329,3 +329,30 @@ test('table-driven CRC-32C agrees with @aws-crypto/crc32c, whole and incremental
     t.is(crc32c(data.subarray(cut), crc32c(data.subarray(0, cut))), reference(data), `split ${n}`);
   }
 });
+
+test('onRefused hears a refusal of what the signature covers once, fed byte by byte; a checksum mismatch not at all', async (t) => {
+  const data = Buffer.alloc(20000, 'q');
+  const heard: string[] = [];
+  const onRefused = (err: S3Error) => heard.push(err.code);
+  // A data byte altered: the first chunk's signature fails, and nothing after it is reported again.
+  const wire = buildSigned(data, [8192, 8192, 3616]);
+  wire[200] ^= 1;
+  let r = await run(planBody({ auth: fakeAuth(false), headers: streamingHeaders(20000), onRefused }).stream, split(wire, 'bytes'));
+  t.is(r.error?.code, 'SignatureDoesNotMatch');
+  t.deepEqual(heard, ['SignatureDoesNotMatch']);
+  // Found in flush: the decoded length disagrees.
+  heard.length = 0;
+  r = await run(planBody({ auth: fakeAuth(false), headers: streamingHeaders(20001), onRefused }).stream, [buildSigned(data, [8192, 8192, 3616])]);
+  t.is(r.error?.code, 'IncompleteBody');
+  t.deepEqual(heard, ['IncompleteBody']);
+  // A signed x-amz-checksum-crc32 the body does not match is its integrity (BadDigest), as Content-MD5 is.
+  heard.length = 0;
+  const crc = await computeChecksum('CRC32', Buffer.from('other'));
+  r = await run(planBody({ auth: { ...fakeAuth(false), payload: { mode: 'unsigned' } }, headers: { 'content-length': '5', 'x-amz-checksum-crc32': crc }, onRefused }).stream, [Buffer.from('hello')]);
+  t.is(r.error?.code, 'BadDigest');
+  t.deepEqual(heard, []);
+  // A body that verifies reports nothing.
+  r = await run(planBody({ auth: fakeAuth(false), headers: streamingHeaders(20000), onRefused }).stream, [buildSigned(data, [8192, 8192, 3616])]);
+  t.is(r.error, undefined);
+  t.deepEqual(heard, []);
+});
