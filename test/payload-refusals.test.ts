@@ -3,7 +3,8 @@
  * aws-chunked upload (data, chunk, final-chunk and trailer signatures), a bad chunk size, a decoded length the body
  * disagrees with, an x-amz-content-sha256 the body does not match, a trailer section that repeats a checksum. Each is
  * answered with its S3 error, stores nothing and writes exactly one denial line (layer signature), as a signature
- * refused at the headers does (README, Access control and Denials: "Every refused request writes one row").
+ * refused at the headers does (README, Access control and Denials: "Every refused request writes one row"); an admin
+ * API or STS body that is not the one signed too.
  * The chunk signatures are computed here from the SigV4 streaming spec (S3 API Reference, "Signature Calculations
  * for the Authorization Header: Transferring Payload in Multiple Chunks"), not with the gateway's own code.
  */
