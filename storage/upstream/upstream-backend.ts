@@ -118,10 +118,8 @@ export class UpstreamBackend implements Backend {
   createBucket(name: string): Promise<BucketInfo> {
     return this.buckets.create(name);
   }
-  async deleteBucket(name: string): Promise<void> {
-    this.config.forget(name);
-    await this.buckets.delete(name, () => this.abortAllUploads(name));
-    this.config.forget(name);
+  deleteBucket(name: string): Promise<void> {
+    return this.buckets.delete(name, () => this.abortAllUploads(name));
   }
 
   /** Aborts every upload in progress in the bucket (DeleteBucket takes them with it, as S3 does). */

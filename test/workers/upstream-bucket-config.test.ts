@@ -1,0 +1,94 @@
+/**
+ * Bucket configuration over MinIO with two worker processes: a tag set or CORS document changed through one worker is
+ * what the next request to either worker reads (o12c F4: a per-worker cache answered the previous tag set, the deleted
+ * tags and the replaced CORS rules for up to 2 s). Every read comes on a connection of its own, and the access lines
+ * prove both workers answered reads right after each change.
+ */
+process.env.ANVIL_TEST_WORKERS ??= '2';
+const { CreateBucketCommand, DeleteBucketTaggingCommand, GetBucketTaggingCommand, PutBucketCorsCommand, PutBucketTaggingCommand } = await import('@aws-sdk/client-s3');
+const { default: anyTest } = await import('ava');
+const { request } = await import('node:http');
+const { ROOT, startTestGateway } = await import('../helpers/gateway.ts');
+const { minioOrExplain, startMinio, upstreamEnv } = await import('../helpers/minio.ts');
+const { freshConnections, requestIdOf, servedBy } = await import('./served-by.ts');
+
+type TestFn = import('ava').TestFn<{ tg: Awaited<ReturnType<typeof startTestGateway>>; minio: Awaited<ReturnType<typeof startMinio>> }>;
+const test = anyTest as TestFn;
+
+/** Reads per change, each on a new connection, sent at once so that both workers take some. */
+const READS = 12;
+
+/** A CORS preflight on a connection of its own: its status and request id. */
+function preflight(url: string, path: string, origin: string): Promise<{ status: number; id: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method: 'OPTIONS', agent: false, headers: { origin, 'access-control-request-method': 'GET' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, id: String(res.headers['x-amz-request-id']) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const corsFor = (origin: string) => ({ CORSRules: [{ AllowedOrigins: [origin], AllowedMethods: ['GET'] }] });
+
+if (minioOrExplain(test, 'workers/upstream-bucket-config')) {
+  test.before(async (t) => {
+    const minio = await startMinio();
+    const tg = await startTestGateway(upstreamEnv(minio));
+    t.context = { minio, tg };
+  });
+  test.after.always(async (t) => {
+    await t.context.tg?.close();
+    await t.context.minio?.close();
+  });
+
+  test('a bucket tag set put or deleted through one worker is what both workers read next', async (t) => {
+    const { tg } = t.context;
+    const s3 = freshConnections(tg.gw.url, ROOT);
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'tagged' }));
+      const ids: string[] = [];
+      const readAll = () => Promise.all(Array.from({ length: READS }, () => s3.send(new GetBucketTaggingCommand({ Bucket: 'tagged' })).catch((err: unknown) => err)));
+      for (let v = 0; v < 5; v++) {
+        await s3.send(new PutBucketTaggingCommand({ Bucket: 'tagged', Tagging: { TagSet: [{ Key: 'v', Value: String(v) }] } }));
+        for (const answer of await readAll()) {
+          ids.push(requestIdOf(answer)!);
+          t.deepEqual((answer as { TagSet?: unknown }).TagSet, [{ Key: 'v', Value: String(v) }], `after tag set ${v}`);
+        }
+      }
+      await s3.send(new DeleteBucketTaggingCommand({ Bucket: 'tagged' }));
+      for (const answer of await readAll()) {
+        ids.push(requestIdOf(answer)!);
+        t.is((answer as Error).name, 'NoSuchTagSet', 'after DeleteBucketTagging');
+      }
+      t.is(new Set((await servedBy(tg.logs, ids)).values()).size, 2, 'both workers answered reads after the changes');
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  test('CORS rules replaced through one worker decide the next preflight on both workers', async (t) => {
+    const { tg } = t.context;
+    const s3 = freshConnections(tg.gw.url, ROOT);
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'browsed' }));
+      const ids: string[] = [];
+      for (let v = 0; v < 5; v++) {
+        const origin = `https://app-${v}.example`;
+        await s3.send(new PutBucketCorsCommand({ Bucket: 'browsed', CORSConfiguration: corsFor(origin) }));
+        const answers = await Promise.all(
+          Array.from({ length: READS }, (_, i) => preflight(tg.gw.url, '/browsed/k', i % 2 === 0 || v === 0 ? origin : `https://app-${v - 1}.example`)),
+        );
+        answers.forEach((a, i) => {
+          ids.push(a.id);
+          const current = i % 2 === 0 || v === 0;
+          t.is(a.status, current ? 200 : 403, `rules ${v}: preflight for the ${current ? 'current' : 'replaced'} origin`);
+        });
+      }
+      t.is(new Set((await servedBy(tg.logs, ids)).values()).size, 2, 'both workers answered preflights after the changes');
+    } finally {
+      s3.destroy();
+    }
+  });
+}
