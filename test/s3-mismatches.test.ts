@@ -5,7 +5,9 @@
  * - UploadPartCopy with x-amz-copy-source-range past the source's end: 416 InvalidRange (UploadPartCopy API ref.);
  * - GetObject ?partNumber past the part count: 400 InvalidPart (as ceph/s3-tests test_multipart_get_part expects);
  * - DeleteBucket while only unfinished multipart uploads remain: the bucket goes, and its uploads with it (only
- *   directory buckets refuse, AbortMultipartUpload API reference); objects still make it BucketNotEmpty.
+ *   directory buckets refuse, AbortMultipartUpload API reference); objects still make it BucketNotEmpty;
+ * - an object written without a Content-Type reads as binary/octet-stream, S3's default, on every write path
+ *   (o12c F1: a single PUT over MinIO stored application/octet-stream).
  */
 import {
   CreateBucketCommand,
@@ -23,6 +25,7 @@ import {
   type S3ServiceException,
 } from '@aws-sdk/client-s3';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { randomBytes } from 'node:crypto';
 import { onEachBackend, type Flavour } from './helpers/backends.ts';
 import { boto } from './helpers/boto.ts';
@@ -101,5 +104,38 @@ onEachBackend(test, 's3-mismatches', (it) => {
     await refused(t, f.gw.s3.send(new HeadBucketCommand({ Bucket: bucket })), 404, 'NotFound');
     await f.gw.s3.send(new CreateBucketCommand({ Bucket: bucket }));
     t.deepEqual((await f.gw.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [], []);
+  });
+
+  // botocore sends no Content-Type when none is given (the JS SDK would send application/octet-stream itself).
+  it('an object written without a Content-Type reads as binary/octet-stream on every write path', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const creds = root(f);
+    const typeOf = async (key: string) => (await boto(f.gw.gw.url, creds, 'head_object', { Bucket: bucket, Key: key })).ContentType as string;
+    await boto(f.gw.gw.url, creds, 'put_object', { Bucket: bucket, Key: 'put.txt', Body: 'plain' });
+    t.is(await typeOf('put.txt'), 'binary/octet-stream', 'PutObject');
+    await boto(f.gw.gw.url, creds, 'put_object', { Bucket: bucket, Key: 'empty.txt', Body: '' });
+    t.is(await typeOf('empty.txt'), 'binary/octet-stream', 'PutObject of nothing');
+    await boto(f.gw.gw.url, creds, 'put_object', { Bucket: bucket, Key: 'created.txt', Body: 'new', IfNoneMatch: '*' });
+    t.is(await typeOf('created.txt'), 'binary/octet-stream', 'conditional PutObject');
+    await boto(f.gw.gw.url, creds, 'put_object', { Bucket: bucket, Key: 'typed.txt', Body: 'x', ContentType: 'text/x-typed' });
+    await boto(f.gw.gw.url, creds, 'copy_object', { Bucket: bucket, Key: 'replaced.txt', CopySource: `${bucket}/typed.txt`, MetadataDirective: 'REPLACE' });
+    t.is(await typeOf('replaced.txt'), 'binary/octet-stream', 'CopyObject REPLACE without a type');
+    await boto(f.gw.gw.url, creds, 'copy_object', { Bucket: bucket, Key: 'copied.txt', CopySource: `${bucket}/typed.txt` });
+    t.is(await typeOf('copied.txt'), 'text/x-typed', 'CopyObject COPY keeps the type');
+    const up = await boto(f.gw.gw.url, creds, 'create_multipart_upload', { Bucket: bucket, Key: 'mp.txt' });
+    const part = await boto(f.gw.gw.url, creds, 'upload_part', { Bucket: bucket, Key: 'mp.txt', UploadId: up.UploadId, PartNumber: 1, Body: 'part' });
+    await boto(f.gw.gw.url, creds, 'complete_multipart_upload', { Bucket: bucket, Key: 'mp.txt', UploadId: up.UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } });
+    t.is(await typeOf('mp.txt'), 'binary/octet-stream', 'multipart upload');
+    // POST Object: a file part whose type is application/octet-stream (a Blob without one) names no type.
+    const post = await createPresignedPost(f.gw.s3, { Bucket: bucket, Key: 'posted.txt', Expires: 300 });
+    const form = new FormData();
+    for (const [k, v] of Object.entries(post.fields)) form.append(k, v);
+    form.append('file', new Blob(['posted']), 'posted.txt');
+    const res = await fetch(post.url, { method: 'POST', body: form });
+    t.is(res.status, 204, await res.text());
+    t.is(await typeOf('posted.txt'), 'binary/octet-stream', 'POST Object');
+    const got = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'put.txt' }));
+    t.is(got.ContentType, 'binary/octet-stream', 'GetObject');
+    await got.Body?.transformToString();
   });
 });

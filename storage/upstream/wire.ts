@@ -8,9 +8,15 @@ import type { BodyInput, ChecksumAlgorithm, ChecksumType, Conditions, ObjectMeta
 import { normalizeEtag } from '../conditions.ts';
 import { decodeWord, encodeWord } from '../encoded-words.ts';
 
+/**
+ * S3's Content-Type for an object written without one (what the embedded store answers, and AWS). Sent upstream
+ * rather than left out: MinIO stores application/octet-stream, or a type guessed from the key's extension, instead.
+ */
+export const DEFAULT_CONTENT_TYPE = 'binary/octet-stream';
+
 /** PutObject / CreateMultipartUpload / CopyObject (REPLACE) fields carrying the client's metadata. */
 export function writeFields(meta: ObjectWriteMeta): {
-  ContentType?: string;
+  ContentType: string;
   ContentEncoding?: string;
   ContentDisposition?: string;
   ContentLanguage?: string;
@@ -21,7 +27,7 @@ export function writeFields(meta: ObjectWriteMeta): {
   const h = meta.headers;
   const expires = h.expires !== undefined ? new Date(h.expires) : undefined;
   return {
-    ContentType: h.contentType,
+    ContentType: h.contentType ?? DEFAULT_CONTENT_TYPE,
     ContentEncoding: h.contentEncoding,
     ContentDisposition: h.contentDisposition,
     ContentLanguage: h.contentLanguage,
@@ -200,12 +206,12 @@ type HeaderValues = Record<string, string | undefined>;
 
 /**
  * writeFields() as request headers, serialised as the SDK serialises them (dates in IMF-fixdate, metadata as
- * `x-amz-meta-*`, and application/octet-stream when the client gave no type, as the SDK's blob payload default).
+ * `x-amz-meta-*`, and S3's default type when the client gave none).
  */
 export function writeHeaders(meta: ObjectWriteMeta): HeaderValues {
   const f = writeFields(meta);
   const h: HeaderValues = {
-    'content-type': f.ContentType ?? 'application/octet-stream',
+    'content-type': f.ContentType,
     'content-encoding': f.ContentEncoding,
     'content-disposition': f.ContentDisposition,
     'content-language': f.ContentLanguage,
