@@ -7,7 +7,9 @@
  * - DeleteBucket while only unfinished multipart uploads remain: the bucket goes, and its uploads with it (only
  *   directory buckets refuse, AbortMultipartUpload API reference); objects still make it BucketNotEmpty;
  * - an object written without a Content-Type reads as binary/octet-stream, S3's default, on every write path
- *   (o12c F1: a single PUT over MinIO stored application/octet-stream).
+ *   (o12c F1: a single PUT over MinIO stored application/octet-stream);
+ * - an empty object read with `Range: bytes=-1` is answered whole (README), with its checksum when asked for, as a
+ *   plain GET is (o12c F6: over MinIO the checksum was left out).
  */
 import {
   CreateBucketCommand,
@@ -137,5 +139,19 @@ onEachBackend(test, 's3-mismatches', (it) => {
     const got = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'put.txt' }));
     t.is(got.ContentType, 'binary/octet-stream', 'GetObject');
     await got.Body?.transformToString();
+  });
+
+  it('an empty object read with Range: bytes=-1 and checksum mode carries its checksum, as a plain GET does', async (t, f) => {
+    const bucket = await freshBucket(f);
+    await f.gw.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'empty', Body: Buffer.alloc(0), ChecksumAlgorithm: 'CRC32' }));
+    const plain = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'empty', ChecksumMode: 'ENABLED' }));
+    await plain.Body?.transformToString();
+    t.is(plain.ChecksumCRC32, 'AAAAAA==');
+    const tail = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'empty', Range: 'bytes=-1', ChecksumMode: 'ENABLED' }));
+    t.is(await tail.Body?.transformToString(), '');
+    t.is(tail.$metadata.httpStatusCode, 200);
+    t.is(tail.ContentRange, undefined);
+    t.is(tail.ChecksumCRC32, 'AAAAAA==');
+    t.is(tail.ChecksumType, plain.ChecksumType);
   });
 });

@@ -285,12 +285,21 @@ export class UpstreamBackend implements Backend {
     let read: ObjectRead['range'];
     if (served) read = { start: served.start, end: served.end };
     else if (range && meta.size > 0) read = { start: 0, end: meta.size - 1 };
+    // A suffix range of an empty object is answered whole (README, "Ranges on an empty object"), so with the whole
+    // object's checksum as on the embedded store; MinIO leaves it out of any answer to a ranged request.
+    else if (range && meta.checksum === undefined) await this.checksumOfEmpty(input, meta);
     // A whole object's full-object checksum is checked as the body streams, as the SDK did with ChecksumMode; a small
     // body is read whole first (and checked at once), so the gateway answers it in one write (lean-wire.ts smallBody).
     const checksum = !served && out.status === 200 && meta.checksum?.type === 'FULL_OBJECT' ? meta.checksum : undefined;
     const length = Number(headerValue(out.headers['content-length']));
     if (Number.isSafeInteger(length) && length <= SMALL_BODY) return bytesRead({ meta, range: read }, await smallBody(out.body, length, checksum));
     return { meta, range: read, body: checksum ? verifiedBody(out.body, checksum) : out.body };
+  }
+
+  /** Sets `meta`'s checksum from a HEAD of the object, when that HEAD still finds the version `meta` describes. */
+  private async checksumOfEmpty(input: GetObjectInput, meta: ObjectMeta): Promise<void> {
+    const head = await this.headObject(input.bucket, input.key).catch(() => undefined);
+    if (head?.etag === meta.etag && head.checksum) meta.checksum = head.checksum;
   }
 
   /**
