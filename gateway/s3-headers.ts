@@ -83,8 +83,11 @@ export function httpDate(d: Date): string {
   return text;
 }
 
-/** Headers describing a stored object on GET and HEAD. */
-export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean } = {}): HeaderMap {
+/**
+ * Headers describing a stored object on GET and HEAD. `partsCount`: the request named a partNumber, the only read S3
+ * answers with x-amz-mp-parts-count (GetObject/HeadObject API reference, PartsCount).
+ */
+export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean; partsCount?: boolean } = {}): HeaderMap {
   const out: HeaderMap = {
     etag: `"${meta.etag}"`,
     'last-modified': httpDate(meta.lastModified),
@@ -95,7 +98,7 @@ export function objectHeaders(meta: ObjectMeta, opts: { checksumMode?: boolean }
     if (field !== 'contentType' && meta.headers[field] !== undefined) out[name] = meta.headers[field];
   }
   for (const [k, v] of Object.entries(meta.userMetadata)) out[`x-amz-meta-${k}`] = encodeWord(v);
-  if (meta.partSizes) out['x-amz-mp-parts-count'] = String(meta.partSizes.length);
+  if (opts.partsCount && meta.partSizes) out['x-amz-mp-parts-count'] = String(meta.partSizes.length);
   if (opts.checksumMode && meta.checksum) Object.assign(out, checksumHeaders(meta.checksum));
   if (meta.tagCount) out['x-amz-tagging-count'] = String(meta.tagCount);
   return out;

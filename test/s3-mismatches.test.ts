@@ -9,7 +9,9 @@
  * - an object written without a Content-Type reads as binary/octet-stream, S3's default, on every write path
  *   (o12c F1: a single PUT over MinIO stored application/octet-stream);
  * - an empty object read with `Range: bytes=-1` is answered whole (README), with its checksum when asked for, as a
- *   plain GET is (o12c F6: over MinIO the checksum was left out).
+ *   plain GET is (o12c F6: over MinIO the checksum was left out);
+ * - x-amz-mp-parts-count answers partNumber reads only, as S3 documents PartsCount (GetObject/HeadObject API
+ *   reference); the embedded store also sent it on plain reads of multipart objects (o12c F2).
  */
 import {
   CreateBucketCommand,
@@ -18,6 +20,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   PutObjectCommand,
   UploadPartCommand,
@@ -153,5 +156,27 @@ onEachBackend(test, 's3-mismatches', (it) => {
     t.is(tail.ContentRange, undefined);
     t.is(tail.ChecksumCRC32, 'AAAAAA==');
     t.is(tail.ChecksumType, plain.ChecksumType);
+  });
+
+  it('x-amz-mp-parts-count answers GET and HEAD with a partNumber only', async (t, f) => {
+    const bucket = await freshBucket(f);
+    const up = await f.gw.s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'mp' }));
+    const Parts = [];
+    for (const [i, body] of [Buffer.alloc(5 * 1024 * 1024, 1), Buffer.from('tail')].entries()) {
+      const p = await f.gw.s3.send(new UploadPartCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, PartNumber: i + 1, Body: body }));
+      Parts.push({ PartNumber: i + 1, ETag: p.ETag });
+    }
+    await f.gw.s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: 'mp', UploadId: up.UploadId, MultipartUpload: { Parts } }));
+    const plainGet = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp' }));
+    await plainGet.Body?.transformToByteArray();
+    t.is(plainGet.PartsCount, undefined, 'plain GET');
+    t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp' }))).PartsCount, undefined, 'plain HEAD');
+    const ranged = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp', Range: 'bytes=0-9' }));
+    await ranged.Body?.transformToByteArray();
+    t.is(ranged.PartsCount, undefined, 'ranged GET');
+    const part = await f.gw.s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'mp', PartNumber: 2 }));
+    t.is(await part.Body?.transformToString(), 'tail');
+    t.is(part.PartsCount, 2, 'GET partNumber=2');
+    t.is((await f.gw.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'mp', PartNumber: 1 }))).PartsCount, 2, 'HEAD partNumber=1');
   });
 });

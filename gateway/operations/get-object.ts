@@ -38,7 +38,7 @@ async function read(op: OpContext, withBody: boolean): Promise<OpResult> {
     res = await op.services.backend.getObject(request);
   }
   const checksumMode = header(op.headers, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED';
-  const headers = objectHeaders(res.meta, { checksumMode: checksumMode && !res.range });
+  const headers = objectHeaders(res.meta, { checksumMode: checksumMode && !res.range, partsCount: partNumber !== undefined });
   // A part read returns that part's checksum (GetObject API reference, partNumber with x-amz-checksum-mode).
   const partSum = partNumber !== undefined ? res.meta.partChecksums?.[partNumber - 1] : undefined;
   if (checksumMode && partSum !== undefined && res.meta.checksum) headers[`x-amz-checksum-${res.meta.checksum.algorithm.toLowerCase()}`] = partSum;
