@@ -287,8 +287,12 @@ export interface Backend {
   createBucket(name: string): Promise<BucketInfo>;
   /** Throws NoSuchBucketError, or BucketNotEmptyError when objects or uploads remain. */
   deleteBucket(name: string): Promise<void>;
-  /** Throws NoSuchBucketError. */
-  headBucket(name: string): Promise<BucketInfo>;
+  /**
+   * Throws NoSuchBucketError. `fresh`: the answer must hold a change made through any other process sharing the
+   * storage (a backend that remembers buckets for a while asks again); without it a bucket deleted elsewhere a moment
+   * ago may still be answered, for checks whose next step finds a missing bucket itself.
+   */
+  headBucket(name: string, options?: { fresh?: boolean }): Promise<BucketInfo>;
 
   putObject(input: PutObjectInput): Promise<ObjectMeta>;
   /** Throws NoSuchKeyError, InvalidRangeError, PreconditionFailedError or NotModifiedError. */

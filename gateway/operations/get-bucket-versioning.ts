@@ -2,6 +2,6 @@
 import { xmlResult, type Operation } from '../operation.ts';
 
 export const GetBucketVersioning: Operation = async (op) => {
-  await op.services.backend.headBucket(op.bucket);
+  await op.services.backend.headBucket(op.bucket, { fresh: true });
   return xmlResult('VersioningConfiguration', {});
 };

@@ -2,6 +2,6 @@
 import type { Operation } from '../operation.ts';
 
 export const HeadBucket: Operation = async (op) => {
-  await op.services.backend.headBucket(op.bucket);
+  await op.services.backend.headBucket(op.bucket, { fresh: true });
   return { headers: { 'x-amz-bucket-region': op.services.config.region } };
 };

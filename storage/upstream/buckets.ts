@@ -139,8 +139,9 @@ export class Buckets {
 
   /**
    * Throws NoSuchBucketError unless the bucket exists; answers from a short-lived cache when it can. The cache may
-   * still hold a bucket deleted a moment ago elsewhere (another node, or straight on the upstream): what creates
-   * data asks through writable() instead.
+   * still hold a bucket deleted a moment ago elsewhere (another worker or node, or straight on the upstream): what
+   * creates data asks through writable() instead, and `fresh` asks the upstream now (one request; the creation date
+   * of a bucket seen before is reused, as no read of existence shows it).
    */
   async head(name: string, options: { fresh?: boolean } = {}): Promise<BucketInfo> {
     const cached = this.seen.get(name);
@@ -151,7 +152,7 @@ export class Buckets {
       if (this.layout.mapping === 'bucket') {
         await s3.send(new HeadBucketCommand({ Bucket: this.layout.bucketOf(name) }));
         // HeadBucket carries no creation date; the listing does (and may be refused: then the epoch).
-        const listed = await this.list().catch(() => []);
+        const listed = cached ? [cached.info] : await this.list().catch(() => []);
         info = { name, createdAt: listed.find((b) => b.name === name)?.createdAt ?? new Date(0) };
       } else {
         const out = await s3.send(new HeadObjectCommand(this.layout.marker(name)));

@@ -135,8 +135,8 @@ export class UpstreamBackend implements Backend {
       }
     }
   }
-  headBucket(name: string): Promise<BucketInfo> {
-    return this.buckets.head(name);
+  headBucket(name: string, options: { fresh?: boolean } = {}): Promise<BucketInfo> {
+    return this.buckets.head(name, options);
   }
 
   /** The neutral error for an upstream "not found": the bucket's absence wins over the key's. */
@@ -144,7 +144,8 @@ export class UpstreamBackend implements Backend {
     if (isCallerRefusal(err)) return err as Error;
     if (faultCode(err) === 'NoSuchBucket') return new NoSuchBucketError(`bucket ${bucket} does not exist`);
     if (!isNotFound(err)) return translate(err);
-    await this.buckets.head(bucket);
+    // Asked now: a bucket deleted through another worker or node a moment ago is NoSuchBucket, not NoSuchKey.
+    await this.buckets.head(bucket, { fresh: true });
     return new NoSuchKeyError(`no such key ${key}`);
   }
 
@@ -177,9 +178,17 @@ export class UpstreamBackend implements Backend {
     return this.buckets.writable(bucket);
   }
 
-  /** Deletes and listings create nothing: with prefix mapping the cached answer is enough to refuse a missing bucket. */
-  private async present(bucket: string): Promise<void> {
-    if (this.layout.mapping === 'prefix') await this.buckets.head(bucket);
+  /**
+   * `work` (a delete or listing, which creates nothing), answered only if the bucket exists now. With bucket mapping
+   * the upstream refuses a missing bucket itself; with prefix mapping nothing upstream would, so the marker is asked
+   * alongside: a bucket deleted through another worker or node is NoSuchBucket at once, not an empty listing.
+   */
+  private async present<T>(bucket: string, work: () => Promise<T>): Promise<T> {
+    if (this.layout.mapping !== 'prefix') return work();
+    const [exists, done] = await Promise.allSettled([this.buckets.head(bucket, { fresh: true }), work()]);
+    if (exists.status === 'rejected') throw exists.reason;
+    if (done.status === 'rejected') throw done.reason;
+    return done.value;
   }
 
   /** PutObject; once the upstream acknowledged it, refused and undone if the bucket was re-created meanwhile. */
@@ -345,15 +354,20 @@ export class UpstreamBackend implements Backend {
     }
   }
 
-  async deleteObject(bucket: string, key: string): Promise<void> {
-    await this.present(bucket);
-    await this.clients.retrying.send(new DeleteObjectCommand(this.layout.object(bucket, key))).catch(async (err: unknown) => {
-      throw await this.missing(err, bucket, key);
+  deleteObject(bucket: string, key: string): Promise<void> {
+    return this.present(bucket, async () => {
+      await this.clients.retrying.send(new DeleteObjectCommand(this.layout.object(bucket, key))).catch(async (err: unknown) => {
+        throw await this.missing(err, bucket, key);
+      });
     });
   }
 
-  async deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
-    await this.present(bucket);
+  deleteObjects(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
+    return this.present(bucket, () => this.deleteBatches(bucket, keys));
+  }
+
+  /** DeleteObjects upstream, a thousand keys per call, each key with its own answer. */
+  private async deleteBatches(bucket: string, keys: string[]): Promise<Array<{ key: string; error?: Error }>> {
     const failed = new Map<string, Error>();
     const base = this.layout.prefixOf(bucket);
     // Keys the upstream would read as other names fail alone, as layout.object refuses them everywhere else.
@@ -433,7 +447,7 @@ export class UpstreamBackend implements Backend {
   }
 
   listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
-    return this.present(input.bucket).then(() => listObjects(this.clients, this.layout, input));
+    return this.present(input.bucket, () => listObjects(this.clients, this.layout, input));
   }
 
   async getObjectTagging(bucket: string, key: string): Promise<Record<string, string>> {
@@ -502,7 +516,7 @@ export class UpstreamBackend implements Backend {
     return this.multipart.listParts(input);
   }
   listMultipartUploads(input: ListUploadsInput): Promise<ListUploadsResult> {
-    return this.buckets.head(input.bucket).then(() => listUploads(this.clients, this.layout, input));
+    return this.present(input.bucket, () => listUploads(this.clients, this.layout, input));
   }
 
   async close(): Promise<void> {

@@ -1,18 +1,20 @@
 /**
  * Bucket configuration over MinIO with two worker processes: a tag set or CORS document changed through one worker is
  * what the next request to either worker reads (o12c F4: a per-worker cache answered the previous tag set, the deleted
- * tags and the replaced CORS rules for up to 2 s). Every read comes on a connection of its own, and the access lines
- * prove both workers answered reads right after each change.
+ * tags and the replaced CORS rules for up to 2 s), and a bucket deleted through one worker is gone for every read on
+ * both (HeadBucket answered 200 from a 5 s cache; with prefix mapping a listing answered empty). Every read comes on
+ * a connection of its own, and the access lines prove both workers answered reads right after each change.
  */
 process.env.ANVIL_TEST_WORKERS ??= '2';
-const { CreateBucketCommand, DeleteBucketTaggingCommand, GetBucketTaggingCommand, PutBucketCorsCommand, PutBucketTaggingCommand } = await import('@aws-sdk/client-s3');
+const { CreateBucketCommand, DeleteBucketCommand, DeleteBucketTaggingCommand, GetBucketLocationCommand, HeadBucketCommand, ListObjectsV2Command, GetBucketTaggingCommand, PutBucketCorsCommand, PutBucketTaggingCommand } = await import('@aws-sdk/client-s3');
 const { default: anyTest } = await import('ava');
 const { request } = await import('node:http');
 const { ROOT, startTestGateway } = await import('../helpers/gateway.ts');
-const { minioOrExplain, startMinio, upstreamEnv } = await import('../helpers/minio.ts');
+const { directClient, minioOrExplain, startMinio, upstreamEnv } = await import('../helpers/minio.ts');
 const { freshConnections, requestIdOf, servedBy } = await import('./served-by.ts');
 
-type TestFn = import('ava').TestFn<{ tg: Awaited<ReturnType<typeof startTestGateway>>; minio: Awaited<ReturnType<typeof startMinio>> }>;
+type Gateway = Awaited<ReturnType<typeof startTestGateway>>;
+type TestFn = import('ava').TestFn<{ tg: Gateway; prefixed: Gateway; minio: Awaited<ReturnType<typeof startMinio>> }>;
 const test = anyTest as TestFn;
 
 /** Reads per change, each on a new connection, sent at once so that both workers take some. */
@@ -36,10 +38,15 @@ if (minioOrExplain(test, 'workers/upstream-bucket-config')) {
   test.before(async (t) => {
     const minio = await startMinio();
     const tg = await startTestGateway(upstreamEnv(minio));
-    t.context = { minio, tg };
+    const direct = directClient(minio);
+    await direct.send(new CreateBucketCommand({ Bucket: 'shared' }));
+    direct.destroy();
+    const prefixed = await startTestGateway(upstreamEnv(minio, { ANVIL_UPSTREAM_MAPPING: 'prefix', ANVIL_UPSTREAM_BUCKET: 'shared' }));
+    t.context = { minio, tg, prefixed };
   });
   test.after.always(async (t) => {
     await t.context.tg?.close();
+    await t.context.prefixed?.close();
     await t.context.minio?.close();
   });
 
@@ -91,4 +98,37 @@ if (minioOrExplain(test, 'workers/upstream-bucket-config')) {
       s3.destroy();
     }
   });
+
+  for (const mapping of ['bucket', 'prefix'] as const) {
+    test(`${mapping} mapping: a bucket deleted through one worker is gone for the next read on both workers`, async (t) => {
+      const tg = mapping === 'bucket' ? t.context.tg : t.context.prefixed;
+      const s3 = freshConnections(tg.gw.url, ROOT);
+      try {
+        const ids: string[] = [];
+        for (let round = 0; round < 3; round++) {
+          const Bucket = `gone-${round}`;
+          await s3.send(new CreateBucketCommand({ Bucket }));
+          // Both workers see the bucket (and remember it) first.
+          for (const answer of await Promise.all(Array.from({ length: READS }, () => s3.send(new HeadBucketCommand({ Bucket }))))) ids.push(requestIdOf(answer)!);
+          await Promise.all(Array.from({ length: READS }, () => s3.send(new ListObjectsV2Command({ Bucket }))));
+          await s3.send(new DeleteBucketCommand({ Bucket }));
+          const reads = [
+            () => s3.send(new HeadBucketCommand({ Bucket })),
+            () => s3.send(new GetBucketLocationCommand({ Bucket })),
+            () => s3.send(new ListObjectsV2Command({ Bucket })),
+            () => s3.send(new GetBucketTaggingCommand({ Bucket })),
+          ];
+          const answers = await Promise.all(Array.from({ length: READS }, (_, i) => reads[i % reads.length]!().then((ok) => ok, (err: unknown) => err)));
+          answers.forEach((answer, i) => {
+            ids.push(requestIdOf(answer)!);
+            const status = (answer as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+            t.is(status, 404, `round ${round}, read ${i % reads.length}: ${(answer as Error).name}`);
+          });
+        }
+        t.is(new Set((await servedBy(tg.logs, ids)).values()).size, 2, 'both workers answered');
+      } finally {
+        s3.destroy();
+      }
+    });
+  }
 }
