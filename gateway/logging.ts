@@ -1,10 +1,13 @@
 /**
  * The gateway's log: JSON lines (pino) on stdout, one per event, with levels. Access lines, denials (when
  * ANVIL_DENIALS_STDOUT is set), start, shutdown and failures all go through one logger. Nothing secret is ever
- * passed to it; the redaction below is a second line of defence for fields that must never appear.
+ * passed to it; the redaction below is a second line of defence for fields that must never appear, and every line,
+ * access lines included, passes the policy's one scrubbing pass (scrubLogLine) for caller-chosen text that may hold
+ * one (a User-Agent or key carrying a presigned URL's signature, a capability).
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import sonicBoom, { type SonicBoom } from 'sonic-boom';
+import { scrubLogLine } from '../policy/index.ts';
 
 export type { Logger } from 'pino';
 
@@ -57,6 +60,9 @@ export function createLogger(options: { level: string; destination?: Destination
       base: { service: 'anvil' },
       timestamp: isoTime,
       redact: { paths: REDACT, censor: '[redacted]' },
+      // On the finished line, so the message, serialized errors and every child's lines are covered; a line with
+      // nothing secret-shaped in it costs one scan (policy/scrub.ts).
+      hooks: { streamWrite: scrubLogLine },
       formatters: { level: (label) => ({ level: label }) },
     },
     // Asynchronous: a request never waits for its access line's write(2); lines written meanwhile are batched into
@@ -107,7 +113,8 @@ function stdoutDestination(): SonicBoom {
  * The logger access lines go through: `logger`'s destination, level and format without its redaction pass, which
  * costs a 4 KiB GET more than the rest of its line (pino's redaction walks and copies the object for every path).
  * An access line is built from a fixed list of fields, none of them secret or user-supplied beyond bucket and key
- * (middleware/observe.ts), so no path in REDACT can ever match it. Never log anything else through it.
+ * (middleware/observe.ts), so no path in REDACT can ever match it; the line still passes the scrubbing hook the
+ * child inherits (a key may carry query-like text). Never log anything else through it.
  */
 export function accessLogger(logger: Logger): Logger {
   return logger.child({}, { redact: { paths: [] } });

@@ -88,19 +88,14 @@ class Opened {
   }
 }
 
-/** The denial log, also counting each line in the metrics and (when asked) writing it to the JSON log. */
+/** The denial log, also counting each line in the metrics and (when asked) writing it, scrubbed, to the JSON log. */
 class ObservedDenialLog extends DenialLog {
-  constructor(options: { database: PolicyDatabase; metrics: GatewayMetrics; logger?: Logger }) {
-    super({ database: options.database });
-    this.observe = (record) => {
-      options.metrics.denied(record);
-      options.logger?.warn({ denial: record }, 'denied');
-    };
+  constructor(private readonly observers: { database: PolicyDatabase; metrics: GatewayMetrics; logger?: Logger }) {
+    super({ database: observers.database });
   }
-  private readonly observe: (record: DenialRecord) => void;
-  override write(record: DenialRecord): void {
-    super.write(record);
-    this.observe(record);
+  protected override written(record: DenialRecord): void {
+    this.observers.metrics.denied(record);
+    this.observers.logger?.warn({ denial: record }, 'denied');
   }
 }
 

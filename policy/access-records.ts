@@ -4,10 +4,11 @@
  * them (`anvil audit check`: families granted but not used, one key shared by several jobs). A use is written once
  * per credential, day, family, address and agent per node (an LRU remembers what was written), so the hot path costs
  * a map lookup and the write happens beside the request, never in its way; rows older than RETENTION_DAYS are dropped.
- * Writing one moves no revision: no cache depends on them.
+ * Writing one moves no revision: no cache depends on them. User agents are stored scrubbed of secret-shaped text.
  */
 import { LRUCache } from 'lru-cache';
 import type { PolicyDatabase } from './database/policy-database.ts';
+import { scrubSecrets } from './scrub.ts';
 import type { Family } from './types.ts';
 
 /** How many days of access records are kept. */
@@ -58,7 +59,8 @@ export class AccessRecords {
     const key = `${use.accessKeyId}\n${day}\n${use.family}\n${remoteAddress}\n${userAgent}`;
     // Almost every use was written already: that is known before anything else is built.
     if (this.written.has(key)) return;
-    const row = { access_key_id: use.accessKeyId, day, family: use.family, remote_address: remoteAddress, user_agent: userAgent };
+    // Scrubbed once per row written, not per use: an agent may carry a presigned URL (policy/scrub.ts).
+    const row = { access_key_id: use.accessKeyId, day, family: use.family, remote_address: remoteAddress, user_agent: scrubSecrets(userAgent) };
     this.written.set(key, true);
     const write = this.write(row, day).catch(() => {
       // Best effort, like the last-used time: the audit reads what could be written; a later use tries again.

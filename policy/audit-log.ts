@@ -9,6 +9,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { PolicyDatabase } from './database/policy-database.ts';
 import type { PolicyTables } from './database/tables.ts';
 import { defineLog, type LogFilter } from './log-query.ts';
+import { scrubStrings } from './scrub.ts';
 
 /** One change. */
 export interface AuditRecord {
@@ -49,7 +50,8 @@ export async function insertAudit(trx: Kysely<PolicyTables>, record: Omit<AuditR
       tenant: record.tenant ?? null,
       access_key_id: record.accessKeyId ?? null,
       bucket: record.bucket ?? null,
-      details: record.details === undefined ? null : JSON.stringify(record.details),
+      // Descriptions and reasons are caller-chosen text: scrubbed like every log (policy/scrub.ts).
+      details: record.details === undefined ? null : JSON.stringify(scrubStrings(record.details)),
       node,
     })
     .execute();

@@ -10,6 +10,7 @@ import type { Selectable } from 'kysely';
 import type { PolicyDatabase } from './database/policy-database.ts';
 import type { LogTables } from './database/tables.ts';
 import { defineLog, type LogFilter } from './log-query.ts';
+import { scrubSecrets } from './scrub.ts';
 import type { DenialLayer, DenialRecord } from './types.ts';
 
 /**
@@ -47,29 +48,17 @@ const BATCH_ROWS = 500;
 /** Lines held while the database cannot be written; beyond this the oldest are dropped (and counted). */
 const MAX_QUEUED = 50_000;
 
-const SIGNATURE_LIKE = /[0-9a-f]{64}/gi;
-const SIGNATURE_PARAM = /(signature\s*[=:]\s*)[^\s,&;"]+/gi;
-
-/** A URL's query string or fragment (which may carry a token): everything after `?` or `#` up to a space or quote. */
-const URL_QUERY = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s?#"']*)[?#][^\s"']*/gi;
-
 /**
- * Replaces anything that looks like a SigV4 signature (64 hex digits, or a `Signature=` value) with a marker, and the
- * query string of any URL (a JWKS URL may carry an access token) with `?…`.
- */
-export function scrubSecrets(text: string): string {
-  return text.replace(URL_QUERY, '$1?…').replace(SIGNATURE_PARAM, '$1[redacted]').replace(SIGNATURE_LIKE, '[redacted]');
-}
-
-/**
- * A record safe to write: free-text fields scrubbed. Bucket, key and copy source are resource names logged exactly
- * (content-addressed keys are often sha256 hex, and a signature never travels in the path).
+ * A record safe to write: free-text fields scrubbed as text; key and copy source as names (policy/scrub.ts), since
+ * content-addressed keys are often sha256 hex but a key may still carry query-like text.
  */
 export function sanitizeDenial(record: DenialRecord): DenialRecord {
   const clean: DenialRecord = { ...record, reason: scrubSecrets(record.reason), action: scrubSecrets(record.action) };
   clean.requestId = scrubSecrets(record.requestId);
   if (record.userAgent !== undefined) clean.userAgent = scrubSecrets(record.userAgent);
   if (record.subject !== undefined) clean.subject = scrubSecrets(record.subject);
+  if (record.key !== undefined) clean.key = scrubSecrets(record.key, 'name');
+  if (record.copySource !== undefined) clean.copySource = scrubSecrets(record.copySource, 'name');
   return clean;
 }
 
@@ -114,11 +103,15 @@ export class DenialLog {
   /** Lines dropped because the database could not take them for too long. */
   dropped = 0;
 
+  /** Called with each record as written, already scrubbed (a subclass counts or echoes it); never throws. */
+  protected written(_record: DenialRecord): void {}
+
   constructor(private readonly options: DenialLogOptions) {}
 
   /** Records one denial; never throws (a database outage must not turn a 403 into a 500). */
   write(record: DenialRecord): void {
     const clean = sanitizeDenial(record);
+    this.written(clean);
     try {
       this.options.stream?.write(JSON.stringify(clean) + '\n');
     } catch {

@@ -43,11 +43,11 @@ export {
   followDenials,
   purgeDenials,
   sanitizeDenial,
-  scrubSecrets,
   SHOWN_AS,
   type DenialFilter,
   type DenialLogOptions,
 } from './denial-log.ts';
+export { scrubSecrets, scrubStrings, scrubLogLine, type ScrubKind } from './scrub.ts';
 export { queryAudit, followAudit, purgeAudit, appendAudit, type AuditRecord, type AuditFilter } from './audit-log.ts';
 export { FOLLOW_OVERLAP_MS, type LogFilter } from './log-query.ts';
 export { ConsoleSessions, MAX_SESSION_MS, type ConsoleSession, type IssuedSession } from './console-sessions.ts';

@@ -10,7 +10,7 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import test from 'ava';
 import { isoInstant } from '../gateway/logging.ts';
-import { denials, ok } from './helpers/admin.ts';
+import { denials, logText, ok } from './helpers/admin.ts';
 import { ROOT, startTestGateway, TEST_WORKERS, type TestGateway } from './helpers/gateway.ts';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -207,6 +207,50 @@ test('access log: one JSON line per request with operation, status, bytes and ke
     t.false(everything.includes(signature));
     t.false(everything.includes('X-Amz-Signature'));
     t.false(everything.includes(ROOT.secretAccessKey));
+  } finally {
+    await tg.close();
+  }
+});
+
+test('log hygiene: presigned-URL material and capabilities in a User-Agent or key are scrubbed on every log path', async (t) => {
+  // Caller-chosen text (o12d F4): the denial row and its stdout echo, access lines, access records, audit rows.
+  const tg = await startTestGateway({ ANVIL_DENIALS_STDOUT: 'true' });
+  try {
+    const marks = ['UAMARK1', 'UAMARK2', 'UAMARK3', 'UAMARK4', 'UAMARK5', 'KEYMARK1', 'KEYMARK2', 'AUDMARK1'];
+    const capability = 'WzEsImFjbWUvMSIsIlVBTUFSSzUiXQ';
+    const agents = [
+      'curl http://h/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=UAMARK1abcdef&X-Amz-Security-Token=UAMARK2tok',
+      'tool X-Amz-Signature=UAMARK1&X-Amz-Security-Token=UAMARK2tok Signature=UAMARK3sig&AWSAccessKeyId=AKIAYY',
+      `agent X-Anvil-Capability=UAMARK4cap bare ${capability}`,
+    ];
+    await tg.s3.send(new CreateBucketCommand({ Bucket: 'hygiene' }));
+    const key = 'q/X-Amz-Signature=KEYMARK1&X-Amz-Security-Token=KEYMARK2';
+    await tg.s3.send(new PutObjectCommand({ Bucket: 'hygiene', Key: key, Body: 'x' }));
+    const presigned = await getSignedUrl(tg.s3, new GetObjectCommand({ Bucket: 'hygiene', Key: key }), { expiresIn: 60 });
+    for (const agent of agents) {
+      // Refused (anonymous): a denial row and, with ANVIL_DENIALS_STDOUT, its JSON line.
+      t.is((await fetch(`${tg.gw.url}/hygiene/${key}`, { headers: { 'user-agent': agent } })).status, 403);
+      // Allowed: an access line and an access record carrying the agent.
+      t.is((await fetch(presigned, { headers: { 'user-agent': agent } })).status, 200);
+    }
+    await ok(tg, ROOT, 'POST', '/tenants', { name: 'hyg', description: 'from X-Anvil-Capability=AUDMARK1' });
+    const rows = await denials(tg);
+    t.is(rows.filter((r) => r.userAgent?.startsWith('curl http://h/b/k?…') || r.userAgent?.startsWith('tool ') || r.userAgent?.startsWith('agent ')).length, 3);
+    const uses = async () => tg.gw.database.db('policy').selectFrom('credential_uses').select('user_agent').execute();
+    for (let i = 0; (await uses()).filter((u) => /^(curl|tool|agent) /.test(u.user_agent)).length < 3 && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    const echoed = () => tg.logs.filter((l) => l.includes('"msg":"denied"')).length >= 3 && tg.logs.filter((l) => l.includes('"operation":"GetObject"')).length >= 3;
+    for (let i = 0; !echoed() && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+    const stored = JSON.stringify([rows, await uses(), await logText(tg)]);
+    const everything = `${tg.logs.join('\n')}\n${stored}`;
+    for (const mark of marks) t.false(everything.includes(mark), `${mark} reached a log`);
+    t.false(everything.includes(capability));
+    // What is left is still there to read: the agent's start, the parameter names, the key's place in its bucket.
+    t.true(tg.logs.some((l) => l.includes('X-Anvil-Capability=[redacted]')));
+    t.true(stored.includes('tool X-Amz-Signature=[redacted]&X-Amz-Security-Token=[redacted] Signature=[redacted]&AWSAccessKeyId=AKIAYY'));
+    t.true(tg.logs.some((l) => l.includes('"key":"q/X-Amz-Signature=[redacted]&X-Amz-Security-Token=[redacted]"')));
+    t.true(stored.includes('from X-Anvil-Capability=[redacted]'));
+    // Every line is still one JSON value.
+    for (const line of tg.logs) t.notThrows(() => JSON.parse(line));
   } finally {
     await tg.close();
   }

@@ -6,6 +6,7 @@
 import { sql } from 'kysely';
 import type { PolicyDatabase } from '../database/policy-database.ts';
 import { NotFoundError } from '../errors.ts';
+import { scrubSecrets } from '../scrub.ts';
 import { ImportError, PreconditionFailedError, TupleValidationError } from './errors.ts';
 import { compileSchema } from './schema.ts';
 import * as db from './store-schema.ts';
@@ -59,7 +60,7 @@ export class RelationshipStore extends RelationshipStoreCore {
       for (const tuple of tuples.values()) w.log({ kind: 'tuple.touch', tuple });
       const row = await w.trx
         .insertInto('import_sources')
-        .values({ tenant, revision: w.revision, name: options.name ?? '', digest, count: tuples.size, actor: options.actor, reason: options.reason, request_id: options.requestId ?? null, at: Date.now() })
+        .values({ tenant, revision: w.revision, name: options.name ?? '', digest, count: tuples.size, actor: options.actor, reason: scrubSecrets(options.reason, 'name'), request_id: options.requestId ?? null, at: Date.now() })
         .returning('id')
         .executeTakeFirstOrThrow();
       id = Number(row.id);

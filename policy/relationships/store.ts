@@ -13,6 +13,7 @@ import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { PolicyDatabase } from '../database/policy-database.ts';
 import type { RelationshipTables, TuplesTable } from '../database/tables.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { scrubSecrets } from '../scrub.ts';
 import { PreconditionFailedError, SchemaConflictError } from './errors.ts';
 import { compileSchema, type CompiledSchema } from './schema.ts';
 import { snapshotReader, TupleQueries, type SnapshotReader, type TupleReader } from './store-reads.ts';
@@ -317,11 +318,13 @@ async function readTenantRevision(runner: Kysely<RelationshipTables>, tenant: st
 /** Records a write's changelog entries, in order. */
 async function insertChangelog(trx: RelationshipTransaction, tenant: string, revision: number, audit: AuditContext, entries: LogEntry[]): Promise<void> {
   const at = Date.now();
+  // The reason is caller-chosen text, scrubbed like every log; as a name, since it may cite a digest (policy/scrub.ts).
+  const reason = scrubSecrets(audit.reason, 'name');
   const rows = entries.map((e) => {
     const caveat = e.tuple?.caveat ?? e.caveat;
     return {
       tenant, revision, kind: e.kind, tuple: e.tuple ? formatTuple(e.tuple) : null, caveat_name: caveat?.name ?? null, caveat_hash: caveat?.hash ?? null,
-      details: e.details ? JSON.stringify(e.details) : null, request_id: audit.requestId ?? null, actor: audit.actor, reason: audit.reason, at,
+      details: e.details ? JSON.stringify(e.details) : null, request_id: audit.requestId ?? null, actor: audit.actor, reason, at,
     };
   });
   for (let i = 0; i < rows.length; i += CHUNK) await trx.insertInto('changelog').values(rows.slice(i, i + CHUNK)).execute();
