@@ -8,7 +8,7 @@ import { ADMIN_PREFIX, ADMIN_ROUTES, NEEDS_ADMIN } from '../gateway/admin/index.
 import { FAMILIES } from '../policy/index.ts';
 import { denials as denialRows, logText } from './helpers/admin.ts';
 import { ROOT, startTestGateway, type TestGateway } from './helpers/gateway.ts';
-import { send, signedSend, type RawResponse } from './helpers/raw.ts';
+import { rawSignedSend, send, signedSend, type RawResponse } from './helpers/raw.ts';
 
 type Creds = { accessKeyId: string; secretAccessKey: string };
 
@@ -363,5 +363,42 @@ test('denials: filters, a tenant admin sees only its tenant, and no secret reach
 
     const everything = [await logText(tg), tg.logs.join('\n')].join('\n');
     for (const secret of [...secrets, ROOT.secretAccessKey]) t.false(everything.includes(secret));
+  });
+});
+
+test('a repeated query parameter is refused with 400 naming it on every admin endpoint, never answered for its first copy', async (t) => {
+  // o12d F5: `?tenant=acme&tenant=evil` passed for acme while `?tenant=evil` is refused; `?bucket=a&bucket=b`
+  // answered rows for `a` alone.
+  await withGateway(async (tg) => {
+    const { admin: acmeAdmin, bucket } = await setup(tg);
+    await setup(tg, 'evil');
+    const get = (creds: Creds, path: string, query: Array<[string, string]>) =>
+      rawSignedSend({ url: tg.gw.url, method: 'GET', path: ADMIN_PREFIX + path, query, creds }).then((res) => ({ ...res, json: JSON.parse(res.body) }));
+    t.is((await get(acmeAdmin, '/denials', [['tenant', 'evil']])).status, 403);
+    t.is((await get(acmeAdmin, '/denials', [['tenant', 'acme']])).status, 200);
+    const cases: Array<[Creds, string, Array<[string, string]>, string]> = [
+      [acmeAdmin, '/denials', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/denials', [['bucket', bucket], ['bucket', 'evil-data']], 'bucket'],
+      [ROOT, '/denials', [['layer', 'scope'], ['limit', '5'], ['limit', '6']], 'limit'],
+      [ROOT, '/audit', [['actor', 'root'], ['actor', 'operator']], 'actor'],
+      [acmeAdmin, '/credentials', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/roles', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/oidc-providers', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/audit/checks', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/audit/check', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/tuples', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/tuples/export', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+      [ROOT, '/schema', [['tenant', 'acme'], ['tenant', 'evil']], 'tenant'],
+    ];
+    for (const [creds, path, query, name] of cases) {
+      const res = await get(creds, path, query);
+      const what = `${path}?${query.map(([k, v]) => `${k}=${v}`).join('&')}`;
+      t.is(res.status, 400, what);
+      t.is(res.json.error.code, 'InvalidInput', what);
+      t.true(res.json.error.message.includes(`query parameter "${name}" is repeated`), `${what}: ${res.json.error.message}`);
+    }
+    // A caller without the admin family still learns nothing beyond its refusal.
+    const reader = await admin(tg, acmeAdmin, 'POST', '/credentials', { body: { tenant: 'acme', name: 'reader', scopes: [{ families: ['read'], bucket }] } });
+    t.is((await get(creds(reader.json), '/denials', [['tenant', 'acme'], ['tenant', 'evil']])).status, 403);
   });
 });

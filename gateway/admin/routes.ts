@@ -157,6 +157,13 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
     const needs = families.join(' or ');
     refuse({ layer: 'scope', reason: `no grant of ${needs}` }, families.length === 1 && families[0] === 'admin' ? NEEDS_ADMIN : `this operation needs the ${needs} family`);
   }
+  // A repeated parameter is refused on every endpoint: handlers read one value (URLSearchParams.get, the first), so
+  // `?bucket=a&bucket=b` would answer rows filtered by half of what was asked, and `?tenant=mine&tenant=other` would
+  // pass for `mine` while asking for `other` (o12d F5).
+  const repeated = repeatedParameters(req.query);
+  if (repeated.length > 0) {
+    throw invalidInput(`query parameter ${repeated.map((n) => `"${n}"`).join(', ')} is repeated (${ADMIN_PREFIX}${req.path} takes each parameter once)`);
+  }
   if (route.query !== undefined) {
     const unknown = [...new Set(req.query.keys())].filter((name) => !route.query!.includes(name));
     if (unknown.length > 0) {
@@ -188,6 +195,14 @@ export async function dispatchAdmin(req: AdminRequest, ctx: AdminContext): Promi
   // The family an answered request used: the narrowest one that opens it (whoami, open without one, uses none).
   if (families.length > 0) ctx.used?.(families.find((f) => f !== 'admin' && holds(f)) ?? 'admin');
   return { status: route.status ?? 200, body };
+}
+
+/** The names given more than once in `query`, in their first order. */
+function repeatedParameters(query: URLSearchParams): string[] {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const name of query.keys()) (seen.has(name) ? repeated : seen).add(name);
+  return [...repeated];
 }
 
 /** ADMIN_PREFIX as the bucket and key prefix it addresses (split once: every S3 request asks adminTargetOf). */
