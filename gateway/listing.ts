@@ -31,11 +31,14 @@ export function nameOf<T>(e: Listed<T>): string {
   return e.kind === 'prefix' ? e.prefix : e.name;
 }
 
-/** Parses max-keys (and its cousins); S3 caps at 1000 and refuses what is not a non-negative integer. */
+/**
+ * Parses max-keys (and its cousins max-parts, max-uploads, x-amz-max-parts, named by `argument` in the error's text
+ * and ArgumentName); S3 caps at 1000 and refuses what is not a non-negative integer (400 InvalidArgument).
+ */
 export function parseMaxKeys(value: string | null, argument = 'max-keys'): number {
   if (value === null) return MAX_LIST_KEYS;
   if (!/^\d+$/.test(value)) {
-    throw new S3Error('InvalidArgument', 'Provided max-keys not an integer or within integer range', {
+    throw new S3Error('InvalidArgument', `Provided ${argument} not an integer or within integer range`, {
       fields: { ArgumentName: argument, ArgumentValue: value },
     });
   }

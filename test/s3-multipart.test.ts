@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { bodyBytes, pattern, startTestGateway, type TestGateway } from './helpers/gateway.ts';
 import { sameBytes } from './helpers/bytes.ts';
+import { errorCode, signedSend } from './helpers/raw.ts';
 
 const test = anyTest as TestFn<TestGateway>;
 const MiB = 1024 * 1024;
@@ -112,4 +113,26 @@ test('UploadPartCopy with x-amz-copy-source-range assembles an object from range
   );
   const got = await s3.send(new GetObjectCommand({ Bucket: 'mpu', Key: 'copied' }));
   sameBytes(t, await bodyBytes(got.Body), src);
+});
+
+test('a bad paging parameter is refused with an error naming that parameter, not max-keys', async (t) => {
+  // o12c F7: ListParts max-parts=-1 and ListMultipartUploads max-uploads=-1 said "Provided max-keys not an integer".
+  const s3 = t.context.s3;
+  await s3.send(new CreateBucketCommand({ Bucket: 'paging-errors' }));
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'paging-errors', Key: 'k' }));
+  const url = t.context.gw.url;
+  const cases: Array<[string, Record<string, string>, Record<string, string>, string]> = [
+    ['/paging-errors/k', { uploadId: UploadId!, 'max-parts': '-1' }, {}, 'max-parts'],
+    ['/paging-errors', { uploads: '', 'max-uploads': '-1' }, {}, 'max-uploads'],
+    ['/paging-errors', { 'list-type': '2', 'max-keys': 'x' }, {}, 'max-keys'],
+    ['/paging-errors/k', { attributes: '' }, { 'x-amz-object-attributes': 'ObjectParts', 'x-amz-max-parts': '-1' }, 'x-amz-max-parts'],
+  ];
+  await s3.send(new PutObjectCommand({ Bucket: 'paging-errors', Key: 'k', Body: 'x' }));
+  for (const [path, query, headers, name] of cases) {
+    const res = await signedSend({ url, method: 'GET', path, query, headers });
+    t.is(res.status, 400, name);
+    t.is(errorCode(res), 'InvalidArgument', name);
+    t.true(res.body.includes(`<Message>Provided ${name} not an integer`), res.body);
+    t.true(res.body.includes(`<ArgumentName>${name}</ArgumentName>`), res.body);
+  }
 });
