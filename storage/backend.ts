@@ -157,8 +157,15 @@ export interface CopyObjectInput extends CommitCheck {
 }
 
 /** One entry of a listing: an object, or a common prefix rolled up at the delimiter. */
+/** A stored checksum as a listing names it: `ALGORITHM/TYPE` (ListObjectsV2 Object: ChecksumAlgorithm, ChecksumType). */
+export type ListedChecksum = `${ChecksumAlgorithm}/${ChecksumType}`;
+
+/**
+ * One listing entry. `checksum` is there when the backend knows the stored checksum from its listing alone (the
+ * embedded index; MinIO's listing does not carry it, and no per-key request is made for it).
+ */
 export type ListEntry =
-  | { kind: 'object'; key: string; size: number; etag: string; lastModified: Date }
+  | { kind: 'object'; key: string; size: number; etag: string; lastModified: Date; checksum?: ListedChecksum }
   | { kind: 'prefix'; prefix: string };
 
 /**

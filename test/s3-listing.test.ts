@@ -1,13 +1,17 @@
 /** Listing edge cases through the SDK: v1, v2, versions, delimiters, unicode, pagination over 1,200 keys. */
 import {
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   ListObjectsCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   PutObjectCommand,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import anyTest, { type TestFn } from 'ava';
 import { startTestGateway, type TestGateway } from './helpers/gateway.ts';
+import { signedSend } from './helpers/raw.ts';
 
 const test = anyTest as TestFn<TestGateway>;
 
@@ -112,4 +116,31 @@ test('versions of an unversioned bucket: each object once with VersionId null', 
 test('bad max-keys is InvalidArgument', async (t) => {
   const e = await t.throwsAsync(t.context.s3.send(new ListObjectsV2Command({ Bucket: 'list', MaxKeys: -1 })));
   t.is(e?.name, 'InvalidArgument');
+});
+
+test('listed objects name their stored checksum (ChecksumAlgorithm, ChecksumType) in v2, v1 and versions', async (t) => {
+  // o12c F7: S3 lists them (ListObjectsV2 API reference, Object); the embedded index keeps them beside each row.
+  const { s3, gw } = t.context;
+  await s3.send(new CreateBucketCommand({ Bucket: 'sums' }));
+  await s3.send(new PutObjectCommand({ Bucket: 'sums', Key: 'crc32', Body: 'a' })); // the SDK's default: CRC32
+  await s3.send(new PutObjectCommand({ Bucket: 'sums', Key: 'sha256', Body: 'b', ChecksumAlgorithm: 'SHA256' }));
+  t.is((await signedSend({ url: gw.url, method: 'PUT', path: '/sums/plain', body: 'c' })).status, 200);
+  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'sums', Key: 'multipart', ChecksumAlgorithm: 'SHA1' }));
+  const part = await s3.send(new UploadPartCommand({ Bucket: 'sums', Key: 'multipart', UploadId, PartNumber: 1, Body: 'd', ChecksumAlgorithm: 'SHA1' }));
+  await s3.send(new CompleteMultipartUploadCommand({
+    Bucket: 'sums', Key: 'multipart', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag, ChecksumSHA1: part.ChecksumSHA1 }] },
+  }));
+  const expected = {
+    crc32: { ChecksumAlgorithm: ['CRC32'], ChecksumType: 'FULL_OBJECT' },
+    multipart: { ChecksumAlgorithm: ['SHA1'], ChecksumType: 'COMPOSITE' },
+    plain: { ChecksumAlgorithm: undefined, ChecksumType: undefined },
+    sha256: { ChecksumAlgorithm: ['SHA256'], ChecksumType: 'FULL_OBJECT' },
+  };
+  const pick = (o: { Key?: string; ChecksumAlgorithm?: string[]; ChecksumType?: string }) => [o.Key!, { ChecksumAlgorithm: o.ChecksumAlgorithm, ChecksumType: o.ChecksumType }];
+  const v2 = await s3.send(new ListObjectsV2Command({ Bucket: 'sums' }));
+  t.deepEqual(Object.fromEntries(v2.Contents!.map(pick)), expected);
+  const v1 = await s3.send(new ListObjectsCommand({ Bucket: 'sums' }));
+  t.deepEqual(Object.fromEntries(v1.Contents!.map(pick)), expected);
+  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: 'sums' }));
+  t.deepEqual(Object.fromEntries(versions.Versions!.map(pick)), expected);
 });

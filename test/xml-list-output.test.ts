@@ -49,10 +49,13 @@ test('escapeText writes hostile keys as the builder does, with references for CR
   t.is(escapeText('pair😀'), 'pair😀');
 });
 
-test('list documents are byte for byte the builder\'s for the same content, plain and url-encoded', (t) => {
+test('list documents are byte for byte the builder\'s for the same content (checksums included), plain and url-encoded', (t) => {
   // Stored keys are UTF-8, so a listed key never holds a lone surrogate; url encoding (encodeURIComponent) refuses one.
+  // Every third entry without a stored checksum, the others with one of each kind S3 lists.
+  const CHECKSUMS = ['CRC32/FULL_OBJECT', 'SHA256/COMPOSITE'] as const;
+  const checksumOf = (i: number) => (i % 3 === 2 ? {} : { checksum: CHECKSUMS[i % 3]! });
   const rowsOf = (keys: string[]): Listed<ObjectRow>[] => keys.flatMap((key, i): Listed<ObjectRow>[] => [
-    { kind: 'item', name: key, key, item: { kind: 'object', key, size: i * 1000, etag: `${'0f'.repeat(16)}-${i}`, lastModified: new Date(1_700_000_000_000 + i * 1234) } },
+    { kind: 'item', name: key, key, item: { kind: 'object', key, size: i * 1000, etag: `${'0f'.repeat(16)}-${i}`, lastModified: new Date(1_700_000_000_000 + i * 1234), ...checksumOf(i) } },
     { kind: 'prefix', prefix: `${key}/` },
   ]);
   const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -70,6 +73,7 @@ test('list documents are byte for byte the builder\'s for the same content, plai
                 ...(version ? { VersionId: 'null', IsLatest: true } : {}),
                 LastModified: isoTime(x.item.lastModified),
                 ETag: `"${x.item.etag}"`,
+                ...(x.item.checksum ? { ChecksumAlgorithm: x.item.checksum.split('/')[0], ChecksumType: x.item.checksum.split('/')[1] } : {}),
                 Size: x.item.size,
                 ...(withOwner ? { Owner: owner } : {}),
                 StorageClass: 'STANDARD',

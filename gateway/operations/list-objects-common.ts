@@ -1,5 +1,5 @@
 /** The object listing shared by ListObjects (v1), ListObjectsV2 and ListObjectVersions. */
-import type { ListEntry } from '../../storage/backend.ts';
+import type { ListedChecksum, ListEntry } from '../../storage/backend.ts';
 import { listVisible, type Listed, type VisiblePage } from '../listing.ts';
 import type { OpContext, OpResult } from '../operation.ts';
 import { escapeText, isoTime, xmlElements, xmlListDocument } from '../xml.ts';
@@ -56,6 +56,23 @@ export function listResult(root: string, content: string): OpResult {
   return { status: 200, headers: { 'content-type': 'application/xml' }, body: xmlListDocument(root, content) };
 }
 
+/** The ChecksumAlgorithm and ChecksumType elements of each listed checksum, rendered once (a handful of values). */
+const CHECKSUM_ELEMENTS = new Map<ListedChecksum, string>();
+
+/**
+ * `<ChecksumAlgorithm>…</ChecksumAlgorithm><ChecksumType>…</ChecksumType>`, between ETag and Size as S3 writes them
+ * (ListObjectsV2 API reference, Object: ChecksumAlgorithm, ChecksumType).
+ */
+function checksumElements(checksum: ListedChecksum): string {
+  let xml = CHECKSUM_ELEMENTS.get(checksum);
+  if (xml === undefined) {
+    const [algorithm, type] = checksum.split('/');
+    xml = `<ChecksumAlgorithm>${escapeText(algorithm!)}</ChecksumAlgorithm><ChecksumType>${escapeText(type!)}</ChecksumType>`;
+    if (CHECKSUM_ELEMENTS.size < 64) CHECKSUM_ELEMENTS.set(checksum, xml);
+  }
+  return xml;
+}
+
 /**
  * Renders listing entries as S3's Contents (or Version) elements and CommonPrefixes, encoding names with `e`. A
  * template per entry (see xmlListDocument for why), writing what xmlDocument wrote for the same fields.
@@ -78,7 +95,8 @@ export function renderEntries(
     const o = x.item;
     items +=
       `<${element}><Key>${escapeText(e(o.key))}</Key>${versionFields}<LastModified>${isoTime(o.lastModified)}</LastModified>` +
-      `<ETag>&quot;${escapeText(o.etag)}&quot;</ETag><Size>${o.size}</Size>${owner}<StorageClass>STANDARD</StorageClass></${element}>`;
+      `<ETag>&quot;${escapeText(o.etag)}&quot;</ETag>${o.checksum ? checksumElements(o.checksum) : ''}<Size>${o.size}</Size>${owner}` +
+      `<StorageClass>STANDARD</StorageClass></${element}>`;
   }
   return { items, prefixes };
 }

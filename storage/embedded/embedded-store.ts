@@ -17,6 +17,7 @@ import type {
   CopyObjectInput,
   CreateUploadInput,
   GetObjectInput,
+  ListedChecksum,
   ListObjectsInput,
   ListObjectsResult,
   ListPartsResult,
@@ -36,7 +37,7 @@ import { partRange, resolveRange, type ResolvedRange } from '../range.ts';
 import { lockDataDir, lockWorkers, type DataDirLock } from '../data-dir-lock.ts';
 import { SpaceReserve } from '../space-reserve.ts';
 import { BlobStore, type InlineBody, type WrittenBlob } from './blobs.ts';
-import { INLINE_MAX, openIndex, UnsyncedCommitError, type NewObject, type ObjectRow } from './index-db.ts';
+import { INLINE_MAX, openIndex, UnsyncedCommitError, type ListingRow, type NewObject, type ObjectRow } from './index-db.ts';
 import { successor, walk, type WalkSource } from './listing.ts';
 import * as multipart from './multipart.ts';
 import { StoreContext, cleanMeta, keyBytes, parseTags, rowToMeta } from './store-context.ts';
@@ -311,8 +312,7 @@ export class EmbeddedStore implements Backend {
 
   async listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
     this.ctx.requireBucket(input.bucket);
-    type Row = Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'>;
-    const source: WalkSource<Row> = {
+    const source: WalkSource<ListingRow> = {
       fetch: (from, below, n) => this.q.listObjects.iterate(input.bucket, from.key, below, n),
       first: (from, below) => this.q.listObjects.get(input.bucket, from.key, below, 1),
       next: (row) => ({ key: successor(row.key) }),
@@ -333,6 +333,7 @@ export class EmbeddedStore implements Backend {
               size: e.row.size,
               etag: e.row.etag,
               lastModified: new Date(e.row.last_modified),
+              ...(e.row.checksum !== null ? { checksum: e.row.checksum as ListedChecksum } : {}),
             },
       ),
       isTruncated,

@@ -29,8 +29,6 @@ CREATE TABLE IF NOT EXISTS objects (
   tags TEXT,
   UNIQUE (bucket, key)
 );
--- Covers listings: a page is read from this index alone, never from the rows (which hold inline bodies).
-CREATE INDEX IF NOT EXISTS objects_listing ON objects (bucket, key, size, etag, last_modified);
 CREATE TABLE IF NOT EXISTS segments (
   object_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
@@ -92,6 +90,9 @@ export interface ObjectRow {
   tags: string | null;
 }
 
+/** What a listing reads of an object row (objects_listing_checksum covers it): checksum is `ALGORITHM/TYPE` or null. */
+export type ListingRow = Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'> & { checksum: string | null };
+
 /** An object row with its inline body (null when the body lives in blobs). */
 export type ObjectRowWithBody = ObjectRow & { body: Buffer | null };
 
@@ -151,17 +152,24 @@ export class UnsyncedCommitError extends StorageError {
 const OBJECT_COLUMNS = 'id, bucket, key, size, etag, last_modified, meta, part_sizes, tags';
 
 /**
- * Adds a column unless the table has it. Worker processes open the index at the same time, so one of two may find it
+ * Adds a column unless the table has it; true when this call added it. Worker processes open the index at the same time, so one of two may find it
  * added meanwhile ("duplicate column name"): that is the outcome wanted.
  */
-function addColumn(db: Database.Database, table: string, column: string): void {
+function addColumn(db: Database.Database, table: string, column: string): boolean {
   const name = column.split(' ')[0]!;
-  if ((db.pragma(`table_info(${table})`) as Array<{ name: string }>).some((c) => c.name === name)) return;
+  if ((db.pragma(`table_info(${table})`) as Array<{ name: string }>).some((c) => c.name === name)) return false;
   try {
     db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
+    return true;
   } catch (err) {
     if (!/duplicate column name/i.test((err as Error).message)) throw err;
+    return false;
   }
+}
+
+/** The objects.checksum column's text for a stored checksum: `ALGORITHM/TYPE`, or null without one. */
+export function listingChecksum(checksum: StoredChecksum | undefined): string | null {
+  return checksum ? `${checksum.algorithm}/${checksum.type ?? 'FULL_OBJECT'}` : null;
 }
 
 /**
@@ -178,6 +186,16 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
   // Which creation of a bucket of this name a row is (bucket_incarnations: AUTOINCREMENT never hands a number out
   // twice). Buckets made before the column existed keep NULL, itself unlike any later incarnation.
   addColumn(db, 'buckets', 'incarnation INTEGER');
+  // The stored checksum's `ALGORITHM/TYPE` (listingChecksum), beside meta's full record, so a listing names it from
+  // its covering index. Rows written before the column existed get it from their meta once, when it is added.
+  if (addColumn(db, 'objects', 'checksum TEXT')) {
+    db.exec(`UPDATE objects SET checksum = json_extract(meta, '$.checksum.algorithm') || '/' || coalesce(json_extract(meta, '$.checksum.type'), 'FULL_OBJECT')
+             WHERE checksum IS NULL AND json_extract(meta, '$.checksum.algorithm') IS NOT NULL`);
+  }
+  // Covers listings: a page is read from this index alone, never from the rows (which hold inline bodies). It
+  // replaces objects_listing, which lacked the checksum.
+  db.exec(`CREATE INDEX IF NOT EXISTS objects_listing_checksum ON objects (bucket, key, size, etag, last_modified, checksum);
+           DROP INDEX IF EXISTS objects_listing;`);
   const q = {
     listBuckets: db.prepare<[], { name: string; created_at: number }>('SELECT name, created_at FROM buckets ORDER BY name'),
     getBucket: db.prepare<[string], { name: string; created_at: number; incarnation: number | null }>('SELECT name, created_at, incarnation FROM buckets WHERE name = ?'),
@@ -199,16 +217,16 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
     getObjectWithBody: db.prepare<[string, Buffer], Omit<ObjectRowWithBody, 'bucket' | 'key'>>(
       'SELECT id, size, etag, last_modified, meta, part_sizes, tags, body FROM objects WHERE bucket = ? AND key = ?',
     ),
-    insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null, Buffer | null]>(
-      'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    insertObject: db.prepare<[string, Buffer, number, string, number, string, string | null, string | null, Buffer | null, string | null]>(
+      'INSERT INTO objects (bucket, key, size, etag, last_modified, meta, part_sizes, tags, body, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     deleteObject: db.prepare<[number]>('DELETE FROM objects WHERE id = ?'),
     setTags: db.prepare<[string | null, number]>('UPDATE objects SET tags = ? WHERE id = ?'),
     segments: db.prepare<[number], Segment>('SELECT blob, size FROM segments WHERE object_id = ? ORDER BY seq'),
     insertSegment: db.prepare<[number, number, string, number]>('INSERT INTO segments (object_id, seq, blob, size) VALUES (?, ?, ?, ?)'),
     deleteSegments: db.prepare<[number]>('DELETE FROM segments WHERE object_id = ?'),
-    listObjects: db.prepare<[string, Buffer, Buffer, number], Pick<ObjectRow, 'key' | 'size' | 'etag' | 'last_modified'>>(
-      'SELECT key, size, etag, last_modified FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?',
+    listObjects: db.prepare<[string, Buffer, Buffer, number], ListingRow>(
+      'SELECT key, size, etag, last_modified, checksum FROM objects WHERE bucket = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?',
     ),
     blobInSegments: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM segments WHERE blob = ? LIMIT 1'),
     blobInParts: db.prepare<[string], { x: number }>('SELECT 1 AS x FROM parts WHERE blob = ? LIMIT 1'),
@@ -261,6 +279,7 @@ export function openIndex(file: string, space: SpaceReserve = SpaceReserve.none(
       obj.partSizes ? JSON.stringify(obj.partSizes) : null,
       obj.tags && Object.keys(obj.tags).length > 0 ? JSON.stringify(obj.tags) : null,
       obj.body ?? null,
+      listingChecksum(obj.meta.checksum),
     );
     const id = Number(lastInsertRowid);
     segments.forEach((s, i) => q.insertSegment.run(id, i, s.blob, s.size));

@@ -435,3 +435,31 @@ test.serial('embedded: group commit: each commit is acknowledged only after an f
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('embedded: listings read each stored checksum from the covering index; an index from before the column gets it at open', async (t) => {
+  const dataDir = await tempDir();
+  try {
+    let store = await openEmbeddedStore({ dataDir });
+    await store.createBucket('b');
+    await store.putObject({ bucket: 'b', key: 'sum', body: bodyOf('x'), size: 1, meta: { ...META, checksum: { algorithm: 'SHA256', value: 'LXc3QFo2KBt3yYWp1jRCpgOVf3pcRyfyE39z5d9UwfQ=', type: 'COMPOSITE' } } });
+    await putString(store, 'plain', 'y');
+    const listed = async () => Object.fromEntries((await store.listObjects({ bucket: 'b', limit: 10 })).entries.map((e) => (e.kind === 'object' ? [e.key, e.checksum] : [e.prefix, 'prefix'])));
+    t.deepEqual(await listed(), { plain: undefined, sum: 'SHA256/COMPOSITE' });
+    await store.close();
+    // The index as a gateway before the column left it: no checksum column, the old covering index.
+    const db = new Database(join(dataDir, 'index.db'));
+    db.exec('DROP INDEX objects_listing_checksum; ALTER TABLE objects DROP COLUMN checksum; CREATE INDEX objects_listing ON objects (bucket, key, size, etag, last_modified);');
+    db.close();
+    store = await openEmbeddedStore({ dataDir });
+    t.deepEqual(await listed(), { plain: undefined, sum: 'SHA256/COMPOSITE' });
+    await store.close();
+    const after = new Database(join(dataDir, 'index.db'), { readonly: true });
+    const indexes = after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'objects'").all().map((r) => (r as { name: string }).name);
+    t.true(indexes.includes('objects_listing_checksum') && !indexes.includes('objects_listing'), indexes.join());
+    const plan = after.prepare("EXPLAIN QUERY PLAN SELECT key, size, etag, last_modified, checksum FROM objects WHERE bucket = 'b' AND key >= x'' AND key < x'ff' ORDER BY key LIMIT 10").all();
+    t.regex(JSON.stringify(plan), /COVERING INDEX objects_listing_checksum/);
+    after.close();
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
