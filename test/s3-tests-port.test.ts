@@ -473,6 +473,20 @@ onEachBackend(test, 's3-tests-port', (it) => {
     t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount, 1);
   });
 
+  it('POST Object: a field given twice (any case) is 400 InvalidArgument naming it, and stores nothing', async (t, f) => {
+    const bucket = await newBucket(f);
+    const policy = basicPolicy(bucket, [['starts-with', '$x-amz-meta-a', '']]);
+    for (const extra of [[['key', 'foo-second.txt']], [['Content-Type', 'text/plain; charset=x']], [['X-Amz-Meta-A', '1'], ['x-amz-meta-a', '2']]] as Array<Array<[string, string]>>) {
+      const fields = [...basicFields(), ...extra];
+      for (const r of [await sigv2Post(f, bucket, policy, fields), await requestsPost(f, bucket, policy, fields)]) {
+        t.is(r.status, 400, r.body);
+        t.regex(r.body, /<Code>InvalidArgument<\/Code>/);
+        t.regex(r.body, /<RequestId>/);
+      }
+    }
+    t.is((await f.gw.s3.send(new ListObjectsV2Command({ Bucket: bucket }))).KeyCount, 0);
+  });
+
   it('POST Object: a text field named file is the content', async (t, f) => {
     const bucket = await newBucket(f);
     const encoded = Buffer.from(JSON.stringify(basicPolicy(bucket))).toString('base64');

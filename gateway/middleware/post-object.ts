@@ -71,6 +71,17 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
     };
     const tooLarge = () => fail(new S3Error('MalformedPOSTRequest', 'Your POST request fields preceding the upload file were too large.'));
     const notUtf8 = () => fail(new S3Error('MalformedPOSTRequest', 'The form field names, values and file name of your POST request must be UTF-8.'));
+    // A field given twice (any case) is refused, as a repeated header, query parameter or trailer is: the policy
+    // would be checked on one copy of, say, `key` or `Content-Type`, while a reader of the form may take the other.
+    const setField = (name: string, value: string): boolean => {
+      const lower = name.toLowerCase();
+      if (fields.has(lower)) {
+        fail(new S3Error('InvalidArgument', `The POST form field ${name} must not be given more than once.`, { fields: { ArgumentName: name } }));
+        return false;
+      }
+      fields.set(lower, value);
+      return true;
+    };
     const settled = () => {
       if (pending === 0 && upload && !done) {
         done = true;
@@ -90,7 +101,7 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
       }
       size += name.length + value.length;
       if (size > MAX_FIELD_BYTES) return tooLarge();
-      fields.set(name.toLowerCase(), value);
+      setField(name, value);
     });
     bb.on('file', (name, stream, info) => {
       if (done || upload) return stream.resume();
@@ -117,7 +128,7 @@ function readForm(req: NodeJS.ReadableStream & { headers: Record<string, unknown
         if (size > MAX_FIELD_BYTES) return tooLarge();
         const value = utf8Text(Buffer.concat(chunks));
         if (value === undefined) return notUtf8();
-        fields.set(name.toLowerCase(), value);
+        if (!setField(name, value)) return;
         settled();
       });
     });
